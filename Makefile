@@ -1,0 +1,55 @@
+# Everything a fresh Debian machine (root) needs, installed by the project itself.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := litecoind monero
+export BCL_DATA_DIR := $(CURDIR)/var/bitcoinlib
+
+.PHONY: setup demo test lint unit bench clean apt postgres
+
+setup: apt postgres node_modules/.installed $(VENV)/.installed
+
+# Idempotent: only calls apt when a binary is missing.
+apt:
+	@if ! command -v litecoind >/dev/null || ! command -v monerod >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+
+# The suite runs again on PostgreSQL; start Debian's server when none answers.
+postgres:
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+		if ! command -v pg_ctlcluster >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+		fi; \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -n1) main start || true; \
+		for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	fi
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/gateway demo
+
+lint: setup
+	$(VENV)/bin/ruff check gateway chains webhooks tests bench
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(VENV)/bin/pytest -m unit -q
+
+test: setup lint
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) bench/derivation.py
+
+clean:
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

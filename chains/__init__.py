@@ -1,0 +1,1 @@
+"""Chain adapters behind one small interface. Imports no `gateway` module."""

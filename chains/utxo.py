@@ -1,0 +1,186 @@
+"""Bitcoin Core / Litecoin Core adapter: BIP84 addresses, whole-block scanning by hash.
+
+Outputs are matched on scriptPubKey bytes, never on the address string (Litecoin 0.21
+reports `addresses[]`, Bitcoin Core >= 22 `address`)."""
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import bech32
+from Crypto.Hash import RIPEMD160
+
+from chains.base import (
+    BlockConnected,
+    BlockDisconnected,
+    BlockRef,
+    ChainEvent,
+    Destination,
+    MempoolGone,
+    MempoolSeen,
+    Observed,
+    Watchlist,
+)
+from chains.hd import receive_key
+from chains.jsonrpc import JsonRpcClient, JsonRpcError
+
+
+@dataclass(frozen=True)
+class UtxoNetwork:
+    name: str
+    hrp: str
+    uri_scheme: str
+
+
+NETWORKS: dict[str, UtxoNetwork] = {
+    n.name: n
+    for n in (
+        UtxoNetwork("bitcoin", "bc", "bitcoin"),
+        UtxoNetwork("bitcoin-testnet", "tb", "bitcoin"),
+        UtxoNetwork("bitcoin-signet", "tb", "bitcoin"),
+        UtxoNetwork("bitcoin-regtest", "bcrt", "bitcoin"),
+        UtxoNetwork("litecoin", "ltc", "litecoin"),
+        UtxoNetwork("litecoin-testnet", "tltc", "litecoin"),
+        UtxoNetwork("litecoin-regtest", "rltc", "litecoin"),
+    )
+}
+
+
+def hash160(data: bytes) -> bytes:
+    return RIPEMD160.new(hashlib.sha256(data).digest()).digest()
+
+
+def p2wpkh_destination(xpub: str, index: int, network: UtxoNetwork) -> Destination:
+    key = receive_key(xpub, index).key
+    program = hash160(key)
+    address = bech32.encode(network.hrp, 0, program)
+    if address is None:
+        raise ValueError("bech32 encoding failed")
+    return Destination(index, address, b"\x00\x14" + program, network.uri_scheme)
+
+
+class UtxoChain:
+    decimals = 8
+
+    def __init__(
+        self,
+        coin: str,
+        network: UtxoNetwork,
+        xpub: str,
+        rpc: JsonRpcClient,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.coin = coin
+        self.network = network
+        self._xpub = xpub
+        self._rpc = rpc
+        self._poll = poll_interval
+
+    def derive(self, index: int) -> Destination:
+        return p2wpkh_destination(self._xpub, index, self.network)
+
+    async def tip(self) -> BlockRef:
+        info = await self._rpc.call("getblockchaininfo")
+        return BlockRef(int(info["blocks"]), str(info["bestblockhash"]))
+
+    async def block_at(self, height: int) -> BlockRef:
+        return BlockRef(height, str(await self._rpc.call("getblockhash", height)))
+
+    async def aclose(self) -> None:
+        await self._rpc.aclose()
+
+    def _amount(self, value: Decimal) -> int:
+        return int(Decimal(value).scaleb(self.decimals))
+
+    def _match_tx(
+        self, tx: dict[str, Any], watched: Watchlist, block: BlockRef | None
+    ) -> list[Observed]:
+        found = []
+        for out in tx.get("vout", ()):
+            key = bytes.fromhex(out["scriptPubKey"]["hex"])
+            if key in watched:
+                found.append(
+                    Observed(
+                        self.coin, tx["txid"], int(out["n"]), key, self._amount(out["value"]), block
+                    )
+                )
+        return found
+
+    async def follow(
+        self, cursor: BlockRef, watched: Watchlist, unconfirmed: Iterable[str] = ()
+    ) -> AsyncIterator[ChainEvent]:
+        pending: set[str] = set(unconfirmed)  # watched txids believed to be in the mempool
+        inspected: set[str] = set()  # mempool txids already matched once
+        while True:
+            # Snapshot the mempool before walking blocks: a transaction mined after this
+            # point is either still in the snapshot or in a block we connect below, so it
+            # can never be mistaken for one that vanished.
+            mempool = set(await self._rpc.call("getrawmempool"))
+            mined: set[str] = set()
+            reorged = False
+
+            # Walk back while our cursor is not on the node's main chain.
+            while True:
+                height = int(await self._rpc.call("getblockcount"))
+                if cursor.height <= height:
+                    main = await self._rpc.call("getblockhash", cursor.height)
+                    if main == cursor.hash:
+                        break
+                stale = await self._rpc.call("getblock", cursor.hash, 2)
+                await watched.refresh()
+                txids = tuple(
+                    sorted({o.txid for tx in stale["tx"] for o in self._match_tx(tx, watched, None)})
+                )
+                pending.update(txids)
+                reorged = True
+                parent = BlockRef(cursor.height - 1, str(stale["previousblockhash"]))
+                yield BlockDisconnected(cursor, parent.hash, txids)
+                cursor = parent
+
+            # Connect forward to the tip; stop early if the chain changes under us.
+            while cursor.height < height:
+                block_hash = await self._rpc.call("getblockhash", cursor.height + 1)
+                block = await self._rpc.call("getblock", block_hash, 2)
+                if block.get("previousblockhash") != cursor.hash:
+                    break
+                ref = BlockRef(int(block["height"]), str(block["hash"]))
+                await watched.refresh()
+                payments: list[Observed] = []
+                for tx in block["tx"]:
+                    mined.add(tx["txid"])
+                    payments.extend(self._match_tx(tx, watched, ref))
+                pending.difference_update(mined)
+                yield BlockConnected(ref, cursor.hash, tuple(payments))
+                cursor = ref
+
+            # New mempool entries paying a watched script.
+            fresh = [t for t in mempool if t not in inspected and t not in mined]
+            if fresh:
+                await watched.refresh()
+                seen: list[Observed] = []
+                for txid in fresh:
+                    tx = await self._mempool_tx(txid)
+                    inspected.add(txid)
+                    if tx is not None:
+                        seen.extend(self._match_tx(tx, watched, None))
+                if seen:
+                    pending.update(o.txid for o in seen)
+                    yield MempoolSeen(tuple(seen))
+            inspected &= mempool
+
+            if not reorged:
+                gone = tuple(sorted(pending - mempool - mined))
+                if gone:
+                    pending.difference_update(gone)
+                    yield MempoolGone(gone)
+            await asyncio.sleep(self._poll)
+
+    async def _mempool_tx(self, txid: str) -> dict[str, Any] | None:
+        try:
+            tx: dict[str, Any] = await self._rpc.call("getrawtransaction", txid, True)
+        except JsonRpcError:
+            return None  # left the mempool between the listing and now
+        return tx

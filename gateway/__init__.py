@@ -1,0 +1,1 @@
+"""Packetra gateway: privacy-first cryptocurrency payment and signup gateway."""

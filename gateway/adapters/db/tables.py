@@ -1,0 +1,185 @@
+"""Table definitions (SQLAlchemy Core). Personal fields are ciphertext columns (`*_ct`)."""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from gateway.adapters.db.types import BaseUnits, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Autoincrement integer keys are internal only; public ids are random and prefixed.
+_BigId = BigInteger().with_variant(Integer, "sqlite")
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("email_index", String(64), nullable=False, unique=True),
+    Column("email_ct", LargeBinary, nullable=False),
+    Column("display_name_ct", LargeBinary),
+    Column("company_ct", LargeBinary),
+    Column("password_hash", String(255), nullable=False),
+    Column("datacenter", String(40)),
+    Column("currency", String(3)),
+    Column("policy_version", String(40)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("activated_at", UTCDateTime),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the JWT's jti
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+derivation_counters = Table(
+    "derivation_counters",
+    metadata,
+    Column("coin", String(10), primary_key=True),
+    Column("next_index", Integer, nullable=False),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("coin", String(10), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("price_currency", String(3), nullable=False),
+    Column("rate_value", String(40), nullable=False),
+    Column("rate_source", String(200), nullable=False),
+    Column("rate_locked_at", UTCDateTime, nullable=False),
+    Column("amount_due", BaseUnits, nullable=False),
+    Column("decimals", Integer, nullable=False),
+    Column("confirmations_required", Integer, nullable=False),
+    Column("tolerance_basis_points", Integer, nullable=False),
+    Column("accept_late_payments", Boolean, nullable=False),
+    Column("derivation_index", Integer, nullable=False),
+    Column("address", String(120), nullable=False),
+    Column("match_key", LargeBinary, nullable=False),
+    Column("payment_uri", String(300), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("exception", String(40)),
+    Column("metadata", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("monitoring_until", UTCDateTime, nullable=False),
+    Column("settled_at", UTCDateTime),
+    UniqueConstraint("coin", "derivation_index", name="uq_invoices_coin_derivation_index"),
+    Index("ix_invoices_coin_match_key", "coin", "match_key"),
+    Index("ix_invoices_status_expires_at", "status", "expires_at"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("coin", String(10), nullable=False),
+    Column("txid", String(100), nullable=False),
+    Column("output_index", Integer, nullable=False),
+    Column("invoice_id", String(40), ForeignKey("invoices.id"), nullable=False, index=True),
+    Column("amount", BaseUnits, nullable=False),
+    Column("block_hash", String(100)),
+    Column("block_height", Integer),
+    Column("status", String(20), nullable=False),  # pending | confirmed | reverted
+    Column("seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("coin", "txid", "output_index", name="uq_payments_coin_txid_output"),
+    Index("ix_payments_coin_block_hash", "coin", "block_hash"),
+)
+
+chain_cursors = Table(
+    "chain_cursors",
+    metadata,
+    Column("coin", String(10), primary_key=True),
+    Column("height", Integer, nullable=False),
+    Column("hash", String(100), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret_ct", LargeBinary, nullable=False),
+    Column("event_types", JSON, nullable=False),  # empty list: every type
+    Column("description", String(500), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", _BigId, primary_key=True, autoincrement=True),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("type", String(60), nullable=False),
+    Column("account_id", String(40), index=True),
+    Column("body", Text, nullable=False),  # the exact bytes that are signed and sent
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("event_id", String(40), ForeignKey("events.id"), nullable=False, index=True),
+    Column("endpoint_id", String(40), ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("status", String(20), nullable=False),  # pending | succeeded | failed | disabled
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("lease_until", UTCDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(40), ForeignKey("deliveries.id"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", String(200)),
+)

@@ -1,0 +1,60 @@
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
+from gateway.adapters.db.chain_state import SqlCursors
+from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
+from gateway.adapters.db.webhooks import SqlEndpoints, SqlOutbox
+from gateway.adapters.fields import FieldCipher
+
+
+class SqlUnitOfWork:
+    """One transaction. Leaving the block without `commit()` rolls everything back."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        cipher: FieldCipher,
+        on_events: Callable[[], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._cipher = cipher
+        self._on_events = on_events
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Self:
+        conn = await self._engine.connect()
+        await conn.begin()
+        self._conn = conn
+        self.accounts = SqlAccounts(conn, self._cipher)
+        self.sessions = SqlSessions(conn)
+        self.api_keys = SqlApiKeys(conn)
+        self.invoices = SqlInvoices(conn)
+        self.payments = SqlPayments(conn)
+        self.cursors = SqlCursors(conn)
+        self.endpoints = SqlEndpoints(conn, self._cipher)
+        self.outbox = SqlOutbox(conn)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._conn is not None
+        try:
+            if self._conn.in_transaction():
+                await self._conn.rollback()
+        finally:
+            await self._conn.close()
+            self._conn = None
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        await self._conn.commit()
+        if self.outbox.published and self._on_events is not None:
+            self._on_events()
+        # A read after commit (as create-then-read does) runs in a fresh transaction.
+        await self._conn.begin()
+        self.outbox.published = 0

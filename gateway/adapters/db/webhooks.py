@@ -1,0 +1,227 @@
+"""Webhook endpoints, the outbox, and the delivery store the worker claims work from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.adapters.db.tables import (
+    deliveries,
+    delivery_attempts,
+    events,
+    webhook_endpoints,
+)
+from gateway.adapters.fields import FieldCipher
+from gateway.domain.events import DomainEvent
+from gateway.domain.timestamps import rfc3339
+from gateway.services.ids import new_id
+from gateway.services.ports import EndpointRecord
+from webhooks.retry import Outcome
+from webhooks.store import AttemptResult, PendingDelivery
+
+
+def _endpoint(row: object) -> EndpointRecord:
+    r = row._mapping  # type: ignore[attr-defined]
+    return EndpointRecord(
+        r["id"], r["url"], tuple(r["event_types"]), r["description"], r["enabled"],
+        r["created_at"],
+    )
+
+
+class SqlEndpoints:
+    def __init__(self, conn: AsyncConnection, cipher: FieldCipher) -> None:
+        self._conn = conn
+        self._cipher = cipher
+
+    async def add(self, record: EndpointRecord, secret: str) -> None:
+        await self._conn.execute(
+            insert(webhook_endpoints).values(
+                id=record.id,
+                url=record.url,
+                secret_ct=self._cipher.encrypt(secret, record.id),
+                event_types=list(record.event_types),
+                description=record.description,
+                enabled=record.enabled,
+                created_at=record.created_at,
+            )
+        )
+
+    async def list(self) -> list[EndpointRecord]:
+        rows = await self._conn.execute(
+            select(webhook_endpoints)
+            .where(webhook_endpoints.c.deleted_at.is_(None))
+            .order_by(webhook_endpoints.c.created_at)
+        )
+        return [_endpoint(r) for r in rows]
+
+    async def get(self, endpoint_id: str) -> EndpointRecord | None:
+        row = (
+            await self._conn.execute(
+                select(webhook_endpoints).where(
+                    webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.deleted_at.is_(None)
+                )
+            )
+        ).first()
+        return _endpoint(row) if row else None
+
+    async def delete(self, endpoint_id: str, now: datetime) -> bool:
+        result = await self._conn.execute(
+            update(webhook_endpoints)
+            .where(webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.deleted_at.is_(None))
+            .values(deleted_at=now, enabled=False)
+        )
+        return bool(result.rowcount)
+
+
+def event_body(event: DomainEvent, now: datetime) -> str:
+    return json.dumps(
+        {"type": event.type, "timestamp": rfc3339(now), "data": dict(event.data)},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+class SqlOutbox:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self.published = 0
+
+    async def publish(self, evts: Sequence[DomainEvent], now: datetime) -> None:
+        if not evts:
+            return
+        endpoints = (
+            await self._conn.execute(
+                select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(
+                    webhook_endpoints.c.enabled.is_(True), webhook_endpoints.c.deleted_at.is_(None)
+                )
+            )
+        ).all()
+        for event in evts:
+            event_id = new_id("evt_")
+            await self._conn.execute(
+                insert(events).values(
+                    id=event_id,
+                    type=event.type,
+                    account_id=event.account_id,
+                    body=event_body(event, now),
+                    created_at=now,
+                )
+            )
+            targets = [e.id for e in endpoints if not e.event_types or event.type in e.event_types]
+            if targets:
+                await self._conn.execute(
+                    insert(deliveries),
+                    [
+                        {
+                            "id": new_id("del_"),
+                            "event_id": event_id,
+                            "endpoint_id": endpoint_id,
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for endpoint_id in targets
+                    ],
+                )
+            self.published += 1
+
+
+class SqlDeliveryStore:
+    """Implements `webhooks.store.DeliveryStore`."""
+
+    def __init__(self, engine: AsyncEngine, cipher: FieldCipher) -> None:
+        self._engine = engine
+        self._cipher = cipher
+
+    async def claim(self, now: datetime, limit: int, lease_seconds: float) -> list[PendingDelivery]:
+        d, e, w = deliveries, events, webhook_endpoints
+        async with self._engine.begin() as conn:
+            due = (
+                await conn.execute(
+                    select(d.c.id)
+                    .where(
+                        d.c.status == "pending",
+                        d.c.next_attempt_at <= now,
+                        (d.c.lease_until.is_(None)) | (d.c.lease_until < now),
+                    )
+                    .order_by(d.c.next_attempt_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalars().all()
+            if not due:
+                return []
+            await conn.execute(
+                update(d).where(d.c.id.in_(due))
+                .values(lease_until=now + timedelta(seconds=lease_seconds))
+            )
+            rows = (
+                await conn.execute(
+                    select(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, e.c.body,
+                           w.c.url, w.c.secret_ct, w.c.enabled)
+                    .join(e, e.c.id == d.c.event_id)
+                    .join(w, w.c.id == d.c.endpoint_id)
+                    .where(d.c.id.in_(due))
+                )
+            ).all()
+        return [
+            PendingDelivery(
+                r.id, r.event_id, r.endpoint_id, r.url,
+                (self._cipher.decrypt(r.secret_ct, r.endpoint_id),),
+                r.body.encode(), r.attempts,
+            )
+            for r in rows
+            if r.enabled
+        ]
+
+    async def record(
+        self, delivery: PendingDelivery, result: AttemptResult, next_attempt_at: datetime | None
+    ) -> None:
+        status = {
+            Outcome.SUCCEEDED: "succeeded",
+            Outcome.DISABLE: "disabled",
+        }.get(result.outcome, "pending" if next_attempt_at is not None else "failed")
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(delivery_attempts).values(
+                    delivery_id=delivery.id,
+                    at=result.at,
+                    status_code=result.status_code,
+                    latency_ms=result.latency_ms,
+                    error=result.error,
+                )
+            )
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery.id)
+                .values(
+                    status=status,
+                    attempts=deliveries.c.attempts + 1,
+                    next_attempt_at=next_attempt_at,
+                    lease_until=None,
+                    last_status_code=result.status_code,
+                    last_error=result.error,
+                    updated_at=result.at,
+                )
+            )
+            if result.outcome is Outcome.DISABLE:
+                # 410 Gone: the receiver asked us to stop; nothing more goes there.
+                await conn.execute(
+                    update(webhook_endpoints)
+                    .where(webhook_endpoints.c.id == delivery.endpoint_id)
+                    .values(enabled=False)
+                )
+                await conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.endpoint_id == delivery.endpoint_id,
+                        deliveries.c.status == "pending",
+                    )
+                    .values(status="disabled", updated_at=result.at)
+                )

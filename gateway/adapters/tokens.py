@@ -1,0 +1,59 @@
+"""Session JWTs and API keys."""
+
+import hashlib
+import secrets
+from datetime import datetime
+
+import jwt
+
+from gateway.services.errors import Unauthorized
+from gateway.services.ports import SessionClaims
+
+ALGORITHM = "HS256"
+API_KEY_PREFIX = "gk_"
+
+
+class SessionTokens:
+    def __init__(self, key: bytes, issuer: str, audience: str = "packetra-gateway") -> None:
+        if len(key) < 32:
+            raise ValueError("session key must be at least 32 bytes")
+        self._key = key
+        self._issuer = issuer
+        self._audience = audience
+
+    def issue(self, account_id: str, session_id: str, now: datetime, expires_at: datetime) -> str:
+        claims = {
+            "sub": account_id,
+            "jti": session_id,
+            "iat": int(now.timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "aud": self._audience,
+            "iss": self._issuer,
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def decode(self, token: str, now: datetime) -> SessionClaims:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],  # pinned: never trust the header's alg
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["exp", "iat", "sub", "aud", "iss", "jti"]},
+            )
+        except jwt.PyJWTError:
+            raise Unauthorized("session token is not valid") from None
+        # Checked against the injected clock too, so tests can move time.
+        if int(claims["exp"]) <= int(now.timestamp()):
+            raise Unauthorized("session token has expired")
+        return SessionClaims(str(claims["sub"]), str(claims["jti"]))
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    # 256 random bits: a fast hash is enough; a slow one would only cost every request.
+    return hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,212 @@
+"""Composition root: the only module that builds concrete adapters."""
+
+import asyncio
+import base64
+import ipaddress
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chains.base import Chain
+from chains.jsonrpc import JsonRpcClient
+from chains.utxo import NETWORKS, UtxoChain
+from gateway.adapters.chain_directory import ChainDirectory
+from gateway.adapters.db.chain_state import SqlWatchlist
+from gateway.adapters.db.engine import current_revision, head_revision, make_engine
+from gateway.adapters.db.unit_of_work import SqlUnitOfWork
+from gateway.adapters.db.webhooks import SqlDeliveryStore
+from gateway.adapters.fields import BlindIndex, FieldCipher
+from gateway.adapters.passwords import Argon2Passwords
+from gateway.adapters.rates import FixedRates
+from gateway.adapters.tokens import SessionTokens, hash_api_key, new_api_key
+from gateway.config import Settings
+from gateway.http.app import create_app
+from gateway.http.keys import HttpServices
+from gateway.services.accounts import AccountPolicy, AccountService
+from gateway.services.api_keys import ApiKeyService
+from gateway.services.chain_events import PaymentTracker
+from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService
+from gateway.services.webhook_endpoints import WebhookEndpointService
+from gateway.watcher import ChainWatcher, run_sweeper
+from webhooks import signing
+from webhooks.worker import DeliveryWorker
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SchemaNotReady(Exception):
+    pass
+
+
+def build_chains(settings: Settings) -> dict[str, Chain]:
+    chains: dict[str, Chain] = {}
+    for code, coin in settings.coins.items():
+        assert coin.kind == "utxo" and coin.rpc_url is not None and coin.xpub is not None
+        assert coin.network is not None
+        chains[code] = UtxoChain(
+            code,
+            NETWORKS[coin.network],
+            coin.xpub,
+            JsonRpcClient(coin.rpc_url.get_secret_value()),
+            poll_interval=coin.poll_interval_seconds,
+        )
+    return chains
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    cipher: FieldCipher
+    chains: ChainDirectory
+    accounts: AccountService
+    api_keys: ApiKeyService
+    invoices: InvoiceService
+    endpoints: WebhookEndpointService
+    tracker: PaymentTracker
+    worker: DeliveryWorker
+    tip_heights: dict[str, int] = field(default_factory=dict)
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, self.cipher, self.worker.wake)
+
+    async def check_schema(self) -> None:
+        head = head_revision(self.settings.database.url)
+        current = await current_revision(self.engine)
+        if current != head:
+            raise SchemaNotReady(
+                f"database schema is at {current or 'nothing'}, this version needs {head}: "
+                "run `gateway db upgrade`"
+            )
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        detail: dict[str, Any] = {"database": "ok", "chains": {}}
+        ready = True
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            detail["database"] = f"unavailable ({type(exc).__name__})"
+            ready = False
+        for coin, chain in self.chains.items():
+            try:
+                tip = await asyncio.wait_for(chain.tip(), 5)
+            except Exception as exc:
+                detail["chains"][coin] = {"status": f"unreachable ({type(exc).__name__})"}
+                ready = False
+                continue
+            processed = self.tip_heights.get(coin)
+            detail["chains"][coin] = {
+                "status": "ok",
+                "tip_height": tip.height,
+                "processed_height": processed,
+                "lag_blocks": None if processed is None else tip.height - processed,
+            }
+        return ready, detail
+
+    async def aclose(self) -> None:
+        for _, chain in self.chains.items():
+            await chain.aclose()
+        await self.worker.aclose()
+        await self.engine.dispose()
+
+
+def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
+    """Wire every adapter. Performs no I/O: connections open on first use."""
+    sec = settings.security
+    engine = make_engine(settings.database.url, hide_parameters=True)
+    cipher = FieldCipher(sec.data_key_list())
+    chains = ChainDirectory(build_chains(settings))
+    store = SqlDeliveryStore(engine, cipher)
+    worker = DeliveryWorker(store, clock, timeout=settings.webhooks.timeout_seconds)
+
+    def uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, cipher, worker.wake)
+
+    tokens = SessionTokens(
+        base64.b64decode(sec.session_key.get_secret_value()), settings.server.public_url
+    )
+    inv = settings.invoices
+    policy = InvoicePolicy(
+        expiry=timedelta(minutes=inv.expiry_minutes),
+        monitoring=timedelta(minutes=inv.monitoring_minutes),
+        tolerance_basis_points=int(inv.underpayment_tolerance_percent * Decimal(100)),
+        accept_late_payments=inv.accept_late_payments,
+    )
+    return Gateway(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        cipher=cipher,
+        chains=chains,
+        accounts=AccountService(
+            uow,
+            Argon2Passwords(),
+            BlindIndex(base64.b64decode(sec.index_key.get_secret_value())),
+            tokens,
+            clock,
+            AccountPolicy(
+                tuple(settings.accounts.datacenters),
+                tuple(settings.accounts.currencies),
+                settings.privacy.policy_version,
+                timedelta(hours=sec.session_hours),
+            ),
+        ),
+        api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key),
+        invoices=InvoiceService(
+            uow, chains, FixedRates(settings.rates.fixed), clock, policy,
+            {c: CoinRules(settings.confirmations(c)) for c in settings.coins},
+        ),
+        endpoints=WebhookEndpointService(
+            uow, clock, signing.new_secret,
+            [ipaddress.ip_network(c, strict=False) for c in settings.webhooks.allow_private_targets],
+        ),
+        tracker=PaymentTracker(uow, clock),
+        worker=worker,
+    )
+
+
+def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
+    def on_block(coin: str, height: int) -> None:
+        gw.tip_heights[coin] = height
+
+    jobs: list[Coroutine[Any, Any, None]] = [gw.worker.run(), run_sweeper(gw.tracker)]
+    for coin, chain in gw.chains.items():
+        watchlist = SqlWatchlist(gw.engine, coin)
+        jobs.append(ChainWatcher(chain, gw.tracker, watchlist, on_block=on_block).run())
+    return jobs
+
+
+def build_app(gw: Gateway) -> web.Application:
+    app = create_app(
+        HttpServices(
+            accounts=gw.accounts,
+            api_keys=gw.api_keys,
+            invoices=gw.invoices,
+            endpoints=gw.endpoints,
+            readiness=gw.readiness,
+            cookie_secure=gw.settings.security.cookie_secure,
+        )
+    )
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(job) for job in background_tasks(gw)]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await gw.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,145 @@
+"""`gateway ...` commands. Errors are one clear line on stderr and a non-zero exit."""
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from gateway import logs
+from gateway.config import ConfigError, Settings, load
+
+EXIT_CONFIG = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        return load(args.config)
+    except ConfigError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import ssl
+
+    from aiohttp import web
+
+    from gateway.bootstrap import SchemaNotReady, build, build_app
+
+    settings = _settings(args)
+    logs.configure(settings.server.log_level)
+    gw = build(settings)
+
+    async def check() -> None:
+        try:
+            await gw.check_schema()
+        finally:
+            await gw.engine.dispose()
+
+    try:
+        asyncio.run(check())
+    except SchemaNotReady as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"gateway: database unavailable: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    ssl_context = None
+    server = settings.server
+    if server.tls_cert and server.tls_key:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.minimum_version = ssl.TLSVersion.TLSv1_3
+        ssl_context.load_cert_chain(server.tls_cert, server.tls_key)
+    web.run_app(
+        build_app(gw), host=server.host, port=server.port, ssl_context=ssl_context,
+        access_log=None, print=None,
+    )
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from alembic import command
+
+    from gateway.adapters.db.engine import alembic_config
+
+    settings = _settings(args)
+    logs.configure("WARNING")
+    command.upgrade(alembic_config(settings.database.url), "head")
+    print("database is up to date")
+    return 0
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    from gateway.bootstrap import build
+    from gateway.domain.errors import InvalidInput
+
+    settings = _settings(args)
+    logs.configure("WARNING")
+
+    async def run() -> str:
+        gw = build(settings)
+        try:
+            await gw.check_schema()
+            created = await gw.api_keys.create(args.name, args.scope)
+            return created.secret
+        finally:
+            await gw.engine.dispose()
+
+    try:
+        secret = asyncio.run(run())
+    except InvalidInput as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:  # schema not ready, database unavailable
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    # The key is printed once, to stdout only; only its hash is stored.
+    print(secret)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(once=args.once, timeout=args.timeout)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gateway", description="Packetra payment gateway")
+    p.add_argument("-c", "--config", help="TOML configuration file (or GATEWAY_CONFIG)")
+    # Also accepted after the subcommand (`gateway serve -c FILE`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser(
+        "serve", parents=[common], help="run the HTTP API, chain watchers and webhook workers"
+    )
+    s.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    db.add_parser("upgrade", parents=[common], help="apply all migrations").set_defaults(func=cmd_db_upgrade)
+
+    key = sub.add_parser("apikey", help="service API keys").add_subparsers(
+        dest="apikey", required=True
+    )
+    create = key.add_parser("create", parents=[common], help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", action="append", default=[], required=True)
+    create.set_defaults(func=cmd_apikey_create)
+
+    demo = sub.add_parser("demo", help="the whole flow on a local Litecoin regtest node")
+    demo.add_argument("--once", action="store_true", help="exit 0 after account.activated")
+    demo.add_argument("--timeout", type=float, default=180.0)
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,312 @@
+"""Configuration: a TOML file, then `GATEWAY_<SECTION>__<KEY>` environment overrides, then
+`<key>_file` indirections for secrets. Any problem is one line naming the key."""
+
+import base64
+import binascii
+import ipaddress
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from chains.hd import ExtendedKeyError, ExtendedPublicKey
+from chains.utxo import NETWORKS
+from gateway.domain.money import FIAT_EXPONENTS
+
+ENV_PREFIX = "GATEWAY_"
+
+
+class ConfigError(Exception):
+    """One line, naming the key and the problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    path_prefix: str = ""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trusted_proxies: list[str] = []
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        v = v.rstrip("/")
+        if v and not v.startswith("/"):
+            raise ValueError("must start with / (for example /pay)")
+        return v
+
+
+class DatabaseConfig(_Section):
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+
+def _b64_key(value: str, minimum: int) -> bytes:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64") from None
+    if len(raw) < minimum:
+        raise ValueError(f"must decode to at least {minimum} bytes")
+    return raw
+
+
+class SecurityConfig(_Section):
+    session_key: SecretStr
+    data_keys: list[SecretStr] = Field(min_length=1)
+    index_key: SecretStr
+    session_hours: float = Field(8, gt=0)
+    cookie_secure: bool = True
+
+    @field_validator("session_key", "index_key")
+    @classmethod
+    def _key(cls, v: SecretStr) -> SecretStr:
+        _b64_key(v.get_secret_value(), 32)
+        return v
+
+    @field_validator("data_keys")
+    @classmethod
+    def _data_keys(cls, v: list[SecretStr]) -> list[SecretStr]:
+        for item in v:
+            kid, sep, key = item.get_secret_value().partition(":")
+            if not sep or not kid:
+                raise ValueError('each entry must be "<key id>:<base64 of 32 bytes>"')
+            if len(_b64_key(key, 32)) != 32:
+                raise ValueError("each data key must be exactly 32 bytes")
+        return v
+
+    def data_key_list(self) -> list[tuple[str, bytes]]:
+        out = []
+        for item in self.data_keys:
+            kid, _, key = item.get_secret_value().partition(":")
+            out.append((kid, base64.b64decode(key)))
+        return out
+
+
+class InvoicesConfig(_Section):
+    expiry_minutes: float = Field(15, gt=0)
+    monitoring_minutes: float = Field(1440, gt=0)
+    underpayment_tolerance_percent: Decimal = Field(Decimal(0), ge=0, lt=100)
+    accept_late_payments: bool = False
+
+
+class CoinConfig(_Section):
+    kind: Literal["utxo", "evm", "erc20", "monero"]
+    network: str | None = None
+    rpc_url: SecretStr | None = None
+    xpub: str | None = None
+    confirmations: int | None = Field(None, ge=1, le=1000)
+    poll_interval_seconds: float = Field(1.0, ge=0.1)
+
+    @field_validator("xpub")
+    @classmethod
+    def _xpub(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ExtendedPublicKey.parse(v)
+            except ExtendedKeyError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+
+class RatesConfig(_Section):
+    sources: list[str] = []
+    fixed: dict[str, str] = {}
+
+    @field_validator("fixed")
+    @classmethod
+    def _fixed(cls, v: dict[str, str]) -> dict[str, str]:
+        for pair, rate in v.items():
+            coin, sep, currency = pair.partition("-")
+            if not sep or currency not in FIAT_EXPONENTS:
+                raise ValueError(f"{pair!r} must look like COIN-CURRENCY, e.g. LTC-EUR")
+            try:
+                if not Decimal(rate) > 0:
+                    raise ValueError(f"{pair}: rate must be positive")
+            except InvalidOperation:
+                raise ValueError(f"{pair}: {rate!r} is not a decimal number") from None
+        return v
+
+
+class PlanConfig(_Section):
+    price: str
+    currency: str
+    description: str = ""
+
+
+class AccountsConfig(_Section):
+    datacenters: list[str] = ["nl-ams", "is-rey", "ch-zrh"]
+    currencies: list[str] = ["EUR", "USD"]
+
+
+class RetentionConfig(_Section):
+    security_log_days: int = Field(30, ge=1, le=30)
+    backup_days: int = Field(30, ge=1, le=30)
+    deletion_grace_days: int = Field(7, ge=0, le=30)
+
+
+class WebhooksConfig(_Section):
+    allow_private_targets: list[str] = []
+    timeout_seconds: float = Field(15, gt=0, le=60)
+
+    @field_validator("allow_private_targets")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR range") from None
+        return v
+
+
+class SmtpConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password: SecretStr | None = None
+    from_: str = Field("gateway@localhost", alias="from")
+    starttls: bool = False
+
+
+class PrivacyConfig(_Section):
+    policy_version: str = "2026-01-09"
+
+
+DEFAULT_CONFIRMATIONS = {"BTC": 2, "LTC": 6, "ETH": 12, "XMR": 10}
+
+
+class Settings(_Section):
+    server: ServerConfig = ServerConfig()
+    database: DatabaseConfig
+    security: SecurityConfig
+    invoices: InvoicesConfig = InvoicesConfig()
+    coins: dict[str, CoinConfig] = {}
+    rates: RatesConfig = RatesConfig()
+    plans: dict[str, PlanConfig] = {}
+    accounts: AccountsConfig = AccountsConfig()
+    retention: RetentionConfig = RetentionConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
+    smtp: SmtpConfig | None = None
+    privacy: PrivacyConfig = PrivacyConfig()
+
+    def confirmations(self, coin: str) -> int:
+        configured = self.coins[coin].confirmations
+        return configured or DEFAULT_CONFIRMATIONS.get(coin, 12)
+
+
+def _check_coins(settings: Settings) -> None:
+    for code, coin in settings.coins.items():
+        where = f"coins.{code}"
+        if coin.kind != "utxo":
+            raise ConfigError(f"{where}.kind: {coin.kind!r} chains are not supported yet "
+                              "(only utxo: Bitcoin Core / Litecoin Core)")
+        if coin.network not in NETWORKS:
+            raise ConfigError(f"{where}.network: must be one of {', '.join(NETWORKS)}")
+        for key in ("rpc_url", "xpub"):
+            if getattr(coin, key) is None:
+                raise ConfigError(f"{where}.{key}: is required for a utxo coin")
+
+
+def _env_value(raw: str, name: str) -> Any:
+    # Lists and tables come as JSON; scalars stay strings and pydantic converts them, so a
+    # secret that happens to look like a number is never mangled.
+    if raw.lstrip().startswith(("[", "{")):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: is not valid JSON") from None
+    return raw
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_PREFIX) :].split("__")
+        node = data
+        keys: list[str] = []
+        for depth, part in enumerate(path):
+            key = _match_key(node, part, named=depth == 1 and keys[0] in ("coins", "plans"))
+            keys.append(key)
+            if depth == len(path) - 1:
+                node[key] = _env_value(raw, name)
+            else:
+                node = node.setdefault(key, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"{'.'.join(keys)}: is not a table")
+
+
+def _match_key(node: dict[str, Any], part: str, named: bool) -> str:
+    """Env names are upper case. Keys are lower case, except the names of coins and plans,
+    which keep the case they have in the file (or the env's, for a new one)."""
+    for existing in node:
+        if existing.lower() == part.lower():
+            return existing
+    return part if named else part.lower()
+
+
+def _resolve_files(node: dict[str, Any], where: str = "") -> None:
+    for key in list(node):
+        value = node[key]
+        if isinstance(value, dict):
+            _resolve_files(value, f"{where}{key}.")
+        elif key.endswith("_file") and isinstance(value, str):
+            target = key[: -len("_file")]
+            try:
+                text = Path(value).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"{where}{key}: cannot read {value}: {exc.strerror}") from None
+            node[target] = json.loads(text) if text.startswith("[") else text
+            del node[key]
+
+
+def _format_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"]
+    if err["type"] == "missing":
+        msg = "is required"
+    elif err["type"] == "extra_forbidden":
+        msg = "is not a known key"
+    msg = msg.removeprefix("Value error, ")
+    return f"{loc}: {msg}"
+
+
+def load(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("GATEWAY_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    _apply_env(data, environ)
+    _resolve_files(data)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None
+    _check_coins(settings)
+    return settings

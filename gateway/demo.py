@@ -1,0 +1,232 @@
+"""`gateway demo`: the whole flow on a local Litecoin regtest node, SQLite and a webhook
+receiver, all started here and stopped on exit. Nothing is written outside a temporary
+directory; every key is generated for this run only."""
+
+import asyncio
+import base64
+import json
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.devnodes import LitecoinRegtest, NodeMissing, free_port
+from webhooks import signing
+
+COIN = "LTC"
+CONFIRMATIONS = 6
+
+
+def say(message: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def merchant_xpub(workdir: Path) -> str:
+    """A throwaway BIP84 account key for this run; only its xpub reaches the gateway."""
+    os.environ.setdefault("BCL_DATA_DIR", str(workdir / "bitcoinlib"))
+    from bitcoinlib.keys import HDKey
+
+    account = HDKey(witness_type="segwit", network="litecoin").key_for_path("m/84'/2'/0'")
+    return str(account.wif_public())
+
+
+def demo_environ(workdir: Path, node: LitecoinRegtest, port: int) -> dict[str, str]:
+    def key() -> str:
+        return base64.b64encode(secrets.token_bytes(32)).decode()
+
+    return {
+        "GATEWAY_SERVER__PORT": str(port),
+        "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "GATEWAY_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'gateway.db'}",
+        "GATEWAY_SECURITY__SESSION_KEY": key(),
+        "GATEWAY_SECURITY__INDEX_KEY": key(),
+        "GATEWAY_SECURITY__DATA_KEYS": json.dumps([f"demo1:{key()}"]),
+        "GATEWAY_SECURITY__COOKIE_SECURE": "false",
+        "GATEWAY_COINS__LTC__KIND": "utxo",
+        "GATEWAY_COINS__LTC__NETWORK": "litecoin-regtest",
+        "GATEWAY_COINS__LTC__RPC_URL": node.rpc_url,
+        "GATEWAY_COINS__LTC__XPUB": merchant_xpub(workdir),
+        "GATEWAY_COINS__LTC__CONFIRMATIONS": str(CONFIRMATIONS),
+        "GATEWAY_RATES__FIXED": json.dumps({"LTC-EUR": "80.00"}),
+        "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": json.dumps(["127.0.0.0/8"]),
+    }
+
+
+class Receiver:
+    """A provisioning system stand-in: verifies every delivery before believing it."""
+
+    def __init__(self) -> None:
+        self.secret: str | None = None
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if self.secret is None:
+            return web.Response(status=503)
+        try:
+            signing.verify(self.secret, dict(request.headers), body, int(time.time()))
+        except signing.SignatureError as exc:
+            say(f"webhook REJECTED: {exc}")
+            return web.Response(status=400)
+        doc = json.loads(body)
+        doc["_id"] = request.headers["webhook-id"]
+        await self.events.put(doc)
+        return web.Response(status=204)
+
+
+async def _flow(once: bool, timeout: float) -> int:
+    from alembic import command
+
+    from gateway import logs
+    from gateway.adapters.db.engine import alembic_config
+    from gateway.bootstrap import build, build_app
+    from gateway.config import load
+
+    logs.configure("WARNING")
+    with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
+        workdir = Path(tmp)
+        node = LitecoinRegtest(workdir / "litecoin")
+        try:
+            node.start()
+        except NodeMissing as exc:
+            say(f"cannot start Litecoin: {exc}")
+            return 1
+        runners: list[web.AppRunner] = []
+        try:
+            node.create_wallet("customer")
+            node.mine(101)
+            say(f"Litecoin regtest node on 127.0.0.1:{node.rpc_port}, 101 blocks mined")
+
+            port = free_port()
+            settings = load(None, {**os.environ, **demo_environ(workdir, node, port)})
+            await asyncio.to_thread(command.upgrade, alembic_config(settings.database.url), "head")
+            gw = build(settings)
+            runner = web.AppRunner(build_app(gw), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            runners.append(runner)
+            base = f"http://127.0.0.1:{port}"
+            say(f"gateway on {base} (SQLite in a temporary directory)")
+
+            receiver = Receiver()
+            hook_app = web.Application()
+            hook_app.router.add_post("/hooks", receiver.handle)
+            hook_runner = web.AppRunner(hook_app, access_log=None)
+            await hook_runner.setup()
+            hook_port = free_port()
+            await web.TCPSite(hook_runner, "127.0.0.1", hook_port).start()
+            runners.append(hook_runner)
+            say(f"webhook receiver on http://127.0.0.1:{hook_port}/hooks")
+
+            created = await gw.api_keys.create(
+                "demo-provisioning",
+                ["invoices:write", "invoices:read", "accounts:read", "webhooks:manage"],
+            )
+            auth = {"Authorization": f"Bearer {created.secret}"}
+            say(f"API key {created.record.id} created (printed nowhere; only its hash is stored)")
+            result = await asyncio.wait_for(
+                _walkthrough(base, auth, receiver, node, hook_port, once), timeout
+            )
+            if not once:
+                say(f"the gateway keeps running at {base}; press Ctrl-C to stop")
+                await _until_interrupted()
+            return result
+        except TimeoutError:
+            say(f"timed out after {timeout:.0f}s before account.activated was received")
+            return 1
+        finally:
+            for r in reversed(runners):
+                await r.cleanup()
+            node.stop()
+
+
+async def _walkthrough(
+    base: str, auth: dict[str, str], receiver: Receiver, node: LitecoinRegtest,
+    hook_port: int, once: bool,
+) -> int:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/v1/webhook-endpoints", headers=auth, json={
+            "url": f"http://127.0.0.1:{hook_port}/hooks", "description": "demo receiver",
+        }) as resp:
+            endpoint = await _ok(resp)
+        receiver.secret = endpoint["secret"]
+        say(f"webhook endpoint {endpoint['id']} registered")
+
+        email = f"demo-{secrets.token_hex(4)}@example.invalid"
+        async with http.post(f"{base}/v1/accounts", json={
+            "email": email, "password": secrets.token_urlsafe(16), "datacenter": "is-rey",
+        }) as resp:
+            account = await _ok(resp)
+        say(f"account {account['id']} signed up with an email and a password only")
+
+        async with http.post(f"{base}/v1/invoices", headers=auth, json={
+            "account_id": account["id"], "price": {"amount": "9.99", "currency": "EUR"},
+            "coin": COIN, "metadata": {"plan": "vps-small"},
+        }) as resp:
+            invoice = await _ok(resp)
+        say(f"invoice {invoice['id']}: pay {invoice['amount_due']} {COIN} "
+            f"to {invoice['address']}")
+        say(f"payment URI: {invoice['payment_uri']}")
+
+        txid = node.send(invoice["address"], str(Decimal(invoice["amount_due"])))
+        say(f"paid from the node's wallet: txid {txid}")
+
+        status = invoice["status"]
+        confirmations = -1
+        activated = False
+        while not activated:
+            async with http.get(f"{base}/v1/invoices/{invoice['id']}", headers=auth) as resp:
+                current = await _ok(resp)
+            conf = max((p["confirmations"] for p in current["payments"]), default=0)
+            if current["status"] != status or conf != confirmations:
+                status, confirmations = current["status"], conf
+                say(f"invoice is {status} ({conf}/{current['confirmations_required']} "
+                    "confirmations)")
+            while not receiver.events.empty():
+                event = receiver.events.get_nowait()
+                say(f"webhook verified: {event['type']} ({event['_id']})")
+                if event["type"] == "account.activated":
+                    say(f"  data: {json.dumps(event['data'])}")
+                    activated = True
+            if status == "processing" or (status == "settled" and not activated):
+                if status == "processing":
+                    node.mine(1)
+                await asyncio.sleep(1.0)
+            else:
+                await asyncio.sleep(0.3)
+        say("done: the account was activated by a verified, signed webhook")
+        return 0
+
+
+async def _ok(resp: aiohttp.ClientResponse) -> dict[str, Any]:
+    doc: dict[str, Any] = await resp.json(content_type=None)
+    if resp.status >= 400:
+        raise RuntimeError(f"{resp.method} {resp.url.path}: {resp.status} {doc.get('detail')}")
+    return doc
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    say("stopping")
+
+
+def run_demo(once: bool = False, timeout: float = 180.0) -> int:
+    try:
+        return asyncio.run(_flow(once, timeout))
+    except KeyboardInterrupt:
+        return 130
+    except RuntimeError as exc:
+        print(f"gateway demo: {exc}", file=sys.stderr)
+        return 1

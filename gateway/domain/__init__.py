@@ -1,0 +1,1 @@
+"""Pure model. Standard library only: no I/O, no clock, no randomness."""

@@ -1,0 +1,76 @@
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from gateway.domain import events as ev
+from gateway.domain.errors import InvalidInput
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+# Deliberately permissive: one @, a dot in the domain, no spaces. Deliverability is the
+# customer's business; we only refuse what cannot be an address.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+def normalize_email(raw: object) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInput("email", "is required")
+    email = raw.strip()
+    if len(email) > 254 or not _EMAIL.match(email):
+        raise InvalidInput("email", "is not a valid email address")
+    local, domain = email.rsplit("@", 1)
+    return f"{local}@{domain.lower()}"
+
+
+def email_lookup_form(email: str) -> str:
+    """The form the blind index is computed over: case-insensitive, as customers expect."""
+    return email.lower()
+
+
+def check_password(raw: object, field_name: str = "password") -> str:
+    if not isinstance(raw, str) or not raw:
+        raise InvalidInput(field_name, "is required")
+    if len(raw) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(field_name, f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(raw) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput(field_name, f"must be at most {MAX_PASSWORD_LENGTH} characters")
+    return raw
+
+
+def check_choice(value: str | None, allowed: tuple[str, ...], field_name: str) -> str | None:
+    if value is None:
+        return None
+    if value not in allowed:
+        raise InvalidInput(field_name, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+@dataclass
+class Account:
+    id: str
+    created_at: datetime
+    datacenter: str | None = None
+    currency: str | None = None
+    activated_at: datetime | None = None
+    events: list[ev.DomainEvent] = field(default_factory=list)
+
+    def created(self) -> None:
+        self.events.append(ev.DomainEvent(ev.ACCOUNT_CREATED, self.id, {"account_id": self.id}))
+
+    def activate(self, invoice_id: str, metadata: dict[str, object], now: datetime) -> None:
+        """The first settled invoice activates the account; later ones do not re-announce."""
+        if self.activated_at is not None:
+            return
+        self.activated_at = now
+        self.events.append(
+            ev.DomainEvent(
+                ev.ACCOUNT_ACTIVATED,
+                self.id,
+                {
+                    "account_id": self.id,
+                    "invoice_id": invoice_id,
+                    "datacenter": self.datacenter,
+                    "metadata": metadata,
+                },
+            )
+        )

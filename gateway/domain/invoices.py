@@ -1,0 +1,194 @@
+"""The invoice state machine: two axes (status, exception), as BTCPay has them.
+
+Every transition is a pure function of (invoice, observed payments, now); confirmations
+are computed by the caller from the chain tip and the block that holds each payment."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from gateway.domain import events as ev
+from gateway.domain.money import Fiat, format_units
+from gateway.domain.timestamps import rfc3339
+
+
+class Status(StrEnum):
+    NEW = "new"
+    PROCESSING = "processing"
+    SETTLED = "settled"
+    EXPIRED = "expired"
+    INVALID = "invalid"
+
+
+class InvoiceException(StrEnum):
+    PAID_PARTIAL = "paid_partial"
+    PAID_OVER = "paid_over"
+    PAID_LATE = "paid_late"
+    REVERTED_AFTER_SETTLEMENT = "reverted_after_settlement"
+
+
+FINAL = frozenset({Status.SETTLED, Status.INVALID})
+
+
+@dataclass(frozen=True)
+class LockedRate:
+    value: str  # fiat per whole coin, decimal string
+    source: str
+    locked_at: datetime
+
+
+@dataclass(frozen=True)
+class ObservedPayment:
+    """A payment to this invoice's address as the chain shows it now."""
+
+    txid: str
+    index: int
+    amount: int
+    confirmations: int  # 0 while unconfirmed or after its block left the main chain
+    seen_at: datetime
+    reverted: bool = False  # replaced, double-spent or otherwise gone for good
+
+
+@dataclass(frozen=True)
+class InvoiceTerms:
+    """What was agreed when the invoice was created; never changes afterwards."""
+
+    amount_due: int
+    decimals: int
+    confirmations_required: int
+    expires_at: datetime
+    monitoring_until: datetime
+    tolerance_basis_points: int = 0
+    accept_late_payments: bool = False
+
+    @property
+    def threshold(self) -> int:
+        """Smallest amount that counts as paid in full."""
+        return self.amount_due - (self.amount_due * self.tolerance_basis_points) // 10_000
+
+
+@dataclass
+class Invoice:
+    id: str
+    account_id: str
+    coin: str
+    price: Fiat
+    rate: LockedRate
+    terms: InvoiceTerms
+    created_at: datetime
+    metadata: dict[str, object] = field(default_factory=dict)
+    status: Status = Status.NEW
+    exception: InvoiceException | None = None
+    settled_at: datetime | None = None
+    events: list[ev.DomainEvent] = field(default_factory=list)
+
+    # -- events ------------------------------------------------------------------------
+    def _summary(self, payments: Sequence[ObservedPayment] = ()) -> dict[str, object]:
+        live = [p for p in payments if not p.reverted]
+        return {
+            "invoice_id": self.id,
+            "account_id": self.account_id,
+            "status": self.status.value,
+            "exception": self.exception.value if self.exception else None,
+            "coin": self.coin,
+            "amount_due": format_units(self.terms.amount_due, self.terms.decimals),
+            "amount_due_base_units": str(self.terms.amount_due),
+            "amount_paid": format_units(sum(p.amount for p in live), self.terms.decimals),
+            "price": {"amount": self.price.as_decimal_string(), "currency": self.price.currency},
+            "rate": self._rate_json(),
+            "metadata": self.metadata,
+        }
+
+    def _rate_json(self) -> dict[str, str]:
+        return {
+            "value": self.rate.value,
+            "source": self.rate.source,
+            "locked_at": rfc3339(self.rate.locked_at),
+        }
+
+    def _emit(self, type_: str, payments: Sequence[ObservedPayment]) -> None:
+        self.events.append(ev.DomainEvent(type_, self.account_id, self._summary(payments)))
+
+    def created(self) -> None:
+        self._emit(ev.INVOICE_CREATED, ())
+
+    def payment_received(self, payment: ObservedPayment) -> None:
+        """Called once per newly recorded payment (the store makes recording idempotent)."""
+        data = self._summary()
+        data["payment"] = {
+            "txid": payment.txid,
+            "index": payment.index,
+            "amount": format_units(payment.amount, self.terms.decimals),
+            "amount_base_units": str(payment.amount),
+            "coin": self.coin,
+            "confirmations": payment.confirmations,
+            "rate": self._rate_json(),
+        }
+        self.events.append(ev.DomainEvent(ev.INVOICE_PAYMENT_RECEIVED, self.account_id, data))
+
+    # -- the state machine --------------------------------------------------------------
+    def observe(self, payments: Sequence[ObservedPayment], now: datetime) -> None:
+        """Bring status and exception in line with the payments and the time."""
+        terms = self.terms
+        live = [p for p in payments if not p.reverted]
+        received = sum(p.amount for p in live)
+        confirmed = sum(p.amount for p in live if p.confirmations >= terms.confirmations_required)
+        in_chain = sum(p.amount for p in live if p.confirmations >= 1)
+        paid_at = _completion_time(live, terms.threshold)
+
+        if self.status is Status.SETTLED:
+            if (
+                in_chain < terms.threshold
+                and self.exception is not InvoiceException.REVERTED_AFTER_SETTLEMENT
+            ):
+                self.exception = InvoiceException.REVERTED_AFTER_SETTLEMENT
+                self._emit(ev.INVOICE_PAYMENT_REVERTED, payments)
+            return
+        if self.status is Status.INVALID:
+            return
+
+        if self.status in (Status.NEW, Status.PROCESSING):
+            if paid_at is not None and paid_at < terms.expires_at:
+                self.exception = InvoiceException.PAID_OVER if received > terms.amount_due else None
+                if confirmed >= terms.threshold:
+                    self._settle(payments, now)
+                elif now >= terms.monitoring_until:
+                    self.status = Status.INVALID
+                    self._emit(ev.INVOICE_INVALID, payments)
+                elif self.status is Status.NEW:
+                    self.status = Status.PROCESSING
+                    self._emit(ev.INVOICE_PROCESSING, payments)
+                return
+            # Not (or no longer) paid in full in time: a payment may have left the chain.
+            self.status = Status.NEW
+            self.exception = InvoiceException.PAID_PARTIAL if received > 0 else None
+            if now < terms.expires_at:
+                return
+            self.status = Status.EXPIRED
+            self._emit(ev.INVOICE_EXPIRED, payments)
+
+        # EXPIRED: a full payment completed late, inside the monitoring window.
+        if paid_at is not None and paid_at < terms.monitoring_until:
+            self.exception = InvoiceException.PAID_LATE
+            if terms.accept_late_payments and confirmed >= terms.threshold:
+                self._settle(payments, now)
+
+    def _settle(self, payments: Sequence[ObservedPayment], now: datetime) -> None:
+        self.status = Status.SETTLED
+        self.settled_at = now
+        self._emit(ev.INVOICE_SETTLED, payments)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+
+def _completion_time(live: Sequence[ObservedPayment], threshold: int) -> datetime | None:
+    """When the running total of live payments (in order of arrival) reached the threshold."""
+    total = 0
+    for payment in sorted(live, key=lambda p: (p.seen_at, p.txid, p.index)):
+        total += payment.amount
+        if total >= threshold:
+            return payment.seen_at
+    return None

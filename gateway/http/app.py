@@ -1,0 +1,45 @@
+"""The aiohttp application factory. Builds no adapters: it is handed services."""
+
+import logging
+import time
+
+from aiohttp import web
+
+from gateway.http import routes_accounts, routes_invoices, routes_ops, routes_webhooks
+from gateway.http.keys import SERVICES, HttpServices
+from gateway.http.problems import Handler, problem_middleware
+from gateway.http.security import security_headers
+
+MAX_BODY = 1024 * 1024
+log = logging.getLogger("gateway.http")
+
+
+@web.middleware
+async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Our own access log: method, route pattern, status, time. Never the client IP (only
+    the security log may hold one), never query strings or headers."""
+    started = time.monotonic()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        pattern = resource.canonical if resource is not None else "-"
+        log.info("%s %s %d %.1fms", request.method, pattern, status,
+                 (time.monotonic() - started) * 1000)
+
+
+def create_app(services: HttpServices) -> web.Application:
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[request_log, security_headers, problem_middleware],
+    )
+    app[SERVICES] = services
+    for module in (routes_accounts, routes_invoices, routes_webhooks, routes_ops):
+        app.router.add_routes(module.routes)
+    return app

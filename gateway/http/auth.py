@@ -1,0 +1,37 @@
+from aiohttp import web
+
+from gateway.adapters.tokens import API_KEY_PREFIX
+from gateway.http.keys import SERVICES
+from gateway.services.errors import Unauthorized
+from gateway.services.ports import ApiKeyRecord
+
+SESSION_COOKIE = "__Host-session"
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def api_key(request: web.Request, scope: str) -> ApiKeyRecord:
+    token = bearer(request)
+    if token is None or not token.startswith(API_KEY_PREFIX):
+        raise Unauthorized(f"an API key is required: Authorization: Bearer {API_KEY_PREFIX}...")
+    return await request.app[SERVICES].api_keys.authorize(token, scope)
+
+
+def session_token(request: web.Request) -> str | None:
+    token = bearer(request)
+    if token is not None and not token.startswith(API_KEY_PREFIX):
+        return token
+    return request.cookies.get(SESSION_COOKIE)
+
+
+async def customer(request: web.Request) -> str:
+    token = session_token(request)
+    if token is None:
+        raise Unauthorized("log in first: a session cookie or bearer token is required")
+    return await request.app[SERVICES].accounts.authenticate(token)

@@ -1,0 +1,25 @@
+"""Typed application state."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gateway.services.accounts import AccountService
+from gateway.services.api_keys import ApiKeyService
+from gateway.services.invoices import InvoiceService
+from gateway.services.webhook_endpoints import WebhookEndpointService
+
+
+@dataclass(frozen=True)
+class HttpServices:
+    accounts: AccountService
+    api_keys: ApiKeyService
+    invoices: InvoiceService
+    endpoints: WebhookEndpointService
+    readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+    cookie_secure: bool = True
+
+
+SERVICES = web.AppKey("services", HttpServices)

@@ -1,0 +1,87 @@
+"""Every error leaves as RFC 9457 application/problem+json with a helpful `detail`."""
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway.domain.errors import InvalidInput
+from gateway.services.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, detail: str, **extra: Any) -> web.Response:
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+            "detail": detail, **extra}
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/problem+json"
+    )
+
+
+def validation_detail(exc: ValidationError) -> tuple[str, list[dict[str, str]]]:
+    errors = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        msg = err["msg"]
+        if err["type"] == "missing":
+            msg = "is required"
+        elif err["type"] == "extra_forbidden":
+            msg = "is not a known field"
+        errors.append({"field": loc, "message": msg})
+    return "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except InvalidInput as exc:
+        return problem(422, str(exc), errors=[{"field": exc.field, "message": exc.detail}])
+    except ValidationError as exc:
+        detail, errors = validation_detail(exc)
+        return problem(422, detail, errors=errors)
+    except NotFound as exc:
+        return problem(404, str(exc))
+    except Conflict as exc:
+        return problem(409, str(exc))
+    except Unauthorized as exc:
+        resp = problem(401, str(exc))
+        resp.headers["WWW-Authenticate"] = "Bearer"
+        return resp
+    except Forbidden as exc:
+        return problem(403, str(exc))
+    except ServiceUnavailable as exc:
+        resp = problem(503, str(exc))
+        resp.headers["Retry-After"] = "30"
+        return resp
+    except web.HTTPRequestEntityTooLarge:
+        return problem(413, "request body is larger than 1 MiB")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        detail = {404: f"no route for {request.path}",
+                  405: f"method {request.method} is not allowed here"}.get(
+            exc.status, exc.text or exc.reason)
+        resp = problem(exc.status, detail)
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                resp.headers[name] = exc.headers[name]
+        return resp
+    except Exception as exc:
+        # The route pattern, not the path: paths can carry identifiers worth keeping out.
+        route = request.match_info.route.resource
+        pattern = route.canonical if route is not None else "?"
+        log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, pattern)
+        return problem(500, "internal error; the operator's log has the details")

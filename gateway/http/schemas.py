@@ -1,0 +1,65 @@
+"""Request bodies. Unknown fields are refused so a typo never passes silently."""
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SignupBody(Body):
+    email: StrictStr
+    password: StrictStr
+    display_name: StrictStr | None = None
+    company: StrictStr | None = None
+    datacenter: StrictStr | None = None
+    currency: StrictStr | None = None
+
+
+class SessionBody(Body):
+    email: StrictStr
+    password: StrictStr
+    totp_code: StrictStr | None = None
+
+
+class PriceBody(Body):
+    amount: StrictStr = Field(description='decimal string, e.g. "9.99"')
+    currency: StrictStr
+
+
+class InvoiceBody(Body):
+    account_id: StrictStr
+    price: PriceBody
+    coin: StrictStr
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _small(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None and len(json.dumps(v)) > 4096:
+            raise ValueError("must serialize to at most 4 KiB")
+        return v
+
+
+class EndpointBody(Body):
+    url: StrictStr
+    event_types: list[StrictStr] = []
+    description: StrictStr = ""
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw:
+        raise web.HTTPBadRequest(text="request body is empty; a JSON object is required")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="request body must be a JSON object")
+    return data

@@ -1,0 +1,85 @@
+"""Response documents."""
+
+from typing import Any
+
+from gateway.domain.money import format_units
+from gateway.domain.timestamps import rfc3339
+from gateway.services.accounts import AccountView
+from gateway.services.invoices import InvoiceView
+from gateway.services.ports import EndpointRecord
+
+
+def _ts(value: Any) -> str | None:
+    return rfc3339(value) if value is not None else None
+
+
+def account_json(view: AccountView) -> dict[str, Any]:
+    a, p = view.account, view.profile
+    return {
+        "id": a.id,
+        "email": p.email,
+        "display_name": p.display_name,
+        "company": p.company,
+        "datacenter": a.datacenter,
+        "currency": a.currency,
+        "created_at": _ts(a.created_at),
+        "activated_at": _ts(a.activated_at),
+    }
+
+
+def invoice_json(view: InvoiceView) -> dict[str, Any]:
+    rec = view.record
+    inv = rec.invoice
+    dec = inv.terms.decimals
+    live = [p for p in rec.payments if p.status != "reverted"]
+    return {
+        "id": inv.id,
+        "account_id": inv.account_id,
+        "status": inv.status.value,
+        "exception": inv.exception.value if inv.exception else None,
+        "price": {"amount": inv.price.as_decimal_string(), "currency": inv.price.currency},
+        "coin": inv.coin,
+        "amount_due": format_units(inv.terms.amount_due, dec),
+        "amount_due_base_units": str(inv.terms.amount_due),
+        "amount_paid": format_units(sum(p.amount for p in live), dec),
+        "amount_paid_base_units": str(sum(p.amount for p in live)),
+        "rate": {
+            "value": inv.rate.value,
+            "source": inv.rate.source,
+            "locked_at": rfc3339(inv.rate.locked_at),
+        },
+        "address": rec.address,
+        "payment_uri": rec.payment_uri,
+        "confirmations_required": inv.terms.confirmations_required,
+        "expires_at": rfc3339(inv.terms.expires_at),
+        "monitoring_until": rfc3339(inv.terms.monitoring_until),
+        "created_at": rfc3339(inv.created_at),
+        "settled_at": _ts(inv.settled_at),
+        "payments": [
+            {
+                "txid": p.txid,
+                "index": p.index,
+                "amount": format_units(p.amount, dec),
+                "amount_base_units": str(p.amount),
+                "confirmations": view.confirmations(p),
+                "status": p.status,
+                "seen_at": rfc3339(p.seen_at),
+            }
+            for p in rec.payments
+        ],
+        "metadata": inv.metadata,
+    }
+
+
+def endpoint_json(rec: EndpointRecord, secret: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": rec.id,
+        "url": rec.url,
+        "event_types": list(rec.event_types),
+        "description": rec.description,
+        "enabled": rec.enabled,
+        "created_at": rfc3339(rec.created_at),
+    }
+    if secret is not None:
+        doc["secret"] = secret
+    return doc

@@ -1,0 +1,45 @@
+"""Logging setup with a last line of defence: whatever a message holds, email addresses,
+API keys, webhook secrets and JWTs are masked before any handler sees them."""
+
+import logging
+import re
+import sys
+
+_PATTERNS = [
+    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "<email>"),
+    (re.compile(r"gk_[A-Za-z0-9_-]{8,}"), "gk_<redacted>"),
+    (re.compile(r"whsec_[A-Za-z0-9+/=]{8,}"), "whsec_<redacted>"),
+    (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "<jwt>"),
+    (re.compile(r"(https?://)[^:/@\s]+:[^@/\s]+@"), r"\1<credentials>@"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if record.exc_info and record.exc_info[1] is not None:
+            # Render the traceback now so it can be scrubbed like the message.
+            formatted = logging.Formatter().formatException(record.exc_info)
+            cleaned = f"{cleaned}\n{redact(formatted)}"
+            record.exc_info = None
+            record.exc_text = None
+        record.msg, record.args = cleaned, None
+        return True
+
+
+def configure(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiohttp's access log records client IPs; ours (gateway.http) does not.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

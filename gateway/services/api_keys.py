@@ -1,0 +1,63 @@
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from gateway.domain.errors import InvalidInput
+from gateway.services.errors import Forbidden, Unauthorized
+from gateway.services.ids import new_id
+from gateway.services.ports import ApiKeyRecord, Clock, UnitOfWorkFactory
+
+SCOPES: tuple[str, ...] = (
+    "invoices:read",
+    "invoices:write",
+    "accounts:read",
+    "payments:read",
+    "webhooks:manage",
+    "events:read",
+)
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    record: ApiKeyRecord
+    secret: str  # shown once, never stored
+
+
+class ApiKeyService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        generate: Callable[[], str],
+        digest: Callable[[str], str],
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._generate = generate
+        self._digest = digest
+
+    async def create(self, name: str, scopes: Iterable[str]) -> CreatedKey:
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise InvalidInput("name", "must be 1-100 characters")
+        wanted = frozenset(scopes)
+        unknown = sorted(wanted - set(SCOPES))
+        if unknown:
+            raise InvalidInput("scope", f"unknown scope(s) {', '.join(unknown)}; "
+                               f"known: {', '.join(SCOPES)}")
+        if not wanted:
+            raise InvalidInput("scope", "at least one scope is required")
+        record = ApiKeyRecord(new_id("key_"), name, wanted, self._clock())
+        secret = self._generate()
+        async with self._uow() as uow:
+            await uow.api_keys.add(record, self._digest(secret))
+            await uow.commit()
+        return CreatedKey(record, secret)
+
+    async def authorize(self, secret: str, scope: str) -> ApiKeyRecord:
+        async with self._uow() as uow:
+            record = await uow.api_keys.by_hash(self._digest(secret))
+        if record is None or record.revoked_at is not None:
+            raise Unauthorized("API key is not valid")
+        if scope not in record.scopes:
+            raise Forbidden(f"this API key lacks the scope {scope!r}")
+        return record

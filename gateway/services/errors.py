@@ -1,0 +1,29 @@
+from gateway.domain.errors import DomainError, InvalidInput
+
+
+class NotFound(DomainError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+        self.what = what
+
+
+class Conflict(DomainError):
+    pass
+
+
+class Unauthorized(DomainError):
+    pass
+
+
+class Forbidden(DomainError):
+    pass
+
+
+class ServiceUnavailable(DomainError):
+    pass
+
+
+__all__ = [
+    "Conflict", "DomainError", "Forbidden", "InvalidInput", "NotFound",
+    "ServiceUnavailable", "Unauthorized",
+]

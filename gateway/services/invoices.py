@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from chains.base import BlockRef
+from gateway.domain.errors import InvalidInput
+from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, Status
+from gateway.domain.money import Fiat, fiat_to_base_units, format_units
+from gateway.services.chain_events import confirmations
+from gateway.services.errors import NotFound
+from gateway.services.ids import new_id
+from gateway.services.ports import (
+    ChainDirectory,
+    Clock,
+    InvoiceRecord,
+    PaymentRecord,
+    RateProvider,
+    UnitOfWorkFactory,
+)
+
+
+@dataclass(frozen=True)
+class InvoicePolicy:
+    expiry: timedelta = timedelta(minutes=15)
+    monitoring: timedelta = timedelta(hours=24)
+    tolerance_basis_points: int = 0
+    accept_late_payments: bool = False
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    """An invoice as read, with the chain tip its payments' confirmations count from."""
+
+    record: InvoiceRecord
+    tip: BlockRef | None
+
+    def confirmations(self, payment: PaymentRecord) -> int:
+        return confirmations(payment, self.tip)
+
+
+@dataclass(frozen=True)
+class CoinRules:
+    confirmations: int
+
+
+class InvoiceService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        chains: ChainDirectory,
+        rates: RateProvider,
+        clock: Clock,
+        policy: InvoicePolicy,
+        coin_rules: dict[str, CoinRules],
+    ) -> None:
+        self._uow = uow
+        self._chains = chains
+        self._rates = rates
+        self._clock = clock
+        self._policy = policy
+        self._rules = coin_rules
+
+    async def create(
+        self, account_id: str, price: Fiat, coin: str, metadata: dict[str, object] | None = None
+    ) -> InvoiceView:
+        if coin not in self._chains.coins():
+            known = ", ".join(self._chains.coins()) or "none"
+            raise InvalidInput("coin", f"{coin!r} is not accepted here; accepted: {known}")
+        # The rate is fetched before the transaction opens: no lock is held across I/O.
+        rate, source = await self._rates.rate(coin, price.currency)
+        now = self._clock()
+        decimals = self._chains.decimals(coin)
+        terms = InvoiceTerms(
+            amount_due=fiat_to_base_units(price, rate, decimals),
+            decimals=decimals,
+            confirmations_required=self._rules[coin].confirmations,
+            expires_at=now + self._policy.expiry,
+            monitoring_until=now + self._policy.monitoring,
+            tolerance_basis_points=self._policy.tolerance_basis_points,
+            accept_late_payments=self._policy.accept_late_payments,
+        )
+        invoice = Invoice(
+            id=new_id("inv_"),
+            account_id=account_id,
+            coin=coin,
+            price=price,
+            rate=LockedRate(_plain(rate), source, now),
+            terms=terms,
+            created_at=now,
+            metadata=dict(metadata or {}),
+        )
+        invoice.created()
+        async with self._uow() as uow:
+            if await uow.accounts.get(account_id) is None:
+                raise InvalidInput("account_id", f"no account {account_id!r}")
+            index = await uow.invoices.allocate_index(coin)
+            destination = self._chains.derive(coin, index)
+            uri = destination.payment_uri(format_units(terms.amount_due, decimals))
+            await uow.invoices.add(invoice, destination, uri)
+            await uow.outbox.publish(invoice.events, now)
+            await uow.commit()
+            record = await uow.invoices.read(invoice.id)
+            tip = await uow.cursors.get(coin)
+        assert record is not None
+        return InvoiceView(record, tip)
+
+    async def read(self, invoice_id: str) -> InvoiceView:
+        async with self._uow() as uow:
+            record = await uow.invoices.read(invoice_id)
+            if record is None:
+                raise NotFound("invoice")
+            return InvoiceView(record, await uow.cursors.get(record.invoice.coin))
+
+    async def list(
+        self,
+        account_id: str | None = None,
+        status: str | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> list[InvoiceView]:
+        if status is not None and status not in {s.value for s in Status}:
+            raise InvalidInput("status", f"must be one of {', '.join(s.value for s in Status)}")
+        if not 1 <= limit <= 200:
+            raise InvalidInput("limit", "must be between 1 and 200")
+        async with self._uow() as uow:
+            records = await uow.invoices.list(account_id, status, after, limit)
+            tips = {c: await uow.cursors.get(c) for c in {r.invoice.coin for r in records}}
+        return [InvoiceView(r, tips[r.invoice.coin]) for r in records]
+
+
+def _plain(rate: Decimal) -> str:
+    return format(rate.normalize(), "f")

@@ -1,0 +1,235 @@
+"""What the use cases need from the outside world, as Protocols. Adapters implement them;
+tests may substitute them for pure-logic unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Protocol, Self
+
+from chains.base import BlockRef, Destination
+from gateway.domain.accounts import Account
+from gateway.domain.events import DomainEvent
+from gateway.domain.invoices import Invoice
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Profile:
+    email: str
+    display_name: str | None = None
+    company: str | None = None
+
+
+@dataclass(frozen=True)
+class Login:
+    account: Account
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    account_id: str
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    id: str
+    name: str
+    scopes: frozenset[str]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    txid: str
+    index: int
+    amount: int
+    block_hash: str | None
+    block_height: int | None
+    status: str  # pending | confirmed | reverted
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
+class InvoiceRecord:
+    """An invoice with where it is paid and what was paid to it, for reading."""
+
+    invoice: Invoice
+    address: str
+    payment_uri: str
+    payments: tuple[PaymentRecord, ...]
+
+
+@dataclass(frozen=True)
+class EndpointRecord:
+    id: str
+    url: str
+    event_types: tuple[str, ...]
+    description: str
+    enabled: bool
+    created_at: datetime
+
+
+class AccountRepository(Protocol):
+    async def add(
+        self, account: Account, profile: Profile, email_index: str, password_hash: str,
+        policy_version: str,
+    ) -> None:
+        """Raises `Conflict` when the email index is taken."""
+
+    async def get(self, account_id: str) -> Account | None: ...
+
+    async def profile(self, account_id: str) -> Profile: ...
+
+    async def find_login(self, email_index: str) -> Login | None: ...
+
+    async def save(self, account: Account) -> None: ...
+
+    async def set_password_hash(self, account_id: str, password_hash: str) -> None: ...
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: SessionRecord, now: datetime) -> None: ...
+
+    async def get(self, session_id: str) -> SessionRecord | None: ...
+
+    async def revoke(self, session_id: str, now: datetime) -> None: ...
+
+
+class ApiKeyRepository(Protocol):
+    async def add(self, record: ApiKeyRecord, key_hash: str) -> None: ...
+
+    async def by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+
+class InvoiceRepository(Protocol):
+    async def allocate_index(self, coin: str) -> int:
+        """Next derivation index, inside the current transaction: never handed out twice."""
+
+    async def add(self, invoice: Invoice, destination: Destination, payment_uri: str) -> None: ...
+
+    async def get(self, invoice_id: str) -> Invoice | None: ...
+
+    async def read(self, invoice_id: str) -> InvoiceRecord | None: ...
+
+    async def list(
+        self, account_id: str | None, status: str | None, after: str | None, limit: int
+    ) -> list[InvoiceRecord]: ...
+
+    async def by_match_key(self, coin: str, match_key: bytes) -> Invoice | None: ...
+
+    async def open_with_payments(self, coin: str, now: datetime) -> list[Invoice]:
+        """Invoices whose state may change with a new block: not final, with payments."""
+
+    async def due_by_time(self, now: datetime) -> list[Invoice]:
+        """Invoices whose expiry or monitoring window has passed without a transition."""
+
+    async def save(self, invoice: Invoice) -> None: ...
+
+
+class PaymentRepository(Protocol):
+    async def record(
+        self, coin: str, txid: str, index: int, invoice_id: str, amount: int,
+        block: BlockRef | None, now: datetime,
+    ) -> bool:
+        """Insert or update; True when this (coin, txid, index) was never seen before."""
+
+    async def disconnect(self, coin: str, block_hash: str) -> list[str]:
+        """Payments in that block become unconfirmed; returns the affected invoice ids."""
+
+    async def revert(self, coin: str, txids: Sequence[str]) -> list[str]:
+        """Unconfirmed payments of these transactions are gone; returns invoice ids."""
+
+    async def for_invoice(self, invoice_id: str) -> list[PaymentRecord]: ...
+
+    async def unconfirmed_txids(self, coin: str) -> list[str]: ...
+
+
+class CursorRepository(Protocol):
+    async def get(self, coin: str) -> BlockRef | None: ...
+
+    async def set(self, coin: str, block: BlockRef, now: datetime) -> None: ...
+
+
+class EndpointRepository(Protocol):
+    async def add(self, record: EndpointRecord, secret: str) -> None: ...
+
+    async def list(self) -> list[EndpointRecord]: ...
+
+    async def get(self, endpoint_id: str) -> EndpointRecord | None: ...
+
+    async def delete(self, endpoint_id: str, now: datetime) -> bool: ...
+
+
+class Outbox(Protocol):
+    async def publish(self, events: Sequence[DomainEvent], now: datetime) -> None:
+        """Write events and their deliveries in the current transaction."""
+
+
+class UnitOfWork(Protocol):
+    accounts: AccountRepository
+    sessions: SessionRepository
+    api_keys: ApiKeyRepository
+    invoices: InvoiceRepository
+    payments: PaymentRepository
+    cursors: CursorRepository
+    endpoints: EndpointRepository
+    outbox: Outbox
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class RateProvider(Protocol):
+    async def rate(self, coin: str, currency: str) -> tuple[Decimal, str]:
+        """Fiat per whole coin and a description of its source; raises
+        `ServiceUnavailable` when no source answers."""
+
+
+class PasswordHasher(Protocol):
+    def hash(self, password: str) -> str: ...
+
+    def verify(self, stored: str | None, password: str) -> bool: ...
+
+    def needs_rehash(self, stored: str) -> bool: ...
+
+
+class ChainDirectory(Protocol):
+    """Address derivation per coin; the watch-only half of each chain adapter."""
+
+    def derive(self, coin: str, index: int) -> Destination: ...
+
+    def decimals(self, coin: str) -> int: ...
+
+    def coins(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class SessionClaims:
+    account_id: str
+    session_id: str
+
+
+class SessionTokenCodec(Protocol):
+    def issue(self, account_id: str, session_id: str, now: datetime, expires_at: datetime) -> str:
+        ...
+
+    def decode(self, token: str, now: datetime) -> SessionClaims:
+        """Raises `Unauthorized` for any token that is not ours, valid and current."""

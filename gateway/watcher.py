@@ -1,0 +1,83 @@
+"""One task per configured chain: chain events -> service commands. A second small task
+drives the time-based transitions (expiry, end of monitoring)."""
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from chains.base import (
+    BlockConnected,
+    BlockDisconnected,
+    Chain,
+    ChainError,
+    MempoolGone,
+    MempoolSeen,
+    Watchlist,
+)
+from gateway.services.chain_events import PaymentTracker
+
+log = logging.getLogger(__name__)
+
+
+class ChainWatcher:
+    def __init__(
+        self,
+        chain: Chain,
+        tracker: PaymentTracker,
+        watchlist: Watchlist,
+        retry_delay: float = 2.0,
+        on_block: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self._chain = chain
+        self._tracker = tracker
+        self._watchlist = watchlist
+        self._retry = retry_delay
+        self._on_block = on_block
+
+    async def run(self) -> None:
+        coin = self._chain.coin
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except ChainError as exc:
+                log.warning("%s: %s; retrying in %.0fs", coin, exc, self._retry)
+            except Exception:
+                log.exception("%s watcher failed; restarting from the stored cursor", coin)
+            await asyncio.sleep(self._retry)
+
+    async def _follow(self) -> None:
+        coin = self._chain.coin
+        cursor = await self._tracker.start_cursor(coin)
+        if cursor is None:
+            # First run: nothing can have been paid before the first invoice, which needs
+            # this service; start at the node's tip.
+            cursor = await self._chain.tip()
+            await self._tracker.set_cursor(coin, cursor)
+        log.info("%s: following from height %d", coin, cursor.height)
+        unconfirmed = await self._tracker.unconfirmed(coin)
+        async for event in self._chain.follow(cursor, self._watchlist, unconfirmed):
+            match event:
+                case BlockConnected():
+                    await self._tracker.block_connected(coin, event)
+                    if self._on_block is not None:
+                        self._on_block(coin, event.block.height)
+                case BlockDisconnected():
+                    log.warning("%s: block %d left the main chain", coin, event.block.height)
+                    await self._tracker.block_disconnected(coin, event)
+                case MempoolSeen():
+                    await self._tracker.mempool_seen(coin, event)
+                case MempoolGone():
+                    await self._tracker.mempool_gone(coin, event)
+
+
+async def run_sweeper(tracker: PaymentTracker, interval: float = 1.0) -> None:
+    while True:
+        try:
+            await tracker.sweep()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("invoice sweep failed")
+        await asyncio.sleep(interval)

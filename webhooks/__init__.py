@@ -1,0 +1,1 @@
+"""Standard Webhooks signing and durable delivery. Imports no `gateway` module."""
