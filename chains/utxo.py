@@ -6,7 +6,6 @@ reports `addresses[]`, Bitcoin Core >= 22 `address`)."""
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -26,27 +25,7 @@ from chains.base import (
 )
 from chains.hd import receive_key
 from chains.jsonrpc import JsonRpcClient, JsonRpcError
-
-
-@dataclass(frozen=True)
-class UtxoNetwork:
-    name: str
-    hrp: str
-    uri_scheme: str
-
-
-NETWORKS: dict[str, UtxoNetwork] = {
-    n.name: n
-    for n in (
-        UtxoNetwork("bitcoin", "bc", "bitcoin"),
-        UtxoNetwork("bitcoin-testnet", "tb", "bitcoin"),
-        UtxoNetwork("bitcoin-signet", "tb", "bitcoin"),
-        UtxoNetwork("bitcoin-regtest", "bcrt", "bitcoin"),
-        UtxoNetwork("litecoin", "ltc", "litecoin"),
-        UtxoNetwork("litecoin-testnet", "tltc", "litecoin"),
-        UtxoNetwork("litecoin-regtest", "rltc", "litecoin"),
-    )
-}
+from chains.networks import UtxoNetwork
 
 
 def hash160(data: bytes) -> bytes:
@@ -131,9 +110,8 @@ class UtxoChain:
                         break
                 stale = await self._rpc.call("getblock", cursor.hash, 2)
                 await watched.refresh()
-                txids = tuple(
-                    sorted({o.txid for tx in stale["tx"] for o in self._match_tx(tx, watched, None)})
-                )
+                matched = (self._match_tx(tx, watched, None) for tx in stale["tx"])
+                txids = tuple(sorted({o.txid for found in matched for o in found}))
                 pending.update(txids)
                 reorged = True
                 parent = BlockRef(cursor.height - 1, str(stale["previousblockhash"]))

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chains.base import Chain
 from chains.jsonrpc import JsonRpcClient
-from chains.utxo import NETWORKS, UtxoChain
+from chains.networks import NETWORKS
+from chains.utxo import UtxoChain
 from gateway.adapters.chain_directory import ChainDirectory
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import current_revision, head_revision, make_engine
@@ -35,6 +36,7 @@ from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.watcher import ChainWatcher, run_sweeper
 from webhooks import signing
+from webhooks.retry import RetryPolicy
 from webhooks.worker import DeliveryWorker
 
 Clock = Callable[[], datetime]
@@ -129,7 +131,12 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     cipher = FieldCipher(sec.data_key_list())
     chains = ChainDirectory(build_chains(settings))
     store = SqlDeliveryStore(engine, cipher)
-    worker = DeliveryWorker(store, clock, timeout=settings.webhooks.timeout_seconds)
+    worker = DeliveryWorker(
+        store,
+        clock,
+        RetryPolicy(tuple(timedelta(seconds=s) for s in settings.webhooks.retry_schedule_seconds)),
+        timeout=settings.webhooks.timeout_seconds,
+    )
 
     def uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, cipher, worker.wake)
@@ -170,7 +177,8 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         ),
         endpoints=WebhookEndpointService(
             uow, clock, signing.new_secret,
-            [ipaddress.ip_network(c, strict=False) for c in settings.webhooks.allow_private_targets],
+            [ipaddress.ip_network(c, strict=False)
+             for c in settings.webhooks.allow_private_targets],
         ),
         tracker=PaymentTracker(uow, clock),
         worker=worker,

@@ -98,6 +98,34 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    import base64
+    import json
+    import secrets
+    from pathlib import Path
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def key() -> str:
+        return base64.b64encode(secrets.token_bytes(32)).decode()
+
+    files = {
+        "session.key": key(),
+        "index.key": key(),
+        "data.keys": json.dumps([f"k{secrets.token_hex(2)}:{key()}"]),
+    }
+    for name, value in files.items():
+        path = out / name
+        if path.exists():
+            print(f"{path} exists; left as it is")
+            continue
+        path.touch(mode=0o600)
+        path.write_text(value + "\n")
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -118,7 +146,8 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
-    db.add_parser("upgrade", parents=[common], help="apply all migrations").set_defaults(func=cmd_db_upgrade)
+    upgrade = db.add_parser("upgrade", parents=[common], help="apply all migrations")
+    upgrade.set_defaults(func=cmd_db_upgrade)
 
     key = sub.add_parser("apikey", help="service API keys").add_subparsers(
         dest="apikey", required=True
@@ -127,6 +156,11 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--scope", action="append", default=[], required=True)
     create.set_defaults(func=cmd_apikey_create)
+
+    keys = sub.add_parser("keys", help="secrets").add_subparsers(dest="keys", required=True)
+    generate = keys.add_parser("generate", help="write new random keys (never overwrites)")
+    generate.add_argument("--out", required=True, help="directory for the key files")
+    generate.set_defaults(func=cmd_keys_generate)
 
     demo = sub.add_parser("demo", help="the whole flow on a local Litecoin regtest node")
     demo.add_argument("--once", action="store_true", help="exit 0 after account.activated")

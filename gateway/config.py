@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from chains.hd import ExtendedKeyError, ExtendedPublicKey
-from chains.utxo import NETWORKS
+from chains.networks import NETWORKS
 from gateway.domain.money import FIAT_EXPONENTS
 
 ENV_PREFIX = "GATEWAY_"
@@ -135,7 +135,7 @@ class RatesConfig(_Section):
     @classmethod
     def _fixed(cls, v: dict[str, str]) -> dict[str, str]:
         for pair, rate in v.items():
-            coin, sep, currency = pair.partition("-")
+            _coin, sep, currency = pair.partition("-")
             if not sep or currency not in FIAT_EXPONENTS:
                 raise ValueError(f"{pair!r} must look like COIN-CURRENCY, e.g. LTC-EUR")
             try:
@@ -166,6 +166,11 @@ class RetentionConfig(_Section):
 class WebhooksConfig(_Section):
     allow_private_targets: list[str] = []
     timeout_seconds: float = Field(15, gt=0, le=60)
+    # Delays before each retry. The default is the Standard Webhooks schedule (5 s, 5 min,
+    # 30 min, 2 h, 5 h, 10 h, 10 h); shorter ones are for tests.
+    retry_schedule_seconds: list[float] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000, 36000], min_length=1, max_length=20
+    )
 
     @field_validator("allow_private_targets")
     @classmethod
@@ -249,6 +254,9 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             keys.append(key)
             if depth == len(path) - 1:
                 node[key] = _env_value(raw, name)
+                # The environment wins over the file in either spelling of the key.
+                twin = key.removesuffix("_file") if key.endswith("_file") else f"{key}_file"
+                node.pop(twin, None)
             else:
                 node = node.setdefault(key, {})
                 if not isinstance(node, dict):

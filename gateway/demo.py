@@ -82,7 +82,7 @@ class Receiver:
         return web.Response(status=204)
 
 
-async def _flow(once: bool, timeout: float) -> int:
+async def _flow(once: bool, timeout: float) -> int:  # noqa: ASYNC109
     from alembic import command
 
     from gateway import logs

@@ -33,19 +33,23 @@ class ChainWatcher:
         self._watchlist = watchlist
         self._retry = retry_delay
         self._on_block = on_block
+        self._progressed = False
 
     async def run(self) -> None:
         coin = self._chain.coin
+        delay = self._retry
         while True:
             try:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
             except ChainError as exc:
-                log.warning("%s: %s; retrying in %.0fs", coin, exc, self._retry)
+                log.warning("%s: %s; retrying in %.0fs", coin, exc, delay)
             except Exception:
                 log.exception("%s watcher failed; restarting from the stored cursor", coin)
-            await asyncio.sleep(self._retry)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0) if not self._progressed else self._retry
+            self._progressed = False
 
     async def _follow(self) -> None:
         coin = self._chain.coin
@@ -58,6 +62,7 @@ class ChainWatcher:
         log.info("%s: following from height %d", coin, cursor.height)
         unconfirmed = await self._tracker.unconfirmed(coin)
         async for event in self._chain.follow(cursor, self._watchlist, unconfirmed):
+            self._progressed = True
             match event:
                 case BlockConnected():
                     await self._tracker.block_connected(coin, event)

@@ -6,7 +6,7 @@ import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 TOLERANCE_SECONDS = 300
 
 

@@ -6,11 +6,11 @@ from datetime import datetime
 
 import jwt
 
+from gateway.services.api_keys import API_KEY_PREFIX
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import SessionClaims
 
 ALGORITHM = "HS256"
-API_KEY_PREFIX = "gk_"
 
 
 class SessionTokens:
@@ -40,13 +40,20 @@ class SessionTokens:
                 algorithms=[ALGORITHM],  # pinned: never trust the header's alg
                 audience=self._audience,
                 issuer=self._issuer,
-                options={"require": ["exp", "iat", "sub", "aud", "iss", "jti"]},
+                # Time is checked below against the injected clock, not the wall clock.
+                options={
+                    "require": ["exp", "iat", "sub", "aud", "iss", "jti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError:
             raise Unauthorized("session token is not valid") from None
         # Checked against the injected clock too, so tests can move time.
         if int(claims["exp"]) <= int(now.timestamp()):
             raise Unauthorized("session token has expired")
+        if int(claims["iat"]) > int(now.timestamp()) + 60:
+            raise Unauthorized("session token is not valid yet")
         return SessionClaims(str(claims["sub"]), str(claims["jti"]))
 
 

@@ -1,7 +1,7 @@
 from aiohttp import web
 
-from gateway.adapters.tokens import API_KEY_PREFIX
 from gateway.http.keys import SERVICES
+from gateway.services.api_keys import API_KEY_PREFIX
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import ApiKeyRecord
 

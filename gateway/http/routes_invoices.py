@@ -4,7 +4,7 @@ from gateway.domain.money import parse_fiat
 from gateway.http.auth import api_key
 from gateway.http.keys import SERVICES
 from gateway.http.schemas import InvoiceBody, read_json
-from gateway.http.views import invoice_json
+from gateway.http.views import account_json, invoice_json
 
 routes = web.RouteTableDef()
 
@@ -48,8 +48,6 @@ async def list_invoices(request: web.Request) -> web.Response:
 
 @routes.get("/v1/accounts/{account_id}")
 async def get_account(request: web.Request) -> web.Response:
-    from gateway.http.views import account_json
-
     await api_key(request, "accounts:read")
     view = await request.app[SERVICES].accounts.view(request.match_info["account_id"])
     return web.json_response(account_json(view))

@@ -7,7 +7,6 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 
-
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

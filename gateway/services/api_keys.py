@@ -6,6 +6,8 @@ from gateway.services.errors import Forbidden, Unauthorized
 from gateway.services.ids import new_id
 from gateway.services.ports import ApiKeyRecord, Clock, UnitOfWorkFactory
 
+API_KEY_PREFIX = "gk_"
+
 SCOPES: tuple[str, ...] = (
     "invoices:read",
     "invoices:write",

@@ -125,9 +125,9 @@ class PaymentTracker:
             for inv in await uow.invoices.open_with_payments(coin, now):
                 invoices[inv.id] = inv
         for invoice_id in touched - invoices.keys():
-            inv = await uow.invoices.get(invoice_id)
-            if inv is not None:
-                invoices[inv.id] = inv
+            found = await uow.invoices.get(invoice_id)
+            if found is not None:
+                invoices[found.id] = found
         for invoice in invoices.values():
             await self._apply(uow, invoice, tip, now)
 

@@ -125,7 +125,7 @@ class InvoiceService:
         if not 1 <= limit <= 200:
             raise InvalidInput("limit", "must be between 1 and 200")
         async with self._uow() as uow:
-            records = await uow.invoices.list(account_id, status, after, limit)
+            records = await uow.invoices.page(account_id, status, after, limit)
             tips = {c: await uow.cursors.get(c) for c in {r.invoice.coin for r in records}}
         return [InvoiceView(r, tips[r.invoice.coin]) for r in records]
 

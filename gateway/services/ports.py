@@ -121,7 +121,7 @@ class InvoiceRepository(Protocol):
 
     async def read(self, invoice_id: str) -> InvoiceRecord | None: ...
 
-    async def list(
+    async def page(
         self, account_id: str | None, status: str | None, after: str | None, limit: int
     ) -> list[InvoiceRecord]: ...
 
@@ -163,7 +163,7 @@ class CursorRepository(Protocol):
 class EndpointRepository(Protocol):
     async def add(self, record: EndpointRecord, secret: str) -> None: ...
 
-    async def list(self) -> list[EndpointRecord]: ...
+    async def active(self) -> list[EndpointRecord]: ...
 
     async def get(self, endpoint_id: str) -> EndpointRecord | None: ...
 
@@ -176,14 +176,23 @@ class Outbox(Protocol):
 
 
 class UnitOfWork(Protocol):
-    accounts: AccountRepository
-    sessions: SessionRepository
-    api_keys: ApiKeyRepository
-    invoices: InvoiceRepository
-    payments: PaymentRepository
-    cursors: CursorRepository
-    endpoints: EndpointRepository
-    outbox: Outbox
+    # Read-only members, so implementations may narrow the repository types.
+    @property
+    def accounts(self) -> AccountRepository: ...
+    @property
+    def sessions(self) -> SessionRepository: ...
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+    @property
+    def invoices(self) -> InvoiceRepository: ...
+    @property
+    def payments(self) -> PaymentRepository: ...
+    @property
+    def cursors(self) -> CursorRepository: ...
+    @property
+    def endpoints(self) -> EndpointRepository: ...
+    @property
+    def outbox(self) -> Outbox: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -87,7 +87,7 @@ class WebhookEndpointService:
 
     async def list(self) -> list[EndpointRecord]:
         async with self._uow() as uow:
-            return await uow.endpoints.list()
+            return await uow.endpoints.active()
 
     async def delete(self, endpoint_id: str) -> None:
         async with self._uow() as uow:

@@ -113,7 +113,8 @@ class SqlSessions:
         )
 
     async def get(self, session_id: str) -> SessionRecord | None:
-        row = (await self._conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+        query = select(sessions).where(sessions.c.id == session_id)
+        row = (await self._conn.execute(query)).first()
         if row is None:
             return None
         return SessionRecord(row.id, row.account_id, row.expires_at, row.revoked_at)

@@ -110,12 +110,16 @@ class SqlInvoices:
             )
         )
 
+    @staticmethod
+    def _by_id(invoice_id: str) -> Any:
+        return select(invoices).where(invoices.c.id == invoice_id)
+
     async def get(self, invoice_id: str) -> Invoice | None:
-        row = (await self._conn.execute(select(invoices).where(invoices.c.id == invoice_id))).first()
+        row = (await self._conn.execute(self._by_id(invoice_id))).first()
         return _invoice(row) if row else None
 
     async def read(self, invoice_id: str) -> InvoiceRecord | None:
-        row = (await self._conn.execute(select(invoices).where(invoices.c.id == invoice_id))).first()
+        row = (await self._conn.execute(self._by_id(invoice_id))).first()
         if row is None:
             return None
         return InvoiceRecord(
@@ -131,7 +135,7 @@ class SqlInvoices:
         )
         return [_payment(r) for r in rows]
 
-    async def list(
+    async def page(
         self, account_id: str | None, status: str | None, after: str | None, limit: int
     ) -> list[InvoiceRecord]:
         query = select(invoices).order_by(invoices.c.created_at.desc(), invoices.c.id.desc())

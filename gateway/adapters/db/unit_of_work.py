@@ -9,6 +9,7 @@ from gateway.adapters.db.chain_state import SqlCursors
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.webhooks import SqlEndpoints, SqlOutbox
 from gateway.adapters.fields import FieldCipher
+from gateway.services.ports import UnitOfWork
 
 
 class SqlUnitOfWork:
@@ -58,3 +59,7 @@ class SqlUnitOfWork:
         # A read after commit (as create-then-read does) runs in a fresh transaction.
         await self._conn.begin()
         self.outbox.published = 0
+
+
+def _conforms(uow: SqlUnitOfWork) -> "UnitOfWork":
+    return uow

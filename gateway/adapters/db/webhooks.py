@@ -50,7 +50,7 @@ class SqlEndpoints:
             )
         )
 
-    async def list(self) -> list[EndpointRecord]:
+    async def active(self) -> list[EndpointRecord]:
         rows = await self._conn.execute(
             select(webhook_endpoints)
             .where(webhook_endpoints.c.deleted_at.is_(None))
@@ -150,7 +150,7 @@ class SqlDeliveryStore:
                         d.c.next_attempt_at <= now,
                         (d.c.lease_until.is_(None)) | (d.c.lease_until < now),
                     )
-                    .order_by(d.c.next_attempt_at)
+                    .order_by(d.c.next_attempt_at, d.c.created_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
                 )

@@ -1,0 +1,40 @@
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# bitcoinlib writes its data directory on first import; keep it out of $HOME.
+os.environ.setdefault("BCL_DATA_DIR", tempfile.mkdtemp(prefix="bitcoinlib-"))
+
+from gateway.devnodes import LitecoinRegtest
+from tests.support.databases import fresh_database
+
+DB_KINDS = ["sqlite", "postgresql"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test carries exactly one layer marker, taken from its folder.
+    for item in items:
+        layer = Path(str(item.fspath)).parent.name
+        if layer in ("unit", "integration", "e2e", "reliability"):
+            item.add_marker(getattr(pytest.mark, layer))
+
+
+@pytest.fixture(params=DB_KINDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def litecoin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LitecoinRegtest]:
+    """A real Litecoin Core regtest node. Fails (never skips) when litecoind is missing."""
+    node = LitecoinRegtest(tmp_path_factory.mktemp("litecoin")).start()
+    try:
+        node.create_wallet("payer")
+        node.mine(101)
+        yield node
+    finally:
+        node.stop()

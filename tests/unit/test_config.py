@@ -1,0 +1,116 @@
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load
+from tests.support.keys import b64key, random_xpub, security_env
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "GATEWAY_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+        **security_env(),
+    }
+
+
+def test_environment_overrides_and_nested_names(tmp_path: Path) -> None:
+    env = base_env(tmp_path) | {
+        "GATEWAY_COINS__LTC__KIND": "utxo",
+        "GATEWAY_COINS__LTC__NETWORK": "litecoin-regtest",
+        "GATEWAY_COINS__LTC__RPC_URL": "http://u:p@127.0.0.1:1",
+        "GATEWAY_COINS__LTC__XPUB": random_xpub(),
+        "GATEWAY_SERVER__PORT": "9000",
+        "GATEWAY_RATES__FIXED": json.dumps({"LTC-EUR": "80"}),
+    }
+    settings = load(None, env)
+    assert settings.server.port == 9000
+    assert settings.confirmations("LTC") == 6
+    assert settings.rates.fixed == {"LTC-EUR": "80"}
+
+
+def test_env_beats_file_and_secret_files_are_read(tmp_path: Path) -> None:
+    key_file = tmp_path / "session.key"
+    key_file.write_text(b64key() + "\n")
+    cfg = tmp_path / "g.toml"
+    cfg.write_text(f'[security]\nsession_key_file = "{key_file}"\n')
+    env = base_env(tmp_path)
+    del env["GATEWAY_SECURITY__SESSION_KEY"]
+    settings = load(cfg, env)
+    assert settings.security.session_key.get_secret_value() == key_file.read_text().strip()
+    other = b64key()
+    settings = load(cfg, env | {"GATEWAY_SECURITY__SESSION_KEY": other})
+    assert settings.security.session_key.get_secret_value() == other
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"GATEWAY_SERVER__PORT": "99999"}, "server.port"),
+        ({"GATEWAY_SECURITY__SESSION_KEY": "c2hvcnQ="}, "security.session_key: must decode"),
+        ({"GATEWAY_SECURITY__DATA_KEYS": '["nokeyid"]'}, "security.data_keys"),
+        ({"GATEWAY_DATABASE__URL": "mysql://x"}, "database.url"),
+        ({"GATEWAY_SERVER__BOGUS": "1"}, "server.bogus: is not a known key"),
+        ({"GATEWAY_COINS__ETH__KIND": "evm"}, "coins.ETH.kind"),
+        ({"GATEWAY_COINS__LTC__KIND": "utxo", "GATEWAY_COINS__LTC__NETWORK": "doge"},
+         "coins.LTC.network"),
+        ({"GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": '["nope"]'}, "allow_private_targets"),
+        ({"GATEWAY_INVOICES__EXPIRY_MINUTES": "0"}, "invoices.expiry_minutes"),
+    ],
+)
+def test_bad_configuration_names_the_key(
+    tmp_path: Path, override: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(None, base_env(tmp_path) | override)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_required_key_and_file(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    del env["GATEWAY_DATABASE__URL"]
+    with pytest.raises(ConfigError, match="database: is required"):
+        load(None, env)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load(tmp_path / "missing.toml", base_env(tmp_path))
+    cfg = tmp_path / "g.toml"
+    cfg.write_text('[security]\nindex_key_file = "/nonexistent/key"\n')
+    env = base_env(tmp_path)
+    del env["GATEWAY_SECURITY__INDEX_KEY"]
+    with pytest.raises(ConfigError, match=r"security\.index_key_file: cannot read"):
+        load(cfg, env)
+
+
+def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
+    secret = base64.b64encode(b"x" * 8).decode()
+    with pytest.raises(ConfigError) as info:
+        load(None, base_env(tmp_path) | {"GATEWAY_SECURITY__INDEX_KEY": secret})
+    assert secret not in str(info.value)
+
+
+def test_example_config_documents_every_key() -> None:
+    import tomllib
+
+    from gateway.config import Settings
+
+    root = Path(__file__).resolve().parents[2]
+    example = tomllib.loads((root / "config" / "gateway.example.toml").read_text())
+    text = (root / "config" / "gateway.example.toml").read_text()
+    for section, field in Settings.model_fields.items():
+        assert f"[{section}" in text, f"[{section}] is not documented"
+        model = field.annotation
+        sub = getattr(model, "model_fields", None)
+        if sub is None:
+            continue
+        for key, info in sub.items():
+            name = info.alias or key
+            assert name in text, f"{section}.{name} is not documented"
+    # and nothing documented that the model does not know
+    for section, table in example.items():
+        assert section in Settings.model_fields
+        sub = getattr(Settings.model_fields[section].annotation, "model_fields", None)
+        if sub is not None:
+            for key in table:
+                assert key.removesuffix("_file") in sub, f"{section}.{key} is unknown"

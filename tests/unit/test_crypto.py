@@ -1,0 +1,93 @@
+import os
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from gateway.adapters.fields import BlindIndex, FieldCipher, FieldCipherError
+from gateway.adapters.passwords import Argon2Passwords
+from gateway.adapters.tokens import SessionTokens, hash_api_key, new_api_key
+from gateway.services.errors import Unauthorized
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_field_encryption_roundtrip_and_binding() -> None:
+    cipher = FieldCipher([("k1", os.urandom(32))])
+    blob = cipher.encrypt("alice@example.org", "acc_1")
+    assert b"alice" not in blob
+    assert cipher.decrypt(blob, "acc_1") == "alice@example.org"
+    assert cipher.encrypt("alice@example.org", "acc_1") != blob  # random nonce
+    with pytest.raises(FieldCipherError):
+        cipher.decrypt(blob, "acc_2")  # record id is associated data: no copy-paste
+    with pytest.raises(FieldCipherError):
+        cipher.decrypt(blob[:-1] + bytes([blob[-1] ^ 1]), "acc_1")
+
+
+def test_key_rotation_keeps_old_records_readable() -> None:
+    old = ("k1", os.urandom(32))
+    blob = FieldCipher([old]).encrypt("x", "r")
+    rotated = FieldCipher([("k2", os.urandom(32)), old])
+    assert rotated.decrypt(blob, "r") == "x"
+    assert b"k2" in rotated.encrypt("x", "r")[:4]
+    with pytest.raises(FieldCipherError, match="not configured"):
+        FieldCipher([("k3", os.urandom(32))]).decrypt(blob, "r")
+
+
+def test_blind_index_is_keyed_and_deterministic() -> None:
+    a, b = BlindIndex(os.urandom(32)), BlindIndex(os.urandom(32))
+    assert a("x@y.org") == a("x@y.org") != b("x@y.org")
+
+
+def test_passwords_argon2id_owasp_parameters() -> None:
+    pw = Argon2Passwords()
+    stored = pw.hash("correct horse battery")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert pw.verify(stored, "correct horse battery")
+    assert not pw.verify(stored, "wrong password!")
+    assert not pw.verify(None, "anything at all")
+    assert Argon2Passwords(time_cost=3).needs_rehash(stored)
+
+
+def tokens() -> SessionTokens:
+    return SessionTokens(b"k" * 32, "https://gw.test")
+
+
+def test_session_token_roundtrip() -> None:
+    token = tokens().issue("acc_1", "ses_1", NOW, NOW + timedelta(hours=1))
+    claims = tokens().decode(token, NOW + timedelta(minutes=5))
+    assert (claims.account_id, claims.session_id) == ("acc_1", "ses_1")
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda t: jwt.encode({"sub": "acc_1", "jti": "s", "iat": 1, "exp": 2**40,
+                              "aud": "packetra-gateway", "iss": "https://gw.test"},
+                             None, algorithm="none"),
+        lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),
+        lambda t: jwt.encode({"sub": "acc_1", "jti": "s", "iat": 1, "exp": 2**40,
+                              "aud": "someone-else", "iss": "https://gw.test"},
+                             b"k" * 32, algorithm="HS256"),
+        lambda t: jwt.encode({"sub": "acc_1", "iat": 1, "exp": 2**40,
+                              "aud": "packetra-gateway", "iss": "https://gw.test"},
+                             b"k" * 32, algorithm="HS256"),
+    ],
+    ids=["alg-none", "tampered", "wrong-audience", "no-jti"],
+)
+def test_forged_tokens_are_refused(forge: object) -> None:
+    token = tokens().issue("acc_1", "ses_1", NOW, NOW + timedelta(hours=1))
+    with pytest.raises(Unauthorized):
+        tokens().decode(forge(token), NOW)  # type: ignore[operator]
+
+
+def test_expired_token_is_refused() -> None:
+    token = tokens().issue("acc_1", "ses_1", NOW, NOW + timedelta(hours=1))
+    with pytest.raises(Unauthorized):
+        tokens().decode(token, NOW + timedelta(hours=2))
+
+
+def test_api_keys_are_prefixed_and_hashed() -> None:
+    key = new_api_key()
+    assert key.startswith("gk_") and len(key) > 40
+    assert hash_api_key(key) != key and len(hash_api_key(key)) == 64

@@ -1,0 +1,32 @@
+import logging
+
+import pytest
+
+from gateway.logs import RedactingFilter, redact
+
+
+def test_redaction_masks_personal_data_and_secrets() -> None:
+    line = redact(
+        "login alice.smith+x@example.org with gk_abcdefghijklmnop and whsec_QUJDREVGR0hJSktM "
+        "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln rpc http://user:pass@127.0.0.1:9332"
+    )
+    for secret in ("alice.smith", "gk_abcdefghijklmnop", "QUJDREVGR0hJSktM", "eyJhbGci",
+                   "user:pass"):
+        assert secret not in line
+
+
+def test_filter_applies_to_arguments_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.redact")
+    logger.addFilter(RedactingFilter())
+    try:
+        with caplog.at_level(logging.INFO):
+            logger.info("user %s", "bob@example.org")
+            try:
+                raise ValueError("bad email carol@example.org")
+            except ValueError:
+                logger.exception("failed")
+    finally:
+        logger.filters.clear()
+    text = caplog.text
+    assert "bob@example.org" not in text and "carol@example.org" not in text
+    assert "<email>" in text and "ValueError" in text
