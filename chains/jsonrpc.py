@@ -19,8 +19,10 @@ class JsonRpcError(ChainError):
 class JsonRpcClient:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         parsed = yarl.URL(url)
-        self._auth = (
-            aiohttp.BasicAuth(parsed.user or "", parsed.password or "") if parsed.user else None
+        self._headers = (
+            {"Authorization": aiohttp.encode_basic_auth(parsed.user, parsed.password or "")}
+            if parsed.user
+            else {}
         )
         self._url = str(parsed.with_user(None).with_password(None))
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -33,7 +35,7 @@ class JsonRpcClient:
         self._ids += 1
         payload = {"jsonrpc": "1.0", "id": self._ids, "method": method, "params": list(params)}
         try:
-            async with self._session.post(self._url, json=payload, auth=self._auth) as resp:
+            async with self._session.post(self._url, json=payload, headers=self._headers) as resp:
                 text = await resp.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
             # The URL is not in the message: it may carry RPC credentials.

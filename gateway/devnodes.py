@@ -50,6 +50,8 @@ class LitecoinRegtest:
                 f"-port={self.p2p_port}", "-bind=127.0.0.1", f"-rpcuser={self.user}",
                 f"-rpcpassword={self.password}", "-fallbackfee=0.0001", "-txindex=1",
                 "-printtoconsole=0", "-listenonion=0", "-dnsseed=0", "-upnp=0",
+                # Litecoin Core refuses BIP125 replacements unless asked; the tests need them.
+                "-mempoolreplacement=1",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -89,11 +91,13 @@ class LitecoinRegtest:
     def create_wallet(self, name: str = "miner") -> str:
         self.rpc("createwallet", name)
         self.wallet = name
-        self.mine_address = self.rpc("getnewaddress", "", "bech32", wallet=name)
-        return str(self.mine_address)
+        return str(self.rpc("getnewaddress", "", "bech32", wallet=name))
 
     def mine(self, blocks: int = 1) -> list[str]:
-        return list(self.rpc("generatetoaddress", blocks, self.mine_address))
+        # A fresh coinbase address each time: a block re-mined after `invalidateblock` in
+        # the same second would otherwise be identical to the invalid one and be refused.
+        address = self.rpc("getnewaddress", "", "bech32", wallet=self.wallet)
+        return list(self.rpc("generatetoaddress", blocks, address))
 
     def send(self, address: str, amount: str, replaceable: bool = False) -> str:
         return str(

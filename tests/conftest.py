@@ -34,7 +34,7 @@ def litecoin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LitecoinRegte
     node = LitecoinRegtest(tmp_path_factory.mktemp("litecoin")).start()
     try:
         node.create_wallet("payer")
-        node.mine(101)
+        node.mine(200)  # 100 mature coinbase outputs to pay from
         yield node
     finally:
         node.stop()
