@@ -27,7 +27,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.bootstrap import SchemaNotReady, build, build_app
 
     settings = _settings(args)
-    logs.configure(settings.server.log_level)
     gw = build(settings)
 
     async def check() -> None:
@@ -44,6 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"gateway: database unavailable: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    logs.configure(settings.server.log_level)
     ssl_context = None
     server = settings.server
     if server.tls_cert and server.tls_key:

@@ -41,5 +41,7 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiohttp's access log records client IPs; ours (gateway.http) does not.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiohttp's access log records client IPs; ours (gateway.http) does not. Database
+    # drivers log statements with their parameters at DEBUG; never let them.
+    for name in ("aiohttp.access", "aiosqlite", "asyncpg", "sqlalchemy", "asyncio"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -5,6 +5,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,7 +31,14 @@ async def _admin(sql: str) -> None:
 
 
 def _run(coro: object) -> None:
-    asyncio.run(coro)  # type: ignore[arg-type]
+    # In a thread of its own, so this works from inside a running event loop too.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+
+
+def _upgrade(url: str) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(command.upgrade, alembic_config(url), "head").result()
 
 
 @contextmanager
@@ -38,7 +46,7 @@ def fresh_database(kind: str, tmp: Path, migrate: bool = True) -> Iterator[str]:
     if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / 'gateway.db'}"
         if migrate:
-            command.upgrade(alembic_config(url), "head")
+            _upgrade(url)
         yield url
         return
     name = f"gw_test_{secrets.token_hex(6)}"
@@ -47,7 +55,7 @@ def fresh_database(kind: str, tmp: Path, migrate: bool = True) -> Iterator[str]:
     url = f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
     try:
         if migrate:
-            command.upgrade(alembic_config(url), "head")
+            _upgrade(url)
         yield url
     finally:
         _run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -1,0 +1,94 @@
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.devnodes import LitecoinRegtest, free_port
+from tests.support.databases import fresh_database
+from tests.support.stack import Api, GatewayProcess, Receiver, gateway_env, run_cli
+
+
+@dataclass
+class Stack:
+    gateway: GatewayProcess
+    api: Api
+    key: str
+    receiver: Receiver
+    endpoint: dict[str, Any]
+    node: LitecoinRegtest
+    db_url: str
+    tmp: Path
+    secrets: set[str] = field(default_factory=set)
+
+    async def signup(self, email: str, password: str = "correct horse battery",
+                     **extra: Any) -> dict[str, Any]:
+        self.secrets.update({email, password})
+        return await self.api.ok("POST", "/v1/accounts",
+                                 {"email": email, "password": password, **extra})
+
+    async def invoice(self, account_id: str, amount: str = "9.99",
+                      metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await self.api.ok("POST", "/v1/invoices", {
+            "account_id": account_id, "price": {"amount": amount, "currency": "EUR"},
+            "coin": "LTC", "metadata": metadata or {},
+        }, self.key)
+
+    async def read(self, invoice_id: str) -> dict[str, Any]:
+        return await self.api.ok("GET", f"/v1/invoices/{invoice_id}", token=self.key)
+
+    def all_secrets(self) -> set[str]:
+        return {s for s in self.secrets | self.api.secrets if s}
+
+
+StackFactory = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture
+async def make_stack(
+    litecoin: LitecoinRegtest, tmp_path: Path
+) -> AsyncIterator[StackFactory]:
+    stacks: list[Stack] = []
+    cleanups: contextlib.ExitStack = contextlib.ExitStack()
+    http = aiohttp.ClientSession()
+
+    async def make(db: str = "sqlite", script: list[int] | None = None,
+                   event_types: list[str] | None = None, **env_extra: str) -> Stack:
+        db_url = cleanups.enter_context(fresh_database(db, tmp_path, migrate=False))
+        env = gateway_env(db_url, litecoin, free_port(), **env_extra)
+        upgraded = run_cli(env, "db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
+        created = run_cli(env, "apikey", "create", "--name", "provisioning",
+                          "--scope", "invoices:write", "--scope", "invoices:read",
+                          "--scope", "accounts:read", "--scope", "webhooks:manage")
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip()
+        assert key.startswith("gk_")
+        gateway = GatewayProcess(env, tmp_path / f"gateway-{len(stacks)}.log").start()
+        receiver = await Receiver(script=list(script or [])).start()
+        api = Api(gateway.url, http)
+        endpoint = await api.ok("POST", "/v1/webhook-endpoints", {
+            "url": receiver.url, "event_types": event_types or [],
+        }, key)
+        stack = Stack(gateway, api, key, receiver, endpoint, litecoin, db_url, tmp_path,
+                      {key, endpoint["secret"]})
+        stacks.append(stack)
+        return stack
+
+    try:
+        yield make
+    finally:
+        for stack in stacks:
+            stack.gateway.stop()
+            await stack.receiver.stop()
+        await http.close()
+        cleanups.close()
+    # Across every e2e run: no email, password, session token, API key or webhook secret
+    # in the gateway's own output (it runs at DEBUG level).
+    for stack in stacks:
+        log = stack.gateway.log()
+        for secret in stack.all_secrets():
+            assert secret not in log, "a secret or personal datum reached the gateway log"

@@ -1,0 +1,130 @@
+"""Bad input answers 4xx application/problem+json with a clear detail and writes nothing."""
+
+import sqlite3
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Stack, StackFactory
+from tests.support.stack import gateway_env, run_cli
+
+COUNTED = ("accounts", "invoices", "events", "sessions", "api_keys", "webhook_endpoints")
+
+
+def counts(stack: Stack) -> dict[str, int]:
+    path = stack.db_url.split("///", 1)[1]
+    with sqlite3.connect(path) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COUNTED}
+
+
+async def expect_problem(stack: Stack, status: int, fragment: str, method: str, path: str,
+                         body: Any = None, token: str | None = None, raw: bytes | None = None
+                         ) -> None:
+    before = counts(stack)
+    got, doc, headers = await stack.api.call(method, path, body, token, raw=raw)
+    assert got == status, (method, path, body, got, doc)
+    assert headers["Content-Type"].startswith("application/problem+json")
+    assert doc["status"] == status and fragment in doc["detail"], doc
+    assert counts(stack) == before, f"{method} {path} wrote something"
+
+
+async def test_bad_input_is_refused_clearly_and_writes_nothing(make_stack: StackFactory) -> None:
+    stack = await make_stack()
+    account = await stack.signup("taken@example.org")
+    acc = account["id"]
+    key = stack.key
+
+    await expect_problem(stack, 400, "not valid JSON", "POST", "/v1/accounts", raw=b"{nope")
+    await expect_problem(stack, 400, "JSON object", "POST", "/v1/accounts", raw=b"[1]")
+    await expect_problem(stack, 422, "email: is required", "POST", "/v1/accounts",
+                         {"password": "long enough pw"})
+    await expect_problem(stack, 422, "email: is not a valid email", "POST", "/v1/accounts",
+                         {"email": "not-an-email", "password": "long enough pw"})
+    await expect_problem(stack, 422, "at least 10 characters", "POST", "/v1/accounts",
+                         {"email": "short@example.org", "password": "short"})
+    await expect_problem(stack, 422, "shoe_size: is not a known field", "POST", "/v1/accounts",
+                         {"email": "x@example.org", "password": "long enough pw", "shoe_size": 9})
+    await expect_problem(stack, 409, "already exists", "POST", "/v1/accounts",
+                         {"email": "TAKEN@example.org", "password": "long enough pw"})
+    await expect_problem(stack, 422, "datacenter: must be one of", "POST", "/v1/accounts",
+                         {"email": "dc@example.org", "password": "long enough pw",
+                          "datacenter": "mars-1"})
+
+    def inv(**over: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"account_id": acc, "price": {"amount": "9.99", "currency": "EUR"},
+                                "coin": "LTC"}
+        body.update(over)
+        return body
+
+    await expect_problem(stack, 422, "coin: 'DOGE' is not accepted", "POST", "/v1/invoices",
+                         inv(coin="DOGE"), key)
+    for amount, fragment in (("0", "greater than zero"), ("-5", "greater than zero"),
+                             ("ten", "not a decimal"), ("9.999", "2 decimal places")):
+        await expect_problem(stack, 422, fragment, "POST", "/v1/invoices",
+                             inv(price={"amount": amount, "currency": "EUR"}), key)
+    await expect_problem(stack, 422, "price.amount", "POST", "/v1/invoices",
+                         inv(price={"amount": 9.99, "currency": "EUR"}), key)
+    await expect_problem(stack, 422, "no account", "POST", "/v1/invoices",
+                         inv(account_id="acc_doesnotexist"), key)
+    await expect_problem(stack, 503, "rates unavailable", "POST", "/v1/invoices",
+                         inv(price={"amount": "9.99", "currency": "USD"}), key)
+    await expect_problem(stack, 401, "API key is required", "POST", "/v1/invoices", inv())
+    await expect_problem(stack, 401, "not valid", "POST", "/v1/invoices", inv(),
+                         "gk_wrongwrongwrongwrongwrongwrong")
+    await expect_problem(stack, 404, "invoice not found", "GET", "/v1/invoices/inv_nope",
+                         token=key)
+    await expect_problem(stack, 404, "no route", "GET", "/v1/nothing-here")
+    await expect_problem(stack, 405, "not allowed", "PUT", "/v1/accounts", {})
+    await expect_problem(stack, 413, "larger than 1 MiB", "POST", "/v1/accounts",
+                         raw=b'{"email": "' + b"x" * (1024 * 1024 + 10) + b'"}')
+    await expect_problem(stack, 422, "non-public address", "POST", "/v1/webhook-endpoints",
+                         {"url": "http://10.1.2.3/hooks"}, key)
+    await expect_problem(stack, 422, "http(s) URL", "POST", "/v1/webhook-endpoints",
+                         {"url": "ftp://example.org/x"}, key)
+
+
+async def test_scopes_are_enforced(make_stack: StackFactory) -> None:
+    stack = await make_stack()
+    created = run_cli(stack.gateway.env, "apikey", "create", "--name", "reader",
+                      "--scope", "invoices:read")
+    reader = created.stdout.strip()
+    stack.secrets.add(reader)
+    account = await stack.signup("scoped@example.org")
+    status, doc, _ = await stack.api.call("POST", "/v1/invoices", {
+        "account_id": account["id"], "price": {"amount": "1.00", "currency": "EUR"},
+        "coin": "LTC"}, reader)
+    assert status == 403 and "invoices:write" in doc["detail"]
+    status, _, _ = await stack.api.call("GET", f"/v1/accounts/{account['id']}", token=reader)
+    assert status == 403
+    bad = run_cli(stack.gateway.env, "apikey", "create", "--name", "x", "--scope", "root")
+    assert bad.returncode == 2 and "unknown scope" in bad.stderr and bad.stdout == ""
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Any, litecoin: Any) -> None:
+    from gateway.devnodes import free_port
+
+    env = gateway_env(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", litecoin, free_port())
+    result = subprocess.run([sys.executable, "-m", "gateway.cli", "serve"],
+                            env={**__import__("os").environ, **env}, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "gateway db upgrade" in lines[0]
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ({"GATEWAY_SECURITY__DATA_KEYS": "[]"}, "security.data_keys"),
+    ({"GATEWAY_COINS__LTC__XPUB": "xpub-nonsense"}, "coins.LTC.xpub"),
+])
+def test_bad_configuration_exits_2_with_one_line(tmp_path: Any, litecoin: Any,
+                                                 override: dict[str, str], key: str) -> None:
+    from gateway.devnodes import free_port
+
+    env = gateway_env(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", litecoin, free_port(),
+                      **override)
+    result = run_cli(env, "serve")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0], result.stderr

@@ -1,0 +1,22 @@
+"""`gateway demo --once` is what `make demo` runs: it must end with a verified activation."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_once_ends_with_verified_activation(tmp_path: Path) -> None:
+    env = {**os.environ, "BCL_DATA_DIR": str(tmp_path / "bcl"), "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "demo", "--once", "--timeout", "120"],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "webhook verified: invoice.settled" in out
+    assert "webhook verified: account.activated" in out
+    assert "done: the account was activated" in out
+    assert "@" not in out  # the demo's customer email is printed nowhere
+    # Everything it started is stopped and its temporary directory removed.
+    assert not list(tmp_path.glob("gateway-demo-*"))

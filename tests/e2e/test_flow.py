@@ -1,0 +1,139 @@
+"""The whole flow over HTTP against `gateway serve` and a real Litecoin regtest node."""
+
+import sqlite3
+from decimal import Decimal
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from tests.e2e.conftest import StackFactory
+from tests.support.stack import eventually
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+async def test_signup_invoice_payment_settles_and_activates(
+    make_stack: StackFactory, db: str
+) -> None:
+    stack = await make_stack(db)
+    email = f"flow-{db}@example.org"
+    account = await stack.signup(email, datacenter="ch-zrh")
+    assert account["email"] == email and account["datacenter"] == "ch-zrh"
+    assert "__Host-session" in stack.api.cookie_names
+
+    invoice = await stack.invoice(account["id"], metadata={"plan": "vps-small"})
+    assert invoice["status"] == "new" and invoice["exception"] is None
+    assert invoice["amount_due"] == "0.124875" and invoice["amount_due_base_units"] == "12487500"
+    assert invoice["address"].startswith("rltc1q")
+    assert invoice["payment_uri"] == f"litecoin:{invoice['address']}?amount=0.124875"
+    assert invoice["rate"]["value"] == "80" and invoice["rate"]["source"] == "fixed"
+    assert invoice["confirmations_required"] == 3
+
+    txid = stack.node.send(invoice["address"], str(Decimal(invoice["amount_due"])))
+    state: dict = {}
+
+    async def poll(status: str) -> bool:
+        state.update(await stack.read(invoice["id"]))
+        return state["status"] == status
+
+    async def until(status: str, timeout: float = 20) -> None:
+        import asyncio
+        import time
+        deadline = time.monotonic() + timeout
+        while not await poll(status):
+            assert time.monotonic() < deadline, f"invoice never became {status}: {state}"
+            await asyncio.sleep(0.2)
+
+    await until("processing")
+    [payment] = state["payments"]
+    assert (payment["txid"], payment["confirmations"], payment["status"]) == (txid, 0, "pending")
+    assert payment["amount_base_units"] == "12487500"
+
+    stack.node.mine(2)
+    await until("processing")  # 2 of 3 confirmations: not yet
+    stack.node.mine(1)
+    await until("settled")
+    assert state["payments"][0]["confirmations"] >= 3 and state["settled_at"]
+    assert len(state["payments"]) == 1
+
+    settled = await stack.receiver.wait_for("invoice.settled")
+    activated = await stack.receiver.wait_for("account.activated")
+    secret = stack.endpoint["secret"]
+    for delivery in (settled, activated):
+        doc = Webhook(secret).verify(delivery.body, delivery.headers)
+        assert doc["type"] == delivery.type and doc["timestamp"].endswith("Z")
+    assert activated.doc["data"] == {
+        "account_id": account["id"], "invoice_id": invoice["id"], "datacenter": "ch-zrh",
+        "metadata": {"plan": "vps-small"},
+    }
+    assert settled.doc["data"]["status"] == "settled"
+    payment_events = stack.receiver.of_type("invoice.payment_received")
+    assert len(payment_events) == 1
+    assert payment_events[0].doc["data"]["payment"]["txid"] == txid
+    assert payment_events[0].doc["data"]["payment"]["rate"]["value"] == "80"
+    for delivery in stack.receiver.deliveries:
+        assert email.encode() not in delivery.body
+    # Activation is announced once, whatever else happens.
+    second = await stack.invoice(account["id"])
+    stack.node.send(second["address"], second["amount_due"])
+    stack.node.mine(3)
+    await stack.receiver.wait_for("invoice.settled")
+    await eventually(lambda: len(stack.receiver.of_type("invoice.settled")) == 2, 20,
+                     "second settlement")
+    assert len(stack.receiver.of_type("account.activated")) == 1
+
+    if db == "sqlite":
+        stack.gateway.stop()
+        path = stack.db_url.split("///", 1)[1]
+        for suffix in ("", "-wal"):
+            try:
+                raw = open(path + suffix, "rb").read()
+            except FileNotFoundError:
+                continue
+            assert email.encode() not in raw and email.lower().encode() not in raw
+        with sqlite3.connect(path) as conn:
+            [(count,)] = conn.execute("SELECT count(*) FROM payments WHERE txid = ?", (txid,))
+        assert count == 1
+
+
+async def test_receiver_failing_twice_gets_the_same_webhook_id(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(script=[500, 500], event_types=["account.created"])
+    await stack.signup("retry@example.org")
+    await eventually(lambda: len(stack.receiver.deliveries) == 1, 20, "delivery after retries")
+    attempts = stack.receiver.attempts
+    assert len(attempts) == 3
+    assert len({a.headers["webhook-id"] for a in attempts}) == 1
+    assert {a.type for a in attempts} == {"account.created"}
+    Webhook(stack.endpoint["secret"]).verify(attempts[-1].body, attempts[-1].headers)
+
+
+async def test_unpaid_invoice_expires_and_is_announced(make_stack: StackFactory) -> None:
+    stack = await make_stack(GATEWAY_INVOICES__EXPIRY_MINUTES="0.05")
+    account = await stack.signup("expiry@example.org")
+    invoice = await stack.invoice(account["id"])
+    delivery = await stack.receiver.wait_for("invoice.expired", timeout=20)
+    assert delivery.doc["data"]["invoice_id"] == invoice["id"]
+    assert (await stack.read(invoice["id"]))["status"] == "expired"
+    assert len(stack.receiver.of_type("invoice.expired")) == 1
+
+
+async def test_login_logout_and_me(make_stack: StackFactory) -> None:
+    stack = await make_stack()
+    await stack.signup("me@example.org", "a long password 1")
+    status, doc, _ = await stack.api.call(
+        "POST", "/v1/sessions", {"email": "ME@example.org", "password": "a long password 1"})
+    assert status == 201
+    token = doc["token"]
+    stack.secrets.add(token)
+    me = await stack.api.ok("GET", "/v1/me", token=token)
+    assert me["email"] == "me@example.org"
+    assert (await stack.api.call("GET", "/v1/me/invoices", token=token))[0] == 200
+    assert (await stack.api.call("DELETE", "/v1/sessions/current", token=token))[0] == 204
+    status, doc, headers = await stack.api.call("GET", "/v1/me", token=token)
+    assert status == 401 and headers["Content-Type"].startswith("application/problem+json")
+    wrong = await stack.api.call("POST", "/v1/sessions",
+                                 {"email": "me@example.org", "password": "not the password"})
+    unknown = await stack.api.call("POST", "/v1/sessions",
+                                   {"email": "nobody@example.org", "password": "not the password"})
+    assert wrong[0] == unknown[0] == 401 and wrong[1] == unknown[1]

@@ -1,0 +1,201 @@
+"""The whole gateway as a separate process, a webhook receiver on loopback, and helpers."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.devnodes import LitecoinRegtest, free_port
+from tests.support.keys import random_xpub, security_env
+
+
+def gateway_env(db_url: str, node: LitecoinRegtest, port: int, **extra: str) -> dict[str, str]:
+    env = {
+        "GATEWAY_DATABASE__URL": db_url,
+        "GATEWAY_SERVER__PORT": str(port),
+        "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "GATEWAY_SERVER__LOG_LEVEL": "DEBUG",
+        "GATEWAY_COINS__LTC__KIND": "utxo",
+        "GATEWAY_COINS__LTC__NETWORK": "litecoin-regtest",
+        "GATEWAY_COINS__LTC__RPC_URL": node.rpc_url,
+        "GATEWAY_COINS__LTC__XPUB": random_xpub(),
+        "GATEWAY_COINS__LTC__CONFIRMATIONS": "3",
+        "GATEWAY_COINS__LTC__POLL_INTERVAL_SECONDS": "0.2",
+        "GATEWAY_RATES__FIXED": json.dumps({"LTC-EUR": "80.00"}),
+        "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": json.dumps(["127.0.0.0/8"]),
+        "GATEWAY_WEBHOOKS__RETRY_SCHEDULE_SECONDS": json.dumps([0.5] * 7),
+        **security_env(),
+    }
+    env.update(extra)
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+class GatewayProcess:
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.port = int(env["GATEWAY_SERVER__PORT"])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> "GatewayProcess":
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve"],
+            env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited {self.proc.returncode}: {self.log()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("gateway did not become healthy in time")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Delivery:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.body)
+        return result
+
+    @property
+    def type(self) -> str:
+        return str(self.doc["type"])
+
+
+@dataclass
+class Receiver:
+    """A provisioning system on loopback. `script` gives the status of each successive
+    request (then 200), to simulate a flapping receiver."""
+
+    script: list[int] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    attempts: list[Delivery] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    _runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        delivery = Delivery(dict(request.headers), await request.read())
+        self.attempts.append(delivery)
+        status = self.script.pop(0) if self.script else 200
+        if 200 <= status < 300:
+            self.deliveries.append(delivery)
+        return web.Response(status=status)
+
+    async def start(self) -> "Receiver":
+        app = web.Application()
+        app.router.add_post("/hooks", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def of_type(self, type_: str) -> list[Delivery]:
+        return [d for d in self.deliveries if d.type == type_]
+
+    async def wait_for(self, type_: str, timeout: float = 30) -> Delivery:
+        await eventually(lambda: bool(self.of_type(type_)), timeout, f"no {type_} webhook")
+        return self.of_type(type_)[0]
+
+
+async def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out: {what}")
+        await asyncio.sleep(0.1)
+
+
+class Api:
+    """A thin JSON client that remembers every secret it handled, for the log checks."""
+
+    def __init__(self, base: str, http: aiohttp.ClientSession) -> None:
+        self.base = base
+        self.http = http
+        self.secrets: set[str] = set()
+        self.cookie_names: set[str] = set()
+
+    async def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None,
+        raw: bytes | None = None, headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        hdrs = dict(headers or {})
+        if token:
+            hdrs["Authorization"] = f"Bearer {token}"
+        kwargs: dict[str, Any] = {"headers": hdrs}
+        if raw is not None:
+            kwargs["data"] = raw
+            hdrs.setdefault("Content-Type", "application/json")
+        elif body is not None:
+            kwargs["json"] = body
+        async with self.http.request(method, self.base + path, **kwargs) as resp:
+            text = await resp.text()
+            for cookie in resp.cookies.values():
+                self.cookie_names.add(cookie.key)
+                self.secrets.add(cookie.value)
+            doc = json.loads(text) if text else {}
+            return resp.status, doc, dict(resp.headers)
+
+    async def ok(self, method: str, path: str, body: Any = None, token: str | None = None
+                 ) -> dict[str, Any]:
+        status, doc, _ = await self.call(method, path, body, token)
+        assert status < 400, (status, doc)
+        return doc
