@@ -12,10 +12,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("BCL_DATA_DIR", tempfile.mkdtemp(prefix="bench-bcl-"))
 
-from chains.hd import _branch  # noqa: E402
-from chains.networks import NETWORKS  # noqa: E402
-from chains.utxo import p2wpkh_destination  # noqa: E402
-from tests.support.keys import random_xpub  # noqa: E402
+from chains.hd import _branch
+from chains.networks import NETWORKS
+from chains.utxo import p2wpkh_destination
+from tests.support.keys import random_xpub
 
 
 def rate(fn: Callable[[int], object], n: int, repeats: int = 3) -> float:

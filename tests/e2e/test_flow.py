@@ -118,6 +118,28 @@ async def test_unpaid_invoice_expires_and_is_announced(make_stack: StackFactory)
     assert len(stack.receiver.of_type("invoice.expired")) == 1
 
 
+async def test_readiness_and_security_headers(make_stack: StackFactory) -> None:
+    stack = await make_stack()
+    height = int(stack.node.rpc("getblockcount"))
+    status, doc, headers = await stack.api.call("GET", "/readyz")
+    assert status == 200 and doc["database"] == "ok"
+    assert doc["chains"]["LTC"]["status"] == "ok"
+    assert doc["chains"]["LTC"]["tip_height"] >= height
+    for name, value in (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+                        ("Cache-Control", "no-store")):
+        assert headers[name] == value
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    # A deleted endpoint receives nothing more.
+    assert (await stack.api.call("DELETE", f"/v1/webhook-endpoints/{stack.endpoint['id']}",
+                                 token=stack.key))[0] == 204
+    listed = await stack.api.ok("GET", "/v1/webhook-endpoints", token=stack.key)
+    assert listed["data"] == []
+    await stack.signup("after-delete@example.org")
+    import asyncio
+    await asyncio.sleep(1.5)
+    assert stack.receiver.attempts == []
+
+
 async def test_login_logout_and_me(make_stack: StackFactory) -> None:
     stack = await make_stack()
     await stack.signup("me@example.org", "a long password 1")

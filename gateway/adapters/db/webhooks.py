@@ -74,6 +74,13 @@ class SqlEndpoints:
             .where(webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.deleted_at.is_(None))
             .values(deleted_at=now, enabled=False)
         )
+        if result.rowcount:
+            # Nothing more goes to a deleted endpoint; its log stays for the record.
+            await self._conn.execute(
+                update(deliveries)
+                .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == "pending")
+                .values(status="disabled", updated_at=now)
+            )
         return bool(result.rowcount)
 
 
