@@ -135,3 +135,37 @@ async def test_duplicate_email_index_is_a_conflict(database_url: str) -> None:
                                        "idx-acc_a", "hash", "v1")
     finally:
         await engine.dispose()  # type: ignore[attr-defined]
+
+
+async def test_an_unreadable_endpoint_secret_does_not_block_other_deliveries(
+    database_url: str,
+) -> None:
+    from gateway.adapters.db.webhooks import SqlDeliveryStore
+    from gateway.domain.events import DomainEvent
+    from gateway.services.ports import EndpointRecord
+
+    engine = make_engine(database_url)
+    old_key, new_key = ("old", os.urandom(32)), ("new", os.urandom(32))
+    try:
+        async with SqlUnitOfWork(engine, FieldCipher([old_key])) as uow:
+            await uow.endpoints.add(EndpointRecord("whe_old", "http://127.0.0.1:9/a", (), "",
+                                                   True, T0), "whsec_b2xk")
+            await uow.commit()
+        async with SqlUnitOfWork(engine, FieldCipher([new_key])) as uow:
+            await uow.endpoints.add(EndpointRecord("whe_new", "http://127.0.0.1:9/b", (), "",
+                                                   True, T0), "whsec_bmV3")
+            await uow.outbox.publish([DomainEvent("account.created", "acc_x", {})], T0)
+            await uow.commit()
+        # The old data key was dropped from configuration.
+        store = SqlDeliveryStore(engine, FieldCipher([new_key]))
+        claimed = await store.claim(T0 + timedelta(seconds=1), 10, 60)
+        assert [d.endpoint_id for d in claimed] == ["whe_new"]
+        assert claimed[0].secrets == ("whsec_bmV3",)
+        from gateway.adapters.db.tables import deliveries
+
+        async with engine.connect() as conn:
+            rows = dict((await conn.execute(
+                select(deliveries.c.endpoint_id, deliveries.c.status))).all())
+        assert rows == {"whe_old": "failed", "whe_new": "pending"}
+    finally:
+        await engine.dispose()

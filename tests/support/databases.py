@@ -44,7 +44,7 @@ def _upgrade(url: str) -> None:
 @contextmanager
 def fresh_database(kind: str, tmp: Path, migrate: bool = True) -> Iterator[str]:
     if kind == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp / 'gateway.db'}"
+        url = f"sqlite+aiosqlite:///{tmp / f'gateway-{secrets.token_hex(4)}.db'}"
         if migrate:
             _upgrade(url)
         yield url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -15,13 +16,15 @@ from gateway.adapters.db.tables import (
     events,
     webhook_endpoints,
 )
-from gateway.adapters.fields import FieldCipher
+from gateway.adapters.fields import FieldCipher, FieldCipherError
 from gateway.domain.events import DomainEvent
 from gateway.domain.timestamps import rfc3339
 from gateway.services.ids import new_id
 from gateway.services.ports import EndpointRecord
 from webhooks.retry import Outcome
 from webhooks.store import AttemptResult, PendingDelivery
+
+log = logging.getLogger(__name__)
 
 
 def _endpoint(row: object) -> EndpointRecord:
@@ -177,15 +180,30 @@ class SqlDeliveryStore:
                     .where(d.c.id.in_(due))
                 )
             ).all()
-        return [
-            PendingDelivery(
-                r.id, r.event_id, r.endpoint_id, r.url,
-                (self._cipher.decrypt(r.secret_ct, r.endpoint_id),),
-                r.body.encode(), r.attempts,
-            )
-            for r in rows
-            if r.enabled
-        ]
+        claimed: list[PendingDelivery] = []
+        unreadable: list[str] = []
+        for r in rows:
+            if not r.enabled:
+                continue
+            try:
+                secret = self._cipher.decrypt(r.secret_ct, r.endpoint_id)
+            except FieldCipherError:
+                # One bad row must not hold back every other delivery.
+                unreadable.append(r.id)
+                continue
+            claimed.append(PendingDelivery(
+                r.id, r.event_id, r.endpoint_id, r.url, (secret,), r.body.encode(), r.attempts,
+            ))
+        if unreadable:
+            log.error("%d deliveries failed: endpoint secret cannot be decrypted "
+                      "(is its data key still configured?)", len(unreadable))
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(d).where(d.c.id.in_(unreadable)).values(
+                        status="failed", lease_until=None, updated_at=now,
+                        last_error="endpoint secret cannot be decrypted")
+                )
+        return claimed
 
     async def record(
         self, delivery: PendingDelivery, result: AttemptResult, next_attempt_at: datetime | None
