@@ -24,6 +24,7 @@ from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.passwords import Argon2Passwords
+from gateway.adapters.rate_sources import DEFAULT_URLS, SOURCES, LazySession
 from gateway.adapters.rates import FixedRates
 from gateway.adapters.tokens import SessionTokens, hash_api_key, new_api_key
 from gateway.config import Settings
@@ -33,6 +34,8 @@ from gateway.services.accounts import AccountPolicy, AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.chain_events import PaymentTracker
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService
+from gateway.services.ports import RateProvider
+from gateway.services.rates import MedianRates, PreferFixed
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.watcher import ChainWatcher, run_sweeper
 from webhooks import signing
@@ -78,6 +81,7 @@ class Gateway:
     endpoints: WebhookEndpointService
     tracker: PaymentTracker
     worker: DeliveryWorker
+    rates_http: LazySession
     tip_heights: dict[str, int] = field(default_factory=dict)
 
     def uow(self) -> SqlUnitOfWork:
@@ -121,7 +125,18 @@ class Gateway:
         for _, chain in self.chains.items():
             await chain.aclose()
         await self.worker.aclose()
+        await self.rates_http.aclose()
         await self.engine.dispose()
+
+
+def build_rates(settings: Settings, clock: Clock, http: LazySession) -> RateProvider:
+    cfg = settings.rates
+    median = None
+    if cfg.sources:
+        sources = [SOURCES[name](name, cfg.base_urls.get(name, DEFAULT_URLS[name]), http)
+                   for name in cfg.sources]
+        median = MedianRates(sources, clock, timedelta(seconds=cfg.cache_seconds))
+    return PreferFixed(FixedRates(cfg.fixed), set(cfg.fixed), median)
 
 
 def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
@@ -144,6 +159,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     tokens = SessionTokens(
         base64.b64decode(sec.session_key.get_secret_value()), settings.server.public_url
     )
+    rates_http = LazySession(settings.rates.timeout_seconds)
     inv = settings.invoices
     policy = InvoicePolicy(
         expiry=timedelta(minutes=inv.expiry_minutes),
@@ -172,7 +188,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         ),
         api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key),
         invoices=InvoiceService(
-            uow, chains, FixedRates(settings.rates.fixed), clock, policy,
+            uow, chains, build_rates(settings, clock, rates_http), clock, policy,
             {c: CoinRules(settings.confirmations(c)) for c in settings.coins},
         ),
         endpoints=WebhookEndpointService(
@@ -182,6 +198,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         ),
         tracker=PaymentTracker(uow, clock),
         worker=worker,
+        rates_http=rates_http,
     )
 
 

@@ -127,9 +127,25 @@ class CoinConfig(_Section):
         return v
 
 
+RATE_SOURCES = ("kraken", "bitstamp", "coinbase", "coingecko")
+
+
 class RatesConfig(_Section):
-    sources: list[str] = []
+    sources: list[Literal["kraken", "bitstamp", "coinbase", "coingecko"]] = []
     fixed: dict[str, str] = {}
+    timeout_seconds: float = Field(5, gt=0, le=30)
+    cache_seconds: float = Field(60, ge=0, le=60)
+    base_urls: dict[str, str] = {}
+
+    @field_validator("base_urls")
+    @classmethod
+    def _urls(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, url in v.items():
+            if name not in RATE_SOURCES:
+                raise ValueError(f"{name!r} is not a rate source ({', '.join(RATE_SOURCES)})")
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"{name}: must be an http(s) URL")
+        return v
 
     @field_validator("fixed")
     @classmethod

@@ -1,0 +1,72 @@
+"""Which price to lock into an invoice: the median of the sources that answered, cached
+for a short while. Never a made-up price: no answer means no invoice."""
+
+import asyncio
+import logging
+import statistics
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+from gateway.services.errors import ServiceUnavailable
+from gateway.services.ports import Clock, RateProvider
+
+log = logging.getLogger(__name__)
+
+
+class RateSource(Protocol):
+    name: str
+
+    async def fetch(self, coin: str, currency: str) -> Decimal:
+        """Fiat per whole coin; raises on any failure."""
+
+
+class MedianRates:
+    def __init__(
+        self, sources: Sequence[RateSource], clock: Clock, ttl: timedelta = timedelta(seconds=60)
+    ) -> None:
+        if ttl > timedelta(seconds=60):
+            raise ValueError("rates may be cached for at most 60 s")
+        self._sources = list(sources)
+        self._clock = clock
+        self._ttl = ttl
+        self._cache: dict[tuple[str, str], tuple[datetime, Decimal, str]] = {}
+
+    async def rate(self, coin: str, currency: str) -> tuple[Decimal, str]:
+        key = (coin, currency)
+        now = self._clock()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1], hit[2]
+        results = await asyncio.gather(
+            *(s.fetch(coin, currency) for s in self._sources), return_exceptions=True
+        )
+        answered: list[tuple[str, Decimal]] = []
+        for source, result in zip(self._sources, results, strict=True):
+            if isinstance(result, Decimal) and result.is_finite() and result > 0:
+                answered.append((source.name, result))
+            else:
+                log.warning("rate source %s gave no %s-%s price (%s)", source.name, coin,
+                            currency, type(result).__name__)
+        if not answered:
+            raise ServiceUnavailable(f"rates unavailable: no source answered for {coin}-{currency}")
+        value = statistics.median(v for _, v in answered)
+        description = "median:" + ",".join(name for name, _ in answered)
+        self._cache[key] = (now, value, description)
+        return value, description
+
+
+class PreferFixed:
+    """Fixed rates from configuration win; every other pair goes to `fallback`."""
+
+    def __init__(self, fixed: RateProvider, pairs: set[str], fallback: RateProvider | None
+                 ) -> None:
+        self._fixed = fixed
+        self._pairs = {p.upper() for p in pairs}
+        self._fallback = fallback
+
+    async def rate(self, coin: str, currency: str) -> tuple[Decimal, str]:
+        if f"{coin}-{currency}".upper() in self._pairs or self._fallback is None:
+            return await self._fixed.rate(coin, currency)
+        return await self._fallback.rate(coin, currency)
