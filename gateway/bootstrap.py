@@ -33,7 +33,7 @@ from gateway.http.keys import HttpServices
 from gateway.services.accounts import AccountPolicy, AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.chain_events import PaymentTracker
-from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService
+from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
 from gateway.services.ports import RateProvider
 from gateway.services.rates import MedianRates, PreferFixed
 from gateway.services.webhook_endpoints import WebhookEndpointService
@@ -190,6 +190,8 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         invoices=InvoiceService(
             uow, chains, build_rates(settings, clock, rates_http), clock, policy,
             {c: CoinRules(settings.confirmations(c)) for c in settings.coins},
+            {name: Plan(name, plan.fiat(), plan.description)
+             for name, plan in settings.plans.items()},
         ),
         endpoints=WebhookEndpointService(
             uow, clock, signing.new_secret,

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from chains.hd import ExtendedKeyError, ExtendedPublicKey
 from chains.networks import NETWORKS
-from gateway.domain.money import FIAT_EXPONENTS
+from gateway.domain.errors import InvalidInput
+from gateway.domain.money import FIAT_EXPONENTS, Fiat, parse_fiat
 
 ENV_PREFIX = "GATEWAY_"
 
@@ -167,6 +168,16 @@ class PlanConfig(_Section):
     currency: str
     description: str = ""
 
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str) -> str:
+        if v not in FIAT_EXPONENTS:
+            raise ValueError(f"unsupported currency {v!r}")
+        return v
+
+    def fiat(self) -> "Fiat":
+        return parse_fiat(self.price, self.currency)
+
 
 class AccountsConfig(_Section):
     datacenters: list[str] = ["nl-ams", "is-rey", "ch-zrh"]
@@ -260,9 +271,13 @@ def _env_value(raw: str, name: str) -> Any:
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if not name.startswith(ENV_PREFIX):
             continue
         path = name[len(ENV_PREFIX) :].split("__")
+        # A whole section may come as one JSON table (GATEWAY_PLANS='{...}'); other
+        # GATEWAY_* variables without a section (GATEWAY_CONFIG...) are not ours.
+        if len(path) == 1 and path[0].lower() not in Settings.model_fields:
+            continue
         node = data
         keys: list[str] = []
         for depth, part in enumerate(path):
@@ -333,4 +348,9 @@ def load(path: str | Path | None, environ: Mapping[str, str] | None = None) -> S
     except ValidationError as exc:
         raise ConfigError(_format_error(exc)) from None
     _check_coins(settings)
+    for name, plan in settings.plans.items():
+        try:
+            plan.fiat()
+        except InvalidInput as exc:
+            raise ConfigError(f"plans.{name}.price: {exc.detail}") from None
     return settings

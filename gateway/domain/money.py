@@ -22,7 +22,11 @@ class Fiat:
         return FIAT_EXPONENTS[self.currency]
 
     def as_decimal_string(self) -> str:
-        return format_units(self.minor, self.exponent)
+        """Always with the currency's minor digits: "8.00", as prices are written."""
+        if self.exponent == 0:
+            return str(self.minor)
+        whole, frac = divmod(self.minor, 10**self.exponent)
+        return f"{whole}.{frac:0{self.exponent}d}"
 
 
 def parse_fiat(amount: object, currency: object, field: str = "price") -> Fiat:

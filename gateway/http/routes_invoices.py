@@ -1,25 +1,64 @@
+import hashlib
+import json
+from typing import Any
+
 from aiohttp import web
 
+from gateway.domain.errors import InvalidInput
 from gateway.domain.money import parse_fiat
-from gateway.http.auth import api_key
+from gateway.http.auth import api_key, customer
 from gateway.http.keys import SERVICES
-from gateway.http.schemas import InvoiceBody, read_json
+from gateway.http.schemas import InvoiceBody, PlanInvoiceBody, read_json
 from gateway.http.views import account_json, invoice_json
+from gateway.services.invoices import IdempotencyRequest, InvoiceView
 
 routes = web.RouteTableDef()
 
 
-@routes.post("/v1/invoices")
-async def create_invoice(request: web.Request) -> web.Response:
-    await api_key(request, "invoices:write")
-    body = InvoiceBody.model_validate(await read_json(request))
-    price = parse_fiat(body.price.amount, body.price.currency)
-    view = await request.app[SERVICES].invoices.create(
-        body.account_id, price, body.coin, body.metadata
-    )
+def idempotency(request: web.Request, scope: str, body: dict[str, Any]
+                ) -> IdempotencyRequest | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise InvalidInput("Idempotency-Key", "must be 1-255 printable characters")
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode())
+    return IdempotencyRequest(scope, key, digest.hexdigest())
+
+
+def created(view: InvoiceView, replayed: bool) -> web.Response:
     resp = web.json_response(invoice_json(view), status=201)
     resp.headers["Location"] = f"/v1/invoices/{view.record.invoice.id}"
+    if replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
     return resp
+
+
+@routes.post("/v1/invoices")
+async def create_invoice(request: web.Request) -> web.Response:
+    key = await api_key(request, "invoices:write")
+    raw = await read_json(request)
+    body = InvoiceBody.model_validate(raw)
+    price = parse_fiat(body.price.amount, body.price.currency)
+    view, replayed = await request.app[SERVICES].invoices.create_once(
+        body.account_id, price, body.coin, body.metadata, idempotency(request, key.id, raw)
+    )
+    return created(view, replayed)
+
+
+@routes.post("/v1/me/invoices")
+async def create_my_invoice(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    raw = await read_json(request)
+    body = PlanInvoiceBody.model_validate(raw)
+    invoices = request.app[SERVICES].invoices
+    plan = invoices.plan(body.plan)
+    view, replayed = await invoices.create_once(
+        account_id, plan.price, body.coin, {"plan": plan.name},
+        idempotency(request, account_id, raw),
+    )
+    return created(view, replayed)
 
 
 @routes.get("/v1/invoices/{invoice_id}")

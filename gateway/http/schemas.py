@@ -45,6 +45,11 @@ class InvoiceBody(Body):
         return v
 
 
+class PlanInvoiceBody(Body):
+    plan: StrictStr
+    coin: StrictStr
+
+
 class EndpointBody(Body):
     url: StrictStr
     event_types: list[StrictStr] = []

@@ -9,7 +9,7 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, Status
 from gateway.domain.money import Fiat, fiat_to_base_units, format_units
 from gateway.services.chain_events import confirmations
-from gateway.services.errors import NotFound
+from gateway.services.errors import Conflict, NotFound
 from gateway.services.ids import new_id
 from gateway.services.ports import (
     ChainDirectory,
@@ -41,8 +41,27 @@ class InvoiceView:
 
 
 @dataclass(frozen=True)
+class IdempotencyRequest:
+    scope: str  # whose keys these are: an API key id or an account id
+    key: str
+    fingerprint: str  # of the request body; the same key with another body is refused
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    price: Fiat
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class CoinRules:
     confirmations: int
+
+
+# A request holding a key this long without finishing is presumed dead; another may take
+# the key over. Longer than any rate fetch plus invoice creation.
+IDEMPOTENCY_LEASE = timedelta(seconds=60)
 
 
 class InvoiceService:
@@ -54,6 +73,7 @@ class InvoiceService:
         clock: Clock,
         policy: InvoicePolicy,
         coin_rules: dict[str, CoinRules],
+        plans: dict[str, Plan] | None = None,
     ) -> None:
         self._uow = uow
         self._chains = chains
@@ -61,9 +81,59 @@ class InvoiceService:
         self._clock = clock
         self._policy = policy
         self._rules = coin_rules
+        self._plans = plans or {}
+
+    def plan(self, name: str) -> Plan:
+        plan = self._plans.get(name)
+        if plan is None:
+            known = ", ".join(sorted(self._plans)) or "none"
+            raise InvalidInput("plan", f"no plan {name!r}; plans: {known}")
+        return plan
+
+    async def create_once(
+        self, account_id: str, price: Fiat, coin: str, metadata: dict[str, object] | None,
+        idem: IdempotencyRequest | None,
+    ) -> tuple[InvoiceView, bool]:
+        """`create`, honouring an Idempotency-Key: the same key and body give the first
+        invoice again (second value True); another body is refused; a retry while the first
+        request still runs is a conflict."""
+        if idem is None:
+            return await self.create(account_id, price, coin, metadata), False
+        owner = new_id("idm_")
+        now = self._clock()
+        async with self._uow() as uow:
+            existing = await uow.idempotency.claim(
+                idem.scope, idem.key, idem.fingerprint, owner, now)
+            if existing is not None:
+                if existing.fingerprint != idem.fingerprint:
+                    raise InvalidInput("Idempotency-Key",
+                                       "was already used with a different request body")
+                if existing.state == "done" and existing.invoice_id is not None:
+                    replay = existing.invoice_id
+                elif now - existing.updated_at < IDEMPOTENCY_LEASE:
+                    raise Conflict("a request with this Idempotency-Key is still in progress; "
+                                   "retry later")
+                elif not await uow.idempotency.take_over(
+                        idem.scope, idem.key, existing.owner, owner, now):
+                    raise Conflict("a request with this Idempotency-Key is in progress")
+                else:
+                    replay = None
+            else:
+                replay = None
+            await uow.commit()
+        if replay is not None:
+            return await self.read(replay), True
+        try:
+            return await self.create(account_id, price, coin, metadata, (idem, owner)), False
+        except BaseException:
+            async with self._uow() as uow:
+                await uow.idempotency.release(idem.scope, idem.key, owner)
+                await uow.commit()
+            raise
 
     async def create(
-        self, account_id: str, price: Fiat, coin: str, metadata: dict[str, object] | None = None
+        self, account_id: str, price: Fiat, coin: str, metadata: dict[str, object] | None = None,
+        _idem: tuple[IdempotencyRequest, str] | None = None,
     ) -> InvoiceView:
         if coin not in self._chains.coins():
             known = ", ".join(self._chains.coins()) or "none"
@@ -100,6 +170,12 @@ class InvoiceService:
             uri = destination.payment_uri(format_units(terms.amount_due, decimals))
             await uow.invoices.add(invoice, destination, uri)
             await uow.outbox.publish(invoice.events, now)
+            if _idem is not None:
+                idem, owner = _idem
+                # In the invoice's own transaction: a crash leaves neither or both.
+                if not await uow.idempotency.complete(idem.scope, idem.key, owner, invoice.id,
+                                                      now):
+                    raise Conflict("this Idempotency-Key was taken over by another request")
             await uow.commit()
             record = await uow.invoices.read(invoice.id)
             tip = await uow.cursors.get(coin)

@@ -170,6 +170,32 @@ class EndpointRepository(Protocol):
     async def delete(self, endpoint_id: str, now: datetime) -> bool: ...
 
 
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    fingerprint: str
+    state: str  # running | done
+    owner: str
+    invoice_id: str | None
+    updated_at: datetime
+
+
+class IdempotencyRepository(Protocol):
+    async def claim(
+        self, scope: str, key: str, fingerprint: str, owner: str, now: datetime
+    ) -> IdempotencyRecord | None:
+        """Insert a running key owned by `owner`; or, when the key exists, return it."""
+
+    async def take_over(
+        self, scope: str, key: str, old_owner: str, owner: str, now: datetime
+    ) -> bool: ...
+
+    async def complete(self, scope: str, key: str, owner: str, invoice_id: str,
+                       now: datetime) -> bool:
+        """Mark done, only if `owner` still holds the key."""
+
+    async def release(self, scope: str, key: str, owner: str) -> None: ...
+
+
 class Outbox(Protocol):
     async def publish(self, events: Sequence[DomainEvent], now: datetime) -> None:
         """Write events and their deliveries in the current transaction."""
@@ -193,6 +219,8 @@ class UnitOfWork(Protocol):
     def endpoints(self) -> EndpointRepository: ...
     @property
     def outbox(self) -> Outbox: ...
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

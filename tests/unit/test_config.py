@@ -114,3 +114,13 @@ def test_example_config_documents_every_key() -> None:
         if sub is not None:
             for key in table:
                 assert key.removesuffix("_file") in sub, f"{section}.{key} is unknown"
+
+
+def test_a_whole_section_from_one_variable(tmp_path: Path) -> None:
+    env = base_env(tmp_path) | {
+        "GATEWAY_PLANS": '{"vps-small": {"price": "8.00", "currency": "EUR"}}',
+        "GATEWAY_CONFIG_UNRELATED": "x",
+    }
+    assert load(None, env).plans["vps-small"].fiat().minor == 800
+    with pytest.raises(ConfigError, match=r"plans\.vps-small\.price"):
+        load(None, env | {"GATEWAY_PLANS": '{"vps-small": {"price": "8.001", "currency": "EUR"}}'})

@@ -44,3 +44,9 @@ def test_format_units_is_exact() -> None:
     assert format_units(100_000_000, 8) == "1"
     assert format_units(2**256 - 1, 18) == str(2**256 - 1)[:-18] + "." + str(2**256 - 1)[-18:]
     assert format_units(1, 12) == "0.000000000001"
+
+
+def test_fiat_keeps_its_minor_digits() -> None:
+    assert parse_fiat("8", "EUR").as_decimal_string() == "8.00"
+    assert parse_fiat("0.5", "EUR").as_decimal_string() == "0.50"
+    assert parse_fiat("1500", "JPY").as_decimal_string() == "1500"

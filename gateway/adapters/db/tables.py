@@ -173,6 +173,19 @@ deliveries = Table(
     Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
 )
 
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(60), primary_key=True),  # API key id or account id
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of the request
+    Column("state", String(10), nullable=False),  # running | done
+    Column("owner", String(40), nullable=False),  # token of the request that holds it
+    Column("invoice_id", String(40)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 delivery_attempts = Table(
     "delivery_attempts",
     metadata,

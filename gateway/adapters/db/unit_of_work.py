@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
 from gateway.adapters.db.chain_state import SqlCursors
+from gateway.adapters.db.idempotency import SqlIdempotency
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.webhooks import SqlEndpoints, SqlOutbox
 from gateway.adapters.fields import FieldCipher
@@ -38,6 +39,7 @@ class SqlUnitOfWork:
         self.cursors = SqlCursors(conn)
         self.endpoints = SqlEndpoints(conn, self._cipher)
         self.outbox = SqlOutbox(conn)
+        self.idempotency = SqlIdempotency(conn)
         return self
 
     async def __aexit__(
