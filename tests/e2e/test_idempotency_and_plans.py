@@ -71,6 +71,7 @@ async def test_customer_buys_a_plan(make_stack: StackFactory) -> None:
     await stack.signup("plan@example.org", "plan password 1")
     status, doc, _ = await stack.api.call(
         "POST", "/v1/sessions", {"email": "plan@example.org", "password": "plan password 1"})
+    assert status == 201
     token = doc["token"]
     stack.secrets.add(token)
     created = await stack.api.call("POST", "/v1/me/invoices", {"plan": "vps-small",
