@@ -36,6 +36,7 @@ from gateway.services.chain_events import PaymentTracker
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
 from gateway.services.ports import RateProvider
 from gateway.services.rates import MedianRates, PreferFixed
+from gateway.services.wallet import WalletService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.watcher import ChainWatcher, run_sweeper
 from webhooks import signing
@@ -82,6 +83,7 @@ class Gateway:
     tracker: PaymentTracker
     worker: DeliveryWorker
     rates_http: LazySession
+    wallet: WalletService
     tip_heights: dict[str, int] = field(default_factory=dict)
 
     def uow(self) -> SqlUnitOfWork:
@@ -201,6 +203,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         tracker=PaymentTracker(uow, clock),
         worker=worker,
         rates_http=rates_http,
+        wallet=WalletService(uow, chains.coins()),
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from gateway import logs
 from gateway.config import ConfigError, Settings, load
+from gateway.domain.wallet import Gap
 
 EXIT_CONFIG = 2
 
@@ -98,6 +99,43 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wallet_gap(args: argparse.Namespace) -> int:
+    from gateway.bootstrap import build
+    from gateway.domain.errors import InvalidInput
+
+    settings = _settings(args)
+    logs.configure("WARNING")
+
+    async def run() -> "Gap":
+        gw = build(settings)
+        try:
+            await gw.check_schema()
+            return await gw.wallet.gap(args.coin)
+        finally:
+            await gw.engine.dispose()
+
+    try:
+        gap = asyncio.run(run())
+    except InvalidInput as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        import json
+
+        print(json.dumps({"coin": args.coin, "derived": gap.derived, "longest_gap": gap.longest,
+                          "start_index": gap.start, "end_index": gap.end}))
+        return 0
+    where = f" (indexes {gap.start}-{gap.end})" if gap.start is not None else ""
+    print(f"{args.coin}: {gap.derived} addresses derived; longest run of addresses that "
+          f"never received a confirmed payment: {gap.longest}{where}")
+    print(f"Scan at least {max(gap.longest + 1, 20)} addresses ahead (gap limit) in the "
+          "wallet that holds the keys, or it will not see every payment.")
+    return 0
+
+
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     import base64
     import json
@@ -156,6 +194,14 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--scope", action="append", default=[], required=True)
     create.set_defaults(func=cmd_apikey_create)
+
+    wallet = sub.add_parser("wallet", help="the merchant wallet's view").add_subparsers(
+        dest="wallet", required=True)
+    gap = wallet.add_parser("gap", parents=[common],
+                            help="longest run of derived addresses that never received")
+    gap.add_argument("--coin", required=True)
+    gap.add_argument("--json", action="store_true", help="machine-readable output")
+    gap.set_defaults(func=cmd_wallet_gap)
 
     keys = sub.add_parser("keys", help="secrets").add_subparsers(dest="keys", required=True)
     generate = keys.add_parser("generate", help="write new random keys (never overwrites)")

@@ -135,6 +135,10 @@ class InvoiceRepository(Protocol):
 
     async def save(self, invoice: Invoice) -> None: ...
 
+    async def address_usage(self, coin: str) -> tuple[int, set[int]]:
+        """How many addresses were derived, and the indexes that received a confirmed
+        payment."""
+
 
 class PaymentRepository(Protocol):
     async def record(

@@ -217,6 +217,18 @@ class SqlInvoices:
         )
 
 
+    async def address_usage(self, coin: str) -> tuple[int, set[int]]:
+        derived = (await self._conn.execute(
+            select(derivation_counters.c.next_index).where(derivation_counters.c.coin == coin)
+        )).scalar_one_or_none() or 0
+        used = (await self._conn.execute(
+            select(invoices.c.derivation_index).distinct()
+            .join(payments, payments.c.invoice_id == invoices.c.id)
+            .where(invoices.c.coin == coin, payments.c.status == "confirmed")
+        )).scalars()
+        return int(derived), set(used)
+
+
 class SqlPayments:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
