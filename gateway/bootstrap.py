@@ -227,7 +227,8 @@ def build_app(gw: Gateway) -> web.Application:
             endpoints=gw.endpoints,
             readiness=gw.readiness,
             cookie_secure=gw.settings.security.cookie_secure,
-        )
+        ),
+        gw.settings.server.path_prefix,
     )
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:

@@ -2,15 +2,25 @@
 
 import logging
 import time
+from pathlib import Path
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
-from gateway.http import routes_accounts, routes_invoices, routes_ops, routes_webhooks
+from gateway.http import (
+    routes_accounts,
+    routes_invoices,
+    routes_ops,
+    routes_pages,
+    routes_webhooks,
+)
 from gateway.http.keys import SERVICES, HttpServices
 from gateway.http.problems import Handler, problem_middleware
 from gateway.http.security import security_headers
 
 MAX_BODY = 1024 * 1024
+STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("gateway.http")
 
 
@@ -34,12 +44,26 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
                  (time.monotonic() - started) * 1000)
 
 
-def create_app(services: HttpServices) -> web.Application:
+def create_app(services: HttpServices, path_prefix: str = "") -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[request_log, security_headers, problem_middleware],
+        middlewares=[request_log, problem_middleware],
     )
     app[SERVICES] = services
-    for module in (routes_accounts, routes_invoices, routes_webhooks, routes_ops):
+    app.on_response_prepare.append(security_headers)
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("gateway.http", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    for module in (routes_accounts, routes_invoices, routes_webhooks, routes_ops, routes_pages):
         app.router.add_routes(module.routes)
-    return app
+    app.router.add_static("/static", STATIC, append_version=False)
+    if not path_prefix:
+        return app
+    # Served below a prefix (a reverse proxy that does not strip it): pages link
+    # relatively, so they need no knowledge of it.
+    root = web.Application(client_max_size=MAX_BODY, middlewares=[problem_middleware])
+    root.on_response_prepare.append(security_headers)
+    root.add_subapp(path_prefix, app)
+    return root

@@ -69,7 +69,7 @@ async def make_stack(
         assert key.startswith("gk_")
         gateway = GatewayProcess(env, tmp_path / f"gateway-{len(stacks)}.log").start()
         receiver = await Receiver(script=list(script or [])).start()
-        api = Api(gateway.url, http)
+        api = Api(gateway.base, http)
         endpoint = await api.ok("POST", "/v1/webhook-endpoints", {
             "url": receiver.url, "event_types": event_types or [],
         }, key)

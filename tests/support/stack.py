@@ -59,6 +59,11 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def base(self) -> str:
+        """Where the application is mounted: the URL plus any configured path prefix."""
+        return self.url + self.env.get("GATEWAY_SERVER__PATH_PREFIX", "")
+
     def start(self, timeout: float = 30) -> "GatewayProcess":
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -71,7 +76,7 @@ class GatewayProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited {self.proc.returncode}: {self.log()[-2000:]}")
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1):
                     return self
             except OSError:
                 time.sleep(0.1)

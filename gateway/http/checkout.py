@@ -1,0 +1,77 @@
+"""What the checkout page and its event stream show: presentation only."""
+
+from datetime import datetime
+from typing import Any
+
+import segno
+
+from gateway.domain.invoices import Status
+from gateway.domain.timestamps import rfc3339
+from gateway.services.invoices import InvoiceView
+
+FINAL = {Status.SETTLED.value, Status.EXPIRED.value, Status.INVALID.value}
+
+STATUS_TEXT = {
+    "new": "Waiting for your payment.",
+    "processing": "Payment received. Waiting for confirmations.",
+    "settled": "Paid. Thank you!",
+    "expired": "This invoice has expired.",
+    "invalid": "The payment was not confirmed in time. Please contact support.",
+}
+EXCEPTION_TEXT = {
+    "paid_partial": "Only part of the amount arrived.",
+    "paid_over": "More than the amount due arrived.",
+    "paid_late": "A payment arrived after expiry; it is being reviewed.",
+    "reverted_after_settlement": "A payment left the blockchain after settlement.",
+}
+
+
+def status_doc(view: InvoiceView) -> dict[str, Any]:
+    inv = view.record.invoice
+    live = [p for p in view.record.payments if p.status != "reverted"]
+    confirmations = min((view.confirmations(p) for p in live), default=0)
+    required = inv.terms.confirmations_required
+    text = STATUS_TEXT[inv.status.value]
+    if inv.exception is not None:
+        text = f"{text} {EXCEPTION_TEXT[inv.exception.value]}"
+    if not live:
+        conf_text = "No payment seen yet."
+    elif inv.status is Status.SETTLED:
+        conf_text = f"Confirmed ({confirmations} confirmations)."
+    else:
+        conf_text = f"{min(confirmations, required)} of {required} confirmations."
+    return {
+        "status": inv.status.value,
+        "exception": inv.exception.value if inv.exception else None,
+        "status_text": text,
+        "confirmations": confirmations,
+        "confirmations_required": required,
+        "confirmations_text": conf_text,
+        "final": inv.status.value in FINAL,
+    }
+
+
+def page_context(view: InvoiceView, now: datetime) -> dict[str, Any]:
+    from gateway.domain.money import format_units
+
+    inv = view.record.invoice
+    doc = status_doc(view)
+    expires = inv.terms.expires_at
+    qr = segno.make(view.record.payment_uri, error="m")
+    return {
+        **doc,
+        "invoice_id": inv.id,
+        "coin": inv.coin,
+        "amount": format_units(inv.terms.amount_due, inv.terms.decimals),
+        "price": inv.price.as_decimal_string(),
+        "currency": inv.price.currency,
+        "plan": inv.metadata.get("plan") if isinstance(inv.metadata.get("plan"), str) else None,
+        "address": view.record.address,
+        "payment_uri": view.record.payment_uri,
+        "qr_svg": qr.svg_inline(scale=5, border=2, title=f"QR code: {view.record.payment_uri}"),
+        "expires_iso": rfc3339(expires),
+        "expires_text": expires.strftime("%H:%M UTC, %d %b %Y"),
+        "minutes_left": max(int((expires - now).total_seconds() // 60), 0),
+        "show_payment": inv.status.value in ("new", "processing"),
+        "refresh_seconds": 10,
+    }
