@@ -1,0 +1,17 @@
+from gateway.domain.errors import InvalidInput
+from gateway.domain.wallet import Gap, longest_unused_run
+from gateway.services.ports import UnitOfWorkFactory
+
+
+class WalletService:
+    def __init__(self, uow: UnitOfWorkFactory, coins: tuple[str, ...]) -> None:
+        self._uow = uow
+        self._coins = coins
+
+    async def gap(self, coin: str) -> Gap:
+        if coin not in self._coins:
+            raise InvalidInput("coin", f"{coin!r} is not configured; configured: "
+                               f"{', '.join(self._coins) or 'none'}")
+        async with self._uow() as uow:
+            derived, used = await uow.invoices.address_usage(coin)
+        return longest_unused_run(derived, used)
