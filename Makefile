@@ -46,8 +46,11 @@ lint: setup
 unit: setup
 	$(VENV)/bin/pytest -m unit -q
 
+# The whole suite on SQLite, then the suites that run the gateway again on PostgreSQL
+# (unit tests touch no database; integration tests already run on both).
 test: setup lint
 	$(VENV)/bin/pytest -q
+	GATEWAY_TEST_DATABASE=postgresql $(VENV)/bin/pytest -q -m "e2e or reliability"
 
 bench: setup
 	$(PY) bench/derivation.py

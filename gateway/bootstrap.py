@@ -20,6 +20,7 @@ from chains.utxo import UtxoChain
 from gateway.adapters.chain_directory import ChainDirectory
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import current_revision, head_revision, make_engine
+from gateway.adapters.db.leadership import AdvisoryLockLeadership, LocalLeadership
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import BlindIndex, FieldCipher
@@ -38,6 +39,7 @@ from gateway.services.ports import RateProvider
 from gateway.services.rates import MedianRates, PreferFixed
 from gateway.services.wallet import WalletService
 from gateway.services.webhook_endpoints import WebhookEndpointService
+from gateway.services.webhook_events import WebhookEventService
 from gateway.watcher import ChainWatcher, run_sweeper
 from webhooks import signing
 from webhooks.retry import RetryPolicy
@@ -80,6 +82,7 @@ class Gateway:
     api_keys: ApiKeyService
     invoices: InvoiceService
     endpoints: WebhookEndpointService
+    events: WebhookEventService
     tracker: PaymentTracker
     worker: DeliveryWorker
     rates_http: LazySession
@@ -199,7 +202,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
             uow, clock, signing.new_secret,
             [ipaddress.ip_network(c, strict=False)
              for c in settings.webhooks.allow_private_targets],
+            rotation_overlap=timedelta(hours=settings.webhooks.rotation_overlap_hours),
         ),
+        events=WebhookEventService(uow, clock),
         tracker=PaymentTracker(uow, clock),
         worker=worker,
         rates_http=rates_http,
@@ -211,10 +216,21 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
     def on_block(coin: str, height: int) -> None:
         gw.tip_heights[coin] = height
 
-    jobs: list[Coroutine[Any, Any, None]] = [gw.worker.run(), run_sweeper(gw.tracker)]
+    leadership = (
+        AdvisoryLockLeadership(gw.engine)
+        if gw.engine.dialect.name == "postgresql"
+        else LocalLeadership()
+    )
+    # Delivery workers run everywhere (they claim with SKIP LOCKED); each chain watcher
+    # and the sweeper run on one instance at a time.
+    jobs: list[Coroutine[Any, Any, None]] = [
+        gw.worker.run(),
+        leadership.run_exclusively("gateway:sweeper", lambda: run_sweeper(gw.tracker)),
+    ]
     for coin, chain in gw.chains.items():
-        watchlist = SqlWatchlist(gw.engine, coin)
-        jobs.append(ChainWatcher(chain, gw.tracker, watchlist, on_block=on_block).run())
+        watcher = ChainWatcher(chain, gw.tracker, SqlWatchlist(gw.engine, coin),
+                               on_block=on_block)
+        jobs.append(leadership.run_exclusively(f"gateway:watcher:{coin}", watcher.run))
     return jobs
 
 
@@ -225,6 +241,7 @@ def build_app(gw: Gateway) -> web.Application:
             api_keys=gw.api_keys,
             invoices=gw.invoices,
             endpoints=gw.endpoints,
+            events=gw.events,
             readiness=gw.readiness,
             cookie_secure=gw.settings.security.cookie_secure,
         ),

@@ -3,11 +3,18 @@
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from gateway import logs
 from gateway.config import ConfigError, Settings, load
-from gateway.domain.wallet import Gap
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from gateway.bootstrap import Gateway
+
+T = TypeVar("T")
 
 EXIT_CONFIG = 2
 
@@ -18,6 +25,33 @@ def _settings(args: argparse.Namespace) -> Settings:
     except ConfigError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
+
+
+def _with_gateway(args: argparse.Namespace, work: "Callable[[Gateway], Awaitable[T]]") -> T:
+    """Build the gateway from configuration, check the schema, run `work`, clean up.
+    Any refusal becomes one line on stderr and a non-zero exit."""
+    from gateway.bootstrap import build
+    from gateway.domain.errors import InvalidInput
+
+    settings = _settings(args)
+    logs.configure("WARNING")
+
+    async def run() -> T:
+        gw = build(settings)
+        try:
+            await gw.check_schema()
+            return await work(gw)
+        finally:
+            await gw.aclose()
+
+    try:
+        return asyncio.run(run())
+    except InvalidInput as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    except Exception as exc:  # refused by the service, or the database is unreachable
+        print(f"gateway: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -71,57 +105,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
-    from gateway.bootstrap import build
-    from gateway.domain.errors import InvalidInput
-
-    settings = _settings(args)
-    logs.configure("WARNING")
-
-    async def run() -> str:
-        gw = build(settings)
-        try:
-            await gw.check_schema()
-            created = await gw.api_keys.create(args.name, args.scope)
-            return created.secret
-        finally:
-            await gw.engine.dispose()
-
-    try:
-        secret = asyncio.run(run())
-    except InvalidInput as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except Exception as exc:  # schema not ready, database unavailable
-        print(f"gateway: {exc}", file=sys.stderr)
-        return 1
+    created = _with_gateway(args, lambda gw: gw.api_keys.create(args.name, args.scope))
     # The key is printed once, to stdout only; only its hash is stored.
-    print(secret)
+    print(created.secret)
     return 0
 
 
 def cmd_wallet_gap(args: argparse.Namespace) -> int:
-    from gateway.bootstrap import build
-    from gateway.domain.errors import InvalidInput
-
-    settings = _settings(args)
-    logs.configure("WARNING")
-
-    async def run() -> "Gap":
-        gw = build(settings)
-        try:
-            await gw.check_schema()
-            return await gw.wallet.gap(args.coin)
-        finally:
-            await gw.engine.dispose()
-
-    try:
-        gap = asyncio.run(run())
-    except InvalidInput as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except Exception as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
-        return 1
+    gap = _with_gateway(args, lambda gw: gw.wallet.gap(args.coin))
     if args.json:
         import json
 
@@ -133,6 +124,50 @@ def cmd_wallet_gap(args: argparse.Namespace) -> int:
           f"never received a confirmed payment: {gap.longest}{where}")
     print(f"Scan at least {max(gap.longest + 1, 20)} addresses ahead (gap limit) in the "
           "wallet that holds the keys, or it will not see every payment.")
+    return 0
+
+
+def _when(text: str) -> "datetime":
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        print(f"gateway: {text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
+              file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    if moment.tzinfo is None:
+        print("gateway: give a time zone, e.g. 2026-01-01T00:00:00Z", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+    return moment
+
+
+def cmd_webhook(args: argparse.Namespace) -> int:
+    action = args.webhook
+    if action == "add":
+        created = _with_gateway(args, lambda gw: gw.endpoints.create(
+            args.url, args.event_type, args.description))
+        print(f"{created.record.id} {created.record.url}")
+        print(f"secret (shown once): {created.secret}")
+    elif action == "list":
+        for rec in _with_gateway(args, lambda gw: gw.endpoints.list()):
+            types = ",".join(rec.event_types) or "*"
+            state = "enabled" if rec.enabled else "DISABLED"
+            print(f"{rec.id}\t{state}\t{types}\t{rec.url}\t{rec.description}")
+    elif action == "delete":
+        _with_gateway(args, lambda gw: gw.endpoints.delete(args.id))
+        print(f"deleted {args.id}")
+    elif action == "enable":
+        _with_gateway(args, lambda gw: gw.endpoints.set_enabled(args.id, True))
+        print(f"enabled {args.id}")
+    elif action == "rotate":
+        secret, until = _with_gateway(args, lambda gw: gw.endpoints.rotate(args.id))
+        print(f"new secret (shown once): {secret}")
+        print(f"the previous secret also signs until {until.isoformat()}")
+    elif action == "redeliver":
+        since = _when(args.failed_since)
+        queued = _with_gateway(args, lambda gw: gw.events.redeliver_failed(since))
+        print(f"{queued} failed deliveries queued again (same webhook-id each)")
     return 0
 
 
@@ -194,6 +229,23 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--scope", action="append", default=[], required=True)
     create.set_defaults(func=cmd_apikey_create)
+
+    hook = sub.add_parser("webhook", help="webhook endpoints and deliveries").add_subparsers(
+        dest="webhook", required=True)
+    add = hook.add_parser("add", parents=[common], help="register an endpoint")
+    add.add_argument("--url", required=True)
+    add.add_argument("--event-type", action="append", default=[],
+                     help="repeat to subscribe to several; default: every type")
+    add.add_argument("--description", default="")
+    hook.add_parser("list", parents=[common], help="list endpoints")
+    for name, text in (("delete", "delete an endpoint"), ("enable", "re-enable an endpoint"),
+                       ("rotate", "new secret; the old one keeps signing for the overlap")):
+        hook.add_parser(name, parents=[common], help=text).add_argument("id")
+    again = hook.add_parser("redeliver", parents=[common], help="queue failed deliveries again")
+    again.add_argument("--failed-since", required=True, help="ISO 8601 time with zone")
+    hook_cmds = hook.choices.values()
+    for p_ in hook_cmds:
+        p_.set_defaults(func=cmd_webhook)
 
     wallet = sub.add_parser("wallet", help="the merchant wallet's view").add_subparsers(
         dest="wallet", required=True)

@@ -193,6 +193,7 @@ class RetentionConfig(_Section):
 class WebhooksConfig(_Section):
     allow_private_targets: list[str] = []
     timeout_seconds: float = Field(15, gt=0, le=60)
+    rotation_overlap_hours: float = Field(24, ge=0, le=24 * 30)
     # Delays before each retry. The default is the Standard Webhooks schedule (5 s, 5 min,
     # 30 min, 2 h, 5 h, 10 h, 10 h); shorter ones are for tests.
     retry_schedule_seconds: list[float] = Field(

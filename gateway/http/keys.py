@@ -10,6 +10,7 @@ from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.invoices import InvoiceService
 from gateway.services.webhook_endpoints import WebhookEndpointService
+from gateway.services.webhook_events import WebhookEventService
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class HttpServices:
     api_keys: ApiKeyService
     invoices: InvoiceService
     endpoints: WebhookEndpointService
+    events: WebhookEventService
     readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
     cookie_secure: bool = True
 

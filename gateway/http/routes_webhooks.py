@@ -1,9 +1,10 @@
 from aiohttp import web
 
+from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import api_key
 from gateway.http.keys import SERVICES
 from gateway.http.schemas import EndpointBody, read_json
-from gateway.http.views import endpoint_json
+from gateway.http.views import endpoint_json, event_json
 
 routes = web.RouteTableDef()
 
@@ -30,3 +31,39 @@ async def delete_endpoint(request: web.Request) -> web.Response:
     await api_key(request, "webhooks:manage")
     await request.app[SERVICES].endpoints.delete(request.match_info["endpoint_id"])
     return web.Response(status=204)
+
+
+@routes.post("/v1/webhook-endpoints/{endpoint_id}/rotate-secret")
+async def rotate_secret(request: web.Request) -> web.Response:
+    await api_key(request, "webhooks:manage")
+    secret, until = await request.app[SERVICES].endpoints.rotate(
+        request.match_info["endpoint_id"])
+    return web.json_response({"secret": secret, "previous_secret_expires_at": rfc3339(until)})
+
+
+@routes.get("/v1/events")
+async def list_events(request: web.Request) -> web.Response:
+    await api_key(request, "events:read")
+    q = request.query
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit must be an integer") from None
+    records = await request.app[SERVICES].events.page(q.get("type"), q.get("cursor"), limit)
+    data = [event_json(r) for r in records]
+    return web.json_response(
+        {"data": data, "next_cursor": data[-1]["id"] if len(data) == limit else None})
+
+
+@routes.get("/v1/events/{event_id}")
+async def get_event(request: web.Request) -> web.Response:
+    await api_key(request, "events:read")
+    record = await request.app[SERVICES].events.get(request.match_info["event_id"])
+    return web.json_response(event_json(record))
+
+
+@routes.post("/v1/events/{event_id}/redeliver")
+async def redeliver_event(request: web.Request) -> web.Response:
+    await api_key(request, "webhooks:manage")
+    queued = await request.app[SERVICES].events.redeliver(request.match_info["event_id"])
+    return web.json_response({"queued": queued}, status=202)

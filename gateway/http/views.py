@@ -1,12 +1,13 @@
 """Response documents."""
 
+import json
 from typing import Any
 
 from gateway.domain.money import format_units
 from gateway.domain.timestamps import rfc3339
 from gateway.services.accounts import AccountView
 from gateway.services.invoices import InvoiceView
-from gateway.services.ports import EndpointRecord
+from gateway.services.ports import EndpointRecord, EventRecord
 
 
 def _ts(value: Any) -> str | None:
@@ -82,4 +83,33 @@ def endpoint_json(rec: EndpointRecord, secret: str | None = None) -> dict[str, A
     }
     if secret is not None:
         doc["secret"] = secret
+    return doc
+
+
+def event_json(rec: EventRecord) -> dict[str, Any]:
+    """An outbox event: its exact signed body, and (for one event) every delivery attempt."""
+    doc: dict[str, Any] = {
+        "id": rec.id,
+        "type": rec.type,
+        "created_at": rfc3339(rec.created_at),
+        "payload": json.loads(rec.body),
+    }
+    if rec.deliveries:
+        doc["deliveries"] = [
+            {
+                "id": d.id,
+                "endpoint_id": d.endpoint_id,
+                "status": d.status,
+                "attempts": d.attempts,
+                "next_attempt_at": _ts(d.next_attempt_at),
+                "last_status_code": d.last_status_code,
+                "last_error": d.last_error,
+                "log": [
+                    {"at": rfc3339(a.at), "status_code": a.status_code,
+                     "latency_ms": a.latency_ms, "error": a.error}
+                    for a in d.log
+                ],
+            }
+            for d in rec.deliveries
+        ]
     return doc

@@ -124,8 +124,8 @@ class PaymentTracker:
         if all_open:
             for inv in await uow.invoices.open_with_payments(coin, now):
                 invoices[inv.id] = inv
-        for invoice_id in touched - invoices.keys():
-            found = await uow.invoices.get(invoice_id)
+        for invoice_id in sorted(touched - invoices.keys()):
+            found = await uow.invoices.get(invoice_id, for_update=True)
             if found is not None:
                 invoices[found.id] = found
         for invoice in invoices.values():
@@ -143,7 +143,8 @@ class PaymentTracker:
         events = list(invoice.events)
         invoice.events.clear()
         if invoice.status is Status.SETTLED and not was_settled:
-            account = await uow.accounts.get(invoice.account_id)
+            # Locked: two invoices of one account settling at once announce it once.
+            account = await uow.accounts.get(invoice.account_id, for_update=True)
             if account is not None:
                 account.activate(invoice.id, invoice.metadata, now)
                 if account.events:

@@ -86,7 +86,7 @@ class AccountRepository(Protocol):
     ) -> None:
         """Raises `Conflict` when the email index is taken."""
 
-    async def get(self, account_id: str) -> Account | None: ...
+    async def get(self, account_id: str, for_update: bool = False) -> Account | None: ...
 
     async def profile(self, account_id: str) -> Profile: ...
 
@@ -117,7 +117,7 @@ class InvoiceRepository(Protocol):
 
     async def add(self, invoice: Invoice, destination: Destination, payment_uri: str) -> None: ...
 
-    async def get(self, invoice_id: str) -> Invoice | None: ...
+    async def get(self, invoice_id: str, for_update: bool = False) -> Invoice | None: ...
 
     async def read(self, invoice_id: str) -> InvoiceRecord | None: ...
 
@@ -173,6 +173,54 @@ class EndpointRepository(Protocol):
 
     async def delete(self, endpoint_id: str, now: datetime) -> bool: ...
 
+    async def rotate(self, endpoint_id: str, secret: str, previous_until: datetime) -> bool:
+        """New secret signs from now on; the current one keeps signing until
+        `previous_until`."""
+
+    async def set_enabled(self, endpoint_id: str, enabled: bool) -> bool: ...
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    id: str
+    endpoint_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    log: tuple[AttemptRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: str
+    type: str
+    created_at: datetime
+    body: str
+    deliveries: tuple[DeliveryRecord, ...] = ()
+
+
+class EventRepository(Protocol):
+    async def page(self, type_: str | None, after: str | None, limit: int) -> list[EventRecord]:
+        ...
+
+    async def get(self, event_id: str) -> EventRecord | None:
+        """With its deliveries and every attempt."""
+
+    async def redeliver(self, event_id: str, now: datetime) -> int:
+        """Deliver again to every enabled endpoint that had it; how many were queued."""
+
+    async def redeliver_failed(self, since: datetime, now: datetime) -> int: ...
+
 
 @dataclass(frozen=True)
 class IdempotencyRecord:
@@ -225,6 +273,8 @@ class UnitOfWork(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def idempotency(self) -> IdempotencyRepository: ...
+    @property
+    def events(self) -> EventRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

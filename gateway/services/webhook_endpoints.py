@@ -4,6 +4,7 @@ import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from gateway.domain.errors import InvalidInput
@@ -61,12 +62,14 @@ class WebhookEndpointService:
         new_secret: Callable[[], str],
         allowed_private: Sequence[Network],
         resolve: Resolver = resolve_host,
+        rotation_overlap: timedelta = timedelta(hours=24),
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._new_secret = new_secret
         self._allowed = allowed_private
         self._resolve = resolve
+        self._overlap = rotation_overlap
 
     async def create(
         self, url: str, event_types: Iterable[str] = (), description: str = ""
@@ -88,6 +91,22 @@ class WebhookEndpointService:
     async def list(self) -> list[EndpointRecord]:
         async with self._uow() as uow:
             return await uow.endpoints.active()
+
+    async def rotate(self, endpoint_id: str) -> tuple[str, datetime]:
+        """A new secret; the old one keeps signing (beside it) until the overlap ends."""
+        secret = self._new_secret()
+        until = self._clock() + self._overlap
+        async with self._uow() as uow:
+            if not await uow.endpoints.rotate(endpoint_id, secret, until):
+                raise NotFound("webhook endpoint")
+            await uow.commit()
+        return secret, until
+
+    async def set_enabled(self, endpoint_id: str, enabled: bool) -> None:
+        async with self._uow() as uow:
+            if not await uow.endpoints.set_enabled(endpoint_id, enabled):
+                raise NotFound("webhook endpoint")
+            await uow.commit()
 
     async def delete(self, endpoint_id: str) -> None:
         async with self._uow() as uow:

@@ -1,4 +1,5 @@
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,9 @@ import pytest
 from gateway.devnodes import LitecoinRegtest, free_port
 from tests.support.databases import fresh_database
 from tests.support.stack import Api, GatewayProcess, Receiver, gateway_env, run_cli
+
+# `make test` runs the e2e and reliability suites once on SQLite and once on PostgreSQL.
+DEFAULT_DB = os.environ.get("GATEWAY_TEST_DATABASE", "sqlite")
 
 
 @dataclass
@@ -40,6 +44,22 @@ class Stack:
     async def read(self, invoice_id: str) -> dict[str, Any]:
         return await self.api.ok("GET", f"/v1/invoices/{invoice_id}", token=self.key)
 
+    async def scalar(self, sql: str, **params: Any) -> Any:
+        """One value straight from the database, whichever store this stack runs on."""
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        engine = create_async_engine(self.db_url, poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                return (await conn.execute(text(sql), params)).scalar()
+        finally:
+            await engine.dispose()
+
+    async def count(self, table: str) -> int:
+        return int(await self.scalar(f"SELECT count(*) FROM {table}"))
+
     def all_secrets(self) -> set[str]:
         return {s for s in self.secrets | self.api.secrets if s}
 
@@ -52,38 +72,48 @@ async def make_stack(
     litecoin: LitecoinRegtest, tmp_path: Path
 ) -> AsyncIterator[StackFactory]:
     stacks: list[Stack] = []
+    processes: list[GatewayProcess] = []
+    receivers: list[Receiver] = []
     cleanups: contextlib.ExitStack = contextlib.ExitStack()
     http = aiohttp.ClientSession()
 
-    async def make(db: str = "sqlite", script: list[int] | None = None,
-                   event_types: list[str] | None = None, **env_extra: str) -> Stack:
+    async def make(db: str = DEFAULT_DB, script: list[Any] | None = None,
+                   event_types: list[str] | None = None, register_endpoint: bool = True,
+                   **env_extra: str) -> Stack:
         db_url = cleanups.enter_context(fresh_database(db, tmp_path, migrate=False))
         env = gateway_env(db_url, litecoin, free_port(), **env_extra)
         upgraded = run_cli(env, "db", "upgrade")
         assert upgraded.returncode == 0, upgraded.stderr
         created = run_cli(env, "apikey", "create", "--name", "provisioning",
                           "--scope", "invoices:write", "--scope", "invoices:read",
-                          "--scope", "accounts:read", "--scope", "webhooks:manage")
+                          "--scope", "accounts:read", "--scope", "webhooks:manage",
+                          "--scope", "events:read")
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip()
         assert key.startswith("gk_")
-        gateway = GatewayProcess(env, tmp_path / f"gateway-{len(stacks)}.log").start()
+        gateway = GatewayProcess(env, tmp_path / f"gateway-{len(processes)}.log")
+        processes.append(gateway)  # stopped at teardown even if the rest of setup fails
+        gateway.start()
         receiver = await Receiver(script=list(script or [])).start()
+        receivers.append(receiver)
         api = Api(gateway.base, http)
-        endpoint = await api.ok("POST", "/v1/webhook-endpoints", {
-            "url": receiver.url, "event_types": event_types or [],
-        }, key)
+        endpoint: dict[str, Any] = {}
+        if register_endpoint:
+            endpoint = await api.ok("POST", "/v1/webhook-endpoints", {
+                "url": receiver.url, "event_types": event_types or [],
+            }, key)
         stack = Stack(gateway, api, key, receiver, endpoint, litecoin, db_url, tmp_path,
-                      {key, endpoint["secret"]})
+                      {key, endpoint.get("secret", "")})
         stacks.append(stack)
         return stack
 
     try:
         yield make
     finally:
-        for stack in stacks:
-            stack.gateway.stop()
-            await stack.receiver.stop()
+        for process in processes:
+            process.stop()
+        for receiver in receivers:
+            await receiver.stop()
         await http.close()
         cleanups.close()
     # Across every e2e run: no email, password, session token, API key or webhook secret

@@ -1,6 +1,5 @@
 """Bad input answers 4xx application/problem+json with a clear detail and writes nothing."""
 
-import sqlite3
 import subprocess
 import sys
 from typing import Any
@@ -13,21 +12,19 @@ from tests.support.stack import gateway_env, run_cli
 COUNTED = ("accounts", "invoices", "events", "sessions", "api_keys", "webhook_endpoints")
 
 
-def counts(stack: Stack) -> dict[str, int]:
-    path = stack.db_url.split("///", 1)[1]
-    with sqlite3.connect(path) as conn:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COUNTED}
+async def counts(stack: Stack) -> dict[str, int]:
+    return {t: await stack.count(t) for t in COUNTED}
 
 
 async def expect_problem(stack: Stack, status: int, fragment: str, method: str, path: str,
                          body: Any = None, token: str | None = None, raw: bytes | None = None
                          ) -> None:
-    before = counts(stack)
+    before = await counts(stack)
     got, doc, headers = await stack.api.call(method, path, body, token, raw=raw)
     assert got == status, (method, path, body, got, doc)
     assert headers["Content-Type"].startswith("application/problem+json")
     assert doc["status"] == status and fragment in doc["detail"], doc
-    assert counts(stack) == before, f"{method} {path} wrote something"
+    assert await counts(stack) == before, f"{method} {path} wrote something"
 
 
 async def test_bad_input_is_refused_clearly_and_writes_nothing(make_stack: StackFactory) -> None:

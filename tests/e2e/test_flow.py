@@ -1,6 +1,5 @@
 """The whole flow over HTTP against `gateway serve` and a real Litecoin regtest node."""
 
-import sqlite3
 from decimal import Decimal
 
 import pytest
@@ -90,9 +89,7 @@ async def test_signup_invoice_payment_settles_and_activates(
             except FileNotFoundError:
                 continue
             assert email.encode() not in raw and email.lower().encode() not in raw
-        with sqlite3.connect(path) as conn:
-            [(count,)] = conn.execute("SELECT count(*) FROM payments WHERE txid = ?", (txid,))
-        assert count == 1
+    assert await stack.scalar("SELECT count(*) FROM payments WHERE txid = :t", t=txid) == 1
 
 
 async def test_receiver_failing_twice_gets_the_same_webhook_id(

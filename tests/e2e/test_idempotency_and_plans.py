@@ -1,14 +1,12 @@
 import asyncio
 import json
-import sqlite3
 from typing import Any
 
 from tests.e2e.conftest import Stack, StackFactory
 
 
-def invoice_count(stack: Stack) -> int:
-    with sqlite3.connect(stack.db_url.split("///", 1)[1]) as conn:
-        return int(conn.execute("SELECT count(*) FROM invoices").fetchone()[0])
+async def invoice_count(stack: Stack) -> int:
+    return await stack.count("invoices")
 
 
 def body(account_id: str, amount: str = "9.99") -> dict[str, Any]:
@@ -27,7 +25,7 @@ async def test_idempotency_key_semantics(make_stack: StackFactory) -> None:
     assert first[0] == again[0] == 201
     assert first[1]["id"] == again[1]["id"] and first[1]["address"] == again[1]["address"]
     assert again[2].get("Idempotent-Replayed") == "true"
-    assert invoice_count(stack) == 1
+    assert await invoice_count(stack) == 1
 
     other = await stack.api.call("POST", "/v1/invoices", body(account["id"], "1.00"),
                                  stack.key, headers=key)
@@ -35,7 +33,7 @@ async def test_idempotency_key_semantics(make_stack: StackFactory) -> None:
     # Keys belong to their API key: another key may use the same name freely.
     no_key = await stack.api.call("POST", "/v1/invoices", body(account["id"]), stack.key)
     assert no_key[0] == 201 and no_key[1]["id"] != first[1]["id"]
-    assert invoice_count(stack) == 2
+    assert await invoice_count(stack) == 2
 
     # A failed request releases its key: fixing the input and retrying works.
     bad = await stack.api.call("POST", "/v1/invoices", body("acc_missing"), stack.key,
@@ -44,7 +42,7 @@ async def test_idempotency_key_semantics(make_stack: StackFactory) -> None:
     good = await stack.api.call("POST", "/v1/invoices", body("acc_missing"), stack.key,
                                 headers={"Idempotency-Key": "retry-me"})
     assert good[0] == 422  # same body: still refused for the same reason, nothing stored
-    assert invoice_count(stack) == 2
+    assert await invoice_count(stack) == 2
 
 
 async def test_concurrent_requests_with_one_key_make_one_invoice(
@@ -62,7 +60,7 @@ async def test_concurrent_requests_with_one_key_make_one_invoice(
     for status, doc, _ in results:
         if status == 409:
             assert "in progress" in doc["detail"]
-    assert invoice_count(stack) == 1
+    assert await invoice_count(stack) == 1
 
 
 async def test_customer_buys_a_plan(make_stack: StackFactory) -> None:

@@ -2,7 +2,6 @@
 response formats."""
 
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -87,13 +86,10 @@ async def test_median_rate_is_locked_and_no_answer_means_503(
     assert invoice["rate"]["source"] == "median:bitstamp,coingecko"
 
     bitstamp.up = gecko.up = False
-    path = stack.db_url.split("///", 1)[1]
-    with sqlite3.connect(path) as conn:
-        before = conn.execute("SELECT count(*) FROM invoices").fetchone()[0]
+    before = await stack.count("invoices")
     status, doc, headers = await stack.api.call("POST", "/v1/invoices", {
         "account_id": account["id"], "price": {"amount": "9.99", "currency": "EUR"},
         "coin": "LTC"}, stack.key)
     assert status == 503 and "rates unavailable" in doc["detail"]
     assert headers["Content-Type"].startswith("application/problem+json")
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM invoices").fetchone()[0] == before
+    assert await stack.count("invoices") == before

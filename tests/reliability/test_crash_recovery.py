@@ -1,7 +1,6 @@
 """SIGKILL the gateway between broadcast and confirmation; nothing is lost or doubled."""
 
 import asyncio
-import sqlite3
 import time
 from typing import Any
 
@@ -48,10 +47,7 @@ async def test_sigkill_between_broadcast_and_confirmation(
     assert len(stack.receiver.of_type("account.activated")) == 1
     assert len(stack.receiver.of_type("invoice.payment_received")) == 1
 
-    path = stack.db_url.split("///", 1)[1]
-    with sqlite3.connect(path) as conn:
-        [(count,)] = conn.execute("SELECT count(*) FROM payments WHERE txid = ?", (txid,))
-    assert count == 1
+    assert await stack.scalar("SELECT count(*) FROM payments WHERE txid = :t", t=txid) == 1
 
 
 async def test_events_committed_before_a_crash_are_delivered_after_restart(

@@ -80,6 +80,7 @@ class GatewayProcess:
                     return self
             except OSError:
                 time.sleep(0.1)
+        self.stop()  # never leave a half-started gateway behind
         raise RuntimeError("gateway did not become healthy in time")
 
     def kill(self) -> None:
@@ -118,15 +119,24 @@ class Delivery:
         return str(self.doc["type"])
 
 
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # longer than the gateway's timeout: the attempt times out
+
+
 @dataclass
 class Receiver:
-    """A provisioning system on loopback. `script` gives the status of each successive
-    request (then 200), to simulate a flapping receiver."""
+    """A provisioning system on loopback. `script` gives the answer to each successive
+    request (a status or a Reply; then 200), to simulate a flapping receiver."""
 
-    script: list[int] = field(default_factory=list)
+    script: list[int | Reply] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     attempts: list[Delivery] = field(default_factory=list)
     port: int = field(default_factory=free_port)
+    attempt_times: list[float] = field(default_factory=list)
+    redirected_hits: int = 0
     _runner: web.AppRunner | None = None
 
     @property
@@ -136,14 +146,23 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.Response:
         delivery = Delivery(dict(request.headers), await request.read())
         self.attempts.append(delivery)
-        status = self.script.pop(0) if self.script else 200
-        if 200 <= status < 300:
+        self.attempt_times.append(time.monotonic())
+        step = self.script.pop(0) if self.script else 200
+        reply = step if isinstance(step, Reply) else Reply(step)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if 200 <= reply.status < 300:
             self.deliveries.append(delivery)
-        return web.Response(status=status)
+        return web.Response(status=reply.status, headers=reply.headers)
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        self.redirected_hits += 1
+        return web.Response(status=200)
 
     async def start(self) -> "Receiver":
         app = web.Application()
         app.router.add_post("/hooks", self._handle)
+        app.router.add_route("*", "/elsewhere", self._elsewhere)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -152,6 +171,7 @@ class Receiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     def of_type(self, type_: str) -> list[Delivery]:
         return [d for d in self.deliveries if d.type == type_]

@@ -52,10 +52,11 @@ class SqlAccounts:
         except IntegrityError:
             raise Conflict("an account with this email already exists") from None
 
-    async def get(self, account_id: str) -> Account | None:
-        row = (
-            await self._conn.execute(select(accounts).where(accounts.c.id == account_id))
-        ).first()
+    async def get(self, account_id: str, for_update: bool = False) -> Account | None:
+        query = select(accounts).where(accounts.c.id == account_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
         return _account(row) if row else None
 
     async def profile(self, account_id: str) -> Profile:

@@ -114,8 +114,13 @@ class SqlInvoices:
     def _by_id(invoice_id: str) -> Any:
         return select(invoices).where(invoices.c.id == invoice_id)
 
-    async def get(self, invoice_id: str) -> Invoice | None:
-        row = (await self._conn.execute(self._by_id(invoice_id))).first()
+    async def get(self, invoice_id: str, for_update: bool = False) -> Invoice | None:
+        query = self._by_id(invoice_id)
+        if for_update:
+            # Held to commit: a concurrent transition (watcher, sweeper, another instance)
+            # waits, then sees the new state, so no transition or event happens twice.
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
         return _invoice(row) if row else None
 
     async def read(self, invoice_id: str) -> InvoiceRecord | None:
@@ -166,6 +171,7 @@ class SqlInvoices:
         row = (
             await self._conn.execute(
                 select(invoices).where(invoices.c.coin == coin, invoices.c.match_key == match_key)
+                .with_for_update()
             )
         ).first()
         return _invoice(row) if row else None
@@ -186,6 +192,8 @@ class SqlInvoices:
                 ),
                 has_payment,
             )
+            .order_by(invoices.c.id)
+            .with_for_update()
         )
         return [_invoice(r) for r in rows]
 
@@ -201,7 +209,9 @@ class SqlInvoices:
                     ),
                 )
             )
+            .order_by(invoices.c.id)
             .limit(500)
+            .with_for_update(skip_locked=True)
         )
         return [_invoice(r) for r in rows]
 

@@ -138,6 +138,9 @@ webhook_endpoints = Table(
     Column("id", String(40), primary_key=True),
     Column("url", Text, nullable=False),
     Column("secret_ct", LargeBinary, nullable=False),
+    # During a rotation the previous secret still signs, until it expires.
+    Column("previous_secret_ct", LargeBinary),
+    Column("previous_secret_expires_at", UTCDateTime),
     Column("event_types", JSON, nullable=False),  # empty list: every type
     Column("description", String(500), nullable=False),
     Column("enabled", Boolean, nullable=False),

@@ -8,7 +8,7 @@ from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
 from gateway.adapters.db.chain_state import SqlCursors
 from gateway.adapters.db.idempotency import SqlIdempotency
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
-from gateway.adapters.db.webhooks import SqlEndpoints, SqlOutbox
+from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
 from gateway.adapters.fields import FieldCipher
 from gateway.services.ports import UnitOfWork
 
@@ -40,6 +40,7 @@ class SqlUnitOfWork:
         self.endpoints = SqlEndpoints(conn, self._cipher)
         self.outbox = SqlOutbox(conn)
         self.idempotency = SqlIdempotency(conn)
+        self.events = SqlEvents(conn)
         return self
 
     async def __aexit__(
@@ -56,11 +57,12 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         assert self._conn is not None
         await self._conn.commit()
-        if self.outbox.published and self._on_events is not None:
+        if (self.outbox.published or self.events.requeued) and self._on_events is not None:
             self._on_events()
         # A read after commit (as create-then-read does) runs in a fresh transaction.
         await self._conn.begin()
         self.outbox.published = 0
+        self.events.requeued = 0
 
 
 def _conforms(uow: SqlUnitOfWork) -> "UnitOfWork":

@@ -20,7 +20,12 @@ from gateway.adapters.fields import FieldCipher, FieldCipherError
 from gateway.domain.events import DomainEvent
 from gateway.domain.timestamps import rfc3339
 from gateway.services.ids import new_id
-from gateway.services.ports import EndpointRecord
+from gateway.services.ports import (
+    AttemptRecord,
+    DeliveryRecord,
+    EndpointRecord,
+    EventRecord,
+)
 from webhooks.retry import Outcome
 from webhooks.store import AttemptResult, PendingDelivery
 
@@ -85,6 +90,81 @@ class SqlEndpoints:
                 .values(status="disabled", updated_at=now)
             )
         return bool(result.rowcount)
+
+
+    async def rotate(self, endpoint_id: str, secret: str, previous_until: datetime) -> bool:
+        w = webhook_endpoints
+        # Ciphertexts are bound to the endpoint id, so the current one moves over as is.
+        result = await self._conn.execute(
+            update(w).where(w.c.id == endpoint_id, w.c.deleted_at.is_(None)).values(
+                previous_secret_ct=w.c.secret_ct,
+                previous_secret_expires_at=previous_until,
+                secret_ct=self._cipher.encrypt(secret, endpoint_id),
+            )
+        )
+        return bool(result.rowcount)
+
+    async def set_enabled(self, endpoint_id: str, enabled: bool) -> bool:
+        w = webhook_endpoints
+        result = await self._conn.execute(
+            update(w).where(w.c.id == endpoint_id, w.c.deleted_at.is_(None))
+            .values(enabled=enabled))
+        return bool(result.rowcount)
+
+
+class SqlEvents:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self.requeued = 0
+
+    async def page(self, type_: str | None, after: str | None, limit: int) -> list[EventRecord]:
+        query = select(events).order_by(events.c.seq.desc()).limit(limit)
+        if type_ is not None:
+            query = query.where(events.c.type == type_)
+        if after is not None:
+            anchor = (await self._conn.execute(
+                select(events.c.seq).where(events.c.id == after))).scalar_one_or_none()
+            if anchor is not None:
+                query = query.where(events.c.seq < anchor)
+        rows = (await self._conn.execute(query)).all()
+        return [EventRecord(r.id, r.type, r.created_at, r.body) for r in rows]
+
+    async def get(self, event_id: str) -> EventRecord | None:
+        row = (await self._conn.execute(select(events).where(events.c.id == event_id))).first()
+        if row is None:
+            return None
+        drows = (await self._conn.execute(
+            select(deliveries).where(deliveries.c.event_id == event_id)
+            .order_by(deliveries.c.created_at, deliveries.c.id))).all()
+        out = []
+        for d in drows:
+            arows = (await self._conn.execute(
+                select(delivery_attempts).where(delivery_attempts.c.delivery_id == d.id)
+                .order_by(delivery_attempts.c.id))).all()
+            out.append(DeliveryRecord(
+                d.id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
+                d.last_status_code, d.last_error,
+                tuple(AttemptRecord(a.at, a.status_code, a.latency_ms, a.error) for a in arows),
+            ))
+        return EventRecord(row.id, row.type, row.created_at, row.body, tuple(out))
+
+    async def _requeue(self, condition: object, now: datetime) -> int:
+        enabled = select(webhook_endpoints.c.id).where(
+            webhook_endpoints.c.enabled.is_(True), webhook_endpoints.c.deleted_at.is_(None))
+        result = await self._conn.execute(
+            update(deliveries)
+            .where(condition, deliveries.c.endpoint_id.in_(enabled))  # type: ignore[arg-type]
+            .values(status="pending", attempts=0, next_attempt_at=now, lease_until=None,
+                    updated_at=now))
+        self.requeued += int(result.rowcount)
+        return int(result.rowcount)
+
+    async def redeliver(self, event_id: str, now: datetime) -> int:
+        return await self._requeue(deliveries.c.event_id == event_id, now)
+
+    async def redeliver_failed(self, since: datetime, now: datetime) -> int:
+        return await self._requeue(
+            (deliveries.c.status == "failed") & (deliveries.c.created_at >= since), now)
 
 
 def event_body(event: DomainEvent, now: datetime) -> str:
@@ -174,7 +254,8 @@ class SqlDeliveryStore:
             rows = (
                 await conn.execute(
                     select(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, e.c.body,
-                           w.c.url, w.c.secret_ct, w.c.enabled)
+                           w.c.url, w.c.secret_ct, w.c.enabled, w.c.previous_secret_ct,
+                           w.c.previous_secret_expires_at)
                     .join(e, e.c.id == d.c.event_id)
                     .join(w, w.c.id == d.c.endpoint_id)
                     .where(d.c.id.in_(due))
@@ -186,13 +267,17 @@ class SqlDeliveryStore:
             if not r.enabled:
                 continue
             try:
-                secret = self._cipher.decrypt(r.secret_ct, r.endpoint_id)
+                signing_secrets = [self._cipher.decrypt(r.secret_ct, r.endpoint_id)]
+                if r.previous_secret_ct is not None and r.previous_secret_expires_at > now:
+                    signing_secrets.append(
+                        self._cipher.decrypt(r.previous_secret_ct, r.endpoint_id))
             except FieldCipherError:
                 # One bad row must not hold back every other delivery.
                 unreadable.append(r.id)
                 continue
             claimed.append(PendingDelivery(
-                r.id, r.event_id, r.endpoint_id, r.url, (secret,), r.body.encode(), r.attempts,
+                r.id, r.event_id, r.endpoint_id, r.url, tuple(signing_secrets), r.body.encode(),
+                r.attempts,
             ))
         if unreadable:
             log.error("%d deliveries failed: endpoint secret cannot be decrypted "
