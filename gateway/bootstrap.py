@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import ipaddress
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,9 +22,11 @@ from gateway.adapters.chain_directory import ChainDirectory
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import current_revision, head_revision, make_engine
 from gateway.adapters.db.leadership import AdvisoryLockLeadership, LocalLeadership
+from gateway.adapters.db.ops import snapshot
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import BlindIndex, FieldCipher
+from gateway.adapters.metrics import CONTENT_TYPE, Metrics
 from gateway.adapters.passwords import Argon2Passwords
 from gateway.adapters.rate_sources import DEFAULT_URLS, SOURCES, LazySession
 from gateway.adapters.rates import FixedRates
@@ -46,6 +49,7 @@ from webhooks.retry import RetryPolicy
 from webhooks.worker import DeliveryWorker
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -86,6 +90,7 @@ class Gateway:
     tracker: PaymentTracker
     worker: DeliveryWorker
     rates_http: LazySession
+    metrics: Metrics
     wallet: WalletService
     tip_heights: dict[str, int] = field(default_factory=dict)
 
@@ -126,6 +131,27 @@ class Gateway:
             }
         return ready, detail
 
+    async def render_metrics(self) -> tuple[bytes, str]:
+        """Refresh the gauges that are read at scrape time, then render."""
+        snap = await snapshot(self.engine)
+        self.metrics.outbox_depth.set(snap.pending_deliveries)
+        self.metrics.failing_endpoints.set(snap.failing_endpoints)
+        for coin, chain in self.chains.items():
+            processed = snap.processed_heights.get(coin)
+            if processed is None:
+                continue
+            self.metrics.watcher_height.labels(coin).set(processed)
+            try:
+                tip = await asyncio.wait_for(chain.tip(), 2)
+            except Exception as exc:  # node down: the lag gauge keeps its last value
+                log.debug("%s tip unavailable for metrics (%s)", coin, type(exc).__name__)
+                continue
+            self.metrics.watcher_lag.labels(coin).set(max(tip.height - processed, 0))
+        return self.metrics.render(), CONTENT_TYPE
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.metrics.http_latency.labels(method, route, str(status)).observe(seconds)
+
     async def aclose(self) -> None:
         for _, chain in self.chains.items():
             await chain.aclose()
@@ -151,11 +177,13 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     cipher = FieldCipher(sec.data_key_list())
     chains = ChainDirectory(build_chains(settings))
     store = SqlDeliveryStore(engine, cipher)
+    metrics = Metrics()
     worker = DeliveryWorker(
         store,
         clock,
         RetryPolicy(tuple(timedelta(seconds=s) for s in settings.webhooks.retry_schedule_seconds)),
         timeout=settings.webhooks.timeout_seconds,
+        on_attempt=metrics.attempt,
     )
 
     def uow() -> SqlUnitOfWork:
@@ -208,6 +236,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         tracker=PaymentTracker(uow, clock),
         worker=worker,
         rates_http=rates_http,
+        metrics=metrics,
         wallet=WalletService(uow, chains.coins()),
     )
 
@@ -243,6 +272,8 @@ def build_app(gw: Gateway) -> web.Application:
             endpoints=gw.endpoints,
             events=gw.events,
             readiness=gw.readiness,
+            metrics=gw.render_metrics,
+            observe=gw.observe_http,
             cookie_secure=gw.settings.security.cookie_secure,
         ),
         gw.settings.server.path_prefix,

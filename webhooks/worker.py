@@ -26,6 +26,7 @@ class DeliveryWorker:
         batch: int = 20,
         lease_seconds: float = 60.0,
         idle_interval: float = 1.0,
+        on_attempt: Callable[[AttemptResult], None] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -36,6 +37,7 @@ class DeliveryWorker:
         self._idle = idle_interval
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        self._on_attempt = on_attempt
 
     def wake(self) -> None:
         """Called after a commit that wrote to the outbox, so delivery is not left to poll."""
@@ -82,6 +84,8 @@ class DeliveryWorker:
                 delivery.attempts + 1, result.at, retry_after, random.random
             )
         await self._store.record(delivery, result, next_at)
+        if self._on_attempt is not None:
+            self._on_attempt(result)
         log.info(
             "webhook delivery %s to %s: %s (%s) in %d ms",
             delivery.event_id,

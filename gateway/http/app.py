@@ -40,8 +40,11 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
     finally:
         resource = request.match_info.route.resource
         pattern = resource.canonical if resource is not None else "-"
-        log.info("%s %s %d %.1fms", request.method, pattern, status,
-                 (time.monotonic() - started) * 1000)
+        elapsed = time.monotonic() - started
+        log.info("%s %s %d %.1fms", request.method, pattern, status, elapsed * 1000)
+        observe = request.app[SERVICES].observe
+        if observe is not None:
+            observe(request.method, pattern, status, elapsed)
 
 
 def create_app(services: HttpServices, path_prefix: str = "") -> web.Application:

@@ -21,6 +21,8 @@ class HttpServices:
     endpoints: WebhookEndpointService
     events: WebhookEventService
     readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+    metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None
+    observe: Callable[[str, str, int, float], None] | None = None
     cookie_secure: bool = True
 
 

@@ -16,3 +16,14 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ready" if ready else "not ready", **detail}, status=200 if ready else 503
     )
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    render = request.app[SERVICES].metrics
+    if render is None:
+        raise web.HTTPNotFound()
+    body, content_type = await render()
+    resp = web.Response(body=body)
+    resp.headers["Content-Type"] = content_type
+    return resp

@@ -1,0 +1,31 @@
+"""Operational numbers read from the database for /metrics."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.adapters.db.tables import chain_cursors, deliveries, webhook_endpoints
+
+
+@dataclass(frozen=True)
+class OpsSnapshot:
+    pending_deliveries: int
+    failing_endpoints: int
+    processed_heights: dict[str, int]
+
+
+async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
+    d, w = deliveries, webhook_endpoints
+    async with engine.connect() as conn:
+        pending = (await conn.execute(
+            select(func.count()).select_from(d).where(d.c.status == "pending"))).scalar_one()
+        troubled = select(d.c.endpoint_id).where(
+            or_(d.c.status == "failed", (d.c.status == "pending") & (d.c.attempts > 0)))
+        failing = (await conn.execute(
+            select(func.count()).select_from(w).where(
+                w.c.deleted_at.is_(None),
+                or_(w.c.enabled.is_(False), w.c.id.in_(troubled))))).scalar_one()
+        heights = {row.coin: row.height
+                   for row in await conn.execute(select(chain_cursors))}
+    return OpsSnapshot(int(pending), int(failing), heights)

@@ -1,0 +1,41 @@
+"""Prometheus metrics, in a registry of the application's own (nothing global)."""
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from webhooks.store import AttemptResult
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_latency = Histogram(
+            "gateway_http_request_duration_seconds", "HTTP request latency by route pattern",
+            ["method", "route", "status"], registry=r)
+        self.delivery_attempts = Counter(
+            "gateway_webhook_delivery_attempts", "Webhook delivery attempts by outcome",
+            ["outcome"], registry=r)
+        self.delivery_latency = Histogram(
+            "gateway_webhook_delivery_duration_seconds", "Webhook delivery latency",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15), registry=r)
+        self.outbox_depth = Gauge(
+            "gateway_outbox_pending_deliveries", "Deliveries waiting to be sent", registry=r)
+        self.failing_endpoints = Gauge(
+            "gateway_webhook_failing_endpoints",
+            "Endpoints that are disabled or whose deliveries are failing", registry=r)
+        self.watcher_height = Gauge(
+            "gateway_watcher_processed_height", "Last block height processed", ["coin"],
+            registry=r)
+        self.watcher_lag = Gauge(
+            "gateway_watcher_lag_blocks", "Node tip height minus processed height", ["coin"],
+            registry=r)
+
+    def attempt(self, result: AttemptResult) -> None:
+        self.delivery_attempts.labels(result.outcome.value).inc()
+        self.delivery_latency.observe(result.latency_ms / 1000)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

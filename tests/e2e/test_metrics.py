@@ -1,0 +1,45 @@
+import asyncio
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.conftest import StackFactory
+from tests.support.stack import Reply, eventually
+
+
+async def scrape(stack: object) -> dict[str, float]:
+    async with stack.api.http.get(f"{stack.gateway.base}/metrics") as resp:  # type: ignore[attr-defined]
+        assert resp.status == 200
+        text = await resp.text()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = s.name + "".join(f"|{k}={v}" for k, v in sorted(s.labels.items()))
+            samples[key] = s.value
+    return samples
+
+
+async def test_metrics_cover_outbox_deliveries_watcher_and_http(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(script=[Reply(500)] * 50, event_types=["account.created"],
+                             GATEWAY_WEBHOOKS__RETRY_SCHEDULE_SECONDS="[30]")
+    await stack.signup("metrics@example.org")
+    await eventually(lambda: len(stack.receiver.attempts) == 1, 20, "first attempt")
+    await asyncio.sleep(0.5)
+    m = await scrape(stack)
+    assert m["gateway_outbox_pending_deliveries"] == 1  # waiting for its retry
+    assert m["gateway_webhook_failing_endpoints"] == 1
+    assert m["gateway_webhook_delivery_attempts_total|outcome=retry"] == 1
+    assert m["gateway_webhook_delivery_duration_seconds_count"] == 1
+    key = ("gateway_http_request_duration_seconds_count"
+           "|method=POST|route=/v1/accounts|status=201")
+    assert m[key] == 1
+    height = int(stack.node.rpc("getblockcount"))
+    for _ in range(50):
+        m = await scrape(stack)
+        if m.get("gateway_watcher_processed_height|coin=LTC") == height:
+            break
+        await asyncio.sleep(0.2)
+    assert m["gateway_watcher_processed_height|coin=LTC"] == height
+    assert m["gateway_watcher_lag_blocks|coin=LTC"] == 0
+    assert "metrics@example.org" not in str(m)
