@@ -8,6 +8,7 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.money import parse_fiat
 from gateway.http.auth import api_key, customer
 from gateway.http.keys import SERVICES
+from gateway.http.paging import page_request, page_response
 from gateway.http.schemas import InvoiceBody, PlanInvoiceBody, read_json
 from gateway.http.views import account_json, invoice_json
 from gateway.services.invoices import IdempotencyRequest, InvoiceView
@@ -71,18 +72,12 @@ async def get_invoice(request: web.Request) -> web.Response:
 @routes.get("/v1/invoices")
 async def list_invoices(request: web.Request) -> web.Response:
     await api_key(request, "invoices:read")
-    q = request.query
-    try:
-        limit = int(q.get("limit", "50"))
-    except ValueError:
-        raise web.HTTPBadRequest(text="limit must be an integer") from None
+    cursor, limit = page_request(request)
     views = await request.app[SERVICES].invoices.list(
-        account_id=q.get("account_id"), status=q.get("status"), after=q.get("cursor"),
-        limit=limit,
+        account_id=request.query.get("account_id"), status=request.query.get("status"),
+        after=cursor, limit=limit,
     )
-    data = [invoice_json(v) for v in views]
-    next_cursor = data[-1]["id"] if len(data) == limit else None
-    return web.json_response({"data": data, "next_cursor": next_cursor})
+    return page_response([invoice_json(v) for v in views], limit)
 
 
 @routes.get("/v1/accounts/{account_id}")

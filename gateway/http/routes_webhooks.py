@@ -3,6 +3,7 @@ from aiohttp import web
 from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import api_key
 from gateway.http.keys import SERVICES
+from gateway.http.paging import page_request, page_response
 from gateway.http.schemas import EndpointBody, read_json
 from gateway.http.views import endpoint_json, event_json
 
@@ -44,15 +45,9 @@ async def rotate_secret(request: web.Request) -> web.Response:
 @routes.get("/v1/events")
 async def list_events(request: web.Request) -> web.Response:
     await api_key(request, "events:read")
-    q = request.query
-    try:
-        limit = int(q.get("limit", "50"))
-    except ValueError:
-        raise web.HTTPBadRequest(text="limit must be an integer") from None
-    records = await request.app[SERVICES].events.page(q.get("type"), q.get("cursor"), limit)
-    data = [event_json(r) for r in records]
-    return web.json_response(
-        {"data": data, "next_cursor": data[-1]["id"] if len(data) == limit else None})
+    cursor, limit = page_request(request)
+    records = await request.app[SERVICES].events.page(request.query.get("type"), cursor, limit)
+    return page_response([event_json(r) for r in records], limit)
 
 
 @routes.get("/v1/events/{event_id}")

@@ -1,5 +1,7 @@
+import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,28 @@ class Stack:
 
     async def read(self, invoice_id: str) -> dict[str, Any]:
         return await self.api.ok("GET", f"/v1/invoices/{invoice_id}", token=self.key)
+
+    async def until(self, invoice_id: str, check: Callable[[dict[str, Any]], bool],
+                    what: str, timeout: float = 20) -> dict[str, Any]:
+        """Poll the invoice through the API until `check` holds; its last state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = await self.read(invoice_id)
+            if check(doc):
+                return doc
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {doc}"
+            await asyncio.sleep(0.2)
+
+    async def wait_status(self, invoice_id: str, status: str, timeout: float = 20
+                          ) -> dict[str, Any]:
+        return await self.until(invoice_id, lambda d: d["status"] == status, status, timeout)
+
+    async def login(self, email: str, password: str) -> str:
+        status, doc, _ = await self.api.call("POST", "/v1/sessions",
+                                             {"email": email, "password": password})
+        assert status == 201, doc
+        self.secrets.add(doc["token"])
+        return str(doc["token"])
 
     async def scalar(self, sql: str, **params: Any) -> Any:
         """One value straight from the database, whichever store this stack runs on."""

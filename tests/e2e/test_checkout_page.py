@@ -6,23 +6,11 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from selenium.webdriver.common.by import By
 
-from tests.e2e.conftest import Stack, StackFactory
+from tests.e2e.conftest import StackFactory
 from tests.support.browser import chromium
-
-
-async def wait_api(stack: Stack, invoice_id: str, status: str, timeout: float = 20
-                   ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc = await stack.read(invoice_id)
-        if doc["status"] == status:
-            return doc
-        assert time.monotonic() < deadline, doc
-        await asyncio.sleep(0.2)
 
 
 def no_other_origin(html: str) -> None:
@@ -55,9 +43,9 @@ async def test_checkout_without_javascript(make_stack: StackFactory, tmp_path: P
             shutil.copy(tmp_path / "checkout.png", os.environ["GATEWAY_SCREENSHOT_OUT"])
 
         stack.node.send(invoice["address"], invoice["amount_due"])
-        await wait_api(stack, invoice["id"], "processing")
+        await stack.wait_status(invoice["id"], "processing")
         stack.node.mine(3)
-        await wait_api(stack, invoice["id"], "settled")
+        await stack.wait_status(invoice["id"], "settled")
         await asyncio.to_thread(browser.refresh)
         assert browser.find_element(By.ID, "status").text == "settled"
         assert "Paid" in browser.find_element(By.ID, "status-text").text

@@ -28,29 +28,17 @@ async def test_signup_invoice_payment_settles_and_activates(
     assert invoice["confirmations_required"] == 3
 
     txid = stack.node.send(invoice["address"], str(Decimal(invoice["amount_due"])))
-    state: dict = {}
-
-    async def poll(status: str) -> bool:
-        state.update(await stack.read(invoice["id"]))
-        return state["status"] == status
-
-    async def until(status: str, timeout: float = 20) -> None:
-        import asyncio
-        import time
-        deadline = time.monotonic() + timeout
-        while not await poll(status):
-            assert time.monotonic() < deadline, f"invoice never became {status}: {state}"
-            await asyncio.sleep(0.2)
-
-    await until("processing")
+    state = await stack.wait_status(invoice["id"], "processing")
     [payment] = state["payments"]
     assert (payment["txid"], payment["confirmations"], payment["status"]) == (txid, 0, "pending")
     assert payment["amount_base_units"] == "12487500"
 
     stack.node.mine(2)
-    await until("processing")  # 2 of 3 confirmations: not yet
+    state = await stack.until(invoice["id"], lambda d: d["payments"][0]["confirmations"] == 2,
+                              "2 confirmations")
+    assert state["status"] == "processing"  # 2 of 3: not settled yet
     stack.node.mine(1)
-    await until("settled")
+    state = await stack.wait_status(invoice["id"], "settled")
     assert state["payments"][0]["confirmations"] >= 3 and state["settled_at"]
     assert len(state["payments"]) == 1
 
@@ -140,16 +128,13 @@ async def test_readiness_and_security_headers(make_stack: StackFactory) -> None:
 async def test_login_logout_and_me(make_stack: StackFactory) -> None:
     stack = await make_stack()
     await stack.signup("me@example.org", "a long password 1")
-    status, doc, _ = await stack.api.call(
-        "POST", "/v1/sessions", {"email": "ME@example.org", "password": "a long password 1"})
-    assert status == 201
-    token = doc["token"]
-    stack.secrets.add(token)
+    token = await stack.login("ME@example.org", "a long password 1")
     me = await stack.api.ok("GET", "/v1/me", token=token)
     assert me["email"] == "me@example.org"
     assert (await stack.api.call("GET", "/v1/me/invoices", token=token))[0] == 200
     assert (await stack.api.call("DELETE", "/v1/sessions/current", token=token))[0] == 204
     status, doc, headers = await stack.api.call("GET", "/v1/me", token=token)
+    assert "detail" in doc
     assert status == 401 and headers["Content-Type"].startswith("application/problem+json")
     wrong = await stack.api.call("POST", "/v1/sessions",
                                  {"email": "me@example.org", "password": "not the password"})

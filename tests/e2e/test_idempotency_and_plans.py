@@ -67,11 +67,7 @@ async def test_customer_buys_a_plan(make_stack: StackFactory) -> None:
     stack = await make_stack(GATEWAY_PLANS="{\"vps-small\": {\"price\": \"8.00\", "
                              "\"currency\": \"EUR\", \"description\": \"1 vCPU\"}}")
     await stack.signup("plan@example.org", "plan password 1")
-    status, doc, _ = await stack.api.call(
-        "POST", "/v1/sessions", {"email": "plan@example.org", "password": "plan password 1"})
-    assert status == 201
-    token = doc["token"]
-    stack.secrets.add(token)
+    token = await stack.login("plan@example.org", "plan password 1")
     created = await stack.api.call("POST", "/v1/me/invoices", {"plan": "vps-small",
                                                                 "coin": "LTC"}, token,
                                    headers={"Idempotency-Key": "buy-1"})

@@ -12,17 +12,6 @@ from tests.e2e.conftest import Stack, StackFactory
 DUE = Decimal("0.124875")  # 9.99 EUR at 80 EUR/LTC
 
 
-async def until(stack: Stack, invoice_id: str, check: Callable[[dict[str, Any]], bool],
-                what: str, timeout: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc = await stack.read(invoice_id)
-        if check(doc):
-            return doc
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {doc}"
-        await asyncio.sleep(0.2)
-
-
 def status(s: str, exc: str | None = None) -> Callable[[dict[str, Any]], bool]:
     return lambda d: d["status"] == s and d["exception"] == exc
 
@@ -46,16 +35,16 @@ async def test_two_payments_together_settle_and_a_short_one_expires_partial(
     half = DUE / 2
     stack.node.send(together["address"], str(half))
     stack.node.send(short["address"], str(half))
-    await until(stack, together["id"], status("new", "paid_partial"), "partial")
+    await stack.until(together["id"], status("new", "paid_partial"), "partial")
     stack.node.send(together["address"], str(DUE - half))
-    await until(stack, together["id"], status("processing"), "processing")
+    await stack.until(together["id"], status("processing"), "processing")
     stack.node.mine(3)
-    done = await until(stack, together["id"], status("settled"), "settled")
+    done = await stack.until(together["id"], status("settled"), "settled")
     assert len(done["payments"]) == 2 and done["amount_paid"] == str(DUE)
 
-    partial = await until(stack, short["id"], status("new", "paid_partial"), "partial")
+    partial = await stack.until(short["id"], status("new", "paid_partial"), "partial")
     assert partial["amount_paid"] == str(half)
-    await until(stack, short["id"], status("expired", "paid_partial"), "expired partial")
+    await stack.until(short["id"], status("expired", "paid_partial"), "expired partial")
     expired = await stack.receiver.wait_for("invoice.expired")
     assert expired.doc["data"]["exception"] == "paid_partial"
 
@@ -65,7 +54,7 @@ async def test_overpayment_settles_paid_over(make_stack: StackFactory) -> None:
     invoice = await new_invoice(stack, "over")
     stack.node.send(invoice["address"], str(DUE + Decimal("0.01")))
     stack.node.mine(3)
-    await until(stack, invoice["id"], status("settled", "paid_over"), "settled paid_over")
+    await stack.until(invoice["id"], status("settled", "paid_over"), "settled paid_over")
 
 
 async def test_late_payment_is_flagged_and_settles_only_when_accepted(
@@ -76,14 +65,14 @@ async def test_late_payment_is_flagged_and_settles_only_when_accepted(
                                GATEWAY_INVOICES__ACCEPT_LATE_PAYMENTS="true")
     invoices = [(s, await new_invoice(s, "late")) for s in (strict, lenient)]
     for stack, invoice in invoices:
-        await until(stack, invoice["id"], status("expired"), "expired")
+        await stack.until(invoice["id"], status("expired"), "expired")
         stack.node.send(invoice["address"], str(DUE))
     for stack, invoice in invoices:
-        await until(stack, invoice["id"], status("expired", "paid_late"), "paid_late")
+        await stack.until(invoice["id"], status("expired", "paid_late"), "paid_late")
     strict.node.mine(3)
     (s1, i1), (s2, i2) = invoices
-    await until(s2, i2["id"], status("settled", "paid_late"), "late settles when accepted")
-    await until(s1, i1["id"], confirmations(3), "strict invoice sees confirmations")
+    await s2.until(i2["id"], status("settled", "paid_late"), "late settles when accepted")
+    await s1.until(i1["id"], confirmations(3), "strict invoice sees confirmations")
     assert (await s1.read(i1["id"]))["status"] == "expired"
     assert not s1.receiver.of_type("invoice.settled")
     assert s2.receiver.of_type("account.activated")
@@ -94,27 +83,27 @@ async def test_reorgs_before_settlement_never_settle_early(make_stack: StackFact
     node = stack.node
     invoice = await new_invoice(stack, "reorg")
     txid = node.send(invoice["address"], str(DUE))
-    await until(stack, invoice["id"], status("processing"), "processing")
+    await stack.until(invoice["id"], status("processing"), "processing")
 
     # depth 1: the block holding the payment is the tip
     [first] = node.mine(1)
-    await until(stack, invoice["id"], confirmations(1), "1 confirmation")
+    await stack.until(invoice["id"], confirmations(1), "1 confirmation")
     node.rpc("invalidateblock", first)
-    back = await until(stack, invoice["id"], confirmations(0), "back to 0 after reorg")
+    back = await stack.until(invoice["id"], confirmations(0), "back to 0 after reorg")
     assert back["status"] == "processing" and back["payments"][0]["status"] == "pending"
 
     # depth 3: payment block plus two above it leave the chain
     blocks = node.mine(3)
-    await until(stack, invoice["id"], confirmations(3), "3 confirmations")
+    await stack.until(invoice["id"], confirmations(3), "3 confirmations")
     node.rpc("invalidateblock", blocks[0])
-    await until(stack, invoice["id"], confirmations(0), "back to 0 after 3-deep reorg")
+    await stack.until(invoice["id"], confirmations(0), "back to 0 after 3-deep reorg")
     assert (await stack.read(invoice["id"]))["status"] == "processing"
 
     node.mine(3)
-    regrown = await until(stack, invoice["id"], confirmations(3), "regrown to 3")
+    regrown = await stack.until(invoice["id"], confirmations(3), "regrown to 3")
     assert regrown["status"] == "processing"  # 4 needed: not early
     node.mine(1)
-    settled = await until(stack, invoice["id"], status("settled"), "settled after regrowth")
+    settled = await stack.until(invoice["id"], status("settled"), "settled after regrowth")
     assert [p["txid"] for p in settled["payments"]] == [txid]  # counted once
     await stack.receiver.wait_for("invoice.settled")
     await asyncio.sleep(1)
@@ -128,15 +117,15 @@ async def test_reorg_after_settlement_flags_reverted(make_stack: StackFactory) -
     invoice = await new_invoice(stack, "after")
     node.send(invoice["address"], str(DUE))
     blocks = node.mine(3)
-    await until(stack, invoice["id"], status("settled"), "settled")
+    await stack.until(invoice["id"], status("settled"), "settled")
     node.rpc("invalidateblock", blocks[0])
-    reverted = await until(stack, invoice["id"],
+    reverted = await stack.until(invoice["id"],
                            status("settled", "reverted_after_settlement"), "reverted flag")
     assert reverted["settled_at"]
     event = await stack.receiver.wait_for("invoice.payment_reverted")
     assert event.doc["data"]["exception"] == "reverted_after_settlement"
     node.mine(4)  # the same transaction is mined again in a different block
-    again = await until(stack, invoice["id"], confirmations(4), "re-mined")
+    again = await stack.until(invoice["id"], confirmations(4), "re-mined")
     assert again["status"] == "settled" and len(again["payments"]) == 1
     assert len(stack.receiver.of_type("invoice.payment_reverted")) == 1
 
@@ -146,17 +135,17 @@ async def test_replace_by_fee_counts_only_the_replacement(make_stack: StackFacto
     node = stack.node
     invoice = await new_invoice(stack, "rbf")
     original = node.send(invoice["address"], str(DUE), replaceable=True)
-    await until(stack, invoice["id"], status("processing"), "processing")
+    await stack.until(invoice["id"], status("processing"), "processing")
     replacement = node.rpc("bumpfee", original, wallet=node.wallet)["txid"]
 
     def replaced(doc: dict[str, Any]) -> bool:
         states = {p["txid"]: p["status"] for p in doc["payments"]}
         return states.get(original) == "reverted" and states.get(replacement) == "pending"
 
-    doc = await until(stack, invoice["id"], replaced, "replacement seen, original reverted")
+    doc = await stack.until(invoice["id"], replaced, "replacement seen, original reverted")
     assert doc["amount_paid"] == str(DUE) and doc["status"] == "processing"
     node.mine(3)
-    settled = await until(stack, invoice["id"], status("settled"), "settled")
+    settled = await stack.until(invoice["id"], status("settled"), "settled")
     assert settled["amount_paid"] == str(DUE)
     live = [p["txid"] for p in settled["payments"] if p["status"] != "reverted"]
     assert live == [replacement]

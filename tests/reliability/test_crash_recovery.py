@@ -2,23 +2,11 @@
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.e2e.conftest import Stack, StackFactory
-
-
-async def wait_status(stack: Stack, invoice_id: str, status: str, timeout: float = 30
-                      ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc = await stack.read(invoice_id)
-        if doc["status"] == status:
-            return doc
-        assert time.monotonic() < deadline, f"never {status}: {doc}"
-        await asyncio.sleep(0.2)
+from tests.e2e.conftest import StackFactory
 
 
 @pytest.mark.parametrize("seen_before_kill", [True, False], ids=["seen", "unseen"])
@@ -30,12 +18,12 @@ async def test_sigkill_between_broadcast_and_confirmation(
     invoice = await stack.invoice(account["id"])
     txid = stack.node.send(invoice["address"], invoice["amount_due"])
     if seen_before_kill:
-        await wait_status(stack, invoice["id"], "processing")
+        await stack.wait_status(invoice["id"], "processing")
     stack.gateway.kill()
 
     stack.node.mine(4)  # confirmed while the gateway is down
     stack.gateway.start()
-    settled = await wait_status(stack, invoice["id"], "settled")
+    settled = await stack.wait_status(invoice["id"], "settled")
     assert [p["txid"] for p in settled["payments"]] == [txid]
 
     await stack.receiver.wait_for("account.activated")
