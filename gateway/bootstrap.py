@@ -31,6 +31,7 @@ from gateway.adapters.passwords import Argon2Passwords
 from gateway.adapters.rate_sources import DEFAULT_URLS, SOURCES, LazySession
 from gateway.adapters.rates import FixedRates
 from gateway.adapters.tokens import SessionTokens, hash_api_key, new_api_key
+from gateway.adapters.totp import PyotpCodes
 from gateway.config import Settings
 from gateway.http.app import create_app
 from gateway.http.keys import HttpServices
@@ -40,6 +41,7 @@ from gateway.services.chain_events import PaymentTracker
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
 from gateway.services.ports import RateProvider
 from gateway.services.rates import MedianRates, PreferFixed
+from gateway.services.two_factor import SecondFactor, TwoFactorService
 from gateway.services.wallet import WalletService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
@@ -83,6 +85,7 @@ class Gateway:
     cipher: FieldCipher
     chains: ChainDirectory
     accounts: AccountService
+    two_factor: TwoFactorService
     api_keys: ApiKeyService
     invoices: InvoiceService
     endpoints: WebhookEndpointService
@@ -193,6 +196,10 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         base64.b64decode(sec.session_key.get_secret_value()), settings.server.public_url
     )
     rates_http = LazySession(settings.rates.timeout_seconds)
+    passwords = Argon2Passwords()
+    codes = PyotpCodes()
+    two_factor = TwoFactorService(uow, codes, passwords,
+                                  SecondFactor(codes, passwords, clock), clock)
     inv = settings.invoices
     policy = InvoicePolicy(
         expiry=timedelta(minutes=inv.expiry_minutes),
@@ -208,7 +215,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         chains=chains,
         accounts=AccountService(
             uow,
-            Argon2Passwords(),
+            passwords,
             BlindIndex(base64.b64decode(sec.index_key.get_secret_value())),
             tokens,
             clock,
@@ -217,8 +224,11 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
                 tuple(settings.accounts.currencies),
                 settings.privacy.policy_version,
                 timedelta(hours=sec.session_hours),
+                timedelta(minutes=sec.session_idle_minutes),
             ),
+            two_factor,
         ),
+        two_factor=two_factor,
         api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key),
         invoices=InvoiceService(
             uow, chains, build_rates(settings, clock, rates_http), clock, policy,
@@ -267,6 +277,7 @@ def build_app(gw: Gateway) -> web.Application:
     app = create_app(
         HttpServices(
             accounts=gw.accounts,
+            two_factor=gw.two_factor,
             api_keys=gw.api_keys,
             invoices=gw.invoices,
             endpoints=gw.endpoints,

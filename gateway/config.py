@@ -75,6 +75,7 @@ class SecurityConfig(_Section):
     data_keys: list[SecretStr] = Field(min_length=1)
     index_key: SecretStr
     session_hours: float = Field(8, gt=0)
+    session_idle_minutes: float = Field(30, gt=0)
     cookie_secure: bool = True
 
     @field_validator("session_key", "index_key")

@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.invoices import InvoiceService
+from gateway.services.two_factor import TwoFactorService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
 
@@ -16,6 +17,7 @@ from gateway.services.webhook_events import WebhookEventService
 @dataclass(frozen=True)
 class HttpServices:
     accounts: AccountService
+    two_factor: TwoFactorService
     api_keys: ApiKeyService
     invoices: InvoiceService
     endpoints: WebhookEndpointService

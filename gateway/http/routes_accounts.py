@@ -1,13 +1,21 @@
 import time
 
+import segno
 from aiohttp import web
 
 from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import SESSION_COOKIE, customer, session_token
 from gateway.http.keys import SERVICES
-from gateway.http.schemas import SessionBody, SignupBody, read_json
+from gateway.http.schemas import (
+    CodeBody,
+    PasswordChangeBody,
+    ProfileBody,
+    SessionBody,
+    SignupBody,
+    read_json,
+)
 from gateway.http.views import account_json, invoice_json
-from gateway.services.accounts import NewSession, Signup
+from gateway.services.accounts import NewSession, ProfileChanges, Signup
 
 routes = web.RouteTableDef()
 
@@ -35,7 +43,8 @@ async def create_account(request: web.Request) -> web.Response:
 @routes.post("/v1/sessions")
 async def create_session(request: web.Request) -> web.Response:
     body = SessionBody.model_validate(await read_json(request))
-    session = await request.app[SERVICES].accounts.log_in(body.email, body.password)
+    session = await request.app[SERVICES].accounts.log_in(
+        body.email, body.password, body.totp_code)
     resp = web.json_response(
         {"token": session.token, "expires_at": rfc3339(session.expires_at)}, status=201
     )
@@ -58,6 +67,54 @@ async def delete_session(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     account_id = await customer(request)
     return web.json_response(account_json(await request.app[SERVICES].accounts.view(account_id)))
+
+
+@routes.patch("/v1/me")
+async def update_me(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    body = ProfileBody.model_validate(await read_json(request))
+    changes = ProfileChanges({k: getattr(body, k) for k in body.model_fields_set})
+    view = await request.app[SERVICES].accounts.update_profile(account_id, changes)
+    return web.json_response(account_json(view))
+
+
+@routes.post("/v1/me/password")
+async def change_password(request: web.Request) -> web.Response:
+    await customer(request)
+    token = session_token(request)
+    assert token is not None
+    body = PasswordChangeBody.model_validate(await read_json(request))
+    await request.app[SERVICES].accounts.change_password(
+        token, body.current_password, body.new_password)
+    return web.Response(status=204)
+
+
+@routes.post("/v1/me/totp")
+async def begin_totp(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    enrolment = await request.app[SERVICES].two_factor.begin(account_id)
+    qr = segno.make(enrolment.otpauth_uri, error="m")
+    return web.json_response({
+        "secret": enrolment.secret,
+        "otpauth_uri": enrolment.otpauth_uri,
+        "qr_svg": qr.svg_inline(scale=4, title="Two-factor authentication QR code"),
+    }, status=201)
+
+
+@routes.post("/v1/me/totp/confirm")
+async def confirm_totp(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    body = CodeBody.model_validate(await read_json(request))
+    codes = await request.app[SERVICES].two_factor.confirm(account_id, body.code)
+    return web.json_response({"recovery_codes": codes})
+
+
+@routes.delete("/v1/me/totp")
+async def disable_totp(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    body = CodeBody.model_validate(await read_json(request))
+    await request.app[SERVICES].two_factor.disable(account_id, body.code)
+    return web.Response(status=204)
 
 
 @routes.get("/v1/me/invoices")

@@ -26,6 +26,32 @@ class SessionBody(Body):
     totp_code: StrictStr | None = None
 
 
+class CodeBody(Body):
+    code: StrictStr
+
+
+class PasswordChangeBody(Body):
+    current_password: StrictStr
+    new_password: StrictStr
+
+
+class ProfileBody(Body):
+    """Every field optional; only those present change. null clears an optional field."""
+
+    email: StrictStr | None = None
+    display_name: StrictStr | None = None
+    company: StrictStr | None = None
+    datacenter: StrictStr | None = None
+    currency: StrictStr | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email_not_null(cls, v: str | None) -> str | None:
+        if v is None:
+            raise ValueError("cannot be removed; an account needs an email")
+        return v
+
+
 class PriceBody(Body):
     amount: StrictStr = Field(description='decimal string, e.g. "9.99"')
     currency: StrictStr

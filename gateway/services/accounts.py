@@ -18,8 +18,10 @@ from gateway.services.ports import (
     Profile,
     SessionRecord,
     SessionTokenCodec,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
+from gateway.services.two_factor import TwoFactorService
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,18 @@ class AccountPolicy:
     currencies: tuple[str, ...]
     policy_version: str
     session_lifetime: timedelta = timedelta(hours=8)
+    session_idle: timedelta = timedelta(minutes=30)
+
+
+# last_seen_at is written at most this often, so reads do not all become writes.
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class ProfileChanges:
+    """Only the fields given are changed; None clears an optional field."""
+
+    fields: dict[str, str | None]
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,7 @@ class AccountService:
         tokens: SessionTokenCodec,
         clock: Clock,
         policy: AccountPolicy,
+        two_factor: TwoFactorService | None = None,
     ) -> None:
         self._uow = uow
         self._passwords = passwords
@@ -79,6 +94,7 @@ class AccountService:
         self._tokens = tokens
         self._clock = clock
         self._policy = policy
+        self._two_factor = two_factor
 
     async def sign_up(self, req: Signup) -> AccountView:
         email = normalize_email(req.email)
@@ -103,7 +119,7 @@ class AccountService:
             await uow.commit()
         return AccountView(account, profile)
 
-    async def log_in(self, email: str, password: str) -> NewSession:
+    async def log_in(self, email: str, password: str, second: str | None = None) -> NewSession:
         # One answer for unknown email and wrong password; the hasher spends the same
         # time on a dummy hash when there is no account.
         try:
@@ -116,6 +132,8 @@ class AccountService:
             stored = login.password_hash if login else None
             if not self._passwords.verify(stored, password) or login is None:
                 raise Unauthorized("email or password is wrong")
+            if self._two_factor is not None:
+                await self._two_factor.require(uow, login.account.id, second)
             if self._passwords.needs_rehash(login.password_hash):
                 await uow.accounts.set_password_hash(
                     login.account.id, self._passwords.hash(password)
@@ -130,18 +148,75 @@ class AccountService:
 
     async def authenticate(self, token: str) -> str:
         """Account id for a live session token; `Unauthorized` otherwise."""
+        return (await self.session(token)).account_id
+
+    async def session(self, token: str) -> SessionRecord:
+        """The live session a token names: signed by us, not revoked, not past its absolute
+        lifetime, not idle for longer than the idle timeout."""
         now = self._clock()
         claims = self._tokens.decode(token, now)
         async with self._uow() as uow:
             session = await uow.sessions.get(claims.session_id)
-        if (
-            session is None
-            or session.account_id != claims.account_id
-            or session.revoked_at is not None
-            or session.expires_at <= now
-        ):
-            raise Unauthorized("session is not valid")
-        return session.account_id
+            if (
+                session is None
+                or session.account_id != claims.account_id
+                or session.revoked_at is not None
+                or session.expires_at <= now
+            ):
+                raise Unauthorized("session is not valid")
+            seen = session.last_seen_at or now
+            if now - seen > self._policy.session_idle:
+                await uow.sessions.revoke(session.id, now)
+                await uow.commit()
+                raise Unauthorized("session ended after inactivity; log in again")
+            if now - seen >= min(TOUCH_EVERY, self._policy.session_idle / 4):
+                await uow.sessions.touch(session.id, now)
+                await uow.commit()
+        return session
+
+    async def change_password(self, token: str, current: str, new: str) -> None:
+        """Needs the current password; ends every other session of the account."""
+        session = await self.session(token)
+        new = check_password(new, "new_password")
+        async with self._uow() as uow:
+            account = await uow.accounts.get(session.account_id)
+            assert account is not None
+            login = await uow.accounts.find_login(await self._index_of(uow, account.id))
+            if login is None or not self._passwords.verify(login.password_hash, current):
+                raise InvalidInput("current_password", "is wrong")
+            await uow.accounts.set_password_hash(account.id, self._passwords.hash(new))
+            await uow.sessions.revoke_all(account.id, self._clock(), keep=session.id)
+            await uow.commit()
+
+    async def _index_of(self, uow: UnitOfWork, account_id: str) -> str:
+        profile = await uow.accounts.profile(account_id)
+        return self._index(email_lookup_form(profile.email))
+
+    async def update_profile(self, account_id: str, changes: ProfileChanges) -> AccountView:
+        f = changes.fields
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None:
+                raise NotFound("account")
+            old = await uow.accounts.profile(account_id)
+            email = normalize_email(f["email"]) if "email" in f else old.email
+            profile = Profile(
+                email,
+                _optional_text(f["display_name"], "display_name")
+                if "display_name" in f else old.display_name,
+                _optional_text(f["company"], "company") if "company" in f else old.company,
+            )
+            if "datacenter" in f:
+                account.datacenter = check_choice(f["datacenter"], self._policy.datacenters,
+                                                  "datacenter")
+            if "currency" in f:
+                account.currency = check_choice(f["currency"], self._policy.currencies,
+                                                "currency")
+            await uow.accounts.update_profile(
+                account_id, profile, self._index(email_lookup_form(email)))
+            await uow.accounts.save(account)
+            await uow.commit()
+        return AccountView(account, profile)
 
     async def log_out(self, token: str) -> None:
         now = self._clock()
@@ -162,4 +237,7 @@ class AccountService:
             return await uow.accounts.get(account_id) is not None
 
 
-__all__ = ["AccountPolicy", "AccountService", "AccountView", "Conflict", "NewSession", "Signup"]
+__all__ = [
+    "AccountPolicy", "AccountService", "AccountView", "Conflict", "NewSession",
+    "ProfileChanges", "Signup",
+]

@@ -37,6 +37,7 @@ class SessionRecord:
     account_id: str
     expires_at: datetime
     revoked_at: datetime | None
+    last_seen_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,13 @@ class EndpointRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class TotpState:
+    secret: str | None
+    enabled: bool
+    last_step: int | None
+
+
 class AccountRepository(Protocol):
     async def add(
         self, account: Account, profile: Profile, email_index: str, password_hash: str,
@@ -96,6 +104,22 @@ class AccountRepository(Protocol):
 
     async def set_password_hash(self, account_id: str, password_hash: str) -> None: ...
 
+    async def update_profile(self, account_id: str, profile: Profile, email_index: str) -> None:
+        """Re-encrypts every personal field; raises `Conflict` when the email is taken."""
+
+    async def totp(self, account_id: str) -> TotpState: ...
+
+    async def set_totp(self, account_id: str, secret: str | None, enabled_at: datetime | None,
+                       last_step: int | None) -> None: ...
+
+    async def set_totp_step(self, account_id: str, step: int) -> None: ...
+
+    async def replace_recovery_codes(self, account_id: str, hashes: list[str]) -> None: ...
+
+    async def unused_recovery_codes(self, account_id: str) -> list[tuple[int, str]]: ...
+
+    async def use_recovery_code(self, code_id: int, now: datetime) -> None: ...
+
 
 class SessionRepository(Protocol):
     async def add(self, session: SessionRecord, now: datetime) -> None: ...
@@ -103,6 +127,11 @@ class SessionRepository(Protocol):
     async def get(self, session_id: str) -> SessionRecord | None: ...
 
     async def revoke(self, session_id: str, now: datetime) -> None: ...
+
+    async def revoke_all(self, account_id: str, now: datetime, keep: str | None = None) -> int:
+        ...
+
+    async def touch(self, session_id: str, now: datetime) -> None: ...
 
 
 class ApiKeyRepository(Protocol):
@@ -300,6 +329,16 @@ class PasswordHasher(Protocol):
     def verify(self, stored: str | None, password: str) -> bool: ...
 
     def needs_rehash(self, stored: str) -> bool: ...
+
+
+class TotpCodes(Protocol):
+    def new_secret(self) -> str: ...
+
+    def uri(self, secret: str, label: str) -> str: ...
+
+    def matching_step(self, secret: str, code: str, now: datetime) -> int | None: ...
+
+    def recovery_codes(self, count: int = 10) -> list[str]: ...
 
 
 class ChainDirectory(Protocol):

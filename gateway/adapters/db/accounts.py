@@ -1,14 +1,20 @@
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.adapters.db.tables import accounts, api_keys, sessions
+from gateway.adapters.db.tables import accounts, api_keys, recovery_codes, sessions
 from gateway.adapters.fields import FieldCipher
 from gateway.domain.accounts import Account
 from gateway.services.errors import Conflict, NotFound
-from gateway.services.ports import ApiKeyRecord, Login, Profile, SessionRecord
+from gateway.services.ports import (
+    ApiKeyRecord,
+    Login,
+    Profile,
+    SessionRecord,
+    TotpState,
+)
 
 
 def _account(row: object) -> Account:
@@ -92,6 +98,55 @@ class SqlAccounts:
             )
         )
 
+    async def update_profile(self, account_id: str, profile: Profile, email_index: str) -> None:
+        c = self._cipher
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(
+                    update(accounts).where(accounts.c.id == account_id).values(
+                        email_index=email_index,
+                        email_ct=c.encrypt(profile.email, account_id),
+                        display_name_ct=c.encrypt_optional(profile.display_name, account_id),
+                        company_ct=c.encrypt_optional(profile.company, account_id),
+                    )
+                )
+        except IntegrityError:
+            raise Conflict("an account with this email already exists") from None
+
+    async def totp(self, account_id: str) -> TotpState:
+        row = (await self._conn.execute(
+            select(accounts.c.totp_secret_ct, accounts.c.totp_enabled_at,
+                   accounts.c.totp_last_step).where(accounts.c.id == account_id))).one()
+        secret = self._cipher.decrypt_optional(row.totp_secret_ct, account_id)
+        return TotpState(secret, row.totp_enabled_at is not None, row.totp_last_step)
+
+    async def set_totp(self, account_id: str, secret: str | None, enabled_at: datetime | None,
+                       last_step: int | None) -> None:
+        await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(
+            totp_secret_ct=self._cipher.encrypt_optional(secret, account_id),
+            totp_enabled_at=enabled_at, totp_last_step=last_step))
+
+    async def set_totp_step(self, account_id: str, step: int) -> None:
+        await self._conn.execute(update(accounts).where(accounts.c.id == account_id)
+                                 .values(totp_last_step=step))
+
+    async def replace_recovery_codes(self, account_id: str, hashes: list[str]) -> None:
+        await self._conn.execute(
+            delete(recovery_codes).where(recovery_codes.c.account_id == account_id))
+        if hashes:
+            await self._conn.execute(insert(recovery_codes), [
+                {"account_id": account_id, "code_hash": h} for h in hashes])
+
+    async def unused_recovery_codes(self, account_id: str) -> list[tuple[int, str]]:
+        rows = await self._conn.execute(
+            select(recovery_codes.c.id, recovery_codes.c.code_hash).where(
+                recovery_codes.c.account_id == account_id, recovery_codes.c.used_at.is_(None)))
+        return [(int(r.id), str(r.code_hash)) for r in rows]
+
+    async def use_recovery_code(self, code_id: int, now: datetime) -> None:
+        await self._conn.execute(update(recovery_codes).where(recovery_codes.c.id == code_id)
+                                 .values(used_at=now))
+
     async def set_password_hash(self, account_id: str, password_hash: str) -> None:
         await self._conn.execute(
             update(accounts).where(accounts.c.id == account_id).values(password_hash=password_hash)
@@ -109,6 +164,7 @@ class SqlSessions:
                 account_id=session.account_id,
                 created_at=now,
                 expires_at=session.expires_at,
+                last_seen_at=now,
                 revoked_at=session.revoked_at,
             )
         )
@@ -118,7 +174,8 @@ class SqlSessions:
         row = (await self._conn.execute(query)).first()
         if row is None:
             return None
-        return SessionRecord(row.id, row.account_id, row.expires_at, row.revoked_at)
+        return SessionRecord(row.id, row.account_id, row.expires_at, row.revoked_at,
+                             row.last_seen_at)
 
     async def revoke(self, session_id: str, now: datetime) -> None:
         await self._conn.execute(
@@ -126,6 +183,19 @@ class SqlSessions:
             .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+
+
+    async def revoke_all(self, account_id: str, now: datetime, keep: str | None = None) -> int:
+        query = update(sessions).where(
+            sessions.c.account_id == account_id, sessions.c.revoked_at.is_(None))
+        if keep is not None:
+            query = query.where(sessions.c.id != keep)
+        result = await self._conn.execute(query.values(revoked_at=now))
+        return int(result.rowcount)
+
+    async def touch(self, session_id: str, now: datetime) -> None:
+        await self._conn.execute(
+            update(sessions).where(sessions.c.id == session_id).values(last_seen_at=now))
 
 
 class SqlApiKeys:

@@ -44,6 +44,21 @@ accounts = Table(
     Column("policy_version", String(40)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("activated_at", UTCDateTime),
+    # Two-factor authentication: the secret is personal data (encrypted); set while
+    # pending, enabled once a first code confirms it; the last accepted time step
+    # refuses a code's replay.
+    Column("totp_secret_ct", LargeBinary),
+    Column("totp_enabled_at", UTCDateTime),
+    Column("totp_last_step", BigInteger),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("code_hash", String(255), nullable=False),  # argon2id, like passwords
+    Column("used_at", UTCDateTime),
 )
 
 sessions = Table(
@@ -53,6 +68,7 @@ sessions = Table(
     Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime),  # for the idle timeout
     Column("revoked_at", UTCDateTime),
 )
 

@@ -1,0 +1,108 @@
+"""Two-factor authentication (TOTP, RFC 6238) with single-use recovery codes."""
+
+from dataclasses import dataclass
+
+from gateway.domain.errors import InvalidInput
+from gateway.services.errors import Conflict, Unauthorized
+from gateway.services.ports import (
+    Clock,
+    PasswordHasher,
+    TotpCodes,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    secret: str
+    otpauth_uri: str
+
+
+class SecondFactor:
+    """Checks a second factor inside the caller's transaction: a TOTP code whose time step
+    is newer than the last accepted one, or an unused recovery code (then spent)."""
+
+    def __init__(self, codes: TotpCodes, hasher: PasswordHasher, clock: Clock) -> None:
+        self._codes = codes
+        self._hasher = hasher
+        self._clock = clock
+
+    async def enabled(self, uow: UnitOfWork, account_id: str) -> bool:
+        return (await uow.accounts.totp(account_id)).enabled
+
+    async def accept(self, uow: UnitOfWork, account_id: str, code: str) -> bool:
+        state = await uow.accounts.totp(account_id)
+        if state.secret is None:
+            return False
+        now = self._clock()
+        step = self._codes.matching_step(state.secret, code, now)
+        if step is not None:
+            if state.last_step is not None and step <= state.last_step:
+                return False  # a code already accepted, or an older one: replay
+            await uow.accounts.set_totp_step(account_id, step)
+            return True
+        candidate = code.strip().lower()
+        for code_id, code_hash in await uow.accounts.unused_recovery_codes(account_id):
+            if self._hasher.verify(code_hash, candidate):
+                await uow.accounts.use_recovery_code(code_id, now)
+                return True
+        return False
+
+
+class TwoFactorService:
+    def __init__(self, uow: UnitOfWorkFactory, codes: TotpCodes, hasher: PasswordHasher,
+                 factor: SecondFactor, clock: Clock) -> None:
+        self._uow = uow
+        self._codes = codes
+        self._hasher = hasher
+        self._factor = factor
+        self._clock = clock
+
+    async def begin(self, account_id: str) -> Enrolment:
+        """A new secret, pending until a code made from it is confirmed."""
+        secret = self._codes.new_secret()
+        async with self._uow() as uow:
+            if (await uow.accounts.totp(account_id)).enabled:
+                raise Conflict("two-factor authentication is already on; turn it off first")
+            await uow.accounts.set_totp(account_id, secret, None, None)
+            await uow.commit()
+        return Enrolment(secret, self._codes.uri(secret, account_id))
+
+    async def confirm(self, account_id: str, code: str) -> list[str]:
+        """Turns 2FA on; returns 10 single-use recovery codes, shown this once."""
+        now = self._clock()
+        async with self._uow() as uow:
+            state = await uow.accounts.totp(account_id)
+            if state.enabled:
+                raise Conflict("two-factor authentication is already on")
+            if state.secret is None:
+                raise InvalidInput("code", "start with POST /v1/me/totp first")
+            step = self._codes.matching_step(state.secret, code, now)
+            if step is None:
+                raise InvalidInput("code", "is not the current code of your authenticator")
+            recovery = self._codes.recovery_codes(10)
+            await uow.accounts.set_totp(account_id, state.secret, now, step)
+            await uow.accounts.replace_recovery_codes(
+                account_id, [self._hasher.hash(c) for c in recovery])
+            await uow.commit()
+        return recovery
+
+    async def disable(self, account_id: str, code: str) -> None:
+        async with self._uow() as uow:
+            if not (await uow.accounts.totp(account_id)).enabled:
+                raise Conflict("two-factor authentication is not on")
+            if not await self._factor.accept(uow, account_id, code):
+                raise InvalidInput("code", "is not a valid two-factor or recovery code")
+            await uow.accounts.set_totp(account_id, None, None, None)
+            await uow.accounts.replace_recovery_codes(account_id, [])
+            await uow.commit()
+
+    async def require(self, uow: UnitOfWork, account_id: str, code: str | None) -> None:
+        """For login: nothing when 2FA is off; otherwise a valid, unused code."""
+        if not await self._factor.enabled(uow, account_id):
+            return
+        if not code:
+            raise Unauthorized("a two-factor code is required (totp_code)")
+        if not await self._factor.accept(uow, account_id, code):
+            raise Unauthorized("the two-factor code is wrong or was already used")

@@ -1,0 +1,92 @@
+"""The account lifecycle: profile correction, password change, idle sessions."""
+
+import asyncio
+
+from tests.e2e.conftest import StackFactory
+
+
+async def test_profile_correction_reencrypts_and_moves_the_email_index(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack()
+    await stack.signup("before@example.org", "profile password 1")
+    await stack.signup("other@example.org", "profile password 1")
+    token = await stack.login("before@example.org", "profile password 1")
+    stack.secrets.update({"after@example.org", "Jane Roe", "Roe Hosting AG"})
+    status, doc, _ = await stack.api.call("PATCH", "/v1/me", {
+        "email": "after@example.org", "display_name": "Jane Roe",
+        "company": "Roe Hosting AG", "datacenter": "is-rey", "currency": "USD"}, token)
+    assert status == 200, doc
+    assert (doc["email"], doc["display_name"], doc["company"]) == (
+        "after@example.org", "Jane Roe", "Roe Hosting AG")
+    assert (doc["datacenter"], doc["currency"]) == ("is-rey", "USD")
+    # Only the fields given change; null clears an optional one.
+    doc = await stack.api.ok("PATCH", "/v1/me", {"company": None}, token)
+    assert doc["company"] is None and doc["display_name"] == "Jane Roe"
+
+    assert (await stack.api.call("POST", "/v1/sessions", {
+        "email": "before@example.org", "password": "profile password 1"}))[0] == 401
+    await stack.login("after@example.org", "profile password 1")
+
+    for body, code, fragment in (
+        ({"email": "other@example.org"}, 409, "already exists"),
+        ({"email": None}, 422, "cannot be removed"),
+        ({"email": "nope"}, 422, "valid email"),
+        ({"datacenter": "moon-1"}, 422, "datacenter"),
+        ({"shoe": 1}, 422, "not a known field"),
+    ):
+        status, doc, _ = await stack.api.call("PATCH", "/v1/me", body, token)
+        assert status == code and fragment in doc["detail"], (body, doc)
+    me = await stack.api.ok("GET", "/v1/me", token=token)
+    assert me["email"] == "after@example.org"  # the refused changes changed nothing
+
+    if stack.db_url.startswith("sqlite"):
+        stack.gateway.stop()
+        raw = b""
+        for suffix in ("", "-wal"):
+            try:
+                raw += open(stack.db_url.split("///", 1)[1] + suffix, "rb").read()
+            except FileNotFoundError:
+                pass
+        for plain in (b"after@example.org", b"before@example.org", b"Jane Roe",
+                      b"Roe Hosting AG"):
+            assert plain not in raw
+
+
+async def test_password_change_needs_the_current_one_and_ends_other_sessions(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack()
+    await stack.signup("pw@example.org", "first password 1")
+    mine = await stack.login("pw@example.org", "first password 1")
+    other = await stack.login("pw@example.org", "first password 1")
+    stack.secrets.add("second password 2")
+    wrong = await stack.api.call("POST", "/v1/me/password", {
+        "current_password": "not it at all", "new_password": "second password 2"}, mine)
+    assert wrong[0] == 422 and "current_password" in wrong[1]["detail"]
+    short = await stack.api.call("POST", "/v1/me/password", {
+        "current_password": "first password 1", "new_password": "short"}, mine)
+    assert short[0] == 422 and "new_password" in short[1]["detail"]
+    assert (await stack.api.call("GET", "/v1/me", token=other))[0] == 200
+
+    done = await stack.api.call("POST", "/v1/me/password", {
+        "current_password": "first password 1", "new_password": "second password 2"}, mine)
+    assert done[0] == 204
+    assert (await stack.api.call("GET", "/v1/me", token=mine))[0] == 200
+    assert (await stack.api.call("GET", "/v1/me", token=other))[0] == 401
+    assert (await stack.api.call("POST", "/v1/sessions", {
+        "email": "pw@example.org", "password": "first password 1"}))[0] == 401
+    await stack.login("pw@example.org", "second password 2")
+
+
+async def test_idle_sessions_end_but_active_ones_live(make_stack: StackFactory) -> None:
+    stack = await make_stack(GATEWAY_SECURITY__SESSION_IDLE_MINUTES="0.05")  # 3 s
+    await stack.signup("idle@example.org", "idle password 1")
+    token = await stack.login("idle@example.org", "idle password 1")
+    for _ in range(4):  # in use every 1.5 s: stays alive past the 3 s idle limit
+        await asyncio.sleep(1.5)
+        assert (await stack.api.call("GET", "/v1/me", token=token))[0] == 200
+    await asyncio.sleep(4)
+    status, doc, _ = await stack.api.call("GET", "/v1/me", token=token)
+    assert status == 401 and "inactivity" in doc["detail"]
+    assert (await stack.api.call("GET", "/v1/me", token=token))[0] == 401
