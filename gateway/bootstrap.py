@@ -33,8 +33,10 @@ from gateway.adapters.rates import FixedRates
 from gateway.adapters.tokens import SessionTokens, hash_api_key, new_api_key
 from gateway.adapters.totp import PyotpCodes
 from gateway.config import Settings
+from gateway.domain.throttle import ThrottlePolicy
 from gateway.http.app import create_app
 from gateway.http.keys import HttpServices
+from gateway.http.ratelimit import SlidingWindow
 from gateway.services.accounts import AccountPolicy, AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.chain_events import PaymentTracker
@@ -227,6 +229,11 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
                 timedelta(minutes=sec.session_idle_minutes),
             ),
             two_factor,
+            ThrottlePolicy(
+                free_failures=sec.login_free_failures,
+                max_delay=timedelta(seconds=sec.login_max_delay_seconds),
+                max_failures_per_window=sec.login_failures_per_hour,
+            ),
         ),
         two_factor=two_factor,
         api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key),
@@ -286,6 +293,10 @@ def build_app(gw: Gateway) -> web.Application:
             metrics=gw.render_metrics,
             observe=gw.observe_http,
             cookie_secure=gw.settings.security.cookie_secure,
+            trusted_proxies=tuple(ipaddress.ip_network(c, strict=False)
+                                  for c in gw.settings.server.trusted_proxies),
+            login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
+            signup_limit=SlidingWindow(gw.settings.security.signup_per_ip_per_hour, 3600),
         ),
         gw.settings.server.path_prefix,
     )

@@ -37,8 +37,18 @@ class ServerConfig(_Section):
     path_prefix: str = ""
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    trusted_proxies: list[str] = []
+    trusted_proxies: list[str] = []  # CIDRs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an address or CIDR range") from None
+        return v
 
     @field_validator("path_prefix")
     @classmethod
@@ -76,6 +86,11 @@ class SecurityConfig(_Section):
     index_key: SecretStr
     session_hours: float = Field(8, gt=0)
     session_idle_minutes: float = Field(30, gt=0)
+    login_free_failures: int = Field(5, ge=0, le=50)
+    login_max_delay_seconds: float = Field(900, gt=0, le=3600)
+    login_failures_per_hour: int = Field(100, ge=1, le=100)
+    login_per_ip_per_minute: int = Field(30, ge=1)
+    signup_per_ip_per_hour: int = Field(20, ge=1)
     cookie_secure: bool = True
 
     @field_validator("session_key", "index_key")

@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.http.client_ip import Network
+from gateway.http.ratelimit import SlidingWindow
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.invoices import InvoiceService
@@ -26,6 +28,9 @@ class HttpServices:
     metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None
     observe: Callable[[str, str, int, float], None] | None = None
     cookie_secure: bool = True
+    trusted_proxies: tuple[Network, ...] = ()
+    login_limit: SlidingWindow | None = None
+    signup_limit: SlidingWindow | None = None
 
 
 SERVICES = web.AppKey("services", HttpServices)

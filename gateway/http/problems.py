@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
@@ -15,6 +16,7 @@ from gateway.services.errors import (
     Forbidden,
     NotFound,
     ServiceUnavailable,
+    TooManyRequests,
     Unauthorized,
 )
 
@@ -62,6 +64,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return resp
     except Forbidden as exc:
         return problem(403, str(exc))
+    except TooManyRequests as exc:
+        resp = problem(429, str(exc))
+        resp.headers["Retry-After"] = str(max(math.ceil(exc.retry_after_seconds), 1))
+        return resp
     except ServiceUnavailable as exc:
         resp = problem(503, str(exc))
         resp.headers["Retry-After"] = "30"

@@ -5,6 +5,7 @@ from aiohttp import web
 
 from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import SESSION_COOKIE, customer, session_token
+from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
 from gateway.http.schemas import (
     CodeBody,
@@ -28,8 +29,16 @@ def _set_session_cookie(request: web.Request, resp: web.Response, session: NewSe
     )
 
 
+def limit(request: web.Request, kind: str) -> None:
+    services = request.app[SERVICES]
+    window = services.signup_limit if kind == "signup" else services.login_limit
+    if window is not None:
+        window.hit(client_ip(request, services.trusted_proxies), kind)
+
+
 @routes.post("/v1/accounts")
 async def create_account(request: web.Request) -> web.Response:
+    limit(request, "signup")
     body = SignupBody.model_validate(await read_json(request))
     svc = request.app[SERVICES].accounts
     view = await svc.sign_up(Signup(**body.model_dump()))
@@ -42,6 +51,7 @@ async def create_account(request: web.Request) -> web.Response:
 
 @routes.post("/v1/sessions")
 async def create_session(request: web.Request) -> web.Response:
+    limit(request, "login")
     body = SessionBody.model_validate(await read_json(request))
     session = await request.app[SERVICES].accounts.log_in(
         body.email, body.password, body.totp_code)

@@ -10,7 +10,8 @@ from gateway.domain.accounts import (
     normalize_email,
 )
 from gateway.domain.errors import InvalidInput
-from gateway.services.errors import Conflict, NotFound, Unauthorized
+from gateway.domain.throttle import ThrottlePolicy, after_failure, retry_after
+from gateway.services.errors import Conflict, NotFound, TooManyRequests, Unauthorized
 from gateway.services.ids import new_id
 from gateway.services.ports import (
     Clock,
@@ -87,6 +88,7 @@ class AccountService:
         clock: Clock,
         policy: AccountPolicy,
         two_factor: TwoFactorService | None = None,
+        throttle: ThrottlePolicy | None = None,
     ) -> None:
         self._uow = uow
         self._passwords = passwords
@@ -95,6 +97,7 @@ class AccountService:
         self._clock = clock
         self._policy = policy
         self._two_factor = two_factor
+        self._throttle = throttle or ThrottlePolicy()
 
     async def sign_up(self, req: Signup) -> AccountView:
         email = normalize_email(req.email)
@@ -121,19 +124,31 @@ class AccountService:
 
     async def log_in(self, email: str, password: str, second: str | None = None) -> NewSession:
         # One answer for unknown email and wrong password; the hasher spends the same
-        # time on a dummy hash when there is no account.
+        # time on a dummy hash when there is no account, and failures are counted per
+        # email (by its blind index) whether or not an account has it.
         try:
             lookup = self._index(email_lookup_form(normalize_email(email)))
         except InvalidInput:
-            lookup = None
+            lookup = self._index("invalid:" + email.strip().lower())
         now = self._clock()
         async with self._uow() as uow:
-            login = await uow.accounts.find_login(lookup) if lookup else None
+            state = await uow.throttle.get(lookup)
+            wait = retry_after(state, now)
+            if wait is not None:
+                raise TooManyRequests("too many failed logins for this email; wait and retry",
+                                      wait.total_seconds())
+            login = await uow.accounts.find_login(lookup)
             stored = login.password_hash if login else None
-            if not self._passwords.verify(stored, password) or login is None:
-                raise Unauthorized("email or password is wrong")
-            if self._two_factor is not None:
-                await self._two_factor.require(uow, login.account.id, second)
+            try:
+                if not self._passwords.verify(stored, password) or login is None:
+                    raise Unauthorized("email or password is wrong")
+                if self._two_factor is not None:
+                    await self._two_factor.require(uow, login.account.id, second)
+            except Unauthorized:
+                await uow.throttle.put(lookup, after_failure(state, now, self._throttle))
+                await uow.commit()
+                raise
+            await uow.throttle.clear(lookup)
             if self._passwords.needs_rehash(login.password_hash):
                 await uow.accounts.set_password_hash(
                     login.account.id, self._passwords.hash(password)

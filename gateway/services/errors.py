@@ -23,7 +23,13 @@ class ServiceUnavailable(DomainError):
     pass
 
 
+class TooManyRequests(DomainError):
+    def __init__(self, detail: str, retry_after_seconds: float) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
+
+
 __all__ = [
     "Conflict", "DomainError", "Forbidden", "InvalidInput", "NotFound",
-    "ServiceUnavailable", "Unauthorized",
+    "ServiceUnavailable", "TooManyRequests", "Unauthorized",
 ]

@@ -14,6 +14,7 @@ from chains.base import BlockRef, Destination
 from gateway.domain.accounts import Account
 from gateway.domain.events import DomainEvent
 from gateway.domain.invoices import Invoice
+from gateway.domain.throttle import ThrottleState
 
 Clock = Callable[[], datetime]
 
@@ -277,6 +278,15 @@ class IdempotencyRepository(Protocol):
     async def release(self, scope: str, key: str, owner: str) -> None: ...
 
 
+class ThrottleRepository(Protocol):
+    async def get(self, key: str) -> ThrottleState | None:
+        """Locked for the rest of the transaction: concurrent failures all count."""
+
+    async def put(self, key: str, state: ThrottleState) -> None: ...
+
+    async def clear(self, key: str) -> None: ...
+
+
 class Outbox(Protocol):
     async def publish(self, events: Sequence[DomainEvent], now: datetime) -> None:
         """Write events and their deliveries in the current transaction."""
@@ -304,6 +314,8 @@ class UnitOfWork(Protocol):
     def idempotency(self) -> IdempotencyRepository: ...
     @property
     def events(self) -> EventRepository: ...
+    @property
+    def throttle(self) -> ThrottleRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -52,6 +52,17 @@ accounts = Table(
     Column("totp_last_step", BigInteger),
 )
 
+# Failed logins per email, keyed by the email's blind index (never the email), so unknown
+# and known addresses are throttled alike.
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_started_at", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime),
+)
+
 recovery_codes = Table(
     "recovery_codes",
     metadata,

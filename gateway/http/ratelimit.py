@@ -1,0 +1,29 @@
+"""Per-IP limits on signup and login, in memory only: IP addresses are never stored
+outside the security log. With several instances each applies its own limit."""
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from gateway.services.errors import TooManyRequests
+
+
+class SlidingWindow:
+    def __init__(self, limit: int, seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._limit = limit
+        self._seconds = seconds
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
+
+    def hit(self, key: str, what: str) -> None:
+        now = self._clock()
+        hits = self._hits.setdefault(key, deque())
+        while hits and now - hits[0] >= self._seconds:
+            hits.popleft()
+        if len(hits) >= self._limit:
+            raise TooManyRequests(f"too many {what} attempts from your address; wait and retry",
+                                  self._seconds - (now - hits[0]))
+        hits.append(now)
+        if len(self._hits) > 100_000:  # bounded memory under a flood of addresses
+            self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] < self._seconds}

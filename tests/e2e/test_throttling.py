@@ -1,0 +1,38 @@
+import asyncio
+
+from tests.e2e.conftest import StackFactory
+
+
+async def test_failed_logins_are_throttled_alike_for_known_and_unknown_emails(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(GATEWAY_SECURITY__LOGIN_FREE_FAILURES="2")
+    await stack.signup("victim@example.org", "right password 1")
+    answers: dict[str, list[tuple[int, dict, str | None]]] = {}
+    for email in ("victim@example.org", "ghost@example.org"):
+        seen = []
+        for _ in range(4):
+            status, doc, headers = await stack.api.call(
+                "POST", "/v1/sessions", {"email": email, "password": "wrong password 9"})
+            seen.append((status, doc, headers.get("Retry-After")))
+        answers[email] = seen
+    assert answers["victim@example.org"] == answers["ghost@example.org"]
+    statuses = [s for s, _, _ in answers["victim@example.org"]]
+    assert statuses == [401, 401, 401, 429]
+    assert answers["victim@example.org"][3][2] == "1"  # Retry-After, in seconds
+    # While locked even the right password waits; after the delay it works again.
+    locked = await stack.api.call("POST", "/v1/sessions", {
+        "email": "victim@example.org", "password": "right password 1"})
+    assert locked[0] == 429
+    await asyncio.sleep(1.2)
+    await stack.login("victim@example.org", "right password 1")
+
+
+async def test_signups_per_address_are_limited(make_stack: StackFactory) -> None:
+    stack = await make_stack(GATEWAY_SECURITY__SIGNUP_PER_IP_PER_HOUR="2")
+    await stack.signup("one@example.org")
+    await stack.signup("two@example.org")
+    status, doc, headers = await stack.api.call(
+        "POST", "/v1/accounts", {"email": "three@example.org", "password": "long enough 1"})
+    assert status == 429 and int(headers["Retry-After"]) > 3000
+    assert doc["detail"].startswith("too many signup attempts")
