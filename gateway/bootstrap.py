@@ -43,11 +43,12 @@ from gateway.services.chain_events import PaymentTracker
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
 from gateway.services.ports import RateProvider
 from gateway.services.rates import MedianRates, PreferFixed
+from gateway.services.retention import RetentionService
 from gateway.services.two_factor import SecondFactor, TwoFactorService
 from gateway.services.wallet import WalletService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
-from gateway.watcher import ChainWatcher, run_sweeper
+from gateway.watcher import ChainWatcher, run_retention, run_sweeper
 from webhooks import signing
 from webhooks.retry import RetryPolicy
 from webhooks.worker import DeliveryWorker
@@ -97,6 +98,7 @@ class Gateway:
     rates_http: LazySession
     metrics: Metrics
     wallet: WalletService
+    retention: RetentionService
     tip_heights: dict[str, int] = field(default_factory=dict)
 
     def uow(self) -> SqlUnitOfWork:
@@ -255,6 +257,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         rates_http=rates_http,
         metrics=metrics,
         wallet=WalletService(uow, chains.coins()),
+        retention=RetentionService(uow, clock, settings.retention.security_log_days),
     )
 
 
@@ -272,6 +275,7 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
     jobs: list[Coroutine[Any, Any, None]] = [
         gw.worker.run(),
         leadership.run_exclusively("gateway:sweeper", lambda: run_sweeper(gw.tracker)),
+        leadership.run_exclusively("gateway:retention", lambda: run_retention(gw.retention)),
     ]
     for coin, chain in gw.chains.items():
         watcher = ChainWatcher(chain, gw.tracker, SqlWatchlist(gw.engine, coin),

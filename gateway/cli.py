@@ -171,6 +171,14 @@ def cmd_webhook(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    counts = _with_gateway(args, lambda gw: gw.retention.run(dry_run=args.dry_run))
+    verb = "would remove" if args.dry_run else "removed"
+    for what, n in counts.items():
+        print(f"{what}: {verb} {n}")
+    return 0
+
+
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     import base64
     import json
@@ -246,6 +254,13 @@ def parser() -> argparse.ArgumentParser:
     hook_cmds = hook.choices.values()
     for p_ in hook_cmds:
         p_.set_defaults(func=cmd_webhook)
+
+    retention = sub.add_parser("retention", help="privacy retention").add_subparsers(
+        dest="retention", required=True)
+    rrun = retention.add_parser("run", parents=[common],
+                                help="delete what is past its retention period")
+    rrun.add_argument("--dry-run", action="store_true", help="count only")
+    rrun.set_defaults(func=cmd_retention_run)
 
     wallet = sub.add_parser("wallet", help="the merchant wallet's view").add_subparsers(
         dest="wallet", required=True)

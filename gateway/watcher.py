@@ -15,6 +15,7 @@ from chains.base import (
     Watchlist,
 )
 from gateway.services.chain_events import PaymentTracker
+from gateway.services.retention import RetentionService
 
 log = logging.getLogger(__name__)
 
@@ -85,4 +86,18 @@ async def run_sweeper(tracker: PaymentTracker, interval: float = 1.0) -> None:
             raise
         except Exception:
             log.exception("invoice sweep failed")
+        await asyncio.sleep(interval)
+
+
+async def run_retention(retention: RetentionService, interval: float = 3600.0) -> None:
+    """Hourly: nothing outlives its retention period by more than an hour."""
+    while True:
+        try:
+            counts = await retention.run()
+            if any(counts.values()):
+                log.info("retention removed %s", counts)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("retention run failed")
         await asyncio.sleep(interval)

@@ -29,11 +29,15 @@ def _set_session_cookie(request: web.Request, resp: web.Response, session: NewSe
     )
 
 
+def ip(request: web.Request) -> str:
+    return client_ip(request, request.app[SERVICES].trusted_proxies)
+
+
 def limit(request: web.Request, kind: str) -> None:
     services = request.app[SERVICES]
     window = services.signup_limit if kind == "signup" else services.login_limit
     if window is not None:
-        window.hit(client_ip(request, services.trusted_proxies), kind)
+        window.hit(ip(request), kind)
 
 
 @routes.post("/v1/accounts")
@@ -42,7 +46,7 @@ async def create_account(request: web.Request) -> web.Response:
     body = SignupBody.model_validate(await read_json(request))
     svc = request.app[SERVICES].accounts
     view = await svc.sign_up(Signup(**body.model_dump()))
-    session = await svc.log_in(body.email, body.password)
+    session = await svc.log_in(body.email, body.password, ip=ip(request))
     resp = web.json_response(account_json(view), status=201)
     resp.headers["Location"] = f"/v1/accounts/{view.account.id}"
     _set_session_cookie(request, resp, session)
@@ -54,7 +58,7 @@ async def create_session(request: web.Request) -> web.Response:
     limit(request, "login")
     body = SessionBody.model_validate(await read_json(request))
     session = await request.app[SERVICES].accounts.log_in(
-        body.email, body.password, body.totp_code)
+        body.email, body.password, body.totp_code, ip(request))
     resp = web.json_response(
         {"token": session.token, "expires_at": rfc3339(session.expires_at)}, status=201
     )
@@ -84,7 +88,8 @@ async def update_me(request: web.Request) -> web.Response:
     account_id = await customer(request)
     body = ProfileBody.model_validate(await read_json(request))
     changes = ProfileChanges({k: getattr(body, k) for k in body.model_fields_set})
-    view = await request.app[SERVICES].accounts.update_profile(account_id, changes)
+    view = await request.app[SERVICES].accounts.update_profile(account_id, changes,
+                                                               ip(request))
     return web.json_response(account_json(view))
 
 
@@ -95,7 +100,7 @@ async def change_password(request: web.Request) -> web.Response:
     assert token is not None
     body = PasswordChangeBody.model_validate(await read_json(request))
     await request.app[SERVICES].accounts.change_password(
-        token, body.current_password, body.new_password)
+        token, body.current_password, body.new_password, ip(request))
     return web.Response(status=204)
 
 
@@ -115,7 +120,7 @@ async def begin_totp(request: web.Request) -> web.Response:
 async def confirm_totp(request: web.Request) -> web.Response:
     account_id = await customer(request)
     body = CodeBody.model_validate(await read_json(request))
-    codes = await request.app[SERVICES].two_factor.confirm(account_id, body.code)
+    codes = await request.app[SERVICES].two_factor.confirm(account_id, body.code, ip(request))
     return web.json_response({"recovery_codes": codes})
 
 
@@ -123,7 +128,7 @@ async def confirm_totp(request: web.Request) -> web.Response:
 async def disable_totp(request: web.Request) -> web.Response:
     account_id = await customer(request)
     body = CodeBody.model_validate(await read_json(request))
-    await request.app[SERVICES].two_factor.disable(account_id, body.code)
+    await request.app[SERVICES].two_factor.disable(account_id, body.code, ip(request))
     return web.Response(status=204)
 
 

@@ -122,7 +122,8 @@ class AccountService:
             await uow.commit()
         return AccountView(account, profile)
 
-    async def log_in(self, email: str, password: str, second: str | None = None) -> NewSession:
+    async def log_in(self, email: str, password: str, second: str | None = None,
+                     ip: str | None = None) -> NewSession:
         # One answer for unknown email and wrong password; the hasher spends the same
         # time on a dummy hash when there is no account, and failures are counted per
         # email (by its blind index) whether or not an account has it.
@@ -146,9 +147,12 @@ class AccountService:
                     await self._two_factor.require(uow, login.account.id, second)
             except Unauthorized:
                 await uow.throttle.put(lookup, after_failure(state, now, self._throttle))
+                await uow.security_log.add(login.account.id if login else None, "login_failed",
+                                           ip, now)
                 await uow.commit()
                 raise
             await uow.throttle.clear(lookup)
+            await uow.security_log.add(login.account.id, "login_succeeded", ip, now)
             if self._passwords.needs_rehash(login.password_hash):
                 await uow.accounts.set_password_hash(
                     login.account.id, self._passwords.hash(password)
@@ -189,7 +193,8 @@ class AccountService:
                 await uow.commit()
         return session
 
-    async def change_password(self, token: str, current: str, new: str) -> None:
+    async def change_password(self, token: str, current: str, new: str,
+                              ip: str | None = None) -> None:
         """Needs the current password; ends every other session of the account."""
         session = await self.session(token)
         new = check_password(new, "new_password")
@@ -201,13 +206,15 @@ class AccountService:
                 raise InvalidInput("current_password", "is wrong")
             await uow.accounts.set_password_hash(account.id, self._passwords.hash(new))
             await uow.sessions.revoke_all(account.id, self._clock(), keep=session.id)
+            await uow.security_log.add(account.id, "password_changed", ip, self._clock())
             await uow.commit()
 
     async def _index_of(self, uow: UnitOfWork, account_id: str) -> str:
         profile = await uow.accounts.profile(account_id)
         return self._index(email_lookup_form(profile.email))
 
-    async def update_profile(self, account_id: str, changes: ProfileChanges) -> AccountView:
+    async def update_profile(self, account_id: str, changes: ProfileChanges,
+                             ip: str | None = None) -> AccountView:
         f = changes.fields
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
@@ -230,6 +237,8 @@ class AccountService:
             await uow.accounts.update_profile(
                 account_id, profile, self._index(email_lookup_form(email)))
             await uow.accounts.save(account)
+            if email != old.email:
+                await uow.security_log.add(account_id, "email_changed", ip, self._clock())
             await uow.commit()
         return AccountView(account, profile)
 

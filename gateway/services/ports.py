@@ -287,6 +287,23 @@ class ThrottleRepository(Protocol):
     async def clear(self, key: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class SecurityEntry:
+    event: str
+    ip: str | None
+    at: datetime
+
+
+class SecurityLog(Protocol):
+    async def add(self, account_id: str | None, event: str, ip: str | None,
+                  at: datetime) -> None: ...
+
+    async def for_account(self, account_id: str) -> list[SecurityEntry]: ...
+
+    async def purge(self, before: datetime, dry_run: bool) -> int:
+        """Entries older than `before`: deleted, or only counted."""
+
+
 class Outbox(Protocol):
     async def publish(self, events: Sequence[DomainEvent], now: datetime) -> None:
         """Write events and their deliveries in the current transaction."""
@@ -316,6 +333,8 @@ class UnitOfWork(Protocol):
     def events(self) -> EventRepository: ...
     @property
     def throttle(self) -> ThrottleRepository: ...
+    @property
+    def security_log(self) -> SecurityLog: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -69,7 +69,7 @@ class TwoFactorService:
             await uow.commit()
         return Enrolment(secret, self._codes.uri(secret, account_id))
 
-    async def confirm(self, account_id: str, code: str) -> list[str]:
+    async def confirm(self, account_id: str, code: str, ip: str | None = None) -> list[str]:
         """Turns 2FA on; returns 10 single-use recovery codes, shown this once."""
         now = self._clock()
         async with self._uow() as uow:
@@ -85,10 +85,11 @@ class TwoFactorService:
             await uow.accounts.set_totp(account_id, state.secret, now, step)
             await uow.accounts.replace_recovery_codes(
                 account_id, [self._hasher.hash(c) for c in recovery])
+            await uow.security_log.add(account_id, "totp_enabled", ip, now)
             await uow.commit()
         return recovery
 
-    async def disable(self, account_id: str, code: str) -> None:
+    async def disable(self, account_id: str, code: str, ip: str | None = None) -> None:
         async with self._uow() as uow:
             if not (await uow.accounts.totp(account_id)).enabled:
                 raise Conflict("two-factor authentication is not on")
@@ -96,6 +97,7 @@ class TwoFactorService:
                 raise InvalidInput("code", "is not a valid two-factor or recovery code")
             await uow.accounts.set_totp(account_id, None, None, None)
             await uow.accounts.replace_recovery_codes(account_id, [])
+            await uow.security_log.add(account_id, "totp_disabled", ip, self._clock())
             await uow.commit()
 
     async def require(self, uow: UnitOfWork, account_id: str, code: str | None) -> None:

@@ -81,6 +81,19 @@ class Stack:
         finally:
             await engine.dispose()
 
+    async def rows(self, sql: str, **params: Any) -> list[Any]:
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        engine = create_async_engine(self.db_url, poolclass=NullPool)
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(text(sql), params)
+                return list(result.all()) if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
     async def count(self, table: str) -> int:
         return int(await self.scalar(f"SELECT count(*) FROM {table}"))
 

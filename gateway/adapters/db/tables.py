@@ -63,6 +63,17 @@ login_throttle = Table(
     Column("locked_until", UTCDateTime),
 )
 
+# The only table that holds an IP address; purged after [retention] security_log_days.
+security_log = Table(
+    "security_log",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(40), index=True),  # null: a login for no known account
+    Column("event", String(40), nullable=False),
+    Column("ip", String(45)),
+    Column("at", UTCDateTime, nullable=False, index=True),
+)
+
 recovery_codes = Table(
     "recovery_codes",
     metadata,

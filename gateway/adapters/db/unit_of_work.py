@@ -8,6 +8,7 @@ from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
 from gateway.adapters.db.chain_state import SqlCursors
 from gateway.adapters.db.idempotency import SqlIdempotency
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
+from gateway.adapters.db.security_log import SqlSecurityLog
 from gateway.adapters.db.throttle import SqlThrottle
 from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
 from gateway.adapters.fields import FieldCipher
@@ -43,6 +44,7 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotency(conn)
         self.events = SqlEvents(conn)
         self.throttle = SqlThrottle(conn)
+        self.security_log = SqlSecurityLog(conn)
         return self
 
     async def __aexit__(

@@ -1,0 +1,70 @@
+"""The security log: the only place an IP address is kept, and not for long."""
+
+from datetime import UTC, datetime, timedelta
+
+import pyotp
+
+from gateway.adapters.db.tables import metadata
+from tests.e2e.conftest import StackFactory
+from tests.support.stack import run_cli
+
+
+async def test_security_events_are_logged_with_ip_and_nowhere_else(
+    make_stack: StackFactory,
+) -> None:
+    # No loopback webhook endpoint: its URL would be the only other "127.0.0.1" around.
+    stack = await make_stack(register_endpoint=False)
+    account = await stack.signup("seclog@example.org", "security pw 11")
+    await stack.api.call("POST", "/v1/sessions", {"email": "seclog@example.org",
+                                                   "password": "wrong password 0"})
+    token = await stack.login("seclog@example.org", "security pw 11")
+    secret = (await stack.api.ok("POST", "/v1/me/totp", {}, token))["secret"]
+    stack.secrets.add(secret)
+    now = datetime.now(UTC)
+    await stack.api.ok("POST", "/v1/me/totp/confirm",
+                       {"code": pyotp.TOTP(secret).at(now)}, token)
+    assert (await stack.api.call("DELETE", "/v1/me/totp",
+                                 {"code": pyotp.TOTP(secret).at(now, counter_offset=1)},
+                                 token))[0] == 204
+    assert (await stack.api.call("POST", "/v1/me/password", {
+        "current_password": "security pw 11", "new_password": "security pw 22"}, token))[0] == 204
+    stack.secrets.update({"security pw 22", "seclog2@example.org"})
+    await stack.api.ok("PATCH", "/v1/me", {"email": "seclog2@example.org"}, token)
+
+    rows = await stack.rows("SELECT event, ip FROM security_log WHERE account_id = :a "
+                            "ORDER BY id", a=account["id"])
+    assert [r.event for r in rows] == [
+        "login_succeeded",  # the signup's own session
+        "login_failed", "login_succeeded", "totp_enabled", "totp_disabled",
+        "password_changed", "email_changed"]
+    assert {r.ip for r in rows} == {"127.0.0.1"}
+    unknown = await stack.api.call("POST", "/v1/sessions", {"email": "nobody@example.org",
+                                                            "password": "whatever pw 1"})
+    assert unknown[0] == 401
+    assert await stack.scalar(
+        "SELECT count(*) FROM security_log WHERE account_id IS NULL") == 1
+
+    # No other table holds the address.
+    for table in metadata.sorted_tables:
+        if table.name == "security_log":
+            continue
+        for row in await stack.rows(f"SELECT * FROM {table.name}"):
+            assert "127.0.0.1" not in repr(tuple(row)), table.name
+
+
+async def test_retention_removes_exactly_what_is_past_its_period(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack()
+    now = datetime.now(UTC)
+    for days in (31, 30.01, 29.9, 1):
+        await stack.rows("INSERT INTO security_log (account_id, event, ip, at) "
+                         "VALUES (NULL, 'login_failed', '192.0.2.1', :at)",
+                         at=(now - timedelta(days=days)).replace(tzinfo=None)
+                         if stack.db_url.startswith("sqlite") else now - timedelta(days=days))
+    dry = run_cli(stack.gateway.env, "retention", "run", "--dry-run")
+    assert dry.returncode == 0 and "security_log: would remove 2" in dry.stdout
+    assert await stack.count("security_log") == 4
+    done = run_cli(stack.gateway.env, "retention", "run")
+    assert done.returncode == 0 and "security_log: removed 2" in done.stdout
+    assert await stack.count("security_log") == 2
