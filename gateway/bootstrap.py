@@ -26,11 +26,12 @@ from gateway.adapters.db.ops import snapshot
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import BlindIndex, FieldCipher
+from gateway.adapters.mail import NoMailer, SmtpMailer
 from gateway.adapters.metrics import CONTENT_TYPE, Metrics
 from gateway.adapters.passwords import Argon2Passwords
 from gateway.adapters.rate_sources import DEFAULT_URLS, SOURCES, LazySession
 from gateway.adapters.rates import FixedRates
-from gateway.adapters.tokens import SessionTokens, hash_api_key, new_api_key
+from gateway.adapters.tokens import ResetTokenCodec, SessionTokens, hash_api_key, new_api_key
 from gateway.adapters.totp import PyotpCodes
 from gateway.config import Settings
 from gateway.domain.throttle import ThrottlePolicy
@@ -43,6 +44,7 @@ from gateway.services.chain_events import PaymentTracker
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
 from gateway.services.ports import RateProvider
 from gateway.services.rates import MedianRates, PreferFixed
+from gateway.services.recovery import Links, RecoveryService
 from gateway.services.retention import RetentionService
 from gateway.services.two_factor import SecondFactor, TwoFactorService
 from gateway.services.wallet import WalletService
@@ -89,6 +91,7 @@ class Gateway:
     chains: ChainDirectory
     accounts: AccountService
     two_factor: TwoFactorService
+    recovery: RecoveryService
     api_keys: ApiKeyService
     invoices: InvoiceService
     endpoints: WebhookEndpointService
@@ -204,6 +207,22 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     codes = PyotpCodes()
     two_factor = TwoFactorService(uow, codes, passwords,
                                   SecondFactor(codes, passwords, clock), clock)
+    if settings.smtp is not None:
+        smtp = settings.smtp
+        mailer: SmtpMailer | NoMailer = SmtpMailer(
+            smtp.host, smtp.port, smtp.from_, smtp.username,
+            smtp.password.get_secret_value() if smtp.password else None, smtp.starttls, smtp.tls)
+    else:
+        mailer = NoMailer()
+    recovery = RecoveryService(
+        uow, mailer,
+        ResetTokenCodec(base64.b64decode(sec.session_key.get_secret_value()),
+                        settings.server.public_url, clock),
+        passwords, BlindIndex(base64.b64decode(sec.index_key.get_secret_value())),
+        two_factor, clock,
+        Links(f"{settings.server.public_url}{settings.server.path_prefix}/reset?token="),
+        timedelta(minutes=settings.accounts.password_reset_minutes),
+    )
     inv = settings.invoices
     policy = InvoicePolicy(
         expiry=timedelta(minutes=inv.expiry_minutes),
@@ -238,6 +257,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
             ),
         ),
         two_factor=two_factor,
+        recovery=recovery,
         api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key),
         invoices=InvoiceService(
             uow, chains, build_rates(settings, clock, rates_http), clock, policy,
@@ -289,6 +309,7 @@ def build_app(gw: Gateway) -> web.Application:
         HttpServices(
             accounts=gw.accounts,
             two_factor=gw.two_factor,
+            recovery=gw.recovery,
             api_keys=gw.api_keys,
             invoices=gw.invoices,
             endpoints=gw.endpoints,

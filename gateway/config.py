@@ -198,6 +198,7 @@ class PlanConfig(_Section):
 class AccountsConfig(_Section):
     datacenters: list[str] = ["nl-ams", "is-rey", "ch-zrh"]
     currencies: list[str] = ["EUR", "USD"]
+    password_reset_minutes: float = Field(30, gt=0, le=24 * 60)
 
 
 class RetentionConfig(_Section):
@@ -234,6 +235,7 @@ class SmtpConfig(_Section):
     password: SecretStr | None = None
     from_: str = Field("gateway@localhost", alias="from")
     starttls: bool = False
+    tls: bool = False  # implicit TLS (port 465)
 
 
 class PrivacyConfig(_Section):

@@ -1,8 +1,10 @@
 """Session JWTs and API keys."""
 
 import hashlib
+import hmac
 import secrets
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import jwt
 
@@ -64,3 +66,34 @@ def new_api_key() -> str:
 def hash_api_key(key: str) -> str:
     # 256 random bits: a fast hash is enough; a slow one would only cost every request.
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ResetTokenCodec:
+    """Password-reset tokens: a JWT for one purpose, with its own derived key."""
+
+    AUDIENCE = "packetra-password-reset"
+
+    def __init__(self, session_key: bytes, issuer: str,
+                 clock: Callable[[], datetime]) -> None:
+        self._key = hmac.new(session_key, b"password-reset", hashlib.sha256).digest()
+        self._issuer = issuer
+        self._clock = clock
+
+    def issue(self, account_id: str, fingerprint: str, ttl: timedelta) -> str:
+        now = self._clock()
+        return jwt.encode({"sub": account_id, "fp": fingerprint, "aud": self.AUDIENCE,
+                           "iss": self._issuer, "iat": int(now.timestamp()),
+                           "exp": int((now + ttl).timestamp())},
+                          self._key, algorithm=ALGORITHM)
+
+    def read(self, token: str) -> tuple[str, str]:
+        try:
+            claims = jwt.decode(token, self._key, algorithms=[ALGORITHM],
+                                audience=self.AUDIENCE, issuer=self._issuer,
+                                options={"require": ["exp", "sub", "fp", "aud", "iss"],
+                                         "verify_exp": False})
+        except jwt.PyJWTError:
+            raise Unauthorized("this reset link is not valid") from None
+        if int(claims["exp"]) <= int(self._clock().timestamp()):
+            raise Unauthorized("this reset link has expired; ask for a new one")
+        return str(claims["sub"]), str(claims["fp"])

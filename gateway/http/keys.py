@@ -11,6 +11,7 @@ from gateway.http.ratelimit import SlidingWindow
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.invoices import InvoiceService
+from gateway.services.recovery import RecoveryService
 from gateway.services.two_factor import TwoFactorService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
@@ -20,6 +21,7 @@ from gateway.services.webhook_events import WebhookEventService
 class HttpServices:
     accounts: AccountService
     two_factor: TwoFactorService
+    recovery: RecoveryService
     api_keys: ApiKeyService
     invoices: InvoiceService
     endpoints: WebhookEndpointService

@@ -11,6 +11,8 @@ from gateway.http.schemas import (
     CodeBody,
     PasswordChangeBody,
     ProfileBody,
+    ResetConfirmBody,
+    ResetRequestBody,
     SessionBody,
     SignupBody,
     read_json,
@@ -88,9 +90,34 @@ async def update_me(request: web.Request) -> web.Response:
     account_id = await customer(request)
     body = ProfileBody.model_validate(await read_json(request))
     changes = ProfileChanges({k: getattr(body, k) for k in body.model_fields_set})
-    view = await request.app[SERVICES].accounts.update_profile(account_id, changes,
-                                                               ip(request))
+    services = request.app[SERVICES]
+    before = await services.accounts.view(account_id)
+    view = await services.accounts.update_profile(account_id, changes, ip(request))
+    if view.profile.email != before.profile.email:
+        # To the old address: the one an attacker who took the account cannot read.
+        await services.recovery.notify_email(before.profile.email, "email_changed")
     return web.json_response(account_json(view))
+
+
+RESET_ACCEPTED = {"status": "accepted",
+                  "detail": "if an account has this address, a reset link is on its way"}
+
+
+@routes.post("/v1/password-resets")
+async def request_reset(request: web.Request) -> web.Response:
+    limit(request, "login")
+    body = ResetRequestBody.model_validate(await read_json(request))
+    await request.app[SERVICES].recovery.request_reset(body.email)
+    return web.json_response(RESET_ACCEPTED, status=202)
+
+
+@routes.post("/v1/password-resets/confirm")
+async def confirm_reset(request: web.Request) -> web.Response:
+    limit(request, "login")
+    body = ResetConfirmBody.model_validate(await read_json(request))
+    await request.app[SERVICES].recovery.confirm_reset(
+        body.token, body.new_password, body.totp_code, ip(request))
+    return web.Response(status=204)
 
 
 @routes.post("/v1/me/password")
@@ -99,8 +126,10 @@ async def change_password(request: web.Request) -> web.Response:
     token = session_token(request)
     assert token is not None
     body = PasswordChangeBody.model_validate(await read_json(request))
+    account_id = await request.app[SERVICES].accounts.authenticate(token)
     await request.app[SERVICES].accounts.change_password(
         token, body.current_password, body.new_password, ip(request))
+    await request.app[SERVICES].recovery.notify(account_id, "password_changed")
     return web.Response(status=204)
 
 
@@ -129,6 +158,7 @@ async def disable_totp(request: web.Request) -> web.Response:
     account_id = await customer(request)
     body = CodeBody.model_validate(await read_json(request))
     await request.app[SERVICES].two_factor.disable(account_id, body.code, ip(request))
+    await request.app[SERVICES].recovery.notify(account_id, "totp_disabled")
     return web.Response(status=204)
 
 

@@ -26,6 +26,16 @@ class SessionBody(Body):
     totp_code: StrictStr | None = None
 
 
+class ResetRequestBody(Body):
+    email: StrictStr
+
+
+class ResetConfirmBody(Body):
+    token: StrictStr
+    new_password: StrictStr
+    totp_code: StrictStr | None = None
+
+
 class CodeBody(Body):
     code: StrictStr
 

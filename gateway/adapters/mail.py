@@ -1,0 +1,47 @@
+"""Outgoing mail through the operator's SMTP server (aiosmtplib)."""
+
+import logging
+from email.message import EmailMessage
+
+import aiosmtplib
+
+log = logging.getLogger(__name__)
+
+
+class SmtpMailer:
+    def __init__(self, host: str, port: int, sender: str, username: str | None = None,
+                 password: str | None = None, starttls: bool = False, tls: bool = False,
+                 timeout: float = 30) -> None:
+        self._host = host
+        self._port = port
+        self._sender = sender
+        self._username = username
+        self._password = password
+        self._starttls = starttls
+        self._tls = tls
+        self._timeout = timeout
+
+    async def send(self, to: str, subject: str, body: str) -> bool:
+        message = EmailMessage()
+        message["From"] = self._sender
+        message["To"] = to
+        message["Subject"] = subject
+        message.set_content(body)
+        try:
+            await aiosmtplib.send(
+                message, hostname=self._host, port=self._port, username=self._username,
+                password=self._password, start_tls=self._starttls or None,
+                use_tls=self._tls, timeout=self._timeout)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            # The address is not logged: only that a mail could not go out.
+            log.warning("mail %r could not be sent (%s)", subject, type(exc).__name__)
+            return False
+        return True
+
+
+class NoMailer:
+    """No [smtp] configured: nothing is sent, and that is said once per kind of mail."""
+
+    async def send(self, to: str, subject: str, body: str) -> bool:
+        log.warning("mail %r not sent: no [smtp] section is configured", subject)
+        return False

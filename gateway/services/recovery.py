@@ -1,0 +1,115 @@
+"""Password reset by mail, and the notices a customer must get about their account."""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from gateway.domain.accounts import check_password, email_lookup_form, normalize_email
+from gateway.domain.errors import InvalidInput
+from gateway.services.errors import Unauthorized
+from gateway.services.ports import Clock, PasswordHasher, UnitOfWorkFactory
+from gateway.services.two_factor import TwoFactorService
+
+
+class Mailer(Protocol):
+    async def send(self, to: str, subject: str, body: str) -> bool: ...
+
+
+class ResetTokens(Protocol):
+    def issue(self, account_id: str, fingerprint: str, ttl: timedelta) -> str: ...
+
+    def read(self, token: str) -> tuple[str, str]:
+        """(account id, password fingerprint); raises `Unauthorized` when invalid/expired."""
+
+
+def fingerprint(password_hash: str) -> str:
+    # Bound into the reset token: once the password changes, every earlier link is dead.
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Links:
+    reset: str  # absolute URL of the reset page, the token is appended
+
+
+NOTICES = {
+    "password_changed": ("Your password was changed",
+                         "The password of your Packetra account was just changed.\n\n"
+                         "If this was not you, reset your password at once and contact support."),
+    "email_changed": ("Your account email was changed",
+                      "The email address of your Packetra account was just changed away from "
+                      "this address.\n\nIf this was not you, contact support at once."),
+    "totp_disabled": ("Two-factor authentication was turned off",
+                      "Two-factor authentication was just turned off for your Packetra "
+                      "account.\n\nIf this was not you, reset your password at once."),
+}
+
+
+class RecoveryService:
+    def __init__(self, uow: UnitOfWorkFactory, mailer: Mailer, tokens: ResetTokens,
+                 passwords: PasswordHasher, blind_index: "BlindIndexFn",
+                 two_factor: TwoFactorService, clock: Clock, links: Links,
+                 ttl: timedelta = timedelta(minutes=30)) -> None:
+        self._uow = uow
+        self._mailer = mailer
+        self._tokens = tokens
+        self._passwords = passwords
+        self._index = blind_index
+        self._two_factor = two_factor
+        self._clock = clock
+        self._links = links
+        self._ttl = ttl
+
+    async def request_reset(self, email: str) -> None:
+        """The same answer and (nearly) the same work whether or not the email is known."""
+        try:
+            lookup = self._index(email_lookup_form(normalize_email(email)))
+        except InvalidInput:
+            return
+        async with self._uow() as uow:
+            login = await uow.accounts.find_login(lookup)
+            if login is None:
+                return
+            profile = await uow.accounts.profile(login.account.id)
+        token = self._tokens.issue(login.account.id, fingerprint(login.password_hash), self._ttl)
+        minutes = int(self._ttl.total_seconds() // 60)
+        await self._mailer.send(
+            profile.email, "Reset your Packetra password",
+            f"Someone asked to reset the password of your Packetra account.\n\n"
+            f"Open this link within {minutes} minutes to choose a new one:\n\n"
+            f"{self._links.reset}{token}\n\n"
+            "The link works once. If you did not ask for this, ignore this mail.")
+
+    async def confirm_reset(self, token: str, new_password: str, second: str | None,
+                            ip: str | None = None) -> None:
+        account_id, fp = self._tokens.read(token)
+        new_password = check_password(new_password, "new_password")
+        now = self._clock()
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None:
+                raise Unauthorized("this reset link is not valid")
+            profile = await uow.accounts.profile(account_id)
+            login = await uow.accounts.find_login(self._index(email_lookup_form(profile.email)))
+            if login is None or fingerprint(login.password_hash) != fp:
+                raise Unauthorized("this reset link was already used or is out of date")
+            await self._two_factor.require(uow, account_id, second)
+            await uow.accounts.set_password_hash(account_id, self._passwords.hash(new_password))
+            await uow.sessions.revoke_all(account_id, now)
+            await uow.security_log.add(account_id, "password_reset", ip, now)
+            await uow.commit()
+        await self.notify_email(profile.email, "password_changed")
+
+    async def notify(self, account_id: str, kind: str) -> None:
+        async with self._uow() as uow:
+            profile = await uow.accounts.profile(account_id)
+        await self.notify_email(profile.email, kind)
+
+    async def notify_email(self, email: str, kind: str) -> None:
+        subject, body = NOTICES[kind]
+        await self._mailer.send(email, subject, body)
+
+
+class BlindIndexFn(Protocol):
+    def __call__(self, value: str) -> str: ...

@@ -1,0 +1,159 @@
+"""Password reset and account notices through a real SMTP server on loopback."""
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import pyotp
+import pytest
+from aiosmtpd.controller import Controller
+
+from gateway.devnodes import free_port
+from tests.e2e.conftest import Stack, StackFactory
+
+
+@dataclass
+class Inbox:
+    port: int
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content)
+        message["X-Rcpt"] = ",".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if m["X-Rcpt"] == address]
+
+    async def wait(self, address: str, count: int, timeout: float = 10) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        while len(self.to(address)) < count:
+            assert time.monotonic() < deadline, f"no mail #{count} for {address}"
+            await asyncio.sleep(0.1)
+        return self.to(address)
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    box = Inbox(free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+def smtp_env(inbox: Inbox, **extra: str) -> dict[str, str]:
+    return {"GATEWAY_SMTP__HOST": "127.0.0.1", "GATEWAY_SMTP__PORT": str(inbox.port),
+            "GATEWAY_SMTP__FROM": "billing@packetra.test", **extra}
+
+
+def link_token(message: Message) -> str:
+    body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    match = re.search(r"/reset\?token=(\S+)", body)
+    assert match, body
+    return match.group(1)
+
+
+def body_of(message: Message) -> str:
+    return message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+
+
+async def reset(stack: Stack, token: str, password: str, code: str | None = None
+                ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    body: dict[str, Any] = {"token": token, "new_password": password}
+    if code is not None:
+        body["totp_code"] = code
+    return await stack.api.call("POST", "/v1/password-resets/confirm", body)
+
+
+async def test_password_reset_link_works_once(make_stack: StackFactory, inbox: Inbox) -> None:
+    stack = await make_stack(**smtp_env(inbox))
+    await stack.signup("reset@example.org", "old password 11")
+    old_session = await stack.login("reset@example.org", "old password 11")
+
+    known = await stack.api.call("POST", "/v1/password-resets", {"email": "reset@example.org"})
+    unknown = await stack.api.call("POST", "/v1/password-resets",
+                                   {"email": "nobody@example.org"})
+    assert known[0] == unknown[0] == 202 and known[1] == unknown[1]
+    [mail] = await inbox.wait("reset@example.org", 1)
+    assert mail["From"] == "billing@packetra.test"
+    assert inbox.to("nobody@example.org") == []
+    token = link_token(mail)
+    stack.secrets.update({token, "new password 22"})
+
+    assert (await reset(stack, token, "short"))[0] == 422
+    done = await reset(stack, token, "new password 22")
+    assert done[0] == 204, done
+    again = await reset(stack, token, "third password 33")
+    assert again[0] == 401 and "already used" in again[1]["detail"]
+    assert (await stack.api.call("GET", "/v1/me", token=old_session))[0] == 401
+    await stack.login("reset@example.org", "new password 22")
+    notices = await inbox.wait("reset@example.org", 2)
+    assert notices[1]["Subject"] == "Your password was changed"
+    for message in inbox.messages:
+        text = body_of(message)
+        for secret in ("old password 11", "new password 22", old_session):
+            assert secret not in text
+
+
+async def test_reset_link_expires(make_stack: StackFactory, inbox: Inbox) -> None:
+    stack = await make_stack(**smtp_env(inbox, GATEWAY_ACCOUNTS__PASSWORD_RESET_MINUTES="0.03"))
+    await stack.signup("late@example.org", "old password 11")
+    await stack.api.call("POST", "/v1/password-resets", {"email": "late@example.org"})
+    [mail] = await inbox.wait("late@example.org", 1)
+    token = link_token(mail)
+    stack.secrets.add(token)
+    await asyncio.sleep(2.5)
+    expired = await reset(stack, token, "new password 22")
+    assert expired[0] == 401 and "expired" in expired[1]["detail"]
+    forged = await reset(stack, token[:-3] + "abc", "new password 22")
+    assert forged[0] == 401
+
+
+async def test_reset_needs_the_second_factor_and_notices_go_out(
+    make_stack: StackFactory, inbox: Inbox,
+) -> None:
+    stack = await make_stack(**smtp_env(inbox))
+    await stack.signup("guarded@example.org", "old password 11")
+    session = await stack.login("guarded@example.org", "old password 11")
+    secret = (await stack.api.ok("POST", "/v1/me/totp", {}, session))["secret"]
+    stack.secrets.add(secret)
+    now = datetime.now(UTC)
+    recovery = (await stack.api.ok("POST", "/v1/me/totp/confirm",
+                                   {"code": pyotp.TOTP(secret).at(now)}, session)
+                )["recovery_codes"]
+    stack.secrets.update(recovery)
+    await stack.api.call("POST", "/v1/password-resets", {"email": "guarded@example.org"})
+    [mail] = await inbox.wait("guarded@example.org", 1)
+    token = link_token(mail)
+    stack.secrets.update({token, "new password 22"})
+    missing = await reset(stack, token, "new password 22")
+    assert missing[0] == 401 and "two-factor" in missing[1]["detail"]
+    ok = await reset(stack, token, "new password 22",
+                     pyotp.TOTP(secret).at(now, counter_offset=1))
+    assert ok[0] == 204, ok
+    await inbox.wait("guarded@example.org", 2)  # the password-changed notice
+
+    status, doc, _ = await stack.api.call("POST", "/v1/sessions", {
+        "email": "guarded@example.org", "password": "new password 22",
+        "totp_code": recovery[0]})
+    assert status == 201
+    session = doc["token"]
+    stack.secrets.update({session, "moved@example.org"})
+    await stack.api.ok("PATCH", "/v1/me", {"email": "moved@example.org"}, session)
+    moved = await inbox.wait("guarded@example.org", 3)
+    assert moved[2]["Subject"] == "Your account email was changed"
+    assert inbox.to("moved@example.org") == []
+    assert (await stack.api.call("DELETE", "/v1/me/totp", {"code": recovery[1]}, session)
+            )[0] == 204
+    [off] = await inbox.wait("moved@example.org", 1)
+    assert off["Subject"] == "Two-factor authentication was turned off"
