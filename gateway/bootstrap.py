@@ -322,6 +322,9 @@ def build_app(gw: Gateway) -> web.Application:
                                   for c in gw.settings.server.trusted_proxies),
             login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
             signup_limit=SlidingWindow(gw.settings.security.signup_per_ip_per_hour, 3600),
+            datacenters=tuple(gw.settings.accounts.datacenters),
+            currencies=tuple(gw.settings.accounts.currencies),
+            csrf_key=base64.b64decode(gw.settings.security.session_key.get_secret_value()),
         ),
         gw.settings.server.path_prefix,
     )

@@ -13,9 +13,11 @@ from gateway.http import (
     routes_invoices,
     routes_ops,
     routes_pages,
+    routes_portal,
     routes_webhooks,
 )
-from gateway.http.keys import SERVICES, HttpServices
+from gateway.http.csrf import Csrf
+from gateway.http.keys import CSRF, PREFIX, SERVICES, HttpServices
 from gateway.http.problems import Handler, problem_middleware
 from gateway.http.security import security_headers
 
@@ -53,13 +55,16 @@ def create_app(services: HttpServices, path_prefix: str = "") -> web.Application
         middlewares=[request_log, problem_middleware],
     )
     app[SERVICES] = services
+    app[CSRF] = Csrf(services.csrf_key)
+    app[PREFIX] = path_prefix
     app.on_response_prepare.append(security_headers)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("gateway.http", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    for module in (routes_accounts, routes_invoices, routes_webhooks, routes_ops, routes_pages):
+    for module in (routes_accounts, routes_invoices, routes_webhooks, routes_ops, routes_pages,
+                   routes_portal):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC, append_version=False)
     if not path_prefix:

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.http.client_ip import Network
+from gateway.http.csrf import Csrf
 from gateway.http.ratelimit import SlidingWindow
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
@@ -33,6 +34,11 @@ class HttpServices:
     trusted_proxies: tuple[Network, ...] = ()
     login_limit: SlidingWindow | None = None
     signup_limit: SlidingWindow | None = None
+    datacenters: tuple[str, ...] = ()
+    currencies: tuple[str, ...] = ()
+    csrf_key: bytes = b""
 
 
 SERVICES = web.AppKey("services", HttpServices)
+CSRF = web.AppKey("csrf", Csrf)
+PREFIX = web.AppKey("path_prefix", str)

@@ -75,7 +75,8 @@ async def delete_session(request: web.Request) -> web.Response:
     assert token is not None
     await request.app[SERVICES].accounts.log_out(token)
     resp = web.Response(status=204)
-    resp.del_cookie(SESSION_COOKIE, path="/")
+    resp.del_cookie(SESSION_COOKIE, path="/", secure=request.app[SERVICES].cookie_secure,
+                    httponly=True, samesite="Strict")
     return resp
 
 

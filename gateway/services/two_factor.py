@@ -59,6 +59,10 @@ class TwoFactorService:
         self._factor = factor
         self._clock = clock
 
+    async def is_on(self, account_id: str) -> bool:
+        async with self._uow() as uow:
+            return (await uow.accounts.totp(account_id)).enabled
+
     async def begin(self, account_id: str) -> Enrolment:
         """A new secret, pending until a code made from it is confirmed."""
         secret = self._codes.new_secret()

@@ -1,0 +1,261 @@
+"""The customer portal: signup, login, account. Plain forms, no JavaScript needed."""
+
+from typing import Any
+
+import aiohttp_jinja2
+import segno
+from aiohttp import web
+
+from gateway.domain.errors import DomainError
+from gateway.http.auth import SESSION_COOKIE
+from gateway.http.client_ip import client_ip
+from gateway.http.keys import CSRF, PREFIX, SERVICES
+from gateway.services.accounts import NewSession, ProfileChanges, Signup
+from gateway.services.errors import TooManyRequests, Unauthorized
+from gateway.services.ports import SessionRecord
+
+routes = web.RouteTableDef()
+PREF_COOKIE = "__Host-pref"  # the preference cookie: currency and datacenter, nothing else
+
+
+def _root(request: web.Request) -> str:
+    """Relative path from this page to the application root: links work below any
+    prefix and from an onion host."""
+    resource = request.match_info.route.resource
+    canonical = resource.canonical if resource is not None else request.path
+    canonical = canonical.removeprefix(request.app[PREFIX])
+    depth = canonical.strip("/").count("/")
+    return "../" * depth if depth else "./"
+
+
+def _render(request: web.Request, template: str, context: dict[str, Any],
+            status: int = 200) -> web.Response:
+    root = _root(request)
+    resp = aiohttp_jinja2.render_template(
+        template, request, {**context, "root": root, "static": f"{root}static"}, status=status)
+    return resp
+
+
+def _pref(request: web.Request) -> tuple[str | None, str | None]:
+    currency, _, datacenter = request.cookies.get(PREF_COOKIE, "").partition("|")
+    return currency or None, datacenter or None
+
+
+def _set_pref(request: web.Request, resp: web.StreamResponse, currency: str | None,
+              datacenter: str | None) -> None:
+    if currency or datacenter:
+        resp.set_cookie(PREF_COOKIE, f"{currency or ''}|{datacenter or ''}",
+                        max_age=365 * 86400, path="/", httponly=True, samesite="Strict",
+                        secure=request.app[SERVICES].cookie_secure)
+
+
+def _set_session(request: web.Request, resp: web.StreamResponse, session: NewSession) -> None:
+    resp.set_cookie(SESSION_COOKIE, session.token, path="/", httponly=True, samesite="Strict",
+                    secure=request.app[SERVICES].cookie_secure)
+
+
+def _redirect(request: web.Request, target: str) -> web.Response:
+    # Relative Location: right below any prefix and on any host name.
+    return web.Response(status=303, headers={"Location": _root(request) + target})
+
+
+def _text(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+async def _session(request: web.Request) -> SessionRecord | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return await request.app[SERVICES].accounts.session(token)
+    except Unauthorized:
+        return None
+
+
+@routes.get("/signup")
+async def signup_page(request: web.Request) -> web.Response:
+    return _signup(request, {}, None)
+
+
+def _signup(request: web.Request, form: Any, error: str | None, status: int = 200
+            ) -> web.Response:
+    services = request.app[SERVICES]
+    currency, datacenter = _pref(request)
+    return _render(request, "signup.html", {
+        "csrf": request.app[CSRF].token(), "form": form, "error": error,
+        "datacenters": services.datacenters, "currencies": services.currencies,
+        "pref_currency": form.get("currency") or currency,
+        "pref_datacenter": form.get("datacenter") or datacenter}, status)
+
+
+@routes.post("/signup")
+async def signup_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    request.app[CSRF].check(request, _text(form, "csrf"))
+    services = request.app[SERVICES]
+    ip = client_ip(request, services.trusted_proxies)
+    try:
+        if services.signup_limit is not None:
+            services.signup_limit.hit(ip, "signup")
+        req = Signup(str(form.get("email", "")), str(form.get("password", "")),
+                     _text(form, "display_name"), _text(form, "company"),
+                     _text(form, "datacenter"), _text(form, "currency"))
+        await services.accounts.sign_up(req)
+        session = await services.accounts.log_in(req.email, req.password, ip=ip)
+    except DomainError as exc:
+        status = 429 if isinstance(exc, TooManyRequests) else 422
+        return _signup(request, form, str(exc), status)
+    resp = _redirect(request, "account")
+    _set_session(request, resp, session)
+    _set_pref(request, resp, req.currency, req.datacenter)
+    return resp
+
+
+@routes.get("/login")
+async def login_page(request: web.Request) -> web.Response:
+    return _render(request, "login.html", {"csrf": request.app[CSRF].token()})
+
+
+@routes.post("/login")
+async def login_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    request.app[CSRF].check(request, _text(form, "csrf"))
+    services = request.app[SERVICES]
+    ip = client_ip(request, services.trusted_proxies)
+    email = str(form.get("email", ""))
+    try:
+        if services.login_limit is not None:
+            services.login_limit.hit(ip, "login")
+        session = await services.accounts.log_in(
+            email, str(form.get("password", "")), _text(form, "totp_code"), ip)
+    except (Unauthorized, TooManyRequests) as exc:
+        status = 429 if isinstance(exc, TooManyRequests) else 401
+        return _render(request, "login.html", {
+            "csrf": request.app[CSRF].token(), "email": email, "error": str(exc)}, status)
+    resp = _redirect(request, "account")
+    _set_session(request, resp, session)
+    return resp
+
+
+async def _account(request: web.Request, session: SessionRecord, status: int = 200,
+                   **extra: Any) -> web.Response:
+    services = request.app[SERVICES]
+    view = await services.accounts.view(session.account_id)
+    invoices = await services.invoices.list(account_id=session.account_id, limit=50)
+    return _render(request, "account.html", {
+        "csrf": request.app[CSRF].token(session.id),
+        "account": view.account, "profile": view.profile,
+        "datacenters": services.datacenters, "currencies": services.currencies,
+        "totp_enabled": await services.two_factor.is_on(session.account_id),
+        "invoices": [{"id": v.record.invoice.id, "status": v.record.invoice.status.value,
+                      "price": v.record.invoice.price.as_decimal_string(),
+                      "currency": v.record.invoice.price.currency} for v in invoices],
+        **extra}, status)
+
+
+async def _form_session(request: web.Request) -> tuple[SessionRecord, Any] | web.Response:
+    session = await _session(request)
+    if session is None:
+        return _redirect(request, "login")
+    form = await request.post()
+    request.app[CSRF].check(request, _text(form, "csrf"), session.id)
+    return session, form
+
+
+@routes.get("/account")
+async def account_page(request: web.Request) -> web.Response:
+    session = await _session(request)
+    if session is None:
+        return _redirect(request, "login")
+    saved = request.query.get("saved") == "1"
+    return await _account(request, session, message="Saved." if saved else None)
+
+
+@routes.post("/account/profile")
+async def account_profile(request: web.Request) -> web.Response:
+    got = await _form_session(request)
+    if isinstance(got, web.Response):
+        return got
+    session, form = got
+    services = request.app[SERVICES]
+    fields: dict[str, str | None] = {"email": str(form.get("email", ""))}
+    for name in ("display_name", "company", "datacenter", "currency"):
+        fields[name] = _text(form, name)
+    try:
+        before = await services.accounts.view(session.account_id)
+        view = await services.accounts.update_profile(
+            session.account_id, ProfileChanges(fields),
+            client_ip(request, services.trusted_proxies))
+    except DomainError as exc:
+        return await _account(request, session, 422, error=str(exc))
+    if view.profile.email != before.profile.email:
+        await services.recovery.notify_email(before.profile.email, "email_changed")
+    resp = _redirect(request, "account?saved=1")
+    _set_pref(request, resp, view.account.currency, view.account.datacenter)
+    return resp
+
+
+@routes.post("/account/totp")
+async def account_totp_begin(request: web.Request) -> web.Response:
+    got = await _form_session(request)
+    if isinstance(got, web.Response):
+        return got
+    session, _ = got
+    try:
+        enrolment = await request.app[SERVICES].two_factor.begin(session.account_id)
+    except DomainError as exc:
+        return await _account(request, session, 409, error=str(exc))
+    qr = segno.make(enrolment.otpauth_uri, error="m").svg_inline(
+        scale=4, title="Two-factor authentication QR code")
+    return await _account(request, session, enrolment={"secret": enrolment.secret,
+                                                       "qr_svg": qr})
+
+
+@routes.post("/account/totp/confirm")
+async def account_totp_confirm(request: web.Request) -> web.Response:
+    got = await _form_session(request)
+    if isinstance(got, web.Response):
+        return got
+    session, form = got
+    services = request.app[SERVICES]
+    try:
+        codes = await services.two_factor.confirm(
+            session.account_id, str(form.get("code", "")),
+            client_ip(request, services.trusted_proxies))
+    except DomainError as exc:
+        return await _account(request, session, 422, error=str(exc))
+    return await _account(request, session, recovery_codes=codes,
+                          message="Two-factor authentication is on.")
+
+
+@routes.post("/account/totp/disable")
+async def account_totp_disable(request: web.Request) -> web.Response:
+    got = await _form_session(request)
+    if isinstance(got, web.Response):
+        return got
+    session, form = got
+    services = request.app[SERVICES]
+    try:
+        await services.two_factor.disable(session.account_id, str(form.get("code", "")),
+                                          client_ip(request, services.trusted_proxies))
+    except DomainError as exc:
+        return await _account(request, session, 422, error=str(exc))
+    await services.recovery.notify(session.account_id, "totp_disabled")
+    return _redirect(request, "account?saved=1")
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.Response:
+    got = await _form_session(request)
+    if isinstance(got, web.Response):
+        return got
+    token = request.cookies.get(SESSION_COOKIE)
+    assert token is not None
+    await request.app[SERVICES].accounts.log_out(token)
+    resp = _redirect(request, "login")
+    # Deleting a __Host- cookie needs the same attributes, or browsers ignore it.
+    resp.del_cookie(SESSION_COOKIE, path="/", secure=request.app[SERVICES].cookie_secure,
+                    httponly=True, samesite="Strict")
+    return resp
