@@ -179,6 +179,15 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    import json
+
+    from gateway.http.openapi import document
+
+    print(json.dumps(document(), indent=2))
+    return 0
+
+
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     import base64
     import json
@@ -269,6 +278,9 @@ def parser() -> argparse.ArgumentParser:
     gap.add_argument("--coin", required=True)
     gap.add_argument("--json", action="store_true", help="machine-readable output")
     gap.set_defaults(func=cmd_wallet_gap)
+
+    sub.add_parser("openapi", help="print the OpenAPI 3.1 document (no server needed)"
+                   ).set_defaults(func=cmd_openapi)
 
     keys = sub.add_parser("keys", help="secrets").add_subparsers(dest="keys", required=True)
     generate = keys.add_parser("generate", help="write new random keys (never overwrites)")

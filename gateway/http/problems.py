@@ -47,6 +47,9 @@ def validation_detail(exc: ValidationError) -> tuple[str, list[dict[str, str]]]:
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if "\x00" in request.path or "\x00" in request.query_string or any(
+            "\x00" in v for v in request.query.values()):
+        return problem(400, "NUL characters are not allowed in the URL")
     try:
         return await handler(request)
     except InvalidInput as exc:

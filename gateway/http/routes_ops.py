@@ -1,6 +1,7 @@
 from aiohttp import web
 
-from gateway.http.keys import SERVICES
+from gateway.http.keys import PREFIX, SERVICES
+from gateway.http.openapi import document
 
 routes = web.RouteTableDef()
 
@@ -16,6 +17,11 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ready" if ready else "not ready", **detail}, status=200 if ready else 503
     )
+
+
+@routes.get("/v1/openapi.json")
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(document(request.app[PREFIX]))
 
 
 @routes.get("/metrics")

@@ -102,4 +102,17 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise web.HTTPBadRequest(text="request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text="request body must be a JSON object")
+    if _has_nul(data):
+        raise web.HTTPBadRequest(text="NUL characters are not allowed in text")
     return data
+
+
+def _has_nul(value: Any) -> bool:
+    # PostgreSQL cannot store NUL in text; refuse it at the door with a clear answer.
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False

@@ -1,0 +1,167 @@
+"""Response documents as models, for the OpenAPI description (the views build them)."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProblemError(Out):
+    field: str
+    message: str
+
+
+class Problem(Out):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemError] | None = None
+
+
+class Account(Out):
+    id: str
+    email: str
+    display_name: str | None
+    company: str | None
+    datacenter: str | None
+    currency: str | None
+    created_at: str
+    activated_at: str | None
+
+
+class Session(Out):
+    token: str
+    expires_at: str
+
+
+class Money(Out):
+    amount: str
+    currency: str
+
+
+class Rate(Out):
+    value: str
+    source: str
+    locked_at: str
+
+
+class Payment(Out):
+    txid: str
+    index: int
+    amount: str
+    amount_base_units: str
+    confirmations: int
+    status: Literal["pending", "confirmed", "reverted"]
+    seen_at: str
+
+
+class Invoice(Out):
+    id: str
+    account_id: str
+    status: Literal["new", "processing", "settled", "expired", "invalid"]
+    exception: Literal["paid_partial", "paid_over", "paid_late",
+                       "reverted_after_settlement"] | None
+    price: Money
+    coin: str
+    amount_due: str
+    amount_due_base_units: str
+    amount_paid: str
+    amount_paid_base_units: str
+    rate: Rate
+    address: str
+    payment_uri: str
+    confirmations_required: int
+    expires_at: str
+    monitoring_until: str
+    created_at: str
+    settled_at: str | None
+    payments: list[Payment]
+    metadata: dict[str, Any]
+
+
+class InvoicePage(Out):
+    data: list[Invoice]
+    next_cursor: str | None = None
+
+
+class Endpoint(Out):
+    id: str
+    url: str
+    event_types: list[str]
+    description: str
+    enabled: bool
+    created_at: str
+    secret: str | None = Field(None, description="only when created")
+
+
+class EndpointList(Out):
+    data: list[Endpoint]
+
+
+class Rotated(Out):
+    secret: str
+    previous_secret_expires_at: str
+
+
+class Attempt(Out):
+    at: str
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+
+
+class Delivery(Out):
+    id: str
+    endpoint_id: str
+    status: str
+    attempts: int
+    next_attempt_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    log: list[Attempt]
+
+
+class Event(Out):
+    id: str
+    type: str
+    created_at: str
+    payload: dict[str, Any]
+    deliveries: list[Delivery] | None = None
+
+
+class EventPage(Out):
+    data: list[Event]
+    next_cursor: str | None = None
+
+
+class Queued(Out):
+    queued: int
+
+
+class TotpEnrolment(Out):
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+
+
+class RecoveryCodes(Out):
+    recovery_codes: list[str]
+
+
+class Accepted(Out):
+    status: str
+    detail: str
+
+
+class Health(Out):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    database: str
+    chains: dict[str, Any]
