@@ -31,7 +31,7 @@ from gateway.adapters.metrics import CONTENT_TYPE, Metrics
 from gateway.adapters.passwords import Argon2Passwords
 from gateway.adapters.rate_sources import DEFAULT_URLS, SOURCES, LazySession
 from gateway.adapters.rates import FixedRates
-from gateway.adapters.tokens import ResetTokenCodec, SessionTokens, hash_api_key, new_api_key
+from gateway.adapters.tokens import PurposeTokens, SessionTokens, hash_api_key, new_api_key
 from gateway.adapters.totp import PyotpCodes
 from gateway.config import Settings
 from gateway.domain.throttle import ThrottlePolicy
@@ -216,12 +216,15 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         mailer = NoMailer()
     recovery = RecoveryService(
         uow, mailer,
-        ResetTokenCodec(base64.b64decode(sec.session_key.get_secret_value()),
-                        settings.server.public_url, clock),
+        PurposeTokens(base64.b64decode(sec.session_key.get_secret_value()),
+                      settings.server.public_url, clock, "password-reset"),
         passwords, BlindIndex(base64.b64decode(sec.index_key.get_secret_value())),
         two_factor, clock,
-        Links(f"{settings.server.public_url}{settings.server.path_prefix}/reset?token="),
+        Links(f"{settings.server.public_url}{settings.server.path_prefix}/reset?token=",
+              f"{settings.server.public_url}{settings.server.path_prefix}/verify-email?token="),
         timedelta(minutes=settings.accounts.password_reset_minutes),
+        PurposeTokens(base64.b64decode(sec.session_key.get_secret_value()),
+                      settings.server.public_url, clock, "verify-email"),
     )
     inv = settings.invoices
     policy = InvoicePolicy(
@@ -248,6 +251,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
                 settings.privacy.policy_version,
                 timedelta(hours=sec.session_hours),
                 timedelta(minutes=sec.session_idle_minutes),
+                settings.accounts.require_email_verification,
             ),
             two_factor,
             ThrottlePolicy(

@@ -199,6 +199,8 @@ class AccountsConfig(_Section):
     datacenters: list[str] = ["nl-ams", "is-rey", "ch-zrh"]
     currencies: list[str] = ["EUR", "USD"]
     password_reset_minutes: float = Field(30, gt=0, le=24 * 60)
+    # Off by default: many anonymous customers sign up with throwaway inboxes.
+    require_email_verification: bool = False
 
 
 class RetentionConfig(_Section):

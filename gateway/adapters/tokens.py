@@ -68,14 +68,14 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class ResetTokenCodec:
-    """Password-reset tokens: a JWT for one purpose, with its own derived key."""
-
-    AUDIENCE = "packetra-password-reset"
+class PurposeTokens:
+    """Mailed links (password reset, email verification): a JWT for one purpose, with a key
+    derived for that purpose, bound to a fingerprint of what it may change."""
 
     def __init__(self, session_key: bytes, issuer: str,
-                 clock: Callable[[], datetime]) -> None:
-        self._key = hmac.new(session_key, b"password-reset", hashlib.sha256).digest()
+                 clock: Callable[[], datetime], purpose: str = "password-reset") -> None:
+        self._key = hmac.new(session_key, purpose.encode(), hashlib.sha256).digest()
+        self.AUDIENCE = f"packetra-{purpose}"
         self._issuer = issuer
         self._clock = clock
 
@@ -93,7 +93,7 @@ class ResetTokenCodec:
                                 options={"require": ["exp", "sub", "fp", "aud", "iss"],
                                          "verify_exp": False})
         except jwt.PyJWTError:
-            raise Unauthorized("this reset link is not valid") from None
+            raise Unauthorized("this link is not valid") from None
         if int(claims["exp"]) <= int(self._clock().timestamp()):
-            raise Unauthorized("this reset link has expired; ask for a new one")
+            raise Unauthorized("this link has expired; ask for a new one")
         return str(claims["sub"]), str(claims["fp"])

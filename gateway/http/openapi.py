@@ -50,8 +50,10 @@ BODY = (400, 413, 422)
 OPERATIONS: tuple[Op, ...] = (
     Op("post", "/v1/accounts", "Sign up with an email and a password", "customer", "none",
        req.SignupBody, 201, out.Account, (*BODY, 409, 429)),
+    Op("post", "/v1/email-verifications/confirm", "Confirm an email address", "customer",
+       "none", req.TokenBody, 204, None, (*BODY, 401)),
     Op("post", "/v1/sessions", "Log in", "customer", "none", req.SessionBody, 201, out.Session,
-       BODY + AUTH + (429,)),
+       (*BODY, *AUTH, 403, 429)),
     Op("delete", "/v1/sessions/current", "Log out", "customer", "session", None, 204, None,
        AUTH),
     Op("get", "/v1/me", "Your account", "customer", "session", None, 200, out.Account, AUTH),
@@ -117,7 +119,9 @@ OPERATIONS: tuple[Op, ...] = (
        "none", None, 200, "text/event-stream", (404,), (_id("invoice_id"),)),
     Op("get", "/signup", "Signup page", "pages", "none", None, 200, "text/html"),
     Op("post", "/signup", "Signup form", "pages", "none", None, 303, "text/html",
-       (403, 422, 429), form=True),
+       (201, 403, 422, 429), form=True),
+    Op("get", "/verify-email", "Email confirmation link", "pages", "none", None, 200,
+       "text/html", (400,), (Param("token", "query", {"type": "string"}),)),
     Op("get", "/login", "Login page", "pages", "none", None, 200, "text/html"),
     Op("post", "/login", "Login form", "pages", "none", None, 303, "text/html",
        (401, 403, 429), form=True),
@@ -176,10 +180,11 @@ def document(prefix: str = "") -> dict[str, Any]:
             if code == 303:
                 responses["303"] = {"description": STATUS_TEXT[303]}
                 continue
-            content = problem if not op.form or code == 405 else {
-                "text/html": {"schema": {"type": "string"}}, **problem}
-            if op.form and code in (400, 403):
-                content = {"text/plain": {"schema": {"type": "string"}}, **problem}
+            content = problem
+            if op.response == "text/html":
+                # Pages answer in HTML; the framework's own refusals are problem documents.
+                content = {"text/html": {"schema": {"type": "string"}},
+                           "text/plain": {"schema": {"type": "string"}}, **problem}
             responses[str(code)] = {"description": STATUS_TEXT[code], "content": content}
         operation: dict[str, Any] = {
             "summary": op.summary, "tags": [op.tag],

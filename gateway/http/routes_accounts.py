@@ -15,6 +15,7 @@ from gateway.http.schemas import (
     ResetRequestBody,
     SessionBody,
     SignupBody,
+    TokenBody,
     read_json,
 )
 from gateway.http.views import account_json, invoice_json
@@ -48,11 +49,22 @@ async def create_account(request: web.Request) -> web.Response:
     body = SignupBody.model_validate(await read_json(request))
     svc = request.app[SERVICES].accounts
     view = await svc.sign_up(Signup(**body.model_dump()))
-    session = await svc.log_in(body.email, body.password, ip=ip(request))
     resp = web.json_response(account_json(view), status=201)
     resp.headers["Location"] = f"/v1/accounts/{view.account.id}"
+    if svc.requires_verification:
+        # No session until the address is confirmed through the mailed link.
+        await request.app[SERVICES].recovery.send_verification(view.account.id)
+        return resp
+    session = await svc.log_in(body.email, body.password, ip=ip(request))
     _set_session_cookie(request, resp, session)
     return resp
+
+
+@routes.post("/v1/email-verifications/confirm")
+async def confirm_email(request: web.Request) -> web.Response:
+    body = TokenBody.model_validate(await read_json(request))
+    await request.app[SERVICES].recovery.verify_email(body.token)
+    return web.Response(status=204)
 
 
 @routes.post("/v1/sessions")

@@ -117,7 +117,15 @@ async def signup_submit(request: web.Request) -> web.Response:
         req = Signup(str(form.get("email", "")), str(form.get("password", "")),
                      _text(form, "display_name"), _text(form, "company"),
                      _text(form, "datacenter"), _text(form, "currency"))
-        await services.accounts.sign_up(req)
+        view = await services.accounts.sign_up(req)
+        if services.accounts.requires_verification:
+            await services.recovery.send_verification(view.account.id)
+            resp = _render(request, "message.html", {
+                "heading": "Check your inbox",
+                "text": "We mailed you a link. Open it to confirm your address, then log in."},
+                201)
+            _set_pref(request, resp, req.currency, req.datacenter)
+            return resp
         session = await services.accounts.log_in(req.email, req.password, ip=ip)
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
@@ -126,6 +134,17 @@ async def signup_submit(request: web.Request) -> web.Response:
     _set_session(request, resp, session)
     _set_pref(request, resp, req.currency, req.datacenter)
     return resp
+
+
+@routes.get("/verify-email")
+async def verify_email_page(request: web.Request) -> web.Response:
+    try:
+        await request.app[SERVICES].recovery.verify_email(request.query.get("token", ""))
+    except Unauthorized as exc:
+        return _render(request, "message.html", {"heading": "This link does not work",
+                                                 "text": str(exc)}, 400)
+    return _render(request, "message.html", {"heading": "Email address confirmed",
+                                             "text": "Thank you. You can log in now."})
 
 
 @routes.get("/login")

@@ -26,6 +26,10 @@ class SessionBody(Body):
     totp_code: StrictStr | None = None
 
 
+class TokenBody(Body):
+    token: StrictStr
+
+
 class ResetRequestBody(Body):
     email: StrictStr
 

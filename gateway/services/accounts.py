@@ -11,7 +11,13 @@ from gateway.domain.accounts import (
 )
 from gateway.domain.errors import InvalidInput
 from gateway.domain.throttle import ThrottlePolicy, after_failure, retry_after
-from gateway.services.errors import Conflict, NotFound, TooManyRequests, Unauthorized
+from gateway.services.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from gateway.services.ids import new_id
 from gateway.services.ports import (
     Clock,
@@ -32,6 +38,7 @@ class AccountPolicy:
     policy_version: str
     session_lifetime: timedelta = timedelta(hours=8)
     session_idle: timedelta = timedelta(minutes=30)
+    require_email_verification: bool = False
 
 
 # last_seen_at is written at most this often, so reads do not all become writes.
@@ -152,6 +159,10 @@ class AccountService:
                 await uow.commit()
                 raise
             await uow.throttle.clear(lookup)
+            if (self._policy.require_email_verification
+                    and not await uow.accounts.email_verified(login.account.id)):
+                await uow.commit()
+                raise Forbidden("confirm your email address first: open the link we mailed you")
             await uow.security_log.add(login.account.id, "login_succeeded", ip, now)
             if self._passwords.needs_rehash(login.password_hash):
                 await uow.accounts.set_password_hash(
@@ -248,6 +259,10 @@ class AccountService:
         async with self._uow() as uow:
             await uow.sessions.revoke(claims.session_id, now)
             await uow.commit()
+
+    @property
+    def requires_verification(self) -> bool:
+        return self._policy.require_email_verification
 
     async def view(self, account_id: str) -> AccountView:
         async with self._uow() as uow:

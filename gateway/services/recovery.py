@@ -30,7 +30,8 @@ def fingerprint(password_hash: str) -> str:
 
 @dataclass(frozen=True)
 class Links:
-    reset: str  # absolute URL of the reset page, the token is appended
+    reset: str  # absolute URLs of the pages; the token is appended
+    verify: str = ""
 
 
 NOTICES = {
@@ -50,7 +51,8 @@ class RecoveryService:
     def __init__(self, uow: UnitOfWorkFactory, mailer: Mailer, tokens: ResetTokens,
                  passwords: PasswordHasher, blind_index: "BlindIndexFn",
                  two_factor: TwoFactorService, clock: Clock, links: Links,
-                 ttl: timedelta = timedelta(minutes=30)) -> None:
+                 ttl: timedelta = timedelta(minutes=30),
+                 verifier: ResetTokens | None = None) -> None:
         self._uow = uow
         self._mailer = mailer
         self._tokens = tokens
@@ -60,6 +62,7 @@ class RecoveryService:
         self._clock = clock
         self._links = links
         self._ttl = ttl
+        self._verifier = verifier or tokens
 
     async def request_reset(self, email: str) -> None:
         """The same answer and (nearly) the same work whether or not the email is known."""
@@ -100,6 +103,29 @@ class RecoveryService:
             await uow.security_log.add(account_id, "password_reset", ip, now)
             await uow.commit()
         await self.notify_email(profile.email, "password_changed")
+
+    async def send_verification(self, account_id: str) -> None:
+        """A link that confirms the address; bound to it, so it cannot confirm another."""
+        async with self._uow() as uow:
+            profile = await uow.accounts.profile(account_id)
+        token = self._verifier.issue(account_id, self._index(email_lookup_form(profile.email)),
+                                     timedelta(hours=24))
+        await self._mailer.send(
+            profile.email, "Confirm your email address",
+            "Open this link within 24 hours to confirm the email address of your new "
+            f"Packetra account:\n\n{self._links.verify}{token}\n\n"
+            "If you did not sign up, ignore this mail.")
+
+    async def verify_email(self, token: str) -> None:
+        account_id, fp = self._verifier.read(token)
+        async with self._uow() as uow:
+            if await uow.accounts.get(account_id) is None:
+                raise Unauthorized("this link is not valid")
+            profile = await uow.accounts.profile(account_id)
+            if self._index(email_lookup_form(profile.email)) != fp:
+                raise Unauthorized("this link is for an address the account no longer has")
+            await uow.accounts.mark_email_verified(account_id, self._clock())
+            await uow.commit()
 
     async def notify(self, account_id: str, kind: str) -> None:
         async with self._uow() as uow:

@@ -2,12 +2,17 @@
 
 import asyncio
 import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyotp
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.e2e.conftest import StackFactory
 from tests.support.browser import chromium
@@ -15,15 +20,47 @@ from tests.support.browser import chromium
 ALLOWED_COOKIES = {"__Host-session", "__Host-pref"}
 
 
+def settled(action: Callable[[], None]) -> None:
+    """Retry an interaction that raced with a document swap (redirect after POST)."""
+    for attempt in range(5):
+        try:
+            action()
+            return
+        except WebDriverException:
+            if attempt == 4:
+                raise
+            time.sleep(0.3)
+
+
 def fill(browser: WebDriver, **fields: str) -> None:
-    for name, value in fields.items():
-        element = browser.find_element(By.NAME, name)
-        element.clear()
-        element.send_keys(value)
+    def do() -> None:
+        for name, value in fields.items():
+            element = browser.find_element(By.NAME, name)
+            element.clear()
+            element.send_keys(value)
+
+    settled(do)
 
 
 def submit(browser: WebDriver, css: str = "form button[type=submit]") -> None:
-    browser.find_element(By.CSS_SELECTOR, css).click()
+    """Click, then wait until the old document is gone and the new one has loaded."""
+    old: list[Any] = []
+
+    def click() -> None:
+        old[:] = [browser.find_element(By.TAG_NAME, "html")]
+        browser.find_element(By.CSS_SELECTOR, css).click()
+
+    settled(click)
+    def gone(_: WebDriver) -> bool:
+        try:
+            old[0].is_enabled()
+        except WebDriverException:  # stale, or "does not belong to the document"
+            return True
+        return False
+
+    wait = WebDriverWait(browser, 15, ignored_exceptions=(WebDriverException,))
+    wait.until(gone)
+    wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 async def at(browser: WebDriver, url: str, timeout: float = 10) -> None:

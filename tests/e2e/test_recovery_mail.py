@@ -157,3 +157,24 @@ async def test_reset_needs_the_second_factor_and_notices_go_out(
             )[0] == 204
     [off] = await inbox.wait("moved@example.org", 1)
     assert off["Subject"] == "Two-factor authentication was turned off"
+
+
+async def test_optional_email_verification(make_stack: StackFactory, inbox: Inbox) -> None:
+    stack = await make_stack(**smtp_env(inbox,
+                                        GATEWAY_ACCOUNTS__REQUIRE_EMAIL_VERIFICATION="true"))
+    before = set(stack.api.cookie_names)
+    await stack.signup("verify@example.org", "verify password 1")
+    assert stack.api.cookie_names == before  # no session before the address is confirmed
+    refused = await stack.api.call("POST", "/v1/sessions", {
+        "email": "verify@example.org", "password": "verify password 1"})
+    assert refused[0] == 403 and "confirm your email" in refused[1]["detail"]
+    [mail] = await inbox.wait("verify@example.org", 1)
+    link = re.search(r"(http://\S+/verify-email\?token=(\S+))", body_of(mail))
+    assert link
+    stack.secrets.add(link.group(2))
+    async with stack.api.http.get(link.group(1).replace(
+            "http://127.0.0.1:" + stack.gateway.url.rsplit(":", 1)[1], stack.gateway.url)) as resp:
+        assert resp.status == 200 and "Email address confirmed" in await resp.text()
+    await stack.login("verify@example.org", "verify password 1")
+    bad = await stack.api.call("POST", "/v1/email-verifications/confirm", {"token": "x.y.z"})
+    assert bad[0] == 401

@@ -113,6 +113,15 @@ class SqlAccounts:
         except IntegrityError:
             raise Conflict("an account with this email already exists") from None
 
+    async def email_verified(self, account_id: str) -> bool:
+        value = (await self._conn.execute(select(accounts.c.email_verified_at).where(
+            accounts.c.id == account_id))).scalar_one_or_none()
+        return value is not None
+
+    async def mark_email_verified(self, account_id: str, now: datetime) -> None:
+        await self._conn.execute(update(accounts).where(accounts.c.id == account_id)
+                                 .values(email_verified_at=now))
+
     async def totp(self, account_id: str) -> TotpState:
         row = (await self._conn.execute(
             select(accounts.c.totp_secret_ct, accounts.c.totp_enabled_at,

@@ -50,6 +50,7 @@ accounts = Table(
     Column("totp_secret_ct", LargeBinary),
     Column("totp_enabled_at", UTCDateTime),
     Column("totp_last_step", BigInteger),
+    Column("email_verified_at", UTCDateTime),
 )
 
 # Failed logins per email, keyed by the email's blind index (never the email), so unknown
