@@ -156,6 +156,8 @@ async def make_stack(
     # Across every e2e run: no email, password, session token, API key or webhook secret
     # in the gateway's own output (it runs at DEBUG level).
     for stack in stacks:
+        # The privacy policy allows two cookies: the session and the preference cookie.
+        assert stack.api.cookie_names <= {"__Host-session", "__Host-pref"}
         log = stack.gateway.log()
         for secret in stack.all_secrets():
             assert secret not in log, "a secret or personal datum reached the gateway log"
