@@ -97,6 +97,18 @@ class Stack:
     async def count(self, table: str) -> int:
         return int(await self.scalar(f"SELECT count(*) FROM {table}"))
 
+    def raw_database(self) -> bytes:
+        """The SQLite file and its write-ahead log, as bytes: what a stolen disk shows."""
+        path = self.db_url.split("///", 1)[1]
+        raw = b""
+        for suffix in ("", "-wal"):
+            try:
+                with open(path + suffix, "rb") as f:
+                    raw += f.read()
+            except FileNotFoundError:
+                pass
+        return raw
+
     def all_secrets(self) -> set[str]:
         return {s for s in self.secrets | self.api.secrets if s}
 

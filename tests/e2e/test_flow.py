@@ -70,13 +70,8 @@ async def test_signup_invoice_payment_settles_and_activates(
 
     if db == "sqlite":
         stack.gateway.stop()
-        path = stack.db_url.split("///", 1)[1]
-        for suffix in ("", "-wal"):
-            try:
-                raw = open(path + suffix, "rb").read()
-            except FileNotFoundError:
-                continue
-            assert email.encode() not in raw and email.lower().encode() not in raw
+        raw = stack.raw_database()
+        assert email.encode() not in raw and email.lower().encode() not in raw
     assert await stack.scalar("SELECT count(*) FROM payments WHERE txid = :t", t=txid) == 1
 
 
