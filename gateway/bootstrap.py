@@ -274,6 +274,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
             [ipaddress.ip_network(c, strict=False)
              for c in settings.webhooks.allow_private_targets],
             rotation_overlap=timedelta(hours=settings.webhooks.rotation_overlap_hours),
+            allow_public=settings.webhooks.allow_public_targets,
         ),
         events=WebhookEventService(uow, clock),
         tracker=PaymentTracker(uow, clock),

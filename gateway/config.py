@@ -211,6 +211,8 @@ class RetentionConfig(_Section):
 
 class WebhooksConfig(_Section):
     allow_private_targets: list[str] = []
+    # false: webhooks may only go to addresses in allow_private_targets (IP literals).
+    allow_public_targets: bool = True
     timeout_seconds: float = Field(15, gt=0, le=60)
     rotation_overlap_hours: float = Field(24, ge=0, le=24 * 30)
     # Delays before each retry. The default is the Standard Webhooks schedule (5 s, 5 min,

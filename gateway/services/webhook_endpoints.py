@@ -25,7 +25,8 @@ class CreatedEndpoint:
 Resolver = Callable[[str], Awaitable[list[str]]]
 
 
-async def check_target(url: str, allowed: Sequence[Network], resolve: Resolver) -> str:
+async def check_target(url: str, allowed: Sequence[Network], resolve: Resolver,
+                       allow_public: bool = True) -> str:
     """Refuse non-http(s) URLs and targets inside private, loopback or link-local ranges
     unless those ranges are explicitly allowed (internal provisioning systems)."""
     parts = urlsplit(url)
@@ -33,6 +34,16 @@ async def check_target(url: str, allowed: Sequence[Network], resolve: Resolver) 
         raise InvalidInput("url", "must be an absolute http(s) URL")
     if parts.username or parts.password:
         raise InvalidInput("url", "must not carry credentials")
+    if not allow_public:
+        # Internal targets only: an address literal inside an allowed range, no DNS at all.
+        try:
+            literal = ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            raise InvalidInput("url", "only IP addresses inside [webhooks] "
+                               "allow_private_targets are accepted here") from None
+        if not any(literal in net for net in allowed):
+            raise InvalidInput("url", f"{literal} is outside [webhooks] allow_private_targets")
+        return url
     try:
         addresses = await resolve(parts.hostname)
     except OSError:
@@ -63,6 +74,7 @@ class WebhookEndpointService:
         allowed_private: Sequence[Network],
         resolve: Resolver = resolve_host,
         rotation_overlap: timedelta = timedelta(hours=24),
+        allow_public: bool = True,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -70,11 +82,12 @@ class WebhookEndpointService:
         self._allowed = allowed_private
         self._resolve = resolve
         self._overlap = rotation_overlap
+        self._allow_public = allow_public
 
     async def create(
         self, url: str, event_types: Iterable[str] = (), description: str = ""
     ) -> CreatedEndpoint:
-        await check_target(url, self._allowed, self._resolve)
+        await check_target(url, self._allowed, self._resolve, self._allow_public)
         types = tuple(sorted(set(event_types)))
         unknown = [t for t in types if t not in EVENT_TYPES]
         if unknown:

@@ -163,6 +163,15 @@ async def test_private_targets_are_refused_unless_allowed(make_stack: StackFacto
     ok = run_cli(allowed.gateway.env, "webhook", "add", "--url", "http://10.0.0.7/h",
                  "--event-type", "invoice.settled")
     assert ok.returncode == 0, ok.stderr
+    internal = await make_stack(register_endpoint=False,
+                                GATEWAY_WEBHOOKS__ALLOW_PUBLIC_TARGETS="false")
+    for url, fragment in (("http://example.org/hook", "only IP addresses"),
+                          ("http://10.1.1.1/hook", "outside")):
+        status, doc, _ = await internal.api.call("POST", "/v1/webhook-endpoints",
+                                                 {"url": url}, internal.key)
+        assert status == 422 and fragment in doc["detail"], doc
+    assert (await internal.api.call("POST", "/v1/webhook-endpoints",
+                                    {"url": "http://127.0.0.1:9/h"}, internal.key))[0] == 201
     listed = run_cli(allowed.gateway.env, "webhook", "list")
     assert "10.0.0.7" in listed.stdout and "invoice.settled" in listed.stdout
     secret_line = ok.stdout.splitlines()[1]
