@@ -1,5 +1,5 @@
 """Logging setup with a last line of defence: whatever a message holds, email addresses,
-API keys, webhook secrets and JWTs are masked before any handler sees them."""
+IP addresses, API keys, webhook secrets and JWTs are masked before any handler sees them."""
 
 import logging
 import re
@@ -11,6 +11,11 @@ _PATTERNS = [
     (re.compile(r"whsec_[A-Za-z0-9+/=]{8,}"), "whsec_<redacted>"),
     (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "<jwt>"),
     (re.compile(r"(https?://)[^:/@\s]+:[^@/\s]+@"), r"\1<credentials>@"),
+    # Client addresses belong in the security log only; aiohttp's own errors name them
+    # ("Error handling request from 203.0.113.9").
+    (re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"), "<ip>"),
+    (re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}(?![\w:])"
+                r"|(?<![\w:])[0-9A-Fa-f:]*::[0-9A-Fa-f:]*[0-9A-Fa-f](?![\w:])"), "<ip>"),
 ]
 
 

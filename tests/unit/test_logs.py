@@ -15,6 +15,14 @@ def test_redaction_masks_personal_data_and_secrets() -> None:
         assert secret not in line
 
 
+def test_ip_addresses_never_reach_a_log_line() -> None:
+    line = redact("Error handling request from 203.0.113.9 and from 2001:db8::1 or ::1, "
+                  "fe80:0:0:0:200:f8ff:fe21:67cf; LTC block 1.2.3 at height 250, 12:05")
+    assert "203.0.113.9" not in line and "2001:db8::1" not in line
+    assert "fe80:0:0:0:200:f8ff:fe21:67cf" not in line and " ::1" not in line
+    assert "1.2.3" in line and "12:05" in line and "250" in line
+
+
 def test_filter_applies_to_arguments_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("test.redact")
     logger.addFilter(RedactingFilter())
