@@ -14,7 +14,10 @@ async def test_generated_requests_find_no_server_error_or_schema_violation(
 ) -> None:
     # The fuzzer registers webhook endpoints with any URL it likes: nothing may leave this
     # machine, so only loopback addresses are accepted here (and no DNS is asked).
-    stack = await make_stack(GATEWAY_WEBHOOKS__ALLOW_PUBLIC_TARGETS="false")
+    # Its endpoints may only name a loopback address where nothing listens.
+    stack = await make_stack(register_endpoint=False,
+                             GATEWAY_WEBHOOKS__ALLOW_PUBLIC_TARGETS="false",
+                             GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS='["127.254.254.254/32"]')
     account = await stack.signup("fuzz@example.org", "fuzz password 1")
     await stack.invoice(account["id"])
     before = stack.gateway.log().count(" gateway.http: ")
@@ -25,6 +28,9 @@ async def test_generated_requests_find_no_server_error_or_schema_violation(
                      "content_type_conformance,response_schema_conformance",
          "--max-examples", "60", "--workers", "2", "--request-timeout", "10",
          "--generation-deterministic", "--suppress-health-check", "all",
+         # Event streams stay open until the invoice is final, so every fuzzed call would
+         # wait for the timeout; they have tests of their own (checkout page, headers).
+         "--exclude-path-regex", r"\{invoice_id\}/events$",
          "-H", f"Authorization: Bearer {stack.key}", "--no-color"],
         capture_output=True, text=True, timeout=900, check=False,
         env={**os.environ, "SCHEMATHESIS_HOOKS": "", "HOME": str(tmp_path)},
