@@ -41,11 +41,13 @@ from gateway.http.ratelimit import SlidingWindow
 from gateway.services.accounts import AccountPolicy, AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.chain_events import PaymentTracker
+from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
 from gateway.services.ports import RateProvider
+from gateway.services.privacy import PrivacyService
 from gateway.services.rates import MedianRates, PreferFixed
 from gateway.services.recovery import Links, RecoveryService
-from gateway.services.retention import RetentionService
+from gateway.services.retention import RetentionPeriods, RetentionService
 from gateway.services.two_factor import SecondFactor, TwoFactorService
 from gateway.services.wallet import WalletService
 from gateway.services.webhook_endpoints import WebhookEndpointService
@@ -102,6 +104,8 @@ class Gateway:
     metrics: Metrics
     wallet: WalletService
     retention: RetentionService
+    privacy: PrivacyService
+    finance: FinanceService
     tip_heights: dict[str, int] = field(default_factory=dict)
 
     def uow(self) -> SqlUnitOfWork:
@@ -227,6 +231,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
                       settings.server.public_url, clock, "verify-email"),
     )
     inv = settings.invoices
+    ret = settings.retention
     policy = InvoicePolicy(
         expiry=timedelta(minutes=inv.expiry_minutes),
         monitoring=timedelta(minutes=inv.monitoring_minutes),
@@ -282,7 +287,15 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         rates_http=rates_http,
         metrics=metrics,
         wallet=WalletService(uow, chains.coins()),
-        retention=RetentionService(uow, clock, settings.retention.security_log_days),
+        retention=RetentionService(uow, clock, RetentionPeriods(
+            security_log=timedelta(days=ret.security_log_days),
+            idempotency_keys=timedelta(hours=ret.idempotency_hours),
+            delivery_logs=timedelta(days=ret.delivery_log_days))),
+        privacy=PrivacyService(
+            uow, passwords, BlindIndex(base64.b64decode(sec.index_key.get_secret_value())),
+            two_factor, clock, timedelta(days=ret.deletion_grace_days),
+            settings.privacy.policy_version),
+        finance=FinanceService(uow, chains.coins()),
     )
 
 
@@ -300,7 +313,8 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
     jobs: list[Coroutine[Any, Any, None]] = [
         gw.worker.run(),
         leadership.run_exclusively("gateway:sweeper", lambda: run_sweeper(gw.tracker)),
-        leadership.run_exclusively("gateway:retention", lambda: run_retention(gw.retention)),
+        leadership.run_exclusively("gateway:retention", lambda: run_retention(
+            gw.retention, gw.settings.retention.interval_seconds)),
     ]
     for coin, chain in gw.chains.items():
         watcher = ChainWatcher(chain, gw.tracker, SqlWatchlist(gw.engine, coin),
@@ -319,6 +333,8 @@ def build_app(gw: Gateway) -> web.Application:
             invoices=gw.invoices,
             endpoints=gw.endpoints,
             events=gw.events,
+            privacy=gw.privacy,
+            finance=gw.finance,
             readiness=gw.readiness,
             metrics=gw.render_metrics,
             observe=gw.observe_http,

@@ -206,7 +206,31 @@ class AccountsConfig(_Section):
 class RetentionConfig(_Section):
     security_log_days: int = Field(30, ge=1, le=30)
     backup_days: int = Field(30, ge=1, le=30)
+    # The policy promises deletion within 30 days of a request, grace period included.
     deletion_grace_days: int = Field(7, ge=0, le=30)
+    idempotency_hours: float = Field(24, gt=0, le=24 * 30)
+    delivery_log_days: int = Field(30, ge=1, le=30)
+    interval_seconds: float = Field(3600, ge=1, le=3600)
+
+
+class BackupConfig(_Section):
+    # base64 of 32 bytes; AES-256-GCM. Without it no backup is written.
+    key: SecretStr | None = None
+    # With a directory, the leader writes a backup every interval and prunes old ones.
+    dir: str | None = None
+    interval_hours: float = Field(24, gt=0, le=24 * 7)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(_b64_key(v.get_secret_value(), 32)) != 32:
+            raise ValueError("must be base64 of exactly 32 bytes")
+        return v
+
+    def key_bytes(self) -> bytes:
+        if self.key is None:
+            raise ConfigError("[backup] key (or key_file) is required for backups")
+        return base64.b64decode(self.key.get_secret_value())
 
 
 class WebhooksConfig(_Section):
@@ -262,6 +286,7 @@ class Settings(_Section):
     webhooks: WebhooksConfig = WebhooksConfig()
     smtp: SmtpConfig | None = None
     privacy: PrivacyConfig = PrivacyConfig()
+    backup: BackupConfig = BackupConfig()
 
     def confirmations(self, coin: str) -> int:
         configured = self.coins[coin].confirmations

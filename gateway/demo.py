@@ -128,7 +128,7 @@ async def _flow(once: bool, timeout: float) -> int:  # noqa: ASYNC109
 
             created = await gw.api_keys.create(
                 "demo-provisioning",
-                ["invoices:write", "invoices:read", "accounts:read", "webhooks:manage"],
+                ["invoices:write", "invoices:read", "webhooks:manage"],
             )
             auth = {"Authorization": f"Bearer {created.secret}"}
             say(f"API key {created.record.id} created (printed nowhere; only its hash is stored)")

@@ -1,6 +1,6 @@
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gateway.domain import events as ev
 from gateway.domain.errors import InvalidInput
@@ -52,7 +52,45 @@ class Account:
     datacenter: str | None = None
     currency: str | None = None
     activated_at: datetime | None = None
+    policy_version: str | None = None  # the privacy policy version the customer accepted
+    deletion_due_at: datetime | None = None
+    deleted_at: datetime | None = None
     events: list[ev.DomainEvent] = field(default_factory=list)
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def schedule_deletion(self, now: datetime, grace: timedelta) -> datetime:
+        """Asking again keeps the first date: a repeated request must not postpone it."""
+        if self.deleted:
+            raise InvalidInput("account", "is already deleted")
+        if self.deletion_due_at is None:
+            self.deletion_due_at = now + grace
+            self.events.append(ev.DomainEvent(
+                ev.ACCOUNT_DELETION_SCHEDULED, self.id,
+                {"account_id": self.id, "deletion_due_at": self.deletion_due_at.isoformat()}))
+        return self.deletion_due_at
+
+    def cancel_deletion(self) -> bool:
+        if self.deleted or self.deletion_due_at is None:
+            return False
+        self.deletion_due_at = None
+        return True
+
+    def erase(self, now: datetime) -> None:
+        """The personal data goes (the repository does that); the id stays as a tombstone
+        so billing records keep their reference."""
+        if self.deleted:
+            return
+        self.deleted_at = now
+        self.deletion_due_at = None
+        self.datacenter = None
+        self.currency = None
+        self.events.append(ev.DomainEvent(ev.ACCOUNT_DELETED, self.id, {"account_id": self.id}))
+
+    def accept_policy(self, version: str) -> None:
+        self.policy_version = version
 
     def created(self) -> None:
         self.events.append(ev.DomainEvent(ev.ACCOUNT_CREATED, self.id, {"account_id": self.id}))

@@ -13,7 +13,10 @@ from gateway.http import (
     routes_invoices,
     routes_ops,
     routes_pages,
+    routes_payments,
     routes_portal,
+    routes_portal_privacy,
+    routes_privacy,
     routes_webhooks,
 )
 from gateway.http.csrf import Csrf
@@ -64,7 +67,7 @@ def create_app(services: HttpServices, path_prefix: str = "") -> web.Application
         autoescape=jinja2.select_autoescape(default=True),
     )
     for module in (routes_accounts, routes_invoices, routes_webhooks, routes_ops, routes_pages,
-                   routes_portal):
+                   routes_portal, routes_portal_privacy, routes_privacy, routes_payments):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC, append_version=False)
     if not path_prefix:

@@ -11,7 +11,9 @@ from gateway.http.csrf import Csrf
 from gateway.http.ratelimit import SlidingWindow
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
+from gateway.services.finance import FinanceService
 from gateway.services.invoices import InvoiceService
+from gateway.services.privacy import PrivacyService
 from gateway.services.recovery import RecoveryService
 from gateway.services.two_factor import TwoFactorService
 from gateway.services.webhook_endpoints import WebhookEndpointService
@@ -27,6 +29,8 @@ class HttpServices:
     invoices: InvoiceService
     endpoints: WebhookEndpointService
     events: WebhookEventService
+    privacy: PrivacyService
+    finance: FinanceService
     readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
     metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None
     observe: Callable[[str, str, int, float], None] | None = None

@@ -34,6 +34,7 @@ class Op:
     errors: tuple[int, ...] = ()
     params: tuple[Param, ...] = field(default_factory=tuple)
     form: bool = False
+    alt_media: tuple[str, ...] = ()  # other representations of the success response
 
 
 def _id(name: str) -> Param:
@@ -45,6 +46,11 @@ LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200
 IDEM = Param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 255},
              description="same key + same body replays the first result")
 AUTH = (401,)
+FORMAT = Param("format", "query", {"type": "string", "enum": ["json", "csv"]},
+               description="csv: a zip of one CSV file per table")
+REASON = Param("X-Access-Reason", "header", {"type": "string", "maxLength": 200},
+               description="why the data is read; kept in the access audit log")
+TIME = {"type": "string", "format": "date-time"}
 BODY = (400, 413, 422)
 
 OPERATIONS: tuple[Op, ...] = (
@@ -88,8 +94,31 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/v1/invoices/{invoice_id}/events", "Follow an invoice (server-sent events)",
        "service", "key-or-session", None, 200, "text/event-stream", (*AUTH, 403, 404),
        (_id("invoice_id"),)),
-    Op("get", "/v1/accounts/{account_id}", "Read an account", "service", "key:accounts:read",
-       None, 200, out.Account, (*AUTH, 403, 404), (_id("account_id"),)),
+    Op("delete", "/v1/me", "Ask for your account to be deleted", "customer", "session",
+       req.DeletionBody, 202, out.DeletionScheduled, BODY + AUTH + (404,)),
+    Op("delete", "/v1/me/deletion", "Cancel a scheduled deletion", "customer", "session",
+       None, 204, None, (*AUTH, 409)),
+    Op("get", "/v1/me/export", "Everything held about you", "customer", "session", None, 200,
+       "application/json", (*AUTH, 422), (FORMAT,), alt_media=("application/zip",)),
+    Op("post", "/v1/me/policy-acknowledgement", "Acknowledge the current privacy policy",
+       "customer", "session", None, 204, None, (*AUTH, 404)),
+    Op("get", "/v1/accounts/{account_id}", "Read an account's personal data (audited)",
+       "service", "key:personal_data:read", None, 200, out.Account, (*AUTH, 403, 404),
+       (_id("account_id"), REASON)),
+    Op("get", "/v1/accounts/{account_id}/export", "Export an account's data (audited)",
+       "service", "key:personal_data:read", None, 200, "application/json",
+       (*AUTH, 403, 404, 422), (_id("account_id"), FORMAT, REASON),
+       alt_media=("application/zip",)),
+    Op("get", "/v1/payments", "Payments for finance", "finance", "key:payments:read", None,
+       200, out.PaymentPage, (*AUTH, 403, 422),
+       (Param("from", "query", TIME, description="seen at or after"),
+        Param("to", "query", TIME, description="seen before"),
+        Param("coin", "query", {"type": "string"}), FORMAT,
+        Param("cursor", "query", {"type": "string"}, description="next_cursor of the last page"),
+        Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000})),
+       alt_media=("text/csv",)),
+    Op("get", "/v1/payments/{txid}", "Payments of one transaction", "finance",
+       "key:payments:read", None, 200, out.PaymentList, (*AUTH, 403, 404), (_id("txid"),)),
     Op("post", "/v1/webhook-endpoints", "Register a webhook endpoint", "webhooks",
        "key:webhooks:manage", req.EndpointBody, 201, out.Endpoint, BODY + AUTH + (403,)),
     Op("get", "/v1/webhook-endpoints", "List webhook endpoints", "webhooks",
@@ -134,6 +163,12 @@ OPERATIONS: tuple[Op, ...] = (
        None, 200, "text/html", (303, 403, 422), form=True),
     Op("post", "/account/totp/disable", "Two-factor off form", "pages", "cookie", None, 303,
        "text/html", (403, 422), form=True),
+    Op("post", "/account/policy", "Privacy policy acknowledgement form", "pages", "cookie",
+       None, 303, "text/html", (403,), form=True),
+    Op("post", "/account/delete", "Account deletion form", "pages", "cookie", None, 303,
+       "text/html", (403, 422), form=True),
+    Op("post", "/account/deletion/cancel", "Cancel deletion form", "pages", "cookie", None,
+       303, "text/html", (403,), form=True),
     Op("post", "/logout", "Log out (form)", "pages", "cookie", None, 303, "text/html", (403,),
        form=True),
 )
@@ -173,6 +208,8 @@ def document(prefix: str = "") -> dict[str, Any]:
                                      "content": {op.response: {"schema": {"type": "string"}}}}
         else:
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok]}
+        for media in op.alt_media:
+            responses[str(op.ok)]["content"][media] = {"schema": {"type": "string"}}
         extra = {413} if op.body or op.form else set()
         if op.form:
             extra |= {400}

@@ -10,7 +10,7 @@ from gateway.http.auth import api_key, customer
 from gateway.http.keys import SERVICES
 from gateway.http.paging import page_request, page_response
 from gateway.http.schemas import InvoiceBody, PlanInvoiceBody, read_json
-from gateway.http.views import account_json, invoice_json
+from gateway.http.views import invoice_json
 from gateway.services.invoices import IdempotencyRequest, InvoiceView
 
 routes = web.RouteTableDef()
@@ -78,10 +78,3 @@ async def list_invoices(request: web.Request) -> web.Response:
         after=cursor, limit=limit,
     )
     return page_response([invoice_json(v) for v in views], limit)
-
-
-@routes.get("/v1/accounts/{account_id}")
-async def get_account(request: web.Request) -> web.Response:
-    await api_key(request, "accounts:read")
-    view = await request.app[SERVICES].accounts.view(request.match_info["account_id"])
-    return web.json_response(account_json(view))

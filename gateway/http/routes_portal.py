@@ -183,6 +183,8 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
         "account": view.account, "profile": view.profile,
         "datacenters": services.datacenters, "currencies": services.currencies,
         "totp_enabled": await services.two_factor.is_on(session.account_id),
+        "policy_changed": view.account.policy_version != services.privacy.policy_version,
+        "policy_version": services.privacy.policy_version,
         "invoices": [{"id": v.record.invoice.id, "status": v.record.invoice.status.value,
                       "price": v.record.invoice.price.as_decimal_string(),
                       "currency": v.record.invoice.price.currency} for v in invoices],

@@ -44,6 +44,11 @@ class CodeBody(Body):
     code: StrictStr
 
 
+class DeletionBody(Body):
+    password: StrictStr
+    totp_code: StrictStr | None = None
+
+
 class PasswordChangeBody(Body):
     current_password: StrictStr
     new_password: StrictStr

@@ -31,6 +31,37 @@ class Account(Out):
     currency: str | None
     created_at: str
     activated_at: str | None
+    policy_version_accepted: str | None
+    deletion_due_at: str | None
+
+
+class DeletionScheduled(Out):
+    deletion_due_at: str
+    detail: str
+
+
+class LedgerPayment(Out):
+    time: str
+    invoice_id: str
+    account_id: str
+    coin: str
+    txid: str
+    output_index: int
+    amount: str
+    amount_base_units: str
+    fiat_value: str
+    fiat_currency: str
+    confirmations: int
+    status: str
+
+
+class PaymentPage(Out):
+    data: list[LedgerPayment]
+    next_cursor: str | None
+
+
+class PaymentList(Out):
+    data: list[LedgerPayment]
 
 
 class Session(Out):

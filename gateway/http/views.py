@@ -25,6 +25,8 @@ def account_json(view: AccountView) -> dict[str, Any]:
         "currency": a.currency,
         "created_at": _ts(a.created_at),
         "activated_at": _ts(a.activated_at),
+        "policy_version_accepted": a.policy_version,
+        "deletion_due_at": _ts(a.deletion_due_at),
     }
 
 

@@ -267,7 +267,7 @@ class AccountService:
     async def view(self, account_id: str) -> AccountView:
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id)
-            if account is None:
+            if account is None or account.deleted:
                 raise NotFound("account")
             return AccountView(account, await uow.accounts.profile(account_id))
 

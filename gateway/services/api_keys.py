@@ -11,7 +11,8 @@ API_KEY_PREFIX = "gk_"
 SCOPES: tuple[str, ...] = (
     "invoices:read",
     "invoices:write",
-    "accounts:read",
+    # Email and names: only for keys that need them, and every read is audited.
+    "personal_data:read",
     "payments:read",
     "webhooks:manage",
     "events:read",

@@ -88,6 +88,12 @@ class TotpState:
     last_step: int | None
 
 
+@dataclass(frozen=True)
+class AccountDetails:
+    email_verified_at: datetime | None
+    totp_enabled_at: datetime | None
+
+
 class AccountRepository(Protocol):
     async def add(
         self, account: Account, profile: Profile, email_index: str, password_hash: str,
@@ -124,6 +130,18 @@ class AccountRepository(Protocol):
     async def unused_recovery_codes(self, account_id: str) -> list[tuple[int, str]]: ...
 
     async def use_recovery_code(self, code_id: int, now: datetime) -> None: ...
+
+    async def details(self, account_id: str) -> AccountDetails: ...
+
+    async def due_for_deletion(self, now: datetime) -> list[str]: ...
+
+    async def erase_personal_data(self, account_id: str) -> None:
+        """Email, names, password, two-factor data, sessions, preferences and the account's
+        security log go; the row stays as a tombstone."""
+
+    async def notice_recipients(self, version: str) -> list[str]: ...
+
+    async def record_notice(self, account_id: str, version: str, now: datetime) -> None: ...
 
 
 class SessionRepository(Protocol):
@@ -308,6 +326,62 @@ class SecurityLog(Protocol):
         """Entries older than `before`: deleted, or only counted."""
 
 
+class RetentionRepository(Protocol):
+    async def sessions(self, now: datetime, dry_run: bool) -> int: ...
+
+    async def idempotency_keys(self, before: datetime, dry_run: bool) -> int: ...
+
+    async def delivery_logs(self, before: datetime, dry_run: bool) -> int: ...
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    actor: str  # an API key id, or cli:<operator>
+    account_id: str
+    action: str
+    fields: tuple[str, ...]
+    reason: str | None = None
+
+
+class AuditLog(Protocol):
+    async def add(self, entry: AuditEntry) -> None: ...
+
+    async def for_account(self, account_id: str) -> list[AuditEntry]: ...
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    id: int
+    seen_at: datetime
+    invoice_id: str
+    account_id: str
+    coin: str
+    txid: str
+    output_index: int
+    amount: int
+    decimals: int
+    rate: str  # fiat per whole coin, locked on the invoice
+    fiat_currency: str
+    block_hash: str | None
+    block_height: int | None
+    status: str
+    address: str
+    match_key: bytes
+
+
+class Ledger(Protocol):
+    async def page(self, start: datetime | None, end: datetime | None, coin: str | None,
+                   after: int | None, limit: int) -> list[LedgerRow]: ...
+
+    async def count(self, start: datetime | None, end: datetime | None,
+                    coin: str | None) -> int: ...
+
+    async def by_txid(self, txid: str) -> list[LedgerRow]: ...
+
+    async def invoice_keys(self, coin: str) -> dict[bytes, str]: ...
+
+
 class Outbox(Protocol):
     async def publish(self, events: Sequence[DomainEvent], now: datetime) -> None:
         """Write events and their deliveries in the current transaction."""
@@ -339,6 +413,12 @@ class UnitOfWork(Protocol):
     def throttle(self) -> ThrottleRepository: ...
     @property
     def security_log(self) -> SecurityLog: ...
+    @property
+    def retention(self) -> RetentionRepository: ...
+    @property
+    def audit(self) -> AuditLog: ...
+    @property
+    def ledger(self) -> Ledger: ...
 
     async def __aenter__(self) -> Self: ...
 

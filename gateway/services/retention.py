@@ -1,23 +1,57 @@
-"""Deleting what the privacy policy says we no longer keep."""
+"""Deleting what the privacy policy says we no longer keep, and carrying out deletions
+whose grace period has passed."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from gateway.services.ports import Clock, UnitOfWorkFactory
 
 
+@dataclass(frozen=True)
+class RetentionPeriods:
+    security_log: timedelta = timedelta(days=30)
+    idempotency_keys: timedelta = timedelta(hours=24)
+    delivery_logs: timedelta = timedelta(days=30)
+
+
 class RetentionService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, security_log_days: int) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, periods: RetentionPeriods) -> None:
         self._uow = uow
         self._clock = clock
-        self._security_log = timedelta(days=security_log_days)
+        self._periods = periods
 
     async def run(self, dry_run: bool = False) -> dict[str, int]:
-        """Rows past their retention period: removed, or (dry run) only counted."""
+        """Rows strictly older than their period: removed, or (dry run) only counted."""
         now = self._clock()
+        p = self._periods
         async with self._uow() as uow:
             counts = {
-                "security_log": await uow.security_log.purge(now - self._security_log, dry_run),
+                "security_log": await uow.security_log.purge(now - p.security_log, dry_run),
+                "sessions": await uow.retention.sessions(now, dry_run),
+                "idempotency_keys": await uow.retention.idempotency_keys(
+                    now - p.idempotency_keys, dry_run),
+                "delivery_logs": await uow.retention.delivery_logs(now - p.delivery_logs,
+                                                                   dry_run),
             }
+            due = await uow.accounts.due_for_deletion(now)
             if not dry_run:
                 await uow.commit()
+        counts["account_deletions"] = len(due)
+        if not dry_run:
+            counts["account_deletions"] = sum([await self.erase(a) for a in due])
         return counts
+
+    async def erase(self, account_id: str) -> bool:
+        """One account per transaction, so one failure does not hold back the others."""
+        now = self._clock()
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or account.deleted or account.deletion_due_at is None \
+                    or account.deletion_due_at > now:
+                return False  # cancelled or done since the list was read
+            account.erase(now)
+            await uow.accounts.erase_personal_data(account_id)
+            await uow.accounts.save(account)
+            await uow.outbox.publish(account.events, now)
+            await uow.commit()
+        return True

@@ -135,7 +135,7 @@ async def make_stack(
         assert upgraded.returncode == 0, upgraded.stderr
         created = run_cli(env, "apikey", "create", "--name", "provisioning",
                           "--scope", "invoices:write", "--scope", "invoices:read",
-                          "--scope", "accounts:read", "--scope", "webhooks:manage",
+                          "--scope", "personal_data:read", "--scope", "webhooks:manage",
                           "--scope", "events:read")
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip()

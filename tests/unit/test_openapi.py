@@ -13,7 +13,7 @@ def routes() -> set[tuple[str, str]]:
     async def ready() -> tuple[bool, dict[str, object]]:
         return True, {}
 
-    services = HttpServices(*([None] * 7), readiness=ready)  # type: ignore[arg-type]
+    services = HttpServices(*([None] * 9), readiness=ready)  # type: ignore[arg-type]
     app = create_app(services)
     found = set()
     for route in app.router.routes():

@@ -4,17 +4,29 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.adapters.db.tables import accounts, api_keys, recovery_codes, sessions
+from gateway.adapters.db.tables import (
+    accounts,
+    api_keys,
+    login_throttle,
+    policy_notices,
+    recovery_codes,
+    security_log,
+    sessions,
+)
 from gateway.adapters.fields import FieldCipher
 from gateway.domain.accounts import Account
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.ports import (
+    AccountDetails,
     ApiKeyRecord,
     Login,
     Profile,
     SessionRecord,
     TotpState,
 )
+
+# Not a valid argon2 hash, so no password can ever match it.
+TOMBSTONE_HASH = "!deleted"
 
 
 def _account(row: object) -> Account:
@@ -25,6 +37,9 @@ def _account(row: object) -> Account:
         datacenter=r["datacenter"],
         currency=r["currency"],
         activated_at=r["activated_at"],
+        policy_version=r["policy_version"],
+        deletion_due_at=r["deletion_due_at"],
+        deleted_at=r["deleted_at"],
     )
 
 
@@ -72,7 +87,7 @@ class SqlAccounts:
                 .where(accounts.c.id == account_id)
             )
         ).first()
-        if row is None:
+        if row is None or not row.email_ct:  # unknown, or a tombstone
             raise NotFound("account")
         c = self._cipher
         return Profile(
@@ -95,6 +110,9 @@ class SqlAccounts:
                 datacenter=account.datacenter,
                 currency=account.currency,
                 activated_at=account.activated_at,
+                policy_version=account.policy_version,
+                deletion_due_at=account.deletion_due_at,
+                deleted_at=account.deleted_at,
             )
         )
 
@@ -112,6 +130,47 @@ class SqlAccounts:
                 )
         except IntegrityError:
             raise Conflict("an account with this email already exists") from None
+
+    async def details(self, account_id: str) -> AccountDetails:
+        row = (await self._conn.execute(select(
+            accounts.c.email_verified_at, accounts.c.totp_enabled_at).where(
+                accounts.c.id == account_id))).one()
+        return AccountDetails(row.email_verified_at, row.totp_enabled_at)
+
+    async def due_for_deletion(self, now: datetime) -> list[str]:
+        rows = await self._conn.execute(
+            select(accounts.c.id).where(accounts.c.deletion_due_at <= now,
+                                        accounts.c.deleted_at.is_(None)).order_by(accounts.c.id))
+        return [str(r.id) for r in rows]
+
+    async def erase_personal_data(self, account_id: str) -> None:
+        # The tombstone keeps the id only. The blind index is replaced too: it is derived
+        # from the email, so it would let anyone with the index key confirm a guess. Login
+        # throttle rows are keyed by that index and go with it.
+        index = (await self._conn.execute(select(accounts.c.email_index).where(
+            accounts.c.id == account_id))).scalar_one()
+        await self._conn.execute(delete(login_throttle).where(login_throttle.c.key == index))
+        await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(
+            email_index=f"deleted:{account_id}", email_ct=b"", display_name_ct=None,
+            company_ct=None, password_hash=TOMBSTONE_HASH, datacenter=None, currency=None,
+            totp_secret_ct=None, totp_enabled_at=None, totp_last_step=None,
+            email_verified_at=None))
+        for table in (recovery_codes, sessions, security_log, policy_notices):
+            await self._conn.execute(delete(table).where(table.c.account_id == account_id))
+
+    async def notice_recipients(self, version: str) -> list[str]:
+        """Accounts that are not deleted, accepted another version and were not yet
+        mailed about this one."""
+        sent = select(policy_notices.c.account_id).where(policy_notices.c.version == version)
+        rows = await self._conn.execute(select(accounts.c.id).where(
+            accounts.c.deleted_at.is_(None),
+            (accounts.c.policy_version.is_(None)) | (accounts.c.policy_version != version),
+            accounts.c.id.not_in(sent)).order_by(accounts.c.id))
+        return [str(r.id) for r in rows]
+
+    async def record_notice(self, account_id: str, version: str, now: datetime) -> None:
+        await self._conn.execute(insert(policy_notices).values(
+            account_id=account_id, version=version, sent_at=now))
 
     async def email_verified(self, account_id: str) -> bool:
         value = (await self._conn.execute(select(accounts.c.email_verified_at).where(

@@ -51,6 +51,32 @@ accounts = Table(
     Column("totp_enabled_at", UTCDateTime),
     Column("totp_last_step", BigInteger),
     Column("email_verified_at", UTCDateTime),
+    # Deletion: requested by the customer, carried out by retention once due; afterwards
+    # the row is a tombstone that only keeps the billing records attached.
+    Column("deletion_due_at", UTCDateTime),
+    Column("deleted_at", UTCDateTime),
+)
+
+# Who read a customer's personal data, when and why: service API keys and the CLI.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),  # key_... or cli:<user>
+    Column("account_id", String(40), nullable=False, index=True),
+    Column("action", String(40), nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("reason", String(200)),
+)
+
+# Policy-change notices already mailed, so an interrupted run resumes without repeats.
+policy_notices = Table(
+    "policy_notices",
+    metadata,
+    Column("account_id", String(40), primary_key=True),
+    Column("version", String(40), primary_key=True),
+    Column("sent_at", UTCDateTime, nullable=False),
 )
 
 # Failed logins per email, keyed by the email's blind index (never the email), so unknown

@@ -5,9 +5,12 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
+from gateway.adapters.db.audit import SqlAuditLog
 from gateway.adapters.db.chain_state import SqlCursors
 from gateway.adapters.db.idempotency import SqlIdempotency
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
+from gateway.adapters.db.ledger import SqlLedger
+from gateway.adapters.db.retention import SqlRetention
 from gateway.adapters.db.security_log import SqlSecurityLog
 from gateway.adapters.db.throttle import SqlThrottle
 from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
@@ -45,6 +48,9 @@ class SqlUnitOfWork:
         self.events = SqlEvents(conn)
         self.throttle = SqlThrottle(conn)
         self.security_log = SqlSecurityLog(conn)
+        self.retention = SqlRetention(conn)
+        self.audit = SqlAuditLog(conn)
+        self.ledger = SqlLedger(conn)
         return self
 
     async def __aexit__(

@@ -1,0 +1,47 @@
+"""Purges for the retention task: each counts (dry run) or deletes rows past a cut-off."""
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.adapters.db.tables import (
+    deliveries,
+    delivery_attempts,
+    events,
+    idempotency_keys,
+    sessions,
+)
+
+
+class SqlRetention:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def _purge(self, table: Table, where: ColumnElement[bool], dry_run: bool) -> int:
+        if dry_run:
+            return int((await self._conn.execute(
+                select(func.count()).select_from(table).where(where))).scalar_one())
+        return int((await self._conn.execute(delete(table).where(where))).rowcount)
+
+    async def sessions(self, now: datetime, dry_run: bool) -> int:
+        """Sessions that can never be used again: past their lifetime or revoked."""
+        return await self._purge(
+            sessions, or_(sessions.c.expires_at < now, sessions.c.revoked_at < now), dry_run)
+
+    async def idempotency_keys(self, before: datetime, dry_run: bool) -> int:
+        return await self._purge(idempotency_keys, idempotency_keys.c.updated_at < before,
+                                 dry_run)
+
+    async def delivery_logs(self, before: datetime, dry_run: bool) -> int:
+        """Attempt logs older than the cut-off, then finished deliveries and events whose
+        last delivery is gone. Pending deliveries are never touched."""
+        attempts = await self._purge(delivery_attempts, delivery_attempts.c.at < before, dry_run)
+        old_done = and_(deliveries.c.status != "pending", deliveries.c.updated_at < before)
+        if dry_run:
+            return attempts
+        still_attempted = exists().where(delivery_attempts.c.delivery_id == deliveries.c.id)
+        await self._conn.execute(delete(deliveries).where(old_done, ~still_attempted))
+        await self._conn.execute(delete(events).where(
+            events.c.created_at < before, ~exists().where(deliveries.c.event_id == events.c.id)))
+        return attempts

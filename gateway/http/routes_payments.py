@@ -1,0 +1,60 @@
+"""Finance: every recorded payment, by period and by transaction hash."""
+
+from datetime import datetime
+
+from aiohttp import web
+
+from gateway.domain.errors import InvalidInput
+from gateway.http.auth import api_key
+from gateway.http.keys import SERVICES
+from gateway.services.errors import NotFound
+from gateway.services.finance import COLUMNS, Period
+from gateway.tabular import csv_text
+
+routes = web.RouteTableDef()
+
+
+def _time(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(name, "must be an RFC 3339 time such as 2026-01-01T00:00:00Z") from None
+    if value.tzinfo is None:
+        raise InvalidInput(name, "needs a time zone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+@routes.get("/v1/payments")
+async def list_payments(request: web.Request) -> web.Response:
+    await api_key(request, "payments:read")
+    q = request.query
+    fmt = q.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidInput("format", "must be json or csv")
+    try:
+        limit = int(q.get("limit", "100"))
+        after = int(q["cursor"]) if "cursor" in q else None
+    except ValueError:
+        raise InvalidInput("cursor", "cursor and limit must be integers") from None
+    period = Period(_time(request, "from"), _time(request, "to"), q.get("coin"))
+    lines = await request.app[SERVICES].finance.page(period, after, limit)
+    next_cursor = str(lines[-1].row.id) if lines and len(lines) == limit else None
+    rows = [line.as_dict() for line in lines]
+    if fmt == "csv":
+        resp = web.Response(text=csv_text(COLUMNS, rows), content_type="text/csv")
+        if next_cursor is not None:
+            resp.headers["X-Next-Cursor"] = next_cursor
+        return resp
+    return web.json_response({"data": rows, "next_cursor": next_cursor})
+
+
+@routes.get("/v1/payments/{txid}")
+async def payment(request: web.Request) -> web.Response:
+    await api_key(request, "payments:read")
+    lines = await request.app[SERVICES].finance.by_txid(request.match_info["txid"])
+    if not lines:
+        raise NotFound("payment with this transaction hash")
+    return web.json_response({"data": [line.as_dict() for line in lines]})

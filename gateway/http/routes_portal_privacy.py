@@ -1,0 +1,54 @@
+"""Portal forms for the privacy promises: acknowledge a policy change, ask for deletion,
+cancel it. Export is a plain link to `/v1/me/export`, which the session cookie opens."""
+
+from aiohttp import web
+
+from gateway.domain.errors import DomainError
+from gateway.http.auth import SESSION_COOKIE
+from gateway.http.client_ip import client_ip
+from gateway.http.keys import SERVICES
+from gateway.http.routes_portal import _account, _form_session, _redirect, _text
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/account/policy")
+async def account_policy(request: web.Request) -> web.Response:
+    got = await _form_session(request)
+    if isinstance(got, web.Response):
+        return got
+    session, _ = got
+    await request.app[SERVICES].privacy.acknowledge_policy(session.account_id)
+    return _redirect(request, "account?saved=1")
+
+
+@routes.post("/account/delete")
+async def account_delete(request: web.Request) -> web.Response:
+    got = await _form_session(request)
+    if isinstance(got, web.Response):
+        return got
+    session, form = got
+    services = request.app[SERVICES]
+    try:
+        await services.privacy.request_deletion(
+            session.account_id, str(form.get("password", "")), _text(form, "totp_code"),
+            client_ip(request, services.trusted_proxies))
+    except DomainError as exc:
+        return await _account(request, session, 422, error=str(exc))
+    # Every session ended with the request, this one too.
+    resp = _redirect(request, "login")
+    resp.del_cookie(SESSION_COOKIE, path="/", secure=services.cookie_secure, httponly=True,
+                    samesite="Strict")
+    return resp
+
+
+@routes.post("/account/deletion/cancel")
+async def account_deletion_cancel(request: web.Request) -> web.Response:
+    got = await _form_session(request)
+    if isinstance(got, web.Response):
+        return got
+    session, _ = got
+    services = request.app[SERVICES]
+    await services.privacy.cancel_deletion(session.account_id,
+                                           client_ip(request, services.trusted_proxies))
+    return _redirect(request, "account?saved=1")

@@ -1,0 +1,104 @@
+"""Export, deletion, policy acknowledgement, and audited service reads of an account."""
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from gateway.domain.errors import InvalidInput
+from gateway.domain.timestamps import rfc3339
+from gateway.http.auth import api_key, customer
+from gateway.http.client_ip import client_ip
+from gateway.http.keys import SERVICES
+from gateway.http.schemas import DeletionBody, read_json
+from gateway.http.views import account_json
+from gateway.services.errors import Conflict
+from gateway.services.privacy import EXPORT_COLUMNS, Reader, Tables
+from gateway.tabular import tables_json, tables_zip
+
+routes = web.RouteTableDef()
+
+PERSONAL_SCOPE = "personal_data:read"
+REASON_HEADER = "X-Access-Reason"
+
+
+def _reader(request: web.Request, key_id: str) -> Reader:
+    reason = request.headers.get(REASON_HEADER, "").strip()[:200] or None
+    return Reader(key_id, reason)
+
+
+def export_format(request: web.Request) -> str:
+    """Checked before anything is read, so a refused request leaves no audit entry."""
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidInput("format", "must be json or csv")
+    return fmt
+
+
+def export_response(fmt: str, tables: Tables, account_id: str) -> web.Response:
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    if fmt == "json":
+        body, kind, ext = tables_json(tables), "application/json", "json"
+    else:
+        body, kind, ext = tables_zip(tables, EXPORT_COLUMNS), "application/zip", "zip"
+    resp = web.Response(body=body, content_type=kind)
+    resp.headers["Content-Disposition"] = (
+        f'attachment; filename="packetra-{account_id}-{stamp}.{ext}"')
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@routes.get("/v1/me/export")
+async def export_mine(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    fmt = export_format(request)
+    tables = await request.app[SERVICES].privacy.export(account_id)
+    return export_response(fmt, tables, account_id)
+
+
+@routes.delete("/v1/me")
+async def delete_me(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    body = DeletionBody.model_validate(await read_json(request))
+    services = request.app[SERVICES]
+    due = await services.privacy.request_deletion(
+        account_id, body.password, body.totp_code,
+        client_ip(request, services.trusted_proxies))
+    return web.json_response({
+        "deletion_due_at": rfc3339(due),
+        "detail": "every session has ended; log in before this time and cancel to keep "
+                  "the account",
+    }, status=202)
+
+
+@routes.delete("/v1/me/deletion")
+async def cancel_deletion(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    services = request.app[SERVICES]
+    if not await services.privacy.cancel_deletion(
+            account_id, client_ip(request, services.trusted_proxies)):
+        raise Conflict("no deletion is scheduled for this account")
+    return web.Response(status=204)
+
+
+@routes.post("/v1/me/policy-acknowledgement")
+async def acknowledge_policy(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    await request.app[SERVICES].privacy.acknowledge_policy(account_id)
+    return web.Response(status=204)
+
+
+@routes.get("/v1/accounts/{account_id}")
+async def get_account(request: web.Request) -> web.Response:
+    key = await api_key(request, PERSONAL_SCOPE)
+    view = await request.app[SERVICES].privacy.read_account(
+        request.match_info["account_id"], _reader(request, key.id))
+    return web.json_response(account_json(view))
+
+
+@routes.get("/v1/accounts/{account_id}/export")
+async def export_account(request: web.Request) -> web.Response:
+    key = await api_key(request, PERSONAL_SCOPE)
+    fmt = export_format(request)
+    account_id = request.match_info["account_id"]
+    tables = await request.app[SERVICES].privacy.export(account_id, _reader(request, key.id))
+    return export_response(fmt, tables, account_id)

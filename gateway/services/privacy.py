@@ -1,0 +1,196 @@
+"""The privacy policy's promises to a customer: see everything held about you, have it
+deleted, know who read it, and be told when the policy changes."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.domain.accounts import email_lookup_form
+from gateway.domain.errors import InvalidInput
+from gateway.domain.money import format_units
+from gateway.domain.timestamps import rfc3339
+from gateway.services.accounts import AccountView
+from gateway.services.errors import NotFound, Unauthorized
+from gateway.services.ports import (
+    AuditEntry,
+    Clock,
+    PasswordHasher,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from gateway.services.two_factor import TwoFactorService
+
+# One table per kind of record; the CSV export is a zip with one file per table.
+Tables = dict[str, list[dict[str, Any]]]
+
+EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "profile": ("id", "email", "display_name", "company", "created_at", "activated_at",
+                "email_verified_at", "two_factor_enabled_at", "policy_version_accepted",
+                "deletion_due_at"),
+    "preferences": ("datacenter", "currency"),
+    "invoices": ("id", "status", "price", "price_currency", "coin", "amount_due", "address",
+                 "rate", "created_at", "settled_at"),
+    "payments": ("invoice_id", "coin", "txid", "output_index", "amount", "status",
+                 "block_height", "seen_at"),
+    "security_log": ("event", "ip", "at"),
+    "audit_log": ("at", "actor", "action", "fields", "reason"),
+}
+
+PERSONAL_FIELDS = ("email", "display_name", "company", "datacenter", "currency")
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who reads personal data on the service side, and why (for the access audit)."""
+
+    actor: str
+    reason: str | None = None
+
+
+def _ts(value: datetime | None) -> str | None:
+    return rfc3339(value) if value is not None else None
+
+
+class PrivacyService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        passwords: PasswordHasher,
+        blind_index: Callable[[str], str],
+        two_factor: TwoFactorService,
+        clock: Clock,
+        deletion_grace: timedelta,
+        policy_version: str,
+    ) -> None:
+        self._uow = uow
+        self._passwords = passwords
+        self._index = blind_index
+        self._two_factor = two_factor
+        self._clock = clock
+        self._grace = deletion_grace
+        self.policy_version = policy_version
+
+    async def request_deletion(self, account_id: str, password: str, code: str | None,
+                               ip: str | None = None) -> datetime:
+        """Schedules deletion after the grace period and ends every session; logging in
+        again and cancelling keeps the account."""
+        now = self._clock()
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or account.deleted:
+                raise NotFound("account")
+            profile = await uow.accounts.profile(account_id)
+            login = await uow.accounts.find_login(self._index(email_lookup_form(profile.email)))
+            if login is None or not self._passwords.verify(login.password_hash, password):
+                raise InvalidInput("password", "is wrong")
+            try:
+                await self._two_factor.require(uow, account_id, code)
+            except Unauthorized as exc:
+                raise InvalidInput("totp_code", str(exc)) from None
+            due = account.schedule_deletion(now, self._grace)
+            await uow.accounts.save(account)
+            await uow.sessions.revoke_all(account_id, now)
+            await uow.security_log.add(account_id, "deletion_requested", ip, now)
+            await uow.outbox.publish(account.events, now)
+            await uow.commit()
+        return due
+
+    async def cancel_deletion(self, account_id: str, ip: str | None = None) -> bool:
+        now = self._clock()
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or not account.cancel_deletion():
+                return False
+            await uow.accounts.save(account)
+            await uow.security_log.add(account_id, "deletion_cancelled", ip, now)
+            await uow.commit()
+        return True
+
+    async def acknowledge_policy(self, account_id: str) -> None:
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or account.deleted:
+                raise NotFound("account")
+            account.accept_policy(self.policy_version)
+            await uow.accounts.save(account)
+            await uow.commit()
+
+    async def read_account(self, account_id: str, reader: Reader) -> AccountView:
+        """A service's read of personal data: allowed by the key's scope, and audited in the
+        same transaction, so no read goes unrecorded."""
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id)
+            if account is None or account.deleted:
+                raise NotFound("account")
+            profile = await uow.accounts.profile(account_id)
+            await self._audit(uow, account_id, reader, "read_account", PERSONAL_FIELDS)
+            await uow.commit()
+        return AccountView(account, profile)
+
+    async def export(self, account_id: str, reader: Reader | None = None) -> Tables:
+        """Everything held about the account. `reader` is set when someone other than the
+        customer asks (service key, operator), and is then audited."""
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id)
+            if account is None or account.deleted:
+                raise NotFound("account")
+            if reader is not None:
+                await self._audit(uow, account_id, reader, "export", ("all",))
+            tables = await self._collect(uow, account_id)
+            await uow.commit()
+        return tables
+
+    async def _audit(self, uow: UnitOfWork, account_id: str, reader: Reader, action: str,
+                     fields: tuple[str, ...]) -> None:
+        await uow.audit.add(AuditEntry(self._clock(), reader.actor, account_id, action, fields,
+                                       reader.reason))
+
+    async def _collect(self, uow: UnitOfWork, account_id: str) -> Tables:
+        account = await uow.accounts.get(account_id)
+        assert account is not None
+        profile = await uow.accounts.profile(account_id)
+        details = await uow.accounts.details(account_id)
+        invoices: list[dict[str, Any]] = []
+        payments: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = await uow.invoices.page(account_id, None, after, 200)
+            for rec in page:
+                inv = rec.invoice
+                dec = inv.terms.decimals
+                invoices.append({
+                    "id": inv.id, "status": inv.status.value,
+                    "price": inv.price.as_decimal_string(), "price_currency": inv.price.currency,
+                    "coin": inv.coin, "amount_due": format_units(inv.terms.amount_due, dec),
+                    "address": rec.address, "rate": inv.rate.value,
+                    "created_at": _ts(inv.created_at), "settled_at": _ts(inv.settled_at),
+                })
+                payments.extend({
+                    "invoice_id": inv.id, "coin": inv.coin, "txid": p.txid,
+                    "output_index": p.index, "amount": format_units(p.amount, dec),
+                    "status": p.status, "block_height": p.block_height,
+                    "seen_at": _ts(p.seen_at),
+                } for p in rec.payments)
+            if len(page) < 200:
+                break
+            after = page[-1].invoice.id
+        return {
+            "profile": [{
+                "id": account.id, "email": profile.email, "display_name": profile.display_name,
+                "company": profile.company, "created_at": _ts(account.created_at),
+                "activated_at": _ts(account.activated_at),
+                "email_verified_at": _ts(details.email_verified_at),
+                "two_factor_enabled_at": _ts(details.totp_enabled_at),
+                "policy_version_accepted": account.policy_version,
+                "deletion_due_at": _ts(account.deletion_due_at),
+            }],
+            "preferences": [{"datacenter": account.datacenter, "currency": account.currency}],
+            "invoices": invoices,
+            "payments": payments,
+            "security_log": [{"event": e.event, "ip": e.ip, "at": _ts(e.at)}
+                             for e in await uow.security_log.for_account(account_id)],
+            "audit_log": [{"at": _ts(e.at), "actor": e.actor, "action": e.action,
+                           "fields": " ".join(e.fields), "reason": e.reason}
+                          for e in await uow.audit.for_account(account_id)],
+        }
