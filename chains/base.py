@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
@@ -72,6 +73,36 @@ class Watchlist(Protocol):
     async def refresh(self) -> None: ...
 
     def __contains__(self, match_key: object) -> bool: ...
+
+
+@dataclass(frozen=True)
+class OutputLookup:
+    """What the node says about one output, for reconciliation."""
+
+    known: bool  # the node has the transaction (in the given block, or in its mempool)
+    block: BlockRef | None = None  # the block asked about, or None for the mempool
+    in_main_chain: bool = False  # that block is on the node's main chain
+    confirmations: int = 0
+    match_key: bytes | None = None  # None: the transaction has no such output
+    amount: int | None = None
+
+
+class Auditable(Protocol):
+    """Read-only questions a reconciliation asks a node, beyond following the chain."""
+
+    coin: str
+
+    async def lookup(self, txid: str, index: int, block_hash: str | None) -> OutputLookup:
+        """The output as found in `block_hash`, or in the mempool when None."""
+        ...
+
+    async def heights_between(self, start: datetime, end: datetime) -> range:
+        """Heights of main-chain blocks that may carry transactions of that period."""
+        ...
+
+    async def scan(self, height: int, watched: Watchlist) -> BlockConnected:
+        """The main-chain block at `height`, with its outputs that pay a watched key."""
+        ...
 
 
 class ChainError(Exception):

@@ -6,6 +6,7 @@ reports `addresses[]`, Bitcoin Core >= 22 `address`)."""
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from chains.base import (
     MempoolGone,
     MempoolSeen,
     Observed,
+    OutputLookup,
     Watchlist,
 )
 from chains.hd import receive_key
@@ -155,6 +157,56 @@ class UtxoChain:
                     pending.difference_update(gone)
                     yield MempoolGone(gone)
             await asyncio.sleep(self._poll)
+
+    async def lookup(self, txid: str, index: int, block_hash: str | None) -> OutputLookup:
+        block: BlockRef | None = None
+        in_main, confirmations = False, 0
+        try:
+            if block_hash is not None:
+                header = await self._rpc.call("getblockheader", block_hash)
+                block = BlockRef(int(header["height"]), block_hash)
+                confirmations = max(int(header["confirmations"]), 0)
+                in_main = int(header["confirmations"]) >= 0  # -1: on a stale branch
+                tx = await self._rpc.call("getrawtransaction", txid, True, block_hash)
+            else:
+                tx = await self._rpc.call("getrawtransaction", txid, True)
+        except JsonRpcError:
+            return OutputLookup(False, block, in_main, confirmations)
+        outputs = {int(o["n"]): o for o in tx.get("vout", ())}
+        out = outputs.get(index)
+        if out is None:
+            return OutputLookup(True, block, in_main, confirmations)
+        return OutputLookup(True, block, in_main, confirmations,
+                            bytes.fromhex(out["scriptPubKey"]["hex"]),
+                            self._amount(out["value"]))
+
+    async def heights_between(self, start: datetime, end: datetime) -> range:
+        # Median time past never decreases with height, so it can be bisected; a block's
+        # own time may be up to two hours off it, hence the margins.
+        tip = int(await self._rpc.call("getblockcount"))
+
+        async def first_at_or_after(moment: datetime) -> int:
+            low, high = 0, tip + 1
+            while low < high:
+                mid = (low + high) // 2
+                header = await self._rpc.call(
+                    "getblockheader", await self._rpc.call("getblockhash", mid))
+                if int(header["mediantime"]) < moment.timestamp():
+                    low = mid + 1
+                else:
+                    high = mid
+            return low
+
+        margin = timedelta(hours=2)
+        return range(await first_at_or_after(start - margin),
+                     await first_at_or_after(end + margin))
+
+    async def scan(self, height: int, watched: Watchlist) -> BlockConnected:
+        block_hash = await self._rpc.call("getblockhash", height)
+        block = await self._rpc.call("getblock", block_hash, 2)
+        ref = BlockRef(height, str(block["hash"]))
+        found = [o for tx in block["tx"] for o in self._match_tx(tx, watched, ref)]
+        return BlockConnected(ref, str(block.get("previousblockhash", "")), tuple(found))
 
     async def _mempool_tx(self, txid: str) -> dict[str, Any] | None:
         try:

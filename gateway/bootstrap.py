@@ -8,16 +8,17 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chains.base import Chain
 from chains.jsonrpc import JsonRpcClient
 from chains.networks import NETWORKS
 from chains.utxo import UtxoChain
+from gateway.adapters.backup.files import Backups, prune
 from gateway.adapters.chain_directory import ChainDirectory
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import current_revision, head_revision, make_engine
@@ -43,16 +44,18 @@ from gateway.services.api_keys import ApiKeyService
 from gateway.services.chain_events import PaymentTracker
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
+from gateway.services.policy_notices import PolicyNoticeService
 from gateway.services.ports import RateProvider
 from gateway.services.privacy import PrivacyService
 from gateway.services.rates import MedianRates, PreferFixed
+from gateway.services.reconcile import ReconcileService
 from gateway.services.recovery import Links, RecoveryService
 from gateway.services.retention import RetentionPeriods, RetentionService
 from gateway.services.two_factor import SecondFactor, TwoFactorService
 from gateway.services.wallet import WalletService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
-from gateway.watcher import ChainWatcher, run_retention, run_sweeper
+from gateway.watcher import ChainWatcher, run_backups, run_retention, run_sweeper
 from webhooks import signing
 from webhooks.retry import RetryPolicy
 from webhooks.worker import DeliveryWorker
@@ -69,8 +72,8 @@ class SchemaNotReady(Exception):
     pass
 
 
-def build_chains(settings: Settings) -> dict[str, Chain]:
-    chains: dict[str, Chain] = {}
+def build_chains(settings: Settings) -> dict[str, UtxoChain]:
+    chains: dict[str, UtxoChain] = {}
     for code, coin in settings.coins.items():
         assert coin.kind == "utxo" and coin.rpc_url is not None and coin.xpub is not None
         assert coin.network is not None
@@ -106,6 +109,8 @@ class Gateway:
     retention: RetentionService
     privacy: PrivacyService
     finance: FinanceService
+    notices: PolicyNoticeService
+    reconcile: ReconcileService
     tip_heights: dict[str, int] = field(default_factory=dict)
 
     def uow(self) -> SqlUnitOfWork:
@@ -189,7 +194,8 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     sec = settings.security
     engine = make_engine(settings.database.url, hide_parameters=True)
     cipher = FieldCipher(sec.data_key_list())
-    chains = ChainDirectory(build_chains(settings))
+    nodes = build_chains(settings)
+    chains = ChainDirectory(nodes)
     store = SqlDeliveryStore(engine, cipher)
     metrics = Metrics()
     worker = DeliveryWorker(
@@ -296,7 +302,16 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
             two_factor, clock, timedelta(days=ret.deletion_grace_days),
             settings.privacy.policy_version),
         finance=FinanceService(uow, chains.coins()),
+        notices=PolicyNoticeService(
+            uow, mailer, clock, settings.privacy.policy_version,
+            f"{settings.server.public_url}{settings.server.path_prefix}/account"),
+        reconcile=ReconcileService(uow, nodes),
     )
+
+
+def build_backups(settings: Settings) -> Backups:
+    """Raises `ConfigError` when no [backup] key is configured."""
+    return Backups(settings.database.url, settings.backup.key_bytes())
 
 
 def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
@@ -316,6 +331,12 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
         leadership.run_exclusively("gateway:retention", lambda: run_retention(
             gw.retention, gw.settings.retention.interval_seconds)),
     ]
+    backup = gw.settings.backup
+    if backup.dir is not None and backup.key is not None:
+        jobs.append(leadership.run_exclusively("gateway:backup", lambda: run_backups(
+            build_backups(gw.settings), Path(backup.dir or "."),
+            timedelta(days=gw.settings.retention.backup_days),
+            backup.interval_hours * 3600, gw.clock, prune)))
     for coin, chain in gw.chains.items():
         watcher = ChainWatcher(chain, gw.tracker, SqlWatchlist(gw.engine, coin),
                                on_block=on_block)

@@ -3,55 +3,10 @@
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Sequence
 
-from gateway import logs
-from gateway.config import ConfigError, Settings, load
-
-if TYPE_CHECKING:
-    from datetime import datetime
-
-    from gateway.bootstrap import Gateway
-
-T = TypeVar("T")
-
-EXIT_CONFIG = 2
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    try:
-        return load(args.config)
-    except ConfigError as exc:
-        print(f"gateway: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
-
-
-def _with_gateway(args: argparse.Namespace, work: "Callable[[Gateway], Awaitable[T]]") -> T:
-    """Build the gateway from configuration, check the schema, run `work`, clean up.
-    Any refusal becomes one line on stderr and a non-zero exit."""
-    from gateway.bootstrap import build
-    from gateway.domain.errors import InvalidInput
-
-    settings = _settings(args)
-    logs.configure("WARNING")
-
-    async def run() -> T:
-        gw = build(settings)
-        try:
-            await gw.check_schema()
-            return await work(gw)
-        finally:
-            await gw.aclose()
-
-    try:
-        return asyncio.run(run())
-    except InvalidInput as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
-    except Exception as exc:  # refused by the service, or the database is unreachable
-        print(f"gateway: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+from gateway import cli_finance, cli_privacy, logs
+from gateway.cli_support import settings_or_exit, when, with_gateway
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -61,7 +16,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from gateway.bootstrap import SchemaNotReady, build, build_app
 
-    settings = _settings(args)
+    settings = settings_or_exit(args)
     gw = build(settings)
 
     async def check() -> None:
@@ -97,7 +52,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     from gateway.adapters.db.engine import alembic_config
 
-    settings = _settings(args)
+    settings = settings_or_exit(args)
     logs.configure("WARNING")
     command.upgrade(alembic_config(settings.database.url), "head")
     print("database is up to date")
@@ -105,14 +60,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
-    created = _with_gateway(args, lambda gw: gw.api_keys.create(args.name, args.scope))
+    created = with_gateway(args, lambda gw: gw.api_keys.create(args.name, args.scope))
     # The key is printed once, to stdout only; only its hash is stored.
     print(created.secret)
     return 0
 
 
 def cmd_wallet_gap(args: argparse.Namespace) -> int:
-    gap = _with_gateway(args, lambda gw: gw.wallet.gap(args.coin))
+    gap = with_gateway(args, lambda gw: gw.wallet.gap(args.coin))
     if args.json:
         import json
 
@@ -127,52 +82,37 @@ def cmd_wallet_gap(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(text: str) -> "datetime":
-    from datetime import datetime
-
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        print(f"gateway: {text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
-              file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
-    if moment.tzinfo is None:
-        print("gateway: give a time zone, e.g. 2026-01-01T00:00:00Z", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG)
-    return moment
-
-
 def cmd_webhook(args: argparse.Namespace) -> int:
     action = args.webhook
     if action == "add":
-        created = _with_gateway(args, lambda gw: gw.endpoints.create(
+        created = with_gateway(args, lambda gw: gw.endpoints.create(
             args.url, args.event_type, args.description))
         print(f"{created.record.id} {created.record.url}")
         print(f"secret (shown once): {created.secret}")
     elif action == "list":
-        for rec in _with_gateway(args, lambda gw: gw.endpoints.list()):
+        for rec in with_gateway(args, lambda gw: gw.endpoints.list()):
             types = ",".join(rec.event_types) or "*"
             state = "enabled" if rec.enabled else "DISABLED"
             print(f"{rec.id}\t{state}\t{types}\t{rec.url}\t{rec.description}")
     elif action == "delete":
-        _with_gateway(args, lambda gw: gw.endpoints.delete(args.id))
+        with_gateway(args, lambda gw: gw.endpoints.delete(args.id))
         print(f"deleted {args.id}")
     elif action == "enable":
-        _with_gateway(args, lambda gw: gw.endpoints.set_enabled(args.id, True))
+        with_gateway(args, lambda gw: gw.endpoints.set_enabled(args.id, True))
         print(f"enabled {args.id}")
     elif action == "rotate":
-        secret, until = _with_gateway(args, lambda gw: gw.endpoints.rotate(args.id))
+        secret, until = with_gateway(args, lambda gw: gw.endpoints.rotate(args.id))
         print(f"new secret (shown once): {secret}")
         print(f"the previous secret also signs until {until.isoformat()}")
     elif action == "redeliver":
-        since = _when(args.failed_since)
-        queued = _with_gateway(args, lambda gw: gw.events.redeliver_failed(since))
+        since = when(args.failed_since)
+        queued = with_gateway(args, lambda gw: gw.events.redeliver_failed(since))
         print(f"{queued} failed deliveries queued again (same webhook-id each)")
     return 0
 
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    counts = _with_gateway(args, lambda gw: gw.retention.run(dry_run=args.dry_run))
+    counts = with_gateway(args, lambda gw: gw.retention.run(dry_run=args.dry_run))
     verb = "would remove" if args.dry_run else "removed"
     for what, n in counts.items():
         print(f"{what}: {verb} {n}")
@@ -204,6 +144,7 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
         "session.key": key(),
         "index.key": key(),
         "data.keys": json.dumps([f"k{secrets.token_hex(2)}:{key()}"]),
+        "backup.key": key(),
     }
     for name, value in files.items():
         path = out / name
@@ -286,6 +227,9 @@ def parser() -> argparse.ArgumentParser:
     generate = keys.add_parser("generate", help="write new random keys (never overwrites)")
     generate.add_argument("--out", required=True, help="directory for the key files")
     generate.set_defaults(func=cmd_keys_generate)
+
+    cli_privacy.register(sub, common)
+    cli_finance.register(sub, common)
 
     demo = sub.add_parser("demo", help="the whole flow on a local Litecoin regtest node")
     demo.add_argument("--once", action="store_true", help="exit 0 after account.activated")

@@ -4,6 +4,9 @@ drives the time-based transitions (expiry, end of monitoring)."""
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
 
 from chains.base import (
     BlockConnected,
@@ -100,4 +103,25 @@ async def run_retention(retention: RetentionService, interval: float = 3600.0) -
             raise
         except Exception:
             log.exception("retention run failed")
+        await asyncio.sleep(interval)
+
+
+class BackupWriter(Protocol):
+    def create(self, out_dir: Path, now: datetime) -> Path: ...
+
+
+async def run_backups(backups: BackupWriter, out_dir: Path, keep: timedelta,
+                      interval: float, clock: Callable[[], datetime],
+                      prune: Callable[[Path, timedelta, datetime], list[Path]]) -> None:
+    """A backup every interval, then anything older than `keep` goes. The file work runs
+    in a thread so the event loop keeps serving."""
+    while True:
+        try:
+            path = await asyncio.to_thread(backups.create, out_dir, clock())
+            removed = await asyncio.to_thread(prune, out_dir, keep, clock())
+            log.info("backup written to %s; %d old backups pruned", path.name, len(removed))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("backup failed")
         await asyncio.sleep(interval)

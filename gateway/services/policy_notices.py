@@ -1,0 +1,51 @@
+"""Telling every active customer that the privacy policy changed, once each."""
+
+from gateway.domain.errors import InvalidInput
+from gateway.services.errors import NotFound
+from gateway.services.ports import Clock, UnitOfWorkFactory
+from gateway.services.recovery import Mailer
+
+
+class PolicyNoticeService:
+    def __init__(self, uow: UnitOfWorkFactory, mailer: Mailer, clock: Clock,
+                 current_version: str, account_url: str) -> None:
+        self._uow = uow
+        self._mailer = mailer
+        self._clock = clock
+        self._current = current_version
+        self._account_url = account_url
+
+    def check_version(self, version: str) -> None:
+        """Announce only the version the gateway enforces, or /account would never show
+        the notice the mail points to."""
+        if version != self._current:
+            raise InvalidInput("version", f"the configured [privacy] policy_version is "
+                                          f"{self._current!r}; set it to {version!r} first")
+
+    async def recipients(self, version: str) -> list[str]:
+        """Accounts still to be told: a resumed run skips those already mailed."""
+        self.check_version(version)
+        async with self._uow() as uow:
+            return await uow.accounts.notice_recipients(version)
+
+    async def send(self, account_id: str, version: str, summary: str) -> bool:
+        """Mail one account and record it; False when the mail could not go out (it is
+        retried by the next run). Recorded after sending: if the process dies between the
+        two, that customer gets the notice twice rather than never."""
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id)
+            if account is None or account.deleted:
+                return False
+            try:
+                email = (await uow.accounts.profile(account_id)).email
+            except NotFound:
+                return False
+        body = (f"Our privacy policy has changed (version {version}).\n\n{summary.strip()}\n\n"
+                f"Please read the summary and acknowledge it on your account page:\n"
+                f"{self._account_url}\n")
+        if not await self._mailer.send(email, f"Privacy policy update ({version})", body):
+            return False
+        async with self._uow() as uow:
+            await uow.accounts.record_notice(account_id, version, self._clock())
+            await uow.commit()
+        return True
