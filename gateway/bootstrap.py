@@ -21,7 +21,12 @@ from chains.utxo import UtxoChain
 from gateway.adapters.backup.files import Backups, prune
 from gateway.adapters.chain_directory import ChainDirectory
 from gateway.adapters.db.chain_state import SqlWatchlist
-from gateway.adapters.db.engine import current_revision, head_revision, make_engine
+from gateway.adapters.db.engine import (
+    checkpoint,
+    current_revision,
+    head_revision,
+    make_engine,
+)
 from gateway.adapters.db.leadership import AdvisoryLockLeadership, LocalLeadership
 from gateway.adapters.db.ops import snapshot
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
@@ -296,7 +301,8 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         retention=RetentionService(uow, clock, RetentionPeriods(
             security_log=timedelta(days=ret.security_log_days),
             idempotency_keys=timedelta(hours=ret.idempotency_hours),
-            delivery_logs=timedelta(days=ret.delivery_log_days))),
+            delivery_logs=timedelta(days=ret.delivery_log_days)),
+            flush=lambda: checkpoint(engine)),
         privacy=PrivacyService(
             uow, passwords, BlindIndex(base64.b64decode(sec.index_key.get_secret_value())),
             two_factor, clock, timedelta(days=ret.deletion_grace_days),

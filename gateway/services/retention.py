@@ -1,6 +1,7 @@
 """Deleting what the privacy policy says we no longer keep, and carrying out deletions
 whose grace period has passed."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,7 +16,11 @@ class RetentionPeriods:
 
 
 class RetentionService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, periods: RetentionPeriods) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, periods: RetentionPeriods,
+                 flush: Callable[[], Awaitable[None]] | None = None) -> None:
+        """`flush` makes erased data leave the disk now, where the store keeps old copies
+        (SQLite's write-ahead log)."""
+        self._flush = flush
         self._uow = uow
         self._clock = clock
         self._periods = periods
@@ -39,6 +44,8 @@ class RetentionService:
         counts["account_deletions"] = len(due)
         if not dry_run:
             counts["account_deletions"] = sum([await self.erase(a) for a in due])
+            if counts["account_deletions"] and self._flush is not None:
+                await self._flush()
         return counts
 
     async def erase(self, account_id: str) -> bool:

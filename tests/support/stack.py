@@ -219,6 +219,15 @@ class Api:
             doc = json.loads(text) if text else {}
             return resp.status, doc, dict(resp.headers)
 
+    async def fetch(self, path: str, token: str | None = None,
+                    headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+        """A GET whose answer is not JSON (exports, CSV)."""
+        hdrs = dict(headers or {})
+        if token:
+            hdrs["Authorization"] = f"Bearer {token}"
+        async with self.http.get(self.base + path, headers=hdrs) as resp:
+            return resp.status, await resp.read(), dict(resp.headers)
+
     async def ok(self, method: str, path: str, body: Any = None, token: str | None = None
                  ) -> dict[str, Any]:
         status, doc, _ = await self.call(method, path, body, token)

@@ -32,11 +32,27 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted and overwritten content is zeroed, not left in free pages: an erased
+        # account must not be recoverable from the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def checkpoint(engine: AsyncEngine) -> None:
+    """SQLite keeps old page images in its write-ahead log until a checkpoint: copy them
+    into the main file (which deletes securely) and truncate the log. Outside any
+    transaction, so on the driver connection. Busy readers can hold part of it back; the
+    next call finishes it. Nothing to do on PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def alembic_config(url: str) -> AlembicConfig:

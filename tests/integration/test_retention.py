@@ -1,0 +1,101 @@
+"""Retention removes exactly the rows past their period, on a real SQLite file and a real
+PostgreSQL database, with an injected clock so the boundary is exact."""
+
+import os
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.adapters.db import tables as t
+from gateway.adapters.db.engine import make_engine
+from gateway.adapters.db.unit_of_work import SqlUnitOfWork
+from gateway.adapters.fields import FieldCipher
+from gateway.services.retention import RetentionPeriods, RetentionService
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+TICK = timedelta(microseconds=1)
+PERIODS = RetentionPeriods(security_log=timedelta(days=30),
+                           idempotency_keys=timedelta(hours=24),
+                           delivery_logs=timedelta(days=30))
+
+
+async def seed(engine: AsyncEngine) -> None:
+    sec, idem, logs = (NOW - PERIODS.security_log, NOW - PERIODS.idempotency_keys,
+                       NOW - PERIODS.delivery_logs)
+    async with engine.begin() as conn:
+        for i, (due, deleted) in enumerate([(NOW, None), (NOW + TICK, None), (None, None)]):
+            await conn.execute(insert(t.accounts).values(
+                id=f"acc_{i}", email_index=f"ix{i}", email_ct=b"ct", password_hash="h",
+                created_at=NOW - timedelta(days=90), deletion_due_at=due, deleted_at=deleted))
+        await conn.execute(insert(t.security_log), [
+            {"account_id": "acc_2", "event": "old", "ip": "192.0.2.1", "at": sec - TICK},
+            {"account_id": "acc_2", "event": "edge", "ip": "192.0.2.1", "at": sec},
+            {"account_id": "acc_2", "event": "new", "ip": "192.0.2.1", "at": NOW}])
+        # executemany takes its columns from the first row: every row names them all.
+        await conn.execute(insert(t.sessions), [
+            {"id": sid, "account_id": "acc_2", "created_at": NOW - timedelta(hours=9),
+             "expires_at": expires, "revoked_at": revoked}
+            for sid, expires, revoked in (
+                ("s_expired", NOW - TICK, None), ("s_edge", NOW, None),
+                ("s_revoked", NOW + timedelta(hours=8), NOW - TICK),
+                ("s_live", NOW + timedelta(hours=8), None))])
+        await conn.execute(insert(t.idempotency_keys), [
+            {"scope": "k", "key": key, "fingerprint": "f", "state": "done", "owner": "o",
+             "created_at": at, "updated_at": at}
+            for key, at in (("old", idem - TICK), ("edge", idem), ("new", NOW))])
+        await conn.execute(insert(t.webhook_endpoints).values(
+            id="we_1", url="http://127.0.0.1:9/", secret_ct=b"x", event_types=[],
+            description="", enabled=True, created_at=NOW - timedelta(days=60)))
+        for name, at, status in (("old", logs - TICK, "succeeded"), ("edge", logs, "succeeded"),
+                                 ("stuck", logs - TICK, "pending")):
+            await conn.execute(insert(t.events).values(
+                id=f"evt_{name}", type="account.created", account_id="acc_2", body="{}",
+                created_at=at))
+            await conn.execute(insert(t.deliveries).values(
+                id=f"dl_{name}", event_id=f"evt_{name}", endpoint_id="we_1", status=status,
+                attempts=1, created_at=at, updated_at=at))
+            await conn.execute(insert(t.delivery_attempts).values(
+                delivery_id=f"dl_{name}", at=at, status_code=200, latency_ms=3))
+
+
+async def names(engine: AsyncEngine, column: object) -> set[str]:
+    async with engine.connect() as conn:
+        return {str(v) for v in (await conn.execute(select(column))).scalars()}  # type: ignore[call-overload]
+
+
+async def test_retention_removes_exactly_what_is_past_its_period(database_url: str) -> None:
+    engine = make_engine(database_url)
+    cipher = FieldCipher([("t", os.urandom(32))])
+    service = RetentionService(lambda: SqlUnitOfWork(engine, cipher), lambda: NOW, PERIODS)
+    try:
+        await seed(engine)
+        counted = await service.run(dry_run=True)
+        assert counted == {"security_log": 1, "sessions": 2, "idempotency_keys": 1,
+                           "delivery_logs": 2, "account_deletions": 1}
+        assert await names(engine, t.security_log.c.event) == {"old", "edge", "new"}
+
+        removed = await service.run()
+        assert removed == counted
+        assert await names(engine, t.security_log.c.event) == {"edge", "new"}
+        assert await names(engine, t.sessions.c.id) == {"s_edge", "s_live"}
+        assert await names(engine, t.idempotency_keys.c.key) == {"edge", "new"}
+        # The pending delivery keeps its event; only its attempt log went.
+        assert await names(engine, t.delivery_attempts.c.delivery_id) == {"dl_edge"}
+        # (plus the new delivery of account.deleted below)
+        deliveries = await names(engine, t.deliveries.c.id)
+        assert {"dl_edge", "dl_stuck"} <= deliveries and "dl_old" not in deliveries
+        assert await names(engine, t.events.c.id) >= {"evt_edge", "evt_stuck"}
+        assert "evt_old" not in await names(engine, t.events.c.id)
+        # Due exactly now: erased. Due a microsecond later: untouched.
+        async with engine.connect() as conn:
+            rows = {r.id: r for r in await conn.execute(select(t.accounts))}
+            deleted_events = (await conn.execute(select(func.count()).select_from(t.events)
+                              .where(t.events.c.type == "account.deleted",
+                                     t.events.c.account_id == "acc_0"))).scalar_one()
+        assert rows["acc_0"].deleted_at == NOW and rows["acc_0"].email_ct == b""
+        assert rows["acc_1"].deleted_at is None and rows["acc_1"].email_ct == b"ct"
+        assert deleted_events == 1
+        assert await service.run() == {k: 0 for k in counted}  # nothing left to do
+    finally:
+        await engine.dispose()
