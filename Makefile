@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := litecoind monero chromium chromium-driver
+APT_PACKAGES := litecoind monero chromium chromium-driver postgresql-client
 export BCL_DATA_DIR := $(CURDIR)/var/bitcoinlib
 
 .PHONY: setup demo test lint unit bench clean apt postgres
@@ -12,7 +12,8 @@ setup: apt postgres node_modules/.installed $(VENV)/.installed
 # Idempotent: only calls apt when a binary is missing.
 apt:
 	@if ! command -v litecoind >/dev/null || ! command -v monerod >/dev/null \
-		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+		|| ! command -v pg_dump >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 
