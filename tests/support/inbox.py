@@ -18,11 +18,13 @@ from gateway.devnodes import free_port
 class Inbox:
     port: int
     messages: list[Message] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)  # monotonic time of each message
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.content)
         message["X-Rcpt"] = ",".join(envelope.rcpt_tos)
         self.messages.append(message)
+        self.arrived.append(time.monotonic())
         return "250 OK"
 
     def to(self, address: str) -> list[Message]:
