@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from gateway.domain.errors import InvalidInput
-from gateway.domain.money import FIAT_EXPONENTS, base_units_to_fiat_minor, format_units
+from gateway.domain.money import Fiat, base_units_to_fiat_minor, format_units
 from gateway.domain.timestamps import rfc3339
 from gateway.services.ports import LedgerRow, UnitOfWork, UnitOfWorkFactory
 
@@ -28,14 +28,10 @@ class PaymentLine:
             "time": rfc3339(r.seen_at), "invoice_id": r.invoice_id, "account_id": r.account_id,
             "coin": r.coin, "txid": r.txid, "output_index": r.output_index,
             "amount": format_units(r.amount, r.decimals), "amount_base_units": str(r.amount),
-            "fiat_value": format_units(minor, _exponent(r.fiat_currency)),
+            "fiat_value": Fiat(minor, r.fiat_currency).as_decimal_string(),
             "fiat_currency": r.fiat_currency, "confirmations": self.confirmations,
             "status": r.status,
         }
-
-
-def _exponent(currency: str) -> int:
-    return FIAT_EXPONENTS[currency]
 
 
 @dataclass(frozen=True)
