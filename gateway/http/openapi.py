@@ -99,18 +99,18 @@ OPERATIONS: tuple[Op, ...] = (
     Op("delete", "/v1/me/deletion", "Cancel a scheduled deletion", "customer", "session",
        None, 204, None, (*AUTH, 409)),
     Op("get", "/v1/me/export", "Everything held about you", "customer", "session", None, 200,
-       "application/json", (*AUTH, 422), (FORMAT,), alt_media=("application/zip",)),
+       "application/json", (*AUTH, 400, 422), (FORMAT,), alt_media=("application/zip",)),
     Op("post", "/v1/me/policy-acknowledgement", "Acknowledge the current privacy policy",
        "customer", "session", None, 204, None, (*AUTH, 404)),
     Op("get", "/v1/accounts/{account_id}", "Read an account's personal data (audited)",
-       "service", "key:personal_data:read", None, 200, out.Account, (*AUTH, 403, 404),
+       "service", "key:personal_data:read", None, 200, out.Account, (*AUTH, 400, 403, 404),
        (_id("account_id"), REASON)),
     Op("get", "/v1/accounts/{account_id}/export", "Export an account's data (audited)",
        "service", "key:personal_data:read", None, 200, "application/json",
-       (*AUTH, 403, 404, 422), (_id("account_id"), FORMAT, REASON),
+       (*AUTH, 400, 403, 404, 422), (_id("account_id"), FORMAT, REASON),
        alt_media=("application/zip",)),
     Op("get", "/v1/payments", "Payments for finance", "finance", "key:payments:read", None,
-       200, out.PaymentPage, (*AUTH, 403, 422),
+       200, out.PaymentPage, (*AUTH, 400, 403, 422),
        (Param("from", "query", TIME, description="seen at or after"),
         Param("to", "query", TIME, description="seen before"),
         Param("coin", "query", {"type": "string"}), FORMAT,
@@ -118,7 +118,8 @@ OPERATIONS: tuple[Op, ...] = (
         Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000})),
        alt_media=("text/csv",)),
     Op("get", "/v1/payments/{txid}", "Payments of one transaction", "finance",
-       "key:payments:read", None, 200, out.PaymentList, (*AUTH, 403, 404), (_id("txid"),)),
+       "key:payments:read", None, 200, out.PaymentList, (*AUTH, 400, 403, 404),
+       (_id("txid"),)),
     Op("post", "/v1/webhook-endpoints", "Register a webhook endpoint", "webhooks",
        "key:webhooks:manage", req.EndpointBody, 201, out.Endpoint, BODY + AUTH + (403,)),
     Op("get", "/v1/webhook-endpoints", "List webhook endpoints", "webhooks",
@@ -204,8 +205,9 @@ def document(prefix: str = "") -> dict[str, Any]:
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok],
                                      "content": {op.response: {}}}
         elif isinstance(op.response, str):
+            kind = "object" if op.response == "application/json" else "string"
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok],
-                                     "content": {op.response: {"schema": {"type": "string"}}}}
+                                     "content": {op.response: {"schema": {"type": kind}}}}
         else:
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok]}
         for media in op.alt_media:

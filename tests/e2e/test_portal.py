@@ -168,3 +168,43 @@ async def test_forms_need_their_csrf_token_and_pages_carry_csp(
         assert resp.status == 303 and resp.headers["Location"] == "./account"
     assert await stack.count("accounts") == 1
     stack.secrets.update(form.values())
+
+
+async def test_export_links_and_deletion_with_cancel_in_the_portal(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    stack = await make_stack(GATEWAY_SECURITY__COOKIE_SECURE="true",
+                             GATEWAY_SERVER__PATH_PREFIX="/portal")
+    stack.secrets.update({"leaving@example.org", "leaving password 1"})
+    browser = await asyncio.to_thread(chromium, tmp_path / "profile", False)
+    base = stack.gateway.base
+    try:
+        await asyncio.to_thread(browser.get, f"{base}/signup")
+        fill(browser, email="leaving@example.org", password="leaving password 1")
+        await asyncio.to_thread(submit, browser)
+        await at(browser, f"{base}/account")
+        link = browser.find_element(By.ID, "export-json")
+        assert link.get_attribute("href") == f"{base}/v1/me/export?format=json"
+        cookie = browser.get_cookie("__Host-session")
+        assert cookie is not None
+        status, body, _ = await stack.api.fetch(
+            "/v1/me/export?format=json", headers={"Cookie": f"__Host-session={cookie['value']}"})
+        assert status == 200 and b"leaving@example.org" in body
+        no_other_origin(browser.page_source)
+
+        fill(browser, password="leaving password 1")
+        await asyncio.to_thread(submit, browser, "#delete-account")
+        await at(browser, f"{base}/login")
+        fill(browser, email="leaving@example.org", password="leaving password 1")
+        await asyncio.to_thread(submit, browser)
+        await at(browser, f"{base}/account")
+        assert "will be deleted on" in browser.find_element(By.ID, "deletion-notice").text
+        await asyncio.to_thread(submit, browser, "#cancel-deletion")
+        await at(browser, f"{base}/account?saved=1")
+        assert not browser.find_elements(By.ID, "deletion-notice")
+        assert browser.find_element(By.ID, "delete-account")
+    finally:
+        await asyncio.to_thread(browser.quit)
+    assert await stack.scalar("SELECT deletion_due_at FROM accounts") is None
+    events = [r.event for r in await stack.rows("SELECT event FROM security_log ORDER BY id")]
+    assert "deletion_requested" in events and events[-1] == "deletion_cancelled"
