@@ -1,6 +1,7 @@
 """Encrypted backups of the running gateway's database: restore gives identical rows, the
 file shows nothing in plaintext, and nothing older than 30 days is kept."""
 
+import asyncio
 import os
 import stat
 from datetime import UTC, datetime, timedelta
@@ -97,3 +98,29 @@ def test_prune_leaves_nothing_older_than_30_days(tmp_path: Path) -> None:
     assert left == [b"new", b"recent"]
     assert (folder / "README.txt").exists() and not stale_partial.exists()
     assert "3 backups older than 30 days removed" in pruned.stdout
+
+
+async def test_the_server_backs_up_on_schedule_and_prunes(
+    make_stack: StackFactory, tmp_path: Path,
+) -> None:
+    folder = tmp_path / "scheduled"
+    folder.mkdir()
+    ancient = folder / "gateway-20200101T000000Z.sqlite.enc"
+    ancient.write_bytes(b"old")
+    stack = await make_stack(GATEWAY_BACKUP__DIR=str(folder),
+                             GATEWAY_BACKUP__INTERVAL_HOURS="0.0005")  # every 1.8 s
+    deadline = asyncio.get_running_loop().time() + 20
+    def fresh() -> list[Path]:
+        return [p for p in folder.glob("gateway-*.enc") if p != ancient]
+
+    while len(fresh()) < 2:
+        assert asyncio.get_running_loop().time() < deadline, list(folder.iterdir())
+        await asyncio.sleep(0.2)
+    assert not ancient.exists()
+    with fresh_database(DEFAULT_DB, tmp_path, migrate=False) as empty_url:
+        env = {**stack.gateway.env, "GATEWAY_DATABASE__URL": empty_url}
+        newest = max(fresh())
+        restored = run_cli(env, "backup", "restore", str(newest))
+        assert restored.returncode == 0, restored.stderr
+        assert (await every_row(empty_url))["api_keys"] == \
+            (await every_row(stack.db_url))["api_keys"]
