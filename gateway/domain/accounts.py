@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from gateway.domain import events as ev
 from gateway.domain.errors import InvalidInput
+from gateway.domain.timestamps import rfc3339
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
@@ -69,13 +70,15 @@ class Account:
             self.deletion_due_at = now + grace
             self.events.append(ev.DomainEvent(
                 ev.ACCOUNT_DELETION_SCHEDULED, self.id,
-                {"account_id": self.id, "deletion_due_at": self.deletion_due_at.isoformat()}))
+                {"account_id": self.id, "deletion_due_at": rfc3339(self.deletion_due_at)}))
         return self.deletion_due_at
 
     def cancel_deletion(self) -> bool:
         if self.deleted or self.deletion_due_at is None:
             return False
         self.deletion_due_at = None
+        self.events.append(ev.DomainEvent(ev.ACCOUNT_DELETION_CANCELLED, self.id,
+                                          {"account_id": self.id}))
         return True
 
     def erase(self, now: datetime) -> None:

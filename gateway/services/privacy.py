@@ -104,6 +104,7 @@ class PrivacyService:
                 return False
             await uow.accounts.save(account)
             await uow.security_log.add(account_id, "deletion_cancelled", ip, now)
+            await uow.outbox.publish(account.events, now)
             await uow.commit()
         return True
 

@@ -136,6 +136,10 @@ async def test_deletion_erases_personal_data_and_keeps_billing_records(
     assert (await stack.api.ok("GET", "/v1/me", token=token))["deletion_due_at"]
     assert (await stack.api.call("DELETE", "/v1/me/deletion", token=token))[0] == 204
     assert (await stack.api.call("DELETE", "/v1/me/deletion", token=token))[0] == 409
+    scheduled = await stack.receiver.wait_for("account.deletion_scheduled")
+    assert scheduled.doc["data"] == {"account_id": account["id"],
+                                     "deletion_due_at": doc["deletion_due_at"]}
+    await stack.receiver.wait_for("account.deletion_cancelled")
     kept = run_cli(stack.gateway.env, "retention", "run")
     assert "account_deletions: removed 0" in kept.stdout
     assert (await stack.api.ok("GET", "/v1/me", token=token))["email"] == email
