@@ -99,8 +99,9 @@ class Account:
         self.events.append(ev.DomainEvent(ev.ACCOUNT_CREATED, self.id, {"account_id": self.id}))
 
     def activate(self, invoice_id: str, metadata: dict[str, object], now: datetime) -> None:
-        """The first settled invoice activates the account; later ones do not re-announce."""
-        if self.activated_at is not None:
+        """The first settled invoice activates the account; later ones do not re-announce.
+        A deleted account is never activated (a late payment to an old invoice)."""
+        if self.activated_at is not None or self.deleted:
             return
         self.activated_at = now
         self.events.append(

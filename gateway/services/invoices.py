@@ -163,8 +163,11 @@ class InvoiceService:
         )
         invoice.created()
         async with self._uow() as uow:
-            if await uow.accounts.get(account_id) is None:
+            account = await uow.accounts.get(account_id)
+            if account is None:
                 raise InvalidInput("account_id", f"no account {account_id!r}")
+            if account.deleted:
+                raise InvalidInput("account_id", f"account {account_id!r} was deleted")
             index = await uow.invoices.allocate_index(coin)
             destination = self._chains.derive(coin, index)
             uri = destination.payment_uri(format_units(terms.amount_due, decimals))

@@ -174,3 +174,42 @@ async def test_follow_resumes_from_a_cursor_and_reports_stale_cursor(
     assert nxt.block == BlockRef(start.height + 3, new_hash)
     assert isinstance(second.log[0], BlockDisconnected)
     assert watched.refreshes > 0
+
+
+async def test_audit_questions_lookup_scan_and_period(
+    chain: UtxoChain, litecoin: LitecoinRegtest,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    watched = SetWatchlist()
+    dest = chain.derive(7)
+    watched.keys.add(dest.match_key)
+    before = datetime.now(UTC) - timedelta(seconds=2)
+    txid = litecoin.send(dest.address, "0.125")
+
+    pooled = {i: await chain.lookup(txid, i, None) for i in (0, 1)}  # payment and change
+    index = next(i for i, found in pooled.items() if found.match_key == dest.match_key)
+    assert pooled[index].known and pooled[index].block is None
+    assert pooled[index].amount == 12_500_000
+
+    [block_hash] = litecoin.mine(1)
+    mined = await chain.lookup(txid, index, block_hash)
+    height = mined.block.height if mined.block else -1
+    assert mined.known and mined.in_main_chain and mined.confirmations == 1
+    assert (mined.match_key, mined.amount) == (dest.match_key, 12_500_000)
+    assert not (await chain.lookup(txid, 99, block_hash)).match_key  # no such output
+    assert not (await chain.lookup("00" * 32, 0, block_hash)).known
+
+    period = await chain.heights_between(before, datetime.now(UTC))
+    assert height in period
+    scanned = await chain.scan(height, watched)
+    assert [(o.txid, o.index, o.amount) for o in scanned.payments] == [
+        (txid, index, 12_500_000)]
+    assert (await chain.scan(height - 1, watched)).payments == ()
+    assert height not in await chain.heights_between(before - timedelta(days=2),
+                                                     before - timedelta(days=1))
+
+    litecoin.rpc("invalidateblock", block_hash)
+    stale = await chain.lookup(txid, index, block_hash)
+    assert stale.known and not stale.in_main_chain and stale.amount == 12_500_000
+    litecoin.rpc("reconsiderblock", block_hash)
