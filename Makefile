@@ -55,6 +55,7 @@ test: setup lint
 
 bench: setup
 	$(PY) bench/derivation.py
+	$(PY) bench/backup_stream.py
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

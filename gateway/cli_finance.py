@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.cli_support import Bar, fail, when, with_gateway
+from gateway.cli_support import Bar, fail, private_text_file, when, with_gateway
 
 if TYPE_CHECKING:
     from gateway.bootstrap import Gateway
@@ -28,7 +28,7 @@ def cmd_payments_export(args: argparse.Namespace) -> int:
         written = 0
         try:
             # A CLI run: nothing else waits on this loop while the file is written.
-            with out.open("w", newline="") as sink:  # noqa: ASYNC230
+            with private_text_file(out) as sink:
                 if args.format == "json":
                     sink.write("[")
                 else:

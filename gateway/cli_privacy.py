@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway import logs
-from gateway.cli_support import EXIT_CONFIG, Bar, fail, settings_or_exit, with_gateway
+from gateway.cli_support import (
+    EXIT_CONFIG,
+    Bar,
+    fail,
+    private_binary_file,
+    settings_or_exit,
+    with_gateway,
+)
 from gateway.config import ConfigError
 
 if TYPE_CHECKING:
@@ -34,7 +41,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
             removed = prune(Path(folder), timedelta(days=args.days), now)
             for path in removed:
                 print(f"removed {path}")
-            print(f"{len(removed)} backups older than {args.days} days removed")
+            print(f"{len(removed)} removed: backups older than {args.days} days and "
+                  "leftovers of interrupted runs older than a day")
             return 0
         backups = build_backups(settings)
         if args.backup == "create":
@@ -113,8 +121,8 @@ def cmd_account_export(args: argparse.Namespace) -> int:
     tables = with_gateway(args, lambda gw: gw.privacy.export(args.id, reader))
     data = tables_json(tables) if args.format == "json" else tables_zip(tables, EXPORT_COLUMNS)
     out = Path(args.out)
-    out.touch(mode=0o600)
-    out.write_bytes(data)
+    with private_binary_file(out) as sink:
+        sink.write(data)
     print(f"wrote {out} (this read is recorded in the account's access audit log)")
     return 0
 

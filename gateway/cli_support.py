@@ -3,10 +3,12 @@ one command, times from the command line, and progress bars."""
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
@@ -67,6 +69,22 @@ def when(text: str) -> datetime:
     if moment.tzinfo is None:
         raise fail("give a time zone, e.g. 2026-01-01T00:00:00Z", EXIT_CONFIG)
     return moment
+
+
+def _private_fd(path: Path) -> int:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file would keep its mode otherwise
+    return fd
+
+
+def private_text_file(path: Path) -> IO[str]:
+    """A new or truncated file only its owner can read: exports hold personal or
+    financial data."""
+    return os.fdopen(_private_fd(path), "w", newline="")
+
+
+def private_binary_file(path: Path) -> IO[bytes]:
+    return os.fdopen(_private_fd(path), "wb")
 
 
 class Bar:

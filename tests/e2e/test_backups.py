@@ -90,6 +90,10 @@ def test_prune_leaves_nothing_older_than_30_days(tmp_path: Path) -> None:
     stale_partial = folder / "gateway-20200101T000000Z.sqlite.enc.partial"
     stale_partial.write_bytes(b"x")
     os.utime(stale_partial, (0, 0))
+    crashed = folder / ".gateway-backup-abc123"  # a killed run's plaintext copy
+    crashed.mkdir()
+    (crashed / "copy.sqlite").write_bytes(b"plain")
+    os.utime(crashed, (0, 0))
     env = {"GATEWAY_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'none.db'}",
            **security_env()}
     pruned = run_cli(env, "backup", "prune", "--days", "30", "--dir", str(folder))
@@ -97,7 +101,8 @@ def test_prune_leaves_nothing_older_than_30_days(tmp_path: Path) -> None:
     left = sorted(p.read_bytes() for p in folder.iterdir() if p.suffix == ".enc")
     assert left == [b"new", b"recent"]
     assert (folder / "README.txt").exists() and not stale_partial.exists()
-    assert "3 backups older than 30 days removed" in pruned.stdout
+    assert not crashed.exists()
+    assert "4 removed" in pruned.stdout
 
 
 async def test_the_server_backs_up_on_schedule_and_prunes(

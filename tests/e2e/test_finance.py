@@ -98,6 +98,7 @@ async def test_payments_for_finance_by_period_txid_and_export(make_stack: StackF
                        "--out", str(out))
     assert exported.returncode == 0, exported.stderr
     assert "wrote 2 payments" in exported.stdout
+    assert out.stat().st_mode & 0o077 == 0  # finance data: owner only
     assert list(csv.DictReader(out.open())) == table
     as_json = stack.tmp / "payments.json"
     exported = run_cli(stack.gateway.env, "payments", "export", "--from", iso(start),

@@ -101,6 +101,7 @@ async def test_personal_data_needs_its_scope_and_every_read_is_audited(
     exported = run_cli(stack.gateway.env, "account", "export", "--id", account["id"],
                        "--reason", "court order 12", "--out", str(stack.tmp / "acc.json"))
     assert exported.returncode == 0, exported.stderr
+    assert (stack.tmp / "acc.json").stat().st_mode & 0o077 == 0
     assert json.loads((stack.tmp / "acc.json").read_text())["profile"][0]["email"] == \
         "audited@example.org"
 

@@ -24,6 +24,9 @@ from gateway.adapters.backup.stream import decrypt, encrypt
 _NAME = re.compile(r"^gateway-(\d{8}T\d{6}Z)\.(sqlite|pgdump)\.enc$")
 
 
+_TEMP_PREFIX = ".gateway-backup-"
+
+
 class BackupError(Exception):
     pass
 
@@ -55,7 +58,7 @@ def _tool(name: str) -> str:
 
 @contextmanager
 def _private_dir(near: Path) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=".gateway-backup-", dir=near))
+    path = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=near))
     try:
         yield path
     finally:
@@ -190,18 +193,25 @@ def backup_time(path: Path) -> datetime | None:
 
 
 def prune(directory: Path, keep: timedelta, now: datetime) -> list[Path]:
-    """Backups older than `keep` (by the time in their name), and partial files older than
-    a day, are deleted. Files that are not ours are left alone."""
+    """Backups older than `keep` (by the time in their name), and leftovers of crashed
+    runs older than a day, are deleted. Files that are not ours are left alone."""
     removed: list[Path] = []
     if not directory.is_dir():
         return removed
+    day_ago = now - timedelta(days=1)
     for path in sorted(directory.iterdir()):
+        if path.is_dir() and path.name.startswith(_TEMP_PREFIX):
+            # The plaintext copy of a SQLite backup whose process was killed.
+            if datetime.fromtimestamp(path.stat().st_mtime, UTC) < day_ago:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+            continue
         taken = backup_time(path)
         if taken is not None:
             stale = taken < now - keep
         else:  # a backup interrupted by a crash
             stale = path.name.endswith(".enc.partial") and datetime.fromtimestamp(
-                path.stat().st_mtime, UTC) < now - timedelta(days=1)
+                path.stat().st_mtime, UTC) < day_ago
         if stale:
             path.unlink()
             removed.append(path)
