@@ -113,7 +113,10 @@ OPERATIONS: tuple[Op, ...] = (
        200, out.PaymentPage, (*AUTH, 400, 403, 422),
        (Param("from", "query", TIME, description="seen at or after"),
         Param("to", "query", TIME, description="seen before"),
-        Param("coin", "query", {"type": "string"}), FORMAT,
+        Param("coin", "query", {"type": "string"}),
+        Param("format", "query", {"type": "string", "enum": ["json", "csv"]},
+              description="csv: text/csv with a header row; the next cursor is in "
+                          "the X-Next-Cursor header"),
         Param("cursor", "query", {"type": "string"}, description="next_cursor of the last page"),
         Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000})),
        alt_media=("text/csv",)),

@@ -80,6 +80,9 @@ async def test_payments_for_finance_by_period_txid_and_export(make_stack: StackF
     table = list(csv.DictReader(io.StringIO(body.decode())))
     assert [r["txid"] for r in table] == [r["txid"] for r in rows]
     assert {r["txid"]: r["fiat_value"] for r in table}[tx_a] == "4.00"
+    _, first_row, headers = await stack.api.fetch("/v1/payments?format=csv&limit=1", key)
+    assert headers["X-Next-Cursor"] == page1["next_cursor"]
+    assert len(first_row.decode().splitlines()) == 2  # header and one row
     before = await stack.api.ok("GET", f"/v1/payments?to={iso(start)}", token=key)
     assert before["data"] == []
 
