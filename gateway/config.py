@@ -12,7 +12,15 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from chains.hd import ExtendedKeyError, ExtendedPublicKey
 from chains.networks import NETWORKS
@@ -211,6 +219,15 @@ class RetentionConfig(_Section):
     idempotency_hours: float = Field(24, gt=0, le=24 * 30)
     delivery_log_days: int = Field(30, ge=1, le=30)
     interval_seconds: float = Field(3600, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _within_policy(self) -> "RetentionConfig":
+        # A deletion is carried out by the first run after its grace period: the grace
+        # plus one interval must fit in the 30 days the privacy policy promises.
+        if self.deletion_grace_days * 86400 + self.interval_seconds > 30 * 86400:
+            raise ValueError("deletion_grace_days plus one retention interval must stay "
+                             "within 30 days (the privacy policy's promise): use at most 29")
+        return self
 
 
 class BackupConfig(_Section):

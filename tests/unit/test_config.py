@@ -57,6 +57,9 @@ def test_env_beats_file_and_secret_files_are_read(tmp_path: Path) -> None:
          "coins.LTC.network"),
         ({"GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": '["nope"]'}, "allow_private_targets"),
         ({"GATEWAY_INVOICES__EXPIRY_MINUTES": "0"}, "invoices.expiry_minutes"),
+        ({"GATEWAY_RETENTION__DELETION_GRACE_DAYS": "30"}, "within 30 days"),
+        ({"GATEWAY_RETENTION__DELETION_GRACE_DAYS": "31"}, "retention.deletion_grace_days"),
+        ({"GATEWAY_BACKUP__KEY": "c2hvcnQ="}, "backup.key"),
     ],
 )
 def test_bad_configuration_names_the_key(
