@@ -335,14 +335,16 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
         gw.worker.run(),
         leadership.run_exclusively("gateway:sweeper", lambda: run_sweeper(gw.tracker)),
         leadership.run_exclusively("gateway:retention", lambda: run_retention(
-            gw.retention, gw.settings.retention.interval_seconds)),
+            gw.retention, gw.settings.retention.interval_seconds,
+            gw.metrics.last_retention.set_to_current_time)),
     ]
     backup = gw.settings.backup
     if backup.dir is not None and backup.key is not None:
         jobs.append(leadership.run_exclusively("gateway:backup", lambda: run_backups(
             build_backups(gw.settings), Path(backup.dir or "."),
             timedelta(days=gw.settings.retention.backup_days),
-            backup.interval_hours * 3600, gw.clock, prune)))
+            backup.interval_hours * 3600, gw.clock, prune,
+            gw.metrics.last_backup.set_to_current_time)))
     for coin, chain in gw.chains.items():
         watcher = ChainWatcher(chain, gw.tracker, SqlWatchlist(gw.engine, coin),
                                on_block=on_block)

@@ -92,13 +92,16 @@ async def run_sweeper(tracker: PaymentTracker, interval: float = 1.0) -> None:
         await asyncio.sleep(interval)
 
 
-async def run_retention(retention: RetentionService, interval: float = 3600.0) -> None:
-    """Hourly: nothing outlives its retention period by more than an hour."""
+async def run_retention(retention: RetentionService, interval: float = 3600.0,
+                        on_success: Callable[[], None] | None = None) -> None:
+    """Every interval (hourly): nothing outlives its retention period by more than that."""
     while True:
         try:
             counts = await retention.run()
             if any(counts.values()):
                 log.info("retention removed %s", counts)
+            if on_success is not None:
+                on_success()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -112,7 +115,8 @@ class BackupWriter(Protocol):
 
 async def run_backups(backups: BackupWriter, out_dir: Path, keep: timedelta,
                       interval: float, clock: Callable[[], datetime],
-                      prune: Callable[[Path, timedelta, datetime], list[Path]]) -> None:
+                      prune: Callable[[Path, timedelta, datetime], list[Path]],
+                      on_success: Callable[[], None] | None = None) -> None:
     """A backup every interval, then anything older than `keep` goes. The file work runs
     in a thread so the event loop keeps serving."""
     while True:
@@ -120,6 +124,8 @@ async def run_backups(backups: BackupWriter, out_dir: Path, keep: timedelta,
             path = await asyncio.to_thread(backups.create, out_dir, clock())
             removed = await asyncio.to_thread(prune, out_dir, keep, clock())
             log.info("backup written to %s; %d old backups pruned", path.name, len(removed))
+            if on_success is not None:
+                on_success()
         except asyncio.CancelledError:
             raise
         except Exception:

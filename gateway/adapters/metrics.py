@@ -33,6 +33,14 @@ class Metrics:
             "gateway_watcher_lag_blocks", "Node tip height minus processed height", ["coin"],
             registry=r)
 
+        self.last_backup = Gauge(
+            "gateway_backup_last_success_timestamp_seconds",
+            "When this instance last wrote a backup (0: never; only the leader writes)",
+            registry=r)
+        self.last_retention = Gauge(
+            "gateway_retention_last_success_timestamp_seconds",
+            "When this instance last completed a retention run (0: never)", registry=r)
+
     def attempt(self, result: AttemptResult) -> None:
         self.delivery_attempts.labels(result.outcome.value).inc()
         self.delivery_latency.observe(result.latency_ms / 1000)

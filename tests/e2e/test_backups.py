@@ -122,6 +122,10 @@ async def test_the_server_backs_up_on_schedule_and_prunes(
         assert asyncio.get_running_loop().time() < deadline, list(folder.iterdir())
         await asyncio.sleep(0.2)
     assert not ancient.exists()
+    status, metrics, _ = await stack.api.fetch("/metrics")
+    line = next(x for x in metrics.decode().splitlines()
+                if x.startswith("gateway_backup_last_success_timestamp_seconds "))
+    assert status == 200 and float(line.split()[1]) > 0
     with fresh_database(DEFAULT_DB, tmp_path, migrate=False) as empty_url:
         env = {**stack.gateway.env, "GATEWAY_DATABASE__URL": empty_url}
         newest = max(fresh())
