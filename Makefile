@@ -49,9 +49,20 @@ unit: setup
 
 # The whole suite on SQLite, then the suites that run the gateway again on PostgreSQL
 # (unit tests touch no database; integration tests already run on both).
+# The whole suite on SQLite, and at the same time the e2e and reliability suites on
+# PostgreSQL (they mostly wait on nodes and sockets, so together they take the time of
+# one). Each run has its own temporary directory; either failing, or collecting no test
+# (exit 5), fails the target.
 test: setup lint
-	$(VENV)/bin/pytest -q
-	GATEWAY_TEST_DATABASE=postgresql $(VENV)/bin/pytest -q -m "e2e or reliability"
+	@tmp=$$(mktemp -d); \
+	GATEWAY_TEST_DATABASE=postgresql $(VENV)/bin/pytest -q -p no:cacheprovider \
+		--basetemp=$$tmp/postgresql -m "e2e or reliability" > $$tmp/postgresql.log 2>&1 & pg=$$!; \
+	echo "--- whole suite on SQLite (e2e and reliability on PostgreSQL run alongside) ---"; \
+	$(VENV)/bin/pytest -q -p no:cacheprovider --basetemp=$$tmp/sqlite; sqlite=$$?; \
+	wait $$pg; postgresql=$$?; \
+	echo "--- e2e and reliability on PostgreSQL ---"; cat $$tmp/postgresql.log; \
+	echo "SQLite run: exit $$sqlite; PostgreSQL run: exit $$postgresql"; \
+	test $$sqlite -eq 0 && test $$postgresql -eq 0 && rm -rf $$tmp
 
 bench: setup
 	$(PY) bench/derivation.py

@@ -38,6 +38,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
             folder = args.dir or settings.backup.dir
             if folder is None:
                 raise fail("give --dir or set [backup] dir", EXIT_CONFIG)
+            if args.days < 1:
+                raise fail("--days must be at least 1 (0 would delete every backup)",
+                           EXIT_CONFIG)
             removed = prune(Path(folder), timedelta(days=args.days), now)
             for path in removed:
                 print(f"removed {path}")

@@ -96,6 +96,8 @@ def test_prune_leaves_nothing_older_than_30_days(tmp_path: Path) -> None:
     os.utime(crashed, (0, 0))
     env = {"GATEWAY_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'none.db'}",
            **security_env()}
+    refused = run_cli(env, "backup", "prune", "--days", "0", "--dir", str(folder))
+    assert refused.returncode == 2 and "at least 1" in refused.stderr
     pruned = run_cli(env, "backup", "prune", "--days", "30", "--dir", str(folder))
     assert pruned.returncode == 0, pruned.stderr
     left = sorted(p.read_bytes() for p in folder.iterdir() if p.suffix == ".enc")
