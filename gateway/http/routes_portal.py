@@ -1,5 +1,7 @@
 """The customer portal: signup, login, account. Plain forms, no JavaScript needed."""
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp_jinja2
@@ -191,13 +193,23 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
         **extra}, status)
 
 
-async def _form_session(request: web.Request) -> tuple[SessionRecord, Any] | web.Response:
-    session = await _session(request)
-    if session is None:
-        return _redirect(request, "login")
-    form = await _read_form(request)
-    request.app[CSRF].check(request, _text(form, "csrf"), session.id)
-    return session, form
+FormHandler = Callable[[web.Request, SessionRecord, Any], Awaitable[web.Response]]
+
+
+def session_form(handler: FormHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A form posted by a logged-in customer: no session sends them to the login page; a
+    missing or wrong CSRF token is refused before the handler runs."""
+
+    @functools.wraps(handler)
+    async def checked(request: web.Request) -> web.Response:
+        session = await _session(request)
+        if session is None:
+            return _redirect(request, "login")
+        form = await _read_form(request)
+        request.app[CSRF].check(request, _text(form, "csrf"), session.id)
+        return await handler(request, session, form)
+
+    return checked
 
 
 @routes.get("/account")
@@ -210,11 +222,10 @@ async def account_page(request: web.Request) -> web.Response:
 
 
 @routes.post("/account/profile")
-async def account_profile(request: web.Request) -> web.Response:
-    got = await _form_session(request)
-    if isinstance(got, web.Response):
-        return got
-    session, form = got
+@session_form
+async def account_profile(
+    request: web.Request, session: SessionRecord, form: Any
+) -> web.Response:
     services = request.app[SERVICES]
     fields: dict[str, str | None] = {"email": str(form.get("email", ""))}
     for name in ("display_name", "company", "datacenter", "currency"):
@@ -234,11 +245,10 @@ async def account_profile(request: web.Request) -> web.Response:
 
 
 @routes.post("/account/totp")
-async def account_totp_begin(request: web.Request) -> web.Response:
-    got = await _form_session(request)
-    if isinstance(got, web.Response):
-        return got
-    session, _ = got
+@session_form
+async def account_totp_begin(
+    request: web.Request, session: SessionRecord, form: Any
+) -> web.Response:
     try:
         enrolment = await request.app[SERVICES].two_factor.begin(session.account_id)
     except DomainError as exc:
@@ -250,11 +260,10 @@ async def account_totp_begin(request: web.Request) -> web.Response:
 
 
 @routes.post("/account/totp/confirm")
-async def account_totp_confirm(request: web.Request) -> web.Response:
-    got = await _form_session(request)
-    if isinstance(got, web.Response):
-        return got
-    session, form = got
+@session_form
+async def account_totp_confirm(
+    request: web.Request, session: SessionRecord, form: Any
+) -> web.Response:
     services = request.app[SERVICES]
     try:
         codes = await services.two_factor.confirm(
@@ -267,11 +276,10 @@ async def account_totp_confirm(request: web.Request) -> web.Response:
 
 
 @routes.post("/account/totp/disable")
-async def account_totp_disable(request: web.Request) -> web.Response:
-    got = await _form_session(request)
-    if isinstance(got, web.Response):
-        return got
-    session, form = got
+@session_form
+async def account_totp_disable(
+    request: web.Request, session: SessionRecord, form: Any
+) -> web.Response:
     services = request.app[SERVICES]
     try:
         await services.two_factor.disable(session.account_id, str(form.get("code", "")),
@@ -283,10 +291,8 @@ async def account_totp_disable(request: web.Request) -> web.Response:
 
 
 @routes.post("/logout")
-async def logout(request: web.Request) -> web.Response:
-    got = await _form_session(request)
-    if isinstance(got, web.Response):
-        return got
+@session_form
+async def logout(request: web.Request, session: SessionRecord, form: Any) -> web.Response:
     token = request.cookies.get(SESSION_COOKIE)
     assert token is not None
     await request.app[SERVICES].accounts.log_out(token)

@@ -1,33 +1,34 @@
 """Portal forms for the privacy promises: acknowledge a policy change, ask for deletion,
 cancel it. Export is a plain link to `/v1/me/export`, which the session cookie opens."""
 
+from typing import Any
+
 from aiohttp import web
 
 from gateway.domain.errors import DomainError
 from gateway.http.auth import SESSION_COOKIE
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
-from gateway.http.routes_portal import _account, _form_session, _redirect, _text
+from gateway.http.routes_portal import _account, _redirect, _text, session_form
+from gateway.services.ports import SessionRecord
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/account/policy")
-async def account_policy(request: web.Request) -> web.Response:
-    got = await _form_session(request)
-    if isinstance(got, web.Response):
-        return got
-    session, _ = got
+@session_form
+async def account_policy(
+    request: web.Request, session: SessionRecord, form: Any
+) -> web.Response:
     await request.app[SERVICES].privacy.acknowledge_policy(session.account_id)
     return _redirect(request, "account?saved=1")
 
 
 @routes.post("/account/delete")
-async def account_delete(request: web.Request) -> web.Response:
-    got = await _form_session(request)
-    if isinstance(got, web.Response):
-        return got
-    session, form = got
+@session_form
+async def account_delete(
+    request: web.Request, session: SessionRecord, form: Any
+) -> web.Response:
     services = request.app[SERVICES]
     try:
         await services.privacy.request_deletion(
@@ -43,11 +44,10 @@ async def account_delete(request: web.Request) -> web.Response:
 
 
 @routes.post("/account/deletion/cancel")
-async def account_deletion_cancel(request: web.Request) -> web.Response:
-    got = await _form_session(request)
-    if isinstance(got, web.Response):
-        return got
-    session, _ = got
+@session_form
+async def account_deletion_cancel(
+    request: web.Request, session: SessionRecord, form: Any
+) -> web.Response:
     services = request.app[SERVICES]
     await services.privacy.cancel_deletion(session.account_id,
                                            client_ip(request, services.trusted_proxies))
