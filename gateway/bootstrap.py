@@ -340,8 +340,9 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
     ]
     backup = gw.settings.backup
     if backup.dir is not None and backup.key is not None:
+        folder = Path(backup.dir)
         jobs.append(leadership.run_exclusively("gateway:backup", lambda: run_backups(
-            build_backups(gw.settings), Path(backup.dir or "."),
+            build_backups(gw.settings), folder,
             timedelta(days=gw.settings.retention.backup_days),
             backup.interval_hours * 3600, gw.clock, prune,
             gw.metrics.last_backup.set_to_current_time)))

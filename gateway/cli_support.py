@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from gateway import logs
 from gateway.config import ConfigError, Settings, load
+from gateway.domain.timestamps import parse_time
 
 if TYPE_CHECKING:
     from gateway.bootstrap import Gateway
@@ -62,13 +63,9 @@ def with_gateway(args: argparse.Namespace, work: "Callable[[Gateway], Awaitable[
 
 def when(text: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise fail(f"{text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z",
-                   EXIT_CONFIG) from None
-    if moment.tzinfo is None:
-        raise fail("give a time zone, e.g. 2026-01-01T00:00:00Z", EXIT_CONFIG)
-    return moment
+        return parse_time(text)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_CONFIG) from None
 
 
 def _private_fd(path: Path) -> int:

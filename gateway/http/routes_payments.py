@@ -5,6 +5,7 @@ from datetime import datetime
 from aiohttp import web
 
 from gateway.domain.errors import InvalidInput
+from gateway.domain.timestamps import parse_time
 from gateway.http.auth import api_key
 from gateway.http.keys import SERVICES
 from gateway.services.errors import NotFound
@@ -19,12 +20,9 @@ def _time(request: web.Request, name: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(name, "must be an RFC 3339 time such as 2026-01-01T00:00:00Z") from None
-    if value.tzinfo is None:
-        raise InvalidInput(name, "needs a time zone, e.g. 2026-01-01T00:00:00Z")
-    return value
+        return parse_time(raw)
+    except ValueError as exc:
+        raise InvalidInput(name, str(exc)) from None
 
 
 @routes.get("/v1/payments")

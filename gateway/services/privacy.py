@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.domain.accounts import email_lookup_form
+from gateway.domain.accounts import Account, email_lookup_form
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import format_units
 from gateway.domain.timestamps import rfc3339
@@ -138,7 +138,7 @@ class PrivacyService:
                 raise NotFound("account")
             if reader is not None:
                 await self._audit(uow, account_id, reader, "export", ("all",))
-            tables = await self._collect(uow, account_id)
+            tables = await self._collect(uow, account)
             await uow.commit()
         return tables
 
@@ -147,9 +147,8 @@ class PrivacyService:
         await uow.audit.add(AuditEntry(self._clock(), reader.actor, account_id, action, fields,
                                        reader.reason))
 
-    async def _collect(self, uow: UnitOfWork, account_id: str) -> Tables:
-        account = await uow.accounts.get(account_id)
-        assert account is not None
+    async def _collect(self, uow: UnitOfWork, account: Account) -> Tables:
+        account_id = account.id
         profile = await uow.accounts.profile(account_id)
         details = await uow.accounts.details(account_id)
         invoices: list[dict[str, Any]] = []
