@@ -282,7 +282,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         invoices=InvoiceService(
             uow, chains, build_rates(settings, clock, rates_http), clock, policy,
             {c: CoinRules(settings.confirmations(c)) for c in settings.coins},
-            {name: Plan(name, plan.fiat(), plan.description)
+            {name: Plan(name, plan.fiat(), plan.description, plan.fiat_prices())
              for name, plan in settings.plans.items()},
         ),
         endpoints=WebhookEndpointService(
@@ -368,7 +368,6 @@ def build_app(gw: Gateway) -> web.Application:
             readiness=gw.readiness,
             metrics=gw.render_metrics,
             observe=gw.observe_http,
-            cookie_secure=gw.settings.security.cookie_secure,
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False)
                                   for c in gw.settings.server.trusted_proxies),
             login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),

@@ -99,7 +99,6 @@ class SecurityConfig(_Section):
     login_failures_per_hour: int = Field(100, ge=1, le=100)
     login_per_ip_per_minute: int = Field(30, ge=1)
     signup_per_ip_per_hour: int = Field(20, ge=1)
-    cookie_secure: bool = True
 
     @field_validator("session_key", "index_key")
     @classmethod
@@ -191,6 +190,9 @@ class PlanConfig(_Section):
     price: str
     currency: str
     description: str = ""
+    # The same plan priced in other currencies, so a customer sees and pays the price of
+    # their own currency (no fiat conversion at our end): { USD = "10.99" }.
+    prices: dict[str, str] = {}
 
     @field_validator("currency")
     @classmethod
@@ -201,6 +203,12 @@ class PlanConfig(_Section):
 
     def fiat(self) -> "Fiat":
         return parse_fiat(self.price, self.currency)
+
+    def fiat_prices(self) -> dict[str, "Fiat"]:
+        """Every price of the plan by currency, its own currency included."""
+        others = {code: parse_fiat(amount, code) for code, amount in self.prices.items()
+                  if code != self.currency}
+        return {self.currency: self.fiat(), **others}
 
 
 class AccountsConfig(_Section):
@@ -415,7 +423,7 @@ def load(path: str | Path | None, environ: Mapping[str, str] | None = None) -> S
     _check_coins(settings)
     for name, plan in settings.plans.items():
         try:
-            plan.fiat()
+            plan.fiat_prices()
         except InvalidInput as exc:
             raise ConfigError(f"plans.{name}.price: {exc.detail}") from None
     return settings

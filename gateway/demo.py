@@ -23,6 +23,13 @@ from webhooks import signing
 
 COIN = "LTC"
 CONFIRMATIONS = 6
+MINE_EVERY_SECONDS = 2.0  # after the walkthrough: blocks while a payment waits
+PLANS = {
+    "vps-small": {"price": "9.99", "currency": "EUR", "description": "1 vCPU, 1 GB RAM",
+                  "prices": {"USD": "10.99"}},
+    "vps-large": {"price": "29.99", "currency": "EUR", "description": "4 vCPU, 8 GB RAM",
+                  "prices": {"USD": "32.99"}},
+}
 
 
 def say(message: str) -> None:
@@ -49,15 +56,42 @@ def demo_environ(workdir: Path, node: LitecoinRegtest, port: int) -> dict[str, s
         "GATEWAY_SECURITY__SESSION_KEY": key(),
         "GATEWAY_SECURITY__INDEX_KEY": key(),
         "GATEWAY_SECURITY__DATA_KEYS": json.dumps([f"demo1:{key()}"]),
-        "GATEWAY_SECURITY__COOKIE_SECURE": "false",
         "GATEWAY_COINS__LTC__KIND": "utxo",
         "GATEWAY_COINS__LTC__NETWORK": "litecoin-regtest",
         "GATEWAY_COINS__LTC__RPC_URL": node.rpc_url,
         "GATEWAY_COINS__LTC__XPUB": merchant_xpub(workdir),
         "GATEWAY_COINS__LTC__CONFIRMATIONS": str(CONFIRMATIONS),
-        "GATEWAY_RATES__FIXED": json.dumps({"LTC-EUR": "80.00"}),
+        "GATEWAY_RATES__FIXED": json.dumps({"LTC-EUR": "80.00", "LTC-USD": "86.00"}),
+        "GATEWAY_PLANS": json.dumps(PLANS),
         "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": json.dumps(["127.0.0.0/8"]),
     }
+
+
+def write_cli_config(node: LitecoinRegtest) -> str:
+    """A litecoin.conf beside the node's data, so that `litecoin-cli -datadir=...` pays from
+    the demo wallet without a password on the command line; returns that command."""
+    (node.datadir / "litecoin.conf").write_text(
+        f"[regtest]\nrpcuser={node.user}\nrpcpassword={node.password}\n"
+        f"rpcport={node.rpc_port}\n")
+    (node.datadir / "litecoin.conf").chmod(0o600)
+    return f"litecoin-cli -regtest -datadir={node.datadir} -rpcwallet=customer sendtoaddress"
+
+
+async def mine_while_paying(node: LitecoinRegtest) -> None:
+    """Stands in for the network's miners after the walkthrough: when a transaction waits
+    in the mempool, mine a block every few seconds until it has its confirmations, so an
+    invoice paid from the browser's checkout page settles."""
+    pending = 0
+    while True:
+        await asyncio.sleep(MINE_EVERY_SECONDS)
+        try:
+            if (await asyncio.to_thread(node.rpc, "getmempoolinfo"))["size"] > 0:
+                pending = CONFIRMATIONS
+            if pending > 0:
+                await asyncio.to_thread(node.mine, 1)
+                pending -= 1
+        except (OSError, RuntimeError) as exc:  # the node is stopping with us
+            say(f"miner paused: {type(exc).__name__}")
 
 
 class Receiver:
@@ -132,12 +166,24 @@ async def _flow(once: bool, timeout: float) -> int:  # noqa: ASYNC109
             )
             auth = {"Authorization": f"Bearer {created.secret}"}
             say(f"API key {created.record.id} created (printed nowhere; only its hash is stored)")
-            result = await asyncio.wait_for(
+            result, invoice_id = await asyncio.wait_for(
                 _walkthrough(base, auth, receiver, node, hook_port, once), timeout
             )
             if not once:
+                pay_command = write_cli_config(node)
+                miner = asyncio.create_task(mine_while_paying(node))
                 say(f"the gateway keeps running at {base}; press Ctrl-C to stop")
-                await _until_interrupted()
+                say(f"portal: {base}/signup (sign up, choose a plan and a coin, pay)")
+                say(f"log in: {base}/login")
+                say(f"checkout page of the demo invoice: {base}/pay/{invoice_id}")
+                say(f"pay from the demo wallet: {pay_command} <address> <amount>")
+                say(f"blocks are mined every {MINE_EVERY_SECONDS:.0f} s while a payment waits "
+                    f"({CONFIRMATIONS} confirmations settle an invoice)")
+                try:
+                    await _until_interrupted()
+                finally:
+                    miner.cancel()
+                    await asyncio.gather(miner, return_exceptions=True)
             return result
         except TimeoutError:
             say(f"timed out after {timeout:.0f}s before account.activated was received")
@@ -151,7 +197,7 @@ async def _flow(once: bool, timeout: float) -> int:  # noqa: ASYNC109
 async def _walkthrough(
     base: str, auth: dict[str, str], receiver: Receiver, node: LitecoinRegtest,
     hook_port: int, once: bool,
-) -> int:
+) -> tuple[int, str]:
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{base}/v1/webhook-endpoints", headers=auth, json={
             "url": f"http://127.0.0.1:{hook_port}/hooks", "description": "demo receiver",
@@ -203,7 +249,7 @@ async def _walkthrough(
             else:
                 await asyncio.sleep(0.3)
         say("done: the account was activated by a verified, signed webhook")
-        return 0
+        return 0, str(invoice["id"])
 
 
 async def _ok(resp: aiohttp.ClientResponse) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from gateway.http import (
     routes_pages,
     routes_payments,
     routes_portal,
+    routes_portal_billing,
     routes_portal_privacy,
+    routes_portal_recovery,
     routes_privacy,
     routes_webhooks,
 )
@@ -67,7 +69,8 @@ def create_app(services: HttpServices, path_prefix: str = "") -> web.Application
         autoescape=jinja2.select_autoescape(default=True),
     )
     for module in (routes_accounts, routes_invoices, routes_webhooks, routes_ops, routes_pages,
-                   routes_portal, routes_portal_privacy, routes_privacy, routes_payments):
+                   routes_portal, routes_portal_billing, routes_portal_privacy,
+                   routes_portal_recovery, routes_privacy, routes_payments):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC, append_version=False)
     if not path_prefix:

@@ -5,6 +5,9 @@ from gateway.services.api_keys import API_KEY_PREFIX
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import ApiKeyRecord
 
+# Browsers keep a `__Host-` cookie only when it is Secure, and they keep Secure cookies
+# from http://127.0.0.1 and http://localhost as well (secure contexts), so the cookie is
+# always Secure: a switch to turn that off only ever produced a cookie browsers drop.
 SESSION_COOKIE = "__Host-session"
 
 

@@ -34,7 +34,6 @@ class HttpServices:
     readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
     metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None
     observe: Callable[[str, str, int, float], None] | None = None
-    cookie_secure: bool = True
     trusted_proxies: tuple[Network, ...] = ()
     login_limit: SlidingWindow | None = None
     signup_limit: SlidingWindow | None = None

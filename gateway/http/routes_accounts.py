@@ -28,7 +28,7 @@ def _set_session_cookie(request: web.Request, resp: web.Response, session: NewSe
     max_age = int(session.expires_at.timestamp() - time.time())
     resp.set_cookie(
         SESSION_COOKIE, session.token, max_age=max(max_age, 0), path="/",
-        secure=request.app[SERVICES].cookie_secure, httponly=True, samesite="Strict",
+        secure=True, httponly=True, samesite="Strict",
     )
 
 
@@ -87,7 +87,7 @@ async def delete_session(request: web.Request) -> web.Response:
     assert token is not None
     await request.app[SERVICES].accounts.log_out(token)
     resp = web.Response(status=204)
-    resp.del_cookie(SESSION_COOKIE, path="/", secure=request.app[SERVICES].cookie_secure,
+    resp.del_cookie(SESSION_COOKIE, path="/", secure=True,
                     httponly=True, samesite="Strict")
     return resp
 

@@ -55,8 +55,9 @@ async def create_my_invoice(request: web.Request) -> web.Response:
     body = PlanInvoiceBody.model_validate(raw)
     invoices = request.app[SERVICES].invoices
     plan = invoices.plan(body.plan)
+    currency = (await request.app[SERVICES].accounts.view(account_id)).account.currency
     view, replayed = await invoices.create_once(
-        account_id, plan.price, body.coin, {"plan": plan.name},
+        account_id, plan.price_in(currency), body.coin, {"plan": plan.name},
         idempotency(request, account_id, raw),
     )
     return created(view, replayed)

@@ -48,12 +48,12 @@ def _set_pref(request: web.Request, resp: web.StreamResponse, currency: str | No
     if currency or datacenter:
         resp.set_cookie(PREF_COOKIE, f"{currency or ''}|{datacenter or ''}",
                         max_age=365 * 86400, path="/", httponly=True, samesite="Strict",
-                        secure=request.app[SERVICES].cookie_secure)
+                        secure=True)
 
 
 def _set_session(request: web.Request, resp: web.StreamResponse, session: NewSession) -> None:
     resp.set_cookie(SESSION_COOKIE, session.token, path="/", httponly=True, samesite="Strict",
-                    secure=request.app[SERVICES].cookie_secure)
+                    secure=True)
 
 
 def _redirect(request: web.Request, target: str) -> web.Response:
@@ -149,9 +149,20 @@ async def verify_email_page(request: web.Request) -> web.Response:
                                              "text": "Thank you. You can log in now."})
 
 
+# Why a customer was sent (back) to the login page; keyed by a query value we set.
+LOGIN_MESSAGES = {
+    "reset": "Your password was changed. Log in with the new one.",
+    "session": "Please log in. If you just did, your browser did not keep the session "
+               "cookie: allow cookies for this site (we set only two, both essential).",
+    "logout": "You are logged out.",
+}
+
+
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.Response:
-    return _render(request, "login.html", {"csrf": request.app[CSRF].token()})
+    return _render(request, "login.html", {
+        "csrf": request.app[CSRF].token(),
+        "message": LOGIN_MESSAGES.get(request.query.get("done", ""))})
 
 
 @routes.post("/login")
@@ -180,7 +191,12 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
     services = request.app[SERVICES]
     view = await services.accounts.view(session.account_id)
     invoices = await services.invoices.list(account_id=session.account_id, limit=50)
+    currency = view.account.currency
+    plans = [{"name": p.name, "description": p.description,
+              "price": p.price_in(currency).as_decimal_string(),
+              "currency": p.price_in(currency).currency} for p in services.invoices.plans()]
     return _render(request, "account.html", {
+        "plans": plans, "coins": services.invoices.coins(),
         "csrf": request.app[CSRF].token(session.id),
         "account": view.account, "profile": view.profile,
         "datacenters": services.datacenters, "currencies": services.currencies,
@@ -188,6 +204,8 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
         "policy_changed": view.account.policy_version != services.privacy.policy_version,
         "policy_version": services.privacy.policy_version,
         "invoices": [{"id": v.record.invoice.id, "status": v.record.invoice.status.value,
+                      "plan": v.record.invoice.metadata.get("plan"),
+                      "coin": v.record.invoice.coin,
                       "price": v.record.invoice.price.as_decimal_string(),
                       "currency": v.record.invoice.price.currency} for v in invoices],
         **extra}, status)
@@ -204,7 +222,7 @@ def session_form(handler: FormHandler) -> Callable[[web.Request], Awaitable[web.
     async def checked(request: web.Request) -> web.Response:
         session = await _session(request)
         if session is None:
-            return _redirect(request, "login")
+            return _redirect(request, "login?done=session")
         form = await _read_form(request)
         request.app[CSRF].check(request, _text(form, "csrf"), session.id)
         return await handler(request, session, form)
@@ -216,7 +234,7 @@ def session_form(handler: FormHandler) -> Callable[[web.Request], Awaitable[web.
 async def account_page(request: web.Request) -> web.Response:
     session = await _session(request)
     if session is None:
-        return _redirect(request, "login")
+        return _redirect(request, "login?done=session")
     saved = request.query.get("saved") == "1"
     return await _account(request, session, message="Saved." if saved else None)
 
@@ -296,8 +314,8 @@ async def logout(request: web.Request, session: SessionRecord, form: Any) -> web
     token = request.cookies.get(SESSION_COOKIE)
     assert token is not None
     await request.app[SERVICES].accounts.log_out(token)
-    resp = _redirect(request, "login")
+    resp = _redirect(request, "login?done=logout")
     # Deleting a __Host- cookie needs the same attributes, or browsers ignore it.
-    resp.del_cookie(SESSION_COOKIE, path="/", secure=request.app[SERVICES].cookie_secure,
+    resp.del_cookie(SESSION_COOKIE, path="/", secure=True,
                     httponly=True, samesite="Strict")
     return resp

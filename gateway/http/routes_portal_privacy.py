@@ -38,7 +38,7 @@ async def account_delete(
         return await _account(request, session, 422, error=str(exc))
     # Every session ended with the request, this one too.
     resp = _redirect(request, "login")
-    resp.del_cookie(SESSION_COOKIE, path="/", secure=services.cookie_secure, httponly=True,
+    resp.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True,
                     samesite="Strict")
     return resp
 

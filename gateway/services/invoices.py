@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
@@ -52,6 +52,11 @@ class Plan:
     name: str
     price: Fiat
     description: str = ""
+    prices: dict[str, Fiat] = field(default_factory=dict)  # by currency; `price` included
+
+    def price_in(self, currency: str | None) -> Fiat:
+        """The plan's price in the customer's currency when it has one, else its own."""
+        return self.prices.get(currency or "", self.price)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,22 @@ class InvoiceService:
         self._policy = policy
         self._rules = coin_rules
         self._plans = plans or {}
+
+    def plans(self) -> list[Plan]:
+        return [self._plans[name] for name in sorted(self._plans)]
+
+    def coins(self) -> tuple[str, ...]:
+        return self._chains.coins()
+
+    async def pay_again(self, account_id: str, invoice_id: str) -> InvoiceView:
+        """A new invoice for what an expired one asked (same price, coin and metadata) at
+        today's rate and on a fresh address. Only the invoice's own customer may ask."""
+        old = (await self.read(invoice_id)).record.invoice
+        if old.account_id != account_id:
+            raise NotFound("invoice")
+        if old.status is not Status.EXPIRED:
+            raise Conflict("only an expired invoice can be paid again")
+        return await self.create(account_id, old.price, old.coin, old.metadata)
 
     def plan(self, name: str) -> Plan:
         plan = self._plans.get(name)

@@ -84,6 +84,19 @@ class RecoveryService:
             f"{self._links.reset}{token}\n\n"
             "The link works once. If you did not ask for this, ignore this mail.")
 
+    async def reset_needs_code(self, token: str) -> bool:
+        """Whether the page a reset link opens must ask for a second factor. Refuses a link
+        that is invalid, expired or already used, so the page can say so before the form."""
+        account_id, fp = self._tokens.read(token)
+        async with self._uow() as uow:
+            if await uow.accounts.get(account_id) is None:
+                raise Unauthorized("this reset link is not valid")
+            profile = await uow.accounts.profile(account_id)
+            login = await uow.accounts.find_login(self._index(email_lookup_form(profile.email)))
+            if login is None or fingerprint(login.password_hash) != fp:
+                raise Unauthorized("this reset link was already used or is out of date")
+            return (await uow.accounts.totp(account_id)).enabled
+
     async def confirm_reset(self, token: str, new_password: str, second: str | None,
                             ip: str | None = None) -> None:
         account_id, fp = self._tokens.read(token)

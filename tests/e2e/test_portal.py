@@ -80,8 +80,7 @@ def no_other_origin(html: str) -> None:
 async def test_signup_login_two_factor_without_javascript(
     make_stack: StackFactory, tmp_path: Path
 ) -> None:
-    stack = await make_stack(GATEWAY_SECURITY__COOKIE_SECURE="true",
-                             GATEWAY_SERVER__PATH_PREFIX="/portal")
+    stack = await make_stack(GATEWAY_SERVER__PATH_PREFIX="/portal")
     stack.secrets.update({"portal@example.org", "portal password 1"})
     browser = await asyncio.to_thread(chromium, tmp_path / "profile", False)
     base = stack.gateway.base
@@ -107,7 +106,7 @@ async def test_signup_login_two_factor_without_javascript(
         no_other_origin(browser.page_source)
 
         await asyncio.to_thread(submit, browser, "#logout")
-        await at(browser, f"{base}/login")
+        await at(browser, f"{base}/login?done=logout")
         assert "__Host-session" not in cookies()
         fill(browser, email="portal@example.org", password="portal password 1")
         await asyncio.to_thread(submit, browser)
@@ -173,8 +172,7 @@ async def test_forms_need_their_csrf_token_and_pages_carry_csp(
 async def test_export_links_and_deletion_with_cancel_in_the_portal(
     make_stack: StackFactory, tmp_path: Path
 ) -> None:
-    stack = await make_stack(GATEWAY_SECURITY__COOKIE_SECURE="true",
-                             GATEWAY_SERVER__PATH_PREFIX="/portal")
+    stack = await make_stack(GATEWAY_SERVER__PATH_PREFIX="/portal")
     stack.secrets.update({"leaving@example.org", "leaving password 1"})
     browser = await asyncio.to_thread(chromium, tmp_path / "profile", False)
     base = stack.gateway.base

@@ -30,6 +30,5 @@ def security_env() -> dict[str, str]:
         "GATEWAY_SECURITY__SESSION_KEY": b64key(),
         "GATEWAY_SECURITY__INDEX_KEY": b64key(),
         "GATEWAY_SECURITY__DATA_KEYS": json.dumps([f"t1:{b64key()}"]),
-        "GATEWAY_SECURITY__COOKIE_SECURE": "false",
         "GATEWAY_BACKUP__KEY": b64key(),
     }

@@ -1,0 +1,41 @@
+"""Portal forms to buy: choose a plan and a coin, or pay an expired invoice again. Both
+lead to the checkout page; plain forms, no JavaScript."""
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.domain.errors import DomainError
+from gateway.http.keys import SERVICES
+from gateway.http.routes_portal import _account, _redirect, _text, session_form
+from gateway.services.ports import SessionRecord
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/account/buy")
+@session_form
+async def account_buy(request: web.Request, session: SessionRecord, form: Any) -> web.Response:
+    services = request.app[SERVICES]
+    try:
+        plan = services.invoices.plan(_text(form, "plan") or "")
+        currency = (await services.accounts.view(session.account_id)).account.currency
+        view, _ = await services.invoices.create_once(
+            session.account_id, plan.price_in(currency), _text(form, "coin") or "",
+            {"plan": plan.name}, None)
+    except DomainError as exc:
+        return await _account(request, session, 422, error=str(exc))
+    return _redirect(request, f"pay/{view.record.invoice.id}")
+
+
+@routes.post("/account/pay-again")
+@session_form
+async def account_pay_again(
+    request: web.Request, session: SessionRecord, form: Any
+) -> web.Response:
+    try:
+        view = await request.app[SERVICES].invoices.pay_again(
+            session.account_id, _text(form, "invoice_id") or "")
+    except DomainError as exc:
+        return await _account(request, session, 422, error=str(exc))
+    return _redirect(request, f"pay/{view.record.invoice.id}")

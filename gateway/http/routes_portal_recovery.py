@@ -1,0 +1,90 @@
+"""Portal pages for a forgotten password: ask for a link, then open it and choose a new
+password. Plain forms, no JavaScript; the same CSRF and CSP rules as the other pages."""
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.domain.errors import DomainError
+from gateway.http.client_ip import client_ip
+from gateway.http.keys import CSRF, SERVICES
+from gateway.http.routes_portal import _read_form, _redirect, _render, _text
+from gateway.services.errors import TooManyRequests, Unauthorized
+
+routes = web.RouteTableDef()
+
+# One answer whatever the address: the page never tells whether an account exists.
+SENT = ("Check your inbox",
+        "If an account uses this address, we mailed it a link to choose a new password. "
+        "The link works once and for a short time.")
+
+
+def _limit(request: web.Request) -> None:
+    services = request.app[SERVICES]
+    if services.login_limit is not None:
+        services.login_limit.hit(client_ip(request, services.trusted_proxies), "login")
+
+
+@routes.get("/forgot")
+async def forgot_page(request: web.Request) -> web.Response:
+    return _render(request, "forgot.html", {"csrf": request.app[CSRF].token()})
+
+
+@routes.post("/forgot")
+async def forgot_submit(request: web.Request) -> web.Response:
+    form = await _read_form(request)
+    request.app[CSRF].check(request, _text(form, "csrf"))
+    try:
+        _limit(request)
+    except TooManyRequests as exc:
+        return _render(request, "forgot.html", {"csrf": request.app[CSRF].token(),
+                                                "error": str(exc)}, 429)
+    await request.app[SERVICES].recovery.request_reset(str(form.get("email", "")))
+    heading, text = SENT
+    return _render(request, "message.html", {"heading": heading, "text": text}, 202)
+
+
+def _reset_form(request: web.Request, token: str, needs_code: bool,
+                error: str | None = None, status: int = 200) -> web.Response:
+    return _render(request, "reset.html", {
+        "csrf": request.app[CSRF].token(), "token": token, "needs_code": needs_code,
+        "error": error}, status)
+
+
+def _dead_link(request: web.Request, exc: Exception) -> web.Response:
+    return _render(request, "message.html", {
+        "heading": "This link does not work",
+        "text": f"{exc}. You can ask for a new link.", "forgot": True}, 400)
+
+
+@routes.get("/reset")
+async def reset_page(request: web.Request) -> web.Response:
+    token = request.query.get("token", "")
+    try:
+        needs_code = await request.app[SERVICES].recovery.reset_needs_code(token)
+    except Unauthorized as exc:
+        return _dead_link(request, exc)
+    return _reset_form(request, token, needs_code)
+
+
+@routes.post("/reset")
+async def reset_submit(request: web.Request) -> web.Response:
+    form: Any = await _read_form(request)
+    request.app[CSRF].check(request, _text(form, "csrf"))
+    services = request.app[SERVICES]
+    token = str(form.get("token", ""))
+    try:
+        needs_code = await services.recovery.reset_needs_code(token)
+    except Unauthorized as exc:
+        return _dead_link(request, exc)
+    if form.get("new_password", "") != form.get("confirm_password", ""):
+        return _reset_form(request, token, needs_code, "the two passwords differ", 422)
+    try:
+        _limit(request)
+        await services.recovery.confirm_reset(
+            token, str(form.get("new_password", "")), _text(form, "totp_code"),
+            client_ip(request, services.trusted_proxies))
+    except DomainError as exc:
+        status = 429 if isinstance(exc, TooManyRequests) else 422
+        return _reset_form(request, token, needs_code, str(exc), status)
+    return _redirect(request, "login?done=reset")
