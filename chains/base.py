@@ -39,6 +39,7 @@ class Observed:
 class BlockConnected:
     block: BlockRef
     parent_hash: str
+    time: datetime  # the block's own timestamp (header `time`, UTC), as its miner set it
     payments: tuple[Observed, ...] = field(default_factory=tuple)
 
 
