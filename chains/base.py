@@ -33,6 +33,9 @@ class Observed:
     match_key: bytes
     amount: int  # base units
     block: BlockRef | None  # None while in the mempool
+    # When the operator's node itself first had the transaction in its mempool (it keeps
+    # following the chain while the gateway is down); None when it cannot say.
+    first_seen: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ reports `addresses[]`, Bitcoin Core >= 22 `address`)."""
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -149,8 +150,10 @@ class UtxoChain:
                 for txid in fresh:
                     tx = await self._mempool_tx(txid)
                     inspected.add(txid)
-                    if tx is not None:
-                        seen.extend(self._match_tx(tx, watched, None))
+                    found = self._match_tx(tx, watched, None) if tx is not None else []
+                    if found:
+                        since = await self._mempool_time(txid)
+                        seen.extend(replace(o, first_seen=since) for o in found)
                 if seen:
                     pending.update(o.txid for o in seen)
                     yield MempoolSeen(tuple(seen))
@@ -213,6 +216,15 @@ class UtxoChain:
         found = [o for tx in block["tx"] for o in self._match_tx(tx, watched, ref)]
         return BlockConnected(ref, str(block.get("previousblockhash", "")), block_time(block),
                               tuple(found))
+
+    async def _mempool_time(self, txid: str) -> datetime | None:
+        """When the node's mempool took the transaction in (its own clock; the entry and
+        its time survive a node restart in mempool.dat)."""
+        try:
+            entry = await self._rpc.call("getmempoolentry", txid)
+        except JsonRpcError:
+            return None  # mined or evicted meanwhile
+        return datetime.fromtimestamp(int(entry["time"]), UTC)
 
     async def _mempool_tx(self, txid: str) -> dict[str, Any] | None:
         try:

@@ -116,13 +116,16 @@ class PaymentTracker:
             if invoice is None:
                 continue
             touched.add(invoice.id)
+            # First seen: by our node's mempool if it had it before we asked (the gateway
+            # was down), else now. Our own machines' clocks, never a miner's.
+            seen = min(now, obs.first_seen) if obs.first_seen is not None else now
             is_new = await uow.payments.record(
-                coin, obs.txid, obs.index, invoice.id, obs.amount, block, now, block_time
+                coin, obs.txid, obs.index, invoice.id, obs.amount, block, seen, block_time
             )
             if is_new:
                 conf = 1 if block is not None else 0
                 invoice.payment_received(
-                    ObservedPayment(obs.txid, obs.index, obs.amount, conf, now)
+                    ObservedPayment(obs.txid, obs.index, obs.amount, conf, seen)
                 )
                 await uow.outbox.publish(invoice.events, now)
                 invoice.events.clear()

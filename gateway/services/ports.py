@@ -196,10 +196,11 @@ class InvoiceRepository(Protocol):
 class PaymentRepository(Protocol):
     async def record(
         self, coin: str, txid: str, index: int, invoice_id: str, amount: int,
-        block: BlockRef | None, now: datetime, block_time: datetime | None = None,
+        block: BlockRef | None, seen_at: datetime, block_time: datetime | None = None,
     ) -> bool:
         """Insert or update; True when this (coin, txid, index) was never seen before.
-        `block_time` (the header time of `block`) is kept only from the first sighting."""
+        `seen_at` and `block_time` (the header time of `block`) are kept only from the
+        first sighting."""
 
     async def disconnect(self, coin: str, block_hash: str) -> list[str]:
         """Payments in that block become unconfirmed; returns the affected invoice ids."""

@@ -156,12 +156,14 @@ async def test_paid_in_time_while_the_gateway_was_down_is_not_late(
     make_stack: StackFactory,
 ) -> None:
     """Paid and mined before expiry while the gateway was down, first seen after expiry:
-    judged by the block's time (default tolerance), it settles, never `paid_late`. A
-    payment whose block came after expiry (plus the tolerance) is still late."""
-    stack = await make_stack(GATEWAY_INVOICES__EXPIRY_MINUTES="0.1")
+    judged by the block's time (default tolerance), it settles, never `paid_late`; so does
+    one paid in time and still in the node's mempool at restart. A payment whose block
+    came after expiry (plus the tolerance) is still late."""
+    stack = await make_stack(GATEWAY_INVOICES__EXPIRY_MINUTES="0.15")
     node = stack.node
     on_time = await new_invoice(stack, "down-on-time")
     late = await new_invoice(stack, "down-late")
+    unmined = await new_invoice(stack, "down-unmined")
     expires = datetime.fromisoformat(on_time["expires_at"])
 
     stack.gateway.stop()
@@ -177,13 +179,17 @@ async def test_paid_in_time_while_the_gateway_was_down_is_not_late(
         node.mine(1)
     finally:
         node.rpc("setmocktime", 0)
-    while datetime.now(UTC) <= datetime.fromisoformat(late["expires_at"]):
-        await asyncio.sleep(0.2)  # both expire while the gateway is down
+    unmined_tx = node.send(unmined["address"], str(DUE))
+    assert datetime.now(UTC) < datetime.fromisoformat(unmined["expires_at"])
+    while datetime.now(UTC) <= datetime.fromisoformat(unmined["expires_at"]):
+        await asyncio.sleep(0.2)  # all three expire while the gateway is down
 
     stack.gateway.start()
     await stack.until(on_time["id"], lambda d: d["status"] in ("processing", "settled")
                       and len(d["payments"]) == 1, "the payment found after restart")
     await stack.until(late["id"], status("expired", "paid_late"), "late stays late")
+    pending = await stack.until(unmined["id"], status("processing"), "seen in time, unmined")
+    assert [p["txid"] for p in pending["payments"]] == [unmined_tx]
     node.mine(2)
     settled = await stack.until(on_time["id"], status("settled"), "settled after restart")
     assert settled["amount_paid"] == str(DUE)
@@ -191,5 +197,7 @@ async def test_paid_in_time_while_the_gateway_was_down_is_not_late(
         on_time["account_id"])
     await stack.until(late["id"], confirmations(3), "late payment confirmed")
     assert (await stack.read(late["id"]))["status"] == "expired"
+    node.mine(1)
+    await stack.until(unmined["id"], status("settled"), "unmined one settles when mined")
     settled_ids = {d.doc["data"]["invoice_id"] for d in stack.receiver.of_type("invoice.settled")}
-    assert settled_ids == {on_time["id"]}
+    assert settled_ids == {on_time["id"], unmined["id"]}
