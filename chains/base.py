@@ -33,12 +33,16 @@ class Observed:
     match_key: bytes
     amount: int  # base units
     block: BlockRef | None  # None while in the mempool
+    # When the operator's node itself first had the transaction in its mempool (it keeps
+    # following the chain while the gateway is down); None when it cannot say.
+    first_seen: datetime | None = None
 
 
 @dataclass(frozen=True)
 class BlockConnected:
     block: BlockRef
     parent_hash: str
+    time: datetime  # the block's own timestamp (header `time`, UTC), as its miner set it
     payments: tuple[Observed, ...] = field(default_factory=tuple)
 
 

@@ -6,7 +6,8 @@ reports `addresses[]`, Bitcoin Core >= 22 `address`)."""
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,11 @@ from chains.networks import UtxoNetwork
 
 def hash160(data: bytes) -> bytes:
     return RIPEMD160.new(hashlib.sha256(data).digest()).digest()
+
+
+def block_time(block: dict[str, Any]) -> datetime:
+    """The header's own `time` (not the median time past): what its miner's clock said."""
+    return datetime.fromtimestamp(int(block["time"]), UTC)
 
 
 def p2wpkh_destination(xpub: str, index: int, network: UtxoNetwork) -> Destination:
@@ -133,7 +139,7 @@ class UtxoChain:
                     mined.add(tx["txid"])
                     payments.extend(self._match_tx(tx, watched, ref))
                 pending.difference_update(mined)
-                yield BlockConnected(ref, cursor.hash, tuple(payments))
+                yield BlockConnected(ref, cursor.hash, block_time(block), tuple(payments))
                 cursor = ref
 
             # New mempool entries paying a watched script.
@@ -144,8 +150,10 @@ class UtxoChain:
                 for txid in fresh:
                     tx = await self._mempool_tx(txid)
                     inspected.add(txid)
-                    if tx is not None:
-                        seen.extend(self._match_tx(tx, watched, None))
+                    found = self._match_tx(tx, watched, None) if tx is not None else []
+                    if found:
+                        since = await self._mempool_time(txid)
+                        seen.extend(replace(o, first_seen=since) for o in found)
                 if seen:
                     pending.update(o.txid for o in seen)
                     yield MempoolSeen(tuple(seen))
@@ -206,7 +214,17 @@ class UtxoChain:
         block = await self._rpc.call("getblock", block_hash, 2)
         ref = BlockRef(height, str(block["hash"]))
         found = [o for tx in block["tx"] for o in self._match_tx(tx, watched, ref)]
-        return BlockConnected(ref, str(block.get("previousblockhash", "")), tuple(found))
+        return BlockConnected(ref, str(block.get("previousblockhash", "")), block_time(block),
+                              tuple(found))
+
+    async def _mempool_time(self, txid: str) -> datetime | None:
+        """When the node's mempool took the transaction in (its own clock; the entry and
+        its time survive a node restart in mempool.dat)."""
+        try:
+            entry = await self._rpc.call("getmempoolentry", txid)
+        except JsonRpcError:
+            return None  # mined or evicted meanwhile
+        return datetime.fromtimestamp(int(entry["time"]), UTC)
 
     async def _mempool_tx(self, txid: str) -> dict[str, Any] | None:
         try:

@@ -293,7 +293,8 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
             allow_public=settings.webhooks.allow_public_targets,
         ),
         events=WebhookEventService(uow, clock),
-        tracker=PaymentTracker(uow, clock),
+        tracker=PaymentTracker(
+            uow, clock, timedelta(minutes=settings.invoices.block_time_tolerance_minutes)),
         worker=worker,
         rates_http=rates_http,
         metrics=metrics,

@@ -130,6 +130,9 @@ class InvoicesConfig(_Section):
     monitoring_minutes: float = Field(1440, gt=0)
     underpayment_tolerance_percent: Decimal = Field(Decimal(0), ge=0, lt=100)
     accept_late_payments: bool = False
+    # A payment the gateway first saw in a block (it was down) counts from the block's
+    # time less this; at most the 2 h consensus allows a header ahead of the clock.
+    block_time_tolerance_minutes: float = Field(10, ge=0, le=120)
 
 
 class CoinConfig(_Section):

@@ -1,11 +1,12 @@
 """The invoice state machine: two axes (status, exception), as BTCPay has them.
 
-Every transition is a pure function of (invoice, observed payments, now); confirmations
-are computed by the caller from the chain tip and the block that holds each payment."""
+Every transition is a pure function of (invoice, observed payments, now, block-time
+tolerance); confirmations are computed by the caller from the chain tip and the block
+that holds each payment."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from gateway.domain import events as ev
@@ -30,6 +31,11 @@ class InvoiceException(StrEnum):
 
 FINAL = frozenset({Status.SETTLED, Status.INVALID})
 
+# How far a block's own timestamp may be trusted in the customer's favour: miners' clocks
+# drift (consensus accepts a header up to 2 h ahead), and a transaction waits in the
+# mempool for a block. Configurable as [invoices] block_time_tolerance_minutes.
+DEFAULT_BLOCK_TIME_TOLERANCE = timedelta(minutes=10)
+
 
 @dataclass(frozen=True)
 class LockedRate:
@@ -46,8 +52,22 @@ class ObservedPayment:
     index: int
     amount: int
     confirmations: int  # 0 while unconfirmed or after its block left the main chain
-    seen_at: datetime
+    seen_at: datetime  # when the watcher first saw it (mempool or block)
     reverted: bool = False  # replaced, double-spent or otherwise gone for good
+    # Header time of the block the watcher first saw it in; None when first seen in the
+    # mempool (our own sighting is then the evidence, a later block adds nothing).
+    block_time: datetime | None = None
+
+    def paid_at(self, tolerance: timedelta = DEFAULT_BLOCK_TIME_TOLERANCE) -> datetime:
+        """The earliest trustworthy evidence that this payment was made.
+
+        Seen in the mempool: that moment. First seen in a block (the gateway was down,
+        or the block came before the next mempool poll): the transaction existed when the
+        block was mined, so the block's time counts, less `tolerance` for a miner's fast
+        clock and the wait for the block; never later than our own sighting."""
+        if self.block_time is None:
+            return self.seen_at
+        return min(self.seen_at, self.block_time - tolerance)
 
 
 @dataclass(frozen=True)
@@ -128,14 +148,18 @@ class Invoice:
         self.events.append(ev.DomainEvent(ev.INVOICE_PAYMENT_RECEIVED, self.account_id, data))
 
     # -- the state machine --------------------------------------------------------------
-    def observe(self, payments: Sequence[ObservedPayment], now: datetime) -> None:
+    def observe(
+        self, payments: Sequence[ObservedPayment], now: datetime,
+        block_time_tolerance: timedelta = DEFAULT_BLOCK_TIME_TOLERANCE,
+    ) -> None:
         """Bring status and exception in line with the payments and the time."""
         terms = self.terms
         live = [p for p in payments if not p.reverted]
         received = sum(p.amount for p in live)
         confirmed = sum(p.amount for p in live if p.confirmations >= terms.confirmations_required)
         in_chain = sum(p.amount for p in live if p.confirmations >= 1)
-        paid_at = _completion_time(live, terms.threshold)
+        paid_at = completion_time(live, terms.threshold, block_time_tolerance)
+        on_time = paid_at is not None and paid_at < terms.expires_at
 
         if self.status is Status.SETTLED:
             if (
@@ -148,15 +172,18 @@ class Invoice:
         if self.status is Status.INVALID:
             return
 
-        if self.status in (Status.NEW, Status.PROCESSING):
-            if paid_at is not None and paid_at < terms.expires_at:
+        # Expired for want of a payment that, as the chain now shows (the watcher caught
+        # up after downtime), was made in time: the expiry was ours, not the customer's.
+        reopen = self.status is Status.EXPIRED and on_time
+        if self.status in (Status.NEW, Status.PROCESSING) or reopen:
+            if on_time:
                 self.exception = InvoiceException.PAID_OVER if received > terms.amount_due else None
                 if confirmed >= terms.threshold:
                     self._settle(payments, now)
                 elif now >= terms.monitoring_until:
                     self.status = Status.INVALID
                     self._emit(ev.INVOICE_INVALID, payments)
-                elif self.status is Status.NEW:
+                elif self.status is not Status.PROCESSING:
                     self.status = Status.PROCESSING
                     self._emit(ev.INVOICE_PROCESSING, payments)
                 return
@@ -184,11 +211,16 @@ class Invoice:
         return self.status in FINAL
 
 
-def _completion_time(live: Sequence[ObservedPayment], threshold: int) -> datetime | None:
-    """When the running total of live payments (in order of arrival) reached the threshold."""
+def completion_time(
+    live: Sequence[ObservedPayment], threshold: int,
+    tolerance: timedelta = DEFAULT_BLOCK_TIME_TOLERANCE,
+) -> datetime | None:
+    """When the running total of live payments, in order of their evidence (`paid_at`),
+    reached the threshold; the invoice was paid late when that is not before expiry."""
     total = 0
-    for payment in sorted(live, key=lambda p: (p.seen_at, p.txid, p.index)):
+    for when, payment in sorted(((p.paid_at(tolerance), p) for p in live),
+                                key=lambda w: (w[0], w[1].txid, w[1].index)):
         total += payment.amount
         if total >= threshold:
-            return payment.seen_at
+            return when
     return None

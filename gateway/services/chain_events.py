@@ -2,7 +2,7 @@
 cursor, invoice states and outbox events commit together, so a crash replays harmlessly."""
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chains.base import (
     BlockConnected,
@@ -12,7 +12,12 @@ from chains.base import (
     MempoolSeen,
     Observed,
 )
-from gateway.domain.invoices import Invoice, ObservedPayment, Status
+from gateway.domain.invoices import (
+    DEFAULT_BLOCK_TIME_TOLERANCE,
+    Invoice,
+    ObservedPayment,
+    Status,
+)
 from gateway.services.ports import Clock, PaymentRecord, UnitOfWork, UnitOfWorkFactory
 
 
@@ -25,16 +30,21 @@ def confirmations(payment: PaymentRecord, tip: BlockRef | None) -> int:
 def observed(payments: Iterable[PaymentRecord], tip: BlockRef | None) -> list[ObservedPayment]:
     return [
         ObservedPayment(
-            p.txid, p.index, p.amount, confirmations(p, tip), p.seen_at, p.status == "reverted"
+            p.txid, p.index, p.amount, confirmations(p, tip), p.seen_at, p.status == "reverted",
+            p.block_time,
         )
         for p in payments
     ]
 
 
 class PaymentTracker:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock,
+        block_time_tolerance: timedelta = DEFAULT_BLOCK_TIME_TOLERANCE,
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._tolerance = block_time_tolerance
 
     async def start_cursor(self, coin: str) -> BlockRef | None:
         async with self._uow() as uow:
@@ -52,7 +62,9 @@ class PaymentTracker:
     async def block_connected(self, coin: str, event: BlockConnected) -> None:
         now = self._clock()
         async with self._uow() as uow:
-            touched = await self._record(uow, coin, event.payments, event.block, now)
+            touched = await self._record(
+                uow, coin, event.payments, event.block, now, event.time
+            )
             await uow.cursors.set(coin, event.block, now)
             await self._reevaluate(uow, coin, event.block, touched, now, all_open=True)
             await uow.commit()
@@ -96,7 +108,7 @@ class PaymentTracker:
 
     async def _record(
         self, uow: UnitOfWork, coin: str, payments: Iterable[Observed], block: BlockRef | None,
-        now: datetime,
+        now: datetime, block_time: datetime | None = None,
     ) -> set[str]:
         touched: set[str] = set()
         for obs in payments:
@@ -104,13 +116,16 @@ class PaymentTracker:
             if invoice is None:
                 continue
             touched.add(invoice.id)
+            # First seen: by our node's mempool if it had it before we asked (the gateway
+            # was down), else now. Our own machines' clocks, never a miner's.
+            seen = min(now, obs.first_seen) if obs.first_seen is not None else now
             is_new = await uow.payments.record(
-                coin, obs.txid, obs.index, invoice.id, obs.amount, block, now
+                coin, obs.txid, obs.index, invoice.id, obs.amount, block, seen, block_time
             )
             if is_new:
                 conf = 1 if block is not None else 0
                 invoice.payment_received(
-                    ObservedPayment(obs.txid, obs.index, obs.amount, conf, now)
+                    ObservedPayment(obs.txid, obs.index, obs.amount, conf, seen)
                 )
                 await uow.outbox.publish(invoice.events, now)
                 invoice.events.clear()
@@ -136,7 +151,9 @@ class PaymentTracker:
     ) -> bool:
         before = (invoice.status, invoice.exception)
         was_settled = invoice.status is Status.SETTLED
-        invoice.observe(observed(await uow.payments.for_invoice(invoice.id), tip), now)
+        invoice.observe(
+            observed(await uow.payments.for_invoice(invoice.id), tip), now, self._tolerance
+        )
         if (invoice.status, invoice.exception) == before and not invoice.events:
             return False
         await uow.invoices.save(invoice)

@@ -59,6 +59,7 @@ class PaymentRecord:
     block_height: int | None
     status: str  # pending | confirmed | reverted
     seen_at: datetime
+    block_time: datetime | None = None  # of the block it was first seen in; None: mempool
 
 
 @dataclass(frozen=True)
@@ -195,9 +196,11 @@ class InvoiceRepository(Protocol):
 class PaymentRepository(Protocol):
     async def record(
         self, coin: str, txid: str, index: int, invoice_id: str, amount: int,
-        block: BlockRef | None, now: datetime,
+        block: BlockRef | None, seen_at: datetime, block_time: datetime | None = None,
     ) -> bool:
-        """Insert or update; True when this (coin, txid, index) was never seen before."""
+        """Insert or update; True when this (coin, txid, index) was never seen before.
+        `seen_at` and `block_time` (the header time of `block`) are kept only from the
+        first sighting."""
 
     async def disconnect(self, coin: str, block_hash: str) -> list[str]:
         """Payments in that block become unconfirmed; returns the affected invoice ids."""

@@ -4,6 +4,7 @@ gateway against a real Litecoin regtest node."""
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -149,3 +150,54 @@ async def test_replace_by_fee_counts_only_the_replacement(make_stack: StackFacto
     assert settled["amount_paid"] == str(DUE)
     live = [p["txid"] for p in settled["payments"] if p["status"] != "reverted"]
     assert live == [replacement]
+
+
+async def test_paid_in_time_while_the_gateway_was_down_is_not_late(
+    make_stack: StackFactory,
+) -> None:
+    """Paid and mined before expiry while the gateway was down, first seen after expiry:
+    judged by the block's time (default tolerance), it settles, never `paid_late`; so does
+    one paid in time and still in the node's mempool at restart. A payment whose block
+    came after expiry (plus the tolerance) is still late."""
+    stack = await make_stack(GATEWAY_INVOICES__EXPIRY_MINUTES="0.15")
+    node = stack.node
+    on_time = await new_invoice(stack, "down-on-time")
+    late = await new_invoice(stack, "down-late")
+    unmined = await new_invoice(stack, "down-unmined")
+    expires = datetime.fromisoformat(on_time["expires_at"])
+
+    stack.gateway.stop()
+    node.send(on_time["address"], str(DUE))
+    [paid_block] = node.mine(1)
+    assert datetime.fromtimestamp(node.rpc("getblockheader", paid_block)["time"], UTC) < (
+        expires + timedelta(minutes=10))  # regtest's own clock drift stays inside it
+    # The late payment is mined in a block stamped past expiry plus the tolerance (the
+    # node's clock moved on rather than the test waiting 11 minutes).
+    node.rpc("setmocktime", int((expires + timedelta(minutes=11)).timestamp()))
+    try:
+        node.send(late["address"], str(DUE))
+        node.mine(1)
+    finally:
+        node.rpc("setmocktime", 0)
+    unmined_tx = node.send(unmined["address"], str(DUE))
+    assert datetime.now(UTC) < datetime.fromisoformat(unmined["expires_at"])
+    while datetime.now(UTC) <= datetime.fromisoformat(unmined["expires_at"]):
+        await asyncio.sleep(0.2)  # all three expire while the gateway is down
+
+    stack.gateway.start()
+    await stack.until(on_time["id"], lambda d: d["status"] in ("processing", "settled")
+                      and len(d["payments"]) == 1, "the payment found after restart")
+    await stack.until(late["id"], status("expired", "paid_late"), "late stays late")
+    pending = await stack.until(unmined["id"], status("processing"), "seen in time, unmined")
+    assert [p["txid"] for p in pending["payments"]] == [unmined_tx]
+    node.mine(2)
+    settled = await stack.until(on_time["id"], status("settled"), "settled after restart")
+    assert settled["amount_paid"] == str(DUE)
+    assert (await stack.receiver.wait_for("account.activated")).doc["data"]["account_id"] == (
+        on_time["account_id"])
+    await stack.until(late["id"], confirmations(3), "late payment confirmed")
+    assert (await stack.read(late["id"]))["status"] == "expired"
+    node.mine(1)
+    await stack.until(unmined["id"], status("settled"), "unmined one settles when mined")
+    settled_ids = {d.doc["data"]["invoice_id"] for d in stack.receiver.of_type("invoice.settled")}
+    assert settled_ids == {on_time["id"], unmined["id"]}

@@ -123,6 +123,32 @@ async def test_payment_recording_is_idempotent(database_url: str) -> None:
         await engine.dispose()  # type: ignore[attr-defined]
 
 
+async def test_payment_keeps_the_time_of_the_block_it_was_first_seen_in(
+    database_url: str,
+) -> None:
+    engine, cipher = uow_factory(database_url)
+    await _account(engine, cipher, "acc_a")
+    async with SqlUnitOfWork(engine, cipher) as uow:  # type: ignore[arg-type]
+        await uow.invoices.add(_invoice("inv_b"), Destination(0, "a", b"k", "x"), "x:")
+        await uow.commit()
+    first, later = T0 + timedelta(minutes=14), T0 + timedelta(minutes=30)
+    try:
+        for txid, block, when in (("mined", BlockRef(5, "h5"), first),
+                                  ("mined", BlockRef(6, "h6"), later),  # reorged elsewhere
+                                  ("pooled", None, None),
+                                  ("pooled", BlockRef(6, "h6"), later)):
+            async with SqlUnitOfWork(engine, cipher) as uow:  # type: ignore[arg-type]
+                await uow.payments.record("LTC", txid, 0, "inv_b", 1, block,
+                                          T0 + timedelta(minutes=40), when)
+                await uow.commit()
+        async with SqlUnitOfWork(engine, cipher) as uow:  # type: ignore[arg-type]
+            found = {p.txid: p for p in await uow.payments.for_invoice("inv_b")}
+        assert found["mined"].block_time == first and found["mined"].block_height == 6
+        assert found["pooled"].block_time is None and found["pooled"].block_height == 6
+    finally:
+        await engine.dispose()  # type: ignore[attr-defined]
+
+
 async def test_duplicate_email_index_is_a_conflict(database_url: str) -> None:
     from gateway.services.errors import Conflict
 

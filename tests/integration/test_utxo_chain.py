@@ -4,6 +4,7 @@ reconnects elsewhere -> replaced transaction."""
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -89,11 +90,15 @@ async def test_contract_pay_confirm_reorg_and_remine(
     [obs] = seen.payments
     assert (obs.txid, obs.amount, obs.block, obs.match_key) == (txid, 123_450_000, None,
                                                                dest.match_key)
+    entered = litecoin.rpc("getmempoolentry", txid)["time"]
+    assert obs.first_seen == datetime.fromtimestamp(entered, UTC)  # the node's own sighting
 
     [block_hash] = litecoin.mine(1)
     connected = await follower.until(BlockConnected)
     assert isinstance(connected, BlockConnected)
     assert connected.block.hash == block_hash
+    header = litecoin.rpc("getblockheader", block_hash)
+    assert connected.time == datetime.fromtimestamp(header["time"], UTC)  # header, not MTP
     assert [p.txid for p in connected.payments] == [txid]
     assert connected.payments[0].block == connected.block
     paid_height = connected.block.height
@@ -179,7 +184,6 @@ async def test_follow_resumes_from_a_cursor_and_reports_stale_cursor(
 async def test_audit_questions_lookup_scan_and_period(
     chain: UtxoChain, litecoin: LitecoinRegtest,
 ) -> None:
-    from datetime import UTC, datetime, timedelta
 
     watched = SetWatchlist()
     dest = chain.derive(7)
@@ -205,6 +209,8 @@ async def test_audit_questions_lookup_scan_and_period(
     scanned = await chain.scan(height, watched)
     assert [(o.txid, o.index, o.amount) for o in scanned.payments] == [
         (txid, index, 12_500_000)]
+    assert scanned.time == datetime.fromtimestamp(
+        litecoin.rpc("getblockheader", block_hash)["time"], UTC)
     assert (await chain.scan(height - 1, watched)).payments == ()
     assert height not in await chain.heights_between(before - timedelta(days=2),
                                                      before - timedelta(days=1))

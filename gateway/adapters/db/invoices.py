@@ -48,7 +48,7 @@ def _invoice(row: Any) -> Invoice:
 def _payment(row: Any) -> PaymentRecord:
     return PaymentRecord(
         row.txid, row.output_index, row.amount, row.block_hash, row.block_height, row.status,
-        row.seen_at,
+        row.seen_at, row.block_time,
     )
 
 
@@ -245,7 +245,7 @@ class SqlPayments:
 
     async def record(
         self, coin: str, txid: str, index: int, invoice_id: str, amount: int,
-        block: BlockRef | None, now: datetime,
+        block: BlockRef | None, seen_at: datetime, block_time: datetime | None = None,
     ) -> bool:
         key = (payments.c.coin == coin, payments.c.txid == txid, payments.c.output_index == index)
         row = (await self._conn.execute(select(payments.c.status).where(*key))).first()
@@ -257,7 +257,8 @@ class SqlPayments:
                     block_hash=block.hash if block else None,
                     block_height=block.height if block else None,
                     status="confirmed" if block else "pending",
-                    seen_at=now,
+                    seen_at=seen_at,
+                    block_time=block_time if block else None,
                 )
             )
             return True

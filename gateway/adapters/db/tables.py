@@ -184,6 +184,9 @@ payments = Table(
     Column("block_height", Integer),
     Column("status", String(20), nullable=False),  # pending | confirmed | reverted
     Column("seen_at", UTCDateTime, nullable=False),
+    # Header time of the block the payment was first seen in (None: first seen in the
+    # mempool); evidence of when it was paid if the gateway was down at the time.
+    Column("block_time", UTCDateTime),
     UniqueConstraint("coin", "txid", "output_index", name="uq_payments_coin_txid_output"),
     Index("ix_payments_coin_block_hash", "coin", "block_hash"),
 )
