@@ -310,3 +310,15 @@ async def test_an_unknown_name_is_a_dns_error(database_url: str) -> None:
         finally:
             await worker.aclose()
         assert await env.last_errors() == ["dns_error"]
+
+
+async def test_a_tls_failure_is_a_tls_error(database_url: str) -> None:
+    async with environment(database_url) as env:
+        await env.endpoint(f"https://{ALLOWED_IP}:{env.port}/hooks")  # plain HTTP there
+        await env.publish()
+        worker = env.worker()
+        try:
+            assert await worker.run_once() == 1
+        finally:
+            await worker.aclose()
+        assert await env.last_errors() == ["tls_error"]
