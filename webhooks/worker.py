@@ -20,11 +20,11 @@ from webhooks.targets import TargetPolicy
 # the connection) up to this many bytes, never stored.
 MAX_RESPONSE_BYTES = 64 * 1024
 
+log = logging.getLogger(__name__)
+
 
 class ResponseTooLarge(Exception):
     pass
-
-log = logging.getLogger(__name__)
 
 
 class DeliveryWorker:

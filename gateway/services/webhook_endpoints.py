@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,11 @@ async def check_target(url: str, targets: TargetPolicy, resolve: Resolver) -> st
     if parts.username or parts.password:
         raise InvalidInput("url", "must not carry credentials")
     host = parts.hostname
+    if parse_address(host) is None and all(
+            re.fullmatch(r"0[xX][0-9a-fA-F]*|[0-9]+", label) for label in host.split(".")):
+        # 127.1, 2130706433, 0x7f.1: the resolver reads them as addresses, the worker
+        # refuses them (never delivered); ask for the address in full.
+        raise InvalidInput("url", "write an IPv4 address as four decimal numbers")
     if not targets.allow_public:
         # Internal targets only: an address literal inside an allowed range, no DNS at all.
         literal = parse_address(host)

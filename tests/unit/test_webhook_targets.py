@@ -107,3 +107,11 @@ async def test_endpoint_creation_refuses_a_name_with_any_refused_address() -> No
                            answers("8.8.8.8", "127.0.0.1"))
     with pytest.raises(InvalidInput):
         await check_target("https://hooks.example.org/h", STRICT, answers())
+
+
+@pytest.mark.parametrize("host", ["127.1", "2130706433", "0x7f.1", "0177.0.0.1"])
+async def test_endpoint_creation_refuses_legacy_ipv4_forms(host: str) -> None:
+    # The worker's client refuses them, so such an endpoint could never be delivered to.
+    with pytest.raises(InvalidInput) as refused:
+        await check_target(f"http://{host}/h", LOOPBACK_ALLOWED, answers("127.0.0.1"))
+    assert "four decimal numbers" in refused.value.detail
