@@ -63,6 +63,7 @@ from gateway.services.webhook_events import WebhookEventService
 from gateway.watcher import ChainWatcher, run_backups, run_retention, run_sweeper
 from webhooks import signing
 from webhooks.retry import RetryPolicy
+from webhooks.targets import TargetPolicy
 from webhooks.worker import DeliveryWorker
 
 Clock = Callable[[], datetime]
@@ -203,12 +204,16 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     chains = ChainDirectory(nodes)
     store = SqlDeliveryStore(engine, cipher)
     metrics = Metrics()
+    # One rule for webhook targets: checked at endpoint creation and at every connect.
+    targets = TargetPolicy.of(settings.webhooks.allow_private_targets,
+                              settings.webhooks.allow_public_targets)
     worker = DeliveryWorker(
         store,
         clock,
         RetryPolicy(tuple(timedelta(seconds=s) for s in settings.webhooks.retry_schedule_seconds)),
         timeout=settings.webhooks.timeout_seconds,
         on_attempt=metrics.attempt,
+        targets=targets,
     )
 
     def uow() -> SqlUnitOfWork:
@@ -286,11 +291,8 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
              for name, plan in settings.plans.items()},
         ),
         endpoints=WebhookEndpointService(
-            uow, clock, signing.new_secret,
-            [ipaddress.ip_network(c, strict=False)
-             for c in settings.webhooks.allow_private_targets],
+            uow, clock, signing.new_secret, targets,
             rotation_overlap=timedelta(hours=settings.webhooks.rotation_overlap_hours),
-            allow_public=settings.webhooks.allow_public_targets,
         ),
         events=WebhookEventService(uow, clock),
         tracker=PaymentTracker(

@@ -8,12 +8,23 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from webhooks import signing
+from webhooks.connect import error_class, guarded_connector
 from webhooks.retry import Outcome, RetryPolicy, classify, parse_retry_after
 from webhooks.store import AttemptResult, DeliveryStore, PendingDelivery
+from webhooks.targets import TargetPolicy
+
+# The gateway needs a receiver's status and Retry-After only; the body is read (to reuse
+# the connection) up to this many bytes, never stored.
+MAX_RESPONSE_BYTES = 64 * 1024
 
 log = logging.getLogger(__name__)
+
+
+class ResponseTooLarge(Exception):
+    pass
 
 
 class DeliveryWorker:
@@ -27,11 +38,20 @@ class DeliveryWorker:
         lease_seconds: float = 60.0,
         idle_interval: float = 1.0,
         on_attempt: Callable[[AttemptResult], None] | None = None,
+        targets: TargetPolicy | None = None,
+        resolver: AbstractResolver | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
+        """`targets`: where deliveries may connect (default: public addresses only);
+        `resolver`: replaces the system resolver (tests)."""
         self._store = store
         self._clock = clock
         self._policy = policy or RetryPolicy()
+        self._timeout_seconds = timeout
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._targets = targets if targets is not None else TargetPolicy()
+        self._resolver = resolver
+        self._max_response = max_response_bytes
         self._batch = batch
         self._lease = lease_seconds
         self._idle = idle_interval
@@ -97,7 +117,12 @@ class DeliveryWorker:
 
     async def _send(self, delivery: PendingDelivery) -> AttemptResult:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                connector=guarded_connector(self._targets, self._resolver),
+                timeout=self._timeout,
+                auto_decompress=False,  # the body is discarded: no decompression bombs
+                trust_env=False,  # no proxy from the environment: we connect ourselves
+            )
         now = self._clock()
         hdrs = signing.headers(
             delivery.secrets, delivery.event_id, int(now.timestamp()), delivery.body
@@ -107,18 +132,37 @@ class DeliveryWorker:
         error: str | None = None
         retry_after: float | None = None
         try:
-            async with self._session.post(
-                delivery.url, data=delivery.body, headers=hdrs, allow_redirects=False
-            ) as resp:
-                status = resp.status
-                await resp.read()  # drained, never stored
-                ra = parse_retry_after(resp.headers.get("Retry-After"), now)
-                retry_after = ra.total_seconds() if ra is not None else None
-                if 300 <= status < 400:
-                    error = "redirect not followed"
-        except TimeoutError:
-            error = "timeout"
-        except aiohttp.ClientError as exc:
-            error = type(exc).__name__
+            # One deadline for connect, headers and body: a slow receiver cannot hold
+            # the worker past it.
+            async with asyncio.timeout(self._timeout_seconds):
+                async with self._session.post(
+                    delivery.url, data=delivery.body, headers=hdrs, allow_redirects=False
+                ) as resp:
+                    status = resp.status
+                    ra = parse_retry_after(resp.headers.get("Retry-After"), now)
+                    retry_after = ra.total_seconds() if ra is not None else None
+                    if 300 <= status < 400:
+                        error = "redirect"  # never followed
+                    await self._discard_body(resp)
+        except ResponseTooLarge:
+            error = "response_too_large"
+        except Exception as exc:  # every failure becomes a logged attempt
+            error = error_class(exc)
+            if error == "error":
+                log.warning("webhook delivery %s: unexpected %s", delivery.event_id,
+                            type(exc).__name__, exc_info=True)
         latency = int((time.monotonic() - started) * 1000)
         return AttemptResult(now, classify(status), status, latency, error, retry_after)
+
+    async def _discard_body(self, resp: aiohttp.ClientResponse) -> None:
+        """Read and drop the body, at most `max_response_bytes` of it; a bigger one is
+        not read further (the connection is closed, not reused)."""
+        left = self._max_response
+        while True:
+            chunk = await resp.content.read(left + 1)
+            if not chunk:
+                return
+            left -= len(chunk)
+            if left < 0:
+                resp.close()
+                raise ResponseTooLarge

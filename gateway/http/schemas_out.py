@@ -138,11 +138,16 @@ class Rotated(Out):
     previous_secret_expires_at: str
 
 
+ERROR_CLASS = ("what went wrong, as a class (timeout, connection_refused, target_refused, "
+               "dns_error, tls_error, redirect, response_too_large, ...; see WEBHOOKS.md), "
+               "never the error text")
+
+
 class Attempt(Out):
     at: str
     status_code: int | None
     latency_ms: int
-    error: str | None
+    error: str | None = Field(description=ERROR_CLASS)
 
 
 class Delivery(Out):
@@ -152,7 +157,7 @@ class Delivery(Out):
     attempts: int
     next_attempt_at: str | None
     last_status_code: int | None
-    last_error: str | None
+    last_error: str | None = Field(description=ERROR_CLASS)
     log: list[Attempt]
 
 

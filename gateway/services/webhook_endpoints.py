@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -12,8 +12,7 @@ from gateway.domain.events import EVENT_TYPES
 from gateway.services.errors import NotFound
 from gateway.services.ids import new_id
 from gateway.services.ports import Clock, EndpointRecord, UnitOfWorkFactory
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from webhooks.targets import TargetPolicy, parse_address
 
 
 @dataclass(frozen=True)
@@ -25,36 +24,41 @@ class CreatedEndpoint:
 Resolver = Callable[[str], Awaitable[list[str]]]
 
 
-async def check_target(url: str, allowed: Sequence[Network], resolve: Resolver,
-                       allow_public: bool = True) -> str:
-    """Refuse non-http(s) URLs and targets inside private, loopback or link-local ranges
-    unless those ranges are explicitly allowed (internal provisioning systems)."""
+async def check_target(url: str, targets: TargetPolicy, resolve: Resolver) -> str:
+    """Refuse non-http(s) URLs and hosts with any address the target policy refuses
+    (loopback, private, link-local, metadata, ... unless explicitly allowed). The
+    delivery worker applies the same policy again to the address it connects to."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput("url", "must be an absolute http(s) URL")
     if parts.username or parts.password:
         raise InvalidInput("url", "must not carry credentials")
-    if not allow_public:
+    host = parts.hostname
+    if parse_address(host) is None and all(
+            re.fullmatch(r"0[xX][0-9a-fA-F]*|[0-9]+", label) for label in host.split(".")):
+        # 127.1, 2130706433, 0x7f.1: the resolver reads them as addresses, the worker
+        # refuses them (never delivered); ask for the address in full.
+        raise InvalidInput("url", "write an IPv4 address as four decimal numbers")
+    if not targets.allow_public:
         # Internal targets only: an address literal inside an allowed range, no DNS at all.
-        try:
-            literal = ipaddress.ip_address(parts.hostname)
-        except ValueError:
+        literal = parse_address(host)
+        if literal is None:
             raise InvalidInput("url", "only IP addresses inside [webhooks] "
-                               "allow_private_targets are accepted here") from None
-        if not any(literal in net for net in allowed):
+                               "allow_private_targets are accepted here")
+        if not targets.allows(literal):
             raise InvalidInput("url", f"{literal} is outside [webhooks] allow_private_targets")
         return url
     try:
-        addresses = await resolve(parts.hostname)
+        addresses = await resolve(host)
     except OSError:
-        raise InvalidInput("url", f"host {parts.hostname!r} does not resolve") from None
+        raise InvalidInput("url", f"host {host!r} does not resolve") from None
+    if not addresses:
+        raise InvalidInput("url", f"host {host!r} does not resolve")
     for text in addresses:
-        addr = ipaddress.ip_address(text)
-        if any(addr in net for net in allowed):
-            continue
-        if not addr.is_global:
+        why = targets.refusal(text)
+        if why is not None:
             raise InvalidInput(
-                "url", f"{parts.hostname} resolves to non-public address {addr}; "
+                "url", f"{host} resolves to {why}; "
                 "allow its range in [webhooks] allow_private_targets if intended"
             )
     return url
@@ -71,23 +75,21 @@ class WebhookEndpointService:
         uow: UnitOfWorkFactory,
         clock: Clock,
         new_secret: Callable[[], str],
-        allowed_private: Sequence[Network],
+        targets: TargetPolicy,
         resolve: Resolver = resolve_host,
         rotation_overlap: timedelta = timedelta(hours=24),
-        allow_public: bool = True,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._new_secret = new_secret
-        self._allowed = allowed_private
+        self._targets = targets
         self._resolve = resolve
         self._overlap = rotation_overlap
-        self._allow_public = allow_public
 
     async def create(
         self, url: str, event_types: Iterable[str] = (), description: str = ""
     ) -> CreatedEndpoint:
-        await check_target(url, self._allowed, self._resolve, self._allow_public)
+        await check_target(url, self._targets, self._resolve)
         types = tuple(sorted(set(event_types)))
         unknown = [t for t in types if t not in EVENT_TYPES]
         if unknown:

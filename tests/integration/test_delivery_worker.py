@@ -19,9 +19,11 @@ from gateway.services.ports import EndpointRecord
 from gateway.services.webhook_events import WebhookEventService
 from webhooks import signing
 from webhooks.retry import DEFAULT_SCHEDULE, RetryPolicy
+from webhooks.targets import TargetPolicy
 from webhooks.worker import DeliveryWorker
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+LOOPBACK = TargetPolicy.of(["127.0.0.0/8"])
 
 
 async def test_down_for_the_whole_window_then_redelivered(database_url: str) -> None:
@@ -42,7 +44,7 @@ async def test_down_for_the_whole_window_then_redelivered(database_url: str) -> 
                                     for i in range(3)], T0)
             await u.commit()
         worker = DeliveryWorker(SqlDeliveryStore(engine, cipher), lambda: now[0],
-                                RetryPolicy(jitter=0.0), timeout=2)
+                                RetryPolicy(jitter=0.0), timeout=2, targets=LOOPBACK)
         attempts = 0
         while True:
             sent = await worker.run_once()
@@ -56,6 +58,7 @@ async def test_down_for_the_whole_window_then_redelivered(database_url: str) -> 
         async with engine.connect() as conn:
             rows = (await conn.execute(select(deliveries))).all()
         assert {r.status for r in rows} == {"failed"}
+        assert {r.last_error for r in rows} == {"connection_refused"}  # a class, no port
         assert all(r.attempts == len(DEFAULT_SCHEDULE) + 1 for r in rows)
         assert attempts == 3 * (len(DEFAULT_SCHEDULE) + 1)
         assert now[0] - T0 >= sum(DEFAULT_SCHEDULE, timedelta()) - timedelta(seconds=1)

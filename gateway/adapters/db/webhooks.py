@@ -286,7 +286,7 @@ class SqlDeliveryStore:
                 await conn.execute(
                     update(d).where(d.c.id.in_(unreadable)).values(
                         status="failed", lease_until=None, updated_at=now,
-                        last_error="endpoint secret cannot be decrypted")
+                        last_error="secret_unreadable")
                 )
         return claimed
 
