@@ -224,7 +224,9 @@ class UtxoChain:
             entry = await self._rpc.call("getmempoolentry", txid)
         except JsonRpcError:
             return None  # mined or evicted meanwhile
-        return datetime.fromtimestamp(int(entry["time"]), UTC)
+        # The node counts whole seconds, truncated: the end of that second is the earliest
+        # moment we may claim, or a payment made just after expiry would pass as on time.
+        return datetime.fromtimestamp(int(entry["time"]) + 1, UTC)
 
     async def _mempool_tx(self, txid: str) -> dict[str, Any] | None:
         try:

@@ -91,7 +91,8 @@ async def test_contract_pay_confirm_reorg_and_remine(
     assert (obs.txid, obs.amount, obs.block, obs.match_key) == (txid, 123_450_000, None,
                                                                dest.match_key)
     entered = litecoin.rpc("getmempoolentry", txid)["time"]
-    assert obs.first_seen == datetime.fromtimestamp(entered, UTC)  # the node's own sighting
+    # The node's own sighting, rounded up to the end of its whole second.
+    assert obs.first_seen == datetime.fromtimestamp(entered + 1, UTC)
 
     [block_hash] = litecoin.mine(1)
     connected = await follower.until(BlockConnected)
