@@ -104,16 +104,15 @@ def free_port() -> int:
     """A loopback TCP port nothing is bound to, leased to this process (see above)."""
     low, high = _port_range()
     with _registry() as f:
+        now = time.time()
         leases: dict[str, list[float]] = {}
         if f is not None:
             f.seek(0)
             try:
-                leases = json.loads(f.read() or "{}")
-            except ValueError:
-                leases = {}
-        now = time.time()
-        leases = {port: [pid, at] for port, (pid, at) in leases.items()
-                  if now - at < LEASE_SECONDS and _alive(int(pid))}
+                leases = {port: [pid, at] for port, (pid, at) in json.loads(f.read()).items()
+                          if now - at < LEASE_SECONDS and _alive(int(pid))}
+            except (ValueError, TypeError, AttributeError):
+                leases = {}  # empty or damaged: start afresh
         for _ in range(1000):
             port = random.randint(low, high)
             if str(port) not in leases and _bindable(port):
