@@ -2,13 +2,13 @@
 response formats."""
 
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
 
-from gateway.devnodes import free_port
 from tests.e2e.conftest import StackFactory
 
 
@@ -17,7 +17,7 @@ class PriceServer:
     name: str
     price: str
     up: bool = True
-    port: int = field(default_factory=free_port)
+    port: int = 0  # bound to port 0 and read back when the fixture starts it
     requests: list[str] = field(default_factory=list)
 
     def body(self) -> object:
@@ -54,7 +54,10 @@ async def price_servers() -> AsyncIterator[list[PriceServer]]:
         app.router.add_get("/{tail:.*}", server.handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", server.port).start()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server.port = int(sock.getsockname()[1])
+        await web.SockSite(runner, sock).start()
         runners.append(runner)
     yield servers
     for runner in runners:

@@ -70,7 +70,8 @@ def test_tls_13_only_and_hsts(tmp_path: Path, litecoin: LitecoinRegtest) -> None
                     resp = conn.getresponse()
                     break
                 except OSError:
-                    assert proc.poll() is None and time.monotonic() < deadline
+                    assert proc.poll() is None and time.monotonic() < deadline, (
+                        (tmp_path / "tls.log").read_text(errors="replace")[-3000:])
                     time.sleep(0.2)
             assert resp.status == 200
             assert resp.getheader("Strict-Transport-Security", "").startswith("max-age=")

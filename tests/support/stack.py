@@ -1,9 +1,11 @@
 """The whole gateway as a separate process, a webhook receiver on loopback, and helpers."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -48,12 +50,47 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def _listening_pid_owns(pid: int, port: int) -> bool:
+    """Whether process `pid` holds the socket listening on loopback `port` (Linux /proc);
+    True when that cannot be told. Something else answering /healthz on a port taken
+    under the gateway must not pass for the gateway."""
+    inodes = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except (OSError, IndexError, ValueError):
+        return True
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) in inodes:
+                return True
+    return False
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
 class GatewayProcess:
+    """`gateway serve` as a process; its output goes to `log_path` (in the test's tmp dir),
+    appended across restarts."""
+
+    START_ATTEMPTS = 4  # the first start moves to a new port when its port is taken
+
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
         self.port = int(env["GATEWAY_SERVER__PORT"])
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started = False  # once up, clients know its URL: a restart keeps the port
 
     @property
     def url(self) -> str:
@@ -65,23 +102,62 @@ class GatewayProcess:
         return self.url + self.env.get("GATEWAY_SERVER__PATH_PREFIX", "")
 
     def start(self, timeout: float = 30) -> "GatewayProcess":
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve"],
-            env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
+        for attempt in range(1, self.START_ATTEMPTS + 1):
+            try:
+                self._start_once(timeout)
+            except PortTaken as exc:
+                if self.started or attempt == self.START_ATTEMPTS:
+                    raise RuntimeError(
+                        f"{exc} (attempt {attempt}"
+                        f"{'; a restart keeps its port' if self.started else ''})"
+                    ) from None
+                self._move_to(free_port())
+                continue
+            self.started = True
+            return self
+        raise AssertionError("unreachable")
+
+    def _move_to(self, port: int) -> None:
+        """The same gateway on another port: server port and public URL both follow."""
+        old = f"127.0.0.1:{self.port}"
+        self.env["GATEWAY_SERVER__PORT"] = str(port)
+        public = self.env.get("GATEWAY_SERVER__PUBLIC_URL", "")
+        if f"//{old}" in public:
+            self.env["GATEWAY_SERVER__PUBLIC_URL"] = public.replace(
+                f"//{old}", f"//127.0.0.1:{port}", 1)
+        self.port = port
+
+    def _start_once(self, timeout: float) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            log.write(f"--- gateway serve on port {self.port} ---\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "serve"],
+                env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited {self.proc.returncode}: {self.log()[-2000:]}")
+                code, self.proc = self.proc.returncode, None
+                said = self._log_since(offset)
+                if "address already in use" in said.lower():
+                    raise PortTaken(f"gateway: port {self.port} is taken")
+                raise RuntimeError(f"gateway exited {code}; last lines of {self.log_path}:\n"
+                                   f"{_tail(said)}")
             try:
                 with urllib.request.urlopen(f"{self.base}/healthz", timeout=1):
-                    return self
+                    pass
             except OSError:
                 time.sleep(0.1)
+                continue
+            if _listening_pid_owns(self.proc.pid, self.port):
+                return
+            time.sleep(0.1)  # something else answers on this port; ours will exit
         self.stop()  # never leave a half-started gateway behind
-        raise RuntimeError("gateway did not become healthy in time")
+        raise RuntimeError(f"gateway did not become healthy in {timeout:.0f}s; last lines of "
+                           f"{self.log_path}:\n{_tail(self._log_since(offset))}")
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -102,6 +178,11 @@ class GatewayProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def _log_since(self, offset: int) -> str:
+        with self.log_path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
 
 
 @dataclass
@@ -134,7 +215,7 @@ class Receiver:
     script: list[int | Reply] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     attempts: list[Delivery] = field(default_factory=list)
-    port: int = field(default_factory=free_port)
+    port: int = 0  # bound to port 0 on start and read back: no port race at all
     attempt_times: list[float] = field(default_factory=list)
     redirected_hits: int = 0
     _runner: web.AppRunner | None = None
@@ -165,7 +246,10 @@ class Receiver:
         app.router.add_route("*", "/elsewhere", self._elsewhere)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", self.port))
+        self.port = int(sock.getsockname()[1])
+        await web.SockSite(self._runner, sock).start()
         return self
 
     async def stop(self) -> None:
