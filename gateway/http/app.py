@@ -59,7 +59,7 @@ def create_app(services: HttpServices, path_prefix: str = "") -> web.Application
         middlewares=[request_log, problem_middleware],
     )
     app[SERVICES] = services
-    app[CSRF] = Csrf(services.csrf_key)
+    app[CSRF] = Csrf(services.csrf_key, services.trusted_proxies)
     app[PREFIX] = path_prefix
     app[JOBS] = BackgroundJobs()
     app.on_shutdown.append(close_jobs)  # before cleanup closes the database
