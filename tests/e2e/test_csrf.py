@@ -123,3 +123,22 @@ async def test_forms_refuse_a_null_origin_and_tokens_of_other_clients(
                          allow_redirects=False) as resp:
         assert resp.status == 303
     assert await stack.count("accounts") == 1
+
+
+async def test_a_pre_login_token_is_bound_to_the_clients_network(make_stack: StackFactory
+                                                                 ) -> None:
+    # Behind a trusted proxy, so the client address can be set per request.
+    stack = await make_stack(GATEWAY_SERVER__TRUSTED_PROXIES='["127.0.0.1/32"]')
+    http, base = stack.api.http, stack.gateway.base
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0",
+               "Accept-Language": "en-US,en;q=0.5"}
+    token = await form_token(stack, "login", {**browser, "X-Forwarded-For": "198.51.100.7"})
+    form = {"email": "nobody@example.org", "password": "not a password", "csrf": token}
+    # The attacker's server fetched it, with the victim's headers copied: refused.
+    async with http.post(f"{base}/login", data=form, allow_redirects=False,
+                         headers={**browser, "X-Forwarded-For": "203.0.113.9"}) as resp:
+        assert resp.status == 403 and "does not match" in await resp.text()
+    # The same network (an IPv4 /24) is the same client: the login itself is checked.
+    async with http.post(f"{base}/login", data=form, allow_redirects=False,
+                         headers={**browser, "X-Forwarded-For": "198.51.100.99"}) as resp:
+        assert resp.status == 401
