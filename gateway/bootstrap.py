@@ -33,6 +33,7 @@ from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.mail import NoMailer, SmtpMailer
+from gateway.adapters.mail_queue import MailPolicy, MailSender, QueuedMailer, SqlMailQueue
 from gateway.adapters.metrics import CONTENT_TYPE, Metrics
 from gateway.adapters.passwords import Argon2Passwords
 from gateway.adapters.rate_sources import DEFAULT_URLS, SOURCES, LazySession
@@ -118,6 +119,7 @@ class Gateway:
     notices: PolicyNoticeService
     reconcile: ReconcileService
     tip_heights: dict[str, int] = field(default_factory=dict)
+    mail: MailSender | None = None  # None without [smtp]: nothing can be sent
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.cipher, self.worker.wake)
@@ -161,6 +163,7 @@ class Gateway:
         snap = await snapshot(self.engine)
         self.metrics.outbox_depth.set(snap.pending_deliveries)
         self.metrics.failing_endpoints.set(snap.failing_endpoints)
+        self.metrics.mail_queue_depth.set(snap.queued_mail)
         for coin, chain in self.chains.items():
             processed = snap.processed_heights.get(coin)
             if processed is None:
@@ -227,13 +230,22 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     codes = PyotpCodes()
     two_factor = TwoFactorService(uow, codes, passwords,
                                   SecondFactor(codes, passwords, clock), clock)
+    index = BlindIndex(base64.b64decode(sec.index_key.get_secret_value()))
+    sender: MailSender | None = None
     if settings.smtp is not None:
         smtp = settings.smtp
-        mailer: SmtpMailer | NoMailer = SmtpMailer(
+        direct: SmtpMailer | NoMailer = SmtpMailer(
             smtp.host, smtp.port, smtp.from_, smtp.username,
             smtp.password.get_secret_value() if smtp.password else None, smtp.starttls, smtp.tls)
+        # Every mail a request causes goes through the durable queue; the background
+        # sender (background_tasks) hands it to SMTP, with retries.
+        queue = SqlMailQueue(engine, cipher, index)
+        sender = MailSender(queue, direct, clock, MailPolicy(
+            tuple(timedelta(seconds=s) for s in settings.mail.retry_schedule_seconds),
+            timedelta(hours=settings.mail.max_age_hours)), on_outcome=metrics.mail)
+        mailer: QueuedMailer | NoMailer = QueuedMailer(queue, clock, sender.wake)
     else:
-        mailer = NoMailer()
+        direct = mailer = NoMailer()
     recovery = RecoveryService(
         uow, mailer,
         PurposeTokens(base64.b64decode(sec.session_key.get_secret_value()),
@@ -304,17 +316,21 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         retention=RetentionService(uow, clock, RetentionPeriods(
             security_log=timedelta(days=ret.security_log_days),
             idempotency_keys=timedelta(hours=ret.idempotency_hours),
-            delivery_logs=timedelta(days=ret.delivery_log_days)),
+            delivery_logs=timedelta(days=ret.delivery_log_days),
+            mail_queue=timedelta(hours=settings.mail.max_age_hours)),
             flush=lambda: checkpoint(engine)),
         privacy=PrivacyService(
             uow, passwords, BlindIndex(base64.b64decode(sec.index_key.get_secret_value())),
             two_factor, clock, timedelta(days=ret.deletion_grace_days),
             settings.privacy.policy_version),
         finance=FinanceService(uow, chains.coins()),
+        # Policy notices are sent by an operator's batch command that paces itself and
+        # records each mail the SMTP server accepted, so it mails directly (OPERATIONS.md).
         notices=PolicyNoticeService(
-            uow, mailer, clock, settings.privacy.policy_version,
+            uow, direct, clock, settings.privacy.policy_version,
             f"{settings.server.public_url}{settings.server.path_prefix}/account"),
         reconcile=ReconcileService(uow, nodes),
+        mail=sender,
     )
 
 
@@ -341,6 +357,8 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
             gw.retention, gw.settings.retention.interval_seconds,
             gw.metrics.last_retention.set_to_current_time)),
     ]
+    if gw.mail is not None:
+        jobs.append(gw.mail.run())  # on every instance: mail is claimed with SKIP LOCKED
     backup = gw.settings.backup
     if backup.dir is not None and backup.key is not None:
         folder = Path(backup.dir)

@@ -294,6 +294,22 @@ class SmtpConfig(_Section):
     tls: bool = False  # implicit TLS (port 465)
 
 
+class MailConfig(_Section):
+    # Mail waits in an encrypted queue in the database and a background task sends it.
+    # Delays before each retry while the SMTP server fails; the last one repeats.
+    retry_schedule_seconds: list[float] = Field(
+        default=[10, 60, 300, 900, 1800, 3600], min_length=1, max_length=20)
+    # A mail not sent within this time is dropped (a reset link would be dead anyway).
+    max_age_hours: float = Field(24, gt=0, le=24 * 7)
+
+    @field_validator("retry_schedule_seconds")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(s <= 0 for s in v):
+            raise ValueError("every delay must be positive")
+        return v
+
+
 class PrivacyConfig(_Section):
     policy_version: str = "2026-01-09"
 
@@ -313,6 +329,7 @@ class Settings(_Section):
     retention: RetentionConfig = RetentionConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     smtp: SmtpConfig | None = None
+    mail: MailConfig = MailConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     backup: BackupConfig = BackupConfig()
 

@@ -33,6 +33,11 @@ class Metrics:
             "gateway_watcher_lag_blocks", "Node tip height minus processed height", ["coin"],
             registry=r)
 
+        self.mail_attempts = Counter(
+            "gateway_mail_attempts", "Queued mail: sent, retry (SMTP failed) or dropped "
+            "(older than [mail] max_age_hours, or unreadable)", ["outcome"], registry=r)
+        self.mail_queue_depth = Gauge(
+            "gateway_mail_queue_depth", "Mails waiting in the queue", registry=r)
         self.last_backup = Gauge(
             "gateway_backup_last_success_timestamp_seconds",
             "When this instance last wrote a backup (0: never; only the leader writes)",
@@ -44,6 +49,9 @@ class Metrics:
     def attempt(self, result: AttemptResult) -> None:
         self.delivery_attempts.labels(result.outcome.value).inc()
         self.delivery_latency.observe(result.latency_ms / 1000)
+
+    def mail(self, outcome: str) -> None:
+        self.mail_attempts.labels(outcome).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -21,6 +21,7 @@ from gateway.http import (
     routes_privacy,
     routes_webhooks,
 )
+from gateway.http.background import JOBS, BackgroundJobs, close_jobs
 from gateway.http.csrf import Csrf
 from gateway.http.keys import CSRF, PREFIX, SERVICES, HttpServices
 from gateway.http.problems import Handler, problem_middleware
@@ -60,8 +61,10 @@ def create_app(services: HttpServices, path_prefix: str = "") -> web.Application
         middlewares=[request_log, problem_middleware],
     )
     app[SERVICES] = services
-    app[CSRF] = Csrf(services.csrf_key)
+    app[CSRF] = Csrf(services.csrf_key, services.trusted_proxies)
     app[PREFIX] = path_prefix
+    app[JOBS] = BackgroundJobs()
+    app.on_shutdown.append(close_jobs)  # before cleanup closes the database
     app.on_response_prepare.append(security_headers)
     aiohttp_jinja2.setup(
         app,

@@ -1,5 +1,6 @@
 from aiohttp import web
 
+from gateway.http.csrf import cookie_request
 from gateway.http.keys import SERVICES
 from gateway.services.api_keys import API_KEY_PREFIX
 from gateway.services.errors import Unauthorized
@@ -27,10 +28,17 @@ async def api_key(request: web.Request, scope: str) -> ApiKeyRecord:
 
 
 def session_token(request: web.Request) -> str | None:
+    """The customer's session token: a bearer token, or else the session cookie. Every
+    route that lets the cookie authenticate reads it here, so the cross-site rule for
+    state-changing requests (`csrf.cookie_request`: JSON only, same Origin) cannot be
+    forgotten; it raises `Forbidden`."""
     token = bearer(request)
     if token is not None and not token.startswith(API_KEY_PREFIX):
         return token
-    return request.cookies.get(SESSION_COOKIE)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie is not None:
+        cookie_request(request)
+    return cookie
 
 
 async def customer(request: web.Request) -> str:

@@ -78,7 +78,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op("post", "/v1/me/invoices", "Buy a plan", "customer", "session", req.PlanInvoiceBody, 201,
        out.Invoice, BODY + AUTH + (409, 503), (IDEM,)),
     Op("post", "/v1/password-resets", "Ask for a password reset link", "customer", "none",
-       req.ResetRequestBody, 202, out.Accepted, (*BODY, 429)),
+       req.ResetRequestBody, 202, out.Accepted, (*BODY, 429, 503)),
     Op("post", "/v1/password-resets/confirm", "Set a new password with a reset link",
        "customer", "none", req.ResetConfirmBody, 204, None, BODY + AUTH + (429,)),
     Op("post", "/v1/invoices", "Create an invoice", "service", "key:invoices:write",
@@ -160,7 +160,7 @@ OPERATIONS: tuple[Op, ...] = (
        (401, 403, 429), form=True),
     Op("get", "/forgot", "Forgotten-password page", "pages", "none", None, 200, "text/html"),
     Op("post", "/forgot", "Forgotten-password form (the same answer for any address)",
-       "pages", "none", None, 202, "text/html", (403, 429), form=True),
+       "pages", "none", None, 202, "text/html", (403, 429, 503), form=True),
     Op("get", "/reset", "Password-reset link", "pages", "none", None, 200, "text/html",
        (400,), (Param("token", "query", {"type": "string"}),)),
     Op("post", "/reset", "Password-reset form", "pages", "none", None, 303, "text/html",
@@ -227,6 +227,8 @@ def document(prefix: str = "") -> dict[str, Any]:
         for media in op.alt_media:
             responses[str(op.ok)]["content"][media] = {"schema": {"type": "string"}}
         extra = {413} if op.body or op.form else set()
+        if op.auth == "session" and op.method != "get":
+            extra |= {403}  # the cookie's cross-site rule (csrf.cookie_request)
         if op.form:
             extra |= {400}
         for code in sorted(set(op.errors) | {405} | extra):
@@ -264,6 +266,11 @@ def document(prefix: str = "") -> dict[str, Any]:
                 operation["description"] = f"API key with scope `{scope}`."
         elif op.auth == "session":
             operation["security"] = [{"session": []}, {"sessionCookie": []}]
+            if op.method != "get":
+                operation["description"] = (
+                    "With the session cookie (not a bearer token) this needs "
+                    "`Content-Type: application/json` and this site's own `Origin`; "
+                    "otherwise 403.")
         elif op.auth == "cookie":
             operation["security"] = [{"sessionCookie": []}]
         paths.setdefault(op.path, {})[op.method] = operation

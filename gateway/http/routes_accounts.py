@@ -5,6 +5,7 @@ from aiohttp import web
 
 from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import SESSION_COOKIE, customer, session_token
+from gateway.http.background import JOBS
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
 from gateway.http.schemas import (
@@ -20,6 +21,7 @@ from gateway.http.schemas import (
 )
 from gateway.http.views import account_json, invoice_json
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
+from gateway.services.errors import ServiceUnavailable
 
 routes = web.RouteTableDef()
 
@@ -120,7 +122,11 @@ RESET_ACCEPTED = {"status": "accepted",
 async def request_reset(request: web.Request) -> web.Response:
     limit(request, "login")
     body = ResetRequestBody.model_validate(await read_json(request))
-    await request.app[SERVICES].recovery.request_reset(body.email)
+    # The lookup and the queueing run after the answer: known and unknown addresses take
+    # the same time to answer.
+    if not request.app[JOBS].spawn(request.app[SERVICES].recovery.request_reset(body.email),
+                                   "password-reset request"):
+        raise ServiceUnavailable("too many password-reset requests in progress; try again")
     return web.json_response(RESET_ACCEPTED, status=202)
 
 

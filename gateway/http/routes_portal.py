@@ -33,8 +33,12 @@ def _root(request: web.Request) -> str:
 def _render(request: web.Request, template: str, context: dict[str, Any],
             status: int = 200) -> web.Response:
     root = _root(request)
-    resp = aiohttp_jinja2.render_template(
-        template, request, {**context, "root": root, "static": f"{root}static"}, status=status)
+    # Not no-referrer: under it browsers send `Origin: null` with our own forms, which
+    # the CSRF check refuses. same-origin still tells no other site anything.
+    resp = aiohttp_jinja2.render_template(template, request, {
+        **context, "root": root, "static": f"{root}static", "referrer_policy": "same-origin"},
+        status=status)
+    resp.headers["Referrer-Policy"] = "same-origin"
     return resp
 
 
@@ -101,7 +105,7 @@ def _signup(request: web.Request, form: Any, error: str | None, status: int = 20
     services = request.app[SERVICES]
     currency, datacenter = _pref(request)
     return _render(request, "signup.html", {
-        "csrf": request.app[CSRF].token(), "form": form, "error": error,
+        "csrf": request.app[CSRF].token(request), "form": form, "error": error,
         "datacenters": services.datacenters, "currencies": services.currencies,
         "pref_currency": form.get("currency") or currency,
         "pref_datacenter": form.get("datacenter") or datacenter}, status)
@@ -161,7 +165,7 @@ LOGIN_MESSAGES = {
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.Response:
     return _render(request, "login.html", {
-        "csrf": request.app[CSRF].token(),
+        "csrf": request.app[CSRF].token(request),
         "message": LOGIN_MESSAGES.get(request.query.get("done", ""))})
 
 
@@ -180,7 +184,7 @@ async def login_submit(request: web.Request) -> web.Response:
     except (Unauthorized, TooManyRequests) as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 401
         return _render(request, "login.html", {
-            "csrf": request.app[CSRF].token(), "email": email, "error": str(exc)}, status)
+            "csrf": request.app[CSRF].token(request), "email": email, "error": str(exc)}, status)
     resp = _redirect(request, "account")
     _set_session(request, resp, session)
     return resp
@@ -197,7 +201,7 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
               "currency": p.price_in(currency).currency} for p in services.invoices.plans()]
     return _render(request, "account.html", {
         "plans": plans, "coins": services.invoices.coins(),
-        "csrf": request.app[CSRF].token(session.id),
+        "csrf": request.app[CSRF].token(request, session.id),
         "account": view.account, "profile": view.profile,
         "datacenters": services.datacenters, "currencies": services.currencies,
         "totp_enabled": await services.two_factor.is_on(session.account_id),

@@ -6,6 +6,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.domain.errors import DomainError
+from gateway.http.background import JOBS
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import CSRF, SERVICES
 from gateway.http.routes_portal import _read_form, _redirect, _render, _text
@@ -27,7 +28,7 @@ def _limit(request: web.Request) -> None:
 
 @routes.get("/forgot")
 async def forgot_page(request: web.Request) -> web.Response:
-    return _render(request, "forgot.html", {"csrf": request.app[CSRF].token()})
+    return _render(request, "forgot.html", {"csrf": request.app[CSRF].token(request)})
 
 
 @routes.post("/forgot")
@@ -37,9 +38,16 @@ async def forgot_submit(request: web.Request) -> web.Response:
     try:
         _limit(request)
     except TooManyRequests as exc:
-        return _render(request, "forgot.html", {"csrf": request.app[CSRF].token(),
+        return _render(request, "forgot.html", {"csrf": request.app[CSRF].token(request),
                                                 "error": str(exc)}, 429)
-    await request.app[SERVICES].recovery.request_reset(str(form.get("email", "")))
+    # As in the API: the lookup runs after the answer, so known and unknown addresses
+    # take the same time.
+    if not request.app[JOBS].spawn(
+            request.app[SERVICES].recovery.request_reset(str(form.get("email", ""))),
+            "password-reset request"):
+        return _render(request, "forgot.html", {
+            "csrf": request.app[CSRF].token(request),
+            "error": "Too many requests right now; please try again in a minute."}, 503)
     heading, text = SENT
     return _render(request, "message.html", {"heading": heading, "text": text}, 202)
 
@@ -47,7 +55,7 @@ async def forgot_submit(request: web.Request) -> web.Response:
 def _reset_form(request: web.Request, token: str, needs_code: bool,
                 error: str | None = None, status: int = 200) -> web.Response:
     return _render(request, "reset.html", {
-        "csrf": request.app[CSRF].token(), "token": token, "needs_code": needs_code,
+        "csrf": request.app[CSRF].token(request), "token": token, "needs_code": needs_code,
         "error": error}, status)
 
 

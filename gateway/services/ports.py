@@ -336,6 +336,10 @@ class RetentionRepository(Protocol):
 
     async def delivery_logs(self, before: datetime, dry_run: bool) -> int: ...
 
+    async def mail_queue(self, before: datetime, dry_run: bool) -> int:
+        """Queued mail older than `before` (the sender drops it too; this is the backstop
+        while no sender runs)."""
+
 
 @dataclass(frozen=True)
 class AuditEntry:

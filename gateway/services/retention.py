@@ -13,6 +13,7 @@ class RetentionPeriods:
     security_log: timedelta = timedelta(days=30)
     idempotency_keys: timedelta = timedelta(hours=24)
     delivery_logs: timedelta = timedelta(days=30)
+    mail_queue: timedelta = timedelta(hours=24)
 
 
 class RetentionService:
@@ -37,6 +38,7 @@ class RetentionService:
                     now - p.idempotency_keys, dry_run),
                 "delivery_logs": await uow.retention.delivery_logs(now - p.delivery_logs,
                                                                    dry_run),
+                "mail_queue": await uow.retention.mail_queue(now - p.mail_queue, dry_run),
             }
             due = await uow.accounts.due_for_deletion(now)
             if not dry_run:

@@ -17,7 +17,8 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TICK = timedelta(microseconds=1)
 PERIODS = RetentionPeriods(security_log=timedelta(days=30),
                            idempotency_keys=timedelta(hours=24),
-                           delivery_logs=timedelta(days=30))
+                           delivery_logs=timedelta(days=30),
+                           mail_queue=timedelta(hours=24))
 
 
 async def seed(engine: AsyncEngine) -> None:
@@ -57,6 +58,14 @@ async def seed(engine: AsyncEngine) -> None:
                 attempts=1, created_at=at, updated_at=at))
             await conn.execute(insert(t.delivery_attempts).values(
                 delivery_id=f"dl_{name}", at=at, status_code=200, latency_ms=3))
+        # Queued mail: dropped past its maximum age, and with the account it is for.
+        mail = NOW - PERIODS.mail_queue
+        await conn.execute(insert(t.mail_queue), [
+            {"id": f"mail_{name}", "recipient_index": index, "recipient_ct": b"x",
+             "subject_ct": b"x", "body_ct": b"x", "attempts": 3, "next_attempt_at": NOW,
+             "created_at": at}
+            for name, index, at in (("old", "ix2", mail - TICK), ("edge", "ix2", mail),
+                                    ("new", "ix2", NOW), ("erased", "ix0", NOW))])
 
 
 async def names(engine: AsyncEngine, column: object) -> set[str]:
@@ -72,7 +81,7 @@ async def test_retention_removes_exactly_what_is_past_its_period(database_url: s
         await seed(engine)
         counted = await service.run(dry_run=True)
         assert counted == {"security_log": 1, "sessions": 2, "idempotency_keys": 1,
-                           "delivery_logs": 2, "account_deletions": 1}
+                           "delivery_logs": 2, "mail_queue": 1, "account_deletions": 1}
         assert await names(engine, t.security_log.c.event) == {"old", "edge", "new"}
 
         removed = await service.run()
@@ -87,6 +96,7 @@ async def test_retention_removes_exactly_what_is_past_its_period(database_url: s
         assert {"dl_edge", "dl_stuck"} <= deliveries and "dl_old" not in deliveries
         assert await names(engine, t.events.c.id) >= {"evt_edge", "evt_stuck"}
         assert "evt_old" not in await names(engine, t.events.c.id)
+        assert await names(engine, t.mail_queue.c.id) == {"mail_edge", "mail_new"}
         # Due exactly now: erased. Due a microsecond later: untouched.
         async with engine.connect() as conn:
             rows = {r.id: r for r in await conn.execute(select(t.accounts))}

@@ -57,3 +57,12 @@ def test_only_bootstrap_builds_concrete_adapters() -> None:
         for name in imports(path):
             assert not name.startswith("gateway.adapters"), f"{rel} imports {name}"
             assert not name.startswith(("chains.utxo", "chains.jsonrpc")), f"{rel}: {name}"
+
+
+def test_only_auth_lets_the_session_cookie_authenticate_json_routes() -> None:
+    # auth.session_token applies the cross-site rule (JSON, same Origin) to every
+    # cookie-authenticated state change; the portal reads the cookie for its forms, which
+    # session_form checks against their CSRF token. No other module may read it.
+    for path in modules("gateway"):
+        if "cookies.get(SESSION_COOKIE" in path.read_text():
+            assert path.name in ("auth.py", "routes_portal.py"), path

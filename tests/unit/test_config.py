@@ -131,3 +131,12 @@ def test_a_whole_section_from_one_variable(tmp_path: Path) -> None:
     assert load(None, env).plans["vps-small"].fiat().minor == 800
     with pytest.raises(ConfigError, match=r"plans\.vps-small\.price"):
         load(None, env | {"GATEWAY_PLANS": '{"vps-small": {"price": "8.001", "currency": "EUR"}}'})
+
+
+def test_mail_queue_settings(tmp_path: Path) -> None:
+    settings = load(None, base_env(tmp_path))
+    assert settings.mail.retry_schedule_seconds[0] == 10 and settings.mail.max_age_hours == 24
+    with pytest.raises(ConfigError, match=r"mail\.retry_schedule_seconds"):
+        load(None, base_env(tmp_path) | {"GATEWAY_MAIL__RETRY_SCHEDULE_SECONDS": "[5, 0]"})
+    with pytest.raises(ConfigError, match=r"mail\.max_age_hours"):
+        load(None, base_env(tmp_path) | {"GATEWAY_MAIL__MAX_AGE_HOURS": "0"})

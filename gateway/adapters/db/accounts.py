@@ -8,6 +8,7 @@ from gateway.adapters.db.tables import (
     accounts,
     api_keys,
     login_throttle,
+    mail_queue,
     policy_notices,
     recovery_codes,
     security_log,
@@ -150,6 +151,8 @@ class SqlAccounts:
         index = (await self._conn.execute(select(accounts.c.email_index).where(
             accounts.c.id == account_id))).scalar_one()
         await self._conn.execute(delete(login_throttle).where(login_throttle.c.key == index))
+        # Mail still queued for this address (a notice, a reset link) goes too.
+        await self._conn.execute(delete(mail_queue).where(mail_queue.c.recipient_index == index))
         await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(
             email_index=f"deleted:{account_id}", email_ct=b"", display_name_ct=None,
             company_ct=None, password_hash=TOMBSTONE_HASH, datacenter=None, currency=None,

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.adapters.db.tables import chain_cursors, deliveries, webhook_endpoints
+from gateway.adapters.db.tables import chain_cursors, deliveries, mail_queue, webhook_endpoints
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,7 @@ class OpsSnapshot:
     pending_deliveries: int
     failing_endpoints: int
     processed_heights: dict[str, int]
+    queued_mail: int = 0
 
 
 async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
@@ -28,4 +29,6 @@ async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
                 or_(w.c.enabled.is_(False), w.c.id.in_(troubled))))).scalar_one()
         heights = {row.coin: row.height
                    for row in await conn.execute(select(chain_cursors))}
-    return OpsSnapshot(int(pending), int(failing), heights)
+        queued = (await conn.execute(
+            select(func.count()).select_from(mail_queue))).scalar_one()
+    return OpsSnapshot(int(pending), int(failing), heights, int(queued))

@@ -10,6 +10,7 @@ from gateway.adapters.db.tables import (
     delivery_attempts,
     events,
     idempotency_keys,
+    mail_queue,
     sessions,
 )
 
@@ -45,3 +46,6 @@ class SqlRetention:
         await self._conn.execute(delete(events).where(
             events.c.created_at < before, ~exists().where(deliveries.c.event_id == events.c.id)))
         return attempts
+
+    async def mail_queue(self, before: datetime, dry_run: bool) -> int:
+        return await self._purge(mail_queue, mail_queue.c.created_at < before, dry_run)

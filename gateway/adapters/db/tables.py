@@ -267,3 +267,21 @@ delivery_attempts = Table(
     Column("latency_ms", Integer, nullable=False),
     Column("error", String(200)),
 )
+
+# Outgoing mail waiting for the SMTP server: recipient, subject and body are ciphertext
+# (they hold the email and reset links), bound to the row id. A row is deleted once sent,
+# or dropped after [mail] max_age_hours; the blind index of the recipient lets an
+# account's erasure take its queued mail with it.
+mail_queue = Table(
+    "mail_queue",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("recipient_index", String(64), nullable=False, index=True),
+    Column("recipient_ct", LargeBinary, nullable=False),
+    Column("subject_ct", LargeBinary, nullable=False),
+    Column("body_ct", LargeBinary, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False, index=True),
+    Column("lease_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+)

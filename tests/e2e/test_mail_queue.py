@@ -1,0 +1,101 @@
+"""Mail leaves through the durable queue: a password-reset request answers at once, the
+same for known and unknown addresses, and its mail survives an SMTP outage."""
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from gateway.devnodes import free_port
+from tests.e2e.conftest import Stack, StackFactory
+from tests.support.inbox import Inbox, smtp_env
+
+
+class SlowInbox(Inbox):
+    """An SMTP server that takes its time over every message."""
+
+    delay: float = 3.0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def slow_inbox() -> Iterator[SlowInbox]:
+    box = SlowInbox(free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+async def timed_reset(stack: Stack, email: str) -> tuple[float, int, dict[str, Any]]:
+    started = time.monotonic()
+    status, doc, _ = await stack.api.call("POST", "/v1/password-resets", {"email": email})
+    return time.monotonic() - started, status, doc
+
+
+def reset_token(message: Any) -> str:
+    match = re.search(r"/reset\?token=(\S+)", message.get_payload(decode=True).decode())
+    assert match
+    return match.group(1)
+
+
+async def test_known_and_unknown_addresses_answer_alike_without_waiting_for_smtp(
+    make_stack: StackFactory, slow_inbox: SlowInbox,
+) -> None:
+    stack = await make_stack(**smtp_env(slow_inbox))
+    await stack.signup("timing@example.org", "timing password 1")
+    await timed_reset(stack, "warmup@example.org")
+    known = [await timed_reset(stack, "timing@example.org") for _ in range(2)]
+    unknown = [await timed_reset(stack, "nobody@example.org") for _ in range(2)]
+    for elapsed, status, doc in known + unknown:
+        # The SMTP server takes 3 s per message; nobody waits for it.
+        assert elapsed < 1.0, (elapsed, status)
+        assert (status, doc) == (known[0][1], known[0][2]) and status == 202
+    mails = await slow_inbox.wait("timing@example.org", 2, timeout=30)
+    stack.secrets.update(reset_token(m) for m in mails)
+    assert slow_inbox.to("nobody@example.org") == []
+
+
+async def test_a_reset_requested_while_smtp_is_down_arrives_when_it_is_back(
+    make_stack: StackFactory,
+) -> None:
+    box = Inbox(free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    # Retry every second, so the mail follows soon after SMTP returns.
+    stack = await make_stack(**smtp_env(box, GATEWAY_MAIL__RETRY_SCHEDULE_SECONDS="[1]"))
+    await stack.signup("outage@example.org", "outage password 1")
+    controller.stop()  # the SMTP server is down for a minute
+
+    elapsed, status, _ = await timed_reset(stack, "outage@example.org")
+    assert status == 202 and elapsed < 1.0, elapsed
+    await asyncio.sleep(3)
+    # Queued, encrypted: neither the address nor the link is readable in the table.
+    assert await stack.count("mail_queue") == 1
+    [row] = await stack.rows("SELECT recipient_ct, body_ct, attempts FROM mail_queue")
+    assert b"outage@" not in bytes(row.recipient_ct) and b"reset?token" not in bytes(row.body_ct)
+    assert row.attempts >= 1  # it was tried, and failed
+    await asyncio.sleep(57)
+    assert box.messages == []
+
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)  # back, same port
+    controller.start()
+    try:
+        [mail] = await box.wait("outage@example.org", 1, timeout=15)
+    finally:
+        controller.stop()
+    assert mail["Subject"] == "Reset your Packetra password"
+    stack.secrets.add(reset_token(mail))
+    assert await stack.count("mail_queue") == 0  # deleted once sent
+    status, metrics, _ = await stack.api.fetch("/metrics")
+    assert re.search(rb'gateway_mail_attempts_total\{outcome="retry"\} [1-9]', metrics)
+    assert re.search(rb'gateway_mail_attempts_total\{outcome="sent"\} 1\.0', metrics)
