@@ -38,10 +38,9 @@ class SecondFactor:
         now = self._clock()
         step = self._codes.matching_step(state.secret, code, now)
         if step is not None:
-            if state.last_step is not None and step <= state.last_step:
-                return False  # a code already accepted, or an older one: replay
-            await uow.accounts.set_totp_step(account_id, step)
-            return True
+            # A code already accepted, or an older one, is a replay: refused in the UPDATE
+            # itself, so two requests racing with one code cannot both read an old step.
+            return await uow.accounts.advance_totp_step(account_id, step)
         candidate = code.strip().lower()
         for code_id, code_hash in await uow.accounts.unused_recovery_codes(account_id):
             if self._hasher.verify(code_hash, candidate):

@@ -194,9 +194,15 @@ class SqlAccounts:
             totp_secret_ct=self._cipher.encrypt_optional(secret, account_id),
             totp_enabled_at=enabled_at, totp_last_step=last_step))
 
-    async def set_totp_step(self, account_id: str, step: int) -> None:
-        await self._conn.execute(update(accounts).where(accounts.c.id == account_id)
-                                 .values(totp_last_step=step))
+    async def advance_totp_step(self, account_id: str, step: int) -> bool:
+        # One conditional UPDATE: on PostgreSQL a concurrent one waits for the row lock and
+        # re-checks the condition, so of two logins with the same code only one gets a row.
+        result = await self._conn.execute(
+            update(accounts).where(
+                accounts.c.id == account_id,
+                (accounts.c.totp_last_step.is_(None)) | (accounts.c.totp_last_step < step))
+            .values(totp_last_step=step))
+        return bool(result.rowcount)
 
     async def replace_recovery_codes(self, account_id: str, hashes: list[str]) -> None:
         await self._conn.execute(
