@@ -455,6 +455,9 @@ class TotpCodes(Protocol):
 
     def matching_step(self, secret: str, code: str, now: datetime) -> int | None: ...
 
+    def looks_like_recovery_code(self, code: str) -> bool:
+        """Whether the input has the shape of a recovery code (worth an argon2 check)."""
+
     def recovery_codes(self, count: int = 10) -> list[str]: ...
 
 

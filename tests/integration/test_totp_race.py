@@ -16,7 +16,9 @@ from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.passwords import Argon2Passwords
 from gateway.adapters.tokens import SessionTokens
 from gateway.adapters.totp import PyotpCodes
+from gateway.domain.throttle import ThrottlePolicy
 from gateway.services.accounts import AccountPolicy, AccountService, Signup
+from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import TotpState
 from gateway.services.two_factor import SecondFactor, TwoFactorService
@@ -35,15 +37,16 @@ async def test_the_same_code_in_two_concurrent_logins_passes_once(
     def uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, cipher)
 
-    passwords, codes = Argon2Passwords(), PyotpCodes()
+    passwords, codes, index = Argon2Passwords(), PyotpCodes(), BlindIndex(os.urandom(32))
+    attempts = Attempts(ThrottlePolicy(), now)
     two_factor = TwoFactorService(uow, codes, passwords, SecondFactor(codes, passwords, now),
-                                  now)
-    accounts = AccountService(uow, passwords, BlindIndex(os.urandom(32)),
+                                  now, PasswordCheck(passwords, index, attempts), attempts)
+    accounts = AccountService(uow, passwords, index,
                               SessionTokens(os.urandom(32), "test"), now,
                               AccountPolicy(("nl-ams",), ("EUR",), "1"), two_factor)
     try:
         view = await accounts.sign_up(Signup("race@example.org", "race password 1"))
-        secret = (await two_factor.begin(view.account.id)).secret
+        secret = (await two_factor.begin(view.account.id, "race password 1")).secret
         await two_factor.confirm(view.account.id, pyotp.TOTP(secret).now())
         code = pyotp.TOTP(secret).at(now(), counter_offset=1)
 

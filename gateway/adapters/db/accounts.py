@@ -146,10 +146,12 @@ class SqlAccounts:
     async def erase_personal_data(self, account_id: str) -> None:
         # The tombstone keeps the id only. The blind index is replaced too: it is derived
         # from the email, so it would let anyone with the index key confirm a guess. Login
-        # throttle rows are keyed by that index and go with it.
+        # throttle rows are keyed by that index and go with it, as does the account's
+        # second-factor counter (gateway.services.attempts.second_factor_key).
         index = (await self._conn.execute(select(accounts.c.email_index).where(
             accounts.c.id == account_id))).scalar_one()
-        await self._conn.execute(delete(login_throttle).where(login_throttle.c.key == index))
+        await self._conn.execute(delete(login_throttle).where(
+            login_throttle.c.key.in_([index, f"2fa:{account_id}"])))
         await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(
             email_index=f"deleted:{account_id}", email_ct=b"", display_name_ct=None,
             company_ct=None, password_hash=TOMBSTONE_HASH, datacenter=None, currency=None,
