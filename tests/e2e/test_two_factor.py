@@ -16,7 +16,8 @@ async def test_totp_and_recovery_codes(make_stack: StackFactory) -> None:
     await stack.signup("2fa@example.org", "two factor pw 1")
     token = await stack.login("2fa@example.org", "two factor pw 1")
 
-    started = await stack.api.ok("POST", "/v1/me/totp", {}, token)
+    started = await stack.api.ok("POST", "/v1/me/totp", {"current_password": "two factor pw 1"},
+                                 token)
     secret = started["secret"]
     stack.secrets.add(secret)
     assert started["otpauth_uri"].startswith("otpauth://totp/Packetra:acc_")
@@ -56,15 +57,17 @@ async def test_totp_and_recovery_codes(make_stack: StackFactory) -> None:
         "totp_code": code(secret)})
     assert wrong_pw[0] == unknown[0] == 401 and wrong_pw[1] == unknown[1]
 
-    assert (await stack.api.call("DELETE", "/v1/me/totp", {"code": "123456"}, token))[0] == 422
-    assert (await stack.api.call("DELETE", "/v1/me/totp", {"code": recovery[1]}, token)
+    pw = {"current_password": "two factor pw 1"}
+    assert (await stack.api.call("DELETE", "/v1/me/totp", {**pw, "code": "123456"}, token)
+            )[0] == 422
+    assert (await stack.api.call("DELETE", "/v1/me/totp", {**pw, "code": recovery[1]}, token)
             )[0] == 204
     plain = await stack.api.call("POST", "/v1/sessions", creds)
     assert plain[0] == 201
     stack.secrets.add(plain[1]["token"])
 
     if stack.db_url.startswith("sqlite"):
-        started = await stack.api.ok("POST", "/v1/me/totp", {}, token)  # pending secret
+        started = await stack.api.ok("POST", "/v1/me/totp", pw, token)  # pending secret
         stack.secrets.add(started["secret"])
         stack.gateway.stop()
         raw = stack.raw_database()
