@@ -47,7 +47,9 @@ from gateway.http.keys import HttpServices
 from gateway.http.ratelimit import SlidingWindow
 from gateway.services.accounts import AccountPolicy, AccountService
 from gateway.services.api_keys import ApiKeyService
+from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.chain_events import PaymentTracker
+from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
 from gateway.services.policy_notices import PolicyNoticeService
@@ -104,6 +106,7 @@ class Gateway:
     accounts: AccountService
     two_factor: TwoFactorService
     recovery: RecoveryService
+    email_changes: EmailChangeService
     api_keys: ApiKeyService
     invoices: InvoiceService
     endpoints: WebhookEndpointService
@@ -228,9 +231,19 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     rates_http = LazySession(settings.rates.timeout_seconds)
     passwords = Argon2Passwords()
     codes = PyotpCodes()
-    two_factor = TwoFactorService(uow, codes, passwords,
-                                  SecondFactor(codes, passwords, clock), clock)
     index = BlindIndex(base64.b64decode(sec.index_key.get_secret_value()))
+    session_key = base64.b64decode(sec.session_key.get_secret_value())
+    # One policy for every failure counter: logins, logged-in password checks and the
+    # per-account second-factor counter (gateway.services.attempts).
+    throttle = ThrottlePolicy(
+        free_failures=sec.login_free_failures,
+        max_delay=timedelta(seconds=sec.login_max_delay_seconds),
+        max_failures_per_window=sec.login_failures_per_hour,
+    )
+    attempts = Attempts(throttle, clock)
+    two_factor = TwoFactorService(uow, codes, passwords,
+                                  SecondFactor(codes, passwords, clock), clock,
+                                  PasswordCheck(passwords, index, attempts), attempts)
     sender: MailSender | None = None
     if settings.smtp is not None:
         smtp = settings.smtp
@@ -246,18 +259,23 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         mailer: QueuedMailer | NoMailer = QueuedMailer(queue, clock, sender.wake)
     else:
         direct = mailer = NoMailer()
+    pages = f"{settings.server.public_url}{settings.server.path_prefix}"
+    links = Links(f"{pages}/reset?token=", f"{pages}/verify-email?token=",
+                  f"{pages}/email-change?token=", f"{pages}/email-change/undo?token=",
+                  f"{pages}/login")
     recovery = RecoveryService(
         uow, mailer,
-        PurposeTokens(base64.b64decode(sec.session_key.get_secret_value()),
-                      settings.server.public_url, clock, "password-reset"),
-        passwords, BlindIndex(base64.b64decode(sec.index_key.get_secret_value())),
-        two_factor, clock,
-        Links(f"{settings.server.public_url}{settings.server.path_prefix}/reset?token=",
-              f"{settings.server.public_url}{settings.server.path_prefix}/verify-email?token="),
+        PurposeTokens(session_key, settings.server.public_url, clock, "password-reset"),
+        passwords, index, two_factor, clock, links,
         timedelta(minutes=settings.accounts.password_reset_minutes),
-        PurposeTokens(base64.b64decode(sec.session_key.get_secret_value()),
-                      settings.server.public_url, clock, "verify-email"),
+        PurposeTokens(session_key, settings.server.public_url, clock, "verify-email"),
     )
+    email_changes = EmailChangeService(
+        uow, mailer,
+        PurposeTokens(session_key, settings.server.public_url, clock, "email-change", cipher),
+        PurposeTokens(session_key, settings.server.public_url, clock, "email-change-undo",
+                      cipher),
+        index, passwords, two_factor, recovery, clock, links, throttle)
     inv = settings.invoices
     ret = settings.retention
     policy = InvoicePolicy(
@@ -287,14 +305,11 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
                 settings.accounts.require_email_verification,
             ),
             two_factor,
-            ThrottlePolicy(
-                free_failures=sec.login_free_failures,
-                max_delay=timedelta(seconds=sec.login_max_delay_seconds),
-                max_failures_per_window=sec.login_failures_per_hour,
-            ),
+            throttle,
         ),
         two_factor=two_factor,
         recovery=recovery,
+        email_changes=email_changes,
         api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key),
         invoices=InvoiceService(
             uow, chains, build_rates(settings, clock, rates_http), clock, policy,
@@ -322,7 +337,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         privacy=PrivacyService(
             uow, passwords, BlindIndex(base64.b64decode(sec.index_key.get_secret_value())),
             two_factor, clock, timedelta(days=ret.deletion_grace_days),
-            settings.privacy.policy_version),
+            settings.privacy.policy_version, throttle),
         finance=FinanceService(uow, chains.coins()),
         # Policy notices are sent by an operator's batch command that paces itself and
         # records each mail the SMTP server accepted, so it mails directly (OPERATIONS.md).
@@ -396,6 +411,7 @@ def build_app(gw: Gateway) -> web.Application:
             datacenters=tuple(gw.settings.accounts.datacenters),
             currencies=tuple(gw.settings.accounts.currencies),
             csrf_key=base64.b64decode(gw.settings.security.session_key.get_secret_value()),
+            email_changes=gw.email_changes,
         ),
         gw.settings.server.path_prefix,
     )

@@ -1,5 +1,6 @@
 """Session JWTs and API keys."""
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -8,6 +9,7 @@ from datetime import datetime, timedelta
 
 import jwt
 
+from gateway.adapters.fields import FieldCipher, FieldCipherError
 from gateway.services.api_keys import API_KEY_PREFIX
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import SessionClaims
@@ -69,22 +71,46 @@ def hash_api_key(key: str) -> str:
 
 
 class PurposeTokens:
-    """Mailed links (password reset, email verification): a JWT for one purpose, with a key
-    derived for that purpose, bound to a fingerprint of what it may change."""
+    """Mailed links (password reset, email verification, email change): a JWT for one
+    purpose, with a key derived for that purpose, bound to a fingerprint of what it may
+    change. With a cipher, a link may also carry one value sealed with the data key
+    (AES-256-GCM, the purpose and account id as associated data): an email address never
+    shows in a decoded link."""
 
     def __init__(self, session_key: bytes, issuer: str,
-                 clock: Callable[[], datetime], purpose: str = "password-reset") -> None:
+                 clock: Callable[[], datetime], purpose: str = "password-reset",
+                 cipher: FieldCipher | None = None) -> None:
         self._key = hmac.new(session_key, purpose.encode(), hashlib.sha256).digest()
         self.AUDIENCE = f"packetra-{purpose}"
         self._issuer = issuer
         self._clock = clock
+        self._cipher = cipher
 
-    def issue(self, account_id: str, fingerprint: str, ttl: timedelta) -> str:
+    def issue(self, account_id: str, fingerprint: str, ttl: timedelta,
+              sealed: str | None = None) -> str:
         now = self._clock()
-        return jwt.encode({"sub": account_id, "fp": fingerprint, "aud": self.AUDIENCE,
-                           "iss": self._issuer, "iat": int(now.timestamp()),
-                           "exp": int((now + ttl).timestamp())},
-                          self._key, algorithm=ALGORITHM)
+        claims: dict[str, object] = {
+            "sub": account_id, "fp": fingerprint, "aud": self.AUDIENCE, "iss": self._issuer,
+            "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp())}
+        if sealed is not None:
+            if self._cipher is None:
+                raise ValueError(f"{self.AUDIENCE} tokens carry no sealed value")
+            blob = self._cipher.encrypt(sealed, f"{self.AUDIENCE}:{account_id}")
+            claims["sv"] = base64.urlsafe_b64encode(blob).decode().rstrip("=")
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def open(self, token: str) -> tuple[str, str, str]:
+        """(account id, fingerprint, the sealed value)."""
+        account_id, fp = self.read(token)
+        claims = jwt.decode(token, options={"verify_signature": False})  # verified by read
+        raw = claims.get("sv")
+        if not isinstance(raw, str) or self._cipher is None:
+            raise Unauthorized("this link is not valid")
+        try:
+            blob = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+            return account_id, fp, self._cipher.decrypt(blob, f"{self.AUDIENCE}:{account_id}")
+        except (ValueError, FieldCipherError):
+            raise Unauthorized("this link is not valid") from None
 
     def read(self, token: str) -> tuple[str, str]:
         try:

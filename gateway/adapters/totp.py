@@ -1,6 +1,7 @@
 """RFC 6238 codes (30 s, 6 digits, +/-1 step) via pyotp, and recovery codes."""
 
 import hmac
+import re
 import secrets
 from datetime import datetime
 
@@ -8,6 +9,7 @@ import pyotp
 
 ISSUER = "Packetra"
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off paper
+_RECOVERY = re.compile(f"[{_ALPHABET}]{{5}}-[{_ALPHABET}]{{5}}")
 
 
 class PyotpCodes:
@@ -29,6 +31,9 @@ class PyotpCodes:
             if hmac.compare_digest(totp.at(now, counter_offset=offset), code):
                 return base + offset
         return None
+
+    def looks_like_recovery_code(self, code: str) -> bool:
+        return _RECOVERY.fullmatch(code.strip().lower()) is not None
 
     def recovery_codes(self, count: int = 10) -> list[str]:
         def one() -> str:

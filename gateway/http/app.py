@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.http import (
     routes_accounts,
+    routes_email_change,
     routes_invoices,
     routes_ops,
     routes_pages,
@@ -71,9 +72,10 @@ def create_app(services: HttpServices, path_prefix: str = "") -> web.Application
         loader=jinja2.PackageLoader("gateway.http", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    for module in (routes_accounts, routes_invoices, routes_webhooks, routes_ops, routes_pages,
-                   routes_portal, routes_portal_billing, routes_portal_privacy,
-                   routes_portal_recovery, routes_privacy, routes_payments):
+    for module in (routes_accounts, routes_email_change, routes_invoices, routes_webhooks,
+                   routes_ops, routes_pages, routes_portal, routes_portal_billing,
+                   routes_portal_privacy, routes_portal_recovery, routes_privacy,
+                   routes_payments):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC, append_version=False)
     if not path_prefix:

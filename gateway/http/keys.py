@@ -11,6 +11,7 @@ from gateway.http.csrf import Csrf
 from gateway.http.ratelimit import SlidingWindow
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
+from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import InvoiceService
 from gateway.services.privacy import PrivacyService
@@ -40,6 +41,7 @@ class HttpServices:
     datacenters: tuple[str, ...] = ()
     currencies: tuple[str, ...] = ()
     csrf_key: bytes = b""
+    email_changes: EmailChangeService | None = None
 
 
 SERVICES = web.AppKey("services", HttpServices)

@@ -35,6 +35,7 @@ class Op:
     params: tuple[Param, ...] = field(default_factory=tuple)
     form: bool = False
     alt_media: tuple[str, ...] = ()  # other representations of the success response
+    also_ok: tuple[int, ...] = ()  # other success codes with the same response
 
 
 def _id(name: str) -> Param:
@@ -63,16 +64,21 @@ OPERATIONS: tuple[Op, ...] = (
     Op("delete", "/v1/sessions/current", "Log out", "customer", "session", None, 204, None,
        AUTH),
     Op("get", "/v1/me", "Your account", "customer", "session", None, 200, out.Account, AUTH),
-    Op("patch", "/v1/me", "Correct your profile", "customer", "session", req.ProfileBody, 200,
-       out.Account, BODY + AUTH + (409,)),
+    Op("patch", "/v1/me", "Correct your profile (202: a new email waits for its link)",
+       "customer", "session", req.ProfileBody, 200, out.Account, BODY + AUTH + (429,),
+       also_ok=(202,)),
+    Op("post", "/v1/email-changes/confirm", "Confirm a new email address (mailed link)",
+       "customer", "none", req.TokenBody, 204, None, (*BODY, 401, 409)),
+    Op("post", "/v1/email-changes/undo", "Undo an email change (link mailed to the old "
+       "address)", "customer", "none", req.TokenBody, 204, None, (*BODY, 401, 409)),
     Op("post", "/v1/me/password", "Change your password", "customer", "session",
-       req.PasswordChangeBody, 204, None, BODY + AUTH),
-    Op("post", "/v1/me/totp", "Start two-factor setup", "customer", "session", None, 201,
-       out.TotpEnrolment, (*AUTH, 409)),
+       req.PasswordChangeBody, 204, None, BODY + AUTH + (429,)),
+    Op("post", "/v1/me/totp", "Start two-factor setup", "customer", "session",
+       req.TotpBeginBody, 201, out.TotpEnrolment, BODY + AUTH + (409, 429)),
     Op("post", "/v1/me/totp/confirm", "Turn two-factor on", "customer", "session",
        req.CodeBody, 200, out.RecoveryCodes, BODY + AUTH + (409,)),
-    Op("delete", "/v1/me/totp", "Turn two-factor off", "customer", "session", req.CodeBody, 204,
-       None, BODY + AUTH + (409,)),
+    Op("delete", "/v1/me/totp", "Turn two-factor off", "customer", "session",
+       req.TotpDisableBody, 204, None, BODY + AUTH + (409, 429)),
     Op("get", "/v1/me/invoices", "Your invoices", "customer", "session", None, 200,
        out.InvoicePage, (*AUTH, 400), (CURSOR,)),
     Op("post", "/v1/me/invoices", "Buy a plan", "customer", "session", req.PlanInvoiceBody, 201,
@@ -95,7 +101,7 @@ OPERATIONS: tuple[Op, ...] = (
        "service", "key-or-session", None, 200, "text/event-stream", (*AUTH, 403, 404),
        (_id("invoice_id"),)),
     Op("delete", "/v1/me", "Ask for your account to be deleted", "customer", "session",
-       req.DeletionBody, 202, out.DeletionScheduled, BODY + AUTH + (404,)),
+       req.DeletionBody, 202, out.DeletionScheduled, BODY + AUTH + (404, 429)),
     Op("delete", "/v1/me/deletion", "Cancel a scheduled deletion", "customer", "session",
        None, 204, None, (*AUTH, 409)),
     Op("get", "/v1/me/export", "Everything held about you", "customer", "session", None, 200,
@@ -171,17 +177,25 @@ OPERATIONS: tuple[Op, ...] = (
     Op("post", "/account/pay-again", "Pay an expired invoice again (form)", "pages",
        "cookie", None, 303, "text/html", (403, 422), form=True),
     Op("post", "/account/profile", "Profile form", "pages", "cookie", None, 303, "text/html",
-       (403, 422), form=True),
+       (200, 403, 422, 429), form=True),
     Op("post", "/account/totp", "Two-factor setup form", "pages", "cookie", None, 200,
-       "text/html", (303, 403, 409), form=True),
+       "text/html", (303, 403, 409, 422, 429), form=True),
     Op("post", "/account/totp/confirm", "Two-factor confirmation form", "pages", "cookie",
        None, 200, "text/html", (303, 403, 422), form=True),
     Op("post", "/account/totp/disable", "Two-factor off form", "pages", "cookie", None, 303,
-       "text/html", (403, 422), form=True),
+       "text/html", (403, 422, 429), form=True),
+    Op("get", "/email-change", "Email change confirmation link", "pages", "none", None, 200,
+       "text/html", (400,), (Param("token", "query", {"type": "string"}),)),
+    Op("post", "/email-change", "Email change confirmation form", "pages", "none", None, 200,
+       "text/html", (403,), form=True),
+    Op("get", "/email-change/undo", "Email change undo link", "pages", "none", None, 200,
+       "text/html", (400,), (Param("token", "query", {"type": "string"}),)),
+    Op("post", "/email-change/undo", "Email change undo form", "pages", "none", None, 200,
+       "text/html", (403,), form=True),
     Op("post", "/account/policy", "Privacy policy acknowledgement form", "pages", "cookie",
        None, 303, "text/html", (403,), form=True),
     Op("post", "/account/delete", "Account deletion form", "pages", "cookie", None, 303,
-       "text/html", (403, 422), form=True),
+       "text/html", (403, 422, 429), form=True),
     Op("post", "/account/deletion/cancel", "Cancel deletion form", "pages", "cookie", None,
        303, "text/html", (403,), form=True),
     Op("post", "/logout", "Log out (form)", "pages", "cookie", None, 303, "text/html", (403,),
@@ -226,6 +240,8 @@ def document(prefix: str = "") -> dict[str, Any]:
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok]}
         for media in op.alt_media:
             responses[str(op.ok)]["content"][media] = {"schema": {"type": "string"}}
+        for code in op.also_ok:
+            responses[str(code)] = {**responses[str(op.ok)], "description": STATUS_TEXT[code]}
         extra = {413} if op.body or op.form else set()
         if op.auth == "session" and op.method != "get":
             extra |= {403}  # the cookie's cross-site rule (csrf.cookie_request)

@@ -17,10 +17,13 @@ from gateway.http.schemas import (
     SessionBody,
     SignupBody,
     TokenBody,
+    TotpBeginBody,
+    TotpDisableBody,
     read_json,
 )
 from gateway.http.views import account_json, invoice_json
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
+from gateway.services.email_change import EmailChangeService
 from gateway.services.errors import ServiceUnavailable
 
 routes = web.RouteTableDef()
@@ -54,8 +57,13 @@ async def create_account(request: web.Request) -> web.Response:
     resp = web.json_response(account_json(view), status=201)
     resp.headers["Location"] = f"/v1/accounts/{view.account.id}"
     if svc.requires_verification:
-        # No session until the address is confirmed through the mailed link.
-        await request.app[SERVICES].recovery.send_verification(view.account.id)
+        # No session until the address is confirmed through the mailed link. A taken
+        # address gets this very answer; its owner is mailed instead of a link.
+        recovery = request.app[SERVICES].recovery
+        if view.taken:
+            await recovery.notify_signup_attempt(view.profile.email)
+        else:
+            await recovery.send_verification(view.account.id)
         return resp
     session = await svc.log_in(body.email, body.password, ip=ip(request))
     _set_session_cookie(request, resp, session)
@@ -100,18 +108,44 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response(account_json(await request.app[SERVICES].accounts.view(account_id)))
 
 
+def email_changes(request: web.Request) -> EmailChangeService:
+    service = request.app[SERVICES].email_changes
+    assert service is not None, "the application was built without email changes"
+    return service
+
+
 @routes.patch("/v1/me")
 async def update_me(request: web.Request) -> web.Response:
     account_id = await customer(request)
     body = ProfileBody.model_validate(await read_json(request))
-    changes = ProfileChanges({k: getattr(body, k) for k in body.model_fields_set})
-    services = request.app[SERVICES]
-    before = await services.accounts.view(account_id)
-    view = await services.accounts.update_profile(account_id, changes, ip(request))
-    if view.profile.email != before.profile.email:
-        # To the old address: the one an attacker who took the account cannot read.
-        await services.recovery.notify_email(before.profile.email, "email_changed")
-    return web.json_response(account_json(view))
+    given = body.model_fields_set - {"current_password", "totp_code"}
+    fields = {k: getattr(body, k) for k in given - {"email"}}
+    changes_email = "email" in given and await email_changes(request).is_change(
+        account_id, body.email)
+    view = await request.app[SERVICES].accounts.update_profile(account_id,
+                                                               ProfileChanges(fields))
+    if not changes_email:
+        return web.json_response(account_json(view))
+    # The same answer whether or not another account has the address: a link goes to
+    # the new address, or a notice to its owner.
+    assert body.email is not None
+    await email_changes(request).request(account_id, body.email, body.current_password,
+                                         body.totp_code, ip(request))
+    return web.json_response(account_json(view), status=202)
+
+
+@routes.post("/v1/email-changes/confirm")
+async def confirm_email_change(request: web.Request) -> web.Response:
+    body = TokenBody.model_validate(await read_json(request))
+    await email_changes(request).confirm(body.token, ip(request))
+    return web.Response(status=204)
+
+
+@routes.post("/v1/email-changes/undo")
+async def undo_email_change(request: web.Request) -> web.Response:
+    body = TokenBody.model_validate(await read_json(request))
+    await email_changes(request).undo(body.token, ip(request))
+    return web.Response(status=204)
 
 
 RESET_ACCEPTED = {"status": "accepted",
@@ -155,7 +189,9 @@ async def change_password(request: web.Request) -> web.Response:
 @routes.post("/v1/me/totp")
 async def begin_totp(request: web.Request) -> web.Response:
     account_id = await customer(request)
-    enrolment = await request.app[SERVICES].two_factor.begin(account_id)
+    body = TotpBeginBody.model_validate(await read_json(request))
+    enrolment = await request.app[SERVICES].two_factor.begin(account_id,
+                                                             body.current_password)
     qr = segno.make(enrolment.otpauth_uri, error="m")
     return web.json_response({
         "secret": enrolment.secret,
@@ -175,8 +211,9 @@ async def confirm_totp(request: web.Request) -> web.Response:
 @routes.delete("/v1/me/totp")
 async def disable_totp(request: web.Request) -> web.Response:
     account_id = await customer(request)
-    body = CodeBody.model_validate(await read_json(request))
-    await request.app[SERVICES].two_factor.disable(account_id, body.code, ip(request))
+    body = TotpDisableBody.model_validate(await read_json(request))
+    await request.app[SERVICES].two_factor.disable(account_id, body.current_password,
+                                                   body.code, ip(request))
     await request.app[SERVICES].recovery.notify(account_id, "totp_disabled")
     return web.Response(status=204)
 

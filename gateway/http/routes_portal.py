@@ -13,7 +13,7 @@ from gateway.http.auth import SESSION_COOKIE
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import CSRF, PREFIX, SERVICES
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
-from gateway.services.errors import TooManyRequests, Unauthorized
+from gateway.services.errors import Conflict, TooManyRequests, Unauthorized
 from gateway.services.ports import SessionRecord
 
 routes = web.RouteTableDef()
@@ -125,7 +125,11 @@ async def signup_submit(request: web.Request) -> web.Response:
                      _text(form, "datacenter"), _text(form, "currency"))
         view = await services.accounts.sign_up(req)
         if services.accounts.requires_verification:
-            await services.recovery.send_verification(view.account.id)
+            # A taken address gets this same page; its owner is mailed instead.
+            if view.taken:
+                await services.recovery.notify_signup_attempt(view.profile.email)
+            else:
+                await services.recovery.send_verification(view.account.id)
             resp = _render(request, "message.html", {
                 "heading": "Check your inbox",
                 "text": "We mailed you a link. Open it to confirm your address, then log in."},
@@ -249,21 +253,40 @@ async def account_profile(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
     services = request.app[SERVICES]
-    fields: dict[str, str | None] = {"email": str(form.get("email", ""))}
+    changes = services.email_changes
+    assert changes is not None
+    fields: dict[str, str | None] = {}
     for name in ("display_name", "company", "datacenter", "currency"):
         fields[name] = _text(form, name)
+    email = str(form.get("email", ""))
     try:
-        before = await services.accounts.view(session.account_id)
-        view = await services.accounts.update_profile(
-            session.account_id, ProfileChanges(fields),
-            client_ip(request, services.trusted_proxies))
+        changes_email = await changes.is_change(session.account_id, email)
+        view = await services.accounts.update_profile(session.account_id,
+                                                      ProfileChanges(fields))
+        if changes_email:
+            # Password (and code) checked, then the link goes to the new address, or a
+            # notice to the owner when another account has it: the same page either way.
+            await changes.request(session.account_id, email,
+                                  _secret(form, "current_password"),
+                                  _text(form, "totp_code"),
+                                  client_ip(request, services.trusted_proxies))
     except DomainError as exc:
-        return await _account(request, session, 422, error=str(exc))
-    if view.profile.email != before.profile.email:
-        await services.recovery.notify_email(before.profile.email, "email_changed")
-    resp = _redirect(request, "account?saved=1")
+        status = 429 if isinstance(exc, TooManyRequests) else 422
+        return await _account(request, session, status, error=str(exc))
+    if changes_email:
+        resp = await _account(request, session, message=(
+            "Saved. We mailed a link to the new address: the email changes when it is "
+            "opened."))
+    else:
+        resp = _redirect(request, "account?saved=1")
     _set_pref(request, resp, view.account.currency, view.account.datacenter)
     return resp
+
+
+def _secret(form: Any, name: str) -> str | None:
+    """A password as typed: not stripped."""
+    value = form.get(name)
+    return value if isinstance(value, str) and value else None
 
 
 @routes.post("/account/totp")
@@ -272,9 +295,12 @@ async def account_totp_begin(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
     try:
-        enrolment = await request.app[SERVICES].two_factor.begin(session.account_id)
+        enrolment = await request.app[SERVICES].two_factor.begin(
+            session.account_id, _secret(form, "current_password"))
     except DomainError as exc:
-        return await _account(request, session, 409, error=str(exc))
+        status = (429 if isinstance(exc, TooManyRequests)
+                  else 409 if isinstance(exc, Conflict) else 422)
+        return await _account(request, session, status, error=str(exc))
     qr = segno.make(enrolment.otpauth_uri, error="m").svg_inline(
         scale=4, title="Two-factor authentication QR code")
     return await _account(request, session, enrolment={"secret": enrolment.secret,
@@ -304,10 +330,13 @@ async def account_totp_disable(
 ) -> web.Response:
     services = request.app[SERVICES]
     try:
-        await services.two_factor.disable(session.account_id, str(form.get("code", "")),
+        await services.two_factor.disable(session.account_id,
+                                          _secret(form, "current_password"),
+                                          str(form.get("code", "")),
                                           client_ip(request, services.trusted_proxies))
     except DomainError as exc:
-        return await _account(request, session, 422, error=str(exc))
+        status = 429 if isinstance(exc, TooManyRequests) else 422
+        return await _account(request, session, status, error=str(exc))
     await services.recovery.notify(session.account_id, "totp_disabled")
     return _redirect(request, "account?saved=1")
 

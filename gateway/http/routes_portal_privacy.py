@@ -10,6 +10,7 @@ from gateway.http.auth import SESSION_COOKIE
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
 from gateway.http.routes_portal import _account, _redirect, _text, session_form
+from gateway.services.errors import TooManyRequests
 from gateway.services.ports import SessionRecord
 
 routes = web.RouteTableDef()
@@ -35,7 +36,8 @@ async def account_delete(
             session.account_id, str(form.get("password", "")), _text(form, "totp_code"),
             client_ip(request, services.trusted_proxies))
     except DomainError as exc:
-        return await _account(request, session, 422, error=str(exc))
+        status = 429 if isinstance(exc, TooManyRequests) else 422
+        return await _account(request, session, status, error=str(exc))
     # Every session ended with the request, this one too.
     resp = _redirect(request, "login")
     resp.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True,

@@ -44,6 +44,15 @@ class CodeBody(Body):
     code: StrictStr
 
 
+class TotpBeginBody(Body):
+    current_password: StrictStr
+
+
+class TotpDisableBody(Body):
+    current_password: StrictStr
+    code: StrictStr = Field(description="a code of the authenticator, or a recovery code")
+
+
 class DeletionBody(Body):
     password: StrictStr
     totp_code: StrictStr | None = None
@@ -55,13 +64,19 @@ class PasswordChangeBody(Body):
 
 
 class ProfileBody(Body):
-    """Every field optional; only those present change. null clears an optional field."""
+    """Every field optional; only those present change. null clears an optional field.
+    A new email needs `current_password` (and `totp_code` when two-factor is on) and is
+    applied only when the link mailed to it is opened (202); the rest applies at once."""
 
     email: StrictStr | None = None
     display_name: StrictStr | None = None
     company: StrictStr | None = None
     datacenter: StrictStr | None = None
     currency: StrictStr | None = None
+    current_password: StrictStr | None = Field(
+        None, description="required when the email changes")
+    totp_code: StrictStr | None = Field(
+        None, description="required when the email changes and two-factor is on")
 
     @field_validator("email")
     @classmethod

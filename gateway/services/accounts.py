@@ -11,6 +11,7 @@ from gateway.domain.accounts import (
 )
 from gateway.domain.errors import InvalidInput
 from gateway.domain.throttle import ThrottlePolicy, after_failure, retry_after
+from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.errors import (
     Conflict,
     Forbidden,
@@ -66,6 +67,9 @@ class Signup:
 class AccountView:
     account: Account
     profile: Profile
+    # Signup with verification on, for an address that already has an account: this view
+    # was never stored; it only makes the answer look like one for a free address.
+    taken: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,10 +125,18 @@ class AccountService:
         account.created()
         password_hash = self._passwords.hash(password)
         async with self._uow() as uow:
-            await uow.accounts.add(
-                account, profile, self._index(email_lookup_form(email)), password_hash,
-                self._policy.policy_version,
-            )
+            try:
+                await uow.accounts.add(
+                    account, profile, self._index(email_lookup_form(email)), password_hash,
+                    self._policy.policy_version,
+                )
+            except Conflict:
+                if not self._policy.require_email_verification:
+                    raise  # signup logs in at once: taken and free cannot look alike
+                # The same answer as for a free address; nothing is stored, and the
+                # address' owner is told instead (see the signup route).
+                account.events.clear()
+                return AccountView(account, profile, taken=True)
             await uow.outbox.publish(account.events, now)
             await uow.commit()
         return AccountView(account, profile)
@@ -147,17 +159,21 @@ class AccountService:
                                       wait.total_seconds())
             login = await uow.accounts.find_login(lookup)
             stored = login.password_hash if login else None
-            try:
-                if not self._passwords.verify(stored, password) or login is None:
-                    raise Unauthorized("email or password is wrong")
-                if self._two_factor is not None:
-                    await self._two_factor.require(uow, login.account.id, second)
-            except Unauthorized:
+            if not self._passwords.verify(stored, password) or login is None:
                 await uow.throttle.put(lookup, after_failure(state, now, self._throttle))
                 await uow.security_log.add(login.account.id if login else None, "login_failed",
                                            ip, now)
                 await uow.commit()
-                raise
+                raise Unauthorized("email or password is wrong")
+            if self._two_factor is not None:
+                # Past the password only: a wrong code counts on the account's
+                # second-factor counter (shared with reset and removal), not the email's.
+                try:
+                    await self._two_factor.require(uow, login.account.id, second)
+                except Unauthorized:
+                    await uow.security_log.add(login.account.id, "login_failed", ip, now)
+                    await uow.commit()
+                    raise
             await uow.throttle.clear(lookup)
             if (self._policy.require_email_verification
                     and not await uow.accounts.email_verified(login.account.id)):
@@ -212,29 +228,33 @@ class AccountService:
         async with self._uow() as uow:
             account = await uow.accounts.get(session.account_id)
             assert account is not None
-            login = await uow.accounts.find_login(await self._index_of(uow, account.id))
-            if login is None or not self._passwords.verify(login.password_hash, current):
-                raise InvalidInput("current_password", "is wrong")
+            await self.check_password(uow, account.id, current)
             await uow.accounts.set_password_hash(account.id, self._passwords.hash(new))
             await uow.sessions.revoke_all(account.id, self._clock(), keep=session.id)
             await uow.security_log.add(account.id, "password_changed", ip, self._clock())
             await uow.commit()
 
-    async def _index_of(self, uow: UnitOfWork, account_id: str) -> str:
-        profile = await uow.accounts.profile(account_id)
-        return self._index(email_lookup_form(profile.email))
+    async def check_password(self, uow: UnitOfWork, account_id: str, password: str | None,
+                             field: str = "current_password") -> None:
+        """A logged-in customer's password, counted like a login (`TooManyRequests` while
+        that counter is locked)."""
+        await PasswordCheck(self._passwords, self._index,
+                            Attempts(self._throttle, self._clock)).verify(
+            uow, account_id, password, field)
 
-    async def update_profile(self, account_id: str, changes: ProfileChanges,
-                             ip: str | None = None) -> AccountView:
+    async def update_profile(self, account_id: str, changes: ProfileChanges) -> AccountView:
+        """Names and preferences, applied at once. The email is not among them: it changes
+        only through a confirmed link (`EmailChangeService`)."""
         f = changes.fields
+        if "email" in f:
+            raise InvalidInput("email", "changes through EmailChangeService")
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
             if account is None:
                 raise NotFound("account")
             old = await uow.accounts.profile(account_id)
-            email = normalize_email(f["email"]) if "email" in f else old.email
             profile = Profile(
-                email,
+                old.email,
                 _optional_text(f["display_name"], "display_name")
                 if "display_name" in f else old.display_name,
                 _optional_text(f["company"], "company") if "company" in f else old.company,
@@ -246,10 +266,8 @@ class AccountService:
                 account.currency = check_choice(f["currency"], self._policy.currencies,
                                                 "currency")
             await uow.accounts.update_profile(
-                account_id, profile, self._index(email_lookup_form(email)))
+                account_id, profile, self._index(email_lookup_form(old.email)))
             await uow.accounts.save(account)
-            if email != old.email:
-                await uow.security_log.add(account_id, "email_changed", ip, self._clock())
             await uow.commit()
         return AccountView(account, profile)
 

@@ -124,7 +124,9 @@ class AccountRepository(Protocol):
     async def set_totp(self, account_id: str, secret: str | None, enabled_at: datetime | None,
                        last_step: int | None) -> None: ...
 
-    async def set_totp_step(self, account_id: str, step: int) -> None: ...
+    async def advance_totp_step(self, account_id: str, step: int) -> bool:
+        """Records `step` as the last accepted one, atomically, only when it is newer than
+        the recorded one; False when it is not (a replay, maybe a concurrent one)."""
 
     async def replace_recovery_codes(self, account_id: str, hashes: list[str]) -> None: ...
 
@@ -459,6 +461,9 @@ class TotpCodes(Protocol):
     def uri(self, secret: str, label: str) -> str: ...
 
     def matching_step(self, secret: str, code: str, now: datetime) -> int | None: ...
+
+    def looks_like_recovery_code(self, code: str) -> bool:
+        """Whether the input has the shape of a recovery code (worth an argon2 check)."""
 
     def recovery_codes(self, count: int = 10) -> list[str]: ...
 

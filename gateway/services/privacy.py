@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.domain.accounts import Account, email_lookup_form
-from gateway.domain.errors import InvalidInput
+from gateway.domain.accounts import Account
 from gateway.domain.money import format_units
+from gateway.domain.throttle import ThrottlePolicy
 from gateway.domain.timestamps import rfc3339
 from gateway.services.accounts import AccountView
-from gateway.services.errors import NotFound, Unauthorized
+from gateway.services.attempts import Attempts, PasswordCheck
+from gateway.services.errors import NotFound
 from gateway.services.ports import (
     AuditEntry,
     Clock,
@@ -62,7 +63,9 @@ class PrivacyService:
         clock: Clock,
         deletion_grace: timedelta,
         policy_version: str,
+        throttle: ThrottlePolicy | None = None,
     ) -> None:
+        self._throttle = throttle or ThrottlePolicy()
         self._uow = uow
         self._passwords = passwords
         self._index = blind_index
@@ -80,14 +83,11 @@ class PrivacyService:
             account = await uow.accounts.get(account_id, for_update=True)
             if account is None or account.deleted:
                 raise NotFound("account")
-            profile = await uow.accounts.profile(account_id)
-            login = await uow.accounts.find_login(self._index(email_lookup_form(profile.email)))
-            if login is None or not self._passwords.verify(login.password_hash, password):
-                raise InvalidInput("password", "is wrong")
-            try:
-                await self._two_factor.require(uow, account_id, code)
-            except Unauthorized as exc:
-                raise InvalidInput("totp_code", str(exc)) from None
+            # Counted like logins: a stolen session cannot guess the password here.
+            await PasswordCheck(self._passwords, self._index,
+                                Attempts(self._throttle, self._clock)).verify(
+                uow, account_id, password, "password")
+            await self._two_factor.require_field(uow, account_id, code)
             due = account.schedule_deletion(now, self._grace)
             await uow.accounts.save(account)
             await uow.sessions.revoke_all(account_id, now)

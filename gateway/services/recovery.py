@@ -23,24 +23,36 @@ class ResetTokens(Protocol):
         """(account id, password fingerprint); raises `Unauthorized` when invalid/expired."""
 
 
-def fingerprint(password_hash: str) -> str:
-    # Bound into the reset token: once the password changes, every earlier link is dead.
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
+class SealedTokens(Protocol):
+    """Purpose tokens that also carry one value, encrypted (the pending or previous email
+    of an email change: readable by nobody but us, not even by decoding the JWT)."""
+
+    def issue(self, account_id: str, fingerprint: str, ttl: timedelta,
+              sealed: str | None = None) -> str: ...
+
+    def open(self, token: str) -> tuple[str, str, str]:
+        """(account id, fingerprint, sealed value); `Unauthorized` when invalid/expired."""
+
+
+def fingerprint(password_hash: str, email_index: str) -> str:
+    # Bound into reset and email-change links: once the password or the email changes,
+    # every earlier link is dead.
+    return hashlib.sha256(f"{password_hash}\n{email_index}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
 class Links:
     reset: str  # absolute URLs of the pages; the token is appended
     verify: str = ""
+    email_change: str = ""
+    email_change_undo: str = ""
+    login: str = ""
 
 
 NOTICES = {
     "password_changed": ("Your password was changed",
                          "The password of your Packetra account was just changed.\n\n"
                          "If this was not you, reset your password at once and contact support."),
-    "email_changed": ("Your account email was changed",
-                      "The email address of your Packetra account was just changed away from "
-                      "this address.\n\nIf this was not you, contact support at once."),
     "totp_disabled": ("Two-factor authentication was turned off",
                       "Two-factor authentication was just turned off for your Packetra "
                       "account.\n\nIf this was not you, reset your password at once."),
@@ -75,7 +87,8 @@ class RecoveryService:
             if login is None:
                 return
             profile = await uow.accounts.profile(login.account.id)
-        token = self._tokens.issue(login.account.id, fingerprint(login.password_hash), self._ttl)
+        token = self._tokens.issue(login.account.id, fingerprint(login.password_hash, lookup),
+                                   self._ttl)
         minutes = int(self._ttl.total_seconds() // 60)
         await self._mailer.send(
             profile.email, "Reset your Packetra password",
@@ -92,8 +105,9 @@ class RecoveryService:
             if await uow.accounts.get(account_id) is None:
                 raise Unauthorized("this reset link is not valid")
             profile = await uow.accounts.profile(account_id)
-            login = await uow.accounts.find_login(self._index(email_lookup_form(profile.email)))
-            if login is None or fingerprint(login.password_hash) != fp:
+            lookup = self._index(email_lookup_form(profile.email))
+            login = await uow.accounts.find_login(lookup)
+            if login is None or fingerprint(login.password_hash, lookup) != fp:
                 raise Unauthorized("this reset link was already used or is out of date")
             return (await uow.accounts.totp(account_id)).enabled
 
@@ -107,8 +121,9 @@ class RecoveryService:
             if account is None:
                 raise Unauthorized("this reset link is not valid")
             profile = await uow.accounts.profile(account_id)
-            login = await uow.accounts.find_login(self._index(email_lookup_form(profile.email)))
-            if login is None or fingerprint(login.password_hash) != fp:
+            lookup = self._index(email_lookup_form(profile.email))
+            login = await uow.accounts.find_login(lookup)
+            if login is None or fingerprint(login.password_hash, lookup) != fp:
                 raise Unauthorized("this reset link was already used or is out of date")
             await self._two_factor.require(uow, account_id, second)
             await uow.accounts.set_password_hash(account_id, self._passwords.hash(new_password))
@@ -139,6 +154,17 @@ class RecoveryService:
                 raise Unauthorized("this link is for an address the account no longer has")
             await uow.accounts.mark_email_verified(account_id, self._clock())
             await uow.commit()
+
+    async def notify_signup_attempt(self, email: str) -> None:
+        """Signup with a taken address, when verification is required: the answer is the
+        one a free address gets; the mail goes to the address' owner instead."""
+        await self._mailer.send(
+            email, "Someone tried to sign up with your address",
+            "Someone tried to create a Packetra account with this email address, which "
+            "already has one. Nothing was changed.\n\n"
+            f"If it was you: log in at {self._links.login}. If you forgot your password, "
+            "ask for a reset link there (\"Forgot your password\") or with "
+            "POST /v1/password-resets.\n\nIf it was not you, ignore this mail.")
 
     async def notify(self, account_id: str, kind: str) -> None:
         async with self._uow() as uow:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from gateway.domain.errors import InvalidInput
+from gateway.services.attempts import Attempts, PasswordCheck, second_factor_key
 from gateway.services.errors import Conflict, Unauthorized
 from gateway.services.ports import (
     Clock,
@@ -38,10 +39,12 @@ class SecondFactor:
         now = self._clock()
         step = self._codes.matching_step(state.secret, code, now)
         if step is not None:
-            if state.last_step is not None and step <= state.last_step:
-                return False  # a code already accepted, or an older one: replay
-            await uow.accounts.set_totp_step(account_id, step)
-            return True
+            # A code already accepted, or an older one, is a replay: refused in the UPDATE
+            # itself, so two requests racing with one code cannot both read an old step.
+            return await uow.accounts.advance_totp_step(account_id, step)
+        # Each recovery code is an argon2 hash: only an input of their shape is tried.
+        if not self._codes.looks_like_recovery_code(code):
+            return False
         candidate = code.strip().lower()
         for code_id, code_hash in await uow.accounts.unused_recovery_codes(account_id):
             if self._hasher.verify(code_hash, candidate):
@@ -52,23 +55,28 @@ class SecondFactor:
 
 class TwoFactorService:
     def __init__(self, uow: UnitOfWorkFactory, codes: TotpCodes, hasher: PasswordHasher,
-                 factor: SecondFactor, clock: Clock) -> None:
+                 factor: SecondFactor, clock: Clock, passwords: PasswordCheck,
+                 attempts: Attempts) -> None:
         self._uow = uow
         self._codes = codes
         self._hasher = hasher
         self._factor = factor
         self._clock = clock
+        self._passwords = passwords
+        self._attempts = attempts
 
     async def is_on(self, account_id: str) -> bool:
         async with self._uow() as uow:
             return (await uow.accounts.totp(account_id)).enabled
 
-    async def begin(self, account_id: str) -> Enrolment:
-        """A new secret, pending until a code made from it is confirmed."""
+    async def begin(self, account_id: str, password: str | None) -> Enrolment:
+        """A new secret, pending until a code made from it is confirmed. Needs the
+        password: a stolen session alone must not put an attacker's authenticator on."""
         secret = self._codes.new_secret()
         async with self._uow() as uow:
             if (await uow.accounts.totp(account_id)).enabled:
                 raise Conflict("two-factor authentication is already on; turn it off first")
+            await self._passwords.verify(uow, account_id, password)
             await uow.accounts.set_totp(account_id, secret, None, None)
             await uow.commit()
         return Enrolment(secret, self._codes.uri(secret, account_id))
@@ -93,22 +101,37 @@ class TwoFactorService:
             await uow.commit()
         return recovery
 
-    async def disable(self, account_id: str, code: str, ip: str | None = None) -> None:
+    async def disable(self, account_id: str, password: str | None, code: str,
+                      ip: str | None = None) -> None:
         async with self._uow() as uow:
             if not (await uow.accounts.totp(account_id)).enabled:
                 raise Conflict("two-factor authentication is not on")
-            if not await self._factor.accept(uow, account_id, code):
-                raise InvalidInput("code", "is not a valid two-factor or recovery code")
+            await self._passwords.verify(uow, account_id, password)
+            await self.require_field(uow, account_id, code, "code")
             await uow.accounts.set_totp(account_id, None, None, None)
             await uow.accounts.replace_recovery_codes(account_id, [])
             await uow.security_log.add(account_id, "totp_disabled", ip, self._clock())
             await uow.commit()
 
     async def require(self, uow: UnitOfWork, account_id: str, code: str | None) -> None:
-        """For login: nothing when 2FA is off; otherwise a valid, unused code."""
+        """Nothing when 2FA is off; otherwise a valid, unused code. Wrong codes count on
+        the account's one second-factor counter (committed before `Unauthorized`); while
+        it is locked, `TooManyRequests` without looking at the code."""
         if not await self._factor.enabled(uow, account_id):
             return
+        key = second_factor_key(account_id)
+        state = await self._attempts.open(uow, key, "two-factor codes")
         if not code:
             raise Unauthorized("a two-factor code is required (totp_code)")
         if not await self._factor.accept(uow, account_id, code):
+            await self._attempts.failed(uow, key, state)
             raise Unauthorized("the two-factor code is wrong or was already used")
+        await self._attempts.passed(uow, key, state)
+
+    async def require_field(self, uow: UnitOfWork, account_id: str, code: str | None,
+                            field: str = "totp_code") -> None:
+        """`require` for a logged-in customer's form: a wrong code is invalid input."""
+        try:
+            await self.require(uow, account_id, code)
+        except Unauthorized as exc:
+            raise InvalidInput(field, str(exc)) from None

@@ -42,6 +42,16 @@ def fill(browser: WebDriver, **fields: str) -> None:
     settled(do)
 
 
+def type_into(browser: WebDriver, element_id: str, value: str) -> None:
+    """Forms on one page may share a field name: these go by id."""
+    def do() -> None:
+        element = browser.find_element(By.ID, element_id)
+        element.clear()
+        element.send_keys(value)
+
+    settled(do)
+
+
 def submit(browser: WebDriver, css: str = "form button[type=submit]") -> None:
     """Click, then wait until the old document is gone and the new one has loaded."""
     old: list[Any] = []
@@ -112,6 +122,20 @@ async def test_signup_login_two_factor_without_javascript(
         await asyncio.to_thread(submit, browser)
         await at(browser, f"{base}/account")
 
+        # A new email needs the password, and then waits for the mailed link.
+        stack.secrets.add("portal-moved@example.org")
+        fill(browser, email="portal-moved@example.org")
+        await asyncio.to_thread(submit, browser, "#save-profile")
+        assert "current_password" in browser.find_element(By.CSS_SELECTOR, ".error").text
+        fill(browser, email="portal-moved@example.org")
+        type_into(browser, "profile-password", "portal password 1")
+        await asyncio.to_thread(submit, browser, "#save-profile")
+        assert "mailed a link" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+        assert browser.find_element(By.ID, "email").get_attribute("value") == \
+            "portal@example.org"
+
+        # Two-factor setup needs the password too.
+        type_into(browser, "totp-password", "portal password 1")
         await asyncio.to_thread(submit, browser, "#two-factor form button")
         secret = browser.find_element(By.ID, "totp-secret").text
         stack.secrets.add(secret)

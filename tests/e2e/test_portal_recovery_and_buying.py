@@ -86,7 +86,8 @@ async def test_reset_page_asks_for_the_second_factor_when_it_is_on(
     email, new = "careful@example.org", "another new password 33"
     await stack.signup(email, "first password 11")
     session = await stack.login(email, "first password 11")
-    begun = await stack.api.ok("POST", "/v1/me/totp", {}, session)
+    begun = await stack.api.ok("POST", "/v1/me/totp", {"current_password": "first password 11"},
+                               session)
     totp = pyotp.TOTP(begun["secret"])
     stack.secrets.add(begun["secret"])
     await stack.api.ok("POST", "/v1/me/totp/confirm", {"code": totp.now()}, session)

@@ -81,7 +81,8 @@ async def test_reset_needs_the_second_factor_and_notices_go_out(
     stack = await make_stack(**smtp_env(inbox))
     await stack.signup("guarded@example.org", "old password 11")
     session = await stack.login("guarded@example.org", "old password 11")
-    secret = (await stack.api.ok("POST", "/v1/me/totp", {}, session))["secret"]
+    secret = (await stack.api.ok("POST", "/v1/me/totp", {"current_password": "old password 11"},
+                                 session))["secret"]
     stack.secrets.add(secret)
     now = datetime.now(UTC)
     recovery = (await stack.api.ok("POST", "/v1/me/totp/confirm",
@@ -105,13 +106,26 @@ async def test_reset_needs_the_second_factor_and_notices_go_out(
     assert status == 201
     session = doc["token"]
     stack.secrets.update({session, "moved@example.org"})
-    await stack.api.ok("PATCH", "/v1/me", {"email": "moved@example.org"}, session)
+    # With 2FA on, an email change needs the password and a code too.
+    no_code = await stack.api.call("PATCH", "/v1/me", {
+        "email": "moved@example.org", "current_password": "new password 22"}, session)
+    assert no_code[0] == 422 and "two-factor" in no_code[1]["detail"]
+    assert (await stack.api.call("PATCH", "/v1/me", {
+        "email": "moved@example.org", "current_password": "new password 22",
+        "totp_code": recovery[2]}, session))[0] == 202
+    [confirm] = await inbox.wait("moved@example.org", 1)
+    change = re.search(r"/email-change\?token=(\S+)", body_of(confirm))
+    assert change
+    stack.secrets.add(change.group(1))
+    assert (await stack.api.call("POST", "/v1/email-changes/confirm",
+                                 {"token": change.group(1)}))[0] == 204
     moved = await inbox.wait("guarded@example.org", 3)
     assert moved[2]["Subject"] == "Your account email was changed"
-    assert inbox.to("moved@example.org") == []
-    assert (await stack.api.call("DELETE", "/v1/me/totp", {"code": recovery[1]}, session)
-            )[0] == 204
-    [off] = await inbox.wait("moved@example.org", 1)
+    assert "/email-change/undo?token=" in body_of(moved[2])
+    stack.secrets.add(body_of(moved[2]).split("undo?token=")[1].split()[0])
+    assert (await stack.api.call("DELETE", "/v1/me/totp", {
+        "current_password": "new password 22", "code": recovery[1]}, session))[0] == 204
+    [_, off] = await inbox.wait("moved@example.org", 2)
     assert off["Subject"] == "Two-factor authentication was turned off"
 
 

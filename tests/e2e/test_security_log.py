@@ -18,25 +18,28 @@ async def test_security_events_are_logged_with_ip_and_nowhere_else(
     await stack.api.call("POST", "/v1/sessions", {"email": "seclog@example.org",
                                                    "password": "wrong password 0"})
     token = await stack.login("seclog@example.org", "security pw 11")
-    secret = (await stack.api.ok("POST", "/v1/me/totp", {}, token))["secret"]
+    secret = (await stack.api.ok("POST", "/v1/me/totp", {"current_password": "security pw 11"},
+                                 token))["secret"]
     stack.secrets.add(secret)
     now = datetime.now(UTC)
     await stack.api.ok("POST", "/v1/me/totp/confirm",
                        {"code": pyotp.TOTP(secret).at(now)}, token)
     assert (await stack.api.call("DELETE", "/v1/me/totp",
-                                 {"code": pyotp.TOTP(secret).at(now, counter_offset=1)},
+                                 {"current_password": "security pw 11",
+                                  "code": pyotp.TOTP(secret).at(now, counter_offset=1)},
                                  token))[0] == 204
     assert (await stack.api.call("POST", "/v1/me/password", {
         "current_password": "security pw 11", "new_password": "security pw 22"}, token))[0] == 204
     stack.secrets.update({"security pw 22", "seclog2@example.org"})
-    await stack.api.ok("PATCH", "/v1/me", {"email": "seclog2@example.org"}, token)
+    await stack.api.ok("PATCH", "/v1/me", {"email": "seclog2@example.org",
+                                           "current_password": "security pw 22"}, token)
 
     rows = await stack.rows("SELECT event, ip FROM security_log WHERE account_id = :a "
                             "ORDER BY id", a=account["id"])
     assert [r.event for r in rows] == [
         "login_succeeded",  # the signup's own session
         "login_failed", "login_succeeded", "totp_enabled", "totp_disabled",
-        "password_changed", "email_changed"]
+        "password_changed", "email_change_requested"]
     assert {r.ip for r in rows} == {"127.0.0.1"}
     unknown = await stack.api.call("POST", "/v1/sessions", {"email": "nobody@example.org",
                                                             "password": "whatever pw 1"})

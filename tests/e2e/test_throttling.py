@@ -36,3 +36,31 @@ async def test_signups_per_address_are_limited(make_stack: StackFactory) -> None
         "POST", "/v1/accounts", {"email": "three@example.org", "password": "long enough 1"})
     assert status == 429 and int(headers["Retry-After"]) > 3000
     assert doc["detail"].startswith("too many signup attempts")
+
+
+async def test_password_checks_of_logged_in_customers_count_like_logins(
+    make_stack: StackFactory,
+) -> None:
+    """A stolen session cannot guess the password through password change, deletion,
+    email change or 2FA setup: those failures count on the login counter (issue 11)."""
+    stack = await make_stack(GATEWAY_SECURITY__LOGIN_FREE_FAILURES="2")
+    await stack.signup("guarded@example.org", "right password 1")
+    token = await stack.login("guarded@example.org", "right password 1")
+    wrong = "wrong password 9"
+    for method, path, body in (
+        ("POST", "/v1/me/password", {"current_password": wrong,
+                                     "new_password": "another password 2"}),
+        ("DELETE", "/v1/me", {"password": wrong}),
+        ("PATCH", "/v1/me", {"email": "thief@example.org", "current_password": wrong}),
+    ):
+        status, doc, _ = await stack.api.call(method, path, body, token)
+        assert status == 422 and "wrong" in doc["detail"], (path, doc)
+    for method, path, body in (
+        ("POST", "/v1/me/totp", {"current_password": "right password 1"}),
+        ("POST", "/v1/sessions", {"email": "guarded@example.org",
+                                  "password": "right password 1"}),
+    ):
+        status, doc, headers = await stack.api.call(method, path, body, token)
+        assert status == 429 and headers["Retry-After"] == "1", (path, doc)
+    await asyncio.sleep(1.2)
+    await stack.login("guarded@example.org", "right password 1")

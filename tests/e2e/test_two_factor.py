@@ -1,10 +1,13 @@
 """Two-factor authentication: TOTP codes work once, recovery codes work once."""
 
+import asyncio
+import re
 from datetime import UTC, datetime
 
 import pyotp
 
 from tests.e2e.conftest import StackFactory
+from tests.support.inbox import Inbox, smtp_env
 
 
 def code(secret: str, offset: int = 0) -> str:
@@ -16,7 +19,8 @@ async def test_totp_and_recovery_codes(make_stack: StackFactory) -> None:
     await stack.signup("2fa@example.org", "two factor pw 1")
     token = await stack.login("2fa@example.org", "two factor pw 1")
 
-    started = await stack.api.ok("POST", "/v1/me/totp", {}, token)
+    started = await stack.api.ok("POST", "/v1/me/totp", {"current_password": "two factor pw 1"},
+                                 token)
     secret = started["secret"]
     stack.secrets.add(secret)
     assert started["otpauth_uri"].startswith("otpauth://totp/Packetra:acc_")
@@ -56,17 +60,93 @@ async def test_totp_and_recovery_codes(make_stack: StackFactory) -> None:
         "totp_code": code(secret)})
     assert wrong_pw[0] == unknown[0] == 401 and wrong_pw[1] == unknown[1]
 
-    assert (await stack.api.call("DELETE", "/v1/me/totp", {"code": "123456"}, token))[0] == 422
-    assert (await stack.api.call("DELETE", "/v1/me/totp", {"code": recovery[1]}, token)
+    pw = {"current_password": "two factor pw 1"}
+    assert (await stack.api.call("DELETE", "/v1/me/totp", {**pw, "code": "123456"}, token)
+            )[0] == 422
+    assert (await stack.api.call("DELETE", "/v1/me/totp", {**pw, "code": recovery[1]}, token)
             )[0] == 204
     plain = await stack.api.call("POST", "/v1/sessions", creds)
     assert plain[0] == 201
     stack.secrets.add(plain[1]["token"])
 
     if stack.db_url.startswith("sqlite"):
-        started = await stack.api.ok("POST", "/v1/me/totp", {}, token)  # pending secret
+        started = await stack.api.ok("POST", "/v1/me/totp", pw, token)  # pending secret
         stack.secrets.add(started["secret"])
         stack.gateway.stop()
         raw = stack.raw_database()
         assert started["secret"].encode() not in raw and secret.encode() not in raw
         assert not any(c.encode() in raw for c in recovery)
+
+
+async def test_setup_and_removal_need_the_password(make_stack: StackFactory) -> None:
+    """A stolen session alone can neither put an attacker's authenticator on the account
+    nor take the owner's off (issue 11, item 1)."""
+    stack = await make_stack()
+    await stack.signup("enrol@example.org", "enrol password 1")
+    token = await stack.login("enrol@example.org", "enrol password 1")
+    for body, fragment in (({}, "current_password"),
+                           ({"current_password": "not my password"}, "wrong")):
+        status, doc, _ = await stack.api.call("POST", "/v1/me/totp", body, token)
+        assert status == 422 and fragment in doc["detail"], doc
+    assert await stack.scalar("SELECT totp_secret_ct FROM accounts") is None
+
+    pw = {"current_password": "enrol password 1"}
+    secret = (await stack.api.ok("POST", "/v1/me/totp", pw, token))["secret"]
+    stack.secrets.add(secret)
+    await stack.api.ok("POST", "/v1/me/totp/confirm", {"code": code(secret)}, token)
+    for body in ({"code": code(secret, 1)},
+                 {"current_password": "not my password", "code": code(secret, 1)}):
+        assert (await stack.api.call("DELETE", "/v1/me/totp", body, token))[0] == 422
+    assert await stack.scalar("SELECT totp_enabled_at FROM accounts") is not None
+    assert (await stack.api.call("DELETE", "/v1/me/totp", {**pw, "code": code(secret, 1)},
+                                 token))[0] == 204
+
+
+def wrong_code(secret: str) -> str:
+    valid = {code(secret, offset) for offset in (-1, 0, 1, 2)}
+    return next(c for c in ("000000", "111111", "222222") if c not in valid)
+
+
+async def test_wrong_codes_count_on_one_counter_for_login_reset_and_removal(
+    make_stack: StackFactory, inbox: Inbox,
+) -> None:
+    """Second-factor guesses are counted wherever a code is asked for, on one counter per
+    account with the login throttle's delays (issue 11, item 2)."""
+    stack = await make_stack(**smtp_env(inbox, GATEWAY_SECURITY__LOGIN_FREE_FAILURES="2"))
+    email, password = "guess@example.org", "guess password 1"
+    await stack.signup(email, password)
+    token = await stack.login(email, password)
+    secret = (await stack.api.ok("POST", "/v1/me/totp", {"current_password": password},
+                                 token))["secret"]
+    stack.secrets.add(secret)
+    recovery = (await stack.api.ok("POST", "/v1/me/totp/confirm", {"code": code(secret)},
+                                   token))["recovery_codes"]
+    stack.secrets.update(recovery)
+    await stack.api.call("POST", "/v1/password-resets", {"email": email})
+    [mail] = await inbox.wait(email, 1)
+    reset = re.search(r"/reset\?token=(\S+)", mail.get_payload(decode=True).decode())  # type: ignore[union-attr]
+    assert reset
+    stack.secrets.update({reset.group(1), "new guess password 2"})
+    wrong = wrong_code(secret)
+    creds = {"email": email, "password": password}
+
+    reset_body = {"token": reset.group(1), "new_password": "new guess password 2"}
+    assert (await stack.api.call("POST", "/v1/password-resets/confirm",
+                                 {**reset_body, "totp_code": wrong}))[0] == 401
+    assert (await stack.api.call("DELETE", "/v1/me/totp", {
+        "current_password": password, "code": wrong}, token))[0] == 422
+    assert (await stack.api.call("POST", "/v1/sessions", {**creds, "totp_code": wrong}))[0] \
+        == 401
+    # Three failures, two free: now even a right code waits, wherever it is typed.
+    right = code(secret, 1)
+    login = await stack.api.call("POST", "/v1/sessions", {**creds, "totp_code": right})
+    assert login[0] == 429 and "two-factor" in login[1]["detail"], login
+    assert login[2]["Retry-After"] == "1"
+    assert (await stack.api.call("POST", "/v1/password-resets/confirm",
+                                 {**reset_body, "totp_code": right}))[0] == 429
+    assert (await stack.api.call("DELETE", "/v1/me/totp", {
+        "current_password": password, "code": recovery[0]}, token))[0] == 429
+    await asyncio.sleep(1.2)
+    ok = await stack.api.call("POST", "/v1/sessions", {**creds, "totp_code": right})
+    assert ok[0] == 201, ok
+    stack.secrets.add(ok[1]["token"])

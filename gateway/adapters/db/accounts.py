@@ -147,10 +147,12 @@ class SqlAccounts:
     async def erase_personal_data(self, account_id: str) -> None:
         # The tombstone keeps the id only. The blind index is replaced too: it is derived
         # from the email, so it would let anyone with the index key confirm a guess. Login
-        # throttle rows are keyed by that index and go with it.
+        # throttle rows are keyed by that index and go with it, as does the account's
+        # second-factor counter (gateway.services.attempts.second_factor_key).
         index = (await self._conn.execute(select(accounts.c.email_index).where(
             accounts.c.id == account_id))).scalar_one()
-        await self._conn.execute(delete(login_throttle).where(login_throttle.c.key == index))
+        await self._conn.execute(delete(login_throttle).where(
+            login_throttle.c.key.in_([index, f"2fa:{account_id}"])))
         # Mail still queued for this address (a notice, a reset link) goes too.
         await self._conn.execute(delete(mail_queue).where(mail_queue.c.recipient_index == index))
         await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(
@@ -197,9 +199,15 @@ class SqlAccounts:
             totp_secret_ct=self._cipher.encrypt_optional(secret, account_id),
             totp_enabled_at=enabled_at, totp_last_step=last_step))
 
-    async def set_totp_step(self, account_id: str, step: int) -> None:
-        await self._conn.execute(update(accounts).where(accounts.c.id == account_id)
-                                 .values(totp_last_step=step))
+    async def advance_totp_step(self, account_id: str, step: int) -> bool:
+        # One conditional UPDATE: on PostgreSQL a concurrent one waits for the row lock and
+        # re-checks the condition, so of two logins with the same code only one gets a row.
+        result = await self._conn.execute(
+            update(accounts).where(
+                accounts.c.id == account_id,
+                (accounts.c.totp_last_step.is_(None)) | (accounts.c.totp_last_step < step))
+            .values(totp_last_step=step))
+        return bool(result.rowcount)
 
     async def replace_recovery_codes(self, account_id: str, hashes: list[str]) -> None:
         await self._conn.execute(

@@ -1,0 +1,82 @@
+"""The pages the email-change links open. Opening a link only shows a button: mail
+scanners fetch links, and a fetch must not confirm or undo anything."""
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.domain.errors import DomainError
+from gateway.http.client_ip import client_ip
+from gateway.http.keys import CSRF, SERVICES
+from gateway.http.routes_portal import _read_form, _render, _text
+from gateway.services.email_change import EmailChangeService
+
+routes = web.RouteTableDef()
+
+PAGES: dict[str, dict[str, str]] = {
+    "confirm": {"heading": "Confirm your new email address",
+                "text": "Confirm to move your Packetra account to this address.",
+                "button": "Confirm the new address",
+                "done": "Email address changed",
+                "done_text": "Your account now uses this address. Log in with it."},
+    "undo": {"heading": "Undo the email change",
+             "text": "This gives your account this address back, ends every session and "
+                     "asks you for a new password: a reset link follows by mail.",
+             "button": "Undo the change",
+             "done": "Email change undone",
+             "done_text": "Your account has this address again and every session has "
+                          "ended. Set a new password with the link we just mailed you."},
+}
+
+
+def _service(request: web.Request) -> EmailChangeService:
+    service = request.app[SERVICES].email_changes
+    assert service is not None
+    return service
+
+
+def _page(request: web.Request, kind: str, action: str, token: str | None) -> web.Response:
+    page = PAGES[kind]
+    context: dict[str, Any] = {
+        "heading": page["heading"], "text": page["text"], "button": page["button"],
+        "token": token, "action": action, "csrf": request.app[CSRF].token(request)}
+    return _render(request, "email_change.html", context)
+
+
+async def _submit(request: web.Request, kind: str) -> web.Response:
+    form = await _read_form(request)
+    request.app[CSRF].check(request, _text(form, "csrf"))
+    token = _text(form, "token") or ""
+    service = _service(request)
+    ip = client_ip(request, request.app[SERVICES].trusted_proxies)
+    try:
+        if kind == "confirm":
+            await service.confirm(token, ip)
+        else:
+            await service.undo(token, ip)
+    except DomainError as exc:
+        return _render(request, "email_change.html", {
+            "heading": "This link does not work", "text": str(exc)}, 400)
+    page = PAGES[kind]
+    return _render(request, "email_change.html", {"heading": page["done"],
+                                                  "text": page["done_text"]})
+
+
+@routes.get("/email-change")
+async def confirm_page(request: web.Request) -> web.Response:
+    return _page(request, "confirm", "email-change", request.query.get("token"))
+
+
+@routes.post("/email-change")
+async def confirm_submit(request: web.Request) -> web.Response:
+    return await _submit(request, "confirm")
+
+
+@routes.get("/email-change/undo")
+async def undo_page(request: web.Request) -> web.Response:
+    return _page(request, "undo", "undo", request.query.get("token"))
+
+
+@routes.post("/email-change/undo")
+async def undo_submit(request: web.Request) -> web.Response:
+    return await _submit(request, "undo")

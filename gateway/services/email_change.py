@@ -1,0 +1,144 @@
+"""Changing the account's email: proven by the password (and the second factor), applied
+only once the new address opens the link mailed to it; the old address is told, with a
+link that undoes the change for 7 days.
+
+Neither address is stored while the change is pending or after it: the new one travels
+sealed (AES-256-GCM under the data key) inside the confirmation link mailed to it, the old
+one sealed inside the undo link mailed to it. So nothing personal waits in the database
+for a retention task, and a decoded link shows no address."""
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from gateway.domain.accounts import email_lookup_form, normalize_email
+from gateway.domain.throttle import ThrottlePolicy
+from gateway.services.attempts import Attempts, PasswordCheck
+from gateway.services.errors import Conflict, Unauthorized
+from gateway.services.ports import Clock, PasswordHasher, Profile, UnitOfWorkFactory
+from gateway.services.recovery import Links, Mailer, RecoveryService, SealedTokens, fingerprint
+from gateway.services.two_factor import TwoFactorService
+
+# Not an argon2 hash: no password matches it. After an undo the password must be reset
+# (whoever changed the address knew it).
+RESET_REQUIRED = "!reset-required"
+
+
+class EmailChangeService:
+    def __init__(self, uow: UnitOfWorkFactory, mailer: Mailer, confirm: SealedTokens,
+                 undo: SealedTokens, blind_index: Callable[[str], str],
+                 passwords: PasswordHasher, two_factor: TwoFactorService,
+                 recovery: RecoveryService, clock: Clock, links: Links,
+                 throttle: ThrottlePolicy | None = None,
+                 confirm_ttl: timedelta = timedelta(hours=24),
+                 undo_ttl: timedelta = timedelta(days=7)) -> None:
+        self._uow = uow
+        self._mailer = mailer
+        self._confirm = confirm
+        self._undo = undo
+        self._index = blind_index
+        self._check = PasswordCheck(passwords, blind_index,
+                                    Attempts(throttle or ThrottlePolicy(), clock))
+        self._two_factor = two_factor
+        self._recovery = recovery
+        self._clock = clock
+        self._links = links
+        self._confirm_ttl = confirm_ttl
+        self._undo_ttl = undo_ttl
+
+    async def is_change(self, account_id: str, raw: object) -> bool:
+        """Whether `raw` (validated here) differs from the account's email."""
+        email = normalize_email(raw)
+        async with self._uow() as uow:
+            return email != (await uow.accounts.profile(account_id)).email
+
+    async def request(self, account_id: str, new_email: str, password: str | None,
+                      code: str | None, ip: str | None = None) -> None:
+        """Mails a confirmation link to the new address, or, when another account has it,
+        a notice to that account instead: the caller's answer is the same either way."""
+        new = normalize_email(new_email)
+        new_index = self._index(email_lookup_form(new))
+        now = self._clock()
+        async with self._uow() as uow:
+            await self._check.verify(uow, account_id, password)
+            await self._two_factor.require_field(uow, account_id, code)
+            profile = await uow.accounts.profile(account_id)
+            index = self._index(email_lookup_form(profile.email))
+            login = await uow.accounts.find_login(index)
+            assert login is not None
+            owner = await uow.accounts.find_login(new_index)
+            taken = owner is not None and owner.account.id != account_id
+            await uow.security_log.add(account_id, "email_change_requested", ip, now)
+            await uow.commit()
+        if taken:
+            await self._mailer.send(
+                new, "Someone tried to move an account to this address",
+                "Someone asked to move another Packetra account to this email address, which "
+                "already belongs to an account. Nothing was changed, and your account is "
+                "not affected.\n\nIf this was you, log in to that other account with its own "
+                "address. Otherwise, ignore this mail.")
+            return
+        stamp = f"{fingerprint(login.password_hash, index)}.{new_index}"
+        token = self._confirm.issue(account_id, stamp, self._confirm_ttl, new)
+        hours = int(self._confirm_ttl.total_seconds() // 3600)
+        await self._mailer.send(
+            new, "Confirm your new email address",
+            "Someone asked to move a Packetra account to this email address.\n\n"
+            f"Open this link within {hours} hours to confirm it:\n\n"
+            f"{self._links.email_change}{token}\n\n"
+            "Until then the account keeps its old address. If you did not ask for this, "
+            "ignore this mail.")
+
+    async def confirm(self, token: str, ip: str | None = None) -> None:
+        """Applies the new address; the old one is told, with a link that undoes it."""
+        account_id, stamp, new = self._confirm.open(token)
+        now = self._clock()
+        new_index = self._index(email_lookup_form(new))
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or account.deleted:
+                raise Unauthorized("this link is not valid")
+            old = await uow.accounts.profile(account_id)
+            index = self._index(email_lookup_form(old.email))
+            login = await uow.accounts.find_login(index)
+            if login is None or stamp != f"{fingerprint(login.password_hash, index)}.{new_index}":
+                raise Unauthorized("this link was already used or is out of date")
+            await uow.accounts.update_profile(  # Conflict: taken since the request
+                account_id, Profile(new, old.display_name, old.company), new_index)
+            await uow.accounts.mark_email_verified(account_id, now)
+            await uow.security_log.add(account_id, "email_changed", ip, now)
+            await uow.commit()
+        undo = self._undo.issue(account_id, new_index, self._undo_ttl, old.email)
+        days = int(self._undo_ttl.total_seconds() // 86400)
+        # To the old address: the one an attacker who took the account cannot read.
+        await self._mailer.send(
+            old.email, "Your account email was changed",
+            "The email address of your Packetra account was just changed away from this "
+            "address.\n\nIf this was not you, open this link within "
+            f"{days} days to undo it:\n\n{self._links.email_change_undo}{undo}\n\n"
+            "Undoing gives the account this address back, ends every session and asks you "
+            "for a new password (a reset link follows by mail).")
+
+    async def undo(self, token: str, ip: str | None = None) -> None:
+        """Restores the previous address while the account still has the one the change
+        set; ends every session and requires a new password (a reset link is mailed)."""
+        account_id, changed_index, previous = self._undo.open(token)
+        now = self._clock()
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or account.deleted:
+                raise Unauthorized("this link is not valid")
+            current = await uow.accounts.profile(account_id)
+            if self._index(email_lookup_form(current.email)) != changed_index:
+                raise Unauthorized("this link was already used or is out of date")
+            try:
+                await uow.accounts.update_profile(
+                    account_id, Profile(previous, current.display_name, current.company),
+                    self._index(email_lookup_form(previous)))
+            except Conflict:
+                raise Conflict("another account has this address now; contact support"
+                               ) from None
+            await uow.accounts.set_password_hash(account_id, RESET_REQUIRED)
+            await uow.sessions.revoke_all(account_id, now)
+            await uow.security_log.add(account_id, "email_change_undone", ip, now)
+            await uow.commit()
+        await self._recovery.request_reset(previous)
