@@ -45,7 +45,8 @@ async def test_cookie_requests_must_be_json_from_our_own_origin(make_stack: Stac
     account_id, token = await customer(stack)
     cookie = {"Cookie": f"__Host-session={token}"}
     own = {"Origin": stack.gateway.url}
-    body = {"/v1/me/invoices": b'{"plan": "vps-small", "coin": "LTC"}'}
+    body = {"/v1/me/invoices": b'{"plan": "vps-small", "coin": "LTC"}',
+            "/v1/me/totp": b'{"current_password": "victim password 1"}'}
 
     # What a same-site page can send without a preflight: a text/plain form-like body.
     for path in FORGED:
@@ -71,7 +72,7 @@ async def test_cookie_requests_must_be_json_from_our_own_origin(make_stack: Stac
     # The same requests with the bearer token work, and so does JSON from our own pages.
     bearer = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     assert (await post(stack, "/v1/me/invoices", body["/v1/me/invoices"], bearer))[0] == 201
-    assert (await post(stack, "/v1/me/totp", b"{}", bearer))[0] == 201
+    assert (await post(stack, "/v1/me/totp", body["/v1/me/totp"], bearer))[0] == 201
     assert (await post(stack, "/v1/me/policy-acknowledgement", b"{}",
                        {**cookie, **own, "Content-Type": "application/json"}))[0] == 204
     assert await stack.count("invoices") == 1
