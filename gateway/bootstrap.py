@@ -116,6 +116,7 @@ class Gateway:
     finance: FinanceService
     notices: PolicyNoticeService
     reconcile: ReconcileService
+    passwords: Argon2Passwords
     tip_heights: dict[str, int] = field(default_factory=dict)
 
     def uow(self) -> SqlUnitOfWork:
@@ -182,6 +183,7 @@ class Gateway:
         await self.worker.aclose()
         await self.rates_http.aclose()
         await self.engine.dispose()
+        self.passwords.close()
 
 
 def build_rates(settings: Settings, clock: Clock, http: LazySession) -> RateProvider:
@@ -218,7 +220,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         base64.b64decode(sec.session_key.get_secret_value()), settings.server.public_url
     )
     rates_http = LazySession(settings.rates.timeout_seconds)
-    passwords = Argon2Passwords()
+    passwords = Argon2Passwords(concurrency=sec.hash_concurrency,
+                                max_waiting=sec.hash_max_waiting,
+                                max_wait_seconds=sec.hash_max_wait_seconds)
     codes = PyotpCodes()
     two_factor = TwoFactorService(uow, codes, passwords,
                                   SecondFactor(codes, passwords, clock), clock)
@@ -312,6 +316,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
             uow, mailer, clock, settings.privacy.policy_version,
             f"{settings.server.public_url}{settings.server.path_prefix}/account"),
         reconcile=ReconcileService(uow, nodes),
+        passwords=passwords,
     )
 
 

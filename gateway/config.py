@@ -100,6 +100,10 @@ class SecurityConfig(_Section):
     login_per_ip_per_minute: int = Field(30, ge=1)
     signup_per_ip_per_hour: int = Field(20, ge=1)
     cookie_secure: bool = True
+    # Password hashing (argon2id, ~19 MiB and one core each) runs in its own threads.
+    hash_concurrency: int = Field(2, ge=1, le=64)
+    hash_max_waiting: int = Field(64, ge=0, le=10_000)
+    hash_max_wait_seconds: float = Field(5, gt=0, le=60)
 
     @field_validator("session_key", "index_key")
     @classmethod

@@ -21,6 +21,20 @@ def client_ip(request: web.Request, trusted: Sequence[Network]) -> str:
     return hops[0] if hops else peer
 
 
+def limit_key(address: str) -> str:
+    """Whom a per-client limit counts: an IPv4 address, or an IPv6 address's /64 (one
+    customer line or one server usually holds a whole /64, and picks any address in it)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def _within(address: str, networks: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)

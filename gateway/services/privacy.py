@@ -82,7 +82,7 @@ class PrivacyService:
                 raise NotFound("account")
             profile = await uow.accounts.profile(account_id)
             login = await uow.accounts.find_login(self._index(email_lookup_form(profile.email)))
-            if login is None or not self._passwords.verify(login.password_hash, password):
+            if login is None or not await self._passwords.verify(login.password_hash, password):
                 raise InvalidInput("password", "is wrong")
             try:
                 await self._two_factor.require(uow, account_id, code)

@@ -65,3 +65,16 @@ def test_sliding_window() -> None:
     assert info.value.retry_after_seconds == 60
     now[0] = 60.0
     window.hit("a", "login")
+
+
+def test_ipv6_clients_are_limited_by_their_64() -> None:
+    window = SlidingWindow(2, 60, lambda: 0.0)
+    window.hit("2001:db8:1:2::1", "login")
+    window.hit("2001:db8:1:2:ffff:0:0:9", "login")  # same /64, another address
+    with pytest.raises(TooManyRequests):
+        window.hit("2001:db8:1:2::abcd", "login")
+    window.hit("2001:db8:1:3::1", "login")  # the next /64 is another client
+    window.hit("192.0.2.1", "login")
+    window.hit("::ffff:192.0.2.1", "login")  # the same IPv4 client, written as IPv6
+    with pytest.raises(TooManyRequests):
+        window.hit("192.0.2.1", "login")
