@@ -41,7 +41,7 @@ from gateway.adapters.tokens import PurposeTokens, SessionTokens, hash_api_key, 
 from gateway.adapters.totp import PyotpCodes
 from gateway.config import Settings
 from gateway.domain.throttle import ThrottlePolicy
-from gateway.http.app import create_app
+from gateway.http.app import create_app, create_ops_app
 from gateway.http.keys import HttpServices
 from gateway.http.ratelimit import SlidingWindow
 from gateway.services.accounts import AccountPolicy, AccountService
@@ -75,6 +75,10 @@ def utcnow() -> datetime:
 
 class SchemaNotReady(Exception):
     pass
+
+
+class ListenError(Exception):
+    """A listener could not be opened; one line naming the setting."""
 
 
 def build_chains(settings: Settings) -> dict[str, UtxoChain]:
@@ -359,39 +363,56 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
 
 
 def build_app(gw: Gateway) -> web.Application:
-    app = create_app(
-        HttpServices(
-            accounts=gw.accounts,
-            two_factor=gw.two_factor,
-            recovery=gw.recovery,
-            api_keys=gw.api_keys,
-            invoices=gw.invoices,
-            endpoints=gw.endpoints,
-            events=gw.events,
-            privacy=gw.privacy,
-            finance=gw.finance,
-            readiness=gw.readiness,
-            metrics=gw.render_metrics,
-            observe=gw.observe_http,
-            cookie_secure=gw.settings.security.cookie_secure,
-            trusted_proxies=tuple(ipaddress.ip_network(c, strict=False)
-                                  for c in gw.settings.server.trusted_proxies),
-            login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
-            signup_limit=SlidingWindow(gw.settings.security.signup_per_ip_per_hour, 3600),
-            datacenters=tuple(gw.settings.accounts.datacenters),
-            currencies=tuple(gw.settings.accounts.currencies),
-            csrf_key=base64.b64decode(gw.settings.security.session_key.get_secret_value()),
-        ),
-        gw.settings.server.path_prefix,
+    services = HttpServices(
+        accounts=gw.accounts,
+        two_factor=gw.two_factor,
+        recovery=gw.recovery,
+        api_keys=gw.api_keys,
+        invoices=gw.invoices,
+        endpoints=gw.endpoints,
+        events=gw.events,
+        privacy=gw.privacy,
+        finance=gw.finance,
+        readiness=gw.readiness,
+        metrics=gw.render_metrics,
+        observe=gw.observe_http,
+        cookie_secure=gw.settings.security.cookie_secure,
+        trusted_proxies=tuple(ipaddress.ip_network(c, strict=False)
+                              for c in gw.settings.server.trusted_proxies),
+        login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
+        signup_limit=SlidingWindow(gw.settings.security.signup_per_ip_per_hour, 3600),
+        datacenters=tuple(gw.settings.accounts.datacenters),
+        currencies=tuple(gw.settings.accounts.currencies),
+        csrf_key=base64.b64decode(gw.settings.security.session_key.get_secret_value()),
     )
+    app = create_app(services, gw.settings.server.path_prefix)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        ops = await start_ops_listener(gw, services)
         tasks = [asyncio.create_task(job) for job in background_tasks(gw)]
         yield
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if ops is not None:
+            await ops.cleanup()
         await gw.aclose()
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+async def start_ops_listener(gw: Gateway, services: HttpServices) -> web.AppRunner | None:
+    """/metrics and /readyz on their own listener ([server] metrics_listen), if any."""
+    address = gw.settings.server.metrics_address()
+    if address is None:
+        return None
+    runner = web.AppRunner(create_ops_app(services), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, *address).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(f"[server] metrics_listen {gw.settings.server.metrics_listen}: "
+                          f"{exc.strerror or exc}") from None
+    return runner

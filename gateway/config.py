@@ -38,6 +38,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def split_listen(value: str) -> tuple[str, int]:
+    """"host:port" ("[::1]:9464" for IPv6) -> (host, port); ValueError when malformed."""
+    host, sep, port = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} must be host:port, e.g. 127.0.0.1:9464 or [::1]:9464 "
+                         '(or "" to turn the listener off)')
+    return host, int(port)
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -47,6 +58,19 @@ class ServerConfig(_Section):
     tls_key: Path | None = None
     trusted_proxies: list[str] = []  # CIDRs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # /metrics and /readyz are served here only, never on the public listener.
+    metrics_listen: str | None = "127.0.0.1:9464"
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, v: str | None) -> str | None:
+        if v is None or v.strip().lower() in ("", "none"):
+            return None
+        split_listen(v)
+        return v.strip()
+
+    def metrics_address(self) -> tuple[str, int] | None:
+        return None if self.metrics_listen is None else split_listen(self.metrics_listen)
 
     @field_validator("trusted_proxies")
     @classmethod

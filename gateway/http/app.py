@@ -52,6 +52,15 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
             observe(request.method, pattern, status, elapsed)
 
 
+def create_ops_app(services: HttpServices) -> web.Application:
+    """The operations listener: /healthz, /readyz and /metrics, for monitoring only."""
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[problem_middleware])
+    app[SERVICES] = services
+    app.on_response_prepare.append(security_headers)
+    app.router.add_routes(routes_ops.ops_routes)
+    return app
+
+
 def create_app(services: HttpServices, path_prefix: str = "") -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY,

@@ -140,10 +140,9 @@ OPERATIONS: tuple[Op, ...] = (
        "key:events:read", None, 200, out.Event, (*AUTH, 403, 404), (_id("event_id"),)),
     Op("post", "/v1/events/{event_id}/redeliver", "Deliver an event again", "webhooks",
        "key:webhooks:manage", None, 202, out.Queued, (*AUTH, 403, 404), (_id("event_id"),)),
+    # /readyz and /metrics are served on the operations listener only ([server]
+    # metrics_listen), not here.
     Op("get", "/healthz", "Liveness", "operations", "none", None, 200, out.Health),
-    Op("get", "/readyz", "Readiness: database and every chain", "operations", "none", None,
-       200, out.Ready, (503,)),
-    Op("get", "/metrics", "Prometheus metrics", "operations", "none", None, 200, "text/plain"),
     Op("get", "/v1/openapi.json", "This document", "operations", "none", None, 200,
        "application/json"),
     Op("get", "/pay/{invoice_id}", "Checkout page", "pages", "none", None, 200, "text/html",

@@ -127,3 +127,21 @@ def test_a_whole_section_from_one_variable(tmp_path: Path) -> None:
     assert load(None, env).plans["vps-small"].fiat().minor == 800
     with pytest.raises(ConfigError, match=r"plans\.vps-small\.price"):
         load(None, env | {"GATEWAY_PLANS": '{"vps-small": {"price": "8.001", "currency": "EUR"}}'})
+
+
+def test_metrics_listener_address(tmp_path: Path) -> None:
+    def listen(value: str | None) -> tuple[str, int] | None:
+        env = base_env(tmp_path)
+        if value is not None:
+            env["GATEWAY_SERVER__METRICS_LISTEN"] = value
+        return load(None, env).server.metrics_address()
+
+    assert listen(None) == ("127.0.0.1", 9464)  # loopback by default
+    assert listen("10.1.2.3:9100") == ("10.1.2.3", 9100)
+    cfg = tmp_path / "v6.toml"
+    cfg.write_text('[server]\nmetrics_listen = "[::1]:9464"\n')
+    assert load(cfg, base_env(tmp_path)).server.metrics_address() == ("::1", 9464)
+    assert listen("") is None and listen("none") is None
+    for bad in ("9464", "127.0.0.1", "host:port", "127.0.0.1:99999"):
+        with pytest.raises(ConfigError, match=r"server\.metrics_listen"):
+            listen(bad)
