@@ -20,6 +20,7 @@ from gateway.http import (
     routes_webhooks,
 )
 from gateway.http.csrf import Csrf
+from gateway.http.forwarded import forwarded_middleware
 from gateway.http.keys import CSRF, PREFIX, SERVICES, HttpServices
 from gateway.http.problems import Handler, problem_middleware
 from gateway.http.security import security_headers
@@ -62,9 +63,11 @@ def create_ops_app(services: HttpServices) -> web.Application:
 
 
 def create_app(services: HttpServices, path_prefix: str = "") -> web.Application:
+    # Outermost: everything after it sees the scheme and host a trusted proxy reports.
+    forwarded = forwarded_middleware(services.trusted_proxies)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[request_log, problem_middleware],
+        middlewares=[forwarded, request_log, problem_middleware],
     )
     app[SERVICES] = services
     app[CSRF] = Csrf(services.csrf_key)
@@ -83,7 +86,8 @@ def create_app(services: HttpServices, path_prefix: str = "") -> web.Application
         return app
     # Served below a prefix (a reverse proxy that does not strip it): pages link
     # relatively, so they need no knowledge of it.
-    root = web.Application(client_max_size=MAX_BODY, middlewares=[problem_middleware])
+    root = web.Application(client_max_size=MAX_BODY,
+                           middlewares=[forwarded, problem_middleware])
     root.on_response_prepare.append(security_headers)
     root.add_subapp(path_prefix, app)
     return root

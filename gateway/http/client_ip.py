@@ -10,13 +10,13 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def client_ip(request: web.Request, trusted: Sequence[Network]) -> str:
     peer = request.remote or "unknown"
-    if not trusted or not _within(peer, trusted):
+    if not trusted or not within(peer, trusted):
         return peer  # X-Forwarded-For from anyone else is not believed
     hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
     # Walk from the nearest hop back; the first address that is not a trusted proxy is
     # the client (addresses further left could be forged by the client itself).
     for hop in reversed(hops):
-        if not _within(hop, trusted):
+        if not within(hop, trusted):
             return hop
     return hops[0] if hops else peer
 
@@ -35,7 +35,7 @@ def limit_key(address: str) -> str:
     return str(ip)
 
 
-def _within(address: str, networks: Sequence[Network]) -> bool:
+def within(address: str, networks: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
