@@ -44,6 +44,7 @@ from gateway.domain.throttle import ThrottlePolicy
 from gateway.http.app import create_app, create_ops_app
 from gateway.http.keys import HttpServices
 from gateway.http.ratelimit import SlidingWindow
+from gateway.http.streams import StreamSlots
 from gateway.services.accounts import AccountPolicy, AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.chain_events import PaymentTracker
@@ -381,6 +382,8 @@ def build_app(gw: Gateway) -> web.Application:
                               for c in gw.settings.server.trusted_proxies),
         login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
         signup_limit=SlidingWindow(gw.settings.security.signup_per_ip_per_hour, 3600),
+        stream_slots=StreamSlots(gw.settings.server.event_streams_per_client,
+                                 gw.settings.server.event_streams_total),
         datacenters=tuple(gw.settings.accounts.datacenters),
         currencies=tuple(gw.settings.accounts.currencies),
         csrf_key=base64.b64decode(gw.settings.security.session_key.get_secret_value()),
