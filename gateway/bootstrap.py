@@ -257,6 +257,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         monitoring=timedelta(minutes=inv.monitoring_minutes),
         tolerance_basis_points=int(inv.underpayment_tolerance_percent * Decimal(100)),
         accept_late_payments=inv.accept_late_payments,
+        max_open_per_account=inv.max_open_per_account,
     )
     return Gateway(
         settings=settings,

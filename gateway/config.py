@@ -163,6 +163,8 @@ class InvoicesConfig(_Section):
     monitoring_minutes: float = Field(1440, gt=0)
     underpayment_tolerance_percent: Decimal = Field(Decimal(0), ge=0, lt=100)
     accept_late_payments: bool = False
+    # Unpaid, unexpired invoices a customer may hold at once (POST /v1/me/invoices).
+    max_open_per_account: int = Field(5, ge=1, le=1000)
 
 
 class CoinConfig(_Section):

@@ -35,6 +35,7 @@ class Op:
     params: tuple[Param, ...] = field(default_factory=tuple)
     form: bool = False
     alt_media: tuple[str, ...] = ()  # other representations of the success response
+    also_ok: tuple[int, ...] = ()  # other success statuses with the same response
 
 
 def _id(name: str) -> Param:
@@ -55,32 +56,33 @@ BODY = (400, 413, 422)
 
 OPERATIONS: tuple[Op, ...] = (
     Op("post", "/v1/accounts", "Sign up with an email and a password", "customer", "none",
-       req.SignupBody, 201, out.Account, (*BODY, 409, 429)),
+       req.SignupBody, 201, out.Account, (*BODY, 409, 429, 503)),
     Op("post", "/v1/email-verifications/confirm", "Confirm an email address", "customer",
        "none", req.TokenBody, 204, None, (*BODY, 401)),
     Op("post", "/v1/sessions", "Log in", "customer", "none", req.SessionBody, 201, out.Session,
-       (*BODY, *AUTH, 403, 429)),
+       (*BODY, *AUTH, 403, 429, 503)),
     Op("delete", "/v1/sessions/current", "Log out", "customer", "session", None, 204, None,
        AUTH),
     Op("get", "/v1/me", "Your account", "customer", "session", None, 200, out.Account, AUTH),
     Op("patch", "/v1/me", "Correct your profile", "customer", "session", req.ProfileBody, 200,
        out.Account, BODY + AUTH + (409,)),
     Op("post", "/v1/me/password", "Change your password", "customer", "session",
-       req.PasswordChangeBody, 204, None, BODY + AUTH),
+       req.PasswordChangeBody, 204, None, BODY + AUTH + (503,)),
     Op("post", "/v1/me/totp", "Start two-factor setup", "customer", "session", None, 201,
        out.TotpEnrolment, (*AUTH, 409)),
     Op("post", "/v1/me/totp/confirm", "Turn two-factor on", "customer", "session",
-       req.CodeBody, 200, out.RecoveryCodes, BODY + AUTH + (409,)),
+       req.CodeBody, 200, out.RecoveryCodes, BODY + AUTH + (409, 503)),
     Op("delete", "/v1/me/totp", "Turn two-factor off", "customer", "session", req.CodeBody, 204,
-       None, BODY + AUTH + (409,)),
+       None, BODY + AUTH + (409, 503)),
     Op("get", "/v1/me/invoices", "Your invoices", "customer", "session", None, 200,
        out.InvoicePage, (*AUTH, 400), (CURSOR,)),
-    Op("post", "/v1/me/invoices", "Buy a plan", "customer", "session", req.PlanInvoiceBody, 201,
-       out.Invoice, BODY + AUTH + (409, 503), (IDEM,)),
+    Op("post", "/v1/me/invoices", "Buy a plan (200: your open invoice for it, again)",
+       "customer", "session", req.PlanInvoiceBody, 201, out.Invoice,
+       BODY + AUTH + (409, 429, 503), (IDEM,), also_ok=(200,)),
     Op("post", "/v1/password-resets", "Ask for a password reset link", "customer", "none",
        req.ResetRequestBody, 202, out.Accepted, (*BODY, 429)),
     Op("post", "/v1/password-resets/confirm", "Set a new password with a reset link",
-       "customer", "none", req.ResetConfirmBody, 204, None, BODY + AUTH + (429,)),
+       "customer", "none", req.ResetConfirmBody, 204, None, BODY + AUTH + (429, 503)),
     Op("post", "/v1/invoices", "Create an invoice", "service", "key:invoices:write",
        req.InvoiceBody, 201, out.Invoice, BODY + AUTH + (403, 409, 503), (IDEM,)),
     Op("get", "/v1/invoices", "List invoices", "service", "key:invoices:read", None, 200,
@@ -96,7 +98,7 @@ OPERATIONS: tuple[Op, ...] = (
        (*AUTH, 403, 404, 429, 503),
        (_id("invoice_id"),)),
     Op("delete", "/v1/me", "Ask for your account to be deleted", "customer", "session",
-       req.DeletionBody, 202, out.DeletionScheduled, BODY + AUTH + (404,)),
+       req.DeletionBody, 202, out.DeletionScheduled, BODY + AUTH + (404, 503)),
     Op("delete", "/v1/me/deletion", "Cancel a scheduled deletion", "customer", "session",
        None, 204, None, (*AUTH, 409)),
     Op("get", "/v1/me/export", "Everything held about you", "customer", "session", None, 200,
@@ -152,12 +154,12 @@ OPERATIONS: tuple[Op, ...] = (
        "none", None, 200, "text/event-stream", (404, 429, 503), (_id("invoice_id"),)),
     Op("get", "/signup", "Signup page", "pages", "none", None, 200, "text/html"),
     Op("post", "/signup", "Signup form", "pages", "none", None, 303, "text/html",
-       (201, 403, 422, 429), form=True),
+       (201, 403, 422, 429, 503), form=True),
     Op("get", "/verify-email", "Email confirmation link", "pages", "none", None, 200,
        "text/html", (400,), (Param("token", "query", {"type": "string"}),)),
     Op("get", "/login", "Login page", "pages", "none", None, 200, "text/html"),
     Op("post", "/login", "Login form", "pages", "none", None, 303, "text/html",
-       (401, 403, 429), form=True),
+       (401, 403, 429, 503), form=True),
     Op("get", "/account", "Account page", "pages", "cookie", None, 200, "text/html", (303,)),
     Op("post", "/account/profile", "Profile form", "pages", "cookie", None, 303, "text/html",
        (403, 422), form=True),
@@ -215,6 +217,8 @@ def document(prefix: str = "") -> dict[str, Any]:
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok]}
         for media in op.alt_media:
             responses[str(op.ok)]["content"][media] = {"schema": {"type": "string"}}
+        for code in op.also_ok:
+            responses[str(code)] = {**responses[str(op.ok)], "description": STATUS_TEXT[code]}
         extra = {413} if op.body or op.form else set()
         if op.form:
             extra |= {400}

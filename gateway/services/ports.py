@@ -179,6 +179,10 @@ class InvoiceRepository(Protocol):
 
     async def by_match_key(self, coin: str, match_key: bytes) -> Invoice | None: ...
 
+    async def open_for_account(self, account_id: str, now: datetime) -> list[Invoice]:
+        """The account's invoices still waiting for payment (status new, not expired),
+        newest first."""
+
     async def open_with_payments(self, coin: str, now: datetime) -> list[Invoice]:
         """Invoices whose state may change with a new block: not final, with payments."""
 
