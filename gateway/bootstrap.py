@@ -221,6 +221,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     def uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, cipher, worker.wake)
 
+    def reader() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, cipher, read_only=True)
+
     tokens = SessionTokens(
         base64.b64decode(sec.session_key.get_secret_value()), settings.server.public_url
     )
@@ -294,6 +297,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
             {c: CoinRules(settings.confirmations(c)) for c in settings.coins},
             {name: Plan(name, plan.fiat(), plan.description)
              for name, plan in settings.plans.items()},
+            reader=reader,
         ),
         endpoints=WebhookEndpointService(
             uow, clock, signing.new_secret,

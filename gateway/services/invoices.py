@@ -79,8 +79,12 @@ class InvoiceService:
         policy: InvoicePolicy,
         coin_rules: dict[str, CoinRules],
         plans: dict[str, Plan] | None = None,
+        reader: UnitOfWorkFactory | None = None,
     ) -> None:
         self._uow = uow
+        # For reads (checkout page, event streams, lists): a unit of work that only reads
+        # and so never waits for a writer.
+        self._reader = reader or uow
         self._chains = chains
         self._rates = rates
         self._clock = clock
@@ -152,7 +156,7 @@ class InvoiceService:
             raise InvalidInput("coin", f"{coin!r} is not accepted here; accepted: {known}")
         if for_plan is not None:
             # Checked before the rate is fetched, and again under the lock below.
-            async with self._uow() as uow:
+            async with self._reader() as uow:
                 open_now = await uow.invoices.open_for_account(account_id, self._clock())
             try:
                 self._check_open(open_now, for_plan, coin)
@@ -243,7 +247,7 @@ class InvoiceService:
         return InvoiceView(view.record, view.tip, reused=True)
 
     async def read(self, invoice_id: str) -> InvoiceView:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             record = await uow.invoices.read(invoice_id)
             if record is None:
                 raise NotFound("invoice")
@@ -260,7 +264,7 @@ class InvoiceService:
             raise InvalidInput("status", f"must be one of {', '.join(s.value for s in Status)}")
         if not 1 <= limit <= 200:
             raise InvalidInput("limit", "must be between 1 and 200")
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             records = await uow.invoices.page(account_id, status, after, limit)
             tips = {c: await uow.cursors.get(c) for c in {r.invoice.coin for r in records}}
         return [InvoiceView(r, tips[r.invoice.coin]) for r in records]
