@@ -34,7 +34,7 @@ from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.mail import NoMailer, SmtpMailer
 from gateway.adapters.metrics import CONTENT_TYPE, Metrics
-from gateway.adapters.passwords import Argon2Passwords
+from gateway.adapters.passwords import Argon2Passwords, default_concurrency
 from gateway.adapters.rate_sources import DEFAULT_URLS, SOURCES, LazySession
 from gateway.adapters.rates import FixedRates
 from gateway.adapters.tokens import PurposeTokens, SessionTokens, hash_api_key, new_api_key
@@ -228,7 +228,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         base64.b64decode(sec.session_key.get_secret_value()), settings.server.public_url
     )
     rates_http = LazySession(settings.rates.timeout_seconds)
-    passwords = Argon2Passwords(concurrency=sec.hash_concurrency,
+    passwords = Argon2Passwords(concurrency=sec.hash_concurrency or default_concurrency(),
                                 max_waiting=sec.hash_max_waiting,
                                 max_wait_seconds=sec.hash_max_wait_seconds)
     codes = PyotpCodes()

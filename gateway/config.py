@@ -129,7 +129,7 @@ class SecurityConfig(_Section):
     signup_per_ip_per_hour: int = Field(20, ge=1)
     cookie_secure: bool = True
     # Password hashing (argon2id, ~19 MiB and one core each) runs in its own threads.
-    hash_concurrency: int = Field(2, ge=1, le=64)
+    hash_concurrency: int = Field(0, ge=0, le=64)  # 0: half the CPU cores, at least 1
     hash_max_waiting: int = Field(64, ge=0, le=10_000)
     hash_max_wait_seconds: float = Field(5, gt=0, le=60)
 

@@ -9,6 +9,8 @@ queue of 19 MiB jobs."""
 
 import asyncio
 import concurrent.futures
+import os
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -18,6 +20,12 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from gateway.services.errors import ServiceUnavailable
 
 T = TypeVar("T")
+NICENESS = 10
+
+
+def default_concurrency() -> int:
+    """Half the CPU cores, at least one: the other half serves everything else."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 class Argon2Passwords:
@@ -38,7 +46,7 @@ class Argon2Passwords:
         self._max_wait = max_wait_seconds
         # Threads start on first use, never at construction.
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=concurrency, thread_name_prefix="argon2")
+            max_workers=concurrency, thread_name_prefix="argon2", initializer=_lower_priority)
         self._running = 0
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -102,6 +110,15 @@ class Argon2Passwords:
                 waiter.set_result(None)
                 return
         self._running -= 1
+
+
+def _lower_priority() -> None:
+    """Hashing threads run niced: when the CPU is short, the event loop and the database
+    come first, and logins wait (or get 503) rather than everything else."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run as is
+        pass
 
 
 def _busy() -> ServiceUnavailable:
