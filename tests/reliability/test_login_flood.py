@@ -108,7 +108,7 @@ async def test_login_flood_leaves_pages_and_payments_alone(make_stack: StackFact
     # the door (503 busy, or 429) rather than queued without bound; nothing else.
     assert sum(statuses.values()) == CLIENTS * LOGINS_PER_CLIENT
     assert set(statuses) <= {401, 429, 503}, statuses
-    assert statuses[401] >= 300, statuses
+    assert statuses[401] >= 200, statuses
     assert settled_after < flood_seconds, (settled_after, flood_seconds)  # during the flood
     assert flood_seconds < 45, flood_seconds
     report = {path: (len(s), round(p95(s) * 1000, 1), round(max(s) * 1000, 1))
