@@ -35,16 +35,17 @@ from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.mail import NoMailer, SmtpMailer
 from gateway.adapters.mail_queue import MailPolicy, MailSender, QueuedMailer, SqlMailQueue
 from gateway.adapters.metrics import CONTENT_TYPE, Metrics
-from gateway.adapters.passwords import Argon2Passwords
+from gateway.adapters.passwords import Argon2Passwords, default_concurrency
 from gateway.adapters.rate_sources import DEFAULT_URLS, SOURCES, LazySession
 from gateway.adapters.rates import FixedRates
 from gateway.adapters.tokens import PurposeTokens, SessionTokens, hash_api_key, new_api_key
 from gateway.adapters.totp import PyotpCodes
 from gateway.config import Settings
 from gateway.domain.throttle import ThrottlePolicy
-from gateway.http.app import create_app
+from gateway.http.app import create_app, create_ops_app
 from gateway.http.keys import HttpServices
 from gateway.http.ratelimit import SlidingWindow
+from gateway.http.streams import StreamSlots
 from gateway.services.accounts import AccountPolicy, AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.attempts import Attempts, PasswordCheck
@@ -79,6 +80,10 @@ def utcnow() -> datetime:
 
 class SchemaNotReady(Exception):
     pass
+
+
+class ListenError(Exception):
+    """A listener could not be opened; one line naming the setting."""
 
 
 def build_chains(settings: Settings) -> dict[str, UtxoChain]:
@@ -121,6 +126,7 @@ class Gateway:
     finance: FinanceService
     notices: PolicyNoticeService
     reconcile: ReconcileService
+    passwords: Argon2Passwords
     tip_heights: dict[str, int] = field(default_factory=dict)
     mail: MailSender | None = None  # None without [smtp]: nothing can be sent
 
@@ -189,6 +195,7 @@ class Gateway:
         await self.worker.aclose()
         await self.rates_http.aclose()
         await self.engine.dispose()
+        self.passwords.close()
 
 
 def build_rates(settings: Settings, clock: Clock, http: LazySession) -> RateProvider:
@@ -225,11 +232,16 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     def uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, cipher, worker.wake)
 
+    def reader() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, cipher, read_only=True)
+
     tokens = SessionTokens(
         base64.b64decode(sec.session_key.get_secret_value()), settings.server.public_url
     )
     rates_http = LazySession(settings.rates.timeout_seconds)
-    passwords = Argon2Passwords()
+    passwords = Argon2Passwords(concurrency=sec.hash_concurrency or default_concurrency(),
+                                max_waiting=sec.hash_max_waiting,
+                                max_wait_seconds=sec.hash_max_wait_seconds)
     codes = PyotpCodes()
     index = BlindIndex(base64.b64decode(sec.index_key.get_secret_value()))
     session_key = base64.b64decode(sec.session_key.get_secret_value())
@@ -283,6 +295,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         monitoring=timedelta(minutes=inv.monitoring_minutes),
         tolerance_basis_points=int(inv.underpayment_tolerance_percent * Decimal(100)),
         accept_late_payments=inv.accept_late_payments,
+        max_open_per_account=inv.max_open_per_account,
     )
     return Gateway(
         settings=settings,
@@ -316,6 +329,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
             {c: CoinRules(settings.confirmations(c)) for c in settings.coins},
             {name: Plan(name, plan.fiat(), plan.description, plan.fiat_prices())
              for name, plan in settings.plans.items()},
+            reader=reader,
         ),
         endpoints=WebhookEndpointService(
             uow, clock, signing.new_secret, targets,
@@ -346,6 +360,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
             f"{settings.server.public_url}{settings.server.path_prefix}/account"),
         reconcile=ReconcileService(uow, nodes),
         mail=sender,
+        passwords=passwords,
     )
 
 
@@ -390,39 +405,58 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
 
 
 def build_app(gw: Gateway) -> web.Application:
-    app = create_app(
-        HttpServices(
-            accounts=gw.accounts,
-            two_factor=gw.two_factor,
-            recovery=gw.recovery,
-            api_keys=gw.api_keys,
-            invoices=gw.invoices,
-            endpoints=gw.endpoints,
-            events=gw.events,
-            privacy=gw.privacy,
-            finance=gw.finance,
-            readiness=gw.readiness,
-            metrics=gw.render_metrics,
-            observe=gw.observe_http,
-            trusted_proxies=tuple(ipaddress.ip_network(c, strict=False)
-                                  for c in gw.settings.server.trusted_proxies),
-            login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
-            signup_limit=SlidingWindow(gw.settings.security.signup_per_ip_per_hour, 3600),
-            datacenters=tuple(gw.settings.accounts.datacenters),
-            currencies=tuple(gw.settings.accounts.currencies),
-            csrf_key=base64.b64decode(gw.settings.security.session_key.get_secret_value()),
-            email_changes=gw.email_changes,
-        ),
-        gw.settings.server.path_prefix,
+    services = HttpServices(
+        accounts=gw.accounts,
+        two_factor=gw.two_factor,
+        recovery=gw.recovery,
+        api_keys=gw.api_keys,
+        invoices=gw.invoices,
+        endpoints=gw.endpoints,
+        events=gw.events,
+        privacy=gw.privacy,
+        finance=gw.finance,
+        readiness=gw.readiness,
+        metrics=gw.render_metrics,
+        observe=gw.observe_http,
+        trusted_proxies=tuple(ipaddress.ip_network(c, strict=False)
+                              for c in gw.settings.server.trusted_proxies),
+        login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
+        signup_limit=SlidingWindow(gw.settings.security.signup_per_ip_per_hour, 3600),
+        stream_slots=StreamSlots(gw.settings.server.event_streams_per_client,
+                                 gw.settings.server.event_streams_total),
+        datacenters=tuple(gw.settings.accounts.datacenters),
+        currencies=tuple(gw.settings.accounts.currencies),
+        csrf_key=base64.b64decode(gw.settings.security.session_key.get_secret_value()),
+        email_changes=gw.email_changes,
     )
+    app = create_app(services, gw.settings.server.path_prefix)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        ops = await start_ops_listener(gw, services)
         tasks = [asyncio.create_task(job) for job in background_tasks(gw)]
         yield
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if ops is not None:
+            await ops.cleanup()
         await gw.aclose()
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+async def start_ops_listener(gw: Gateway, services: HttpServices) -> web.AppRunner | None:
+    """/metrics and /readyz on their own listener ([server] metrics_listen), if any."""
+    address = gw.settings.server.metrics_address()
+    if address is None:
+        return None
+    runner = web.AppRunner(create_ops_app(services), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, *address).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(f"[server] metrics_listen {gw.settings.server.metrics_listen}: "
+                          f"{exc.strerror or exc}") from None
+    return runner

@@ -14,7 +14,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from gateway.bootstrap import SchemaNotReady, build, build_app
+    from gateway.bootstrap import ListenError, SchemaNotReady, build, build_app
 
     settings = settings_or_exit(args)
     gw = build(settings)
@@ -40,10 +40,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.minimum_version = ssl.TLSVersion.TLSv1_3
         ssl_context.load_cert_chain(server.tls_cert, server.tls_key)
-    web.run_app(
-        build_app(gw), host=server.host, port=server.port, ssl_context=ssl_context,
-        access_log=None, print=None,
-    )
+    try:
+        web.run_app(
+            build_app(gw), host=server.host, port=server.port, ssl_context=ssl_context,
+            access_log=None, print=None,
+        )
+    except ListenError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

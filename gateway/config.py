@@ -38,6 +38,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def split_listen(value: str) -> tuple[str, int]:
+    """"host:port" ("[::1]:9464" for IPv6) -> (host, port); ValueError when malformed."""
+    host, sep, port = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} must be host:port, e.g. 127.0.0.1:9464 or [::1]:9464 "
+                         '(or "" to turn the listener off)')
+    return host, int(port)
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -47,6 +58,23 @@ class ServerConfig(_Section):
     tls_key: Path | None = None
     trusted_proxies: list[str] = []  # CIDRs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Open server-sent event streams (checkout page, invoice events), per client address
+    # (IPv6: per /64) and in total; each polls the database twice a second.
+    event_streams_per_client: int = Field(4, ge=1, le=1000)
+    event_streams_total: int = Field(500, ge=1, le=100_000)
+    # /metrics and /readyz are served here only, never on the public listener.
+    metrics_listen: str | None = "127.0.0.1:9464"
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, v: str | None) -> str | None:
+        if v is None or v.strip().lower() in ("", "none"):
+            return None
+        split_listen(v)
+        return v.strip()
+
+    def metrics_address(self) -> tuple[str, int] | None:
+        return None if self.metrics_listen is None else split_listen(self.metrics_listen)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -99,6 +127,10 @@ class SecurityConfig(_Section):
     login_failures_per_hour: int = Field(100, ge=1, le=100)
     login_per_ip_per_minute: int = Field(30, ge=1)
     signup_per_ip_per_hour: int = Field(20, ge=1)
+    # Password hashing (argon2id, ~19 MiB and one core each) runs in its own threads.
+    hash_concurrency: int = Field(0, ge=0, le=64)  # 0: half the CPU cores, at least 1
+    hash_max_waiting: int = Field(64, ge=0, le=10_000)
+    hash_max_wait_seconds: float = Field(5, gt=0, le=60)
 
     @field_validator("session_key", "index_key")
     @classmethod
@@ -133,6 +165,8 @@ class InvoicesConfig(_Section):
     # A payment the gateway first saw in a block (it was down) counts from the block's
     # time less this; at most the 2 h consensus allows a header ahead of the clock.
     block_time_tolerance_minutes: float = Field(10, ge=0, le=120)
+    # Unpaid, unexpired invoices a customer may hold at once (POST /v1/me/invoices).
+    max_open_per_account: int = Field(5, ge=1, le=1000)
 
 
 class CoinConfig(_Section):

@@ -45,13 +45,15 @@ def merchant_xpub(workdir: Path) -> str:
     return str(account.wif_public())
 
 
-def demo_environ(workdir: Path, node: LitecoinRegtest, port: int) -> dict[str, str]:
+def demo_environ(workdir: Path, node: LitecoinRegtest, port: int, metrics_port: int
+                 ) -> dict[str, str]:
     def key() -> str:
         return base64.b64encode(secrets.token_bytes(32)).decode()
 
     return {
         "GATEWAY_SERVER__PORT": str(port),
         "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
         "GATEWAY_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'gateway.db'}",
         "GATEWAY_SECURITY__SESSION_KEY": key(),
         "GATEWAY_SECURITY__INDEX_KEY": key(),
@@ -139,8 +141,9 @@ async def _flow(once: bool, timeout: float) -> int:  # noqa: ASYNC109
             node.mine(101)
             say(f"Litecoin regtest node on 127.0.0.1:{node.rpc_port}, 101 blocks mined")
 
-            port = free_port()
-            settings = load(None, {**os.environ, **demo_environ(workdir, node, port)})
+            port, metrics_port = free_port(), free_port()
+            settings = load(None, {**os.environ,
+                                   **demo_environ(workdir, node, port, metrics_port)})
             await asyncio.to_thread(command.upgrade, alembic_config(settings.database.url), "head")
             gw = build(settings)
             runner = web.AppRunner(build_app(gw), access_log=None)
@@ -148,7 +151,8 @@ async def _flow(once: bool, timeout: float) -> int:  # noqa: ASYNC109
             await web.TCPSite(runner, "127.0.0.1", port).start()
             runners.append(runner)
             base = f"http://127.0.0.1:{port}"
-            say(f"gateway on {base} (SQLite in a temporary directory)")
+            say(f"gateway on {base} (SQLite in a temporary directory); /metrics and /readyz "
+                f"on http://127.0.0.1:{metrics_port}")
 
             receiver = Receiver()
             hook_app = web.Application()

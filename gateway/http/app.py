@@ -24,6 +24,7 @@ from gateway.http import (
 )
 from gateway.http.background import JOBS, BackgroundJobs, close_jobs
 from gateway.http.csrf import Csrf
+from gateway.http.forwarded import forwarded_middleware
 from gateway.http.keys import CSRF, PREFIX, SERVICES, HttpServices
 from gateway.http.problems import Handler, problem_middleware
 from gateway.http.security import security_headers
@@ -56,10 +57,21 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
             observe(request.method, pattern, status, elapsed)
 
 
+def create_ops_app(services: HttpServices) -> web.Application:
+    """The operations listener: /healthz, /readyz and /metrics, for monitoring only."""
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[problem_middleware])
+    app[SERVICES] = services
+    app.on_response_prepare.append(security_headers)
+    app.router.add_routes(routes_ops.ops_routes)
+    return app
+
+
 def create_app(services: HttpServices, path_prefix: str = "") -> web.Application:
+    # Outermost: everything after it sees the scheme and host a trusted proxy reports.
+    forwarded = forwarded_middleware(services.trusted_proxies)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[request_log, problem_middleware],
+        middlewares=[forwarded, request_log, problem_middleware],
     )
     app[SERVICES] = services
     app[CSRF] = Csrf(services.csrf_key, services.trusted_proxies)
@@ -82,7 +94,8 @@ def create_app(services: HttpServices, path_prefix: str = "") -> web.Application
         return app
     # Served below a prefix (a reverse proxy that does not strip it): pages link
     # relatively, so they need no knowledge of it.
-    root = web.Application(client_max_size=MAX_BODY, middlewares=[problem_middleware])
+    root = web.Application(client_max_size=MAX_BODY,
+                           middlewares=[forwarded, problem_middleware])
     root.on_response_prepare.append(security_headers)
     root.add_subapp(path_prefix, app)
     return root

@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.http.client_ip import Network
 from gateway.http.csrf import Csrf
 from gateway.http.ratelimit import SlidingWindow
+from gateway.http.streams import StreamSlots
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.email_change import EmailChangeService
@@ -38,6 +39,7 @@ class HttpServices:
     trusted_proxies: tuple[Network, ...] = ()
     login_limit: SlidingWindow | None = None
     signup_limit: SlidingWindow | None = None
+    stream_slots: StreamSlots | None = None
     datacenters: tuple[str, ...] = ()
     currencies: tuple[str, ...] = ()
     csrf_key: bytes = b""

@@ -73,7 +73,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return resp
     except ServiceUnavailable as exc:
         resp = problem(503, str(exc))
-        resp.headers["Retry-After"] = "30"
+        resp.headers["Retry-After"] = str(max(math.ceil(exc.retry_after_seconds), 1))
         return resp
     except web.HTTPRequestEntityTooLarge:
         return problem(413, "request body is larger than 1 MiB")

@@ -1,10 +1,12 @@
 """Per-IP limits on signup and login, in memory only: IP addresses are never stored
-outside the security log. With several instances each applies its own limit."""
+outside the security log. With several instances each applies its own limit. IPv6
+clients are counted by their /64."""
 
 import time
 from collections import deque
 from collections.abc import Callable
 
+from gateway.http.client_ip import limit_key
 from gateway.services.errors import TooManyRequests
 
 
@@ -18,7 +20,7 @@ class SlidingWindow:
 
     def hit(self, key: str, what: str) -> None:
         now = self._clock()
-        hits = self._hits.setdefault(key, deque())
+        hits = self._hits.setdefault(limit_key(key), deque())
         while hits and now - hits[0] >= self._seconds:
             hits.popleft()
         if len(hits) >= self._limit:

@@ -58,9 +58,12 @@ async def create_my_invoice(request: web.Request) -> web.Response:
     currency = (await request.app[SERVICES].accounts.view(account_id)).account.currency
     view, replayed = await invoices.create_once(
         account_id, plan.price_in(currency), body.coin, {"plan": plan.name},
-        idempotency(request, account_id, raw),
+        idempotency(request, account_id, raw), for_plan=plan,
     )
-    return created(view, replayed)
+    resp = created(view, replayed)
+    if view.reused:
+        resp.set_status(200)  # your open invoice for this plan and coin, not a new one
+    return resp
 
 
 @routes.get("/v1/invoices/{invoice_id}")

@@ -1,17 +1,22 @@
+"""Health on the public listener; readiness and metrics on the operations listener only
+(`[server] metrics_listen`): they show logins, signups and chain progress as they happen."""
+
 from aiohttp import web
 
 from gateway.http.keys import PREFIX, SERVICES
 from gateway.http.openapi import document
 
-routes = web.RouteTableDef()
+routes = web.RouteTableDef()  # public
+ops_routes = web.RouteTableDef()  # the operations listener
 
 
 @routes.get("/healthz")
+@ops_routes.get("/healthz")
 async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-@routes.get("/readyz")
+@ops_routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     ready, detail = await request.app[SERVICES].readiness()
     return web.json_response(
@@ -24,7 +29,7 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(document(request.app[PREFIX]))
 
 
-@routes.get("/metrics")
+@ops_routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     render = request.app[SERVICES].metrics
     if render is None:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.http.auth import api_key, customer, session_token
 from gateway.http.checkout import page_context, status_doc
+from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
 from gateway.services.errors import NotFound
 
@@ -31,9 +32,22 @@ async def pay_page(request: web.Request) -> web.Response:
 
 async def stream_status(request: web.Request, invoice_id: str) -> web.StreamResponse:
     """Server-sent `status` events whenever what the customer sees changes, until the
-    invoice is final or the stream has run for 30 minutes."""
-    invoices = request.app[SERVICES].invoices
+    invoice is final or the stream has run for 30 minutes. Open streams are capped per
+    client and in total (429 / 503 with Retry-After beyond)."""
+    services = request.app[SERVICES]
+    invoices = services.invoices
     await invoices.read(invoice_id)  # 404 before the stream starts
+    release = (services.stream_slots.take(client_ip(request, services.trusted_proxies))
+               if services.stream_slots is not None else None)
+    try:
+        return await _stream(request, invoice_id)
+    finally:
+        if release is not None:
+            release()
+
+
+async def _stream(request: web.Request, invoice_id: str) -> web.StreamResponse:
+    invoices = request.app[SERVICES].invoices
     resp = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",
@@ -43,6 +57,9 @@ async def stream_status(request: web.Request, invoice_id: str) -> web.StreamResp
     started = beat = time.monotonic()
     try:
         while time.monotonic() - started < STREAM_LIMIT_SECONDS:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                break  # the browser went away: stop polling for it now, not at a write
             doc = status_doc(await invoices.read(invoice_id))
             if doc != last:
                 await resp.write(f"event: status\ndata: {json.dumps(doc)}\n\n".encode())

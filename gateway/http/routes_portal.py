@@ -1,6 +1,7 @@
 """The customer portal: signup, login, account. Plain forms, no JavaScript needed."""
 
 import functools
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from gateway.http.auth import SESSION_COOKIE
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import CSRF, PREFIX, SERVICES
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
-from gateway.services.errors import Conflict, TooManyRequests, Unauthorized
+from gateway.services.errors import Conflict, ServiceUnavailable, TooManyRequests, Unauthorized
 from gateway.services.ports import SessionRecord
 
 routes = web.RouteTableDef()
@@ -138,11 +139,24 @@ async def signup_submit(request: web.Request) -> web.Response:
             return resp
         session = await services.accounts.log_in(req.email, req.password, ip=ip)
     except DomainError as exc:
-        status = 429 if isinstance(exc, TooManyRequests) else 422
-        return _signup(request, form, str(exc), status)
+        return _retry_after(_signup(request, form, str(exc), _status(exc, 422)), exc)
     resp = _redirect(request, "account")
     _set_session(request, resp, session)
     _set_pref(request, resp, req.currency, req.datacenter)
+    return resp
+
+
+def _status(exc: Exception, otherwise: int) -> int:
+    if isinstance(exc, TooManyRequests):
+        return 429
+    if isinstance(exc, ServiceUnavailable):  # too many passwords being checked right now
+        return 503
+    return otherwise
+
+
+def _retry_after(resp: web.Response, exc: Exception) -> web.Response:
+    if isinstance(exc, TooManyRequests | ServiceUnavailable):
+        resp.headers["Retry-After"] = str(max(math.ceil(exc.retry_after_seconds), 1))
     return resp
 
 
@@ -185,10 +199,10 @@ async def login_submit(request: web.Request) -> web.Response:
             services.login_limit.hit(ip, "login")
         session = await services.accounts.log_in(
             email, str(form.get("password", "")), _text(form, "totp_code"), ip)
-    except (Unauthorized, TooManyRequests) as exc:
-        status = 429 if isinstance(exc, TooManyRequests) else 401
-        return _render(request, "login.html", {
-            "csrf": request.app[CSRF].token(request), "email": email, "error": str(exc)}, status)
+    except (Unauthorized, TooManyRequests, ServiceUnavailable) as exc:
+        return _retry_after(_render(request, "login.html", {
+            "csrf": request.app[CSRF].token(request), "email": email, "error": str(exc)},
+            _status(exc, 401)), exc)
     resp = _redirect(request, "account")
     _set_session(request, resp, session)
     return resp

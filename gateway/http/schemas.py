@@ -116,27 +116,43 @@ class EndpointBody(Body):
     description: StrictStr = ""
 
 
+MAX_DEPTH = 32  # no request body of ours nests deeper; metadata included
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw:
         raise web.HTTPBadRequest(text="request body is empty; a JSON object is required")
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise web.HTTPBadRequest(
+            text=f"request body nests too deeply (at most {MAX_DEPTH} levels)") from None
     except (ValueError, UnicodeDecodeError):
         raise web.HTTPBadRequest(text="request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text="request body must be a JSON object")
-    if _has_nul(data):
-        raise web.HTTPBadRequest(text="NUL characters are not allowed in text")
+    problem = _check(data)
+    if problem is not None:
+        raise web.HTTPBadRequest(text=problem)
     return data
 
 
-def _has_nul(value: Any) -> bool:
-    # PostgreSQL cannot store NUL in text; refuse it at the door with a clear answer.
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def _check(data: Any) -> str | None:
+    """Walks the document without recursion (a deep one must not exhaust the stack here
+    or anywhere after): too deep, or a NUL in any text, is refused at the door. PostgreSQL
+    cannot store NUL in text."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return "NUL characters are not allowed in text"
+            continue
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return f"request body nests too deeply (at most {MAX_DEPTH} levels)"
+            items = (list(value.keys()) + list(value.values())
+                     if isinstance(value, dict) else value)
+            stack.extend((item, depth + 1) for item in items)
+    return None

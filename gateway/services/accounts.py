@@ -10,7 +10,7 @@ from gateway.domain.accounts import (
     normalize_email,
 )
 from gateway.domain.errors import InvalidInput
-from gateway.domain.throttle import ThrottlePolicy, after_failure, retry_after
+from gateway.domain.throttle import ThrottlePolicy, ThrottleState, after_failure, retry_after
 from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.errors import (
     Conflict,
@@ -123,7 +123,7 @@ class AccountService:
         now = self._clock()
         account = Account(new_id("acc_"), now, datacenter, currency)
         account.created()
-        password_hash = self._passwords.hash(password)
+        password_hash = await self._passwords.hash(password)
         async with self._uow() as uow:
             try:
                 await uow.accounts.add(
@@ -150,16 +150,22 @@ class AccountService:
             lookup = self._index(email_lookup_form(normalize_email(email)))
         except InvalidInput:
             lookup = self._index("invalid:" + email.strip().lower())
+        async with self._uow() as uow:
+            await self._not_throttled(uow, lookup)
+            found = await uow.accounts.find_login(lookup)
+        # The hash runs with no transaction open: on SQLite every transaction holds the
+        # write lock, and nothing else could write (or read) while a password is hashed.
+        stored = found.password_hash if found else None
+        correct = await self._passwords.verify(stored, password)
+        rehashed = None
+        if correct and stored is not None and self._passwords.needs_rehash(stored):
+            rehashed = await self._passwords.hash(password)
         now = self._clock()
         async with self._uow() as uow:
-            state = await uow.throttle.get(lookup)
-            wait = retry_after(state, now)
-            if wait is not None:
-                raise TooManyRequests("too many failed logins for this email; wait and retry",
-                                      wait.total_seconds())
+            # Again: failures recorded meanwhile by requests running alongside count too.
+            state = await self._not_throttled(uow, lookup)
             login = await uow.accounts.find_login(lookup)
-            stored = login.password_hash if login else None
-            if not self._passwords.verify(stored, password) or login is None:
+            if not correct or login is None or login.password_hash != stored:
                 await uow.throttle.put(lookup, after_failure(state, now, self._throttle))
                 await uow.security_log.add(login.account.id if login else None, "login_failed",
                                            ip, now)
@@ -180,10 +186,8 @@ class AccountService:
                 await uow.commit()
                 raise Forbidden("confirm your email address first: open the link we mailed you")
             await uow.security_log.add(login.account.id, "login_succeeded", ip, now)
-            if self._passwords.needs_rehash(login.password_hash):
-                await uow.accounts.set_password_hash(
-                    login.account.id, self._passwords.hash(password)
-                )
+            if rehashed is not None:
+                await uow.accounts.set_password_hash(login.account.id, rehashed)
             session = SessionRecord(
                 new_id("ses_"), login.account.id, now + self._policy.session_lifetime, None
             )
@@ -191,6 +195,14 @@ class AccountService:
             await uow.commit()
         token = self._tokens.issue(session.account_id, session.id, now, session.expires_at)
         return NewSession(token, session.id, session.account_id, session.expires_at)
+
+    async def _not_throttled(self, uow: UnitOfWork, lookup: str) -> ThrottleState | None:
+        state = await uow.throttle.get(lookup)
+        wait = retry_after(state, self._clock())
+        if wait is not None:
+            raise TooManyRequests("too many failed logins for this email; wait and retry",
+                                  wait.total_seconds())
+        return state
 
     async def authenticate(self, token: str) -> str:
         """Account id for a live session token; `Unauthorized` otherwise."""
@@ -229,7 +241,7 @@ class AccountService:
             account = await uow.accounts.get(session.account_id)
             assert account is not None
             await self.check_password(uow, account.id, current)
-            await uow.accounts.set_password_hash(account.id, self._passwords.hash(new))
+            await uow.accounts.set_password_hash(account.id, await self._passwords.hash(new))
             await uow.sessions.revoke_all(account.id, self._clock(), keep=session.id)
             await uow.security_log.add(account.id, "password_changed", ip, self._clock())
             await uow.commit()

@@ -63,7 +63,7 @@ class PasswordCheck:
             raise InvalidInput(field, "is required")
         state = await self._attempts.open(uow, key, "password attempts")
         login = await uow.accounts.find_login(key)
-        if login is None or not self._passwords.verify(login.password_hash, password):
+        if login is None or not await self._passwords.verify(login.password_hash, password):
             await self._attempts.failed(uow, key, state)
             raise InvalidInput(field, "is wrong")
         await self._attempts.passed(uow, key, state)

@@ -20,7 +20,9 @@ class Forbidden(DomainError):
 
 
 class ServiceUnavailable(DomainError):
-    pass
+    def __init__(self, detail: str, retry_after_seconds: float = 30) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class TooManyRequests(DomainError):

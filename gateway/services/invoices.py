@@ -9,7 +9,7 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, Status
 from gateway.domain.money import Fiat, fiat_to_base_units, format_units
 from gateway.services.chain_events import confirmations
-from gateway.services.errors import Conflict, NotFound
+from gateway.services.errors import Conflict, NotFound, TooManyRequests
 from gateway.services.ids import new_id
 from gateway.services.ports import (
     ChainDirectory,
@@ -27,6 +27,9 @@ class InvoicePolicy:
     monitoring: timedelta = timedelta(hours=24)
     tolerance_basis_points: int = 0
     accept_late_payments: bool = False
+    # Invoices a customer may have waiting for payment at once (POST /v1/me/invoices):
+    # every one holds a fresh address, and unpaid ones widen the wallet's gap.
+    max_open_per_account: int = 5
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class InvoiceView:
 
     record: InvoiceRecord
     tip: BlockRef | None
+    # True when a customer asked for a plan and got their open invoice for it again.
+    reused: bool = False
 
     def confirmations(self, payment: PaymentRecord) -> int:
         return confirmations(payment, self.tip)
@@ -79,8 +84,12 @@ class InvoiceService:
         policy: InvoicePolicy,
         coin_rules: dict[str, CoinRules],
         plans: dict[str, Plan] | None = None,
+        reader: UnitOfWorkFactory | None = None,
     ) -> None:
         self._uow = uow
+        # For reads (checkout page, event streams, lists): a unit of work that only reads
+        # and so never waits for a writer.
+        self._reader = reader or uow
         self._chains = chains
         self._rates = rates
         self._clock = clock
@@ -113,13 +122,15 @@ class InvoiceService:
 
     async def create_once(
         self, account_id: str, price: Fiat, coin: str, metadata: dict[str, object] | None,
-        idem: IdempotencyRequest | None,
+        idem: IdempotencyRequest | None, for_plan: Plan | None = None,
     ) -> tuple[InvoiceView, bool]:
         """`create`, honouring an Idempotency-Key: the same key and body give the first
         invoice again (second value True); another body is refused; a retry while the first
-        request still runs is a conflict."""
+        request still runs is a conflict. `for_plan`: a customer buying a plan (see
+        `create`)."""
         if idem is None:
-            return await self.create(account_id, price, coin, metadata), False
+            return await self.create(account_id, price, coin, metadata,
+                                     for_plan=for_plan), False
         owner = new_id("idm_")
         now = self._clock()
         async with self._uow() as uow:
@@ -145,7 +156,8 @@ class InvoiceService:
         if replay is not None:
             return await self.read(replay), True
         try:
-            return await self.create(account_id, price, coin, metadata, (idem, owner)), False
+            return await self.create(account_id, price, coin, metadata, (idem, owner),
+                                     for_plan=for_plan), False
         except BaseException:
             async with self._uow() as uow:
                 await uow.idempotency.release(idem.scope, idem.key, owner)
@@ -154,11 +166,23 @@ class InvoiceService:
 
     async def create(
         self, account_id: str, price: Fiat, coin: str, metadata: dict[str, object] | None = None,
-        _idem: tuple[IdempotencyRequest, str] | None = None,
+        _idem: tuple[IdempotencyRequest, str] | None = None, *, for_plan: Plan | None = None,
     ) -> InvoiceView:
+        """A new invoice with a fresh address. With `for_plan` (a customer buying a plan)
+        the customer's open invoice for the same plan, price and coin is returned again
+        instead (`reused`), and no more than `max_open_per_account` may be open at once:
+        nobody can burn addresses (and push the wallet's gap) by asking again and again."""
         if coin not in self._chains.coins():
             known = ", ".join(self._chains.coins()) or "none"
             raise InvalidInput("coin", f"{coin!r} is not accepted here; accepted: {known}")
+        if for_plan is not None:
+            # Checked before the rate is fetched, and again under the lock below.
+            async with self._reader() as uow:
+                open_now = await uow.invoices.open_for_account(account_id, self._clock())
+            try:
+                self._check_open(open_now, for_plan, coin)
+            except _Reuse as reuse:
+                return await self._reuse(reuse.invoice_id, _idem)
         # The rate is fetched before the transaction opens: no lock is held across I/O.
         rate, source = await self._rates.rate(coin, price.currency)
         now = self._clock()
@@ -183,31 +207,68 @@ class InvoiceService:
             metadata=dict(metadata or {}),
         )
         invoice.created()
-        async with self._uow() as uow:
-            account = await uow.accounts.get(account_id)
-            if account is None:
-                raise InvalidInput("account_id", f"no account {account_id!r}")
-            if account.deleted:
-                raise InvalidInput("account_id", f"account {account_id!r} was deleted")
-            index = await uow.invoices.allocate_index(coin)
-            destination = self._chains.derive(coin, index)
-            uri = destination.payment_uri(format_units(terms.amount_due, decimals))
-            await uow.invoices.add(invoice, destination, uri)
-            await uow.outbox.publish(invoice.events, now)
-            if _idem is not None:
-                idem, owner = _idem
-                # In the invoice's own transaction: a crash leaves neither or both.
-                if not await uow.idempotency.complete(idem.scope, idem.key, owner, invoice.id,
-                                                      now):
-                    raise Conflict("this Idempotency-Key was taken over by another request")
-            await uow.commit()
-            record = await uow.invoices.read(invoice.id)
-            tip = await uow.cursors.get(coin)
+        try:
+            async with self._uow() as uow:
+                account = await uow.accounts.get(account_id)
+                if account is None:
+                    raise InvalidInput("account_id", f"no account {account_id!r}")
+                if account.deleted:
+                    raise InvalidInput("account_id", f"account {account_id!r} was deleted")
+                index = await uow.invoices.allocate_index(coin)
+                if for_plan is not None:
+                    # allocate_index holds the counter's lock: creations for this coin
+                    # queue here, so requests racing past the first check see each other.
+                    # Raising rolls back, and the index is not spent.
+                    self._check_open(await uow.invoices.open_for_account(account_id, now),
+                                     for_plan, coin)
+                destination = self._chains.derive(coin, index)
+                uri = destination.payment_uri(format_units(terms.amount_due, decimals))
+                await uow.invoices.add(invoice, destination, uri)
+                await uow.outbox.publish(invoice.events, now)
+                if _idem is not None:
+                    idem, owner = _idem
+                    # In the invoice's own transaction: a crash leaves neither or both.
+                    if not await uow.idempotency.complete(idem.scope, idem.key, owner,
+                                                          invoice.id, now):
+                        raise Conflict("this Idempotency-Key was taken over by another "
+                                       "request")
+                await uow.commit()
+                record = await uow.invoices.read(invoice.id)
+                tip = await uow.cursors.get(coin)
+        except _Reuse as reuse:
+            return await self._reuse(reuse.invoice_id, _idem)
         assert record is not None
         return InvoiceView(record, tip)
 
+    def _check_open(self, open_now: list[Invoice], plan: Plan, coin: str) -> None:
+        """Raises `_Reuse` for an open invoice of this plan, price and coin, or
+        `TooManyRequests` when the account has its maximum of open invoices."""
+        for invoice in open_now:
+            if (invoice.coin == coin and invoice.metadata.get("plan") == plan.name
+                    and invoice.price == plan.price):
+                raise _Reuse(invoice.id)
+        limit = self._policy.max_open_per_account
+        if len(open_now) >= limit:
+            first_expiry = min(i.terms.expires_at for i in open_now)
+            wait = max((first_expiry - self._clock()).total_seconds(), 1)
+            raise TooManyRequests(
+                f"you have {len(open_now)} unpaid invoices open (at most {limit}): pay one, "
+                f"or wait until one expires (in {int(wait)} s)", wait)
+
+    async def _reuse(self, invoice_id: str, idem: tuple[IdempotencyRequest, str] | None
+                     ) -> InvoiceView:
+        if idem is not None:
+            request, owner = idem
+            async with self._uow() as uow:
+                if not await uow.idempotency.complete(request.scope, request.key, owner,
+                                                      invoice_id, self._clock()):
+                    raise Conflict("this Idempotency-Key was taken over by another request")
+                await uow.commit()
+        view = await self.read(invoice_id)
+        return InvoiceView(view.record, view.tip, reused=True)
+
     async def read(self, invoice_id: str) -> InvoiceView:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             record = await uow.invoices.read(invoice_id)
             if record is None:
                 raise NotFound("invoice")
@@ -224,10 +285,16 @@ class InvoiceService:
             raise InvalidInput("status", f"must be one of {', '.join(s.value for s in Status)}")
         if not 1 <= limit <= 200:
             raise InvalidInput("limit", "must be between 1 and 200")
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             records = await uow.invoices.page(account_id, status, after, limit)
             tips = {c: await uow.cursors.get(c) for c in {r.invoice.coin for r in records}}
         return [InvoiceView(r, tips[r.invoice.coin]) for r in records]
+
+
+class _Reuse(Exception):  # control flow only: never leaves this module
+    def __init__(self, invoice_id: str) -> None:
+        super().__init__(invoice_id)
+        self.invoice_id = invoice_id
 
 
 def _plain(rate: Decimal) -> str:

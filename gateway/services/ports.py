@@ -182,6 +182,10 @@ class InvoiceRepository(Protocol):
 
     async def by_match_key(self, coin: str, match_key: bytes) -> Invoice | None: ...
 
+    async def open_for_account(self, account_id: str, now: datetime) -> list[Invoice]:
+        """The account's invoices still waiting for payment (status new, not expired),
+        newest first."""
+
     async def open_with_payments(self, coin: str, now: datetime) -> list[Invoice]:
         """Invoices whose state may change with a new block: not final, with payments."""
 
@@ -448,9 +452,12 @@ class RateProvider(Protocol):
 
 
 class PasswordHasher(Protocol):
-    def hash(self, password: str) -> str: ...
+    """Hashing is slow on purpose: both calls run off the event loop, and may raise
+    `ServiceUnavailable` when too many are waiting."""
 
-    def verify(self, stored: str | None, password: str) -> bool: ...
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, stored: str | None, password: str) -> bool: ...
 
     def needs_rehash(self, stored: str) -> bool: ...
 

@@ -126,7 +126,8 @@ class RecoveryService:
             if login is None or fingerprint(login.password_hash, lookup) != fp:
                 raise Unauthorized("this reset link was already used or is out of date")
             await self._two_factor.require(uow, account_id, second)
-            await uow.accounts.set_password_hash(account_id, self._passwords.hash(new_password))
+            await uow.accounts.set_password_hash(
+                account_id, await self._passwords.hash(new_password))
             await uow.sessions.revoke_all(account_id, now)
             await uow.security_log.add(account_id, "password_reset", ip, now)
             await uow.commit()

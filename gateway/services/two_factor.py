@@ -47,7 +47,7 @@ class SecondFactor:
             return False
         candidate = code.strip().lower()
         for code_id, code_hash in await uow.accounts.unused_recovery_codes(account_id):
-            if self._hasher.verify(code_hash, candidate):
+            if await self._hasher.verify(code_hash, candidate):
                 await uow.accounts.use_recovery_code(code_id, now)
                 return True
         return False
@@ -96,7 +96,7 @@ class TwoFactorService:
             recovery = self._codes.recovery_codes(10)
             await uow.accounts.set_totp(account_id, state.secret, now, step)
             await uow.accounts.replace_recovery_codes(
-                account_id, [self._hasher.hash(c) for c in recovery])
+                account_id, [await self._hasher.hash(c) for c in recovery])
             await uow.security_log.add(account_id, "totp_enabled", ip, now)
             await uow.commit()
         return recovery

@@ -124,7 +124,8 @@ async def test_the_server_backs_up_on_schedule_and_prunes(
         assert asyncio.get_running_loop().time() < deadline, list(folder.iterdir())
         await asyncio.sleep(0.2)
     assert not ancient.exists()
-    status, metrics, _ = await stack.api.fetch("/metrics")
+    async with stack.api.http.get(f"{stack.gateway.ops_url}/metrics") as resp:
+        status, metrics = resp.status, await resp.read()
     line = next(x for x in metrics.decode().splitlines()
                 if x.startswith("gateway_backup_last_success_timestamp_seconds "))
     assert status == 200 and float(line.split()[1]) > 0

@@ -125,3 +125,21 @@ def test_bad_configuration_exits_2_with_one_line(tmp_path: Any, litecoin: Any,
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0], result.stderr
+
+
+async def test_deeply_nested_json_is_a_clear_400_without_a_traceback(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack()
+    account = await stack.signup("nested@example.org")
+    deep = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    await expect_problem(stack, 400, "nests too deeply", "POST", "/v1/accounts", raw=deep)
+    # Deep enough to parse, far deeper than any body of ours: refused before anything
+    # else walks it.
+    metadata = b'{"x": ' + b"[" * 500 + b"]" * 500 + b"}"
+    body = (b'{"account_id": "' + account["id"].encode() + b'", "coin": "LTC", '
+            b'"price": {"amount": "9.99", "currency": "EUR"}, "metadata": ' + metadata + b"}")
+    await expect_problem(stack, 400, "nests too deeply", "POST", "/v1/invoices",
+                         raw=body, token=stack.key)
+    log = stack.gateway.log()
+    assert "RecursionError" not in log and "Traceback" not in log

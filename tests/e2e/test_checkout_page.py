@@ -107,3 +107,62 @@ async def test_pages_carry_security_headers_and_unknown_invoice_is_404(
         assert resp.headers["Content-Type"] == "text/event-stream"
         line = await resp.content.readline()
         assert line == b"event: status\n"
+
+
+async def test_event_streams_are_capped_per_client_and_in_total(
+    make_stack: StackFactory,
+) -> None:
+    import aiohttp
+
+    stack = await make_stack(GATEWAY_SERVER__EVENT_STREAMS_PER_CLIENT="2",
+                             GATEWAY_SERVER__EVENT_STREAMS_TOTAL="3")
+    account = await stack.signup("streams@example.org")
+    invoice = await stack.invoice(account["id"])
+    url = f"{stack.gateway.url}/pay/{invoice['id']}/events"
+    clients = {source: aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(local_addr=(source, 0), limit=0))
+        for source in ("127.0.0.1", "127.0.0.2", "127.0.0.3")}
+    held: list[aiohttp.ClientResponse] = []
+
+    async def open_stream(source: str) -> aiohttp.ClientResponse:
+        resp = await clients[source].get(url)
+        if resp.status == 200:
+            held.append(resp)
+            assert (await resp.content.readline()).startswith(b"event: status")
+        return resp
+
+    async def refused(source: str, status: int) -> None:
+        resp = await open_stream(source)
+        assert resp.status == status
+        assert resp.headers["Content-Type"].startswith("application/problem+json")
+        assert int(resp.headers["Retry-After"]) > 0
+        assert "event streams" in (await resp.json())["detail"]
+        resp.release()
+
+    try:
+        for _ in range(2):
+            assert (await open_stream("127.0.0.1")).status == 200
+        await refused("127.0.0.1", 429)  # this client has its two
+        assert (await open_stream("127.0.0.2")).status == 200
+        await refused("127.0.0.3", 503)  # the server has its three
+        # The API's stream of the same invoice counts alike.
+        async with clients["127.0.0.3"].get(
+                f"{stack.gateway.url}/v1/invoices/{invoice['id']}/events",
+                headers={"Authorization": f"Bearer {stack.key}"}) as resp:
+            assert resp.status == 503
+        # Pages still answer; a stream that ends gives its slot back.
+        async with clients["127.0.0.3"].get(f"{stack.gateway.url}/pay/{invoice['id']}") as page:
+            assert page.status == 200
+        held.pop().close()
+        for _ in range(200):
+            resp = await open_stream("127.0.0.3")
+            if resp.status == 200:
+                break
+            resp.release()
+            await asyncio.sleep(0.2)
+        assert resp.status == 200
+    finally:
+        for resp in held:
+            resp.close()
+        for session in clients.values():
+            await session.close()

@@ -101,7 +101,8 @@ async def test_unpaid_invoice_expires_and_is_announced(make_stack: StackFactory)
 async def test_readiness_and_security_headers(make_stack: StackFactory) -> None:
     stack = await make_stack()
     height = int(stack.node.rpc("getblockcount"))
-    status, doc, headers = await stack.api.call("GET", "/readyz")
+    async with stack.api.http.get(f"{stack.gateway.ops_url}/readyz") as resp:
+        status, doc, headers = resp.status, await resp.json(), dict(resp.headers)
     assert status == 200 and doc["database"] == "ok"
     assert doc["chains"]["LTC"]["status"] == "ok"
     assert doc["chains"]["LTC"]["tip_height"] >= height

@@ -88,3 +88,43 @@ async def test_customer_buys_a_plan(make_stack: StackFactory) -> None:
                                      {"plan": "vps-small", "coin": "LTC"})
     assert anonymous[0] == 401
     assert json.dumps(invoice).count("plan@example.org") == 0
+
+
+async def test_buying_a_plan_again_reuses_the_open_invoice_and_open_ones_are_capped(
+    make_stack: StackFactory,
+) -> None:
+    """Asking again and again must not burn addresses (and push the wallet's gap): the
+    open invoice for the same plan and coin comes back, and an account holds at most
+    `max_open_per_account` unpaid ones."""
+    plans = {name: {"price": price, "currency": "EUR"}
+             for name, price in (("a", "1.00"), ("b", "2.00"), ("c", "3.00"))}
+    stack = await make_stack(GATEWAY_PLANS=json.dumps(plans),
+                             GATEWAY_INVOICES__MAX_OPEN_PER_ACCOUNT="2",
+                             GATEWAY_INVOICES__EXPIRY_MINUTES="0.15")
+    await stack.signup("buyer@example.org", "buyer password 1")
+    token = await stack.login("buyer@example.org", "buyer password 1")
+
+    async def buy(plan: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        return await stack.api.call("POST", "/v1/me/invoices", {"plan": plan, "coin": "LTC"},
+                                    token)
+
+    first = await buy("a")
+    assert first[0] == 201
+    for _ in range(20):
+        again = await buy("a")
+        assert again[0] == 200 and again[1]["id"] == first[1]["id"]
+        assert again[1]["address"] == first[1]["address"]
+    assert (await buy("b"))[0] == 201
+    status, doc, headers = await buy("c")
+    assert status == 429 and headers["Content-Type"].startswith("application/problem+json")
+    assert "at most 2" in doc["detail"] and 0 < int(headers["Retry-After"]) <= 10
+    assert (await buy("a"))[0] == 200  # the open one still comes back at the cap
+    assert await stack.count("invoices") == 2  # two addresses handed out, not twenty-three
+    # Once they expire, buying works again, with a fresh invoice.
+    await asyncio.sleep(int(headers["Retry-After"]) + 0.5)
+    status, doc, _ = await buy("a")
+    assert status == 201 and doc["id"] != first[1]["id"]
+    # The provisioning system's invoices (API key) are not limited this way.
+    account_id = first[1]["account_id"]
+    for _ in range(3):
+        await stack.invoice(account_id)

@@ -7,7 +7,7 @@ from tests.support.stack import Reply, eventually
 
 
 async def scrape(stack: object) -> dict[str, float]:
-    async with stack.api.http.get(f"{stack.gateway.base}/metrics") as resp:  # type: ignore[attr-defined]
+    async with stack.api.http.get(f"{stack.gateway.ops_url}/metrics") as resp:  # type: ignore[attr-defined]
         assert resp.status == 200
         text = await resp.text()
     samples = {}
@@ -43,3 +43,28 @@ async def test_metrics_cover_outbox_deliveries_watcher_and_http(
     assert m["gateway_watcher_processed_height|coin=LTC"] == height
     assert m["gateway_watcher_lag_blocks|coin=LTC"] == 0
     assert "metrics@example.org" not in str(m)
+
+
+async def test_metrics_and_readiness_only_on_the_operations_listener(
+    make_stack: StackFactory,
+) -> None:
+    """They show logins and signups as they happen: the public listener answers 404 for
+    them, the operations listener (loopback, [server] metrics_listen) serves them."""
+    stack = await make_stack()
+    http = stack.api.http
+    for path in ("/metrics", "/readyz"):
+        async with http.get(f"{stack.gateway.base}{path}") as resp:
+            assert resp.status == 404
+            assert resp.headers["Content-Type"].startswith("application/problem+json")
+    async with http.get(f"{stack.gateway.base}/healthz") as resp:
+        assert resp.status == 200  # load balancers keep their health check
+    async with http.get(f"{stack.gateway.ops_url}/metrics") as resp:
+        assert resp.status == 200 and "gateway_http_request_duration_seconds" in await resp.text()
+    async with http.get(f"{stack.gateway.ops_url}/readyz") as resp:
+        assert resp.status == 200 and (await resp.json())["database"] == "ok"
+    async with http.get(f"{stack.gateway.ops_url}/v1/openapi.json") as resp:
+        assert resp.status == 404  # the operations listener serves nothing else
+    # Turned off: neither listener has them.
+    off = await make_stack(register_endpoint=False, GATEWAY_SERVER__METRICS_LISTEN="")
+    async with http.get(f"{off.gateway.base}/metrics") as resp:
+        assert resp.status == 404

@@ -64,3 +64,38 @@ async def test_password_checks_of_logged_in_customers_count_like_logins(
         assert status == 429 and headers["Retry-After"] == "1", (path, doc)
     await asyncio.sleep(1.2)
     await stack.login("guarded@example.org", "right password 1")
+
+
+async def test_hashes_beyond_the_cap_get_503_with_retry_after(make_stack: StackFactory) -> None:
+    """One hash at a time, none waiting: a burst of logins is answered at once, those
+    that found the hasher busy with 503 and Retry-After (API and portal alike)."""
+    import re
+
+
+    stack = await make_stack(GATEWAY_SECURITY__HASH_CONCURRENCY="1",
+                             GATEWAY_SECURITY__HASH_MAX_WAITING="0")
+    await stack.signup("busy@example.org", "right password 1")
+    burst = await asyncio.gather(*(stack.api.call(
+        "POST", "/v1/sessions", {"email": f"busy{i}@example.org", "password": "wrong pw 99"})
+        for i in range(12)))
+    statuses = sorted(s for s, _, _ in burst)
+    assert set(statuses) == {401, 503}, statuses
+    for status, doc, headers in burst:
+        if status == 503:
+            assert headers["Content-Type"].startswith("application/problem+json")
+            assert "busy" in doc["detail"] and int(headers["Retry-After"]) >= 1
+    # The portal's login form says so in its page.
+    async with stack.api.http.get(f"{stack.gateway.base}/login") as resp:
+        token = re.search(r'name="csrf" value="([^"]+)"', await resp.text()).group(1)  # type: ignore[union-attr]
+
+    async def form_login(i: int) -> tuple[int, str, str | None]:
+        async with stack.api.http.post(f"{stack.gateway.base}/login", data={
+                "csrf": token, "email": f"form{i}@example.org", "password": "wrong pw 99"},
+                allow_redirects=False) as resp:
+            return resp.status, await resp.text(), resp.headers.get("Retry-After")
+
+    pages = await asyncio.gather(*(form_login(i) for i in range(12)))
+    assert {s for s, _, _ in pages} == {401, 503}, [s for s, _, _ in pages]
+    assert all(r is not None and "busy" in text for s, text, r in pages if s == 503)
+    # Nothing stays stuck: alone, a login works.
+    await stack.login("busy@example.org", "right password 1")

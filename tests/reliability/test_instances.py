@@ -67,7 +67,8 @@ async def cluster(
     created = run_cli(env, "apikey", "create", "--name", "load", "--scope", "invoices:write",
                       "--scope", "invoices:read", "--scope", "webhooks:manage")
     assert created.returncode == 0, created.stderr
-    processes = [GatewayProcess({**env, "GATEWAY_SERVER__PORT": str(free_port())},
+    processes = [GatewayProcess({**env, "GATEWAY_SERVER__PORT": str(free_port()),
+                                 "GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{free_port()}"},
                                 tmp_path / f"instance-{i}.log") for i in range(count)]
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
     receiver = await Receiver().start()

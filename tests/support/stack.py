@@ -27,6 +27,7 @@ def gateway_env(db_url: str, node: LitecoinRegtest, port: int, **extra: str) -> 
         "GATEWAY_DATABASE__URL": db_url,
         "GATEWAY_SERVER__PORT": str(port),
         "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{free_port()}",
         "GATEWAY_SERVER__LOG_LEVEL": "DEBUG",
         "GATEWAY_COINS__LTC__KIND": "utxo",
         "GATEWAY_COINS__LTC__NETWORK": "litecoin-regtest",
@@ -95,6 +96,11 @@ class GatewayProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        """The operations listener: /metrics and /readyz live there only."""
+        return f"http://{self.env['GATEWAY_SERVER__METRICS_LISTEN']}"
 
     @property
     def base(self) -> str:

@@ -140,3 +140,21 @@ def test_mail_queue_settings(tmp_path: Path) -> None:
         load(None, base_env(tmp_path) | {"GATEWAY_MAIL__RETRY_SCHEDULE_SECONDS": "[5, 0]"})
     with pytest.raises(ConfigError, match=r"mail\.max_age_hours"):
         load(None, base_env(tmp_path) | {"GATEWAY_MAIL__MAX_AGE_HOURS": "0"})
+
+
+def test_metrics_listener_address(tmp_path: Path) -> None:
+    def listen(value: str | None) -> tuple[str, int] | None:
+        env = base_env(tmp_path)
+        if value is not None:
+            env["GATEWAY_SERVER__METRICS_LISTEN"] = value
+        return load(None, env).server.metrics_address()
+
+    assert listen(None) == ("127.0.0.1", 9464)  # loopback by default
+    assert listen("10.1.2.3:9100") == ("10.1.2.3", 9100)
+    cfg = tmp_path / "v6.toml"
+    cfg.write_text('[server]\nmetrics_listen = "[::1]:9464"\n')
+    assert load(cfg, base_env(tmp_path)).server.metrics_address() == ("::1", 9464)
+    assert listen("") is None and listen("none") is None
+    for bad in ("9464", "127.0.0.1", "host:port", "127.0.0.1:99999"):
+        with pytest.raises(ConfigError, match=r"server\.metrics_listen"):
+            listen(bad)

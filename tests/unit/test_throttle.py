@@ -65,3 +65,38 @@ def test_sliding_window() -> None:
     assert info.value.retry_after_seconds == 60
     now[0] = 60.0
     window.hit("a", "login")
+
+
+def test_ipv6_clients_are_limited_by_their_64() -> None:
+    window = SlidingWindow(2, 60, lambda: 0.0)
+    window.hit("2001:db8:1:2::1", "login")
+    window.hit("2001:db8:1:2:ffff:0:0:9", "login")  # same /64, another address
+    with pytest.raises(TooManyRequests):
+        window.hit("2001:db8:1:2::abcd", "login")
+    window.hit("2001:db8:1:3::1", "login")  # the next /64 is another client
+    window.hit("192.0.2.1", "login")
+    window.hit("::ffff:192.0.2.1", "login")  # the same IPv4 client, written as IPv6
+    with pytest.raises(TooManyRequests):
+        window.hit("192.0.2.1", "login")
+
+
+def test_forwarded_scheme_and_host_only_from_trusted_proxies() -> None:
+    from gateway.http.forwarded import forwarded_changes
+
+    proxies = [ipaddress.ip_network("10.0.0.0/8")]
+
+    def changes(peer: str, **headers: str) -> dict[str, str]:
+        r = make_mocked_request("GET", "/", headers={"Host": "10.0.0.5:8080", **headers})
+        r._transport_peername = (peer, 1234)  # type: ignore[attr-defined]
+        return forwarded_changes(r, proxies)
+
+    assert changes("10.0.0.1", **{"X-Forwarded-Proto": "https",
+                                  "X-Forwarded-Host": "pay.example"}) == {
+        "scheme": "https", "host": "pay.example"}
+    # The nearest proxy's value (the last) counts; a client's own guess further left not.
+    assert changes("10.0.0.1", **{"X-Forwarded-Proto": "http, https"}) == {"scheme": "https"}
+    assert changes("10.0.0.1", **{"X-Forwarded-Proto": "gopher"}) == {}
+    assert changes("10.0.0.1", **{"X-Forwarded-Host": "evil.example/path"}) == {}
+    assert changes("10.0.0.1", **{"X-Forwarded-Host": "[::1]:8443"}) == {"host": "[::1]:8443"}
+    assert changes("192.0.2.1", **{"X-Forwarded-Proto": "https",
+                                   "X-Forwarded-Host": "pay.example"}) == {}

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+READ_ONLY = "gateway_read_only"  # execution option: this transaction only reads
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -39,7 +40,10 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only unit of work takes a snapshot and no lock: in WAL mode readers never
+        # wait for the writer (the checkout page must not queue behind logins).
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 async def checkpoint(engine: AsyncEngine) -> None:

@@ -176,6 +176,16 @@ class SqlInvoices:
         ).first()
         return _invoice(row) if row else None
 
+    async def open_for_account(self, account_id: str, now: datetime) -> list[Invoice]:
+        rows = await self._conn.execute(
+            select(invoices)
+            .where(invoices.c.account_id == account_id,
+                   invoices.c.status == Status.NEW.value, invoices.c.expires_at > now)
+            .order_by(invoices.c.created_at.desc(), invoices.c.id.desc())
+            .limit(1000)
+        )
+        return [_invoice(r) for r in rows]
+
     async def open_with_payments(self, coin: str, now: datetime) -> list[Invoice]:
         has_payment = exists().where(
             payments.c.invoice_id == invoices.c.id, payments.c.status != "reverted"

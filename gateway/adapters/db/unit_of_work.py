@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
 from gateway.adapters.db.audit import SqlAuditLog
 from gateway.adapters.db.chain_state import SqlCursors
+from gateway.adapters.db.engine import READ_ONLY
 from gateway.adapters.db.idempotency import SqlIdempotency
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.ledger import SqlLedger
@@ -19,21 +20,26 @@ from gateway.services.ports import UnitOfWork
 
 
 class SqlUnitOfWork:
-    """One transaction. Leaving the block without `commit()` rolls everything back."""
+    """One transaction. Leaving the block without `commit()` rolls everything back.
+    `read_only`: for reads only; on SQLite it then takes no write lock."""
 
     def __init__(
         self,
         engine: AsyncEngine,
         cipher: FieldCipher,
         on_events: Callable[[], None] | None = None,
+        read_only: bool = False,
     ) -> None:
         self._engine = engine
         self._cipher = cipher
         self._on_events = on_events
+        self._read_only = read_only
         self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
         conn = await self._engine.connect()
+        if self._read_only:
+            await conn.execution_options(**{READ_ONLY: True})
         await conn.begin()
         self._conn = conn
         self.accounts = SqlAccounts(conn, self._cipher)

@@ -13,4 +13,10 @@
     box.className = "status status-" + doc.status;
     if (doc.final) { source.close(); }
   });
+  // Refused (too many open streams) or gone for good: fall back to reloading the page.
+  source.addEventListener("error", function () {
+    if (source.readyState === EventSource.CLOSED) {
+      window.setTimeout(function () { window.location.reload(); }, 15000);
+    }
+  });
 })();
