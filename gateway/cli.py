@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from gateway import cli_finance, cli_privacy, logs
 from gateway.cli_support import settings_or_exit, when, with_gateway
+from gateway.domain.timestamps import rfc3339
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -67,6 +68,20 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
     created = with_gateway(args, lambda gw: gw.api_keys.create(args.name, args.scope))
     # The key is printed once, to stdout only; only its hash is stored.
     print(created.secret)
+    return 0
+
+
+def cmd_apikey_list(args: argparse.Namespace) -> int:
+    for key in with_gateway(args, lambda gw: gw.api_keys.list()):
+        state = f"revoked {rfc3339(key.revoked_at)}" if key.revoked_at else "live"
+        print(f"{key.id}  {key.name}  {','.join(sorted(key.scopes))}  "
+              f"created {rfc3339(key.created_at)}  {state}")
+    return 0
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    with_gateway(args, lambda gw: gw.api_keys.revoke(args.id))
+    print(f"{args.id} revoked")
     return 0
 
 
@@ -191,6 +206,11 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--scope", action="append", default=[], required=True)
     create.set_defaults(func=cmd_apikey_create)
+    listing = key.add_parser("list", parents=[common], help="every key: id, name, scopes, state")
+    listing.set_defaults(func=cmd_apikey_list)
+    revoke = key.add_parser("revoke", parents=[common], help="revoke a key at once")
+    revoke.add_argument("id", help="the key's id (key_...)")
+    revoke.set_defaults(func=cmd_apikey_revoke)
 
     hook = sub.add_parser("webhook", help="webhook endpoints and deliveries").add_subparsers(
         dest="webhook", required=True)

@@ -2,7 +2,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gateway.domain.errors import InvalidInput
-from gateway.services.errors import Forbidden, Unauthorized
+from gateway.services.errors import Forbidden, NotFound, Unauthorized
 from gateway.services.ids import new_id
 from gateway.services.ports import ApiKeyRecord, Clock, UnitOfWorkFactory
 
@@ -55,6 +55,17 @@ class ApiKeyService:
             await uow.api_keys.add(record, self._digest(secret))
             await uow.commit()
         return CreatedKey(record, secret)
+
+    async def list(self) -> list[ApiKeyRecord]:
+        async with self._uow() as uow:
+            return await uow.api_keys.all()
+
+    async def revoke(self, key_id: str) -> None:
+        """The key stops working at once, on every instance; its row stays for the record."""
+        async with self._uow() as uow:
+            if not await uow.api_keys.revoke(key_id, self._clock()):
+                raise NotFound("API key (or it was already revoked)")
+            await uow.commit()
 
     async def authorize(self, secret: str, scope: str) -> ApiKeyRecord:
         async with self._uow() as uow:

@@ -165,6 +165,11 @@ class ApiKeyRepository(Protocol):
 
     async def by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
 
+    async def all(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke(self, key_id: str, at: datetime) -> bool:
+        """True when a key that was live is now revoked."""
+
 
 class InvoiceRepository(Protocol):
     async def allocate_index(self, coin: str) -> int:

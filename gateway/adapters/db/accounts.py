@@ -300,3 +300,14 @@ class SqlApiKeys:
         if row is None:
             return None
         return ApiKeyRecord(row.id, row.name, frozenset(row.scopes), row.created_at, row.revoked_at)
+
+    async def all(self) -> list[ApiKeyRecord]:
+        rows = (await self._conn.execute(select(api_keys).order_by(api_keys.c.created_at))).all()
+        return [ApiKeyRecord(r.id, r.name, frozenset(r.scopes), r.created_at, r.revoked_at)
+                for r in rows]
+
+    async def revoke(self, key_id: str, at: datetime) -> bool:
+        result = await self._conn.execute(
+            update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=at))
+        return bool(result.rowcount)
