@@ -1,9 +1,17 @@
-"""The chain interface: one small Protocol, plain frozen dataclasses across it."""
+"""The chain interface: small Protocols, plain frozen dataclasses across them.
 
-from collections.abc import AsyncIterator, Iterable
+A chain *family* (UTXO, EVM, Monero, a fake in tests) is one package under `chains/` that
+exposes a `Family`: its configuration model, and a builder that turns the configured
+coins of its kind into `Follower`s, one per node. A follower may serve several coins
+(ETH and its tokens in one pass over each block) and defines the *address space* its
+coins draw derivation indexes from (one xpub, one view-only wallet)."""
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 @dataclass(frozen=True)
@@ -14,15 +22,21 @@ class BlockRef:
 
 @dataclass(frozen=True)
 class Destination:
-    """Where a customer pays: address text, the bytes we match outputs on, and a URI."""
+    """Where a customer pays: its index in the address space, the address text and the
+    bytes payments are matched on. The payment URI is the follower's to build."""
 
     index: int
     address: str
     match_key: bytes  # scriptPubKey for UTXO chains
-    uri_scheme: str
 
-    def payment_uri(self, amount: str) -> str:
-        return f"{self.uri_scheme}:{self.address}?amount={amount}"
+
+@dataclass(frozen=True)
+class Lock:
+    """A payment that may not count before a height or a time (Monero `unlock_time`,
+    a UTXO `nLockTime` on an unconfirmed transaction)."""
+
+    height: int | None = None
+    time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,7 @@ class Observed:
     # When the operator's node itself first had the transaction in its mempool (it keeps
     # following the chain while the gateway is down); None when it cannot say.
     first_seen: datetime | None = None
+    lock: Lock | None = None
 
 
 @dataclass(frozen=True)
@@ -67,16 +82,39 @@ class MempoolGone:
     txids: tuple[str, ...]
 
 
-ChainEvent = BlockConnected | BlockDisconnected | MempoolSeen | MempoolGone
+@dataclass(frozen=True)
+class TransactionsDisconnected:
+    """A reorg the node reports by transaction ids only (a wallet RPC that knows no block
+    hashes): these transactions are no longer in a block; they may come back."""
+
+    txids: tuple[str, ...]
 
 
-class Watchlist(Protocol):
-    """The set of match keys to look for; refreshed before each block or mempool batch so
-    an invoice created a moment ago (on any instance) is never missed."""
+@dataclass(frozen=True)
+class MatchPoint:
+    """Yielded by a follower right before it matches a block or a mempool batch against
+    the watched set: the follower loop brings that set up to date, then resumes it. So no
+    adapter refreshes anything itself, and an invoice created a moment ago (on any
+    instance) is never missed."""
 
-    async def refresh(self) -> None: ...
+
+MATCH_POINT = MatchPoint()
+
+ChainEvent = (BlockConnected | BlockDisconnected | TransactionsDisconnected | MempoolSeen
+              | MempoolGone)
+FollowItem = ChainEvent | MatchPoint
+
+
+class Watched(Protocol):
+    """The set of match keys to look for, as the follower loop last refreshed it."""
 
     def __contains__(self, match_key: object) -> bool: ...
+
+
+class Watchlist(Watched, Protocol):
+    """A watched set that can bring itself up to date (the follower loop calls it)."""
+
+    async def refresh(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -91,10 +129,9 @@ class OutputLookup:
     amount: int | None = None
 
 
+@runtime_checkable
 class Auditable(Protocol):
     """Read-only questions a reconciliation asks a node, beyond following the chain."""
-
-    coin: str
 
     async def lookup(self, txid: str, index: int, block_hash: str | None) -> OutputLookup:
         """The output as found in `block_hash`, or in the mempool when None."""
@@ -104,7 +141,7 @@ class Auditable(Protocol):
         """Heights of main-chain blocks that may carry transactions of that period."""
         ...
 
-    async def scan(self, height: int, watched: Watchlist) -> BlockConnected:
+    async def scan(self, height: int, watched: Watched) -> BlockConnected:
         """The main-chain block at `height`, with its outputs that pay a watched key."""
         ...
 
@@ -113,23 +150,67 @@ class ChainError(Exception):
     """The node could not be reached or answered with an error."""
 
 
-class Chain(Protocol):
-    coin: str
-    decimals: int
+class Follower(Protocol):
+    """One node: follows its chain for one or more coins."""
 
-    def derive(self, index: int) -> Destination: ...
+    @property
+    def coins(self) -> tuple[str, ...]: ...
+
+    @property
+    def feed(self) -> str:
+        """Names the node's cursor (today the coin code of a one-coin follower)."""
+        ...
+
+    @property
+    def address_space(self) -> str:
+        """What must never hand out one address twice: coins sharing a key share it."""
+        ...
+
+    def decimals(self, coin: str) -> int: ...
+
+    async def allocate(self, indexes: Sequence[int]) -> list[Destination]:
+        """The destinations at these indexes of the address space; may ask the node or
+        wallet (a Monero subaddress must be created in the wallet to be scanned)."""
+        ...
+
+    def payment_uri(self, destination: Destination, coin: str, base_units: int) -> str:
+        """BIP21, EIP-681, `monero:`: the family's own URI, from base units."""
+        ...
 
     async def tip(self) -> BlockRef: ...
 
     def follow(
         self,
         cursor: BlockRef,
-        watched: Watchlist,
+        watched: Watched,
         unconfirmed: Iterable[str] = (),
-    ) -> AsyncIterator[ChainEvent]:
-        """Events from `cursor` (already processed) onwards, forever. `unconfirmed` names
-        watched transactions known to be in the mempool, so a replacement that happened
-        while we were down is still reported as gone."""
+    ) -> AsyncIterator[FollowItem]:
+        """Events from `cursor` (already processed) onwards, forever, with a `MatchPoint`
+        before each match. `unconfirmed` names watched transactions known to be in the
+        mempool, so a replacement that happened while we were down is still reported."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+class CoinSettings(BaseModel):
+    """What every family's coin configuration has; each family extends it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    confirmations: int | None = Field(None, ge=1, le=1000)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A registry entry: `kind` in a coin's configuration picks it."""
+
+    kind: str
+    settings: type[CoinSettings]
+    # All configured coins of this kind (code -> validated settings) -> one follower per
+    # node. Performs no I/O.
+    build: Callable[[Mapping[str, Any]], list[Follower]]
+    default_confirmations: Mapping[str, int] = field(default_factory=dict)
+    fallback_confirmations: int = 12
+    description: str = ""

@@ -4,8 +4,8 @@ import asyncio
 import base64
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,9 +15,8 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chains.jsonrpc import JsonRpcClient
-from chains.networks import NETWORKS
-from chains.utxo import UtxoChain
+from chains.base import Auditable, CoinSettings, Follower
+from gateway import families
 from gateway.adapters.backup.files import Backups, prune
 from gateway.adapters.chain_directory import ChainDirectory
 from gateway.adapters.db.chain_state import SqlWatchlist
@@ -46,6 +45,7 @@ from gateway.http.app import create_app, create_ops_app
 from gateway.http.keys import HttpServices
 from gateway.http.ratelimit import SlidingWindow
 from gateway.http.streams import StreamSlots
+from gateway.jobs import run_backups, run_retention, run_sweeper
 from gateway.services.accounts import AccountPolicy, AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.attempts import Attempts, PasswordCheck
@@ -54,7 +54,7 @@ from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
 from gateway.services.policy_notices import PolicyNoticeService
-from gateway.services.ports import RateProvider
+from gateway.services.ports import RateProvider, UnitOfWorkFactory
 from gateway.services.privacy import PrivacyService
 from gateway.services.rates import MedianRates, PreferFixed
 from gateway.services.reconcile import ReconcileService
@@ -64,7 +64,7 @@ from gateway.services.two_factor import SecondFactor, TwoFactorService
 from gateway.services.wallet import WalletService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
-from gateway.watcher import ChainWatcher, run_backups, run_retention, run_sweeper
+from gateway.watcher import ChainWatcher
 from webhooks import signing
 from webhooks.retry import RetryPolicy
 from webhooks.targets import TargetPolicy
@@ -86,28 +86,47 @@ class ListenError(Exception):
     """A listener could not be opened; one line naming the setting."""
 
 
-def build_chains(settings: Settings) -> dict[str, UtxoChain]:
-    chains: dict[str, UtxoChain] = {}
+def build_chains(settings: Settings) -> list[Follower]:
+    """One follower per node, built by the family each coin's `kind` names."""
+    by_kind: dict[str, dict[str, CoinSettings]] = {}
     for code, coin in settings.coins.items():
-        assert coin.kind == "utxo" and coin.rpc_url is not None and coin.xpub is not None
-        assert coin.network is not None
-        chains[code] = UtxoChain(
-            code,
-            NETWORKS[coin.network],
-            coin.xpub,
-            JsonRpcClient(coin.rpc_url.get_secret_value()),
-            poll_interval=coin.poll_interval_seconds,
-        )
-    return chains
+        by_kind.setdefault(coin.kind, {})[code] = coin
+    followers: list[Follower] = []
+    for kind, coins in sorted(by_kind.items()):
+        followers.extend(families.get(kind).build(coins))
+    return followers
 
 
-@dataclass
-class Gateway:
-    settings: Settings
-    clock: Clock
-    engine: AsyncEngine
-    cipher: FieldCipher
-    chains: ChainDirectory
+@dataclass(frozen=True)
+class Keys:
+    """The configured secrets, decoded once."""
+
+    session: bytes
+    index: bytes
+    data: list[tuple[str, bytes]]
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Keys":
+        sec = settings.security
+        return cls(base64.b64decode(sec.session_key.get_secret_value()),
+                   base64.b64decode(sec.index_key.get_secret_value()),
+                   sec.data_key_list())
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What tests may inject into `build`: followers (a fake family's, say), a clock,
+    a unit-of-work factory."""
+
+    chains: Sequence[Follower] | None = None
+    clock: Clock | None = None
+    uow: UnitOfWorkFactory | None = None
+
+
+@dataclass(frozen=True)
+class Services:
+    """The use cases, one object each."""
+
     accounts: AccountService
     two_factor: TwoFactorService
     recovery: RecoveryService
@@ -117,21 +136,59 @@ class Gateway:
     endpoints: WebhookEndpointService
     events: WebhookEventService
     tracker: PaymentTracker
-    worker: DeliveryWorker
-    rates_http: LazySession
-    metrics: Metrics
     wallet: WalletService
     retention: RetentionService
     privacy: PrivacyService
     finance: FinanceService
     notices: PolicyNoticeService
     reconcile: ReconcileService
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    clock: Clock
+    keys: Keys
+    engine: AsyncEngine
+    cipher: FieldCipher
+    chains: ChainDirectory
+    services: Services
+    worker: DeliveryWorker
+    rates_http: LazySession
+    metrics: Metrics
     passwords: Argon2Passwords
-    tip_heights: dict[str, int] = field(default_factory=dict)
     mail: MailSender | None = None  # None without [smtp]: nothing can be sent
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, self.cipher, self.worker.wake)
+        return SqlUnitOfWork(self.engine, self.cipher, self.worker.wake, clock=self.clock)
+
+    async def chain_status(self, tip_timeout: float) -> dict[str, dict[str, Any]]:
+        """Per coin: the node's tip, the height processed (the stored cursor of its feed,
+        whichever instance follows it) and the lag. The one place readiness and metrics
+        read chain lag from."""
+        try:
+            heights = (await snapshot(self.engine)).processed_heights
+        except Exception as exc:  # the database is down: readiness says so on its own
+            log.debug("processed heights unavailable (%s)", type(exc).__name__)
+            heights = {}
+        status: dict[str, dict[str, Any]] = {}
+        for follower in self.chains.followers():
+            processed = heights.get(follower.feed)
+            try:
+                tip = await asyncio.wait_for(follower.tip(), tip_timeout)
+            except Exception as exc:
+                for coin in follower.coins:
+                    status[coin] = {"status": f"unreachable ({type(exc).__name__})",
+                                    "processed_height": processed}
+                continue
+            for coin in follower.coins:
+                status[coin] = {
+                    "status": "ok",
+                    "tip_height": tip.height,
+                    "processed_height": processed,
+                    "lag_blocks": None if processed is None else max(tip.height - processed, 0),
+                }
+        return dict(sorted(status.items()))
 
     async def check_schema(self) -> None:
         head = head_revision(self.settings.database.url)
@@ -151,20 +208,12 @@ class Gateway:
         except Exception as exc:
             detail["database"] = f"unavailable ({type(exc).__name__})"
             ready = False
-        for coin, chain in self.chains.items():
-            try:
-                tip = await asyncio.wait_for(chain.tip(), 5)
-            except Exception as exc:
-                detail["chains"][coin] = {"status": f"unreachable ({type(exc).__name__})"}
+        for coin, state in (await self.chain_status(5)).items():
+            if state["status"] != "ok":
+                detail["chains"][coin] = {"status": state["status"]}
                 ready = False
-                continue
-            processed = self.tip_heights.get(coin)
-            detail["chains"][coin] = {
-                "status": "ok",
-                "tip_height": tip.height,
-                "processed_height": processed,
-                "lag_blocks": None if processed is None else tip.height - processed,
-            }
+            else:
+                detail["chains"][coin] = state
         return ready, detail
 
     async def render_metrics(self) -> tuple[bytes, str]:
@@ -173,25 +222,21 @@ class Gateway:
         self.metrics.outbox_depth.set(snap.pending_deliveries)
         self.metrics.failing_endpoints.set(snap.failing_endpoints)
         self.metrics.mail_queue_depth.set(snap.queued_mail)
-        for coin, chain in self.chains.items():
-            processed = snap.processed_heights.get(coin)
-            if processed is None:
+        for coin, state in (await self.chain_status(2)).items():
+            if state["processed_height"] is None:
                 continue
-            self.metrics.watcher_height.labels(coin).set(processed)
-            try:
-                tip = await asyncio.wait_for(chain.tip(), 2)
-            except Exception as exc:  # node down: the lag gauge keeps its last value
-                log.debug("%s tip unavailable for metrics (%s)", coin, type(exc).__name__)
+            self.metrics.watcher_height.labels(coin).set(state["processed_height"])
+            if state["status"] != "ok":  # node down: the lag gauge keeps its last value
+                log.debug("%s tip unavailable for metrics (%s)", coin, state["status"])
                 continue
-            self.metrics.watcher_lag.labels(coin).set(max(tip.height - processed, 0))
+            self.metrics.watcher_lag.labels(coin).set(state["lag_blocks"])
         return self.metrics.render(), CONTENT_TYPE
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         self.metrics.http_latency.labels(method, route, str(status)).observe(seconds)
 
     async def aclose(self) -> None:
-        for _, chain in self.chains.items():
-            await chain.aclose()
+        await self.chains.aclose()
         await self.worker.aclose()
         await self.rates_http.aclose()
         await self.engine.dispose()
@@ -208,12 +253,17 @@ def build_rates(settings: Settings, clock: Clock, http: LazySession) -> RateProv
     return PreferFixed(FixedRates(cfg.fixed), set(cfg.fixed), median)
 
 
-def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
+def build(settings: Settings, clock: Clock = utcnow,
+          overrides: Overrides | None = None) -> Gateway:
     """Wire every adapter. Performs no I/O: connections open on first use."""
+    overrides = overrides or Overrides()
+    clock = overrides.clock or clock
     sec = settings.security
+    keys = Keys.of(settings)
     engine = make_engine(settings.database.url, hide_parameters=True)
-    cipher = FieldCipher(sec.data_key_list())
-    nodes = build_chains(settings)
+    cipher = FieldCipher(keys.data)
+    nodes = (list(overrides.chains) if overrides.chains is not None
+             else build_chains(settings))
     chains = ChainDirectory(nodes)
     store = SqlDeliveryStore(engine, cipher)
     metrics = Metrics()
@@ -229,22 +279,22 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         targets=targets,
     )
 
-    def uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine, cipher, worker.wake)
+    def sql_uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, cipher, worker.wake, clock=clock)
 
-    def reader() -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine, cipher, read_only=True)
+    def sql_reader() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, cipher, read_only=True, clock=clock)
 
-    tokens = SessionTokens(
-        base64.b64decode(sec.session_key.get_secret_value()), settings.server.public_url
-    )
+    uow: UnitOfWorkFactory = overrides.uow or sql_uow
+    reader: UnitOfWorkFactory = overrides.uow or sql_reader
+    tokens = SessionTokens(keys.session, settings.server.public_url)
     rates_http = LazySession(settings.rates.timeout_seconds)
     passwords = Argon2Passwords(concurrency=sec.hash_concurrency or default_concurrency(),
                                 max_waiting=sec.hash_max_waiting,
                                 max_wait_seconds=sec.hash_max_wait_seconds)
     codes = PyotpCodes()
-    index = BlindIndex(base64.b64decode(sec.index_key.get_secret_value()))
-    session_key = base64.b64decode(sec.session_key.get_secret_value())
+    index = BlindIndex(keys.index)
+    session_key = keys.session
     # One policy for every failure counter: logins, logged-in password checks and the
     # per-account second-factor counter (gateway.services.attempts).
     throttle = ThrottlePolicy(
@@ -297,16 +347,11 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         accept_late_payments=inv.accept_late_payments,
         max_open_per_account=inv.max_open_per_account,
     )
-    return Gateway(
-        settings=settings,
-        clock=clock,
-        engine=engine,
-        cipher=cipher,
-        chains=chains,
+    services = Services(
         accounts=AccountService(
             uow,
             passwords,
-            BlindIndex(base64.b64decode(sec.index_key.get_secret_value())),
+            index,
             tokens,
             clock,
             AccountPolicy(
@@ -337,11 +382,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         ),
         events=WebhookEventService(uow, clock),
         tracker=PaymentTracker(
-            uow, clock, timedelta(minutes=settings.invoices.block_time_tolerance_minutes)),
-        worker=worker,
-        rates_http=rates_http,
-        metrics=metrics,
-        wallet=WalletService(uow, chains.coins()),
+            uow, clock, timedelta(minutes=settings.invoices.block_time_tolerance_minutes),
+            feed_of=chains.feed),
+        wallet=WalletService(uow, {c: chains.address_space(c) for c in chains.coins()}),
         retention=RetentionService(uow, clock, RetentionPeriods(
             security_log=timedelta(days=ret.security_log_days),
             idempotency_keys=timedelta(hours=ret.idempotency_hours),
@@ -349,19 +392,31 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
             mail_queue=timedelta(hours=settings.mail.max_age_hours)),
             flush=lambda: checkpoint(engine)),
         privacy=PrivacyService(
-            uow, passwords, BlindIndex(base64.b64decode(sec.index_key.get_secret_value())),
+            uow, passwords, index,
             two_factor, clock, timedelta(days=ret.deletion_grace_days),
             settings.privacy.policy_version, throttle),
-        finance=FinanceService(uow, chains.coins()),
+        finance=FinanceService(uow, chains.coins(), chains.feed),
         # Policy notices are sent by an operator's batch command that paces itself and
         # records each mail the SMTP server accepted, so it mails directly (OPERATIONS.md).
         notices=PolicyNoticeService(
             uow, direct, clock, settings.privacy.policy_version,
             f"{settings.server.public_url}{settings.server.path_prefix}/account"),
-        reconcile=ReconcileService(uow, nodes),
-        mail=sender,
-        passwords=passwords,
+        reconcile=ReconcileService(uow, _auditable(nodes)),
     )
+    return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
+                   chains=chains, services=services, worker=worker, rates_http=rates_http,
+                   metrics=metrics, passwords=passwords, mail=sender)
+
+
+def _auditable(followers: Sequence[Follower]) -> dict[str, Auditable]:
+    """The followers that can answer a reconciliation's questions, by coin."""
+    found: dict[str, Auditable] = {}
+    for follower in followers:
+        if isinstance(follower, Auditable):
+            for coin in follower.coins:
+                found[coin] = follower
+    return found
+
 
 
 def build_backups(settings: Settings) -> Backups:
@@ -370,9 +425,6 @@ def build_backups(settings: Settings) -> Backups:
 
 
 def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
-    def on_block(coin: str, height: int) -> None:
-        gw.tip_heights[coin] = height
-
     leadership = (
         AdvisoryLockLeadership(gw.engine)
         if gw.engine.dialect.name == "postgresql"
@@ -382,9 +434,9 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
     # and the sweeper run on one instance at a time.
     jobs: list[Coroutine[Any, Any, None]] = [
         gw.worker.run(),
-        leadership.run_exclusively("gateway:sweeper", lambda: run_sweeper(gw.tracker)),
+        leadership.run_exclusively("gateway:sweeper", lambda: run_sweeper(gw.services.tracker)),
         leadership.run_exclusively("gateway:retention", lambda: run_retention(
-            gw.retention, gw.settings.retention.interval_seconds,
+            gw.services.retention, gw.settings.retention.interval_seconds,
             gw.metrics.last_retention.set_to_current_time)),
     ]
     if gw.mail is not None:
@@ -397,24 +449,26 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
             timedelta(days=gw.settings.retention.backup_days),
             backup.interval_hours * 3600, gw.clock, prune,
             gw.metrics.last_backup.set_to_current_time)))
-    for coin, chain in gw.chains.items():
-        watcher = ChainWatcher(chain, gw.tracker, SqlWatchlist(gw.engine, coin),
-                               on_block=on_block)
-        jobs.append(leadership.run_exclusively(f"gateway:watcher:{coin}", watcher.run))
+    for follower in gw.chains.followers():
+        # One watcher per follower (per node); its lock is named after its feed.
+        watcher = ChainWatcher(follower, gw.services.tracker,
+                               SqlWatchlist(gw.engine, follower.address_space))
+        jobs.append(leadership.run_exclusively(f"gateway:watcher:{follower.feed}",
+                                               watcher.run))
     return jobs
 
 
 def build_app(gw: Gateway) -> web.Application:
     services = HttpServices(
-        accounts=gw.accounts,
-        two_factor=gw.two_factor,
-        recovery=gw.recovery,
-        api_keys=gw.api_keys,
-        invoices=gw.invoices,
-        endpoints=gw.endpoints,
-        events=gw.events,
-        privacy=gw.privacy,
-        finance=gw.finance,
+        accounts=gw.services.accounts,
+        two_factor=gw.services.two_factor,
+        recovery=gw.services.recovery,
+        api_keys=gw.services.api_keys,
+        invoices=gw.services.invoices,
+        endpoints=gw.services.endpoints,
+        events=gw.services.events,
+        privacy=gw.services.privacy,
+        finance=gw.services.finance,
         readiness=gw.readiness,
         metrics=gw.render_metrics,
         observe=gw.observe_http,
@@ -426,8 +480,8 @@ def build_app(gw: Gateway) -> web.Application:
                                  gw.settings.server.event_streams_total),
         datacenters=tuple(gw.settings.accounts.datacenters),
         currencies=tuple(gw.settings.accounts.currencies),
-        csrf_key=base64.b64decode(gw.settings.security.session_key.get_secret_value()),
-        email_changes=gw.email_changes,
+        csrf_key=gw.keys.session,
+        email_changes=gw.services.email_changes,
     )
     app = create_app(services, gw.settings.server.path_prefix)
 

@@ -65,14 +65,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
-    created = with_gateway(args, lambda gw: gw.api_keys.create(args.name, args.scope))
+    created = with_gateway(args, lambda gw: gw.services.api_keys.create(args.name, args.scope))
     # The key is printed once, to stdout only; only its hash is stored.
     print(created.secret)
     return 0
 
 
 def cmd_apikey_list(args: argparse.Namespace) -> int:
-    for key in with_gateway(args, lambda gw: gw.api_keys.list()):
+    for key in with_gateway(args, lambda gw: gw.services.api_keys.list()):
         state = f"revoked {rfc3339(key.revoked_at)}" if key.revoked_at else "live"
         print(f"{key.id}  {key.name}  {','.join(sorted(key.scopes))}  "
               f"created {rfc3339(key.created_at)}  {state}")
@@ -80,13 +80,13 @@ def cmd_apikey_list(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> int:
-    with_gateway(args, lambda gw: gw.api_keys.revoke(args.id))
+    with_gateway(args, lambda gw: gw.services.api_keys.revoke(args.id))
     print(f"{args.id} revoked")
     return 0
 
 
 def cmd_wallet_gap(args: argparse.Namespace) -> int:
-    gap = with_gateway(args, lambda gw: gw.wallet.gap(args.coin))
+    gap = with_gateway(args, lambda gw: gw.services.wallet.gap(args.coin))
     if args.json:
         import json
 
@@ -104,34 +104,34 @@ def cmd_wallet_gap(args: argparse.Namespace) -> int:
 def cmd_webhook(args: argparse.Namespace) -> int:
     action = args.webhook
     if action == "add":
-        created = with_gateway(args, lambda gw: gw.endpoints.create(
+        created = with_gateway(args, lambda gw: gw.services.endpoints.create(
             args.url, args.event_type, args.description))
         print(f"{created.record.id} {created.record.url}")
         print(f"secret (shown once): {created.secret}")
     elif action == "list":
-        for rec in with_gateway(args, lambda gw: gw.endpoints.list()):
+        for rec in with_gateway(args, lambda gw: gw.services.endpoints.list()):
             types = ",".join(rec.event_types) or "*"
             state = "enabled" if rec.enabled else "DISABLED"
             print(f"{rec.id}\t{state}\t{types}\t{rec.url}\t{rec.description}")
     elif action == "delete":
-        with_gateway(args, lambda gw: gw.endpoints.delete(args.id))
+        with_gateway(args, lambda gw: gw.services.endpoints.delete(args.id))
         print(f"deleted {args.id}")
     elif action == "enable":
-        with_gateway(args, lambda gw: gw.endpoints.set_enabled(args.id, True))
+        with_gateway(args, lambda gw: gw.services.endpoints.set_enabled(args.id, True))
         print(f"enabled {args.id}")
     elif action == "rotate":
-        secret, until = with_gateway(args, lambda gw: gw.endpoints.rotate(args.id))
+        secret, until = with_gateway(args, lambda gw: gw.services.endpoints.rotate(args.id))
         print(f"new secret (shown once): {secret}")
         print(f"the previous secret also signs until {until.isoformat()}")
     elif action == "redeliver":
         since = when(args.failed_since)
-        queued = with_gateway(args, lambda gw: gw.events.redeliver_failed(since))
+        queued = with_gateway(args, lambda gw: gw.services.events.redeliver_failed(since))
         print(f"{queued} failed deliveries queued again (same webhook-id each)")
     return 0
 
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    counts = with_gateway(args, lambda gw: gw.retention.run(dry_run=args.dry_run))
+    counts = with_gateway(args, lambda gw: gw.services.retention.run(dry_run=args.dry_run))
     verb = "would remove" if args.dry_run else "removed"
     for what, n in counts.items():
         print(f"{what}: {verb} {n}")

@@ -24,7 +24,7 @@ def cmd_payments_export(args: argparse.Namespace) -> int:
 
     async def work(gw: "Gateway") -> int:
         bar = Bar("payments", "row")
-        bar.add_total(await gw.finance.count(period))
+        bar.add_total(await gw.services.finance.count(period))
         written = 0
         try:
             # A CLI run: nothing else waits on this loop while the file is written.
@@ -33,7 +33,7 @@ def cmd_payments_export(args: argparse.Namespace) -> int:
                     sink.write("[")
                 else:
                     sink.write(csv_text(COLUMNS, []))
-                async for line in gw.finance.stream(period):
+                async for line in gw.services.finance.stream(period):
                     row = line.as_dict()
                     if args.format == "json":
                         sink.write(("," if written else "") + "\n  " + json.dumps(row))
@@ -74,7 +74,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     async def work(gw: "Gateway") -> "Report":
         bar = Bar("reconcile", "item")
         try:
-            return await gw.reconcile.run(start, end, args.coin, bar)
+            return await gw.services.reconcile.run(start, end, args.coin, bar)
         finally:
             bar.close()
 

@@ -80,7 +80,7 @@ def cmd_notify_policy_change(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        pending = await gw.notices.recipients(args.version)
+        pending = await gw.services.notices.recipients(args.version)
         bar = Bar("policy notices", "mail")
         bar.add_total(len(pending))
         try:
@@ -89,7 +89,7 @@ def cmd_notify_policy_change(args: argparse.Namespace) -> int:
                     outcome["left"] = len(pending) - i
                     break
                 started = time.monotonic()
-                if await gw.notices.send(account_id, args.version, summary):
+                if await gw.services.notices.send(account_id, args.version, summary):
                     outcome["sent"] += 1
                 else:
                     outcome["failed"] += 1
@@ -121,7 +121,7 @@ def cmd_account_export(args: argparse.Namespace) -> int:
     from gateway.tabular import tables_json, tables_zip
 
     reader = Reader(f"cli:{getpass.getuser()}", args.reason)
-    tables = with_gateway(args, lambda gw: gw.privacy.export(args.id, reader))
+    tables = with_gateway(args, lambda gw: gw.services.privacy.export(args.id, reader))
     data = tables_json(tables) if args.format == "json" else tables_zip(tables, EXPORT_COLUMNS)
     out = Path(args.out)
     with private_binary_file(out) as sink:

@@ -164,7 +164,7 @@ async def _flow(once: bool, timeout: float) -> int:  # noqa: ASYNC109
             runners.append(hook_runner)
             say(f"webhook receiver on http://127.0.0.1:{hook_port}/hooks")
 
-            created = await gw.api_keys.create(
+            created = await gw.services.api_keys.create(
                 "demo-provisioning",
                 ["invoices:write", "invoices:read", "webhooks:manage"],
             )

@@ -1,24 +1,23 @@
-"""One task per configured chain: chain events -> service commands. A second small task
-drives the time-based transitions (expiry, end of monitoring)."""
+"""The follower loop: one task per follower (one per node), chain events -> service
+commands. The loop, not each adapter, refreshes the watched set: a follower yields a
+`MatchPoint` right before it matches, and the loop brings the set up to date there."""
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Callable
 
 from chains.base import (
     BlockConnected,
     BlockDisconnected,
-    Chain,
     ChainError,
+    Follower,
+    MatchPoint,
     MempoolGone,
     MempoolSeen,
+    TransactionsDisconnected,
     Watchlist,
 )
-from gateway.services.chain_events import PaymentTracker
-from gateway.services.retention import RetentionService
+from gateway.services.chain_events import Feed, PaymentTracker
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +25,14 @@ log = logging.getLogger(__name__)
 class ChainWatcher:
     def __init__(
         self,
-        chain: Chain,
+        follower: Follower,
         tracker: PaymentTracker,
         watchlist: Watchlist,
         retry_delay: float = 2.0,
         on_block: Callable[[str, int], None] | None = None,
     ) -> None:
-        self._chain = chain
+        self._follower = follower
+        self._feed = Feed(follower.feed, tuple(follower.coins))
         self._tracker = tracker
         self._watchlist = watchlist
         self._retry = retry_delay
@@ -40,7 +40,7 @@ class ChainWatcher:
         self._progressed = False
 
     async def run(self) -> None:
-        coin = self._chain.coin
+        name = self._feed.name
         delay = self._retry
         while True:
             try:
@@ -48,86 +48,42 @@ class ChainWatcher:
             except asyncio.CancelledError:
                 raise
             except ChainError as exc:
-                log.warning("%s: %s; retrying in %.0fs", coin, exc, delay)
+                log.warning("%s: %s; retrying in %.0fs", name, exc, delay)
             except Exception:
-                log.exception("%s watcher failed; restarting from the stored cursor", coin)
+                log.exception("%s watcher failed; restarting from the stored cursor", name)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0) if not self._progressed else self._retry
             self._progressed = False
 
     async def _follow(self) -> None:
-        coin = self._chain.coin
-        cursor = await self._tracker.start_cursor(coin)
+        feed, tracker = self._feed, self._tracker
+        cursor = await tracker.start_cursor(feed)
         if cursor is None:
             # First run: nothing can have been paid before the first invoice, which needs
             # this service; start at the node's tip.
-            cursor = await self._chain.tip()
-            await self._tracker.set_cursor(coin, cursor)
-        log.info("%s: following from height %d", coin, cursor.height)
-        unconfirmed = await self._tracker.unconfirmed(coin)
-        async for event in self._chain.follow(cursor, self._watchlist, unconfirmed):
-            self._progressed = True
+            cursor = await self._follower.tip()
+            await tracker.set_cursor(feed, cursor)
+        log.info("%s: following from height %d", feed.name, cursor.height)
+        unconfirmed = await tracker.unconfirmed(feed)
+        async for event in self._follower.follow(cursor, self._watchlist, unconfirmed):
             match event:
+                case MatchPoint():
+                    await self._watchlist.refresh()
+                    continue
                 case BlockConnected():
-                    await self._tracker.block_connected(coin, event)
+                    await tracker.block_connected(feed, event)
                     if self._on_block is not None:
-                        self._on_block(coin, event.block.height)
+                        self._on_block(feed.name, event.block.height)
                 case BlockDisconnected():
-                    log.warning("%s: block %d left the main chain", coin, event.block.height)
-                    await self._tracker.block_disconnected(coin, event)
+                    log.warning("%s: block %d left the main chain", feed.name,
+                                event.block.height)
+                    await tracker.block_disconnected(feed, event)
+                case TransactionsDisconnected():
+                    log.warning("%s: %d transactions left their blocks", feed.name,
+                                len(event.txids))
+                    await tracker.transactions_disconnected(feed, event)
                 case MempoolSeen():
-                    await self._tracker.mempool_seen(coin, event)
+                    await tracker.mempool_seen(feed, event)
                 case MempoolGone():
-                    await self._tracker.mempool_gone(coin, event)
-
-
-async def every(interval: float, job: Callable[[], Awaitable[object]], what: str) -> None:
-    """Run `job` now and then every `interval` seconds until cancelled. A failure is
-    logged and the next run comes on schedule: one bad run never stops the task."""
-    while True:
-        try:
-            await job()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s failed", what)
-        await asyncio.sleep(interval)
-
-
-async def run_sweeper(tracker: PaymentTracker, interval: float = 1.0) -> None:
-    await every(interval, tracker.sweep, "invoice sweep")
-
-
-async def run_retention(retention: RetentionService, interval: float = 3600.0,
-                        on_success: Callable[[], None] | None = None) -> None:
-    """Every interval (hourly): nothing outlives its retention period by more than that."""
-
-    async def once() -> None:
-        counts = await retention.run()
-        if any(counts.values()):
-            log.info("retention removed %s", counts)
-        if on_success is not None:
-            on_success()
-
-    await every(interval, once, "retention run")
-
-
-class BackupWriter(Protocol):
-    def create(self, out_dir: Path, now: datetime) -> Path: ...
-
-
-async def run_backups(backups: BackupWriter, out_dir: Path, keep: timedelta,
-                      interval: float, clock: Callable[[], datetime],
-                      prune: Callable[[Path, timedelta, datetime], list[Path]],
-                      on_success: Callable[[], None] | None = None) -> None:
-    """A backup every interval, then anything older than `keep` goes. The file work runs
-    in a thread so the event loop keeps serving."""
-
-    async def once() -> None:
-        path = await asyncio.to_thread(backups.create, out_dir, clock())
-        removed = await asyncio.to_thread(prune, out_dir, keep, clock())
-        log.info("backup written to %s; %d old backups pruned", path.name, len(removed))
-        if on_success is not None:
-            on_success()
-
-    await every(interval, once, "backup")
+                    await tracker.mempool_gone(feed, event)
+            self._progressed = True

@@ -18,7 +18,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Every test carries exactly one layer marker, taken from its folder.
     for item in items:
         layer = Path(str(item.fspath)).parent.name
-        if layer in ("unit", "integration", "e2e", "reliability"):
+        if layer in ("unit", "contract", "integration", "e2e", "reliability"):
             item.add_marker(getattr(pytest.mark, layer))
 
 

@@ -57,6 +57,9 @@ class ObservedPayment:
     # Header time of the block the watcher first saw it in; None when first seen in the
     # mempool (our own sighting is then the evidence, a later block adds nothing).
     block_time: datetime | None = None
+    # Its lock (a height or time before which it may not count) has not passed yet: it is
+    # received, but does not count towards settlement.
+    locked: bool = False
 
     def paid_at(self, tolerance: timedelta = DEFAULT_BLOCK_TIME_TOLERANCE) -> datetime:
         """The earliest trustworthy evidence that this payment was made.
@@ -156,7 +159,8 @@ class Invoice:
         terms = self.terms
         live = [p for p in payments if not p.reverted]
         received = sum(p.amount for p in live)
-        confirmed = sum(p.amount for p in live if p.confirmations >= terms.confirmations_required)
+        confirmed = sum(p.amount for p in live
+                        if p.confirmations >= terms.confirmations_required and not p.locked)
         in_chain = sum(p.amount for p in live if p.confirmations >= 1)
         paid_at = completion_time(live, terms.threshold, block_time_tolerance)
         on_time = paid_at is not None and paid_at < terms.expires_at

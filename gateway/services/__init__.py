@@ -1,2 +1,2 @@
 """Use cases: one function per command. Load through a unit of work, call the domain,
-publish the domain's events to the outbox, commit."""
+commit (the unit of work writes the saved aggregates' events to the outbox)."""

@@ -137,7 +137,6 @@ class AccountService:
                 # address' owner is told instead (see the signup route).
                 account.events.clear()
                 return AccountView(account, profile, taken=True)
-            await uow.outbox.publish(account.events, now)
             await uow.commit()
         return AccountView(account, profile)
 

@@ -1,13 +1,14 @@
 """Payments for finance: every output we recorded, with its fiat value at the rate the
 invoice locked, and confirmations as far as the watcher has processed the chain."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import Fiat, base_units_to_fiat_minor, format_units
+from gateway.domain.payments import confirmations
 from gateway.domain.timestamps import rfc3339
 from gateway.services.ports import LedgerRow, UnitOfWork, UnitOfWorkFactory
 
@@ -50,9 +51,11 @@ class Period:
 
 
 class FinanceService:
-    def __init__(self, uow: UnitOfWorkFactory, coins: tuple[str, ...]) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, coins: tuple[str, ...],
+                 feed_of: Callable[[str], str] = lambda coin: coin) -> None:
         self._uow = uow
         self._coins = coins
+        self._feed_of = feed_of  # coin -> the feed whose cursor its confirmations count from
 
     def _check(self, period: Period) -> None:
         if period.coin is not None and period.coin not in self._coins:
@@ -87,14 +90,11 @@ class FinanceService:
                 return
             after = lines[-1].row.id
 
-    @staticmethod
-    async def _lines(uow: UnitOfWork, rows: list[LedgerRow]) -> list[PaymentLine]:
-        tips = {c: await uow.cursors.get(c) for c in {r.coin for r in rows}}
+    async def _lines(self, uow: UnitOfWork, rows: list[LedgerRow]) -> list[PaymentLine]:
+        tips = {c: await uow.cursors.get(self._feed_of(c)) for c in {r.coin for r in rows}}
         lines = []
         for r in rows:
             tip = tips[r.coin]
-            confs = 0
-            if r.status == "confirmed" and r.block_height is not None and tip is not None:
-                confs = max(tip.height - r.block_height + 1, 0)
-            lines.append(PaymentLine(r, confs))
+            lines.append(PaymentLine(r, confirmations(
+                r.status, r.block_height, None if tip is None else tip.height)))
         return lines

@@ -7,8 +7,7 @@ from decimal import Decimal
 from chains.base import BlockRef
 from gateway.domain.errors import InvalidInput
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, Status
-from gateway.domain.money import Fiat, fiat_to_base_units, format_units
-from gateway.services.chain_events import confirmations
+from gateway.domain.money import Fiat, fiat_to_base_units
 from gateway.services.errors import Conflict, NotFound, TooManyRequests
 from gateway.services.ids import new_id
 from gateway.services.ports import (
@@ -17,6 +16,7 @@ from gateway.services.ports import (
     InvoiceRecord,
     PaymentRecord,
     RateProvider,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 
@@ -42,7 +42,7 @@ class InvoiceView:
     reused: bool = False
 
     def confirmations(self, payment: PaymentRecord) -> int:
-        return confirmations(payment, self.tip)
+        return payment.confirmations(self.tip)
 
 
 @dataclass(frozen=True)
@@ -214,17 +214,17 @@ class InvoiceService:
                     raise InvalidInput("account_id", f"no account {account_id!r}")
                 if account.deleted:
                     raise InvalidInput("account_id", f"account {account_id!r} was deleted")
-                index = await uow.invoices.allocate_index(coin)
+                space = self._chains.address_space(coin)
+                [index] = await uow.invoices.allocate(space)
                 if for_plan is not None:
-                    # allocate_index holds the counter's lock: creations for this coin
+                    # allocate holds the counter's lock: creations in this address space
                     # queue here, so requests racing past the first check see each other.
                     # Raising rolls back, and the index is not spent.
                     self._check_open(await uow.invoices.open_for_account(account_id, now),
                                      for_plan, coin)
-                destination = self._chains.derive(coin, index)
-                uri = destination.payment_uri(format_units(terms.amount_due, decimals))
-                await uow.invoices.add(invoice, destination, uri)
-                await uow.outbox.publish(invoice.events, now)
+                [destination] = await self._chains.allocate(coin, [index])
+                uri = self._chains.payment_uri(coin, destination, terms.amount_due)
+                await uow.invoices.add(invoice, space, destination, uri)
                 if _idem is not None:
                     idem, owner = _idem
                     # In the invoice's own transaction: a crash leaves neither or both.
@@ -234,7 +234,7 @@ class InvoiceService:
                                        "request")
                 await uow.commit()
                 record = await uow.invoices.read(invoice.id)
-                tip = await uow.cursors.get(coin)
+                tip = await uow.cursors.get(self._chains.feed(coin))
         except _Reuse as reuse:
             return await self._reuse(reuse.invoice_id, _idem)
         assert record is not None
@@ -272,7 +272,7 @@ class InvoiceService:
             record = await uow.invoices.read(invoice_id)
             if record is None:
                 raise NotFound("invoice")
-            return InvoiceView(record, await uow.cursors.get(record.invoice.coin))
+            return InvoiceView(record, await self._tip(uow, record.invoice.coin))
 
     async def list(
         self,
@@ -287,8 +287,15 @@ class InvoiceService:
             raise InvalidInput("limit", "must be between 1 and 200")
         async with self._reader() as uow:
             records = await uow.invoices.page(account_id, status, after, limit)
-            tips = {c: await uow.cursors.get(c) for c in {r.invoice.coin for r in records}}
+            tips = {c: await self._tip(uow, c) for c in {r.invoice.coin for r in records}}
         return [InvoiceView(r, tips[r.invoice.coin]) for r in records]
+
+    async def _tip(self, uow: UnitOfWork, coin: str) -> BlockRef | None:
+        """How far the coin's feed has been processed (None for a coin no longer
+        configured: its payments then show no confirmations)."""
+        if coin not in self._chains.coins():
+            return await uow.cursors.get(coin)
+        return await uow.cursors.get(self._chains.feed(coin))
 
 
 class _Reuse(Exception):  # control flow only: never leaves this module

@@ -10,10 +10,11 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Protocol, Self
 
-from chains.base import BlockRef, Destination
+from chains.base import BlockRef, Destination, Lock
 from gateway.domain.accounts import Account
 from gateway.domain.events import DomainEvent
 from gateway.domain.invoices import Invoice
+from gateway.domain.payments import PaymentStatus, confirmations, is_locked
 from gateway.domain.throttle import ThrottleState
 
 Clock = Callable[[], datetime]
@@ -57,9 +58,21 @@ class PaymentRecord:
     amount: int
     block_hash: str | None
     block_height: int | None
-    status: str  # pending | confirmed | reverted
+    status: PaymentStatus
     seen_at: datetime
     block_time: datetime | None = None  # of the block it was first seen in; None: mempool
+    coin: str = ""
+    lock: Lock | None = None  # may not count before this height or time
+
+    def confirmations(self, tip: BlockRef | None) -> int:
+        return confirmations(self.status, self.block_height,
+                             None if tip is None else tip.height)
+
+    def locked(self, tip: BlockRef | None, now: datetime) -> bool:
+        if self.lock is None:
+            return False
+        return is_locked(self.lock.height, self.lock.time,
+                         None if tip is None else tip.height, now)
 
 
 @dataclass(frozen=True)
@@ -172,10 +185,12 @@ class ApiKeyRepository(Protocol):
 
 
 class InvoiceRepository(Protocol):
-    async def allocate_index(self, coin: str) -> int:
-        """Next derivation index, inside the current transaction: never handed out twice."""
+    async def allocate(self, space: str, count: int = 1) -> range:
+        """The next `count` indexes of an address space, inside the current transaction:
+        never handed out twice, whichever coin of the space asks, on any instance."""
 
-    async def add(self, invoice: Invoice, destination: Destination, payment_uri: str) -> None: ...
+    async def add(self, invoice: Invoice, space: str, destination: Destination,
+                  payment_uri: str) -> None: ...
 
     async def get(self, invoice_id: str, for_update: bool = False) -> Invoice | None: ...
 
@@ -191,7 +206,7 @@ class InvoiceRepository(Protocol):
         """The account's invoices still waiting for payment (status new, not expired),
         newest first."""
 
-    async def open_with_payments(self, coin: str, now: datetime) -> list[Invoice]:
+    async def open_with_payments(self, coins: Sequence[str], now: datetime) -> list[Invoice]:
         """Invoices whose state may change with a new block: not final, with payments."""
 
     async def due_by_time(self, now: datetime) -> list[Invoice]:
@@ -199,35 +214,42 @@ class InvoiceRepository(Protocol):
 
     async def save(self, invoice: Invoice) -> None: ...
 
-    async def address_usage(self, coin: str) -> tuple[int, set[int]]:
-        """How many addresses were derived, and the indexes that received a confirmed
-        payment."""
+    async def address_usage(self, space: str) -> tuple[int, set[int]]:
+        """How many addresses of the space were derived, and the indexes that received a
+        confirmed payment."""
 
 
 class PaymentRepository(Protocol):
     async def record(
         self, coin: str, txid: str, index: int, invoice_id: str, amount: int,
         block: BlockRef | None, seen_at: datetime, block_time: datetime | None = None,
+        lock: Lock | None = None,
     ) -> bool:
         """Insert or update; True when this (coin, txid, index) was never seen before.
         `seen_at` and `block_time` (the header time of `block`) are kept only from the
         first sighting."""
 
-    async def disconnect(self, coin: str, block_hash: str) -> list[str]:
+    async def disconnect(self, coins: Sequence[str], block_hash: str) -> list[str]:
         """Payments in that block become unconfirmed; returns the affected invoice ids."""
 
-    async def revert(self, coin: str, txids: Sequence[str]) -> list[str]:
+    async def unconfirm(self, coins: Sequence[str], txids: Sequence[str]) -> list[str]:
+        """Confirmed payments of these transactions are back out of any block (a reorg
+        reported by transaction ids); returns the affected invoice ids."""
+
+    async def revert(self, coins: Sequence[str], txids: Sequence[str]) -> list[str]:
         """Unconfirmed payments of these transactions are gone; returns invoice ids."""
 
     async def for_invoice(self, invoice_id: str) -> list[PaymentRecord]: ...
 
-    async def unconfirmed_txids(self, coin: str) -> list[str]: ...
+    async def unconfirmed_txids(self, coins: Sequence[str]) -> list[str]: ...
 
 
 class CursorRepository(Protocol):
-    async def get(self, coin: str) -> BlockRef | None: ...
+    """One cursor per feed (a node a follower follows, for one or more coins)."""
 
-    async def set(self, coin: str, block: BlockRef, now: datetime) -> None: ...
+    async def get(self, feed: str) -> BlockRef | None: ...
+
+    async def set(self, feed: str, block: BlockRef, now: datetime) -> None: ...
 
 
 class EndpointRepository(Protocol):
@@ -400,9 +422,11 @@ class Ledger(Protocol):
     async def invoice_keys(self, coin: str) -> dict[bytes, str]: ...
 
 
-class Outbox(Protocol):
-    async def publish(self, events: Sequence[DomainEvent], now: datetime) -> None:
-        """Write events and their deliveries in the current transaction."""
+class HasEvents(Protocol):
+    """An aggregate that records domain events (Account, Invoice)."""
+
+    @property
+    def events(self) -> list[DomainEvent]: ...
 
 
 class UnitOfWork(Protocol):
@@ -421,8 +445,6 @@ class UnitOfWork(Protocol):
     def cursors(self) -> CursorRepository: ...
     @property
     def endpoints(self) -> EndpointRepository: ...
-    @property
-    def outbox(self) -> Outbox: ...
     @property
     def idempotency(self) -> IdempotencyRepository: ...
     @property
@@ -444,7 +466,11 @@ class UnitOfWork(Protocol):
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
-    async def commit(self) -> None: ...
+    def collect(self, aggregate: HasEvents) -> None:
+        """Its events go to the outbox at commit (repositories call this on add/save)."""
+
+    async def commit(self) -> None:
+        """Write the collected aggregates' events to the outbox, then commit."""
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
@@ -481,13 +507,22 @@ class TotpCodes(Protocol):
 
 
 class ChainDirectory(Protocol):
-    """Address derivation per coin; the watch-only half of each chain adapter."""
+    """Per coin: its follower's address space, feed, addresses and payment URIs; the
+    watch-only half of each chain adapter."""
 
-    def derive(self, coin: str, index: int) -> Destination: ...
+    def coins(self) -> tuple[str, ...]: ...
 
     def decimals(self, coin: str) -> int: ...
 
-    def coins(self) -> tuple[str, ...]: ...
+    def address_space(self, coin: str) -> str: ...
+
+    def feed(self, coin: str) -> str:
+        """The cursor whose height the coin's confirmations count from."""
+        ...
+
+    async def allocate(self, coin: str, indexes: Sequence[int]) -> list[Destination]: ...
+
+    def payment_uri(self, coin: str, destination: Destination, base_units: int) -> str: ...
 
 
 @dataclass(frozen=True)

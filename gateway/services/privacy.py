@@ -92,7 +92,6 @@ class PrivacyService:
             await uow.accounts.save(account)
             await uow.sessions.revoke_all(account_id, now)
             await uow.security_log.add(account_id, "deletion_requested", ip, now)
-            await uow.outbox.publish(account.events, now)
             await uow.commit()
         return due
 
@@ -104,7 +103,6 @@ class PrivacyService:
                 return False
             await uow.accounts.save(account)
             await uow.security_log.add(account_id, "deletion_cancelled", ip, now)
-            await uow.outbox.publish(account.events, now)
             await uow.commit()
         return True
 

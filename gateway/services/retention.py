@@ -61,6 +61,5 @@ class RetentionService:
             account.erase(now)
             await uow.accounts.erase_personal_data(account_id)
             await uow.accounts.save(account)
-            await uow.outbox.publish(account.events, now)
             await uow.commit()
         return True

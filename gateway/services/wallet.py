@@ -1,17 +1,20 @@
+from collections.abc import Mapping
+
 from gateway.domain.errors import InvalidInput
 from gateway.domain.wallet import Gap, longest_unused_run
 from gateway.services.ports import UnitOfWorkFactory
 
 
 class WalletService:
-    def __init__(self, uow: UnitOfWorkFactory, coins: tuple[str, ...]) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, spaces: Mapping[str, str]) -> None:
         self._uow = uow
-        self._coins = coins
+        self._spaces = dict(spaces)  # coin -> its address space
+        self._coins = tuple(sorted(spaces))
 
     async def gap(self, coin: str) -> Gap:
         if coin not in self._coins:
             raise InvalidInput("coin", f"{coin!r} is not configured; configured: "
                                f"{', '.join(self._coins) or 'none'}")
         async with self._uow() as uow:
-            derived, used = await uow.invoices.address_usage(coin)
+            derived, used = await uow.invoices.address_usage(self._spaces[coin])
         return longest_unused_run(derived, used)

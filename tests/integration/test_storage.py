@@ -79,11 +79,11 @@ async def test_concurrent_index_allocation_never_shares_an_address(database_url:
 
     async def create(n: int) -> int:
         async with SqlUnitOfWork(engine, cipher) as uow:  # type: ignore[arg-type]
-            index = await uow.invoices.allocate_index("LTC")
+            [index] = await uow.invoices.allocate("LTC")
             await asyncio.sleep(0)  # let the others interleave inside their transactions
             key = index.to_bytes(4, "big")
-            await uow.invoices.add(_invoice(f"inv_{n}"), Destination(index, f"a{index}", key, "x"),
-                                   "x:")
+            await uow.invoices.add(_invoice(f"inv_{n}"), "LTC",
+                                   Destination(index, f"a{index}", key), "x:")
             await uow.commit()
         return index
 
@@ -98,7 +98,7 @@ async def test_payment_recording_is_idempotent(database_url: str) -> None:
     engine, cipher = uow_factory(database_url)
     await _account(engine, cipher, "acc_a")
     async with SqlUnitOfWork(engine, cipher) as uow:  # type: ignore[arg-type]
-        await uow.invoices.add(_invoice("inv_p"), Destination(0, "a", b"k", "x"), "x:")
+        await uow.invoices.add(_invoice("inv_p"), "LTC", Destination(0, "a", b"k"), "x:")
         await uow.commit()
     try:
         results = []
@@ -111,8 +111,8 @@ async def test_payment_recording_is_idempotent(database_url: str) -> None:
         async with SqlUnitOfWork(engine, cipher) as uow:  # type: ignore[arg-type]
             [p] = await uow.payments.for_invoice("inv_p")
             assert (p.amount, p.block_height, p.status) == (2**200, 5, "confirmed")
-            assert await uow.payments.disconnect("LTC", "h5") == ["inv_p"]
-            assert await uow.payments.revert("LTC", ["tx"]) == ["inv_p"]
+            assert await uow.payments.disconnect(["LTC"], "h5") == ["inv_p"]
+            assert await uow.payments.revert(["LTC"], ["tx"]) == ["inv_p"]
             [p] = await uow.payments.for_invoice("inv_p")
             assert p.status == "reverted" and p.block_hash is None
             await uow.commit()
@@ -129,7 +129,7 @@ async def test_payment_keeps_the_time_of_the_block_it_was_first_seen_in(
     engine, cipher = uow_factory(database_url)
     await _account(engine, cipher, "acc_a")
     async with SqlUnitOfWork(engine, cipher) as uow:  # type: ignore[arg-type]
-        await uow.invoices.add(_invoice("inv_b"), Destination(0, "a", b"k", "x"), "x:")
+        await uow.invoices.add(_invoice("inv_b"), "LTC", Destination(0, "a", b"k"), "x:")
         await uow.commit()
     first, later = T0 + timedelta(minutes=14), T0 + timedelta(minutes=30)
     try:

@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select, update
@@ -45,15 +46,18 @@ def _account(row: object) -> Account:
 
 
 class SqlAccounts:
-    def __init__(self, conn: AsyncConnection, cipher: FieldCipher) -> None:
+    def __init__(self, conn: AsyncConnection, cipher: FieldCipher,
+                 collect: Callable[[Account], None] = lambda _a: None) -> None:
         self._conn = conn
         self._cipher = cipher
+        self._collect = collect  # the unit of work publishes the events at commit
 
     async def add(
         self, account: Account, profile: Profile, email_index: str, password_hash: str,
         policy_version: str,
     ) -> None:
         c, aid = self._cipher, account.id
+        self._collect(account)
         try:
             async with self._conn.begin_nested():
                 await self._conn.execute(
@@ -104,6 +108,7 @@ class SqlAccounts:
         return Login(_account(row), row.password_hash) if row else None
 
     async def save(self, account: Account) -> None:
+        self._collect(account)
         await self._conn.execute(
             update(accounts)
             .where(accounts.c.id == account.id)

@@ -11,36 +11,37 @@ class SqlCursors:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def get(self, coin: str) -> BlockRef | None:
+    async def get(self, feed: str) -> BlockRef | None:
         row = (
-            await self._conn.execute(select(chain_cursors).where(chain_cursors.c.coin == coin))
+            await self._conn.execute(select(chain_cursors).where(chain_cursors.c.feed == feed))
         ).first()
         return BlockRef(row.height, row.hash) if row else None
 
-    async def set(self, coin: str, block: BlockRef, now: datetime) -> None:
+    async def set(self, feed: str, block: BlockRef, now: datetime) -> None:
         result = await self._conn.execute(
             update(chain_cursors)
-            .where(chain_cursors.c.coin == coin)
+            .where(chain_cursors.c.feed == feed)
             .values(height=block.height, hash=block.hash, updated_at=now)
         )
         if not result.rowcount:
             await self._conn.execute(
                 insert(chain_cursors).values(
-                    coin=coin, height=block.height, hash=block.hash, updated_at=now
+                    feed=feed, height=block.height, hash=block.hash, updated_at=now
                 )
             )
 
 
 class SqlWatchlist:
-    """Implements `chains.base.Watchlist`: every address ever handed out for a coin.
+    """Implements `chains.base.Watchlist`: every address ever handed out in an address
+    space (for any of its coins).
 
     Derivation indexes are allocated in the same transaction as the invoice, so committed
     indexes form a gap-free prefix; a refresh reads only from the first index not yet seen,
     which also catches an index whose transaction committed after a later one."""
 
-    def __init__(self, engine: AsyncEngine, coin: str) -> None:
+    def __init__(self, engine: AsyncEngine, space: str) -> None:
         self._engine = engine
-        self._coin = coin
+        self._space = space
         self._keys: set[bytes] = set()
         self._seen_above: set[int] = set()
         self._low = 0  # every index below this is in _keys
@@ -49,7 +50,8 @@ class SqlWatchlist:
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 select(invoices.c.derivation_index, invoices.c.match_key).where(
-                    invoices.c.coin == self._coin, invoices.c.derivation_index >= self._low
+                    invoices.c.address_space == self._space,
+                    invoices.c.derivation_index >= self._low,
                 )
             )
             for index, key in rows:

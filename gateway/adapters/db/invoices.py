@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -7,7 +8,7 @@ from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chains.base import BlockRef, Destination
+from chains.base import BlockRef, Destination, Lock
 from gateway.adapters.db.tables import derivation_counters, invoices, payments
 from gateway.domain.invoices import (
     Invoice,
@@ -17,6 +18,7 @@ from gateway.domain.invoices import (
     Status,
 )
 from gateway.domain.money import Fiat
+from gateway.domain.payments import PaymentStatus
 from gateway.services.ports import InvoiceRecord, PaymentRecord
 
 
@@ -46,41 +48,51 @@ def _invoice(row: Any) -> Invoice:
 
 
 def _payment(row: Any) -> PaymentRecord:
+    lock = None
+    if row.lock_height is not None or row.lock_time is not None:
+        lock = Lock(row.lock_height, row.lock_time)
     return PaymentRecord(
-        row.txid, row.output_index, row.amount, row.block_hash, row.block_height, row.status,
-        row.seen_at, row.block_time,
+        row.txid, row.output_index, row.amount, row.block_hash, row.block_height,
+        PaymentStatus(row.status), row.seen_at, row.block_time, row.coin, lock,
     )
 
 
 class SqlInvoices:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection,
+                 collect: Callable[[Invoice], None] = lambda _i: None) -> None:
         self._conn = conn
+        self._collect = collect  # the unit of work publishes the events at commit
 
-    async def allocate_index(self, coin: str) -> int:
+    async def allocate(self, space: str, count: int = 1) -> range:
         # UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) for the rest of
-        # the transaction, so concurrent creators queue here and never share an index.
+        # the transaction, so concurrent creators queue here and never share an index,
+        # whichever coin of the address space they create an invoice in.
+        if count < 1:
+            raise ValueError("count must be positive")
         for _ in range(3):
             result = await self._conn.execute(
                 update(derivation_counters)
-                .where(derivation_counters.c.coin == coin)
-                .values(next_index=derivation_counters.c.next_index + 1)
+                .where(derivation_counters.c.space == space)
+                .values(next_index=derivation_counters.c.next_index + count)
                 .returning(derivation_counters.c.next_index)
             )
             value = result.scalar_one_or_none()
             if value is not None:
-                return int(value) - 1
+                return range(int(value) - count, int(value))
             try:
                 async with self._conn.begin_nested():
                     await self._conn.execute(
-                        insert(derivation_counters).values(coin=coin, next_index=1)
+                        insert(derivation_counters).values(space=space, next_index=count)
                     )
-                return 0
+                return range(0, count)
             except IntegrityError:
                 continue  # another instance created the counter first
         raise RuntimeError("could not allocate a derivation index")
 
-    async def add(self, invoice: Invoice, destination: Destination, payment_uri: str) -> None:
+    async def add(self, invoice: Invoice, space: str, destination: Destination,
+                  payment_uri: str) -> None:
         t = invoice.terms
+        self._collect(invoice)
         await self._conn.execute(
             insert(invoices).values(
                 id=invoice.id,
@@ -96,6 +108,7 @@ class SqlInvoices:
                 confirmations_required=t.confirmations_required,
                 tolerance_basis_points=t.tolerance_basis_points,
                 accept_late_payments=t.accept_late_payments,
+                address_space=space,
                 derivation_index=destination.index,
                 address=destination.address,
                 match_key=destination.match_key,
@@ -186,13 +199,14 @@ class SqlInvoices:
         )
         return [_invoice(r) for r in rows]
 
-    async def open_with_payments(self, coin: str, now: datetime) -> list[Invoice]:
+    async def open_with_payments(self, coins: Sequence[str], now: datetime) -> list[Invoice]:
         has_payment = exists().where(
-            payments.c.invoice_id == invoices.c.id, payments.c.status != "reverted"
+            payments.c.invoice_id == invoices.c.id,
+            payments.c.status != PaymentStatus.REVERTED.value,
         )
         rows = await self._conn.execute(
             select(invoices).where(
-                invoices.c.coin == coin,
+                invoices.c.coin.in_(list(coins)),
                 or_(
                     invoices.c.status.in_([Status.NEW.value, Status.PROCESSING.value]),
                     and_(
@@ -226,6 +240,7 @@ class SqlInvoices:
         return [_invoice(r) for r in rows]
 
     async def save(self, invoice: Invoice) -> None:
+        self._collect(invoice)
         await self._conn.execute(
             update(invoices)
             .where(invoices.c.id == invoice.id)
@@ -236,15 +251,15 @@ class SqlInvoices:
             )
         )
 
-
-    async def address_usage(self, coin: str) -> tuple[int, set[int]]:
+    async def address_usage(self, space: str) -> tuple[int, set[int]]:
         derived = (await self._conn.execute(
-            select(derivation_counters.c.next_index).where(derivation_counters.c.coin == coin)
+            select(derivation_counters.c.next_index).where(derivation_counters.c.space == space)
         )).scalar_one_or_none() or 0
         used = (await self._conn.execute(
             select(invoices.c.derivation_index).distinct()
             .join(payments, payments.c.invoice_id == invoices.c.id)
-            .where(invoices.c.coin == coin, payments.c.status == "confirmed")
+            .where(invoices.c.address_space == space,
+                   payments.c.status == PaymentStatus.CONFIRMED.value)
         )).scalars()
         return int(derived), set(used)
 
@@ -256,6 +271,7 @@ class SqlPayments:
     async def record(
         self, coin: str, txid: str, index: int, invoice_id: str, amount: int,
         block: BlockRef | None, seen_at: datetime, block_time: datetime | None = None,
+        lock: Lock | None = None,
     ) -> bool:
         key = (payments.c.coin == coin, payments.c.txid == txid, payments.c.output_index == index)
         row = (await self._conn.execute(select(payments.c.status).where(*key))).first()
@@ -266,41 +282,54 @@ class SqlPayments:
                     amount=amount,
                     block_hash=block.hash if block else None,
                     block_height=block.height if block else None,
-                    status="confirmed" if block else "pending",
+                    status=(PaymentStatus.CONFIRMED if block else PaymentStatus.PENDING).value,
                     seen_at=seen_at,
                     block_time=block_time if block else None,
+                    lock_height=lock.height if lock else None,
+                    lock_time=lock.time if lock else None,
                 )
             )
             return True
         if block is not None:
             await self._conn.execute(
                 update(payments).where(*key).values(
-                    block_hash=block.hash, block_height=block.height, status="confirmed"
+                    block_hash=block.hash, block_height=block.height,
+                    status=PaymentStatus.CONFIRMED.value,
                 )
             )
-        elif row.status == "reverted":
-            await self._conn.execute(update(payments).where(*key).values(status="pending"))
+        elif row.status == PaymentStatus.REVERTED:
+            await self._conn.execute(
+                update(payments).where(*key).values(status=PaymentStatus.PENDING.value))
         return False
 
-    async def disconnect(self, coin: str, block_hash: str) -> list[str]:
-        where = (payments.c.coin == coin, payments.c.block_hash == block_hash)
+    async def _unconfirm(self, where: Any) -> list[str]:
         ids = (await self._conn.execute(select(payments.c.invoice_id).where(*where))).scalars()
         found = sorted(set(ids))
         await self._conn.execute(
             update(payments).where(*where).values(
-                block_hash=None, block_height=None, status="pending"
+                block_hash=None, block_height=None, status=PaymentStatus.PENDING.value
             )
         )
         return found
 
-    async def revert(self, coin: str, txids: Any) -> list[str]:
-        txids = list(txids)
+    async def disconnect(self, coins: Sequence[str], block_hash: str) -> list[str]:
+        return await self._unconfirm((payments.c.coin.in_(list(coins)),
+                                      payments.c.block_hash == block_hash))
+
+    async def unconfirm(self, coins: Sequence[str], txids: Sequence[str]) -> list[str]:
+        return await self._unconfirm((payments.c.coin.in_(list(coins)),
+                                      payments.c.txid.in_(list(txids)),
+                                      payments.c.status == PaymentStatus.CONFIRMED.value))
+
+    async def revert(self, coins: Sequence[str], txids: Sequence[str]) -> list[str]:
         where = (
-            payments.c.coin == coin, payments.c.txid.in_(txids), payments.c.status == "pending"
+            payments.c.coin.in_(list(coins)), payments.c.txid.in_(list(txids)),
+            payments.c.status == PaymentStatus.PENDING.value,
         )
         ids = (await self._conn.execute(select(payments.c.invoice_id).where(*where))).scalars()
         found = sorted(set(ids))
-        await self._conn.execute(update(payments).where(*where).values(status="reverted"))
+        await self._conn.execute(
+            update(payments).where(*where).values(status=PaymentStatus.REVERTED.value))
         return found
 
     async def for_invoice(self, invoice_id: str) -> list[PaymentRecord]:
@@ -309,10 +338,11 @@ class SqlPayments:
         )
         return [_payment(r) for r in rows]
 
-    async def unconfirmed_txids(self, coin: str) -> list[str]:
+    async def unconfirmed_txids(self, coins: Sequence[str]) -> list[str]:
         rows = await self._conn.execute(
             select(payments.c.txid)
-            .where(payments.c.coin == coin, payments.c.status == "pending")
+            .where(payments.c.coin.in_(list(coins)),
+                   payments.c.status == PaymentStatus.PENDING.value)
             .distinct()
         )
         return list(rows.scalars())

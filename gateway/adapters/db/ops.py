@@ -27,7 +27,7 @@ async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
             select(func.count()).select_from(w).where(
                 w.c.deleted_at.is_(None),
                 or_(w.c.enabled.is_(False), w.c.id.in_(troubled))))).scalar_one()
-        heights = {row.coin: row.height
+        heights = {row.feed: row.height
                    for row in await conn.execute(select(chain_cursors))}
         queued = (await conn.execute(
             select(func.count()).select_from(mail_queue))).scalar_one()

@@ -135,7 +135,9 @@ api_keys = Table(
 derivation_counters = Table(
     "derivation_counters",
     metadata,
-    Column("coin", String(10), primary_key=True),
+    # One counter per address space (one xpub, one view-only wallet), not per coin:
+    # coins sharing a key (ETH and its tokens) draw from one counter.
+    Column("space", String(100), primary_key=True),
     Column("next_index", Integer, nullable=False),
 )
 
@@ -155,6 +157,7 @@ invoices = Table(
     Column("confirmations_required", Integer, nullable=False),
     Column("tolerance_basis_points", Integer, nullable=False),
     Column("accept_late_payments", Boolean, nullable=False),
+    Column("address_space", String(100), nullable=False),
     Column("derivation_index", Integer, nullable=False),
     Column("address", String(120), nullable=False),
     Column("match_key", LargeBinary, nullable=False),
@@ -166,7 +169,8 @@ invoices = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("monitoring_until", UTCDateTime, nullable=False),
     Column("settled_at", UTCDateTime),
-    UniqueConstraint("coin", "derivation_index", name="uq_invoices_coin_derivation_index"),
+    UniqueConstraint("address_space", "derivation_index",
+                     name="uq_invoices_address_space_derivation_index"),
     Index("ix_invoices_coin_match_key", "coin", "match_key"),
     Index("ix_invoices_status_expires_at", "status", "expires_at"),
 )
@@ -187,6 +191,9 @@ payments = Table(
     # Header time of the block the payment was first seen in (None: first seen in the
     # mempool); evidence of when it was paid if the gateway was down at the time.
     Column("block_time", UTCDateTime),
+    # A lock: the payment may not count before this height or time (Monero unlock_time).
+    Column("lock_height", Integer),
+    Column("lock_time", UTCDateTime),
     UniqueConstraint("coin", "txid", "output_index", name="uq_payments_coin_txid_output"),
     Index("ix_payments_coin_block_hash", "coin", "block_hash"),
 )
@@ -194,7 +201,8 @@ payments = Table(
 chain_cursors = Table(
     "chain_cursors",
     metadata,
-    Column("coin", String(10), primary_key=True),
+    # One cursor per feed: a node a follower follows, for one or more coins.
+    Column("feed", String(100), primary_key=True),
     Column("height", Integer, nullable=False),
     Column("hash", String(100), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
@@ -16,12 +17,20 @@ from gateway.adapters.db.security_log import SqlSecurityLog
 from gateway.adapters.db.throttle import SqlThrottle
 from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
 from gateway.adapters.fields import FieldCipher
-from gateway.services.ports import UnitOfWork
+from gateway.services.ports import HasEvents, UnitOfWork
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class SqlUnitOfWork:
     """One transaction. Leaving the block without `commit()` rolls everything back.
-    `read_only`: for reads only; on SQLite it then takes no write lock."""
+    `read_only`: for reads only; on SQLite it then takes no write lock.
+
+    Repositories hand every aggregate they add or save to `collect`; at commit the
+    events those aggregates recorded go to the outbox, in the same transaction. No
+    service publishes an event itself."""
 
     def __init__(
         self,
@@ -29,8 +38,11 @@ class SqlUnitOfWork:
         cipher: FieldCipher,
         on_events: Callable[[], None] | None = None,
         read_only: bool = False,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._engine = engine
+        self._clock = clock
+        self._collected: list[HasEvents] = []
         self._cipher = cipher
         self._on_events = on_events
         self._read_only = read_only
@@ -42,10 +54,11 @@ class SqlUnitOfWork:
             await conn.execution_options(**{READ_ONLY: True})
         await conn.begin()
         self._conn = conn
-        self.accounts = SqlAccounts(conn, self._cipher)
+        self._collected = []
+        self.accounts = SqlAccounts(conn, self._cipher, self.collect)
         self.sessions = SqlSessions(conn)
         self.api_keys = SqlApiKeys(conn)
-        self.invoices = SqlInvoices(conn)
+        self.invoices = SqlInvoices(conn, self.collect)
         self.payments = SqlPayments(conn)
         self.cursors = SqlCursors(conn)
         self.endpoints = SqlEndpoints(conn, self._cipher)
@@ -70,9 +83,19 @@ class SqlUnitOfWork:
             await self._conn.close()
             self._conn = None
 
+    def collect(self, aggregate: HasEvents) -> None:
+        if not any(a is aggregate for a in self._collected):
+            self._collected.append(aggregate)
+
     async def commit(self) -> None:
         assert self._conn is not None
+        collected, self._collected = self._collected, []
+        events = [event for aggregate in collected for event in aggregate.events]
+        if events:
+            await self.outbox.publish(events, self._clock())
         await self._conn.commit()
+        for aggregate in collected:
+            aggregate.events.clear()
         if (self.outbox.published or self.events.requeued) and self._on_events is not None:
             self._on_events()
         # A read after commit (as create-then-read does) runs in a fresh transaction.

@@ -5,7 +5,7 @@ reports `addresses[]`, Bitcoin Core >= 22 `address`)."""
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,20 +15,22 @@ import bech32
 from Crypto.Hash import RIPEMD160
 
 from chains.base import (
+    MATCH_POINT,
     BlockConnected,
     BlockDisconnected,
     BlockRef,
-    ChainEvent,
     Destination,
+    FollowItem,
     MempoolGone,
     MempoolSeen,
     Observed,
     OutputLookup,
-    Watchlist,
+    Watched,
 )
 from chains.hd import receive_key
 from chains.jsonrpc import JsonRpcClient, JsonRpcError
 from chains.networks import UtxoNetwork
+from chains.uri import bip21
 
 
 def hash160(data: bytes) -> bytes:
@@ -46,11 +48,14 @@ def p2wpkh_destination(xpub: str, index: int, network: UtxoNetwork) -> Destinati
     address = bech32.encode(network.hrp, 0, program)
     if address is None:
         raise ValueError("bech32 encoding failed")
-    return Destination(index, address, b"\x00\x14" + program, network.uri_scheme)
+    return Destination(index, address, b"\x00\x14" + program)
 
 
 class UtxoChain:
-    decimals = 8
+    """A follower for one coin on one node; the coin code names its cursor and its
+    address space (one xpub per coin)."""
+
+    DECIMALS = 8
 
     def __init__(
         self,
@@ -66,8 +71,29 @@ class UtxoChain:
         self._rpc = rpc
         self._poll = poll_interval
 
+    @property
+    def coins(self) -> tuple[str, ...]:
+        return (self.coin,)
+
+    @property
+    def feed(self) -> str:
+        return self.coin
+
+    @property
+    def address_space(self) -> str:
+        return self.coin
+
+    def decimals(self, coin: str) -> int:
+        return self.DECIMALS
+
     def derive(self, index: int) -> Destination:
         return p2wpkh_destination(self._xpub, index, self.network)
+
+    async def allocate(self, indexes: Sequence[int]) -> list[Destination]:
+        return [self.derive(i) for i in indexes]  # pure derivation: no I/O
+
+    def payment_uri(self, destination: Destination, coin: str, base_units: int) -> str:
+        return bip21(self.network.uri_scheme, destination.address, base_units, self.DECIMALS)
 
     async def tip(self) -> BlockRef:
         info = await self._rpc.call("getblockchaininfo")
@@ -80,10 +106,10 @@ class UtxoChain:
         await self._rpc.aclose()
 
     def _amount(self, value: Decimal) -> int:
-        return int(Decimal(value).scaleb(self.decimals))
+        return int(Decimal(value).scaleb(self.DECIMALS))
 
     def _match_tx(
-        self, tx: dict[str, Any], watched: Watchlist, block: BlockRef | None
+        self, tx: dict[str, Any], watched: Watched, block: BlockRef | None
     ) -> list[Observed]:
         found = []
         for out in tx.get("vout", ()):
@@ -97,8 +123,8 @@ class UtxoChain:
         return found
 
     async def follow(
-        self, cursor: BlockRef, watched: Watchlist, unconfirmed: Iterable[str] = ()
-    ) -> AsyncIterator[ChainEvent]:
+        self, cursor: BlockRef, watched: Watched, unconfirmed: Iterable[str] = ()
+    ) -> AsyncIterator[FollowItem]:
         pending: set[str] = set(unconfirmed)  # watched txids believed to be in the mempool
         inspected: set[str] = set()  # mempool txids already matched once
         while True:
@@ -117,7 +143,7 @@ class UtxoChain:
                     if main == cursor.hash:
                         break
                 stale = await self._rpc.call("getblock", cursor.hash, 2)
-                await watched.refresh()
+                yield MATCH_POINT
                 matched = (self._match_tx(tx, watched, None) for tx in stale["tx"])
                 txids = tuple(sorted({o.txid for found in matched for o in found}))
                 pending.update(txids)
@@ -133,7 +159,7 @@ class UtxoChain:
                 if block.get("previousblockhash") != cursor.hash:
                     break
                 ref = BlockRef(int(block["height"]), str(block["hash"]))
-                await watched.refresh()
+                yield MATCH_POINT
                 payments: list[Observed] = []
                 for tx in block["tx"]:
                     mined.add(tx["txid"])
@@ -145,7 +171,7 @@ class UtxoChain:
             # New mempool entries paying a watched script.
             fresh = [t for t in mempool if t not in inspected and t not in mined]
             if fresh:
-                await watched.refresh()
+                yield MATCH_POINT
                 seen: list[Observed] = []
                 for txid in fresh:
                     tx = await self._mempool_tx(txid)
@@ -209,7 +235,7 @@ class UtxoChain:
         return range(await first_at_or_after(start - margin),
                      await first_at_or_after(end + margin))
 
-    async def scan(self, height: int, watched: Watchlist) -> BlockConnected:
+    async def scan(self, height: int, watched: Watched) -> BlockConnected:
         block_hash = await self._rpc.call("getblockhash", height)
         block = await self._rpc.call("getblock", block_hash, 2)
         ref = BlockRef(height, str(block["hash"]))

@@ -1,0 +1,59 @@
+"""Configuration model and builder of the UTXO family. Imports no adapter at module
+level: validating a configuration needs none."""
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from chains.base import CoinSettings, Family, Follower
+from chains.hd import ExtendedKeyError, ExtendedPublicKey
+from chains.networks import NETWORKS
+
+
+class UtxoSettings(CoinSettings):
+    kind: Literal["utxo"]
+    network: str
+    rpc_url: SecretStr
+    xpub: str
+    poll_interval_seconds: float = Field(1.0, ge=0.1)
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, v: str) -> str:
+        if v not in NETWORKS:
+            raise ValueError(f"must be one of {', '.join(NETWORKS)}")
+        return v
+
+    @field_validator("xpub")
+    @classmethod
+    def _xpub(cls, v: str) -> str:
+        try:
+            ExtendedPublicKey.parse(v)
+        except ExtendedKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+
+def build(coins: Mapping[str, Any]) -> list[Follower]:
+    from chains.jsonrpc import JsonRpcClient
+    from chains.utxo.adapter import UtxoChain
+
+    followers: list[Follower] = []
+    for code, cfg in sorted(coins.items()):
+        assert isinstance(cfg, UtxoSettings)
+        # One coin per node and one xpub per coin: the coin code names both the cursor
+        # and the address space (so today's counters carry on unchanged).
+        followers.append(UtxoChain(code, NETWORKS[cfg.network], cfg.xpub,
+                                   JsonRpcClient(cfg.rpc_url.get_secret_value()),
+                                   poll_interval=cfg.poll_interval_seconds))
+    return followers
+
+
+FAMILY = Family(
+    kind="utxo",
+    settings=UtxoSettings,
+    build=build,
+    default_confirmations={"BTC": 2, "LTC": 6},
+    description="Bitcoin Core / Litecoin Core",
+)
