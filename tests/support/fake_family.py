@@ -174,6 +174,7 @@ class FakeFollower:
         self._seed = seeds.pop()
         self._poll = min(c.poll_interval_seconds for c in coins.values())
         self.allocations: list[tuple[int, ...]] = []
+        self.passes = 0  # full passes over the node, for tests waiting for quiet
 
     @property
     def node(self) -> FakeNode:
@@ -266,6 +267,7 @@ class FakeFollower:
                 if gone:
                     pending.difference_update(gone)
                     yield MempoolGone(gone)
+            self.passes += 1
             await asyncio.sleep(self._poll)
 
     # -- Auditable -----------------------------------------------------------------------
