@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := litecoind monero chromium chromium-driver postgresql-client
 export BCL_DATA_DIR := $(CURDIR)/var/bitcoinlib
 
-.PHONY: setup demo test lint unit bench clean apt postgres
+.PHONY: setup demo test lint unit contract bench clean apt postgres
 
 setup: apt postgres node_modules/.installed $(VENV)/.installed
 
@@ -47,8 +47,13 @@ lint: setup
 unit: setup
 	$(VENV)/bin/pytest -m unit -q
 
-# The whole suite on SQLite, then the suites that run the gateway again on PostgreSQL
-# (unit tests touch no database; integration tests already run on both).
+# Every chain family through its driver: the fake in memory, UTXO on a real litecoind.
+contract: setup
+	$(VENV)/bin/pytest -m contract -q
+
+# The whole suite (contract tests included: they touch no database) on SQLite, then the
+# suites that run the gateway again on PostgreSQL (unit and contract tests touch no
+# database; integration tests already run on both).
 # The whole suite on SQLite, and at the same time the e2e and reliability suites on
 # PostgreSQL (they mostly wait on nodes and sockets, so together they take the time of
 # one). Each run has its own temporary directory; either failing, or collecting no test

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chains.base import Auditable, CoinSettings, Follower
 from gateway import families
-from gateway.adapters.backup.files import Backups, prune
+from gateway.adapters.backup.files import BackupError, Backups, prune
+from gateway.adapters.backup.stream import BackupFormatError
 from gateway.adapters.chain_directory import ChainDirectory
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import (
@@ -417,6 +418,13 @@ def _auditable(followers: Sequence[Follower]) -> dict[str, Auditable]:
                 found[coin] = follower
     return found
 
+
+
+# For the backup commands (entry points reach adapters through here): what a backup run
+# can fail with, and the pruning of old backups.
+__all__ = ["BackupError", "BackupFormatError", "Gateway", "Overrides", "build", "build_app",
+           "build_backups", "prune_backups"]
+prune_backups = prune
 
 
 def build_backups(settings: Settings) -> Backups:

@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from gateway.adapters.backup.files import BackupError, prune
-    from gateway.adapters.backup.stream import BackupFormatError
-    from gateway.bootstrap import build_backups
+    from gateway.bootstrap import (
+        BackupError,
+        BackupFormatError,
+        build_backups,
+        prune_backups,
+    )
 
     settings = settings_or_exit(args)
     logs.configure("WARNING")
@@ -41,7 +44,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
             if args.days < 1:
                 raise fail("--days must be at least 1 (0 would delete every backup)",
                            EXIT_CONFIG)
-            removed = prune(Path(folder), timedelta(days=args.days), now)
+            removed = prune_backups(Path(folder), timedelta(days=args.days), now)
             for path in removed:
                 print(f"removed {path}")
             print(f"{len(removed)} removed: backups older than {args.days} days and "

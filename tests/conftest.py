@@ -8,8 +8,8 @@ import pytest
 # bitcoinlib writes its data directory on first import; keep it out of $HOME.
 os.environ.setdefault("BCL_DATA_DIR", tempfile.mkdtemp(prefix="bitcoinlib-"))
 
-from gateway.devnodes import LitecoinRegtest
 from tests.support.databases import fresh_database
+from tests.support.nodes import LitecoinRegtest
 
 DB_KINDS = ["sqlite", "postgresql"]
 

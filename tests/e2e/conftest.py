@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.devnodes import LitecoinRegtest, free_port
 from tests.support.databases import fresh_database
 from tests.support.inbox import inbox  # noqa: F401  (a fixture for every e2e module)
+from tests.support.nodes import LitecoinRegtest, free_port
 from tests.support.stack import Api, GatewayProcess, Receiver, gateway_env, run_cli
 
 # `make test` runs the e2e and reliability suites once on SQLite and once on PostgreSQL.

@@ -100,7 +100,7 @@ async def test_scopes_are_enforced(make_stack: StackFactory) -> None:
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Any, litecoin: Any) -> None:
-    from gateway.devnodes import free_port
+    from tests.support.nodes import free_port
 
     env = gateway_env(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", litecoin, free_port())
     result = subprocess.run([sys.executable, "-m", "gateway.cli", "serve"],
@@ -117,7 +117,7 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Any, litecoin: Any) -> N
 ])
 def test_bad_configuration_exits_2_with_one_line(tmp_path: Any, litecoin: Any,
                                                  override: dict[str, str], key: str) -> None:
-    from gateway.devnodes import free_port
+    from tests.support.nodes import free_port
 
     env = gateway_env(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", litecoin, free_port(),
                       **override)

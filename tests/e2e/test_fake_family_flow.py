@@ -12,24 +12,24 @@ import json
 from pathlib import Path
 
 import aiohttp
-import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
 from gateway import families
 from gateway.bootstrap import build, build_app
 from gateway.config import load
-from gateway.devnodes import free_port
+from tests.e2e.conftest import DEFAULT_DB
 from tests.support import fake_family
 from tests.support.databases import fresh_database
 from tests.support.fake_gateway import fake_env
+from tests.support.nodes import free_port
 from tests.support.stack import Api, Receiver, eventually
 
 
-@pytest.mark.parametrize("db", ["sqlite"])
 async def test_full_http_flow_on_a_family_registered_through_the_registry(
-    tmp_path: Path, db: str,
+    tmp_path: Path,
 ) -> None:
+    db = DEFAULT_DB  # SQLite, and PostgreSQL in the second run of `make test`
     families.unregister("fake")
     port = free_port()
     node_name = f"e2e-{port}"

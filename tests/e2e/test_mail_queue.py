@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from gateway.devnodes import free_port
 from tests.e2e.conftest import Stack, StackFactory
 from tests.support.inbox import Inbox, smtp_env
+from tests.support.nodes import free_port
 
 
 class SlowInbox(Inbox):

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp import web
 
-from gateway.devnodes import free_port
 from tests.e2e.conftest import StackFactory
+from tests.support.nodes import free_port
 
 PROXY_SOURCE = "127.0.0.2"  # the proxy talks to the gateway from this address
 HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host",

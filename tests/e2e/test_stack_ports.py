@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devnodes import LitecoinRegtest, free_port
 from tests.support.databases import fresh_database
+from tests.support.nodes import LitecoinRegtest, free_port
 from tests.support.stack import GatewayProcess, Receiver, gateway_env
 
 

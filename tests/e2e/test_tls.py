@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway.devnodes import LitecoinRegtest, free_port
 from tests.support.databases import fresh_database
+from tests.support.nodes import LitecoinRegtest, free_port
 from tests.support.stack import gateway_env, run_cli
 
 

@@ -13,10 +13,10 @@ from gateway.adapters.db.tables import deliveries
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import FieldCipher
-from gateway.devnodes import free_port
 from gateway.domain.events import DomainEvent
 from gateway.services.ports import EndpointRecord
 from gateway.services.webhook_events import WebhookEventService
+from tests.support.nodes import free_port
 from webhooks import signing
 from webhooks.retry import DEFAULT_SCHEDULE, RetryPolicy
 from webhooks.targets import TargetPolicy

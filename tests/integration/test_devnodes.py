@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import devnodes
-from gateway.devnodes import LitecoinRegtest, NodeFailed, NodeMissing
+from tests.support import nodes as devnodes
+from tests.support.nodes import LitecoinRegtest, NodeFailed, NodeMissing
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_free_port_is_outside_the_ephemeral_range_and_never_handed_out_twice() -
 def test_free_port_is_never_handed_to_two_processes_at_once() -> None:
     # What `make test` does: two pytest processes asking for ports side by side. (A lease
     # ends with its process, so each one stays alive until all have answered.)
-    script = ("import sys\nfrom gateway.devnodes import free_port\n"
+    script = ("import sys\nfrom tests.support.nodes import free_port\n"
               "print(' '.join(str(free_port()) for _ in range(300)), flush=True)\n"
               "sys.stdin.read()")
     procs = [subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,

@@ -14,9 +14,9 @@ from gateway.adapters.db.engine import make_engine
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.mail import SmtpMailer
 from gateway.adapters.mail_queue import MailPolicy, MailSender, QueuedMailer, SqlMailQueue
-from gateway.devnodes import free_port
 from tests.support.databases import fresh_database
 from tests.support.inbox import Inbox
+from tests.support.nodes import free_port
 
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 POLICY = MailPolicy((timedelta(seconds=10), timedelta(seconds=60)), timedelta(minutes=5))

@@ -23,11 +23,11 @@ from gateway.adapters.db.tables import deliveries
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import FieldCipher
-from gateway.devnodes import free_port
 from gateway.domain.errors import InvalidInput
 from gateway.domain.events import DomainEvent
 from gateway.services.ports import EndpointRecord
 from gateway.services.webhook_endpoints import WebhookEndpointService
+from tests.support.nodes import free_port
 from webhooks import signing
 from webhooks.retry import RetryPolicy
 from webhooks.store import AttemptResult

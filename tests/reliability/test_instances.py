@@ -17,8 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from gateway.devnodes import LitecoinRegtest, free_port
 from tests.support.databases import fresh_database
+from tests.support.nodes import LitecoinRegtest, free_port
 from tests.support.stack import Api, GatewayProcess, Receiver, gateway_env, run_cli
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from gateway.devnodes import free_port
+from tests.support.nodes import free_port
 
 
 @dataclass

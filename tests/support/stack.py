@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.devnodes import LitecoinRegtest, free_port
 from tests.support.keys import random_xpub, security_env
+from tests.support.nodes import LitecoinRegtest, free_port
 
 
 def gateway_env(db_url: str, node: LitecoinRegtest, port: int, **extra: str) -> dict[str, str]:

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 from chains.base import Destination
 from gateway import families
-from gateway.devnodes import LitecoinRegtest
 from tests.support.keys import random_xpub
+from tests.support.nodes import LitecoinRegtest
 
 
 def _coins(base_units: int) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.devnodes import LitecoinRegtest, NodeMissing, free_port
+from gateway.demo.node import LitecoinRegtest, NodeMissing, free_port
 from webhooks import signing
 
 COIN = "LTC"

@@ -1,5 +1,6 @@
-"""Local regtest nodes for the demo and the test suite: temporary data directory, free
-loopback ports, stopped by PID. Never used by `gateway serve`."""
+"""Regtest nodes for the test suite: temporary data directory, free loopback ports leased
+across the parallel runs of `make test`, retries on a port taken, stopped by PID. (The
+demo has its own, smaller launcher: gateway/demo/node.py.)"""
 
 import base64
 import contextlib
@@ -268,7 +269,7 @@ class LitecoinRegtest:
         token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (loopback)
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 payload = json.loads(resp.read(), parse_float=Decimal)
         except urllib.error.HTTPError as exc:
             payload = json.loads(exc.read() or b"{}", parse_float=Decimal)
@@ -278,7 +279,7 @@ class LitecoinRegtest:
             raise RuntimeError(f"{method}: {payload['error'].get('message')}")
         return payload["result"]
 
-    # -- wallet helpers used by the demo and the tests ------------------------------------
+    # -- wallet helpers used by the tests ------------------------------------
     def create_wallet(self, name: str = "miner") -> str:
         self.rpc("createwallet", name)
         self.wallet = name
