@@ -4,8 +4,6 @@ commands. The loop, not each adapter, refreshes the watched set: a follower yiel
 
 import asyncio
 import logging
-from collections.abc import Callable
-
 from chains.base import (
     BlockConnected,
     BlockDisconnected,
@@ -29,14 +27,12 @@ class ChainWatcher:
         tracker: PaymentTracker,
         watchlist: Watchlist,
         retry_delay: float = 2.0,
-        on_block: Callable[[str, int], None] | None = None,
     ) -> None:
         self._follower = follower
         self._feed = Feed(follower.feed, tuple(follower.coins))
         self._tracker = tracker
         self._watchlist = watchlist
         self._retry = retry_delay
-        self._on_block = on_block
         self._progressed = False
 
     async def run(self) -> None:
@@ -72,8 +68,6 @@ class ChainWatcher:
                     continue
                 case BlockConnected():
                     await tracker.block_connected(feed, event)
-                    if self._on_block is not None:
-                        self._on_block(feed.name, event.block.height)
                 case BlockDisconnected():
                     log.warning("%s: block %d left the main chain", feed.name,
                                 event.block.height)

@@ -52,6 +52,12 @@ class FakeDriver:
     def expected_uri(self, destination: Destination, base_units: int) -> str:
         return f"fake:{destination.address}?coin={self.coin}&value={base_units}"
 
+    def coin_env(self, confirmations: int) -> dict[str, str]:
+        c = f"GATEWAY_COINS__{self.coin}__"
+        return {"GATEWAY_FAMILIES__EXTRA": '["tests.support.fake_family"]',
+                f"{c}KIND": "fake", f"{c}NODE": self.name, f"{c}SEED": self.name,
+                f"{c}CONFIRMATIONS": str(confirmations)}
+
     async def stop_node(self) -> None:
         self.node.up = False
 

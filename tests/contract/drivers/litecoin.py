@@ -21,9 +21,10 @@ class LitecoinDriver:
     def __init__(self, node: LitecoinRegtest) -> None:
         self.node = node
         family = families.get("utxo")
+        self.xpub = random_xpub()
         settings = family.settings.model_validate({
             "kind": "utxo", "network": "litecoin-regtest", "rpc_url": node.rpc_url,
-            "xpub": random_xpub(), "poll_interval_seconds": 0.1,
+            "xpub": self.xpub, "poll_interval_seconds": 0.1,
         })
         [self.follower] = family.build({self.coin: settings})
 
@@ -60,6 +61,12 @@ class LitecoinDriver:
 
     def expected_uri(self, destination: Destination, base_units: int) -> str:
         return f"litecoin:{destination.address}?amount={_coins(base_units)}"
+
+    def coin_env(self, confirmations: int) -> dict[str, str]:
+        c = f"GATEWAY_COINS__{self.coin}__"
+        return {f"{c}KIND": "utxo", f"{c}NETWORK": "litecoin-regtest",
+                f"{c}RPC_URL": self.node.rpc_url, f"{c}XPUB": self.xpub,
+                f"{c}POLL_INTERVAL_SECONDS": "0.1", f"{c}CONFIRMATIONS": str(confirmations)}
 
     async def stop_node(self) -> None:
         # Open keep-alive connections hold up litecoind's shutdown: close ours first (the

@@ -1,0 +1,46 @@
+"""Payment statuses, confirmations and locks, computed in one place, and the state
+machine honouring a lock: received, but not counted towards settlement."""
+
+from datetime import UTC, datetime, timedelta
+
+from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, ObservedPayment, Status
+from gateway.domain.money import Fiat
+from gateway.domain.payments import PaymentStatus, confirmations, is_locked
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_confirmations_count_only_confirmed_payments_from_their_block() -> None:
+    assert confirmations(PaymentStatus.CONFIRMED, 10, 12) == 3
+    assert confirmations(PaymentStatus.CONFIRMED, 10, 9) == 0  # tip behind: none yet
+    assert confirmations(PaymentStatus.PENDING, 10, 12) == 0
+    assert confirmations(PaymentStatus.REVERTED, 10, 12) == 0
+    assert confirmations("confirmed", None, 12) == 0
+    assert confirmations("confirmed", 10, None) == 0
+
+
+def test_locks_by_height_and_time() -> None:
+    assert is_locked(20, None, 18, T0)  # the next block (19) may not spend it
+    assert not is_locked(20, None, 19, T0)  # the next block is 20
+    assert is_locked(20, None, None, T0)  # no tip known: still locked
+    assert is_locked(None, T0 + timedelta(seconds=1), 100, T0)
+    assert not is_locked(None, T0, 100, T0)
+    assert not is_locked(None, None, None, T0)
+
+
+def invoice() -> Invoice:
+    return Invoice("inv_1", "acc_1", "XMR", Fiat(100, "EUR"), LockedRate("1", "fixed", T0),
+                   InvoiceTerms(1000, 12, 2, T0 + timedelta(minutes=15),
+                                T0 + timedelta(days=1)), T0)
+
+
+def test_a_locked_payment_is_received_but_does_not_settle() -> None:
+    inv = invoice()
+    locked = ObservedPayment("tx", 0, 1000, 10, T0, locked=True)
+    inv.observe([locked], T0 + timedelta(minutes=1))
+    assert inv.status is Status.PROCESSING
+    inv.observe([locked], T0 + timedelta(minutes=30))  # past expiry: still paid in time
+    assert inv.status is Status.PROCESSING
+    unlocked = ObservedPayment("tx", 0, 1000, 12, T0)
+    inv.observe([unlocked], T0 + timedelta(minutes=40))
+    assert inv.status is Status.SETTLED
