@@ -4,6 +4,7 @@ commands. The loop, not each adapter, refreshes the watched set: a follower yiel
 
 import asyncio
 import logging
+
 from chains.base import (
     BlockConnected,
     BlockDisconnected,
