@@ -266,6 +266,9 @@ def build(settings: Settings, clock: Clock = utcnow,
     nodes = (list(overrides.chains) if overrides.chains is not None
              else build_chains(settings))
     chains = ChainDirectory(nodes)
+    unconfigured = sorted(set(chains.coins()) - set(settings.coins))
+    if unconfigured:  # an injected follower serving a coin the configuration lacks
+        raise ValueError(f"followers serve coins without a [coins.*] table: {unconfigured}")
     store = SqlDeliveryStore(engine, cipher)
     metrics = Metrics()
     # One rule for webhook targets: checked at endpoint creation and at every connect.
@@ -372,7 +375,7 @@ def build(settings: Settings, clock: Clock = utcnow,
         api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key),
         invoices=InvoiceService(
             uow, chains, build_rates(settings, clock, rates_http), clock, policy,
-            {c: CoinRules(settings.confirmations(c)) for c in settings.coins},
+            {c: CoinRules(settings.confirmations(c)) for c in chains.coins()},
             {name: Plan(name, plan.fiat(), plan.description, plan.fiat_prices())
              for name, plan in settings.plans.items()},
             reader=reader,

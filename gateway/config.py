@@ -18,7 +18,6 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -383,7 +382,7 @@ class Settings(_Section):
 
     @field_validator("coins", mode="before")
     @classmethod
-    def _coins(cls, v: object, info: ValidationInfo) -> object:
+    def _coins(cls, v: object) -> object:
         # ConfigError is not a ValueError: it leaves validation as it is, one line.
         if not isinstance(v, dict):
             return v

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from gateway.domain.payments import PaymentStatus
+
 
 @dataclass(frozen=True)
 class Recorded:
@@ -26,7 +28,7 @@ def disagreements(rec: Recorded, node: NodeView | None,
     """`node` is the node's view of the recorded block (or mempool); `mined_at` is the
     main-chain height the output was found at by scanning the period, if it was."""
     found: list[tuple[str, str]] = []
-    if rec.status == "reverted":
+    if rec.status == PaymentStatus.REVERTED:
         if mined_at is not None:
             found.append(("reverted_but_mined",
                           f"recorded as reverted, but it is in main-chain block {mined_at}"))

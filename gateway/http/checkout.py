@@ -6,6 +6,7 @@ from typing import Any
 import segno
 
 from gateway.domain.invoices import Status
+from gateway.domain.payments import PaymentStatus
 from gateway.domain.timestamps import rfc3339
 from gateway.services.invoices import InvoiceView
 
@@ -28,7 +29,7 @@ EXCEPTION_TEXT = {
 
 def status_doc(view: InvoiceView) -> dict[str, Any]:
     inv = view.record.invoice
-    live = [p for p in view.record.payments if p.status != "reverted"]
+    live = [p for p in view.record.payments if p.status != PaymentStatus.REVERTED]
     confirmations = min((view.confirmations(p) for p in live), default=0)
     required = inv.terms.confirmations_required
     text = STATUS_TEXT[inv.status.value]

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from gateway.domain.money import format_units
+from gateway.domain.payments import PaymentStatus
 from gateway.domain.timestamps import rfc3339
 from gateway.services.accounts import AccountView
 from gateway.services.invoices import InvoiceView
@@ -34,7 +35,7 @@ def invoice_json(view: InvoiceView) -> dict[str, Any]:
     rec = view.record
     inv = rec.invoice
     dec = inv.terms.decimals
-    live = [p for p in rec.payments if p.status != "reverted"]
+    live = [p for p in rec.payments if p.status != PaymentStatus.REVERTED]
     return {
         "id": inv.id,
         "account_id": inv.account_id,

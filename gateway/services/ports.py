@@ -405,7 +405,7 @@ class LedgerRow:
     fiat_currency: str
     block_hash: str | None
     block_height: int | None
-    status: str
+    status: PaymentStatus
     address: str
     match_key: bytes
 

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from chains.base import Auditable, Observed
 from gateway.domain.errors import InvalidInput
+from gateway.domain.payments import PaymentStatus
 from gateway.domain.reconciliation import NodeView, Recorded, disagreements
 from gateway.services.ports import LedgerRow, UnitOfWorkFactory
 
@@ -136,7 +137,7 @@ class ReconcileService:
         elif mined is not None:
             node = NodeView(True, mined.block.height if mined.block else None, True,
                             mined.match_key, mined.amount)
-        elif row.status != "reverted":
+        elif row.status != PaymentStatus.REVERTED:
             found = await chain.lookup(row.txid, row.output_index, None)
             node = NodeView(found.known, None, False, found.match_key, found.amount)
         height = mined.block.height if mined is not None and mined.block else None

@@ -7,6 +7,7 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.tables import invoices, payments
+from gateway.domain.payments import PaymentStatus
 from gateway.services.ports import LedgerRow
 
 _COLUMNS = (
@@ -23,7 +24,7 @@ def _row(r: Any) -> LedgerRow:
         id=r.id, seen_at=r.seen_at, invoice_id=r.invoice_id, account_id=r.account_id,
         coin=r.coin, txid=r.txid, output_index=r.output_index, amount=r.amount,
         decimals=r.decimals, rate=r.rate_value, fiat_currency=r.price_currency,
-        block_hash=r.block_hash, block_height=r.block_height, status=r.status,
+        block_hash=r.block_hash, block_height=r.block_height, status=PaymentStatus(r.status),
         address=r.address, match_key=bytes(r.match_key))
 
 
