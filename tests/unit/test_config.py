@@ -64,6 +64,21 @@ def test_env_beats_file_and_secret_files_are_read(tmp_path: Path) -> None:
         ({"GATEWAY_RETENTION__DELETION_GRACE_DAYS": "30"}, "within 30 days"),
         ({"GATEWAY_RETENTION__DELETION_GRACE_DAYS": "31"}, "retention.deletion_grace_days"),
         ({"GATEWAY_BACKUP__KEY": "c2hvcnQ="}, "backup.key"),
+        # Each family validates its own coins, with the same one-line errors.
+        ({"GATEWAY_COINS__LTC__KIND": "utxo", "GATEWAY_COINS__LTC__NETWORK": "litecoin",
+          "GATEWAY_COINS__LTC__XPUB": random_xpub()}, "coins.LTC.rpc_url: is required"),
+        ({"GATEWAY_COINS__LTC__NETWORK": "litecoin"}, "coins.LTC.kind: is required"),
+        ({"GATEWAY_COINS__LTC__KIND": "utxo", "GATEWAY_COINS__LTC__NETWORK": "litecoin",
+          "GATEWAY_COINS__LTC__RPC_URL": "http://u:p@127.0.0.1:1",
+          "GATEWAY_COINS__LTC__XPUB": random_xpub(), "GATEWAY_COINS__LTC__CHAIN_ID": "1"},
+         "coins.LTC.chain_id: is not a known key"),
+        ({"GATEWAY_COINS__LTC__KIND": "utxo", "GATEWAY_COINS__LTC__NETWORK": "litecoin",
+          "GATEWAY_COINS__LTC__RPC_URL": "http://u:p@127.0.0.1:1",
+          "GATEWAY_COINS__LTC__XPUB": "xpubnonsense"}, "coins.LTC.xpub"),
+        ({"GATEWAY_FAMILIES__EXTRA": '["no.such.family"]'},
+         "families.extra: cannot import family module 'no.such.family'"),
+        ({"GATEWAY_FAMILIES__EXTRA": '["tests.support.keys"]'},
+         "families.extra: module 'tests.support.keys' has no FAMILY"),
     ],
 )
 def test_bad_configuration_names_the_key(
@@ -158,3 +173,22 @@ def test_metrics_listener_address(tmp_path: Path) -> None:
     for bad in ("9464", "127.0.0.1", "host:port", "127.0.0.1:99999"):
         with pytest.raises(ConfigError, match=r"server\.metrics_listen"):
             listen(bad)
+
+
+def test_an_extra_family_validates_its_own_coins(tmp_path: Path) -> None:
+    from gateway import families
+
+    env = base_env(tmp_path) | {
+        "GATEWAY_FAMILIES__EXTRA": '["tests.support.fake_family"]',
+        "GATEWAY_COINS__FAK__KIND": "fake", "GATEWAY_COINS__FAK__NODE": "n1",
+    }
+    try:
+        settings = load(None, env)
+        assert settings.coins["FAK"].kind == "fake"
+        assert settings.confirmations("FAK") == 2  # the family's own default
+        with pytest.raises(ConfigError, match=r"^coins\.FAK\.decimals: "):
+            load(None, env | {"GATEWAY_COINS__FAK__DECIMALS": "99"})
+    finally:
+        families.unregister("fake")
+    with pytest.raises(ConfigError, match=r"coins\.FAK\.kind: 'fake' is not a known chain"):
+        load(None, base_env(tmp_path) | {"GATEWAY_COINS__FAK__KIND": "fake"})
