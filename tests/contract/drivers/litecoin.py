@@ -2,7 +2,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from chains.base import Destination
+from chains.base import Destination, Follower
 from gateway import families
 from tests.support.keys import random_xpub
 from tests.support.nodes import LitecoinRegtest
@@ -20,13 +20,18 @@ class LitecoinDriver:
 
     def __init__(self, node: LitecoinRegtest) -> None:
         self.node = node
-        family = families.get("utxo")
         self.xpub = random_xpub()
+        self.follower = self._build()
+
+    def _build(self) -> Follower:
+        family = families.get("utxo")
+        self._url = self.node.rpc_url
         settings = family.settings.model_validate({
-            "kind": "utxo", "network": "litecoin-regtest", "rpc_url": node.rpc_url,
+            "kind": "utxo", "network": "litecoin-regtest", "rpc_url": self._url,
             "xpub": self.xpub, "poll_interval_seconds": 0.1,
         })
-        [self.follower] = family.build({self.coin: settings})
+        [follower] = family.build({self.coin: settings})
+        return follower
 
     def pay(self, destination: Destination, base_units: int, replaceable: bool = False) -> str:
         return self.node.send(destination.address, _coins(base_units), replaceable=replaceable)
@@ -81,3 +86,5 @@ class LitecoinDriver:
         except RuntimeError as exc:
             if "already loaded" not in str(exc):
                 raise
+        if self.node.rpc_url != self._url:  # restarted on new ports (one was taken)
+            self.follower = self._build()
