@@ -1,4 +1,5 @@
-"""The delivery loop: claim due deliveries, POST them signed, record each attempt."""
+"""The delivery loop: claim due deliveries, POST them signed and concurrently, record the
+attempts in batches."""
 
 import asyncio
 import logging
@@ -13,7 +14,7 @@ from aiohttp.abc import AbstractResolver
 from webhooks import signing
 from webhooks.connect import error_class, guarded_connector
 from webhooks.retry import Outcome, RetryPolicy, classify, parse_retry_after
-from webhooks.store import AttemptResult, DeliveryStore, PendingDelivery
+from webhooks.store import Attempt, AttemptResult, DeliveryStore, PendingDelivery
 from webhooks.targets import TargetPolicy
 
 # The gateway needs a receiver's status and Retry-After only; the body is read (to reuse
@@ -28,13 +29,20 @@ class ResponseTooLarge(Exception):
 
 
 class DeliveryWorker:
+    """Sends deliveries concurrently on one shared keep-alive session: at most
+    `concurrency` in flight in all and `per_endpoint` per endpoint. One loop talks to the
+    store: it writes the results gathered meanwhile in one transaction, then claims as
+    many deliveries as there are free slots. The store hands out at most one delivery
+    per (endpoint, ordering key) at a time, so one account's events arrive in order."""
+
     def __init__(
         self,
         store: DeliveryStore,
         clock: Callable[[], datetime],
         policy: RetryPolicy | None = None,
         timeout: float = 15.0,
-        batch: int = 20,
+        concurrency: int = 64,
+        per_endpoint: int = 16,
         lease_seconds: float = 60.0,
         idle_interval: float = 1.0,
         on_attempt: Callable[[AttemptResult], None] | None = None,
@@ -44,6 +52,8 @@ class DeliveryWorker:
     ) -> None:
         """`targets`: where deliveries may connect (default: public addresses only);
         `resolver`: replaces the system resolver (tests)."""
+        if concurrency < 1 or per_endpoint < 1:
+            raise ValueError("concurrency and per_endpoint must be at least 1")
         self._store = store
         self._clock = clock
         self._policy = policy or RetryPolicy()
@@ -52,12 +62,21 @@ class DeliveryWorker:
         self._targets = targets if targets is not None else TargetPolicy()
         self._resolver = resolver
         self._max_response = max_response_bytes
-        self._batch = batch
-        self._lease = lease_seconds
+        self._concurrency = concurrency
+        self._per_endpoint = per_endpoint
+        # A claimed delivery may wait for its endpoint's slot behind the others of one
+        # claim (each bounded by the timeout): the lease covers that wait, so no other
+        # worker takes it over while it is still queued here.
+        waves = -(-concurrency // per_endpoint)
+        self._lease = max(lease_seconds, timeout * (waves + 1))
         self._idle = idle_interval
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._on_attempt = on_attempt
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._busy: dict[str, int] = {}  # endpoint id -> deliveries in flight here
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._done: list[Attempt] = []  # finished, not yet written
 
     def wake(self) -> None:
         """Called after a commit that wrote to the outbox, so delivery is not left to poll."""
@@ -66,63 +85,125 @@ class DeliveryWorker:
     async def run(self) -> None:
         try:
             while True:
+                self._wake.clear()
                 try:
-                    sent = await self.run_once()
+                    more = await self._step()
                 except Exception:
                     log.exception("webhook delivery round failed")
-                    sent = 0
-                if sent < self._batch:
-                    self._wake.clear()
+                    more = False
+                if not more:
                     try:
                         await asyncio.wait_for(self._wake.wait(), self._idle)
                     except TimeoutError:
                         pass
         finally:
-            await self.aclose()
+            await self._shutdown()
 
     async def run_once(self) -> int:
-        deliveries = await self._store.claim(self._clock(), self._batch, self._lease)
-        if deliveries:
-            await asyncio.gather(*(self._deliver(d) for d in deliveries))
-        return len(deliveries)
+        """One round, to the end: claim what is due, send it, write the results."""
+        deliveries = await self._claim(self._concurrency)
+        await asyncio.gather(*self._tasks)
+        await self._flush()
+        return deliveries
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def _deliver(self, delivery: PendingDelivery) -> None:
-        result = await self._send(delivery)
-        next_at = None
-        if result.outcome is Outcome.RETRY:
-            retry_after = (
-                timedelta(seconds=result.retry_after_seconds)
-                if result.retry_after_seconds is not None
-                else None
-            )
-            next_at = self._policy.next_attempt(
-                delivery.attempts + 1, result.at, retry_after, random.random
-            )
-        await self._store.record(delivery, result, next_at)
-        if self._on_attempt is not None:
-            self._on_attempt(result)
-        log.info(
-            "webhook delivery %s to %s: %s (%s) in %d ms",
-            delivery.event_id,
-            delivery.endpoint_id,
-            result.outcome.value,
-            result.status_code,
-            result.latency_ms,
-        )
+    async def _step(self) -> bool:
+        """Write what finished, claim for the free slots. True when there may be more
+        due right now (every slot asked for was filled)."""
+        await self._flush()
+        free = self._concurrency - len(self._tasks)
+        if free <= 0:
+            return False  # a finishing delivery wakes the loop
+        return await self._claim(free) == free
 
-    async def _send(self, delivery: PendingDelivery) -> AttemptResult:
+    async def _claim(self, limit: int) -> int:
+        busy = [e for e, n in self._busy.items() if n >= self._per_endpoint]
+        deliveries = await self._store.claim(self._clock(), limit, self._lease, busy)
+        for d in deliveries:
+            self._busy[d.endpoint_id] = self._busy.get(d.endpoint_id, 0) + 1
+            task = asyncio.create_task(self._deliver(d))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(deliveries)
+
+    async def _flush(self) -> int:
+        done, self._done = self._done, []
+        if not done:
+            return 0
+        try:
+            await self._store.record(done)
+        except Exception:
+            # Unrecorded attempts are sent again when their leases end (same webhook-id).
+            log.exception("could not record %d webhook attempts", len(done))
+            return 0
+        for a in done:
+            if self._on_attempt is not None:
+                self._on_attempt(a.result)
+            log.info(
+                "webhook delivery %s to %s: %s (%s) in %d ms",
+                a.delivery.event_id,
+                a.delivery.endpoint_id,
+                a.result.outcome.value,
+                a.result.status_code,
+                a.result.latency_ms,
+            )
+        return len(done)
+
+    async def _shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await asyncio.shield(self._flush())
+        except BaseException:
+            log.warning("webhook results not recorded at shutdown; they are resent")
+        await self.aclose()
+
+    async def _deliver(self, delivery: PendingDelivery) -> None:
+        endpoint = delivery.endpoint_id
+        slot = self._slots.get(endpoint)
+        if slot is None:
+            slot = self._slots[endpoint] = asyncio.Semaphore(self._per_endpoint)
+        try:
+            async with slot:
+                result = await self._send(delivery)
+            next_at = None
+            if result.outcome is Outcome.RETRY:
+                retry_after = (
+                    timedelta(seconds=result.retry_after_seconds)
+                    if result.retry_after_seconds is not None
+                    else None
+                )
+                next_at = self._policy.next_attempt(
+                    delivery.attempts + 1, result.at, retry_after, random.random
+                )
+            self._done.append(Attempt(delivery, result, next_at))
+        finally:
+            left = self._busy[endpoint] - 1
+            if left:
+                self._busy[endpoint] = left
+            else:
+                del self._busy[endpoint]
+                del self._slots[endpoint]  # nobody here waits on it any more
+            self._wake.set()
+
+    def _session_for_send(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=guarded_connector(self._targets, self._resolver),
+                connector=guarded_connector(self._targets, self._resolver,
+                                            limit=self._concurrency),
                 timeout=self._timeout,
                 auto_decompress=False,  # the body is discarded: no decompression bombs
                 trust_env=False,  # no proxy from the environment: we connect ourselves
             )
+        return self._session
+
+    async def _send(self, delivery: PendingDelivery) -> AttemptResult:
+        session = self._session_for_send()
         now = self._clock()
         hdrs = signing.headers(
             delivery.secrets, delivery.event_id, int(now.timestamp()), delivery.body
@@ -135,7 +216,7 @@ class DeliveryWorker:
             # One deadline for connect, headers and body: a slow receiver cannot hold
             # the worker past it.
             async with asyncio.timeout(self._timeout_seconds):
-                async with self._session.post(
+                async with session.post(
                     delivery.url, data=delivery.body, headers=hdrs, allow_redirects=False
                 ) as resp:
                     status = resp.status
