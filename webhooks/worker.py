@@ -64,11 +64,14 @@ class DeliveryWorker:
         self._max_response = max_response_bytes
         self._concurrency = concurrency
         self._per_endpoint = per_endpoint
-        # A claimed delivery may wait for its endpoint's slot behind the others of one
-        # claim (each bounded by the timeout): the lease covers that wait, so no other
-        # worker takes it over while it is still queued here.
-        waves = -(-concurrency // per_endpoint)
+        # Up to twice `concurrency` deliveries are claimed ahead, so the next ones are
+        # ready while the store writes results. One may wait for a slot behind the others
+        # (each bounded by the timeout): the lease covers that wait, so no other worker
+        # takes it over while it is still queued here.
+        self._claim_ahead = 2 * concurrency
+        waves = -(-self._claim_ahead // min(per_endpoint, concurrency))
         self._lease = max(lease_seconds, timeout * (waves + 1))
+        self._sending = asyncio.Semaphore(concurrency)
         self._idle = idle_interval
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
@@ -115,9 +118,9 @@ class DeliveryWorker:
         """Write what finished, claim for the free slots. True when there may be more
         due right now (every slot asked for was filled)."""
         await self._flush()
-        free = self._concurrency - len(self._tasks)
-        if free <= 0:
-            return False  # a finishing delivery wakes the loop
+        free = self._claim_ahead - len(self._tasks)
+        if free < self._concurrency and self._tasks:
+            return False  # enough queued here; a finishing delivery wakes the loop
         return await self._claim(free) == free
 
     async def _claim(self, limit: int) -> int:
@@ -169,7 +172,7 @@ class DeliveryWorker:
         if slot is None:
             slot = self._slots[endpoint] = asyncio.Semaphore(self._per_endpoint)
         try:
-            async with slot:
+            async with slot, self._sending:
                 result = await self._send(delivery)
             next_at = None
             if result.outcome is Outcome.RETRY:

@@ -258,7 +258,7 @@ class SqlDeliveryStore:
                 (d.c.lease_until.is_(None)) | (d.c.lease_until < now),
                 ~exists(earlier),
             )
-            .order_by(d.c.next_attempt_at, e.c.seq)
+            .order_by(d.c.next_attempt_at)  # by the index: no sort of every due row
             .limit(limit)
             .with_for_update(of=d, skip_locked=True)
         )
