@@ -164,8 +164,8 @@ def main() -> None:
             print(f"{kind:<12}{b:>14.0f}{m:>10.0f}{r:>8.2f}")
         _, b, m, r = rows[0]
         met = m >= GOAL_RATE and r >= GOAL_RATIO
-        print(f"RESULT P5 webhook-throughput {m:.0f}/s ({r:.2f}x bare {b:.0f}/s) "
-              f">={GOAL_RATE:.0f}/s and >={GOAL_RATIO}x {'met' if met else 'not met'}")
+        print(f"RESULT P5 webhook-throughput {m:.0f}/s,{r:.2f}x-bare "
+              f">={GOAL_RATE:.0f}/s,>={GOAL_RATIO:.2f}x {'met' if met else 'not met'}")
     finally:
         proc.terminate()
         proc.wait(10)

@@ -41,12 +41,14 @@ class Attempt:
 class DeliveryStore(Protocol):
     async def claim(
         self, now: datetime, limit: int, lease_seconds: float,
-        exclude_endpoints: Collection[str] = (),
+        exclude_endpoints: Collection[str] = (), finished: Sequence[Attempt] = (),
     ) -> list[PendingDelivery]:
         """Deliveries due now, leased to this worker so no other worker sends them, at
         most one per (endpoint, ordering key): a delivery is due only when no earlier
         delivery of the same key to the same endpoint is still pending (in flight or
-        waiting for a retry). Endpoints in `exclude_endpoints` are skipped (busy here)."""
+        waiting for a retry). Endpoints in `exclude_endpoints` are skipped (busy here).
+        `finished` is recorded first, in the same transaction (as `record` would), so
+        the next events of those keys can be claimed at once."""
         ...
 
     async def record(self, attempts: Sequence[Attempt]) -> None:

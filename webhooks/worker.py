@@ -115,17 +115,27 @@ class DeliveryWorker:
             self._session = None
 
     async def _step(self) -> bool:
-        """Write what finished, claim for the free slots. True when there may be more
-        due right now (every slot asked for was filled)."""
-        await self._flush()
+        """Write what finished and, when there is room for a good batch, claim for the
+        free slots in the same transaction. True when there may be more due right now
+        (every slot asked for was filled)."""
+        done, self._done = self._done, []
         free = self._claim_ahead - len(self._tasks)
         if free < self._concurrency and self._tasks:
-            return False  # enough queued here; a finishing delivery wakes the loop
-        return await self._claim(free) == free
+            await self._record(done)  # enough queued here; a finishing one wakes us
+            return False
+        return await self._claim(free, done) == free
 
-    async def _claim(self, limit: int) -> int:
+    async def _claim(self, limit: int, done: list[Attempt] | None = None) -> int:
         busy = [e for e, n in self._busy.items() if n >= self._per_endpoint]
-        deliveries = await self._store.claim(self._clock(), limit, self._lease, busy)
+        try:
+            deliveries = await self._store.claim(self._clock(), limit, self._lease, busy,
+                                                 done or ())
+        except Exception:
+            if done:
+                self._lost(done)
+            raise
+        if done:
+            self._recorded(done)
         for d in deliveries:
             self._busy[d.endpoint_id] = self._busy.get(d.endpoint_id, 0) + 1
             task = asyncio.create_task(self._deliver(d))
@@ -135,14 +145,24 @@ class DeliveryWorker:
 
     async def _flush(self) -> int:
         done, self._done = self._done, []
+        await self._record(done)
+        return len(done)
+
+    async def _record(self, done: list[Attempt]) -> None:
         if not done:
-            return 0
+            return
         try:
             await self._store.record(done)
         except Exception:
-            # Unrecorded attempts are sent again when their leases end (same webhook-id).
-            log.exception("could not record %d webhook attempts", len(done))
-            return 0
+            self._lost(done)
+            return
+        self._recorded(done)
+
+    def _lost(self, done: list[Attempt]) -> None:
+        # Unrecorded attempts are sent again when their leases end (same webhook-id).
+        log.exception("could not record %d webhook attempts", len(done))
+
+    def _recorded(self, done: list[Attempt]) -> None:
         for a in done:
             if self._on_attempt is not None:
                 self._on_attempt(a.result)
@@ -154,7 +174,6 @@ class DeliveryWorker:
                 a.result.status_code,
                 a.result.latency_ms,
             )
-        return len(done)
 
     async def _shutdown(self) -> None:
         for task in list(self._tasks):

@@ -92,8 +92,11 @@ class CountingStore(SqlDeliveryStore):
         self.claimed: list[str] = []
 
     async def claim(self, now: datetime, limit: int, lease_seconds: float,
-                    exclude_endpoints: Collection[str] = ()) -> list[PendingDelivery]:
-        got = await super().claim(now, limit, lease_seconds, exclude_endpoints)
+                    exclude_endpoints: Collection[str] = (),
+                    finished: Sequence[Attempt] = ()) -> list[PendingDelivery]:
+        got = await super().claim(now, limit, lease_seconds, exclude_endpoints, finished)
+        if finished:
+            self.writes.append(len(finished))
         self.claimed.extend(d.id for d in got)
         return got
 

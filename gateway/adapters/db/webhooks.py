@@ -234,7 +234,7 @@ class SqlDeliveryStore:
 
     async def claim(
         self, now: datetime, limit: int, lease_seconds: float,
-        exclude_endpoints: Collection[str] = (),
+        exclude_endpoints: Collection[str] = (), finished: Sequence[Attempt] = (),
     ) -> list[PendingDelivery]:
         d, e, w = deliveries, events, webhook_endpoints
         p, pe = deliveries.alias("earlier"), events.alias("earlier_event")
@@ -269,6 +269,9 @@ class SqlDeliveryStore:
         disabled: list[str] = []
         secrets: dict[str, tuple[str, ...] | None] = {}
         async with self._engine.begin() as conn:
+            await self._write(conn, finished)
+            if limit <= 0:
+                return []
             rows = (await conn.execute(query)).all()
             if not rows:
                 return []
@@ -317,6 +320,11 @@ class SqlDeliveryStore:
         return tuple(signing_secrets)
 
     async def record(self, attempts: Sequence[Attempt]) -> None:
+        if attempts:
+            async with self._engine.begin() as conn:
+                await self._write(conn, attempts)
+
+    async def _write(self, conn: AsyncConnection, attempts: Sequence[Attempt]) -> None:
         if not attempts:
             return
         d = deliveries
@@ -333,34 +341,33 @@ class SqlDeliveryStore:
             })
         gone = {a.delivery.endpoint_id for a in attempts
                 if a.result.outcome is Outcome.DISABLE}
-        async with self._engine.begin() as conn:
-            await conn.execute(insert(delivery_attempts), [
-                {"delivery_id": a.delivery.id, "at": a.result.at,
-                 "status_code": a.result.status_code, "latency_ms": a.result.latency_ms,
-                 "error": a.result.error}
-                for a in attempts])
+        await conn.execute(insert(delivery_attempts), [
+            {"delivery_id": a.delivery.id, "at": a.result.at,
+             "status_code": a.result.status_code, "latency_ms": a.result.latency_ms,
+             "error": a.result.error}
+            for a in attempts])
+        await conn.execute(
+            update(d).where(d.c.id == bindparam("b_id")).values(
+                status=bindparam("b_status"),
+                attempts=d.c.attempts + 1,
+                next_attempt_at=bindparam("b_next", type_=d.c.next_attempt_at.type),
+                lease_until=None,
+                last_status_code=bindparam("b_code"),
+                last_error=bindparam("b_error"),
+                updated_at=bindparam("b_at", type_=d.c.updated_at.type),
+            ),
+            changes,
+        )
+        if gone:
+            # 410 Gone: the receiver asked us to stop; nothing more goes there.
+            at = max(a.result.at for a in attempts)
             await conn.execute(
-                update(d).where(d.c.id == bindparam("b_id")).values(
-                    status=bindparam("b_status"),
-                    attempts=d.c.attempts + 1,
-                    next_attempt_at=bindparam("b_next", type_=d.c.next_attempt_at.type),
-                    lease_until=None,
-                    last_status_code=bindparam("b_code"),
-                    last_error=bindparam("b_error"),
-                    updated_at=bindparam("b_at", type_=d.c.updated_at.type),
-                ),
-                changes,
+                update(webhook_endpoints)
+                .where(webhook_endpoints.c.id.in_(sorted(gone)))
+                .values(enabled=False)
             )
-            if gone:
-                # 410 Gone: the receiver asked us to stop; nothing more goes there.
-                at = max(a.result.at for a in attempts)
-                await conn.execute(
-                    update(webhook_endpoints)
-                    .where(webhook_endpoints.c.id.in_(sorted(gone)))
-                    .values(enabled=False)
-                )
-                await conn.execute(
-                    update(d)
-                    .where(d.c.endpoint_id.in_(sorted(gone)), d.c.status == "pending")
-                    .values(status="disabled", updated_at=at)
-                )
+            await conn.execute(
+                update(d)
+                .where(d.c.endpoint_id.in_(sorted(gone)), d.c.status == "pending")
+                .values(status="disabled", updated_at=at)
+            )
