@@ -115,7 +115,8 @@ async def worker_run(db_kind: str, url: str, n: int, tmp: Path) -> float:
 
             worker = DeliveryWorker(SqlDeliveryStore(engine, cipher), lambda: datetime.now(UTC),
                                     targets=TargetPolicy.of(["127.0.0.0/8"]),
-                                    on_attempt=attempt)
+                                    on_attempt=attempt, concurrency=CONCURRENCY,
+                                    per_endpoint=CONCURRENCY)  # one endpoint: same as bare
             started = time.perf_counter()
             task = asyncio.create_task(worker.run())
             await asyncio.wait_for(done.wait(), 600)

@@ -1,6 +1,6 @@
 """What the delivery worker needs from storage; the gateway implements it."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -41,12 +41,14 @@ class Attempt:
 class DeliveryStore(Protocol):
     async def claim(
         self, now: datetime, limit: int, lease_seconds: float,
-        exclude_endpoints: Collection[str] = (), finished: Sequence[Attempt] = (),
+        finished: Sequence[Attempt] = (), per_endpoint: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
     ) -> list[PendingDelivery]:
         """Deliveries due now, leased to this worker so no other worker sends them, at
         most one per (endpoint, ordering key): a delivery is due only when no earlier
         delivery of the same key to the same endpoint is still pending (in flight or
-        waiting for a retry). Endpoints in `exclude_endpoints` are skipped (busy here).
+        waiting for a retry). With `per_endpoint`, no endpoint gets more than that many
+        counting `in_flight` (endpoint id -> deliveries this worker already holds).
         `finished` is recorded first, in the same transaction (as `record` would), so
         the next events of those keys can be claimed at once."""
         ...

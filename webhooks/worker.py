@@ -64,21 +64,22 @@ class DeliveryWorker:
         self._max_response = max_response_bytes
         self._concurrency = concurrency
         self._per_endpoint = per_endpoint
-        # Up to twice `concurrency` deliveries are claimed ahead, so the next ones are
-        # ready while the store writes results. One may wait for a slot behind the others
-        # (each bounded by the timeout): the lease covers that wait, so no other worker
-        # takes it over while it is still queued here.
+        # Up to twice `concurrency` deliveries (twice `per_endpoint` for one endpoint)
+        # are claimed ahead, so the next ones are ready while the store writes results.
+        # A claimed delivery waits at most for one round of sends of its endpoint and
+        # one round of all (each bounded by the timeout) before its own: the lease
+        # covers that, so no other worker takes it over while it is queued here.
         self._claim_ahead = 2 * concurrency
-        waves = -(-self._claim_ahead // min(per_endpoint, concurrency))
-        self._lease = max(lease_seconds, timeout * (waves + 1))
+        self._hold_per_endpoint = 2 * per_endpoint
+        self._lease = max(lease_seconds, 3 * timeout)
         self._sending = asyncio.Semaphore(concurrency)
+        self._slots: dict[str, asyncio.Semaphore] = {}  # per endpoint
         self._idle = idle_interval
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._on_attempt = on_attempt
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy: dict[str, int] = {}  # endpoint id -> deliveries in flight here
-        self._slots: dict[str, asyncio.Semaphore] = {}
         self._done: list[Attempt] = []  # finished, not yet written
 
     def wake(self) -> None:
@@ -126,10 +127,10 @@ class DeliveryWorker:
         return await self._claim(free, done) == free
 
     async def _claim(self, limit: int, done: list[Attempt] | None = None) -> int:
-        busy = [e for e, n in self._busy.items() if n >= self._per_endpoint]
         try:
-            deliveries = await self._store.claim(self._clock(), limit, self._lease, busy,
-                                                 done or ())
+            deliveries = await self._store.claim(self._clock(), limit, self._lease,
+                                                 done or (), self._hold_per_endpoint,
+                                                 self._busy)
         except Exception:
             if done:
                 self._lost(done)

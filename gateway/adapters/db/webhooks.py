@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -234,7 +234,8 @@ class SqlDeliveryStore:
 
     async def claim(
         self, now: datetime, limit: int, lease_seconds: float,
-        exclude_endpoints: Collection[str] = (), finished: Sequence[Attempt] = (),
+        finished: Sequence[Attempt] = (), per_endpoint: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
     ) -> list[PendingDelivery]:
         d, e, w = deliveries, events, webhook_endpoints
         p, pe = deliveries.alias("earlier"), events.alias("earlier_event")
@@ -262,8 +263,13 @@ class SqlDeliveryStore:
             .limit(limit)
             .with_for_update(of=d, skip_locked=True)
         )
-        if exclude_endpoints:
-            query = query.where(d.c.endpoint_id.not_in(list(exclude_endpoints)))
+        room: dict[str, int] = {}
+        if per_endpoint is not None:
+            held = dict(in_flight or {})
+            full = sorted(e for e, n in held.items() if n >= per_endpoint)
+            if full:
+                query = query.where(d.c.endpoint_id.not_in(full))
+            room = {e: per_endpoint - n for e, n in held.items()}
         claimed: list[PendingDelivery] = []
         unreadable: list[str] = []
         disabled: list[str] = []
@@ -276,6 +282,11 @@ class SqlDeliveryStore:
             if not rows:
                 return []
             for r in rows:
+                if per_endpoint is not None:
+                    left = room.get(r.endpoint_id, per_endpoint)
+                    if left <= 0:
+                        continue  # not leased: stays for the next claim, here or elsewhere
+                    room[r.endpoint_id] = left - 1
                 if not r.enabled:
                     disabled.append(r.id)  # its endpoint was disabled while it waited
                     continue
