@@ -57,3 +57,7 @@ class DeliveryStore(Protocol):
         """Log the attempts, in one transaction; schedule each next try, or mark the
         delivery succeeded/failed/disabled (a 410 disables its endpoint)."""
         ...
+
+    async def renew(self, ids: Sequence[str], until: datetime) -> None:
+        """Extend the leases of deliveries this worker still holds (queued or in flight)."""
+        ...

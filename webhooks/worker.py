@@ -43,7 +43,7 @@ class DeliveryWorker:
         timeout: float = 15.0,
         concurrency: int = 64,
         per_endpoint: int = 16,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = 10.0,
         idle_interval: float = 1.0,
         on_attempt: Callable[[AttemptResult], None] | None = None,
         targets: TargetPolicy | None = None,
@@ -66,12 +66,14 @@ class DeliveryWorker:
         self._per_endpoint = per_endpoint
         # Up to twice `concurrency` deliveries (twice `per_endpoint` for one endpoint)
         # are claimed ahead, so the next ones are ready while the store writes results.
-        # A claimed delivery waits at most for one round of sends of its endpoint and
-        # one round of all (each bounded by the timeout) before its own: the lease
-        # covers that, so no other worker takes it over while it is queued here.
+        # Leases are short and renewed while a delivery is held here (queued, in flight
+        # or not yet recorded): after a crash, another worker (or this one, restarted)
+        # takes over within `lease_seconds`; the account's later events wait until then.
         self._claim_ahead = 2 * concurrency
         self._hold_per_endpoint = 2 * per_endpoint
-        self._lease = max(lease_seconds, 3 * timeout)
+        self._lease = lease_seconds
+        self._held: set[str] = set()
+        self._renewed_at = 0.0
         self._sending = asyncio.Semaphore(concurrency)
         self._slots: dict[str, asyncio.Semaphore] = {}  # per endpoint
         self._idle = idle_interval
@@ -119,12 +121,21 @@ class DeliveryWorker:
         """Write what finished and, when there is room for a good batch, claim for the
         free slots in the same transaction. True when there may be more due right now
         (every slot asked for was filled)."""
+        await self._renew()
         done, self._done = self._done, []
         free = self._claim_ahead - len(self._tasks)
         if free < self._concurrency and self._tasks:
             await self._record(done)  # enough queued here; a finishing one wakes us
             return False
         return await self._claim(free, done) == free
+
+    async def _renew(self) -> None:
+        now = time.monotonic()
+        if not self._held or now - self._renewed_at < self._lease / 3:
+            return
+        self._renewed_at = now
+        await self._store.renew(sorted(self._held),
+                                self._clock() + timedelta(seconds=self._lease))
 
     async def _claim(self, limit: int, done: list[Attempt] | None = None) -> int:
         try:
@@ -137,7 +148,10 @@ class DeliveryWorker:
             raise
         if done:
             self._recorded(done)
+        if deliveries and not self._held:
+            self._renewed_at = time.monotonic()
         for d in deliveries:
+            self._held.add(d.id)
             self._busy[d.endpoint_id] = self._busy.get(d.endpoint_id, 0) + 1
             task = asyncio.create_task(self._deliver(d))
             self._tasks.add(task)
@@ -162,9 +176,11 @@ class DeliveryWorker:
     def _lost(self, done: list[Attempt]) -> None:
         # Unrecorded attempts are sent again when their leases end (same webhook-id).
         log.exception("could not record %d webhook attempts", len(done))
+        self._held.difference_update(a.delivery.id for a in done)
 
     def _recorded(self, done: list[Attempt]) -> None:
         for a in done:
+            self._held.discard(a.delivery.id)
             if self._on_attempt is not None:
                 self._on_attempt(a.result)
             log.info(
@@ -205,6 +221,9 @@ class DeliveryWorker:
                     delivery.attempts + 1, result.at, retry_after, random.random
                 )
             self._done.append(Attempt(delivery, result, next_at))
+        except BaseException:
+            self._held.discard(delivery.id)  # no result: its lease ends, it is sent again
+            raise
         finally:
             left = self._busy[endpoint] - 1
             if left:

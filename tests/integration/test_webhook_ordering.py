@@ -252,3 +252,54 @@ async def test_several_workers_never_send_one_delivery_twice(database_url: str) 
     finally:
         for e in engines:
             await e.dispose()
+
+
+async def test_a_request_longer_than_the_lease_is_not_sent_twice(database_url: str) -> None:
+    """The lease is short (a dead worker's deliveries are taken over quickly) and renewed
+    while a worker holds the delivery: a request lasting several leases is not claimed
+    and sent again meanwhile. A worker stopped mid-request leaves the delivery to another
+    after its lease, still before the account's next event."""
+    engine = make_engine(database_url)
+    cipher = FieldCipher([("k", os.urandom(32))])
+    receiver = Receiver()
+    slow = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        receiver.hits.append((request.headers["webhook-id"], body["data"]["account"],
+                              body["data"]["n"]))
+        if body["data"]["n"] == 0 and len(receiver.hits) == 1:
+            await slow.wait()  # the first request hangs until released
+        elif body["data"]["n"] == 0 and body["data"]["account"] == "acc_0":
+            await asyncio.sleep(2)  # 2 s: four leases' worth
+        return web.Response(status=204)
+
+    receiver.hook = hook  # type: ignore[method-assign]
+    try:
+        async with receiving(receiver) as url:
+            await queue(engine, cipher, url, 1, 3, datetime.now(UTC))
+
+            def worker() -> DeliveryWorker:
+                return DeliveryWorker(SqlDeliveryStore(engine, cipher),
+                                      lambda: datetime.now(UTC), targets=LOOPBACK,
+                                      timeout=10, lease_seconds=0.5, idle_interval=0.05)
+
+            first, second = worker(), worker()
+            crashed = asyncio.create_task(first.run())
+            await until(lambda: len(receiver.hits) == 1, "first request")
+            crashed.cancel()  # stops mid-request: no result, its lease runs out
+            await asyncio.gather(crashed, return_exceptions=True)
+            slow.set()
+            taker = asyncio.create_task(second.run())
+            try:
+                await until(lambda: len(receiver.hits) == 4, "three events, one twice")
+                await asyncio.sleep(1)  # room for any duplicate to show up
+            finally:
+                taker.cancel()
+                await asyncio.gather(taker, return_exceptions=True)
+        # Event 0 twice (the stopped worker's, then the taker's slow one, held past
+        # several leases and sent once), then 1 and 2.
+        assert [n for _, _, n in receiver.hits] == [0, 0, 1, 2]
+        assert receiver.hits[0][0] == receiver.hits[1][0]  # the same webhook-id
+    finally:
+        await engine.dispose()

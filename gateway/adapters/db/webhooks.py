@@ -330,6 +330,14 @@ class SqlDeliveryStore:
             return None
         return tuple(signing_secrets)
 
+    async def renew(self, ids: Sequence[str], until: datetime) -> None:
+        if ids:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == "pending")
+                    .values(lease_until=until))
+
     async def record(self, attempts: Sequence[Attempt]) -> None:
         if attempts:
             async with self._engine.begin() as conn:
