@@ -199,6 +199,12 @@ async def test_a_failing_event_holds_back_only_its_own_account(database_url: str
                 assert {a: order[a] for a in order if a != "acc_0"} == {
                     f"acc_{a}": [0, 1, 2, 3] for a in range(1, 6)}
                 assert order["acc_0"] == [0]
+                # Its later events wait for its retry (a claim need not look at them).
+                async with engine.connect() as conn:
+                    waiting = (await conn.execute(
+                        select(deliveries.c.next_attempt_at).where(
+                            deliveries.c.status == "pending"))).scalars().all()
+                assert waiting == [T0 + schedule[0]] * 4
                 # The retries come due (the clock jumps); when the first is given up,
                 # the rest of acc_0 follows, in order.
                 for step in schedule:

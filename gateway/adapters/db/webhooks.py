@@ -377,6 +377,28 @@ class SqlDeliveryStore:
             ),
             changes,
         )
+        retrying = [{"b_event": a.delivery.event_id, "b_endpoint": a.delivery.endpoint_id,
+                     "b_next": a.next_attempt_at}
+                    for a in attempts
+                    if a.result.outcome is Outcome.RETRY and a.next_attempt_at is not None]
+        if retrying:
+            # The account's later events cannot go before this one: they wait for its
+            # retry, so the claim does not walk through them again on every round (a
+            # long outage would otherwise make each claim scan the whole backlog).
+            head = events.alias("head")
+            when = bindparam("b_next", type_=d.c.next_attempt_at.type)
+            later = select(events.c.id).where(
+                events.c.account_id == select(head.c.account_id)
+                .where(head.c.id == bindparam("b_event")).scalar_subquery(),
+                events.c.seq > select(head.c.seq)
+                .where(head.c.id == bindparam("b_event")).scalar_subquery())
+            await conn.execute(
+                update(d).where(d.c.endpoint_id == bindparam("b_endpoint"),
+                                d.c.status == "pending", d.c.next_attempt_at < when,
+                                d.c.event_id.in_(later))
+                .values(next_attempt_at=when),
+                retrying,
+            )
         if gone:
             # 410 Gone: the receiver asked us to stop; nothing more goes there.
             at = max(a.result.at for a in attempts)
