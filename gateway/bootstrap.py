@@ -225,6 +225,8 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         clock,
         RetryPolicy(tuple(timedelta(seconds=s) for s in settings.webhooks.retry_schedule_seconds)),
         timeout=settings.webhooks.timeout_seconds,
+        concurrency=settings.webhooks.concurrency,
+        per_endpoint=settings.webhooks.per_endpoint_concurrency,
         on_attempt=metrics.attempt,
         targets=targets,
     )
