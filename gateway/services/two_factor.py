@@ -48,8 +48,7 @@ class SecondFactor:
         candidate = code.strip().lower()
         for code_id, code_hash in await uow.accounts.unused_recovery_codes(account_id):
             if await self._hasher.verify(code_hash, candidate):
-                await uow.accounts.use_recovery_code(code_id, now)
-                return True
+                return await uow.accounts.use_recovery_code(code_id, now)
         return False
 
 
