@@ -14,10 +14,10 @@ from gateway.domain.throttle import ThrottlePolicy, ThrottleState, after_failure
 from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.errors import (
     Conflict,
-    Forbidden,
     NotFound,
     TooManyRequests,
     Unauthorized,
+    UnconfirmedEmail,
 )
 from gateway.services.ids import new_id
 from gateway.services.ports import (
@@ -170,7 +170,7 @@ class AccountService:
                 await uow.security_log.add(login.account.id if login else None, "login_failed",
                                            ip, now)
                 await uow.commit()
-                raise Unauthorized("email or password is wrong")
+                raise Unauthorized(self._wrong_login)
             if self._two_factor is not None:
                 # Past the password only: a wrong code counts on the account's
                 # second-factor counter (shared with reset and removal), not the email's.
@@ -180,11 +180,16 @@ class AccountService:
                     await uow.security_log.add(login.account.id, "login_failed", ip, now)
                     await uow.commit()
                     raise
-            await uow.throttle.clear(lookup)
             if (self._policy.require_email_verification
                     and not await uow.accounts.email_verified(login.account.id)):
+                # Counted and answered like a wrong password: whoever signed up with
+                # someone else's address (which answers like a free one) must not learn
+                # here that it was taken.
+                await uow.throttle.put(lookup, after_failure(state, now, self._throttle))
+                await uow.security_log.add(login.account.id, "login_failed", ip, now)
                 await uow.commit()
-                raise Forbidden("confirm your email address first: open the link we mailed you")
+                raise UnconfirmedEmail(self._wrong_login, login.account.id)
+            await uow.throttle.clear(lookup)
             await uow.security_log.add(login.account.id, "login_succeeded", ip, now)
             if rehashed is not None:
                 await uow.accounts.set_password_hash(login.account.id, rehashed)
@@ -195,6 +200,13 @@ class AccountService:
             await uow.commit()
         token = self._tokens.issue(session.account_id, session.id, now, session.expires_at)
         return NewSession(token, session.id, session.account_id, session.expires_at)
+
+    @property
+    def _wrong_login(self) -> str:
+        if self._policy.require_email_verification:
+            return ("email or password is wrong, or the address is not confirmed yet (then "
+                    "a new confirmation link is on its way)")
+        return "email or password is wrong"
 
     async def _not_throttled(self, uow: UnitOfWork, lookup: str) -> ThrottleState | None:
         state = await uow.throttle.get(lookup)

@@ -173,5 +173,14 @@ async def test_signup_with_verification_answers_a_taken_address_like_a_free_one(
     assert fresh["Subject"] == "Confirm your email address"
     stack.secrets.add(body_of(verify).split("token=")[1].split()[0])
     stack.secrets.add(body_of(fresh).split("token=")[1].split()[0])
+    # Nor does logging in with the password just chosen tell them apart: the free address
+    # (now an unconfirmed account) and the taken one answer alike.
+    logins = [await stack.api.call("POST", "/v1/sessions", {
+        "email": email, "password": "someone else pw 1"})
+        for email in ("owner@example.org", "fresh@example.org")]
+    assert logins[0][0] == logins[1][0] == 401 and logins[0][1] == logins[1][1]
+    [_, again] = await inbox.wait("fresh@example.org", 2)  # a new link for the real owner
+    assert again["Subject"] == "Confirm your email address"
+    stack.secrets.add(body_of(again).split("token=")[1].split()[0])
     # Without verification a signup logs in at once, so a taken address stays a 409
     # (tests/e2e/test_bad_input.py); OPERATIONS.md says so.
