@@ -70,7 +70,8 @@ OPERATIONS: tuple[Op, ...] = (
     Op("post", "/v1/email-changes/confirm", "Confirm a new email address (mailed link)",
        "customer", "none", req.TokenBody, 204, None, (*BODY, 401, 409)),
     Op("post", "/v1/email-changes/undo", "Undo an email change (link mailed to the old "
-       "address)", "customer", "none", req.TokenBody, 204, None, (*BODY, 401, 409)),
+       "address; a 2FA code when 2FA is on)", "customer", "none", req.EmailUndoBody, 204,
+       None, (*BODY, 401, 409, 429)),
     Op("post", "/v1/me/password", "Change your password", "customer", "session",
        req.PasswordChangeBody, 204, None, BODY + AUTH + (429, 503)),
     Op("post", "/v1/me/totp", "Start two-factor setup", "customer", "session",

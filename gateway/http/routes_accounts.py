@@ -10,6 +10,7 @@ from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
 from gateway.http.schemas import (
     CodeBody,
+    EmailUndoBody,
     PasswordChangeBody,
     ProfileBody,
     ResetConfirmBody,
@@ -156,8 +157,8 @@ async def confirm_email_change(request: web.Request) -> web.Response:
 
 @routes.post("/v1/email-changes/undo")
 async def undo_email_change(request: web.Request) -> web.Response:
-    body = TokenBody.model_validate(await read_json(request))
-    await email_changes(request).undo(body.token, ip(request))
+    body = EmailUndoBody.model_validate(await read_json(request))
+    await email_changes(request).undo(body.token, body.totp_code, ip(request))
     return web.Response(status=204)
 
 

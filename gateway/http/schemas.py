@@ -32,6 +32,11 @@ class TokenBody(Body):
     token: StrictStr
 
 
+class EmailUndoBody(Body):
+    token: StrictStr
+    totp_code: StrictStr | None = None  # required when two-factor authentication is on
+
+
 class ResetRequestBody(Body):
     email: StrictStr
 
