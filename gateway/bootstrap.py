@@ -257,7 +257,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     attempts = Attempts(throttle, clock)
     two_factor = TwoFactorService(uow, codes, passwords,
                                   SecondFactor(codes, passwords, clock), clock,
-                                  PasswordCheck(passwords, index, attempts), attempts)
+                                  PasswordCheck(uow, passwords, index, attempts), attempts)
     sender: MailSender | None = None
     if settings.smtp is not None:
         smtp = settings.smtp

@@ -249,22 +249,18 @@ class AccountService:
         """Needs the current password; ends every other session of the account."""
         session = await self.session(token)
         new = check_password(new, "new_password")
+        checks = PasswordCheck(self._uow, self._passwords, self._index,
+                               Attempts(self._throttle, self._clock))
+        checked = await checks.verify(session.account_id, current)
+        new_hash = await self._passwords.hash(new)  # both hashes before the transaction
         async with self._uow() as uow:
             account = await uow.accounts.get(session.account_id)
             assert account is not None
-            await self.check_password(uow, account.id, current)
-            await uow.accounts.set_password_hash(account.id, await self._passwords.hash(new))
+            await checks.still(uow, checked)
+            await uow.accounts.set_password_hash(account.id, new_hash)
             await uow.sessions.revoke_all(account.id, self._clock(), keep=session.id)
             await uow.security_log.add(account.id, "password_changed", ip, self._clock())
             await uow.commit()
-
-    async def check_password(self, uow: UnitOfWork, account_id: str, password: str | None,
-                             field: str = "current_password") -> None:
-        """A logged-in customer's password, counted like a login (`TooManyRequests` while
-        that counter is locked)."""
-        await PasswordCheck(self._passwords, self._index,
-                            Attempts(self._throttle, self._clock)).verify(
-            uow, account_id, password, field)
 
     async def update_profile(self, account_id: str, changes: ProfileChanges) -> AccountView:
         """Names and preferences, applied at once. The email is not among them: it changes

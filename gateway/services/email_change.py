@@ -36,7 +36,7 @@ class EmailChangeService:
         self._confirm = confirm
         self._undo = undo
         self._index = blind_index
-        self._check = PasswordCheck(passwords, blind_index,
+        self._check = PasswordCheck(uow, passwords, blind_index,
                                     Attempts(throttle or ThrottlePolicy(), clock))
         self._two_factor = two_factor
         self._recovery = recovery
@@ -58,8 +58,9 @@ class EmailChangeService:
         new = normalize_email(new_email)
         new_index = self._index(email_lookup_form(new))
         now = self._clock()
+        checked = await self._check.verify(account_id, password)
         async with self._uow() as uow:
-            await self._check.verify(uow, account_id, password)
+            await self._check.still(uow, checked)
             await self._two_factor.require_field(uow, account_id, code)
             profile = await uow.accounts.profile(account_id)
             index = self._index(email_lookup_form(profile.email))

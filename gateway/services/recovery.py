@@ -128,12 +128,12 @@ class RecoveryService:
                             ip: str | None = None) -> None:
         self._tokens.read(token)  # an invalid link is refused before the password is judged
         new_password = check_password(new_password, "new_password")
+        new_hash = await self._passwords.hash(new_password)  # before the transaction
         now = self._clock()
         async with self._uow() as uow:
             account_id, profile = await self._live_reset(uow, token)
             await self._two_factor.require(uow, account_id, second)
-            await uow.accounts.set_password_hash(
-                account_id, await self._passwords.hash(new_password))
+            await uow.accounts.set_password_hash(account_id, new_hash)
             await uow.sessions.revoke_all(account_id, now)
             await uow.security_log.add(account_id, "password_reset", ip, now)
             await uow.commit()

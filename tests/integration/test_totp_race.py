@@ -40,7 +40,7 @@ async def test_the_same_code_in_two_concurrent_logins_passes_once(
     passwords, codes, index = Argon2Passwords(), PyotpCodes(), BlindIndex(os.urandom(32))
     attempts = Attempts(ThrottlePolicy(), now)
     two_factor = TwoFactorService(uow, codes, passwords, SecondFactor(codes, passwords, now),
-                                  now, PasswordCheck(passwords, index, attempts), attempts)
+                                  now, PasswordCheck(uow, passwords, index, attempts), attempts)
     accounts = AccountService(uow, passwords, index,
                               SessionTokens(os.urandom(32), "test"), now,
                               AccountPolicy(("nl-ams",), ("EUR",), "1"), two_factor)
@@ -94,7 +94,7 @@ async def test_one_recovery_code_in_two_concurrent_logins_passes_once(
     passwords, codes, index = Argon2Passwords(), PyotpCodes(), BlindIndex(os.urandom(32))
     attempts = Attempts(ThrottlePolicy(), now)
     two_factor = TwoFactorService(uow, codes, passwords, SecondFactor(codes, passwords, now),
-                                  now, PasswordCheck(passwords, index, attempts), attempts)
+                                  now, PasswordCheck(uow, passwords, index, attempts), attempts)
     accounts = AccountService(uow, passwords, index,
                               SessionTokens(os.urandom(32), "test"), now,
                               AccountPolicy(("nl-ams",), ("EUR",), "1"), two_factor)
