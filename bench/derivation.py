@@ -51,6 +51,7 @@ def main() -> None:
     print(f"bitcoinlib (baseline): {base:10.0f} addresses/s")
     print(f"gateway (coincurve):   {mine:10.0f} addresses/s")
     print(f"ratio: {mine / base:.1f}x the baseline")
+    print(f"RESULT - derivation {mine / base:.1f}x-bitcoinlib - (no goal)")
 
 
 if __name__ == "__main__":

@@ -279,6 +279,8 @@ def build(settings: Settings, clock: Clock = utcnow,
         clock,
         RetryPolicy(tuple(timedelta(seconds=s) for s in settings.webhooks.retry_schedule_seconds)),
         timeout=settings.webhooks.timeout_seconds,
+        concurrency=settings.webhooks.concurrency,
+        per_endpoint=settings.webhooks.per_endpoint_concurrency,
         on_attempt=metrics.attempt,
         targets=targets,
     )
@@ -309,7 +311,7 @@ def build(settings: Settings, clock: Clock = utcnow,
     attempts = Attempts(throttle, clock)
     two_factor = TwoFactorService(uow, codes, passwords,
                                   SecondFactor(codes, passwords, clock), clock,
-                                  PasswordCheck(passwords, index, attempts), attempts)
+                                  PasswordCheck(uow, passwords, index, attempts), attempts)
     sender: MailSender | None = None
     if settings.smtp is not None:
         smtp = settings.smtp

@@ -320,6 +320,10 @@ class WebhooksConfig(_Section):
     retry_schedule_seconds: list[float] = Field(
         default=[5, 300, 1800, 7200, 18000, 36000, 36000], min_length=1, max_length=20
     )
+    # Deliveries in flight at once, in all and per endpoint (one shared keep-alive
+    # session). One account's events are still sent one at a time, in order.
+    concurrency: int = Field(64, ge=1, le=1024)
+    per_endpoint_concurrency: int = Field(16, ge=1, le=1024)
 
     @field_validator("allow_private_targets")
     @classmethod

@@ -49,10 +49,11 @@ class GuardedResolver(AbstractResolver):
 
 
 def guarded_connector(
-    policy: TargetPolicy, resolver: AbstractResolver | None = None
+    policy: TargetPolicy, resolver: AbstractResolver | None = None, limit: int = 100
 ) -> aiohttp.TCPConnector:
     """A connector that refuses, at resolve and at connect time, what `policy` refuses.
-    `resolver` replaces the system resolver (tests map names without DNS)."""
+    `resolver` replaces the system resolver (tests map names without DNS); `limit` caps
+    the open connections (kept alive and reused between deliveries)."""
 
     def socket_factory(addr_info: tuple[int, int, int, str, tuple[object, ...]]) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
@@ -66,6 +67,7 @@ def guarded_connector(
         # The cache holds only answers that passed the policy; it cannot be poisoned
         # with a refused address, and pins a name's answer for its lifetime.
         ttl_dns_cache=10,
+        limit=limit,
     )
 
 

@@ -1,5 +1,6 @@
 """What the delivery worker needs from storage; the gateway implements it."""
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -28,13 +29,35 @@ class AttemptResult:
     retry_after_seconds: float | None = None
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One finished attempt and what follows it: the next try, or None (done, or given up)."""
+
+    delivery: PendingDelivery
+    result: AttemptResult
+    next_attempt_at: datetime | None
+
+
 class DeliveryStore(Protocol):
-    async def claim(self, now: datetime, limit: int, lease_seconds: float) -> list[PendingDelivery]:
-        """Deliveries due now, leased to this worker so no other worker sends them."""
+    async def claim(
+        self, now: datetime, limit: int, lease_seconds: float,
+        finished: Sequence[Attempt] = (), per_endpoint: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
+    ) -> list[PendingDelivery]:
+        """Deliveries due now, leased to this worker so no other worker sends them, at
+        most one per (endpoint, ordering key): a delivery is due only when no earlier
+        delivery of the same key to the same endpoint is still pending (in flight or
+        waiting for a retry). With `per_endpoint`, no endpoint gets more than that many
+        counting `in_flight` (endpoint id -> deliveries this worker already holds).
+        `finished` is recorded first, in the same transaction (as `record` would), so
+        the next events of those keys can be claimed at once."""
         ...
 
-    async def record(
-        self, delivery: PendingDelivery, result: AttemptResult, next_attempt_at: datetime | None
-    ) -> None:
-        """Log the attempt; schedule the next one, or mark succeeded/failed/disabled."""
+    async def record(self, attempts: Sequence[Attempt]) -> None:
+        """Log the attempts, in one transaction; schedule each next try, or mark the
+        delivery succeeded/failed/disabled (a 410 disables its endpoint)."""
+        ...
+
+    async def renew(self, ids: Sequence[str], until: datetime) -> None:
+        """Extend the leases of deliveries this worker still holds (queued or in flight)."""
         ...

@@ -1,4 +1,5 @@
-"""The delivery loop: claim due deliveries, POST them signed, record each attempt."""
+"""The delivery loop: claim due deliveries, POST them signed and concurrently, record the
+attempts in batches."""
 
 import asyncio
 import logging
@@ -13,7 +14,7 @@ from aiohttp.abc import AbstractResolver
 from webhooks import signing
 from webhooks.connect import error_class, guarded_connector
 from webhooks.retry import Outcome, RetryPolicy, classify, parse_retry_after
-from webhooks.store import AttemptResult, DeliveryStore, PendingDelivery
+from webhooks.store import Attempt, AttemptResult, DeliveryStore, PendingDelivery
 from webhooks.targets import TargetPolicy
 
 # The gateway needs a receiver's status and Retry-After only; the body is read (to reuse
@@ -28,14 +29,21 @@ class ResponseTooLarge(Exception):
 
 
 class DeliveryWorker:
+    """Sends deliveries concurrently on one shared keep-alive session: at most
+    `concurrency` in flight in all and `per_endpoint` per endpoint. One loop talks to the
+    store: it writes the results gathered meanwhile in one transaction, then claims as
+    many deliveries as there are free slots. The store hands out at most one delivery
+    per (endpoint, ordering key) at a time, so one account's events arrive in order."""
+
     def __init__(
         self,
         store: DeliveryStore,
         clock: Callable[[], datetime],
         policy: RetryPolicy | None = None,
         timeout: float = 15.0,
-        batch: int = 20,
-        lease_seconds: float = 60.0,
+        concurrency: int = 64,
+        per_endpoint: int = 16,
+        lease_seconds: float = 10.0,
         idle_interval: float = 1.0,
         on_attempt: Callable[[AttemptResult], None] | None = None,
         targets: TargetPolicy | None = None,
@@ -44,6 +52,8 @@ class DeliveryWorker:
     ) -> None:
         """`targets`: where deliveries may connect (default: public addresses only);
         `resolver`: replaces the system resolver (tests)."""
+        if concurrency < 1 or per_endpoint < 1:
+            raise ValueError("concurrency and per_endpoint must be at least 1")
         self._store = store
         self._clock = clock
         self._policy = policy or RetryPolicy()
@@ -52,12 +62,27 @@ class DeliveryWorker:
         self._targets = targets if targets is not None else TargetPolicy()
         self._resolver = resolver
         self._max_response = max_response_bytes
-        self._batch = batch
+        self._concurrency = concurrency
+        self._per_endpoint = per_endpoint
+        # Up to twice `concurrency` deliveries (twice `per_endpoint` for one endpoint)
+        # are claimed ahead, so the next ones are ready while the store writes results.
+        # Leases are short and renewed while a delivery is held here (queued, in flight
+        # or not yet recorded): after a crash, another worker (or this one, restarted)
+        # takes over within `lease_seconds`; the account's later events wait until then.
+        self._claim_ahead = 2 * concurrency
+        self._hold_per_endpoint = 2 * per_endpoint
         self._lease = lease_seconds
+        self._held: set[str] = set()
+        self._renewed_at = 0.0
+        self._sending = asyncio.Semaphore(concurrency)
+        self._slots: dict[str, asyncio.Semaphore] = {}  # per endpoint
         self._idle = idle_interval
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._on_attempt = on_attempt
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._busy: dict[str, int] = {}  # endpoint id -> deliveries in flight here
+        self._done: list[Attempt] = []  # finished, not yet written
 
     def wake(self) -> None:
         """Called after a commit that wrote to the outbox, so delivery is not left to poll."""
@@ -66,63 +91,161 @@ class DeliveryWorker:
     async def run(self) -> None:
         try:
             while True:
+                self._wake.clear()
                 try:
-                    sent = await self.run_once()
+                    more = await self._step()
                 except Exception:
                     log.exception("webhook delivery round failed")
-                    sent = 0
-                if sent < self._batch:
-                    self._wake.clear()
+                    more = False
+                if not more:
                     try:
                         await asyncio.wait_for(self._wake.wait(), self._idle)
                     except TimeoutError:
                         pass
         finally:
-            await self.aclose()
+            await self._shutdown()
 
     async def run_once(self) -> int:
-        deliveries = await self._store.claim(self._clock(), self._batch, self._lease)
-        if deliveries:
-            await asyncio.gather(*(self._deliver(d) for d in deliveries))
-        return len(deliveries)
+        """One round, to the end: claim what is due, send it, write the results."""
+        deliveries = await self._claim(self._concurrency)
+        await asyncio.gather(*self._tasks)
+        await self._flush()
+        return deliveries
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def _deliver(self, delivery: PendingDelivery) -> None:
-        result = await self._send(delivery)
-        next_at = None
-        if result.outcome is Outcome.RETRY:
-            retry_after = (
-                timedelta(seconds=result.retry_after_seconds)
-                if result.retry_after_seconds is not None
-                else None
-            )
-            next_at = self._policy.next_attempt(
-                delivery.attempts + 1, result.at, retry_after, random.random
-            )
-        await self._store.record(delivery, result, next_at)
-        if self._on_attempt is not None:
-            self._on_attempt(result)
-        log.info(
-            "webhook delivery %s to %s: %s (%s) in %d ms",
-            delivery.event_id,
-            delivery.endpoint_id,
-            result.outcome.value,
-            result.status_code,
-            result.latency_ms,
-        )
+    async def _step(self) -> bool:
+        """Write what finished and, when there is room for a good batch, claim for the
+        free slots in the same transaction. True when there may be more due right now
+        (every slot asked for was filled)."""
+        await self._renew()
+        done, self._done = self._done, []
+        free = self._claim_ahead - len(self._tasks)
+        if free < self._concurrency and self._tasks:
+            await self._record(done)  # enough queued here; a finishing one wakes us
+            return False
+        return await self._claim(free, done) == free
 
-    async def _send(self, delivery: PendingDelivery) -> AttemptResult:
+    async def _renew(self) -> None:
+        now = time.monotonic()
+        if not self._held or now - self._renewed_at < self._lease / 3:
+            return
+        self._renewed_at = now
+        await self._store.renew(sorted(self._held),
+                                self._clock() + timedelta(seconds=self._lease))
+
+    async def _claim(self, limit: int, done: list[Attempt] | None = None) -> int:
+        try:
+            deliveries = await self._store.claim(self._clock(), limit, self._lease,
+                                                 done or (), self._hold_per_endpoint,
+                                                 self._busy)
+        except Exception:
+            if done:
+                self._lost(done)
+            raise
+        if done:
+            self._recorded(done)
+        if deliveries and not self._held:
+            self._renewed_at = time.monotonic()
+        for d in deliveries:
+            self._held.add(d.id)
+            self._busy[d.endpoint_id] = self._busy.get(d.endpoint_id, 0) + 1
+            task = asyncio.create_task(self._deliver(d))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(deliveries)
+
+    async def _flush(self) -> int:
+        done, self._done = self._done, []
+        await self._record(done)
+        return len(done)
+
+    async def _record(self, done: list[Attempt]) -> None:
+        if not done:
+            return
+        try:
+            await self._store.record(done)
+        except Exception:
+            self._lost(done)
+            return
+        self._recorded(done)
+
+    def _lost(self, done: list[Attempt]) -> None:
+        # Unrecorded attempts are sent again when their leases end (same webhook-id).
+        log.exception("could not record %d webhook attempts", len(done))
+        self._held.difference_update(a.delivery.id for a in done)
+
+    def _recorded(self, done: list[Attempt]) -> None:
+        for a in done:
+            self._held.discard(a.delivery.id)
+            if self._on_attempt is not None:
+                self._on_attempt(a.result)
+            log.info(
+                "webhook delivery %s to %s: %s (%s) in %d ms",
+                a.delivery.event_id,
+                a.delivery.endpoint_id,
+                a.result.outcome.value,
+                a.result.status_code,
+                a.result.latency_ms,
+            )
+
+    async def _shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await asyncio.shield(self._flush())
+        except BaseException:
+            log.warning("webhook results not recorded at shutdown; they are resent")
+        await self.aclose()
+
+    async def _deliver(self, delivery: PendingDelivery) -> None:
+        endpoint = delivery.endpoint_id
+        slot = self._slots.get(endpoint)
+        if slot is None:
+            slot = self._slots[endpoint] = asyncio.Semaphore(self._per_endpoint)
+        try:
+            async with slot, self._sending:
+                result = await self._send(delivery)
+            next_at = None
+            if result.outcome is Outcome.RETRY:
+                retry_after = (
+                    timedelta(seconds=result.retry_after_seconds)
+                    if result.retry_after_seconds is not None
+                    else None
+                )
+                next_at = self._policy.next_attempt(
+                    delivery.attempts + 1, result.at, retry_after, random.random
+                )
+            self._done.append(Attempt(delivery, result, next_at))
+        except BaseException:
+            self._held.discard(delivery.id)  # no result: its lease ends, it is sent again
+            raise
+        finally:
+            left = self._busy[endpoint] - 1
+            if left:
+                self._busy[endpoint] = left
+            else:
+                del self._busy[endpoint]
+                del self._slots[endpoint]  # nobody here waits on it any more
+            self._wake.set()
+
+    def _session_for_send(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=guarded_connector(self._targets, self._resolver),
+                connector=guarded_connector(self._targets, self._resolver,
+                                            limit=self._concurrency),
                 timeout=self._timeout,
                 auto_decompress=False,  # the body is discarded: no decompression bombs
                 trust_env=False,  # no proxy from the environment: we connect ourselves
             )
+        return self._session
+
+    async def _send(self, delivery: PendingDelivery) -> AttemptResult:
+        session = self._session_for_send()
         now = self._clock()
         hdrs = signing.headers(
             delivery.secrets, delivery.event_id, int(now.timestamp()), delivery.body
@@ -135,7 +258,7 @@ class DeliveryWorker:
             # One deadline for connect, headers and body: a slow receiver cannot hold
             # the worker past it.
             async with asyncio.timeout(self._timeout_seconds):
-                async with self._session.post(
+                async with session.post(
                     delivery.url, data=delivery.body, headers=hdrs, allow_redirects=False
                 ) as resp:
                     status = resp.status

@@ -23,6 +23,14 @@ from gateway.services.errors import (
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# nginx's code for "the client closed the connection before the answer": counted apart
+# from server errors, and never sent (nobody is left to read it).
+CLIENT_CLOSED = 499
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request was read in full."""
+
 
 def problem(status: int, detail: str, **extra: Any) -> web.Response:
     body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
@@ -75,6 +83,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         resp = problem(503, str(exc))
         resp.headers["Retry-After"] = str(max(math.ceil(exc.retry_after_seconds), 1))
         return resp
+    except (ClientDisconnected, ConnectionResetError):
+        # Not our error: a client that gives up mid-request (a closed tab, a timeout on
+        # its side) needs one line, not a traceback, and is no 500.
+        route = request.match_info.route.resource
+        pattern = route.canonical if route is not None else "?"
+        log.info("client closed the connection during %s %s", request.method, pattern)
+        return web.Response(status=CLIENT_CLOSED, reason="Client Closed Request")
     except web.HTTPRequestEntityTooLarge:
         return problem(413, "request body is larger than 1 MiB")
     except web.HTTPException as exc:

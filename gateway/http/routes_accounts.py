@@ -10,6 +10,7 @@ from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
 from gateway.http.schemas import (
     CodeBody,
+    EmailUndoBody,
     PasswordChangeBody,
     ProfileBody,
     ResetConfirmBody,
@@ -24,7 +25,7 @@ from gateway.http.schemas import (
 from gateway.http.views import account_json, invoice_json
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
 from gateway.services.email_change import EmailChangeService
-from gateway.services.errors import ServiceUnavailable
+from gateway.services.errors import ServiceUnavailable, Unauthorized, UnconfirmedEmail
 
 routes = web.RouteTableDef()
 
@@ -70,6 +71,20 @@ async def create_account(request: web.Request) -> web.Response:
     return resp
 
 
+async def log_in(request: web.Request, email: str, password: str, code: str | None
+                 ) -> NewSession:
+    """A login for the API and the portal. An account whose address is not confirmed is
+    answered like a wrong password and mailed a new link, in the background so that the
+    answer takes no longer."""
+    services = request.app[SERVICES]
+    try:
+        return await services.accounts.log_in(email, password, code, ip(request))
+    except UnconfirmedEmail as exc:
+        request.app[JOBS].spawn(services.recovery.send_verification(exc.account_id),
+                                "confirmation link")
+        raise Unauthorized(str(exc)) from None
+
+
 @routes.post("/v1/email-verifications/confirm")
 async def confirm_email(request: web.Request) -> web.Response:
     body = TokenBody.model_validate(await read_json(request))
@@ -81,8 +96,7 @@ async def confirm_email(request: web.Request) -> web.Response:
 async def create_session(request: web.Request) -> web.Response:
     limit(request, "login")
     body = SessionBody.model_validate(await read_json(request))
-    session = await request.app[SERVICES].accounts.log_in(
-        body.email, body.password, body.totp_code, ip(request))
+    session = await log_in(request, body.email, body.password, body.totp_code)
     resp = web.json_response(
         {"token": session.token, "expires_at": rfc3339(session.expires_at)}, status=201
     )
@@ -143,8 +157,8 @@ async def confirm_email_change(request: web.Request) -> web.Response:
 
 @routes.post("/v1/email-changes/undo")
 async def undo_email_change(request: web.Request) -> web.Response:
-    body = TokenBody.model_validate(await read_json(request))
-    await email_changes(request).undo(body.token, ip(request))
+    body = EmailUndoBody.model_validate(await read_json(request))
+    await email_changes(request).undo(body.token, body.totp_code, ip(request))
     return web.Response(status=204)
 
 

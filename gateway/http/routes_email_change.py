@@ -21,7 +21,8 @@ PAGES: dict[str, dict[str, str]] = {
                 "done_text": "Your account now uses this address. Log in with it."},
     "undo": {"heading": "Undo the email change",
              "text": "This gives your account this address back, ends every session and "
-                     "asks you for a new password: a reset link follows by mail.",
+                     "asks you for a new password: a reset link follows by mail. If you "
+                     "turned two-factor authentication on, type a code from your app.",
              "button": "Undo the change",
              "done": "Email change undone",
              "done_text": "Your account has this address again and every session has "
@@ -39,7 +40,8 @@ def _page(request: web.Request, kind: str, action: str, token: str | None) -> we
     page = PAGES[kind]
     context: dict[str, Any] = {
         "heading": page["heading"], "text": page["text"], "button": page["button"],
-        "token": token, "action": action, "csrf": request.app[CSRF].token(request)}
+        "token": token, "action": action, "csrf": request.app[CSRF].token(request),
+        "code_field": kind == "undo"}
     return _render(request, "email_change.html", context)
 
 
@@ -53,7 +55,7 @@ async def _submit(request: web.Request, kind: str) -> web.Response:
         if kind == "confirm":
             await service.confirm(token, ip)
         else:
-            await service.undo(token, ip)
+            await service.undo(token, _text(form, "totp_code"), ip)
     except DomainError as exc:
         return _render(request, "email_change.html", {
             "heading": "This link does not work", "text": str(exc)}, 400)

@@ -13,6 +13,7 @@ from gateway.domain.errors import DomainError
 from gateway.http.auth import SESSION_COOKIE
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import CSRF, PREFIX, SERVICES
+from gateway.http.routes_accounts import log_in
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
 from gateway.services.errors import Conflict, ServiceUnavailable, TooManyRequests, Unauthorized
 from gateway.services.ports import SessionRecord
@@ -197,8 +198,8 @@ async def login_submit(request: web.Request) -> web.Response:
     try:
         if services.login_limit is not None:
             services.login_limit.hit(ip, "login")
-        session = await services.accounts.log_in(
-            email, str(form.get("password", "")), _text(form, "totp_code"), ip)
+        session = await log_in(request, email, str(form.get("password", "")),
+                               _text(form, "totp_code"))
     except (Unauthorized, TooManyRequests, ServiceUnavailable) as exc:
         return _retry_after(_render(request, "login.html", {
             "csrf": request.app[CSRF].token(request), "email": email, "error": str(exc)},

@@ -7,7 +7,14 @@ from aiohttp import web
 
 from gateway.domain.errors import DomainError
 from gateway.http.keys import SERVICES
-from gateway.http.routes_portal import _account, _redirect, _text, session_form
+from gateway.http.routes_portal import (
+    _account,
+    _redirect,
+    _retry_after,
+    _status,
+    _text,
+    session_form,
+)
 from gateway.services.ports import SessionRecord
 
 routes = web.RouteTableDef()
@@ -22,9 +29,10 @@ async def account_buy(request: web.Request, session: SessionRecord, form: Any) -
         currency = (await services.accounts.view(session.account_id)).account.currency
         view, _ = await services.invoices.create_once(
             session.account_id, plan.price_in(currency), _text(form, "coin") or "",
-            {"plan": plan.name}, None)
+            {"plan": plan.name}, None, for_plan=plan)
     except DomainError as exc:
-        return await _account(request, session, 422, error=str(exc))
+        return _retry_after(
+            await _account(request, session, _status(exc, 422), error=str(exc)), exc)
     return _redirect(request, f"pay/{view.record.invoice.id}")
 
 
@@ -37,5 +45,6 @@ async def account_pay_again(
         view = await request.app[SERVICES].invoices.pay_again(
             session.account_id, _text(form, "invoice_id") or "")
     except DomainError as exc:
-        return await _account(request, session, 422, error=str(exc))
+        return _retry_after(
+            await _account(request, session, _status(exc, 422), error=str(exc)), exc)
     return _redirect(request, f"pay/{view.record.invoice.id}")

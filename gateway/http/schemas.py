@@ -6,6 +6,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from gateway.http.problems import ClientDisconnected
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -28,6 +30,11 @@ class SessionBody(Body):
 
 class TokenBody(Body):
     token: StrictStr
+
+
+class EmailUndoBody(Body):
+    token: StrictStr
+    totp_code: StrictStr | None = None  # required when two-factor authentication is on
 
 
 class ResetRequestBody(Body):
@@ -120,7 +127,10 @@ MAX_DEPTH = 32  # no request body of ours nests deeper; metadata included
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except ConnectionResetError:
+        raise ClientDisconnected from None
     if not raw:
         raise web.HTTPBadRequest(text="request body is empty; a JSON object is required")
     try:

@@ -14,10 +14,10 @@ from gateway.domain.throttle import ThrottlePolicy, ThrottleState, after_failure
 from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.errors import (
     Conflict,
-    Forbidden,
     NotFound,
     TooManyRequests,
     Unauthorized,
+    UnconfirmedEmail,
 )
 from gateway.services.ids import new_id
 from gateway.services.ports import (
@@ -169,7 +169,7 @@ class AccountService:
                 await uow.security_log.add(login.account.id if login else None, "login_failed",
                                            ip, now)
                 await uow.commit()
-                raise Unauthorized("email or password is wrong")
+                raise Unauthorized(self._wrong_login)
             if self._two_factor is not None:
                 # Past the password only: a wrong code counts on the account's
                 # second-factor counter (shared with reset and removal), not the email's.
@@ -179,11 +179,16 @@ class AccountService:
                     await uow.security_log.add(login.account.id, "login_failed", ip, now)
                     await uow.commit()
                     raise
-            await uow.throttle.clear(lookup)
             if (self._policy.require_email_verification
                     and not await uow.accounts.email_verified(login.account.id)):
+                # Counted and answered like a wrong password: whoever signed up with
+                # someone else's address (which answers like a free one) must not learn
+                # here that it was taken.
+                await uow.throttle.put(lookup, after_failure(state, now, self._throttle))
+                await uow.security_log.add(login.account.id, "login_failed", ip, now)
                 await uow.commit()
-                raise Forbidden("confirm your email address first: open the link we mailed you")
+                raise UnconfirmedEmail(self._wrong_login, login.account.id)
+            await uow.throttle.clear(lookup)
             await uow.security_log.add(login.account.id, "login_succeeded", ip, now)
             if rehashed is not None:
                 await uow.accounts.set_password_hash(login.account.id, rehashed)
@@ -194,6 +199,13 @@ class AccountService:
             await uow.commit()
         token = self._tokens.issue(session.account_id, session.id, now, session.expires_at)
         return NewSession(token, session.id, session.account_id, session.expires_at)
+
+    @property
+    def _wrong_login(self) -> str:
+        if self._policy.require_email_verification:
+            return ("email or password is wrong, or the address is not confirmed yet (then "
+                    "a new confirmation link is on its way)")
+        return "email or password is wrong"
 
     async def _not_throttled(self, uow: UnitOfWork, lookup: str) -> ThrottleState | None:
         state = await uow.throttle.get(lookup)
@@ -236,22 +248,18 @@ class AccountService:
         """Needs the current password; ends every other session of the account."""
         session = await self.session(token)
         new = check_password(new, "new_password")
+        checks = PasswordCheck(self._uow, self._passwords, self._index,
+                               Attempts(self._throttle, self._clock))
+        checked = await checks.verify(session.account_id, current)
+        new_hash = await self._passwords.hash(new)  # both hashes before the transaction
         async with self._uow() as uow:
             account = await uow.accounts.get(session.account_id)
             assert account is not None
-            await self.check_password(uow, account.id, current)
-            await uow.accounts.set_password_hash(account.id, await self._passwords.hash(new))
+            await checks.still(uow, checked)
+            await uow.accounts.set_password_hash(account.id, new_hash)
             await uow.sessions.revoke_all(account.id, self._clock(), keep=session.id)
             await uow.security_log.add(account.id, "password_changed", ip, self._clock())
             await uow.commit()
-
-    async def check_password(self, uow: UnitOfWork, account_id: str, password: str | None,
-                             field: str = "current_password") -> None:
-        """A logged-in customer's password, counted like a login (`TooManyRequests` while
-        that counter is locked)."""
-        await PasswordCheck(self._passwords, self._index,
-                            Attempts(self._throttle, self._clock)).verify(
-            uow, account_id, password, field)
 
     async def update_profile(self, account_id: str, changes: ProfileChanges) -> AccountView:
         """Names and preferences, applied at once. The email is not among them: it changes

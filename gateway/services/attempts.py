@@ -7,15 +7,22 @@ delays and hourly cap (gateway.domain.throttle):
   removal, deletion and email change, so a code cannot be guessed through any of them.
 
 A failure is committed at once, before the error is raised: callers check credentials
-before they change anything, so nothing else is pending in the transaction."""
+before they change anything, so nothing else is pending in the transaction.
+
+A password is checked before the caller's transaction opens (`PasswordCheck.verify`), and
+the caller confirms inside it that the password is still the one checked
+(`PasswordCheck.still`): the hash takes tens of milliseconds and may wait for a free
+hashing slot, and on SQLite every write transaction holds the database's one write
+lock, so no hash may run inside one."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gateway.domain.accounts import email_lookup_form
 from gateway.domain.errors import InvalidInput
 from gateway.domain.throttle import ThrottlePolicy, ThrottleState, after_failure, retry_after
-from gateway.services.errors import TooManyRequests
-from gateway.services.ports import Clock, Login, PasswordHasher, UnitOfWork
+from gateway.services.errors import Conflict, TooManyRequests
+from gateway.services.ports import Clock, PasswordHasher, UnitOfWork, UnitOfWorkFactory
 
 
 def second_factor_key(account_id: str) -> str:
@@ -46,25 +53,50 @@ class Attempts:
             await uow.throttle.clear(key)
 
 
+@dataclass(frozen=True)
+class CheckedPassword:
+    """A password found right, outside any transaction; `still` confirms it inside one."""
+
+    account_id: str
+    key: str  # the email's blind index: the login counter's key
+    password_hash: str
+    had_failures: bool
+
+
 class PasswordCheck:
     """The password of a logged-in customer, counted like a login."""
 
-    def __init__(self, passwords: PasswordHasher, blind_index: Callable[[str], str],
-                 attempts: Attempts) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, passwords: PasswordHasher,
+                 blind_index: Callable[[str], str], attempts: Attempts) -> None:
+        self._uow = uow
         self._passwords = passwords
         self._index = blind_index
         self._attempts = attempts
 
-    async def verify(self, uow: UnitOfWork, account_id: str, password: str | None,
-                     field: str = "current_password") -> Login:
-        profile = await uow.accounts.profile(account_id)
-        key = self._index(email_lookup_form(profile.email))
+    async def verify(self, account_id: str, password: str | None,
+                     field: str = "current_password") -> CheckedPassword:
+        """Outside any transaction: `InvalidInput` when wrong (the failure is counted and
+        committed), `TooManyRequests` while the counter is locked."""
         if not password:
             raise InvalidInput(field, "is required")
-        state = await self._attempts.open(uow, key, "password attempts")
-        login = await uow.accounts.find_login(key)
+        async with self._uow() as uow:
+            profile = await uow.accounts.profile(account_id)
+            key = self._index(email_lookup_form(profile.email))
+            state = await self._attempts.open(uow, key, "password attempts")
+            login = await uow.accounts.find_login(key)
         if login is None or not await self._passwords.verify(login.password_hash, password):
-            await self._attempts.failed(uow, key, state)
+            async with self._uow() as uow:
+                # Read again: failures counted meanwhile by requests alongside add up.
+                await self._attempts.failed(uow, key, await uow.throttle.get(key))
             raise InvalidInput(field, "is wrong")
-        await self._attempts.passed(uow, key, state)
-        return login
+        return CheckedPassword(account_id, key, login.password_hash, state is not None)
+
+    async def still(self, uow: UnitOfWork, checked: CheckedPassword) -> None:
+        """Inside the caller's transaction: the account still has that email and password
+        (nothing changed them between the check and now); clears the failure counter."""
+        login = await uow.accounts.find_login(checked.key)
+        if (login is None or login.account.id != checked.account_id
+                or login.password_hash != checked.password_hash):
+            raise Conflict("your password or email changed meanwhile; try again")
+        if checked.had_failures:
+            await uow.throttle.clear(checked.key)

@@ -36,7 +36,7 @@ class EmailChangeService:
         self._confirm = confirm
         self._undo = undo
         self._index = blind_index
-        self._check = PasswordCheck(passwords, blind_index,
+        self._check = PasswordCheck(uow, passwords, blind_index,
                                     Attempts(throttle or ThrottlePolicy(), clock))
         self._two_factor = two_factor
         self._recovery = recovery
@@ -58,8 +58,9 @@ class EmailChangeService:
         new = normalize_email(new_email)
         new_index = self._index(email_lookup_form(new))
         now = self._clock()
+        checked = await self._check.verify(account_id, password)
         async with self._uow() as uow:
-            await self._check.verify(uow, account_id, password)
+            await self._check.still(uow, checked)
             await self._two_factor.require_field(uow, account_id, code)
             profile = await uow.accounts.profile(account_id)
             index = self._index(email_lookup_form(profile.email))
@@ -118,9 +119,12 @@ class EmailChangeService:
             "Undoing gives the account this address back, ends every session and asks you "
             "for a new password (a reset link follows by mail).")
 
-    async def undo(self, token: str, ip: str | None = None) -> None:
+    async def undo(self, token: str, code: str | None = None, ip: str | None = None) -> None:
         """Restores the previous address while the account still has the one the change
-        set; ends every session and requires a new password (a reset link is mailed)."""
+        set; ends every session and requires a new password (a reset link is mailed).
+        With 2FA on it needs a code too: whoever holds only the old mailbox (which its
+        owner may have left because it was lost) cannot take the account back with it.
+        The address that loses the account is told."""
         account_id, changed_index, previous = self._undo.open(token)
         now = self._clock()
         async with self._uow() as uow:
@@ -130,6 +134,7 @@ class EmailChangeService:
             current = await uow.accounts.profile(account_id)
             if self._index(email_lookup_form(current.email)) != changed_index:
                 raise Unauthorized("this link was already used or is out of date")
+            await self._two_factor.require(uow, account_id, code)
             try:
                 await uow.accounts.update_profile(
                     account_id, Profile(previous, current.display_name, current.company),
@@ -141,4 +146,9 @@ class EmailChangeService:
             await uow.sessions.revoke_all(account_id, now)
             await uow.security_log.add(account_id, "email_change_undone", ip, now)
             await uow.commit()
+        await self._mailer.send(
+            current.email, "Your account email was changed back",
+            "The email address of your Packetra account was changed back to the previous "
+            "one, through the link mailed to it, and every session has ended.\n\n"
+            "If this was not you, contact support at once.")
         await self._recovery.request_reset(previous)

@@ -15,6 +15,16 @@ class Unauthorized(DomainError):
     pass
 
 
+class UnconfirmedEmail(Unauthorized):
+    """The right password for an account whose address is not confirmed yet. Answered
+    exactly like a wrong password, so a login never tells whether an address has an
+    account; the caller mails a new confirmation link instead."""
+
+    def __init__(self, detail: str, account_id: str) -> None:
+        super().__init__(detail)
+        self.account_id = account_id
+
+
 class Forbidden(DomainError):
     pass
 
@@ -33,5 +43,5 @@ class TooManyRequests(DomainError):
 
 __all__ = [
     "Conflict", "DomainError", "Forbidden", "InvalidInput", "NotFound",
-    "ServiceUnavailable", "TooManyRequests", "Unauthorized",
+    "ServiceUnavailable", "TooManyRequests", "Unauthorized", "UnconfirmedEmail",
 ]

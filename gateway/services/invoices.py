@@ -111,7 +111,10 @@ class InvoiceService:
             raise NotFound("invoice")
         if old.status is not Status.EXPIRED:
             raise Conflict("only an expired invoice can be paid again")
-        return await self.create(account_id, old.price, old.coin, old.metadata)
+        # Under the same rules as buying a plan: an open invoice for the same thing is
+        # shown again, and the cap on open invoices holds (no address burnt per click).
+        plan = Plan(str(old.metadata.get("plan", "")), old.price)
+        return await self.create(account_id, old.price, old.coin, old.metadata, for_plan=plan)
 
     def plan(self, name: str) -> Plan:
         plan = self._plans.get(name)
@@ -244,8 +247,8 @@ class InvoiceService:
         """Raises `_Reuse` for an open invoice of this plan, price and coin, or
         `TooManyRequests` when the account has its maximum of open invoices."""
         for invoice in open_now:
-            if (invoice.coin == coin and invoice.metadata.get("plan") == plan.name
-                    and invoice.price == plan.price):
+            if (invoice.coin == coin and invoice.metadata.get("plan", "") == plan.name
+                    and invoice.price == plan.price_in(invoice.price.currency)):
                 raise _Reuse(invoice.id)
         limit = self._policy.max_open_per_account
         if len(open_now) >= limit:

@@ -145,7 +145,8 @@ class AccountRepository(Protocol):
 
     async def unused_recovery_codes(self, account_id: str) -> list[tuple[int, str]]: ...
 
-    async def use_recovery_code(self, code_id: int, now: datetime) -> None: ...
+    async def use_recovery_code(self, code_id: int, now: datetime) -> bool:
+        """Marks an unused code used; False when another request spent it first."""
 
     async def details(self, account_id: str) -> AccountDetails: ...
 

@@ -79,14 +79,15 @@ class PrivacyService:
         """Schedules deletion after the grace period and ends every session; logging in
         again and cancelling keeps the account."""
         now = self._clock()
+        # Counted like logins: a stolen session cannot guess the password here.
+        checks = PasswordCheck(self._uow, self._passwords, self._index,
+                               Attempts(self._throttle, self._clock))
+        checked = await checks.verify(account_id, password, "password")
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
             if account is None or account.deleted:
                 raise NotFound("account")
-            # Counted like logins: a stolen session cannot guess the password here.
-            await PasswordCheck(self._passwords, self._index,
-                                Attempts(self._throttle, self._clock)).verify(
-                uow, account_id, password, "password")
+            await checks.still(uow, checked)
             await self._two_factor.require_field(uow, account_id, code)
             due = account.schedule_deletion(now, self._grace)
             await uow.accounts.save(account)

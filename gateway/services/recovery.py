@@ -8,7 +8,13 @@ from typing import Protocol
 from gateway.domain.accounts import check_password, email_lookup_form, normalize_email
 from gateway.domain.errors import InvalidInput
 from gateway.services.errors import Unauthorized
-from gateway.services.ports import Clock, PasswordHasher, UnitOfWorkFactory
+from gateway.services.ports import (
+    Clock,
+    PasswordHasher,
+    Profile,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from gateway.services.two_factor import TwoFactorService
 
 
@@ -100,34 +106,34 @@ class RecoveryService:
     async def reset_needs_code(self, token: str) -> bool:
         """Whether the page a reset link opens must ask for a second factor. Refuses a link
         that is invalid, expired or already used, so the page can say so before the form."""
-        account_id, fp = self._tokens.read(token)
         async with self._uow() as uow:
-            if await uow.accounts.get(account_id) is None:
-                raise Unauthorized("this reset link is not valid")
-            profile = await uow.accounts.profile(account_id)
-            lookup = self._index(email_lookup_form(profile.email))
-            login = await uow.accounts.find_login(lookup)
-            if login is None or fingerprint(login.password_hash, lookup) != fp:
-                raise Unauthorized("this reset link was already used or is out of date")
+            account_id, _ = await self._live_reset(uow, token)
             return (await uow.accounts.totp(account_id)).enabled
+
+    async def _live_reset(self, uow: UnitOfWork, token: str) -> tuple[str, Profile]:
+        """The account a reset link is for, while the link still works: its password and
+        email are those it was issued for (so it works once, and dies with an email
+        change). Locks the account for the transaction."""
+        account_id, fp = self._tokens.read(token)
+        if await uow.accounts.get(account_id, for_update=True) is None:
+            raise Unauthorized("this reset link is not valid")
+        profile = await uow.accounts.profile(account_id)
+        lookup = self._index(email_lookup_form(profile.email))
+        login = await uow.accounts.find_login(lookup)
+        if login is None or fingerprint(login.password_hash, lookup) != fp:
+            raise Unauthorized("this reset link was already used or is out of date")
+        return account_id, profile
 
     async def confirm_reset(self, token: str, new_password: str, second: str | None,
                             ip: str | None = None) -> None:
-        account_id, fp = self._tokens.read(token)
+        self._tokens.read(token)  # an invalid link is refused before the password is judged
         new_password = check_password(new_password, "new_password")
+        new_hash = await self._passwords.hash(new_password)  # before the transaction
         now = self._clock()
         async with self._uow() as uow:
-            account = await uow.accounts.get(account_id, for_update=True)
-            if account is None:
-                raise Unauthorized("this reset link is not valid")
-            profile = await uow.accounts.profile(account_id)
-            lookup = self._index(email_lookup_form(profile.email))
-            login = await uow.accounts.find_login(lookup)
-            if login is None or fingerprint(login.password_hash, lookup) != fp:
-                raise Unauthorized("this reset link was already used or is out of date")
+            account_id, profile = await self._live_reset(uow, token)
             await self._two_factor.require(uow, account_id, second)
-            await uow.accounts.set_password_hash(
-                account_id, await self._passwords.hash(new_password))
+            await uow.accounts.set_password_hash(account_id, new_hash)
             await uow.sessions.revoke_all(account_id, now)
             await uow.security_log.add(account_id, "password_reset", ip, now)
             await uow.commit()

@@ -48,8 +48,7 @@ class SecondFactor:
         candidate = code.strip().lower()
         for code_id, code_hash in await uow.accounts.unused_recovery_codes(account_id):
             if await self._hasher.verify(code_hash, candidate):
-                await uow.accounts.use_recovery_code(code_id, now)
-                return True
+                return await uow.accounts.use_recovery_code(code_id, now)
         return False
 
 
@@ -73,10 +72,11 @@ class TwoFactorService:
         """A new secret, pending until a code made from it is confirmed. Needs the
         password: a stolen session alone must not put an attacker's authenticator on."""
         secret = self._codes.new_secret()
+        checked = await self._passwords.verify(account_id, password)
         async with self._uow() as uow:
             if (await uow.accounts.totp(account_id)).enabled:
                 raise Conflict("two-factor authentication is already on; turn it off first")
-            await self._passwords.verify(uow, account_id, password)
+            await self._passwords.still(uow, checked)
             await uow.accounts.set_totp(account_id, secret, None, None)
             await uow.commit()
         return Enrolment(secret, self._codes.uri(secret, account_id))
@@ -84,6 +84,9 @@ class TwoFactorService:
     async def confirm(self, account_id: str, code: str, ip: str | None = None) -> list[str]:
         """Turns 2FA on; returns 10 single-use recovery codes, shown this once."""
         now = self._clock()
+        # The codes are hashed before the transaction: no hash holds the write lock.
+        recovery = self._codes.recovery_codes(10)
+        hashes = [await self._hasher.hash(c) for c in recovery]
         async with self._uow() as uow:
             state = await uow.accounts.totp(account_id)
             if state.enabled:
@@ -93,20 +96,19 @@ class TwoFactorService:
             step = self._codes.matching_step(state.secret, code, now)
             if step is None:
                 raise InvalidInput("code", "is not the current code of your authenticator")
-            recovery = self._codes.recovery_codes(10)
             await uow.accounts.set_totp(account_id, state.secret, now, step)
-            await uow.accounts.replace_recovery_codes(
-                account_id, [await self._hasher.hash(c) for c in recovery])
+            await uow.accounts.replace_recovery_codes(account_id, hashes)
             await uow.security_log.add(account_id, "totp_enabled", ip, now)
             await uow.commit()
         return recovery
 
     async def disable(self, account_id: str, password: str | None, code: str,
                       ip: str | None = None) -> None:
+        checked = await self._passwords.verify(account_id, password)
         async with self._uow() as uow:
             if not (await uow.accounts.totp(account_id)).enabled:
                 raise Conflict("two-factor authentication is not on")
-            await self._passwords.verify(uow, account_id, password)
+            await self._passwords.still(uow, checked)
             await self.require_field(uow, account_id, code, "code")
             await uow.accounts.set_totp(account_id, None, None, None)
             await uow.accounts.replace_recovery_codes(account_id, [])

@@ -105,6 +105,8 @@ async def test_email_change_needs_the_password_a_confirmed_link_and_can_be_undon
     status, page = await post_form(stack, undo_path)
     assert status == 200 and "Email change undone" in page, page
     assert (await stack.api.call("GET", "/v1/me", token=session))[0] == 401  # sessions ended
+    [_, back] = await inbox.wait(new, 2)  # the address that lost the account is told
+    assert back["Subject"] == "Your account email was changed back"
     # Whoever moved the account knew the password: it no longer works; a reset link does.
     for email in (old, new):
         assert (await stack.api.call("POST", "/v1/sessions",
@@ -173,5 +175,55 @@ async def test_signup_with_verification_answers_a_taken_address_like_a_free_one(
     assert fresh["Subject"] == "Confirm your email address"
     stack.secrets.add(body_of(verify).split("token=")[1].split()[0])
     stack.secrets.add(body_of(fresh).split("token=")[1].split()[0])
+    # Nor does logging in with the password just chosen tell them apart: the free address
+    # (now an unconfirmed account) and the taken one answer alike.
+    logins = [await stack.api.call("POST", "/v1/sessions", {
+        "email": email, "password": "someone else pw 1"})
+        for email in ("owner@example.org", "fresh@example.org")]
+    assert logins[0][0] == logins[1][0] == 401 and logins[0][1] == logins[1][1]
+    [_, again] = await inbox.wait("fresh@example.org", 2)  # a new link for the real owner
+    assert again["Subject"] == "Confirm your email address"
+    stack.secrets.add(body_of(again).split("token=")[1].split()[0])
     # Without verification a signup logs in at once, so a taken address stays a 409
     # (tests/e2e/test_bad_input.py); OPERATIONS.md says so.
+
+
+async def test_with_two_factor_on_the_undo_link_alone_does_not_take_the_account(
+    make_stack: StackFactory, inbox: Inbox,
+) -> None:
+    """Whoever holds only the old mailbox (its owner may have left it because it was lost)
+    cannot take the account back through the undo link: with 2FA on it needs a code."""
+    import time
+
+    import pyotp
+
+    stack = await make_stack(**smtp_env(inbox))
+    old, new = "left-behind@example.org", "moved-on@example.org"
+    stack.secrets.update({old, new})
+    await stack.signup(old, PW)
+    session = await stack.login(old, PW)
+    begun = await stack.api.ok("POST", "/v1/me/totp", {"current_password": PW}, session)
+    totp = pyotp.TOTP(begun["secret"])
+    stack.secrets.add(begun["secret"])
+    recovery = (await stack.api.ok("POST", "/v1/me/totp/confirm", {"code": totp.now()},
+                                   session))["recovery_codes"]
+    stack.secrets.update(recovery)
+    status, _, _ = await stack.api.call("PATCH", "/v1/me", {
+        "email": new, "current_password": PW, "totp_code": recovery[0]}, session)
+    assert status == 202
+    [mail] = await inbox.wait(new, 1)
+    _, token = link(mail, "email-change")
+    stack.secrets.add(token)
+    assert (await stack.api.call("POST", "/v1/email-changes/confirm", {"token": token}))[0] \
+        == 204
+    [notice] = await inbox.wait(old, 1)
+    _, undo = link(notice, "email-change/undo")
+    stack.secrets.add(undo)
+
+    for body in ({"token": undo}, {"token": undo, "totp_code": "000000"}):
+        status, doc, _ = await stack.api.call("POST", "/v1/email-changes/undo", body)
+        assert status == 401 and "two-factor" in doc["detail"], doc
+    assert (await stack.api.ok("GET", "/v1/me", token=session))["email"] == new
+    done = await stack.api.call("POST", "/v1/email-changes/undo", {
+        "token": undo, "totp_code": totp.at(time.time(), counter_offset=1)})
+    assert done[0] == 204, done

@@ -59,6 +59,14 @@ async def test_signup_invoice_payment_settles_and_activates(
     assert payment_events[0].doc["data"]["payment"]["rate"]["value"] == "80"
     for delivery in stack.receiver.deliveries:
         assert email.encode() not in delivery.body
+    # One account's story arrives in the order it happened (WEBHOOKS.md, "Order").
+    story = [d for d in stack.receiver.deliveries
+             if d.doc["data"].get("account_id") == account["id"]]
+    assert story[0].type == "account.created"
+    assert [d.type for d in story if d.doc["data"].get("invoice_id") == invoice["id"]
+            and d.type.startswith("invoice.")] == [
+        "invoice.created", "invoice.payment_received", "invoice.processing",
+        "invoice.settled"]
     # Activation is announced once, whatever else happens.
     second = await stack.invoice(account["id"])
     stack.node.send(second["address"], second["amount_due"])

@@ -68,3 +68,30 @@ async def test_metrics_and_readiness_only_on_the_operations_listener(
     off = await make_stack(register_endpoint=False, GATEWAY_SERVER__METRICS_LISTEN="")
     async with http.get(f"{off.gateway.base}/metrics") as resp:
         assert resp.status == 404
+
+
+async def test_a_client_that_drops_its_connection_is_no_server_error(
+    make_stack: StackFactory,
+) -> None:
+    """Headers and part of a JSON body, then the client goes away: logged as a client
+    that left (no traceback), never counted as a 500."""
+    stack = await make_stack(register_endpoint=False)
+    host, port = stack.gateway.base.removeprefix("http://").rsplit(":", 1)
+    for path in ("/v1/accounts", "/v1/sessions"):
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write((f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
+                      "Content-Type: application/json\r\nContent-Length: 400\r\n\r\n"
+                      '{"email": "gone@exa').encode())
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the handler is now reading the body
+        writer.close()
+        await writer.wait_closed()
+    await eventually(lambda: stack.gateway.log().count("client closed the connection") >= 2,
+                     10, "both drops logged")
+    log = stack.gateway.log()
+    assert "Traceback" not in log and "ConnectionResetError" not in log
+    assert "unhandled" not in log
+    m = await scrape(stack)
+    assert not [k for k in m if "status=500" in k], [k for k in m if "status=500" in k]
+    assert m["gateway_http_request_duration_seconds_count"
+             "|method=POST|route=/v1/accounts|status=499"] == 1

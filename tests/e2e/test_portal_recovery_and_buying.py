@@ -123,8 +123,10 @@ async def test_buy_a_plan_and_pay_an_expired_invoice_again(
 ) -> None:
     stack = await make_stack(
         GATEWAY_PLANS='{"vps-small": {"price": "9.99", "currency": "EUR", '
-                      '"prices": {"USD": "10.99"}}}',
-        GATEWAY_RATES__FIXED='{"LTC-EUR": "80.00", "LTC-USD": "86.00"}')
+                      '"prices": {"USD": "10.99"}}, '
+                      '"vps-large": {"price": "29.99", "currency": "EUR"}}',
+        GATEWAY_RATES__FIXED='{"LTC-EUR": "80.00", "LTC-USD": "86.00"}',
+        GATEWAY_INVOICES__MAX_OPEN_PER_ACCOUNT="1")
     stack.secrets.update({"buyer@example.org", "buyer password 1"})
     base = stack.gateway.base
     browser = await asyncio.to_thread(chromium, tmp_path / "profile", javascript)
@@ -140,9 +142,15 @@ async def test_buy_a_plan_and_pay_an_expired_invoice_again(
         await at(browser, f"{base}/account")
         label = browser.find_element(By.CSS_SELECTOR, "label[for=plan-vps-small]").text
         assert "9.99 EUR" in label
+        browser.find_element(By.ID, "plan-vps-small").click()
         await asyncio.to_thread(submit, browser, "#buy-button")
         first = browser.current_url.rsplit("/", 1)[1]
         assert first.startswith("inv_")
+        # Asking again for the same plan and coin shows the same invoice: no new address.
+        await asyncio.to_thread(browser.get, f"{base}/account")
+        browser.find_element(By.ID, "plan-vps-small").click()
+        await asyncio.to_thread(submit, browser, "#buy-button")
+        assert browser.current_url.rsplit("/", 1)[1] == first
         invoice = await stack.read(first)
         assert invoice["price"] == {"amount": "9.99", "currency": "EUR"}
         assert invoice["metadata"] == {"plan": "vps-small"} and invoice["coin"] == "LTC"
@@ -157,5 +165,15 @@ async def test_buy_a_plan_and_pay_an_expired_invoice_again(
         again = await stack.read(second)
         assert again["price"] == invoice["price"] and again["address"] != invoice["address"]
         assert again["status"] == "new"
+        # Paying again twice is one new invoice, not two.
+        await asyncio.to_thread(browser.get, f"{base}/account")
+        await asyncio.to_thread(submit, browser, "button.pay-again")
+        assert browser.current_url.rsplit("/", 1)[1] == second
+        # One open invoice is this stack's cap: another plan must wait.
+        await asyncio.to_thread(browser.get, f"{base}/account")
+        browser.find_element(By.ID, "plan-vps-large").click()
+        await asyncio.to_thread(submit, browser, "#buy-button")
+        assert "unpaid invoices open" in browser.find_element(By.CSS_SELECTOR, ".error").text
+        assert await stack.count("invoices") == 2
     finally:
         await asyncio.to_thread(browser.quit)

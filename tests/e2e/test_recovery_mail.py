@@ -137,8 +137,13 @@ async def test_optional_email_verification(make_stack: StackFactory, inbox: Inbo
     assert stack.api.cookie_names == before  # no session before the address is confirmed
     refused = await stack.api.call("POST", "/v1/sessions", {
         "email": "verify@example.org", "password": "verify password 1"})
-    assert refused[0] == 403 and "confirm your email" in refused[1]["detail"]
-    [mail] = await inbox.wait("verify@example.org", 1)
+    wrong = await stack.api.call("POST", "/v1/sessions", {
+        "email": "verify@example.org", "password": "not the password 1"})
+    # The right password of an unconfirmed account is answered like a wrong one, and a
+    # new link is mailed.
+    assert refused[0] == wrong[0] == 401 and refused[1] == wrong[1]
+    assert "not confirmed yet" in refused[1]["detail"]
+    [mail, _again] = await inbox.wait("verify@example.org", 2)
     link = re.search(r"(http://\S+/verify-email\?token=(\S+))", body_of(mail))
     assert link
     stack.secrets.add(link.group(2))

@@ -40,7 +40,7 @@ async def test_the_same_code_in_two_concurrent_logins_passes_once(
     passwords, codes, index = Argon2Passwords(), PyotpCodes(), BlindIndex(os.urandom(32))
     attempts = Attempts(ThrottlePolicy(), now)
     two_factor = TwoFactorService(uow, codes, passwords, SecondFactor(codes, passwords, now),
-                                  now, PasswordCheck(passwords, index, attempts), attempts)
+                                  now, PasswordCheck(uow, passwords, index, attempts), attempts)
     accounts = AccountService(uow, passwords, index,
                               SessionTokens(os.urandom(32), "test"), now,
                               AccountPolicy(("nl-ams",), ("EUR",), "1"), two_factor)
@@ -71,6 +71,58 @@ async def test_the_same_code_in_two_concurrent_logins_passes_once(
         results = await asyncio.gather(
             accounts.log_in("race@example.org", "race password 1", code),
             accounts.log_in("race@example.org", "race password 1", code),
+            return_exceptions=True)
+        monkeypatch.undo()
+        passed = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, Unauthorized)]
+        assert len(passed) == 1 and len(refused) == 1, results
+    finally:
+        await engine.dispose()
+
+
+async def test_one_recovery_code_in_two_concurrent_logins_passes_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same race with a recovery code: both logins list the unused codes before
+    either spends it; the spending UPDATE is conditional, so only one session results."""
+    engine = make_engine(database_url)
+    cipher = FieldCipher([("t", os.urandom(32))])
+
+    def uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, cipher)
+
+    passwords, codes, index = Argon2Passwords(), PyotpCodes(), BlindIndex(os.urandom(32))
+    attempts = Attempts(ThrottlePolicy(), now)
+    two_factor = TwoFactorService(uow, codes, passwords, SecondFactor(codes, passwords, now),
+                                  now, PasswordCheck(uow, passwords, index, attempts), attempts)
+    accounts = AccountService(uow, passwords, index,
+                              SessionTokens(os.urandom(32), "test"), now,
+                              AccountPolicy(("nl-ams",), ("EUR",), "1"), two_factor)
+    try:
+        view = await accounts.sign_up(Signup("spent@example.org", "spent password 1"))
+        secret = (await two_factor.begin(view.account.id, "spent password 1")).secret
+        recovery = await two_factor.confirm(view.account.id, pyotp.TOTP(secret).now())
+
+        original = SqlAccounts.unused_recovery_codes
+        readers: set[Any] = set()
+        both_read = asyncio.Event()
+
+        async def codes_after_both_read(self: SqlAccounts, account_id: str
+                                        ) -> list[tuple[int, str]]:
+            found = await original(self, account_id)
+            task = asyncio.current_task()
+            if task not in readers:
+                readers.add(task)
+                if len(readers) == 2:
+                    both_read.set()
+                with contextlib.suppress(TimeoutError):  # SQLite serializes writers
+                    await asyncio.wait_for(both_read.wait(), 2)
+            return found
+
+        monkeypatch.setattr(SqlAccounts, "unused_recovery_codes", codes_after_both_read)
+        results = await asyncio.gather(
+            accounts.log_in("spent@example.org", "spent password 1", recovery[0]),
+            accounts.log_in("spent@example.org", "spent password 1", recovery[0]),
             return_exceptions=True)
         monkeypatch.undo()
         passed = [r for r in results if not isinstance(r, BaseException)]

@@ -29,10 +29,10 @@ class CountingHasher:
     def __init__(self) -> None:
         self.verified = 0
 
-    def hash(self, password: str) -> str:
+    async def hash(self, password: str) -> str:
         return password
 
-    def verify(self, stored: str | None, password: str) -> bool:
+    async def verify(self, stored: str | None, password: str) -> bool:
         self.verified += 1
         return False
 

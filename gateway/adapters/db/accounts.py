@@ -227,9 +227,14 @@ class SqlAccounts:
                 recovery_codes.c.account_id == account_id, recovery_codes.c.used_at.is_(None)))
         return [(int(r.id), str(r.code_hash)) for r in rows]
 
-    async def use_recovery_code(self, code_id: int, now: datetime) -> None:
-        await self._conn.execute(update(recovery_codes).where(recovery_codes.c.id == code_id)
-                                 .values(used_at=now))
+    async def use_recovery_code(self, code_id: int, now: datetime) -> bool:
+        # Conditional: of two transactions spending one code at once, only one changes the
+        # row (the other waits for its lock, then finds it used).
+        result = await self._conn.execute(
+            update(recovery_codes)
+            .where(recovery_codes.c.id == code_id, recovery_codes.c.used_at.is_(None))
+            .values(used_at=now))
+        return bool(result.rowcount)
 
     async def set_password_hash(self, account_id: str, password_hash: str) -> None:
         await self._conn.execute(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.db.tables import (
@@ -27,7 +28,7 @@ from gateway.services.ports import (
     EventRecord,
 )
 from webhooks.retry import Outcome
-from webhooks.store import AttemptResult, PendingDelivery
+from webhooks.store import Attempt, PendingDelivery
 
 log = logging.getLogger(__name__)
 
@@ -223,115 +224,191 @@ class SqlOutbox:
 
 
 class SqlDeliveryStore:
-    """Implements `webhooks.store.DeliveryStore`."""
+    """Implements `webhooks.store.DeliveryStore`. The ordering key is the event's
+    account: a delivery is claimable only when no earlier event (by outbox sequence) of
+    the same account is still pending for the same endpoint."""
 
     def __init__(self, engine: AsyncEngine, cipher: FieldCipher) -> None:
         self._engine = engine
         self._cipher = cipher
 
-    async def claim(self, now: datetime, limit: int, lease_seconds: float) -> list[PendingDelivery]:
+    async def claim(
+        self, now: datetime, limit: int, lease_seconds: float,
+        finished: Sequence[Attempt] = (), per_endpoint: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
+    ) -> list[PendingDelivery]:
         d, e, w = deliveries, events, webhook_endpoints
-        async with self._engine.begin() as conn:
-            due = (
-                await conn.execute(
-                    select(d.c.id)
-                    .where(
-                        d.c.status == "pending",
-                        d.c.next_attempt_at <= now,
-                        (d.c.lease_until.is_(None)) | (d.c.lease_until < now),
-                    )
-                    .order_by(d.c.next_attempt_at, d.c.created_at)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).scalars().all()
-            if not due:
-                return []
-            await conn.execute(
-                update(d).where(d.c.id.in_(due))
-                .values(lease_until=now + timedelta(seconds=lease_seconds))
+        p, pe = deliveries.alias("earlier"), events.alias("earlier_event")
+        # Head of line per (endpoint, account) only: a retrying delivery holds back the
+        # later events of its own account, nothing else.
+        earlier = (
+            select(p.c.id)
+            .select_from(p.join(pe, pe.c.id == p.c.event_id))
+            .where(p.c.endpoint_id == d.c.endpoint_id, p.c.status == "pending",
+                   pe.c.account_id == e.c.account_id, pe.c.seq < e.c.seq)
+        )
+        query = (
+            select(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, e.c.body,
+                   w.c.url, w.c.secret_ct, w.c.enabled, w.c.previous_secret_ct,
+                   w.c.previous_secret_expires_at)
+            .select_from(d.join(e, e.c.id == d.c.event_id)
+                         .join(w, w.c.id == d.c.endpoint_id))
+            .where(
+                d.c.status == "pending",
+                d.c.next_attempt_at <= now,
+                (d.c.lease_until.is_(None)) | (d.c.lease_until < now),
+                ~exists(earlier),
             )
-            rows = (
-                await conn.execute(
-                    select(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, e.c.body,
-                           w.c.url, w.c.secret_ct, w.c.enabled, w.c.previous_secret_ct,
-                           w.c.previous_secret_expires_at)
-                    .join(e, e.c.id == d.c.event_id)
-                    .join(w, w.c.id == d.c.endpoint_id)
-                    .where(d.c.id.in_(due))
-                )
-            ).all()
+            .order_by(d.c.next_attempt_at)  # by the index: no sort of every due row
+            .limit(limit)
+            .with_for_update(of=d, skip_locked=True)
+        )
+        room: dict[str, int] = {}
+        if per_endpoint is not None:
+            held = dict(in_flight or {})
+            full = sorted(e for e, n in held.items() if n >= per_endpoint)
+            if full:
+                query = query.where(d.c.endpoint_id.not_in(full))
+            room = {e: per_endpoint - n for e, n in held.items()}
         claimed: list[PendingDelivery] = []
         unreadable: list[str] = []
-        for r in rows:
-            if not r.enabled:
-                continue
-            try:
-                signing_secrets = [self._cipher.decrypt(r.secret_ct, r.endpoint_id)]
-                if r.previous_secret_ct is not None and r.previous_secret_expires_at > now:
-                    signing_secrets.append(
-                        self._cipher.decrypt(r.previous_secret_ct, r.endpoint_id))
-            except FieldCipherError:
-                # One bad row must not hold back every other delivery.
-                unreadable.append(r.id)
-                continue
-            claimed.append(PendingDelivery(
-                r.id, r.event_id, r.endpoint_id, r.url, tuple(signing_secrets), r.body.encode(),
-                r.attempts,
-            ))
-        if unreadable:
-            log.error("%d deliveries failed: endpoint secret cannot be decrypted "
-                      "(is its data key still configured?)", len(unreadable))
-            async with self._engine.begin() as conn:
+        disabled: list[str] = []
+        secrets: dict[str, tuple[str, ...] | None] = {}
+        async with self._engine.begin() as conn:
+            await self._write(conn, finished)
+            if limit <= 0:
+                return []
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return []
+            for r in rows:
+                if per_endpoint is not None:
+                    left = room.get(r.endpoint_id, per_endpoint)
+                    if left <= 0:
+                        continue  # not leased: stays for the next claim, here or elsewhere
+                    room[r.endpoint_id] = left - 1
+                if not r.enabled:
+                    disabled.append(r.id)  # its endpoint was disabled while it waited
+                    continue
+                if r.endpoint_id not in secrets:
+                    secrets[r.endpoint_id] = self._secrets(r, now)
+                signing_secrets = secrets[r.endpoint_id]
+                if signing_secrets is None:
+                    # One bad row must not hold back every other delivery.
+                    unreadable.append(r.id)
+                    continue
+                claimed.append(PendingDelivery(
+                    r.id, r.event_id, r.endpoint_id, r.url, signing_secrets, r.body.encode(),
+                    r.attempts,
+                ))
+            if claimed:
+                await conn.execute(
+                    update(d).where(d.c.id.in_([c.id for c in claimed]))
+                    .values(lease_until=now + timedelta(seconds=lease_seconds))
+                )
+            if disabled:
+                await conn.execute(
+                    update(d).where(d.c.id.in_(disabled), d.c.status == "pending")
+                    .values(status="disabled", lease_until=None, updated_at=now))
+            if unreadable:
                 await conn.execute(
                     update(d).where(d.c.id.in_(unreadable)).values(
                         status="failed", lease_until=None, updated_at=now,
                         last_error="secret_unreadable")
                 )
+        if unreadable:
+            log.error("%d deliveries failed: endpoint secret cannot be decrypted "
+                      "(is its data key still configured?)", len(unreadable))
         return claimed
 
-    async def record(
-        self, delivery: PendingDelivery, result: AttemptResult, next_attempt_at: datetime | None
-    ) -> None:
-        status = {
-            Outcome.SUCCEEDED: "succeeded",
-            Outcome.DISABLE: "disabled",
-        }.get(result.outcome, "pending" if next_attempt_at is not None else "failed")
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(delivery_attempts).values(
-                    delivery_id=delivery.id,
-                    at=result.at,
-                    status_code=result.status_code,
-                    latency_ms=result.latency_ms,
-                    error=result.error,
-                )
-            )
-            await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery.id)
-                .values(
-                    status=status,
-                    attempts=deliveries.c.attempts + 1,
-                    next_attempt_at=next_attempt_at,
-                    lease_until=None,
-                    last_status_code=result.status_code,
-                    last_error=result.error,
-                    updated_at=result.at,
-                )
-            )
-            if result.outcome is Outcome.DISABLE:
-                # 410 Gone: the receiver asked us to stop; nothing more goes there.
-                await conn.execute(
-                    update(webhook_endpoints)
-                    .where(webhook_endpoints.c.id == delivery.endpoint_id)
-                    .values(enabled=False)
-                )
+    def _secrets(self, r: Any, now: datetime) -> tuple[str, ...] | None:
+        try:
+            signing_secrets = [self._cipher.decrypt(r.secret_ct, r.endpoint_id)]
+            if r.previous_secret_ct is not None and r.previous_secret_expires_at > now:
+                signing_secrets.append(self._cipher.decrypt(r.previous_secret_ct, r.endpoint_id))
+        except FieldCipherError:
+            return None
+        return tuple(signing_secrets)
+
+    async def renew(self, ids: Sequence[str], until: datetime) -> None:
+        if ids:
+            async with self._engine.begin() as conn:
                 await conn.execute(
                     update(deliveries)
-                    .where(
-                        deliveries.c.endpoint_id == delivery.endpoint_id,
-                        deliveries.c.status == "pending",
-                    )
-                    .values(status="disabled", updated_at=result.at)
-                )
+                    .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == "pending")
+                    .values(lease_until=until))
+
+    async def record(self, attempts: Sequence[Attempt]) -> None:
+        if attempts:
+            async with self._engine.begin() as conn:
+                await self._write(conn, attempts)
+
+    async def _write(self, conn: AsyncConnection, attempts: Sequence[Attempt]) -> None:
+        if not attempts:
+            return
+        d = deliveries
+        changes = []
+        for a in attempts:
+            result = a.result
+            status = {
+                Outcome.SUCCEEDED: "succeeded",
+                Outcome.DISABLE: "disabled",
+            }.get(result.outcome, "pending" if a.next_attempt_at is not None else "failed")
+            changes.append({
+                "b_id": a.delivery.id, "b_status": status, "b_next": a.next_attempt_at,
+                "b_code": result.status_code, "b_error": result.error, "b_at": result.at,
+            })
+        gone = {a.delivery.endpoint_id for a in attempts
+                if a.result.outcome is Outcome.DISABLE}
+        await conn.execute(insert(delivery_attempts), [
+            {"delivery_id": a.delivery.id, "at": a.result.at,
+             "status_code": a.result.status_code, "latency_ms": a.result.latency_ms,
+             "error": a.result.error}
+            for a in attempts])
+        await conn.execute(
+            update(d).where(d.c.id == bindparam("b_id")).values(
+                status=bindparam("b_status"),
+                attempts=d.c.attempts + 1,
+                next_attempt_at=bindparam("b_next", type_=d.c.next_attempt_at.type),
+                lease_until=None,
+                last_status_code=bindparam("b_code"),
+                last_error=bindparam("b_error"),
+                updated_at=bindparam("b_at", type_=d.c.updated_at.type),
+            ),
+            changes,
+        )
+        retrying = [{"b_event": a.delivery.event_id, "b_endpoint": a.delivery.endpoint_id,
+                     "b_next": a.next_attempt_at}
+                    for a in attempts
+                    if a.result.outcome is Outcome.RETRY and a.next_attempt_at is not None]
+        if retrying:
+            # The account's later events cannot go before this one: they wait for its
+            # retry, so the claim does not walk through them again on every round (a
+            # long outage would otherwise make each claim scan the whole backlog).
+            head = events.alias("head")
+            when = bindparam("b_next", type_=d.c.next_attempt_at.type)
+            later = select(events.c.id).where(
+                events.c.account_id == select(head.c.account_id)
+                .where(head.c.id == bindparam("b_event")).scalar_subquery(),
+                events.c.seq > select(head.c.seq)
+                .where(head.c.id == bindparam("b_event")).scalar_subquery())
+            await conn.execute(
+                update(d).where(d.c.endpoint_id == bindparam("b_endpoint"),
+                                d.c.status == "pending", d.c.next_attempt_at < when,
+                                d.c.event_id.in_(later))
+                .values(next_attempt_at=when),
+                retrying,
+            )
+        if gone:
+            # 410 Gone: the receiver asked us to stop; nothing more goes there.
+            at = max(a.result.at for a in attempts)
+            await conn.execute(
+                update(webhook_endpoints)
+                .where(webhook_endpoints.c.id.in_(sorted(gone)))
+                .values(enabled=False)
+            )
+            await conn.execute(
+                update(d)
+                .where(d.c.endpoint_id.in_(sorted(gone)), d.c.status == "pending")
+                .values(status="disabled", updated_at=at)
+            )
