@@ -139,7 +139,7 @@ def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 4000
     kinds = ["sqlite"] + (["postgresql"] if "--postgresql" in sys.argv else [])
-    from gateway.devnodes import free_port
+    from gateway.demo.node import free_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--receiver", str(port)])

@@ -185,7 +185,10 @@ async def test_watcher_failover_with_300_paid_invoices(
     types = Counter(d.type for d in cluster.receiver.deliveries)
     assert types["invoice.settled"] >= 300 and types["account.activated"] >= 30
     duplicates = sum(n - 1 for n in received.values())
-    # Only deliveries the killed worker had in flight may arrive twice: one batch at most.
-    assert duplicates <= 20
+    # Only deliveries the killed worker held may arrive twice: it claims at most twice its
+    # per-endpoint concurrency ahead (sent, their results not yet written), so that many.
+    from gateway.config import WebhooksConfig
+
+    assert duplicates <= 2 * WebhooksConfig().per_endpoint_concurrency
     assert len(set(await cluster.column("SELECT id FROM events WHERE type = 'invoice.settled'"))
                ) == 300
