@@ -5,6 +5,7 @@ Never used by `gateway serve`."""
 
 import base64
 import json
+import random
 import secrets
 import shutil
 import socket
@@ -21,11 +22,28 @@ class NodeMissing(RuntimeError):
     """litecoind is not installed, or it did not start."""
 
 
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on now (the demo runs alone)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on now, chosen below the kernel's range for
+    outgoing connections: a port from that range (what binding port 0 gives) can be taken
+    by any client socket between this check and the node's or listener's bind, which is
+    how a demo run beside the test suite once lost its metrics port."""
+    top = _ephemeral_start()
+    for _ in range(200):
+        port = random.randrange(10000, top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise NodeMissing("no free loopback port below the ephemeral range")
 
 
 class LitecoinRegtest:
