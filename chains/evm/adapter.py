@@ -188,6 +188,8 @@ class EvmChain:
         value = _int(tx.get("value", 0))
         if to is None or value <= 0 or to not in watched:
             return None
+        if tx.get("chainId") is not None and _int(tx["chainId"]) != self.chain_id:
+            return None  # signed for another chain: a node that took it anyway credits nothing
         return Observed(self.coin, str(tx["hash"]), NATIVE_INDEX, to, value, block)
 
     def _transfer(self, log: dict[str, Any]) -> tuple[Token, bytes, int] | None:

@@ -27,8 +27,6 @@ from tests.support.keys import random_xpub, security_env
 from tests.support.nodes import Anvil, free_port
 from tests.support.stack import Api, Receiver, eventually
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def tokens(anvil: Anvil) -> dict[str, DeployedToken]:
