@@ -1,42 +1,18 @@
-"""Test ERC-20 tokens on anvil: compiled from tests/contracts/TestTokens.sol by solcjs
-(--standard-json, no build output kept), deployed and moved with plain JSON-RPC."""
+"""Test ERC-20 tokens on anvil: compiled from contracts/TestTokens.sol by solcjs
+(--standard-json, no build output kept; the compiler call is the demo's), deployed and
+moved with plain JSON-RPC."""
 
-import json
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from eth_abi import encode
+from eth_abi.abi import encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from tests.support.nodes import Anvil, NodeMissing
+from gateway.demo.evm import compile_tokens as compile_tokens  # shared with the demo
+from tests.support.nodes import Anvil
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / "tests" / "contracts" / "TestTokens.sol"
 MAX_UINT256 = 2**256 - 1
-
-
-def compile_tokens() -> dict[str, str]:
-    """Contract name -> deployment bytecode (hex, no 0x)."""
-    solcjs = ROOT / "node_modules" / ".bin" / "solcjs"
-    if not solcjs.exists():
-        raise NodeMissing("solcjs is not installed; run `make setup` (npm ci)")
-    request = {
-        "language": "Solidity",
-        "sources": {"TestTokens.sol": {"content": SOURCE.read_text()}},
-        # paris: no PUSH0, so the bytecode runs on any node a test may use.
-        "settings": {"evmVersion": "paris", "optimizer": {"enabled": True, "runs": 200},
-                     "outputSelection": {"*": {"*": ["evm.bytecode.object"]}}},
-    }
-    out = subprocess.run([str(solcjs), "--standard-json"], input=json.dumps(request),
-                         capture_output=True, text=True, check=True, timeout=120).stdout
-    result = json.loads(out[out.index("{"):])  # solcjs may print a notice line first
-    errors = [e for e in result.get("errors", ()) if e["severity"] == "error"]
-    assert not errors, errors
-    return {name: c["evm"]["bytecode"]["object"]
-            for name, c in result["contracts"]["TestTokens.sol"].items()}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Test ERC-20 tokens for the EVM family's tests (compiled by solcjs in a test fixture).
+// Test ERC-20 tokens for the EVM family: the tests and `gateway demo --coin USDC` compile
+// them with solcjs at run time (no build output is kept).
 pragma solidity ^0.8.20;
 
 // A standard token: transfer returns bool. The whole supply goes to the deployer, so a
