@@ -122,6 +122,7 @@ async def test_eth_invoice_pending_then_settled_with_verified_webhooks(
     assert invoice["payment_uri"] == f"ethereum:{invoice['address']}@31337?value={due}"
     status, page, _ = await stack.api.fetch(f"/pay/{invoice['id']}")
     assert status == 200 and invoice["address"].encode() in page
+    assert b"chain id 31337" in page and b"is not detected" in page
 
     txid = anvil.send(invoice["address"], due)
     # Pending (not mined: automine is off): seen in the node's pool.
@@ -149,6 +150,10 @@ async def test_token_exact_short_and_over(anvil: Anvil, tokens: dict[str, Deploy
     assert due == 8 * 10**token.decimals  # 8.00 EUR at 1.00 EUR per token
     assert exact["payment_uri"] == (f"ethereum:{token.address}@31337/transfer?"
                                     f"address={exact['address']}&uint256={due}")
+    _, page, _ = await stack.api.fetch(f"/pay/{exact['id']}")
+    text = page.decode()
+    assert "local development chain (chain id 31337)" in text and token.address in text
+    assert "is not detected" in text
     transfer(anvil, token, exact["address"], due)
     transfer(anvil, token, short["address"], due - 1)
     transfer(anvil, token, over["address"], due + 1)
