@@ -105,6 +105,10 @@ class EvmChain:
     def decimals(self, coin: str) -> int:
         return self._decimals[coin]
 
+    def asset(self, coin: str) -> str:
+        token = self.token(coin)
+        return "" if token is None else to_checksum_address(token.contract)
+
     def token(self, coin: str) -> Token | None:
         return next((t for t in self.tokens.values() if t.coin == coin), None)
 
@@ -383,7 +387,9 @@ class EvmChain:
                     high = mid
             return low
 
-        return range(await first_at_or_after(start), await first_at_or_after(end) + 1)
+        # One block past the end too: its timestamp is only whole seconds.
+        last = min(await first_at_or_after(end), head)
+        return range(await first_at_or_after(start), last + 1)
 
     async def scan(self, height: int, watched: Watched) -> BlockConnected:
         block = await self._block_by_number(height, True)

@@ -183,3 +183,4 @@ async def test_max_uint256_token_amount_survives_db_api_export_and_webhook(
     assert status == 200
     [row] = list(csv.DictReader(io.StringIO(body.decode())))
     assert row["amount_base_units"] == str(MAX_UINT256) and row["txid"] == txid
+    assert row["asset"] == tokens["BIG"].address  # the export names the token contract

@@ -10,6 +10,7 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,19 @@ from coincurve import PrivateKey
 from Crypto.Hash import RIPEMD160
 from eth_account import Account
 from eth_utils.address import to_checksum_address
+from sqlalchemy import update
 
 from chains.base import BlockConnected, ChainError, Destination
 from chains.evm.adapter import EvmChain, Token, eth_destination
 from gateway import families
 from gateway.adapters.db.chain_state import SqlWatchlist
+from gateway.adapters.db.tables import payments
 from gateway.bootstrap import Gateway, Overrides, build
 from gateway.config import load
 from gateway.domain.accounts import Account as CustomerAccount
 from gateway.domain.money import Fiat
 from gateway.services.chain_events import Feed
+from gateway.services.finance import Period
 from gateway.services.ports import Profile
 from gateway.watcher import ChainWatcher
 from tests.contract.harness import SetWatchlist, Stream
@@ -241,6 +245,34 @@ async def test_anvil_reorg_before_settlement_reverts_then_counts_once(
         view = await until(gw, rec.invoice.id, lambda v: status(v) == "settled", "settled")
         assert [(p.txid, p.status) for p in view.record.payments] == [(txid, "confirmed")]
         assert sum(p.amount for p in view.record.payments) == rec.invoice.terms.amount_due
+
+
+async def test_reconcile_checks_payments_against_block_and_log_index(
+        anvil: Anvil, tokens: dict[str, DeployedToken],
+        gateway: tuple[Gateway, EvmChain]) -> None:
+    gw, _chain = gateway
+    start = datetime.now(UTC) - timedelta(seconds=5)
+    eth, t6 = await invoice(gw, "ETH"), await invoice(gw, "T6")
+    eth_tx = anvil.send(eth.address, eth.invoice.terms.amount_due)
+    t6_tx = transfer(anvil, tokens["T6"], t6.address, t6.invoice.terms.amount_due)
+    anvil.mine(2)
+    for rec in (eth, t6):
+        await until(gw, rec.invoice.id, lambda v: status(v) == "settled", "settled")
+    end = datetime.now(UTC) + timedelta(seconds=5)
+    report = await gw.services.reconcile.run(start, end)
+    assert report.findings == [] and report.checked_payments == 2
+    assert set(report.scanned_blocks) == {"ETH", "T6", "T18"}
+    lines = {line.row.txid: line.as_dict() for line in
+             [line async for line in gw.services.finance.stream(Period())]}
+    assert (lines[eth_tx]["asset"], lines[eth_tx]["output_index"]) == ("", 0)
+    assert (lines[t6_tx]["asset"], lines[t6_tx]["output_index"]) == (tokens["T6"].address, 1)
+    # A recorded amount that the log does not carry is a finding.
+    async with gw.engine.begin() as conn:
+        await conn.execute(update(payments).where(payments.c.txid == t6_tx)
+                           .values(amount=t6.invoice.terms.amount_due - 1))
+    report = await gw.services.reconcile.run(start, end, "T6")
+    assert [(f.kind, f.txid, f.output_index) for f in report.findings] == [
+        ("amount", t6_tx, 1)]
 
 
 def test_family_config_one_line_errors() -> None:
