@@ -71,7 +71,8 @@ class EvmChain:
     and every token on that node share."""
 
     def __init__(self, coin: str, url: str, chain_id: int, xpub: str,
-                 tokens: Sequence[Token] = (), poll_interval: float = 1.0) -> None:
+                 tokens: Sequence[Token] = (), poll_interval: float = 1.0,
+                 watch_pool: bool = True) -> None:
         self.coin = coin
         self.chain_id = chain_id
         self.tokens = {t.key: t for t in tokens}
@@ -83,6 +84,7 @@ class EvmChain:
         self._provider = AsyncHTTPProvider(url, exception_retry_configuration=None,
                                            request_kwargs={"timeout": 30})
         self._poll = poll_interval
+        self._watch_pool = watch_pool
         self._chain_checked = False
         self.calls: Counter[str] = Counter()  # RPC calls by method (tests, metrics)
         # hash -> (parent hash, matched txids) of blocks this follower connected.
@@ -251,6 +253,8 @@ class EvmChain:
     async def _pool(self) -> dict[str, dict[str, Any]]:
         """Pending transactions by hash (`txpool_content`: geth, Nethermind, Erigon,
         Reth, anvil)."""
+        if not self._watch_pool:
+            return {}
         content = await self._call("txpool_content", [])
         pool: dict[str, dict[str, Any]] = {}
         for by_nonce in (content or {}).get("pending", {}).values():

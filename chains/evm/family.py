@@ -21,6 +21,9 @@ class EvmSettings(CoinSettings):
     chain_id: int | None = Field(None, ge=1)
     xpub: str | None = None
     poll_interval_seconds: float = Field(1.0, ge=0.05)
+    # Read the node's pool (txpool_content) each poll, so ETH invoices are `processing`
+    # before their block. On mainnet the pool is megabytes: turn it off to save that.
+    watch_pool: bool = True
     # A token: the native coin whose node it rides, its contract and decimals.
     node: str | None = None
     contract: str | None = None
@@ -83,7 +86,8 @@ def build(coins: Mapping[str, Any]) -> list[Follower]:
         assert cfg.rpc_url is not None and cfg.chain_id is not None and cfg.xpub is not None
         followers.append(EvmChain(code, cfg.rpc_url.get_secret_value(), cfg.chain_id,
                                   cfg.xpub, tokens[code],
-                                  poll_interval=cfg.poll_interval_seconds))
+                                  poll_interval=cfg.poll_interval_seconds,
+                                  watch_pool=cfg.watch_pool))
     return followers
 
 

@@ -87,11 +87,28 @@ def tokens(anvil: Anvil) -> dict[str, DeployedToken]:
             "ROGUE": deploy(anvil, code["BoolToken"], "ROGUE", 18, supply=10**40)}
 
 
-def follower(anvil: Anvil, tokens: dict[str, DeployedToken], chain_id: int = 31337
-             ) -> EvmChain:
+def follower(anvil: Anvil, tokens: dict[str, DeployedToken], chain_id: int = 31337,
+             watch_pool: bool = True) -> EvmChain:
     return EvmChain("ETH", anvil.rpc_url, chain_id, random_xpub(),
                     [Token(c, tokens[c].address, tokens[c].decimals) for c in ("T6", "T18")],
-                    poll_interval=0.05)
+                    poll_interval=0.05, watch_pool=watch_pool)
+
+
+async def test_without_the_pool_payments_are_found_in_their_block(
+        anvil: Anvil, tokens: dict[str, DeployedToken]) -> None:
+    chain = follower(anvil, tokens, watch_pool=False)
+    [d] = await chain.allocate([21])
+    watched = SetWatchlist()
+    watched.keys.add(d.match_key)
+    stream = Stream(chain, await chain.tip(), watched)
+    txid = anvil.send(d.address, 77)
+    anvil.mine(1)
+    connected = await stream.until(BlockConnected)
+    assert isinstance(connected, BlockConnected)
+    assert [(p.txid, p.amount) for p in connected.payments] == [(txid, 77)]
+    assert stream.log == [connected] and chain.calls["txpool_content"] == 0
+    await stream.aclose()
+    await chain.aclose()
 
 
 async def test_200_payments_in_three_coins_in_one_block_one_get_logs(
