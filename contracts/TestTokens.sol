@@ -32,6 +32,14 @@ contract BoolToken {
     }
 }
 
+// Pays ETH on by an internal call: found only by a follower that traces blocks.
+contract Forwarder {
+    function pay(address payable to) external payable {
+        (bool ok, ) = to.call{value: msg.value}("");
+        require(ok, "forward");
+    }
+}
+
 // Like USDT on mainnet: transfer returns nothing.
 contract NoBoolToken {
     string public name;

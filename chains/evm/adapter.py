@@ -3,9 +3,10 @@ receipt's status must be success), ERC-20 tokens from one `eth_getLogs` per bloc
 configured contracts and the Transfer topic, the `to` topic matched locally.
 
 Payment identity is (coin, txid, index): index 0 is a transaction's own value (native
-coin); index 1 + n is the n-th log of that transaction's receipt (a token Transfer). Both
-are fixed by the transaction itself, so a payment re-mined in another block after a
-reorg keeps its identity and is counted once."""
+coin); index 1 + n is the n-th log of that transaction's receipt (a token Transfer);
+INTERNAL_INDEX + n is the n-th trace of the transaction (ETH sent by an internal call,
+with `trace_internal`). All are fixed by the transaction itself, so a payment re-mined in
+another block after a reorg keeps its identity and is counted once."""
 
 import asyncio
 from collections import Counter, OrderedDict
@@ -38,6 +39,7 @@ from chains.uri import eip681_native, eip681_token
 
 TRANSFER_TOPIC = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
 NATIVE_INDEX = 0
+INTERNAL_INDEX = 1_000_000  # far above any log position a block's gas allows
 _BLOCK_CACHE = 4096  # connected blocks remembered, to walk back past ones the node forgot
 
 
@@ -66,13 +68,18 @@ def _addr(v: str | None) -> bytes | None:
     return bytes.fromhex(v[2:]) if v else None
 
 
+class _Everything:
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
 class EvmChain:
     """One node; the native coin's code names the cursor and the address space that ETH
     and every token on that node share."""
 
     def __init__(self, coin: str, url: str, chain_id: int, xpub: str,
                  tokens: Sequence[Token] = (), poll_interval: float = 1.0,
-                 watch_pool: bool = True) -> None:
+                 watch_pool: bool = True, trace_internal: bool = False) -> None:
         self.coin = coin
         self.chain_id = chain_id
         self.tokens = {t.key: t for t in tokens}
@@ -85,6 +92,7 @@ class EvmChain:
                                            request_kwargs={"timeout": 30})
         self._poll = poll_interval
         self._watch_pool = watch_pool
+        self._trace = trace_internal
         self._chain_checked = False
         self.calls: Counter[str] = Counter()  # RPC calls by method (tests, metrics)
         # hash -> (parent hash, matched txids) of blocks this follower connected.
@@ -225,12 +233,14 @@ class EvmChain:
                 found = self._transfer(log)
                 if found is not None and found[1] in watched and not log.get("removed"):
                     transfers.append(log)
-        if not natives and not transfers:
+        internal = await self._internal(ref, watched) if self._trace else []
+        if not natives and not transfers and not internal:
             return ()
-        txids = {o.txid for o in natives} | {str(lg["transactionHash"]) for lg in transfers}
+        txids = ({o.txid for o in natives} | {str(lg["transactionHash"]) for lg in transfers}
+                 | {o.txid for o in internal})
         receipts = await self._receipts(ref.hash, txids)
         payments: list[Observed] = []
-        for o in natives:
+        for o in natives + internal:
             receipt = receipts.get(o.txid)
             if receipt is not None and _int(receipt["status"]) == 1:  # reverted: nothing
                 payments.append(o)
@@ -247,6 +257,34 @@ class EvmChain:
                 payments.append(Observed(token.coin, str(log["transactionHash"]),
                                          1 + position, to, amount, ref))
         return tuple(payments)
+
+    def _traced(self, trace: dict[str, Any], position: int, watched: Watched,
+                block: BlockRef | None) -> Observed | None:
+        """ETH moved to a watched address by a successful internal call (top-level calls
+        are the transaction's own value, found without tracing)."""
+        action = trace.get("action", {})
+        if (trace.get("type") != "call" or not trace.get("traceAddress")
+                or trace.get("error") or action.get("callType") not in ("call", None)):
+            return None
+        to, value = _addr(action.get("to")), _int(action.get("value", 0))
+        if to is None or value <= 0 or to not in watched:
+            return None
+        return Observed(self.coin, str(trace["transactionHash"]), INTERNAL_INDEX + position,
+                        to, value, block)
+
+    async def _internal(self, ref: BlockRef, watched: Watched) -> list[Observed]:
+        traces = await self._call("trace_block", [hex(ref.height)])
+        found: list[Observed] = []
+        position: Counter[str] = Counter()  # a trace's position within its transaction
+        for trace in traces or ():
+            if trace.get("blockHash") not in (None, ref.hash):
+                raise ChainError("trace_block answered for another block (reorg under us)")
+            txid = str(trace.get("transactionHash"))
+            o = self._traced(trace, position[txid], watched, ref)
+            position[txid] += 1
+            if o is not None:
+                found.append(o)
+        return found
 
     # -- following -----------------------------------------------------------------------
 
@@ -365,6 +403,14 @@ class EvmChain:
             receipt = await self._call("eth_getTransactionReceipt", [txid])
             if receipt is not None and _int(receipt["status"]) != 1:
                 return OutputLookup(True, block, in_main, confirmations)  # reverted
+        if index >= INTERNAL_INDEX:
+            traces = await self._call("trace_transaction", [txid]) if receipt else []
+            k = index - INTERNAL_INDEX
+            everything = _Everything()
+            o = self._traced(traces[k], k, everything, None) if k < len(traces or ()) else None
+            if o is None:
+                return OutputLookup(True, block, in_main, confirmations)
+            return OutputLookup(True, block, in_main, confirmations, o.match_key, o.amount)
         if index == NATIVE_INDEX:
             to, value = _addr(tx.get("to")), _int(tx.get("value", 0))
             if to is None or value <= 0:

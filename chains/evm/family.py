@@ -24,6 +24,9 @@ class EvmSettings(CoinSettings):
     # Read the node's pool (txpool_content) each poll, so ETH invoices are `processing`
     # before their block. On mainnet the pool is megabytes: turn it off to save that.
     watch_pool: bool = True
+    # Find ETH sent by contracts' internal calls with `trace_block` (Erigon, Reth,
+    # Nethermind, anvil; geth does not offer it). Without it such payments are missed.
+    trace_internal: bool = False
     # A token: the native coin whose node it rides, its contract and decimals.
     node: str | None = None
     contract: str | None = None
@@ -87,7 +90,8 @@ def build(coins: Mapping[str, Any]) -> list[Follower]:
         followers.append(EvmChain(code, cfg.rpc_url.get_secret_value(), cfg.chain_id,
                                   cfg.xpub, tokens[code],
                                   poll_interval=cfg.poll_interval_seconds,
-                                  watch_pool=cfg.watch_pool))
+                                  watch_pool=cfg.watch_pool,
+                                  trace_internal=cfg.trace_internal))
     return followers
 
 

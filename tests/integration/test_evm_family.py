@@ -18,12 +18,14 @@ import base58
 import pytest
 from coincurve import PrivateKey
 from Crypto.Hash import RIPEMD160
+from eth_abi.abi import encode
 from eth_account import Account
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from sqlalchemy import update
 
 from chains.base import BlockConnected, ChainError, Destination
-from chains.evm.adapter import EvmChain, Token, eth_destination
+from chains.evm.adapter import INTERNAL_INDEX, EvmChain, Token, eth_destination
 from gateway import families
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.tables import payments
@@ -92,6 +94,38 @@ def follower(anvil: Anvil, tokens: dict[str, DeployedToken], chain_id: int = 313
     return EvmChain("ETH", anvil.rpc_url, chain_id, random_xpub(),
                     [Token(c, tokens[c].address, tokens[c].decimals) for c in ("T6", "T18")],
                     poll_interval=0.05, watch_pool=watch_pool)
+
+
+async def test_eth_from_an_internal_call_is_found_only_with_tracing(
+        anvil: Anvil, tokens: dict[str, DeployedToken]) -> None:
+    deployed = anvil.rpc("eth_sendTransaction", {
+        "from": anvil.accounts[0], "data": "0x" + compile_tokens()["Forwarder"],
+        "gas": hex(1_000_000)})
+    anvil.mine(1)
+    forwarder = anvil.rpc("eth_getTransactionReceipt", deployed)["contractAddress"]
+    traced = EvmChain("ETH", anvil.rpc_url, 31337, random_xpub(), poll_interval=0.05,
+                      trace_internal=True)
+    plain = EvmChain("ETH", anvil.rpc_url, 31337, traced._xpub, poll_interval=0.05)
+    [d] = await traced.allocate([4])
+    watched = SetWatchlist()
+    watched.keys.add(d.match_key)
+    start = await traced.tip()
+    streams = [Stream(chain, start, watched) for chain in (traced, plain)]
+    data = "0x" + keccak(b"pay(address)")[:4].hex() + encode(["address"], [d.address]).hex()
+    txid = anvil.rpc("eth_sendTransaction", {"from": anvil.accounts[0], "to": forwarder,
+                                             "value": hex(12345), "data": data,
+                                             "gas": hex(200_000)})
+    [block_hash] = anvil.mine(1)
+    with_trace, without = [await s.until_block(start.height + 1) for s in streams]
+    assert [(p.txid, p.index, p.amount) for p in with_trace.payments] == [
+        (txid, INTERNAL_INDEX + 1, 12345)]  # trace 0 is the call into the forwarder
+    assert without.payments == ()
+    found = await traced.lookup(txid, INTERNAL_INDEX + 1, block_hash)
+    assert (found.in_main_chain, found.match_key, found.amount) == (True, d.match_key, 12345)
+    for stream in streams:
+        await stream.aclose()
+    for chain in (traced, plain):
+        await chain.aclose()
 
 
 async def test_without_the_pool_payments_are_found_in_their_block(
