@@ -146,6 +146,14 @@ class Auditable(Protocol):
         ...
 
 
+@runtime_checkable
+class HasAssets(Protocol):
+    """A follower whose coins are assets on one chain (ERC-20 tokens): names each one's
+    contract, "" for the native coin. Finance exports show it."""
+
+    def asset(self, coin: str) -> str: ...
+
+
 class ChainError(Exception):
     """The node could not be reached or answered with an error."""
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chains.base import Auditable, CoinSettings, Follower
+from chains.base import Auditable, CoinSettings, Follower, HasAssets
 from gateway import families
 from gateway.adapters.backup.files import BackupError, Backups, prune
 from gateway.adapters.backup.stream import BackupFormatError
@@ -401,7 +401,7 @@ def build(settings: Settings, clock: Clock = utcnow,
             uow, passwords, index,
             two_factor, clock, timedelta(days=ret.deletion_grace_days),
             settings.privacy.policy_version, throttle),
-        finance=FinanceService(uow, chains.coins(), chains.feed),
+        finance=FinanceService(uow, chains.coins(), chains.feed, _assets(nodes)),
         # Policy notices are sent by an operator's batch command that paces itself and
         # records each mail the SMTP server accepted, so it mails directly (OPERATIONS.md).
         notices=PolicyNoticeService(
@@ -412,6 +412,12 @@ def build(settings: Settings, clock: Clock = utcnow,
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,
                    metrics=metrics, passwords=passwords, mail=sender)
+
+
+def _assets(followers: Sequence[Follower]) -> dict[str, str]:
+    """coin -> token contract, for the followers whose coins are tokens."""
+    return {coin: follower.asset(coin) for follower in followers
+            if isinstance(follower, HasAssets) for coin in follower.coins}
 
 
 def _auditable(followers: Sequence[Follower]) -> dict[str, Auditable]:

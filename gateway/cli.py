@@ -179,7 +179,7 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
-    return run_demo(once=args.once, timeout=args.timeout)
+    return run_demo(once=args.once, timeout=args.timeout, coin=args.coin)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -258,6 +258,8 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole flow on a local Litecoin regtest node")
     demo.add_argument("--once", action="store_true", help="exit 0 after account.activated")
     demo.add_argument("--timeout", type=float, default=180.0)
+    demo.add_argument("--coin", default="LTC", choices=["LTC", "ETH", "USDC"],
+                      help="LTC on litecoind; ETH, or a demo USDC token, on anvil")
     demo.set_defaults(func=cmd_demo)
     return p
 

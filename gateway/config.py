@@ -199,7 +199,10 @@ def _coin_settings(code: str, raw: object) -> CoinSettings:
     try:
         return family.settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{where}.{_format_error(exc)}") from None
+        detail = _format_error(exc)
+        # A check of the whole table (a model validator) has no key of its own.
+        raise ConfigError(f"{where}{detail if detail.startswith(':') else '.' + detail}"
+                          ) from None
 
 
 RATE_SOURCES = ("kraken", "bitstamp", "coinbase", "coingecko")

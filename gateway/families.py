@@ -12,6 +12,7 @@ from chains.base import Family
 
 BUILTIN: dict[str, str] = {
     "utxo": "chains.utxo.family",
+    "evm": "chains.evm.family",
 }
 
 _registered: dict[str, Family] = {}

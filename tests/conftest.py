@@ -9,7 +9,7 @@ import pytest
 os.environ.setdefault("BCL_DATA_DIR", tempfile.mkdtemp(prefix="bitcoinlib-"))
 
 from tests.support.databases import fresh_database
-from tests.support.nodes import LitecoinRegtest
+from tests.support.nodes import Anvil, LitecoinRegtest
 
 DB_KINDS = ["sqlite", "postgresql"]
 
@@ -35,6 +35,16 @@ def litecoin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LitecoinRegte
     try:
         node.create_wallet("payer")
         node.mine(200)  # 100 mature coinbase outputs to pay from
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
+    """A real anvil node, automine off. Fails (never skips) when anvil is missing."""
+    node = Anvil(tmp_path_factory.mktemp("anvil")).start()
+    try:
         yield node
     finally:
         node.stop()

@@ -1,5 +1,6 @@
-"""`gateway demo`: the whole flow on a local Litecoin regtest node, SQLite and a webhook
-receiver, all started here and stopped on exit. Nothing is written outside a temporary
+"""`gateway demo`: the whole flow on a local node (Litecoin regtest, or anvil for
+`--coin ETH` / `--coin USDC`), SQLite and a webhook receiver, all started here and stopped
+on exit. Nothing is written outside a temporary
 directory; every key is generated for this run only."""
 
 import asyncio
@@ -21,8 +22,7 @@ from aiohttp import web
 from gateway.demo.node import LitecoinRegtest, NodeMissing, free_port
 from webhooks import signing
 
-COIN = "LTC"
-CONFIRMATIONS = 6
+COINS = ("LTC", "ETH", "USDC")
 MINE_EVERY_SECONDS = 2.0  # after the walkthrough: blocks while a payment waits
 PLANS = {
     "vps-small": {"price": "9.99", "currency": "EUR", "description": "1 vCPU, 1 GB RAM",
@@ -45,7 +45,7 @@ def merchant_xpub(workdir: Path) -> str:
     return str(account.wif_public())
 
 
-def demo_environ(workdir: Path, node: LitecoinRegtest, port: int, metrics_port: int
+def demo_environ(workdir: Path, chain: "DemoChain", port: int, metrics_port: int
                  ) -> dict[str, str]:
     def key() -> str:
         return base64.b64encode(secrets.token_bytes(32)).decode()
@@ -58,12 +58,7 @@ def demo_environ(workdir: Path, node: LitecoinRegtest, port: int, metrics_port: 
         "GATEWAY_SECURITY__SESSION_KEY": key(),
         "GATEWAY_SECURITY__INDEX_KEY": key(),
         "GATEWAY_SECURITY__DATA_KEYS": json.dumps([f"demo1:{key()}"]),
-        "GATEWAY_COINS__LTC__KIND": "utxo",
-        "GATEWAY_COINS__LTC__NETWORK": "litecoin-regtest",
-        "GATEWAY_COINS__LTC__RPC_URL": node.rpc_url,
-        "GATEWAY_COINS__LTC__XPUB": merchant_xpub(workdir),
-        "GATEWAY_COINS__LTC__CONFIRMATIONS": str(CONFIRMATIONS),
-        "GATEWAY_RATES__FIXED": json.dumps({"LTC-EUR": "80.00", "LTC-USD": "86.00"}),
+        **chain.environ(workdir),
         "GATEWAY_PLANS": json.dumps(PLANS),
         "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": json.dumps(["127.0.0.0/8"]),
     }
@@ -79,7 +74,119 @@ def write_cli_config(node: LitecoinRegtest) -> str:
     return f"litecoin-cli -regtest -datadir={node.datadir} -rpcwallet=customer sendtoaddress"
 
 
-async def mine_while_paying(node: LitecoinRegtest) -> None:
+class LitecoinChain:
+    coin, confirmations = "LTC", 6
+    pool_visible = True  # a payment shows in the mempool before its block
+
+    def __init__(self, workdir: Path) -> None:
+        self.node = LitecoinRegtest(workdir / "litecoin")
+
+    def start(self) -> None:
+        self.node.start()
+        self.node.create_wallet("customer")
+        self.node.mine(101)
+        say(f"Litecoin regtest node on 127.0.0.1:{self.node.rpc_port}, 101 blocks mined")
+
+    def environ(self, workdir: Path) -> dict[str, str]:
+        return {"GATEWAY_COINS__LTC__KIND": "utxo",
+                "GATEWAY_COINS__LTC__NETWORK": "litecoin-regtest",
+                "GATEWAY_COINS__LTC__RPC_URL": self.node.rpc_url,
+                "GATEWAY_COINS__LTC__XPUB": merchant_xpub(workdir),
+                "GATEWAY_COINS__LTC__CONFIRMATIONS": str(self.confirmations),
+                "GATEWAY_RATES__FIXED": json.dumps({"LTC-EUR": "80.00", "LTC-USD": "86.00"})}
+
+    def pay(self, invoice: dict[str, Any]) -> str:
+        return self.node.send(invoice["address"], str(Decimal(invoice["amount_due"])))
+
+    def mine(self, blocks: int = 1) -> None:
+        self.node.mine(blocks)
+
+    def pending(self) -> int:
+        return int(self.node.rpc("getmempoolinfo")["size"])
+
+    def pay_hint(self) -> str:
+        return f"pay from the demo wallet: {write_cli_config(self.node)} <address> <amount>"
+
+    def stop(self) -> None:
+        self.node.stop()
+
+
+class EvmChain:
+    """ETH on anvil, or (with a token) a demo stand-in for USDC deployed on it: 6
+    decimals, a `transfer` that returns bool, watched by its contract address."""
+
+    confirmations = 3
+
+    def __init__(self, workdir: Path, token: bool) -> None:
+        from gateway.demo.evm import Anvil
+
+        self.coin = "USDC" if token else "ETH"
+        self.pool_visible = not token
+        self.node = Anvil(workdir / "anvil")
+        self.contract: str | None = None
+        self._token = token
+
+    def start(self) -> None:
+        from gateway.demo.evm import compile_tokens
+
+        self.node.start()
+        say(f"anvil (Ethereum dev node) on 127.0.0.1:{self.node.rpc_port}, automine off")
+        if self._token:
+            code = compile_tokens()["BoolToken"]
+            self.contract = self.node.deploy_token(code, "USDC", 6, 10**18)
+            say(f"demo USDC (6 decimals) compiled with solcjs and deployed at {self.contract}")
+
+    def environ(self, workdir: Path) -> dict[str, str]:
+        from gateway.demo.evm import CHAIN_ID, throwaway_xpub
+
+        env = {"GATEWAY_COINS__ETH__KIND": "evm",
+               "GATEWAY_COINS__ETH__RPC_URL": self.node.rpc_url,
+               "GATEWAY_COINS__ETH__CHAIN_ID": str(CHAIN_ID),
+               "GATEWAY_COINS__ETH__XPUB": throwaway_xpub(),
+               "GATEWAY_COINS__ETH__CONFIRMATIONS": str(self.confirmations),
+               "GATEWAY_COINS__ETH__POLL_INTERVAL_SECONDS": "0.5",
+               "GATEWAY_RATES__FIXED": json.dumps({
+                   "ETH-EUR": "2000.00", "ETH-USD": "2150.00",
+                   "USDC-EUR": "0.92", "USDC-USD": "1.00"})}
+        if self.contract is not None:
+            env |= {"GATEWAY_COINS__USDC__KIND": "evm", "GATEWAY_COINS__USDC__NODE": "ETH",
+                    "GATEWAY_COINS__USDC__CONTRACT": self.contract,
+                    "GATEWAY_COINS__USDC__DECIMALS": "6",
+                    "GATEWAY_COINS__USDC__CONFIRMATIONS": str(self.confirmations)}
+        return env
+
+    def pay(self, invoice: dict[str, Any]) -> str:
+        amount = int(invoice["amount_due_base_units"])
+        if self.contract is not None:
+            return self.node.send_token(self.contract, invoice["address"], amount)
+        return self.node.send(invoice["address"], amount)
+
+    def mine(self, blocks: int = 1) -> None:
+        self.node.mine(blocks)
+
+    def pending(self) -> int:
+        return self.node.pending()
+
+    def pay_hint(self) -> str:
+        return (f"pay from anvil's first account (cast send, or any wallet on "
+                f"{self.node.rpc_url}, chain id 31337; the key is anvil's public test key)")
+
+    def stop(self) -> None:
+        self.node.stop()
+
+
+DemoChain = LitecoinChain | EvmChain
+
+
+def demo_chain(coin: str, workdir: Path) -> DemoChain:
+    if coin == "LTC":
+        return LitecoinChain(workdir)
+    if coin in ("ETH", "USDC"):
+        return EvmChain(workdir, token=coin == "USDC")
+    raise RuntimeError(f"--coin must be one of {', '.join(COINS)}")
+
+
+async def mine_while_paying(chain: DemoChain) -> None:
     """Stands in for the network's miners after the walkthrough: when a transaction waits
     in the mempool, mine a block every few seconds until it has its confirmations, so an
     invoice paid from the browser's checkout page settles."""
@@ -87,10 +194,10 @@ async def mine_while_paying(node: LitecoinRegtest) -> None:
     while True:
         await asyncio.sleep(MINE_EVERY_SECONDS)
         try:
-            if (await asyncio.to_thread(node.rpc, "getmempoolinfo"))["size"] > 0:
-                pending = CONFIRMATIONS
+            if await asyncio.to_thread(chain.pending) > 0:
+                pending = chain.confirmations
             if pending > 0:
-                await asyncio.to_thread(node.mine, 1)
+                await asyncio.to_thread(chain.mine, 1)
                 pending -= 1
         except (OSError, RuntimeError) as exc:  # the node is stopping with us
             say(f"miner paused: {type(exc).__name__}")
@@ -118,7 +225,7 @@ class Receiver:
         return web.Response(status=204)
 
 
-async def _flow(once: bool, timeout: float) -> int:  # noqa: ASYNC109
+async def _flow(once: bool, timeout: float, coin: str = "LTC") -> int:  # noqa: ASYNC109
     from alembic import command
 
     from gateway import logs
@@ -129,21 +236,18 @@ async def _flow(once: bool, timeout: float) -> int:  # noqa: ASYNC109
     logs.configure("WARNING")
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
         workdir = Path(tmp)
-        node = LitecoinRegtest(workdir / "litecoin")
+        chain = demo_chain(coin, workdir)
         try:
-            node.start()
+            chain.start()
         except NodeMissing as exc:
-            say(f"cannot start Litecoin: {exc}")
+            say(f"cannot start the {coin} node: {exc}")
+            chain.stop()
             return 1
         runners: list[web.AppRunner] = []
         try:
-            node.create_wallet("customer")
-            node.mine(101)
-            say(f"Litecoin regtest node on 127.0.0.1:{node.rpc_port}, 101 blocks mined")
-
             port, metrics_port = free_port(), free_port()
             settings = load(None, {**os.environ,
-                                   **demo_environ(workdir, node, port, metrics_port)})
+                                   **demo_environ(workdir, chain, port, metrics_port)})
             await asyncio.to_thread(command.upgrade, alembic_config(settings.database.url), "head")
             gw = build(settings)
             runner = web.AppRunner(build_app(gw), access_log=None)
@@ -171,18 +275,18 @@ async def _flow(once: bool, timeout: float) -> int:  # noqa: ASYNC109
             auth = {"Authorization": f"Bearer {created.secret}"}
             say(f"API key {created.record.id} created (printed nowhere; only its hash is stored)")
             result, invoice_id = await asyncio.wait_for(
-                _walkthrough(base, auth, receiver, node, hook_port, once), timeout
+                _walkthrough(base, auth, receiver, chain, hook_port, once), timeout
             )
             if not once:
-                pay_command = write_cli_config(node)
-                miner = asyncio.create_task(mine_while_paying(node))
+                pay_hint = chain.pay_hint()
+                miner = asyncio.create_task(mine_while_paying(chain))
                 say(f"the gateway keeps running at {base}; press Ctrl-C to stop")
                 say(f"portal: {base}/signup (sign up, choose a plan and a coin, pay)")
                 say(f"log in: {base}/login")
                 say(f"checkout page of the demo invoice: {base}/pay/{invoice_id}")
-                say(f"pay from the demo wallet: {pay_command} <address> <amount>")
+                say(pay_hint)
                 say(f"blocks are mined every {MINE_EVERY_SECONDS:.0f} s while a payment waits "
-                    f"({CONFIRMATIONS} confirmations settle an invoice)")
+                    f"({chain.confirmations} confirmations settle an invoice)")
                 try:
                     await _until_interrupted()
                 finally:
@@ -195,11 +299,11 @@ async def _flow(once: bool, timeout: float) -> int:  # noqa: ASYNC109
         finally:
             for r in reversed(runners):
                 await r.cleanup()
-            node.stop()
+            chain.stop()
 
 
 async def _walkthrough(
-    base: str, auth: dict[str, str], receiver: Receiver, node: LitecoinRegtest,
+    base: str, auth: dict[str, str], receiver: Receiver, chain: DemoChain,
     hook_port: int, once: bool,
 ) -> tuple[int, str]:
     async with aiohttp.ClientSession() as http:
@@ -219,14 +323,14 @@ async def _walkthrough(
 
         async with http.post(f"{base}/v1/invoices", headers=auth, json={
             "account_id": account["id"], "price": {"amount": "9.99", "currency": "EUR"},
-            "coin": COIN, "metadata": {"plan": "vps-small"},
+            "coin": chain.coin, "metadata": {"plan": "vps-small"},
         }) as resp:
             invoice = await _ok(resp)
-        say(f"invoice {invoice['id']}: pay {invoice['amount_due']} {COIN} "
+        say(f"invoice {invoice['id']}: pay {invoice['amount_due']} {chain.coin} "
             f"to {invoice['address']}")
         say(f"payment URI: {invoice['payment_uri']}")
 
-        txid = node.send(invoice["address"], str(Decimal(invoice["amount_due"])))
+        txid = chain.pay(invoice)
         say(f"paid from the node's wallet: txid {txid}")
 
         status = invoice["status"]
@@ -246,9 +350,11 @@ async def _walkthrough(
                 if event["type"] == "account.activated":
                     say(f"  data: {json.dumps(event['data'])}")
                     activated = True
-            if status == "processing" or (status == "settled" and not activated):
-                if status == "processing":
-                    node.mine(1)
+            # A token transfer is only seen in a block (no pool matching for logs).
+            waiting = status == "processing" or (status == "new" and not chain.pool_visible)
+            if waiting or (status == "settled" and not activated):
+                if waiting:
+                    chain.mine(1)
                 await asyncio.sleep(1.0)
             else:
                 await asyncio.sleep(0.3)
@@ -272,9 +378,9 @@ async def _until_interrupted() -> None:
     say("stopping")
 
 
-def run_demo(once: bool = False, timeout: float = 180.0) -> int:
+def run_demo(once: bool = False, timeout: float = 180.0, coin: str = "LTC") -> int:
     try:
-        return asyncio.run(_flow(once, timeout))
+        return asyncio.run(_flow(once, timeout, coin))
     except KeyboardInterrupt:
         return 130
     except RuntimeError as exc:

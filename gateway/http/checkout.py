@@ -52,6 +52,24 @@ def status_doc(view: InvoiceView) -> dict[str, Any]:
     }
 
 
+CHAIN_NAMES = {1: "Ethereum mainnet", 11155111: "Sepolia testnet", 17000: "Holesky testnet",
+               31337: "local development chain"}
+
+
+def network_notice(payment_uri: str) -> dict[str, Any] | None:
+    """An EIP-681 URI names the chain and, for a token, its contract: the page shows both,
+    because a wallet can send the same symbol on another network or from another token
+    contract, and the gateway watches only this one."""
+    if not payment_uri.startswith("ethereum:"):
+        return None
+    target, _, rest = payment_uri.removeprefix("ethereum:").partition("@")
+    chain_text = rest.split("/", 1)[0].split("?", 1)[0]
+    chain_id = int(chain_text) if chain_text.isdigit() else 1
+    name = CHAIN_NAMES.get(chain_id, "EVM network")
+    return {"network": f"{name} (chain id {chain_id})",
+            "token_contract": target if "/transfer?" in rest else None}
+
+
 def page_context(view: InvoiceView, now: datetime) -> dict[str, Any]:
     from gateway.domain.money import format_units
 
@@ -74,5 +92,6 @@ def page_context(view: InvoiceView, now: datetime) -> dict[str, Any]:
         "expires_text": expires.strftime("%H:%M UTC, %d %b %Y"),
         "minutes_left": max(int((expires - now).total_seconds() // 60), 0),
         "show_payment": inv.status.value in ("new", "processing"),
+        "network_notice": network_notice(view.record.payment_uri),
         "refresh_seconds": 10,
     }

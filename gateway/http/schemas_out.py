@@ -53,6 +53,7 @@ class LedgerPayment(Out):
     fiat_currency: str
     confirmations: int
     status: str
+    asset: str  # a token's contract address; empty for a chain's native coin
 
 
 class PaymentPage(Out):

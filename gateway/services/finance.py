@@ -1,7 +1,7 @@
 """Payments for finance: every output we recorded, with its fiat value at the rate the
 invoice locked, and confirmations as far as the watcher has processed the chain."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -13,13 +13,14 @@ from gateway.domain.timestamps import rfc3339
 from gateway.services.ports import LedgerRow, UnitOfWork, UnitOfWorkFactory
 
 COLUMNS = ("time", "invoice_id", "account_id", "coin", "txid", "output_index", "amount",
-           "amount_base_units", "fiat_value", "fiat_currency", "confirmations", "status")
+           "amount_base_units", "fiat_value", "fiat_currency", "confirmations", "status", "asset")
 
 
 @dataclass(frozen=True)
 class PaymentLine:
     row: LedgerRow
     confirmations: int
+    asset: str = ""  # a token's contract address; empty for a chain's native coin
 
     def as_dict(self) -> dict[str, str | int]:
         r = self.row
@@ -31,7 +32,7 @@ class PaymentLine:
             "amount": format_units(r.amount, r.decimals), "amount_base_units": str(r.amount),
             "fiat_value": Fiat(minor, r.fiat_currency).as_decimal_string(),
             "fiat_currency": r.fiat_currency, "confirmations": self.confirmations,
-            "status": r.status,
+            "status": r.status, "asset": self.asset,
         }
 
 
@@ -52,8 +53,10 @@ class Period:
 
 class FinanceService:
     def __init__(self, uow: UnitOfWorkFactory, coins: tuple[str, ...],
-                 feed_of: Callable[[str], str] = lambda coin: coin) -> None:
+                 feed_of: Callable[[str], str] = lambda coin: coin,
+                 assets: Mapping[str, str] | None = None) -> None:
         self._uow = uow
+        self._assets = dict(assets or {})  # coin -> token contract (finance must know which)
         self._coins = coins
         self._feed_of = feed_of  # coin -> the feed whose cursor its confirmations count from
 
@@ -96,5 +99,6 @@ class FinanceService:
         for r in rows:
             tip = tips[r.coin]
             lines.append(PaymentLine(r, confirmations(
-                r.status, r.block_height, None if tip is None else tip.height)))
+                r.status, r.block_height, None if tip is None else tip.height),
+                self._assets.get(r.coin, "")))
         return lines

@@ -93,7 +93,8 @@ class ReconcileService:
         watch = _Keys(keys)
         for height in heights:
             block = await chain.scan(height, watch)
-            scanned.update({(o.txid, o.index): o for o in block.payments})
+            # A node's block carries every coin it serves (ETH and its tokens): keep this one's.
+            scanned.update({(o.txid, o.index): o for o in block.payments if o.coin == coin})
             bar.advance()
         if len(heights):
             report.scanned_blocks[coin] = [heights[0], heights[-1]]

@@ -8,12 +8,17 @@ from tests.contract.drivers import KINDS, Driver
 @pytest.fixture(params=KINDS)
 async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
     """Every registered family, through its driver: the fake in memory, the UTXO family on
-    a real litecoind (module-scoped; fails, never skips, when litecoind is missing)."""
+    a real litecoind, the EVM family on a real anvil (module-scoped; fails, never skips,
+    when the node is missing)."""
     found: Driver
     if request.param == "fake":
         from tests.contract.drivers.fake import FakeDriver
 
         found = FakeDriver()
+    elif request.param == "evm":
+        from tests.contract.drivers.evm import EvmDriver
+
+        found = EvmDriver(request.getfixturevalue("anvil"))
     else:
         from tests.contract.drivers.litecoin import LitecoinDriver
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def test_demo_once_ends_with_verified_activation(tmp_path: Path) -> None:
     env = {**os.environ, "BCL_DATA_DIR": str(tmp_path / "bcl"), "TMPDIR": str(tmp_path)}
@@ -19,4 +21,20 @@ def test_demo_once_ends_with_verified_activation(tmp_path: Path) -> None:
     assert "done: the account was activated" in out
     assert "@" not in out  # the demo's customer email is printed nowhere
     # Everything it started is stopped and its temporary directory removed.
+    assert not list(tmp_path.glob("gateway-demo-*"))
+
+
+@pytest.mark.parametrize("coin", ["ETH", "USDC"])
+def test_demo_on_anvil_ends_with_verified_activation(tmp_path: Path, coin: str) -> None:
+    """ETH, and a demo USDC token compiled with solcjs and deployed on the demo's anvil."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "demo", "--once", "--timeout", "120",
+         "--coin", coin], env=env, capture_output=True, text=True, timeout=180, check=False)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert f"{coin} to 0x" in out and "payment URI: ethereum:" in out
+    assert "webhook verified: invoice.settled" in out
+    assert "webhook verified: account.activated" in out
+    assert "example.invalid" not in out  # the customer's email is printed nowhere
     assert not list(tmp_path.glob("gateway-demo-*"))

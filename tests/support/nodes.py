@@ -306,3 +306,119 @@ class LitecoinRegtest:
         except Exception:
             self._kill()
         self.proc = None
+
+
+# -- anvil (Ethereum) ------------------------------------------------------------------
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"  # public
+ANVIL_CHAIN_ID = 31337
+
+
+def anvil_binary() -> str:
+    """The project-local anvil from `npm ci` (node_modules/.bin), else one on PATH."""
+    local = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "anvil"
+    found = str(local) if local.exists() else shutil.which("anvil")
+    if found is None:
+        raise NodeMissing("anvil is not installed; run `make setup` (npm ci)")
+    return found
+
+
+class Anvil:
+    """A real anvil node on a free loopback port, automine off (the test mines). Its state
+    file keeps the chain (blocks and hashes) across stop() and start(), as a real node's
+    database does; only its pool is lost."""
+
+    def __init__(self, datadir: Path, chain_id: int = ANVIL_CHAIN_ID) -> None:
+        self.datadir = datadir
+        self.chain_id = chain_id
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.accounts: list[str] = []
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> "Anvil":
+        binary = anvil_binary()
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        log = self.datadir / "anvil.log"
+        for _attempt in range(5):
+            self.port = free_port()
+            with log.open("ab") as out:
+                self.proc = subprocess.Popen(
+                    [binary, "--host", "127.0.0.1", "--port", str(self.port),
+                     "--chain-id", str(self.chain_id), "--state",
+                     str(self.datadir / "state.json"), "--accounts", "10",
+                     "--mnemonic", ANVIL_MNEMONIC],
+                    stdout=out, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    self.accounts = list(self.rpc("eth_accounts"))
+                    self.rpc("evm_setAutomine", False)
+                    return self
+                except (OSError, urllib.error.URLError):
+                    time.sleep(0.05)
+            self._kill()
+        tail = log.read_text(errors="replace")[-2000:]
+        raise NodeFailed(f"anvil did not start:\n{tail}")
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: anvil writes its state file
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        self._kill()
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
+                           "params": list(params)}).encode()
+        req = urllib.request.Request(self.rpc_url, body,
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            answer = json.loads(resp.read())
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    def send(self, to: str, wei: int, sender: int = 0, **extra: Any) -> str:
+        tx = {"from": self.accounts[sender], "to": to, "value": hex(wei), **extra}
+        return str(self.rpc("eth_sendTransaction", tx))
+
+    def mine(self, blocks: int = 1) -> list[str]:
+        hashes = []
+        for _ in range(blocks):
+            # A fresh coinbase per block: a block re-mined after a reorg with the same
+            # transactions in the same second still gets a new hash.
+            self.rpc("anvil_setCoinbase", "0x" + secrets.token_hex(20))
+            self.rpc("evm_mine")
+            hashes.append(str(self.rpc("eth_getBlockByNumber", "latest", False)["hash"]))
+        return hashes
+
+    def height(self) -> int:
+        return int(self.rpc("eth_blockNumber"), 16)
+
+    def block(self, ref: str | int, full: bool = False) -> dict[str, Any]:
+        if isinstance(ref, int):
+            found = self.rpc("eth_getBlockByNumber", hex(ref), full)
+        else:
+            found = self.rpc("eth_getBlockByHash", ref, full)
+        assert found is not None, ref
+        return dict(found)
+
+    def invalidate(self, block_hash: str) -> list[str]:
+        """That block and its successors leave the chain; their transactions go back to
+        the pool (anvil_rollback drops them, so they are re-sent from their raw bytes)."""
+        height = int(self.block(block_hash)["number"], 16)
+        head = self.height()
+        raws = [self.rpc("eth_getRawTransactionByHash", tx)
+                for h in range(height, head + 1) for tx in self.block(h)["transactions"]]
+        self.rpc("anvil_rollback", head - height + 1)
+        return [str(self.rpc("eth_sendRawTransaction", raw)) for raw in raws]

@@ -1,0 +1,451 @@
+"""An EVM node through web3.py's async HTTP provider: native ETH from full blocks (the
+receipt's status must be success), ERC-20 tokens from one `eth_getLogs` per block for all
+configured contracts and the Transfer topic, the `to` topic matched locally.
+
+Payment identity is (coin, txid, index): index 0 is a transaction's own value (native
+coin); index 1 + n is the n-th log of that transaction's receipt (a token Transfer);
+INTERNAL_INDEX + n is the n-th trace of the transaction (ETH sent by an internal call,
+with `trace_internal`). All are fixed by the transaction itself, so a payment re-mined in
+another block after a reorg keeps its identity and is counted once."""
+
+import asyncio
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from web3 import AsyncHTTPProvider
+from web3.types import RPCEndpoint
+
+from chains.base import (
+    MATCH_POINT,
+    BlockConnected,
+    BlockDisconnected,
+    BlockRef,
+    ChainError,
+    Destination,
+    FollowItem,
+    MempoolGone,
+    MempoolSeen,
+    Observed,
+    OutputLookup,
+    Watched,
+)
+from chains.hd import receive_key
+from chains.uri import eip681_native, eip681_token
+
+TRANSFER_TOPIC = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
+NATIVE_INDEX = 0
+INTERNAL_INDEX = 1_000_000  # far above any log position a block's gas allows
+_BLOCK_CACHE = 4096  # connected blocks remembered, to walk back past ones the node forgot
+
+
+@dataclass(frozen=True)
+class Token:
+    coin: str
+    contract: str
+    decimals: int
+
+    @property
+    def key(self) -> str:
+        return self.contract.lower()
+
+
+def eth_destination(xpub: str, index: int) -> Destination:
+    """m/44'/60'/0' (the xpub) / 0 / index: keccak of the uncompressed key, last 20 bytes."""
+    raw = keccak(receive_key(xpub, index).uncompressed()[1:])[-20:]
+    return Destination(index, to_checksum_address(raw), raw)
+
+
+def _int(v: Any) -> int:
+    return int(v, 16) if isinstance(v, str) else int(v)
+
+
+def _addr(v: str | None) -> bytes | None:
+    return bytes.fromhex(v[2:]) if v else None
+
+
+class _Everything:
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+class EvmChain:
+    """One node; the native coin's code names the cursor and the address space that ETH
+    and every token on that node share."""
+
+    def __init__(self, coin: str, url: str, chain_id: int, xpub: str,
+                 tokens: Sequence[Token] = (), poll_interval: float = 1.0,
+                 watch_pool: bool = True, trace_internal: bool = False) -> None:
+        self.coin = coin
+        self.chain_id = chain_id
+        self.tokens = {t.key: t for t in tokens}
+        self._decimals = {coin: 18, **{t.coin: t.decimals for t in tokens}}
+        self._xpub = xpub
+        self._url = url
+        # No retries inside web3: the follower loop retries, and a node that is down must
+        # be reported at once (readiness, tests).
+        self._provider = AsyncHTTPProvider(url, exception_retry_configuration=None,
+                                           request_kwargs={"timeout": 30})
+        self._poll = poll_interval
+        self._watch_pool = watch_pool
+        self._trace = trace_internal
+        self._chain_checked = False
+        self.calls: Counter[str] = Counter()  # RPC calls by method (tests, metrics)
+        # hash -> (parent hash, matched txids) of blocks this follower connected.
+        self._seen: OrderedDict[str, tuple[str, tuple[str, ...]]] = OrderedDict()
+
+    # -- the Follower protocol -----------------------------------------------------------
+
+    @property
+    def coins(self) -> tuple[str, ...]:
+        return (self.coin, *sorted(t.coin for t in self.tokens.values()))
+
+    @property
+    def feed(self) -> str:
+        return self.coin
+
+    @property
+    def address_space(self) -> str:
+        return self.coin
+
+    def decimals(self, coin: str) -> int:
+        return self._decimals[coin]
+
+    def asset(self, coin: str) -> str:
+        token = self.token(coin)
+        return "" if token is None else to_checksum_address(token.contract)
+
+    def token(self, coin: str) -> Token | None:
+        return next((t for t in self.tokens.values() if t.coin == coin), None)
+
+    def derive(self, index: int) -> Destination:
+        return eth_destination(self._xpub, index)
+
+    async def allocate(self, indexes: Sequence[int]) -> list[Destination]:
+        return [self.derive(i) for i in indexes]  # pure derivation: no I/O
+
+    def payment_uri(self, destination: Destination, coin: str, base_units: int) -> str:
+        token = self.token(coin)
+        if token is None:
+            return eip681_native(destination.address, self.chain_id, base_units)
+        return eip681_token(to_checksum_address(token.contract), self.chain_id,
+                            destination.address, base_units)
+
+    async def tip(self) -> BlockRef:
+        await self._ready()
+        block = await self._call("eth_getBlockByNumber", ["latest", False])
+        return BlockRef(_int(block["number"]), str(block["hash"]))
+
+    async def aclose(self) -> None:
+        await self._provider.disconnect()
+
+    # -- RPC -----------------------------------------------------------------------------
+
+    async def _call(self, method: str, params: list[Any]) -> Any:
+        self.calls[method] += 1
+        try:
+            response = await self._provider.make_request(RPCEndpoint(method), params)
+        except Exception as exc:  # aiohttp, timeouts, bad JSON: the node is not usable
+            raise ChainError(f"{method}: {type(exc).__name__}: {exc}") from exc
+        if "error" in response:
+            raise ChainError(f"{method}: {response['error']}")
+        return response.get("result")
+
+    async def _ready(self) -> None:
+        """The node serves the configured chain and is not syncing: a node that is behind
+        must not settle anything (readiness reports this error)."""
+        if not self._chain_checked:
+            found = _int(await self._call("eth_chainId", []))
+            if found != self.chain_id:
+                raise ChainError(f"node serves chain id {found}, configured {self.chain_id}")
+            self._chain_checked = True
+        syncing = await self._call("eth_syncing", [])
+        if syncing:
+            raise ChainError(f"node is syncing (block {_int(syncing['currentBlock'])} "
+                             f"of {_int(syncing['highestBlock'])})")
+
+    async def _block_by_number(self, height: int, full: bool) -> dict[str, Any] | None:
+        block: dict[str, Any] | None = await self._call("eth_getBlockByNumber",
+                                                        [hex(height), full])
+        return block
+
+    async def _block_by_hash(self, block_hash: str, full: bool) -> dict[str, Any] | None:
+        block: dict[str, Any] | None = await self._call("eth_getBlockByHash",
+                                                        [block_hash, full])
+        return block
+
+    async def _receipts(self, block_hash: str, txids: Iterable[str]) -> dict[str, Any]:
+        """Receipts of a block's matched transactions: one eth_getBlockReceipts, or one
+        call per transaction on a node without it. Only blocks with a match get here."""
+        try:
+            found = await self._call("eth_getBlockReceipts", [block_hash])
+        except ChainError:
+            found = None
+        if found is not None:
+            return {str(r["transactionHash"]): r for r in found}
+        result = {}
+        for txid in txids:
+            receipt = await self._call("eth_getTransactionReceipt", [txid])
+            if receipt is not None:
+                result[txid] = receipt
+        return result
+
+    # -- matching ------------------------------------------------------------------------
+
+    def _native(self, tx: dict[str, Any], watched: Watched, block: BlockRef | None
+                ) -> Observed | None:
+        to = _addr(tx.get("to"))
+        value = _int(tx.get("value", 0))
+        if to is None or value <= 0 or to not in watched:
+            return None
+        if tx.get("chainId") is not None and _int(tx["chainId"]) != self.chain_id:
+            return None  # signed for another chain: a node that took it anyway credits nothing
+        return Observed(self.coin, str(tx["hash"]), NATIVE_INDEX, to, value, block)
+
+    def _transfer(self, log: dict[str, Any]) -> tuple[Token, bytes, int] | None:
+        """(token, to, amount) of a configured token's Transfer log, else None."""
+        token = self.tokens.get(str(log.get("address", "")).lower())
+        topics = log.get("topics", ())
+        if token is None or len(topics) != 3 or str(topics[0]).lower() != TRANSFER_TOPIC:
+            return None  # not ours, or ERC-721 (its tokenId is a fourth topic)
+        data = str(log.get("data", "0x"))[2:]
+        if len(data) != 64:
+            return None
+        return token, bytes.fromhex(str(topics[2])[-40:]), int(data, 16)
+
+    async def _match_block(self, block: dict[str, Any], watched: Watched
+                           ) -> tuple[Observed, ...]:
+        ref = BlockRef(_int(block["number"]), str(block["hash"]))
+        natives = [o for tx in block["transactions"]
+                   if (o := self._native(tx, watched, ref)) is not None]
+        transfers: list[dict[str, Any]] = []
+        if self.tokens:
+            # One query for every configured contract; the `to` topic is matched here, so
+            # the node never learns which addresses are ours.
+            logs = await self._call("eth_getLogs", [{
+                "blockHash": ref.hash, "address": sorted(self.tokens),
+                "topics": [TRANSFER_TOPIC]}])
+            for log in logs:
+                found = self._transfer(log)
+                if found is not None and found[1] in watched and not log.get("removed"):
+                    transfers.append(log)
+        internal = await self._internal(ref, watched) if self._trace else []
+        if not natives and not transfers and not internal:
+            return ()
+        txids = ({o.txid for o in natives} | {str(lg["transactionHash"]) for lg in transfers}
+                 | {o.txid for o in internal})
+        receipts = await self._receipts(ref.hash, txids)
+        payments: list[Observed] = []
+        for o in natives + internal:
+            receipt = receipts.get(o.txid)
+            if receipt is not None and _int(receipt["status"]) == 1:  # reverted: nothing
+                payments.append(o)
+        for log in transfers:
+            receipt = receipts.get(str(log["transactionHash"]))
+            if receipt is None or _int(receipt["status"]) != 1:
+                continue
+            position = next(i for i, lg in enumerate(receipt["logs"])
+                            if _int(lg["logIndex"]) == _int(log["logIndex"]))
+            match = self._transfer(log)
+            assert match is not None
+            token, to, amount = match
+            if amount > 0:
+                payments.append(Observed(token.coin, str(log["transactionHash"]),
+                                         1 + position, to, amount, ref))
+        return tuple(payments)
+
+    def _traced(self, trace: dict[str, Any], position: int, watched: Watched,
+                block: BlockRef | None) -> Observed | None:
+        """ETH moved to a watched address by a successful internal call (top-level calls
+        are the transaction's own value, found without tracing)."""
+        action = trace.get("action", {})
+        if (trace.get("type") != "call" or not trace.get("traceAddress")
+                or trace.get("error") or action.get("callType") not in ("call", None)):
+            return None
+        to, value = _addr(action.get("to")), _int(action.get("value", 0))
+        if to is None or value <= 0 or to not in watched:
+            return None
+        return Observed(self.coin, str(trace["transactionHash"]), INTERNAL_INDEX + position,
+                        to, value, block)
+
+    async def _internal(self, ref: BlockRef, watched: Watched) -> list[Observed]:
+        traces = await self._call("trace_block", [hex(ref.height)])
+        found: list[Observed] = []
+        position: Counter[str] = Counter()  # a trace's position within its transaction
+        for trace in traces or ():
+            if trace.get("blockHash") not in (None, ref.hash):
+                raise ChainError("trace_block answered for another block (reorg under us)")
+            txid = str(trace.get("transactionHash"))
+            o = self._traced(trace, position[txid], watched, ref)
+            position[txid] += 1
+            if o is not None:
+                found.append(o)
+        return found
+
+    # -- following -----------------------------------------------------------------------
+
+    async def _pool(self) -> dict[str, dict[str, Any]]:
+        """Pending transactions by hash (`txpool_content`: geth, Nethermind, Erigon,
+        Reth, anvil)."""
+        if not self._watch_pool:
+            return {}
+        content = await self._call("txpool_content", [])
+        pool: dict[str, dict[str, Any]] = {}
+        for by_nonce in (content or {}).get("pending", {}).values():
+            for tx in by_nonce.values():
+                pool[str(tx["hash"])] = tx
+        return pool
+
+    def _remember(self, ref: BlockRef, parent: str, txids: Iterable[str]) -> None:
+        self._seen[ref.hash] = (parent, tuple(sorted(set(txids))))
+        while len(self._seen) > _BLOCK_CACHE:
+            self._seen.popitem(last=False)
+
+    async def _stale(self, cursor: BlockRef, watched: Watched) -> tuple[str, tuple[str, ...]]:
+        """Parent hash and watched txids of a block that left the main chain."""
+        block = await self._block_by_hash(cursor.hash, True)
+        if block is not None:
+            txids = {o.txid for tx in block["transactions"]
+                     if (o := self._native(tx, watched, None)) is not None}
+            return str(block["parentHash"]), tuple(sorted(txids | set(
+                self._seen.get(cursor.hash, ("", ()))[1])))
+        if cursor.hash in self._seen:
+            return self._seen[cursor.hash]
+        # The node dropped it (anvil does; geth keeps side blocks) and we never saw it:
+        # assume the fork is one block deep here; the walk goes on if its parent is stale.
+        parent = await self._block_by_number(cursor.height - 1, False)
+        if parent is None:
+            raise ChainError(f"cannot walk back from unknown block {cursor.hash}")
+        return str(parent["hash"]), ()
+
+    async def follow(
+        self, cursor: BlockRef, watched: Watched, unconfirmed: Iterable[str] = ()
+    ) -> AsyncIterator[FollowItem]:
+        pending: set[str] = set(unconfirmed)  # watched txids believed to be in the pool
+        inspected: set[str] = set()
+        while True:
+            await self._ready()
+            pool = await self._pool()  # snapshot before the blocks (see the UTXO adapter)
+            mined: set[str] = set()
+            reorged = False
+
+            while True:
+                head = _int(await self._call("eth_blockNumber", []))
+                if cursor.height <= head:
+                    main = await self._block_by_number(cursor.height, False)
+                    if main is not None and main["hash"] == cursor.hash:
+                        break
+                yield MATCH_POINT
+                parent_hash, txids = await self._stale(cursor, watched)
+                pending.update(txids)
+                reorged = True
+                yield BlockDisconnected(cursor, parent_hash, txids)
+                cursor = BlockRef(cursor.height - 1, parent_hash)
+
+            while cursor.height < head:
+                block = await self._block_by_number(cursor.height + 1, True)
+                if block is None or block["parentHash"] != cursor.hash:
+                    break  # the chain changed under us: walk back on the next round
+                ref = BlockRef(_int(block["number"]), str(block["hash"]))
+                yield MATCH_POINT
+                payments = await self._match_block(block, watched)
+                mined.update(str(tx["hash"]) for tx in block["transactions"])
+                pending.difference_update(mined)
+                self._remember(ref, cursor.hash, (p.txid for p in payments))
+                time = datetime.fromtimestamp(_int(block["timestamp"]), UTC)
+                yield BlockConnected(ref, cursor.hash, time, payments)
+                cursor = ref
+
+            fresh = [t for t in pool if t not in inspected and t not in mined]
+            if fresh:
+                yield MATCH_POINT
+                # Native payments only: a token transfer is known from its log, which a
+                # pending transaction does not have yet.
+                seen = [o for t in fresh if (o := self._native(pool[t], watched, None))]
+                inspected.update(fresh)
+                if seen:
+                    pending.update(o.txid for o in seen)
+                    yield MempoolSeen(tuple(seen))
+            inspected &= set(pool)
+
+            if not reorged:
+                gone = tuple(sorted(pending - set(pool) - mined))
+                if gone:
+                    pending.difference_update(gone)
+                    yield MempoolGone(gone)
+            await asyncio.sleep(self._poll)
+
+    # -- reconciliation (Auditable) ------------------------------------------------------
+
+    async def lookup(self, txid: str, index: int, block_hash: str | None) -> OutputLookup:
+        block: BlockRef | None = None
+        in_main, confirmations = False, 0
+        if block_hash is not None:
+            header = await self._block_by_hash(block_hash, False)
+            if header is not None:
+                block = BlockRef(_int(header["number"]), block_hash)
+                main = await self._block_by_number(block.height, False)
+                in_main = main is not None and main["hash"] == block_hash
+                if in_main:
+                    head = _int(await self._call("eth_blockNumber", []))
+                    confirmations = head - block.height + 1
+        tx = await self._call("eth_getTransactionByHash", [txid])
+        if tx is None:
+            return OutputLookup(False, block, in_main, confirmations)
+        if block_hash is not None and tx.get("blockHash") != block_hash:
+            in_main, confirmations = False, 0  # the transaction is elsewhere now
+        receipt = None
+        if tx.get("blockHash"):
+            receipt = await self._call("eth_getTransactionReceipt", [txid])
+            if receipt is not None and _int(receipt["status"]) != 1:
+                return OutputLookup(True, block, in_main, confirmations)  # reverted
+        if index >= INTERNAL_INDEX:
+            traces = await self._call("trace_transaction", [txid]) if receipt else []
+            k = index - INTERNAL_INDEX
+            everything = _Everything()
+            o = self._traced(traces[k], k, everything, None) if k < len(traces or ()) else None
+            if o is None:
+                return OutputLookup(True, block, in_main, confirmations)
+            return OutputLookup(True, block, in_main, confirmations, o.match_key, o.amount)
+        if index == NATIVE_INDEX:
+            to, value = _addr(tx.get("to")), _int(tx.get("value", 0))
+            if to is None or value <= 0:
+                return OutputLookup(True, block, in_main, confirmations)
+            return OutputLookup(True, block, in_main, confirmations, to, value)
+        logs = receipt["logs"] if receipt is not None else []
+        found = self._transfer(logs[index - 1]) if 0 < index <= len(logs) else None
+        if found is None:
+            return OutputLookup(True, block, in_main, confirmations)
+        return OutputLookup(True, block, in_main, confirmations, found[1], found[2])
+
+    async def heights_between(self, start: datetime, end: datetime) -> range:
+        # Block timestamps strictly increase with height: bisect them.
+        head = _int(await self._call("eth_blockNumber", []))
+
+        async def first_at_or_after(moment: datetime) -> int:
+            low, high = 0, head + 1
+            while low < high:
+                mid = (low + high) // 2
+                block = await self._block_by_number(mid, False)
+                if block is None or _int(block["timestamp"]) < moment.timestamp():
+                    low = mid + 1
+                else:
+                    high = mid
+            return low
+
+        # One block past the end too: its timestamp is only whole seconds.
+        last = min(await first_at_or_after(end), head)
+        return range(await first_at_or_after(start), last + 1)
+
+    async def scan(self, height: int, watched: Watched) -> BlockConnected:
+        block = await self._block_by_number(height, True)
+        if block is None:
+            raise ChainError(f"no block at height {height}")
+        ref = BlockRef(height, str(block["hash"]))
+        payments = await self._match_block(block, watched)
+        return BlockConnected(ref, str(block["parentHash"]),
+                              datetime.fromtimestamp(_int(block["timestamp"]), UTC), payments)
