@@ -13,6 +13,7 @@ from chains.base import Family
 BUILTIN: dict[str, str] = {
     "utxo": "chains.utxo.family",
     "evm": "chains.evm.family",
+    "monero": "chains.monero.family",
 }
 
 _registered: dict[str, Family] = {}

@@ -13,6 +13,8 @@ from tests.support.nodes import Anvil, LitecoinRegtest
 
 DB_KINDS = ["sqlite", "postgresql"]
 
+pytest_plugins = ["tests.support.monero_fixtures"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Every test carries exactly one layer marker, taken from its folder.

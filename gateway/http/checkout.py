@@ -27,6 +27,17 @@ EXCEPTION_TEXT = {
 }
 
 
+# Typical block intervals, only to tell the customer honestly how long settlement takes.
+BLOCK_SECONDS = {"BTC": 600, "LTC": 150, "XMR": 120}
+
+
+def settlement_text(coin: str, required: int) -> str:
+    seconds = BLOCK_SECONDS.get(coin)
+    about = f" (about {round(required * seconds / 60)} minutes)" if seconds else ""
+    return (f"Your payment is seen within seconds; settlement waits for {required} "
+            f"confirmations{about}.")
+
+
 def status_doc(view: InvoiceView) -> dict[str, Any]:
     inv = view.record.invoice
     live = [p for p in view.record.payments if p.status != PaymentStatus.REVERTED]
@@ -93,5 +104,6 @@ def page_context(view: InvoiceView, now: datetime) -> dict[str, Any]:
         "minutes_left": max(int((expires - now).total_seconds() // 60), 0),
         "show_payment": inv.status.value in ("new", "processing"),
         "network_notice": network_notice(view.record.payment_uri),
+        "settlement_text": settlement_text(inv.coin, inv.terms.confirmations_required),
         "refresh_seconds": 10,
     }

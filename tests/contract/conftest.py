@@ -19,6 +19,10 @@ async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
         from tests.contract.drivers.evm import EvmDriver
 
         found = EvmDriver(request.getfixturevalue("anvil"))
+    elif request.param == "monero":
+        from tests.contract.drivers.monero import MoneroDriver
+
+        found = MoneroDriver(request.getfixturevalue("monero"))
     else:
         from tests.contract.drivers.litecoin import LitecoinDriver
 

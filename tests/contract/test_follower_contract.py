@@ -212,7 +212,9 @@ async def test_audit_questions_lookup_scan_and_period(driver: Driver) -> None:
     before = datetime.now(UTC) - timedelta(seconds=2)
     txid = driver.pay(d, 12_500_000)
 
-    pooled = {i: await follower.lookup(txid, i, None) for i in (0, 1)}  # payment, change
+    # Payment or change (UTXO), or the destination's own index (Monero: the wallet numbers
+    # a payment by its subaddress, not by output position).
+    pooled = {i: await follower.lookup(txid, i, None) for i in (0, 1, d.index)}
     index = next(i for i, found in pooled.items() if found.match_key == d.match_key)
     assert pooled[index].known and pooled[index].block is None
     assert pooled[index].amount == 12_500_000

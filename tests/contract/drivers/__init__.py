@@ -56,4 +56,4 @@ class Driver(Protocol):
     async def start_node(self) -> None: ...
 
 
-KINDS = ("fake", "utxo", "evm")  # a driver for each registered family
+KINDS = ("fake", "utxo", "evm", "monero")  # a driver for each registered family

@@ -1,0 +1,437 @@
+"""Monero through a view-only wallet: monero-wallet-rpc finds the payments (only the view
+key can), monerod gives block identity (hashes), the pool and the tip.
+
+- Destinations are subaddresses of account 0, created in the wallet (`create_address`)
+  so that it scans them: a view-only wallet only scans a lookahead of 50 subaddresses
+  past the highest one created. Address-space index i is subaddress (0, i + 1): (0, 0)
+  is the primary address, which is published and must not name one invoice.
+  `Observed.index` (the "output" of a payment) is the address-space index too: the
+  wallet reports one entry per transaction and subaddress, not output positions.
+- Blocks are connected from monerod's headers; their payments are the wallet's incoming
+  transfers at that height, after checking that the wallet agrees with the daemon about
+  which transactions that block holds (otherwise the wallet lags: wait for it).
+- Reorgs are recognised as for the other families, by block hash; a transfer whose
+  block left the chain goes back to the pool (or disappears: `MempoolGone`).
+- `unlock_time` becomes a `Lock` (heights below 500,000,000, else a Unix time)."""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chains.base import (
+    MATCH_POINT,
+    BlockConnected,
+    BlockDisconnected,
+    BlockRef,
+    ChainError,
+    Destination,
+    FollowItem,
+    Lock,
+    MempoolGone,
+    MempoolSeen,
+    Observed,
+    OutputLookup,
+    Watched,
+)
+from chains.monero.rpc import MoneroRpc, MoneroRpcError
+from chains.uri import decimal_units
+
+WALLET_NOT_OPEN = -13  # WALLET_RPC_ERROR_CODE_NOT_OPEN
+WRONG_TXID = -8
+UNLOCK_TIME_IS_HEIGHT_BELOW = 500_000_000  # CRYPTONOTE_MAX_BLOCK_NUMBER
+
+
+def lock_of(unlock_time: int) -> Lock | None:
+    if unlock_time <= 0:
+        return None
+    if unlock_time < UNLOCK_TIME_IS_HEIGHT_BELOW:
+        return Lock(height=unlock_time)
+    return Lock(time=datetime.fromtimestamp(unlock_time, UTC))
+
+
+def _since(tx: dict[str, Any]) -> datetime:
+    # monerod counts whole seconds, truncated: the end of that second is the earliest
+    # moment we may claim (as for the UTXO family's mempool time).
+    return datetime.fromtimestamp(int(tx["received_timestamp"]) + 1, UTC)
+
+
+def header_time(header: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(int(header["timestamp"]), UTC)
+
+
+class MoneroChain:
+    """One monerod and one view-only wallet, for one coin (XMR): the coin code names the
+    cursor and the address space (one wallet per coin)."""
+
+    DECIMALS = 12
+
+    def __init__(self, coin: str, daemon: MoneroRpc, wallet: MoneroRpc, *, address: str,
+                 view_key: str, wallet_name: str, password: str, restore_height: int = 0,
+                 poll_interval: float = 1.0) -> None:
+        self.coin = coin
+        self._daemon = daemon
+        self._wallet_rpc = wallet
+        self._address = address
+        self._view_key = view_key
+        self._wallet_name = wallet_name
+        self._password = password
+        self._restore_height = restore_height
+        self._poll = poll_interval
+        self._opened = False
+        self._wallet_lock = asyncio.Lock()
+        # What this process connected: a block's parent and the watched payments it held,
+        # so a block that left the chain (monerod forgets popped blocks) can be walked
+        # back and its transactions named; and each payment by txid, to report it again
+        # when a reorg puts it back in the pool before the wallet has noticed.
+        self._parents: dict[str, str] = {}
+        self._block_txids: dict[str, tuple[str, ...]] = {}
+        self._payments: dict[str, tuple[Observed, ...]] = {}
+
+    # -- Follower basics -------------------------------------------------------------
+    @property
+    def coins(self) -> tuple[str, ...]:
+        return (self.coin,)
+
+    @property
+    def feed(self) -> str:
+        return self.coin
+
+    @property
+    def address_space(self) -> str:
+        return self.coin
+
+    def decimals(self, coin: str) -> int:
+        return self.DECIMALS
+
+    def payment_uri(self, destination: Destination, coin: str, base_units: int) -> str:
+        # The Monero URI scheme (monero-project/monero#1167): tx_amount in XMR.
+        return (f"monero:{destination.address}"
+                f"?tx_amount={decimal_units(base_units, self.DECIMALS)}")
+
+    async def aclose(self) -> None:
+        await self._daemon.aclose()
+        await self._wallet_rpc.aclose()
+
+    async def tip(self) -> BlockRef:
+        header = (await self._daemon.call("get_last_block_header"))["block_header"]
+        # Readiness asks for the tip: without the wallet nothing is detected, so the chain
+        # is down when wallet-rpc is (this also reopens or recreates the wallet).
+        await self._wallet("get_height")
+        return BlockRef(int(header["height"]), str(header["hash"]))
+
+    # -- the wallet ------------------------------------------------------------------
+    async def open_wallet(self) -> None:
+        """Open the view-only wallet, or create it from the address and the view key
+        (a wallet-rpc restarted without its file: it rescans from the restore height).
+        Refuses a wallet that holds a spend key or another address."""
+        async with self._wallet_lock:
+            if self._opened:
+                return
+            try:  # already open (the gateway restarted, not wallet-rpc): keep it open
+                current = (await self._wallet_rpc.call("get_address", account_index=0))
+            except MoneroRpcError:
+                current = {}
+            if current.get("address") != self._address:
+                await self._open_or_create()
+            try:
+                key = await self._wallet_rpc.call("query_key", key_type="spend_key")
+            except MoneroRpcError:
+                pass  # "The wallet is watch-only. Cannot retrieve spend key."
+            else:
+                if str(key.get("key", "")).strip("0"):
+                    await self._wallet_rpc.call("close_wallet")
+                    raise ChainError(f"wallet {self._wallet_name!r} holds a spend key: "
+                                     "refused (the gateway uses view-only wallets)")
+            found = (await self._wallet_rpc.call("get_address", account_index=0))["address"]
+            if found != self._address:
+                await self._wallet_rpc.call("close_wallet")
+                raise ChainError(f"wallet {self._wallet_name!r} is not the configured "
+                                 "address's wallet")
+            self._opened = True
+
+    async def _open_or_create(self) -> None:
+        try:
+            await self._wallet_rpc.call("open_wallet", filename=self._wallet_name,
+                                        password=self._password)
+        except MoneroRpcError as opening:
+            try:
+                await self._wallet_rpc.call(
+                    "generate_from_keys", filename=self._wallet_name,
+                    address=self._address, viewkey=self._view_key,
+                    password=self._password, restore_height=self._restore_height,
+                    autosave_current=True)
+            except MoneroRpcError as creating:
+                raise ChainError(f"cannot open the wallet ({opening.message}) nor "
+                                 f"create it ({creating.message})") from None
+
+    async def _wallet(self, method: str, **params: Any) -> Any:
+        await self.open_wallet()
+        try:
+            return await self._wallet_rpc.call(method, **params)
+        except MoneroRpcError as exc:
+            if exc.code != WALLET_NOT_OPEN:
+                raise
+        # wallet-rpc restarted (or someone closed the wallet): open it again, once.
+        self._opened = False
+        await self.open_wallet()
+        return await self._wallet_rpc.call(method, **params)
+
+    async def allocate(self, indexes: Sequence[int]) -> list[Destination]:
+        """Subaddresses (0, i), created in the wallet up to the highest index asked for,
+        so that it scans them however far beyond its lookahead they are. Subaddresses are
+        a pure function of the keys: creating more than needed (two instances racing)
+        hands out nothing twice; the database's counter decides who gets which index."""
+        wanted = sorted({i + 1 for i in indexes})  # subaddress minor indexes
+        if not wanted:
+            return []
+        try:
+            found = await self._wallet("get_address", account_index=0,
+                                       address_index=wanted)
+        except MoneroRpcError:  # "address index is out of bound": create up to it
+            count = len((await self._wallet("get_address", account_index=0))["addresses"])
+            missing = wanted[-1] + 1 - count
+            while missing > 0:
+                batch = min(missing, 64)  # wallet-rpc creates at most 64 per call
+                await self._wallet("create_address", account_index=0, count=batch,
+                                   label="packetra")
+                missing -= batch
+            found = await self._wallet("get_address", account_index=0,
+                                       address_index=wanted)
+        by_minor = {int(a["address_index"]): str(a["address"]) for a in found["addresses"]}
+        return [Destination(i, by_minor[i + 1], by_minor[i + 1].encode()) for i in indexes]
+
+    # -- following -------------------------------------------------------------------
+    def _observed(self, entry: dict[str, Any], block: BlockRef | None,
+                  first_seen: datetime | None = None) -> Observed:
+        address = str(entry["address"])
+        return Observed(self.coin, str(entry["txid"]), int(entry["subaddr_index"]["minor"]) - 1,
+                        address.encode(), int(entry["amount"]), block, first_seen,
+                        lock_of(int(entry.get("unlock_time", 0))))
+
+    async def _height(self) -> int:
+        return int((await self._daemon.call("get_block_count"))["count"]) - 1
+
+    async def _header(self, height: int) -> dict[str, Any]:
+        found: dict[str, Any] = (await self._daemon.call(
+            "get_block_header_by_height", height=height))["block_header"]
+        return found
+
+    async def _pool(self) -> set[str]:
+        body = await self._daemon.other("/get_transaction_pool_hashes")
+        return set(body.get("tx_hashes", []) or [])
+
+    async def _pool_entries(self, txids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """monerod's view of these transactions: `in_pool`, `double_spend_seen`,
+        `received_timestamp` (its own clock). Asked only for our candidates: the full
+        /get_transaction_pool listing is large, and monerod was seen to cut it short."""
+        wanted = sorted(txids)
+        if not wanted:
+            return {}
+        body = await self._daemon.other("/get_transactions", txs_hashes=wanted)
+        return {str(t["tx_hash"]): t for t in body.get("txs", []) or []}
+
+    async def _parent(self, block: BlockRef) -> str:
+        known = self._parents.get(block.hash)
+        if known is not None:
+            return known
+        try:
+            header = (await self._daemon.call("get_block_header_by_hash",
+                                              hash=block.hash))["block_header"]
+            return str(header["prev_hash"])
+        except MoneroRpcError:
+            # monerod forgets popped blocks; a block of another process's making: assume
+            # the reorg goes no deeper, the walk-back checks the parent against the chain.
+            return str((await self._header(block.height - 1))["hash"])
+
+    async def _transfers(self, above: int, upto: int) -> tuple[
+            dict[int, list[dict[str, Any]]], list[dict[str, Any]]]:
+        """Incoming transfers at heights in (above, upto], by height; and in the pool."""
+        params: dict[str, Any] = {"in": True, "pool": True, "account_index": 0}
+        if upto > above:
+            params.update(filter_by_height=True, min_height=max(above - 1, 0),
+                          max_height=upto)
+        else:
+            params["in"] = False
+        found = await self._wallet("get_transfers", **params)
+        by_height: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for entry in found.get("in", []):
+            height = int(entry["height"])
+            if above < height <= upto:
+                by_height[height].append(entry)
+        return by_height, list(found.get("pool", []))
+
+    async def follow(self, cursor: BlockRef, watched: Watched,
+                     unconfirmed: Iterable[str] = ()) -> AsyncIterator[FollowItem]:
+        pending: set[str] = set(unconfirmed)  # watched txids believed to be in the pool
+        inspected: set[str] = set()  # pool txids already matched once
+        while True:
+            # The pool first: a transaction mined after this snapshot is either in it or
+            # in a block connected below, never mistaken for one that vanished.
+            pool = await self._pool()
+            mined: set[str] = set()
+            reorged = False
+
+            while True:  # walk back while the cursor is not on the main chain
+                height = await self._height()
+                if cursor.height <= height and \
+                        (await self._header(cursor.height))["hash"] == cursor.hash:
+                    break
+                parent = await self._parent(cursor)
+                yield MATCH_POINT
+                txids = self._block_txids.get(cursor.hash, ())
+                pending.update(txids)
+                reorged = True
+                yield BlockDisconnected(cursor, parent, txids)
+                cursor = BlockRef(cursor.height - 1, parent)
+
+            # The wallet scans up to the daemon's tip now (and handles a reorg it sees).
+            await self._wallet("refresh")
+            scanned = int((await self._wallet("get_height"))["height"]) - 1
+            if scanned < height:
+                # A refresh that ran into wallet-rpc's own background refresh returns
+                # early: once more, so the wallet does not lag a whole poll behind.
+                await self._wallet("refresh")
+                scanned = int((await self._wallet("get_height"))["height"]) - 1
+            upto = min(height, scanned)
+            by_height, in_pool = await self._transfers(cursor.height, upto)
+            wallet_height = {str(e["txid"]): h for h, es in by_height.items() for e in es}
+            wallet_pool = {str(e["txid"]) for e in in_pool}
+
+            while cursor.height < upto:
+                block = await self._daemon.call("get_block", height=cursor.height + 1)
+                header = block["block_header"]
+                if header["prev_hash"] != cursor.hash:
+                    break  # the chain changed under us: walk back next round
+                ref = BlockRef(int(header["height"]), str(header["hash"]))
+                in_block = set(block.get("tx_hashes", []) or [])
+                entries = by_height.get(ref.height, [])
+                # (After a reorg the wallet may list a transaction in its pool and in a
+                # block at once: the block is what counts.)
+                if any(str(e["txid"]) not in in_block for e in entries) or any(
+                        wallet_height.get(t, ref.height) != ref.height
+                        or (t in wallet_pool and t not in wallet_height) for t in in_block):
+                    break  # the wallet has not caught up with this block yet
+                yield MATCH_POINT
+                payments = tuple(o for o in (self._observed(e, ref) for e in entries)
+                                 if o.match_key in watched)
+                mined |= in_block
+                pending.difference_update(in_block)
+                self._remember(ref, str(header["prev_hash"]), payments)
+                yield BlockConnected(ref, cursor.hash, header_time(header), payments)
+                cursor = ref
+
+            # New pool entries paying a watched subaddress; and payments a reorg put back
+            # in the pool, which the wallet still believes mined until the next block.
+            ours = {str(e["txid"]) for e in in_pool} | self._payments.keys()
+            # Pending ones too: a double spend may be flagged after we first saw them.
+            daemon = await self._pool_entries(
+                (pool & ours) - inspected - mined | (pool & pending))
+            candidates: dict[str, list[Observed]] = defaultdict(list)
+            for entry in in_pool:
+                txid = str(entry["txid"])
+                tx = daemon.get(txid)
+                if tx is not None and tx.get("in_pool") and not tx.get("double_spend_seen") \
+                        and not entry.get("double_spend_seen"):
+                    candidates[txid].append(self._observed(entry, None, _since(tx)))
+            for txid in daemon.keys() - candidates.keys():
+                tx = daemon[txid]
+                if txid in self._payments and tx.get("in_pool") \
+                        and not tx.get("double_spend_seen"):
+                    candidates[txid] = [replace(o, block=None, first_seen=_since(tx))
+                                        for o in self._payments[txid]]
+            # A double spend seen: as good as gone (it will not be mined, or it replaces).
+            pool -= {t for t, tx in daemon.items() if tx.get("double_spend_seen")}
+            fresh = [t for t in candidates if t not in inspected and t not in mined]
+            if fresh:
+                yield MATCH_POINT
+                seen = [o for t in fresh for o in candidates[t] if o.match_key in watched]
+                inspected.update(fresh)
+                if seen:
+                    pending.update(o.txid for o in seen)
+                    yield MempoolSeen(tuple(seen))
+            inspected &= pool
+
+            # Gone (evicted, flushed, or double-spent): only when caught up with the tip
+            # read after the snapshot, so a mined transaction is never taken for gone.
+            if not reorged and cursor.height == height:
+                gone = tuple(sorted(pending - pool - mined))
+                if gone:
+                    pending.difference_update(gone)
+                    yield MempoolGone(gone)
+            await asyncio.sleep(self._poll)
+
+    def _remember(self, ref: BlockRef, parent: str, payments: tuple[Observed, ...]) -> None:
+        self._parents[ref.hash] = parent
+        txids = tuple(sorted({o.txid for o in payments}))
+        if txids:
+            self._block_txids[ref.hash] = txids
+        by_txid: dict[str, list[Observed]] = defaultdict(list)
+        for o in payments:
+            by_txid[o.txid].append(o)
+        self._payments.update({t: tuple(os) for t, os in by_txid.items()})
+
+    # -- reconciliation (Auditable) --------------------------------------------------
+    async def lookup(self, txid: str, index: int, block_hash: str | None) -> OutputLookup:
+        """`index` is the address-space index (subaddress index - 1; see above)."""
+        found = await self._daemon.other("/get_transactions", txs_hashes=[txid])
+        if not found.get("txs"):
+            return OutputLookup(False)
+        block: BlockRef | None = None
+        in_main, confirmations = False, 0
+        if block_hash is None:
+            known = bool(found["txs"][0].get("in_pool"))
+        else:
+            known = True  # the daemon has it, in that block, another, or back in the pool
+            try:
+                header = (await self._daemon.call("get_block_header_by_hash",
+                                                  hash=block_hash))["block_header"]
+            except MoneroRpcError:
+                pass  # monerod forgets blocks that left the chain: not in the main chain
+            else:
+                block = BlockRef(int(header["height"]), block_hash)
+                tip = await self._height()
+                if block.height <= tip and (await self._header(block.height))["hash"] \
+                        == block_hash:
+                    in_main, confirmations = True, tip - block.height + 1
+        try:
+            await self._wallet("refresh")
+            entries = (await self._wallet("get_transfer_by_txid", txid=txid))["transfers"]
+        except MoneroRpcError:
+            return OutputLookup(known, block, in_main, confirmations)
+        mine = [e for e in entries if e.get("type") in ("in", "pool")
+                and int(e["subaddr_index"]["minor"]) == index + 1]
+        if not mine:
+            return OutputLookup(known, block, in_main, confirmations)
+        return OutputLookup(known, block, in_main, confirmations,
+                            str(mine[0]["address"]).encode(), int(mine[0]["amount"]))
+
+    async def heights_between(self, start: datetime, end: datetime) -> range:
+        # Block timestamps need only exceed the median of the last 60 and may run two
+        # hours ahead: bisect on them with that margin on both sides.
+        tip = await self._height()
+
+        async def first_at_or_after(moment: datetime) -> int:
+            low, high = 0, tip + 1
+            while low < high:
+                mid = (low + high) // 2
+                if header_time(await self._header(mid)) < moment:
+                    low = mid + 1
+                else:
+                    high = mid
+            return low
+
+        margin = timedelta(hours=2)
+        return range(await first_at_or_after(start - margin),
+                     await first_at_or_after(end + margin))
+
+    async def scan(self, height: int, watched: Watched) -> BlockConnected:
+        header = await self._header(height)
+        ref = BlockRef(height, str(header["hash"]))
+        await self._wallet("refresh")  # no follower may be running to keep it scanning
+        by_height, _ = await self._transfers(height - 1, height)
+        payments = tuple(o for o in (self._observed(e, ref) for e in by_height.get(height, []))
+                         if o.match_key in watched)
+        return BlockConnected(ref, str(header["prev_hash"]), header_time(header), payments)
