@@ -255,11 +255,12 @@ def parser() -> argparse.ArgumentParser:
     cli_privacy.register(sub, common)
     cli_finance.register(sub, common)
 
-    demo = sub.add_parser("demo", help="the whole flow on a local Litecoin regtest node")
+    demo = sub.add_parser("demo", help="the whole flow on a local regtest node")
     demo.add_argument("--once", action="store_true", help="exit 0 after account.activated")
     demo.add_argument("--timeout", type=float, default=180.0)
-    demo.add_argument("--coin", default="LTC", choices=["LTC", "ETH", "USDC"],
-                      help="LTC on litecoind; ETH, or a demo USDC token, on anvil")
+    demo.add_argument("--coin", default="LTC", choices=["LTC", "ETH", "USDC", "XMR"],
+                      help="LTC on litecoind; ETH, or a demo USDC token, on anvil; XMR on "
+                           "monerod with a view-only wallet")
     demo.set_defaults(func=cmd_demo)
     return p
 

@@ -1,5 +1,6 @@
-"""`gateway demo`: the whole flow on a local node (Litecoin regtest, or anvil for
-`--coin ETH` / `--coin USDC`), SQLite and a webhook receiver, all started here and stopped
+"""`gateway demo`: the whole flow on a local node (Litecoin regtest, anvil for
+`--coin ETH` / `--coin USDC`, or monerod regtest with a view-only wallet for `--coin XMR`),
+SQLite and a webhook receiver, all started here and stopped
 on exit. Nothing is written outside a temporary
 directory; every key is generated for this run only."""
 
@@ -22,7 +23,7 @@ from aiohttp import web
 from gateway.demo.node import LitecoinRegtest, NodeMissing, free_port
 from webhooks import signing
 
-COINS = ("LTC", "ETH", "USDC")
+COINS = ("LTC", "ETH", "USDC", "XMR")
 MINE_EVERY_SECONDS = 2.0  # after the walkthrough: blocks while a payment waits
 PLANS = {
     "vps-small": {"price": "9.99", "currency": "EUR", "description": "1 vCPU, 1 GB RAM",
@@ -175,7 +176,63 @@ class EvmChain:
         self.node.stop()
 
 
-DemoChain = LitecoinChain | EvmChain
+class MoneroChain:
+    """XMR on a monerod regtest: a miner wallet pays, and the gateway watches through a
+    view-only wallet in its own monero-wallet-rpc, made from keys generated for this run
+    (the spend key is dropped at once; the gateway never sees it)."""
+
+    coin, confirmations, pool_visible = "XMR", 10, True
+
+    def __init__(self, workdir: Path) -> None:
+        from gateway.demo.monero import MoneroRegtest
+
+        self.node = MoneroRegtest(workdir / "monero")
+        self.secrets = workdir / "monero-secrets"
+        self.address, self.restore_height = "", 0
+
+    def start(self) -> None:
+        self.node.start_all()
+        say(f"monerod regtest on 127.0.0.1:{self.node.rpc_port}, 100 blocks mined; "
+            f"the gateway's wallet-rpc on 127.0.0.1:{self.node.merchant.port}")
+        self.address, view_key, _spend_key = self.node.new_keys()
+        self.restore_height = self.node.height()
+        self.secrets.mkdir(mode=0o700)
+        for name, value in (("view_key", view_key),
+                            ("wallet_password", secrets.token_urlsafe(16))):
+            path = self.secrets / name
+            path.write_text(value + "\n")
+            path.chmod(0o600)
+
+    def environ(self, workdir: Path) -> dict[str, str]:
+        c = "GATEWAY_COINS__XMR__"
+        return {f"{c}KIND": "monero", f"{c}DAEMON_URL": self.node.daemon_url,
+                f"{c}WALLET_RPC_URL": self.node.merchant.url, f"{c}ADDRESS": self.address,
+                f"{c}VIEW_KEY_FILE": str(self.secrets / "view_key"),
+                f"{c}WALLET_PASSWORD_FILE": str(self.secrets / "wallet_password"),
+                f"{c}RESTORE_HEIGHT": str(self.restore_height),
+                f"{c}POLL_INTERVAL_SECONDS": "0.5",
+                f"{c}CONFIRMATIONS": str(self.confirmations),
+                "GATEWAY_RATES__FIXED": json.dumps({"XMR-EUR": "150.00",
+                                                    "XMR-USD": "160.00"})}
+
+    def pay(self, invoice: dict[str, Any]) -> str:
+        return self.node.pay([(invoice["address"], int(invoice["amount_due_base_units"]))])
+
+    def mine(self, blocks: int = 1) -> None:
+        self.node.mine(blocks)
+
+    def pending(self) -> int:
+        return len(self.node.pool())
+
+    def pay_hint(self) -> str:
+        return (f"pay from the demo's miner wallet (monero-wallet-rpc on "
+                f"{self.node.miner.url}, method transfer)")
+
+    def stop(self) -> None:
+        self.node.stop_all()
+
+
+DemoChain = LitecoinChain | EvmChain | MoneroChain
 
 
 def demo_chain(coin: str, workdir: Path) -> DemoChain:
@@ -183,6 +240,8 @@ def demo_chain(coin: str, workdir: Path) -> DemoChain:
         return LitecoinChain(workdir)
     if coin in ("ETH", "USDC"):
         return EvmChain(workdir, token=coin == "USDC")
+    if coin == "XMR":
+        return MoneroChain(workdir)
     raise RuntimeError(f"--coin must be one of {', '.join(COINS)}")
 
 

@@ -38,3 +38,20 @@ def test_demo_on_anvil_ends_with_verified_activation(tmp_path: Path, coin: str) 
     assert "webhook verified: account.activated" in out
     assert "example.invalid" not in out  # the customer's email is printed nowhere
     assert not list(tmp_path.glob("gateway-demo-*"))
+
+
+def test_demo_on_monero_ends_with_verified_activation(tmp_path: Path) -> None:
+    """XMR: monerod regtest, a miner wallet, and the gateway's view-only wallet made from
+    keys generated for the run (the spend key never reaches the gateway)."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "demo", "--once", "--timeout", "150",
+         "--coin", "XMR"], env=env, capture_output=True, text=True, timeout=240, check=False)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "XMR to 8" in out and "payment URI: monero:8" in out  # a subaddress
+    assert "invoice is processing (0/10 confirmations)" in out  # seen in the pool
+    assert "webhook verified: invoice.settled" in out
+    assert "webhook verified: account.activated" in out
+    assert "example.invalid" not in out
+    assert not list(tmp_path.glob("gateway-demo-*"))

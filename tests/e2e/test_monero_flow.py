@@ -6,19 +6,25 @@ a view-only wallet, and settles after 10 confirmations.
 Every test creates a fresh database, so invoice indexes start at 0 again: the watcher
 starts at the tip, so payments of earlier tests (all mined) are behind it."""
 
+import asyncio
 import http.client
 import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from standardwebhooks import Webhook
 
+from gateway.adapters.db.tables import payments
 from gateway.bootstrap import Gateway, build, build_app
 from gateway.config import ConfigError, load
 from tests.contract.drivers.monero import MoneroDriver
@@ -27,7 +33,7 @@ from tests.support.databases import fresh_database
 from tests.support.keys import security_env
 from tests.support.monero_nodes import MoneroRegtest, post
 from tests.support.nodes import free_port
-from tests.support.stack import Api, Receiver, eventually
+from tests.support.stack import Api, Receiver, eventually, run_cli
 
 XMR = 10**12
 
@@ -41,6 +47,9 @@ class XmrStack:
     endpoint: dict[str, Any]
     driver: MoneroDriver
     node: MoneroRegtest
+    env: dict[str, str]
+    ops_url: str
+    tmp: Path
 
     async def invoice(self, eur: str, email: str | None = None) -> dict[str, Any]:
         account = await self.api.ok("POST", "/v1/accounts", {
@@ -78,17 +87,21 @@ async def eventually_async(check: Any, timeout: float, what: str) -> None:
 
 
 @pytest.fixture
-async def xmr(monero: MoneroRegtest, tmp_path: Path) -> AsyncIterator[XmrStack]:
-    driver = MoneroDriver(monero)
+async def xmr(monero: MoneroRegtest, tmp_path: Path,
+              request: pytest.FixtureRequest) -> AsyncIterator[XmrStack]:
+    """The gateway on the session's shared view-only wallet (each test has a fresh database,
+    so its invoices reuse subaddresses that earlier tests paid), or, parametrized with
+    "own wallet", on a wallet of keys made for that test alone."""
+    driver = MoneroDriver(monero, own_wallet=getattr(request, "param", "") == "own wallet")
     await driver.follower.aclose()  # the gateway builds its own from the configuration
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     with fresh_database(DEFAULT_DB, tmp_path) as db_url:
         env = {"GATEWAY_DATABASE__URL": db_url,
                "GATEWAY_RATES__FIXED": json.dumps({"XMR-EUR": "80.00"}),
                **security_env(), **driver.coin_env(confirmations=10),
                "GATEWAY_SERVER__PORT": str(port),
                "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
-               "GATEWAY_SERVER__METRICS_LISTEN": "",
+               "GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{ops_port}",
                "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": json.dumps(["127.0.0.0/8"]),
                "GATEWAY_WEBHOOKS__RETRY_SCHEDULE_SECONDS": json.dumps([0.5] * 7)}
         gw = build(load(None, env))
@@ -106,8 +119,11 @@ async def xmr(monero: MoneroRegtest, tmp_path: Path) -> AsyncIterator[XmrStack]:
 
                 async def following() -> bool:
                     return (await gw.chain_status(1))["XMR"]["processed_height"] is not None
-                await eventually_async(following, 20, "the watcher following monerod")
-                yield XmrStack(gw, api, key, receiver, endpoint, driver, monero)
+                # Opening (or creating) the view-only wallet and its first refresh take
+                # seconds, more on a busy machine.
+                await eventually_async(following, 90, "the watcher following monerod")
+                yield XmrStack(gw, api, key, receiver, endpoint, driver, monero, env,
+                               f"http://127.0.0.1:{ops_port}", tmp_path)
         finally:
             await receiver.stop()
             await runner.cleanup()
@@ -266,3 +282,92 @@ async def test_wallet_rpc_restarted_without_its_wallet_file_recreates_it_and_mis
     assert payment_of(doc) == [(txid, due)]
     assert (xmr.node.merchant.dir / xmr.driver.wallet_name).exists()
     assert (await xmr.gw.chain_status(1))["XMR"]["status"] == "ok"
+
+
+async def readyz(xmr: XmrStack) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(f"{xmr.ops_url}/readyz") as resp:
+        return resp.status, await resp.json()
+
+
+async def test_monerod_down_readyz_says_so_and_nothing_is_missed_after_it_returns(
+        xmr: XmrStack, caplog: pytest.LogCaptureFixture) -> None:
+    invoice = await xmr.invoice("8.00")
+    due = int(invoice["amount_due_base_units"])
+    assert (await readyz(xmr))[0] == 200
+    xmr.node.stop()
+
+    async def reported_down() -> bool:
+        status, doc = await readyz(xmr)
+        return status == 503 and doc["chains"]["XMR"]["status"] != "ok"
+    await eventually_async(reported_down, 20, "/readyz reporting XMR down")
+    _, doc = await readyz(xmr)
+    assert doc["database"] == "ok" and doc["status"] == "not ready"
+    await asyncio.sleep(3)  # a few failed polls: the watcher backs off, nothing crashes
+    crashed = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert not crashed, [r.getMessage() for r in crashed]
+    assert any("retrying in" in r.getMessage() for r in caplog.records)
+
+    xmr.node.start()  # the same ports and chain (--keep-fakechain)
+    xmr.node.wait_wallets()
+    txid = xmr.node.pay([(invoice["address"], due)])
+    xmr.node.mine(10)
+    doc = await xmr.until_status(invoice["id"], "settled", timeout=60)
+    assert payment_of(doc) == [(txid, due)]  # the same watcher, caught up
+
+    async def ready_again() -> bool:
+        return (await readyz(xmr))[0] == 200
+    await eventually_async(ready_again, 20, "/readyz ready again")
+
+
+@pytest.mark.parametrize("xmr", ["own wallet"], indirect=True)
+async def test_reconcile_and_the_payments_export_cover_xmr(xmr: XmrStack) -> None:
+    """`gateway reconcile` checks each recorded transfer against the wallet and the daemon,
+    finds a recorded amount that disagrees with the chain, and the payments export lists
+    the transfer's txid."""
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    invoice = await xmr.invoice("8.00")
+    due = int(invoice["amount_due_base_units"])
+    txid = xmr.node.pay([(invoice["address"], due)])
+    xmr.node.mine(10)
+    await xmr.until_status(invoice["id"], "settled")
+    until = iso(datetime.now(UTC) + timedelta(minutes=5))
+    report_file = xmr.tmp / "report.json"
+
+    def reconcile() -> tuple[int, dict[str, Any], str]:
+        done = run_cli(xmr.env, "reconcile", "--from", iso(start), "--to", until,
+                       "--coin", "XMR", "--json", str(report_file))
+        assert done.returncode in (0, 1), done.stderr
+        return done.returncode, json.loads(report_file.read_text()), done.stdout
+
+    code, report, out = await asyncio.to_thread(reconcile)
+    assert code == 0, out
+    assert report["clean"] and report["checked_payments"] == 1, report
+
+    export = xmr.tmp / "payments.json"
+    done = await asyncio.to_thread(
+        run_cli, xmr.env, "payments", "export", "--from", iso(start), "--to", until,
+        "--format", "json", "--out", str(export))
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(export.read_text())
+    assert [(r["coin"], r["txid"], int(r["amount_base_units"]), r["invoice_id"])
+            for r in rows] == [("XMR", txid, due, invoice["id"])]
+
+    await set_amount(xmr.env["GATEWAY_DATABASE__URL"], txid, due - 1)
+    code, report, out = await asyncio.to_thread(reconcile)
+    assert code == 1, out
+    assert [(f["kind"], f["txid"], f["invoice_id"]) for f in report["findings"]] == [
+        ("amount", txid, invoice["id"])], report
+
+
+async def set_amount(db_url: str, txid: str, amount: int) -> None:
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(update(payments).where(payments.c.txid == txid)
+                               .values(amount=amount))
+    finally:
+        await engine.dispose()
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -16,9 +16,13 @@ class MoneroDriver:
     kind = "monero"
     coin = "XMR"
 
-    def __init__(self, node: MoneroRegtest) -> None:
+    def __init__(self, node: MoneroRegtest, own_wallet: bool = False) -> None:
         self.node = node
-        self.address, self.view_key, self.restore_height = node.shared_keys()
+        if own_wallet:  # a test that must see no other test's payments (reconciliation)
+            self.address, self.view_key, _ = node.new_keys()
+            self.restore_height = node.height()
+        else:
+            self.address, self.view_key, self.restore_height = node.shared_keys()
         self.wallet_name = f"view-{self.address[:12]}"
         self._secrets = Path(tempfile.mkdtemp(prefix="xmr-secrets-"))
         (self._secrets / "view_key").write_text(self.view_key + "\n")
