@@ -168,12 +168,12 @@ def _cross_checks(s: Settings, report: Report) -> None:
     if s.backup.dir is not None and s.backup.key is None:
         report.problems.append("backup.key: backup.dir is set but there is no key "
                                "(key_file), so no backup would be written")
-    if s.backup.dir is not None and not os.access(s.backup.dir, os.W_OK):
-        report.problems.append(f"backup.dir: {s.backup.dir} is not a writable directory")
+    if s.backup.dir is not None and not _can_create(Path(s.backup.dir)):
+        report.problems.append(f"backup.dir: {s.backup.dir} cannot be written")
     if s.database.url.startswith("sqlite"):
         db_path = s.database.url.split("///", 1)[-1]
         folder = Path(db_path).parent
-        if db_path != ":memory:" and not os.access(folder, os.W_OK):
+        if db_path != ":memory:" and not _can_create(folder):
             report.problems.append(
                 f"database.url: the folder {folder} of the SQLite database is not writable")
     if not s.coins:
@@ -187,6 +187,14 @@ def _cross_checks(s: Settings, report: Report) -> None:
     if s.smtp is None and s.accounts.require_email_verification:
         report.problems.append("smtp: accounts.require_email_verification is on but no "
                                "[smtp] is configured, so no one could verify")
+
+
+def _can_create(folder: Path) -> bool:
+    """The folder is writable, or the nearest existing folder above it is."""
+    folder = folder.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK)
 
 
 def _inline_secrets(report: Report) -> None:
