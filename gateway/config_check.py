@@ -233,10 +233,13 @@ def _plain(value: Any, sources: Mapping[Key, str], key: Key) -> Any:
             isinstance(value, list) and value and isinstance(value[0], SecretStr)):
         source = sources.get(_lower(key))
         return f"<{source}>" if source else "<secret>"
-    if key == ("database", "url") and urlsplit(str(value)).password:
-        source = sources.get(_lower(key), "?")
-        parts = urlsplit(str(value))
-        return str(value).replace(f":{parts.password}@", f":<password {source}>@", 1)
+    if key == ("database", "url"):  # it may hold the database password
+        source = sources.get(_lower(key), "")
+        if source.startswith(("file", "env")):
+            return f"<{source}>"
+        password = urlsplit(str(value)).password
+        if password:
+            return str(value).replace(f":{password}@", ":<password written in the file>@", 1)
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, list):
