@@ -215,3 +215,31 @@ def run_config_check(env: dict[str, str]) -> "Any":
     return subprocess.run([sys.executable, "-m", "gateway.cli", "config", "check"],
                           env={**clean, **env}, capture_output=True, text=True, timeout=60,
                           check=False)
+
+
+def test_the_dockerfiles_build_context_makes_a_complete_package(tmp_path: Path) -> None:
+    """What the image's build stage does, short of a container engine: from only the files
+    the Dockerfile copies, a wheel that holds the templates, static files and migrations
+    the gateway needs at run time."""
+    import zipfile
+
+    text = (ROOT / "Dockerfile").read_text()
+    context = tmp_path / "context"
+    context.mkdir()
+    for source, _ in re.findall(r"^COPY (?!--from)(\S+) (\S+)$", text, flags=re.M):
+        target = context / source
+        if (ROOT / source).is_dir():
+            shutil.copytree(ROOT / source, target,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / source, target)
+    built = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                "--wheel-dir", str(tmp_path / "wheels"), str(context), timeout=120)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    [wheel] = (tmp_path / "wheels").glob("packetra_gateway-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for wanted in ("gateway/http/templates/pay.html", "gateway/migrations/env.py",
+                   "gateway/http/static/", "chains/utxo/adapter.py", "webhooks/worker.py"):
+        assert any(n.startswith(wanted) for n in names), wanted
+    assert any(re.match(r"gateway/migrations/versions/0001.*\.py$", n) for n in names)
+    assert not any(n.startswith("tests/") for n in names)
