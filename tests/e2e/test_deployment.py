@@ -24,22 +24,21 @@ import pytest
 import yaml
 
 from tests.support.databases import fresh_database
-from tests.support.deployment import CONFIG, HOSTNAME, ROOT, Nginx, StaticResolver, substitute
+from tests.support.deployment import (
+    CONFIG,
+    HOSTNAME,
+    ROOT,
+    Nginx,
+    StaticResolver,
+    readme_toml,
+    substitute,
+)
 from tests.support.inbox import Inbox
 from tests.support.keys import random_xpub
 from tests.support.nodes import LitecoinRegtest, free_port
 from tests.support.stack import GatewayProcess, eventually
 
 EXAMPLE_RECEIVER = ROOT / "docs" / "examples" / "webhook_receiver.py"
-
-
-def readme_toml() -> str:
-    """The gateway.toml of README "Running it for real", as an operator copies it."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Running it for real", 1)[1].split("\n## ", 1)[0]
-    match = re.search(r"```toml\n(.*?)```", section, flags=re.S)
-    assert match, "README's Running it for real has no ```toml block"
-    return "\n".join(line.removeprefix("   ") for line in match.group(1).splitlines()) + "\n"
 
 
 def metric_names(exposition: str) -> set[str]:

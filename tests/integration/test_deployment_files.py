@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.deployment import CONFIG, ROOT, Nginx, run, substitute, tool
+from tests.support.deployment import CONFIG, ROOT, Nginx, readme_toml, run, substitute, tool
 from tests.support.keys import random_xpub, security_env
 from tests.support.nodes import free_port
 
@@ -260,3 +260,49 @@ def test_the_dockerfiles_build_context_makes_a_complete_package(tmp_path: Path) 
         assert any(n.startswith(wanted) for n in names), wanted
     assert any(re.match(r"gateway/migrations/versions/0001.*\.py$", n) for n in names)
     assert not any(n.startswith("tests/") for n in names)
+
+
+def test_the_service_hands_the_readme_configuration_its_secrets_as_credentials(
+        tmp_path: Path) -> None:
+    """What systemd does for gateway.service, done by hand: each LoadCredential= file
+    copied to the credentials directory (%d), the unit's Environment= lines set. The
+    README's gateway.toml then reads every key from there, not from /etc."""
+    etc, creds = tmp_path / "etc", tmp_path / "credentials"
+    etc.mkdir()
+    creds.mkdir()
+    generated = run_config_check_args(["keys", "generate", "--out", str(etc)])
+    assert generated.returncode == 0, generated.stderr
+    (etc / "database.url").write_text(f"sqlite+aiosqlite:///{tmp_path}/gateway.db\n")
+    (etc / "ltc-rpc.url").write_text("http://u:p@127.0.0.1:9332\n")
+    toml = substitute(readme_toml(), {"/etc/gateway": str(etc),
+                                      "/var/lib/gateway": str(tmp_path / "var"),
+                                      '"zpub_OF_YOUR_WALLET"': f'"{random_xpub()}"'})
+    (etc / "gateway.toml").write_text(toml)
+    env: dict[str, str] = {}
+    for line in (CONFIG / "systemd" / "gateway.service").read_text().splitlines():
+        if line.startswith("LoadCredential="):
+            name, source = line.removeprefix("LoadCredential=").split(":", 1)
+            assert source.startswith("/etc/gateway/")
+            # The file README's configuration names is the one the unit loads.
+            assert f'"{source}"' in readme_toml(), source
+            shutil.copy(etc / Path(source).name, creds / name)
+        elif line.startswith("Environment="):
+            key, value = line.removeprefix("Environment=").split("=", 1)
+            env[key] = value.replace("%d", str(creds))
+    assert env.pop("GATEWAY_CONFIG") == "/etc/gateway/gateway.toml"
+    env["GATEWAY_CONFIG"] = str(etc / "gateway.toml")
+    checked = run_config_check(env)
+    assert checked.returncode == 0, checked.stderr
+    for name, key in (("session.key", "SECURITY__SESSION_KEY"),
+                      ("data.keys", "SECURITY__DATA_KEYS"),
+                      ("index.key", "SECURITY__INDEX_KEY"), ("backup.key", "BACKUP__KEY")):
+        assert f"<file {creds / name} (env GATEWAY_{key}_FILE)>" in checked.stdout, name
+
+
+def run_config_check_args(args: list[str]) -> "Any":
+    import os
+    import subprocess
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], env=clean,
+                          capture_output=True, text=True, timeout=60, check=False)

@@ -5,6 +5,7 @@ loopback ports with its own prefix, pid and log files."""
 
 import datetime
 import os
+import re
 import shutil
 import signal
 import socket
@@ -71,6 +72,15 @@ def self_signed(folder: Path, name: str = HOSTNAME) -> tuple[Path, Path]:
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+def readme_toml() -> str:
+    """The gateway.toml of README "Running it for real", as an operator copies it."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Running it for real", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```toml\n(.*?)```", section, flags=re.S)
+    assert match, "README's Running it for real has no ```toml block"
+    return "\n".join(line.removeprefix("   ") for line in match.group(1).splitlines()) + "\n"
 
 
 class StaticResolver(AbstractResolver):
