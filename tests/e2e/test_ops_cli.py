@@ -5,12 +5,17 @@ README "Running it for real", in test_deployment.py.)"""
 import asyncio
 import json
 import os
+import ssl
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+from aiohttp import web
 
 from tests.e2e.conftest import StackFactory
 from tests.support.databases import fresh_database
+from tests.support.deployment import self_signed
 from tests.support.inbox import Inbox, smtp_env
 from tests.support.keys import b64key, random_xpub
 from tests.support.nodes import LitecoinRegtest, free_port
@@ -84,6 +89,7 @@ kind = "dogecoin"
     result = cli(env, "config", "check")
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    tomllib.loads(out)  # the effective configuration is TOML
     assert f'session_key = "<file {session}>"' in out
     assert f'index_key = "<file {index}>"' in out
     assert 'data_keys = "<env GATEWAY_SECURITY__DATA_KEYS>"' in out
@@ -97,6 +103,10 @@ kind = "dogecoin"
     assert 'rpc_url = "<in ' in out
 
 
+async def accept(_request: web.Request) -> web.Response:
+    return web.Response()
+
+
 async def test_doctor_says_what_is_wrong_with_each_part(
     make_stack: StackFactory, litecoin: LitecoinRegtest, inbox: Inbox, tmp_path: Path,
 ) -> None:
@@ -108,8 +118,21 @@ async def test_doctor_says_what_is_wrong_with_each_part(
     assert "ok       LTC node: is on the configured network (regtest)" in healthy.stdout
     assert f"webhook {stack.endpoint['id']}" in healthy.stdout
 
-    # The wrong network for this node, SMTP down, the receiver gone.
+    # The wrong network for this node, SMTP down, the receiver gone, and an HTTPS
+    # receiver whose certificate no one vouches for.
     await stack.receiver.stop()
+    cert, key = self_signed(tmp_path, "127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    app = web.Application()
+    app.router.add_post("/hooks", accept)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    tls_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", tls_port, ssl_context=context).start()
+    https_endpoint = await stack.api.ok("POST", "/v1/webhook-endpoints", {
+        "url": f"https://127.0.0.1:{tls_port}/hooks", "event_types": ["invoice.settled"]},
+        stack.key)
     closed = free_port()
     result = await asyncio.to_thread(
         cli, {**env, **smtp_env(inbox, GATEWAY_SMTP__PORT=str(closed)),
@@ -122,7 +145,10 @@ async def test_doctor_says_what_is_wrong_with_each_part(
     assert "LTC node: rejects the first address the xpub derives (ltc1" in said
     assert f"SMTP: 127.0.0.1:{closed}:" in said
     assert f"webhook {stack.endpoint['id']} ({stack.receiver.url}): unreachable" in said
-    assert lines[-1] == f"{len(problems)} problem(s)" and len(problems) == 4, result.stdout
+    assert f"webhook {https_endpoint['id']} (https://127.0.0.1:{tls_port}/hooks): its TLS " \
+        "certificate is not valid" in said
+    assert lines[-1] == f"{len(problems)} problem(s)" and len(problems) == 5, result.stdout
+    await runner.cleanup()
     assert any(line.startswith("ok       database: answers") for line in lines)
 
     # The node unreachable, and a database nobody migrated.
