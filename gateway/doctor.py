@@ -84,6 +84,9 @@ async def _node(follower: "Follower") -> list[Finding]:
     except (ChainError, TimeoutError, OSError) as exc:
         return [Finding(part, False, f"unreachable ({_first_line(exc) or 'timed out'}): "
                         "check rpc_url, the node's rpcbind/rpcallowip and credentials")]
+    except Exception as exc:  # an answer that is not what such a node says
+        return [Finding(part, False, f"answers, but not as a {part} should "
+                        f"({type(exc).__name__}): is rpc_url the right service?")]
     out = [Finding(part, True, f"answers at height {d.height}")]
     if d.network_ok:
         out.append(Finding(part, True, f"is on the configured network ({d.network_reported})"))
