@@ -2,18 +2,29 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := litecoind monero chromium chromium-driver postgresql-client
+# nginx, tor, prometheus (promtool) and systemd (systemd-analyze): the deployment files
+# under config/ are checked by the operator's own tools (tests/integration/test_deployment_files.py).
+APT_PACKAGES := litecoind monero chromium chromium-driver postgresql-client \
+	nginx tor prometheus systemd
 export BCL_DATA_DIR := $(CURDIR)/var/bitcoinlib
 
 .PHONY: setup demo test lint unit contract bench clean apt postgres
 
 setup: apt postgres node_modules/.installed $(VENV)/.installed
 
-# Idempotent: only calls apt when a binary is missing.
+# Idempotent: only calls apt when a binary is missing. The tools' packages would start
+# their daemons (nginx on :80, tor, a Prometheus server): a temporary policy-rc.d (only
+# when the machine has none) keeps them stopped; the tests run their own.
 apt:
 	@if ! command -v litecoind >/dev/null || ! command -v monerod >/dev/null \
 		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
-		|| ! command -v pg_dump >/dev/null; then \
+		|| ! command -v pg_dump >/dev/null || ! command -v nginx >/dev/null \
+		|| ! command -v tor >/dev/null || ! command -v promtool >/dev/null \
+		|| ! command -v systemd-analyze >/dev/null; then \
+		if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d; \
+			trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
+		fi; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 

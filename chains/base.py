@@ -158,6 +158,33 @@ class ChainError(Exception):
     """The node could not be reached or answered with an error."""
 
 
+@dataclass(frozen=True)
+class NodeDiagnosis:
+    """What `gateway doctor` asks a node: is it the configured network, is it in sync, and
+    does it accept the first address the configured extended public key derives."""
+
+    height: int
+    synced: bool
+    sync_detail: str  # e.g. "headers 1203, blocks 1203, initial download done"
+    network_expected: str  # the configuration's network, in the node's words
+    network_reported: str
+    first_address: str
+    address_valid: bool  # the node accepts it and agrees on its script
+
+    @property
+    def network_ok(self) -> bool:
+        return self.network_expected == self.network_reported
+
+
+@runtime_checkable
+class Diagnosable(Protocol):
+    """A follower that can check its node for `gateway doctor` (read-only calls)."""
+
+    async def diagnose(self) -> NodeDiagnosis:
+        """Raises ChainError when the node cannot be reached."""
+        ...
+
+
 class Follower(Protocol):
     """One node: follows its chain for one or more coins."""
 

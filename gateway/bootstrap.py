@@ -57,7 +57,7 @@ from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, 
 from gateway.services.policy_notices import PolicyNoticeService
 from gateway.services.ports import RateProvider, UnitOfWorkFactory
 from gateway.services.privacy import PrivacyService
-from gateway.services.rates import MedianRates, PreferFixed
+from gateway.services.rates import CountedRates, MedianRates, PreferFixed
 from gateway.services.reconcile import ReconcileService
 from gateway.services.recovery import Links, RecoveryService
 from gateway.services.retention import RetentionPeriods, RetentionService
@@ -223,7 +223,11 @@ class Gateway:
         self.metrics.outbox_depth.set(snap.pending_deliveries)
         self.metrics.failing_endpoints.set(snap.failing_endpoints)
         self.metrics.mail_queue_depth.set(snap.queued_mail)
+        oldest = snap.oldest_pending
+        self.metrics.outbox_oldest.set(
+            0 if oldest is None else max((self.clock() - oldest).total_seconds(), 0))
         for coin, state in (await self.chain_status(2)).items():
+            self.metrics.node_up.labels(coin).set(1 if state["status"] == "ok" else 0)
             if state["processed_height"] is None:
                 continue
             self.metrics.watcher_height.labels(coin).set(state["processed_height"])
@@ -376,7 +380,10 @@ def build(settings: Settings, clock: Clock = utcnow,
         email_changes=email_changes,
         api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key),
         invoices=InvoiceService(
-            uow, chains, build_rates(settings, clock, rates_http), clock, policy,
+            uow, chains, CountedRates(build_rates(settings, clock, rates_http),
+                                      metrics.rates_unavailable.inc,
+                                      metrics.rates_last_success.set_to_current_time),
+            clock, policy,
             {c: CoinRules(settings.confirmations(c)) for c in chains.coins()},
             {name: Plan(name, plan.fiat(), plan.description, plan.fiat_prices())
              for name, plan in settings.plans.items()},

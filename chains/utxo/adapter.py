@@ -23,6 +23,7 @@ from chains.base import (
     FollowItem,
     MempoolGone,
     MempoolSeen,
+    NodeDiagnosis,
     Observed,
     OutputLookup,
     Watched,
@@ -98,6 +99,24 @@ class UtxoChain:
     async def tip(self) -> BlockRef:
         info = await self._rpc.call("getblockchaininfo")
         return BlockRef(int(info["blocks"]), str(info["bestblockhash"]))
+
+    async def diagnose(self) -> NodeDiagnosis:
+        info = await self._rpc.call("getblockchaininfo")
+        blocks, headers = int(info["blocks"]), int(info.get("headers", info["blocks"]))
+        ibd = bool(info.get("initialblockdownload", False))
+        first = self.derive(0)
+        checked = await self._rpc.call("validateaddress", first.address)
+        valid = bool(checked.get("isvalid")) and (
+            checked.get("scriptPubKey", first.match_key.hex()) == first.match_key.hex())
+        # Bitcoin Core and Litecoin Core name their chains main, test, signet, regtest.
+        suffix = self.network.name.partition("-")[2]
+        expected = {"": "main", "testnet": "test"}.get(suffix, suffix)
+        return NodeDiagnosis(
+            height=blocks, synced=not ibd and headers <= blocks,
+            sync_detail=(f"headers {headers}, blocks {blocks}, initial block download "
+                         f"{'in progress' if ibd else 'done'}"),
+            network_expected=expected, network_reported=str(info.get("chain", "?")),
+            first_address=first.address, address_valid=valid)
 
     async def block_at(self, height: int) -> BlockRef:
         return BlockRef(height, str(await self._rpc.call("getblockhash", height)))

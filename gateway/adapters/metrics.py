@@ -29,6 +29,19 @@ class Metrics:
         self.watcher_height = Gauge(
             "gateway_watcher_processed_height", "Last block height processed", ["coin"],
             registry=r)
+        self.node_up = Gauge(
+            "gateway_chain_node_up", "1 when the coin's node answered at the last scrape",
+            ["coin"], registry=r)
+        self.outbox_oldest = Gauge(
+            "gateway_outbox_oldest_pending_age_seconds",
+            "Age of the oldest delivery still waiting to be sent (0: none waiting)",
+            registry=r)
+        self.rates_unavailable = Counter(
+            "gateway_rates_unavailable", "Invoices refused because no exchange rate could "
+            "be had (no source answered, or no rate configured)", registry=r)
+        self.rates_last_success = Gauge(
+            "gateway_rates_last_success_timestamp_seconds",
+            "When this instance last obtained an exchange rate (0: not yet)", registry=r)
         self.watcher_lag = Gauge(
             "gateway_watcher_lag_blocks", "Node tip height minus processed height", ["coin"],
             registry=r)

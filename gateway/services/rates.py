@@ -4,7 +4,7 @@ for a short while. Never a made-up price: no answer means no invoice."""
 import asyncio
 import logging
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
@@ -70,3 +70,23 @@ class PreferFixed:
         if f"{coin}-{currency}".upper() in self._pairs or self._fallback is None:
             return await self._fixed.rate(coin, currency)
         return await self._fallback.rate(coin, currency)
+
+
+class CountedRates:
+    """Tells the metrics whether a rate could be had: `unavailable()` each time none could
+    (the invoice is refused), `succeeded()` each time one was."""
+
+    def __init__(self, inner: RateProvider, unavailable: Callable[[], None],
+                 succeeded: Callable[[], None]) -> None:
+        self._inner = inner
+        self._unavailable = unavailable
+        self._succeeded = succeeded
+
+    async def rate(self, coin: str, currency: str) -> tuple[Decimal, str]:
+        try:
+            found = await self._inner.rate(coin, currency)
+        except ServiceUnavailable:
+            self._unavailable()
+            raise
+        self._succeeded()
+        return found

@@ -3,6 +3,7 @@ import asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import StackFactory
+from tests.support.nodes import free_port
 from tests.support.stack import Reply, eventually
 
 
@@ -95,3 +96,34 @@ async def test_a_client_that_drops_its_connection_is_no_server_error(
     assert not [k for k in m if "status=500" in k], [k for k in m if "status=500" in k]
     assert m["gateway_http_request_duration_seconds_count"
              "|method=POST|route=/v1/accounts|status=499"] == 1
+
+
+async def test_metrics_the_alert_rules_need(make_stack: StackFactory) -> None:
+    """config/prometheus/alerts.yml alerts on these: the oldest delivery waiting, invoices
+    refused for want of a rate, and a node that does not answer."""
+    stack = await make_stack(script=[Reply(500)] * 50, event_types=["account.created"],
+                             GATEWAY_WEBHOOKS__RETRY_SCHEDULE_SECONDS="[30]")
+    m = await scrape(stack)
+    assert m["gateway_outbox_oldest_pending_age_seconds"] == 0
+    assert m["gateway_chain_node_up|coin=LTC"] == 1
+    assert m["gateway_rates_unavailable_total"] == 0
+    assert m["gateway_rates_last_success_timestamp_seconds"] == 0
+    account = await stack.signup("oldest@example.org")
+    await eventually(lambda: len(stack.receiver.attempts) == 1, 20, "first attempt")
+    await asyncio.sleep(1.2)
+    m = await scrape(stack)
+    assert 1 <= m["gateway_outbox_oldest_pending_age_seconds"] < 30
+    # LTC-EUR is the only rate this stack has.
+    status, doc, _ = await stack.api.call("POST", "/v1/invoices", {
+        "account_id": account["id"], "price": {"amount": "5.00", "currency": "USD"},
+        "coin": "LTC"}, stack.key)
+    assert status == 503, doc
+    await stack.invoice(account["id"])
+    m = await scrape(stack)
+    assert m["gateway_rates_unavailable_total"] == 1
+    assert m["gateway_rates_last_success_timestamp_seconds"] > 1.7e9
+
+    down = await make_stack(register_endpoint=False,
+                            GATEWAY_COINS__LTC__RPC_URL=f"http://u:p@127.0.0.1:{free_port()}")
+    m = await scrape(down)
+    assert m["gateway_chain_node_up|coin=LTC"] == 0

@@ -1,6 +1,7 @@
 """Operational numbers read from the database for /metrics."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +15,7 @@ class OpsSnapshot:
     failing_endpoints: int
     processed_heights: dict[str, int]
     queued_mail: int = 0
+    oldest_pending: datetime | None = None  # created_at of the oldest pending delivery
 
 
 async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
@@ -21,6 +23,8 @@ async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
     async with engine.connect() as conn:
         pending = (await conn.execute(
             select(func.count()).select_from(d).where(d.c.status == "pending"))).scalar_one()
+        oldest = (await conn.execute(
+            select(func.min(d.c.created_at)).where(d.c.status == "pending"))).scalar_one()
         troubled = select(d.c.endpoint_id).where(
             or_(d.c.status == "failed", (d.c.status == "pending") & (d.c.attempts > 0)))
         failing = (await conn.execute(
@@ -31,4 +35,4 @@ async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
                    for row in await conn.execute(select(chain_cursors))}
         queued = (await conn.execute(
             select(func.count()).select_from(mail_queue))).scalar_one()
-    return OpsSnapshot(int(pending), int(failing), heights, int(queued))
+    return OpsSnapshot(int(pending), int(failing), heights, int(queued), oldest)
