@@ -365,6 +365,25 @@ class MailConfig(_Section):
         return v
 
 
+class StaffConfig(_Section):
+    """The staff console (docs/staff-console.md): its own listener, never the public one."""
+
+    listen: str | None = "127.0.0.1:9465"
+    session_minutes: float = Field(60, gt=0, le=12 * 60)  # absolute lifetime
+    idle_minutes: float = Field(15, gt=0, le=12 * 60)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if v is None or v.strip().lower() in ("", "none"):
+            return None
+        split_listen(v)
+        return v.strip()
+
+    def address(self) -> tuple[str, int] | None:
+        return None if self.listen is None else split_listen(self.listen)
+
+
 class PrivacyConfig(_Section):
     policy_version: str = "2026-01-09"
 
@@ -386,6 +405,7 @@ class Settings(_Section):
     mail: MailConfig = MailConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     backup: BackupConfig = BackupConfig()
+    staff: StaffConfig = StaffConfig()
 
     @field_validator("coins", mode="before")
     @classmethod
