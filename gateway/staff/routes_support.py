@@ -124,7 +124,8 @@ async def reveal_email(request: web.Request, session: StaffSession, form: Any) -
     reason = " ".join(text(form, "reason").split())
     if len(reason) < MIN_REASON:
         return await _account(request, session, error=(
-            f"Type why you need the email address (at least {MIN_REASON} characters); "
+            f"A reason is required: type why you need the email address (at least "
+            f"{MIN_REASON} characters); "
             "the customer sees it in their data export."), status=422)
     if len(reason) > 200:
         raise InvalidInput("reason", "must be at most 200 characters")
