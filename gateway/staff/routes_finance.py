@@ -2,7 +2,7 @@
 
 import asyncio
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -93,12 +93,12 @@ async def ledger_csv(request: web.Request, session: StaffSession) -> web.Respons
 @page("finance")
 async def reconcile_page(request: web.Request, session: StaffSession) -> web.Response:
     run = request.app[RUNS].run
-    now = datetime.now().astimezone()
+    now = datetime.now(UTC)
     return render(request, "reconcile.html", {
         "run": run, "coins": request.app[CONSOLE].coins,
         "running": run is not None and run.report is None and run.error is None,
         "default_from": (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "default_to": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
+        "default_to": (now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")})
 
 
 @routes.post(PREFIX + "/finance/reconcile")

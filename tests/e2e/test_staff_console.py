@@ -23,6 +23,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from gateway.services.finance import COLUMNS
 from tests.e2e.conftest import Stack, StackFactory
+from tests.e2e.test_finance import amount_of, set_amount
 from tests.e2e.test_portal import at, fill, submit
 from tests.support.browser import chromium
 from tests.support.nodes import free_port
@@ -99,6 +100,22 @@ async def download(browser: WebDriver, folder: Path, css: str) -> str:
     return target.read_bytes().decode()
 
 
+async def reconcile(browser: WebDriver, base: str) -> list[list[str]]:
+    """Start a reconciliation of the last day and wait for its result (the page refreshes
+    itself while it runs); the findings' cells."""
+    await asyncio.to_thread(browser.get, f"{base}/finance/reconcile")
+    await asyncio.to_thread(submit, browser, "#start")
+    deadline = time.monotonic() + 60
+    while not browser.find_elements(By.ID, "result"):
+        assert time.monotonic() < deadline, "the reconciliation did not finish"
+        await asyncio.sleep(0.5)
+        if not browser.find_elements(By.ID, "progress"):
+            await asyncio.to_thread(browser.get, f"{base}/finance/reconcile")
+    table = browser.find_element(By.ID, "findings")
+    return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+            for tr in table.find_elements(By.TAG_NAME, "tr")[1:]]
+
+
 @pytest.mark.parametrize("javascript", [False, True], ids=["js-off", "js-on"])
 async def test_staff_console_roles_in_chromium(
     make_stack: StackFactory, tmp_path: Path, javascript: bool
@@ -147,6 +164,11 @@ async def test_staff_console_roles_in_chromium(
         await at(browser, f"{base}/invoices/{invoice['id']}")
         assert txid in browser.find_element(By.ID, "payments").text
         assert email not in browser.page_source  # finance sees no emails
+        for query in (invoice["address"], invoice["id"]):  # the address, the id: same page
+            await asyncio.to_thread(browser.get, f"{base}/search?q={query}")
+            await at(browser, f"{base}/invoices/{invoice['id']}")
+        await asyncio.to_thread(browser.get, f"{base}/search?q=nothing-like-this")
+        assert "Nothing found" in browser.page_source
         assert not browser.find_elements(By.CSS_SELECTOR, ".redeliver")
         # The account page (where an email may be revealed) is not for finance.
         await asyncio.to_thread(browser.get, f"{base}/accounts/{customer['id']}")
@@ -271,6 +293,17 @@ async def test_staff_console_roles_in_chromium(
         rotated = browser.find_element(By.ID, "secret").text
         stack.secrets.add(rotated)
         assert rotated.startswith("whsec_") and rotated != stack.endpoint["secret"]
+
+        # Reconciliation (admin sees the finance pages too): start, progress, result.
+        assert await reconcile(browser, base) == []
+        assert "Clean: 1 payments checked" in browser.find_element(By.ID, "result").text
+        true_amount = await amount_of(stack, txid)
+        await set_amount(stack, txid, true_amount - 1)
+        findings = await reconcile(browser, base)
+        assert len(findings) == 1
+        assert findings[0][0] == "amount" and findings[0][2] == txid
+        assert findings[0][4] == invoice["id"] and str(true_amount - 1) in findings[0][5]
+        await set_amount(stack, txid, true_amount)
     finally:
         await asyncio.to_thread(browser.quit)
 
