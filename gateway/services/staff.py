@@ -34,7 +34,9 @@ from gateway.services.ports import (
 
 ROLES = ("finance", "support", "admin")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-WRONG_LOGIN = "name, password or code is wrong"
+# One answer for every wrong part: a right password without a code is not told apart.
+WRONG_LOGIN = ("name, password or code is wrong (once two-factor authentication is set up, "
+               "the code from your authenticator app is required)")
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,6 @@ class StaffService:
                 await uow.staff.log(StaffLogEntry(name[:64] or "-", "login_failed", None, ip,
                                                   now))
                 await uow.commit()
-                if member is not None and not code:
-                    raise Unauthorized("a code from your authenticator app is required")
                 raise Unauthorized(WRONG_LOGIN)
             await uow.throttle.clear(lookup)
             enrolled = member.totp_enabled_at is not None

@@ -375,6 +375,14 @@ async def test_console_only_on_its_listener_and_totp_is_mandatory(
         status, _, page = await form("/login", name="tom", password=PASSWORD)
         assert status == 401 and "code" in page
         assert not jar
+        # ...with the same answer as a wrong password: the password is not confirmed.
+        def error(html: str) -> str:
+            found = re.search(r'id="error">([^<]+)<', html)
+            assert found is not None
+            return found.group(1)
+
+        _, _, wrong_password = await form("/login", name="tom", password="not the password")
+        assert error(page) == error(wrong_password)
         status, _, page = await form("/login", name="tom", password=PASSWORD, code=wrong)
         assert status == 401 and not jar
         assert (await get("/support"))[:2] == (303, "/staff/login")
@@ -383,6 +391,11 @@ async def test_console_only_on_its_listener_and_totp_is_mandatory(
                                          code=totp.at(time.time() + 30))
         assert (status, location) == (303, "/staff/")
         assert (await get("/support"))[0] == 200
+
+        # Failed logins are throttled per name, like customers' (5 free failures).
+        statuses = [(await form("/login", name="tom", password="guess number one"))[0]
+                    for _ in range(7)]
+        assert statuses[:5] == [401] * 5 and statuses[-1] == 429, statuses
 
     listed = run_cli(stack.gateway.env, "staff", "list")
     assert "tom\tsupport" in listed.stdout and "2FA on" in listed.stdout
