@@ -10,7 +10,7 @@ from gateway.http.csrf import Csrf
 from gateway.http.security import security_headers
 from gateway.staff import routes_admin, routes_auth, routes_finance, routes_support
 from gateway.staff.context import CONSOLE, PREFIX, RUNS, STAFF_CSRF, Console, RunHolder
-from gateway.staff.pages import html_errors
+from gateway.staff.pages import access_log, html_errors
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -21,7 +21,7 @@ async def _stop_runs(app: web.Application) -> None:
 
 
 def create_staff_app(console: Console) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024, middlewares=[html_errors])
+    app = web.Application(client_max_size=64 * 1024, middlewares=[access_log, html_errors])
     app[CONSOLE] = console
     app[STAFF_CSRF] = Csrf(console.csrf_key + b":staff", console.trusted_proxies)
     app[RUNS] = RunHolder()

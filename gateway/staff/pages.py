@@ -1,6 +1,8 @@
 """What every console page shares: rendering, forms, the session and role checks."""
 
 import functools
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +16,7 @@ from gateway.services.errors import Forbidden, NotFound, Unauthorized
 from gateway.services.ports import StaffSession
 from gateway.staff.context import CONSOLE, COOKIE, PREFIX, STAFF_CSRF
 
+log = logging.getLogger("gateway.staff")
 NAV = {"finance": ("finance",), "support": ("support",), "admin": ("finance", "support",
                                                                     "admin")}
 
@@ -134,3 +137,23 @@ async def html_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         status = 422 if isinstance(exc, InvalidInput) else 409
         return render(request, "message.html", {"heading": "That did not work",
                                                 "text": str(exc)}, status)
+
+
+@web.middleware
+async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Method, route pattern, status, time; like the public listener's log, never the
+    client address, query strings or headers (who did what is in the staff log)."""
+    started = time.monotonic()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        pattern = resource.canonical if resource is not None else "-"
+        log.info("%s %s %d %.1fms", request.method, pattern, status,
+                 (time.monotonic() - started) * 1000)

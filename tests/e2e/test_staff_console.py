@@ -294,6 +294,20 @@ async def test_staff_console_roles_in_chromium(
         stack.secrets.add(rotated)
         assert rotated.startswith("whsec_") and rotated != stack.endpoint["secret"]
 
+        # A new endpoint: its secret shown once; then disabled.
+        fill(browser, url=stack.receiver.url, description="second system")
+        await asyncio.to_thread(submit, browser, "form[action$='/admin/endpoints'] button")
+        added = browser.find_element(By.ID, "secret").text
+        stack.secrets.add(added)
+        assert added.startswith("whsec_")
+        new_id = re.search(r"endpoint (whe_\w+)", browser.page_source)
+        assert new_id is not None
+        await asyncio.to_thread(submit, browser,
+                                f"form[action$='/endpoints/{new_id.group(1)}/disable'] button")
+        await at(browser, f"{base}/admin")
+        row = browser.find_element(By.XPATH, f"//tr[td/code[text()='{new_id.group(1)}']]")
+        assert "disabled" in row.text and added not in browser.page_source
+
         # Reconciliation (admin sees the finance pages too): start, progress, result.
         assert await reconcile(browser, base) == []
         assert "Clean: 1 payments checked" in browser.find_element(By.ID, "result").text
