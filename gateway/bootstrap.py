@@ -4,6 +4,7 @@ import asyncio
 import base64
 import ipaddress
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -568,10 +569,19 @@ async def start_staff_listener(gw: Gateway, services: HttpServices) -> web.AppRu
         coins=gw.chains.coins(), trusted_proxies=services.trusted_proxies,
         login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
         csrf_key=gw.keys.session)
+    ssl_context = None
+    cfg = gw.settings.staff
+    if cfg.tls_cert is not None and cfg.tls_key is not None:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.minimum_version = ssl.TLSVersion.TLSv1_3
+        try:
+            ssl_context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ListenError(f"[staff] tls_cert/tls_key: {exc}") from None
     runner = web.AppRunner(create_staff_app(console), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, *address).start()
+        await web.TCPSite(runner, *address, ssl_context=ssl_context).start()
     except OSError as exc:
         await runner.cleanup()
         raise ListenError(f"[staff] listen {gw.settings.staff.listen}: "

@@ -8,6 +8,7 @@ import csv
 import io
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -25,6 +26,8 @@ from gateway.services.finance import COLUMNS
 from tests.e2e.conftest import Stack, StackFactory
 from tests.e2e.test_finance import amount_of, set_amount
 from tests.e2e.test_portal import at, fill, submit
+from tests.e2e.test_tls import client as tls_client
+from tests.e2e.test_tls import self_signed
 from tests.support.browser import chromium
 from tests.support.nodes import free_port
 from tests.support.stack import Reply, eventually, run_cli
@@ -420,3 +423,22 @@ async def test_console_only_on_its_listener_and_totp_is_mandatory(
     assert again.returncode == 1 and "not found" in again.stderr
     failed = {tuple(r) for r in await stack.rows("SELECT staff, action FROM staff_log")}
     assert ("tom", "login_failed") in failed and ("tom", "totp_enrolled") in failed
+
+
+async def test_console_over_tls(make_stack: StackFactory, tmp_path: Path) -> None:
+    """Reached over a VPN address, the console terminates TLS 1.3 itself."""
+    cert, key = self_signed(tmp_path)
+    stack = await staff_stack(make_stack, register_endpoint=False,
+                              GATEWAY_STAFF__TLS_CERT=str(cert),
+                              GATEWAY_STAFF__TLS_KEY=str(key))
+    url = f"https://{stack.gateway.env['GATEWAY_STAFF__LISTEN']}/staff/login"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, ssl=tls_client(cert, ssl.TLSVersion.TLSv1_3)) as resp:
+            assert resp.status == 200
+            assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
+        with pytest.raises(aiohttp.ClientError):
+            async with http.get(url, ssl=tls_client(cert, ssl.TLSVersion.TLSv1_2)):
+                pass
+        with pytest.raises(aiohttp.ClientError):  # and no plain HTTP beside it
+            async with http.get(url.replace("https:", "http:")):
+                pass
