@@ -4,6 +4,7 @@ import asyncio
 import base64
 import ipaddress
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,10 +62,13 @@ from gateway.services.rates import CountedRates, MedianRates, PreferFixed
 from gateway.services.reconcile import ReconcileService
 from gateway.services.recovery import Links, RecoveryService
 from gateway.services.retention import RetentionPeriods, RetentionService
+from gateway.services.staff import StaffPolicy, StaffService
 from gateway.services.two_factor import SecondFactor, TwoFactorService
 from gateway.services.wallet import WalletService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
+from gateway.staff.app import create_staff_app
+from gateway.staff.context import Console
 from gateway.watcher import ChainWatcher
 from webhooks import signing
 from webhooks.retry import RetryPolicy
@@ -143,6 +147,7 @@ class Services:
     finance: FinanceService
     notices: PolicyNoticeService
     reconcile: ReconcileService
+    staff: StaffService
 
 
 @dataclass
@@ -415,6 +420,9 @@ def build(settings: Settings, clock: Clock = utcnow,
             uow, direct, clock, settings.privacy.policy_version,
             f"{settings.server.public_url}{settings.server.path_prefix}/account"),
         reconcile=ReconcileService(uow, _auditable(nodes)),
+        staff=StaffService(uow, passwords, codes, index, clock, StaffPolicy(
+            timedelta(minutes=settings.staff.session_minutes),
+            timedelta(minutes=settings.staff.idle_minutes)), throttle),
     )
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,
@@ -513,13 +521,20 @@ def build_app(gw: Gateway) -> web.Application:
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         ops = await start_ops_listener(gw, services)
+        try:
+            staff = await start_staff_listener(gw, services)
+        except ListenError:
+            if ops is not None:
+                await ops.cleanup()
+            raise
         tasks = [asyncio.create_task(job) for job in background_tasks(gw)]
         yield
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if ops is not None:
-            await ops.cleanup()
+        for runner in (staff, ops):
+            if runner is not None:
+                await runner.cleanup()
         await gw.aclose()
 
     app.cleanup_ctx.append(lifecycle)
@@ -538,5 +553,44 @@ async def start_ops_listener(gw: Gateway, services: HttpServices) -> web.AppRunn
     except OSError as exc:
         await runner.cleanup()
         raise ListenError(f"[server] metrics_listen {gw.settings.server.metrics_listen}: "
+                          f"{exc.strerror or exc}") from None
+    return runner
+
+
+async def start_staff_listener(gw: Gateway, services: HttpServices) -> web.AppRunner | None:
+    """The staff console on its own listener ([staff] listen), if any; never on the
+    public one."""
+    address = gw.settings.staff.address()
+    if address is None:
+        return None
+
+    async def outbox() -> tuple[int, int]:
+        snap = await snapshot(gw.engine)
+        return snap.pending_deliveries, snap.failing_endpoints
+
+    s = gw.services
+    console = Console(
+        staff=s.staff, accounts=s.accounts, api_keys=s.api_keys, invoices=s.invoices,
+        endpoints=s.endpoints, events=s.events, privacy=s.privacy, finance=s.finance,
+        reconcile=s.reconcile, chain_status=lambda: gw.chain_status(2), outbox=outbox,
+        coins=gw.chains.coins(), trusted_proxies=services.trusted_proxies,
+        login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
+        csrf_key=gw.keys.session)
+    ssl_context = None
+    cfg = gw.settings.staff
+    if cfg.tls_cert is not None and cfg.tls_key is not None:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.minimum_version = ssl.TLSVersion.TLSv1_3
+        try:
+            ssl_context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ListenError(f"[staff] tls_cert/tls_key: {exc}") from None
+    runner = web.AppRunner(create_staff_app(console), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, *address, ssl_context=ssl_context).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(f"[staff] listen {gw.settings.staff.listen}: "
                           f"{exc.strerror or exc}") from None
     return runner

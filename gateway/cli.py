@@ -5,7 +5,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from gateway import cli_finance, cli_ops, cli_privacy, logs
+from gateway import cli_finance, cli_ops, cli_privacy, cli_staff, logs
 from gateway.cli_support import settings_or_exit, when, with_gateway
 from gateway.domain.timestamps import rfc3339
 
@@ -255,6 +255,7 @@ def parser() -> argparse.ArgumentParser:
     cli_privacy.register(sub, common)
     cli_finance.register(sub, common)
     cli_ops.register(sub, common)
+    cli_staff.register(sub, common)
 
     demo = sub.add_parser("demo", help="the whole flow on a local regtest node")
     demo.add_argument("--once", action="store_true", help="exit 0 after account.activated")

@@ -365,6 +365,35 @@ class MailConfig(_Section):
         return v
 
 
+class StaffConfig(_Section):
+    """The staff console (docs/staff-console.md): its own listener, never the public one."""
+
+    listen: str | None = "127.0.0.1:9465"
+    # TLS on the console's listener (TLS 1.3 only), for reaching it over a VPN address:
+    # browsers keep its Secure cookie over plain HTTP on loopback only.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    session_minutes: float = Field(60, gt=0, le=12 * 60)  # absolute lifetime
+    idle_minutes: float = Field(15, gt=0, le=12 * 60)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if v is None or v.strip().lower() in ("", "none"):
+            return None
+        split_listen(v)
+        return v.strip()
+
+    def address(self) -> tuple[str, int] | None:
+        return None if self.listen is None else split_listen(self.listen)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "StaffConfig":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
+
 class PrivacyConfig(_Section):
     policy_version: str = "2026-01-09"
 
@@ -386,6 +415,7 @@ class Settings(_Section):
     mail: MailConfig = MailConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     backup: BackupConfig = BackupConfig()
+    staff: StaffConfig = StaffConfig()
 
     @field_validator("coins", mode="before")
     @classmethod

@@ -80,6 +80,7 @@ async def stack(anvil: Anvil, tokens: dict[str, DeployedToken], tmp_path: Path
                "GATEWAY_SERVER__PORT": str(port),
                "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
                "GATEWAY_SERVER__METRICS_LISTEN": "",
+               "GATEWAY_STAFF__LISTEN": "",
                "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": json.dumps(["127.0.0.0/8"]),
                "GATEWAY_WEBHOOKS__RETRY_SCHEDULE_SECONDS": json.dumps([0.5] * 7),
                "GATEWAY_COINS__ETH__KIND": "evm", "GATEWAY_COINS__ETH__RPC_URL": anvil.rpc_url,

@@ -39,6 +39,7 @@ async def test_full_http_flow_on_a_family_registered_through_the_registry(
             "GATEWAY_SERVER__PORT": str(port),
             "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
             "GATEWAY_SERVER__METRICS_LISTEN": "",
+            "GATEWAY_STAFF__LISTEN": "",
             "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": json.dumps(["127.0.0.0/8"]),
             "GATEWAY_WEBHOOKS__RETRY_SCHEDULE_SECONDS": json.dumps([0.5] * 7),
         }

@@ -102,6 +102,7 @@ async def xmr(monero: MoneroRegtest, tmp_path: Path,
                "GATEWAY_SERVER__PORT": str(port),
                "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
                "GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{ops_port}",
+               "GATEWAY_STAFF__LISTEN": "",
                "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": json.dumps(["127.0.0.0/8"]),
                "GATEWAY_WEBHOOKS__RETRY_SCHEDULE_SECONDS": json.dumps([0.5] * 7)}
         gw = build(load(None, env))

@@ -109,3 +109,35 @@ async def test_retention_removes_exactly_what_is_past_its_period(database_url: s
         assert await service.run() == {k: 0 for k in counted}  # nothing left to do
     finally:
         await engine.dispose()
+
+
+async def test_retention_covers_the_staff_console(database_url: str) -> None:
+    """The staff log is kept like the security log; dead staff sessions go like customers'."""
+    engine = make_engine(database_url)
+    cipher = FieldCipher([("t", os.urandom(32))])
+    service = RetentionService(lambda: SqlUnitOfWork(engine, cipher), lambda: NOW, PERIODS)
+    sec = NOW - PERIODS.security_log
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert(t.staff_members).values(
+                id="stf_1", name="sam", role="support", password_hash="h",
+                created_at=NOW - timedelta(days=90)))
+            await conn.execute(insert(t.staff_log), [
+                {"staff": "sam", "action": action, "subject": None, "ip": "192.0.2.1",
+                 "at": at} for action, at in (("old", sec - TICK), ("edge", sec),
+                                              ("new", NOW))])
+            await conn.execute(insert(t.staff_sessions), [
+                {"id": sid, "token_hash": sid, "staff_id": "stf_1", "enrolled": True,
+                 "created_at": NOW - timedelta(hours=2), "expires_at": expires,
+                 "last_seen_at": NOW - timedelta(hours=1), "revoked_at": revoked}
+                for sid, expires, revoked in (
+                    ("expired", NOW - TICK, None), ("revoked", NOW + timedelta(hours=1),
+                                                    NOW - TICK),
+                    ("live", NOW + timedelta(hours=1), None))])
+        counted = await service.run(dry_run=True)
+        assert (counted["security_log"], counted["sessions"]) == (1, 2)
+        await service.run()
+        assert await names(engine, t.staff_log.c.action) == {"edge", "new"}
+        assert await names(engine, t.staff_sessions.c.id) == {"live"}
+    finally:
+        await engine.dispose()

@@ -28,6 +28,8 @@ def gateway_env(db_url: str, node: LitecoinRegtest, port: int, **extra: str) -> 
         "GATEWAY_SERVER__PORT": str(port),
         "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
         "GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+        # The staff console is off unless a test asks for it (its default port is fixed).
+        "GATEWAY_STAFF__LISTEN": "",
         "GATEWAY_SERVER__LOG_LEVEL": "DEBUG",
         "GATEWAY_COINS__LTC__KIND": "utxo",
         "GATEWAY_COINS__LTC__NETWORK": "litecoin-regtest",

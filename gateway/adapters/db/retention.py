@@ -12,6 +12,7 @@ from gateway.adapters.db.tables import (
     idempotency_keys,
     mail_queue,
     sessions,
+    staff_sessions,
 )
 
 
@@ -26,8 +27,12 @@ class SqlRetention:
         return int((await self._conn.execute(delete(table).where(where))).rowcount)
 
     async def sessions(self, now: datetime, dry_run: bool) -> int:
-        """Sessions that can never be used again: past their lifetime or revoked."""
-        return await self._purge(
+        """Sessions that can never be used again: past their lifetime or revoked (the
+        customers' and the staff console's)."""
+        staff = await self._purge(staff_sessions, or_(staff_sessions.c.expires_at < now,
+                                                      staff_sessions.c.revoked_at < now),
+                                  dry_run)
+        return staff + await self._purge(
             sessions, or_(sessions.c.expires_at < now, sessions.c.revoked_at < now), dry_run)
 
     async def idempotency_keys(self, before: datetime, dry_run: bool) -> int:

@@ -4,6 +4,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.tables import security_log as t
+from gateway.adapters.db.tables import staff_log
 from gateway.services.ports import SecurityEntry
 
 
@@ -22,7 +23,14 @@ class SqlSecurityLog:
         return [SecurityEntry(r.event, r.ip, r.at) for r in rows]
 
     async def purge(self, before: datetime, dry_run: bool) -> int:
-        if dry_run:
-            return int((await self._conn.execute(
-                select(func.count()).select_from(t).where(t.c.at < before))).scalar_one())
-        return int((await self._conn.execute(delete(t).where(t.c.at < before))).rowcount)
+        """Customers' entries and the staff console's (staff_log): one retention period."""
+        total = 0
+        for table in (t, staff_log):
+            if dry_run:
+                total += int((await self._conn.execute(
+                    select(func.count()).select_from(table).where(table.c.at < before)
+                )).scalar_one())
+            else:
+                total += int((await self._conn.execute(
+                    delete(table).where(table.c.at < before))).rowcount)
+        return total

@@ -293,3 +293,44 @@ mail_queue = Table(
     Column("lease_until", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False, index=True),
 )
+
+# The staff console (gateway/staff): its members, their sessions, and what they did.
+staff_members = Table(
+    "staff_members",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),  # finance | support | admin
+    Column("password_hash", String(255), nullable=False),
+    Column("totp_secret_ct", LargeBinary),  # set at enrolment, before it is confirmed
+    Column("totp_enabled_at", UTCDateTime),
+    Column("totp_last_step", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("staff_id", String(40), ForeignKey("staff_members.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("enrolled", Boolean, nullable=False),  # False: may only enrol TOTP
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+# The security log of staff actions: who (name, kept after the member is removed), what
+# (action and its subject: an invoice, event, account or key id), when, from where.
+staff_log = Table(
+    "staff_log",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("staff", String(64), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("subject", String(100)),
+    Column("ip", String(45)),
+    Column("at", UTCDateTime, nullable=False, index=True),
+)

@@ -14,6 +14,7 @@ from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.ledger import SqlLedger
 from gateway.adapters.db.retention import SqlRetention
 from gateway.adapters.db.security_log import SqlSecurityLog
+from gateway.adapters.db.staff import SqlStaff
 from gateway.adapters.db.throttle import SqlThrottle
 from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
 from gateway.adapters.fields import FieldCipher
@@ -70,6 +71,7 @@ class SqlUnitOfWork:
         self.retention = SqlRetention(conn)
         self.audit = SqlAuditLog(conn)
         self.ledger = SqlLedger(conn)
+        self.staff = SqlStaff(conn, self._cipher)
         return self
 
     async def __aexit__(

@@ -1,0 +1,1 @@
+"""The staff console: finance, support and admin pages on their own listener."""

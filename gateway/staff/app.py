@@ -1,0 +1,36 @@
+"""The staff console's aiohttp application; served only on `[staff] listen`."""
+
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from gateway.http.csrf import Csrf
+from gateway.http.security import security_headers
+from gateway.staff import routes_admin, routes_auth, routes_finance, routes_support
+from gateway.staff.context import CONSOLE, PREFIX, RUNS, STAFF_CSRF, Console, RunHolder
+from gateway.staff.pages import access_log, html_errors
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+async def _stop_runs(app: web.Application) -> None:
+    for task in list(app[RUNS].tasks):
+        task.cancel()
+
+
+def create_staff_app(console: Console) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024, middlewares=[access_log, html_errors])
+    app[CONSOLE] = console
+    app[STAFF_CSRF] = Csrf(console.csrf_key + b":staff", console.trusted_proxies)
+    app[RUNS] = RunHolder()
+    app.on_response_prepare.append(security_headers)
+    app.on_shutdown.append(_stop_runs)
+    aiohttp_jinja2.setup(
+        app, loader=jinja2.PackageLoader("gateway.staff", "templates"),
+        autoescape=jinja2.select_autoescape(default=True))
+    for module in (routes_auth, routes_support, routes_finance, routes_admin):
+        app.router.add_routes(module.routes)
+    app.router.add_static(PREFIX + "/static", STATIC, append_version=False)
+    return app

@@ -1,0 +1,138 @@
+"""Support: an invoice with its history, payments, webhook events and delivery attempts;
+an account without its email until a reason is typed."""
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from gateway.domain.errors import InvalidInput
+from gateway.domain.money import format_units
+from gateway.services.ports import StaffSession
+from gateway.services.privacy import Reader
+from gateway.staff.context import CONSOLE, PREFIX
+from gateway.staff.pages import action, ip, page, redirect, render, text
+
+routes = web.RouteTableDef()
+MIN_REASON = 10
+
+
+@routes.get(PREFIX + "/support")
+@page("support")
+async def support_home(request: web.Request, session: StaffSession) -> web.Response:
+    return render(request, "support.html", {})
+
+
+@routes.get(PREFIX + "/search")
+@page("finance", "support")
+async def search(request: web.Request, session: StaffSession) -> web.Response:
+    query = request.query.get("q", "").strip()
+    console = request.app[CONSOLE]
+    found = await console.staff.find(query)
+    await console.staff.record(session, "search", found, ip(request))
+    if found is None:
+        return render(request, "message.html", {
+            "heading": "Nothing found",
+            "text": "No invoice has this id, address or transaction."}, 404)
+    return redirect(f"/invoices/{found}")
+
+
+def _status(data: dict[str, Any]) -> str:
+    status = str(data.get("status", ""))
+    exception = data.get("exception")
+    return f"{status} ({exception})" if exception else status
+
+
+@routes.get(PREFIX + "/invoices/{invoice_id}")
+@page("finance", "support")
+async def invoice_page(request: web.Request, session: StaffSession) -> web.Response:
+    console = request.app[CONSOLE]
+    view = await console.invoices.read(request.match_info["invoice_id"])
+    inv = view.record.invoice
+    events = await console.staff.invoice_events(inv.account_id, inv.id)
+    await console.staff.record(session, "invoice_viewed", inv.id, ip(request))
+    history = []
+    for event in events:
+        data = json.loads(event.body).get("data", {})
+        history.append({"at": event.created_at, "type": event.type, "status": _status(data)})
+    return render(request, "invoice.html", {
+        "inv": inv, "address": view.record.address,
+        "amount_due": format_units(inv.terms.amount_due, inv.terms.decimals),
+        "payments": [{"txid": p.txid, "index": p.index,
+                      "amount": format_units(p.amount, inv.terms.decimals),
+                      "status": p.status, "block_height": p.block_height,
+                      "confirmations": view.confirmations(p), "seen_at": p.seen_at}
+                     for p in view.record.payments],
+        "history": history, "events": events,
+        "can_redeliver": session.member.role in ("support", "admin"),
+        "redelivered": request.query.get("redelivered")})
+
+
+@routes.post(PREFIX + "/events/{event_id}/redeliver")
+@action("support")
+async def redeliver(request: web.Request, session: StaffSession, form: Any) -> web.Response:
+    console = request.app[CONSOLE]
+    event_id = request.match_info["event_id"]
+    invoice_id = text(form, "invoice_id")
+    queued = await console.events.redeliver(event_id)
+    await console.staff.record(session, "event_redelivered", event_id, ip(request))
+    if invoice_id.startswith("inv_"):
+        return redirect(f"/invoices/{invoice_id}?redelivered={queued}")
+    return render(request, "message.html", {"heading": "Queued again",
+                                            "text": f"{queued} deliveries queued."})
+
+
+@routes.get(PREFIX + "/accounts/go")
+@page("support")
+async def account_go(request: web.Request, session: StaffSession) -> web.Response:
+    return redirect(f"/accounts/{request.query.get('id', '').strip()}")
+
+
+async def _account(request: web.Request, session: StaffSession, email: str | None = None,
+                   error: str | None = None, status: int = 200) -> web.Response:
+    console = request.app[CONSOLE]
+    account_id = request.match_info["account_id"]
+    account = (await console.accounts.view(account_id)).account
+    invoices = await console.invoices.list(account_id=account_id, limit=200)
+    state = ("deleted" if account.deleted else
+             "deletion scheduled" if account.deletion_due_at else
+             "active" if account.activated_at else "pending activation")
+    return render(request, "account.html", {
+        "account": account, "state": state, "email": email, "error": error,
+        "min_reason": MIN_REASON,
+        "invoices": [{"id": v.record.invoice.id, "status": v.record.invoice.status.value,
+                      "coin": v.record.invoice.coin,
+                      "price": v.record.invoice.price.as_decimal_string(),
+                      "currency": v.record.invoice.price.currency,
+                      "created_at": v.record.invoice.created_at} for v in invoices]},
+        status)
+
+
+@routes.get(PREFIX + "/accounts/{account_id}")
+@page("support")
+async def account_page(request: web.Request, session: StaffSession) -> web.Response:
+    # The account as a record (AccountService.view): its personal data is not shown.
+    resp = await _account(request, session)
+    await request.app[CONSOLE].staff.record(session, "account_viewed",
+                                            request.match_info["account_id"], ip(request))
+    return resp
+
+
+@routes.post(PREFIX + "/accounts/{account_id}/email")
+@action("support")
+async def reveal_email(request: web.Request, session: StaffSession, form: Any) -> web.Response:
+    reason = " ".join(text(form, "reason").split())
+    if len(reason) < MIN_REASON:
+        return await _account(request, session, error=(
+            f"A reason is required: type why you need the email address (at least "
+            f"{MIN_REASON} characters); "
+            "the customer sees it in their data export."), status=422)
+    if len(reason) > 200:
+        raise InvalidInput("reason", "must be at most 200 characters")
+    console = request.app[CONSOLE]
+    account_id = request.match_info["account_id"]
+    # The audited read: the reason goes to the access audit log, in the same transaction.
+    view = await console.privacy.read_account(
+        account_id, Reader(f"staff:{session.member.name}", reason))
+    await console.staff.record(session, "email_revealed", account_id, ip(request))
+    return await _account(request, session, email=view.profile.email)

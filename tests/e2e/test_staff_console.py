@@ -1,0 +1,444 @@
+"""The staff console (issue 17) in headless Chromium, JavaScript off and on, against a real
+`gateway serve` and a real Litecoin regtest node: its own listener, mandatory TOTP, what
+each role may see, finding a payment by txid, the CSV, redelivering a failed webhook, and
+revealing an email only with a reason that lands in the customer's export."""
+
+import asyncio
+import csv
+import io
+import os
+import re
+import ssl
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pyotp
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from gateway.services.finance import COLUMNS
+from tests.e2e.conftest import Stack, StackFactory
+from tests.e2e.test_finance import amount_of, set_amount
+from tests.e2e.test_portal import at, fill, submit
+from tests.e2e.test_tls import client as tls_client
+from tests.e2e.test_tls import self_signed
+from tests.support.browser import chromium
+from tests.support.nodes import free_port
+from tests.support.stack import Reply, eventually, run_cli
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "staff password 123"
+
+
+def add_staff(stack: Stack, name: str, role: str, password: str = PASSWORD) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "staff", "add", name, "--role", role,
+         "--password-stdin"], input=password + "\n", env={**os.environ, **stack.gateway.env},
+        capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"{name} ({role}) added" in done.stdout
+    stack.secrets.add(password)
+
+
+def console(stack: Stack) -> str:
+    return f"http://{stack.gateway.env['GATEWAY_STAFF__LISTEN']}/staff"
+
+
+async def staff_stack(make_stack: StackFactory, **extra: Any) -> Stack:
+    return await make_stack(GATEWAY_STAFF__LISTEN=f"127.0.0.1:{free_port()}", **extra)
+
+
+def no_other_origin(html: str) -> None:
+    assert not re.search(r"(?i)(src|href|action)=\"(https?:)?//", html), "another origin"
+    assert "<script" not in html.lower(), "the console needs no script"
+
+
+async def enrol(browser: WebDriver, base: str, name: str) -> str:
+    """First login of a new member: the password only, then TOTP before anything else.
+    Returns the TOTP secret."""
+    await asyncio.to_thread(browser.get, f"{base}/login")
+    fill(browser, name=name, password=PASSWORD)
+    await asyncio.to_thread(submit, browser)
+    await at(browser, f"{base}/enrol")
+    # Nothing else opens until TOTP is on.
+    for path in ("/support", "/finance", "/admin", "/invoices/inv_x"):
+        await asyncio.to_thread(browser.get, f"{base}{path}")
+        await at(browser, f"{base}/enrol")
+    await asyncio.to_thread(submit, browser, "#begin")
+    secret = browser.find_element(By.ID, "totp-secret").text
+    fill(browser, code=pyotp.TOTP(secret).now())
+    await asyncio.to_thread(submit, browser, "#confirm")
+    return secret
+
+
+async def csv_of(browser: WebDriver, url: str) -> str:
+    """What the browser downloads from `url`, read with its own staff cookie."""
+    cookie = browser.get_cookie("__Secure-staff")
+    assert cookie is not None
+    async with aiohttp.ClientSession(cookies={"__Secure-staff": cookie["value"]}) as http:
+        async with http.get(url) as resp:
+            assert resp.status == 200
+            assert resp.content_type == "text/csv"
+            assert "attachment" in resp.headers["Content-Disposition"]
+            return await resp.text()
+
+
+async def download(browser: WebDriver, folder: Path, css: str) -> str:
+    """Click a download link and read the file Chromium saved."""
+    folder.mkdir(exist_ok=True)
+    await asyncio.to_thread(browser.execute_cdp_cmd, "Page.setDownloadBehavior",
+                            {"behavior": "allow", "downloadPath": str(folder)})
+    await asyncio.to_thread(browser.find_element(By.CSS_SELECTOR, css).click)
+    target = folder / "payments.csv"
+    await eventually(lambda: target.exists() and target.stat().st_size > 0, 15,
+                     "the CSV download")
+    await asyncio.sleep(0.3)  # Chromium renames the finished download into place
+    return target.read_bytes().decode()
+
+
+async def reconcile(browser: WebDriver, base: str) -> list[list[str]]:
+    """Start a reconciliation of the last day and wait for its result (the page refreshes
+    itself while it runs); the findings' cells."""
+    await asyncio.to_thread(browser.get, f"{base}/finance/reconcile")
+    await asyncio.to_thread(submit, browser, "#start")
+    deadline = time.monotonic() + 60
+    while not browser.find_elements(By.ID, "result"):
+        assert time.monotonic() < deadline, "the reconciliation did not finish"
+        await asyncio.sleep(0.5)
+        if not browser.find_elements(By.ID, "progress"):
+            await asyncio.to_thread(browser.get, f"{base}/finance/reconcile")
+    table = browser.find_element(By.ID, "findings")
+    return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+            for tr in table.find_elements(By.TAG_NAME, "tr")[1:]]
+
+
+@pytest.mark.parametrize("javascript", [False, True], ids=["js-off", "js-on"])
+async def test_staff_console_roles_in_chromium(
+    make_stack: StackFactory, tmp_path: Path, javascript: bool
+) -> None:
+    # Every delivery fails until the receiver is told otherwise.
+    stack = await staff_stack(make_stack, script=[Reply(500)] * 1000,
+                              event_types=["invoice.settled"])
+    base = console(stack)
+    email = f"staff-{int(javascript)}@example.org"
+    customer = await stack.signup(email, "customer pw 123")
+    invoice = await stack.invoice(customer["id"], "12.00")
+    txid = stack.node.send(invoice["address"], invoice["amount_due"])
+    stack.node.mine(3)
+    await stack.wait_status(invoice["id"], "settled")
+    # The settlement's webhook: every attempt failed (a 0.5 s retry schedule).
+    deadline = time.monotonic() + 30
+    while not await stack.scalar(
+            "SELECT count(*) FROM deliveries JOIN events ON events.id = deliveries.event_id "
+            "WHERE events.type = 'invoice.settled' AND deliveries.status = 'failed'"):
+        assert time.monotonic() < deadline, "the settlement's delivery never failed"
+        await asyncio.sleep(0.3)
+
+    for name, role in (("fay", "finance"), ("sam", "support"), ("ada", "admin")):
+        add_staff(stack, name, role)
+    listed = run_cli(stack.gateway.env, "staff", "list")
+    assert listed.returncode == 0 and "sam\tsupport" in listed.stdout
+    assert "2FA not set up yet" in listed.stdout
+
+    shots = os.environ.get("STAFF_SCREENSHOTS")
+
+    # -- finance: find the payment by txid, the CSV matches the payments API; no emails
+    browser = await asyncio.to_thread(chromium, tmp_path / "finance", javascript)
+    try:
+        await enrol(browser, base, "fay")
+        await at(browser, f"{base}/finance")
+        no_other_origin(browser.page_source)
+        assert txid in browser.find_element(By.ID, "ledger").text
+        assert browser.find_element(By.CSS_SELECTOR, "#chart svg rect") is not None
+        totals = browser.find_element(By.ID, "totals").text
+        assert "LTC" in totals and "12.00 EUR" in totals
+        if shots:
+            browser.set_window_size(1200, 1000)
+            browser.save_screenshot(str(Path(shots) / "staff-ledger.png"))
+        fill(browser, q=txid)
+        await asyncio.to_thread(submit, browser, "#search-go")
+        await at(browser, f"{base}/invoices/{invoice['id']}")
+        assert txid in browser.find_element(By.ID, "payments").text
+        assert email not in browser.page_source  # finance sees no emails
+        for query in (invoice["address"], invoice["id"]):  # the address, the id: same page
+            await asyncio.to_thread(browser.get, f"{base}/search?q={query}")
+            await at(browser, f"{base}/invoices/{invoice['id']}")
+        await asyncio.to_thread(browser.get, f"{base}/search?q=nothing-like-this")
+        assert "Nothing found" in browser.page_source
+        assert not browser.find_elements(By.CSS_SELECTOR, ".redeliver")
+        # The account page (where an email may be revealed) is not for finance.
+        await asyncio.to_thread(browser.get, f"{base}/accounts/{customer['id']}")
+        assert "Not for your role" in browser.page_source
+        assert email not in browser.page_source
+
+        await asyncio.to_thread(browser.get, f"{base}/finance")
+        downloaded = await download(browser, tmp_path / "downloads", "#csv")
+        made = run_cli(stack.gateway.env, "apikey", "create", "--name", "finance",
+                       "--scope", "payments:read")
+        assert made.returncode == 0, made.stderr
+        key = made.stdout.strip()
+        stack.secrets.add(key)
+        status, api_csv, _ = await stack.api.fetch("/v1/payments?format=csv", key)
+        assert status == 200
+        assert downloaded == api_csv.decode()
+        rows = list(csv.DictReader(io.StringIO(downloaded)))
+        assert list(rows[0]) == list(COLUMNS)
+        assert [r["txid"] for r in rows] == [txid]
+        # The CSV of a narrower view: the period filters it like the API's.
+        later = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert len((await csv_of(browser, f"{base}/finance/payments.csv?from={later}"))
+                   .splitlines()) == 1
+    finally:
+        await asyncio.to_thread(browser.quit)
+
+    # -- support: no finance pages; the failed delivery, delivered again; the email
+    browser = await asyncio.to_thread(chromium, tmp_path / "support", javascript)
+    try:
+        await enrol(browser, base, "sam")
+        await at(browser, f"{base}/support")
+        async with aiohttp.ClientSession(cookies={
+                "__Secure-staff": browser.get_cookie("__Secure-staff")["value"]}) as http:
+            for path in ("/finance", "/finance/payments.csv", "/finance/reconcile",
+                         "/admin"):
+                async with http.get(base + path, allow_redirects=False) as resp:
+                    assert resp.status == 403, path
+        await asyncio.to_thread(browser.get, f"{base}/finance")
+        assert "Not for your role" in browser.page_source
+
+        fill(browser, q=invoice["id"])
+        await asyncio.to_thread(submit, browser, "form[action$='/search'] button")
+        await at(browser, f"{base}/invoices/{invoice['id']}")
+        no_other_origin(browser.page_source)
+        payments = browser.find_element(By.ID, "payments").text
+        assert txid in payments
+        confirmations = browser.find_element(By.CSS_SELECTOR, ".confirmations").text
+        assert int(confirmations) >= 3
+        history = browser.find_element(By.ID, "history").text
+        assert "invoice.settled" in history and "settled" in history
+        settled_event = browser.find_element(
+            By.XPATH, "//section[@class='event'][.//h3[contains(., 'invoice.settled')]]")
+        event_id = settled_event.get_attribute("id").removeprefix("event-")
+        assert settled_event.find_elements(By.CSS_SELECTOR, ".delivery-failed")
+        assert len(settled_event.find_elements(By.CSS_SELECTOR, ".attempt")) >= 8
+        if shots:
+            browser.set_window_size(1200, 1600)
+            browser.save_screenshot(str(Path(shots) / "staff-invoice.png"))
+
+        stack.receiver.script.clear()  # the receiver is fixed
+        await asyncio.to_thread(submit, browser, f"#redeliver-{event_id}")
+        assert "Queued again: 1" in browser.find_element(By.ID, "message").text
+        await eventually(lambda: any(d.headers.get("webhook-id") == event_id
+                                     for d in stack.receiver.deliveries), 20,
+                         "the redelivered event")
+        got = next(d for d in stack.receiver.deliveries
+                   if d.headers.get("webhook-id") == event_id)
+        assert got.type == "invoice.settled"
+        assert got.doc["data"]["invoice_id"] == invoice["id"]
+
+        # The account: id, status, datacenter, invoices; the email only with a reason.
+        await asyncio.to_thread(browser.get, f"{base}/accounts/{customer['id']}")
+        assert browser.find_element(By.ID, "account-status").text == "active"
+        assert invoice["id"] in browser.find_element(By.ID, "invoices").text
+        assert email not in browser.page_source
+        await asyncio.to_thread(submit, browser, "#reveal")
+        assert "reason" in browser.find_element(By.ID, "error").text.lower()
+        assert email not in browser.page_source
+        assert await stack.count("audit_log") == 0
+        reason = "customer asked by phone why the account is not active"
+        fill(browser, reason=reason)
+        await asyncio.to_thread(submit, browser, "#reveal")
+        assert browser.find_element(By.ID, "email").text == email
+    finally:
+        await asyncio.to_thread(browser.quit)
+
+    audit = await stack.rows("SELECT actor, action, reason FROM audit_log")
+    assert [tuple(r) for r in audit] == [("staff:sam", "read_account", reason)]
+    # The customer sees who looked, and why, in their own export.
+    token = await stack.login(email, "customer pw 123")
+    export = await stack.api.ok("GET", "/v1/me/export", token=token)
+    assert [(e["actor"], e["reason"]) for e in export["audit_log"]] == [("staff:sam", reason)]
+    # Staff actions are in the staff security log: who, what, when.
+    logged = {(r[0], r[1], r[2]) for r in await stack.rows(
+        "SELECT staff, action, subject FROM staff_log")}
+    assert ("sam", "event_redelivered", event_id) in logged
+    assert ("sam", "email_revealed", customer["id"]) in logged
+    assert ("fay", "payments_exported", None) in logged
+
+    # -- admin: endpoints and keys with secrets shown once, audit log, chains, outbox
+    browser = await asyncio.to_thread(chromium, tmp_path / "admin", javascript)
+    try:
+        await enrol(browser, base, "ada")
+        await at(browser, f"{base}/admin")
+        no_other_origin(browser.page_source)
+        assert "LTC" in browser.find_element(By.ID, "chains").text
+        assert "Outbox" in browser.find_element(By.ID, "outbox").text
+        assert reason in browser.find_element(By.ID, "audit").text
+        fill(browser, name="reports")
+        await asyncio.to_thread(browser.find_element(
+            By.CSS_SELECTOR, "input[name=scope][value='payments:read']").click)
+        await asyncio.to_thread(submit, browser, "form[action$='/admin/keys'] button")
+        secret = browser.find_element(By.ID, "secret").text
+        stack.secrets.add(secret)
+        status, _, _ = await stack.api.fetch("/v1/payments", secret)
+        assert status == 200  # the key works, with the scope chosen
+        await asyncio.to_thread(browser.get, f"{base}/admin")
+        assert secret not in browser.page_source  # shown once
+        endpoint_id = stack.endpoint["id"]
+        await asyncio.to_thread(submit, browser,
+                                f"form[action$='/endpoints/{endpoint_id}/rotate'] button")
+        rotated = browser.find_element(By.ID, "secret").text
+        stack.secrets.add(rotated)
+        assert rotated.startswith("whsec_") and rotated != stack.endpoint["secret"]
+
+        # A new endpoint: its secret shown once; then disabled.
+        fill(browser, url=stack.receiver.url, description="second system")
+        await asyncio.to_thread(submit, browser, "form[action$='/admin/endpoints'] button")
+        added = browser.find_element(By.ID, "secret").text
+        stack.secrets.add(added)
+        assert added.startswith("whsec_")
+        new_id = re.search(r"endpoint (whe_\w+)", browser.page_source)
+        assert new_id is not None
+        await asyncio.to_thread(submit, browser,
+                                f"form[action$='/endpoints/{new_id.group(1)}/disable'] button")
+        await at(browser, f"{base}/admin")
+        row = browser.find_element(By.XPATH, f"//tr[td/code[text()='{new_id.group(1)}']]")
+        assert "disabled" in row.text and added not in browser.page_source
+
+        # Reconciliation (admin sees the finance pages too): start, progress, result.
+        assert await reconcile(browser, base) == []
+        assert "Clean: 1 payments checked" in browser.find_element(By.ID, "result").text
+        true_amount = await amount_of(stack, txid)
+        await set_amount(stack, txid, true_amount - 1)
+        findings = await reconcile(browser, base)
+        assert len(findings) == 1
+        assert findings[0][0] == "amount" and findings[0][2] == txid
+        assert findings[0][4] == invoice["id"] and str(true_amount - 1) in findings[0][5]
+        await set_amount(stack, txid, true_amount)
+    finally:
+        await asyncio.to_thread(browser.quit)
+
+
+async def test_console_only_on_its_listener_and_totp_is_mandatory(
+    make_stack: StackFactory
+) -> None:
+    stack = await staff_stack(make_stack, register_endpoint=False)
+    base = console(stack)
+    add_staff(stack, "tom", "support")
+    async with aiohttp.ClientSession() as public:
+        for path in ("/staff", "/staff/login", "/staff/finance", "/staff/support",
+                     "/staff/admin", "/staff/invoices/inv_x", "/staff/static/staff.css"):
+            async with public.get(stack.gateway.base + path, allow_redirects=False) as resp:
+                assert resp.status == 404, path
+        async with public.post(stack.gateway.base + "/staff/login",
+                               data={"name": "tom", "password": PASSWORD}) as resp:
+            assert resp.status == 404
+
+    async with aiohttp.ClientSession() as http:
+        jar: dict[str, Any] = {}  # the staff cookie, kept by hand: it is Secure, on an IP
+
+        async def get(path: str) -> tuple[int, str, str]:
+            headers = {"Cookie": f"__Secure-staff={jar['value']}"} if jar else {}
+            async with http.get(base + path, headers=headers, allow_redirects=False) as resp:
+                return resp.status, resp.headers.get("Location", ""), await resp.text()
+
+        async def form(path: str, **fields: str) -> tuple[int, str, str]:
+            _, _, page = await get("/login" if path == "/login" else "/enrol")
+            token = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert token is not None
+            headers = {"Cookie": f"__Secure-staff={jar['value']}"} if jar else {}
+            async with http.post(base + path, data={"csrf": token.group(1), **fields},
+                                 headers=headers, allow_redirects=False) as resp:
+                cookie = resp.cookies.get("__Secure-staff")
+                if cookie is not None:
+                    jar.update(value=cookie.value, path=cookie["path"],
+                               httponly=cookie["httponly"], secure=cookie["secure"],
+                               samesite=cookie["samesite"])
+                return resp.status, resp.headers.get("Location", ""), await resp.text()
+
+        async with http.get(base + "/login") as resp:
+            assert resp.status == 200
+            assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+            assert resp.headers["X-Frame-Options"] == "DENY"
+        # No form token: refused, like the portal's forms.
+        async with http.post(base + "/login", data={"name": "tom",
+                                                    "password": PASSWORD}) as resp:
+            assert resp.status == 403
+        # Before enrolment: the password opens the enrolment and nothing else.
+        status, location, _ = await form("/login", name="tom", password=PASSWORD)
+        assert (status, location) == (303, "/staff/enrol")
+        assert jar["path"] == "/staff" and jar["httponly"] and jar["secure"]
+        assert jar["samesite"] == "Strict"
+        for path in ("/support", "/finance", "/admin", "/"):
+            assert (await get(path))[:2] == (303, "/staff/enrol"), path
+        status, _, page = await form("/enrol")
+        secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page)
+        assert secret is not None
+        totp = pyotp.TOTP(secret.group(1))
+        wrong = "000000" if totp.now() != "000000" else "111111"
+        assert (await form("/enrol/confirm", code=wrong))[0] == 422
+        status, location, _ = await form("/enrol/confirm", code=totp.now())
+        assert (status, location) == (303, "/staff/")
+        assert (await get("/support"))[0] == 200
+
+        # Enrolled: a login without a code is refused, and so is a wrong one.
+        jar.clear()
+        status, _, page = await form("/login", name="tom", password=PASSWORD)
+        assert status == 401 and "code" in page
+        assert not jar
+        # ...with the same answer as a wrong password: the password is not confirmed.
+        def error(html: str) -> str:
+            found = re.search(r'id="error">([^<]+)<', html)
+            assert found is not None
+            return found.group(1)
+
+        _, _, wrong_password = await form("/login", name="tom", password="not the password")
+        assert error(page) == error(wrong_password)
+        status, _, page = await form("/login", name="tom", password=PASSWORD, code=wrong)
+        assert status == 401 and not jar
+        assert (await get("/support"))[:2] == (303, "/staff/login")
+        # The next time step (the one used at enrolment cannot be replayed).
+        status, location, _ = await form("/login", name="tom", password=PASSWORD,
+                                         code=totp.at(time.time() + 30))
+        assert (status, location) == (303, "/staff/")
+        assert (await get("/support"))[0] == 200
+
+        # Failed logins are throttled per name, like customers' (5 free failures).
+        statuses = [(await form("/login", name="tom", password="guess number one"))[0]
+                    for _ in range(7)]
+        assert statuses[:5] == [401] * 5 and statuses[-1] == 429, statuses
+
+    listed = run_cli(stack.gateway.env, "staff", "list")
+    assert "tom\tsupport" in listed.stdout and "2FA on" in listed.stdout
+    removed = run_cli(stack.gateway.env, "staff", "remove", "tom")
+    assert removed.returncode == 0, removed.stderr
+    assert "tom" not in run_cli(stack.gateway.env, "staff", "list").stdout
+    again = run_cli(stack.gateway.env, "staff", "remove", "tom")
+    assert again.returncode == 1 and "not found" in again.stderr
+    failed = {tuple(r) for r in await stack.rows("SELECT staff, action FROM staff_log")}
+    assert ("tom", "login_failed") in failed and ("tom", "totp_enrolled") in failed
+
+
+async def test_console_over_tls(make_stack: StackFactory, tmp_path: Path) -> None:
+    """Reached over a VPN address, the console terminates TLS 1.3 itself."""
+    cert, key = self_signed(tmp_path)
+    stack = await staff_stack(make_stack, register_endpoint=False,
+                              GATEWAY_STAFF__TLS_CERT=str(cert),
+                              GATEWAY_STAFF__TLS_KEY=str(key))
+    url = f"https://{stack.gateway.env['GATEWAY_STAFF__LISTEN']}/staff/login"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, ssl=tls_client(cert, ssl.TLSVersion.TLSv1_3)) as resp:
+            assert resp.status == 200
+            assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
+        with pytest.raises(aiohttp.ClientError):
+            async with http.get(url, ssl=tls_client(cert, ssl.TLSVersion.TLSv1_2)):
+                pass
+        with pytest.raises(aiohttp.ClientError):  # and no plain HTTP beside it
+            async with http.get(url.replace("https:", "http:")):
+                pass
