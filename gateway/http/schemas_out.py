@@ -54,6 +54,9 @@ class LedgerPayment(Out):
     confirmations: int
     status: str
     asset: str  # a token's contract address; empty for a chain's native coin
+    plan: str  # a settled plan invoice's plan; empty otherwise
+    period_start: str  # the account's time it paid for: [period_start, period_end)
+    period_end: str
 
 
 class PaymentPage(Out):
