@@ -372,8 +372,7 @@ def build(settings: Settings, clock: Clock = utcnow,
         {name: period for name, plan in settings.plans.items()
          if (period := plan.parsed_period()) is not None},
         BillingPolicy(grace, lead, second, settings.billing.overpayment_buys_periods,
-                      settings.billing.max_periods_per_invoice,
-                      timedelta(minutes=settings.invoices.block_time_tolerance_minutes)))
+                      settings.billing.max_periods_per_invoice))
     invoices = InvoiceService(
         uow, chains, build_rates(settings, clock, rates_http), clock, policy,
         {c: CoinRules(settings.confirmations(c)) for c in chains.coins()},

@@ -15,7 +15,6 @@ from gateway.domain.accounts import Account
 from gateway.domain.billing import Period, extend, periods_paid
 from gateway.domain.errors import InvalidInput
 from gateway.domain.invoices import (
-    DEFAULT_BLOCK_TIME_TOLERANCE,
     Invoice,
     ObservedPayment,
     Status,
@@ -38,7 +37,6 @@ class BillingPolicy:
     # An overpayment buys as many whole periods as it covers (else exactly one).
     overpayment_buys_periods: bool = False
     max_periods_per_invoice: int = 36
-    block_time_tolerance: timedelta = DEFAULT_BLOCK_TIME_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -69,8 +67,10 @@ class PrepaidTime:
         else:
             plan, period = found
             live = [p for p in payments if not p.reverted]
-            paid_at = completion_time(live, invoice.terms.threshold,
-                                      self.policy.block_time_tolerance) or now
+            # When it was paid: our own first sighting, or the block's time when we first
+            # saw it in a block (without the lateness tolerance, which would give time
+            # away); never later than now.
+            paid_at = completion_time(live, invoice.terms.threshold, timedelta(0)) or now
             received = sum(p.amount for p in live)
             count = periods_paid(invoice.terms.amount_due, received,
                                  self.policy.overpayment_buys_periods,
