@@ -530,6 +530,7 @@ def build_app(gw: Gateway) -> web.Application:
         currencies=tuple(gw.settings.accounts.currencies),
         csrf_key=gw.keys.session,
         email_changes=gw.services.email_changes,
+        billing=gw.services.billing,
     )
     app = create_app(services, gw.settings.server.path_prefix)
 
