@@ -22,15 +22,16 @@ _BigId = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('plan', sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column('renewal_coin', sa.String(length=10), nullable=True))
-        batch_op.add_column(sa.Column('paid_until', _Time(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('paid_since', _Time(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('billing_state', sa.String(length=20), nullable=True))
-        batch_op.add_column(sa.Column('renewal_reminders', sa.Boolean(), nullable=False,
-                                      server_default=sa.true()))
-        batch_op.create_index('ix_accounts_paid_until', ['paid_until'], unique=False)
+    # Not a batch, which would copy and drop `accounts` (refused on SQLite while other
+    # tables refer to its rows): SQLite adds (and, >= 3.35, drops) columns in place.
+    op.add_column('accounts', sa.Column('plan', sa.String(length=100), nullable=True))
+    op.add_column('accounts', sa.Column('renewal_coin', sa.String(length=10), nullable=True))
+    op.add_column('accounts', sa.Column('paid_until', _Time(timezone=True), nullable=True))
+    op.add_column('accounts', sa.Column('paid_since', _Time(timezone=True), nullable=True))
+    op.add_column('accounts', sa.Column('billing_state', sa.String(length=20), nullable=True))
+    op.add_column('accounts', sa.Column('renewal_reminders', sa.Boolean(), nullable=False,
+                                        server_default=sa.true()))
+    op.create_index('ix_accounts_paid_until', 'accounts', ['paid_until'], unique=False)
     op.create_table(
         'renewals',
         sa.Column('id', _BigId, autoincrement=True, nullable=False),
@@ -73,11 +74,7 @@ def downgrade() -> None:
     op.drop_table('paid_periods')
     op.drop_index('ix_renewals_invoice_id', table_name='renewals')
     op.drop_table('renewals')
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.drop_index('ix_accounts_paid_until')
-        batch_op.drop_column('renewal_reminders')
-        batch_op.drop_column('billing_state')
-        batch_op.drop_column('paid_since')
-        batch_op.drop_column('paid_until')
-        batch_op.drop_column('renewal_coin')
-        batch_op.drop_column('plan')
+    op.drop_index('ix_accounts_paid_until', table_name='accounts')
+    for column in ('renewal_reminders', 'billing_state', 'paid_since', 'paid_until',
+                   'renewal_coin', 'plan'):
+        op.drop_column('accounts', column)
