@@ -109,6 +109,27 @@ async def test_renewal_grace_suspension_and_reactivation(
     assert reactivated["reactivated"] is True and reactivated["invoice_id"] == again["id"]
     assert parse_time(reactivated["paid_until"]) > datetime.now(paid_until.tzinfo)
 
+    # /account shows the plan, paid_until and the next invoice; its form turns the
+    # reminders off (and keeps plan and coin).
+    cookie = {"Cookie": f"__Host-session={token}"}
+    async with stack.api.http.get(f"{stack.gateway.base}/account", headers=cookie) as page:
+        html = await page.text()
+    assert page.status == 200
+    assert re.search(r'id="prepaid-plan">vps<', html)
+    shown = re.search(r'id="paid-until">([^<]+)<', html)
+    assert shown and shown.group(1) == parse_time(reactivated["paid_until"]).strftime(
+        "%Y-%m-%d %H:%M UTC")
+    assert re.search(r'id="billing-state">active<', html)
+    assert 'id="next-invoice"' in html
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert csrf
+    async with stack.api.http.post(
+            f"{stack.gateway.base}/account/renewal", headers=cookie, allow_redirects=False,
+            data={"csrf": csrf.group(1), "plan": "vps", "coin": "LTC"}) as resp:
+        assert resp.status == 303, await resp.text()
+    me = await stack.api.ok("GET", "/v1/me", token=token)
+    assert (me["renewal_reminders"], me["plan"], me["renewal_coin"]) == (False, "vps", "LTC")
+
     # The payments export shows which period each invoice paid for.
     made = run_cli(stack.gateway.env, "apikey", "create", "--name", "finance",
                    "--scope", "payments:read")
