@@ -150,7 +150,11 @@ class BillingService:
                      and await uow.billing.renewal(account_id, account.paid_until) is None)
         if needs:
             assert account is not None
-            acted += await self._renew(account, now)
+            try:
+                acted += await self._renew(account, now)
+            except Exception as exc:  # no rate, node down: tried again next round
+                log.warning("billing: no renewal invoice for account %s yet (%s)",
+                            account_id, type(exc).__name__)
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
             if account is not None and account.advance(now, self._policy.grace):

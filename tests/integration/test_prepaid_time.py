@@ -296,3 +296,29 @@ async def test_two_instances_on_postgresql_create_one_renewal_per_period(
             finally:
                 for gw in others:
                     await gw.aclose()
+
+
+class NoRates:
+    async def rate(self, coin: str, currency: str) -> Any:
+        from gateway.services.errors import ServiceUnavailable
+
+        raise ServiceUnavailable("no rate source answers")
+
+
+async def test_without_a_rate_the_states_still_move_on_and_the_renewal_follows(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    invoices = world.gw.services.invoices
+    account = await world.account()
+    await buy(world, account)
+    rates = invoices._rates
+    monkeypatch.setattr(invoices, "_rates", NoRates())
+    world.clock.now = T0 + 31 * DAY
+    await run_many(world)
+    assert await renewals(world, account) == []
+    assert (await account_row(world, account)).billing_state == BillingState.GRACE
+    monkeypatch.setattr(invoices, "_rates", rates)
+    await run_many(world)
+    [renewal] = await renewals(world, account)  # created in grace, once the rate is back
+    assert renewal.period_end == T0 + 30 * DAY
+    assert [t for t, _ in await billing_events(world, account)] == [
+        "account.activated", "account.grace", "account.expiring"]
