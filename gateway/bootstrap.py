@@ -47,10 +47,11 @@ from gateway.http.app import create_app, create_ops_app
 from gateway.http.keys import HttpServices
 from gateway.http.ratelimit import SlidingWindow
 from gateway.http.streams import StreamSlots
-from gateway.jobs import run_backups, run_retention, run_sweeper
+from gateway.jobs import every, run_backups, run_retention, run_sweeper
 from gateway.services.accounts import AccountPolicy, AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.attempts import Attempts, PasswordCheck
+from gateway.services.billing import BillingPolicy, BillingService, PrepaidTime, Reminders
 from gateway.services.chain_events import PaymentTracker
 from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
@@ -138,6 +139,7 @@ class Services:
     email_changes: EmailChangeService
     api_keys: ApiKeyService
     invoices: InvoiceService
+    billing: BillingService
     endpoints: WebhookEndpointService
     events: WebhookEventService
     tracker: PaymentTracker
@@ -166,7 +168,12 @@ class Gateway:
     mail: MailSender | None = None  # None without [smtp]: nothing can be sent
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, self.cipher, self.worker.wake, clock=self.clock)
+        return SqlUnitOfWork(self.engine, self.cipher, self.worker.wake, clock=self.clock,
+                             mail_index=BlindIndex(self.keys.index), on_mail=self._wake_mail)
+
+    def _wake_mail(self) -> None:
+        if self.mail is not None:
+            self.mail.wake()
 
     async def chain_status(self, tip_timeout: float) -> dict[str, dict[str, Any]]:
         """Per coin: the node's tip, the height processed (the stored cursor of its feed,
@@ -294,8 +301,17 @@ def build(settings: Settings, clock: Clock = utcnow,
         targets=targets,
     )
 
+    index = BlindIndex(keys.index)
+    sender: MailSender | None = None
+
+    def wake_sender() -> None:
+        if sender is not None:
+            sender.wake()
+
     def sql_uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine, cipher, worker.wake, clock=clock)
+        # Billing queues its reminder mail inside its own transactions.
+        return SqlUnitOfWork(engine, cipher, worker.wake, clock=clock, mail_index=index,
+                             on_mail=wake_sender)
 
     def sql_reader() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, cipher, read_only=True, clock=clock)
@@ -308,7 +324,6 @@ def build(settings: Settings, clock: Clock = utcnow,
                                 max_waiting=sec.hash_max_waiting,
                                 max_wait_seconds=sec.hash_max_wait_seconds)
     codes = PyotpCodes()
-    index = BlindIndex(keys.index)
     session_key = keys.session
     # One policy for every failure counter: logins, logged-in password checks and the
     # per-account second-factor counter (gateway.services.attempts).
@@ -321,7 +336,6 @@ def build(settings: Settings, clock: Clock = utcnow,
     two_factor = TwoFactorService(uow, codes, passwords,
                                   SecondFactor(codes, passwords, clock), clock,
                                   PasswordCheck(uow, passwords, index, attempts), attempts)
-    sender: MailSender | None = None
     if settings.smtp is not None:
         smtp = settings.smtp
         direct: SmtpMailer | NoMailer = SmtpMailer(
@@ -362,6 +376,22 @@ def build(settings: Settings, clock: Clock = utcnow,
         accept_late_payments=inv.accept_late_payments,
         max_open_per_account=inv.max_open_per_account,
     )
+    grace, lead, second = settings.billing.durations()
+    prepaid = PrepaidTime(
+        {name: period for name, plan in settings.plans.items()
+         if (period := plan.parsed_period()) is not None},
+        BillingPolicy(grace, lead, second, settings.billing.overpayment_buys_periods,
+                      settings.billing.max_periods_per_invoice))
+    invoices = InvoiceService(
+        uow, chains, CountedRates(build_rates(settings, clock, rates_http),
+                                  metrics.rates_unavailable.inc,
+                                  metrics.rates_last_success.set_to_current_time),
+        clock, policy,
+        {c: CoinRules(settings.confirmations(c)) for c in chains.coins()},
+        {name: Plan(name, plan.fiat(), plan.description, plan.fiat_prices())
+         for name, plan in settings.plans.items()},
+        reader=reader,
+    )
     services = Services(
         accounts=AccountService(
             uow,
@@ -384,16 +414,11 @@ def build(settings: Settings, clock: Clock = utcnow,
         recovery=recovery,
         email_changes=email_changes,
         api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key),
-        invoices=InvoiceService(
-            uow, chains, CountedRates(build_rates(settings, clock, rates_http),
-                                      metrics.rates_unavailable.inc,
-                                      metrics.rates_last_success.set_to_current_time),
-            clock, policy,
-            {c: CoinRules(settings.confirmations(c)) for c in chains.coins()},
-            {name: Plan(name, plan.fiat(), plan.description, plan.fiat_prices())
-             for name, plan in settings.plans.items()},
-            reader=reader,
-        ),
+        invoices=invoices,
+        billing=BillingService(
+            uow, invoices, clock, prepaid,
+            Reminders(f"{pages}/pay/", f"{pages}/account") if sender is not None else None,
+            reader=reader),
         endpoints=WebhookEndpointService(
             uow, clock, signing.new_secret, targets,
             rotation_overlap=timedelta(hours=settings.webhooks.rotation_overlap_hours),
@@ -401,7 +426,7 @@ def build(settings: Settings, clock: Clock = utcnow,
         events=WebhookEventService(uow, clock),
         tracker=PaymentTracker(
             uow, clock, timedelta(minutes=settings.invoices.block_time_tolerance_minutes),
-            feed_of=chains.feed),
+            feed_of=chains.feed, prepaid=prepaid),
         wallet=WalletService(uow, {c: chains.address_space(c) for c in chains.coins()}),
         retention=RetentionService(uow, clock, RetentionPeriods(
             security_log=timedelta(days=ret.security_log_days),
@@ -472,6 +497,10 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
         leadership.run_exclusively("gateway:retention", lambda: run_retention(
             gw.services.retention, gw.settings.retention.interval_seconds,
             gw.metrics.last_retention.set_to_current_time)),
+        # Renewals, reminders and billing states: one instance at a time (and idempotent
+        # anyway: docs/prepaid-time.md).
+        leadership.run_exclusively("gateway:billing", lambda: every(
+            gw.settings.billing.interval_seconds, gw.services.billing.run, "billing run")),
     ]
     if gw.mail is not None:
         jobs.append(gw.mail.run())  # on every instance: mail is claimed with SKIP LOCKED
@@ -516,6 +545,7 @@ def build_app(gw: Gateway) -> web.Application:
         currencies=tuple(gw.settings.accounts.currencies),
         csrf_key=gw.keys.session,
         email_changes=gw.services.email_changes,
+        billing=gw.services.billing,
     )
     app = create_app(services, gw.settings.server.path_prefix)
 

@@ -8,6 +8,7 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from pydantic import (
 
 from chains.base import CoinSettings
 from gateway import families
+from gateway.domain.billing import Period
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import FIAT_EXPONENTS, Fiat, parse_fiat
 
@@ -247,6 +249,20 @@ class PlanConfig(_Section):
     # The same plan priced in other currencies, so a customer sees and pays the price of
     # their own currency (no fiat conversion at our end): { USD = "10.99" }.
     prices: dict[str, str] = {}
+    # Prepaid time: each settled invoice for the plan extends the account's paid_until by
+    # this ("1 month", "1 year", "30 days", "90 seconds" in tests). None: a one-off
+    # purchase that activates the account and renews nothing.
+    period: str | None = None
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: str | None) -> str | None:
+        if v is not None:
+            _parse_period(v)
+        return v
+
+    def parsed_period(self) -> "Period | None":
+        return None if self.period is None else Period.parse(self.period)
 
     @field_validator("currency")
     @classmethod
@@ -263,6 +279,47 @@ class PlanConfig(_Section):
         others = {code: parse_fiat(amount, code) for code, amount in self.prices.items()
                   if code != self.currency}
         return {self.currency: self.fiat(), **others}
+
+
+def _parse_period(text: str) -> Period:
+    try:
+        return Period.parse(text)
+    except InvalidInput as exc:
+        raise ValueError(exc.detail) from None
+
+
+def _duration(text: str) -> timedelta:
+    period = _parse_period(text)
+    if period.months:
+        raise ValueError(f"{text!r}: use days, hours, minutes or seconds here, not months")
+    return timedelta(seconds=period.seconds)
+
+
+class BillingConfig(_Section):
+    """Prepaid time (plans with a `period`): docs/prepaid-time.md."""
+
+    # After paid_until the account is in grace this long, then suspended.
+    grace: str = "3 days"
+    # The renewal invoice is created (and mailed) this long before paid_until ...
+    renewal_lead: str = "7 days"
+    # ... and a second reminder goes this long before it, if it is still unpaid.
+    second_reminder: str = "1 day"
+    # An overpayment buys as many whole periods as it covers (else exactly one period).
+    overpayment_buys_periods: bool = False
+    max_periods_per_invoice: int = Field(36, ge=1, le=1200)
+    # How often the periodic task looks for renewals and state changes.
+    interval_seconds: float = Field(60, gt=0, le=3600)
+
+    @field_validator("grace", "renewal_lead", "second_reminder")
+    @classmethod
+    def _durations(cls, v: str) -> str:
+        _duration(v)
+        return v
+
+    def durations(self) -> tuple[timedelta, timedelta, timedelta]:
+        """(grace, renewal_lead, second_reminder)"""
+        return _duration(self.grace), _duration(self.renewal_lead), \
+            _duration(self.second_reminder)
 
 
 class AccountsConfig(_Section):
@@ -408,6 +465,7 @@ class Settings(_Section):
     coins: dict[str, CoinSettings] = {}
     rates: RatesConfig = RatesConfig()
     plans: dict[str, PlanConfig] = {}
+    billing: BillingConfig = BillingConfig()
     accounts: AccountsConfig = AccountsConfig()
     retention: RetentionConfig = RetentionConfig()
     webhooks: WebhooksConfig = WebhooksConfig()

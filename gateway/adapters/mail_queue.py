@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.db.tables import mail_queue
 from gateway.adapters.fields import BlindIndex, FieldCipher, FieldCipherError
@@ -38,6 +38,19 @@ class QueuedMail:
     created_at: datetime
 
 
+async def put_mail(conn: AsyncConnection, cipher: FieldCipher, index: BlindIndex, to: str,
+                   subject: str, body: str, now: datetime) -> str:
+    """Queue one mail inside the caller's transaction: it is queued if and only if the
+    transaction commits (renewal reminders go with the change that caused them)."""
+    mail_id = new_id("mail_")
+    await conn.execute(insert(mail_queue).values(
+        id=mail_id, recipient_index=index(email_lookup_form(to)),
+        recipient_ct=cipher.encrypt(to, mail_id), subject_ct=cipher.encrypt(subject, mail_id),
+        body_ct=cipher.encrypt(body, mail_id), attempts=0, next_attempt_at=now,
+        created_at=now))
+    return mail_id
+
+
 class SqlMailQueue:
     def __init__(self, engine: AsyncEngine, cipher: FieldCipher, index: BlindIndex) -> None:
         self._engine = engine
@@ -45,15 +58,8 @@ class SqlMailQueue:
         self._index = index
 
     async def put(self, to: str, subject: str, body: str, now: datetime) -> str:
-        mail_id = new_id("mail_")
-        c = self._cipher
         async with self._engine.begin() as conn:
-            await conn.execute(insert(mail_queue).values(
-                id=mail_id, recipient_index=self._index(email_lookup_form(to)),
-                recipient_ct=c.encrypt(to, mail_id), subject_ct=c.encrypt(subject, mail_id),
-                body_ct=c.encrypt(body, mail_id), attempts=0, next_attempt_at=now,
-                created_at=now))
-        return mail_id
+            return await put_mail(conn, self._cipher, self._index, to, subject, body, now)
 
     async def claim(self, now: datetime, limit: int, lease: timedelta
                     ) -> tuple[list[QueuedMail], int]:

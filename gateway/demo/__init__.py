@@ -27,9 +27,9 @@ COINS = ("LTC", "ETH", "USDC", "XMR")
 MINE_EVERY_SECONDS = 2.0  # after the walkthrough: blocks while a payment waits
 PLANS = {
     "vps-small": {"price": "9.99", "currency": "EUR", "description": "1 vCPU, 1 GB RAM",
-                  "prices": {"USD": "10.99"}},
+                  "prices": {"USD": "10.99"}, "period": "1 month"},
     "vps-large": {"price": "29.99", "currency": "EUR", "description": "4 vCPU, 8 GB RAM",
-                  "prices": {"USD": "32.99"}},
+                  "prices": {"USD": "32.99"}, "period": "1 month"},
 }
 
 
@@ -409,6 +409,10 @@ async def _walkthrough(
                 say(f"webhook verified: {event['type']} ({event['_id']})")
                 if event["type"] == "account.activated":
                     say(f"  data: {json.dumps(event['data'])}")
+                    say(f"account {account['id']} is paid until "
+                        f"{event['data'].get('paid_until')} (plan "
+                        f"{event['data'].get('plan')}, prepaid by the month; the renewal "
+                        "invoice comes 7 days before)")
                     activated = True
             # A token transfer is only seen in a block (no pool matching for logs).
             waiting = status == "processing" or (status == "new" and not chain.pool_visible)

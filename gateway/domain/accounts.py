@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from gateway.domain import events as ev
+from gateway.domain.billing import BillingState, Extension
 from gateway.domain.errors import InvalidInput
 from gateway.domain.timestamps import rfc3339
 
@@ -56,6 +57,14 @@ class Account:
     policy_version: str | None = None  # the privacy policy version the customer accepted
     deletion_due_at: datetime | None = None
     deleted_at: datetime | None = None
+    # Prepaid time (gateway.domain.billing): the plan renewed, the coin last paid with,
+    # the end of the time paid for, and the state the periodic task last announced.
+    plan: str | None = None
+    renewal_coin: str | None = None
+    paid_until: datetime | None = None
+    paid_since: datetime | None = None  # start of the unbroken run of paid time
+    billing_state: BillingState | None = None
+    renewal_reminders: bool = True
     events: list[ev.DomainEvent] = field(default_factory=list)
 
     @property
@@ -116,3 +125,82 @@ class Account:
                 },
             )
         )
+
+    # -- prepaid time ------------------------------------------------------------------
+    def _billing_data(self, **extra: object) -> dict[str, object]:
+        data: dict[str, object] = {"account_id": self.id, "plan": self.plan}
+        data["paid_until"] = rfc3339(self.paid_until) if self.paid_until else None
+        data.update(extra)
+        return data
+
+    def credit(self, invoice_id: str, plan: str, coin: str, extension: Extension,
+               metadata: dict[str, object], now: datetime) -> bool:
+        """A settled plan invoice bought `extension`. The first one activates the account
+        (`account.activated`); one after a suspension activates it again; any other
+        renews it (`account.renewed`). Each carries the new `paid_until`. A deleted
+        account gets nothing (a late payment to an old invoice). True when credited."""
+        if self.deleted:
+            return False
+        before = self.billing_state
+        self.plan = plan
+        self.renewal_coin = coin
+        self.paid_until = extension.ends_at
+        self.paid_since = extension.since
+        self.billing_state = BillingState.ACTIVE
+        periods = {"invoice_id": invoice_id, "periods": extension.periods,
+                   "period_start": rfc3339(extension.starts_at)}
+        if self.activated_at is None or before is BillingState.SUSPENDED:
+            self.activated_at = self.activated_at or now
+            self.events.append(ev.DomainEvent(ev.ACCOUNT_ACTIVATED, self.id, {
+                "account_id": self.id, "invoice_id": invoice_id,
+                "datacenter": self.datacenter, "metadata": metadata,
+                "plan": plan, "paid_until": rfc3339(extension.ends_at),
+                "reactivated": before is BillingState.SUSPENDED,
+            }))
+        else:
+            self.events.append(ev.DomainEvent(ev.ACCOUNT_RENEWED, self.id,
+                                              self._billing_data(**periods)))
+        return True
+
+    def advance(self, now: datetime, grace: timedelta) -> list[BillingState]:
+        """Move the announced state on as far as the time says: active -> grace at
+        `paid_until`, grace -> suspended at `paid_until + grace`. Each step is announced
+        once (a clock that jumped past both announces both, in order). Returns the new
+        states entered."""
+        entered: list[BillingState] = []
+        if self.paid_until is None or self.deleted:
+            return entered
+        if self.billing_state is BillingState.ACTIVE and now >= self.paid_until:
+            self.billing_state = BillingState.GRACE
+            entered.append(BillingState.GRACE)
+            self.events.append(ev.DomainEvent(ev.ACCOUNT_GRACE, self.id, self._billing_data(
+                suspends_at=rfc3339(self.paid_until + grace))))
+        if self.billing_state is BillingState.GRACE and now >= self.paid_until + grace:
+            self.billing_state = BillingState.SUSPENDED
+            entered.append(BillingState.SUSPENDED)
+            self.events.append(ev.DomainEvent(ev.ACCOUNT_SUSPENDED, self.id,
+                                              self._billing_data()))
+        return entered
+
+    def renewal_due(self, now: datetime, lead: timedelta) -> bool:
+        """Whether the renewal invoice for the current period should exist by now: not
+        for an account being deleted, nor one suspended (it buys from /account)."""
+        return (self.paid_until is not None and self.plan is not None
+                and self.renewal_coin is not None and not self.deleted
+                and self.deletion_due_at is None
+                and self.billing_state in (BillingState.ACTIVE, BillingState.GRACE)
+                and now >= self.paid_until - lead)
+
+    def expiring(self, invoice_id: str, amount: dict[str, str]) -> None:
+        """The renewal invoice for the current period was created."""
+        self.events.append(ev.DomainEvent(ev.ACCOUNT_EXPIRING, self.id, self._billing_data(
+            invoice_id=invoice_id, price=amount, coin=self.renewal_coin)))
+
+    def choose_renewal(self, plan: str | None, coin: str | None,
+                       reminders: bool | None) -> None:
+        if plan is not None:
+            self.plan = plan
+        if coin is not None:
+            self.renewal_coin = coin
+        if reminders is not None:
+            self.renewal_reminders = reminders

@@ -176,6 +176,8 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/account", "Account page", "pages", "cookie", None, 200, "text/html", (303,)),
     Op("post", "/account/buy", "Buy a plan (form): leads to the checkout page", "pages",
        "cookie", None, 303, "text/html", (403, 422, 429, 503), form=True),
+    Op("post", "/account/renewal", "Renewal choices (form): plan, coin, reminders", "pages",
+       "cookie", None, 303, "text/html", (403, 422, 429, 503), form=True),
     Op("post", "/account/pay-again", "Pay an expired invoice again (form)", "pages",
        "cookie", None, 303, "text/html", (403, 422, 429, 503), form=True),
     Op("post", "/account/profile", "Profile form", "pages", "cookie", None, 303, "text/html",

@@ -22,7 +22,7 @@ from gateway.http.schemas import (
     TotpDisableBody,
     read_json,
 )
-from gateway.http.views import account_json, invoice_json
+from gateway.http.views import account_doc, account_json, invoice_json
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
 from gateway.services.email_change import EmailChangeService
 from gateway.services.errors import ServiceUnavailable, Unauthorized, UnconfirmedEmail
@@ -119,7 +119,8 @@ async def delete_session(request: web.Request) -> web.Response:
 @routes.get("/v1/me")
 async def me(request: web.Request) -> web.Response:
     account_id = await customer(request)
-    return web.json_response(account_json(await request.app[SERVICES].accounts.view(account_id)))
+    view = await request.app[SERVICES].accounts.view(account_id)
+    return web.json_response(await account_doc(request, view))
 
 
 def email_changes(request: web.Request) -> EmailChangeService:
@@ -139,13 +140,13 @@ async def update_me(request: web.Request) -> web.Response:
     view = await request.app[SERVICES].accounts.update_profile(account_id,
                                                                ProfileChanges(fields))
     if not changes_email:
-        return web.json_response(account_json(view))
+        return web.json_response(await account_doc(request, view))
     # The same answer whether or not another account has the address: a link goes to
     # the new address, or a notice to its owner.
     assert body.email is not None
     await email_changes(request).request(account_id, body.email, body.current_password,
                                          body.totp_code, ip(request))
-    return web.json_response(account_json(view), status=202)
+    return web.json_response(await account_doc(request, view), status=202)
 
 
 @routes.post("/v1/email-changes/confirm")

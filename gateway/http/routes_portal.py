@@ -218,8 +218,12 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
     plans = [{"name": p.name, "description": p.description,
               "price": p.price_in(currency).as_decimal_string(),
               "currency": p.price_in(currency).currency} for p in services.invoices.plans()]
+    billing = services.billing
+    renewal = await billing.view(session.account_id) if billing is not None else None
+    renewal_plans = sorted(billing.prepaid.periods) if billing is not None else []
     return _render(request, "account.html", {
         "plans": plans, "coins": services.invoices.coins(),
+        "renewal": renewal, "renewal_plans": renewal_plans,
         "csrf": request.app[CSRF].token(request, session.id),
         "account": view.account, "profile": view.profile,
         "datacenters": services.datacenters, "currencies": services.currencies,

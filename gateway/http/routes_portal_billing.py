@@ -1,5 +1,5 @@
-"""Portal forms to buy: choose a plan and a coin, or pay an expired invoice again. Both
-lead to the checkout page; plain forms, no JavaScript."""
+"""Portal forms to buy: choose a plan and a coin, or pay an expired invoice again (both
+lead to the checkout page); and the choices for renewals. Plain forms, no JavaScript."""
 
 from typing import Any
 
@@ -48,3 +48,22 @@ async def account_pay_again(
         return _retry_after(
             await _account(request, session, _status(exc, 422), error=str(exc)), exc)
     return _redirect(request, f"pay/{view.record.invoice.id}")
+
+
+@routes.post("/account/renewal")
+@session_form
+async def account_renewal(
+    request: web.Request, session: SessionRecord, form: Any
+) -> web.Response:
+    """The plan and coin of the next renewal invoices, and whether to mail reminders. An
+    unpaid renewal invoice of the current period is replaced by one for the new choice."""
+    billing = request.app[SERVICES].billing
+    if billing is None:
+        return _redirect(request, "account")
+    try:
+        await billing.choose(session.account_id, _text(form, "plan"), _text(form, "coin"),
+                             reminders=form.get("reminders") == "on")
+    except DomainError as exc:
+        return _retry_after(
+            await _account(request, session, _status(exc, 422), error=str(exc)), exc)
+    return _redirect(request, "account?saved=1")

@@ -10,7 +10,7 @@ from gateway.http.auth import api_key, customer
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
 from gateway.http.schemas import DeletionBody, read_json
-from gateway.http.views import account_json
+from gateway.http.views import account_doc
 from gateway.services.errors import Conflict
 from gateway.services.privacy import EXPORT_COLUMNS, Reader, Tables
 from gateway.tabular import tables_json, tables_zip
@@ -92,7 +92,7 @@ async def get_account(request: web.Request) -> web.Response:
     key = await api_key(request, PERSONAL_SCOPE)
     view = await request.app[SERVICES].privacy.read_account(
         request.match_info["account_id"], _reader(request, key.id))
-    return web.json_response(account_json(view))
+    return web.json_response(await account_doc(request, view))
 
 
 @routes.get("/v1/accounts/{account_id}/export")

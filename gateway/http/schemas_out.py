@@ -33,6 +33,21 @@ class Account(Out):
     activated_at: str | None
     policy_version_accepted: str | None
     deletion_due_at: str | None
+    plan: str | None = Field(description="the plan renewed (prepaid time)")
+    paid_until: str | None = Field(description="end of the time paid for")
+    billing_state: Literal["active", "grace", "suspended"] | None
+    renewal_coin: str | None = Field(description="the coin renewal invoices ask for")
+    renewal_reminders: bool
+    next_invoice: "NextInvoice | None" = Field(
+        description="the renewal invoice of the current period, once created")
+    next_invoice_at: str | None = Field(
+        description="when the renewal invoice of the current period is (was) created")
+
+
+class NextInvoice(Out):
+    invoice_id: str
+    status: str
+    created_at: str
 
 
 class DeletionScheduled(Out):
@@ -54,6 +69,9 @@ class LedgerPayment(Out):
     confirmations: int
     status: str
     asset: str  # a token's contract address; empty for a chain's native coin
+    plan: str  # a settled plan invoice's plan; empty otherwise
+    period_start: str  # the account's time it paid for: [period_start, period_end)
+    period_end: str
 
 
 class PaymentPage(Out):

@@ -3,10 +3,14 @@
 import json
 from typing import Any
 
+from aiohttp import web
+
 from gateway.domain.money import format_units
 from gateway.domain.payments import PaymentStatus
 from gateway.domain.timestamps import rfc3339
+from gateway.http.keys import SERVICES
 from gateway.services.accounts import AccountView
+from gateway.services.billing import RenewalView
 from gateway.services.invoices import InvoiceView
 from gateway.services.ports import EndpointRecord, EventRecord
 
@@ -15,8 +19,9 @@ def _ts(value: Any) -> str | None:
     return rfc3339(value) if value is not None else None
 
 
-def account_json(view: AccountView) -> dict[str, Any]:
+def account_json(view: AccountView, renewal: RenewalView | None = None) -> dict[str, Any]:
     a, p = view.account, view.profile
+    nxt = renewal.next_invoice if renewal is not None else None
     return {
         "id": a.id,
         "email": p.email,
@@ -28,7 +33,24 @@ def account_json(view: AccountView) -> dict[str, Any]:
         "activated_at": _ts(a.activated_at),
         "policy_version_accepted": a.policy_version,
         "deletion_due_at": _ts(a.deletion_due_at),
+        # Prepaid time (docs/prepaid-time.md)
+        "plan": a.plan,
+        "paid_until": _ts(a.paid_until),
+        "billing_state": a.billing_state.value if a.billing_state else None,
+        "renewal_coin": a.renewal_coin,
+        "renewal_reminders": a.renewal_reminders,
+        "next_invoice": None if nxt is None else {
+            "invoice_id": nxt.invoice_id, "status": nxt.invoice_status,
+            "created_at": rfc3339(nxt.created_at)},
+        "next_invoice_at": _ts(renewal.next_invoice_at) if renewal is not None else None,
     }
+
+
+async def account_doc(request: web.Request, view: AccountView) -> dict[str, Any]:
+    """The account document with its prepaid time (the renewal invoice of the period)."""
+    billing = request.app[SERVICES].billing
+    renewal = await billing.view(view.account.id) if billing is not None else None
+    return account_json(view, renewal)
 
 
 def invoice_json(view: InvoiceView) -> dict[str, Any]:

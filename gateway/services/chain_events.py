@@ -24,6 +24,7 @@ from gateway.domain.invoices import (
     Status,
 )
 from gateway.domain.payments import PaymentStatus
+from gateway.services.billing import PrepaidTime
 from gateway.services.ports import Clock, PaymentRecord, UnitOfWork, UnitOfWorkFactory
 
 
@@ -54,8 +55,10 @@ class PaymentTracker:
         self, uow: UnitOfWorkFactory, clock: Clock,
         block_time_tolerance: timedelta = DEFAULT_BLOCK_TIME_TOLERANCE,
         feed_of: Callable[[str], str] = lambda coin: coin,
+        prepaid: PrepaidTime | None = None,
     ) -> None:
         self._uow = uow
+        self._prepaid = prepaid or PrepaidTime()
         self._clock = clock
         self._tolerance = block_time_tolerance
         self._feed_of = feed_of  # coin -> the feed whose cursor is its tip
@@ -173,18 +176,13 @@ class PaymentTracker:
     ) -> bool:
         before = (invoice.status, invoice.exception)
         was_settled = invoice.status is Status.SETTLED
-        invoice.observe(
-            observed(await uow.payments.for_invoice(invoice.id), tip, now), now,
-            self._tolerance,
-        )
+        payments = observed(await uow.payments.for_invoice(invoice.id), tip, now)
+        invoice.observe(payments, now, self._tolerance)
         if (invoice.status, invoice.exception) == before and not invoice.events:
             return False
         await uow.invoices.save(invoice)
         if invoice.status is Status.SETTLED and not was_settled:
-            # Locked: two invoices of one account settling at once announce it once.
-            account = await uow.accounts.get(invoice.account_id, for_update=True)
-            if account is not None:
-                account.activate(invoice.id, invoice.metadata, now)
-                if account.events:
-                    await uow.accounts.save(account)
+            # Activation, or the prepaid time a plan invoice buys (locks the account: two
+            # invoices of one account settling at once announce it once).
+            await self._prepaid.settled(uow, invoice, payments, now)
         return True

@@ -13,7 +13,8 @@ from gateway.domain.timestamps import rfc3339
 from gateway.services.ports import LedgerRow, UnitOfWork, UnitOfWorkFactory
 
 COLUMNS = ("time", "invoice_id", "account_id", "coin", "txid", "output_index", "amount",
-           "amount_base_units", "fiat_value", "fiat_currency", "confirmations", "status", "asset")
+           "amount_base_units", "fiat_value", "fiat_currency", "confirmations", "status", "asset",
+           "plan", "period_start", "period_end")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ class PaymentLine:
             "amount": format_units(r.amount, r.decimals), "amount_base_units": str(r.amount),
             "fiat_value": Fiat(minor, r.fiat_currency).as_decimal_string(),
             "fiat_currency": r.fiat_currency, "confirmations": self.confirmations,
-            "status": r.status, "asset": self.asset,
+            "status": r.status, "asset": self.asset, "plan": r.plan or "",
+            "period_start": rfc3339(r.period_start) if r.period_start else "",
+            "period_end": rfc3339(r.period_end) if r.period_end else "",
         }
 
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from chains.base import BlockRef
@@ -187,47 +188,20 @@ class InvoiceService:
             except _Reuse as reuse:
                 return await self._reuse(reuse.invoice_id, _idem)
         # The rate is fetched before the transaction opens: no lock is held across I/O.
-        rate, source = await self._rates.rate(coin, price.currency)
-        now = self._clock()
-        decimals = self._chains.decimals(coin)
-        terms = InvoiceTerms(
-            amount_due=fiat_to_base_units(price, rate, decimals),
-            decimals=decimals,
-            confirmations_required=self._rules[coin].confirmations,
-            expires_at=now + self._policy.expiry,
-            monitoring_until=now + self._policy.monitoring,
-            tolerance_basis_points=self._policy.tolerance_basis_points,
-            accept_late_payments=self._policy.accept_late_payments,
-        )
-        invoice = Invoice(
-            id=new_id("inv_"),
-            account_id=account_id,
-            coin=coin,
-            price=price,
-            rate=LockedRate(_plain(rate), source, now),
-            terms=terms,
-            created_at=now,
-            metadata=dict(metadata or {}),
-        )
-        invoice.created()
+        invoice = await self.prepare(account_id, price, coin, metadata)
+        now = invoice.created_at
         try:
             async with self._uow() as uow:
-                account = await uow.accounts.get(account_id)
-                if account is None:
-                    raise InvalidInput("account_id", f"no account {account_id!r}")
-                if account.deleted:
-                    raise InvalidInput("account_id", f"account {account_id!r} was deleted")
-                space = self._chains.address_space(coin)
-                [index] = await uow.invoices.allocate(space)
                 if for_plan is not None:
-                    # allocate holds the counter's lock: creations in this address space
-                    # queue here, so requests racing past the first check see each other.
-                    # Raising rolls back, and the index is not spent.
-                    self._check_open(await uow.invoices.open_for_account(account_id, now),
-                                     for_plan, coin)
-                [destination] = await self._chains.allocate(coin, [index])
-                uri = self._chains.payment_uri(coin, destination, terms.amount_due)
-                await uow.invoices.add(invoice, space, destination, uri)
+                    # The address index is allocated under the counter's lock: creations
+                    # in this address space queue there, so requests racing past the first
+                    # check see each other. Raising rolls back, and the index is not spent.
+                    async def check() -> None:
+                        self._check_open(await uow.invoices.open_for_account(account_id, now),
+                                         for_plan, coin)
+                    await self.insert(uow, invoice, check)
+                else:
+                    await self.insert(uow, invoice)
                 if _idem is not None:
                     idem, owner = _idem
                     # In the invoice's own transaction: a crash leaves neither or both.
@@ -242,6 +216,61 @@ class InvoiceService:
             return await self._reuse(reuse.invoice_id, _idem)
         assert record is not None
         return InvoiceView(record, tip)
+
+    async def prepare(self, account_id: str, price: Fiat, coin: str,
+                      metadata: dict[str, object] | None = None,
+                      valid_until: datetime | None = None) -> Invoice:
+        """A new invoice at the rate of this moment (fetched here: call it before any
+        transaction opens), not yet stored. `valid_until`: expires then instead of after
+        the usual expiry (never sooner); monitoring goes on for the usual window after."""
+        if coin not in self._chains.coins():
+            known = ", ".join(self._chains.coins()) or "none"
+            raise InvalidInput("coin", f"{coin!r} is not accepted here; accepted: {known}")
+        rate, source = await self._rates.rate(coin, price.currency)
+        now = self._clock()
+        decimals = self._chains.decimals(coin)
+        expires_at = now + self._policy.expiry
+        if valid_until is not None and valid_until > expires_at:
+            expires_at = valid_until
+        terms = InvoiceTerms(
+            amount_due=fiat_to_base_units(price, rate, decimals),
+            decimals=decimals,
+            confirmations_required=self._rules[coin].confirmations,
+            expires_at=expires_at,
+            monitoring_until=expires_at - self._policy.expiry + self._policy.monitoring,
+            tolerance_basis_points=self._policy.tolerance_basis_points,
+            accept_late_payments=self._policy.accept_late_payments,
+        )
+        invoice = Invoice(
+            id=new_id("inv_"),
+            account_id=account_id,
+            coin=coin,
+            price=price,
+            rate=LockedRate(_plain(rate), source, now),
+            terms=terms,
+            created_at=now,
+            metadata=dict(metadata or {}),
+        )
+        invoice.created()
+        return invoice
+
+    async def insert(self, uow: UnitOfWork, invoice: Invoice,
+                     under_lock: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Store a prepared invoice on a fresh address, in the caller's transaction.
+        `under_lock` runs once the address space's counter is locked."""
+        account = await uow.accounts.get(invoice.account_id)
+        if account is None:
+            raise InvalidInput("account_id", f"no account {invoice.account_id!r}")
+        if account.deleted:
+            raise InvalidInput("account_id", f"account {invoice.account_id!r} was deleted")
+        coin = invoice.coin
+        space = self._chains.address_space(coin)
+        [index] = await uow.invoices.allocate(space)
+        if under_lock is not None:
+            await under_lock()
+        [destination] = await self._chains.allocate(coin, [index])
+        uri = self._chains.payment_uri(coin, destination, invoice.terms.amount_due)
+        await uow.invoices.add(invoice, space, destination, uri)
 
     def _check_open(self, open_now: list[Invoice], plan: Plan, coin: str) -> None:
         """Raises `_Reuse` for an open invoice of this plan, price and coin, or

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Protocol, Self
 
 from chains.base import BlockRef, Destination, Lock
 from gateway.domain.accounts import Account
+from gateway.domain.billing import Extension
 from gateway.domain.events import DomainEvent
 from gateway.domain.invoices import Invoice
 from gateway.domain.payments import PaymentStatus, confirmations, is_locked
@@ -409,6 +410,10 @@ class LedgerRow:
     status: PaymentStatus
     address: str
     match_key: bytes
+    # A settled plan invoice: the plan and the period of the account's time it paid for.
+    plan: str | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
 
 
 class Ledger(Protocol):
@@ -493,6 +498,46 @@ class StaffRepository(Protocol):
     async def invoice_by_address(self, address: str) -> str | None: ...
 
 
+@dataclass(frozen=True)
+class RenewalRecord:
+    id: int
+    account_id: str
+    period_end: datetime  # the paid_until this renewal renews
+    invoice_id: str
+    created_at: datetime
+    first_reminder_at: datetime | None
+    second_reminder_at: datetime | None
+    invoice_status: str
+
+
+class BillingRepository(Protocol):
+    async def due(self, now: datetime, lead: timedelta, grace: timedelta,
+                  limit: int = 500) -> list[str]: ...
+
+    async def renewal(self, account_id: str, period_end: datetime) -> RenewalRecord | None:
+        ...
+
+    async def latest_renewal(self, account_id: str) -> RenewalRecord | None: ...
+
+    async def add_renewal(self, account_id: str, period_end: datetime, invoice_id: str,
+                          now: datetime, reminded: bool) -> bool:
+        """False when the period already has its renewal invoice."""
+
+    async def replace_renewal_invoice(self, renewal_id: int, invoice_id: str) -> None: ...
+
+    async def second_reminders_due(self, now: datetime, before: timedelta,
+                                   limit: int = 200) -> list[RenewalRecord]: ...
+
+    async def mark_second_reminder(self, renewal_id: int, now: datetime) -> bool: ...
+
+    async def record_period(self, invoice_id: str, account_id: str, plan: str,
+                            extension: Extension, now: datetime) -> bool:
+        """False when this invoice already paid for a period."""
+
+    async def queue_mail(self, to: str, subject: str, body: str, now: datetime) -> None:
+        """Into the durable mail queue, committed with the transaction."""
+
+
 class HasEvents(Protocol):
     """An aggregate that records domain events (Account, Invoice)."""
 
@@ -532,6 +577,8 @@ class UnitOfWork(Protocol):
     def ledger(self) -> Ledger: ...
     @property
     def staff(self) -> StaffRepository: ...
+    @property
+    def billing(self) -> BillingRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

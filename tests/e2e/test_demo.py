@@ -1,6 +1,7 @@
 """`gateway demo --once` is what `make demo` runs: it must end with a verified activation."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ def test_demo_once_ends_with_verified_activation(tmp_path: Path) -> None:
     assert "webhook verified: invoice.settled" in out
     assert "webhook verified: account.activated" in out
     assert "done: the account was activated" in out
+    # Prepaid time: the plan's month starts with the payment.
+    assert re.search(r"account acc_\w+ is paid until \d{4}-\d\d-\d\dT[\d:.]+Z", out), out
     assert "@" not in out  # the demo's customer email is printed nowhere
     # Everything it started is stopped and its temporary directory removed.
     assert not list(tmp_path.glob("gateway-demo-*"))

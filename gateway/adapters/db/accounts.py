@@ -17,6 +17,7 @@ from gateway.adapters.db.tables import (
 )
 from gateway.adapters.fields import FieldCipher
 from gateway.domain.accounts import Account
+from gateway.domain.billing import BillingState
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.ports import (
     AccountDetails,
@@ -42,6 +43,12 @@ def _account(row: object) -> Account:
         policy_version=r["policy_version"],
         deletion_due_at=r["deletion_due_at"],
         deleted_at=r["deleted_at"],
+        plan=r["plan"],
+        renewal_coin=r["renewal_coin"],
+        paid_until=r["paid_until"],
+        paid_since=r["paid_since"],
+        billing_state=BillingState(r["billing_state"]) if r["billing_state"] else None,
+        renewal_reminders=bool(r["renewal_reminders"]),
     )
 
 
@@ -119,6 +126,12 @@ class SqlAccounts:
                 policy_version=account.policy_version,
                 deletion_due_at=account.deletion_due_at,
                 deleted_at=account.deleted_at,
+                plan=account.plan,
+                renewal_coin=account.renewal_coin,
+                paid_until=account.paid_until,
+                paid_since=account.paid_since,
+                billing_state=account.billing_state.value if account.billing_state else None,
+                renewal_reminders=account.renewal_reminders,
             )
         )
 

@@ -3,10 +3,10 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.adapters.db.tables import invoices, payments
+from gateway.adapters.db.tables import invoices, paid_periods, payments
 from gateway.domain.payments import PaymentStatus
 from gateway.services.ports import LedgerRow
 
@@ -15,7 +15,8 @@ _COLUMNS = (
     payments.c.coin, payments.c.txid, payments.c.output_index, payments.c.amount,
     invoices.c.decimals, invoices.c.rate_value, invoices.c.price_currency,
     payments.c.block_hash, payments.c.block_height, payments.c.status, invoices.c.address,
-    invoices.c.match_key,
+    invoices.c.match_key, paid_periods.c.plan, paid_periods.c.starts_at,
+    paid_periods.c.ends_at,
 )
 
 
@@ -25,7 +26,14 @@ def _row(r: Any) -> LedgerRow:
         coin=r.coin, txid=r.txid, output_index=r.output_index, amount=r.amount,
         decimals=r.decimals, rate=r.rate_value, fiat_currency=r.price_currency,
         block_hash=r.block_hash, block_height=r.block_height, status=PaymentStatus(r.status),
-        address=r.address, match_key=bytes(r.match_key))
+        address=r.address, match_key=bytes(r.match_key), plan=r.plan,
+        period_start=r.starts_at, period_end=r.ends_at)
+
+
+def _joined() -> Select[Any]:
+    """Payments with their invoice and, for a settled plan invoice, the period it paid."""
+    return (select(*_COLUMNS).join(invoices, invoices.c.id == payments.c.invoice_id)
+            .outerjoin(paid_periods, paid_periods.c.invoice_id == payments.c.invoice_id))
 
 
 def _period(start: datetime | None, end: datetime | None,
@@ -50,8 +58,7 @@ class SqlLedger:
         if after is not None:
             where.append(payments.c.id > after)
         rows = await self._conn.execute(
-            select(*_COLUMNS).join(invoices, invoices.c.id == payments.c.invoice_id)
-            .where(and_(True, *where)).order_by(payments.c.id).limit(limit))
+            _joined().where(and_(True, *where)).order_by(payments.c.id).limit(limit))
         return [_row(r) for r in rows]
 
     async def count(self, start: datetime | None, end: datetime | None,
@@ -62,8 +69,8 @@ class SqlLedger:
 
     async def by_txid(self, txid: str) -> list[LedgerRow]:
         rows = await self._conn.execute(
-            select(*_COLUMNS).join(invoices, invoices.c.id == payments.c.invoice_id)
-            .where(payments.c.txid == txid).order_by(payments.c.coin, payments.c.output_index))
+            _joined().where(payments.c.txid == txid)
+            .order_by(payments.c.coin, payments.c.output_index))
         return [_row(r) for r in rows]
 
     async def invoice_keys(self, coin: str) -> dict[bytes, str]:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 
 from gateway.adapters.db.types import BaseUnits, UTCDateTime
@@ -55,6 +56,44 @@ accounts = Table(
     # the row is a tombstone that only keeps the billing records attached.
     Column("deletion_due_at", UTCDateTime),
     Column("deleted_at", UTCDateTime),
+    # Prepaid time: the plan renewed, the coin last paid with, the end of the time paid
+    # for, the billing state last announced (active | grace | suspended), reminders on.
+    Column("plan", String(100)),
+    Column("renewal_coin", String(10)),
+    Column("paid_until", UTCDateTime, index=True),
+    Column("paid_since", UTCDateTime),  # start of the unbroken run (calendar months)
+    Column("billing_state", String(20)),
+    Column("renewal_reminders", Boolean, nullable=False, server_default=true()),
+)
+
+# One renewal invoice per account and period (the period is named by the `paid_until` it
+# renews): the unique key is what keeps two instances, a restart or a clock jump from
+# ever creating a second one. The reminder columns make each mail go out once.
+renewals = Table(
+    "renewals",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("period_end", UTCDateTime, nullable=False),
+    Column("invoice_id", String(40), ForeignKey("invoices.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("first_reminder_at", UTCDateTime),
+    Column("second_reminder_at", UTCDateTime),
+    UniqueConstraint("account_id", "period_end", name="uq_renewals_account_id_period_end"),
+)
+
+# What each settled plan invoice paid for: [starts_at, ends_at) of its account's time.
+# One row per invoice: an invoice extends the account once, whatever is replayed.
+paid_periods = Table(
+    "paid_periods",
+    metadata,
+    Column("invoice_id", String(40), ForeignKey("invoices.id"), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("plan", String(100), nullable=False),
+    Column("periods", Integer, nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 # Who read a customer's personal data, when and why: service API keys and the CLI.

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
 from gateway.adapters.db.audit import SqlAuditLog
+from gateway.adapters.db.billing import SqlBilling
 from gateway.adapters.db.chain_state import SqlCursors
 from gateway.adapters.db.engine import READ_ONLY
 from gateway.adapters.db.idempotency import SqlIdempotency
@@ -17,7 +18,7 @@ from gateway.adapters.db.security_log import SqlSecurityLog
 from gateway.adapters.db.staff import SqlStaff
 from gateway.adapters.db.throttle import SqlThrottle
 from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
-from gateway.adapters.fields import FieldCipher
+from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.services.ports import HasEvents, UnitOfWork
 
 
@@ -40,7 +41,12 @@ class SqlUnitOfWork:
         on_events: Callable[[], None] | None = None,
         read_only: bool = False,
         clock: Callable[[], datetime] = _utcnow,
+        mail_index: BlindIndex | None = None,
+        on_mail: Callable[[], None] | None = None,
     ) -> None:
+        # With the blind index, mail can be queued inside the transaction (billing).
+        self._mail_index = mail_index
+        self._on_mail = on_mail
         self._engine = engine
         self._clock = clock
         self._collected: list[HasEvents] = []
@@ -72,6 +78,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(conn)
         self.ledger = SqlLedger(conn)
         self.staff = SqlStaff(conn, self._cipher)
+        self.billing = SqlBilling(conn, self._cipher, self._mail_index)
         return self
 
     async def __aexit__(
@@ -100,6 +107,9 @@ class SqlUnitOfWork:
             aggregate.events.clear()
         if (self.outbox.published or self.events.requeued) and self._on_events is not None:
             self._on_events()
+        if self.billing.mailed and self._on_mail is not None:
+            self._on_mail()
+        self.billing.mailed = 0
         # A read after commit (as create-then-read does) runs in a fresh transaction.
         await self._conn.begin()
         self.outbox.published = 0

@@ -1,0 +1,290 @@
+"""Prepaid time: what a settled plan invoice buys, the renewal invoices, their reminders,
+and the account's billing state over time (the periodic task, `BillingService.run`).
+
+Every step is one transaction that locks the account row, and the renewal of a period is
+a unique key (account, period): several instances, a restart or a clock jump never create
+a second renewal invoice for a period, and the account's stored state decides which
+webhook is due, so none is sent twice."""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from gateway.domain.accounts import Account
+from gateway.domain.billing import Period, extend, periods_paid
+from gateway.domain.errors import InvalidInput
+from gateway.domain.invoices import (
+    Invoice,
+    ObservedPayment,
+    Status,
+    completion_time,
+)
+from gateway.services.errors import NotFound
+from gateway.services.invoices import InvoiceService
+from gateway.services.ports import Clock, RenewalRecord, UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BillingPolicy:
+    grace: timedelta = timedelta(days=3)
+    # The renewal invoice is created this long before paid_until; the second reminder
+    # goes this long before it.
+    renewal_lead: timedelta = timedelta(days=7)
+    second_reminder: timedelta = timedelta(days=1)
+    # An overpayment buys as many whole periods as it covers (else exactly one).
+    overpayment_buys_periods: bool = False
+    max_periods_per_invoice: int = 36
+
+
+@dataclass(frozen=True)
+class PrepaidTime:
+    """The plans' periods and the policy: what a settled invoice does to its account."""
+
+    periods: dict[str, Period] = field(default_factory=dict)  # plan -> period
+    policy: BillingPolicy = BillingPolicy()
+
+    def period_of(self, invoice: Invoice) -> tuple[str, Period] | None:
+        plan = invoice.metadata.get("plan")
+        if isinstance(plan, str) and plan in self.periods:
+            return plan, self.periods[plan]
+        return None
+
+    async def settled(self, uow: UnitOfWork, invoice: Invoice,
+                      payments: Sequence[ObservedPayment], now: datetime) -> None:
+        """Called in the transaction that settles `invoice`. A plan invoice extends the
+        account's paid time (once per invoice: the paid period is keyed by the invoice);
+        any other activates the account the first time, as before."""
+        # Locked: two invoices of one account settling at once extend it one by one.
+        account = await uow.accounts.get(invoice.account_id, for_update=True)
+        if account is None:
+            return
+        found = self.period_of(invoice)
+        if found is None:
+            account.activate(invoice.id, invoice.metadata, now)
+        else:
+            plan, period = found
+            live = [p for p in payments if not p.reverted]
+            # When it was paid: our own first sighting, or the block's time when we first
+            # saw it in a block (without the lateness tolerance, which would give time
+            # away); never later than now.
+            paid_at = completion_time(live, invoice.terms.threshold, timedelta(0)) or now
+            received = sum(p.amount for p in live)
+            count = periods_paid(invoice.terms.amount_due, received,
+                                 self.policy.overpayment_buys_periods,
+                                 self.policy.max_periods_per_invoice)
+            extension = extend(account.paid_until, min(paid_at, now), period, count,
+                               account.paid_since)
+            if account.deleted or not await uow.billing.record_period(
+                    invoice.id, account.id, plan, extension, now):
+                return
+            account.credit(invoice.id, plan, invoice.coin, extension, invoice.metadata, now)
+        if account.events:
+            await uow.accounts.save(account)
+
+
+@dataclass(frozen=True)
+class Reminders:
+    """Where the links in the reminder mail point; None: no mail can be sent."""
+
+    pay_url: str  # + invoice id
+    account_url: str
+
+
+@dataclass(frozen=True)
+class RenewalView:
+    """What a customer (and the API) sees of their prepaid time."""
+
+    account: Account
+    next_invoice: RenewalRecord | None  # the renewal invoice of the current period
+    next_invoice_at: datetime | None  # when it is (or was) created
+
+
+class BillingService:
+    def __init__(self, uow: UnitOfWorkFactory, invoices: InvoiceService, clock: Clock,
+                 prepaid: PrepaidTime, reminders: Reminders | None,
+                 reader: UnitOfWorkFactory | None = None) -> None:
+        self._uow = uow
+        self._reader = reader or uow
+        self._invoices = invoices
+        self._clock = clock
+        self._prepaid = prepaid
+        self._policy = prepaid.policy
+        self._reminders = reminders
+
+    @property
+    def prepaid(self) -> PrepaidTime:
+        return self._prepaid
+
+    # -- the periodic task -------------------------------------------------------------
+    async def run(self) -> int:
+        """One round: renewal invoices due, state changes due, second reminders due.
+        Returns how many accounts or renewals it acted on."""
+        now = self._clock()
+        p = self._policy
+        async with self._reader() as uow:
+            due = await uow.billing.due(now, p.renewal_lead, p.grace)
+        acted = 0
+        for account_id in due:
+            try:
+                acted += await self._account(account_id, now)
+            except Exception:  # one account's trouble never stops the others
+                log.exception("billing: account %s failed", account_id)
+        if self._reminders is not None:
+            async with self._reader() as uow:
+                second = await uow.billing.second_reminders_due(now, p.second_reminder)
+            for renewal in second:
+                acted += await self._second_reminder(renewal, now)
+        return acted
+
+    async def _account(self, account_id: str, now: datetime) -> int:
+        acted = 0
+        # The renewal first: an account whose period ends is asked to pay before (or as)
+        # it is told it is in grace, even after downtime or a clock jump.
+        async with self._reader() as uow:
+            account = await uow.accounts.get(account_id)
+            needs = (account is not None and account.renewal_due(now, self._policy.renewal_lead)
+                     and account.paid_until is not None
+                     and await uow.billing.renewal(account_id, account.paid_until) is None)
+        if needs:
+            assert account is not None
+            try:
+                acted += await self._renew(account, now)
+            except Exception as exc:  # no rate, node down: tried again next round
+                log.warning("billing: no renewal invoice for account %s yet (%s)",
+                            account_id, type(exc).__name__)
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is not None and account.advance(now, self._policy.grace):
+                await uow.accounts.save(account)
+                await uow.commit()
+                acted += 1
+        return acted
+
+    async def _renew(self, seen: Account, now: datetime) -> int:
+        assert seen.plan is not None and seen.renewal_coin is not None
+        assert seen.paid_until is not None
+        try:
+            plan = self._invoices.plan(seen.plan)
+        except InvalidInput:
+            log.warning("billing: account %s renews plan %r, which is no longer configured; "
+                        "no renewal invoice", seen.id, seen.plan)
+            return 0
+        coin = self._coin(seen.renewal_coin)
+        price = plan.price_in(seen.currency)
+        # The rate is fetched before the transaction: no lock is held across I/O.
+        invoice = await self._invoices.prepare(
+            seen.id, price, coin, {"plan": plan.name}, valid_until=seen.paid_until)
+        async with self._uow() as uow:
+            account = await uow.accounts.get(seen.id, for_update=True)
+            if (account is None or account.paid_until != seen.paid_until
+                    or not account.renewal_due(now, self._policy.renewal_lead)
+                    or await uow.billing.renewal(account.id, seen.paid_until) is not None):
+                return 0  # paid, deleted or renewed meanwhile (another instance)
+            await self._invoices.insert(uow, invoice)
+            mail = self._reminders is not None and account.renewal_reminders
+            if not await uow.billing.add_renewal(account.id, seen.paid_until, invoice.id, now,
+                                                 mail):
+                return 0  # rolled back: the period has its renewal already
+            account.expiring(invoice.id, {"amount": price.as_decimal_string(),
+                                          "currency": price.currency})
+            await uow.accounts.save(account)
+            if mail:
+                await self._mail(uow, account, invoice.id, now, first=True)
+            await uow.commit()
+        log.info("billing: renewal invoice %s created for account %s", invoice.id, seen.id)
+        return 1
+
+    def _coin(self, coin: str) -> str:
+        accepted = self._invoices.coins()
+        return coin if coin in accepted or not accepted else accepted[0]
+
+    async def _second_reminder(self, renewal: RenewalRecord, now: datetime) -> int:
+        async with self._uow() as uow:
+            account = await uow.accounts.get(renewal.account_id, for_update=True)
+            if account is None or not account.renewal_reminders:
+                return 0
+            if not await uow.billing.mark_second_reminder(renewal.id, now):
+                return 0
+            await self._mail(uow, account, renewal.invoice_id, now, first=False)
+            await uow.commit()
+        return 1
+
+    async def _mail(self, uow: UnitOfWork, account: Account, invoice_id: str, now: datetime,
+                    first: bool) -> None:
+        assert self._reminders is not None and account.paid_until is not None
+        try:
+            email = (await uow.accounts.profile(account.id)).email
+        except NotFound:
+            return
+        ends = account.paid_until.strftime("%Y-%m-%d %H:%M UTC")
+        subject = ("Your service is paid until " + ends if first
+                   else "Reminder: your service is paid until " + ends)
+        body = (
+            f"Your {account.plan} service is paid until {ends}.\n\n"
+            f"To keep it running, pay the renewal invoice:\n"
+            f"{self._reminders.pay_url}{invoice_id}\n\n"
+            f"You can change the coin or the plan, or turn these reminders off, at\n"
+            f"{self._reminders.account_url}\n")
+        await uow.billing.queue_mail(email, subject, body, now)
+
+    # -- the customer's side ----------------------------------------------------------
+    async def view(self, account_id: str) -> RenewalView:
+        async with self._reader() as uow:
+            account = await uow.accounts.get(account_id)
+            if account is None or account.deleted:
+                raise NotFound("account")
+            latest = await uow.billing.latest_renewal(account_id)
+        return self._view(account, latest)
+
+    def _view(self, account: Account, latest: RenewalRecord | None) -> RenewalView:
+        current = (latest if latest is not None and account.paid_until is not None
+                   and latest.period_end == account.paid_until else None)
+        at = (account.paid_until - self._policy.renewal_lead
+              if account.paid_until is not None and account.plan is not None else None)
+        return RenewalView(account, current, at)
+
+    async def choose(self, account_id: str, plan: str | None = None, coin: str | None = None,
+                     reminders: bool | None = None) -> RenewalView:
+        """The customer's choice for the next renewals: plan, coin, reminders on or off.
+        When this period's renewal invoice is still unpaid and the plan or coin changed,
+        a new one replaces it (the old one stays payable until it expires)."""
+        if plan is not None:
+            self._invoices.plan(plan)
+            if plan not in self._prepaid.periods:
+                raise InvalidInput("plan", f"plan {plan!r} has no period to renew")
+        if coin is not None and coin not in self._invoices.coins():
+            raise InvalidInput("coin", f"must be one of {', '.join(self._invoices.coins())}")
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or account.deleted:
+                raise NotFound("account")
+            before = (account.plan, account.renewal_coin)
+            account.choose_renewal(plan, coin, reminders)
+            await uow.accounts.save(account)
+            latest = await uow.billing.latest_renewal(account_id)
+            await uow.commit()
+        view = self._view(account, latest)
+        current = view.next_invoice
+        if (current is not None and current.invoice_status == Status.NEW.value
+                and (account.plan, account.renewal_coin) != before):
+            await self._replace(account, current)
+            return await self.view(account_id)
+        return view
+
+    async def _replace(self, seen: Account, renewal: RenewalRecord) -> None:
+        assert seen.plan is not None and seen.renewal_coin is not None
+        plan = self._invoices.plan(seen.plan)
+        price = plan.price_in(seen.currency)
+        invoice = await self._invoices.prepare(
+            seen.id, price, self._coin(seen.renewal_coin), {"plan": plan.name},
+            valid_until=renewal.period_end)
+        async with self._uow() as uow:
+            account = await uow.accounts.get(seen.id, for_update=True)
+            if account is None or account.paid_until != renewal.period_end:
+                return
+            await self._invoices.insert(uow, invoice)
+            await uow.billing.replace_renewal_invoice(renewal.id, invoice.id)
+            await uow.commit()

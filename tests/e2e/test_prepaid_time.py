@@ -1,0 +1,160 @@
+"""Prepaid time over HTTP against `gateway serve`, a real Litecoin regtest node and a real
+SMTP inbox, with a one-minute period: the first payment activates, the renewal invoice is
+created and mailed before the end, paying it extends paid_until, not paying the next one
+leads to grace then suspension, and a later payment activates the account again. Every
+webhook is verified (standardwebhooks) and received once."""
+
+import json
+import re
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook
+
+from gateway.domain.timestamps import parse_time
+from tests.e2e.conftest import Stack, StackFactory
+from tests.support.inbox import Inbox, smtp_env
+from tests.support.stack import eventually, run_cli
+
+PERIOD = 60  # seconds
+ENV = {
+    "GATEWAY_PLANS": json.dumps({"vps": {"price": "9.99", "currency": "EUR",
+                                         "period": f"{PERIOD} seconds"}}),
+    "GATEWAY_BILLING__RENEWAL_LEAD": "40 seconds",
+    "GATEWAY_BILLING__SECOND_REMINDER": "20 seconds",
+    "GATEWAY_BILLING__GRACE": "10 seconds",
+    "GATEWAY_BILLING__INTERVAL_SECONDS": "0.5",
+}
+
+
+async def pay(stack: Stack, invoice_id: str) -> None:
+    invoice = await stack.read(invoice_id)
+    stack.node.send(invoice["address"], invoice["amount_due"])
+    stack.node.mine(3)
+    await stack.wait_status(invoice_id, "settled")
+
+
+def of_account(stack: Stack, account_id: str, type_: str) -> list[dict[str, Any]]:
+    return [d.doc["data"] for d in stack.receiver.of_type(type_)
+            if d.doc["data"].get("account_id") == account_id]
+
+
+async def wait_event(stack: Stack, account_id: str, type_: str, count: int,
+                     timeout: float = 90) -> dict[str, Any]:
+    await eventually(lambda: len(of_account(stack, account_id, type_)) >= count, timeout,
+                     f"{type_} #{count}")
+    return of_account(stack, account_id, type_)[count - 1]
+
+
+async def test_renewal_grace_suspension_and_reactivation(
+        make_stack: StackFactory, inbox: Inbox) -> None:
+    stack = await make_stack(**ENV, **smtp_env(inbox))
+    email = "prepaid@example.org"
+    account = await stack.signup(email, "prepaid password 1")
+    token = await stack.login(email, "prepaid password 1")
+    me = await stack.api.ok("GET", "/v1/me", token=token)
+    assert (me["plan"], me["paid_until"], me["billing_state"], me["next_invoice"]) == (
+        None, None, None, None)
+
+    # The first payment activates, with a paid_until one period on.
+    first = await stack.api.ok("POST", "/v1/me/invoices", {"plan": "vps", "coin": "LTC"},
+                               token)
+    await pay(stack, first["id"])
+    activated = await wait_event(stack, account["id"], "account.activated", 1)
+    paid_until = parse_time(activated["paid_until"])
+    assert activated["plan"] == "vps" and activated["reactivated"] is False
+    me = await stack.api.ok("GET", "/v1/me", token=token)
+    assert me["paid_until"] == activated["paid_until"] and me["billing_state"] == "active"
+    assert (me["plan"], me["renewal_coin"], me["renewal_reminders"]) == ("vps", "LTC", True)
+
+    # The renewal invoice: created 40 s before the end, announced and mailed before it.
+    expiring = await wait_event(stack, account["id"], "account.expiring", 1)
+    renewal_id = expiring["invoice_id"]
+    [mail] = await inbox.wait(email, 1, timeout=30)
+    assert datetime.now(paid_until.tzinfo) < paid_until, "the reminder came too late"
+    body = mail.get_payload(decode=True).decode()
+    link = re.search(r"(http://\S+/pay/(inv_\w+))", body)
+    assert link and link.group(2) == renewal_id
+    async with stack.api.http.get(link.group(1)) as page:  # the link opens the checkout
+        assert page.status == 200 and renewal_id in await page.text()
+    renewal = await stack.read(renewal_id)
+    assert renewal["address"] != (await stack.read(first["id"]))["address"]
+    assert renewal["metadata"] == {"plan": "vps"} and renewal["coin"] == "LTC"
+    me = await stack.api.ok("GET", f"/v1/accounts/{account['id']}", token=stack.key)
+    assert me["next_invoice"]["invoice_id"] == renewal_id
+    # The second reminder, 20 s before the end.
+    await inbox.wait(email, 2, timeout=40)
+
+    # Paying it extends paid_until by one period from the old end (nothing lost).
+    await pay(stack, renewal_id)
+    renewed = await wait_event(stack, account["id"], "account.renewed", 1)
+    assert parse_time(renewed["paid_until"]) == paid_until + timedelta(seconds=PERIOD)
+    assert renewed["invoice_id"] == renewal_id
+
+    # The next one is not paid: grace at the end, suspension 10 s later.
+    second = await wait_event(stack, account["id"], "account.expiring", 2, timeout=60)
+    assert second["invoice_id"] != renewal_id
+    grace = await wait_event(stack, account["id"], "account.grace", 1, timeout=90)
+    suspended = await wait_event(stack, account["id"], "account.suspended", 1, timeout=30)
+    assert grace["paid_until"] == suspended["paid_until"] == renewed["paid_until"]
+    me = await stack.api.ok("GET", "/v1/me", token=token)
+    assert me["billing_state"] == "suspended"
+
+    # A later payment activates the account again.
+    again = await stack.api.ok("POST", "/v1/me/invoices", {"plan": "vps", "coin": "LTC"},
+                               token)
+    await pay(stack, again["id"])
+    reactivated = await wait_event(stack, account["id"], "account.activated", 2)
+    assert reactivated["reactivated"] is True and reactivated["invoice_id"] == again["id"]
+    assert parse_time(reactivated["paid_until"]) > datetime.now(paid_until.tzinfo)
+
+    # /account shows the plan, paid_until and the next invoice; its form turns the
+    # reminders off (and keeps plan and coin).
+    cookie = {"Cookie": f"__Host-session={token}"}
+    async with stack.api.http.get(f"{stack.gateway.base}/account", headers=cookie) as page:
+        html = await page.text()
+    assert page.status == 200
+    assert re.search(r'id="prepaid-plan">vps<', html)
+    shown = re.search(r'id="paid-until">([^<]+)<', html)
+    assert shown and shown.group(1) == parse_time(reactivated["paid_until"]).strftime(
+        "%Y-%m-%d %H:%M UTC")
+    assert re.search(r'id="billing-state">active<', html)
+    assert 'id="next-invoice"' in html
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert csrf
+    async with stack.api.http.post(
+            f"{stack.gateway.base}/account/renewal", headers=cookie, allow_redirects=False,
+            data={"csrf": csrf.group(1), "plan": "vps", "coin": "LTC"}) as resp:
+        assert resp.status == 303, await resp.text()
+    me = await stack.api.ok("GET", "/v1/me", token=token)
+    assert (me["renewal_reminders"], me["plan"], me["renewal_coin"]) == (False, "vps", "LTC")
+
+    # The payments export shows which period each invoice paid for.
+    made = run_cli(stack.gateway.env, "apikey", "create", "--name", "finance",
+                   "--scope", "payments:read")
+    assert made.returncode == 0, made.stderr
+    finance = made.stdout.strip()
+    stack.secrets.add(finance)
+    status, raw, _ = await stack.api.fetch("/v1/payments?format=json", token=finance)
+    assert status == 200
+    periods = {p["invoice_id"]: (p["plan"], p["period_start"], p["period_end"])
+               for p in json.loads(raw)["data"]}
+    assert periods[renewal_id] == ("vps", activated["paid_until"], renewed["paid_until"])
+
+    # Every webhook verified, each received once.
+    await eventually(lambda: len(of_account(stack, account["id"], "invoice.settled")) == 3,
+                     20, "three settlements")
+    wh = Webhook(stack.endpoint["secret"])
+    ids = Counter(d.headers["webhook-id"] for d in stack.receiver.deliveries)
+    assert all(n == 1 for n in ids.values())
+    for delivery in stack.receiver.deliveries:
+        assert wh.verify(delivery.body, delivery.headers)["type"] == delivery.type
+        assert email.encode() not in delivery.body
+    story = Counter(d.type for d in stack.receiver.deliveries
+                    if d.doc["data"].get("account_id") == account["id"]
+                    and d.type.startswith("account."))
+    assert story == {"account.created": 1, "account.activated": 2, "account.expiring": 2,
+                     "account.renewed": 1, "account.grace": 1, "account.suspended": 1}
+    # Only the reminders were mailed: two for each renewal, none after the suspension.
+    assert len(inbox.to(email)) == 4
