@@ -51,7 +51,7 @@ def parse_fiat(amount: object, currency: object, field: str = "price") -> Fiat:
             f"{field}.amount", f"{currency} has {exponent} decimal places; got {amount!r}"
         )
     minor = int(value.scaleb(exponent))
-    if minor > 10**15:
+    if minor >= 10**15:
         raise InvalidInput(f"{field}.amount", "is too large")
     return Fiat(minor, currency)
 
