@@ -143,3 +143,35 @@ async def test_deeply_nested_json_is_a_clear_400_without_a_traceback(
                          raw=body, token=stack.key)
     log = stack.gateway.log()
     assert "RecursionError" not in log and "Traceback" not in log
+
+
+async def test_a_nul_in_a_header_is_a_400_and_one_info_line(make_stack: StackFactory) -> None:
+    """aiohttp's parser refuses the request; its ERROR with a traceback becomes one INFO
+    line that names neither the client nor the header's value."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    stack = await make_stack()
+    url = urlsplit(stack.gateway.base)
+    secret = "gk_" + "s3cr3t" * 4
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                 b"Authorization: Bearer " + secret.encode() + b"\x00x\r\n\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.split(b" ", 2)[1] == b"400", answer[:200]
+
+    async def logged() -> str:
+        for _ in range(50):
+            if "malformed request" in stack.gateway.log():
+                break
+            await asyncio.sleep(0.1)
+        return stack.gateway.log()
+
+    log = await logged()
+    lines = [line for line in log.splitlines() if "malformed request" in line]
+    assert len(lines) == 1, log[-3000:]
+    assert " INFO aiohttp.server: malformed request refused with 400: " in lines[0]
+    assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
+    assert "s3cr3t" not in log and "127.0.0.1" not in lines[0]
