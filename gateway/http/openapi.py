@@ -96,12 +96,19 @@ IDEM = Param("Idempotency-Key", "header",
 FORMAT = Param("format", "query", {"type": "string", "enum": ["json", "csv"],
                                    "default": "json"},
                description="csv: a zip of one CSV file per table")
-REASON = Param("X-Access-Reason", "header", {"type": "string", "maxLength": 200},
-               description="why the data is read; kept in the access audit log "
-                           "(the first 200 characters)")
+REASON = Param("X-Access-Reason", "header", {"type": "string"},
+               description="why the data is read; its first 200 characters are kept in "
+                           "the access audit log")
 TIME_PATTERN = ("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?"
                 "(Z|[+-][0-9]{2}:[0-9]{2})$")
 TIME = {"type": "string", "format": "date-time", "pattern": TIME_PATTERN}
+# One server-sent event of an invoice's stream: `event: status`, the status as JSON data.
+SSE_EVENT = {"type": "object", "required": ["event", "data"],
+             "properties": {"event": {"const": "status"},
+                            "data": {"type": "string", "contentMediaType": "application/json",
+                                     "description": "status, exception, status_text, "
+                                                    "confirmations, confirmations_required, "
+                                                    "confirmations_text, final"}}}
 BODY = (413, 422)
 # Every operation: a NUL in the URL, or a malformed request line or header, is a 400.
 ALWAYS = (400, 405)
@@ -159,7 +166,9 @@ OPERATIONS: tuple[Op, ...] = (
     Op("delete", "/v1/me/totp", "Turn two-factor off", "customer", "session",
        req.TotpDisableBody, 204, None, (*BODY, *SESSION_WRITE, 409, 429, 503)),
     Op("get", "/v1/me/invoices", "Your invoices", "customer", "session", None, 200,
-       out.InvoicePage, (401, 422), (_cursor("inv_"),)),
+       out.InvoicePage, (401, 422), (_cursor("inv_"),),
+       links=(Link("FollowFirstInvoice", INVOICE_EVENTS,
+                   {"invoice_id": "$response.body#/data/0/id"}),)),
     Op("post", "/v1/me/invoices", "Buy a plan (200: your open invoice for it, again)",
        "customer", "session", req.PlanInvoiceBody, 201, out.Invoice,
        (*BODY, *SESSION_WRITE, 409, 429, 503), (IDEM,), also_ok=(200,),
@@ -319,12 +328,17 @@ def _price(currencies: tuple[str, ...]) -> dict[str, Any]:
     return {"title": "PriceBody", "oneOf": branches}
 
 
-JSON_VALUE = {"anyOf": [
-    {"type": ["null", "boolean", "number"]}, TEXT,
-    {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
-    {"type": "object", "propertyNames": TEXT,
-     "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}},
-]}
+def _json_value(levels: int) -> dict[str, Any]:
+    """Any JSON value without NUL characters, arrays and objects nested at most `levels`
+    deep (`req.METADATA_LEVELS`): what the server accepts in `metadata`."""
+    scalars: list[dict[str, Any]] = [{"type": "null"}, {"type": "boolean"},
+                                     {"type": "number"}, TEXT]
+    if levels == 0:
+        return {"anyOf": scalars}
+    inner = _json_value(levels - 1)
+    return {"anyOf": [*scalars, {"type": "array", "items": inner},
+                      {"type": "object", "propertyNames": TEXT,
+                       "additionalProperties": inner}]}
 
 
 def _fields(vocab: Vocabulary) -> dict[str, dict[str, dict[str, Any]]]:
@@ -354,10 +368,11 @@ def _fields(vocab: Vocabulary) -> dict[str, dict[str, dict[str, Any]]]:
                         "coin": _enum(vocab.coins),
                         "metadata": _nullable({
                             "type": "object", "propertyNames": TEXT,
-                            "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+                            "additionalProperties": _json_value(req.METADATA_LEVELS - 1),
                             "description": "your own data, kept with the invoice and sent "
-                                           "in its events: at most 4 KiB as JSON, 32 "
-                                           "levels deep"})},
+                                           "in its events: at most 4 KiB as JSON, arrays "
+                                           f"and objects {req.METADATA_LEVELS} levels deep "
+                                           "at most"})},
         "PlanInvoiceBody": {"plan": _enum(vocab.plans), "coin": _enum(vocab.coins)},
         "EndpointBody": {"url": {"type": "string", "format": "uri", "maxLength": 2048,
                                  "pattern": "^https?://[^\\u0000]+$",
@@ -401,7 +416,7 @@ def document(prefix: str = "", vocab: Vocabulary | None = None) -> dict[str, Any
             # Each event's data is the invoice's status document.
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok] + ": one event per "
                                      "status change; each event's data is a JSON document",
-                                     "content": {op.response: {"schema": {"type": "string"}}}}
+                                     "content": {op.response: {"schema": SSE_EVENT}}}
         elif isinstance(op.response, str):
             kind = "object" if op.response == "application/json" else "string"
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok],
@@ -451,7 +466,6 @@ def document(prefix: str = "", vocab: Vocabulary | None = None) -> dict[str, Any
                     "`Content-Type: application/json` and this site's own `Origin`; "
                     "otherwise 403.")
         paths.setdefault(op.path, {})[op.method] = operation
-    schemas["JsonValue"] = JSON_VALUE
     return {
         "openapi": "3.1.0",
         "info": {"title": "Packetra gateway", "version": "1",
