@@ -277,6 +277,8 @@ STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content",
 
 
 def _enum(values: tuple[str, ...]) -> dict[str, Any]:
+    if not values:  # none configured (no plans, say): whatever is sent is refused
+        return {"type": "string", "not": {}, "description": "none is configured here"}
     return {"type": "string", "enum": list(values)}
 
 
@@ -416,7 +418,8 @@ def document(prefix: str = "", vocab: Vocabulary | None = None) -> dict[str, Any
             # Each event's data is the invoice's status document.
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok] + ": one event per "
                                      "status change; each event's data is a JSON document",
-                                     "content": {op.response: {"schema": SSE_EVENT}}}
+                                     "content": {op.response: {"schema": {"anyOf": [
+                                         {"type": "string"}, SSE_EVENT]}}}}
         elif isinstance(op.response, str):
             kind = "object" if op.response == "application/json" else "string"
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok],
