@@ -93,13 +93,8 @@ class ProfileBody(Body):
         return v
 
 
-# A decimal string: digits, at most one point, no sign, blank or exponent. The decimals
-# allowed, zero and the upper bound are judged by `parse_fiat` for the currency.
-AMOUNT_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
-
-
 class PriceBody(Body):
-    amount: StrictStr = Field(description='decimal string, e.g. "9.99"', pattern=AMOUNT_PATTERN)
+    amount: StrictStr = Field(description='decimal string, e.g. "9.99"')
     currency: StrictStr
 
 
