@@ -37,7 +37,7 @@ def config(tmp: Path, account_id: str) -> Path:
         # repository.
         "[cache]", f'directory = "{tmp / "st-cache"}"',
         "[reports]", f'directory = "{tmp / "st-reports"}"',
-        "[phases.stateful]", "max-steps = 20",
+        "[phases.stateful]", "max-steps = 10",
     ]
     for method, path in REFUSED_BY_RULES:
         lines += ["[[operations]]", f'include-method = "{method}"', f'include-path = "{path}"',
