@@ -80,6 +80,17 @@ async def test_bad_input_is_refused_clearly_and_writes_nothing(make_stack: Stack
                          {"url": "http://10.1.2.3/hooks"}, key)
     await expect_problem(stack, 422, "http(s) URL", "POST", "/v1/webhook-endpoints",
                          {"url": "ftp://example.org/x"}, key)
+    # Filters, cursors and limits have the forms the OpenAPI document gives them.
+    await expect_problem(stack, 422, "cursor: must be an id of the form inv_", "GET",
+                         "/v1/invoices?cursor=abc", token=key)
+    await expect_problem(stack, 422, "account_id: must be an id of the form acc_", "GET",
+                         "/v1/invoices?account_id=nobody", token=key)
+    await expect_problem(stack, 422, "cursor: must be an id of the form evt_", "GET",
+                         f"/v1/events?cursor={acc}", token=key)
+    await expect_problem(stack, 400, "limit must be an integer", "GET",
+                         "/v1/events?limit=%2B5", token=key)
+    await expect_problem(stack, 422, "digits and one point", "POST", "/v1/invoices",
+                         inv(price={"amount": "1e2", "currency": "EUR"}), key)
 
 
 async def test_scopes_are_enforced(make_stack: StackFactory) -> None:

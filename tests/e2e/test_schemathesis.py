@@ -75,6 +75,28 @@ def fuzz(stack: Stack, tmp: Path, name: str, token: str, account_id: str,
     )
 
 
+# Operations with nothing to vary (no parameters, no body, no credentials): one request
+# is all there is to send.
+CONSTANT = {"GET /healthz", "GET /v1/openapi.json", "GET /v1/webhook-endpoints"}
+
+
+def fuzzed_cases(out: Path) -> dict[str, int]:
+    """Test cases per operation in the fuzzing phase, from schemathesis' NDJSON report."""
+    counts: dict[str, int] = {}
+    [report] = (out / "st-reports").glob("*.ndjson")
+    with report.open() as lines:
+        for line in lines:
+            if not line.startswith('{"ScenarioFinished"'):
+                continue
+            event = json.loads(line)["ScenarioFinished"]
+            phase = event["phase"]
+            if (phase["name"] if isinstance(phase, dict) else phase) != "fuzzing":
+                continue
+            label = event["recorder"]["label"]
+            counts[label] = counts.get(label, 0) + len(event["recorder"]["cases"])
+    return counts
+
+
 def finished(run: subprocess.Popen[str], tmp: Path, name: str) -> str:
     try:
         run.wait(timeout=900)
@@ -82,6 +104,12 @@ def finished(run: subprocess.Popen[str], tmp: Path, name: str) -> str:
         run.kill()
     report = (tmp / name / "schemathesis.txt").read_text()
     assert run.returncode == 0, f"schemathesis as {name}:\n{report[-8000:]}"
+    cases = fuzzed_cases(tmp / name)
+    short = {op: n for op, n in cases.items() if n < (1 if op in CONSTANT else EXAMPLES)}
+    assert cases and not short, f"too few examples as {name}: {short}"
+    print(f"{name}: {len(cases)} operations, fuzzing cases from {min(cases.values())} "
+          f"({', '.join(sorted(op for op in cases if op in CONSTANT))}) to "
+          f"{max(cases.values())}, at least {EXAMPLES} for each other one")
     return report
 
 
