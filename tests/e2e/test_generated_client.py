@@ -94,8 +94,10 @@ async def test_a_generated_client_creates_reads_and_follows_an_invoice(
     assert streamed.status_code == 200
     assert streamed.headers["Content-Type"].startswith("text/event-stream")
     statuses = [e["status"] for e in events(streamed.parsed)]
-    assert statuses[0] == "new" and statuses[-1] == "settled", statuses
-    assert "processing" in statuses
+    statuses = [s for i, s in enumerate(statuses) if i == 0 or statuses[i - 1] != s]
+    # An event per change (confirmations too); the stream polls, so `processing` shows
+    # unless the blocks came before its next look.
+    assert statuses in (["new", "processing", "settled"], ["new", "settled"]), statuses
     assert events(streamed.parsed)[-1]["final"] is True
     settled = await get_invoice.asyncio(invoice_id=invoice.id, client=client)
     assert isinstance(settled, models.Invoice)
