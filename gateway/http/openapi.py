@@ -51,7 +51,6 @@ class Op:
     response: type[BaseModel] | str | None = None  # model, or a media type for non-JSON
     errors: tuple[int, ...] = ()
     params: tuple[Param, ...] = field(default_factory=tuple)
-    form: bool = False
     alt_media: tuple[str, ...] = ()  # other representations of the success response
     also_ok: tuple[int, ...] = ()  # other success statuses with the same response
     links: tuple[Link, ...] = ()
