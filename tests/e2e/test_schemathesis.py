@@ -13,7 +13,8 @@ from pathlib import Path
 from tests.e2e.conftest import Stack, StackFactory
 from tests.support.stack import run_cli
 
-# Per operation, in the fuzzing phase (the coverage and stateful phases come on top).
+# Per operation, in the fuzzing phase (the coverage and stateful phases come on top);
+# ST_EXAMPLES=15 makes a quick local run while changing the document.
 EXAMPLES = int(os.environ.get("ST_EXAMPLES", "100"))
 DEAD_HOOK = "http://127.254.254.254:9/hook"  # a loopback address where nothing listens
 
