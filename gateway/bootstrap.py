@@ -47,6 +47,7 @@ from gateway.http.app import create_app, create_ops_app
 from gateway.http.keys import HttpServices
 from gateway.http.ratelimit import SlidingWindow
 from gateway.http.streams import StreamSlots
+from gateway.http.vocabulary import vocabulary
 from gateway.jobs import every, run_backups, run_retention, run_sweeper
 from gateway.services.accounts import AccountPolicy, AccountService
 from gateway.services.api_keys import ApiKeyService
@@ -546,6 +547,7 @@ def build_app(gw: Gateway) -> web.Application:
         csrf_key=gw.keys.session,
         email_changes=gw.services.email_changes,
         billing=gw.services.billing,
+        vocabulary=vocabulary(gw.settings),
     )
     app = create_app(services, gw.settings.server.path_prefix)
 

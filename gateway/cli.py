@@ -142,8 +142,10 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     import json
 
     from gateway.http.openapi import document
+    from gateway.http.vocabulary import vocabulary
 
-    print(json.dumps(document(), indent=2))
+    settings = settings_or_exit(args)
+    print(json.dumps(document(settings.server.path_prefix, vocabulary(settings)), indent=2))
     return 0
 
 
@@ -244,8 +246,10 @@ def parser() -> argparse.ArgumentParser:
     gap.add_argument("--json", action="store_true", help="machine-readable output")
     gap.set_defaults(func=cmd_wallet_gap)
 
-    sub.add_parser("openapi", help="print the OpenAPI 3.1 document (no server needed)"
-                   ).set_defaults(func=cmd_openapi)
+    sub.add_parser("openapi", parents=[common],
+                   help="print the OpenAPI 3.1 document for this configuration (no server "
+                        "needed): its enums are the configured coins, currencies, plans "
+                        "and datacenters").set_defaults(func=cmd_openapi)
 
     keys = sub.add_parser("keys", help="secrets").add_subparsers(dest="keys", required=True)
     generate = keys.add_parser("generate", help="write new random keys (never overwrites)")

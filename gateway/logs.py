@@ -39,6 +39,26 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request its parser refuses (a NUL or other forbidden character in a
+    header, a malformed request line) at ERROR with a traceback, though the client has
+    its 400 and nothing went wrong here. Such a record becomes one INFO line naming what
+    was wrong, without the traceback and without the offending bytes (a header value may
+    hold a token) or the client's address."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and exc.code == 400:
+            what = (exc.message or type(exc).__name__).splitlines()[0]
+            what = what.partition(":")[0].strip()[:80] or type(exc).__name__
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "malformed request refused with 400: %s", (what,)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -46,6 +66,9 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server.filters):
+        server.addFilter(MalformedRequestFilter())
     # aiohttp's access log records client IPs; ours (gateway.http) does not. Database
     # drivers log statements with their parameters at DEBUG; never let them.
     for name in ("aiohttp.access", "aiosqlite", "asyncpg", "sqlalchemy", "asyncio"):

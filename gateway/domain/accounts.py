@@ -18,7 +18,7 @@ def normalize_email(raw: object) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidInput("email", "is required")
     email = raw.strip()
-    if len(email) > 254 or not _EMAIL.match(email):
+    if len(raw) > 254 or not _EMAIL.match(email):
         raise InvalidInput("email", "is not a valid email address")
     local, domain = email.rsplit("@", 1)
     return f"{local}@{domain.lower()}"

@@ -1,5 +1,6 @@
 """Money as integers: fiat in minor units, coins in base units. Decimal only at the edges."""
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
@@ -10,6 +11,11 @@ FIAT_EXPONENTS: dict[str, int] = {
     "EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "CAD": 2, "AUD": 2, "SEK": 2, "NOK": 2,
     "DKK": 2, "PLN": 2, "CZK": 2, "JPY": 0, "ISK": 0,
 }
+
+
+# How a price is written: digits, at most one point, no sign, blank, exponent or leading
+# zero (the OpenAPI document's pattern, narrowed there to each currency's decimals).
+AMOUNT_FORM = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,11 @@ def parse_fiat(amount: object, currency: object, field: str = "price") -> Fiat:
             f"{field}.amount", f"{currency} has {exponent} decimal places; got {amount!r}"
         )
     minor = int(value.scaleb(exponent))
-    if minor > 10**15:
+    if minor >= 10**15:
         raise InvalidInput(f"{field}.amount", "is too large")
+    if not AMOUNT_FORM.fullmatch(amount):
+        raise InvalidInput(f"{field}.amount", 'write it as digits and one point, e.g. "9.99" '
+                           "(no sign, blank, exponent or leading zero)")
     return Fiat(minor, currency)
 
 

@@ -1,7 +1,7 @@
 """Typed application state."""
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +10,7 @@ from gateway.http.client_ip import Network
 from gateway.http.csrf import Csrf
 from gateway.http.ratelimit import SlidingWindow
 from gateway.http.streams import StreamSlots
+from gateway.http.vocabulary import Vocabulary
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.billing import BillingService
@@ -46,6 +47,7 @@ class HttpServices:
     csrf_key: bytes = b""
     email_changes: EmailChangeService | None = None
     billing: BillingService | None = None
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)  # the OpenAPI enums
 
 
 SERVICES = web.AppKey("services", HttpServices)

@@ -1,13 +1,21 @@
-"""The OpenAPI 3.1 description, generated from the models that validate requests
-(`schemas`) and describe responses (`schemas_out`). A test keeps it and the router equal."""
+"""The OpenAPI 3.1 description of the JSON API, generated from the models that validate
+requests (`schemas`) and describe responses (`schemas_out`), made as precise as the
+validation: the enums come from the configuration (`vocabulary`), ids, amounts, cursors and
+times carry the patterns the server checks, and each operation lists every error it can
+answer. The portal's HTML pages and forms are not part of it (`PAGES`; see the README). A
+test keeps the document plus `PAGES` and the router equal."""
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
+from gateway.domain.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from gateway.domain.money import FIAT_EXPONENTS
 from gateway.http import schemas as req
 from gateway.http import schemas_out as out
+from gateway.http.ids import id_pattern
+from gateway.http.vocabulary import Vocabulary
 
 PROBLEM = "application/problem+json"
 
@@ -18,6 +26,16 @@ class Param:
     where: str  # path | query | header
     schema: dict[str, Any]
     required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Link:
+    """An OpenAPI link from this operation's success response to another operation."""
+
+    name: str
+    operation_id: str
+    parameters: dict[str, str]
     description: str = ""
 
 
@@ -33,209 +51,375 @@ class Op:
     response: type[BaseModel] | str | None = None  # model, or a media type for non-JSON
     errors: tuple[int, ...] = ()
     params: tuple[Param, ...] = field(default_factory=tuple)
-    form: bool = False
     alt_media: tuple[str, ...] = ()  # other representations of the success response
     also_ok: tuple[int, ...] = ()  # other success statuses with the same response
+    links: tuple[Link, ...] = ()
+
+    @property
+    def operation_id(self) -> str:
+        return operation_id(self.method, self.path)
 
 
-def _id(name: str) -> Param:
-    return Param(name, "path", {"type": "string", "maxLength": 200}, required=True)
+def operation_id(method: str, path: str) -> str:
+    return (f"{method}_{path}".replace("/", "_").replace("{", "").replace("}", "")
+            .replace("-", "_").replace(".", "_"))
 
 
-CURSOR = Param("cursor", "query", {"type": "string"}, description="id of the last item seen")
-LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200})
-IDEM = Param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 255},
-             description="same key + same body replays the first result")
-AUTH = (401,)
-FORMAT = Param("format", "query", {"type": "string", "enum": ["json", "csv"]},
+NO_NUL = "^[^\\u0000]*$"  # PostgreSQL cannot store NUL: the server refuses it everywhere
+TEXT: dict[str, Any] = {"type": "string", "pattern": NO_NUL}
+
+
+def _id(name: str, prefix: str | None) -> Param:
+    """An id in the path. Any id of the right form may be asked for (404 when unknown)."""
+    if prefix is None:  # a transaction hash: hex, 0x-hex or a chain's own form
+        schema = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL}
+    else:
+        schema = {"type": "string", "pattern": id_pattern(prefix)}
+    return Param(name, "path", schema, required=True)
+
+
+def _cursor(prefix: str) -> Param:
+    return Param("cursor", "query", {"type": "string", "pattern": id_pattern(prefix)},
+                 description="id of the last item seen (next_cursor of the last page)")
+
+
+def _limit(maximum: int, default: int) -> Param:
+    return Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": maximum,
+                                    "default": default})
+
+
+IDEM = Param("Idempotency-Key", "header",
+             {"type": "string", "minLength": 1, "maxLength": 255,
+              "pattern": "^[\\u0020-\\u007e\\u00a1-\\u00ac\\u00ae-\\u00ff]+$"},
+             description="same key + same body replays the first result (printable text)")
+FORMAT = Param("format", "query", {"type": "string", "enum": ["json", "csv"],
+                                   "default": "json"},
                description="csv: a zip of one CSV file per table")
-REASON = Param("X-Access-Reason", "header", {"type": "string", "maxLength": 200},
-               description="why the data is read; kept in the access audit log")
-TIME = {"type": "string", "format": "date-time"}
-BODY = (400, 413, 422)
+REASON = Param("X-Access-Reason", "header", {"type": "string"},
+               description="why the data is read; its first 200 characters are kept in "
+                           "the access audit log")
+TIME_PATTERN = ("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?"
+                "(Z|[+-][0-9]{2}:[0-9]{2})$")
+TIME = {"type": "string", "format": "date-time", "pattern": TIME_PATTERN}
+# One server-sent event of an invoice's stream: `event: status`, the status as JSON data.
+SSE_EVENT = {"type": "object", "required": ["event", "data"],
+             "properties": {"event": {"const": "status"},
+                            "data": {"type": "string", "contentMediaType": "application/json",
+                                     "description": "status, exception, status_text, "
+                                                    "confirmations, confirmations_required, "
+                                                    "confirmations_text, final"}}}
+BODY = (413, 422)
+# Every operation: a NUL in the URL, or a malformed request line or header, is a 400.
+ALWAYS = (400, 405)
+
+INVOICE_ID = _id("invoice_id", "inv_")
+GET_INVOICE = operation_id("get", "/v1/invoices/{invoice_id}")
+INVOICE_EVENTS = operation_id("get", "/v1/invoices/{invoice_id}/events")
+INVOICE_LINKS = (
+    Link("GetInvoice", GET_INVOICE, {"invoice_id": "$response.body#/id"},
+         "the invoice just created"),
+    Link("FollowInvoice", INVOICE_EVENTS, {"invoice_id": "$response.body#/id"},
+         "its status as server-sent events"),
+)
+ENDPOINT_LINKS = (
+    Link("RotateSecret", operation_id("post", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"),
+         {"endpoint_id": "$response.body#/id"}),
+    Link("DeleteEndpoint", operation_id("delete", "/v1/webhook-endpoints/{endpoint_id}"),
+         {"endpoint_id": "$response.body#/id"}),
+)
+EVENT_LINKS = (
+    Link("GetEvent", operation_id("get", "/v1/events/{event_id}"),
+         {"event_id": "$response.body#/data/0/id"}, "the first event of the page"),
+    Link("RedeliverEvent", operation_id("post", "/v1/events/{event_id}/redeliver"),
+         {"event_id": "$response.body#/data/0/id"}),
+)
+KEY = (401, 403)  # no or unknown key; a key without the scope
+SESSION_WRITE = (401, 403)  # no session; the session cookie's cross-site rule
 
 OPERATIONS: tuple[Op, ...] = (
     Op("post", "/v1/accounts", "Sign up with an email and a password", "customer", "none",
-       req.SignupBody, 201, out.Account, (*BODY, 409, 429, 503)),
+       req.SignupBody, 201, out.Account, (*BODY, 409, 429, 503),
+       links=(Link("ReadAccount", operation_id("get", "/v1/accounts/{account_id}"),
+                   {"account_id": "$response.body#/id"}, "with a personal_data:read key"),)),
     Op("post", "/v1/email-verifications/confirm", "Confirm an email address", "customer",
        "none", req.TokenBody, 204, None, (*BODY, 401)),
     Op("post", "/v1/sessions", "Log in", "customer", "none", req.SessionBody, 201, out.Session,
-       (*BODY, *AUTH, 403, 429, 503)),
+       (*BODY, 401, 429, 503)),
     Op("delete", "/v1/sessions/current", "Log out", "customer", "session", None, 204, None,
-       AUTH),
-    Op("get", "/v1/me", "Your account", "customer", "session", None, 200, out.Account, AUTH),
+       SESSION_WRITE),
+    Op("get", "/v1/me", "Your account", "customer", "session", None, 200, out.Account, (401,)),
     Op("patch", "/v1/me", "Correct your profile (202: a new email waits for its link)",
-       "customer", "session", req.ProfileBody, 200, out.Account, BODY + AUTH + (429,),
-       also_ok=(202,)),
+       "customer", "session", req.ProfileBody, 200, out.Account,
+       (*BODY, *SESSION_WRITE, 429, 503), also_ok=(202,)),
     Op("post", "/v1/email-changes/confirm", "Confirm a new email address (mailed link)",
        "customer", "none", req.TokenBody, 204, None, (*BODY, 401, 409)),
     Op("post", "/v1/email-changes/undo", "Undo an email change (link mailed to the old "
        "address; a 2FA code when 2FA is on)", "customer", "none", req.EmailUndoBody, 204,
        None, (*BODY, 401, 409, 429)),
     Op("post", "/v1/me/password", "Change your password", "customer", "session",
-       req.PasswordChangeBody, 204, None, BODY + AUTH + (429, 503)),
+       req.PasswordChangeBody, 204, None, (*BODY, *SESSION_WRITE, 409, 429, 503)),
     Op("post", "/v1/me/totp", "Start two-factor setup", "customer", "session",
-       req.TotpBeginBody, 201, out.TotpEnrolment, BODY + AUTH + (409, 429, 503)),
+       req.TotpBeginBody, 201, out.TotpEnrolment, (*BODY, *SESSION_WRITE, 409, 429, 503)),
     Op("post", "/v1/me/totp/confirm", "Turn two-factor on", "customer", "session",
-       req.CodeBody, 200, out.RecoveryCodes, BODY + AUTH + (409, 503)),
+       req.CodeBody, 200, out.RecoveryCodes, (*BODY, *SESSION_WRITE, 409, 429, 503)),
     Op("delete", "/v1/me/totp", "Turn two-factor off", "customer", "session",
-       req.TotpDisableBody, 204, None, BODY + AUTH + (409, 429, 503)),
+       req.TotpDisableBody, 204, None, (*BODY, *SESSION_WRITE, 409, 429, 503)),
     Op("get", "/v1/me/invoices", "Your invoices", "customer", "session", None, 200,
-       out.InvoicePage, (*AUTH, 400), (CURSOR,)),
+       out.InvoicePage, (401, 422), (_cursor("inv_"),),
+       links=(Link("FollowFirstInvoice", INVOICE_EVENTS,
+                   {"invoice_id": "$response.body#/data/0/id"}),)),
     Op("post", "/v1/me/invoices", "Buy a plan (200: your open invoice for it, again)",
        "customer", "session", req.PlanInvoiceBody, 201, out.Invoice,
-       BODY + AUTH + (409, 429, 503), (IDEM,), also_ok=(200,)),
+       (*BODY, *SESSION_WRITE, 409, 429, 503), (IDEM,), also_ok=(200,),
+       links=INVOICE_LINKS[1:]),
     Op("post", "/v1/password-resets", "Ask for a password reset link", "customer", "none",
        req.ResetRequestBody, 202, out.Accepted, (*BODY, 429, 503)),
     Op("post", "/v1/password-resets/confirm", "Set a new password with a reset link",
-       "customer", "none", req.ResetConfirmBody, 204, None, BODY + AUTH + (429, 503)),
+       "customer", "none", req.ResetConfirmBody, 204, None, (*BODY, 401, 409, 429, 503)),
     Op("post", "/v1/invoices", "Create an invoice", "service", "key:invoices:write",
-       req.InvoiceBody, 201, out.Invoice, BODY + AUTH + (403, 409, 503), (IDEM,)),
+       req.InvoiceBody, 201, out.Invoice, (*BODY, *KEY, 409, 503), (IDEM,),
+       links=INVOICE_LINKS),
     Op("get", "/v1/invoices", "List invoices", "service", "key:invoices:read", None, 200,
-       out.InvoicePage, (*AUTH, 400, 403, 422),
-       (Param("account_id", "query", {"type": "string"}),
+       out.InvoicePage, (*KEY, 422),
+       (Param("account_id", "query", {"type": "string", "pattern": id_pattern("acc_")},
+              description="only this account's invoices"),
         Param("status", "query", {"type": "string",
                                   "enum": ["new", "processing", "settled", "expired",
-                                           "invalid"]}), CURSOR, LIMIT)),
+                                           "invalid"]}), _cursor("inv_"), _limit(200, 50)),
+       links=(Link("GetFirstInvoice", GET_INVOICE,
+                   {"invoice_id": "$response.body#/data/0/id"}),)),
     Op("get", "/v1/invoices/{invoice_id}", "Read an invoice", "service", "key:invoices:read",
-       None, 200, out.Invoice, (*AUTH, 403, 404), (_id("invoice_id"),)),
+       None, 200, out.Invoice, (*KEY, 404), (INVOICE_ID,)),
     Op("get", "/v1/invoices/{invoice_id}/events", "Follow an invoice (server-sent events)",
        "service", "key-or-session", None, 200, "text/event-stream",
-       (*AUTH, 403, 404, 429, 503),
-       (_id("invoice_id"),)),
+       (*KEY, 404, 429, 503), (INVOICE_ID,)),
     Op("delete", "/v1/me", "Ask for your account to be deleted", "customer", "session",
-       req.DeletionBody, 202, out.DeletionScheduled, BODY + AUTH + (404, 429, 503)),
+       req.DeletionBody, 202, out.DeletionScheduled,
+       (*BODY, *SESSION_WRITE, 404, 409, 429, 503)),
     Op("delete", "/v1/me/deletion", "Cancel a scheduled deletion", "customer", "session",
-       None, 204, None, (*AUTH, 409)),
+       None, 204, None, (*SESSION_WRITE, 409)),
     Op("get", "/v1/me/export", "Everything held about you", "customer", "session", None, 200,
-       "application/json", (*AUTH, 400, 422), (FORMAT,), alt_media=("application/zip",)),
+       "application/json", (401, 422), (FORMAT,), alt_media=("application/zip",)),
     Op("post", "/v1/me/policy-acknowledgement", "Acknowledge the current privacy policy",
-       "customer", "session", None, 204, None, (*AUTH, 404)),
+       "customer", "session", None, 204, None, (*SESSION_WRITE, 404)),
     Op("get", "/v1/accounts/{account_id}", "Read an account's personal data (audited)",
-       "service", "key:personal_data:read", None, 200, out.Account, (*AUTH, 400, 403, 404),
-       (_id("account_id"), REASON)),
+       "service", "key:personal_data:read", None, 200, out.Account, (*KEY, 404),
+       (_id("account_id", "acc_"), REASON)),
     Op("get", "/v1/accounts/{account_id}/export", "Export an account's data (audited)",
        "service", "key:personal_data:read", None, 200, "application/json",
-       (*AUTH, 400, 403, 404, 422), (_id("account_id"), FORMAT, REASON),
+       (*KEY, 404, 422), (_id("account_id", "acc_"), FORMAT, REASON),
        alt_media=("application/zip",)),
     Op("get", "/v1/payments", "Payments for finance", "finance", "key:payments:read", None,
-       200, out.PaymentPage, (*AUTH, 400, 403, 422),
-       (Param("from", "query", TIME, description="seen at or after"),
-        Param("to", "query", TIME, description="seen before"),
-        Param("coin", "query", {"type": "string"}),
-        Param("format", "query", {"type": "string", "enum": ["json", "csv"]},
+       200, out.PaymentPage, (*KEY, 422),
+       (Param("from", "query", TIME, description="seen at or after (RFC 3339)"),
+        Param("to", "query", TIME, description="seen before (RFC 3339), after from"),
+        Param("coin", "query", {"type": "string"}),  # the enum is set per configuration
+        Param("format", "query", {"type": "string", "enum": ["json", "csv"],
+                                  "default": "json"},
               description="csv: text/csv with a header row; the next cursor is in "
                           "the X-Next-Cursor header"),
-        Param("cursor", "query", {"type": "string"}, description="next_cursor of the last page"),
-        Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000})),
+        Param("cursor", "query", {"type": "string", "pattern": "^[0-9]{1,18}$"},
+              description="next_cursor of the last page"),
+        _limit(1000, 100)),
        alt_media=("text/csv",)),
     Op("get", "/v1/payments/{txid}", "Payments of one transaction", "finance",
-       "key:payments:read", None, 200, out.PaymentList, (*AUTH, 400, 403, 404),
-       (_id("txid"),)),
+       "key:payments:read", None, 200, out.PaymentList, (*KEY, 404), (_id("txid", None),)),
     Op("post", "/v1/webhook-endpoints", "Register a webhook endpoint", "webhooks",
-       "key:webhooks:manage", req.EndpointBody, 201, out.Endpoint, BODY + AUTH + (403,)),
+       "key:webhooks:manage", req.EndpointBody, 201, out.Endpoint, (*BODY, *KEY),
+       links=ENDPOINT_LINKS),
     Op("get", "/v1/webhook-endpoints", "List webhook endpoints", "webhooks",
-       "key:webhooks:manage", None, 200, out.EndpointList, (*AUTH, 403)),
+       "key:webhooks:manage", None, 200, out.EndpointList, KEY),
     Op("delete", "/v1/webhook-endpoints/{endpoint_id}", "Delete a webhook endpoint",
-       "webhooks", "key:webhooks:manage", None, 204, None, (*AUTH, 403, 404),
-       (_id("endpoint_id"),)),
+       "webhooks", "key:webhooks:manage", None, 204, None, (*KEY, 404),
+       (_id("endpoint_id", "whe_"),)),
     Op("post", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "Rotate its secret",
-       "webhooks", "key:webhooks:manage", None, 200, out.Rotated, (*AUTH, 403, 404),
-       (_id("endpoint_id"),)),
+       "webhooks", "key:webhooks:manage", None, 200, out.Rotated, (*KEY, 404),
+       (_id("endpoint_id", "whe_"),)),
     Op("get", "/v1/events", "List events", "webhooks", "key:events:read", None, 200,
-       out.EventPage, (*AUTH, 400, 403, 422),
-       (Param("type", "query", {"type": "string"}), CURSOR, LIMIT)),
+       out.EventPage, (*KEY, 422),
+       (Param("type", "query", {"type": "string"}),  # the enum is set per configuration
+        _cursor("evt_"), _limit(200, 50)), links=EVENT_LINKS),
     Op("get", "/v1/events/{event_id}", "Read an event with its deliveries", "webhooks",
-       "key:events:read", None, 200, out.Event, (*AUTH, 403, 404), (_id("event_id"),)),
+       "key:events:read", None, 200, out.Event, (*KEY, 404), (_id("event_id", "evt_"),)),
     Op("post", "/v1/events/{event_id}/redeliver", "Deliver an event again", "webhooks",
-       "key:webhooks:manage", None, 202, out.Queued, (*AUTH, 403, 404), (_id("event_id"),)),
+       "key:webhooks:manage", None, 202, out.Queued, (*KEY, 404),
+       (_id("event_id", "evt_"),)),
     # /readyz and /metrics are served on the operations listener only ([server]
     # metrics_listen), not here.
     Op("get", "/healthz", "Liveness", "operations", "none", None, 200, out.Health),
     Op("get", "/v1/openapi.json", "This document", "operations", "none", None, 200,
        "application/json"),
-    Op("get", "/pay/{invoice_id}", "Checkout page", "pages", "none", None, 200, "text/html",
-       (404,), (_id("invoice_id"),)),
-    Op("get", "/pay/{invoice_id}/events", "Checkout status (server-sent events)", "pages",
-       "none", None, 200, "text/event-stream", (404, 429, 503), (_id("invoice_id"),)),
-    Op("get", "/signup", "Signup page", "pages", "none", None, 200, "text/html"),
-    Op("post", "/signup", "Signup form", "pages", "none", None, 303, "text/html",
-       (201, 403, 422, 429, 503), form=True),
-    Op("get", "/verify-email", "Email confirmation link", "pages", "none", None, 200,
-       "text/html", (400,), (Param("token", "query", {"type": "string"}),)),
-    Op("get", "/login", "Login page", "pages", "none", None, 200, "text/html"),
-    Op("post", "/login", "Login form", "pages", "none", None, 303, "text/html",
-       (401, 403, 429, 503), form=True),
-    Op("get", "/forgot", "Forgotten-password page", "pages", "none", None, 200, "text/html"),
-    Op("post", "/forgot", "Forgotten-password form (the same answer for any address)",
-       "pages", "none", None, 202, "text/html", (403, 429, 503), form=True),
-    Op("get", "/reset", "Password-reset link", "pages", "none", None, 200, "text/html",
-       (400,), (Param("token", "query", {"type": "string"}),)),
-    Op("post", "/reset", "Password-reset form", "pages", "none", None, 303, "text/html",
-       (400, 403, 422, 429, 503), form=True),
-    Op("get", "/account", "Account page", "pages", "cookie", None, 200, "text/html", (303,)),
-    Op("post", "/account/buy", "Buy a plan (form): leads to the checkout page", "pages",
-       "cookie", None, 303, "text/html", (403, 422, 429, 503), form=True),
-    Op("post", "/account/renewal", "Renewal choices (form): plan, coin, reminders", "pages",
-       "cookie", None, 303, "text/html", (403, 422, 429, 503), form=True),
-    Op("post", "/account/pay-again", "Pay an expired invoice again (form)", "pages",
-       "cookie", None, 303, "text/html", (403, 422, 429, 503), form=True),
-    Op("post", "/account/profile", "Profile form", "pages", "cookie", None, 303, "text/html",
-       (200, 403, 422, 429), form=True),
-    Op("post", "/account/totp", "Two-factor setup form", "pages", "cookie", None, 200,
-       "text/html", (303, 403, 409, 422, 429), form=True),
-    Op("post", "/account/totp/confirm", "Two-factor confirmation form", "pages", "cookie",
-       None, 200, "text/html", (303, 403, 422), form=True),
-    Op("post", "/account/totp/disable", "Two-factor off form", "pages", "cookie", None, 303,
-       "text/html", (403, 422, 429), form=True),
-    Op("get", "/email-change", "Email change confirmation link", "pages", "none", None, 200,
-       "text/html", (400,), (Param("token", "query", {"type": "string"}),)),
-    Op("post", "/email-change", "Email change confirmation form", "pages", "none", None, 200,
-       "text/html", (403,), form=True),
-    Op("get", "/email-change/undo", "Email change undo link", "pages", "none", None, 200,
-       "text/html", (400,), (Param("token", "query", {"type": "string"}),)),
-    Op("post", "/email-change/undo", "Email change undo form", "pages", "none", None, 200,
-       "text/html", (403,), form=True),
-    Op("post", "/account/policy", "Privacy policy acknowledgement form", "pages", "cookie",
-       None, 303, "text/html", (403,), form=True),
-    Op("post", "/account/delete", "Account deletion form", "pages", "cookie", None, 303,
-       "text/html", (403, 422, 429), form=True),
-    Op("post", "/account/deletion/cancel", "Cancel deletion form", "pages", "cookie", None,
-       303, "text/html", (403,), form=True),
-    Op("post", "/logout", "Log out (form)", "pages", "cookie", None, 303, "text/html", (403,),
-       form=True),
+)
+
+# The portal: HTML pages and the form posts behind them (answered with pages or 303
+# redirects, for browsers). They are not part of the API document; README lists them.
+PAGES: tuple[tuple[str, str], ...] = (
+    ("get", "/pay/{invoice_id}"), ("get", "/pay/{invoice_id}/events"),
+    ("get", "/signup"), ("post", "/signup"), ("get", "/verify-email"),
+    ("get", "/login"), ("post", "/login"), ("get", "/forgot"), ("post", "/forgot"),
+    ("get", "/reset"), ("post", "/reset"), ("get", "/account"), ("post", "/account/buy"),
+    ("post", "/account/renewal"), ("post", "/account/pay-again"),
+    ("post", "/account/profile"), ("post", "/account/totp"),
+    ("post", "/account/totp/confirm"), ("post", "/account/totp/disable"),
+    ("get", "/email-change"), ("post", "/email-change"), ("get", "/email-change/undo"),
+    ("post", "/email-change/undo"), ("post", "/account/policy"), ("post", "/account/delete"),
+    ("post", "/account/deletion/cancel"), ("post", "/logout"),
 )
 
 STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content",
-               303: "See other", 400: "Malformed request", 401: "Not authenticated",
-               403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-               409: "Conflict", 413: "Body larger than 1 MiB", 422: "Invalid input",
-               429: "Too many requests (see Retry-After)", 503: "Unavailable"}
+               400: "Malformed request (a body that is not a JSON object, a NUL character "
+                    "anywhere, a malformed header)",
+               401: "Not authenticated", 403: "Forbidden", 404: "Not found",
+               405: "Method not allowed", 409: "Conflict", 413: "Body larger than 1 MiB",
+               422: "Invalid input (`errors` names the fields)",
+               429: "Too many requests (see Retry-After)",
+               503: "Unavailable (see Retry-After)"}
 
 
-def document(prefix: str = "") -> dict[str, Any]:
+def _enum(values: tuple[str, ...]) -> dict[str, Any]:
+    if not values:  # none configured (no plans, say): whatever is sent is refused
+        return {"type": "string", "not": {}, "description": "none is configured here"}
+    return {"type": "string", "enum": list(values)}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}], "default": None}
+
+
+def _text(max_length: int | None = None, min_length: int = 0) -> dict[str, Any]:
+    schema = dict(TEXT)
+    if min_length:
+        schema["minLength"] = min_length
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+# What `normalize_email` accepts (surrounding blanks are trimmed).
+EMAIL = {"type": "string", "maxLength": 254,
+         "pattern": "^\\s*[^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]{2,}\\s*$",
+         "description": "an email address (one @, a dot in the domain, no spaces)"}
+PASSWORD = {"type": "string", "minLength": MIN_PASSWORD_LENGTH,
+            "maxLength": MAX_PASSWORD_LENGTH, "pattern": NO_NUL}
+SECRET = _text(min_length=1)  # a password or code checked against what is stored
+
+
+def _amount(exponent: int) -> dict[str, Any]:
+    """A positive decimal string with at most `exponent` decimals (`req.AMOUNT_PATTERN`,
+    narrowed to the currency)."""
+    whole = f"(0|[1-9][0-9]{{0,{14 - exponent}}})"  # below 10^15 minor units
+    if exponent == 0:
+        return {"type": "string", "pattern": "^[1-9][0-9]{0,14}$"}
+    return {"type": "string", "pattern": f"^{whole}(\\.[0-9]{{1,{exponent}}})?$",
+            "not": {"pattern": "^0(\\.0*)?$"}}
+
+
+def _price(currencies: tuple[str, ...]) -> dict[str, Any]:
+    """The amount's decimals depend on the currency: one branch per number of decimals."""
+    by_exponent: dict[int, list[str]] = {}
+    for code in currencies:
+        by_exponent.setdefault(FIAT_EXPONENTS[code], []).append(code)
+    branches = [{"type": "object", "additionalProperties": False,
+                 "required": ["amount", "currency"],
+                 "properties": {"amount": {**_amount(exp),
+                                           "description": 'decimal string, e.g. "9.99"'},
+                                "currency": _enum(tuple(codes))}}
+                for exp, codes in sorted(by_exponent.items())]
+    if len(branches) == 1:
+        return {**branches[0], "title": "PriceBody"}
+    return {"title": "PriceBody", "oneOf": branches}
+
+
+def _json_value(levels: int) -> dict[str, Any]:
+    """Any JSON value without NUL characters, arrays and objects nested at most `levels`
+    deep (`req.METADATA_LEVELS`): what the server accepts in `metadata`."""
+    scalars: list[dict[str, Any]] = [{"type": "null"}, {"type": "boolean"},
+                                     {"type": "number"}, TEXT]
+    if levels == 0:
+        return {"anyOf": scalars}
+    inner = _json_value(levels - 1)
+    return {"anyOf": [*scalars, {"type": "array", "items": inner},
+                      {"type": "object", "propertyNames": TEXT,
+                       "additionalProperties": inner}]}
+
+
+def _fields(vocab: Vocabulary) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per request model, the schema of each field, as the server checks it."""
+    dcs, currencies = _enum(vocab.datacenters), _enum(vocab.account_currencies)
+    text200 = _nullable(_text(200))
+    code = _nullable(_text())
+    return {
+        "SignupBody": {"email": EMAIL, "password": PASSWORD, "display_name": text200,
+                       "company": text200, "datacenter": _nullable(dcs),
+                       "currency": _nullable(currencies)},
+        "SessionBody": {"email": _text(), "password": _text(), "totp_code": code},
+        "TokenBody": {"token": _text()},
+        "EmailUndoBody": {"token": _text(), "totp_code": code},
+        "ResetRequestBody": {"email": _text()},
+        "ResetConfirmBody": {"token": _text(), "new_password": PASSWORD, "totp_code": code},
+        "CodeBody": {"code": _text()},
+        "TotpBeginBody": {"current_password": SECRET},
+        "TotpDisableBody": {"current_password": SECRET, "code": _text()},
+        "DeletionBody": {"password": SECRET, "totp_code": code},
+        "PasswordChangeBody": {"current_password": SECRET, "new_password": PASSWORD},
+        "ProfileBody": {"email": EMAIL, "display_name": text200, "company": text200,
+                        "datacenter": _nullable(dcs), "currency": _nullable(currencies),
+                        "current_password": code, "totp_code": code},
+        "InvoiceBody": {"account_id": {"type": "string", "pattern": id_pattern("acc_")},
+                        "price": _price(vocab.price_currencies),
+                        "coin": _enum(vocab.coins),
+                        "metadata": _nullable({
+                            "type": "object", "propertyNames": TEXT,
+                            "additionalProperties": _json_value(req.METADATA_LEVELS - 1),
+                            "description": "your own data, kept with the invoice and sent "
+                                           "in its events: at most 4 KiB as JSON, arrays "
+                                           f"and objects {req.METADATA_LEVELS} levels deep "
+                                           "at most"})},
+        "PlanInvoiceBody": {"plan": _enum(vocab.plans), "coin": _enum(vocab.coins)},
+        "EndpointBody": {"url": {"type": "string", "format": "uri", "maxLength": 2048,
+                                 "pattern": "^https?://[^\\u0000]+$",
+                                 "description": "where events are posted; its host must "
+                                                "be allowed by [webhooks] (see WEBHOOKS.md)"},
+                         "event_types": {"type": "array", "items": _enum(vocab.event_types),
+                                         "default": [],
+                                         "description": "none: every type"},
+                         "description": {**_text(500), "default": ""}},
+    }
+
+
+def document(prefix: str = "", vocab: Vocabulary | None = None) -> dict[str, Any]:
+    vocab = vocab or Vocabulary()
+    fields = _fields(vocab)
     schemas: dict[str, Any] = {}
 
     def ref(model: type[BaseModel]) -> dict[str, str]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in schema.pop("$defs", {}).items():
             schemas[name] = sub
+        for name, precise in fields.get(model.__name__, {}).items():
+            described = schema["properties"][name]
+            schema["properties"][name] = {
+                **precise, "title": described.get("title", name),
+                **({"description": described["description"]}
+                   if "description" in described else {})}
         schemas[model.__name__] = schema
         return {"$ref": f"#/components/schemas/{model.__name__}"}
 
     problem = {PROBLEM: {"schema": ref(out.Problem)}}
+    enums = {("/v1/payments", "coin"): _enum(vocab.coins),
+             ("/v1/events", "type"): _enum(vocab.event_types)}
     paths: dict[str, Any] = {}
     for op in OPERATIONS:
         responses: dict[str, Any] = {}
-        if op.ok == 303:
-            responses["303"] = {"description": STATUS_TEXT[303]}  # redirect, no body
-        elif isinstance(op.response, type):
+        if isinstance(op.response, type):
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok],
                                      "content": {"application/json": {"schema": ref(op.response)}}}
         elif op.response == "text/event-stream":
-            # Each event's data is a JSON status document; the stream itself has no schema.
-            responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok],
-                                     "content": {op.response: {}}}
+            # Each event's data is the invoice's status document.
+            responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok] + ": one event per "
+                                     "status change; each event's data is a JSON document",
+                                     "content": {op.response: {"schema": {"anyOf": [
+                                         {"type": "string"}, SSE_EVENT]}}}}
         elif isinstance(op.response, str):
             kind = "object" if op.response == "application/json" else "string"
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok],
@@ -244,46 +428,39 @@ def document(prefix: str = "") -> dict[str, Any]:
             responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok]}
         for media in op.alt_media:
             responses[str(op.ok)]["content"][media] = {"schema": {"type": "string"}}
+        if op.links:
+            responses[str(op.ok)]["links"] = {
+                link.name: {"operationId": link.operation_id, "parameters": link.parameters,
+                            **({"description": link.description} if link.description
+                               else {})}
+                for link in op.links}
         for code in op.also_ok:
             responses[str(code)] = {**responses[str(op.ok)], "description": STATUS_TEXT[code]}
-        extra = {413} if op.body or op.form else set()
-        if op.auth == "session" and op.method != "get":
-            extra |= {403}  # the cookie's cross-site rule (csrf.cookie_request)
-        if op.form:
-            extra |= {400}
-        for code in sorted(set(op.errors) | {405} | extra):
-            if code == 303:
-                responses["303"] = {"description": STATUS_TEXT[303]}
-                continue
-            content = problem
-            if op.response == "text/html":
-                # Pages answer in HTML; the framework's own refusals are problem documents.
-                content = {"text/html": {"schema": {"type": "string"}},
-                           "text/plain": {"schema": {"type": "string"}}, **problem}
-            responses[str(code)] = {"description": STATUS_TEXT[code], "content": content}
+        for code in sorted(set(op.errors) | set(ALWAYS)):
+            responses[str(code)] = {"description": STATUS_TEXT[code], "content": problem}
         operation: dict[str, Any] = {
-            "summary": op.summary, "tags": [op.tag],
-            "operationId": f"{op.method}_{op.path}".replace("/", "_").replace("{", "")
-            .replace("}", "").replace("-", "_").replace(".", "_"),
+            "summary": op.summary, "tags": [op.tag], "operationId": op.operation_id,
             "responses": responses,
         }
         if op.params:
             operation["parameters"] = [
-                {"name": p.name, "in": p.where, "required": p.required, "schema": p.schema,
+                {"name": p.name, "in": p.where, "required": p.required,
+                 "schema": enums.get((op.path, p.name), p.schema),
                  **({"description": p.description} if p.description else {})}
                 for p in op.params]
         if op.body is not None:
             operation["requestBody"] = {
                 "required": True, "content": {"application/json": {"schema": ref(op.body)}}}
-        if op.form:
-            operation["requestBody"] = {"content": {"application/x-www-form-urlencoded": {
-                "schema": {"type": "object", "additionalProperties": {"type": "string"}}}}}
         if op.auth.startswith("key"):
             scope = op.auth.partition(":")[2]
             operation["security"] = [{"apiKey": []}] + (
-                [{"session": []}] if op.auth == "key-or-session" else [])
+                [{"session": []}, {"sessionCookie": []}] if op.auth == "key-or-session"
+                else [])
             if scope:
                 operation["description"] = f"API key with scope `{scope}`."
+            elif op.auth == "key-or-session":
+                operation["description"] = ("An API key with scope `invoices:read`, or the "
+                                            "session of the invoice's own customer.")
         elif op.auth == "session":
             operation["security"] = [{"session": []}, {"sessionCookie": []}]
             if op.method != "get":
@@ -291,14 +468,14 @@ def document(prefix: str = "") -> dict[str, Any]:
                     "With the session cookie (not a bearer token) this needs "
                     "`Content-Type: application/json` and this site's own `Origin`; "
                     "otherwise 403.")
-        elif op.auth == "cookie":
-            operation["security"] = [{"sessionCookie": []}]
         paths.setdefault(op.path, {})[op.method] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": "Packetra gateway", "version": "1",
                  "description": "Privacy-first cryptocurrency payment and signup gateway. "
-                                "Errors are RFC 9457 problem documents."},
+                                "Errors are RFC 9457 problem documents. The enums (coins, "
+                                "currencies, plans, datacenters, event types) are those "
+                                "of this gateway's configuration."},
         "servers": [{"url": prefix or "/"}],
         "paths": paths,
         "components": {
@@ -306,7 +483,8 @@ def document(prefix: str = "") -> dict[str, Any]:
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer",
                            "description": "service API key, gk_..."},
-                "session": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "session": {"type": "http", "scheme": "bearer",
+                            "description": "a customer's session token (POST /v1/sessions)"},
                 "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "__Host-session"},
             },
         },

@@ -1,17 +1,27 @@
 """Cursor pagination: `?cursor=<id of the last item seen>&limit=N`."""
 
+import re
 from typing import Any
 
 from aiohttp import web
 
+from gateway.http.ids import checked_id
 
-def page_request(request: web.Request, default: int = 50) -> tuple[str | None, int]:
-    raw = request.query.get("limit", str(default))
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"limit must be an integer, not {raw[:20]!r}") from None
-    return request.query.get("cursor"), limit
+
+def integer(raw: str, name: str) -> int:
+    """A query parameter of type integer: ASCII digits with an optional minus, nothing
+    else (`int()` would also take blanks, a plus sign, underscores and other scripts'
+    digits, which the OpenAPI document does not allow)."""
+    if not re.fullmatch(r"-?[0-9]{1,18}", raw):
+        raise web.HTTPBadRequest(text=f"{name} must be an integer, not {raw[:20]!r}")
+    return int(raw)
+
+
+def page_request(request: web.Request, prefix: str, default: int = 50
+                 ) -> tuple[str | None, int]:
+    """The cursor (an id with `prefix`) and the limit of a page request."""
+    limit = integer(request.query.get("limit", str(default)), "limit")
+    return checked_id(request.query.get("cursor"), prefix, "cursor"), limit
 
 
 def page_response(data: list[dict[str, Any]], limit: int) -> web.Response:

@@ -7,6 +7,7 @@ from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import SESSION_COOKIE, customer, session_token
 from gateway.http.background import JOBS
 from gateway.http.client_ip import client_ip
+from gateway.http.ids import checked_id
 from gateway.http.keys import SERVICES
 from gateway.http.schemas import (
     CodeBody,
@@ -237,6 +238,6 @@ async def disable_totp(request: web.Request) -> web.Response:
 async def my_invoices(request: web.Request) -> web.Response:
     account_id = await customer(request)
     views = await request.app[SERVICES].invoices.list(
-        account_id=account_id, after=request.query.get("cursor")
+        account_id=account_id, after=checked_id(request.query.get("cursor"), "inv_", "cursor")
     )
     return web.json_response({"data": [invoice_json(v) for v in views]})

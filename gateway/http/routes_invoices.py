@@ -7,6 +7,7 @@ from aiohttp import web
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import parse_fiat
 from gateway.http.auth import api_key, customer
+from gateway.http.ids import checked_id
 from gateway.http.keys import SERVICES
 from gateway.http.paging import page_request, page_response
 from gateway.http.schemas import InvoiceBody, PlanInvoiceBody, read_json
@@ -76,9 +77,10 @@ async def get_invoice(request: web.Request) -> web.Response:
 @routes.get("/v1/invoices")
 async def list_invoices(request: web.Request) -> web.Response:
     await api_key(request, "invoices:read")
-    cursor, limit = page_request(request)
+    cursor, limit = page_request(request, "inv_")
     views = await request.app[SERVICES].invoices.list(
-        account_id=request.query.get("account_id"), status=request.query.get("status"),
+        account_id=checked_id(request.query.get("account_id"), "acc_", "account_id"),
+        status=request.query.get("status"),
         after=cursor, limit=limit,
     )
     return page_response([invoice_json(v) for v in views], limit)

@@ -26,7 +26,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/v1/openapi.json")
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(document(request.app[PREFIX]))
+    return web.json_response(document(request.app[PREFIX],
+                                      request.app[SERVICES].vocabulary))
 
 
 @ops_routes.get("/metrics")

@@ -45,7 +45,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
 @routes.get("/v1/events")
 async def list_events(request: web.Request) -> web.Response:
     await api_key(request, "events:read")
-    cursor, limit = page_request(request)
+    cursor, limit = page_request(request, "evt_")
     records = await request.app[SERVICES].events.page(request.query.get("type"), cursor, limit)
     return page_response([event_json(r) for r in records], limit)
 

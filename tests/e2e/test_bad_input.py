@@ -80,6 +80,17 @@ async def test_bad_input_is_refused_clearly_and_writes_nothing(make_stack: Stack
                          {"url": "http://10.1.2.3/hooks"}, key)
     await expect_problem(stack, 422, "http(s) URL", "POST", "/v1/webhook-endpoints",
                          {"url": "ftp://example.org/x"}, key)
+    # Filters, cursors and limits have the forms the OpenAPI document gives them.
+    await expect_problem(stack, 422, "cursor: must be an id of the form inv_", "GET",
+                         "/v1/invoices?cursor=abc", token=key)
+    await expect_problem(stack, 422, "account_id: must be an id of the form acc_", "GET",
+                         "/v1/invoices?account_id=nobody", token=key)
+    await expect_problem(stack, 422, "cursor: must be an id of the form evt_", "GET",
+                         f"/v1/events?cursor={acc}", token=key)
+    await expect_problem(stack, 400, "limit must be an integer", "GET",
+                         "/v1/events?limit=%2B5", token=key)
+    await expect_problem(stack, 422, "digits and one point", "POST", "/v1/invoices",
+                         inv(price={"amount": "1e2", "currency": "EUR"}), key)
 
 
 async def test_scopes_are_enforced(make_stack: StackFactory) -> None:
@@ -143,3 +154,35 @@ async def test_deeply_nested_json_is_a_clear_400_without_a_traceback(
                          raw=body, token=stack.key)
     log = stack.gateway.log()
     assert "RecursionError" not in log and "Traceback" not in log
+
+
+async def test_a_nul_in_a_header_is_a_400_and_one_info_line(make_stack: StackFactory) -> None:
+    """aiohttp's parser refuses the request; its ERROR with a traceback becomes one INFO
+    line that names neither the client nor the header's value."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    stack = await make_stack()
+    url = urlsplit(stack.gateway.base)
+    secret = "gk_" + "s3cr3t" * 4
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                 b"Authorization: Bearer " + secret.encode() + b"\x00x\r\n\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.split(b" ", 2)[1] == b"400", answer[:200]
+
+    async def logged() -> str:
+        for _ in range(50):
+            if "malformed request" in stack.gateway.log():
+                break
+            await asyncio.sleep(0.1)
+        return stack.gateway.log()
+
+    log = await logged()
+    lines = [line for line in log.splitlines() if "malformed request" in line]
+    assert len(lines) == 1, log[-3000:]
+    assert " INFO aiohttp.server: malformed request refused with 400: " in lines[0]
+    assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
+    assert "s3cr3t" not in log and "127.0.0.1" not in lines[0]

@@ -23,6 +23,10 @@ def test_parse_fiat_minor_units() -> None:
         (9.99, "EUR", "decimal string"),
         ("NaN", "EUR", "finite"),
         ("1.00", "XXX", "unsupported currency"),
+        # The form the OpenAPI document's pattern allows, no other.
+        (" 9.99", "EUR", "digits and one point"), ("1e2", "EUR", "digits and one point"),
+        ("09.99", "EUR", "digits and one point"), ("9.", "EUR", "digits and one point"),
+        ("+5", "EUR", "digits and one point"), ("10000000000000", "EUR", "too large"),
     ],
 )
 def test_parse_fiat_rejects(amount: object, currency: str, fragment: str) -> None:
