@@ -24,6 +24,7 @@ from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import (
     checkpoint,
     current_revision,
+    dispose,
     head_revision,
     make_engine,
 )
@@ -159,9 +160,11 @@ class Gateway:
     metrics: Metrics
     passwords: Argon2Passwords
     mail: MailSender | None = None  # None without [smtp]: nothing can be sent
+    allocator: AsyncEngine | None = None  # PostgreSQL: derivation indexes' own pool
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, self.cipher, self.worker.wake, clock=self.clock)
+        return SqlUnitOfWork(self.engine, self.cipher, self.worker.wake, clock=self.clock,
+                             allocator=self.allocator)
 
     async def chain_status(self, tip_timeout: float) -> dict[str, dict[str, Any]]:
         """Per coin: the node's tip, the height processed (the stored cursor of its feed,
@@ -240,7 +243,9 @@ class Gateway:
         await self.chains.aclose()
         await self.worker.aclose()
         await self.rates_http.aclose()
-        await self.engine.dispose()
+        await dispose(self.engine)
+        if self.allocator is not None:
+            await self.allocator.dispose()
         self.passwords.close()
 
 
@@ -262,6 +267,10 @@ def build(settings: Settings, clock: Clock = utcnow,
     sec = settings.security
     keys = Keys.of(settings)
     engine = make_engine(settings.database.url, hide_parameters=True)
+    # PostgreSQL: derivation indexes come from a pool of their own (SqlInvoices.allocate).
+    allocator = (make_engine(settings.database.url, hide_parameters=True, pool_size=2,
+                             max_overflow=4)
+                 if engine.dialect.name == "postgresql" else None)
     cipher = FieldCipher(keys.data)
     nodes = (list(overrides.chains) if overrides.chains is not None
              else build_chains(settings))
@@ -286,7 +295,7 @@ def build(settings: Settings, clock: Clock = utcnow,
     )
 
     def sql_uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine, cipher, worker.wake, clock=clock)
+        return SqlUnitOfWork(engine, cipher, worker.wake, clock=clock, allocator=allocator)
 
     def sql_reader() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, cipher, read_only=True, clock=clock)
@@ -370,11 +379,12 @@ def build(settings: Settings, clock: Clock = utcnow,
             ),
             two_factor,
             throttle,
+            reader=reader,
         ),
         two_factor=two_factor,
         recovery=recovery,
         email_changes=email_changes,
-        api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key),
+        api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key, reader=reader),
         invoices=InvoiceService(
             uow, chains, build_rates(settings, clock, rates_http), clock, policy,
             {c: CoinRules(settings.confirmations(c)) for c in chains.coins()},
@@ -411,7 +421,7 @@ def build(settings: Settings, clock: Clock = utcnow,
     )
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,
-                   metrics=metrics, passwords=passwords, mail=sender)
+                   metrics=metrics, passwords=passwords, mail=sender, allocator=allocator)
 
 
 def _assets(followers: Sequence[Follower]) -> dict[str, str]:

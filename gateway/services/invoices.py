@@ -211,20 +211,23 @@ class InvoiceService:
         )
         invoice.created()
         try:
+            # One short transaction that returns what it wrote (no read-back).
             async with self._uow() as uow:
-                account = await uow.accounts.get(account_id)
+                # A customer buying a plan: the account's row is locked to commit, so two
+                # requests racing past the first check queue here and see each other.
+                account = await uow.accounts.get(account_id, for_update=for_plan is not None)
                 if account is None:
                     raise InvalidInput("account_id", f"no account {account_id!r}")
                 if account.deleted:
                     raise InvalidInput("account_id", f"account {account_id!r} was deleted")
-                space = self._chains.address_space(coin)
-                [index] = await uow.invoices.allocate(space)
                 if for_plan is not None:
-                    # allocate holds the counter's lock: creations in this address space
-                    # queue here, so requests racing past the first check see each other.
-                    # Raising rolls back, and the index is not spent.
                     self._check_open(await uow.invoices.open_for_account(account_id, now),
                                      for_plan, coin)
+                space = self._chains.address_space(coin)
+                # Never handed out twice; on PostgreSQL taken in its own short transaction
+                # (no lock held to this one's commit), so a creation that fails after it
+                # leaves an unused index (a gap the watched set tolerates).
+                [index] = await uow.invoices.allocate(space)
                 [destination] = await self._chains.allocate(coin, [index])
                 uri = self._chains.payment_uri(coin, destination, terms.amount_due)
                 await uow.invoices.add(invoice, space, destination, uri)
@@ -235,13 +238,11 @@ class InvoiceService:
                                                           invoice.id, now):
                         raise Conflict("this Idempotency-Key was taken over by another "
                                        "request")
-                await uow.commit()
-                record = await uow.invoices.read(invoice.id)
                 tip = await uow.cursors.get(self._chains.feed(coin))
+                await uow.commit()
         except _Reuse as reuse:
             return await self._reuse(reuse.invoice_id, _idem)
-        assert record is not None
-        return InvoiceView(record, tip)
+        return InvoiceView(InvoiceRecord(invoice, destination.address, uri, ()), tip)
 
     def _check_open(self, open_now: list[Invoice], plan: Plan, coin: str) -> None:
         """Raises `_Reuse` for an open invoice of this plan, price and coin, or

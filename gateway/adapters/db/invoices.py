@@ -5,8 +5,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chains.base import BlockRef, Destination, Lock
 from gateway.adapters.db.tables import derivation_counters, invoices, payments
@@ -59,16 +60,25 @@ def _payment(row: Any) -> PaymentRecord:
 
 class SqlInvoices:
     def __init__(self, conn: AsyncConnection,
-                 collect: Callable[[Invoice], None] = lambda _i: None) -> None:
+                 collect: Callable[[Invoice], None] = lambda _i: None,
+                 allocator: AsyncEngine | None = None) -> None:
         self._conn = conn
+        self._allocator = allocator  # PostgreSQL: a small pool of its own for `allocate`
         self._collect = collect  # the unit of work publishes the events at commit
 
     async def allocate(self, space: str, count: int = 1) -> range:
-        # UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) for the rest of
-        # the transaction, so concurrent creators queue here and never share an index,
-        # whichever coin of the address space they create an invoice in.
+        """`count` fresh indexes of the address space, never handed out twice, whichever
+        coin of the space they are for. PostgreSQL with an `allocator`: one upsert in its
+        own transaction on the allocator's own pool (never waiting for a connection the
+        creators hold), so the counter's row lock is held for that statement only (not to
+        this transaction's commit, which made creators take turns); an index whose invoice
+        then fails to commit stays unused. Otherwise in this transaction: the UPDATE holds
+        the row lock (PostgreSQL) or the one write lock (SQLite) to commit, and a rollback
+        gives the index back."""
         if count < 1:
             raise ValueError("count must be positive")
+        if self._allocator is not None and self._conn.dialect.name == "postgresql":
+            return await self._allocate_apart(self._allocator, space, count)
         for _ in range(3):
             result = await self._conn.execute(
                 update(derivation_counters)
@@ -88,6 +98,18 @@ class SqlInvoices:
             except IntegrityError:
                 continue  # another instance created the counter first
         raise RuntimeError("could not allocate a derivation index")
+
+    @staticmethod
+    async def _allocate_apart(engine: AsyncEngine, space: str, count: int) -> range:
+        c = derivation_counters.c
+        upsert = pg_insert(derivation_counters).values(
+            space=space, next_index=count,
+        ).on_conflict_do_update(
+            index_elements=[c.space], set_={"next_index": c.next_index + count},
+        ).returning(c.next_index)
+        async with engine.connect() as apart, apart.begin():
+            value = int((await apart.execute(upsert)).scalar_one())
+        return range(value - count, value)
 
     async def add(self, invoice: Invoice, space: str, destination: Destination,
                   payment_uri: str) -> None:

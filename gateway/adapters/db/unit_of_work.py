@@ -1,14 +1,15 @@
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Self, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
 from gateway.adapters.db.audit import SqlAuditLog
 from gateway.adapters.db.chain_state import SqlCursors
-from gateway.adapters.db.engine import READ_ONLY
+from gateway.adapters.db.engine import inline_connection, inline_engine, read_only, write_turn
 from gateway.adapters.db.idempotency import SqlIdempotency
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.ledger import SqlLedger
@@ -26,7 +27,10 @@ def _utcnow() -> datetime:
 
 class SqlUnitOfWork:
     """One transaction. Leaving the block without `commit()` rolls everything back.
-    `read_only`: for reads only; on SQLite it then takes no write lock.
+    `read_only`: for reads only; on SQLite it then takes no write lock (and waits for no
+    writer), on PostgreSQL it is a READ ONLY transaction. A writing unit takes this
+    process's turn to write (SQLite: one at a time, see `engine.write_turn`) for its
+    whole life, so keep it short and never open another writing unit inside one.
 
     Repositories hand every aggregate they add or save to `collect`; at commit the
     events those aggregates recorded go to the outbox, in the same transaction. No
@@ -39,26 +43,49 @@ class SqlUnitOfWork:
         on_events: Callable[[], None] | None = None,
         read_only: bool = False,
         clock: Callable[[], datetime] = _utcnow,
+        allocator: AsyncEngine | None = None,
     ) -> None:
         self._engine = engine
+        self._allocator = allocator
         self._clock = clock
         self._collected: list[HasEvents] = []
         self._cipher = cipher
         self._on_events = on_events
         self._read_only = read_only
         self._conn: AsyncConnection | None = None
+        self._turn: contextlib.AbstractAsyncContextManager[None] | None = None
 
     async def __aenter__(self) -> Self:
-        conn = await self._engine.connect()
-        if self._read_only:
-            await conn.execution_options(**{READ_ONLY: True})
-        await conn.begin()
+        inline = inline_engine(self._engine)
+        if not self._read_only:
+            turn = write_turn(self._engine)
+            await turn.__aenter__()
+            self._turn = turn
+        try:
+            if inline is not None:
+                self._start(cast(AsyncConnection, inline_connection(inline, self._read_only)))
+                return self
+            conn = await self._engine.connect()
+            try:
+                if self._read_only:
+                    await read_only(conn)
+                await conn.begin()
+            except BaseException:
+                await conn.close()
+                raise
+        except BaseException:
+            await self._release_turn()
+            raise
+        self._start(conn)
+        return self
+
+    def _start(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self._collected = []
         self.accounts = SqlAccounts(conn, self._cipher, self.collect)
         self.sessions = SqlSessions(conn)
         self.api_keys = SqlApiKeys(conn)
-        self.invoices = SqlInvoices(conn, self.collect)
+        self.invoices = SqlInvoices(conn, self.collect, self._allocator)
         self.payments = SqlPayments(conn)
         self.cursors = SqlCursors(conn)
         self.endpoints = SqlEndpoints(conn, self._cipher)
@@ -70,7 +97,6 @@ class SqlUnitOfWork:
         self.retention = SqlRetention(conn)
         self.audit = SqlAuditLog(conn)
         self.ledger = SqlLedger(conn)
-        return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
@@ -80,8 +106,16 @@ class SqlUnitOfWork:
             if self._conn.in_transaction():
                 await self._conn.rollback()
         finally:
-            await self._conn.close()
-            self._conn = None
+            try:
+                await self._conn.close()
+            finally:
+                self._conn = None
+                await self._release_turn()
+
+    async def _release_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            await turn.__aexit__(None, None, None)
 
     def collect(self, aggregate: HasEvents) -> None:
         if not any(a is aggregate for a in self._collected):
@@ -98,8 +132,7 @@ class SqlUnitOfWork:
             aggregate.events.clear()
         if (self.outbox.published or self.events.requeued) and self._on_events is not None:
             self._on_events()
-        # A read after commit (as create-then-read does) runs in a fresh transaction.
-        await self._conn.begin()
+        # Anything after commit runs in a fresh transaction, begun when first used.
         self.outbox.published = 0
         self.events.requeued = 0
 
