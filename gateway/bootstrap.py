@@ -399,7 +399,11 @@ def build(settings: Settings, clock: Clock = utcnow,
         events=WebhookEventService(uow, clock),
         tracker=PaymentTracker(
             uow, clock, timedelta(minutes=settings.invoices.block_time_tolerance_minutes),
-            feed_of=chains.feed),
+            feed_of=chains.feed,
+            # Invoices keep the requirement they were created with: leave room for a
+            # setting lowered since (one missed still settles at the latest sweep).
+            max_confirmations=max([100, *(2 * settings.confirmations(c)
+                                          for c in chains.coins())])),
         wallet=WalletService(uow, {c: chains.address_space(c) for c in chains.coins()}),
         retention=RetentionService(uow, clock, RetentionPeriods(
             security_log=timedelta(days=ret.security_log_days),
