@@ -5,7 +5,7 @@ import base64
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +20,7 @@ from gateway import families
 from gateway.adapters.backup.files import BackupError, Backups, prune
 from gateway.adapters.backup.stream import BackupFormatError
 from gateway.adapters.chain_directory import ChainDirectory
+from gateway.adapters.db import notify
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import (
     checkpoint,
@@ -52,6 +53,7 @@ from gateway.services.accounts import AccountPolicy, AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.chain_events import PaymentTracker
+from gateway.services.changes import ChangeHub
 from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
@@ -161,10 +163,11 @@ class Gateway:
     passwords: Argon2Passwords
     mail: MailSender | None = None  # None without [smtp]: nothing can be sent
     allocator: AsyncEngine | None = None  # PostgreSQL: derivation indexes' own pool
+    changes: ChangeHub = field(default_factory=ChangeHub)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.cipher, self.worker.wake, clock=self.clock,
-                             allocator=self.allocator)
+                             allocator=self.allocator, on_change=self.changes.publish)
 
     async def chain_status(self, tip_timeout: float) -> dict[str, dict[str, Any]]:
         """Per coin: the node's tip, the height processed (the stored cursor of its feed,
@@ -294,8 +297,11 @@ def build(settings: Settings, clock: Clock = utcnow,
         targets=targets,
     )
 
+    changes = ChangeHub()  # open checkout streams wait on it
+
     def sql_uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine, cipher, worker.wake, clock=clock, allocator=allocator)
+        return SqlUnitOfWork(engine, cipher, worker.wake, clock=clock, allocator=allocator,
+                             on_change=changes.publish)
 
     def sql_reader() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, cipher, read_only=True, clock=clock)
@@ -425,7 +431,8 @@ def build(settings: Settings, clock: Clock = utcnow,
     )
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,
-                   metrics=metrics, passwords=passwords, mail=sender, allocator=allocator)
+                   metrics=metrics, passwords=passwords, mail=sender, allocator=allocator,
+                   changes=changes)
 
 
 def _assets(followers: Sequence[Follower]) -> dict[str, str]:
@@ -472,6 +479,9 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
             gw.services.retention, gw.settings.retention.interval_seconds,
             gw.metrics.last_retention.set_to_current_time)),
     ]
+    if gw.engine.dialect.name == "postgresql":
+        # Every instance hears the others' changes for its open checkout streams.
+        jobs.append(notify.listen(gw.settings.database.url, gw.changes.publish))
     if gw.mail is not None:
         jobs.append(gw.mail.run())  # on every instance: mail is claimed with SKIP LOCKED
     backup = gw.settings.backup
@@ -511,6 +521,7 @@ def build_app(gw: Gateway) -> web.Application:
         signup_limit=SlidingWindow(gw.settings.security.signup_per_ip_per_hour, 3600),
         stream_slots=StreamSlots(gw.settings.server.event_streams_per_client,
                                  gw.settings.server.event_streams_total),
+        changes=gw.changes,
         datacenters=tuple(gw.settings.accounts.datacenters),
         currencies=tuple(gw.settings.accounts.currencies),
         csrf_key=gw.keys.session,

@@ -12,6 +12,7 @@ from gateway.http.ratelimit import SlidingWindow
 from gateway.http.streams import StreamSlots
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
+from gateway.services.changes import ChangeHub
 from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import InvoiceService
@@ -44,6 +45,7 @@ class HttpServices:
     currencies: tuple[str, ...] = ()
     csrf_key: bytes = b""
     email_changes: EmailChangeService | None = None
+    changes: ChangeHub | None = None  # None: streams look again every POLL_SECONDS
 
 
 SERVICES = web.AppKey("services", HttpServices)

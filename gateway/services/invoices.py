@@ -294,6 +294,11 @@ class InvoiceService:
             tips = {c: await self._tip(uow, c) for c in {r.invoice.coin for r in records}}
         return [InvoiceView(r, tips[r.invoice.coin]) for r in records]
 
+    def feed(self, coin: str) -> str:
+        """The feed whose tip counts the coin's confirmations (the coin itself when it is
+        no longer configured)."""
+        return self._chains.feed(coin) if coin in self._chains.coins() else coin
+
     async def _tip(self, uow: UnitOfWork, coin: str) -> BlockRef | None:
         """How far the coin's feed has been processed (None for a coin no longer
         configured: its payments then show no confirmations)."""

@@ -11,6 +11,7 @@ from gateway.adapters.db.tables import chain_cursors, invoices
 class SqlCursors:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self.changed: set[str] = set()  # feeds whose cursor this unit moved
 
     async def get(self, feed: str) -> BlockRef | None:
         row = (
@@ -19,6 +20,7 @@ class SqlCursors:
         return BlockRef(row.height, row.hash) if row else None
 
     async def set(self, feed: str, block: BlockRef, now: datetime) -> None:
+        self.changed.add(feed)
         result = await self._conn.execute(
             update(chain_cursors)
             .where(chain_cursors.c.feed == feed)

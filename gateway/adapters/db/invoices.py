@@ -359,6 +359,7 @@ def _open_to_change(now: datetime) -> Any:
 class SqlPayments:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self.touched: set[str] = set()  # invoices whose payments this unit changed
 
     async def record(
         self, coin: str, txid: str, index: int, invoice_id: str, amount: int,
@@ -366,6 +367,7 @@ class SqlPayments:
         lock: Lock | None = None,
     ) -> bool:
         key = (payments.c.coin == coin, payments.c.txid == txid, payments.c.output_index == index)
+        self.touched.add(invoice_id)
         row = (await self._conn.execute(select(payments.c.status).where(*key))).first()
         if row is None:
             await self._conn.execute(
@@ -402,6 +404,7 @@ class SqlPayments:
         index) never seen before."""
         if not rows:
             return set()
+        self.touched.update(r.invoice_id for r in rows)
         p = payments.c
         keys = [(r.coin, r.txid, r.index) for r in rows]
         known: dict[tuple[str, str, int], str] = {}
@@ -455,6 +458,7 @@ class SqlPayments:
     async def _unconfirm(self, where: Any) -> list[str]:
         ids = (await self._conn.execute(select(payments.c.invoice_id).where(*where))).scalars()
         found = sorted(set(ids))
+        self.touched.update(found)
         await self._conn.execute(
             update(payments).where(*where).values(
                 block_hash=None, block_height=None, status=PaymentStatus.PENDING.value
@@ -478,6 +482,7 @@ class SqlPayments:
         )
         ids = (await self._conn.execute(select(payments.c.invoice_id).where(*where))).scalars()
         found = sorted(set(ids))
+        self.touched.update(found)
         await self._conn.execute(
             update(payments).where(*where).values(status=PaymentStatus.REVERTED.value))
         return found

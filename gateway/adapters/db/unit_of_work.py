@@ -6,6 +6,7 @@ from typing import Self, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.adapters.db import notify
 from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
 from gateway.adapters.db.audit import SqlAuditLog
 from gateway.adapters.db.chain_state import SqlCursors
@@ -18,6 +19,8 @@ from gateway.adapters.db.security_log import SqlSecurityLog
 from gateway.adapters.db.throttle import SqlThrottle
 from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
 from gateway.adapters.fields import FieldCipher
+from gateway.domain.invoices import Invoice
+from gateway.services.changes import feed_key, invoice_key
 from gateway.services.ports import HasEvents, UnitOfWork
 
 
@@ -44,7 +47,9 @@ class SqlUnitOfWork:
         read_only: bool = False,
         clock: Callable[[], datetime] = _utcnow,
         allocator: AsyncEngine | None = None,
+        on_change: Callable[[set[str]], None] | None = None,
     ) -> None:
+        self._on_change = on_change  # the keys of what a commit changed (ChangeHub)
         self._engine = engine
         self._allocator = allocator
         self._clock = clock
@@ -117,6 +122,14 @@ class SqlUnitOfWork:
         if turn is not None:
             await turn.__aexit__(None, None, None)
 
+    def _changes(self, collected: list[HasEvents]) -> set[str]:
+        keys = {invoice_key(a.id) for a in collected if isinstance(a, Invoice)}
+        keys.update(invoice_key(i) for i in self.payments.touched)
+        keys.update(feed_key(f) for f in self.cursors.changed)
+        self.payments.touched = set()
+        self.cursors.changed = set()
+        return keys
+
     def collect(self, aggregate: HasEvents) -> None:
         if not any(a is aggregate for a in self._collected):
             self._collected.append(aggregate)
@@ -127,7 +140,12 @@ class SqlUnitOfWork:
         events = [event for aggregate in collected for event in aggregate.events]
         if events:
             await self.outbox.publish(events, self._clock())
+        changes = self._changes(collected)
+        if changes and self._conn.dialect.name == "postgresql":
+            await notify.send(self._conn, changes)  # other instances, if this commits
         await self._conn.commit()
+        if changes and self._on_change is not None:
+            self._on_change(changes)
         for aggregate in collected:
             aggregate.events.clear()
         if (self.outbox.published or self.events.requeued) and self._on_events is not None:
