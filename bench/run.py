@@ -27,7 +27,7 @@ class Bench:
 
 BENCHES = (
     Bench("P1", "(planned)", None),
-    Bench("P2", "(planned)", None),
+    Bench("P2", "payments-per-block", "block.py", ("2000",)),
     Bench("P3", "http", "api_http.py"),
     Bench("P4", "(planned)", None),
     Bench("P5", "webhook-throughput", "webhooks.py", ("4000", "--postgresql")),

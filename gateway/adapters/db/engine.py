@@ -38,8 +38,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("max_overflow", 16)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_pragmas(engine.sync_engine, 30000)
-        inline = create_engine(engine.url.set(drivername="sqlite"), pool_size=4,
-                               max_overflow=8, hide_parameters=kwargs.get(
+        # Never waits for a connection (a wait would block the loop that returns them):
+        # 8 kept, any more opened and closed as needed.
+        inline = create_engine(engine.url.set(drivername="sqlite"), pool_size=8,
+                               max_overflow=-1, hide_parameters=kwargs.get(
                                    "hide_parameters", False))
         _sqlite_pragmas(inline, INLINE_BUSY_MS)
         _INLINE[engine.sync_engine] = inline
@@ -120,10 +122,16 @@ class InlineConnection:
         self.dialect = conn.dialect
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        return self._conn.execute(statement, parameters)
+        result = self._conn.execute(statement, parameters)
+        # Let other tasks run between statements: a long unit of work (a busy block)
+        # must not hold the loop for its whole length.
+        await asyncio.sleep(0)
+        return result
 
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
-        return self._conn.scalar(statement, parameters)
+        result = self._conn.scalar(statement, parameters)
+        await asyncio.sleep(0)
+        return result
 
     def in_transaction(self) -> bool:
         return self._conn.in_transaction()
