@@ -20,7 +20,7 @@ routes = web.RouteTableDef()
 
 STREAM_LIMIT_SECONDS = 30 * 60
 POLL_SECONDS = 0.5  # only without a change hub
-GONE_CHECK_SECONDS = 2.0  # an idle stream checks its connection (no database read)
+GONE_CHECK_SECONDS = 5.0  # an idle stream checks its connection (no database read)
 HEARTBEAT_SECONDS = 15
 
 

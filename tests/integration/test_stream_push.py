@@ -101,7 +101,7 @@ async def test_a_change_reaches_an_idle_stream_at_once_without_polling(
             # pushed to every stream of the feed.
             await world.tracker.set_cursor(feed(world), BlockRef(2, "h2"))
             assert (await next_status(resp, 2))["confirmations"] == 2
-        async with asyncio.timeout(5):  # the stream notices and lets go of its subscription
+        async with asyncio.timeout(10):  # the stream notices and lets go of its subscription
             while world.gw.changes.subscribers:
                 await asyncio.sleep(0.1)
 
