@@ -31,7 +31,7 @@ BENCHES = (
     Bench("P3", "http", "api_http.py"),
     Bench("P4", "(planned)", None),
     Bench("P5", "webhook-throughput", "webhooks.py", ("4000", "--postgresql")),
-    Bench("P6", "(planned)", None),
+    Bench("P6", "scale", "scale.py", ("1000000",)),
     Bench("P7", "checkout-streams", "streams.py", ("1000",)),
     Bench("-", "derivation", "derivation.py"),
     Bench("-", "backup-stream", "backup_stream.py"),
