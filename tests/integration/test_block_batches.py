@@ -88,3 +88,35 @@ async def test_a_new_tip_reads_only_the_invoices_it_can_change(world: World) -> 
     await world.tracker.block_connected(feed, block(3))
     assert (await world.read(late.record.invoice.id)).record.invoice.status.value \
         == "settled"
+
+
+async def test_the_watched_set_skips_an_unused_index_and_catches_a_late_one(
+    world: World,
+) -> None:
+    from sqlalchemy import insert, select, text, update
+
+    from gateway.adapters.db.chain_state import SqlWatchlist
+    from gateway.adapters.db.tables import derivation_counters, invoices
+
+    account = await world.account()
+    first = await world.invoice(account)  # index 0
+    space = world.follower.address_space
+    async with world.gw.engine.begin() as conn:  # index 1 handed out, never committed
+        await conn.execute(update(derivation_counters).where(
+            derivation_counters.c.space == space).values(next_index=2))
+    third = await world.invoice(account)  # index 2
+    watched = SqlWatchlist(world.gw.engine, space)
+    await watched.refresh()
+    assert len(watched) == 2 and key_of(first) in watched and key_of(third) in watched
+    assert watched._missing == {1}
+    # An invoice that committed late under a lower index is still caught.
+    async with world.gw.engine.begin() as conn:
+        row = dict((await conn.execute(select(invoices).where(
+            invoices.c.id == first.record.invoice.id))).one()._mapping)
+        await conn.execute(insert(invoices).values(
+            {**row, "id": "inv_late", "derivation_index": 1, "match_key": b"late-key",
+             "address": "late-address"}))
+    await watched.refresh()
+    assert b"late-key" in watched and len(watched) == 3 and not watched._missing
+    async with world.gw.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM invoices"))).scalar() == 3

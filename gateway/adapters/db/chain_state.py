@@ -62,6 +62,7 @@ class SqlWatchlist:
             rows = (await conn.execute(
                 select(i.derivation_index, i.match_key).where(
                     i.address_space == self._space, wanted)
+                .order_by(i.derivation_index)  # ascending: only true gaps are missing
             )).all()
         top = self._top
         for index, key in rows:
