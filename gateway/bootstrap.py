@@ -271,8 +271,8 @@ def build(settings: Settings, clock: Clock = utcnow,
     keys = Keys.of(settings)
     engine = make_engine(settings.database.url, hide_parameters=True)
     # PostgreSQL: derivation indexes come from a pool of their own (SqlInvoices.allocate).
-    allocator = (make_engine(settings.database.url, hide_parameters=True, pool_size=2,
-                             max_overflow=4)
+    allocator = (make_engine(settings.database.url, hide_parameters=True, pool_size=1,
+                             max_overflow=3)
                  if engine.dialect.name == "postgresql" else None)
     cipher = FieldCipher(keys.data)
     nodes = (list(overrides.chains) if overrides.chains is not None

@@ -46,8 +46,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         _sqlite_pragmas(inline, INLINE_BUSY_MS)
         _INLINE[engine.sync_engine] = inline
         return engine
-    kwargs.setdefault("pool_size", 16)
-    kwargs.setdefault("max_overflow", 16)
+    # PostgreSQL: SQLAlchemy's default pool (5 + 10 overflow) per instance; several
+    # instances share the server's max_connections.
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
