@@ -27,12 +27,12 @@ class Bench:
 
 BENCHES = (
     Bench("P1", "(planned)", None),
-    Bench("P2", "(planned)", None),
-    Bench("P3", "(planned)", None),
+    Bench("P2", "payments-per-block", "block.py", ("2000",)),
+    Bench("P3", "http", "api_http.py"),
     Bench("P4", "(planned)", None),
     Bench("P5", "webhook-throughput", "webhooks.py", ("4000", "--postgresql")),
-    Bench("P6", "(planned)", None),
-    Bench("P7", "(planned)", None),
+    Bench("P6", "scale", "scale.py", ("1000000",)),
+    Bench("P7", "checkout-streams", "streams.py", ("1000",)),
     Bench("-", "derivation", "derivation.py"),
     Bench("-", "backup-stream", "backup_stream.py"),
 )

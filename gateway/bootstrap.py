@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,10 +21,12 @@ from gateway import families
 from gateway.adapters.backup.files import BackupError, Backups, prune
 from gateway.adapters.backup.stream import BackupFormatError
 from gateway.adapters.chain_directory import ChainDirectory
+from gateway.adapters.db import notify
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import (
     checkpoint,
     current_revision,
+    dispose,
     head_revision,
     make_engine,
 )
@@ -54,6 +56,7 @@ from gateway.services.api_keys import ApiKeyService
 from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.billing import BillingPolicy, BillingService, PrepaidTime, Reminders
 from gateway.services.chain_events import PaymentTracker
+from gateway.services.changes import ChangeHub
 from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
@@ -167,10 +170,13 @@ class Gateway:
     metrics: Metrics
     passwords: Argon2Passwords
     mail: MailSender | None = None  # None without [smtp]: nothing can be sent
+    allocator: AsyncEngine | None = None  # PostgreSQL: derivation indexes' own pool
+    changes: ChangeHub = field(default_factory=ChangeHub)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.cipher, self.worker.wake, clock=self.clock,
-                             mail_index=BlindIndex(self.keys.index), on_mail=self._wake_mail)
+                             mail_index=BlindIndex(self.keys.index), on_mail=self._wake_mail,
+                             allocator=self.allocator, on_change=self.changes.publish)
 
     def _wake_mail(self) -> None:
         if self.mail is not None:
@@ -257,7 +263,9 @@ class Gateway:
         await self.chains.aclose()
         await self.worker.aclose()
         await self.rates_http.aclose()
-        await self.engine.dispose()
+        await dispose(self.engine)
+        if self.allocator is not None:
+            await self.allocator.dispose()
         self.passwords.close()
 
 
@@ -279,6 +287,10 @@ def build(settings: Settings, clock: Clock = utcnow,
     sec = settings.security
     keys = Keys.of(settings)
     engine = make_engine(settings.database.url, hide_parameters=True)
+    # PostgreSQL: derivation indexes come from a pool of their own (SqlInvoices.allocate).
+    allocator = (make_engine(settings.database.url, hide_parameters=True, pool_size=1,
+                             max_overflow=3)
+                 if engine.dialect.name == "postgresql" else None)
     cipher = FieldCipher(keys.data)
     nodes = (list(overrides.chains) if overrides.chains is not None
              else build_chains(settings))
@@ -304,6 +316,7 @@ def build(settings: Settings, clock: Clock = utcnow,
 
     index = BlindIndex(keys.index)
     sender: MailSender | None = None
+    changes = ChangeHub()  # open checkout streams wait on it
 
     def wake_sender() -> None:
         if sender is not None:
@@ -312,7 +325,8 @@ def build(settings: Settings, clock: Clock = utcnow,
     def sql_uow() -> SqlUnitOfWork:
         # Billing queues its reminder mail inside its own transactions.
         return SqlUnitOfWork(engine, cipher, worker.wake, clock=clock, mail_index=index,
-                             on_mail=wake_sender)
+                             on_mail=wake_sender, allocator=allocator,
+                             on_change=changes.publish)
 
     def sql_reader() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, cipher, read_only=True, clock=clock)
@@ -410,11 +424,12 @@ def build(settings: Settings, clock: Clock = utcnow,
             ),
             two_factor,
             throttle,
+            reader=reader,
         ),
         two_factor=two_factor,
         recovery=recovery,
         email_changes=email_changes,
-        api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key),
+        api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key, reader=reader),
         invoices=invoices,
         billing=BillingService(
             uow, invoices, clock, prepaid,
@@ -427,7 +442,11 @@ def build(settings: Settings, clock: Clock = utcnow,
         events=WebhookEventService(uow, clock),
         tracker=PaymentTracker(
             uow, clock, timedelta(minutes=settings.invoices.block_time_tolerance_minutes),
-            feed_of=chains.feed, prepaid=prepaid),
+            feed_of=chains.feed, prepaid=prepaid,
+            # Invoices keep the requirement they were created with: leave room for a
+            # setting lowered since (one missed still settles at the latest sweep).
+            max_confirmations=max([100, *(2 * settings.confirmations(c)
+                                          for c in chains.coins())])),
         wallet=WalletService(uow, {c: chains.address_space(c) for c in chains.coins()}),
         retention=RetentionService(uow, clock, RetentionPeriods(
             security_log=timedelta(days=ret.security_log_days),
@@ -452,7 +471,8 @@ def build(settings: Settings, clock: Clock = utcnow,
     )
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,
-                   metrics=metrics, passwords=passwords, mail=sender)
+                   metrics=metrics, passwords=passwords, mail=sender, allocator=allocator,
+                   changes=changes)
 
 
 def _assets(followers: Sequence[Follower]) -> dict[str, str]:
@@ -503,6 +523,9 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
         leadership.run_exclusively("gateway:billing", lambda: every(
             gw.settings.billing.interval_seconds, gw.services.billing.run, "billing run")),
     ]
+    if gw.engine.dialect.name == "postgresql":
+        # Every instance hears the others' changes for its open checkout streams.
+        jobs.append(notify.listen(gw.settings.database.url, gw.changes.publish))
     if gw.mail is not None:
         jobs.append(gw.mail.run())  # on every instance: mail is claimed with SKIP LOCKED
     backup = gw.settings.backup
@@ -542,6 +565,7 @@ def build_app(gw: Gateway) -> web.Application:
         signup_limit=SlidingWindow(gw.settings.security.signup_per_ip_per_hour, 3600),
         stream_slots=StreamSlots(gw.settings.server.event_streams_per_client,
                                  gw.settings.server.event_streams_total),
+        changes=gw.changes,
         datacenters=tuple(gw.settings.accounts.datacenters),
         currencies=tuple(gw.settings.accounts.currencies),
         csrf_key=gw.keys.session,

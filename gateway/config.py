@@ -61,7 +61,7 @@ class ServerConfig(_Section):
     trusted_proxies: list[str] = []  # CIDRs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Open server-sent event streams (checkout page, invoice events), per client address
-    # (IPv6: per /64) and in total; each polls the database twice a second.
+    # (IPv6: per /64) and in total; each holds a connection for up to 30 minutes.
     event_streams_per_client: int = Field(4, ge=1, le=1000)
     event_streams_total: int = Field(500, ge=1, le=100_000)
     # /metrics and /readyz are served here only, never on the public listener.

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.adapters.db.engine import read_transaction, write_transaction
 from gateway.adapters.db.tables import mail_queue
 from gateway.adapters.fields import BlindIndex, FieldCipher, FieldCipherError
 from gateway.domain.accounts import email_lookup_form
@@ -58,7 +59,7 @@ class SqlMailQueue:
         self._index = index
 
     async def put(self, to: str, subject: str, body: str, now: datetime) -> str:
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             return await put_mail(conn, self._cipher, self._index, to, subject, body, now)
 
     async def claim(self, now: datetime, limit: int, lease: timedelta
@@ -66,7 +67,7 @@ class SqlMailQueue:
         """Due mail, leased to this instance; and how many rows could not be decrypted
         (those are dropped: no configured key reads them)."""
         q = mail_queue
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             rows = (await conn.execute(
                 select(q).where(q.c.next_attempt_at <= now,
                                 q.c.lease_until.is_(None) | (q.c.lease_until < now))
@@ -93,22 +94,22 @@ class SqlMailQueue:
         return mails, len(unreadable)
 
     async def remove(self, ids: Sequence[str]) -> None:
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await conn.execute(delete(mail_queue).where(mail_queue.c.id.in_(list(ids))))
 
     async def reschedule(self, mail_id: str, attempts: int, at: datetime) -> None:
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await conn.execute(update(mail_queue).where(mail_queue.c.id == mail_id).values(
                 attempts=attempts, next_attempt_at=at, lease_until=None))
 
     async def drop_expired(self, before: datetime) -> int:
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             result = await conn.execute(delete(mail_queue).where(
                 mail_queue.c.created_at < before))
         return int(result.rowcount)
 
     async def depth(self) -> int:
-        async with self._engine.connect() as conn:
+        async with read_transaction(self._engine) as conn:
             return int((await conn.execute(
                 select(func.count()).select_from(mail_queue))).scalar_one())
 

@@ -14,6 +14,7 @@ from gateway.http.vocabulary import Vocabulary
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.billing import BillingService
+from gateway.services.changes import ChangeHub
 from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import InvoiceService
@@ -48,6 +49,7 @@ class HttpServices:
     email_changes: EmailChangeService | None = None
     billing: BillingService | None = None
     vocabulary: Vocabulary = field(default_factory=Vocabulary)  # the OpenAPI enums
+    changes: ChangeHub | None = None  # None: streams look again every POLL_SECONDS
 
 
 SERVICES = web.AppKey("services", HttpServices)

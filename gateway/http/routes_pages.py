@@ -13,12 +13,14 @@ from gateway.http.auth import api_key, customer, session_token
 from gateway.http.checkout import page_context, status_doc
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
+from gateway.services.changes import feed_key, invoice_key
 from gateway.services.errors import NotFound
 
 routes = web.RouteTableDef()
 
 STREAM_LIMIT_SECONDS = 30 * 60
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.5  # only without a change hub
+GONE_CHECK_SECONDS = 5.0  # an idle stream checks its connection (no database read)
 HEARTBEAT_SECONDS = 15
 
 
@@ -47,7 +49,11 @@ async def stream_status(request: web.Request, invoice_id: str) -> web.StreamResp
 
 
 async def _stream(request: web.Request, invoice_id: str) -> web.StreamResponse:
-    invoices = request.app[SERVICES].invoices
+    """Reads the invoice when told it changed (the process that changes an invoice, or
+    advances its feed's tip, publishes to `changes`; on PostgreSQL other instances' changes
+    arrive by NOTIFY): no timer reads the database. Without a hub, it polls."""
+    services = request.app[SERVICES]
+    invoices = services.invoices
     resp = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",
@@ -55,23 +61,45 @@ async def _stream(request: web.Request, invoice_id: str) -> web.StreamResponse:
     await resp.prepare(request)
     last: dict[str, object] | None = None
     started = beat = time.monotonic()
+    sub = None
     try:
+        view = await invoices.read(invoice_id)
+        if services.changes is not None:
+            # Subscribed before the first read that counts: no change slips in between.
+            sub = services.changes.subscribe(
+                invoice_key(invoice_id), feed_key(invoices.feed(view.record.invoice.coin)))
+            view = await invoices.read(invoice_id)
         while time.monotonic() - started < STREAM_LIMIT_SECONDS:
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                break  # the browser went away: stop polling for it now, not at a write
-            doc = status_doc(await invoices.read(invoice_id))
+            doc = status_doc(view)
             if doc != last:
                 await resp.write(f"event: status\ndata: {json.dumps(doc)}\n\n".encode())
                 last, beat = doc, time.monotonic()
             if doc["final"]:
                 break
-            if time.monotonic() - beat > HEARTBEAT_SECONDS:
-                await resp.write(b": keep-alive\n\n")
-                beat = time.monotonic()
-            await asyncio.sleep(POLL_SECONDS)
+            if sub is None:
+                await asyncio.sleep(POLL_SECONDS)
+            else:
+                while not await sub.wait(GONE_CHECK_SECONDS):
+                    # Quiet: no read. Check the browser is still there (its slot is freed
+                    # within seconds), and now and then send a comment so that proxies
+                    # keep the stream open.
+                    transport = request.transport
+                    if transport is None or transport.is_closing():
+                        return resp
+                    if time.monotonic() - beat > HEARTBEAT_SECONDS:
+                        await resp.write(b": keep-alive\n\n")
+                        beat = time.monotonic()
+                    if time.monotonic() - started >= STREAM_LIMIT_SECONDS:
+                        return resp
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                break  # the browser went away: stop reading for it now, not at a write
+            view = await invoices.read(invoice_id)
     except (ConnectionResetError, asyncio.CancelledError):
         pass  # the browser went away
+    finally:
+        if sub is not None:
+            sub.close()
     return resp
 
 

@@ -1,6 +1,7 @@
 """Caps on open event streams (`/pay/{id}/events`, `/v1/invoices/{id}/events`). Each one
-polls the database twice a second for up to 30 minutes; without a cap anyone could open
-thousands. In memory, per instance; a client is an IPv4 address or an IPv6 /64."""
+holds a connection (and reads the invoice at every change) for up to 30 minutes; without
+a cap anyone could open thousands. In memory, per instance; a client is an IPv4 address
+or an IPv6 /64."""
 
 from collections.abc import Callable
 

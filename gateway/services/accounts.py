@@ -99,8 +99,10 @@ class AccountService:
         policy: AccountPolicy,
         two_factor: TwoFactorService | None = None,
         throttle: ThrottlePolicy | None = None,
+        reader: UnitOfWorkFactory | None = None,
     ) -> None:
         self._uow = uow
+        self._reader = reader or uow  # session checks read; they write only now and then
         self._passwords = passwords
         self._index = blind_index
         self._tokens = tokens
@@ -223,15 +225,15 @@ class AccountService:
         lifetime, not idle for longer than the idle timeout."""
         now = self._clock()
         claims = self._tokens.decode(token, now)
+        # Most checks only read; the rare one that must revoke or touch the session reads
+        # it again in a writing unit.
+        async with self._reader() as reader:
+            session = await self._live(reader, claims.session_id, claims.account_id, now)
+            idle = now - (session.last_seen_at or now)
+            if idle < min(TOUCH_EVERY, self._policy.session_idle / 4):
+                return session
         async with self._uow() as uow:
-            session = await uow.sessions.get(claims.session_id)
-            if (
-                session is None
-                or session.account_id != claims.account_id
-                or session.revoked_at is not None
-                or session.expires_at <= now
-            ):
-                raise Unauthorized("session is not valid")
+            session = await self._live(uow, claims.session_id, claims.account_id, now)
             seen = session.last_seen_at or now
             if now - seen > self._policy.session_idle:
                 await uow.sessions.revoke(session.id, now)
@@ -240,6 +242,19 @@ class AccountService:
             if now - seen >= min(TOUCH_EVERY, self._policy.session_idle / 4):
                 await uow.sessions.touch(session.id, now)
                 await uow.commit()
+        return session
+
+    @staticmethod
+    async def _live(uow: UnitOfWork, session_id: str, account_id: str,
+                    now: datetime) -> SessionRecord:
+        session = await uow.sessions.get(session_id)
+        if (
+            session is None
+            or session.account_id != account_id
+            or session.revoked_at is not None
+            or session.expires_at <= now
+        ):
+            raise Unauthorized("session is not valid")
         return session
 
     async def change_password(self, token: str, current: str, new: str,

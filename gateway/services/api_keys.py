@@ -32,8 +32,10 @@ class ApiKeyService:
         clock: Clock,
         generate: Callable[[], str],
         digest: Callable[[str], str],
+        reader: UnitOfWorkFactory | None = None,
     ) -> None:
         self._uow = uow
+        self._reader = reader or uow  # every request's key lookup: reads only
         self._clock = clock
         self._generate = generate
         self._digest = digest
@@ -68,7 +70,7 @@ class ApiKeyService:
             await uow.commit()
 
     async def authorize(self, secret: str, scope: str) -> ApiKeyRecord:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             record = await uow.api_keys.by_hash(self._digest(secret))
         if record is None or record.revoked_at is not None:
             raise Unauthorized("API key is not valid")

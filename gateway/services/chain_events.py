@@ -1,5 +1,9 @@
-"""Chain events -> invoice transitions. Each handler is one transaction: payments, the
-cursor, invoice states and outbox events commit together, so a crash replays harmlessly.
+"""Chain events -> invoice transitions. Each handler is one transaction (a block paying
+many invoices: a few short ones, the cursor in the last): payments, the cursor, invoice
+states and outbox events commit together, so a crash replays harmlessly. Set-based: a
+batch is matched with one query per coin and recorded with one multi-row insert; a new
+block re-evaluates the invoices it pays and those whose payments reach their required
+confirmations, not every open invoice.
 
 A *feed* is what one follower follows: one node, one cursor, one or more coins (ETH and
 its tokens); payments carry the coin they are in."""
@@ -25,7 +29,13 @@ from gateway.domain.invoices import (
 )
 from gateway.domain.payments import PaymentStatus
 from gateway.services.billing import PrepaidTime
-from gateway.services.ports import Clock, PaymentRecord, UnitOfWork, UnitOfWorkFactory
+from gateway.services.ports import (
+    Clock,
+    NewPayment,
+    PaymentRecord,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 
 @dataclass(frozen=True)
@@ -56,9 +66,15 @@ class PaymentTracker:
         block_time_tolerance: timedelta = DEFAULT_BLOCK_TIME_TOLERANCE,
         feed_of: Callable[[str], str] = lambda coin: coin,
         prepaid: PrepaidTime | None = None,
+        batch: int = 500,
+        max_confirmations: int = 1000,
     ) -> None:
         self._uow = uow
         self._prepaid = prepaid or PrepaidTime()
+        self._batch = batch  # payments per transaction when a block pays many
+        # No coin requires more confirmations: bounds the search for invoices a new tip
+        # settles (`reaching_depth`) to recent heights.
+        self._max_confirmations = max_confirmations
         self._clock = clock
         self._tolerance = block_time_tolerance
         self._feed_of = feed_of  # coin -> the feed whose cursor is its tip
@@ -77,12 +93,35 @@ class PaymentTracker:
             return await uow.payments.unconfirmed_txids(feed.coins)
 
     async def block_connected(self, feed: Feed, event: BlockConnected) -> None:
+        """Payments are matched, recorded and their invoices re-evaluated in batches of
+        `batch`, each its own short transaction; the last one also re-evaluates the
+        invoices whose payments reach their confirmations at this height and advances the
+        cursor. A crash between batches replays the block: payments already recorded are
+        not new again, so nothing is announced twice."""
         now = self._clock()
-        async with self._uow() as uow:
-            touched = await self._record(uow, event.payments, event.block, now, event.time)
-            await uow.cursors.set(feed.name, event.block, now)
-            await self._reevaluate(uow, feed, event.block, touched, now, all_open=True)
-            await uow.commit()
+        found = list(event.payments)
+        batches = [found[i:i + self._batch] for i in range(0, len(found), self._batch)]
+        for n, batch in enumerate(batches or [[]]):
+            async with self._uow() as uow:
+                loaded = await self._record(uow, batch, event.block, now, event.time)
+                if n == max(len(batches) - 1, 0):
+                    before = await uow.cursors.get(feed.name)
+                    reaching = await self._reaching(uow, feed, before, event.block, now)
+                    await uow.cursors.set(feed.name, event.block, now)
+                else:
+                    reaching = []
+                await self._reevaluate(uow, event.block, set(loaded) | set(reaching), now,
+                                       loaded)
+                await uow.commit()
+
+    async def _reaching(self, uow: UnitOfWork, feed: Feed, before: BlockRef | None,
+                        tip: BlockRef, now: datetime) -> list[str]:
+        """Invoices a new tip may change although it pays none of them: their payments
+        reach the required confirmations at a height since the last tip."""
+        if before is None or before.height >= tip.height:
+            return [i.id for i in await uow.invoices.open_with_payments(feed.coins, now)]
+        return await uow.invoices.reaching_depth(feed.coins, before.height, tip.height,
+                                                 self._max_confirmations, now)
 
     async def block_disconnected(self, feed: Feed, event: BlockDisconnected) -> None:
         now = self._clock()
@@ -90,7 +129,7 @@ class PaymentTracker:
         async with self._uow() as uow:
             touched = set(await uow.payments.disconnect(feed.coins, event.block.hash))
             await uow.cursors.set(feed.name, parent, now)
-            await self._reevaluate(uow, feed, parent, touched, now, all_open=False)
+            await self._reevaluate(uow, parent, touched, now)
             await uow.commit()
 
     async def transactions_disconnected(self, feed: Feed,
@@ -99,15 +138,15 @@ class PaymentTracker:
         async with self._uow() as uow:
             touched = set(await uow.payments.unconfirm(feed.coins, event.txids))
             tip = await uow.cursors.get(feed.name)
-            await self._reevaluate(uow, feed, tip, touched, now, all_open=False)
+            await self._reevaluate(uow, tip, touched, now)
             await uow.commit()
 
     async def mempool_seen(self, feed: Feed, event: MempoolSeen) -> None:
         now = self._clock()
         async with self._uow() as uow:
-            touched = await self._record(uow, event.payments, None, now)
+            loaded = await self._record(uow, event.payments, None, now)
             tip = await uow.cursors.get(feed.name)
-            await self._reevaluate(uow, feed, tip, touched, now, all_open=False)
+            await self._reevaluate(uow, tip, set(loaded), now, loaded)
             await uow.commit()
 
     async def mempool_gone(self, feed: Feed, event: MempoolGone) -> None:
@@ -115,74 +154,91 @@ class PaymentTracker:
         async with self._uow() as uow:
             touched = set(await uow.payments.revert(feed.coins, event.txids))
             tip = await uow.cursors.get(feed.name)
-            await self._reevaluate(uow, feed, tip, touched, now, all_open=False)
+            await self._reevaluate(uow, tip, touched, now)
             await uow.commit()
 
     async def sweep(self) -> int:
         """Time-driven transitions (expiry, end of monitoring, time locks). Returns how
         many invoices changed."""
         now = self._clock()
-        changed = 0
         async with self._uow() as uow:
-            for invoice in await uow.invoices.due_by_time(now):
-                tip = await uow.cursors.get(self._feed_of(invoice.coin))
-                if await self._apply(uow, invoice, tip, now):
-                    changed += 1
+            due = await uow.invoices.due_by_time(now)
+            tips = {coin: await uow.cursors.get(self._feed_of(coin))
+                    for coin in {i.coin for i in due}}
+            changed = await self._apply_many(uow, due, lambda i: tips[i.coin], now)
             await uow.commit()
         return changed
 
     async def _record(
-        self, uow: UnitOfWork, payments: Iterable[Observed], block: BlockRef | None,
+        self, uow: UnitOfWork, found: Iterable[Observed], block: BlockRef | None,
         now: datetime, block_time: datetime | None = None,
-    ) -> set[str]:
-        touched: set[str] = set()
-        for obs in payments:
-            invoice = await uow.invoices.by_match_key(obs.coin, obs.match_key)
-            if invoice is None:
-                continue
-            touched.add(invoice.id)
-            # First seen: by our node's mempool if it had it before we asked (the gateway
-            # was down), else now. Our own machines' clocks, never a miner's.
-            seen = min(now, obs.first_seen) if obs.first_seen is not None else now
-            is_new = await uow.payments.record(
-                obs.coin, obs.txid, obs.index, invoice.id, obs.amount, block, seen,
-                block_time, obs.lock,
-            )
-            if is_new:
+    ) -> dict[str, Invoice]:
+        """Matches a batch to invoices (one query per coin) and records it (a few
+        statements); returns the invoices paid, locked, with their events."""
+        by_coin: dict[str, list[Observed]] = {}
+        for obs in found:
+            by_coin.setdefault(obs.coin, []).append(obs)
+        matched: list[tuple[Observed, Invoice]] = []
+        for coin, group in sorted(by_coin.items()):
+            invoices = await uow.invoices.by_match_keys(coin, [o.match_key for o in group])
+            matched.extend((o, invoices[o.match_key]) for o in group
+                           if o.match_key in invoices)
+        rows = [NewPayment(obs.coin, obs.txid, obs.index, invoice.id, obs.amount,
+                           _first_seen(obs, now), obs.lock)
+                for obs, invoice in matched]
+        new = await uow.payments.record_many(rows, block, block_time)
+        loaded: dict[str, Invoice] = {}
+        for (obs, invoice), row in zip(matched, rows, strict=True):
+            loaded[invoice.id] = invoice
+            key = (obs.coin, obs.txid, obs.index)
+            if key in new:
+                new.discard(key)  # announced once, even if the batch lists it twice
                 conf = 1 if block is not None else 0
                 invoice.payment_received(
-                    ObservedPayment(obs.txid, obs.index, obs.amount, conf, seen)
-                )
+                    ObservedPayment(obs.txid, obs.index, obs.amount, conf, row.seen_at))
                 uow.collect(invoice)
-        return touched
+        return loaded
 
     async def _reevaluate(
-        self, uow: UnitOfWork, feed: Feed, tip: BlockRef | None, touched: set[str],
-        now: datetime, all_open: bool,
+        self, uow: UnitOfWork, tip: BlockRef | None, touched: set[str], now: datetime,
+        loaded: dict[str, Invoice] | None = None,
     ) -> None:
-        invoices: dict[str, Invoice] = {}
-        if all_open:
-            for inv in await uow.invoices.open_with_payments(feed.coins, now):
-                invoices[inv.id] = inv
-        for invoice_id in sorted(touched - invoices.keys()):
-            found = await uow.invoices.get(invoice_id, for_update=True)
-            if found is not None:
-                invoices[found.id] = found
-        for invoice in invoices.values():
-            await self._apply(uow, invoice, tip, now)
+        invoices = dict(loaded or {})
+        for found in await uow.invoices.get_many(sorted(touched - invoices.keys())):
+            invoices[found.id] = found
+        await self._apply_many(uow, [invoices[i] for i in sorted(invoices)],
+                               lambda _i: tip, now)
 
-    async def _apply(
-        self, uow: UnitOfWork, invoice: Invoice, tip: BlockRef | None, now: datetime
-    ) -> bool:
-        before = (invoice.status, invoice.exception)
-        was_settled = invoice.status is Status.SETTLED
-        payments = observed(await uow.payments.for_invoice(invoice.id), tip, now)
-        invoice.observe(payments, now, self._tolerance)
-        if (invoice.status, invoice.exception) == before and not invoice.events:
-            return False
-        await uow.invoices.save(invoice)
-        if invoice.status is Status.SETTLED and not was_settled:
+    async def _apply_many(
+        self, uow: UnitOfWork, invoices: list[Invoice],
+        tip_of: Callable[[Invoice], BlockRef | None], now: datetime,
+    ) -> int:
+        """Each invoice observes its payments (read in one query); the changed ones are
+        saved in one statement. Returns how many changed."""
+        if not invoices:
+            return 0
+        paid = await uow.payments.for_invoices([i.id for i in invoices])
+        changed: list[Invoice] = []
+        settled: list[tuple[Invoice, list[ObservedPayment]]] = []
+        for invoice in invoices:
+            before = (invoice.status, invoice.exception)
+            was_settled = invoice.status is Status.SETTLED
+            payments = observed(paid[invoice.id], tip_of(invoice), now)
+            invoice.observe(payments, now, self._tolerance)
+            if (invoice.status, invoice.exception) == before and not invoice.events:
+                continue
+            changed.append(invoice)
+            if invoice.status is Status.SETTLED and not was_settled:
+                settled.append((invoice, payments))
+        await uow.invoices.save_many(changed)
+        for invoice, payments in sorted(settled, key=lambda s: (s[0].account_id, s[0].id)):
             # Activation, or the prepaid time a plan invoice buys (locks the account: two
             # invoices of one account settling at once announce it once).
             await self._prepaid.settled(uow, invoice, payments, now)
-        return True
+        return len(changed)
+
+
+def _first_seen(obs: Observed, now: datetime) -> datetime:
+    """First seen: by our node's mempool if it had it before we asked (the gateway was
+    down), else now. Our own machines' clocks, never a miner's."""
+    return min(now, obs.first_seen) if obs.first_seen is not None else now

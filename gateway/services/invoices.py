@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from chains.base import BlockRef
+from chains.base import BlockRef, Destination
 from gateway.domain.errors import InvalidInput
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, Status
 from gateway.domain.money import Fiat, fiat_to_base_units
@@ -191,17 +191,14 @@ class InvoiceService:
         invoice = await self.prepare(account_id, price, coin, metadata)
         now = invoice.created_at
         try:
+            # One short transaction that returns what it wrote (no read-back).
             async with self._uow() as uow:
+                check = None
                 if for_plan is not None:
-                    # The address index is allocated under the counter's lock: creations
-                    # in this address space queue there, so requests racing past the first
-                    # check see each other. Raising rolls back, and the index is not spent.
                     async def check() -> None:
                         self._check_open(await uow.invoices.open_for_account(account_id, now),
                                          for_plan, coin)
-                    await self.insert(uow, invoice, check)
-                else:
-                    await self.insert(uow, invoice)
+                destination, uri = await self.insert(uow, invoice, check)
                 if _idem is not None:
                     idem, owner = _idem
                     # In the invoice's own transaction: a crash leaves neither or both.
@@ -209,13 +206,11 @@ class InvoiceService:
                                                           invoice.id, now):
                         raise Conflict("this Idempotency-Key was taken over by another "
                                        "request")
-                await uow.commit()
-                record = await uow.invoices.read(invoice.id)
                 tip = await uow.cursors.get(self._chains.feed(coin))
+                await uow.commit()
         except _Reuse as reuse:
             return await self._reuse(reuse.invoice_id, _idem)
-        assert record is not None
-        return InvoiceView(record, tip)
+        return InvoiceView(InvoiceRecord(invoice, destination.address, uri, ()), tip)
 
     async def prepare(self, account_id: str, price: Fiat, coin: str,
                       metadata: dict[str, object] | None = None,
@@ -255,22 +250,29 @@ class InvoiceService:
         return invoice
 
     async def insert(self, uow: UnitOfWork, invoice: Invoice,
-                     under_lock: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Store a prepared invoice on a fresh address, in the caller's transaction.
-        `under_lock` runs once the address space's counter is locked."""
-        account = await uow.accounts.get(invoice.account_id)
+                     check: Callable[[], Awaitable[None]] | None = None
+                     ) -> tuple[Destination, str]:
+        """Store a prepared invoice on a fresh address, in the caller's transaction; returns
+        the address and payment URI. With `check` (a customer buying a plan) the account's
+        row is locked to commit and `check` runs under that lock, before an index is taken:
+        two requests racing past a first check queue there and see each other."""
+        account = await uow.accounts.get(invoice.account_id, for_update=check is not None)
         if account is None:
             raise InvalidInput("account_id", f"no account {invoice.account_id!r}")
         if account.deleted:
             raise InvalidInput("account_id", f"account {invoice.account_id!r} was deleted")
+        if check is not None:
+            await check()
         coin = invoice.coin
         space = self._chains.address_space(coin)
+        # Never handed out twice; on PostgreSQL taken in its own short transaction (no lock
+        # held to this one's commit), so a creation that fails after it leaves an unused
+        # index (a gap the watched set tolerates).
         [index] = await uow.invoices.allocate(space)
-        if under_lock is not None:
-            await under_lock()
         [destination] = await self._chains.allocate(coin, [index])
         uri = self._chains.payment_uri(coin, destination, invoice.terms.amount_due)
         await uow.invoices.add(invoice, space, destination, uri)
+        return destination, uri
 
     def _check_open(self, open_now: list[Invoice], plan: Plan, coin: str) -> None:
         """Raises `_Reuse` for an open invoice of this plan, price and coin, or
@@ -321,6 +323,11 @@ class InvoiceService:
             records = await uow.invoices.page(account_id, status, after, limit)
             tips = {c: await self._tip(uow, c) for c in {r.invoice.coin for r in records}}
         return [InvoiceView(r, tips[r.invoice.coin]) for r in records]
+
+    def feed(self, coin: str) -> str:
+        """The feed whose tip counts the coin's confirmations (the coin itself when it is
+        no longer configured)."""
+        return self._chains.feed(coin) if coin in self._chains.coins() else coin
 
     async def _tip(self, uow: UnitOfWork, coin: str) -> BlockRef | None:
         """How far the coin's feed has been processed (None for a coin no longer

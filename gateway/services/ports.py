@@ -77,6 +77,19 @@ class PaymentRecord:
 
 
 @dataclass(frozen=True)
+class NewPayment:
+    """A payment to record, matched to its invoice (`PaymentRepository.record_many`)."""
+
+    coin: str
+    txid: str
+    index: int
+    invoice_id: str
+    amount: int
+    seen_at: datetime
+    lock: Lock | None = None
+
+
+@dataclass(frozen=True)
 class InvoiceRecord:
     """An invoice with where it is paid and what was paid to it, for reading."""
 
@@ -204,6 +217,18 @@ class InvoiceRepository(Protocol):
 
     async def by_match_key(self, coin: str, match_key: bytes) -> Invoice | None: ...
 
+    async def by_match_keys(self, coin: str, match_keys: Sequence[bytes]) -> dict[bytes,
+                                                                                  Invoice]:
+        """The invoices these keys belong to, locked to commit."""
+
+    async def get_many(self, invoice_ids: Sequence[str]) -> list[Invoice]:
+        """These invoices, locked to commit."""
+
+    async def reaching_depth(self, coins: Sequence[str], after: int, upto: int,
+                             max_required: int, now: datetime) -> list[str]:
+        """Open invoices with a confirmed payment reaching the required confirmations at a
+        tip height in (after, upto]."""
+
     async def open_for_account(self, account_id: str, now: datetime) -> list[Invoice]:
         """The account's invoices still waiting for payment (status new, not expired),
         newest first."""
@@ -215,6 +240,8 @@ class InvoiceRepository(Protocol):
         """Invoices whose expiry or monitoring window has passed without a transition."""
 
     async def save(self, invoice: Invoice) -> None: ...
+
+    async def save_many(self, changed: Sequence[Invoice]) -> None: ...
 
     async def address_usage(self, space: str) -> tuple[int, set[int]]:
         """How many addresses of the space were derived, and the indexes that received a
@@ -242,6 +269,13 @@ class PaymentRepository(Protocol):
         """Unconfirmed payments of these transactions are gone; returns invoice ids."""
 
     async def for_invoice(self, invoice_id: str) -> list[PaymentRecord]: ...
+
+    async def record_many(self, rows: Sequence[NewPayment], block: BlockRef | None,
+                          block_time: datetime | None) -> set[tuple[str, str, int]]:
+        """Insert or update a batch; returns the (coin, txid, index) never seen before."""
+
+    async def for_invoices(self, invoice_ids: Sequence[str]) -> dict[str, list[PaymentRecord]]:
+        ...
 
     async def unconfirmed_txids(self, coins: Sequence[str]) -> list[str]: ...
 

@@ -146,8 +146,8 @@ def _template(tmp: Path) -> Path:
 @contextlib.asynccontextmanager
 async def fake_world(tmp: Path, template_dir: Path, coins: tuple[str, ...] = ("FAK",),
                      confirmations: int = 3,
-                     db_url: str | None = None,
-                     env: dict[str, str] | None = None) -> AsyncIterator[World]:
+                     db_url: str | None = None, env: dict[str, str] | None = None,
+                     **more_env: str) -> AsyncIterator[World]:
     if db_url is None:
         path = tmp / f"world-{uuid4().hex[:8]}.db"
         shutil.copy(_template(template_dir), path)
@@ -156,7 +156,8 @@ async def fake_world(tmp: Path, template_dir: Path, coins: tuple[str, ...] = ("F
     node = fake_family.reset(name)
     clock = Clock()
     node.clock = clock
-    settings = load(None, fake_env(db_url, name, coins, confirmations, **(env or {})))
+    settings = load(None, fake_env(db_url, name, coins, confirmations,
+                                   **(env or {}), **more_env))
 
     def uow() -> Any:
         real = world.gw.uow()

@@ -1,15 +1,17 @@
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chains.base import BlockRef
+from gateway.adapters.db.engine import read_transaction
 from gateway.adapters.db.tables import chain_cursors, invoices
 
 
 class SqlCursors:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self.changed: set[str] = set()  # feeds whose cursor this unit moved
 
     async def get(self, feed: str) -> BlockRef | None:
         row = (
@@ -18,6 +20,7 @@ class SqlCursors:
         return BlockRef(row.height, row.hash) if row else None
 
     async def set(self, feed: str, block: BlockRef, now: datetime) -> None:
+        self.changed.add(feed)
         result = await self._conn.execute(
             update(chain_cursors)
             .where(chain_cursors.c.feed == feed)
@@ -35,31 +38,43 @@ class SqlWatchlist:
     """Implements `chains.base.Watchlist`: every address ever handed out in an address
     space (for any of its coins).
 
-    Derivation indexes are allocated in the same transaction as the invoice, so committed
-    indexes form a gap-free prefix; a refresh reads only from the first index not yet seen,
-    which also catches an index whose transaction committed after a later one."""
+    Invoices commit in another order than their indexes were allocated, and an index whose
+    invoice failed to commit is never used (PostgreSQL allocates apart from the invoice's
+    transaction). A refresh reads the indexes above the highest seen and, by name, the
+    ones below it not seen yet, so a late commit is caught and a gap costs one value in a
+    list, not a re-read of everything above it."""
+
+    MAX_MISSING = 10_000  # the oldest unused indexes are forgotten beyond this
 
     def __init__(self, engine: AsyncEngine, space: str) -> None:
         self._engine = engine
         self._space = space
         self._keys: set[bytes] = set()
-        self._seen_above: set[int] = set()
-        self._low = 0  # every index below this is in _keys
+        self._top = -1  # the highest index seen
+        self._missing: set[int] = set()  # below _top, not seen (yet)
 
     async def refresh(self) -> None:
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(invoices.c.derivation_index, invoices.c.match_key).where(
-                    invoices.c.address_space == self._space,
-                    invoices.c.derivation_index >= self._low,
-                )
-            )
-            for index, key in rows:
-                self._keys.add(bytes(key))
-                self._seen_above.add(index)
-        while self._low in self._seen_above:
-            self._seen_above.discard(self._low)
-            self._low += 1
+        i = invoices.c
+        wanted = i.derivation_index > self._top
+        if self._missing:
+            wanted = or_(wanted, i.derivation_index.in_(sorted(self._missing)))
+        async with read_transaction(self._engine) as conn:
+            rows = (await conn.execute(
+                select(i.derivation_index, i.match_key).where(
+                    i.address_space == self._space, wanted)
+                .order_by(i.derivation_index)  # ascending: only true gaps are missing
+            )).all()
+        top = self._top
+        for index, key in rows:
+            self._keys.add(bytes(key))
+            self._missing.discard(index)
+            if index > top:
+                self._missing.update(range(top + 1, index))
+                top = index
+        self._top = top
+        if len(self._missing) > self.MAX_MISSING:
+            for index in sorted(self._missing)[: len(self._missing) - self.MAX_MISSING]:
+                self._missing.discard(index)
 
     def __contains__(self, match_key: object) -> bool:
         return match_key in self._keys

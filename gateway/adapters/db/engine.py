@@ -1,36 +1,180 @@
 """Engine construction and schema-version checks."""
 
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 READ_ONLY = "gateway_read_only"  # execution option: this transaction only reads
+WRITE_LOCK_SECONDS = 30.0  # as long as SQLite's own busy timeout
+
+# SQLite: one writer at a time. Writers of this process queue on an asyncio lock (handed
+# over at once, in order) instead of on SQLite's busy handler, which sleeps and retries
+# with growing pauses: under load the lock sat free while every waiter slept.
+_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, asyncio.Lock]" = weakref.WeakKeyDictionary()
+# SQLite: units of work run on the event loop's own thread through the plain sqlite3
+# driver. A statement by key takes tens of microseconds; aiosqlite's hand-over to a worker
+# thread and back (several per statement) cost milliseconds under load. A reader never
+# waits in WAL mode; a writer first takes this process's turn (`write_turn`), so it can
+# only wait for another process (a CLI command), at most INLINE_BUSY_MS with the loop held.
+_INLINE: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
+INLINE_BUSY_MS = 5000
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
+        # Readers never wait in WAL mode, so more of them may run at once than writers.
+        kwargs.setdefault("pool_size", 16)
+        kwargs.setdefault("max_overflow", 16)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _sqlite_pragmas(engine)
+        _sqlite_pragmas(engine.sync_engine, 30000)
+        # Never waits for a connection (a wait would block the loop that returns them):
+        # 8 kept, any more opened and closed as needed.
+        inline = create_engine(engine.url.set(drivername="sqlite"), pool_size=8,
+                               max_overflow=-1, hide_parameters=kwargs.get(
+                                   "hide_parameters", False))
+        _sqlite_pragmas(inline, INLINE_BUSY_MS)
+        _INLINE[engine.sync_engine] = inline
         return engine
+    # PostgreSQL: SQLAlchemy's default pool (5 + 10 overflow) per instance; several
+    # instances share the server's max_connections.
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+class WriteLockTimeout(Exception):
+    """This process waited too long for its turn to write (SQLite)."""
+
+
+@contextlib.asynccontextmanager
+async def write_turn(engine: AsyncEngine) -> AsyncIterator[None]:
+    """This process's turn to write: on SQLite one writer at a time (see `_WRITE_LOCKS`);
+    on PostgreSQL nothing to wait for. Not reentrant: a writer must not open another."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    lock = _WRITE_LOCKS.get(engine.sync_engine)
+    if lock is None:
+        lock = _WRITE_LOCKS[engine.sync_engine] = asyncio.Lock()
+    try:
+        async with asyncio.timeout(WRITE_LOCK_SECONDS):
+            await lock.acquire()
+    except TimeoutError:
+        raise WriteLockTimeout(
+            f"waited {WRITE_LOCK_SECONDS:.0f} s for the database write lock") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """`engine.begin()` in this process's turn to write (SQLite)."""
+    async with write_turn(engine), engine.begin() as conn:
+        yield conn
+
+
+@contextlib.asynccontextmanager
+async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that only reads: no write lock on SQLite, READ ONLY on PostgreSQL."""
+    async with engine.connect() as conn:
+        await read_only(conn)
+        async with conn.begin():
+            yield conn
+
+
+async def read_only(conn: AsyncConnection) -> None:
+    """Mark the connection's next transactions as read-only (before they begin)."""
+    if conn.dialect.name == "sqlite":
+        await conn.execution_options(**{READ_ONLY: True})
+    else:
+        await conn.execution_options(postgresql_readonly=True)
+
+
+def inline_engine(engine: AsyncEngine) -> Engine | None:
+    """The engine for inline units of work (SQLite built by `make_engine`), else None."""
+    return _INLINE.get(engine.sync_engine)
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    await engine.dispose()
+    inline = _INLINE.get(engine.sync_engine)
+    if inline is not None:
+        inline.dispose()
+
+
+class InlineConnection:
+    """The part of `AsyncConnection` the repositories use, over a synchronous SQLite
+    connection on the event loop's thread."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        result = self._conn.execute(statement, parameters)
+        # Let other tasks run between statements: a long unit of work (a busy block)
+        # must not hold the loop for its whole length.
+        await asyncio.sleep(0)
+        return result
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        result = self._conn.scalar(statement, parameters)
+        await asyncio.sleep(0)
+        return result
+
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction()
+
+    @contextlib.asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[None]:
+        with self._conn.begin_nested():
+            yield
+
+    async def begin(self) -> None:
+        self._conn.begin()
+
+    async def commit(self) -> None:
+        self._conn.commit()
+
+    async def rollback(self) -> None:
+        self._conn.rollback()
+
+    async def close(self) -> None:
+        self._conn.close()
+
+
+def inline_connection(engine: Engine, read_only: bool) -> InlineConnection:
+    conn = engine.connect()
+    try:
+        if read_only:
+            conn = conn.execution_options(**{READ_ONLY: True})
+        conn.begin()
+    except BaseException:
+        conn.close()
+        raise
+    return InlineConnection(conn)
+
+
+def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy own transactions; BEGIN IMMEDIATE below takes the write lock up
         # front so two writers queue on busy_timeout instead of failing on lock upgrade.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         # Deleted and overwritten content is zeroed, not left in free pages: an erased
@@ -38,7 +182,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         # A read-only unit of work takes a snapshot and no lock: in WAL mode readers never
         # wait for the writer (the checkout page must not queue behind logins).

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chains.base import BlockRef, Destination, Lock
 from gateway.adapters.db.tables import derivation_counters, invoices, payments
@@ -19,7 +20,13 @@ from gateway.domain.invoices import (
 )
 from gateway.domain.money import Fiat
 from gateway.domain.payments import PaymentStatus
-from gateway.services.ports import InvoiceRecord, PaymentRecord
+from gateway.services.ports import InvoiceRecord, NewPayment, PaymentRecord
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _invoice(row: Any) -> Invoice:
@@ -59,16 +66,25 @@ def _payment(row: Any) -> PaymentRecord:
 
 class SqlInvoices:
     def __init__(self, conn: AsyncConnection,
-                 collect: Callable[[Invoice], None] = lambda _i: None) -> None:
+                 collect: Callable[[Invoice], None] = lambda _i: None,
+                 allocator: AsyncEngine | None = None) -> None:
         self._conn = conn
+        self._allocator = allocator  # PostgreSQL: a small pool of its own for `allocate`
         self._collect = collect  # the unit of work publishes the events at commit
 
     async def allocate(self, space: str, count: int = 1) -> range:
-        # UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) for the rest of
-        # the transaction, so concurrent creators queue here and never share an index,
-        # whichever coin of the address space they create an invoice in.
+        """`count` fresh indexes of the address space, never handed out twice, whichever
+        coin of the space they are for. PostgreSQL with an `allocator`: one upsert in its
+        own transaction on the allocator's own pool (never waiting for a connection the
+        creators hold), so the counter's row lock is held for that statement only (not to
+        this transaction's commit, which made creators take turns); an index whose invoice
+        then fails to commit stays unused. Otherwise in this transaction: the UPDATE holds
+        the row lock (PostgreSQL) or the one write lock (SQLite) to commit, and a rollback
+        gives the index back."""
         if count < 1:
             raise ValueError("count must be positive")
+        if self._allocator is not None and self._conn.dialect.name == "postgresql":
+            return await self._allocate_apart(self._allocator, space, count)
         for _ in range(3):
             result = await self._conn.execute(
                 update(derivation_counters)
@@ -88,6 +104,18 @@ class SqlInvoices:
             except IntegrityError:
                 continue  # another instance created the counter first
         raise RuntimeError("could not allocate a derivation index")
+
+    @staticmethod
+    async def _allocate_apart(engine: AsyncEngine, space: str, count: int) -> range:
+        c = derivation_counters.c
+        upsert = pg_insert(derivation_counters).values(
+            space=space, next_index=count,
+        ).on_conflict_do_update(
+            index_elements=[c.space], set_={"next_index": c.next_index + count},
+        ).returning(c.next_index)
+        async with engine.connect() as apart, apart.begin():
+            value = int((await apart.execute(upsert)).scalar_one())
+        return range(value - count, value)
 
     async def add(self, invoice: Invoice, space: str, destination: Destination,
                   payment_uri: str) -> None:
@@ -189,6 +217,53 @@ class SqlInvoices:
         ).first()
         return _invoice(row) if row else None
 
+    async def by_match_keys(self, coin: str, match_keys: Sequence[bytes]) -> dict[bytes,
+                                                                                  Invoice]:
+        """The invoices these keys belong to, locked to commit: one query for a batch."""
+        if not match_keys:
+            return {}
+        rows = await self._conn.execute(
+            select(invoices).where(invoices.c.coin == coin,
+                                   invoices.c.match_key.in_(sorted(set(match_keys))))
+            .order_by(invoices.c.id)
+            .with_for_update()
+        )
+        return {bytes(r.match_key): _invoice(r) for r in rows}
+
+    async def get_many(self, invoice_ids: Sequence[str]) -> list[Invoice]:
+        """These invoices, locked to commit, in id order (one lock order for everyone)."""
+        if not invoice_ids:
+            return []
+        rows = await self._conn.execute(
+            select(invoices).where(invoices.c.id.in_(sorted(set(invoice_ids))))
+            .order_by(invoices.c.id).with_for_update())
+        return [_invoice(r) for r in rows]
+
+    async def reaching_depth(self, coins: Sequence[str], after: int, upto: int,
+                             max_required: int, now: datetime) -> list[str]:
+        """Invoices still open to change with a confirmed payment whose confirmations reach
+        the invoice's requirement at a tip height in (after, upto], or with a payment whose
+        lock passes then (or a lock by time): what a new block changes besides the
+        invoices it pays. Each by an index: no scan of every open invoice."""
+        p, i = payments.c, invoices.c
+        reach = p.block_height + i.confirmations_required - 1
+        found: set[str] = set()
+        for where in (
+            # By the index on (coin, block_height); the exact test follows.
+            (p.block_height > after + 1 - max_required, p.block_height <= upto,
+             reach > after, reach <= upto),
+            # A lock holds until its height is the next block's (`is_locked`).
+            (p.lock_height > after + 1, p.lock_height <= upto + 1),
+            (p.lock_time.is_not(None),),
+        ):
+            rows = await self._conn.execute(
+                select(p.invoice_id).distinct()
+                .join(invoices, i.id == p.invoice_id)
+                .where(p.coin.in_(list(coins)), p.status == PaymentStatus.CONFIRMED.value,
+                       _open_to_change(now), *where))
+            found.update(str(r) for r in rows.scalars())
+        return sorted(found)
+
     async def open_for_account(self, account_id: str, now: datetime) -> list[Invoice]:
         rows = await self._conn.execute(
             select(invoices)
@@ -207,13 +282,7 @@ class SqlInvoices:
         rows = await self._conn.execute(
             select(invoices).where(
                 invoices.c.coin.in_(list(coins)),
-                or_(
-                    invoices.c.status.in_([Status.NEW.value, Status.PROCESSING.value]),
-                    and_(
-                        invoices.c.status == Status.EXPIRED.value,
-                        invoices.c.monitoring_until > now,
-                    ),
-                ),
+                _open_to_change(now),
                 has_payment,
             )
             .order_by(invoices.c.id)
@@ -238,6 +307,21 @@ class SqlInvoices:
             .with_for_update(skip_locked=True)
         )
         return [_invoice(r) for r in rows]
+
+    async def save_many(self, changed: Sequence[Invoice]) -> None:
+        """`save` for many, in one statement."""
+        if not changed:
+            return
+        for invoice in changed:
+            self._collect(invoice)
+        await self._conn.execute(
+            update(invoices).where(invoices.c.id == bindparam("b_id")).values(
+                status=bindparam("b_status"), exception=bindparam("b_exception"),
+                settled_at=bindparam("b_settled_at")),
+            [{"b_id": inv.id, "b_status": inv.status.value,
+              "b_exception": inv.exception.value if inv.exception else None,
+              "b_settled_at": inv.settled_at} for inv in changed],
+        )
 
     async def save(self, invoice: Invoice) -> None:
         self._collect(invoice)
@@ -264,9 +348,18 @@ class SqlInvoices:
         return int(derived), set(used)
 
 
+def _open_to_change(now: datetime) -> Any:
+    """Not final: waiting or processing, or expired but still watched for a late payment."""
+    return or_(
+        invoices.c.status.in_([Status.NEW.value, Status.PROCESSING.value]),
+        and_(invoices.c.status == Status.EXPIRED.value, invoices.c.monitoring_until > now),
+    )
+
+
 class SqlPayments:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self.touched: set[str] = set()  # invoices whose payments this unit changed
 
     async def record(
         self, coin: str, txid: str, index: int, invoice_id: str, amount: int,
@@ -274,6 +367,7 @@ class SqlPayments:
         lock: Lock | None = None,
     ) -> bool:
         key = (payments.c.coin == coin, payments.c.txid == txid, payments.c.output_index == index)
+        self.touched.add(invoice_id)
         row = (await self._conn.execute(select(payments.c.status).where(*key))).first()
         if row is None:
             await self._conn.execute(
@@ -302,9 +396,69 @@ class SqlPayments:
                 update(payments).where(*key).values(status=PaymentStatus.PENDING.value))
         return False
 
+    async def record_many(self, rows: Sequence[NewPayment], block: BlockRef | None,
+                          block_time: datetime | None) -> set[tuple[str, str, int]]:
+        """`record` for a batch of one block (or of the mempool): one query for what is
+        known, one multi-row insert for what is not, one update each for what a block
+        confirms and what comes back to the mempool. Returns the keys (coin, txid,
+        index) never seen before."""
+        if not rows:
+            return set()
+        self.touched.update(r.invoice_id for r in rows)
+        p = payments.c
+        keys = [(r.coin, r.txid, r.index) for r in rows]
+        known: dict[tuple[str, str, int], str] = {}
+        for chunk in _chunks(sorted(set(keys)), 300):
+            found = await self._conn.execute(
+                select(p.coin, p.txid, p.output_index, p.status)
+                .where(tuple_(p.coin, p.txid, p.output_index).in_(chunk)))
+            known.update({(f.coin, f.txid, f.output_index): f.status for f in found})
+        new: dict[tuple[str, str, int], NewPayment] = {}
+        for key, r in zip(keys, rows, strict=True):
+            if key not in known and key not in new:
+                new[key] = r
+        if new:
+            await self._conn.execute(insert(payments), [
+                {"coin": r.coin, "txid": r.txid, "output_index": r.index,
+                 "invoice_id": r.invoice_id, "amount": r.amount,
+                 "block_hash": block.hash if block else None,
+                 "block_height": block.height if block else None,
+                 "status": (PaymentStatus.CONFIRMED if block else PaymentStatus.PENDING).value,
+                 "seen_at": r.seen_at, "block_time": block_time if block else None,
+                 "lock_height": r.lock.height if r.lock else None,
+                 "lock_time": r.lock.time if r.lock else None}
+                for r in new.values()])
+        if block is not None:
+            again = sorted(k for k in known)
+            for chunk in _chunks(again, 300):
+                await self._conn.execute(
+                    update(payments).where(tuple_(p.coin, p.txid, p.output_index).in_(chunk))
+                    .values(block_hash=block.hash, block_height=block.height,
+                            status=PaymentStatus.CONFIRMED.value))
+        else:
+            back = sorted(k for k, status in known.items()
+                          if status == PaymentStatus.REVERTED.value)
+            for chunk in _chunks(back, 300):
+                await self._conn.execute(
+                    update(payments).where(tuple_(p.coin, p.txid, p.output_index).in_(chunk))
+                    .values(status=PaymentStatus.PENDING.value))
+        return set(new)
+
+    async def for_invoices(self, invoice_ids: Sequence[str]) -> dict[str, list[PaymentRecord]]:
+        """`for_invoice` for many, in one query per few hundred invoices."""
+        found: dict[str, list[PaymentRecord]] = {i: [] for i in invoice_ids}
+        for chunk in _chunks(sorted(set(invoice_ids)), 500):
+            rows = await self._conn.execute(
+                select(payments).where(payments.c.invoice_id.in_(chunk))
+                .order_by(payments.c.id))
+            for r in rows:
+                found[r.invoice_id].append(_payment(r))
+        return found
+
     async def _unconfirm(self, where: Any) -> list[str]:
         ids = (await self._conn.execute(select(payments.c.invoice_id).where(*where))).scalars()
         found = sorted(set(ids))
+        self.touched.update(found)
         await self._conn.execute(
             update(payments).where(*where).values(
                 block_hash=None, block_height=None, status=PaymentStatus.PENDING.value
@@ -328,6 +482,7 @@ class SqlPayments:
         )
         ids = (await self._conn.execute(select(payments.c.invoice_id).where(*where))).scalars()
         found = sorted(set(ids))
+        self.touched.update(found)
         await self._conn.execute(
             update(payments).where(*where).values(status=PaymentStatus.REVERTED.value))
         return found

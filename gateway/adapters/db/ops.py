@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.adapters.db.engine import read_transaction
 from gateway.adapters.db.tables import chain_cursors, deliveries, mail_queue, webhook_endpoints
 
 
@@ -20,7 +21,7 @@ class OpsSnapshot:
 
 async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
     d, w = deliveries, webhook_endpoints
-    async with engine.connect() as conn:
+    async with read_transaction(engine) as conn:
         pending = (await conn.execute(
             select(func.count()).select_from(d).where(d.c.status == "pending"))).scalar_one()
         oldest = (await conn.execute(

@@ -235,6 +235,9 @@ payments = Table(
     Column("lock_time", UTCDateTime),
     UniqueConstraint("coin", "txid", "output_index", name="uq_payments_coin_txid_output"),
     Index("ix_payments_coin_block_hash", "coin", "block_hash"),
+    Index("ix_payments_coin_block_height", "coin", "block_height"),
+    Index("ix_payments_coin_lock_height", "coin", "lock_height"),
+    Index("ix_payments_coin_lock_time", "coin", "lock_time"),
 )
 
 chain_cursors = Table(

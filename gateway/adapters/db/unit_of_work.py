@@ -1,15 +1,17 @@
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Self, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.adapters.db import notify
 from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
 from gateway.adapters.db.audit import SqlAuditLog
 from gateway.adapters.db.billing import SqlBilling
 from gateway.adapters.db.chain_state import SqlCursors
-from gateway.adapters.db.engine import READ_ONLY
+from gateway.adapters.db.engine import inline_connection, inline_engine, read_only, write_turn
 from gateway.adapters.db.idempotency import SqlIdempotency
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.ledger import SqlLedger
@@ -19,6 +21,8 @@ from gateway.adapters.db.staff import SqlStaff
 from gateway.adapters.db.throttle import SqlThrottle
 from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
 from gateway.adapters.fields import BlindIndex, FieldCipher
+from gateway.domain.invoices import Invoice
+from gateway.services.changes import feed_key, invoice_key
 from gateway.services.ports import HasEvents, UnitOfWork
 
 
@@ -28,7 +32,10 @@ def _utcnow() -> datetime:
 
 class SqlUnitOfWork:
     """One transaction. Leaving the block without `commit()` rolls everything back.
-    `read_only`: for reads only; on SQLite it then takes no write lock.
+    `read_only`: for reads only; on SQLite it then takes no write lock (and waits for no
+    writer), on PostgreSQL it is a READ ONLY transaction. A writing unit takes this
+    process's turn to write (SQLite: one at a time, see `engine.write_turn`) for its
+    whole life, so keep it short and never open another writing unit inside one.
 
     Repositories hand every aggregate they add or save to `collect`; at commit the
     events those aggregates recorded go to the outbox, in the same transaction. No
@@ -43,29 +50,54 @@ class SqlUnitOfWork:
         clock: Callable[[], datetime] = _utcnow,
         mail_index: BlindIndex | None = None,
         on_mail: Callable[[], None] | None = None,
+        allocator: AsyncEngine | None = None,
+        on_change: Callable[[set[str]], None] | None = None,
     ) -> None:
         # With the blind index, mail can be queued inside the transaction (billing).
         self._mail_index = mail_index
         self._on_mail = on_mail
+        self._on_change = on_change  # the keys of what a commit changed (ChangeHub)
         self._engine = engine
+        self._allocator = allocator
         self._clock = clock
         self._collected: list[HasEvents] = []
         self._cipher = cipher
         self._on_events = on_events
         self._read_only = read_only
         self._conn: AsyncConnection | None = None
+        self._turn: contextlib.AbstractAsyncContextManager[None] | None = None
 
     async def __aenter__(self) -> Self:
-        conn = await self._engine.connect()
-        if self._read_only:
-            await conn.execution_options(**{READ_ONLY: True})
-        await conn.begin()
+        inline = inline_engine(self._engine)
+        if not self._read_only:
+            turn = write_turn(self._engine)
+            await turn.__aenter__()
+            self._turn = turn
+        try:
+            if inline is not None:
+                self._start(cast(AsyncConnection, inline_connection(inline, self._read_only)))
+                return self
+            conn = await self._engine.connect()
+            try:
+                if self._read_only:
+                    await read_only(conn)
+                await conn.begin()
+            except BaseException:
+                await conn.close()
+                raise
+        except BaseException:
+            await self._release_turn()
+            raise
+        self._start(conn)
+        return self
+
+    def _start(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self._collected = []
         self.accounts = SqlAccounts(conn, self._cipher, self.collect)
         self.sessions = SqlSessions(conn)
         self.api_keys = SqlApiKeys(conn)
-        self.invoices = SqlInvoices(conn, self.collect)
+        self.invoices = SqlInvoices(conn, self.collect, self._allocator)
         self.payments = SqlPayments(conn)
         self.cursors = SqlCursors(conn)
         self.endpoints = SqlEndpoints(conn, self._cipher)
@@ -79,7 +111,6 @@ class SqlUnitOfWork:
         self.ledger = SqlLedger(conn)
         self.staff = SqlStaff(conn, self._cipher)
         self.billing = SqlBilling(conn, self._cipher, self._mail_index)
-        return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
@@ -89,8 +120,24 @@ class SqlUnitOfWork:
             if self._conn.in_transaction():
                 await self._conn.rollback()
         finally:
-            await self._conn.close()
-            self._conn = None
+            try:
+                await self._conn.close()
+            finally:
+                self._conn = None
+                await self._release_turn()
+
+    async def _release_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            await turn.__aexit__(None, None, None)
+
+    def _changes(self, collected: list[HasEvents]) -> set[str]:
+        keys = {invoice_key(a.id) for a in collected if isinstance(a, Invoice)}
+        keys.update(invoice_key(i) for i in self.payments.touched)
+        keys.update(feed_key(f) for f in self.cursors.changed)
+        self.payments.touched = set()
+        self.cursors.changed = set()
+        return keys
 
     def collect(self, aggregate: HasEvents) -> None:
         if not any(a is aggregate for a in self._collected):
@@ -102,7 +149,12 @@ class SqlUnitOfWork:
         events = [event for aggregate in collected for event in aggregate.events]
         if events:
             await self.outbox.publish(events, self._clock())
+        changes = self._changes(collected)
+        if changes and self._conn.dialect.name == "postgresql":
+            await notify.send(self._conn, changes)  # other instances, if this commits
         await self._conn.commit()
+        if changes and self._on_change is not None:
+            self._on_change(changes)
         for aggregate in collected:
             aggregate.events.clear()
         if (self.outbox.published or self.events.requeued) and self._on_events is not None:
@@ -110,8 +162,7 @@ class SqlUnitOfWork:
         if self.billing.mailed and self._on_mail is not None:
             self._on_mail()
         self.billing.mailed = 0
-        # A read after commit (as create-then-read does) runs in a fresh transaction.
-        await self._conn.begin()
+        # Anything after commit runs in a fresh transaction, begun when first used.
         self.outbox.published = 0
         self.events.requeued = 0
 

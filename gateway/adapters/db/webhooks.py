@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.adapters.db.engine import write_transaction
 from gateway.adapters.db.tables import (
     deliveries,
     delivery_attempts,
@@ -274,7 +275,7 @@ class SqlDeliveryStore:
         unreadable: list[str] = []
         disabled: list[str] = []
         secrets: dict[str, tuple[str, ...] | None] = {}
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await self._write(conn, finished)
             if limit <= 0:
                 return []
@@ -332,7 +333,7 @@ class SqlDeliveryStore:
 
     async def renew(self, ids: Sequence[str], until: datetime) -> None:
         if ids:
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 await conn.execute(
                     update(deliveries)
                     .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == "pending")
@@ -340,7 +341,7 @@ class SqlDeliveryStore:
 
     async def record(self, attempts: Sequence[Attempt]) -> None:
         if attempts:
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 await self._write(conn, attempts)
 
     async def _write(self, conn: AsyncConnection, attempts: Sequence[Attempt]) -> None:

@@ -1,0 +1,80 @@
+"""In-process change notices: whoever commits a change to an invoice (or advances a feed's
+tip) publishes its keys; open checkout streams wait on them instead of polling the
+database. Across instances (PostgreSQL) the same keys travel by NOTIFY
+(`gateway.adapters.db.notify`). A notice only says "look again": a reader always reads
+the database, so a lost or duplicate notice costs a heartbeat's delay at worst."""
+
+import asyncio
+from collections.abc import Iterable
+
+
+def invoice_key(invoice_id: str) -> str:
+    return f"invoice:{invoice_id}"
+
+
+def feed_key(feed: str) -> str:
+    """A feed's tip moved: every invoice in its coins may show other confirmations."""
+    return f"feed:{feed}"
+
+
+class Subscription:
+    def __init__(self, hub: "ChangeHub", keys: tuple[str, ...]) -> None:
+        self._hub = hub
+        self.keys = keys
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+
+    async def wait(self, seconds: float) -> bool:
+        """True when a change came (and clears it), False after `seconds` without one."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
+        except TimeoutError:
+            return False
+        self._event.clear()
+        return True
+
+    def close(self) -> None:
+        self._hub._remove(self)
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ChangeHub:
+    def __init__(self) -> None:
+        self._subs: dict[str, set[Subscription]] = {}
+
+    def subscribe(self, *keys: str) -> Subscription:
+        sub = Subscription(self, keys)
+        for key in keys:
+            self._subs.setdefault(key, set()).add(sub)
+        return sub
+
+    def publish(self, keys: Iterable[str]) -> None:
+        """Wake the subscribers of these keys; the key "*" wakes every subscriber."""
+        for key in keys:
+            if key == "*":
+                for subs in list(self._subs.values()):
+                    for sub in subs:
+                        sub.notify()
+                continue
+            for sub in self._subs.get(key, ()):
+                sub.notify()
+
+    def _remove(self, sub: Subscription) -> None:
+        for key in sub.keys:
+            subs = self._subs.get(key)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[key]
+
+    @property
+    def subscribers(self) -> int:
+        return len({s for subs in self._subs.values() for s in subs})
