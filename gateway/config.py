@@ -281,6 +281,14 @@ class RetentionConfig(_Section):
     idempotency_hours: float = Field(24, gt=0, le=24 * 30)
     delivery_log_days: int = Field(30, ge=1, le=30)
     interval_seconds: float = Field(3600, ge=1, le=3600)
+    # Audit entries are evidence for the customer too: kept while the account exists and
+    # this long after its erasure.
+    audit_log_days_after_deletion: int = Field(365, ge=1, le=3650)
+    # Login-throttle rows (the blind index of any email typed into the login form): past
+    # their window and any lock, they are gone after this long.
+    login_throttle_hours: float = Field(24, gt=0, le=24 * 30)
+    # Events waiting on a disabled (not deleted) endpoint: dropped after this long.
+    disabled_endpoint_days: int = Field(30, ge=1, le=30)
 
     @model_validator(mode="after")
     def _within_policy(self) -> "RetentionConfig":

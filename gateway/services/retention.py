@@ -14,6 +14,9 @@ class RetentionPeriods:
     idempotency_keys: timedelta = timedelta(hours=24)
     delivery_logs: timedelta = timedelta(days=30)
     mail_queue: timedelta = timedelta(hours=24)
+    audit_log_after_deletion: timedelta = timedelta(days=365)
+    login_throttle: timedelta = timedelta(hours=24)
+    disabled_endpoint_events: timedelta = timedelta(days=30)
 
 
 class RetentionService:
@@ -39,6 +42,12 @@ class RetentionService:
                 "delivery_logs": await uow.retention.delivery_logs(now - p.delivery_logs,
                                                                    dry_run),
                 "mail_queue": await uow.retention.mail_queue(now - p.mail_queue, dry_run),
+                "audit_log": await uow.retention.audit_log(
+                    now - p.audit_log_after_deletion, dry_run),
+                "login_throttle": await uow.retention.login_throttle(
+                    now - p.login_throttle, now, dry_run),
+                "disabled_endpoint_events": await uow.retention.disabled_endpoint_events(
+                    now - p.disabled_endpoint_events, dry_run),
             }
             due = await uow.accounts.due_for_deletion(now)
             if not dry_run:
