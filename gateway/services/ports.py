@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from chains.base import BlockRef, Destination, Lock
 from gateway.domain.accounts import Account
@@ -429,6 +429,20 @@ class Ledger(Protocol):
     async def invoice_keys(self, coin: str) -> dict[bytes, str]: ...
 
 
+class PersonalRecords(Protocol):
+    """What the personal-data export reads besides the other repositories."""
+
+    async def sessions(self, account_id: str) -> list[dict[str, Any]]: ...
+
+    async def recovery_codes(self, account_id: str) -> list[dict[str, Any]]: ...
+
+    async def policy_notices(self, account_id: str) -> list[dict[str, Any]]: ...
+
+    async def webhook_events(self, account_id: str) -> list[dict[str, Any]]: ...
+
+    async def login_throttle(self, email_index: str) -> list[dict[str, Any]]: ...
+
+
 class HasEvents(Protocol):
     """An aggregate that records domain events (Account, Invoice)."""
 
@@ -466,6 +480,8 @@ class UnitOfWork(Protocol):
     def audit(self) -> AuditLog: ...
     @property
     def ledger(self) -> Ledger: ...
+    @property
+    def personal(self) -> PersonalRecords: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -12,6 +12,7 @@ from gateway.adapters.db.engine import READ_ONLY
 from gateway.adapters.db.idempotency import SqlIdempotency
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.ledger import SqlLedger
+from gateway.adapters.db.personal import SqlPersonalRecords
 from gateway.adapters.db.retention import SqlRetention
 from gateway.adapters.db.security_log import SqlSecurityLog
 from gateway.adapters.db.throttle import SqlThrottle
@@ -70,6 +71,7 @@ class SqlUnitOfWork:
         self.retention = SqlRetention(conn)
         self.audit = SqlAuditLog(conn)
         self.ledger = SqlLedger(conn)
+        self.personal = SqlPersonalRecords(conn)
         return self
 
     async def __aexit__(
