@@ -54,6 +54,7 @@ from gateway.services.chain_events import PaymentTracker
 from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
+from gateway.services.legal import LegalRegisterService
 from gateway.services.policy_notices import PolicyNoticeService
 from gateway.services.ports import RateProvider, UnitOfWorkFactory
 from gateway.services.privacy import PrivacyService
@@ -139,6 +140,7 @@ class Services:
     tracker: PaymentTracker
     wallet: WalletService
     retention: RetentionService
+    legal: LegalRegisterService
     privacy: PrivacyService
     finance: FinanceService
     notices: PolicyNoticeService
@@ -317,7 +319,8 @@ def build(settings: Settings, clock: Clock = utcnow,
         smtp = settings.smtp
         direct: SmtpMailer | NoMailer = SmtpMailer(
             smtp.host, smtp.port, smtp.from_, smtp.username,
-            smtp.password.get_secret_value() if smtp.password else None, smtp.starttls, smtp.tls)
+            smtp.password.get_secret_value() if smtp.password else None, bool(smtp.starttls),
+            smtp.tls)
         # Every mail a request causes goes through the durable queue; the background
         # sender (background_tasks) hands it to SMTP, with retries.
         queue = SqlMailQueue(engine, cipher, index)
@@ -398,8 +401,12 @@ def build(settings: Settings, clock: Clock = utcnow,
             mail_queue=timedelta(hours=settings.mail.max_age_hours),
             audit_log_after_deletion=timedelta(days=ret.audit_log_days_after_deletion),
             login_throttle=timedelta(hours=ret.login_throttle_hours),
-            disabled_endpoint_events=timedelta(days=ret.disabled_endpoint_days)),
-            flush=lambda: checkpoint(engine)),
+            disabled_endpoint_events=timedelta(days=ret.disabled_endpoint_days),
+            inactive_unpaid=timedelta(days=ret.inactive_unpaid_days),
+            inactivity_notice=timedelta(days=ret.inactivity_notice_days)),
+            flush=lambda: checkpoint(engine),
+            mailer=mailer if settings.smtp is not None else None,
+            login_url=links.login),
         privacy=PrivacyService(
             uow, passwords, index,
             two_factor, clock, timedelta(days=ret.deletion_grace_days),
@@ -411,6 +418,7 @@ def build(settings: Settings, clock: Clock = utcnow,
             uow, direct, clock, settings.privacy.policy_version,
             f"{settings.server.public_url}{settings.server.path_prefix}/account"),
         reconcile=ReconcileService(uow, _auditable(nodes)),
+        legal=LegalRegisterService(uow, clock),
     )
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,

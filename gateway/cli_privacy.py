@@ -83,7 +83,7 @@ def cmd_notify_policy_change(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        pending = await gw.services.notices.recipients(args.version)
+        pending = await gw.services.notices.recipients(args.version, args.optional)
         bar = Bar("policy notices", "mail")
         bar.add_total(len(pending))
         try:
@@ -92,7 +92,8 @@ def cmd_notify_policy_change(args: argparse.Namespace) -> int:
                     outcome["left"] = len(pending) - i
                     break
                 started = time.monotonic()
-                if await gw.services.notices.send(account_id, args.version, summary):
+                if await gw.services.notices.send(account_id, args.version, summary,
+                                                  args.optional):
                     outcome["sent"] += 1
                 else:
                     outcome["failed"] += 1
@@ -123,7 +124,7 @@ def cmd_account_export(args: argparse.Namespace) -> int:
     from gateway.services.privacy import EXPORT_COLUMNS, Reader
     from gateway.tabular import tables_json, tables_zip
 
-    reader = Reader(f"cli:{getpass.getuser()}", args.reason)
+    reader = Reader(f"cli:{getpass.getuser()}", args.reason, args.legal_request)
     tables = with_gateway(args, lambda gw: gw.services.privacy.export(args.id, reader))
     data = tables_json(tables) if args.format == "json" else tables_zip(tables, EXPORT_COLUMNS)
     out = Path(args.out)
@@ -157,6 +158,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]",
     change.add_argument("--version", required=True, help="must equal [privacy] policy_version")
     change.add_argument("--summary", required=True, help="text file: what changed")
     change.add_argument("--per-minute", type=float, default=60, help="sending rate limit")
+    change.add_argument("--optional", action="store_true",
+                        help="a notice the law does not require: customers who object to "
+                             "optional processing are not mailed")
     change.set_defaults(func=cmd_notify_policy_change)
 
     account = sub.add_parser("account", help="customer accounts").add_subparsers(
@@ -165,6 +169,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]",
                                 help="export an account's data (audited)")
     export.add_argument("--id", required=True, help="account id, acc_...")
     export.add_argument("--reason", required=True, help="why; kept in the audit log")
+    export.add_argument("--legal-request", metavar="ID",
+                        help="the legal request this export serves (lr_...): its audit "
+                             "entry is withheld from the customer while the request is held")
     export.add_argument("--format", choices=("json", "csv"), default="json")
     export.add_argument("--out", required=True)
     export.set_defaults(func=cmd_account_export)

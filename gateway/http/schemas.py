@@ -6,6 +6,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from gateway.domain.invoice_metadata import metadata_problem
 from gateway.http.problems import ClientDisconnected
 
 
@@ -65,6 +66,10 @@ class DeletionBody(Body):
     totp_code: StrictStr | None = None
 
 
+class ObjectionBody(Body):
+    objected: bool
+
+
 class PasswordChangeBody(Body):
     current_password: StrictStr
     new_password: StrictStr
@@ -109,6 +114,9 @@ class InvoiceBody(Body):
     def _small(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if v is not None and len(json.dumps(v)) > 4096:
             raise ValueError("must serialize to at most 4 KiB")
+        problem = metadata_problem(v) if v is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return v
 
 

@@ -152,6 +152,21 @@ class AccountRepository(Protocol):
 
     async def due_for_deletion(self, now: datetime) -> list[str]: ...
 
+    async def record_login(self, account_id: str, now: datetime) -> None: ...
+
+    async def set_objection(self, account_id: str, at: datetime | None) -> None:
+        """`at`: since when the customer objects to optional processing; None: not."""
+        ...
+
+    async def objection(self, account_id: str) -> datetime | None: ...
+
+    async def to_warn_of_inactivity(self, last_active_before: datetime) -> list[str]: ...
+
+    async def warned_of_inactivity(self, account_id: str, now: datetime) -> None: ...
+
+    async def inactive_after_notice(self, last_active_before: datetime,
+                                    warned_before: datetime) -> list[str]: ...
+
     async def erase_personal_data(self, account_id: str) -> None:
         """Email, names, password, two-factor data, sessions, preferences and the account's
         security log go; the row stays as a tombstone."""
@@ -359,6 +374,10 @@ class SecurityLog(Protocol):
 
     async def for_account(self, account_id: str) -> list[SecurityEntry]: ...
 
+    async def encrypt_legacy(self) -> int:
+        """Encrypts addresses of rows written before they were encrypted."""
+        ...
+
     async def purge(self, before: datetime, dry_run: bool) -> int:
         """Entries older than `before`: deleted, or only counted."""
 
@@ -396,6 +415,10 @@ class AuditLog(Protocol):
 
     async def for_account(self, account_id: str) -> list[AuditEntry]: ...
 
+    async def encrypt_legacy(self) -> int:
+        """Encrypts reasons of rows written before they were encrypted."""
+        ...
+
 
 @dataclass(frozen=True)
 class LedgerRow:
@@ -427,6 +450,37 @@ class Ledger(Protocol):
     async def by_txid(self, txid: str) -> list[LedgerRow]: ...
 
     async def invoice_keys(self, coin: str) -> dict[bytes, str]: ...
+
+
+@dataclass(frozen=True)
+class LegalRequest:
+    id: str
+    received_at: datetime
+    summary: str
+    notify_allowed: bool  # may the customers concerned be told now
+    hold_lifted_at: datetime | None
+    recorded_by: str
+    created_at: datetime
+    account_ids: tuple[str, ...]
+
+    @property
+    def visible(self) -> bool:
+        """Whether the customers concerned see it (export, /account)."""
+        return self.notify_allowed or self.hold_lifted_at is not None
+
+
+class LegalRegister(Protocol):
+    async def add(self, request: LegalRequest) -> None: ...
+
+    async def all(self) -> list[LegalRequest]: ...
+
+    async def get(self, request_id: str) -> LegalRequest | None: ...
+
+    async def for_account(self, account_id: str) -> list[LegalRequest]: ...
+
+    async def notifiable(self, account_id: str) -> list[LegalRequest]: ...
+
+    async def lift_hold(self, request_id: str, now: datetime) -> bool: ...
 
 
 class PersonalRecords(Protocol):
@@ -482,6 +536,8 @@ class UnitOfWork(Protocol):
     def ledger(self) -> Ledger: ...
     @property
     def personal(self) -> PersonalRecords: ...
+    @property
+    def legal(self) -> LegalRegister: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -3,9 +3,22 @@ whose grace period has passed."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway.services.ports import Clock, UnitOfWorkFactory
+from gateway.services.recovery import Mailer
+
+INACTIVITY_SUBJECT = "Your account will be deleted in {days} days"
+INACTIVITY_BODY = """Hello,
+
+Your account has had no paid invoice and no login for {inactive} days. We keep data
+only while an account is in use, so it will be deleted, with everything we hold about
+you, on or after {due}.
+
+To keep it, log in before then: {login_url}
+
+Nothing else is needed, and if you do not want the account any more you need do nothing.
+"""
 
 
 @dataclass(frozen=True)
@@ -17,14 +30,23 @@ class RetentionPeriods:
     audit_log_after_deletion: timedelta = timedelta(days=365)
     login_throttle: timedelta = timedelta(hours=24)
     disabled_endpoint_events: timedelta = timedelta(days=30)
+    # Accounts that never paid: deleted after this long without a login, with a notice
+    # mailed `inactivity_notice` before.
+    inactive_unpaid: timedelta = timedelta(days=180)
+    inactivity_notice: timedelta = timedelta(days=7)
 
 
 class RetentionService:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, periods: RetentionPeriods,
-                 flush: Callable[[], Awaitable[None]] | None = None) -> None:
+                 flush: Callable[[], Awaitable[None]] | None = None,
+                 mailer: Mailer | None = None, login_url: str = "") -> None:
         """`flush` makes erased data leave the disk now, where the store keeps old copies
-        (SQLite's write-ahead log)."""
+        (SQLite's write-ahead log, PostgreSQL's dead tuples). `mailer` (the durable mail
+        queue) carries inactivity notices; without one, no inactive account is deleted,
+        as none can be warned."""
         self._flush = flush
+        self._mailer = mailer
+        self._login_url = login_url
         self._uow = uow
         self._clock = clock
         self._periods = periods
@@ -49,15 +71,70 @@ class RetentionService:
                 "disabled_endpoint_events": await uow.retention.disabled_endpoint_events(
                     now - p.disabled_endpoint_events, dry_run),
             }
+            if not dry_run:
+                # Rows from before 0012a: nothing stays in clear after the first run.
+                await uow.security_log.encrypt_legacy()
+                await uow.audit.encrypt_legacy()
             due = await uow.accounts.due_for_deletion(now)
             if not dry_run:
                 await uow.commit()
         counts["account_deletions"] = len(due)
+        warned, inactive = await self._inactivity(now, dry_run)
+        counts["inactivity_notices"] = warned
+        counts["inactive_deletions"] = len(inactive)
         if not dry_run:
             counts["account_deletions"] = sum([await self.erase(a) for a in due])
-            if counts["account_deletions"] and self._flush is not None:
+            counts["inactive_deletions"] = sum(
+                [await self._delete_inactive(a) for a in inactive])
+            if (counts["account_deletions"] or counts["inactive_deletions"]) \
+                    and self._flush is not None:
                 await self._flush()
         return counts
+
+    async def _inactivity(self, now: datetime, dry_run: bool) -> tuple[int, list[str]]:
+        """Never-paid accounts idle for the period: warned once, then (still idle a
+        notice period after the warning) returned for deletion."""
+        if self._mailer is None:
+            return 0, []
+        p = self._periods
+        async with self._uow() as uow:
+            to_warn = await uow.accounts.to_warn_of_inactivity(
+                now - (p.inactive_unpaid - p.inactivity_notice))
+            inactive = await uow.accounts.inactive_after_notice(
+                now - (p.inactive_unpaid - p.inactivity_notice), now - p.inactivity_notice)
+        if dry_run:
+            return len(to_warn), inactive
+        warned = 0
+        for account_id in to_warn:
+            async with self._uow() as uow:
+                profile = await uow.accounts.profile(account_id)
+            days = p.inactivity_notice.days
+            sent = await self._mailer.send(
+                profile.email, INACTIVITY_SUBJECT.format(days=days),
+                INACTIVITY_BODY.format(inactive=p.inactive_unpaid.days - days,
+                                       due=(now + p.inactivity_notice).date().isoformat(),
+                                       login_url=self._login_url))
+            if sent:  # queued durably; an unqueued notice is retried next run
+                async with self._uow() as uow:
+                    await uow.accounts.warned_of_inactivity(account_id, now)
+                    await uow.commit()
+                warned += 1
+        return warned, inactive
+
+    async def _delete_inactive(self, account_id: str) -> bool:
+        """The same path as a customer's own deletion: scheduled (due now, sessions
+        ended, `account.deletion_scheduled`), then erased (`account.deleted`)."""
+        now = self._clock()
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or account.deleted or account.deletion_due_at is not None:
+                return False
+            account.schedule_deletion(now, timedelta(0))
+            await uow.accounts.save(account)
+            await uow.sessions.revoke_all(account_id, now)
+            await uow.security_log.add(account_id, "deletion_for_inactivity", None, now)
+            await uow.commit()
+        return await self.erase(account_id)
 
     async def erase(self, account_id: str) -> bool:
         """One account per transaction, so one failure does not hold back the others."""

@@ -86,6 +86,11 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
                 "address": "addr", "match_key": b"k", "payment_uri": "litecoin:addr",
                 "status": "settled", "metadata": {"plan": "basic"}, "created_at": NOW,
                 "expires_at": NOW, "monitoring_until": NOW, "settled_at": NOW}],
+            t.legal_requests: [{"id": "lr_1", "received_at": NOW,
+                                "summary_ct": cipher.encrypt("court order 9", "lr_1"),
+                                "notify_allowed": True, "recorded_by": "cli:op",
+                                "created_at": NOW}],
+            t.legal_request_accounts: [{"request_id": "lr_1", "account_id": aid}],
             t.payments: [{"coin": "LTC", "txid": "tx1", "output_index": 0,
                           "invoice_id": "inv_1", "amount": 5000000, "status": "confirmed",
                           "seen_at": NOW}],
@@ -104,5 +109,7 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
         assert json.loads(export["invoices"][0]["metadata"]) == {"plan": "basic"}
         assert export["login_throttle"][0]["failures"] == 2
         assert export["policy_notices"] == [{"version": "v2", "sent_at": "2026-06-01T12:00:00Z"}]
+        assert export["legal_requests"][0]["summary"] == "court order 9"
+        assert export["optional_processing"] == [{"objected": False, "since": None}]
     finally:
         await engine.dispose()

@@ -12,6 +12,7 @@ from gateway.adapters.db.engine import READ_ONLY
 from gateway.adapters.db.idempotency import SqlIdempotency
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.ledger import SqlLedger
+from gateway.adapters.db.legal import SqlLegalRegister
 from gateway.adapters.db.personal import SqlPersonalRecords
 from gateway.adapters.db.retention import SqlRetention
 from gateway.adapters.db.security_log import SqlSecurityLog
@@ -67,11 +68,12 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotency(conn)
         self.events = SqlEvents(conn)
         self.throttle = SqlThrottle(conn)
-        self.security_log = SqlSecurityLog(conn)
+        self.security_log = SqlSecurityLog(conn, self._cipher)
         self.retention = SqlRetention(conn)
-        self.audit = SqlAuditLog(conn)
+        self.audit = SqlAuditLog(conn, self._cipher)
         self.ledger = SqlLedger(conn)
         self.personal = SqlPersonalRecords(conn)
+        self.legal = SqlLegalRegister(conn, self._cipher)
         return self
 
     async def __aexit__(
