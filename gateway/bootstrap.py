@@ -31,6 +31,7 @@ from gateway.adapters.db.leadership import AdvisoryLockLeadership, LocalLeadersh
 from gateway.adapters.db.ops import snapshot
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
+from gateway.adapters.deletion_ledger import FileDeletionLedger
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.mail import NoMailer, SmtpMailer
 from gateway.adapters.mail_queue import MailPolicy, MailSender, QueuedMailer, SqlMailQueue
@@ -406,7 +407,8 @@ def build(settings: Settings, clock: Clock = utcnow,
             inactivity_notice=timedelta(days=ret.inactivity_notice_days)),
             flush=lambda: checkpoint(engine),
             mailer=mailer if settings.smtp is not None else None,
-            login_url=links.login),
+            login_url=links.login,
+            ledger=_ledger(settings)),
         privacy=PrivacyService(
             uow, passwords, index,
             two_factor, clock, timedelta(days=ret.deletion_grace_days),
@@ -423,6 +425,11 @@ def build(settings: Settings, clock: Clock = utcnow,
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,
                    metrics=metrics, passwords=passwords, mail=sender)
+
+
+def _ledger(settings: Settings) -> FileDeletionLedger | None:
+    path = settings.backup.ledger_path()
+    return FileDeletionLedger(path) if path is not None else None
 
 
 def _assets(followers: Sequence[Follower]) -> dict[str, str]:

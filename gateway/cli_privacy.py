@@ -23,6 +23,7 @@ from gateway.config import ConfigError
 
 if TYPE_CHECKING:
     from gateway.bootstrap import Gateway
+    from gateway.config import Settings
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -54,14 +55,45 @@ def cmd_backup(args: argparse.Namespace) -> int:
         if args.backup == "create":
             path = backups.create(Path(args.out), now)
             print(f"wrote {path}")
+            configured = settings.backup.dir
+            if configured is None or Path(args.out).resolve() != Path(configured).resolve():
+                print(f"note: {args.out} is not [backup] dir, so nothing prunes it: delete "
+                      "it within 30 days (`gateway backup prune --dir`), as the privacy "
+                      "policy promises", file=sys.stderr)
         else:
             backups.restore(Path(args.file), force=args.force)
-            print(f"restored {args.file}; run `gateway db upgrade` if this version is newer")
+            print(f"restored {args.file}")
+            print(_reapply_ledger(args, settings))
     except ConfigError as exc:
         raise fail(f"configuration error: {exc}", EXIT_CONFIG) from None
     except (BackupError, BackupFormatError, OSError) as exc:
         raise fail(str(exc)) from None
     return 0
+
+
+def _reapply_ledger(args: argparse.Namespace, settings: "Settings") -> str:
+    """Erasures made after the backup was taken are carried out again at once."""
+    from gateway.bootstrap import SchemaNotReady, build
+
+    if settings.backup.ledger_path() is None:
+        return ("warning: no deletion ledger is configured ([backup] dir or "
+                "deletion_ledger): accounts erased after this backup was taken are back")
+
+    async def run() -> int:
+        gw = build(settings)
+        try:
+            await gw.check_schema()
+            return await gw.services.retention.reapply_ledger()
+        finally:
+            await gw.aclose()
+
+    try:
+        count = asyncio.run(run())
+    except SchemaNotReady:
+        return ("the backup is from an older version: run `gateway db upgrade`; the next "
+                "retention run then re-applies the deletion ledger")
+    return (f"deletion ledger re-applied: {count} account(s) erased after this backup "
+            "was taken are erased again")
 
 
 def cmd_notify_policy_change(args: argparse.Namespace) -> int:

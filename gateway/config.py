@@ -330,6 +330,15 @@ class BackupConfig(_Section):
     # With a directory, the leader writes a backup every interval and prunes old ones.
     dir: str | None = None
     interval_hours: float = Field(24, gt=0, le=24 * 7)
+    # Account ids and erasure times, outside the database, re-applied after a restore so
+    # a backup cannot bring an erased customer back. Default: deletion-ledger.txt in
+    # `dir`. With several instances, put it on storage they all reach.
+    deletion_ledger: str | None = None
+
+    def ledger_path(self) -> Path | None:
+        if self.deletion_ledger:
+            return Path(self.deletion_ledger)
+        return Path(self.dir) / "deletion-ledger.txt" if self.dir else None
 
     @field_validator("key")
     @classmethod

@@ -154,6 +154,8 @@ class AccountRepository(Protocol):
 
     async def record_login(self, account_id: str, now: datetime) -> None: ...
 
+    async def alive_among(self, account_ids: list[str]) -> list[str]: ...
+
     async def set_objection(self, account_id: str, at: datetime | None) -> None:
         """`at`: since when the customer objects to optional processing; None: not."""
         ...
@@ -450,6 +452,14 @@ class Ledger(Protocol):
     async def by_txid(self, txid: str) -> list[LedgerRow]: ...
 
     async def invoice_keys(self, coin: str) -> dict[bytes, str]: ...
+
+
+class DeletionLedger(Protocol):
+    """Erasures recorded outside the restorable data."""
+
+    def record(self, account_id: str, at: datetime) -> None: ...
+
+    def entries(self) -> dict[str, datetime]: ...
 
 
 @dataclass(frozen=True)

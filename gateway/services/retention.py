@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gateway.services.ports import Clock, UnitOfWorkFactory
+from gateway.services.ports import Clock, DeletionLedger, UnitOfWorkFactory
 from gateway.services.recovery import Mailer
 
 INACTIVITY_SUBJECT = "Your account will be deleted in {days} days"
@@ -39,12 +39,14 @@ class RetentionPeriods:
 class RetentionService:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, periods: RetentionPeriods,
                  flush: Callable[[], Awaitable[None]] | None = None,
-                 mailer: Mailer | None = None, login_url: str = "") -> None:
+                 mailer: Mailer | None = None, login_url: str = "",
+                 ledger: DeletionLedger | None = None) -> None:
         """`flush` makes erased data leave the disk now, where the store keeps old copies
         (SQLite's write-ahead log, PostgreSQL's dead tuples). `mailer` (the durable mail
         queue) carries inactivity notices; without one, no inactive account is deleted,
         as none can be warned."""
         self._flush = flush
+        self._ledger = ledger
         self._mailer = mailer
         self._login_url = login_url
         self._uow = uow
@@ -79,6 +81,7 @@ class RetentionService:
             if not dry_run:
                 await uow.commit()
         counts["account_deletions"] = len(due)
+        counts["ledger_reapplied"] = 0 if dry_run else await self.reapply_ledger()
         warned, inactive = await self._inactivity(now, dry_run)
         counts["inactivity_notices"] = warned
         counts["inactive_deletions"] = len(inactive)
@@ -147,5 +150,32 @@ class RetentionService:
             account.erase(now)
             await uow.accounts.erase_personal_data(account_id)
             await uow.accounts.save(account)
+            if self._ledger is not None:
+                self._ledger.record(account_id, now)  # before the commit: never missed
             await uow.commit()
         return True
+
+    async def reapply_ledger(self) -> int:
+        """Erases again every account the ledger says was erased but the database holds
+        alive (a restored backup taken before the erasure). Returns how many."""
+        if self._ledger is None:
+            return 0
+        erased = self._ledger.entries()
+        if not erased:
+            return 0
+        async with self._uow() as uow:
+            alive = await uow.accounts.alive_among(list(erased))
+        count = 0
+        for account_id in alive:
+            async with self._uow() as uow:
+                account = await uow.accounts.get(account_id, for_update=True)
+                if account is None or account.deleted:
+                    continue
+                account.erase(erased[account_id])
+                await uow.accounts.erase_personal_data(account_id)
+                await uow.accounts.save(account)
+                await uow.commit()
+            count += 1
+        if count and self._flush is not None:
+            await self._flush()
+        return count

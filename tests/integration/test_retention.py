@@ -83,7 +83,8 @@ async def test_retention_removes_exactly_what_is_past_its_period(database_url: s
         assert counted == {"security_log": 1, "sessions": 2, "idempotency_keys": 1,
                            "delivery_logs": 2, "mail_queue": 1, "audit_log": 0,
                            "login_throttle": 0, "disabled_endpoint_events": 0,
-                           "account_deletions": 1, "inactivity_notices": 0,
+                           "account_deletions": 1, "ledger_reapplied": 0,
+                           "inactivity_notices": 0,
                            "inactive_deletions": 0}
         assert await names(engine, t.security_log.c.event) == {"old", "edge", "new"}
 

@@ -151,6 +151,16 @@ class SqlAccounts:
                                         accounts.c.deleted_at.is_(None)).order_by(accounts.c.id))
         return [str(r.id) for r in rows]
 
+    async def alive_among(self, account_ids: list[str]) -> list[str]:
+        """Those of the ids whose account exists and is not erased."""
+        found: list[str] = []
+        for start in range(0, len(account_ids), 500):
+            rows = await self._conn.execute(select(accounts.c.id).where(
+                accounts.c.id.in_(account_ids[start:start + 500]),
+                accounts.c.deleted_at.is_(None)).order_by(accounts.c.id))
+            found.extend(str(r.id) for r in rows)
+        return found
+
     async def record_login(self, account_id: str, now: datetime) -> None:
         """A login: the account is in use (an inactivity notice no longer applies)."""
         await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(
