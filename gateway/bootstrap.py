@@ -22,8 +22,8 @@ from gateway.adapters.backup.stream import BackupFormatError
 from gateway.adapters.chain_directory import ChainDirectory
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import (
-    checkpoint,
     current_revision,
+    erase_residue,
     head_revision,
     make_engine,
 )
@@ -405,7 +405,7 @@ def build(settings: Settings, clock: Clock = utcnow,
             disabled_endpoint_events=timedelta(days=ret.disabled_endpoint_days),
             inactive_unpaid=timedelta(days=ret.inactive_unpaid_days),
             inactivity_notice=timedelta(days=ret.inactivity_notice_days)),
-            flush=lambda: checkpoint(engine),
+            flush=lambda: erase_residue(engine),
             mailer=mailer if settings.smtp is not None else None,
             login_url=links.login,
             ledger=_ledger(settings)),

@@ -1,12 +1,15 @@
 """Deleting what the privacy policy says we no longer keep, and carrying out deletions
 whose grace period has passed."""
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.services.ports import Clock, DeletionLedger, UnitOfWorkFactory
 from gateway.services.recovery import Mailer
+
+log = logging.getLogger(__name__)
 
 INACTIVITY_SUBJECT = "Your account will be deleted in {days} days"
 INACTIVITY_BODY = """Hello,
@@ -38,7 +41,7 @@ class RetentionPeriods:
 
 class RetentionService:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, periods: RetentionPeriods,
-                 flush: Callable[[], Awaitable[None]] | None = None,
+                 flush: Callable[[], Awaitable[bool | None]] | None = None,
                  mailer: Mailer | None = None, login_url: str = "",
                  ledger: DeletionLedger | None = None) -> None:
         """`flush` makes erased data leave the disk now, where the store keeps old copies
@@ -46,6 +49,7 @@ class RetentionService:
         queue) carries inactivity notices; without one, no inactive account is deleted,
         as none can be warned."""
         self._flush = flush
+        self._flush_owed = False  # a flush failed (e.g. a lock timeout): retried next run
         self._ledger = ledger
         self._mailer = mailer
         self._login_url = login_url
@@ -89,10 +93,26 @@ class RetentionService:
             counts["account_deletions"] = sum([await self.erase(a) for a in due])
             counts["inactive_deletions"] = sum(
                 [await self._delete_inactive(a) for a in inactive])
-            if (counts["account_deletions"] or counts["inactive_deletions"]) \
-                    and self._flush is not None:
-                await self._flush()
+            if counts["account_deletions"] or counts["inactive_deletions"] \
+                    or counts["ledger_reapplied"]:
+                self._flush_owed = True
+            await self._flush_now()
         return counts
+
+    async def _flush_now(self) -> None:
+        if not self._flush_owed or self._flush is None:
+            return
+        try:
+            done = await self._flush()
+        except Exception as exc:  # the next run tries again
+            log.warning("erased data not yet cleared from the database files (%s); "
+                        "retrying at the next run", type(exc).__name__)
+            return
+        if done is False:
+            log.warning("erased data not yet cleared from the database files (an older "
+                        "transaction is open); retrying at the next run")
+            return
+        self._flush_owed = False
 
     async def _inactivity(self, now: datetime, dry_run: bool) -> tuple[int, list[str]]:
         """Never-paid accounts idle for the period: warned once, then (still idle a
@@ -176,6 +196,7 @@ class RetentionService:
                 await uow.accounts.save(account)
                 await uow.commit()
             count += 1
-        if count and self._flush is not None:
-            await self._flush()
+        if count:
+            self._flush_owed = True
+            await self._flush_now()
         return count
