@@ -65,11 +65,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_legal_request_accounts_account_id'))
     op.drop_table('legal_request_accounts')
     op.drop_table('legal_requests')
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.drop_column('optional_processing_objected_at')
-        batch_op.drop_column('inactivity_notice_at')
-        batch_op.drop_column('last_login_at')
-    with op.batch_alter_table('audit_log', schema=None) as batch_op:
-        batch_op.drop_column('reason_ct')
-    with op.batch_alter_table('security_log', schema=None) as batch_op:
-        batch_op.drop_column('ip_ct')
+    # Plain DROP COLUMN (SQLite 3.35+, PostgreSQL): a batch copy of `accounts` would have
+    # to drop the table that invoices and sessions reference.
+    for table, column in (('accounts', 'optional_processing_objected_at'),
+                          ('accounts', 'inactivity_notice_at'),
+                          ('accounts', 'last_login_at'),
+                          ('audit_log', 'reason_ct'), ('security_log', 'ip_ct')):
+        op.execute(f'ALTER TABLE {table} DROP COLUMN {column}')
