@@ -24,9 +24,9 @@ from gateway.adapters.chain_directory import ChainDirectory
 from gateway.adapters.db import notify
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import (
-    checkpoint,
     current_revision,
     dispose,
+    erase_residue,
     head_revision,
     make_engine,
 )
@@ -34,6 +34,7 @@ from gateway.adapters.db.leadership import AdvisoryLockLeadership, LocalLeadersh
 from gateway.adapters.db.ops import snapshot
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
+from gateway.adapters.deletion_ledger import FileDeletionLedger
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.mail import NoMailer, SmtpMailer
 from gateway.adapters.mail_queue import MailPolicy, MailSender, QueuedMailer, SqlMailQueue
@@ -60,6 +61,7 @@ from gateway.services.changes import ChangeHub
 from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
+from gateway.services.legal import LegalRegisterService
 from gateway.services.policy_notices import PolicyNoticeService
 from gateway.services.ports import RateProvider, UnitOfWorkFactory
 from gateway.services.privacy import PrivacyService
@@ -149,6 +151,7 @@ class Services:
     tracker: PaymentTracker
     wallet: WalletService
     retention: RetentionService
+    legal: LegalRegisterService
     privacy: PrivacyService
     finance: FinanceService
     notices: PolicyNoticeService
@@ -355,7 +358,8 @@ def build(settings: Settings, clock: Clock = utcnow,
         smtp = settings.smtp
         direct: SmtpMailer | NoMailer = SmtpMailer(
             smtp.host, smtp.port, smtp.from_, smtp.username,
-            smtp.password.get_secret_value() if smtp.password else None, smtp.starttls, smtp.tls)
+            smtp.password.get_secret_value() if smtp.password else None, bool(smtp.starttls),
+            smtp.tls)
         # Every mail a request causes goes through the durable queue; the background
         # sender (background_tasks) hands it to SMTP, with retries.
         queue = SqlMailQueue(engine, cipher, index)
@@ -452,8 +456,16 @@ def build(settings: Settings, clock: Clock = utcnow,
             security_log=timedelta(days=ret.security_log_days),
             idempotency_keys=timedelta(hours=ret.idempotency_hours),
             delivery_logs=timedelta(days=ret.delivery_log_days),
-            mail_queue=timedelta(hours=settings.mail.max_age_hours)),
-            flush=lambda: checkpoint(engine)),
+            mail_queue=timedelta(hours=settings.mail.max_age_hours),
+            audit_log_after_deletion=timedelta(days=ret.audit_log_days_after_deletion),
+            login_throttle=timedelta(hours=ret.login_throttle_hours),
+            disabled_endpoint_events=timedelta(days=ret.disabled_endpoint_days),
+            inactive_unpaid=timedelta(days=ret.inactive_unpaid_days),
+            inactivity_notice=timedelta(days=ret.inactivity_notice_days)),
+            flush=lambda: erase_residue(engine),
+            mailer=mailer if settings.smtp is not None else None,
+            login_url=links.login,
+            ledger=_ledger(settings)),
         privacy=PrivacyService(
             uow, passwords, index,
             two_factor, clock, timedelta(days=ret.deletion_grace_days),
@@ -468,11 +480,17 @@ def build(settings: Settings, clock: Clock = utcnow,
         staff=StaffService(uow, passwords, codes, index, clock, StaffPolicy(
             timedelta(minutes=settings.staff.session_minutes),
             timedelta(minutes=settings.staff.idle_minutes)), throttle),
+        legal=LegalRegisterService(uow, clock),
     )
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,
                    metrics=metrics, passwords=passwords, mail=sender, allocator=allocator,
                    changes=changes)
+
+
+def _ledger(settings: Settings) -> FileDeletionLedger | None:
+    path = settings.backup.ledger_path()
+    return FileDeletionLedger(path) if path is not None else None
 
 
 def _assets(followers: Sequence[Follower]) -> dict[str, str]:

@@ -5,7 +5,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from gateway import cli_finance, cli_ops, cli_privacy, cli_staff, logs
+from gateway import cli_finance, cli_legal, cli_ops, cli_privacy, cli_staff, logs
 from gateway.cli_support import settings_or_exit, when, with_gateway
 from gateway.domain.timestamps import rfc3339
 
@@ -18,6 +18,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.bootstrap import ListenError, SchemaNotReady, build, build_app
 
     settings = settings_or_exit(args)
+    warning = settings.server.plaintext_warning()
+    if warning is not None:
+        print(f"gateway: {warning}", file=sys.stderr)
     gw = build(settings)
 
     async def check() -> None:
@@ -260,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     cli_finance.register(sub, common)
     cli_ops.register(sub, common)
     cli_staff.register(sub, common)
+    cli_legal.register(sub, common)
 
     demo = sub.add_parser("demo", help="the whole flow on a local regtest node")
     demo.add_argument("--once", action="store_true", help="exit 0 after account.activated")

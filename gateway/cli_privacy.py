@@ -23,6 +23,7 @@ from gateway.config import ConfigError
 
 if TYPE_CHECKING:
     from gateway.bootstrap import Gateway
+    from gateway.config import Settings
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -54,14 +55,45 @@ def cmd_backup(args: argparse.Namespace) -> int:
         if args.backup == "create":
             path = backups.create(Path(args.out), now)
             print(f"wrote {path}")
+            configured = settings.backup.dir
+            if configured is None or Path(args.out).resolve() != Path(configured).resolve():
+                print(f"note: {args.out} is not [backup] dir, so nothing prunes it: delete "
+                      "it within 30 days (`gateway backup prune --dir`), as the privacy "
+                      "policy promises", file=sys.stderr)
         else:
             backups.restore(Path(args.file), force=args.force)
-            print(f"restored {args.file}; run `gateway db upgrade` if this version is newer")
+            print(f"restored {args.file}")
+            print(_reapply_ledger(args, settings))
     except ConfigError as exc:
         raise fail(f"configuration error: {exc}", EXIT_CONFIG) from None
     except (BackupError, BackupFormatError, OSError) as exc:
         raise fail(str(exc)) from None
     return 0
+
+
+def _reapply_ledger(args: argparse.Namespace, settings: "Settings") -> str:
+    """Erasures made after the backup was taken are carried out again at once."""
+    from gateway.bootstrap import SchemaNotReady, build
+
+    if settings.backup.ledger_path() is None:
+        return ("warning: no deletion ledger is configured ([backup] dir or "
+                "deletion_ledger): accounts erased after this backup was taken are back")
+
+    async def run() -> int:
+        gw = build(settings)
+        try:
+            await gw.check_schema()
+            return await gw.services.retention.reapply_ledger()
+        finally:
+            await gw.aclose()
+
+    try:
+        count = asyncio.run(run())
+    except SchemaNotReady:
+        return ("the backup is from an older version: run `gateway db upgrade`; the next "
+                "retention run then re-applies the deletion ledger")
+    return (f"deletion ledger re-applied: {count} account(s) erased after this backup "
+            "was taken are erased again")
 
 
 def cmd_notify_policy_change(args: argparse.Namespace) -> int:
@@ -83,7 +115,7 @@ def cmd_notify_policy_change(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        pending = await gw.services.notices.recipients(args.version)
+        pending = await gw.services.notices.recipients(args.version, args.optional)
         bar = Bar("policy notices", "mail")
         bar.add_total(len(pending))
         try:
@@ -92,7 +124,8 @@ def cmd_notify_policy_change(args: argparse.Namespace) -> int:
                     outcome["left"] = len(pending) - i
                     break
                 started = time.monotonic()
-                if await gw.services.notices.send(account_id, args.version, summary):
+                if await gw.services.notices.send(account_id, args.version, summary,
+                                                  args.optional):
                     outcome["sent"] += 1
                 else:
                     outcome["failed"] += 1
@@ -123,7 +156,7 @@ def cmd_account_export(args: argparse.Namespace) -> int:
     from gateway.services.privacy import EXPORT_COLUMNS, Reader
     from gateway.tabular import tables_json, tables_zip
 
-    reader = Reader(f"cli:{getpass.getuser()}", args.reason)
+    reader = Reader(f"cli:{getpass.getuser()}", args.reason, args.legal_request)
     tables = with_gateway(args, lambda gw: gw.services.privacy.export(args.id, reader))
     data = tables_json(tables) if args.format == "json" else tables_zip(tables, EXPORT_COLUMNS)
     out = Path(args.out)
@@ -157,6 +190,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]",
     change.add_argument("--version", required=True, help="must equal [privacy] policy_version")
     change.add_argument("--summary", required=True, help="text file: what changed")
     change.add_argument("--per-minute", type=float, default=60, help="sending rate limit")
+    change.add_argument("--optional", action="store_true",
+                        help="a notice the law does not require: customers who object to "
+                             "optional processing are not mailed")
     change.set_defaults(func=cmd_notify_policy_change)
 
     account = sub.add_parser("account", help="customer accounts").add_subparsers(
@@ -165,6 +201,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]",
                                 help="export an account's data (audited)")
     export.add_argument("--id", required=True, help="account id, acc_...")
     export.add_argument("--reason", required=True, help="why; kept in the audit log")
+    export.add_argument("--legal-request", metavar="ID",
+                        help="the legal request this export serves (lr_...): its audit "
+                             "entry is withheld from the customer while the request is held")
     export.add_argument("--format", choices=("json", "csv"), default="json")
     export.add_argument("--out", required=True)
     export.set_defaults(func=cmd_account_export)

@@ -51,6 +51,16 @@ def split_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address literal (no DNS: a name could point anywhere)."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -74,6 +84,16 @@ class ServerConfig(_Section):
             return None
         split_listen(v)
         return v.strip()
+
+    def plaintext_warning(self) -> str | None:
+        """One line for `gateway serve` when it would serve customers without TLS: not
+        on loopback, no certificate, and no trusted proxy in front to terminate TLS."""
+        if (self.tls_cert and self.tls_key) or is_loopback_host(self.host) \
+                or self.trusted_proxies:
+            return None
+        return (f"warning: serving plain HTTP on {self.host}:{self.port} without TLS; set "
+                "[server] tls_cert and tls_key, or list the TLS-terminating proxy in "
+                "[server] trusted_proxies")
 
     def metrics_address(self) -> tuple[str, int] | None:
         return None if self.metrics_listen is None else split_listen(self.metrics_listen)
@@ -338,6 +358,18 @@ class RetentionConfig(_Section):
     idempotency_hours: float = Field(24, gt=0, le=24 * 30)
     delivery_log_days: int = Field(30, ge=1, le=30)
     interval_seconds: float = Field(3600, ge=1, le=3600)
+    # Audit entries are evidence for the customer too: kept while the account exists and
+    # this long after its erasure.
+    audit_log_days_after_deletion: int = Field(365, ge=1, le=3650)
+    # Login-throttle rows (the blind index of any email typed into the login form): past
+    # their window and any lock, they are gone after this long.
+    login_throttle_hours: float = Field(24, gt=0, le=24 * 30)
+    # Events waiting on a disabled (not deleted) endpoint: dropped after this long.
+    disabled_endpoint_days: int = Field(30, ge=1, le=30)
+    # Accounts with no settled invoice and no login for this long are deleted, like a
+    # customer's own deletion, after a notice mailed inactivity_notice_days before.
+    inactive_unpaid_days: int = Field(180, ge=14, le=3650)
+    inactivity_notice_days: int = Field(7, ge=1, le=13)
 
     @model_validator(mode="after")
     def _within_policy(self) -> "RetentionConfig":
@@ -355,6 +387,15 @@ class BackupConfig(_Section):
     # With a directory, the leader writes a backup every interval and prunes old ones.
     dir: str | None = None
     interval_hours: float = Field(24, gt=0, le=24 * 7)
+    # Account ids and erasure times, outside the database, re-applied after a restore so
+    # a backup cannot bring an erased customer back. Default: deletion-ledger.txt in
+    # `dir`. With several instances, put it on storage they all reach.
+    deletion_ledger: str | None = None
+
+    def ledger_path(self) -> Path | None:
+        if self.deletion_ledger:
+            return Path(self.deletion_ledger)
+        return Path(self.dir) / "deletion-ledger.txt" if self.dir else None
 
     @field_validator("key")
     @classmethod
@@ -402,8 +443,24 @@ class SmtpConfig(_Section):
     username: str | None = None
     password: SecretStr | None = None
     from_: str = Field("gateway@localhost", alias="from")
-    starttls: bool = False
+    # Mail travels over TLS: STARTTLS unless the server is on loopback (unset: decided by
+    # the host) or implicit TLS. Plain SMTP is refused for any host but a loopback one.
+    starttls: bool | None = None
     tls: bool = False  # implicit TLS (port 465)
+
+    @model_validator(mode="after")
+    def _tls_unless_loopback(self) -> "SmtpConfig":
+        if self.starttls is None:
+            # The model is frozen: set the decided value once, here.
+            object.__setattr__(self, "starttls",
+                               not self.tls and not is_loopback_host(self.host))
+        if not self.starttls and not self.tls and not is_loopback_host(self.host):
+            raise ValueError(f"plain SMTP to {self.host} would send mail in clear: set "
+                             "starttls = true or tls = true (plain only to a loopback host)")
+        return self
+
+    def in_clear(self) -> bool:
+        return not self.starttls and not self.tls
 
 
 class MailConfig(_Section):

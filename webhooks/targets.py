@@ -102,6 +102,13 @@ class TargetPolicy:
         return cls(tuple(ipaddress.ip_network(n, strict=False) if isinstance(n, str) else n
                          for n in allowed), allow_public)
 
+    def for_scheme(self, scheme: str) -> TargetPolicy:
+        """Plain http (no TLS) goes only to the listed ranges; https wherever this policy
+        allows."""
+        if scheme.lower() == "http":
+            return TargetPolicy(self.allowed, allow_public=False)
+        return self
+
     def listed(self, addr: Address) -> bool:
         return any(addr in net for net in self.allowed)
 

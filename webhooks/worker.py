@@ -79,6 +79,9 @@ class DeliveryWorker:
         self._idle = idle_interval
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        # Plain http goes only to listed private targets: its own connector refuses
+        # every other address, whatever the name resolves to at send time.
+        self._plain_session: aiohttp.ClientSession | None = None
         self._on_attempt = on_attempt
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy: dict[str, int] = {}  # endpoint id -> deliveries in flight here
@@ -116,6 +119,9 @@ class DeliveryWorker:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._plain_session is not None:
+            await self._plain_session.close()
+            self._plain_session = None
 
     async def _step(self) -> bool:
         """Write what finished and, when there is room for a good batch, claim for the
@@ -233,19 +239,25 @@ class DeliveryWorker:
                 del self._slots[endpoint]  # nobody here waits on it any more
             self._wake.set()
 
-    def _session_for_send(self) -> aiohttp.ClientSession:
+    def _new_session(self, targets: TargetPolicy) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=guarded_connector(targets, self._resolver, limit=self._concurrency),
+            timeout=self._timeout,
+            auto_decompress=False,  # the body is discarded: no decompression bombs
+            trust_env=False,  # no proxy from the environment: we connect ourselves
+        )
+
+    def _session_for_send(self, url: str = "https:") -> aiohttp.ClientSession:
+        if url.lower().startswith("http:"):
+            if self._plain_session is None:
+                self._plain_session = self._new_session(self._targets.for_scheme("http"))
+            return self._plain_session
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=guarded_connector(self._targets, self._resolver,
-                                            limit=self._concurrency),
-                timeout=self._timeout,
-                auto_decompress=False,  # the body is discarded: no decompression bombs
-                trust_env=False,  # no proxy from the environment: we connect ourselves
-            )
+            self._session = self._new_session(self._targets)
         return self._session
 
     async def _send(self, delivery: PendingDelivery) -> AttemptResult:
-        session = self._session_for_send()
+        session = self._session_for_send(delivery.url)
         now = self._clock()
         hdrs = signing.headers(
             delivery.secrets, delivery.event_id, int(now.timestamp()), delivery.body

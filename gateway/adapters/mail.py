@@ -1,5 +1,6 @@
 """Outgoing mail through the operator's SMTP server (aiosmtplib)."""
 
+import ipaddress
 import logging
 from email.message import EmailMessage
 
@@ -22,6 +23,10 @@ class SmtpMailer:
         self._timeout = timeout
 
     async def send(self, to: str, subject: str, body: str) -> bool:
+        if not (self._starttls or self._tls or _loopback(self._host)):
+            # The configuration refuses this too; never hand a mail over in clear.
+            log.warning("mail %r not sent: plain SMTP only to a loopback host", subject)
+            return False
         message = EmailMessage()
         message["From"] = self._sender
         message["To"] = to
@@ -37,6 +42,15 @@ class SmtpMailer:
             log.warning("mail %r could not be sent (%s)", subject, type(exc).__name__)
             return False
         return True
+
+
+def _loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class NoMailer:

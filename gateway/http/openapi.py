@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from gateway.domain.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from gateway.domain.invoice_metadata import KEYS as METADATA_KEYS
+from gateway.domain.invoice_metadata import VALUE_CHARS
 from gateway.domain.money import FIAT_EXPONENTS
 from gateway.http import schemas as req
 from gateway.http import schemas_out as out
@@ -200,6 +202,12 @@ OPERATIONS: tuple[Op, ...] = (
        None, 204, None, (*SESSION_WRITE, 409)),
     Op("get", "/v1/me/export", "Everything held about you", "customer", "session", None, 200,
        "application/json", (401, 422), (FORMAT,), alt_media=("application/zip",)),
+    Op("get", "/v1/me/optional-processing", "Whether you object to optional processing",
+       "customer", "session", None, 200, out.OptionalProcessing, (401, 404)),
+    Op("put", "/v1/me/optional-processing",
+       "Object to optional processing (notices beyond those the law requires), or withdraw",
+       "customer", "session", req.ObjectionBody, 200, out.OptionalProcessing,
+       (*BODY, *SESSION_WRITE, 404)),
     Op("post", "/v1/me/policy-acknowledgement", "Acknowledge the current privacy policy",
        "customer", "session", None, 204, None, (*SESSION_WRITE, 404)),
     Op("get", "/v1/accounts/{account_id}", "Read an account's personal data (audited)",
@@ -263,7 +271,8 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("post", "/account/totp/confirm"), ("post", "/account/totp/disable"),
     ("get", "/email-change"), ("post", "/email-change"), ("get", "/email-change/undo"),
     ("post", "/email-change/undo"), ("post", "/account/policy"), ("post", "/account/delete"),
-    ("post", "/account/deletion/cancel"), ("post", "/logout"),
+    ("post", "/account/deletion/cancel"), ("post", "/account/optional-processing"),
+    ("post", "/logout"),
 )
 
 STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content",
@@ -330,17 +339,18 @@ def _price(currencies: tuple[str, ...]) -> dict[str, Any]:
     return {"title": "PriceBody", "oneOf": branches}
 
 
-def _json_value(levels: int) -> dict[str, Any]:
-    """Any JSON value without NUL characters, arrays and objects nested at most `levels`
-    deep (`req.METADATA_LEVELS`): what the server accepts in `metadata`."""
-    scalars: list[dict[str, Any]] = [{"type": "null"}, {"type": "boolean"},
-                                     {"type": "number"}, TEXT]
-    if levels == 0:
-        return {"anyOf": scalars}
-    inner = _json_value(levels - 1)
-    return {"anyOf": [*scalars, {"type": "array", "items": inner},
-                      {"type": "object", "propertyNames": TEXT,
-                       "additionalProperties": inner}]}
+def _metadata() -> dict[str, Any]:
+    """What the server accepts in an invoice's `metadata`: only the documented,
+    non-personal keys (`gateway.domain.invoice_metadata`), each an identifier or, for
+    `quantity`, a small integer."""
+    token = {"type": "string", "pattern": f"^{VALUE_CHARS}$"}
+    return {"type": "object", "additionalProperties": False,
+            "properties": {key: ({"type": "integer", "minimum": 0, "maximum": 1_000_000,
+                                  "description": text} if key == "quantity"
+                                 else {**token, "description": text})
+                           for key, text in METADATA_KEYS.items()},
+            "description": "kept with the invoice and sent in its events; only these "
+                           "keys, never personal data (docs/privacy.md)"}
 
 
 def _fields(vocab: Vocabulary) -> dict[str, dict[str, dict[str, Any]]]:
@@ -368,13 +378,7 @@ def _fields(vocab: Vocabulary) -> dict[str, dict[str, dict[str, Any]]]:
         "InvoiceBody": {"account_id": {"type": "string", "pattern": id_pattern("acc_")},
                         "price": _price(vocab.price_currencies),
                         "coin": _enum(vocab.coins),
-                        "metadata": _nullable({
-                            "type": "object", "propertyNames": TEXT,
-                            "additionalProperties": _json_value(req.METADATA_LEVELS - 1),
-                            "description": "your own data, kept with the invoice and sent "
-                                           "in its events: at most 4 KiB as JSON, arrays "
-                                           f"and objects {req.METADATA_LEVELS} levels deep "
-                                           "at most"})},
+                        "metadata": _nullable(_metadata())},
         "PlanInvoiceBody": {"plan": _enum(vocab.plans), "coin": _enum(vocab.coins)},
         "EndpointBody": {"url": {"type": "string", "format": "uri", "maxLength": 2048,
                                  "pattern": "^https?://[^\\u0000]+$",

@@ -235,6 +235,7 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
                       "coin": v.record.invoice.coin,
                       "price": v.record.invoice.price.as_decimal_string(),
                       "currency": v.record.invoice.price.currency} for v in invoices],
+        **await services.privacy.account_page(session.account_id),
         **extra}, status)
 
 

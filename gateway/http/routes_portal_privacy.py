@@ -1,5 +1,6 @@
 """Portal forms for the privacy promises: acknowledge a policy change, ask for deletion,
-cancel it. Export is a plain link to `/v1/me/export`, which the session cookie opens."""
+cancel it, object to optional processing. Export is a plain link to `/v1/me/export`,
+which the session cookie opens."""
 
 from typing import Any
 
@@ -53,4 +54,14 @@ async def account_deletion_cancel(
     services = request.app[SERVICES]
     await services.privacy.cancel_deletion(session.account_id,
                                            client_ip(request, services.trusted_proxies))
+    return _redirect(request, "account?saved=1")
+
+
+@routes.post("/account/optional-processing")
+@session_form
+async def account_objection(
+    request: web.Request, session: SessionRecord, form: Any
+) -> web.Response:
+    await request.app[SERVICES].privacy.object_to_optional(
+        session.account_id, _text(form, "objected") == "yes")
     return _redirect(request, "account?saved=1")

@@ -9,7 +9,7 @@ from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import api_key, customer
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
-from gateway.http.schemas import DeletionBody, read_json
+from gateway.http.schemas import DeletionBody, ObjectionBody, read_json
 from gateway.http.views import account_doc
 from gateway.services.errors import Conflict
 from gateway.services.privacy import EXPORT_COLUMNS, Reader, Tables
@@ -78,6 +78,26 @@ async def cancel_deletion(request: web.Request) -> web.Response:
             account_id, client_ip(request, services.trusted_proxies)):
         raise Conflict("no deletion is scheduled for this account")
     return web.Response(status=204)
+
+
+def _objection(since: datetime | None) -> web.Response:
+    return web.json_response({"objected": since is not None,
+                              "since": rfc3339(since) if since is not None else None})
+
+
+@routes.get("/v1/me/optional-processing")
+async def get_objection(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    page = await request.app[SERVICES].privacy.account_page(account_id)
+    return _objection(page["objected_since"])
+
+
+@routes.put("/v1/me/optional-processing")
+async def put_objection(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    body = ObjectionBody.model_validate(await read_json(request))
+    return _objection(await request.app[SERVICES].privacy.object_to_optional(
+        account_id, body.objected))
 
 
 @routes.post("/v1/me/policy-acknowledgement")

@@ -6,6 +6,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from gateway.domain.invoice_metadata import metadata_problem
 from gateway.http.problems import ClientDisconnected
 
 
@@ -65,6 +66,10 @@ class DeletionBody(Body):
     totp_code: StrictStr | None = None
 
 
+class ObjectionBody(Body):
+    objected: bool
+
+
 class PasswordChangeBody(Body):
     current_password: StrictStr
     new_password: StrictStr
@@ -98,21 +103,6 @@ class PriceBody(Body):
     currency: StrictStr
 
 
-METADATA_LEVELS = 3  # metadata is an object; its values nest at most 2 levels more
-
-
-def _levels(value: Any) -> int:
-    """How deep arrays and objects nest in `value` (a scalar: 0)."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            depth += 1
-            deepest = max(deepest, depth)
-            stack.extend((v, depth) for v in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
 class InvoiceBody(Body):
     account_id: StrictStr
     price: PriceBody
@@ -124,9 +114,9 @@ class InvoiceBody(Body):
     def _small(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if v is not None and len(json.dumps(v)) > 4096:
             raise ValueError("must serialize to at most 4 KiB")
-        if v is not None and _levels(v) > METADATA_LEVELS:
-            raise ValueError(f"arrays and objects nest at most {METADATA_LEVELS} levels deep "
-                             "(the metadata object counts as one)")
+        problem = metadata_problem(v) if v is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return v
 
 

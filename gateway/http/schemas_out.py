@@ -55,6 +55,11 @@ class DeletionScheduled(Out):
     detail: str
 
 
+class OptionalProcessing(Out):
+    objected: bool = Field(description="true: no optional notices are mailed to you")
+    since: str | None = Field(None, description="when you objected (RFC 3339)")
+
+
 class LedgerPayment(Out):
     time: str
     invoice_id: str

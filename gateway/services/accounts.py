@@ -191,6 +191,7 @@ class AccountService:
                 raise UnconfirmedEmail(self._wrong_login, login.account.id)
             await uow.throttle.clear(lookup)
             await uow.security_log.add(login.account.id, "login_succeeded", ip, now)
+            await uow.accounts.record_login(login.account.id, now)
             if rehashed is not None:
                 await uow.accounts.set_password_hash(login.account.id, rehashed)
             session = SessionRecord(

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from chains.base import BlockRef, Destination
 from gateway.domain.errors import InvalidInput
+from gateway.domain.invoice_metadata import metadata_problem
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, Status
 from gateway.domain.money import Fiat, fiat_to_base_units
 from gateway.services.errors import Conflict, NotFound, TooManyRequests
@@ -176,6 +177,9 @@ class InvoiceService:
         the customer's open invoice for the same plan, price and coin is returned again
         instead (`reused`), and no more than `max_open_per_account` may be open at once:
         nobody can burn addresses (and push the wallet's gap) by asking again and again."""
+        problem = metadata_problem(metadata or {})
+        if problem is not None:
+            raise InvalidInput("metadata", problem)
         if coin not in self._chains.coins():
             known = ", ".join(self._chains.coins()) or "none"
             raise InvalidInput("coin", f"{coin!r} is not accepted here; accepted: {known}")

@@ -22,13 +22,19 @@ class PolicyNoticeService:
             raise InvalidInput("version", f"the configured [privacy] policy_version is "
                                           f"{self._current!r}; set it to {version!r} first")
 
-    async def recipients(self, version: str) -> list[str]:
-        """Accounts still to be told: a resumed run skips those already mailed."""
+    async def recipients(self, version: str, optional: bool = False) -> list[str]:
+        """Accounts still to be told: a resumed run skips those already mailed. An
+        `optional` notice (one the law does not require) skips every customer who objects
+        to optional processing."""
         self.check_version(version)
         async with self._uow() as uow:
-            return await uow.accounts.notice_recipients(version)
+            found = await uow.accounts.notice_recipients(version)
+            if optional:
+                found = [a for a in found if await uow.accounts.objection(a) is None]
+            return found
 
-    async def send(self, account_id: str, version: str, summary: str) -> bool:
+    async def send(self, account_id: str, version: str, summary: str,
+                   optional: bool = False) -> bool:
         """Mail one account and record it; False when the mail could not go out (it is
         retried by the next run). Recorded after sending: if the process dies between the
         two, that customer gets the notice twice rather than never."""
@@ -36,6 +42,8 @@ class PolicyNoticeService:
             account = await uow.accounts.get(account_id)
             if account is None or account.deleted:
                 return False
+            if optional and await uow.accounts.objection(account_id) is not None:
+                return False  # objected since the list was read
             try:
                 email = (await uow.accounts.profile(account_id)).email
             except NotFound:

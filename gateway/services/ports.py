@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from chains.base import BlockRef, Destination, Lock
 from gateway.domain.accounts import Account
@@ -165,6 +165,23 @@ class AccountRepository(Protocol):
     async def details(self, account_id: str) -> AccountDetails: ...
 
     async def due_for_deletion(self, now: datetime) -> list[str]: ...
+
+    async def record_login(self, account_id: str, now: datetime) -> None: ...
+
+    async def alive_among(self, account_ids: list[str]) -> list[str]: ...
+
+    async def set_objection(self, account_id: str, at: datetime | None) -> None:
+        """`at`: since when the customer objects to optional processing; None: not."""
+        ...
+
+    async def objection(self, account_id: str) -> datetime | None: ...
+
+    async def to_warn_of_inactivity(self, last_active_before: datetime) -> list[str]: ...
+
+    async def warned_of_inactivity(self, account_id: str, now: datetime) -> None: ...
+
+    async def inactive_after_notice(self, last_active_before: datetime,
+                                    warned_before: datetime) -> list[str]: ...
 
     async def erase_personal_data(self, account_id: str) -> None:
         """Email, names, password, two-factor data, sessions, preferences and the account's
@@ -394,6 +411,10 @@ class SecurityLog(Protocol):
 
     async def for_account(self, account_id: str) -> list[SecurityEntry]: ...
 
+    async def encrypt_legacy(self) -> int:
+        """Encrypts addresses of rows written before they were encrypted."""
+        ...
+
     async def purge(self, before: datetime, dry_run: bool) -> int:
         """Entries older than `before`: deleted, or only counted."""
 
@@ -404,6 +425,12 @@ class RetentionRepository(Protocol):
     async def idempotency_keys(self, before: datetime, dry_run: bool) -> int: ...
 
     async def delivery_logs(self, before: datetime, dry_run: bool) -> int: ...
+
+    async def audit_log(self, erased_before: datetime, dry_run: bool) -> int: ...
+
+    async def login_throttle(self, before: datetime, now: datetime, dry_run: bool) -> int: ...
+
+    async def disabled_endpoint_events(self, before: datetime, dry_run: bool) -> int: ...
 
     async def mail_queue(self, before: datetime, dry_run: bool) -> int:
         """Queued mail older than `before` (the sender drops it too; this is the backstop
@@ -424,6 +451,10 @@ class AuditLog(Protocol):
     async def add(self, entry: AuditEntry) -> None: ...
 
     async def for_account(self, account_id: str) -> list[AuditEntry]: ...
+
+    async def encrypt_legacy(self) -> int:
+        """Encrypts reasons of rows written before they were encrypted."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -572,6 +603,59 @@ class BillingRepository(Protocol):
         """Into the durable mail queue, committed with the transaction."""
 
 
+class DeletionLedger(Protocol):
+    """Erasures recorded outside the restorable data."""
+
+    def record(self, account_id: str, at: datetime) -> None: ...
+
+    def entries(self) -> dict[str, datetime]: ...
+
+
+@dataclass(frozen=True)
+class LegalRequest:
+    id: str
+    received_at: datetime
+    summary: str
+    notify_allowed: bool  # may the customers concerned be told now
+    hold_lifted_at: datetime | None
+    recorded_by: str
+    created_at: datetime
+    account_ids: tuple[str, ...]
+
+    @property
+    def visible(self) -> bool:
+        """Whether the customers concerned see it (export, /account)."""
+        return self.notify_allowed or self.hold_lifted_at is not None
+
+
+class LegalRegister(Protocol):
+    async def add(self, request: LegalRequest) -> None: ...
+
+    async def all(self) -> list[LegalRequest]: ...
+
+    async def get(self, request_id: str) -> LegalRequest | None: ...
+
+    async def for_account(self, account_id: str) -> list[LegalRequest]: ...
+
+    async def notifiable(self, account_id: str) -> list[LegalRequest]: ...
+
+    async def lift_hold(self, request_id: str, now: datetime) -> bool: ...
+
+
+class PersonalRecords(Protocol):
+    """What the personal-data export reads besides the other repositories."""
+
+    async def sessions(self, account_id: str) -> list[dict[str, Any]]: ...
+
+    async def recovery_codes(self, account_id: str) -> list[dict[str, Any]]: ...
+
+    async def policy_notices(self, account_id: str) -> list[dict[str, Any]]: ...
+
+    async def webhook_events(self, account_id: str) -> list[dict[str, Any]]: ...
+
+    async def login_throttle(self, email_index: str) -> list[dict[str, Any]]: ...
+
+
 class HasEvents(Protocol):
     """An aggregate that records domain events (Account, Invoice)."""
 
@@ -613,6 +697,10 @@ class UnitOfWork(Protocol):
     def staff(self) -> StaffRepository: ...
     @property
     def billing(self) -> BillingRepository: ...
+    @property
+    def personal(self) -> PersonalRecords: ...
+    @property
+    def legal(self) -> LegalRegister: ...
 
     async def __aenter__(self) -> Self: ...
 

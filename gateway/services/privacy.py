@@ -1,6 +1,7 @@
 """The privacy policy's promises to a customer: see everything held about you, have it
 deleted, know who read it, and be told when the policy changes."""
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from gateway.domain.timestamps import rfc3339
 from gateway.services.accounts import AccountView
 from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.errors import NotFound
+from gateway.services.legal import legal_mark
 from gateway.services.ports import (
     AuditEntry,
     Clock,
@@ -31,11 +33,45 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
                 "deletion_due_at", "plan", "paid_until", "billing_state"),
     "preferences": ("datacenter", "currency", "renewal_coin", "renewal_reminders"),
     "invoices": ("id", "status", "price", "price_currency", "coin", "amount_due", "address",
-                 "rate", "created_at", "settled_at"),
+                 "rate", "created_at", "settled_at", "metadata"),
     "payments": ("invoice_id", "coin", "txid", "output_index", "amount", "status",
                  "block_height", "seen_at"),
     "security_log": ("event", "ip", "at"),
     "audit_log": ("at", "actor", "action", "fields", "reason"),
+    "sessions": ("created_at", "expires_at", "last_seen_at", "revoked_at"),
+    "recovery_codes": ("used", "used_at"),
+    "policy_notices": ("version", "sent_at"),
+    "webhook_events": ("id", "type", "created_at", "body"),
+    "login_throttle": ("failures", "window_started_at", "locked_until"),
+    "legal_requests": ("id", "received_at", "summary", "notified_at"),
+    "optional_processing": ("objected", "since"),
+}
+
+# Every table that holds rows about one account, and the export table that carries them;
+# tests/integration/test_export_coverage.py fails when a table with an account column is
+# in neither this map nor NOT_EXPORTED.
+EXPORTED_FROM: dict[str, str] = {
+    "accounts": "profile",
+    "invoices": "invoices",
+    "payments": "payments",  # through the account's invoices
+    "security_log": "security_log",
+    "audit_log": "audit_log",
+    "sessions": "sessions",
+    "recovery_codes": "recovery_codes",
+    "policy_notices": "policy_notices",
+    "events": "webhook_events",
+    "login_throttle": "login_throttle",  # by the blind index of the current email
+    "legal_requests": "legal_requests",  # only those the customer may be told of
+    "legal_request_accounts": "legal_requests",
+}
+# Tables with an account column that the export leaves out, and why (OPERATIONS.md says
+# the same under "Access audit").
+NOT_EXPORTED: dict[str, str] = {
+    "mail_queue": "mail waiting to be sent, at most [mail] max_age_hours; it holds live "
+                  "reset and verification links, and every such mail reaches the customer",
+    "idempotency_keys": "an integrator's request keys for 24 hours; no personal data",
+    "deliveries": "delivery state of the webhook events, which are exported",
+    "delivery_attempts": "status codes and latencies of delivering the exported events",
 }
 
 PERSONAL_FIELDS = ("email", "display_name", "company", "datacenter", "currency")
@@ -47,6 +83,9 @@ class Reader:
 
     actor: str
     reason: str | None = None
+    # The legal request this read serves: its audit entry is withheld from the customer
+    # while that request is under a hold.
+    legal_request: str | None = None
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -107,6 +146,30 @@ class PrivacyService:
             await uow.commit()
         return True
 
+    async def object_to_optional(self, account_id: str, objected: bool) -> datetime | None:
+        """The customer objects to optional processing (notices beyond those the law
+        requires), or withdraws the objection. Returns since when they object."""
+        now = self._clock()
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or account.deleted:
+                raise NotFound("account")
+            since = await uow.accounts.objection(account_id)
+            if objected and since is None:
+                since = now
+            elif not objected:
+                since = None
+            await uow.accounts.set_objection(account_id, since)
+            await uow.commit()
+        return since
+
+    async def account_page(self, account_id: str) -> dict[str, Any]:
+        """What /account shows about privacy: the objection, and the legal requests the
+        customer may be told of."""
+        async with self._uow() as uow:
+            return {"objected_since": await uow.accounts.objection(account_id),
+                    "legal_requests": await uow.legal.notifiable(account_id)}
+
     async def acknowledge_policy(self, account_id: str) -> None:
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
@@ -136,7 +199,8 @@ class PrivacyService:
             if account is None or account.deleted:
                 raise NotFound("account")
             if reader is not None:
-                await self._audit(uow, account_id, reader, "export", ("all",))
+                marks = (legal_mark(reader.legal_request),) if reader.legal_request else ()
+                await self._audit(uow, account_id, reader, "export", ("all", *marks))
             tables = await self._collect(uow, account)
             await uow.commit()
         return tables
@@ -149,6 +213,10 @@ class PrivacyService:
     async def _collect(self, uow: UnitOfWork, account: Account) -> Tables:
         account_id = account.id
         profile = await uow.accounts.profile(account_id)
+        # Entries of legal requests still under a hold: not even their audit entries show.
+        held = {legal_mark(r.id) for r in await uow.legal.for_account(account_id)
+                if not r.visible}
+        objected = await uow.accounts.objection(account_id)
         details = await uow.accounts.details(account_id)
         invoices: list[dict[str, Any]] = []
         payments: list[dict[str, Any]] = []
@@ -164,6 +232,7 @@ class PrivacyService:
                     "coin": inv.coin, "amount_due": format_units(inv.terms.amount_due, dec),
                     "address": rec.address, "rate": inv.rate.value,
                     "created_at": _ts(inv.created_at), "settled_at": _ts(inv.settled_at),
+                    "metadata": json.dumps(inv.metadata, sort_keys=True, ensure_ascii=False),
                 })
                 payments.extend({
                     "invoice_id": inv.id, "coin": inv.coin, "txid": p.txid,
@@ -195,5 +264,16 @@ class PrivacyService:
                              for e in await uow.security_log.for_account(account_id)],
             "audit_log": [{"at": _ts(e.at), "actor": e.actor, "action": e.action,
                            "fields": " ".join(e.fields), "reason": e.reason}
-                          for e in await uow.audit.for_account(account_id)],
+                          for e in await uow.audit.for_account(account_id)
+                          if not set(e.fields) & held],
+            "sessions": await uow.personal.sessions(account_id),
+            "recovery_codes": await uow.personal.recovery_codes(account_id),
+            "policy_notices": await uow.personal.policy_notices(account_id),
+            "webhook_events": await uow.personal.webhook_events(account_id),
+            "login_throttle": await uow.personal.login_throttle(self._index(profile.email)),
+            "legal_requests": [
+                {"id": r.id, "received_at": _ts(r.received_at), "summary": r.summary,
+                 "notified_at": _ts(r.hold_lifted_at or r.created_at)}
+                for r in await uow.legal.notifiable(account_id)],
+            "optional_processing": [{"objected": objected is not None, "since": _ts(objected)}],
         }

@@ -1,11 +1,27 @@
 """Deleting what the privacy policy says we no longer keep, and carrying out deletions
 whose grace period has passed."""
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from gateway.services.ports import Clock, UnitOfWorkFactory
+from gateway.services.ports import Clock, DeletionLedger, UnitOfWorkFactory
+from gateway.services.recovery import Mailer
+
+log = logging.getLogger(__name__)
+
+INACTIVITY_SUBJECT = "Your account will be deleted in {days} days"
+INACTIVITY_BODY = """Hello,
+
+Your account has had no paid invoice and no login for {inactive} days. We keep data
+only while an account is in use, so it will be deleted, with everything we hold about
+you, on or after {due}.
+
+To keep it, log in before then: {login_url}
+
+Nothing else is needed, and if you do not want the account any more you need do nothing.
+"""
 
 
 @dataclass(frozen=True)
@@ -14,14 +30,29 @@ class RetentionPeriods:
     idempotency_keys: timedelta = timedelta(hours=24)
     delivery_logs: timedelta = timedelta(days=30)
     mail_queue: timedelta = timedelta(hours=24)
+    audit_log_after_deletion: timedelta = timedelta(days=365)
+    login_throttle: timedelta = timedelta(hours=24)
+    disabled_endpoint_events: timedelta = timedelta(days=30)
+    # Accounts that never paid: deleted after this long without a login, with a notice
+    # mailed `inactivity_notice` before.
+    inactive_unpaid: timedelta = timedelta(days=180)
+    inactivity_notice: timedelta = timedelta(days=7)
 
 
 class RetentionService:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, periods: RetentionPeriods,
-                 flush: Callable[[], Awaitable[None]] | None = None) -> None:
+                 flush: Callable[[], Awaitable[bool | None]] | None = None,
+                 mailer: Mailer | None = None, login_url: str = "",
+                 ledger: DeletionLedger | None = None) -> None:
         """`flush` makes erased data leave the disk now, where the store keeps old copies
-        (SQLite's write-ahead log)."""
+        (SQLite's write-ahead log, PostgreSQL's dead tuples). `mailer` (the durable mail
+        queue) carries inactivity notices; without one, no inactive account is deleted,
+        as none can be warned."""
         self._flush = flush
+        self._flush_owed = False  # a flush failed (e.g. a lock timeout): retried next run
+        self._ledger = ledger
+        self._mailer = mailer
+        self._login_url = login_url
         self._uow = uow
         self._clock = clock
         self._periods = periods
@@ -39,16 +70,94 @@ class RetentionService:
                 "delivery_logs": await uow.retention.delivery_logs(now - p.delivery_logs,
                                                                    dry_run),
                 "mail_queue": await uow.retention.mail_queue(now - p.mail_queue, dry_run),
+                "audit_log": await uow.retention.audit_log(
+                    now - p.audit_log_after_deletion, dry_run),
+                "login_throttle": await uow.retention.login_throttle(
+                    now - p.login_throttle, now, dry_run),
+                "disabled_endpoint_events": await uow.retention.disabled_endpoint_events(
+                    now - p.disabled_endpoint_events, dry_run),
             }
+            if not dry_run:
+                # Rows from before 0012a: nothing stays in clear after the first run.
+                await uow.security_log.encrypt_legacy()
+                await uow.audit.encrypt_legacy()
             due = await uow.accounts.due_for_deletion(now)
             if not dry_run:
                 await uow.commit()
         counts["account_deletions"] = len(due)
+        counts["ledger_reapplied"] = 0 if dry_run else await self.reapply_ledger()
+        warned, inactive = await self._inactivity(now, dry_run)
+        counts["inactivity_notices"] = warned
+        counts["inactive_deletions"] = len(inactive)
         if not dry_run:
             counts["account_deletions"] = sum([await self.erase(a) for a in due])
-            if counts["account_deletions"] and self._flush is not None:
-                await self._flush()
+            counts["inactive_deletions"] = sum(
+                [await self._delete_inactive(a) for a in inactive])
+            if counts["account_deletions"] or counts["inactive_deletions"] \
+                    or counts["ledger_reapplied"]:
+                self._flush_owed = True
+            await self._flush_now()
         return counts
+
+    async def _flush_now(self) -> None:
+        if not self._flush_owed or self._flush is None:
+            return
+        try:
+            done = await self._flush()
+        except Exception as exc:  # the next run tries again
+            log.warning("erased data not yet cleared from the database files (%s); "
+                        "retrying at the next run", type(exc).__name__)
+            return
+        if done is False:
+            log.warning("erased data not yet cleared from the database files (an older "
+                        "transaction is open); retrying at the next run")
+            return
+        self._flush_owed = False
+
+    async def _inactivity(self, now: datetime, dry_run: bool) -> tuple[int, list[str]]:
+        """Never-paid accounts idle for the period: warned once, then (still idle a
+        notice period after the warning) returned for deletion."""
+        if self._mailer is None:
+            return 0, []
+        p = self._periods
+        async with self._uow() as uow:
+            to_warn = await uow.accounts.to_warn_of_inactivity(
+                now - (p.inactive_unpaid - p.inactivity_notice))
+            inactive = await uow.accounts.inactive_after_notice(
+                now - (p.inactive_unpaid - p.inactivity_notice), now - p.inactivity_notice)
+        if dry_run:
+            return len(to_warn), inactive
+        warned = 0
+        for account_id in to_warn:
+            async with self._uow() as uow:
+                profile = await uow.accounts.profile(account_id)
+            days = p.inactivity_notice.days
+            sent = await self._mailer.send(
+                profile.email, INACTIVITY_SUBJECT.format(days=days),
+                INACTIVITY_BODY.format(inactive=p.inactive_unpaid.days - days,
+                                       due=(now + p.inactivity_notice).date().isoformat(),
+                                       login_url=self._login_url))
+            if sent:  # queued durably; an unqueued notice is retried next run
+                async with self._uow() as uow:
+                    await uow.accounts.warned_of_inactivity(account_id, now)
+                    await uow.commit()
+                warned += 1
+        return warned, inactive
+
+    async def _delete_inactive(self, account_id: str) -> bool:
+        """The same path as a customer's own deletion: scheduled (due now, sessions
+        ended, `account.deletion_scheduled`), then erased (`account.deleted`)."""
+        now = self._clock()
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or account.deleted or account.deletion_due_at is not None:
+                return False
+            account.schedule_deletion(now, timedelta(0))
+            await uow.accounts.save(account)
+            await uow.sessions.revoke_all(account_id, now)
+            await uow.security_log.add(account_id, "deletion_for_inactivity", None, now)
+            await uow.commit()
+        return await self.erase(account_id)
 
     async def erase(self, account_id: str) -> bool:
         """One account per transaction, so one failure does not hold back the others."""
@@ -61,5 +170,33 @@ class RetentionService:
             account.erase(now)
             await uow.accounts.erase_personal_data(account_id)
             await uow.accounts.save(account)
+            if self._ledger is not None:
+                self._ledger.record(account_id, now)  # before the commit: never missed
             await uow.commit()
         return True
+
+    async def reapply_ledger(self) -> int:
+        """Erases again every account the ledger says was erased but the database holds
+        alive (a restored backup taken before the erasure). Returns how many."""
+        if self._ledger is None:
+            return 0
+        erased = self._ledger.entries()
+        if not erased:
+            return 0
+        async with self._uow() as uow:
+            alive = await uow.accounts.alive_among(list(erased))
+        count = 0
+        for account_id in alive:
+            async with self._uow() as uow:
+                account = await uow.accounts.get(account_id, for_update=True)
+                if account is None or account.deleted:
+                    continue
+                account.erase(erased[account_id])
+                await uow.accounts.erase_personal_data(account_id)
+                await uow.accounts.save(account)
+                await uow.commit()
+            count += 1
+        if count:
+            self._flush_owed = True
+            await self._flush_now()
+        return count

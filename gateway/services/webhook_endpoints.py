@@ -26,8 +26,10 @@ Resolver = Callable[[str], Awaitable[list[str]]]
 
 async def check_target(url: str, targets: TargetPolicy, resolve: Resolver) -> str:
     """Refuse non-http(s) URLs and hosts with any address the target policy refuses
-    (loopback, private, link-local, metadata, ... unless explicitly allowed). The
-    delivery worker applies the same policy again to the address it connects to."""
+    (loopback, private, link-local, metadata, ... unless explicitly allowed). Plain
+    http only to addresses inside [webhooks] allow_private_targets: everything else must
+    be https. The delivery worker applies the same rules again to the address it
+    connects to."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput("url", "must be an absolute http(s) URL")
@@ -47,7 +49,7 @@ async def check_target(url: str, targets: TargetPolicy, resolve: Resolver) -> st
                                "allow_private_targets are accepted here")
         if not targets.allows(literal):
             raise InvalidInput("url", f"{literal} is outside [webhooks] allow_private_targets")
-        return url
+        return url  # inside a listed private range: http is allowed there
     try:
         addresses = await resolve(host)
     except OSError:
@@ -61,6 +63,11 @@ async def check_target(url: str, targets: TargetPolicy, resolve: Resolver) -> st
                 "url", f"{host} resolves to {why}; "
                 "allow its range in [webhooks] allow_private_targets if intended"
             )
+    if parts.scheme == "http":
+        plain = targets.for_scheme("http")
+        if not all(plain.allows(a) for a in addresses):
+            raise InvalidInput("url", "must be https:// (plain http only to addresses "
+                               "inside [webhooks] allow_private_targets)")
     return url
 
 

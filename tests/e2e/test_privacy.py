@@ -52,7 +52,12 @@ async def test_export_holds_everything_about_the_account_and_nothing_else(
     assert [(p["txid"], p["invoice_id"]) for p in doc["payments"]] == [(txid, invoice["id"])]
     assert [e["event"] for e in doc["security_log"]] == ["login_succeeded"] * 2
     assert set(doc) == {"profile", "preferences", "invoices", "payments", "security_log",
-                        "audit_log"}
+                        "audit_log", "sessions", "recovery_codes", "policy_notices",
+                        "webhook_events", "login_throttle", "legal_requests",
+                        "optional_processing"}
+    # The account's own webhook events are in it (account.created at least).
+    assert "account.created" in {e["type"] for e in doc["webhook_events"]}
+    assert doc["sessions"] and all(s["created_at"] for s in doc["sessions"])
 
     status, body, headers = await stack.api.fetch("/v1/me/export?format=csv", token)
     assert status == 200 and headers["Content-Type"] == "application/zip"
@@ -181,3 +186,26 @@ async def test_deletion_erases_personal_data_and_keeps_billing_records(
     log = stack.gateway.log()
     for trace in (email, name, company):
         assert trace not in log
+
+
+async def test_invoice_metadata_outside_the_schema_is_refused(
+    make_stack: StackFactory,
+) -> None:
+    """Issue 16, item 10: metadata may hold only documented, non-personal keys."""
+    stack = await make_stack()
+    account = await stack.signup("meta@example.org", PASSWORD)
+    body = {"account_id": account["id"], "coin": "LTC",
+            "price": {"amount": "2.00", "currency": "EUR"}}
+    status, doc, _ = await stack.api.call(
+        "POST", "/v1/invoices", {**body, "metadata": {"customer_email": "x@example.org"}},
+        token=stack.key)
+    assert status == 422 and "metadata" in doc["detail"] and "reference" in doc["detail"]
+    status, doc, _ = await stack.api.call(
+        "POST", "/v1/invoices", {**body, "metadata": {"reference": "Jane Roe"}},
+        token=stack.key)
+    assert status == 422 and "identifier" in doc["detail"]
+    made = await stack.api.ok("POST", "/v1/invoices",
+                              {**body, "metadata": {"reference": "ORD-7", "quantity": 2}},
+                              stack.key)
+    assert made["metadata"] == {"reference": "ORD-7", "quantity": 2}
+    assert await stack.count("invoices") == 1

@@ -81,7 +81,11 @@ async def test_retention_removes_exactly_what_is_past_its_period(database_url: s
         await seed(engine)
         counted = await service.run(dry_run=True)
         assert counted == {"security_log": 1, "sessions": 2, "idempotency_keys": 1,
-                           "delivery_logs": 2, "mail_queue": 1, "account_deletions": 1}
+                           "delivery_logs": 2, "mail_queue": 1, "audit_log": 0,
+                           "login_throttle": 0, "disabled_endpoint_events": 0,
+                           "account_deletions": 1, "ledger_reapplied": 0,
+                           "inactivity_notices": 0,
+                           "inactive_deletions": 0}
         assert await names(engine, t.security_log.c.event) == {"old", "edge", "new"}
 
         removed = await service.run()
@@ -139,5 +143,76 @@ async def test_retention_covers_the_staff_console(database_url: str) -> None:
         await service.run()
         assert await names(engine, t.staff_log.c.action) == {"edge", "new"}
         assert await names(engine, t.staff_sessions.c.id) == {"live"}
+    finally:
+        await engine.dispose()
+
+
+async def test_audit_throttle_and_disabled_endpoint_rows_have_a_period(
+        database_url: str) -> None:
+    """Issue 16, item 1: audit entries live as long as the account plus a period; throttle
+    rows (blind indexes of typed emails) and events stuck on a disabled endpoint go after
+    theirs. Each boundary is exact."""
+    periods = RetentionPeriods(audit_log_after_deletion=timedelta(days=365),
+                               login_throttle=timedelta(hours=24),
+                               disabled_endpoint_events=timedelta(days=30))
+    engine = make_engine(database_url)
+    cipher = FieldCipher([("t", os.urandom(32))])
+    service = RetentionService(lambda: SqlUnitOfWork(engine, cipher), lambda: NOW, periods)
+    audit_cut = NOW - periods.audit_log_after_deletion
+    throttle_cut = NOW - periods.login_throttle
+    stuck_cut = NOW - periods.disabled_endpoint_events
+    try:
+        async with engine.begin() as conn:
+            for name, deleted in (("live", None), ("long_gone", audit_cut - TICK),
+                                  ("edge", audit_cut), ("recent", NOW - timedelta(days=1))):
+                await conn.execute(insert(t.accounts).values(
+                    id=f"acc_{name}", email_index=f"ix_{name}", email_ct=b"ct",
+                    password_hash="h", created_at=NOW - timedelta(days=900),
+                    deleted_at=deleted))
+            await conn.execute(insert(t.audit_log), [
+                {"at": NOW - timedelta(days=800), "actor": "cli:op", "account_id": acc,
+                 "action": "export", "fields": ["all"], "reason": "r"}
+                for acc in ("acc_live", "acc_long_gone", "acc_edge", "acc_recent",
+                            "acc_never_existed")])
+            await conn.execute(insert(t.login_throttle), [
+                {"key": key, "failures": 3, "window_started_at": at, "locked_until": lock}
+                for key, at, lock in (
+                    ("old", throttle_cut - TICK, None),
+                    ("old_unlocked", throttle_cut - TICK, NOW - TICK),
+                    ("edge", throttle_cut, None),
+                    ("old_but_locked", throttle_cut - TICK, NOW + timedelta(minutes=5)),
+                    ("new", NOW, None))])
+            await conn.execute(insert(t.webhook_endpoints), [
+                {"id": eid, "url": "https://hooks.example/", "secret_ct": b"x",
+                 "event_types": [], "description": "", "enabled": enabled,
+                 "created_at": NOW - timedelta(days=90)}
+                for eid, enabled in (("we_off", False), ("we_on", True))])
+            for name, endpoint, at in (("stuck", "we_off", stuck_cut - TICK),
+                                       ("stuck_edge", "we_off", stuck_cut),
+                                       ("waiting", "we_on", stuck_cut - TICK)):
+                await conn.execute(insert(t.events).values(
+                    id=f"evt_{name}", type="invoice.paid", account_id="acc_live", body="{}",
+                    created_at=at))
+                await conn.execute(insert(t.deliveries).values(
+                    id=f"dl_{name}", event_id=f"evt_{name}", endpoint_id=endpoint,
+                    status="pending", attempts=2, created_at=at, updated_at=at))
+                await conn.execute(insert(t.delivery_attempts).values(
+                    delivery_id=f"dl_{name}", at=NOW, status_code=500, latency_ms=3))
+
+        counted = await service.run(dry_run=True)
+        assert (counted["audit_log"], counted["login_throttle"],
+                counted["disabled_endpoint_events"]) == (2, 2, 1)
+        assert await names(engine, t.login_throttle.c.key) == {
+            "old", "old_unlocked", "edge", "old_but_locked", "new"}
+        removed = await service.run()
+        assert (removed["audit_log"], removed["login_throttle"],
+                removed["disabled_endpoint_events"]) == (2, 2, 1)
+        assert await names(engine, t.audit_log.c.account_id) == {
+            "acc_live", "acc_edge", "acc_recent"}
+        assert await names(engine, t.login_throttle.c.key) == {"edge", "old_but_locked", "new"}
+        assert await names(engine, t.events.c.id) == {"evt_stuck_edge", "evt_waiting"}
+        assert await names(engine, t.deliveries.c.id) == {"dl_stuck_edge", "dl_waiting"}
+        assert await names(engine, t.delivery_attempts.c.delivery_id) == {
+            "dl_stuck_edge", "dl_waiting"}
     finally:
         await engine.dispose()

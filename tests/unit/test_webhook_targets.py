@@ -115,3 +115,20 @@ async def test_endpoint_creation_refuses_legacy_ipv4_forms(host: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         await check_target(f"http://{host}/h", LOOPBACK_ALLOWED, answers("127.0.0.1"))
     assert "four decimal numbers" in refused.value.detail
+
+
+async def test_plain_http_only_to_listed_private_targets() -> None:
+    """Issue 16, item 9: webhooks travel over TLS except to allow-listed private targets,
+    at creation and at send time (the worker's plain-http connector uses for_scheme)."""
+    with pytest.raises(InvalidInput) as refused:
+        await check_target("http://hooks.example.org/h", LOOPBACK_ALLOWED, answers("8.8.8.8"))
+    assert "https" in refused.value.detail
+    await check_target("https://hooks.example.org/h", LOOPBACK_ALLOWED, answers("8.8.8.8"))
+    await check_target("http://hooks.internal/h", LOOPBACK_ALLOWED, answers("127.0.0.5"))
+    with pytest.raises(InvalidInput):  # one public answer is enough to need TLS
+        await check_target("http://hooks.internal/h", LOOPBACK_ALLOWED,
+                           answers("127.0.0.5", "8.8.8.8"))
+    plain = LOOPBACK_ALLOWED.for_scheme("http")
+    assert plain.allows("127.0.0.5") and not plain.allows("8.8.8.8")
+    assert LOOPBACK_ALLOWED.for_scheme("https").allows("8.8.8.8")
+    assert not STRICT.for_scheme("HTTP").allows("8.8.8.8")

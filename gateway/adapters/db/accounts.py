@@ -1,13 +1,15 @@
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.tables import (
     accounts,
     api_keys,
+    invoices,
     login_throttle,
     mail_queue,
     policy_notices,
@@ -160,6 +162,58 @@ class SqlAccounts:
         rows = await self._conn.execute(
             select(accounts.c.id).where(accounts.c.deletion_due_at <= now,
                                         accounts.c.deleted_at.is_(None)).order_by(accounts.c.id))
+        return [str(r.id) for r in rows]
+
+    async def alive_among(self, account_ids: list[str]) -> list[str]:
+        """Those of the ids whose account exists and is not erased."""
+        found: list[str] = []
+        for start in range(0, len(account_ids), 500):
+            rows = await self._conn.execute(select(accounts.c.id).where(
+                accounts.c.id.in_(account_ids[start:start + 500]),
+                accounts.c.deleted_at.is_(None)).order_by(accounts.c.id))
+            found.extend(str(r.id) for r in rows)
+        return found
+
+    async def record_login(self, account_id: str, now: datetime) -> None:
+        """A login: the account is in use (an inactivity notice no longer applies)."""
+        await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(
+            last_login_at=now, inactivity_notice_at=None))
+
+    async def set_objection(self, account_id: str, at: datetime | None) -> None:
+        await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(
+            optional_processing_objected_at=at))
+
+    async def objection(self, account_id: str) -> datetime | None:
+        value: datetime | None = (await self._conn.execute(
+            select(accounts.c.optional_processing_objected_at)
+            .where(accounts.c.id == account_id))).scalar_one_or_none()
+        return value
+
+    def _never_paid_inactive(self, last_active_before: datetime) -> list[Any]:
+        paid = select(invoices.c.id).where(invoices.c.account_id == accounts.c.id,
+                                           invoices.c.settled_at.is_not(None))
+        return [accounts.c.deleted_at.is_(None), accounts.c.deletion_due_at.is_(None),
+                ~exists(paid),
+                func.coalesce(accounts.c.last_login_at, accounts.c.created_at)
+                < last_active_before]
+
+    async def to_warn_of_inactivity(self, last_active_before: datetime) -> list[str]:
+        """Accounts with no settled invoice and no login since the cut-off, not warned."""
+        rows = await self._conn.execute(select(accounts.c.id).where(
+            *self._never_paid_inactive(last_active_before),
+            accounts.c.inactivity_notice_at.is_(None)).order_by(accounts.c.id))
+        return [str(r.id) for r in rows]
+
+    async def warned_of_inactivity(self, account_id: str, now: datetime) -> None:
+        await self._conn.execute(update(accounts).where(accounts.c.id == account_id)
+                                 .values(inactivity_notice_at=now))
+
+    async def inactive_after_notice(self, last_active_before: datetime,
+                                    warned_before: datetime) -> list[str]:
+        """Accounts still inactive and never paid, warned before `warned_before`."""
+        rows = await self._conn.execute(select(accounts.c.id).where(
+            *self._never_paid_inactive(last_active_before),
+            accounts.c.inactivity_notice_at <= warned_before).order_by(accounts.c.id))
         return [str(r.id) for r in rows]
 
     async def erase_personal_data(self, account_id: str) -> None:

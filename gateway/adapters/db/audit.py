@@ -1,22 +1,42 @@
-
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.tables import audit_log as t
+from gateway.adapters.fields import FieldCipher
 from gateway.services.ports import AuditEntry
 
 
+def reason_aad(account_id: str) -> str:
+    return f"audit_log.reason:{account_id}"
+
+
 class SqlAuditLog:
-    def __init__(self, conn: AsyncConnection) -> None:
+    """The reason given for a read is free text (it may name a person or a case): it is
+    encrypted like personal fields."""
+
+    def __init__(self, conn: AsyncConnection, cipher: FieldCipher) -> None:
         self._conn = conn
+        self._cipher = cipher
 
     async def add(self, entry: AuditEntry) -> None:
         await self._conn.execute(insert(t).values(
             at=entry.at, actor=entry.actor, account_id=entry.account_id, action=entry.action,
-            fields=list(entry.fields), reason=entry.reason))
+            fields=list(entry.fields),
+            reason_ct=self._cipher.encrypt_optional(entry.reason, reason_aad(entry.account_id))))
 
     async def for_account(self, account_id: str) -> list[AuditEntry]:
         rows = await self._conn.execute(
             select(t).where(t.c.account_id == account_id).order_by(t.c.id))
-        return [AuditEntry(r.at, r.actor, r.account_id, r.action, tuple(r.fields), r.reason)
+        return [AuditEntry(r.at, r.actor, r.account_id, r.action, tuple(r.fields),
+                           self._cipher.decrypt(r.reason_ct, reason_aad(r.account_id))
+                           if r.reason_ct is not None else r.reason)
                 for r in rows]
+
+    async def encrypt_legacy(self) -> int:
+        """Reasons written before they were encrypted: encrypt them, clear the plain one."""
+        rows = (await self._conn.execute(
+            select(t.c.id, t.c.account_id, t.c.reason).where(t.c.reason.is_not(None)))).all()
+        for r in rows:
+            await self._conn.execute(update(t).where(t.c.id == r.id).values(
+                reason=None, reason_ct=self._cipher.encrypt(r.reason, reason_aad(r.account_id))))
+        return len(rows)

@@ -10,7 +10,7 @@ from typing import Any
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -201,6 +201,51 @@ async def checkpoint(engine: AsyncEngine) -> None:
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
         await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+# The tables an account's erasure rewrites or deletes from (SqlAccounts.erase_personal_data).
+ERASED_TABLES = ("accounts", "recovery_codes", "sessions", "security_log", "policy_notices",
+                 "login_throttle", "mail_queue")
+
+
+async def erase_residue(engine: AsyncEngine, lock_timeout_seconds: float = 5.0,
+                        wait_seconds: float = 10.0) -> bool:
+    """After erasures: make the old values leave the database files now. SQLite: the
+    checkpoint above. PostgreSQL keeps an updated or deleted row's old version in the
+    table file (a dead tuple) until vacuum, and a plain VACUUM frees the space without
+    overwriting it: VACUUM FULL rewrites the tables an erasure touches into new files and
+    removes the old ones. A version some open snapshot may still see is copied along, so
+    transactions older than this call are waited for first (up to `wait_seconds`). Each
+    table is locked while it is copied (small tables: moments); `lock_timeout` keeps that
+    from queueing behind long transactions. False (or an error): not done, call again
+    later."""
+    if engine.dialect.name == "sqlite":
+        await checkpoint(engine)
+        return True
+    if engine.dialect.name != "postgresql":
+        return True
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        # A transaction id newer than every erasure. Waited for: snapshots in this
+        # database older than it (they may still see an erased row's old version), and
+        # transactions anywhere on the server older than it (they hold back the xmin of
+        # the vacuum's own snapshot, so it would keep the old versions too).
+        mark = int((await conn.exec_driver_sql(
+            "SELECT pg_current_xact_id()::text::bigint % 4294967296")).scalar_one())
+        older = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ("
+            "(backend_xid IS NOT NULL AND age(backend_xid) >= age(CAST(:mark AS xid))) OR "
+            "(datname = current_database() AND backend_xmin IS NOT NULL "
+            "AND age(backend_xmin) >= age(CAST(:mark AS xid))))")
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while (await conn.execute(older, {"mark": mark})).scalar_one():
+            if asyncio.get_running_loop().time() > deadline:
+                return False  # a long transaction might still see the old versions
+            await asyncio.sleep(0.2)
+        await conn.exec_driver_sql(f"SET lock_timeout = '{int(lock_timeout_seconds * 1000)}ms'")
+        for table in ERASED_TABLES:  # one at a time: each lock is held only for its copy
+            await conn.exec_driver_sql(f"VACUUM (FULL) {table}")
+    return True
 
 
 def alembic_config(url: str) -> AlembicConfig:

@@ -6,13 +6,17 @@ from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, or_, se
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.tables import (
+    accounts,
+    audit_log,
     deliveries,
     delivery_attempts,
     events,
     idempotency_keys,
+    login_throttle,
     mail_queue,
     sessions,
     staff_sessions,
+    webhook_endpoints,
 )
 
 
@@ -54,3 +58,42 @@ class SqlRetention:
 
     async def mail_queue(self, before: datetime, dry_run: bool) -> int:
         return await self._purge(mail_queue, mail_queue.c.created_at < before, dry_run)
+
+    async def audit_log(self, erased_before: datetime, dry_run: bool) -> int:
+        """Entries about accounts erased before the cut-off (a live account keeps its own),
+        and about account ids that no longer exist at all."""
+        gone = select(accounts.c.id).where(accounts.c.deleted_at < erased_before)
+        known = select(accounts.c.id)
+        return await self._purge(audit_log, or_(
+            audit_log.c.account_id.in_(gone),
+            ~audit_log.c.account_id.in_(known)), dry_run)
+
+    async def login_throttle(self, before: datetime, now: datetime, dry_run: bool) -> int:
+        """Rows whose window began before the cut-off and that lock nobody out now."""
+        return await self._purge(login_throttle, and_(
+            login_throttle.c.window_started_at < before,
+            or_(login_throttle.c.locked_until.is_(None), login_throttle.c.locked_until <= now)),
+            dry_run)
+
+    async def disabled_endpoint_events(self, before: datetime, dry_run: bool) -> int:
+        """Deliveries still pending on a disabled endpoint since before the cut-off (a
+        disabled endpoint is never sent to), their attempt logs, then events left with no
+        delivery. Counts the deliveries."""
+        disabled = select(webhook_endpoints.c.id).where(webhook_endpoints.c.enabled.is_(False))
+        stale = select(deliveries.c.id).where(
+            deliveries.c.status == "pending", deliveries.c.created_at < before,
+            deliveries.c.endpoint_id.in_(disabled))
+        if dry_run:
+            return int((await self._conn.execute(
+                select(func.count()).select_from(stale.subquery()))).scalar_one())
+        ids = [r for r in (await self._conn.execute(stale)).scalars()]
+        if not ids:
+            return 0
+        event_ids = list((await self._conn.execute(
+            select(deliveries.c.event_id).where(deliveries.c.id.in_(ids)))).scalars())
+        await self._conn.execute(delete(delivery_attempts).where(
+            delivery_attempts.c.delivery_id.in_(ids)))
+        await self._conn.execute(delete(deliveries).where(deliveries.c.id.in_(ids)))
+        await self._conn.execute(delete(events).where(
+            events.c.id.in_(event_ids), ~exists().where(deliveries.c.event_id == events.c.id)))
+        return len(ids)

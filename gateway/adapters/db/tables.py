@@ -64,6 +64,12 @@ accounts = Table(
     Column("paid_since", UTCDateTime),  # start of the unbroken run (calendar months)
     Column("billing_state", String(20)),
     Column("renewal_reminders", Boolean, nullable=False, server_default=true()),
+    # Accounts that never paid and stop logging in are deleted after [retention]
+    # inactive_days, with a notice mailed a week before (inactivity_notice_at).
+    Column("last_login_at", UTCDateTime),
+    Column("inactivity_notice_at", UTCDateTime),
+    # The customer objects to optional processing: no optional notices are mailed.
+    Column("optional_processing_objected_at", UTCDateTime),
 )
 
 # One renewal invoice per account and period (the period is named by the `paid_until` it
@@ -106,7 +112,8 @@ audit_log = Table(
     Column("account_id", String(40), nullable=False, index=True),
     Column("action", String(40), nullable=False),
     Column("fields", JSON, nullable=False),
-    Column("reason", String(200)),
+    Column("reason", String(200)),  # rows from before 0012a only; see reason_ct
+    Column("reason_ct", LargeBinary),  # why, encrypted like personal fields
 )
 
 # Policy-change notices already mailed, so an interrupted run resumes without repeats.
@@ -129,15 +136,39 @@ login_throttle = Table(
     Column("locked_until", UTCDateTime),
 )
 
-# The only table that holds an IP address; purged after [retention] security_log_days.
+# The only table that holds an IP address (encrypted: read only for security review and
+# the customer's export); purged after [retention] security_log_days.
 security_log = Table(
     "security_log",
     metadata,
     Column("id", _BigId, primary_key=True, autoincrement=True),
     Column("account_id", String(40), index=True),  # null: a login for no known account
     Column("event", String(40), nullable=False),
-    Column("ip", String(45)),
+    Column("ip", String(45)),  # rows from before 0012a only; see ip_ct
+    Column("ip_ct", LargeBinary),
     Column("at", UTCDateTime, nullable=False, index=True),
+)
+
+# Legal requests for customers' data, kept by the operator (`gateway legal ...`). The
+# customers concerned see an entry in /account and their export once notification is
+# allowed; until the operator lifts the hold it is withheld from them.
+legal_requests = Table(
+    "legal_requests",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("summary_ct", LargeBinary, nullable=False),  # encrypted, bound to the id
+    Column("notify_allowed", Boolean, nullable=False),
+    Column("hold_lifted_at", UTCDateTime),
+    Column("recorded_by", String(100), nullable=False),  # cli:<user>
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+legal_request_accounts = Table(
+    "legal_request_accounts",
+    metadata,
+    Column("request_id", String(40), ForeignKey("legal_requests.id"), primary_key=True),
+    Column("account_id", String(40), primary_key=True, index=True),
 )
 
 recovery_codes = Table(

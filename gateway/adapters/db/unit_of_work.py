@@ -15,6 +15,8 @@ from gateway.adapters.db.engine import inline_connection, inline_engine, read_on
 from gateway.adapters.db.idempotency import SqlIdempotency
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.ledger import SqlLedger
+from gateway.adapters.db.legal import SqlLegalRegister
+from gateway.adapters.db.personal import SqlPersonalRecords
 from gateway.adapters.db.retention import SqlRetention
 from gateway.adapters.db.security_log import SqlSecurityLog
 from gateway.adapters.db.staff import SqlStaff
@@ -105,12 +107,14 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotency(conn)
         self.events = SqlEvents(conn)
         self.throttle = SqlThrottle(conn)
-        self.security_log = SqlSecurityLog(conn)
+        self.security_log = SqlSecurityLog(conn, self._cipher)
         self.retention = SqlRetention(conn)
-        self.audit = SqlAuditLog(conn)
+        self.audit = SqlAuditLog(conn, self._cipher)
         self.ledger = SqlLedger(conn)
         self.staff = SqlStaff(conn, self._cipher)
         self.billing = SqlBilling(conn, self._cipher, self._mail_index)
+        self.personal = SqlPersonalRecords(conn)
+        self.legal = SqlLegalRegister(conn, self._cipher)
 
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None

@@ -1,0 +1,65 @@
+"""The register of legal requests (`gateway legal ...`)."""
+
+from datetime import datetime
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.adapters.db.tables import legal_request_accounts as la
+from gateway.adapters.db.tables import legal_requests as lr
+from gateway.adapters.fields import FieldCipher
+from gateway.services.ports import LegalRequest
+
+
+class SqlLegalRegister:
+    def __init__(self, conn: AsyncConnection, cipher: FieldCipher) -> None:
+        self._conn = conn
+        self._cipher = cipher
+
+    async def add(self, request: LegalRequest) -> None:
+        await self._conn.execute(insert(lr).values(
+            id=request.id, received_at=request.received_at,
+            summary_ct=self._cipher.encrypt(request.summary, request.id),
+            notify_allowed=request.notify_allowed, hold_lifted_at=request.hold_lifted_at,
+            recorded_by=request.recorded_by, created_at=request.created_at))
+        await self._conn.execute(insert(la), [
+            {"request_id": request.id, "account_id": a} for a in request.account_ids])
+
+    async def _read(self, where: object = None) -> list[LegalRequest]:
+        query = select(lr).order_by(lr.c.received_at, lr.c.id)
+        if where is not None:
+            query = query.where(where)  # type: ignore[arg-type]
+        rows = (await self._conn.execute(query)).all()
+        links = (await self._conn.execute(select(la).where(
+            la.c.request_id.in_([r.id for r in rows])))).all()
+        accounts: dict[str, list[str]] = {}
+        for link in links:
+            accounts.setdefault(link.request_id, []).append(link.account_id)
+        return [LegalRequest(r.id, r.received_at, self._cipher.decrypt(r.summary_ct, r.id),
+                             r.notify_allowed, r.hold_lifted_at, r.recorded_by, r.created_at,
+                             tuple(sorted(accounts.get(r.id, ())))) for r in rows]
+
+    async def all(self) -> list[LegalRequest]:
+        return await self._read()
+
+    async def get(self, request_id: str) -> LegalRequest | None:
+        found = await self._read(lr.c.id == request_id)
+        return found[0] if found else None
+
+    async def for_account(self, account_id: str) -> list[LegalRequest]:
+        """Every request naming the account, held or not."""
+        mine = select(la.c.request_id).where(la.c.account_id == account_id)
+        return await self._read(lr.c.id.in_(mine))
+
+    async def notifiable(self, account_id: str) -> list[LegalRequest]:
+        """What the customer may be told: notification allowed from the start, or the
+        hold lifted since."""
+        mine = select(la.c.request_id).where(la.c.account_id == account_id)
+        return await self._read(lr.c.id.in_(mine) & or_(
+            lr.c.notify_allowed.is_(True), lr.c.hold_lifted_at.is_not(None)))
+
+    async def lift_hold(self, request_id: str, now: datetime) -> bool:
+        result = await self._conn.execute(update(lr).where(
+            lr.c.id == request_id, lr.c.notify_allowed.is_(False),
+            lr.c.hold_lifted_at.is_(None)).values(hold_lifted_at=now))
+        return bool(result.rowcount)

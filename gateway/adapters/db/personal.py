@@ -1,0 +1,58 @@
+"""Records about an account that only the personal-data export reads."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.adapters.db.tables import (
+    events,
+    login_throttle,
+    policy_notices,
+    recovery_codes,
+    sessions,
+)
+from gateway.domain.timestamps import rfc3339
+
+
+def _ts(value: datetime | None) -> str | None:
+    return rfc3339(value) if value is not None else None
+
+
+class SqlPersonalRecords:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def sessions(self, account_id: str) -> list[dict[str, Any]]:
+        rows = await self._conn.execute(
+            select(sessions).where(sessions.c.account_id == account_id)
+            .order_by(sessions.c.created_at))
+        return [{"created_at": _ts(r.created_at), "expires_at": _ts(r.expires_at),
+                 "last_seen_at": _ts(r.last_seen_at), "revoked_at": _ts(r.revoked_at)}
+                for r in rows]
+
+    async def recovery_codes(self, account_id: str) -> list[dict[str, Any]]:
+        """Whether each code was used and when; never the code's hash."""
+        rows = await self._conn.execute(
+            select(recovery_codes.c.used_at).where(recovery_codes.c.account_id == account_id)
+            .order_by(recovery_codes.c.id))
+        return [{"used": r.used_at is not None, "used_at": _ts(r.used_at)} for r in rows]
+
+    async def policy_notices(self, account_id: str) -> list[dict[str, Any]]:
+        rows = await self._conn.execute(
+            select(policy_notices).where(policy_notices.c.account_id == account_id)
+            .order_by(policy_notices.c.sent_at))
+        return [{"version": r.version, "sent_at": _ts(r.sent_at)} for r in rows]
+
+    async def webhook_events(self, account_id: str) -> list[dict[str, Any]]:
+        rows = await self._conn.execute(
+            select(events).where(events.c.account_id == account_id).order_by(events.c.seq))
+        return [{"id": r.id, "type": r.type, "created_at": _ts(r.created_at), "body": r.body}
+                for r in rows]
+
+    async def login_throttle(self, email_index: str) -> list[dict[str, Any]]:
+        rows = await self._conn.execute(
+            select(login_throttle).where(login_throttle.c.key == email_index))
+        return [{"failures": r.failures, "window_started_at": _ts(r.window_started_at),
+                 "locked_until": _ts(r.locked_until)} for r in rows]

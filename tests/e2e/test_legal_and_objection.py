@@ -1,0 +1,147 @@
+"""Issue 16, items 7 and 8, end to end through the real server, CLI and SMTP.
+
+7: the register of legal requests. A held request (and even the audit entry of its
+recording, or of an export made for it) is withheld from the customer's export and
+/account until the operator lifts the hold; then both show it. Every step is audited.
+
+8: objection to optional processing, from the API and the /account form, honoured by
+the notice sender: an optional notice skips the customer, a required one does not."""
+
+import json
+import re
+
+from tests.e2e.conftest import Stack, StackFactory
+from tests.support.inbox import Inbox, smtp_env
+from tests.support.stack import run_cli
+
+PASSWORD = "legal pw 1234"
+
+
+async def page(stack: Stack, token: str) -> str:
+    status, body, _ = await stack.api.fetch("/account",
+                                            headers={"Cookie": f"__Host-session={token}"})
+    assert status == 200
+    return body.decode()
+
+
+async def export(stack: Stack, token: str) -> dict[str, list[dict[str, str]]]:
+    status, body, _ = await stack.api.fetch("/v1/me/export?format=json", token)
+    assert status == 200
+    doc: dict[str, list[dict[str, str]]] = json.loads(body)
+    return doc
+
+
+async def test_held_legal_requests_are_withheld_until_the_hold_is_lifted(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(register_endpoint=False)
+    env = stack.gateway.env
+    target = await stack.signup("target@example.org", PASSWORD)
+    other = await stack.signup("other@example.org", PASSWORD)
+    token = await stack.login("target@example.org", PASSWORD)
+
+    added = run_cli(env, "legal", "add", "--account", target["id"], "--account", other["id"],
+                    "--received", "2026-11-20T09:00:00Z", "--notify", "held",
+                    "--summary", "Production order 2026/77, district court")
+    assert added.returncode == 0, added.stderr
+    request_id = re.search(r"lr_\w+", added.stdout).group(0)  # type: ignore[union-attr]
+    assert "HELD" in added.stdout and "lift-hold" in added.stdout
+    open_one = run_cli(env, "legal", "add", "--account", target["id"], "--received",
+                       "2026-11-21T09:00:00Z", "--notify", "allowed", "--summary",
+                       "Preservation request 12")
+    assert open_one.returncode == 0, open_one.stderr
+    # The export made for the held request is marked with it.
+    out = stack.tmp / "for-court.json"
+    exported = run_cli(env, "account", "export", "--id", target["id"], "--reason",
+                       "court order", "--legal-request", request_id, "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+
+    # Summaries are stored encrypted.
+    for row in await stack.rows("SELECT * FROM legal_requests"):
+        assert "Production order" not in repr(tuple(row))
+
+    doc = await export(stack, token)
+    assert [r["summary"] for r in doc["legal_requests"]] == ["Preservation request 12"]
+    assert request_id not in json.dumps(doc)  # nor in the audit entries
+    assert "court order" not in json.dumps(doc)
+    html = await page(stack, token)
+    assert "Preservation request 12" in html and "Production order" not in html
+
+    listed = run_cli(env, "legal", "list")
+    assert request_id in listed.stdout and "HELD" in listed.stdout
+    lifted = run_cli(env, "legal", "lift-hold", request_id)
+    assert lifted.returncode == 0 and "hold lifted" in lifted.stdout, lifted.stderr
+    again = run_cli(env, "legal", "lift-hold", request_id)
+    assert again.returncode != 0 and "already allowed" in again.stderr
+
+    doc = await export(stack, token)
+    assert sorted(r["summary"] for r in doc["legal_requests"]) == [
+        "Preservation request 12", "Production order 2026/77, district court"]
+    actions = [(e["action"], e["reason"]) for e in doc["audit_log"]]
+    assert ("legal_request", None) in actions and ("legal_hold_lifted", None) in actions
+    assert ("export", "court order") in actions
+    assert "Production order 2026/77" in await page(stack, token)
+    # Audited like other staff access: who recorded and lifted it, for each account.
+    assert await stack.scalar(
+        "SELECT count(*) FROM audit_log WHERE account_id = :a AND actor LIKE 'cli:%' "
+        "AND action IN ('legal_request', 'legal_hold_lifted')", a=other["id"]) == 2
+
+    unknown = run_cli(env, "legal", "add", "--account", "acc_nobody", "--received",
+                      "2026-11-20T09:00:00Z", "--notify", "held", "--summary", "x")
+    assert unknown.returncode != 0 and len(unknown.stderr.strip().splitlines()) == 1
+
+
+async def test_objection_to_optional_processing_is_honoured_by_the_notice_sender(
+    make_stack: StackFactory, inbox: Inbox,
+) -> None:
+    stack = await make_stack(register_endpoint=False, **smtp_env(inbox))
+    await stack.signup("objects@example.org", PASSWORD)
+    await stack.signup("fine@example.org", PASSWORD)
+    await stack.signup("form@example.org", PASSWORD)
+    objects = await stack.login("objects@example.org", PASSWORD)
+
+    assert await stack.api.ok("GET", "/v1/me/optional-processing", token=objects) == {
+        "objected": False, "since": None}
+    doc = await stack.api.ok("PUT", "/v1/me/optional-processing", {"objected": True},
+                             objects)
+    assert doc["objected"] is True and doc["since"]
+    bad = await stack.api.call("PUT", "/v1/me/optional-processing", {"objected": "maybe"},
+                               token=objects)
+    assert bad[0] == 422
+    assert (await export(stack, objects))["optional_processing"][0]["objected"] is True
+    assert "Withdraw my objection" in await page(stack, objects)
+
+    # The same through the /account form.
+    form_token = await stack.login("form@example.org", PASSWORD)
+    html = await page(stack, form_token)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    async with stack.api.http.post(
+            f"{stack.gateway.base}/account/optional-processing",
+            data={"csrf": csrf, "objected": "yes"}, allow_redirects=False,
+            headers={"Cookie": f"__Host-session={form_token}",
+                     "Origin": stack.gateway.url}) as resp:
+        assert resp.status == 303, await resp.text()
+    assert (await stack.api.ok("GET", "/v1/me/optional-processing",
+                               token=form_token))["objected"] is True
+
+    stack.gateway.stop()
+    stack.gateway.env["GATEWAY_PRIVACY__POLICY_VERSION"] = "2026-12-01"
+    stack.gateway.start()
+    summary = stack.tmp / "summary.txt"
+    summary.write_text("A newsletter-like optional notice.\n")
+    env = stack.gateway.env
+    optional = run_cli(env, "notify", "policy-change", "--version", "2026-12-01",
+                       "--summary", str(summary), "--optional")
+    assert optional.returncode == 0, optional.stderr
+    assert "1 notices sent" in optional.stdout
+    assert [m["X-Rcpt"] for m in inbox.messages] == ["fine@example.org"]
+    required = run_cli(env, "notify", "policy-change", "--version", "2026-12-01",
+                       "--summary", str(summary))
+    assert required.returncode == 0 and "2 notices sent" in required.stdout
+    assert sorted(m["X-Rcpt"] for m in inbox.messages) == [
+        "fine@example.org", "form@example.org", "objects@example.org"]
+
+    # Withdrawn: optional notices reach the customer again.
+    withdrawn = await stack.api.ok("PUT", "/v1/me/optional-processing", {"objected": False},
+                                   objects)
+    assert withdrawn == {"objected": False, "since": None}
