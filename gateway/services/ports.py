@@ -655,6 +655,10 @@ class PersonalRecords(Protocol):
 
     async def login_throttle(self, email_index: str) -> list[dict[str, Any]]: ...
 
+    async def paid_periods(self, account_id: str) -> list[dict[str, Any]]: ...
+
+    async def renewals(self, account_id: str) -> list[dict[str, Any]]: ...
+
 
 class HasEvents(Protocol):
     """An aggregate that records domain events (Account, Invoice)."""

@@ -45,6 +45,9 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "login_throttle": ("failures", "window_started_at", "locked_until"),
     "legal_requests": ("id", "received_at", "summary", "notified_at"),
     "optional_processing": ("objected", "since"),
+    "paid_periods": ("invoice_id", "plan", "periods", "starts_at", "ends_at"),
+    "renewals": ("invoice_id", "period_end", "created_at", "first_reminder_at",
+                 "second_reminder_at"),
 }
 
 # Every table that holds rows about one account, and the export table that carries them;
@@ -63,6 +66,8 @@ EXPORTED_FROM: dict[str, str] = {
     "login_throttle": "login_throttle",  # by the blind index of the current email
     "legal_requests": "legal_requests",  # only those the customer may be told of
     "legal_request_accounts": "legal_requests",
+    "paid_periods": "paid_periods",
+    "renewals": "renewals",
 }
 # Tables with an account column that the export leaves out, and why (OPERATIONS.md says
 # the same under "Access audit").
@@ -72,6 +77,9 @@ NOT_EXPORTED: dict[str, str] = {
     "idempotency_keys": "an integrator's request keys for 24 hours; no personal data",
     "deliveries": "delivery state of the webhook events, which are exported",
     "delivery_attempts": "status codes and latencies of delivering the exported events",
+    "staff_log": "what staff did in the console (an account or invoice id as its subject); "
+                 "each look at a customer's personal data is also an access audit entry, "
+                 "which is exported",
 }
 
 PERSONAL_FIELDS = ("email", "display_name", "company", "datacenter", "currency")
@@ -276,4 +284,6 @@ class PrivacyService:
                  "notified_at": _ts(r.hold_lifted_at or r.created_at)}
                 for r in await uow.legal.notifiable(account_id)],
             "optional_processing": [{"objected": objected is not None, "since": _ts(objected)}],
+            "paid_periods": await uow.personal.paid_periods(account_id),
+            "renewals": await uow.personal.renewals(account_id),
         }

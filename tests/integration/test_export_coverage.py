@@ -24,7 +24,9 @@ from gateway.services.privacy import EXPORT_COLUMNS, EXPORTED_FROM, NOT_EXPORTED
 
 # Tables that hold nothing about any one account (keys of the service, chain state...).
 NOT_ABOUT_ACCOUNTS = {"alembic_version", "api_keys", "derivation_counters", "chain_cursors",
-                      "webhook_endpoints"}
+                      "webhook_endpoints",
+                      # Staff accounts and sessions: the staff's, never a customer's.
+                      "staff_members", "staff_sessions"}
 # Columns that tie a row to an account, directly or through a blind index of its email.
 ACCOUNT_COLUMNS = {"account_id", "invoice_id", "event_id", "delivery_id", "recipient_index",
                    "email_index"}
@@ -91,6 +93,11 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
                                 "notify_allowed": True, "recorded_by": "cli:op",
                                 "created_at": NOW}],
             t.legal_request_accounts: [{"request_id": "lr_1", "account_id": aid}],
+            t.paid_periods: [{"invoice_id": "inv_1", "account_id": aid, "plan": "basic",
+                              "periods": 1, "starts_at": NOW, "ends_at": NOW + timedelta(days=30),
+                              "created_at": NOW}],
+            t.renewals: [{"account_id": aid, "period_end": NOW + timedelta(days=30),
+                          "invoice_id": "inv_1", "created_at": NOW}],
             t.payments: [{"coin": "LTC", "txid": "tx1", "output_index": 0,
                           "invoice_id": "inv_1", "amount": 5000000, "status": "confirmed",
                           "seen_at": NOW}],

@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.adapters.db.tables import (
     events,
     login_throttle,
+    paid_periods,
     policy_notices,
     recovery_codes,
+    renewals,
     sessions,
 )
 from gateway.domain.timestamps import rfc3339
@@ -56,3 +58,21 @@ class SqlPersonalRecords:
             select(login_throttle).where(login_throttle.c.key == email_index))
         return [{"failures": r.failures, "window_started_at": _ts(r.window_started_at),
                  "locked_until": _ts(r.locked_until)} for r in rows]
+
+    async def paid_periods(self, account_id: str) -> list[dict[str, Any]]:
+        """The time each settled plan invoice bought (prepaid time)."""
+        rows = await self._conn.execute(
+            select(paid_periods).where(paid_periods.c.account_id == account_id)
+            .order_by(paid_periods.c.starts_at))
+        return [{"invoice_id": r.invoice_id, "plan": r.plan, "periods": r.periods,
+                 "starts_at": _ts(r.starts_at), "ends_at": _ts(r.ends_at)} for r in rows]
+
+    async def renewals(self, account_id: str) -> list[dict[str, Any]]:
+        """Renewal invoices the gateway created, and when it reminded the customer."""
+        rows = await self._conn.execute(
+            select(renewals).where(renewals.c.account_id == account_id)
+            .order_by(renewals.c.period_end))
+        return [{"invoice_id": r.invoice_id, "period_end": _ts(r.period_end),
+                 "created_at": _ts(r.created_at),
+                 "first_reminder_at": _ts(r.first_reminder_at),
+                 "second_reminder_at": _ts(r.second_reminder_at)} for r in rows]
