@@ -297,6 +297,21 @@ class LitecoinRegtest:
                      wallet=self.wallet)
         )
 
+    MWEB_HEIGHT = 431  # regtest: MWEB is active from the block after 431 (NODES.md)
+
+    def activate_mweb(self) -> str:
+        """Mines up to MWEB activation with the peg-in its first block needs: from then on
+        every block carries a HogEx transaction and an MWEB extension block. (Litecoin
+        Core 0.21.2 cannot mine past height 431 without a peg-in: `generatetoaddress`
+        fails with bad-txns-vin-empty.) Returns the peg-in's txid."""
+        height = int(self.rpc("getblockcount"))
+        if height < self.MWEB_HEIGHT:
+            self.mine(self.MWEB_HEIGHT - height)
+        mweb = self.rpc("getnewaddress", "", "mweb", wallet=self.wallet)
+        txid = self.send(str(mweb), "10")
+        self.mine(1)
+        return txid
+
     def stop(self) -> None:
         if self.proc is None:
             return

@@ -4,6 +4,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chains.base import BlockRef
+from chains.watchset import KeySet
 from gateway.adapters.db.tables import chain_cursors, invoices
 
 
@@ -42,7 +43,7 @@ class SqlWatchlist:
     def __init__(self, engine: AsyncEngine, space: str) -> None:
         self._engine = engine
         self._space = space
-        self._keys: set[bytes] = set()
+        self._keys = KeySet()  # compact: a 64-bit hash per key (chains/watchset.py)
         self._seen_above: set[int] = set()
         self._low = 0  # every index below this is in _keys
 
