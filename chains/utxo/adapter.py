@@ -9,6 +9,7 @@ node (`hashblock`, `rawtx`) wake the loop early; polling stays the fallback."""
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -152,7 +153,7 @@ class UtxoChain:
     async def follow(
         self, cursor: BlockRef, watched: Watched, unconfirmed: Iterable[str] = ()
     ) -> AsyncIterator[FollowItem]:
-        wakeup = Wakeup(self._zmq, watched) if self._zmq else None
+        wakeup = Wakeup(self._zmq) if self._zmq else None
         try:
             async for item in self._follow(cursor, watched, unconfirmed, wakeup):
                 yield item
@@ -232,10 +233,26 @@ class UtxoChain:
                 if gone:
                     pending.difference_update(gone)
                     yield MempoolGone(gone)
-            if wakeup is not None:
-                await wakeup.wait(self._poll)
-            else:
+            if wakeup is None:
                 await asyncio.sleep(self._poll)
+                continue
+            # Until the next poll, a block, or a transaction paying a watched script.
+            deadline = time.monotonic() + self._poll
+            while (remaining := deadline - time.monotonic()) > 0:
+                block_seen, txs = await wakeup.wait(remaining)
+                if block_seen:
+                    break
+                if txs:
+                    yield MATCH_POINT
+                    if any(self._pays_watched(raw, watched) for raw in txs):
+                        break
+
+    @staticmethod
+    def _pays_watched(raw: bytes, watched: Watched) -> bool:
+        try:
+            return bool(scan_transaction(raw, "", watched))
+        except ValueError:
+            return False  # not a transaction we can read: the next poll will tell
 
     async def lookup(self, txid: str, index: int, block_hash: str | None) -> OutputLookup:
         block: BlockRef | None = None

@@ -1,8 +1,10 @@
 """Optional ZMQ notifications from Bitcoin Core / Litecoin Core (`-zmqpubhashblock`,
-`-zmqpubrawtx`): they only wake the follower early. A `hashblock` always wakes it; a
-`rawtx` wakes it when the transaction pays a watched script (the mempool pass then
-reports it). Nothing is read from a notification that the follower does not then ask the
-node itself, so a lost, late or forged message costs at most a poll interval."""
+`-zmqpubrawtx`): they only wake the follower early. A `hashblock` always wakes it; the
+serialized transactions of `rawtx` are handed to the follower, which brings its watched
+set up to date (a `MatchPoint`: the invoice may be a second old) and wakes when one pays a
+watched script (the mempool pass then reports it). Nothing is read from a notification
+that the follower does not then ask the node itself, so a lost, late or forged message
+costs at most a poll interval."""
 
 import asyncio
 import contextlib
@@ -10,21 +12,21 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from chains.base import Watched
-from chains.utxo.rawblock import scan_transaction
-
 log = logging.getLogger(__name__)
 
 TOPICS = (b"hashblock", b"rawtx")
+MAX_HELD = 10_000  # transactions held between two waits; more: treated as a block
+GATHER_SECONDS = 0.05  # a transaction waits this long for others, matched together
 
 
 class Wakeup:
     """Subscribes to `urls` (each a node's `tcp://host:port`) on first use."""
 
-    def __init__(self, urls: Sequence[str], watched: Watched) -> None:
+    def __init__(self, urls: Sequence[str]) -> None:
         self._urls = tuple(dict.fromkeys(urls))
-        self._watched = watched
         self._event = asyncio.Event()
+        self._block = False
+        self._txs: list[bytes] = []
         self._task: asyncio.Task[None] | None = None
         self._socket: Any = None
         self._context: Any = None
@@ -58,21 +60,29 @@ class Wakeup:
                 continue
             topic, body = parts[0], parts[1]
             if topic == b"hashblock":
-                self._event.set()
+                self._block = True
             elif topic == b"rawtx":
-                try:
-                    if scan_transaction(body, "", self._watched):
-                        self._event.set()
-                except ValueError:
-                    continue
+                if len(self._txs) < MAX_HELD:
+                    self._txs.append(bytes(body))
+                else:
+                    self._block = True  # too many to look at: do a whole pass
+            else:
+                continue
+            self._event.set()
 
-    async def wait(self, seconds: float) -> None:
-        """Until a notification worth a look arrives, or `seconds` pass."""
+    async def wait(self, seconds: float) -> tuple[bool, list[bytes]]:
+        """Until a notification arrives, or `seconds` pass: whether a block was announced
+        (or too much came to sort), and the serialized transactions announced."""
         if self._task is None:
             self._start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), seconds)
+        if self._txs and not self._block:
+            await asyncio.sleep(GATHER_SECONDS)
+        block, txs = self._block, self._txs
+        self._block, self._txs = False, []
         self._event.clear()
+        return block, txs
 
     def close(self) -> None:
         if self._task is not None:
