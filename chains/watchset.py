@@ -11,23 +11,63 @@ The hashes are Python's own `hash(bytes)` (SipHash, salted per process): the tab
 in one process and is rebuilt from the database at start."""
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import compress, repeat
+from operator import and_, eq, itemgetter
 
 _EMPTY = 0
 _MIN_SLOTS = 1 << 10
+MAX_SHAPES = 8  # distinct (length, first two bytes) of the keys; more: no shapes kept
 
 
 class KeySet:
     """Implements `chains.base.Watched` (membership) for bytes keys; grows, never shrinks
     (an address handed out stays watched)."""
 
-    __slots__ = ("_count", "_mask", "_slots")
+    __slots__ = ("_count", "_mask", "_shapes", "_slots")
 
     def __init__(self, keys: Iterable[bytes] = ()) -> None:
         self._slots = array("q", bytes(8 * _MIN_SLOTS))
         self._mask = _MIN_SLOTS - 1
         self._count = 0
+        # What the keys look like: (length, first two bytes), e.g. (22, b"\0\x14") for
+        # P2WPKH; None once there are too many kinds (or a key shorter than 3 bytes).
+        self._shapes: set[tuple[int, bytes]] | None = set()
         self.update(keys)
+
+    def shapes(self) -> frozenset[tuple[int, bytes]] | None:
+        """The (length, first two bytes) of every key, or None when not tracked."""
+        return None if self._shapes is None else frozenset(self._shapes)
+
+    def _shape(self, key: bytes) -> None:
+        if self._shapes is None:
+            return
+        if len(key) < 3:
+            self._shapes = None
+            return
+        self._shapes.add((len(key), key[:2]))
+        if len(self._shapes) > MAX_SHAPES:
+            self._shapes = None
+
+    def any_of(self, keys: Sequence[bytes]) -> bool:
+        """Whether any of `keys` is in the set: `key in self` for many keys at once, the
+        probing done a round at a time over all of them in C (`map`, `itemgetter`)."""
+        if not keys:
+            return False
+        hashes = list(map(hash, keys))
+        if _EMPTY in hashes:
+            hashes = [h or 1 for h in hashes]
+        slots, mask = self._slots, self._mask
+        where = list(map(and_, hashes, repeat(mask)))
+        while hashes:
+            found = itemgetter(*where)(slots) if len(where) > 1 else (slots[where[0]],)
+            if any(map(eq, hashes, found)):
+                return True
+            # Not at this slot: probe on only where the slot held another key.
+            occupied = list(map(bool, found))
+            hashes = list(compress(hashes, occupied))
+            where = [(i + 1) & mask for i in compress(where, occupied)]
+        return False
 
     @staticmethod
     def _hash(key: bytes) -> int:
@@ -54,10 +94,12 @@ class KeySet:
         return self._count
 
     def add(self, key: bytes) -> None:
+        self._shape(key)
         self._insert(self._hash(key))
 
     def update(self, keys: Iterable[bytes]) -> None:
         for key in keys:
+            self._shape(key)
             self._insert(self._hash(key))
 
     def table(self) -> "tuple[array[int], int]":

@@ -128,8 +128,8 @@ def test_real_litecoin_hogex_and_coinbase_txids() -> None:
 
 def test_mweb_body_inside_a_block_is_left_to_the_json_path() -> None:
     with_body, _ = tx([(1, OTHER)], mweb=b"\x01" + b"\x00" * 64)
-    with pytest.raises(Unsupported):
-        scan_block(block(with_body), KeySet([WATCHED]))
+    with pytest.raises(Unsupported):  # it may pay us: the block is walked, and refused
+        scan_block(block(with_body), KeySet([OTHER]))
     # A mempool transaction is read up to its outputs only: its MWEB body is no obstacle,
     # and an MWEB-only one (no canonical inputs or outputs) pays nothing watched.
     assert scan_transaction(with_body, "t", KeySet([OTHER]))[0].value == 1
@@ -137,19 +137,25 @@ def test_mweb_body_inside_a_block_is_left_to_the_json_path() -> None:
     assert scan_transaction(mweb_only, "t", KeySet([WATCHED])) == []
 
 
+# A block is walked (and so checked) when it may pay a watched script; with a KeySet, one
+# that cannot is answered from its bytes without a walk (the node's data, not checked).
 @pytest.mark.parametrize("cut", [1, 40, 81, 120, -5])
 def test_truncated_data_is_a_value_error(cut: int) -> None:
     segwit, _ = tx([(9, WATCHED)], witness=[b"\x30" * 72])
     raw = block(segwit)
     with pytest.raises(ValueError):
-        scan_block(raw[:cut], KeySet([WATCHED]))
+        scan_block(raw[:cut], {WATCHED})
+    if cut < 0:  # the watched output is still there: walked, and found short
+        with pytest.raises(ValueError):
+            scan_block(raw[:cut], KeySet([WATCHED]))
 
 
 def test_unknown_transaction_flags_are_refused() -> None:
     segwit, _ = tx([(9, WATCHED)], witness=[b"\x30" * 72])
     bad = segwit[:5] + b"\x02" + segwit[6:]
-    with pytest.raises(ValueError, match="flags"):
-        scan_block(block(bad), KeySet())
+    for watched in ({OTHER}, KeySet([WATCHED])):
+        with pytest.raises(ValueError, match="flags"):
+            scan_block(block(bad), watched)
 
 
 def test_keyset_membership_growth_and_size() -> None:
@@ -166,3 +172,43 @@ def test_keyset_membership_growth_and_size() -> None:
     assert "not bytes" not in watched and 5 not in watched
     # At most half full: 2^18 slots of 8 bytes for 100,000 keys.
     assert watched.nbytes() == 8 * 2**18
+
+
+def test_a_lookalike_run_swallowing_a_real_output_does_not_hide_it() -> None:
+    # The value of the watched output starts with the bytes of a P2WPKH output's prefix
+    # (16 00 14): the shaped run starting there covers the real output's own prefix, so a
+    # scan that only collected runs would miss it. Counting the prefix catches that.
+    sneaky_value = int.from_bytes(b"\x16\x00\x14\x00\x00\x00\x00\x00", "little")
+    paying, paying_id = tx([(5, OTHER), (sneaky_value, WATCHED)])
+    found = scan_block(block(paying), KeySet([WATCHED]))
+    assert [(h.txid, h.n, h.value) for h in found.hits] == [(paying_id, 1, sneaky_value)]
+
+
+def test_blocks_paying_nothing_watched_and_every_script_kind() -> None:
+    rng = random.Random(4)
+    keys = [p2wpkh(rng) for _ in range(5_000)]
+    unpaid = build_block(keys, pays=0, tx_count=300, output_count=900, seed=8)
+    assert scan_block(unpaid.raw, KeySet(keys)).hits == ()
+    # Watched scripts of other kinds (P2TR, P2PKH, a bare 2-byte script) are found too,
+    # shapes tracked or not.
+    taproot = b"\x51\x20" + b"\x07" * 32
+    p2pkh = b"\x76\xa9\x14" + b"\x08" * 20 + b"\x88\xac"
+    tiny = b"\x51\x51"
+    paying, paying_id = tx([(1, taproot), (2, p2pkh), (3, tiny), (4, OTHER)])
+    raw = block(paying)
+    for watched in (KeySet([taproot, p2pkh]), KeySet([tiny, taproot, p2pkh])):
+        assert watched.shapes() is None or len(watched.shapes() or ()) == 2
+        hits = scan_block(raw, watched).hits
+        assert {h.n for h in hits} == ({0, 1, 2} if tiny in watched else {0, 1})
+        assert {h.txid for h in hits} == {paying_id}
+
+
+def test_keyset_any_of_agrees_with_membership() -> None:
+    rng = random.Random(12)
+    keys = [p2wpkh(rng) for _ in range(3_000)]  # about half full: probing goes on
+    watched = KeySet(keys)
+    strangers = [p2wpkh(rng) for _ in range(3_000)]
+    assert not watched.any_of(strangers) and not watched.any_of([])
+    for key in keys[::97]:
+        assert watched.any_of([*strangers[:500], key, *strangers[500:]])
+    assert watched.any_of([keys[5]])
