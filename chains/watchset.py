@@ -13,7 +13,7 @@ in one process and is rebuilt from the database at start."""
 from array import array
 from collections.abc import Iterable, Sequence
 from itertools import compress, repeat
-from operator import and_, eq, itemgetter
+from operator import and_, eq, itemgetter, not_
 
 _EMPTY = 0
 _MIN_SLOTS = 1 << 10
@@ -49,25 +49,29 @@ class KeySet:
         if len(self._shapes) > MAX_SHAPES:
             self._shapes = None
 
-    def any_of(self, keys: Sequence[bytes]) -> bool:
-        """Whether any of `keys` is in the set: `key in self` for many keys at once, the
+    def members(self, keys: Sequence[bytes]) -> set[bytes]:
+        """Those of `keys` that are in the set: `key in self` for many keys at once, the
         probing done a round at a time over all of them in C (`map`, `itemgetter`)."""
         if not keys:
-            return False
+            return set()
         hashes = list(map(hash, keys))
         if _EMPTY in hashes:
             hashes = [h or 1 for h in hashes]
         slots, mask = self._slots, self._mask
         where = list(map(and_, hashes, repeat(mask)))
-        while hashes:
+        live = list(keys)
+        members: set[bytes] = set()
+        while live:
             found = itemgetter(*where)(slots) if len(where) > 1 else (slots[where[0]],)
-            if any(map(eq, hashes, found)):
-                return True
-            # Not at this slot: probe on only where the slot held another key.
-            occupied = list(map(bool, found))
-            hashes = list(compress(hashes, occupied))
-            where = [(i + 1) & mask for i in compress(where, occupied)]
-        return False
+            equal = list(map(eq, hashes, found))
+            if any(equal):
+                members.update(compress(live, equal))
+            # Probe on only where the slot held another key.
+            more = list(map(and_, map(bool, found), map(not_, equal)))
+            live = list(compress(live, more))
+            hashes = list(compress(hashes, more))
+            where = [(i + 1) & mask for i in compress(where, more)]
+        return members
 
     @staticmethod
     def _hash(key: bytes) -> int:
