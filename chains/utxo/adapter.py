@@ -73,6 +73,7 @@ class UtxoChain:
         poll_interval: float = 1.0,
         zmq_block: str | None = None,
         zmq_tx: str | None = None,
+        rest: bool = False,
     ) -> None:
         self.coin = coin
         self.network = network
@@ -80,6 +81,7 @@ class UtxoChain:
         self._rpc = rpc
         self._poll = poll_interval
         self._zmq = tuple(u for u in (zmq_block, zmq_tx) if u)
+        self._rest = rest
 
     @property
     def coins(self) -> tuple[str, ...]:
@@ -133,6 +135,8 @@ class UtxoChain:
         return found
 
     async def _raw_block(self, block_hash: str) -> bytes:
+        if self._rest:  # binary: no hex to send or decode
+            return await self._rpc.get_bytes(f"/rest/block/{block_hash}.bin")
         return bytes.fromhex(await self._rpc.call("getblock", block_hash, 0))
 
     async def _scan(self, block_hash: str, raw: bytes, watched: Watched) -> RawBlock:

@@ -21,6 +21,9 @@ class UtxoSettings(CoinSettings):
     # or a transaction paying a watched script wakes the watcher at once; polling stays.
     zmq_block: str | None = None
     zmq_tx: str | None = None
+    # Read blocks from the node's REST interface (`-rest`, same host and port as RPC,
+    # no credentials) in binary, rather than hex over JSON-RPC.
+    rest: bool = False
 
     @field_validator("zmq_block", "zmq_tx")
     @classmethod
@@ -58,7 +61,8 @@ def build(coins: Mapping[str, Any]) -> list[Follower]:
         followers.append(UtxoChain(code, NETWORKS[cfg.network], cfg.xpub,
                                    JsonRpcClient(cfg.rpc_url.get_secret_value()),
                                    poll_interval=cfg.poll_interval_seconds,
-                                   zmq_block=cfg.zmq_block, zmq_tx=cfg.zmq_tx))
+                                   zmq_block=cfg.zmq_block, zmq_tx=cfg.zmq_tx,
+                                   rest=cfg.rest))
     return followers
 
 

@@ -6,7 +6,12 @@ mempool transactions read from `getrawtransaction <txid> false` likewise."""
 from decimal import Decimal
 from typing import Any
 
+from chains.jsonrpc import JsonRpcClient
+from chains.networks import NETWORKS
+from chains.utxo.adapter import UtxoChain, p2wpkh_destination
 from chains.utxo.rawblock import scan_block, scan_transaction, transaction_id
+from chains.watchset import KeySet
+from tests.support.keys import random_xpub
 from tests.support.nodes import LitecoinRegtest
 
 
@@ -81,3 +86,26 @@ def test_blocks_before_and_after_mweb_read_like_verbose_json(
     assert {tx["txid"] for tx in verbose["tx"]} >= set(sent)
     for block_hash in node.mine(3):  # plain blocks after activation
         assert_block_reads_alike(node, block_hash)
+
+
+async def test_rest_and_rpc_read_the_same_block(litecoin: LitecoinRegtest) -> None:
+    node, wallet = litecoin, litecoin.wallet
+    destination = p2wpkh_destination(random_xpub(), 3, NETWORKS["litecoin-regtest"])
+    txid = node.send(destination.address, "0.5")
+    spend_variety(node, wallet)
+    [mined] = node.mine(1)
+    height = int(node.rpc("getblockcount"))
+    watched = KeySet([destination.match_key])
+    found = []
+    for rest in (False, True):
+        chain = UtxoChain("LTC", NETWORKS["litecoin-regtest"], random_xpub(),
+                          JsonRpcClient(node.rpc_url), rest=rest)
+        try:
+            found.append(await chain.scan(height, watched))
+        finally:
+            await chain.aclose()
+    assert found[0] == found[1]
+    assert found[0].block.hash == mined
+    [payment] = found[0].payments
+    assert (payment.txid, payment.amount, payment.match_key) == (
+        txid, 50_000_000, destination.match_key)

@@ -225,6 +225,7 @@ class LitecoinRegtest:
                     "-printtoconsole=0", "-listenonion=0", "-dnsseed=0", "-upnp=0",
                     # Litecoin Core refuses BIP125 replacements unless asked; the tests need them.
                     "-mempoolreplacement=1",
+                    "-rest",  # binary blocks for the watcher's `rest = true`
                 ],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
