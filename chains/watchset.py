@@ -2,7 +2,8 @@
 
 A Python `set` of a million 22-byte scripts takes about 93 MB (a bytes object and a table
 slot each). This one keeps only a 64-bit hash of each key, in an open-addressing table
-held in one `array` (linear probing, load at most one half: 16 MB for a million keys).
+held in one `array` (linear probing, load at most one half), and a one-byte-per-entry
+filter four times the table's length for bulk lookups: 25 MB for a million keys.
 A hit means "watched, with a chance of about one in 2^64 per lookup that it is not"; the
 caller confirms every hit against the database (the payment tracker looks the key up and
 ignores one that names no invoice), so a hash collision costs a query, never a payment.
@@ -17,6 +18,7 @@ from operator import and_, eq, itemgetter, not_
 
 _EMPTY = 0
 _MIN_SLOTS = 1 << 10
+FILTER_FACTOR = 4  # filter bytes per slot: at most 1 stranger in 8 passes the filter
 MAX_SHAPES = 8  # distinct (length, first two bytes) of the keys; more: no shapes kept
 
 
@@ -24,11 +26,15 @@ class KeySet:
     """Implements `chains.base.Watched` (membership) for bytes keys; grows, never shrinks
     (an address handed out stays watched)."""
 
-    __slots__ = ("_count", "_mask", "_shapes", "_slots")
+    __slots__ = ("_count", "_filter", "_filter_mask", "_mask", "_shapes", "_slots")
 
     def __init__(self, keys: Iterable[bytes] = ()) -> None:
         self._slots = array("q", bytes(8 * _MIN_SLOTS))
         self._mask = _MIN_SLOTS - 1
+        # FILTER_FACTOR bytes per slot, set where some key's hash points (its low bits,
+        # two more than the slot's): `members` drops most strangers by it in one C pass.
+        self._filter = bytearray(FILTER_FACTOR * _MIN_SLOTS)
+        self._filter_mask = FILTER_FACTOR * _MIN_SLOTS - 1
         self._count = 0
         # What the keys look like: (length, first two bytes), e.g. (22, b"\0\x14") for
         # P2WPKH; None once there are too many kinds (or a key shorter than 3 bytes).
@@ -57,9 +63,15 @@ class KeySet:
         hashes = list(map(hash, keys))
         if _EMPTY in hashes:
             hashes = [h or 1 for h in hashes]
+        marks = itemgetter(*map(and_, hashes, repeat(self._filter_mask)))(self._filter)
+        if len(hashes) == 1:
+            marks = (marks,)
+        if not any(marks):
+            return set()
+        live = list(compress(keys, marks))
+        hashes = list(compress(hashes, marks))
         slots, mask = self._slots, self._mask
         where = list(map(and_, hashes, repeat(mask)))
-        live = list(keys)
         members: set[bytes] = set()
         while live:
             found = itemgetter(*where)(slots) if len(where) > 1 else (slots[where[0]],)
@@ -113,8 +125,8 @@ class KeySet:
         return self._slots, self._mask
 
     def nbytes(self) -> int:
-        """Memory held by the table itself (the object headers aside)."""
-        return self._slots.buffer_info()[1] * self._slots.itemsize
+        """Memory held by the table and its filter (the object headers aside)."""
+        return self._slots.buffer_info()[1] * self._slots.itemsize + len(self._filter)
 
     def _insert(self, h: int) -> None:
         slots, mask = self._slots, self._mask
@@ -127,6 +139,7 @@ class KeySet:
                 break
             i = (i + 1) & mask
         slots[i] = h
+        self._filter[h & self._filter_mask] = 1
         self._count += 1
         if 2 * self._count > len(slots):
             self._grow()
@@ -136,6 +149,8 @@ class KeySet:
         size = 2 * len(old)
         self._slots = array("q", bytes(8 * size))
         self._mask = size - 1
+        self._filter = bytearray(FILTER_FACTOR * size)
+        self._filter_mask = FILTER_FACTOR * size - 1
         self._count = 0
         for h in old:
             if h != _EMPTY:
