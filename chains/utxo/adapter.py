@@ -172,6 +172,9 @@ class UtxoChain:
         pending: set[str] = set(unconfirmed)  # watched txids believed to be in the mempool
         inspected: set[str] = set()  # mempool txids already matched once
         while True:
+            # Passes start every poll interval (not an interval after the last one ended),
+            # so a block waits half an interval for its pass on average.
+            started = time.monotonic()
             # Snapshot the mempool before walking blocks: a transaction mined after this
             # point is either still in the snapshot or in a block we connect below, so it
             # can never be mistaken for one that vanished.
@@ -238,10 +241,10 @@ class UtxoChain:
                     pending.difference_update(gone)
                     yield MempoolGone(gone)
             if wakeup is None:
-                await asyncio.sleep(self._poll)
+                await asyncio.sleep(max(0.0, started + self._poll - time.monotonic()))
                 continue
             # Until the next poll, a block, or a transaction paying a watched script.
-            deadline = time.monotonic() + self._poll
+            deadline = started + self._poll
             while (remaining := deadline - time.monotonic()) > 0:
                 block_seen, txs = await wakeup.wait(remaining)
                 if block_seen:
