@@ -102,28 +102,16 @@ def _canonical_outputs(
     return body, pos, found
 
 
-def _encode_varint(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + n.to_bytes(2, "little")
-    return b"\xfe" + n.to_bytes(4, "little")
-
-
 @lru_cache(maxsize=64)
-def _shape_pattern(length: int, start: bytes
-                   ) -> tuple[re.Pattern[bytes], re.Pattern[bytes]] | None:
-    """For scripts of `length` bytes beginning with `start`: a pattern for the bytes every
-    output paying one begins with in a serialized block (its length as a varint, then
-    `start`), and one capturing the whole script after its length. None when that prefix
-    can overlap itself (then counting its occurrences would not count them all)."""
-    prefix = _encode_varint(length) + start
-    if any(prefix[:k] == prefix[-k:] for k in range(1, len(prefix))):
+def _shape_pattern(length: int, start: bytes) -> re.Pattern[bytes] | None:
+    """For scripts of `length` bytes beginning with `start`: a pattern capturing, at every
+    place the block holds the script's length byte followed by `start`, the script. The
+    match consumes only the length byte and captures in a lookahead, so runs that
+    overlap are all found. None for scripts of 253 bytes or more (a longer length)."""
+    if length >= 0xFD:
         return None
-    lead = _encode_varint(length)
-    pattern = re.compile(re.escape(lead) + b"(" + re.escape(start)
-                         + b"[\\s\\S]{%d})" % (length - len(start)))
-    return re.compile(re.escape(prefix)), pattern
+    return re.compile(re.escape(bytes([length])) + b"(?=(" + re.escape(start)
+                      + b"[\\s\\S]{%d}))" % (length - len(start)))
 
 
 def _watched_in(raw: bytes, watched: KeySet) -> set[bytes] | None:
@@ -132,25 +120,19 @@ def _watched_in(raw: bytes, watched: KeySet) -> set[bytes] | None:
     bytes could hold a watched script's output is looked up, whatever it is (an output,
     or a signature that happens to look like one).
 
-    An output paying script S is serialized as its value, then varint(len S), then S, so
-    its bytes appear in the block. For each kind of watched script (length and first two
-    bytes, `KeySet.shapes`), the C regex engine collects every run of bytes shaped like
-    one; a run hidden inside an earlier one cannot be collected that way, so the number
-    of runs must equal the number of occurrences of the prefix (exact for a prefix that
-    cannot overlap itself), or the answer is "unsure"."""
+    An output paying script S is serialized as its value, then its length, then S, so
+    those bytes appear in the block. For each kind of watched script (length and first
+    two bytes, `KeySet.shapes`), the C regex engine collects every run of bytes shaped
+    like one, and the set is probed for all of them at once."""
     shapes = watched.shapes()
     if shapes is None:
         return None
     found: set[bytes] = set()
     for length, start in shapes:
-        compiled = _shape_pattern(length, start)
-        if compiled is None:
+        pattern = _shape_pattern(length, start)
+        if pattern is None:
             return None
-        prefix, pattern = compiled
-        candidates = pattern.findall(raw)
-        if len(candidates) != len(prefix.findall(raw)):
-            return None
-        found |= watched.members(candidates)
+        found |= watched.members(pattern.findall(raw))
     return found
 
 

@@ -213,3 +213,11 @@ def test_keyset_members_agrees_with_membership() -> None:
     some = keys[::97]
     assert watched.members([*strangers[:500], *some, *strangers[500:], some[0]]) == set(some)
     assert watched.members([keys[5]]) == {keys[5]}
+
+
+def test_a_watched_script_of_253_bytes_or_more_is_found_by_walking() -> None:
+    long_script = b"\x6a\x4d" + (300).to_bytes(2, "little") + b"\x05" * 300
+    paying, paying_id = tx([(1, OTHER), (7, long_script)])
+    hits = scan_block(block(paying), KeySet([long_script, WATCHED])).hits
+    assert [(h.txid, h.n, h.value, h.script) for h in hits] == [
+        (paying_id, 1, 7, long_script)]
