@@ -1,10 +1,12 @@
 """Serialized blocks and transactions (Bitcoin Core / Litecoin Core, `getblock <hash> 0`),
 read for their outputs only. Pure functions, no I/O.
 
-A block is walked once: inputs and witnesses are skipped by their lengths, each output's
-script is looked up in the watched set, and a transaction id (double SHA-256 of the
-serialization without witness) is computed only for a transaction that pays a watched
-script. Amounts stay integers (base units) throughout.
+A block that may pay a watched script is walked once: inputs and witnesses are skipped by
+their lengths, each output's script is looked up, and a transaction id (double SHA-256 of
+the serialization without witness) is computed only for a transaction that pays a
+watched script. With the gateway's `KeySet`, a block that cannot pay one is told apart
+first by one regex pass over its bytes, without a walk (`_watched_in`). Amounts stay
+integers (base units) throughout.
 
 Litecoin's MWEB (extension blocks, active on regtest from height 432): a transaction may
 carry the flag bit 8 after the segwit flag bit 1, followed by an optional MWEB part (a
