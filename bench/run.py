@@ -26,10 +26,10 @@ class Bench:
 
 
 BENCHES = (
-    Bench("P1", "(planned)", None),
+    Bench("P1", "block-scan", "block_scan.py"),
     Bench("P2", "payments-per-block", "block.py", ("2000",)),
     Bench("P3", "http", "api_http.py"),
-    Bench("P4", "(planned)", None),
+    Bench("P4", "detection-latency", "detection_latency.py", ("50",)),
     Bench("P5", "webhook-throughput", "webhooks.py", ("4000", "--postgresql")),
     Bench("P6", "scale", "scale.py", ("1000000",)),
     Bench("P7", "checkout-streams", "streams.py", ("1000",)),

@@ -25,6 +25,7 @@ class JsonRpcClient:
             else {}
         )
         self._url = str(parsed.with_user(None).with_password(None))
+        self._origin = str(parsed.origin())
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._ids = 0
@@ -48,6 +49,20 @@ class JsonRpcClient:
             err = body["error"]
             raise JsonRpcError(method, int(err.get("code", 0)), str(err.get("message", "")))
         return body["result"]
+
+    async def get_bytes(self, path: str) -> bytes:
+        """A GET on the node's unauthenticated REST interface (`-rest`), e.g.
+        `/rest/block/<hash>.bin`: the body as bytes."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            async with self._session.get(self._origin + path) as resp:
+                body = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ChainError(f"REST {path}: node unreachable ({type(exc).__name__})") from None
+        if resp.status != 200:
+            raise ChainError(f"REST {path}: HTTP {resp.status} (is -rest set on the node?)")
+        return body
 
     async def aclose(self) -> None:
         if self._session is not None:

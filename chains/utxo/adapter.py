@@ -1,10 +1,15 @@
 """Bitcoin Core / Litecoin Core adapter: BIP84 addresses, whole-block scanning by hash.
 
+Blocks and mempool transactions are read serialized (`getblock <hash> 0`,
+`getrawtransaction <txid> false`) and walked for their outputs only (`rawblock`); a block
+the walker does not read (an MWEB body inside it) is read as verbose JSON instead.
 Outputs are matched on scriptPubKey bytes, never on the address string (Litecoin 0.21
-reports `addresses[]`, Bitcoin Core >= 22 `address`)."""
+reports `addresses[]`, Bitcoin Core >= 22 `address`). Optional ZMQ notifications from the
+node (`hashblock`, `rawtx`) wake the loop early; polling stays the fallback."""
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -32,6 +37,8 @@ from chains.hd import receive_key
 from chains.jsonrpc import JsonRpcClient, JsonRpcError
 from chains.networks import UtxoNetwork
 from chains.uri import bip21
+from chains.utxo.notify import Wakeup
+from chains.utxo.rawblock import Hit, RawBlock, Unsupported, scan_block, scan_transaction
 
 
 def hash160(data: bytes) -> bytes:
@@ -65,12 +72,17 @@ class UtxoChain:
         xpub: str,
         rpc: JsonRpcClient,
         poll_interval: float = 1.0,
+        zmq_block: str | None = None,
+        zmq_tx: str | None = None,
+        rest: bool = False,
     ) -> None:
         self.coin = coin
         self.network = network
         self._xpub = xpub
         self._rpc = rpc
         self._poll = poll_interval
+        self._zmq = tuple(u for u in (zmq_block, zmq_tx) if u)
+        self._rest = rest
 
     @property
     def coins(self) -> tuple[str, ...]:
@@ -141,16 +153,54 @@ class UtxoChain:
                 )
         return found
 
+    async def _raw_block(self, block_hash: str) -> bytes:
+        if self._rest:  # binary: no hex to send or decode
+            return await self._rpc.get_bytes(f"/rest/block/{block_hash}.bin")
+        return bytes.fromhex(await self._rpc.call("getblock", block_hash, 0))
+
+    async def _scan(self, block_hash: str, raw: bytes, watched: Watched) -> RawBlock:
+        """The block's watched outputs; through verbose JSON if the walker cannot read it."""
+        try:
+            return scan_block(raw, watched)
+        except Unsupported:
+            pass
+        block = await self._rpc.call("getblock", block_hash, 2)
+        hits = [Hit(o.txid, o.index, o.match_key, o.amount)
+                for tx in block["tx"] for o in self._match_tx(tx, watched, None)]
+        return RawBlock(str(block["hash"]), str(block.get("previousblockhash", "")),
+                        block_time(block), tuple(hits), len(block["tx"]))
+
+    def _observed(self, hits: Iterable[Hit], block: BlockRef | None) -> list[Observed]:
+        return [Observed(self.coin, h.txid, h.n, h.script, h.value, block) for h in hits]
+
     async def follow(
         self, cursor: BlockRef, watched: Watched, unconfirmed: Iterable[str] = ()
+    ) -> AsyncIterator[FollowItem]:
+        wakeup = Wakeup(self._zmq) if self._zmq else None
+        try:
+            async for item in self._follow(cursor, watched, unconfirmed, wakeup):
+                yield item
+        finally:
+            if wakeup is not None:
+                wakeup.close()
+
+    async def _follow(
+        self, cursor: BlockRef, watched: Watched, unconfirmed: Iterable[str],
+        wakeup: Wakeup | None,
     ) -> AsyncIterator[FollowItem]:
         pending: set[str] = set(unconfirmed)  # watched txids believed to be in the mempool
         inspected: set[str] = set()  # mempool txids already matched once
         while True:
+            # Passes start every poll interval (not an interval after the last one ended),
+            # so a block waits half an interval for its pass on average.
+            started = time.monotonic()
             # Snapshot the mempool before walking blocks: a transaction mined after this
             # point is either still in the snapshot or in a block we connect below, so it
             # can never be mistaken for one that vanished.
             mempool = set(await self._rpc.call("getrawmempool"))
+            # Watched transactions mined in the blocks connected below. Every pending
+            # transaction pays a watched script (and the watched set only grows), so if it
+            # was mined it is among these: no txid of any other transaction is computed.
             mined: set[str] = set()
             reorged = False
 
@@ -161,30 +211,29 @@ class UtxoChain:
                     main = await self._rpc.call("getblockhash", cursor.height)
                     if main == cursor.hash:
                         break
-                stale = await self._rpc.call("getblock", cursor.hash, 2)
+                raw = await self._raw_block(cursor.hash)
                 yield MATCH_POINT
-                matched = (self._match_tx(tx, watched, None) for tx in stale["tx"])
-                txids = tuple(sorted({o.txid for found in matched for o in found}))
+                stale = await self._scan(cursor.hash, raw, watched)
+                txids = tuple(sorted({h.txid for h in stale.hits}))
                 pending.update(txids)
                 reorged = True
-                parent = BlockRef(cursor.height - 1, str(stale["previousblockhash"]))
+                parent = BlockRef(cursor.height - 1, stale.parent_hash)
                 yield BlockDisconnected(cursor, parent.hash, txids)
                 cursor = parent
 
             # Connect forward to the tip; stop early if the chain changes under us.
             while cursor.height < height:
-                block_hash = await self._rpc.call("getblockhash", cursor.height + 1)
-                block = await self._rpc.call("getblock", block_hash, 2)
-                if block.get("previousblockhash") != cursor.hash:
+                block_hash = str(await self._rpc.call("getblockhash", cursor.height + 1))
+                raw = await self._raw_block(block_hash)
+                if raw[4:36][::-1].hex() != cursor.hash:
                     break
-                ref = BlockRef(int(block["height"]), str(block["hash"]))
+                ref = BlockRef(cursor.height + 1, block_hash)
                 yield MATCH_POINT
-                payments: list[Observed] = []
-                for tx in block["tx"]:
-                    mined.add(tx["txid"])
-                    payments.extend(self._match_tx(tx, watched, ref))
+                block = await self._scan(block_hash, raw, watched)
+                mined.update(h.txid for h in block.hits)
                 pending.difference_update(mined)
-                yield BlockConnected(ref, cursor.hash, block_time(block), tuple(payments))
+                yield BlockConnected(ref, cursor.hash, block.time,
+                                     tuple(self._observed(block.hits, ref)))
                 cursor = ref
 
             # New mempool entries paying a watched script.
@@ -193,12 +242,13 @@ class UtxoChain:
                 yield MATCH_POINT
                 seen: list[Observed] = []
                 for txid in fresh:
-                    tx = await self._mempool_tx(txid)
+                    raw_tx = await self._mempool_tx(txid)
                     inspected.add(txid)
-                    found = self._match_tx(tx, watched, None) if tx is not None else []
-                    if found:
+                    hits = scan_transaction(raw_tx, txid, watched) if raw_tx is not None else []
+                    if hits:
                         since = await self._mempool_time(txid)
-                        seen.extend(replace(o, first_seen=since) for o in found)
+                        seen.extend(replace(o, first_seen=since)
+                                    for o in self._observed(hits, None))
                 if seen:
                     pending.update(o.txid for o in seen)
                     yield MempoolSeen(tuple(seen))
@@ -209,7 +259,26 @@ class UtxoChain:
                 if gone:
                     pending.difference_update(gone)
                     yield MempoolGone(gone)
-            await asyncio.sleep(self._poll)
+            if wakeup is None:
+                await asyncio.sleep(max(0.0, started + self._poll - time.monotonic()))
+                continue
+            # Until the next poll, a block, or a transaction paying a watched script.
+            deadline = started + self._poll
+            while (remaining := deadline - time.monotonic()) > 0:
+                block_seen, txs = await wakeup.wait(remaining)
+                if block_seen:
+                    break
+                if txs:
+                    yield MATCH_POINT
+                    if any(self._pays_watched(raw, watched) for raw in txs):
+                        break
+
+    @staticmethod
+    def _pays_watched(raw: bytes, watched: Watched) -> bool:
+        try:
+            return bool(scan_transaction(raw, "", watched))
+        except ValueError:
+            return False  # not a transaction we can read: the next poll will tell
 
     async def lookup(self, txid: str, index: int, block_hash: str | None) -> OutputLookup:
         block: BlockRef | None = None
@@ -255,12 +324,11 @@ class UtxoChain:
                      await first_at_or_after(end + margin))
 
     async def scan(self, height: int, watched: Watched) -> BlockConnected:
-        block_hash = await self._rpc.call("getblockhash", height)
-        block = await self._rpc.call("getblock", block_hash, 2)
-        ref = BlockRef(height, str(block["hash"]))
-        found = [o for tx in block["tx"] for o in self._match_tx(tx, watched, ref)]
-        return BlockConnected(ref, str(block.get("previousblockhash", "")), block_time(block),
-                              tuple(found))
+        block_hash = str(await self._rpc.call("getblockhash", height))
+        block = await self._scan(block_hash, await self._raw_block(block_hash), watched)
+        ref = BlockRef(height, block_hash)
+        return BlockConnected(ref, block.parent_hash, block.time,
+                              tuple(self._observed(block.hits, ref)))
 
     async def _mempool_time(self, txid: str) -> datetime | None:
         """When the node's mempool took the transaction in (its own clock; the entry and
@@ -273,9 +341,8 @@ class UtxoChain:
         # moment we may claim, or a payment made just after expiry would pass as on time.
         return datetime.fromtimestamp(int(entry["time"]) + 1, UTC)
 
-    async def _mempool_tx(self, txid: str) -> dict[str, Any] | None:
+    async def _mempool_tx(self, txid: str) -> bytes | None:
         try:
-            tx: dict[str, Any] = await self._rpc.call("getrawtransaction", txid, True)
+            return bytes.fromhex(await self._rpc.call("getrawtransaction", txid, False))
         except JsonRpcError:
             return None  # left the mempool between the listing and now
-        return tx

@@ -17,6 +17,20 @@ class UtxoSettings(CoinSettings):
     rpc_url: SecretStr
     xpub: str
     poll_interval_seconds: float = Field(1.0, ge=0.1)
+    # Optional ZMQ endpoints of the node (`-zmqpubhashblock`, `-zmqpubrawtx`): a new block
+    # or a transaction paying a watched script wakes the watcher at once; polling stays.
+    zmq_block: str | None = None
+    zmq_tx: str | None = None
+    # Read blocks from the node's REST interface (`-rest`, same host and port as RPC,
+    # no credentials) in binary, rather than hex over JSON-RPC.
+    rest: bool = False
+
+    @field_validator("zmq_block", "zmq_tx")
+    @classmethod
+    def _zmq(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("tcp://", "ipc://")):
+            raise ValueError("must be a ZMQ endpoint such as tcp://127.0.0.1:28332")
+        return v
 
     @field_validator("network")
     @classmethod
@@ -46,7 +60,9 @@ def build(coins: Mapping[str, Any]) -> list[Follower]:
         # and the address space (so today's counters carry on unchanged).
         followers.append(UtxoChain(code, NETWORKS[cfg.network], cfg.xpub,
                                    JsonRpcClient(cfg.rpc_url.get_secret_value()),
-                                   poll_interval=cfg.poll_interval_seconds))
+                                   poll_interval=cfg.poll_interval_seconds,
+                                   zmq_block=cfg.zmq_block, zmq_tx=cfg.zmq_tx,
+                                   rest=cfg.rest))
     return followers
 
 

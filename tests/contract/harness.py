@@ -12,17 +12,20 @@ from chains.base import (
     FollowItem,
     MatchPoint,
 )
+from chains.watchset import KeySet
 
 
 class SetWatchlist:
+    """The gateway's watched set in memory: a `KeySet`, as `SqlWatchlist` holds."""
+
     def __init__(self) -> None:
-        self.keys: set[bytes] = set()
+        self.keys = KeySet()
         self.pending: set[bytes] = set()  # become visible at the next refresh
         self.refreshes = 0
 
     async def refresh(self) -> None:
         self.refreshes += 1
-        self.keys |= self.pending
+        self.keys.update(self.pending)
         self.pending.clear()
 
     def __contains__(self, key: object) -> bool:

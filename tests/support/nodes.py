@@ -225,6 +225,7 @@ class LitecoinRegtest:
                     "-printtoconsole=0", "-listenonion=0", "-dnsseed=0", "-upnp=0",
                     # Litecoin Core refuses BIP125 replacements unless asked; the tests need them.
                     "-mempoolreplacement=1",
+                    "-rest",  # binary blocks for the watcher's `rest = true`
                 ],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
@@ -296,6 +297,21 @@ class LitecoinRegtest:
             self.rpc("sendtoaddress", address, amount, "", "", False, replaceable,
                      wallet=self.wallet)
         )
+
+    MWEB_HEIGHT = 431  # regtest: MWEB is active from the block after 431 (NODES.md)
+
+    def activate_mweb(self) -> str:
+        """Mines up to MWEB activation with the peg-in its first block needs: from then on
+        every block carries a HogEx transaction and an MWEB extension block. (Litecoin
+        Core 0.21.2 cannot mine past height 431 without a peg-in: `generatetoaddress`
+        fails with bad-txns-vin-empty.) Returns the peg-in's txid."""
+        height = int(self.rpc("getblockcount"))
+        if height < self.MWEB_HEIGHT:
+            self.mine(self.MWEB_HEIGHT - height)
+        mweb = self.rpc("getnewaddress", "", "mweb", wallet=self.wallet)
+        txid = self.send(str(mweb), "10")
+        self.mine(1)
+        return txid
 
     def stop(self) -> None:
         if self.proc is None:

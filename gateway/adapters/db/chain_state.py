@@ -4,6 +4,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chains.base import BlockRef
+from chains.watchset import KeySet
 from gateway.adapters.db.engine import read_transaction
 from gateway.adapters.db.tables import chain_cursors, invoices
 
@@ -49,7 +50,7 @@ class SqlWatchlist:
     def __init__(self, engine: AsyncEngine, space: str) -> None:
         self._engine = engine
         self._space = space
-        self._keys: set[bytes] = set()
+        self._keys = KeySet()  # compact: a 64-bit hash per key (chains/watchset.py)
         self._top = -1  # the highest index seen
         self._missing: set[int] = set()  # below _top, not seen (yet)
 
@@ -75,6 +76,11 @@ class SqlWatchlist:
         if len(self._missing) > self.MAX_MISSING:
             for index in sorted(self._missing)[: len(self._missing) - self.MAX_MISSING]:
                 self._missing.discard(index)
+
+    @property
+    def keyset(self) -> KeySet:
+        """The set itself, for scanners that search a whole block at once."""
+        return self._keys
 
     def __contains__(self, match_key: object) -> bool:
         return match_key in self._keys
