@@ -46,6 +46,7 @@ from gateway.adapters.tokens import PurposeTokens, SessionTokens, hash_api_key, 
 from gateway.adapters.totp import PyotpCodes
 from gateway.config import Settings
 from gateway.domain.throttle import ThrottlePolicy
+from gateway.domain.timestamps import rfc3339
 from gateway.http.app import create_app, create_ops_app
 from gateway.http.keys import HttpServices
 from gateway.http.ratelimit import SlidingWindow
@@ -189,8 +190,10 @@ class Gateway:
         """Per coin: the node's tip, the height processed (the stored cursor of its feed,
         whichever instance follows it) and the lag. The one place readiness and metrics
         read chain lag from."""
+        moved: dict[str, datetime] = {}
         try:
-            heights = (await snapshot(self.engine)).processed_heights
+            snap = await snapshot(self.engine)
+            heights, moved = snap.processed_heights, snap.processed_at
         except Exception as exc:  # the database is down: readiness says so on its own
             log.debug("processed heights unavailable (%s)", type(exc).__name__)
             heights = {}
@@ -210,6 +213,9 @@ class Gateway:
                     "tip_height": tip.height,
                     "processed_height": processed,
                     "lag_blocks": None if processed is None else max(tip.height - processed, 0),
+                    # When the last block was processed (by our clock), for the console.
+                    "processed_at": rfc3339(moved[follower.feed])
+                    if follower.feed in moved else None,
                 }
         return dict(sorted(status.items()))
 
@@ -638,9 +644,9 @@ async def start_staff_listener(gw: Gateway, services: HttpServices) -> web.AppRu
     if address is None:
         return None
 
-    async def outbox() -> tuple[int, int]:
+    async def outbox() -> tuple[int, tuple[str, ...]]:
         snap = await snapshot(gw.engine)
-        return snap.pending_deliveries, snap.failing_endpoints
+        return snap.pending_deliveries, snap.failing_endpoint_ids
 
     s = gw.services
     console = Console(

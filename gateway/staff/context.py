@@ -35,7 +35,8 @@ class Console:
     finance: FinanceService
     reconcile: ReconcileService
     chain_status: Callable[[], Awaitable[dict[str, dict[str, Any]]]]
-    outbox: Callable[[], Awaitable[tuple[int, int]]]  # pending deliveries, failing endpoints
+    # Pending deliveries, and the endpoints failing (disabled, or deliveries failing).
+    outbox: Callable[[], Awaitable[tuple[int, tuple[str, ...]]]]
     coins: tuple[str, ...] = ()
     trusted_proxies: tuple[Network, ...] = ()
     login_limit: SlidingWindow | None = None

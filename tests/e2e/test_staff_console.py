@@ -278,6 +278,8 @@ async def test_staff_console_roles_in_chromium(
         await at(browser, f"{base}/admin")
         no_other_origin(browser.page_source)
         assert "LTC" in browser.find_element(By.ID, "chains").text
+        processed_at = browser.find_element(By.CSS_SELECTOR, "#chains .processed-at").text
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", processed_at)
         assert "Outbox" in browser.find_element(By.ID, "outbox").text
         assert reason in browser.find_element(By.ID, "audit").text
         fill(browser, name="reports")
@@ -310,6 +312,9 @@ async def test_staff_console_roles_in_chromium(
         await at(browser, f"{base}/admin")
         row = browser.find_element(By.XPATH, f"//tr[td/code[text()='{new_id.group(1)}']]")
         assert "disabled" in row.text and added not in browser.page_source
+        # A disabled endpoint is a failing one, named under the outbox.
+        failing = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "#outbox .failing")}
+        assert new_id.group(1) in failing
 
         # Reconciliation (admin sees the finance pages too): start, progress, result.
         assert await reconcile(browser, base) == []

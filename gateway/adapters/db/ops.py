@@ -1,6 +1,6 @@
 """Operational numbers read from the database for /metrics."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
@@ -17,6 +17,9 @@ class OpsSnapshot:
     processed_heights: dict[str, int]
     queued_mail: int = 0
     oldest_pending: datetime | None = None  # created_at of the oldest pending delivery
+    # When each feed's cursor last moved (a block processed), by our clock.
+    processed_at: dict[str, datetime] = field(default_factory=dict)
+    failing_endpoint_ids: tuple[str, ...] = ()
 
 
 async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
@@ -28,12 +31,13 @@ async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
             select(func.min(d.c.created_at)).where(d.c.status == "pending"))).scalar_one()
         troubled = select(d.c.endpoint_id).where(
             or_(d.c.status == "failed", (d.c.status == "pending") & (d.c.attempts > 0)))
-        failing = (await conn.execute(
-            select(func.count()).select_from(w).where(
+        failing = tuple((await conn.execute(
+            select(w.c.id).where(
                 w.c.deleted_at.is_(None),
-                or_(w.c.enabled.is_(False), w.c.id.in_(troubled))))).scalar_one()
-        heights = {row.feed: row.height
-                   for row in await conn.execute(select(chain_cursors))}
+                or_(w.c.enabled.is_(False), w.c.id.in_(troubled))).order_by(w.c.id)
+        )).scalars())
+        cursors = (await conn.execute(select(chain_cursors))).all()
         queued = (await conn.execute(
             select(func.count()).select_from(mail_queue))).scalar_one()
-    return OpsSnapshot(int(pending), int(failing), heights, int(queued), oldest)
+    return OpsSnapshot(int(pending), len(failing), {c.feed: c.height for c in cursors},
+                       int(queued), oldest, {c.feed: c.updated_at for c in cursors}, failing)
