@@ -7,8 +7,9 @@ from aiohttp import web
 
 from gateway.domain.errors import DomainError
 from gateway.http.client_ip import client_ip
+from gateway.http.forms import read_form
 from gateway.http.keys import CSRF, SERVICES
-from gateway.http.routes_portal import _read_form, _render, _text
+from gateway.http.routes_portal import _render, _text
 from gateway.services.email_change import EmailChangeService
 
 routes = web.RouteTableDef()
@@ -46,7 +47,7 @@ def _page(request: web.Request, kind: str, action: str, token: str | None) -> we
 
 
 async def _submit(request: web.Request, kind: str) -> web.Response:
-    form = await _read_form(request)
+    form = await read_form(request)
     request.app[CSRF].check(request, _text(form, "csrf"))
     token = _text(form, "token") or ""
     service = _service(request)

@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.domain.errors import DomainError
 from gateway.http.auth import SESSION_COOKIE
 from gateway.http.client_ip import client_ip
+from gateway.http.forms import read_form
 from gateway.http.keys import CSRF, PREFIX, SERVICES
 from gateway.http.routes_accounts import log_in
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
@@ -67,21 +68,6 @@ def _redirect(request: web.Request, target: str) -> web.Response:
     return web.Response(status=303, headers={"Location": _root(request) + target})
 
 
-async def _read_form(request: web.Request) -> Any:
-    """The posted form; a body that is not a readable form is a 400, never a crash."""
-    if request.content_type not in ("application/x-www-form-urlencoded",
-                                    "multipart/form-data"):
-        raise web.HTTPBadRequest(text="send the form as application/x-www-form-urlencoded")
-    try:
-        form = await request.post()
-    except (ValueError, AssertionError, KeyError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(text=f"the form could not be read ({type(exc).__name__})"
-                                 ) from None
-    if any(isinstance(v, str) and "\x00" in v for v in form.values()):
-        raise web.HTTPBadRequest(text="NUL characters are not allowed in text")
-    return form
-
-
 def _text(form: Any, name: str) -> str | None:
     value = form.get(name)
     return value.strip() if isinstance(value, str) and value.strip() else None
@@ -115,7 +101,7 @@ def _signup(request: web.Request, form: Any, error: str | None, status: int = 20
 
 @routes.post("/signup")
 async def signup_submit(request: web.Request) -> web.Response:
-    form = await _read_form(request)
+    form = await read_form(request)
     request.app[CSRF].check(request, _text(form, "csrf"))
     services = request.app[SERVICES]
     ip = client_ip(request, services.trusted_proxies)
@@ -190,7 +176,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 @routes.post("/login")
 async def login_submit(request: web.Request) -> web.Response:
-    form = await _read_form(request)
+    form = await read_form(request)
     request.app[CSRF].check(request, _text(form, "csrf"))
     services = request.app[SERVICES]
     ip = client_ip(request, services.trusted_proxies)
@@ -251,7 +237,7 @@ def session_form(handler: FormHandler) -> Callable[[web.Request], Awaitable[web.
         session = await _session(request)
         if session is None:
             return _redirect(request, "login?done=session")
-        form = await _read_form(request)
+        form = await read_form(request)
         request.app[CSRF].check(request, _text(form, "csrf"), session.id)
         return await handler(request, session, form)
 

@@ -8,8 +8,9 @@ from aiohttp import web
 from gateway.domain.errors import DomainError
 from gateway.http.background import JOBS
 from gateway.http.client_ip import client_ip
+from gateway.http.forms import read_form
 from gateway.http.keys import CSRF, SERVICES
-from gateway.http.routes_portal import _read_form, _redirect, _render, _text
+from gateway.http.routes_portal import _redirect, _render, _text
 from gateway.services.errors import TooManyRequests, Unauthorized
 
 routes = web.RouteTableDef()
@@ -33,7 +34,7 @@ async def forgot_page(request: web.Request) -> web.Response:
 
 @routes.post("/forgot")
 async def forgot_submit(request: web.Request) -> web.Response:
-    form = await _read_form(request)
+    form = await read_form(request)
     request.app[CSRF].check(request, _text(form, "csrf"))
     try:
         _limit(request)
@@ -77,7 +78,7 @@ async def reset_page(request: web.Request) -> web.Response:
 
 @routes.post("/reset")
 async def reset_submit(request: web.Request) -> web.Response:
-    form: Any = await _read_form(request)
+    form: Any = await read_form(request)
     request.app[CSRF].check(request, _text(form, "csrf"))
     services = request.app[SERVICES]
     token = str(form.get("token", ""))

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.domain.errors import DomainError, InvalidInput
 from gateway.http.client_ip import client_ip
+from gateway.http.forms import read_form
 from gateway.http.problems import Handler
 from gateway.services.errors import Forbidden, NotFound, Unauthorized
 from gateway.services.ports import StaffSession
@@ -36,20 +37,6 @@ def render(request: web.Request, template: str, context: dict[str, Any],
 
 def ip(request: web.Request) -> str:
     return client_ip(request, request.app[CONSOLE].trusted_proxies)
-
-
-async def read_form(request: web.Request) -> Any:
-    if request.content_type not in ("application/x-www-form-urlencoded",
-                                    "multipart/form-data"):
-        raise web.HTTPBadRequest(text="send the form as application/x-www-form-urlencoded")
-    try:
-        form = await request.post()
-    except (ValueError, AssertionError, KeyError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(text=f"the form could not be read ({type(exc).__name__})"
-                                 ) from None
-    if any(isinstance(v, str) and "\x00" in v for v in form.values()):
-        raise web.HTTPBadRequest(text="NUL characters are not allowed in text")
-    return form
 
 
 def text(form: Any, name: str) -> str:

@@ -6,10 +6,11 @@ import segno
 from aiohttp import web
 
 from gateway.domain.errors import DomainError
+from gateway.http.forms import read_form
 from gateway.services.errors import ServiceUnavailable, TooManyRequests, Unauthorized
 from gateway.services.ports import StaffSession
 from gateway.staff.context import CONSOLE, COOKIE, PREFIX, STAFF_CSRF
-from gateway.staff.pages import current, ip, page, read_form, redirect, render, text
+from gateway.staff.pages import current, ip, page, redirect, render, text
 
 routes = web.RouteTableDef()
 HOME = {"finance": "/finance", "support": "/support", "admin": "/admin"}
