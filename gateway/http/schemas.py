@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 
 from gateway.domain.invoice_metadata import metadata_problem
 from gateway.http.problems import ClientDisconnected
@@ -67,7 +67,7 @@ class DeletionBody(Body):
 
 
 class ObjectionBody(Body):
-    objected: bool
+    objected: StrictBool  # 0, 1 or "true" are refused, as the document says
 
 
 class PasswordChangeBody(Body):
