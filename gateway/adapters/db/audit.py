@@ -1,3 +1,5 @@
+from typing import Any
+
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -8,6 +10,13 @@ from gateway.services.ports import AuditEntry
 
 def reason_aad(account_id: str) -> str:
     return f"audit_log.reason:{account_id}"
+
+
+def audit_entry(row: Any, cipher: FieldCipher) -> AuditEntry:
+    """An `audit_log` row, its reason decrypted (or, written before encryption, as is)."""
+    reason = (cipher.decrypt(row.reason_ct, reason_aad(row.account_id))
+              if row.reason_ct is not None else row.reason)
+    return AuditEntry(row.at, row.actor, row.account_id, row.action, tuple(row.fields), reason)
 
 
 class SqlAuditLog:
@@ -27,10 +36,7 @@ class SqlAuditLog:
     async def for_account(self, account_id: str) -> list[AuditEntry]:
         rows = await self._conn.execute(
             select(t).where(t.c.account_id == account_id).order_by(t.c.id))
-        return [AuditEntry(r.at, r.actor, r.account_id, r.action, tuple(r.fields),
-                           self._cipher.decrypt(r.reason_ct, reason_aad(r.account_id))
-                           if r.reason_ct is not None else r.reason)
-                for r in rows]
+        return [audit_entry(r, self._cipher) for r in rows]
 
     async def encrypt_legacy(self) -> int:
         """Reasons written before they were encrypted: encrypt them, clear the plain one."""

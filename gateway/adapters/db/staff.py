@@ -8,6 +8,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.adapters.db.audit import audit_entry
 from gateway.adapters.db.tables import audit_log, events, invoices
 from gateway.adapters.db.tables import staff_log as log_t
 from gateway.adapters.db.tables import staff_members as members
@@ -117,8 +118,7 @@ class SqlStaff:
     async def recent_audit(self, limit: int) -> list[AuditEntry]:
         rows = await self._conn.execute(
             select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
-        return [AuditEntry(r.at, r.actor, r.account_id, r.action, tuple(r.fields), r.reason)
-                for r in rows]
+        return [audit_entry(r, self._cipher) for r in rows]
 
     async def account_event_ids(self, account_id: str) -> list[str]:
         rows = await self._conn.execute(
