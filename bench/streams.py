@@ -116,6 +116,9 @@ async def gateway(n: int, tmp: Path) -> tuple[float, float, float]:
     async with fake_world(tmp, tmp, GATEWAY_SERVER__EVENT_STREAMS_PER_CLIENT=str(n),
                           GATEWAY_SERVER__EVENT_STREAMS_TOTAL=str(n),
                           GATEWAY_SERVER__LOG_LEVEL="WARNING",
+                          # No operations or staff listener: their default ports may be
+                          # taken by another gateway on this machine.
+                          GATEWAY_SERVER__METRICS_LISTEN="", GATEWAY_STAFF__LISTEN="",
                           # As a real node is polled (the fake family's default is 1 ms).
                           GATEWAY_COINS__FAK__POLL_INTERVAL_SECONDS="2") as world:
         feed = Feed(world.follower.feed, world.follower.coins)
