@@ -213,8 +213,8 @@ def test_compose_file_is_consistent_and_its_gateway_configuration_checks(
              "index_key": keys["GATEWAY_SECURITY__INDEX_KEY"],
              "data_keys": keys["GATEWAY_SECURITY__DATA_KEYS"],
              "backup_key": keys["GATEWAY_BACKUP__KEY"],
-             "database_url": "postgresql+asyncpg://gateway:pw@postgres:5432/gateway",
-             "ltc_rpc_url": "http://gateway:pw@litecoind:19443"}
+             "database_url": "postgresql+asyncpg://gateway:pw@postgres.invalid:5432/gateway",
+             "ltc_rpc_url": "http://litecoind.invalid:19443"}
     for name, value in files.items():
         (secrets / name).write_text(value + "\n")
     env = _compose_env(services["gateway"], secrets)

@@ -124,9 +124,9 @@ async def test_plain_http_only_to_listed_private_targets() -> None:
         await check_target("http://hooks.example.org/h", LOOPBACK_ALLOWED, answers("8.8.8.8"))
     assert "https" in refused.value.detail
     await check_target("https://hooks.example.org/h", LOOPBACK_ALLOWED, answers("8.8.8.8"))
-    await check_target("http://hooks.internal/h", LOOPBACK_ALLOWED, answers("127.0.0.5"))
+    await check_target("http://hooks.invalid/h", LOOPBACK_ALLOWED, answers("127.0.0.5"))
     with pytest.raises(InvalidInput):  # one public answer is enough to need TLS
-        await check_target("http://hooks.internal/h", LOOPBACK_ALLOWED,
+        await check_target("http://hooks.invalid/h", LOOPBACK_ALLOWED,
                            answers("127.0.0.5", "8.8.8.8"))
     plain = LOOPBACK_ALLOWED.for_scheme("http")
     assert plain.allows("127.0.0.5") and not plain.allows("8.8.8.8")
