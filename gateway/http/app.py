@@ -1,7 +1,6 @@
 """The aiohttp application factory. Builds no adapters: it is handed services."""
 
 import logging
-import time
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -22,6 +21,7 @@ from gateway.http import (
     routes_privacy,
     routes_webhooks,
 )
+from gateway.http.access_log import timed
 from gateway.http.background import JOBS, BackgroundJobs, close_jobs
 from gateway.http.csrf import Csrf
 from gateway.http.forwarded import forwarded_middleware
@@ -36,25 +36,9 @@ log = logging.getLogger("gateway.http")
 
 @web.middleware
 async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Our own access log: method, route pattern, status, time. Never the client IP (only
-    the security log may hold one), never query strings or headers."""
-    started = time.monotonic()
-    status = 500
-    try:
-        resp = await handler(request)
-        status = resp.status
-        return resp
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        resource = request.match_info.route.resource
-        pattern = resource.canonical if resource is not None else "-"
-        elapsed = time.monotonic() - started
-        log.info("%s %s %d %.1fms", request.method, pattern, status, elapsed * 1000)
-        observe = request.app[SERVICES].observe
-        if observe is not None:
-            observe(request.method, pattern, status, elapsed)
+    """Our own access log (`access_log.timed`); the client IP only ever goes to the
+    security log."""
+    return await timed(request, handler, log, request.app[SERVICES].observe)
 
 
 def create_ops_app(services: HttpServices) -> web.Application:

@@ -2,7 +2,6 @@
 
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,6 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from gateway.domain.errors import DomainError, InvalidInput
+from gateway.http.access_log import timed
 from gateway.http.client_ip import client_ip
 from gateway.http.forms import read_form
 from gateway.http.problems import Handler
@@ -128,19 +128,6 @@ async def html_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 @web.middleware
 async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Method, route pattern, status, time; like the public listener's log, never the
-    client address, query strings or headers (who did what is in the staff log)."""
-    started = time.monotonic()
-    status = 500
-    try:
-        resp = await handler(request)
-        status = resp.status
-        return resp
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        resource = request.match_info.route.resource
-        pattern = resource.canonical if resource is not None else "-"
-        log.info("%s %s %d %.1fms", request.method, pattern, status,
-                 (time.monotonic() - started) * 1000)
+    """Like the public listener's log (`access_log.timed`); who did what is in the staff
+    log."""
+    return await timed(request, handler, log)
