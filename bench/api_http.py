@@ -102,7 +102,7 @@ async def measure(db: str, seconds: float, repeats: int, tmp: Path) -> tuple[Loa
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip()
         await add_account(env, "acc_bench")
-        gateway = GatewayProcess(env, tmp / f"gateway-{db}.log").start()
+        gateway = await GatewayProcess(env, tmp / f"gateway-{db}.log").start()
         bare = subprocess.Popen([sys.executable, "-c", BARE, str(bare_port)])  # noqa: ASYNC220
         try:
             wait_port(bare_port)
@@ -136,7 +136,7 @@ async def measure(db: str, seconds: float, repeats: int, tmp: Path) -> tuple[Loa
         finally:
             bare.terminate()
             bare.wait(10)
-            gateway.stop()
+            await gateway.stop()
 
 
 async def add_account(env: dict[str, str], account_id: str) -> None:

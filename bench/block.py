@@ -82,7 +82,7 @@ async def run(db: str, n: int, tmp: Path) -> dict[str, Any]:
             assert created.returncode == 0, created.stderr
             key = created.stdout.strip()
             accounts = await add_accounts(env, n)
-            gateway = GatewayProcess(env, tmp / f"gateway-{db}.log").start()
+            gateway = await GatewayProcess(env, tmp / f"gateway-{db}.log").start()
             hooks = Hooks()
             app = web.Application()
             app.router.add_post("/hooks", hooks.handle)
@@ -94,7 +94,7 @@ async def run(db: str, n: int, tmp: Path) -> dict[str, Any]:
                 return await measure(gateway, node, key, accounts, hooks, hook_port, n)
             finally:
                 await runner.cleanup()
-                gateway.stop()
+                await gateway.stop()
                 locked = "database is locked" in gateway.log()
                 if locked:
                     print(f"# {db}: 'database is locked' in the gateway log")

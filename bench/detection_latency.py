@@ -100,7 +100,7 @@ async def measure(node: LitecoinRegtest, tmp: Path, blocks: int, zmq: bool) -> l
                           "invoices:write", "--scope", "invoices:read", "--scope",
                           "webhooks:manage")
         key = created.stdout.strip()
-        gateway = GatewayProcess(env, tmp / f"gateway-{'zmq' if zmq else 'poll'}.log").start()
+        gateway = await GatewayProcess(env, tmp / f"gateway-{'zmq' if zmq else 'poll'}.log").start()
         try:
             async with aiohttp.ClientSession() as http:
                 api = Api(gateway.base, http)
@@ -127,7 +127,7 @@ async def measure(node: LitecoinRegtest, tmp: Path, blocks: int, zmq: bool) -> l
                     if round_no:
                         latencies.append(max(got - mined, 0.0))
         finally:
-            gateway.stop()
+            await gateway.stop()
             await receiver.stop()
             if publisher is not None:
                 publisher.close()

@@ -64,7 +64,7 @@ from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
 from gateway.services.legal import LegalRegisterService
 from gateway.services.policy_notices import PolicyNoticeService
-from gateway.services.ports import RateProvider, UnitOfWorkFactory
+from gateway.services.ports import RateProvider, UnitOfWork, UnitOfWorkFactory
 from gateway.services.privacy import PrivacyService
 from gateway.services.rates import CountedRates, MedianRates, PreferFixed
 from gateway.services.reconcile import ReconcileService
@@ -169,6 +169,7 @@ class Gateway:
     cipher: FieldCipher
     chains: ChainDirectory
     services: Services
+    make_uow: UnitOfWorkFactory  # what the services use: an `Overrides.uow` if injected
     worker: DeliveryWorker
     rates_http: LazySession
     metrics: Metrics
@@ -177,14 +178,8 @@ class Gateway:
     allocator: AsyncEngine | None = None  # PostgreSQL: derivation indexes' own pool
     changes: ChangeHub = field(default_factory=ChangeHub)
 
-    def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, self.cipher, self.worker.wake, clock=self.clock,
-                             mail_index=BlindIndex(self.keys.index), on_mail=self._wake_mail,
-                             allocator=self.allocator, on_change=self.changes.publish)
-
-    def _wake_mail(self) -> None:
-        if self.mail is not None:
-            self.mail.wake()
+    def uow(self) -> UnitOfWork:
+        return self.make_uow()
 
     async def chain_status(self, tip_timeout: float) -> dict[str, dict[str, Any]]:
         """Per coin: the node's tip, the height processed (the stored cursor of its feed,
@@ -491,7 +486,7 @@ def build(settings: Settings, clock: Clock = utcnow,
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,
                    metrics=metrics, passwords=passwords, mail=sender, allocator=allocator,
-                   changes=changes)
+                   changes=changes, make_uow=uow)
 
 
 def _ledger(settings: Settings) -> FileDeletionLedger | None:

@@ -4,6 +4,7 @@ IP addresses, API keys, webhook secrets and JWTs are masked before any handler s
 import logging
 import re
 import sys
+from typing import IO
 
 _PATTERNS = [
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "<email>"),
@@ -60,11 +61,20 @@ class MalformedRequestFilter(logging.Filter):
 
 
 def configure(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    """The process's logging: one redacting handler on stderr replaces any other."""
+    logging.getLogger().handlers[:] = []
+    attach(sys.stderr, level)
+
+
+def attach(stream: IO[str], level: str = "INFO") -> logging.Handler:
+    """Add a redacting handler writing to `stream` beside any handlers already there (a
+    gateway run inside a test process keeps the test runner's own); returns it, for
+    `logging.getLogger().removeHandler`."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.addHandler(handler)
     root.setLevel(level)
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, MalformedRequestFilter) for f in server.filters):
@@ -73,3 +83,4 @@ def configure(level: str = "INFO") -> None:
     # drivers log statements with their parameters at DEBUG; never let them.
     for name in ("aiohttp.access", "aiosqlite", "asyncpg", "sqlalchemy", "asyncio"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    return handler

@@ -8,7 +8,7 @@ import pytest
 # bitcoinlib writes its data directory on first import; keep it out of $HOME.
 os.environ.setdefault("BCL_DATA_DIR", tempfile.mkdtemp(prefix="bitcoinlib-"))
 
-from tests.support.databases import fresh_database
+from tests.support.databases import drop_templates, fresh_database
 from tests.support.nodes import Anvil, LitecoinRegtest
 
 DB_KINDS = ["sqlite", "postgresql"]
@@ -30,7 +30,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
+def _database_templates() -> Iterator[None]:
+    yield
+    drop_templates()
+
+
+# Nodes live for the whole session (per xdist worker): tests are kept apart by their own
+# databases, xpubs and addresses, not by a fresh chain. A test that stops a node starts it
+# again before it ends; one that invalidates blocks mines past them.
+@pytest.fixture(scope="session")
 def litecoin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LitecoinRegtest]:
     """A real Litecoin Core regtest node. Fails (never skips) when litecoind is missing."""
     node = LitecoinRegtest(tmp_path_factory.mktemp("litecoin")).start()
@@ -42,7 +51,7 @@ def litecoin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LitecoinRegte
         node.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
     """A real anvil node, automine off. Fails (never skips) when anvil is missing."""
     node = Anvil(tmp_path_factory.mktemp("anvil")).start()

@@ -13,7 +13,10 @@ import pytest
 from tests.support.databases import fresh_database
 from tests.support.inbox import inbox  # noqa: F401  (a fixture for every e2e module)
 from tests.support.nodes import LitecoinRegtest, free_port
-from tests.support.stack import Api, GatewayProcess, Receiver, gateway_env, run_cli
+from gateway.bootstrap import build
+from gateway.config import load
+from tests.support.inprocess import InProcessGateway
+from tests.support.stack import Api, GatewayProcess, Receiver, gateway_env
 
 # `make test` runs the e2e and reliability suites once on SQLite and once on PostgreSQL.
 DEFAULT_DB = os.environ.get("GATEWAY_TEST_DATABASE", "sqlite")
@@ -21,7 +24,7 @@ DEFAULT_DB = os.environ.get("GATEWAY_TEST_DATABASE", "sqlite")
 
 @dataclass
 class Stack:
-    gateway: GatewayProcess
+    gateway: InProcessGateway | GatewayProcess
     api: Api
     key: str
     receiver: Receiver
@@ -115,35 +118,48 @@ class Stack:
 
 
 StackFactory = Callable[..., Awaitable[Stack]]
+SCOPES = ("invoices:write", "invoices:read", "personal_data:read", "webhooks:manage",
+          "events:read")
+
+
+async def _provisioning_key(env: dict[str, str]) -> str:
+    """The API key a provisioning system holds, made as `gateway apikey create` does."""
+    gw = build(load(None, env))
+    try:
+        key = (await gw.services.api_keys.create("provisioning", list(SCOPES))).secret
+    finally:
+        await gw.aclose()
+    assert key.startswith("gk_")
+    return key
 
 
 @pytest.fixture
 async def make_stack(
-    litecoin: LitecoinRegtest, tmp_path: Path
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[StackFactory]:
+    """A whole gateway on a fresh database (a copy of the migrated template) following the
+    session's litecoind, a webhook receiver and an API key. The gateway runs in this
+    process (`InProcessGateway`: the real application on a real socket); `process=True`
+    runs `gateway serve` as a process instead, for what only a process shows (SIGKILL,
+    exit codes)."""
     stacks: list[Stack] = []
-    processes: list[GatewayProcess] = []
+    gateways: list[InProcessGateway | GatewayProcess] = []
     receivers: list[Receiver] = []
     cleanups: contextlib.ExitStack = contextlib.ExitStack()
     http = aiohttp.ClientSession()
 
     async def make(db: str = DEFAULT_DB, script: list[Any] | None = None,
                    event_types: list[str] | None = None, register_endpoint: bool = True,
-                   **env_extra: str) -> Stack:
-        db_url = cleanups.enter_context(fresh_database(db, tmp_path, migrate=False))
+                   process: bool = False, **env_extra: str) -> Stack:
+        litecoin: LitecoinRegtest = request.getfixturevalue("litecoin")
+        db_url = cleanups.enter_context(fresh_database(db, tmp_path))
         env = gateway_env(db_url, litecoin, free_port(), **env_extra)
-        upgraded = run_cli(env, "db", "upgrade")
-        assert upgraded.returncode == 0, upgraded.stderr
-        created = run_cli(env, "apikey", "create", "--name", "provisioning",
-                          "--scope", "invoices:write", "--scope", "invoices:read",
-                          "--scope", "personal_data:read", "--scope", "webhooks:manage",
-                          "--scope", "events:read")
-        assert created.returncode == 0, created.stderr
-        key = created.stdout.strip()
-        assert key.startswith("gk_")
-        gateway = GatewayProcess(env, tmp_path / f"gateway-{len(processes)}.log")
-        processes.append(gateway)  # stopped at teardown even if the rest of setup fails
-        gateway.start()
+        key = await _provisioning_key(env)
+        log_path = tmp_path / f"gateway-{len(gateways)}.log"
+        gateway: InProcessGateway | GatewayProcess = (
+            GatewayProcess(env, log_path) if process else InProcessGateway(env, log_path))
+        gateways.append(gateway)  # stopped at teardown even if the rest of setup fails
+        await gateway.start()
         receiver = await Receiver(script=list(script or [])).start()
         receivers.append(receiver)
         api = Api(gateway.base, http)
@@ -160,8 +176,8 @@ async def make_stack(
     try:
         yield make
     finally:
-        for process in processes:
-            process.stop()
+        for gateway in gateways:
+            await gateway.stop()
         for receiver in receivers:
             await receiver.stop()
         await http.close()

@@ -39,7 +39,7 @@ async def test_profile_correction_reencrypts_the_personal_fields(
     assert me["email"] == "before@example.org"  # the refused changes changed nothing
 
     if stack.db_url.startswith("sqlite"):
-        stack.gateway.stop()
+        await stack.gateway.stop()
         raw = stack.raw_database()
         for plain in (b"before@example.org", b"Jane Roe",
                       b"Roe Hosting AG"):

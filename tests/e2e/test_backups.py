@@ -55,7 +55,7 @@ async def test_backup_restores_identical_rows_and_hides_everything(
     for plain in (email.encode(), b"Backup Person", b"SQLite format 3", b"PGDMP",
                   invoice["id"].encode(), b"127.0.0.1"):
         assert plain not in raw
-    stack.gateway.stop()
+    await stack.gateway.stop()
     source = await every_row(stack.db_url)
     assert source["payments"] and source["events"] and source["security_log"]
 

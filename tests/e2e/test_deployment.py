@@ -173,7 +173,7 @@ async def test_running_it_for_real_behind_nginx(
                               "GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{metrics_port}"},
                              tmp_path / "gateway.log")
     try:
-        gateway.start()
+        await gateway.start()
         # Step 7: nginx -t, then nginx (foreground, on loopback ports).
         tested = nginx.check()
         assert tested.returncode == 0, tested.stderr
@@ -187,7 +187,7 @@ async def test_running_it_for_real_behind_nginx(
         await through_nginx(tmp_path, public, key, nginx, litecoin, env, gateway)
     finally:
         nginx.stop()
-        gateway.stop()
+        await gateway.stop()
     log = gateway.log()
     assert key not in log and "Traceback" not in log
 

@@ -163,7 +163,7 @@ async def test_reconciliation_finds_every_kind_of_disagreement(
 
     true_amount = await amount_of(stack, altered_tx)
     await set_amount(stack, altered_tx, true_amount - 1)
-    stack.gateway.stop()  # the watcher is down from here on
+    await stack.gateway.stop()  # the watcher is down from here on
     node.rpc("invalidateblock", orphaned_block)
     unrecorded_tx = node.send(unrecorded["address"], unrecorded["amount_due"])
     node.mine(1)
@@ -178,7 +178,7 @@ async def test_reconciliation_finds_every_kind_of_disagreement(
 
     # Once the watcher has caught up and the record is corrected, all agrees again.
     await set_amount(stack, altered_tx, true_amount)
-    stack.gateway.start()
+    await stack.gateway.start()
     await stack.until(unrecorded["id"], lambda d: bool(d["payments"]), "the missed payment")
     await stack.until(orphaned["id"], lambda d: all(p["confirmations"] == 1
                                                     for p in d["payments"]), "re-mined")

@@ -77,7 +77,7 @@ async def test_signup_invoice_payment_settles_and_activates(
     assert len(stack.receiver.of_type("account.activated")) == 1
 
     if db == "sqlite":
-        stack.gateway.stop()
+        await stack.gateway.stop()
         raw = stack.raw_database()
         assert email.encode() not in raw and email.lower().encode() not in raw
     assert await stack.scalar("SELECT count(*) FROM payments WHERE txid = :t", t=txid) == 1

@@ -125,9 +125,9 @@ async def test_objection_to_optional_processing_is_honoured_by_the_notice_sender
     assert (await stack.api.ok("GET", "/v1/me/optional-processing",
                                token=form_token))["objected"] is True
 
-    stack.gateway.stop()
+    await stack.gateway.stop()
     stack.gateway.env["GATEWAY_PRIVACY__POLICY_VERSION"] = "2026-12-01"
-    stack.gateway.start()
+    await stack.gateway.start()
     summary = stack.tmp / "summary.txt"
     summary.write_text("A newsletter-like optional notice.\n")
     env = stack.gateway.env

@@ -167,7 +167,7 @@ async def test_paid_in_time_while_the_gateway_was_down_is_not_late(
     unmined = await new_invoice(stack, "down-unmined")
     expires = datetime.fromisoformat(on_time["expires_at"])
 
-    stack.gateway.stop()
+    await stack.gateway.stop()
     node.send(on_time["address"], str(DUE))
     [paid_block] = node.mine(1)
     assert datetime.fromtimestamp(node.rpc("getblockheader", paid_block)["time"], UTC) < (
@@ -185,7 +185,7 @@ async def test_paid_in_time_while_the_gateway_was_down_is_not_late(
     while datetime.now(UTC) <= datetime.fromisoformat(unmined["expires_at"]):
         await asyncio.sleep(0.2)  # all three expire while the gateway is down
 
-    stack.gateway.start()
+    await stack.gateway.start()
     await stack.until(on_time["id"], lambda d: d["status"] in ("processing", "settled")
                       and len(d["payments"]) == 1, "the payment found after restart")
     await stack.until(late["id"], status("expired", "paid_late"), "late stays late")

@@ -37,9 +37,9 @@ async def test_policy_change_reaches_everyone_once_even_when_interrupted(
     assert run_cli(stack.gateway.env, "retention", "run").returncode == 0
 
     # The operator publishes the new version, then announces it.
-    stack.gateway.stop()
+    await stack.gateway.stop()
     stack.gateway.env["GATEWAY_PRIVACY__POLICY_VERSION"] = NEW
-    stack.gateway.start()
+    await stack.gateway.start()
     summary = stack.tmp / "summary.txt"
     summary.write_text("We now keep security logs for 14 days instead of 30.\n")
     env = stack.gateway.env

@@ -44,13 +44,13 @@ def db_url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def test_gateway_moves_to_a_new_port_when_its_port_is_taken(
+async def test_gateway_moves_to_a_new_port_when_its_port_is_taken(
     db_url: str, litecoin: LitecoinRegtest, tmp_path: Path, impostor: int
 ) -> None:
     env = gateway_env(db_url, litecoin, impostor)
     gateway = GatewayProcess(env, tmp_path / "gateway.log")
     try:
-        gateway.start()
+        await gateway.start()
         assert gateway.port != impostor
         assert env["GATEWAY_SERVER__PORT"] == str(gateway.port)
         assert env["GATEWAY_SERVER__PUBLIC_URL"] == f"http://127.0.0.1:{gateway.port}"
@@ -60,38 +60,38 @@ def test_gateway_moves_to_a_new_port_when_its_port_is_taken(
         assert f"--- gateway serve on port {impostor} ---" in first
         assert "address already in use" in first.lower()
     finally:
-        gateway.stop()
+        await gateway.stop()
 
 
-def test_a_restarted_gateway_keeps_its_port_and_says_so_when_it_is_taken(
+async def test_a_restarted_gateway_keeps_its_port_and_says_so_when_it_is_taken(
     db_url: str, litecoin: LitecoinRegtest, tmp_path: Path
 ) -> None:
     gateway = GatewayProcess(gateway_env(db_url, litecoin, free_port()),
                              tmp_path / "gateway.log")
     try:
-        gateway.start()
+        await gateway.start()
         port = gateway.port
-        gateway.kill()
+        await gateway.kill()
         with socket.socket() as holder:
             holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
             holder.bind(("127.0.0.1", port))
             holder.listen()
             with pytest.raises(RuntimeError, match=f"port {port} is taken"):
-                gateway.start(timeout=20)
+                await gateway.start(timeout=20)
         assert gateway.port == port  # clients hold its URL; it did not move
-        gateway.start()
+        await gateway.start()
         assert gateway.port == port
     finally:
-        gateway.stop()
+        await gateway.stop()
 
 
-def test_gateway_that_fails_otherwise_shows_the_tail_of_its_log(
+async def test_gateway_that_fails_otherwise_shows_the_tail_of_its_log(
     db_url: str, litecoin: LitecoinRegtest, tmp_path: Path
 ) -> None:
     env = gateway_env(db_url, litecoin, free_port(), GATEWAY_COINS__LTC__XPUB="xpub-nonsense")
     gateway = GatewayProcess(env, tmp_path / "gateway.log")
     with pytest.raises(RuntimeError) as failed:
-        gateway.start()
+        await gateway.start()
     message = str(failed.value)
     assert "gateway exited 2" in message
     assert "coins.LTC.xpub" in message

@@ -72,7 +72,7 @@ async def test_totp_and_recovery_codes(make_stack: StackFactory) -> None:
     if stack.db_url.startswith("sqlite"):
         started = await stack.api.ok("POST", "/v1/me/totp", pw, token)  # pending secret
         stack.secrets.add(started["secret"])
-        stack.gateway.stop()
+        await stack.gateway.stop()
         raw = stack.raw_database()
         assert started["secret"].encode() not in raw and secret.encode() not in raw
         assert not any(c.encode() in raw for c in recovery)

@@ -30,8 +30,8 @@ async def test_300_payments_50_blocks_10_kills(make_stack: StackFactory) -> None
     txids: dict[str, str] = {}
 
     def kill_and_restart() -> None:
-        stack.gateway.kill()
-        stack.gateway.start(timeout=60)
+        await stack.gateway.kill()
+        await stack.gateway.start(timeout=60)
 
     for r in range(BLOCKS):
         batch = invoices[r * per_block:(r + 1) * per_block]

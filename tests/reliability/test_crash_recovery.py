@@ -19,10 +19,10 @@ async def test_sigkill_between_broadcast_and_confirmation(
     txid = stack.node.send(invoice["address"], invoice["amount_due"])
     if seen_before_kill:
         await stack.wait_status(invoice["id"], "processing")
-    stack.gateway.kill()
+    await stack.gateway.kill()
 
     stack.node.mine(4)  # confirmed while the gateway is down
-    stack.gateway.start()
+    await stack.gateway.start()
     settled = await stack.wait_status(invoice["id"], "settled")
     assert [p["txid"] for p in settled["payments"]] == [txid]
 
@@ -57,8 +57,8 @@ async def test_events_committed_before_a_crash_are_delivered_after_restart(
             "SELECT count(*) FROM deliveries WHERE attempts >= 1 AND status = 'pending'"):
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
-    stack.gateway.kill()
-    stack.gateway.start()
+    await stack.gateway.kill()
+    await stack.gateway.start()
     delivery = await stack.receiver.wait_for("account.created")
     ids = {a.headers["webhook-id"] for a in stack.receiver.attempts}
     assert len(ids) == 1 and delivery.headers["webhook-id"] in ids

@@ -74,12 +74,12 @@ async def cluster(
     receiver = await Receiver().start()
     try:
         for p in processes:
-            p.start()
+            await p.start()
         yield Cluster(pg_url, env, processes, created.stdout.strip(), http, receiver,
                       {created.stdout.strip()})
     finally:
         for p in processes:
-            p.stop()
+            await p.stop()
         await receiver.stop()
         await http.close()
 
@@ -153,7 +153,7 @@ async def test_watcher_failover_with_300_paid_invoices(
                                   for inv in invoices}, wallet=litecoin.wallet)
     await asyncio.sleep(1.0)
     killed_at = time.time()
-    cluster.processes[leader].kill()
+    await cluster.processes[leader].kill()
     litecoin.mine(3)
 
     deadline = time.monotonic() + 20

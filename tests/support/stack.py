@@ -109,7 +109,24 @@ class GatewayProcess:
         """Where the application is mounted: the URL plus any configured path prefix."""
         return self.url + self.env.get("GATEWAY_SERVER__PATH_PREFIX", "")
 
-    def start(self, timeout: float = 30) -> "GatewayProcess":
+    async def start(self, timeout: float = 30) -> "GatewayProcess":
+        """Start and wait for /healthz, in a thread: the test's loop (its webhook
+        receiver, its SMTP server) keeps running meanwhile."""
+        await asyncio.to_thread(self._start, timeout)
+        return self
+
+    async def stop(self) -> None:
+        """SIGTERM, and wait for the exit (SIGKILL after 15 s)."""
+        await asyncio.to_thread(self._stop)
+
+    async def kill(self) -> None:
+        await asyncio.to_thread(self._kill)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _start(self, timeout: float) -> None:
         for attempt in range(1, self.START_ATTEMPTS + 1):
             try:
                 self._start_once(timeout)
@@ -122,7 +139,7 @@ class GatewayProcess:
                 self._move_to(free_port())
                 continue
             self.started = True
-            return self
+            return
         raise AssertionError("unreachable")
 
     def _move_to(self, port: int) -> None:
@@ -163,17 +180,17 @@ class GatewayProcess:
             if _listening_pid_owns(self.proc.pid, self.port):
                 return
             time.sleep(0.1)  # something else answers on this port; ours will exit
-        self.stop()  # never leave a half-started gateway behind
+        self._stop()  # never leave a half-started gateway behind
         raise RuntimeError(f"gateway did not become healthy in {timeout:.0f}s; last lines of "
                            f"{self.log_path}:\n{_tail(self._log_since(offset))}")
 
-    def kill(self) -> None:
+    def _kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
         self.proc = None
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         if self.proc is None:
             return
         self.proc.send_signal(signal.SIGTERM)
