@@ -10,12 +10,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.databases import fresh_database
-from tests.support.inbox import inbox  # noqa: F401  (a fixture for every e2e module)
-from tests.support.nodes import LitecoinRegtest, free_port
 from gateway.bootstrap import build
 from gateway.config import load
+from tests.support.databases import fresh_database
+from tests.support.inbox import inbox  # noqa: F401  (a fixture for every e2e module)
 from tests.support.inprocess import InProcessGateway
+from tests.support.nodes import LitecoinRegtest, free_port
 from tests.support.stack import Api, GatewayProcess, Receiver, gateway_env
 
 # `make test` runs the e2e and reliability suites once on SQLite and once on PostgreSQL.
