@@ -16,12 +16,23 @@ DB_KINDS = ["sqlite", "postgresql"]
 pytest_plugins = ["tests.support.monero_fixtures"]
 
 
+NODE_FIXTURES = {"litecoin", "anvil", "monero", "make_stack"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Every test carries exactly one layer marker, taken from its folder.
     for item in items:
+        # Every test carries exactly one layer marker, taken from its folder.
         layer = Path(str(item.fspath)).parent.name
         if layer in ("unit", "contract", "integration", "e2e", "reliability"):
             item.add_marker(getattr(pytest.mark, layer))
+        # What it needs beyond the process: a real node (directly, through the contract
+        # driver it is run with, or through the e2e stack), PostgreSQL (a parameter).
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if names & NODE_FIXTURES or params.get("driver", "fake") != "fake":
+            item.add_marker(pytest.mark.node)
+        if "postgresql" in params.values() or "postgresql" in item.name:
+            item.add_marker(pytest.mark.postgresql)
 
 
 @pytest.fixture(params=DB_KINDS)

@@ -176,11 +176,11 @@ async def make_stack(
     try:
         yield make
     finally:
+        await http.close()  # first: an open event stream would hold up a graceful stop
         for gateway in gateways:
             await gateway.stop()
         for receiver in receivers:
             await receiver.stop()
-        await http.close()
         cleanups.close()
     # Across every e2e run: no email, password, session token, API key or webhook secret
     # in the gateway's own output (it runs at DEBUG level).

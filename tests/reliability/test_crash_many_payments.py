@@ -18,7 +18,7 @@ async def test_300_payments_50_blocks_10_kills(make_stack: StackFactory) -> None
     rng = random.Random()
     seed = rng.randrange(2**32)
     rng.seed(seed)  # printed on failure, to replay the same moments
-    stack = await make_stack()
+    stack = await make_stack(process=True)  # SIGKILL
     node = stack.node
     accounts = [await stack.signup(f"crash-{i}@example.org") for i in range(ACCOUNTS)]
     invoices = [await stack.invoice(accounts[i % ACCOUNTS]["id"]) for i in range(PAYMENTS)]
@@ -29,14 +29,14 @@ async def test_300_payments_50_blocks_10_kills(make_stack: StackFactory) -> None
              for r in rng.sample(range(BLOCKS), KILLS)}
     txids: dict[str, str] = {}
 
-    def kill_and_restart() -> None:
+    async def kill_and_restart() -> None:
         await stack.gateway.kill()
         await stack.gateway.start(timeout=60)
 
     for r in range(BLOCKS):
         batch = invoices[r * per_block:(r + 1) * per_block]
         if kills.get(r) == "before":
-            await asyncio.to_thread(kill_and_restart)
+            await kill_and_restart()
         if r % 2:  # one transaction paying the whole batch
             txid = node.rpc("sendmany", "", {i["address"]: i["amount_due"] for i in batch},
                             wallet=node.wallet)
@@ -46,11 +46,11 @@ async def test_300_payments_50_blocks_10_kills(make_stack: StackFactory) -> None
                 txids[invoice["id"]] = node.send(invoice["address"], invoice["amount_due"])
         await asyncio.sleep(rng.uniform(0, 0.4))
         if kills.get(r) == "paid":
-            await asyncio.to_thread(kill_and_restart)
+            await kill_and_restart()
         node.mine(1)
         if kills.get(r) == "mined":
             await asyncio.sleep(rng.uniform(0, 0.3))
-            await asyncio.to_thread(kill_and_restart)
+            await kill_and_restart()
         await asyncio.sleep(rng.uniform(0, 0.2))
     node.mine(3)  # the last batch reaches 3 confirmations
 

@@ -13,7 +13,7 @@ from tests.e2e.conftest import StackFactory
 async def test_sigkill_between_broadcast_and_confirmation(
     make_stack: StackFactory, seen_before_kill: bool
 ) -> None:
-    stack = await make_stack()
+    stack = await make_stack(process=True)  # SIGKILL
     account = await stack.signup(f"crash-{seen_before_kill}@example.org")
     invoice = await stack.invoice(account["id"])
     txid = stack.node.send(invoice["address"], invoice["amount_due"])
@@ -47,7 +47,7 @@ async def test_events_committed_before_a_crash_are_delivered_after_restart(
 ) -> None:
     # The receiver is down (500) when the event is written; the gateway is killed with the
     # delivery pending; the pending retry survives in the database.
-    stack = await make_stack(script=[500], event_types=["account.created"])
+    stack = await make_stack(script=[500], event_types=["account.created"], process=True)
     await stack.signup("outbox@example.org")
     # Kill once the failed attempt is recorded and its retry is pending in the database.
     # (Killed before that, the delivery stays leased for a minute: the mid-flight case,

@@ -91,6 +91,7 @@ async def client(n: int, base: str, key: str, owner: str, tally: Tally,
 async def test_mixed_load_with_a_busy_block(make_stack: StackFactory, db: str) -> None:
     stack = await make_stack(
         db, register_endpoint=False,
+        process=True,  # the load comes from this process: the gateway has its own
         GATEWAY_SERVER__LOG_LEVEL="INFO",
         GATEWAY_SECURITY__SIGNUP_PER_IP_PER_HOUR="100000",
         GATEWAY_SECURITY__LOGIN_PER_IP_PER_MINUTE="100000",

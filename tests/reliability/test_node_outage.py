@@ -17,7 +17,7 @@ async def readiness(stack: Stack) -> tuple[int, dict[str, Any]]:
 
 
 async def test_node_stopped_for_30_seconds(make_stack: StackFactory) -> None:
-    stack = await make_stack()
+    stack = await make_stack(process=True)  # the process survives the outage
     node = stack.node
     account = await stack.signup("outage@example.org")
     status, doc = await readiness(stack)

@@ -1,17 +1,24 @@
-"""`gateway serve` inside the test's own process and event loop.
+"""`gateway serve` inside the test's own process, on an event loop of its own.
 
 What `gateway serve` runs is `build(settings)` and `build_app(gw)` (whose cleanup context
 starts the operations and staff listeners and every background task: watchers, delivery
 worker, sweeper, retention, billing, backups, mail). This class runs exactly that on a
 real loopback socket, so a test talks HTTP to the real application, but starts in
-milliseconds instead of seconds and can inject a clock or followers (`Overrides`). What
-only a process shows (start-up checks, SIGTERM, SIGKILL, TLS from the command line) stays
-with `GatewayProcess`, which has the same interface."""
+milliseconds instead of seconds and can inject a clock or followers (`Overrides`).
 
+The gateway's loop runs in a thread of its own, as it would in a process of its own: a
+test that blocks its own loop (a CLI command through `subprocess.run`, a Selenium call,
+schemathesis) must not freeze the server it is talking to. What only a process shows
+(start-up checks, SIGTERM, SIGKILL, TLS from the command line) stays with
+`GatewayProcess`, which has the same interface."""
+
+import asyncio
 import logging
 import socket
+import threading
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 from aiohttp import web
 
@@ -19,6 +26,12 @@ from gateway import logs
 from gateway.bootstrap import Gateway, Overrides, build, build_app
 from gateway.config import load
 from tests.support.nodes import free_port
+
+T = TypeVar("T")
+# The loggers of the gateway's own code; any other record reaches this gateway's log only
+# when it was written on the gateway's own thread (aiohttp's server, say), never the test's
+# (Selenium logs the passwords it types).
+OWN_LOGGERS = ("gateway", "chains", "webhooks")
 
 
 class InProcessGateway:
@@ -34,6 +47,8 @@ class InProcessGateway:
         self._stream: IO[str] | None = None
         self._level = logging.WARNING
         self.started = False  # once up, clients know its URL: a restart keeps the port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -58,20 +73,68 @@ class InProcessGateway:
         assert self._runner is None, "already running"
         sock = self._bind()
         self._open_log()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever,
+                                        name=f"gateway-{self.port}", daemon=True)
+        self._thread.start()
         try:
-            settings = load(None, self.env)
-            self.gw = build(settings, overrides=self.overrides)
-            await self.gw.check_schema()
-            runner = web.AppRunner(build_app(self.gw), access_log=None)
-            await runner.setup()  # the cleanup context: listeners and background tasks
-            self._runner = runner
-            await web.SockSite(runner, sock).start()
+            await asyncio.wait_for(self._there(self._serve(sock)), timeout)
         except BaseException:
             sock.close()
             await self.stop()
             raise
         self.started = True
         return self
+
+    async def _serve(self, sock: socket.socket) -> None:
+        settings = load(None, self.env)
+        self.gw = build(settings, overrides=self.overrides)
+        await self.gw.check_schema()
+        runner = web.AppRunner(build_app(self.gw), access_log=None)
+        await runner.setup()  # the cleanup context: listeners and background tasks
+        self._runner = runner
+        await web.SockSite(runner, sock).start()
+
+    async def _there(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the gateway's loop; wait for it on the caller's."""
+        assert self._loop is not None
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    async def stop(self) -> None:
+        """As SIGTERM does: background tasks cancelled and awaited, listeners closed."""
+        try:
+            if self._loop is not None:
+                await self._there(self._shutdown())
+        finally:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+            if loop is not None and thread is not None:
+                loop.call_soon_threadsafe(loop.stop)
+                await asyncio.to_thread(thread.join, 30)
+                loop.close()
+            self._close_log()
+
+    async def _shutdown(self) -> None:
+        runner, self._runner = self._runner, None
+        try:
+            if runner is not None:
+                await runner.cleanup()
+            elif self.gw is not None:
+                await self.gw.aclose()
+        finally:
+            self.gw = None
+
+    async def kill(self) -> None:
+        raise NotImplementedError("an in-process gateway cannot be killed: "
+                                  "ask make_stack for process=True")
+
+    def log(self) -> str:
+        if self._stream is not None:
+            self._stream.flush()
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def _own(self, record: logging.LogRecord) -> bool:
+        return (record.name.split(".", 1)[0] in OWN_LOGGERS
+                or (self._thread is not None and record.thread == self._thread.ident))
 
     def _bind(self) -> socket.socket:
         """The public socket. Before the first start a port taken by something outside
@@ -93,27 +156,6 @@ class InProcessGateway:
                 self.env["GATEWAY_SERVER__PUBLIC_URL"] = public.replace(old, self.url, 1)
         raise RuntimeError(f"no free port for the gateway after 4 tries (last {self.port})")
 
-    async def stop(self) -> None:
-        """As SIGTERM does: background tasks cancelled and awaited, listeners closed."""
-        runner, self._runner = self._runner, None
-        try:
-            if runner is not None:
-                await runner.cleanup()
-            elif self.gw is not None:
-                await self.gw.aclose()
-        finally:
-            self.gw = None
-            self._close_log()
-
-    async def kill(self) -> None:
-        raise NotImplementedError("an in-process gateway cannot be killed: "
-                                  "ask make_stack for process=True")
-
-    def log(self) -> str:
-        if self._stream is not None:
-            self._stream.flush()
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
     def _open_log(self) -> None:
         # The same redacting handler `gateway serve` installs, at the level it is
         # configured with; appended across restarts like the process's log.
@@ -122,6 +164,7 @@ class InProcessGateway:
         self._level = root.level
         self._handler = logs.attach(self._stream, self.env.get("GATEWAY_SERVER__LOG_LEVEL",
                                                                "INFO"))
+        self._handler.addFilter(self._own)
 
     def _close_log(self) -> None:
         if self._handler is not None:
