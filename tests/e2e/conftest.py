@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.bootstrap import build
+from gateway.bootstrap import Overrides, build
 from gateway.config import load
 from tests.support.databases import fresh_database
 from tests.support.inbox import inbox  # noqa: F401  (a fixture for every e2e module)
@@ -141,7 +141,8 @@ async def make_stack(
     session's litecoind, a webhook receiver and an API key. The gateway runs in this
     process (`InProcessGateway`: the real application on a real socket); `process=True`
     runs `gateway serve` as a process instead, for what only a process shows (SIGKILL,
-    exit codes)."""
+    exit codes). `overrides` (in-process only): a clock, say, so that a test of a schedule
+    moves time instead of waiting for it."""
     stacks: list[Stack] = []
     gateways: list[InProcessGateway | GatewayProcess] = []
     receivers: list[Receiver] = []
@@ -150,14 +151,16 @@ async def make_stack(
 
     async def make(db: str = DEFAULT_DB, script: list[Any] | None = None,
                    event_types: list[str] | None = None, register_endpoint: bool = True,
-                   process: bool = False, **env_extra: str) -> Stack:
+                   process: bool = False, overrides: Overrides | None = None,
+                   **env_extra: str) -> Stack:
         litecoin: LitecoinRegtest = request.getfixturevalue("litecoin")
         db_url = cleanups.enter_context(fresh_database(db, tmp_path))
         env = gateway_env(db_url, litecoin, free_port(), **env_extra)
         key = await _provisioning_key(env)
         log_path = tmp_path / f"gateway-{len(gateways)}.log"
         gateway: InProcessGateway | GatewayProcess = (
-            GatewayProcess(env, log_path) if process else InProcessGateway(env, log_path))
+            GatewayProcess(env, log_path) if process
+            else InProcessGateway(env, log_path, overrides))
         gateways.append(gateway)  # stopped at teardown even if the rest of setup fails
         await gateway.start()
         receiver = await Receiver(script=list(script or [])).start()
