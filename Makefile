@@ -8,7 +8,7 @@ APT_PACKAGES := litecoind monero chromium chromium-driver postgresql-client \
 	nginx tor prometheus systemd
 export BCL_DATA_DIR := $(CURDIR)/var/bitcoinlib
 
-.PHONY: setup demo test lint unit contract bench clean apt postgres
+.PHONY: setup demo test check lint unit contract bench clean apt postgres
 
 setup: apt postgres node_modules/.installed $(VENV)/.installed
 
@@ -51,34 +51,38 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/gateway demo
 
+PYTEST := $(VENV)/bin/pytest -q -p no:cacheprovider
+# Parallel by file: the tests of one module share its fixtures (and each worker its own
+# nodes, started once). Three workers on two cores: most tests wait on sockets and nodes.
+XDIST := -n 3 --dist loadfile
+
 lint: setup
 	$(VENV)/bin/ruff check gateway chains webhooks tests bench
 	$(VENV)/bin/mypy
 
 unit: setup
-	$(VENV)/bin/pytest -m unit -q
+	$(PYTEST) -m unit
 
-# Every chain family through its driver: the fake in memory, UTXO on a real litecoind.
+# Every chain family through its driver: the fake in memory, the real ones on their nodes.
 contract: setup
-	$(VENV)/bin/pytest -m contract -q
+	$(PYTEST) $(XDIST) -m contract
 
-# The whole suite (contract tests included: they touch no database) on SQLite, then the
-# suites that run the gateway again on PostgreSQL (unit and contract tests touch no
-# database; integration tests already run on both).
-# The whole suite on SQLite, and at the same time the e2e and reliability suites on
-# PostgreSQL (they mostly wait on nodes and sockets, so together they take the time of
-# one). Each run has its own temporary directory; either failing, or collecting no test
-# (exit 5), fails the target.
-test: setup lint
-	@tmp=$$(mktemp -d); \
-	GATEWAY_TEST_DATABASE=postgresql $(VENV)/bin/pytest -q -p no:cacheprovider \
-		--basetemp=$$tmp/postgresql -m "e2e or reliability" > $$tmp/postgresql.log 2>&1 & pg=$$!; \
-	echo "--- whole suite on SQLite (e2e and reliability on PostgreSQL run alongside) ---"; \
-	$(VENV)/bin/pytest -q -p no:cacheprovider --basetemp=$$tmp/sqlite; sqlite=$$?; \
-	wait $$pg; postgresql=$$?; \
-	echo "--- e2e and reliability on PostgreSQL ---"; cat $$tmp/postgresql.log; \
-	echo "SQLite run: exit $$sqlite; PostgreSQL run: exit $$postgresql"; \
-	test $$sqlite -eq 0 && test $$postgresql -eq 0 && rm -rf $$tmp
+# The fast gate (at most 90 seconds on a set-up clone): lint, types, and every test that
+# needs neither a real node nor PostgreSQL (unit, contract on the fake family, integration
+# on SQLite, HTTP tests on the fake family).
+check: lint
+	$(PYTEST) $(XDIST) -m "not node and not postgresql and not reliability"
+
+# Everything, the fast gate first (a failure there stops it): then what needs a node or
+# PostgreSQL, with the gateway on SQLite; the tests whose gateway follows
+# GATEWAY_TEST_DATABASE again on PostgreSQL; last the reliability tests (kill, outage,
+# load) on both, alone on the machine, one at a time. pytest's exit 5 (no test collected)
+# fails the target like any failure.
+test: check
+	$(PYTEST) $(XDIST) -m "(node or postgresql) and not reliability"
+	GATEWAY_TEST_DATABASE=postgresql $(PYTEST) $(XDIST) -m "stack_db and not reliability"
+	$(PYTEST) -m reliability
+	GATEWAY_TEST_DATABASE=postgresql $(PYTEST) -m "reliability and stack_db"
 
 # Every benchmark, then one line each: P<n> <name> <measured> <goal> met|not met
 # (docs/benchmarks.md). At most 10 minutes.

@@ -170,6 +170,7 @@ class Gateway:
     chains: ChainDirectory
     services: Services
     make_uow: UnitOfWorkFactory  # what the services use: an `Overrides.uow` if injected
+    sql_uow: Callable[[], SqlUnitOfWork]  # the database's own, which an override may wrap
     worker: DeliveryWorker
     rates_http: LazySession
     metrics: Metrics
@@ -486,7 +487,7 @@ def build(settings: Settings, clock: Clock = utcnow,
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,
                    metrics=metrics, passwords=passwords, mail=sender, allocator=allocator,
-                   changes=changes, make_uow=uow)
+                   changes=changes, make_uow=uow, sql_uow=sql_uow)
 
 
 def _ledger(settings: Settings) -> FileDeletionLedger | None:

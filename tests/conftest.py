@@ -31,8 +31,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if names & NODE_FIXTURES or params.get("driver", "fake") != "fake":
             item.add_marker(pytest.mark.node)
-        if "postgresql" in params.values() or "postgresql" in item.name:
+        if "postgresql" in params.values():
             item.add_marker(pytest.mark.postgresql)
+        # Its gateway runs on the database GATEWAY_TEST_DATABASE names (`make test` runs
+        # these a second time on PostgreSQL).
+        module = getattr(item, "module", None)
+        explicit = {"sqlite", "postgresql"} & {str(v) for v in params.values()}
+        if not explicit and ("make_stack" in names
+                             or getattr(module, "DEFAULT_DB", None) is not None):
+            item.add_marker(pytest.mark.stack_db)
 
 
 @pytest.fixture(params=DB_KINDS)

@@ -9,6 +9,7 @@ with `trace_internal`). All are fixed by the transaction itself, so a payment re
 another block after a reorg keeps its identity and is counted once."""
 
 import asyncio
+import sys
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,14 @@ from chains.base import (
 )
 from chains.hd import receive_key
 from chains.uri import eip681_native, eip681_token
+
+# web3 imports py_ecc, which raises the interpreter's recursion limit to 100,000 for its
+# own pairing arithmetic (never used here). With that limit, C code that recurses per
+# level (json.loads on a deeply nested request body) runs out of stack and the process
+# dies with SIGSEGV instead of raising RecursionError: one unauthenticated request would
+# have stopped every gateway configured with an EVM coin. Back to CPython's default.
+DEFAULT_RECURSION_LIMIT = 1000
+sys.setrecursionlimit(min(sys.getrecursionlimit(), DEFAULT_RECURSION_LIMIT))
 
 TRANSFER_TOPIC = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
 NATIVE_INDEX = 0

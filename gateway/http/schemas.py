@@ -1,6 +1,7 @@
 """Request bodies. Unknown fields are refused so a typo never passes silently."""
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -141,6 +142,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise ClientDisconnected from None
     if not raw:
         raise web.HTTPBadRequest(text="request body is empty; a JSON object is required")
+    if too_deep(raw, MAX_DEPTH):
+        raise web.HTTPBadRequest(
+            text=f"request body nests too deeply (at most {MAX_DEPTH} levels)")
     try:
         data = json.loads(raw)
     except RecursionError:
@@ -154,6 +158,28 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if problem is not None:
         raise web.HTTPBadRequest(text=problem)
     return data
+
+
+# A JSON string (skipped whole: brackets inside it do not nest) or a bracket.
+_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def too_deep(raw: bytes, limit: int) -> bool:
+    """Whether the document nests deeper than `limit`, found before parsing it: the parser
+    recurses once per level in C and is only as safe as the interpreter's recursion
+    limit, which a library may have raised (py_ecc does) past what the stack holds."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # every body of ours: no scan
+    depth = 0
+    for match in _NESTING.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
 
 
 def _check(data: Any) -> str | None:

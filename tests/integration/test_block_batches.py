@@ -82,7 +82,7 @@ async def test_a_new_tip_reads_only_the_invoices_it_can_change(world: World) -> 
         == "settled"
     assert (await world.read(late.record.invoice.id)).record.invoice.status.value \
         == "processing"
-    async with world.gw.uow() as uow:
+    async with world.gw.sql_uow() as uow:
         reaching = await uow.invoices.reaching_depth(("FAK",), 2, 3, 100, world.clock())
     assert reaching == [late.record.invoice.id]  # not the settled one, not every open one
     await world.tracker.block_connected(feed, block(3))

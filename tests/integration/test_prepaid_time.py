@@ -71,7 +71,7 @@ async def pay(world: World, view: Any, amount: int | None = None) -> str:
 
 
 async def account_row(world: World, account_id: str) -> Account:
-    async with world.gw.uow() as uow:
+    async with world.gw.sql_uow() as uow:
         account = await uow.accounts.get(account_id)
     assert account is not None
     return account
@@ -240,7 +240,7 @@ async def test_no_renewal_for_an_account_being_deleted_and_reminders_off(
 
 
 async def _schedule(world: World, account_id: str) -> None:
-    async with world.gw.uow() as uow:
+    async with world.gw.sql_uow() as uow:
         account = await uow.accounts.get(account_id, for_update=True)
         assert account is not None
         account.schedule_deletion(world.clock(), timedelta(days=7))

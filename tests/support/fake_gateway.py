@@ -77,7 +77,7 @@ class World:
 
     async def account(self) -> str:
         account_id = f"acc_{uuid4().hex[:12]}"
-        async with self.gw.uow() as uow:
+        async with self.gw.sql_uow() as uow:
             await uow.accounts.add(Account(account_id, self.clock()), Profile("x@example.org"),
                                    f"idx-{account_id}", "hash", "v1")
             await uow.commit()
@@ -160,7 +160,7 @@ async def fake_world(tmp: Path, template_dir: Path, coins: tuple[str, ...] = ("F
                                    **(env or {}), **more_env))
 
     def uow() -> Any:
-        real = world.gw.uow()
+        real = world.gw.sql_uow()
         commit = real.commit
 
         async def crashing_commit() -> None:
