@@ -19,6 +19,9 @@ from selenium.webdriver.common.by import By
 from tests.e2e.test_portal import at, fill, no_other_origin, submit
 from tests.support.browser import chromium
 
+# Starts nodes of its own (not the session's): not part of the fast gate.
+pytestmark = pytest.mark.node
+
 
 @dataclass
 class Demo:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Starts nodes of its own (not the session's): not part of the fast gate.
+pytestmark = pytest.mark.node
+
 
 def test_demo_once_ends_with_verified_activation(tmp_path: Path) -> None:
     env = {**os.environ, "BCL_DATA_DIR": str(tmp_path / "bcl"), "TMPDIR": str(tmp_path)}

@@ -12,6 +12,9 @@ import pytest
 from tests.support import nodes as devnodes
 from tests.support.nodes import LitecoinRegtest, NodeFailed, NodeMissing
 
+# Starts nodes of its own (not the session's): not part of the fast gate.
+pytestmark = pytest.mark.node
+
 
 @pytest.fixture
 def taken_port() -> Iterator[int]:
