@@ -88,6 +88,15 @@ class PaymentTracker:
             await uow.cursors.set(feed.name, block, self._clock())
             await uow.commit()
 
+    async def record_catch_up(self, feed: Feed, state: str | None,
+                              since: datetime | None) -> bool:
+        """Records what the feed's follower reports while its node catches up (None: it
+        is done); False when the feed has no cursor yet."""
+        async with self._uow() as uow:
+            done = await uow.cursors.set_catch_up(feed.name, state, since)
+            await uow.commit()
+            return done
+
     async def unconfirmed(self, feed: Feed) -> list[str]:
         async with self._uow() as uow:
             return await uow.payments.unconfirmed_txids(feed.coins)

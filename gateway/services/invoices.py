@@ -1,16 +1,17 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from chains.base import BlockRef, Destination
+from chains.base import BlockRef, ChainError, Destination, describe_failure
 from gateway.domain.errors import InvalidInput
 from gateway.domain.invoice_metadata import metadata_problem
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, Status
 from gateway.domain.money import Fiat, fiat_to_base_units
-from gateway.services.errors import Conflict, NotFound, TooManyRequests
+from gateway.services.errors import Conflict, NotFound, ServiceUnavailable, TooManyRequests
 from gateway.services.ids import new_id
 from gateway.services.ports import (
     ChainDirectory,
@@ -21,6 +22,8 @@ from gateway.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,12 @@ class InvoiceService:
         # held to this one's commit), so a creation that fails after it leaves an unused
         # index (a gap the watched set tolerates).
         [index] = await uow.invoices.allocate(space)
-        [destination] = await self._chains.allocate(coin, [index])
+        try:
+            [destination] = await self._chains.allocate(coin, [index])
+        except ChainError as exc:  # a Monero wallet down, or catching up after a restore
+            log.warning("%s: no address handed out: %s", coin, describe_failure(exc))
+            raise ServiceUnavailable(f"{coin} payments cannot take new invoices right now "
+                                     "(the node is unavailable); try again shortly") from None
         uri = self._chains.payment_uri(coin, destination, invoice.terms.amount_due)
         await uow.invoices.add(invoice, space, destination, uri)
         return destination, uri

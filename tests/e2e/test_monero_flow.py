@@ -19,12 +19,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from standardwebhooks import Webhook
 
-from gateway.adapters.db.tables import payments
+from gateway.adapters.db.tables import derivation_counters, payments
 from gateway.bootstrap import Gateway, build, build_app
 from gateway.config import ConfigError, load
 from tests.contract.drivers.monero import MoneroDriver
@@ -283,6 +283,92 @@ async def test_wallet_rpc_restarted_without_its_wallet_file_recreates_it_and_mis
     assert payment_of(doc) == [(txid, due)]
     assert (xmr.node.merchant.dir / xmr.driver.wallet_name).exists()
     assert (await xmr.gw.chain_status(1))["XMR"]["status"] == "ok"
+
+
+async def set_next_index(db_url: str, space: str, next_index: int) -> None:
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            moved = await conn.execute(
+                update(derivation_counters).where(derivation_counters.c.space == space)
+                .values(next_index=next_index))
+            if not moved.rowcount:
+                await conn.execute(insert(derivation_counters).values(
+                    space=space, next_index=next_index))
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("xmr", ["own wallet"], indirect=True)
+async def test_far_subaddresses_paid_while_the_wallet_file_was_lost_all_settle(
+        xmr: XmrStack, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 25: invoices at subaddresses (0, 6), (0, 66), (0, 215) and (0, 1000); the
+    wallet-rpc stopped and the wallet file deleted; all four paid meanwhile. The wallet
+    recreated from the keys scans only 200 subaddresses past those created in it: the
+    gateway gives it all 1,000 before it scans, then it scans from the restore height;
+    /readyz and `gateway doctor` say so while it lasts, and every invoice settles."""
+    invoices = []
+    for minor in (6, 66, 215, 1000):
+        # As if that many invoices had been made before (the counter is moved on rather
+        # than 1,000 invoices created): address-space index i is subaddress (0, i + 1).
+        await set_next_index(xmr.env["GATEWAY_DATABASE__URL"], "XMR", minor - 1)
+        invoices.append(await xmr.invoice("8.00"))
+    wallet = xmr.node.merchant
+    for minor, invoice in zip((6, 66, 215, 1000), invoices, strict=True):
+        [found] = wallet.rpc("get_address", account_index=0,
+                             address_index=[minor])["addresses"]
+        assert found["address"] == invoice["address"]
+    due = int(invoices[0]["amount_due_base_units"])
+
+    await asyncio.to_thread(wallet.stop)  # SIGTERM
+    for f in wallet.dir.glob(f"{xmr.driver.wallet_name}*"):
+        f.unlink()  # the wallet file and its keys file are lost
+
+    async def chain_down() -> bool:
+        return (await xmr.gw.chain_status(1))["XMR"]["status"] != "ok"
+    await eventually_async(chain_down, 15, "the chain reported down")
+    txid = xmr.node.pay([(i["address"], due) for i in invoices])  # while it is down
+    xmr.node.mine(10)
+
+    doctor_said: list[str] = []
+    readyz_said: list[str] = []
+    stop = asyncio.Event()
+
+    async def doctor() -> None:  # the real command, run again and again meanwhile
+        while not stop.is_set():
+            done = await asyncio.to_thread(run_cli, xmr.env, "doctor")
+            doctor_said.append(done.stdout)
+
+    async def probe() -> None:
+        while not stop.is_set():
+            readyz_said.append(json.dumps((await readyz(xmr))[1]))
+            await asyncio.sleep(0.2)
+
+    watching = [asyncio.create_task(doctor()), asyncio.create_task(probe())]
+    try:
+        await asyncio.to_thread(wallet.start)  # no wallet file: recreated from the keys
+
+        async def all_settled() -> bool:
+            return all([(await xmr.status(i["id"]))["status"] == "settled"
+                        for i in invoices])
+        await eventually_async(all_settled, 120, "all four invoices settled")
+    finally:
+        stop.set()
+        await asyncio.gather(*watching)
+    for invoice in invoices:
+        assert payment_of(await xmr.status(invoice["id"])) == [(txid, due)]
+
+    catching = [s for s in doctor_said if "XMR node: catching up since" in s]
+    assert catching, doctor_said
+    assert "rescanning from height" in catching[0] and "subaddresses" in catching[0]
+    assert any("catching up: " in s and "rescanning from height" in s
+               for s in readyz_said), readyz_said
+    said = [r.getMessage() for r in caplog.records]
+    assert any("knows 0 of the 1000 subaddresses" in m for m in said), said
+    assert any("caught up" in m for m in said), said
+    # Done: nothing is recorded as catching up any more.
+    assert (await xmr.gw.recorded_catch_ups()) == {}
+    assert (await xmr.gw.chain_status(5))["XMR"]["status"] == "ok"
 
 
 async def readyz(xmr: XmrStack) -> tuple[int, dict[str, Any]]:
