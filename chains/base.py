@@ -177,6 +177,12 @@ class RestoreNeeded(ChainError):
     loop asks the database for the highest index again and calls `restore` at once."""
 
 
+def wrong_network(reported: str, expected: str) -> str:
+    """The words for a node on another network than the configuration's."""
+    return (f"is on {reported!r} but the configuration says {expected!r}: payments would "
+            "never be seen")
+
+
 def describe_failure(exc: BaseException) -> str:
     """Why a node cannot be used, in the words /readyz, the watcher's log and `gateway
     doctor` share: the reason when the node told one, else that it cannot be reached."""

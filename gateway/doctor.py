@@ -12,7 +12,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from chains.base import ChainError, Diagnosable, Follower, NodeProblem, describe_failure
+from chains.base import (
+    ChainError,
+    Diagnosable,
+    Follower,
+    NodeProblem,
+    describe_failure,
+    wrong_network,
+)
 from gateway.domain.timestamps import rfc3339
 
 if TYPE_CHECKING:
@@ -113,8 +120,8 @@ async def _node(follower: "Follower") -> list[Finding]:
     if d.network_ok:
         out.append(Finding(part, True, f"is on the configured network ({d.network_reported})"))
     else:
-        out.append(Finding(part, False, f"is on {d.network_reported!r} but the configuration "
-                           f"says {d.network_expected!r}: payments would never be seen"))
+        out.append(Finding(part, False, wrong_network(d.network_reported,
+                                                      d.network_expected)))
     out.append(Finding(part, d.synced, ("is in sync: " if d.synced else
                                         "is still catching up, payments show late: ")
                        + d.sync_detail))

@@ -371,6 +371,34 @@ async def test_far_subaddresses_paid_while_the_wallet_file_was_lost_all_settle(
     assert (await xmr.gw.chain_status(5))["XMR"]["status"] == "ok"
 
 
+def test_a_view_only_wallet_scans_200_subaddresses_past_those_created(
+        monero: MoneroRegtest) -> None:
+    """What README, docs/architecture.md and the adapter say of the lookahead: a wallet
+    made from the keys, with no subaddress created in it, finds a payment to (0, 199) but
+    not one to (0, 200) (wallet2's 50 is accounts, not subaddresses)."""
+    address, view, spend = monero.new_keys()
+    height = monero.height()
+    full, watching = f"full-{address[:12]}", f"watch-{address[:12]}"
+    wallet = monero.merchant
+    wallet.rpc("generate_from_keys", filename=full, address=address, viewkey=view,
+               spendkey=spend, password="", restore_height=height)
+    for _ in range(4):  # (0, 1) .. (0, 256), 64 at a time
+        wallet.rpc("create_address", account_index=0, count=64)
+    minors = {m: wallet.rpc("get_address", account_index=0, address_index=[m])
+              ["addresses"][0]["address"] for m in (199, 200)}
+    wallet.rpc("close_wallet")
+    monero.pay([(minors[199], XMR // 1000), (minors[200], XMR // 1000)])
+    monero.mine(1)
+    wallet.rpc("generate_from_keys", filename=watching, address=address, viewkey=view,
+               password="", restore_height=height)
+    try:
+        wallet.rpc("refresh")
+        found = wallet.rpc("get_transfers", **{"in": True}).get("in", [])
+        assert sorted(int(e["subaddr_index"]["minor"]) for e in found) == [199]
+    finally:
+        wallet.rpc("close_wallet")
+
+
 async def readyz(xmr: XmrStack) -> tuple[int, dict[str, Any]]:
     async with aiohttp.ClientSession() as http, http.get(f"{xmr.ops_url}/readyz") as resp:
         return resp.status, await resp.json()
