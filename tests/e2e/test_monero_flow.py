@@ -9,14 +9,18 @@ starts at the tip, so payments of earlier tests (all mined) are behind it."""
 import asyncio
 import http.client
 import json
+import os
 import re
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pyotp
 import pytest
 from aiohttp import web
 from sqlalchemy import insert, update
@@ -91,10 +95,13 @@ async def xmr(monero: MoneroRegtest, tmp_path: Path,
               request: pytest.FixtureRequest) -> AsyncIterator[XmrStack]:
     """The gateway on the session's shared view-only wallet (each test has a fresh database,
     so its invoices reuse subaddresses that earlier tests paid), or, parametrized with
-    "own wallet", on a wallet of keys made for that test alone."""
-    driver = MoneroDriver(monero, own_wallet=getattr(request, "param", "") == "own wallet")
+    "own wallet", on a wallet of keys made for that test alone; with "staff console", its
+    staff listener on (env GATEWAY_STAFF__LISTEN)."""
+    param = str(getattr(request, "param", ""))
+    driver = MoneroDriver(monero, own_wallet="own wallet" in param)
     await driver.follower.aclose()  # the gateway builds its own from the configuration
     port, ops_port = free_port(), free_port()
+    staff = f"127.0.0.1:{free_port()}" if "staff console" in param else ""
     with fresh_database(DEFAULT_DB, tmp_path) as db_url:
         env = {"GATEWAY_DATABASE__URL": db_url,
                "GATEWAY_RATES__FIXED": json.dumps({"XMR-EUR": "80.00"}),
@@ -102,7 +109,7 @@ async def xmr(monero: MoneroRegtest, tmp_path: Path,
                "GATEWAY_SERVER__PORT": str(port),
                "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
                "GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{ops_port}",
-               "GATEWAY_STAFF__LISTEN": "",
+               "GATEWAY_STAFF__LISTEN": staff,
                "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": json.dumps(["127.0.0.0/8"]),
                "GATEWAY_WEBHOOKS__RETRY_SCHEDULE_SECONDS": json.dumps([0.5] * 7)}
         gw = build(load(None, env))
@@ -206,19 +213,83 @@ async def test_120_invoices_all_detected_far_past_the_wallet_lookahead(
     await eventually_async(all_settled, 60, "120 invoices settled")
 
 
-async def test_future_unlock_time_holds_settlement_until_it_unlocks(xmr: XmrStack) -> None:
+@pytest.mark.parametrize("xmr", ["staff console"], indirect=True)
+async def test_future_unlock_time_holds_settlement_and_every_view_shows_the_lock(
+        xmr: XmrStack) -> None:
+    """A transfer with unlock_time in the future: received and confirmed, but held from
+    settling; the payment's `locked_until`, the webhook, the checkout page and the staff
+    console say until which block (issue 25 item 3). Once it unlocks it settles and the
+    lock is gone from all of them."""
     invoice = await xmr.invoice("8.00")
     due = int(invoice["amount_due_base_units"])
     unlock = xmr.node.height() + 16
     xmr.node.pay([(invoice["address"], due)], unlock_time=unlock)
+    lock = {"height": unlock, "time": None}
+    received = await xmr.receiver.wait_for("invoice.payment_received", timeout=10)
+    assert received.doc["data"]["payment"]["locked_until"] == lock
     xmr.node.mine(12)  # more than the 10 confirmations, still locked
-    doc = await xmr.until_status(invoice["id"], "processing")
+    await xmr.until_status(invoice["id"], "processing")
     await eventually_async(lambda: _confirmations_at_least(xmr, invoice["id"], 12), 15,
                            "12 confirmations")
-    assert (await xmr.status(invoice["id"]))["status"] == "processing"
+    doc = await xmr.status(invoice["id"])
+    assert doc["status"] == "processing"
+    [payment] = doc["payments"]
+    assert payment["status"] == "confirmed" and payment["locked_until"] == lock
+    _, page, _ = await xmr.api.fetch(f"/pay/{invoice['id']}")
+    # 12 confirmations: the tip is 3 blocks short of it, 2 minutes each.
+    assert f"10 of 10 confirmations. Received; spendable from block {unlock}, about " \
+        .encode() in page
+    staff = await staff_login(xmr)
+    console = await staff(f"/invoices/{invoice['id']}")
+    assert f"confirmed <span class=\"locked\">(locked: spendable from block {unlock}, " \
+        "about " in console
+
     xmr.node.mine(unlock - xmr.node.height() + 1)
     doc = await xmr.until_status(invoice["id"], "settled")
-    assert len(doc["payments"]) == 1
+    assert [p["locked_until"] for p in doc["payments"]] == [None]
+    _, page, _ = await xmr.api.fetch(f"/pay/{invoice['id']}")
+    assert b"spendable from" not in page
+    assert "locked:" not in await staff(f"/invoices/{invoice['id']}")
+
+
+async def staff_login(xmr: XmrStack) -> Callable[[str], Awaitable[str]]:
+    """A support member of the staff console, logged in over HTTP with TOTP; returns a
+    page getter."""
+    base = f"http://{xmr.env['GATEWAY_STAFF__LISTEN']}/staff"
+    added = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "gateway.cli", "staff", "add", "sam", "--role",
+                         "support", "--password-stdin"], input="staff password 123\n",
+        env={**os.environ, **xmr.env}, capture_output=True, text=True, timeout=60,
+        check=False)
+    assert added.returncode == 0, added.stderr
+    cookie: dict[str, str] = {}  # Secure, on an IP: kept by hand
+
+    async def call(method: str, path: str, **fields: str) -> tuple[int, str]:
+        headers = {"Cookie": f"__Secure-staff={cookie['v']}"} if cookie else {}
+        async with aiohttp.ClientSession() as http, http.request(
+                method, base + path, data=fields or None, headers=headers,
+                allow_redirects=False) as resp:
+            if (found := resp.cookies.get("__Secure-staff")) is not None:
+                cookie["v"] = found.value
+            return resp.status, await resp.text()
+
+    async def post(path: str, form_page: str, **fields: str) -> str:
+        token = re.search(r'name="csrf" value="([^"]+)"', (await call("GET", form_page))[1])
+        assert token is not None
+        status, body = await call("POST", path, csrf=token.group(1), **fields)
+        assert status in (200, 303), (status, body)
+        return body
+
+    await post("/login", "/login", name="sam", password="staff password 123")
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', await post("/enrol", "/enrol"))
+    assert secret is not None
+    await post("/enrol/confirm", "/enrol", code=pyotp.TOTP(secret.group(1)).now())
+
+    async def get(path: str) -> str:
+        status, body = await call("GET", path)
+        assert status == 200, (status, body)
+        return body
+    return get
 
 
 async def _confirmations_at_least(xmr: XmrStack, invoice_id: str, n: int) -> bool:
