@@ -110,7 +110,8 @@ class ChainWatcher:
     async def _record_catch_up(self, interval: float = 0.5) -> None:
         """Records what the follower reports while it catches up (and that it is done)
         with the feed's cursor, where /readyz, the console and `gateway doctor` of every
-        instance read it. The first record clears what a stopped process left."""
+        instance read it. The first record clears what a stopped process left (a feed
+        without a cursor yet has nothing to clear)."""
         assert isinstance(self._follower, Restorable)
         recorded: object = ()  # nothing recorded yet
         while True:
@@ -118,8 +119,8 @@ class ChainWatcher:
             said = (state.describe(), state.since) if state is not None else None
             if said != recorded:
                 try:
-                    if await self._tracker.record_catch_up(self._feed, *(said or (None, None))):
-                        recorded = said
+                    await self._tracker.record_catch_up(self._feed, *(said or (None, None)))
+                    recorded = said
                 except Exception as exc:  # the next round tries again
                     log.warning("%s: catch-up state not recorded (%s)", self._feed.name,
                                 type(exc).__name__)
