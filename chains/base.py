@@ -116,6 +116,12 @@ class Watchlist(Watched, Protocol):
 
     async def refresh(self) -> None: ...
 
+    @property
+    def highest_index(self) -> int:
+        """The highest index of the address space handed out to an invoice as of the last
+        refresh (-1: none): what a `Restorable` follower's node must know."""
+        ...
+
 
 @dataclass(frozen=True)
 class OutputLookup:
@@ -156,6 +162,77 @@ class HasAssets(Protocol):
 
 class ChainError(Exception):
     """The node could not be reached or answered with an error."""
+
+
+class NodeProblem(ChainError):
+    """The node answered, and what it said is why it cannot be used as configured: a
+    wallet holding a spend key, a node on another network or chain id, a node still
+    syncing. The message names that reason in an operator's words and holds no secret:
+    /readyz, the watcher's log and `gateway doctor` show it (`describe_failure`)."""
+
+
+class RestoreNeeded(ChainError):
+    """Raised by a `Restorable` follower while following when its node lost the state kept
+    outside our database (a wallet-rpc restarted without its wallet file): the follower
+    loop asks the database for the highest index again and calls `restore` at once."""
+
+
+def wrong_network(reported: str, expected: str) -> str:
+    """The words for a node on another network than the configuration's."""
+    return (f"is on {reported!r} but the configuration says {expected!r}: payments would "
+            "never be seen")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Why a node cannot be used, in the words /readyz, the watcher's log and `gateway
+    doctor` share: the reason when the node told one, else that it cannot be reached."""
+    if isinstance(exc, NodeProblem):
+        return str(exc)
+    return f"unreachable ({type(exc).__name__})"
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What a `Restorable` follower is doing while its node catches up: restoring the
+    destinations our database handed out into the node's own state, then rescanning the
+    chain from a height. Until it is done, payments to those destinations cannot be seen."""
+
+    what: str  # the destinations, plural: "subaddresses"
+    restoring: int  # how many the node is given in all
+    restored: int  # given so far
+    rescan_from: int  # the height the node scans from once they are restored
+    tip: int  # the node's tip when the catch-up started
+    since: datetime
+
+    @property
+    def rescanning(self) -> bool:
+        return self.restored >= self.restoring
+
+    def describe(self) -> str:
+        if self.rescanning:
+            return (f"rescanning from height {self.rescan_from} (node at height {self.tip}) "
+                    f"after restoring {self.restoring} {self.what}")
+        return (f"restoring {self.what} ({self.restored} of {self.restoring}), then "
+                f"rescanning from height {self.rescan_from} (node at height {self.tip})")
+
+
+@runtime_checkable
+class Restorable(Protocol):
+    """A follower whose watching depends on state kept outside our database: a Monero
+    view-only wallet scans only the subaddresses created in it (and a lookahead past
+    them), so a wallet recreated from its keys must be given every one ever handed out
+    before it scans, then rescan what it scanned without them.
+
+    The follower loop calls `restore` before each follow with the highest index of the
+    address space the database gave an invoice; it returns once the node's state covers
+    it. A follower that finds that state lost while following raises `RestoreNeeded`.
+    `catching_up` says what it is doing meanwhile (the follower loop records it for every
+    instance, /readyz and `gateway doctor`); None when caught up."""
+
+    async def restore(self, highest_index: int) -> None: ...
+
+    @property
+    def catching_up(self) -> CatchUp | None: ...
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,14 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chains.base import Auditable, CoinSettings, Follower, HasAssets
+from chains.base import (
+    Auditable,
+    CoinSettings,
+    Follower,
+    HasAssets,
+    Restorable,
+    describe_failure,
+)
 from gateway import families
 from gateway.adapters.backup.files import BackupError, Backups, prune
 from gateway.adapters.backup.stream import BackupFormatError
@@ -187,20 +194,33 @@ class Gateway:
         whichever instance follows it) and the lag. The one place readiness and metrics
         read chain lag from."""
         moved: dict[str, datetime] = {}
+        recorded: dict[str, tuple[str, datetime]] = {}
         try:
             snap = await snapshot(self.engine)
             heights, moved = snap.processed_heights, snap.processed_at
+            recorded = snap.catching_up
         except Exception as exc:  # the database is down: readiness says so on its own
             log.debug("processed heights unavailable (%s)", type(exc).__name__)
             heights = {}
         status: dict[str, dict[str, Any]] = {}
         for follower in self.chains.followers():
             processed = heights.get(follower.feed)
+            # A node catching up (here, or as the instance that follows it recorded) is
+            # not ready, and is busy: say what it does rather than wait for its tip.
+            here = follower.catching_up if isinstance(follower, Restorable) else None
+            catching = ((here.describe(), here.since) if here is not None
+                        else recorded.get(follower.feed))
+            if catching is not None:
+                for coin in follower.coins:
+                    status[coin] = {"status": f"catching up: {catching[0]}",
+                                    "catching_up_since": rfc3339(catching[1]),
+                                    "processed_height": processed}
+                continue
             try:
                 tip = await asyncio.wait_for(follower.tip(), tip_timeout)
             except Exception as exc:
                 for coin in follower.coins:
-                    status[coin] = {"status": f"unreachable ({type(exc).__name__})",
+                    status[coin] = {"status": describe_failure(exc),
                                     "processed_height": processed}
                 continue
             for coin in follower.coins:
@@ -214,6 +234,11 @@ class Gateway:
                     if follower.feed in moved else None,
                 }
         return dict(sorted(status.items()))
+
+    async def recorded_catch_ups(self) -> dict[str, tuple[str, datetime]]:
+        """Feeds whose node is catching up, as the instance following each recorded it:
+        what it reported, and since when."""
+        return (await snapshot(self.engine)).catching_up
 
     async def check_schema(self) -> None:
         head = head_revision(self.settings.database.url)
@@ -235,7 +260,8 @@ class Gateway:
             ready = False
         for coin, state in (await self.chain_status(5)).items():
             if state["status"] != "ok":
-                detail["chains"][coin] = {"status": state["status"]}
+                detail["chains"][coin] = {k: v for k, v in state.items()
+                                          if k in ("status", "catching_up_since")}
                 ready = False
             else:
                 detail["chains"][coin] = state

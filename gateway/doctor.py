@@ -6,12 +6,21 @@ import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from chains.base import ChainError, Diagnosable, Follower
+from chains.base import (
+    ChainError,
+    Diagnosable,
+    Follower,
+    NodeProblem,
+    describe_failure,
+    wrong_network,
+)
+from gateway.domain.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from gateway.bootstrap import Gateway
@@ -31,7 +40,14 @@ class Finding:
 
 async def examine(gw: "Gateway") -> list[Finding]:
     found = [await _database(gw)]
+    catching = await _catching_up(gw) if found[0].ok else {}
     for follower in gw.chains.followers():
+        part = f"{'/'.join(follower.coins)} node"
+        if follower.feed in catching:
+            state, since = catching[follower.feed]
+            found.append(Finding(part, False, f"catching up since {rfc3339(since)} (as its "
+                                 f"watcher recorded): {state}; payments to what is being "
+                                 "restored show once it is done"))
         found.extend(await _node(follower))
     found.append(await _smtp(gw))
     if found[0].ok:
@@ -68,12 +84,23 @@ async def _database(gw: "Gateway") -> Finding:
     return await _guard("database", probe)
 
 
+async def _catching_up(gw: "Gateway") -> dict[str, tuple[str, datetime]]:
+    """Feeds whose node is catching up, as the instance following it recorded (read
+    only)."""
+    try:
+        return await asyncio.wait_for(gw.recorded_catch_ups(), TIMEOUT)
+    except Exception:  # the database finding says what is wrong with it
+        return {}
+
+
 async def _node(follower: "Follower") -> list[Finding]:
     part = f"{'/'.join(follower.coins)} node"
     if not isinstance(follower, Diagnosable):
         async def tip_only() -> Finding:
             try:
                 tip = await follower.tip()
+            except NodeProblem as exc:
+                return Finding(part, False, describe_failure(exc))
             except Exception as exc:
                 return Finding(part, False, f"unreachable ({_first_line(exc)})")
             return Finding(part, True, f"answers at height {tip.height} (this chain family "
@@ -81,6 +108,8 @@ async def _node(follower: "Follower") -> list[Finding]:
         return [await _guard(part, tip_only)]
     try:
         d = await asyncio.wait_for(follower.diagnose(), TIMEOUT)
+    except NodeProblem as exc:
+        return [Finding(part, False, describe_failure(exc))]
     except (ChainError, TimeoutError, OSError) as exc:
         return [Finding(part, False, f"unreachable ({_first_line(exc) or 'timed out'}): "
                         "check rpc_url, the node's rpcbind/rpcallowip and credentials")]
@@ -91,8 +120,8 @@ async def _node(follower: "Follower") -> list[Finding]:
     if d.network_ok:
         out.append(Finding(part, True, f"is on the configured network ({d.network_reported})"))
     else:
-        out.append(Finding(part, False, f"is on {d.network_reported!r} but the configuration "
-                           f"says {d.network_expected!r}: payments would never be seen"))
+        out.append(Finding(part, False, wrong_network(d.network_reported,
+                                                      d.network_expected)))
     out.append(Finding(part, d.synced, ("is in sync: " if d.synced else
                                         "is still catching up, payments show late: ")
                        + d.sync_detail))

@@ -1,6 +1,10 @@
 """The follower loop: one task per follower (one per node), chain events -> service
 commands. The loop, not each adapter, refreshes the watched set: a follower yields a
-`MatchPoint` right before it matches, and the loop brings the set up to date there."""
+`MatchPoint` right before it matches, and the loop brings the set up to date there.
+
+A `Restorable` follower (its node keeps state our database must restore: a Monero
+wallet's subaddresses) is told the highest index handed out before each follow, and
+what it reports while it catches up is recorded for every instance to show."""
 
 import asyncio
 import logging
@@ -13,6 +17,8 @@ from chains.base import (
     MatchPoint,
     MempoolGone,
     MempoolSeen,
+    Restorable,
+    RestoreNeeded,
     TransactionsDisconnected,
     Watchlist,
 )
@@ -37,6 +43,16 @@ class ChainWatcher:
         self._progressed = False
 
     async def run(self) -> None:
+        recorder = (asyncio.create_task(self._record_catch_up())
+                    if isinstance(self._follower, Restorable) else None)
+        try:
+            await self._run()
+        finally:
+            if recorder is not None:
+                recorder.cancel()
+                await asyncio.gather(recorder, return_exceptions=True)
+
+    async def _run(self) -> None:
         name = self._feed.name
         delay = self._retry
         while True:
@@ -44,6 +60,11 @@ class ChainWatcher:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
+            except RestoreNeeded as exc:
+                log.warning("%s: %s", name, exc)
+                if self._progressed:  # at once: the database's highest index, restore
+                    self._progressed = False
+                    continue
             except ChainError as exc:
                 log.warning("%s: %s; retrying in %.0fs", name, exc, delay)
             except Exception:
@@ -60,6 +81,9 @@ class ChainWatcher:
             # this service; start at the node's tip.
             cursor = await self._follower.tip()
             await tracker.set_cursor(feed, cursor)
+        if isinstance(self._follower, Restorable):
+            await self._watchlist.refresh()
+            await self._follower.restore(self._watchlist.highest_index)
         log.info("%s: following from height %d", feed.name, cursor.height)
         unconfirmed = await tracker.unconfirmed(feed)
         async for event in self._follower.follow(cursor, self._watchlist, unconfirmed):
@@ -82,3 +106,22 @@ class ChainWatcher:
                 case MempoolGone():
                     await tracker.mempool_gone(feed, event)
             self._progressed = True
+
+    async def _record_catch_up(self, interval: float = 0.5) -> None:
+        """Records what the follower reports while it catches up (and that it is done)
+        with the feed's cursor, where /readyz, the console and `gateway doctor` of every
+        instance read it. The first record clears what a stopped process left (a feed
+        without a cursor yet has nothing to clear)."""
+        assert isinstance(self._follower, Restorable)
+        recorded: object = ()  # nothing recorded yet
+        while True:
+            state = self._follower.catching_up
+            said = (state.describe(), state.since) if state is not None else None
+            if said != recorded:
+                try:
+                    await self._tracker.record_catch_up(self._feed, *(said or (None, None)))
+                    recorded = said
+                except Exception as exc:  # the next round tries again
+                    log.warning("%s: catch-up state not recorded (%s)", self._feed.name,
+                                type(exc).__name__)
+            await asyncio.sleep(interval)

@@ -31,6 +31,7 @@ from chains.base import (
     FollowItem,
     MempoolGone,
     MempoolSeen,
+    NodeProblem,
     Observed,
     OutputLookup,
     Watched,
@@ -170,12 +171,13 @@ class EvmChain:
         if not self._chain_checked:
             found = _int(await self._call("eth_chainId", []))
             if found != self.chain_id:
-                raise ChainError(f"node serves chain id {found}, configured {self.chain_id}")
+                raise NodeProblem(f"node serves chain id {found}, configured "
+                                  f"{self.chain_id}: payments would never be seen")
             self._chain_checked = True
         syncing = await self._call("eth_syncing", [])
         if syncing:
-            raise ChainError(f"node is syncing (block {_int(syncing['currentBlock'])} "
-                             f"of {_int(syncing['highestBlock'])})")
+            raise NodeProblem(f"node is syncing (block {_int(syncing['currentBlock'])} "
+                              f"of {_int(syncing['highestBlock'])})")
 
     async def _block_by_number(self, height: int, full: bool) -> dict[str, Any] | None:
         block: dict[str, Any] | None = await self._call("eth_getBlockByNumber",

@@ -2,11 +2,15 @@
 key can), monerod gives block identity (hashes), the pool and the tip.
 
 - Destinations are subaddresses of account 0, created in the wallet (`create_address`)
-  so that it scans them: a view-only wallet only scans a lookahead of 50 subaddresses
-  past the highest one created. Address-space index i is subaddress (0, i + 1): (0, 0)
-  is the primary address, which is published and must not name one invoice.
-  `Observed.index` (the "output" of a payment) is the address-space index too: the
-  wallet reports one entry per transaction and subaddress, not output positions.
+  so that it scans them: a view-only wallet only scans a lookahead of 200 subaddresses
+  past the highest one created in an account (and 50 accounts past the highest
+  account). Address-space index i is subaddress (0, i + 1): (0, 0) is the primary
+  address, which is published and must not name one invoice. `Observed.index` (the
+  "output" of a payment) is the address-space index too: the wallet reports one entry
+  per transaction and subaddress, not output positions.
+- The subaddresses live in the wallet file, outside our database (`Restorable`): a
+  wallet opened or recreated knowing fewer than the highest one handed out is given
+  all of them, then rescans from its restore height, before anything reads it.
 - Blocks are connected from monerod's headers; their payments are the wallet's incoming
   transfers at that height, after checking that the wallet agrees with the daemon about
   which transactions that block holds (otherwise the wallet lags: wait for it).
@@ -15,6 +19,7 @@ key can), monerod gives block identity (hashes), the pool and the tip.
 - `unlock_time` becomes a `Lock` (heights below 500,000,000, else a Unix time)."""
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
@@ -26,14 +31,16 @@ from chains.base import (
     BlockConnected,
     BlockDisconnected,
     BlockRef,
-    ChainError,
+    CatchUp,
     Destination,
     FollowItem,
     Lock,
     MempoolGone,
     MempoolSeen,
+    NodeProblem,
     Observed,
     OutputLookup,
+    RestoreNeeded,
     Watched,
 )
 from chains.monero.rpc import MoneroRpc, MoneroRpcError
@@ -42,6 +49,15 @@ from chains.uri import decimal_units
 WALLET_NOT_OPEN = -13  # WALLET_RPC_ERROR_CODE_NOT_OPEN
 WRONG_TXID = -8
 UNLOCK_TIME_IS_HEIGHT_BELOW = 500_000_000  # CRYPTONOTE_MAX_BLOCK_NUMBER
+CREATE_AT_MOST = 64  # subaddresses wallet-rpc creates per `create_address`
+# wallet-rpc answers a rescan (or a new wallet's first refresh) only once it is done, and
+# serves nothing else meanwhile (one RPC thread): months of blocks take a while.
+CATCH_UP_TIMEOUT = 24 * 3600.0
+# The daemon's nettype for each first character of a primary address (regtest runs as
+# "fakechain" with mainnet prefixes).
+NETTYPES = {"4": ("mainnet", "fakechain"), "5": ("stagenet",), "9": ("testnet",)}
+
+log = logging.getLogger(__name__)
 
 
 def lock_of(unlock_time: int) -> Lock | None:
@@ -82,6 +98,13 @@ class MoneroChain:
         self._poll = poll_interval
         self._opened = False
         self._wallet_lock = asyncio.Lock()
+        self._network_checked = False
+        # The highest address-space index known handed out: told by the follower loop
+        # (from the database) or allocated here. An opened wallet must know its subaddress.
+        self._highest = -1
+        self._catch_up_task: asyncio.Task[None] | None = None
+        self._catching_up: CatchUp | None = None
+        self._opens = 0  # wallets (re)opened by this process: a follow notices a reopen
         # What this process connected: a block's parent and the watched payments it held,
         # so a block that left the chain (monerod forgets popped blocks) can be walked
         # back and its transactions named; and each payment by txid, to report it again
@@ -116,18 +139,46 @@ class MoneroChain:
         await self._wallet_rpc.aclose()
 
     async def tip(self) -> BlockRef:
+        await self._check_network()
         header = (await self._daemon.call("get_last_block_header"))["block_header"]
         # Readiness asks for the tip: without the wallet nothing is detected, so the chain
         # is down when wallet-rpc is (this also reopens or recreates the wallet).
         await self._wallet("get_height")
         return BlockRef(int(header["height"]), str(header["hash"]))
 
+    async def _check_network(self) -> None:
+        """Once: monerod is on the network of the configured address."""
+        if self._network_checked:
+            return
+        found = str((await self._daemon.call("get_info")).get("nettype", ""))
+        expected = NETTYPES.get(self._address[0], ())
+        if found and expected and found not in expected:
+            raise NodeProblem(f"monerod is on {found!r} but the configured address is a "
+                              f"{expected[0]} address: payments would never be seen")
+        self._network_checked = True
+
     # -- the wallet ------------------------------------------------------------------
+    @property
+    def catching_up(self) -> CatchUp | None:
+        return self._catching_up
+
+    async def restore(self, highest_index: int) -> None:
+        """The wallet knows every subaddress up to address-space index `highest_index`
+        (the highest our database handed out) and has scanned with them (`Restorable`)."""
+        self._highest = max(self._highest, highest_index)
+        await self.open_wallet()
+        async with self._wallet_lock:
+            if not await self._knows(self._highest + 1):
+                await self._catch_up()
+
     async def open_wallet(self) -> None:
         """Open the view-only wallet, or create it from the address and the view key
-        (a wallet-rpc restarted without its file: it rescans from the restore height).
-        Refuses a wallet that holds a spend key or another address."""
+        (a wallet-rpc restarted without its file), and give it the subaddresses it lacks
+        before anything reads it. Refuses a wallet that holds a spend key or another
+        address."""
         async with self._wallet_lock:
+            if self._catch_up_task is not None and not self._catch_up_task.done():
+                await self._catch_up()  # begun by a caller that was cancelled: join it
             if self._opened:
                 return
             try:  # already open (the gateway restarted, not wallet-rpc): keep it open
@@ -143,13 +194,16 @@ class MoneroChain:
             else:
                 if str(key.get("key", "")).strip("0"):
                     await self._wallet_rpc.call("close_wallet")
-                    raise ChainError(f"wallet {self._wallet_name!r} holds a spend key: "
-                                     "refused (the gateway uses view-only wallets)")
+                    raise NodeProblem(f"wallet {self._wallet_name!r} holds a spend key: "
+                                      "refused (the gateway uses view-only wallets)")
             found = (await self._wallet_rpc.call("get_address", account_index=0))["address"]
             if found != self._address:
                 await self._wallet_rpc.call("close_wallet")
-                raise ChainError(f"wallet {self._wallet_name!r} is not the configured "
-                                 "address's wallet")
+                raise NodeProblem(f"wallet {self._wallet_name!r} is not the configured "
+                                  "address's wallet")
+            self._opens += 1
+            if not await self._knows(self._highest + 1):
+                await self._catch_up()
             self._opened = True
 
     async def _open_or_create(self) -> None:
@@ -164,8 +218,83 @@ class MoneroChain:
                     password=self._password, restore_height=self._restore_height,
                     autosave_current=True)
             except MoneroRpcError as creating:
-                raise ChainError(f"cannot open the wallet ({opening.message}) nor "
-                                 f"create it ({creating.message})") from None
+                raise NodeProblem(f"cannot open the wallet ({opening.message}) nor "
+                                  f"create it ({creating.message})") from None
+            log.warning("%s: no wallet %r in wallet-rpc: created it from the address and "
+                        "the view key (restore height %d)", self.coin, self._wallet_name,
+                        self._restore_height)
+
+    async def _knows(self, minor: int) -> bool:
+        """Whether the open wallet has subaddress (0, minor)."""
+        if minor <= 0:
+            return True
+        try:
+            await self._wallet_rpc.call("get_address", account_index=0, address_index=[minor])
+        except MoneroRpcError:  # "address index is out of bound"
+            return False
+        return True
+
+    async def _subaddress_count(self, below: int) -> int:
+        """How many subaddresses account 0 has, knowing it has fewer than `below`: a
+        bisection on `get_address` by index (the full listing of thousands is cut short
+        by wallet-rpc)."""
+        low, high = 1, below  # (0, 0), the primary address, always exists
+        while low < high:
+            mid = (low + high) // 2
+            if await self._knows(mid):
+                low = mid + 1
+            else:
+                high = mid
+        return low
+
+    async def _create_up_to(self, minor: int, count: int | None = None) -> None:
+        """Creates subaddresses of account 0 up to (0, minor), from `count` existing ones."""
+        if count is None:
+            count = await self._subaddress_count(minor + 1)
+        while count <= minor:
+            batch = min(minor + 1 - count, CREATE_AT_MOST)
+            await self._wallet_rpc.call("create_address", account_index=0, count=batch,
+                                        label="packetra")
+            count += batch
+            if self._catching_up is not None:
+                self._catching_up = replace(self._catching_up, restored=count - 1)
+
+    async def _catch_up(self) -> None:
+        """Runs (or joins) the catch-up as a task of its own: a caller that gives up
+        waiting (a readiness probe's deadline) must not stop it halfway."""
+        if self._catch_up_task is None or self._catch_up_task.done():
+            self._catch_up_task = asyncio.create_task(self._restore_and_rescan())
+            # Its failure is raised to whoever waits; nobody may be left waiting.
+            self._catch_up_task.add_done_callback(
+                lambda t: None if t.cancelled() else t.exception())
+        await asyncio.shield(self._catch_up_task)
+
+    async def _restore_and_rescan(self) -> None:
+        """Creates the subaddresses the wallet lacks up to the highest handed out, then
+        lets it scan from its restore height with them: `rescan_blockchain` when it has
+        scanned blocks already (wallet-rpc refreshes an open wallet by itself every 20 s,
+        and a wallet restored from an old file scanned without them), else its first
+        refresh. Payments found again are recorded once (recording is idempotent)."""
+        wanted = self._highest + 1  # the subaddress minor index
+        count = await self._subaddress_count(wanted + 1)
+        tip = await self._height()
+        state = CatchUp("subaddresses", wanted, count - 1, self._restore_height, tip,
+                        datetime.now(UTC))
+        self._catching_up = state
+        log.warning("%s: the wallet knows %d of the %d subaddresses handed out (a wallet "
+                    "recreated or restored from an old file): %s", self.coin, count - 1,
+                    wanted, state.describe())
+        try:
+            await self._create_up_to(wanted, count)
+            self._catching_up = replace(state, restored=wanted)
+            scanned = int((await self._wallet_rpc.call("get_height"))["height"]) > 1
+            log.warning("%s: %s", self.coin, self._catching_up.describe())
+            await self._wallet_rpc.call("rescan_blockchain" if scanned else "refresh",
+                                        wait=CATCH_UP_TIMEOUT)
+        finally:
+            self._catching_up = None
+        log.warning("%s: caught up: the wallet knows all %d subaddresses and has scanned "
+                    "from height %d", self.coin, wanted, self._restore_height)
 
     async def _wallet(self, method: str, **params: Any) -> Any:
         await self.open_wallet()
@@ -187,19 +316,19 @@ class MoneroChain:
         wanted = sorted({i + 1 for i in indexes})  # subaddress minor indexes
         if not wanted:
             return []
+        if self._catching_up is not None:  # wallet-rpc answers nothing else meanwhile
+            raise NodeProblem(f"the {self.coin} wallet is catching up: "
+                              f"{self._catching_up.describe()}")
         try:
             found = await self._wallet("get_address", account_index=0,
                                        address_index=wanted)
         except MoneroRpcError:  # "address index is out of bound": create up to it
-            count = len((await self._wallet("get_address", account_index=0))["addresses"])
-            missing = wanted[-1] + 1 - count
-            while missing > 0:
-                batch = min(missing, 64)  # wallet-rpc creates at most 64 per call
-                await self._wallet("create_address", account_index=0, count=batch,
-                                   label="packetra")
-                missing -= batch
+            async with self._wallet_lock:
+                await self._create_up_to(wanted[-1])
             found = await self._wallet("get_address", account_index=0,
                                        address_index=wanted)
+        # Known to the wallet now: a wallet reopened later is given them again.
+        self._highest = max(self._highest, wanted[-1] - 1)
         by_minor = {int(a["address_index"]): str(a["address"]) for a in found["addresses"]}
         return [Destination(i, by_minor[i + 1], by_minor[i + 1].encode()) for i in indexes]
 
@@ -267,6 +396,8 @@ class MoneroChain:
                      unconfirmed: Iterable[str] = ()) -> AsyncIterator[FollowItem]:
         pending: set[str] = set(unconfirmed)  # watched txids believed to be in the pool
         inspected: set[str] = set()  # pool txids already matched once
+        await self._check_network()
+        opens = self._opens
         while True:
             # The pool first: a transaction mined after this snapshot is either in it or
             # in a block connected below, never mistaken for one that vanished.
@@ -297,6 +428,13 @@ class MoneroChain:
                 scanned = int((await self._wallet("get_height"))["height"]) - 1
             upto = min(height, scanned)
             by_height, in_pool = await self._transfers(cursor.height, upto)
+            # Never match with a wallet that lacks subaddresses: one reopened meanwhile (it
+            # may lack some handed out since by another instance), or recreated under us
+            # by another process.
+            if self._opens != opens or not await self._knows(self._highest + 1):
+                self._opened = False
+                raise RestoreNeeded(f"the wallet was reopened or lacks subaddress (0, "
+                                    f"{self._highest + 1}): restoring")
             wallet_height = {str(e["txid"]): h for h, es in by_height.items() for e in es}
             wallet_pool = {str(e["txid"]) for e in in_pool}
 

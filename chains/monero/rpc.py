@@ -25,12 +25,15 @@ class MoneroRpc:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
-    async def _post(self, path: str, payload: dict[str, Any], what: str) -> Any:
+    async def _post(self, path: str, payload: dict[str, Any], what: str,
+                    wait: float | None = None) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
+        limit = self._timeout if wait is None else aiohttp.ClientTimeout(
+            total=wait, sock_connect=self._timeout.total)
         try:
-            async with self._session.post(str(self._base.with_path(path)),
-                                          json=payload) as resp:
+            async with self._session.post(str(self._base.with_path(path)), json=payload,
+                                          timeout=limit) as resp:
                 text = await resp.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ChainError(f"{what}: unreachable ({type(exc).__name__})") from None
@@ -39,9 +42,12 @@ class MoneroRpc:
         except ValueError:
             raise ChainError(f"{what}: HTTP {resp.status}, not JSON") from None
 
-    async def call(self, method: str, **params: Any) -> Any:
+    async def call(self, method: str, wait: float | None = None, **params: Any) -> Any:
+        """`wait` (seconds) replaces the client's timeout for this call: a wallet's rescan
+        answers only when it is done."""
         body = await self._post("/json_rpc", {"jsonrpc": "2.0", "id": "0",
-                                              "method": method, "params": params}, method)
+                                              "method": method, "params": params}, method,
+                                wait)
         if body.get("error"):
             err = body["error"]
             raise MoneroRpcError(method, int(err.get("code", 0)), str(err.get("message", "")))

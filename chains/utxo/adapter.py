@@ -29,9 +29,11 @@ from chains.base import (
     MempoolGone,
     MempoolSeen,
     NodeDiagnosis,
+    NodeProblem,
     Observed,
     OutputLookup,
     Watched,
+    wrong_network,
 )
 from chains.hd import receive_key
 from chains.jsonrpc import JsonRpcClient, JsonRpcError
@@ -108,8 +110,21 @@ class UtxoChain:
     def payment_uri(self, destination: Destination, coin: str, base_units: int) -> str:
         return bip21(self.network.uri_scheme, destination.address, base_units, self.DECIMALS)
 
+    @property
+    def expected_chain(self) -> str:
+        """The configured network in the node's words: Bitcoin Core and Litecoin Core name
+        their chains main, test, signet, regtest."""
+        suffix = self.network.name.partition("-")[2]
+        return {"": "main", "testnet": "test"}.get(suffix, suffix)
+
+    def _check_chain(self, info: dict[str, Any]) -> None:
+        reported = str(info.get("chain", "?"))
+        if reported != self.expected_chain:
+            raise NodeProblem(f"node {wrong_network(reported, self.expected_chain)}")
+
     async def tip(self) -> BlockRef:
         info = await self._rpc.call("getblockchaininfo")
+        self._check_chain(info)
         return BlockRef(int(info["blocks"]), str(info["bestblockhash"]))
 
     async def diagnose(self) -> NodeDiagnosis:
@@ -120,14 +135,11 @@ class UtxoChain:
         checked = await self._rpc.call("validateaddress", first.address)
         valid = bool(checked.get("isvalid")) and (
             checked.get("scriptPubKey", first.match_key.hex()) == first.match_key.hex())
-        # Bitcoin Core and Litecoin Core name their chains main, test, signet, regtest.
-        suffix = self.network.name.partition("-")[2]
-        expected = {"": "main", "testnet": "test"}.get(suffix, suffix)
         return NodeDiagnosis(
             height=blocks, synced=not ibd and headers <= blocks,
             sync_detail=(f"headers {headers}, blocks {blocks}, initial block download "
                          f"{'in progress' if ibd else 'done'}"),
-            network_expected=expected, network_reported=str(info.get("chain", "?")),
+            network_expected=self.expected_chain, network_reported=str(info.get("chain", "?")),
             first_address=first.address, address_valid=valid)
 
     async def block_at(self, height: int) -> BlockRef:
@@ -190,6 +202,7 @@ class UtxoChain:
     ) -> AsyncIterator[FollowItem]:
         pending: set[str] = set(unconfirmed)  # watched txids believed to be in the mempool
         inspected: set[str] = set()  # mempool txids already matched once
+        self._check_chain(await self._rpc.call("getblockchaininfo"))
         while True:
             # Passes start every poll interval (not an interval after the last one ended),
             # so a block waits half an interval for its pass on average.

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from gateway.domain import events as ev
 from gateway.domain.money import Fiat, format_units
+from gateway.domain.payments import lock_doc
 from gateway.domain.timestamps import rfc3339
 
 
@@ -60,6 +61,8 @@ class ObservedPayment:
     # Its lock (a height or time before which it may not count) has not passed yet: it is
     # received, but does not count towards settlement.
     locked: bool = False
+    lock_height: int | None = None  # the lock itself, passed or not
+    lock_time: datetime | None = None
 
     def paid_at(self, tolerance: timedelta = DEFAULT_BLOCK_TIME_TOLERANCE) -> datetime:
         """The earliest trustworthy evidence that this payment was made.
@@ -146,6 +149,9 @@ class Invoice:
             "amount_base_units": str(payment.amount),
             "coin": self.coin,
             "confirmations": payment.confirmations,
+            # Received, but held from counting until then (Monero's unlock_time).
+            "locked_until": lock_doc(payment.lock_height, payment.lock_time)
+            if payment.locked else None,
             "rate": self._rate_json(),
         }
         self.events.append(ev.DomainEvent(ev.INVOICE_PAYMENT_RECEIVED, self.account_id, data))

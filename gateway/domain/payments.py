@@ -4,6 +4,8 @@ in one place."""
 from datetime import datetime
 from enum import StrEnum
 
+from gateway.domain.timestamps import rfc3339
+
 
 class PaymentStatus(StrEnum):
     PENDING = "pending"  # in the mempool, or back there after its block left the chain
@@ -26,3 +28,20 @@ def is_locked(lock_height: int | None, lock_time: datetime | None, tip_height: i
     if lock_height is not None and (tip_height is None or tip_height + 1 < lock_height):
         return True
     return lock_time is not None and now < lock_time
+
+
+def lock_doc(lock_height: int | None, lock_time: datetime | None) -> dict[str, object]:
+    """A lock as the API, the webhooks, the checkout page and the console show it
+    (`locked_until`): the first block that may include a spend of it and/or the time from
+    which it counts."""
+    return {"height": lock_height, "time": None if lock_time is None else rfc3339(lock_time)}
+
+
+def locked_until(lock_height: int | None, lock_time: datetime | None,
+                 tip_height: int | None, now: datetime) -> dict[str, object] | None:
+    """`lock_doc` while the lock holds; None without a lock or once it has passed."""
+    if lock_height is None and lock_time is None:
+        return None
+    if not is_locked(lock_height, lock_time, tip_height, now):
+        return None
+    return lock_doc(lock_height, lock_time)

@@ -1,10 +1,11 @@
 """What the checkout page and its event stream show: presentation only."""
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import segno
 
+from chains.base import BlockRef, Lock
 from gateway.domain.invoices import Status
 from gateway.domain.payments import PaymentStatus
 from gateway.domain.timestamps import rfc3339
@@ -29,6 +30,7 @@ EXCEPTION_TEXT = {
 
 # Typical block intervals, only to tell the customer honestly how long settlement takes.
 BLOCK_SECONDS = {"BTC": 600, "LTC": 150, "XMR": 120}
+TIME_FORMAT = "%H:%M UTC, %d %b %Y"
 
 
 def settlement_text(coin: str, required: int) -> str:
@@ -38,10 +40,32 @@ def settlement_text(coin: str, required: int) -> str:
             f"confirmations{about}.")
 
 
+def lock_text(coin: str, lock: Lock, tip: BlockRef | None, now: datetime) -> str:
+    """A payment held from counting by its lock, in a customer's words: "Received;
+    spendable from block N, about <time>." (the estimate from the coin's typical block
+    interval), or "... from <time>." for a time lock."""
+    parts = []
+    if lock.height is not None:
+        part = f"block {lock.height}"
+        seconds = BLOCK_SECONDS.get(coin)
+        if seconds and tip is not None:
+            # It may be spent in block N: once the chain's tip is N - 1.
+            at = now + timedelta(seconds=max(lock.height - 1 - tip.height, 0) * seconds)
+            part += f", about {at.strftime(TIME_FORMAT)}"
+        parts.append(part)
+    if lock.time is not None:
+        parts.append(lock.time.strftime(TIME_FORMAT))
+    return f"Received; spendable from {' and not before '.join(parts)}."
+
+
 def status_doc(view: InvoiceView) -> dict[str, Any]:
     inv = view.record.invoice
     live = [p for p in view.record.payments if p.status != PaymentStatus.REVERTED]
     confirmations = min((view.confirmations(p) for p in live), default=0)
+    # The payment whose lock holds longest (a sender's unlock_time in the future).
+    held = [p.lock for p in live if p.lock is not None and view.locked_until(p) is not None]
+    lock = max(held, key=lambda k: (k.height or 0, k.time or datetime.min.replace(tzinfo=UTC)),
+               default=None)
     required = inv.terms.confirmations_required
     text = STATUS_TEXT[inv.status.value]
     if inv.exception is not None:
@@ -52,6 +76,10 @@ def status_doc(view: InvoiceView) -> dict[str, Any]:
         conf_text = f"Confirmed ({confirmations} confirmations)."
     else:
         conf_text = f"{min(confirmations, required)} of {required} confirmations."
+    held_text = None
+    if lock is not None and inv.status is not Status.SETTLED:
+        held_text = lock_text(inv.coin, lock, view.tip, view.now or datetime.now(UTC))
+        conf_text = f"{conf_text} {held_text}"
     return {
         "status": inv.status.value,
         "exception": inv.exception.value if inv.exception else None,
@@ -59,6 +87,7 @@ def status_doc(view: InvoiceView) -> dict[str, Any]:
         "confirmations": confirmations,
         "confirmations_required": required,
         "confirmations_text": conf_text,
+        "lock_text": held_text,
         "final": inv.status.value in FINAL,
     }
 
@@ -100,7 +129,7 @@ def page_context(view: InvoiceView, now: datetime) -> dict[str, Any]:
         "payment_uri": view.record.payment_uri,
         "qr_svg": qr.svg_inline(scale=5, border=2, title=f"QR code: {view.record.payment_uri}"),
         "expires_iso": rfc3339(expires),
-        "expires_text": expires.strftime("%H:%M UTC, %d %b %Y"),
+        "expires_text": expires.strftime(TIME_FORMAT),
         "minutes_left": max(int((expires - now).total_seconds() // 60), 0),
         "show_payment": inv.status.value in ("new", "processing"),
         "network_notice": network_notice(view.record.payment_uri),

@@ -104,6 +104,12 @@ class Rate(Out):
     locked_at: str
 
 
+class LockedUntil(Out):
+    height: int | None = Field(description="the first block that may include a spend of it "
+                               "(the chain's tip must reach height - 1)")
+    time: str | None = Field(description="the moment (RFC 3339) from which it counts")
+
+
 class Payment(Out):
     txid: str
     index: int
@@ -112,6 +118,10 @@ class Payment(Out):
     confirmations: int
     status: Literal["pending", "confirmed", "reverted"]
     seen_at: str
+    locked_until: LockedUntil | None = Field(
+        description="the payment's lock while it holds (Monero's unlock_time in the "
+        "future): received, but it does not count towards settlement, however many "
+        "confirmations it has, until then; null without a lock or once it has passed")
 
 
 class Invoice(Out):

@@ -90,6 +90,7 @@ def invoice_json(view: InvoiceView) -> dict[str, Any]:
                 "confirmations": view.confirmations(p),
                 "status": p.status,
                 "seen_at": rfc3339(p.seen_at),
+                "locked_until": view.locked_until(p),
             }
             for p in rec.payments
         ],

@@ -27,7 +27,7 @@ from gateway.domain.invoices import (
     ObservedPayment,
     Status,
 )
-from gateway.domain.payments import PaymentStatus
+from gateway.domain.payments import PaymentStatus, is_locked
 from gateway.services.billing import PrepaidTime
 from gateway.services.ports import (
     Clock,
@@ -55,6 +55,7 @@ def observed(payments: Iterable[PaymentRecord], tip: BlockRef | None,
         ObservedPayment(
             p.txid, p.index, p.amount, p.confirmations(tip), p.seen_at,
             p.status == PaymentStatus.REVERTED, p.block_time, p.locked(tip, now),
+            p.lock.height if p.lock else None, p.lock.time if p.lock else None,
         )
         for p in payments
     ]
@@ -87,6 +88,15 @@ class PaymentTracker:
         async with self._uow() as uow:
             await uow.cursors.set(feed.name, block, self._clock())
             await uow.commit()
+
+    async def record_catch_up(self, feed: Feed, state: str | None,
+                              since: datetime | None) -> bool:
+        """Records what the feed's follower reports while its node catches up (None: it
+        is done); False when the feed has no cursor yet."""
+        async with self._uow() as uow:
+            done = await uow.cursors.set_catch_up(feed.name, state, since)
+            await uow.commit()
+            return done
 
     async def unconfirmed(self, feed: Feed) -> list[str]:
         async with self._uow() as uow:
@@ -144,8 +154,8 @@ class PaymentTracker:
     async def mempool_seen(self, feed: Feed, event: MempoolSeen) -> None:
         now = self._clock()
         async with self._uow() as uow:
-            loaded = await self._record(uow, event.payments, None, now)
             tip = await uow.cursors.get(feed.name)
+            loaded = await self._record(uow, event.payments, None, now, tip=tip)
             await self._reevaluate(uow, tip, set(loaded), now, loaded)
             await uow.commit()
 
@@ -171,7 +181,7 @@ class PaymentTracker:
 
     async def _record(
         self, uow: UnitOfWork, found: Iterable[Observed], block: BlockRef | None,
-        now: datetime, block_time: datetime | None = None,
+        now: datetime, block_time: datetime | None = None, tip: BlockRef | None = None,
     ) -> dict[str, Invoice]:
         """Matches a batch to invoices (one query per coin) and records it (a few
         statements); returns the invoices paid, locked, with their events."""
@@ -194,8 +204,13 @@ class PaymentTracker:
             if key in new:
                 new.discard(key)  # announced once, even if the batch lists it twice
                 conf = 1 if block is not None else 0
-                invoice.payment_received(
-                    ObservedPayment(obs.txid, obs.index, obs.amount, conf, row.seen_at))
+                lock, ref = obs.lock, block or tip
+                locked = lock is not None and is_locked(
+                    lock.height, lock.time, ref.height if ref else None, now)
+                invoice.payment_received(ObservedPayment(
+                    obs.txid, obs.index, obs.amount, conf, row.seen_at, locked=locked,
+                    lock_height=lock.height if lock else None,
+                    lock_time=lock.time if lock else None))
                 uow.collect(invoice)
         return loaded
 

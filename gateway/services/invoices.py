@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from chains.base import BlockRef, Destination
+from chains.base import BlockRef, ChainError, Destination, describe_failure
 from gateway.domain.errors import InvalidInput
 from gateway.domain.invoice_metadata import metadata_problem
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, Status
 from gateway.domain.money import Fiat, fiat_to_base_units
-from gateway.services.errors import Conflict, NotFound, TooManyRequests
+from gateway.domain.payments import locked_until
+from gateway.services.errors import Conflict, NotFound, ServiceUnavailable, TooManyRequests
 from gateway.services.ids import new_id
 from gateway.services.ports import (
     ChainDirectory,
@@ -21,6 +23,8 @@ from gateway.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,18 @@ class InvoiceView:
     tip: BlockRef | None
     # True when a customer asked for a plan and got their open invoice for it again.
     reused: bool = False
+    now: datetime | None = None  # when it was read: time locks are judged against it
 
     def confirmations(self, payment: PaymentRecord) -> int:
         return payment.confirmations(self.tip)
+
+    def locked_until(self, payment: PaymentRecord) -> dict[str, object] | None:
+        """The payment's lock while it holds it from counting (None otherwise)."""
+        if payment.lock is None:
+            return None
+        return locked_until(payment.lock.height, payment.lock.time,
+                            None if self.tip is None else self.tip.height,
+                            self.now or datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -214,7 +227,8 @@ class InvoiceService:
                 await uow.commit()
         except _Reuse as reuse:
             return await self._reuse(reuse.invoice_id, _idem)
-        return InvoiceView(InvoiceRecord(invoice, destination.address, uri, ()), tip)
+        return InvoiceView(InvoiceRecord(invoice, destination.address, uri, ()), tip,
+                           now=self._clock())
 
     async def prepare(self, account_id: str, price: Fiat, coin: str,
                       metadata: dict[str, object] | None = None,
@@ -273,7 +287,12 @@ class InvoiceService:
         # held to this one's commit), so a creation that fails after it leaves an unused
         # index (a gap the watched set tolerates).
         [index] = await uow.invoices.allocate(space)
-        [destination] = await self._chains.allocate(coin, [index])
+        try:
+            [destination] = await self._chains.allocate(coin, [index])
+        except ChainError as exc:  # a Monero wallet down, or catching up after a restore
+            log.warning("%s: no address handed out: %s", coin, describe_failure(exc))
+            raise ServiceUnavailable(f"{coin} payments cannot take new invoices right now "
+                                     "(the node is unavailable); try again shortly") from None
         uri = self._chains.payment_uri(coin, destination, invoice.terms.amount_due)
         await uow.invoices.add(invoice, space, destination, uri)
         return destination, uri
@@ -303,14 +322,15 @@ class InvoiceService:
                     raise Conflict("this Idempotency-Key was taken over by another request")
                 await uow.commit()
         view = await self.read(invoice_id)
-        return InvoiceView(view.record, view.tip, reused=True)
+        return InvoiceView(view.record, view.tip, reused=True, now=view.now)
 
     async def read(self, invoice_id: str) -> InvoiceView:
         async with self._reader() as uow:
             record = await uow.invoices.read(invoice_id)
             if record is None:
                 raise NotFound("invoice")
-            return InvoiceView(record, await self._tip(uow, record.invoice.coin))
+            return InvoiceView(record, await self._tip(uow, record.invoice.coin),
+                               now=self._clock())
 
     async def list(
         self,
@@ -326,7 +346,8 @@ class InvoiceService:
         async with self._reader() as uow:
             records = await uow.invoices.page(account_id, status, after, limit)
             tips = {c: await self._tip(uow, c) for c in {r.invoice.coin for r in records}}
-        return [InvoiceView(r, tips[r.invoice.coin]) for r in records]
+        now = self._clock()
+        return [InvoiceView(r, tips[r.invoice.coin], now=now) for r in records]
 
     def feed(self, coin: str) -> str:
         """The feed whose tip counts the coin's confirmations (the coin itself when it is

@@ -304,6 +304,12 @@ class CursorRepository(Protocol):
 
     async def set(self, feed: str, block: BlockRef, now: datetime) -> None: ...
 
+    async def set_catch_up(self, feed: str, state: str | None,
+                           since: datetime | None) -> bool:
+        """What the feed's follower is doing while its node catches up (None: nothing);
+        False when the feed has no cursor yet."""
+        ...
+
 
 class EndpointRepository(Protocol):
     async def add(self, record: EndpointRecord, secret: str) -> None: ...

@@ -2,12 +2,14 @@
 an account without its email until a reason is typed."""
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import format_units
+from gateway.http.checkout import lock_text
 from gateway.services.ports import StaffSession
 from gateway.services.privacy import Reader
 from gateway.staff.context import CONSOLE, PREFIX
@@ -51,6 +53,7 @@ async def invoice_page(request: web.Request, session: StaffSession) -> web.Respo
     inv = view.record.invoice
     events = await console.staff.invoice_events(inv.account_id, inv.id)
     await console.staff.record(session, "invoice_viewed", inv.id, ip(request))
+    now = view.now or datetime.now(UTC)
     history = []
     for event in events:
         data = json.loads(event.body).get("data", {})
@@ -61,7 +64,11 @@ async def invoice_page(request: web.Request, session: StaffSession) -> web.Respo
         "payments": [{"txid": p.txid, "index": p.index,
                       "amount": format_units(p.amount, inv.terms.decimals),
                       "status": p.status, "block_height": p.block_height,
-                      "confirmations": view.confirmations(p), "seen_at": p.seen_at}
+                      "confirmations": view.confirmations(p), "seen_at": p.seen_at,
+                      # Held from counting by its lock: said as the checkout page says it.
+                      "locked": None if p.lock is None or view.locked_until(p) is None
+                      else lock_text(inv.coin, p.lock, view.tip, now).removeprefix(
+                          "Received; ")}
                      for p in view.record.payments],
         "history": history, "events": events,
         "can_redeliver": session.member.role in ("support", "admin"),

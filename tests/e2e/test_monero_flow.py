@@ -9,22 +9,26 @@ starts at the tip, so payments of earlier tests (all mined) are behind it."""
 import asyncio
 import http.client
 import json
+import os
 import re
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pyotp
 import pytest
 from aiohttp import web
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from standardwebhooks import Webhook
 
-from gateway.adapters.db.tables import payments
+from gateway.adapters.db.tables import derivation_counters, payments
 from gateway.bootstrap import Gateway, build, build_app
 from gateway.config import ConfigError, load
 from tests.contract.drivers.monero import MoneroDriver
@@ -91,10 +95,13 @@ async def xmr(monero: MoneroRegtest, tmp_path: Path,
               request: pytest.FixtureRequest) -> AsyncIterator[XmrStack]:
     """The gateway on the session's shared view-only wallet (each test has a fresh database,
     so its invoices reuse subaddresses that earlier tests paid), or, parametrized with
-    "own wallet", on a wallet of keys made for that test alone."""
-    driver = MoneroDriver(monero, own_wallet=getattr(request, "param", "") == "own wallet")
+    "own wallet", on a wallet of keys made for that test alone; with "staff console", its
+    staff listener on (env GATEWAY_STAFF__LISTEN)."""
+    param = str(getattr(request, "param", ""))
+    driver = MoneroDriver(monero, own_wallet="own wallet" in param)
     await driver.follower.aclose()  # the gateway builds its own from the configuration
     port, ops_port = free_port(), free_port()
+    staff = f"127.0.0.1:{free_port()}" if "staff console" in param else ""
     with fresh_database(DEFAULT_DB, tmp_path) as db_url:
         env = {"GATEWAY_DATABASE__URL": db_url,
                "GATEWAY_RATES__FIXED": json.dumps({"XMR-EUR": "80.00"}),
@@ -102,7 +109,7 @@ async def xmr(monero: MoneroRegtest, tmp_path: Path,
                "GATEWAY_SERVER__PORT": str(port),
                "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
                "GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{ops_port}",
-               "GATEWAY_STAFF__LISTEN": "",
+               "GATEWAY_STAFF__LISTEN": staff,
                "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": json.dumps(["127.0.0.0/8"]),
                "GATEWAY_WEBHOOKS__RETRY_SCHEDULE_SECONDS": json.dumps([0.5] * 7)}
         gw = build(load(None, env))
@@ -206,19 +213,83 @@ async def test_120_invoices_all_detected_far_past_the_wallet_lookahead(
     await eventually_async(all_settled, 60, "120 invoices settled")
 
 
-async def test_future_unlock_time_holds_settlement_until_it_unlocks(xmr: XmrStack) -> None:
+@pytest.mark.parametrize("xmr", ["staff console"], indirect=True)
+async def test_future_unlock_time_holds_settlement_and_every_view_shows_the_lock(
+        xmr: XmrStack) -> None:
+    """A transfer with unlock_time in the future: received and confirmed, but held from
+    settling; the payment's `locked_until`, the webhook, the checkout page and the staff
+    console say until which block (issue 25 item 3). Once it unlocks it settles and the
+    lock is gone from all of them."""
     invoice = await xmr.invoice("8.00")
     due = int(invoice["amount_due_base_units"])
     unlock = xmr.node.height() + 16
     xmr.node.pay([(invoice["address"], due)], unlock_time=unlock)
+    lock = {"height": unlock, "time": None}
+    received = await xmr.receiver.wait_for("invoice.payment_received", timeout=10)
+    assert received.doc["data"]["payment"]["locked_until"] == lock
     xmr.node.mine(12)  # more than the 10 confirmations, still locked
-    doc = await xmr.until_status(invoice["id"], "processing")
+    await xmr.until_status(invoice["id"], "processing")
     await eventually_async(lambda: _confirmations_at_least(xmr, invoice["id"], 12), 15,
                            "12 confirmations")
-    assert (await xmr.status(invoice["id"]))["status"] == "processing"
+    doc = await xmr.status(invoice["id"])
+    assert doc["status"] == "processing"
+    [payment] = doc["payments"]
+    assert payment["status"] == "confirmed" and payment["locked_until"] == lock
+    _, page, _ = await xmr.api.fetch(f"/pay/{invoice['id']}")
+    # 12 confirmations: the tip is 3 blocks short of it, 2 minutes each.
+    assert f"10 of 10 confirmations. Received; spendable from block {unlock}, about " \
+        .encode() in page
+    staff = await staff_login(xmr)
+    console = await staff(f"/invoices/{invoice['id']}")
+    assert f"confirmed <span class=\"locked\">(locked: spendable from block {unlock}, " \
+        "about " in console
+
     xmr.node.mine(unlock - xmr.node.height() + 1)
     doc = await xmr.until_status(invoice["id"], "settled")
-    assert len(doc["payments"]) == 1
+    assert [p["locked_until"] for p in doc["payments"]] == [None]
+    _, page, _ = await xmr.api.fetch(f"/pay/{invoice['id']}")
+    assert b"spendable from" not in page
+    assert "locked:" not in await staff(f"/invoices/{invoice['id']}")
+
+
+async def staff_login(xmr: XmrStack) -> Callable[[str], Awaitable[str]]:
+    """A support member of the staff console, logged in over HTTP with TOTP; returns a
+    page getter."""
+    base = f"http://{xmr.env['GATEWAY_STAFF__LISTEN']}/staff"
+    added = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "gateway.cli", "staff", "add", "sam", "--role",
+                         "support", "--password-stdin"], input="staff password 123\n",
+        env={**os.environ, **xmr.env}, capture_output=True, text=True, timeout=60,
+        check=False)
+    assert added.returncode == 0, added.stderr
+    cookie: dict[str, str] = {}  # Secure, on an IP: kept by hand
+
+    async def call(method: str, path: str, **fields: str) -> tuple[int, str]:
+        headers = {"Cookie": f"__Secure-staff={cookie['v']}"} if cookie else {}
+        async with aiohttp.ClientSession() as http, http.request(
+                method, base + path, data=fields or None, headers=headers,
+                allow_redirects=False) as resp:
+            if (found := resp.cookies.get("__Secure-staff")) is not None:
+                cookie["v"] = found.value
+            return resp.status, await resp.text()
+
+    async def post(path: str, form_page: str, **fields: str) -> str:
+        token = re.search(r'name="csrf" value="([^"]+)"', (await call("GET", form_page))[1])
+        assert token is not None
+        status, body = await call("POST", path, csrf=token.group(1), **fields)
+        assert status in (200, 303), (status, body)
+        return body
+
+    await post("/login", "/login", name="sam", password="staff password 123")
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', await post("/enrol", "/enrol"))
+    assert secret is not None
+    await post("/enrol/confirm", "/enrol", code=pyotp.TOTP(secret.group(1)).now())
+
+    async def get(path: str) -> str:
+        status, body = await call("GET", path)
+        assert status == 200, (status, body)
+        return body
+    return get
 
 
 async def _confirmations_at_least(xmr: XmrStack, invoice_id: str, n: int) -> bool:
@@ -283,6 +354,120 @@ async def test_wallet_rpc_restarted_without_its_wallet_file_recreates_it_and_mis
     assert payment_of(doc) == [(txid, due)]
     assert (xmr.node.merchant.dir / xmr.driver.wallet_name).exists()
     assert (await xmr.gw.chain_status(1))["XMR"]["status"] == "ok"
+
+
+async def set_next_index(db_url: str, space: str, next_index: int) -> None:
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            moved = await conn.execute(
+                update(derivation_counters).where(derivation_counters.c.space == space)
+                .values(next_index=next_index))
+            if not moved.rowcount:
+                await conn.execute(insert(derivation_counters).values(
+                    space=space, next_index=next_index))
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("xmr", ["own wallet"], indirect=True)
+async def test_far_subaddresses_paid_while_the_wallet_file_was_lost_all_settle(
+        xmr: XmrStack, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 25: invoices at subaddresses (0, 6), (0, 66), (0, 215) and (0, 1000); the
+    wallet-rpc stopped and the wallet file deleted; all four paid meanwhile. The wallet
+    recreated from the keys scans only 200 subaddresses past those created in it: the
+    gateway gives it all 1,000 before it scans, then it scans from the restore height;
+    /readyz and `gateway doctor` say so while it lasts, and every invoice settles."""
+    invoices = []
+    for minor in (6, 66, 215, 1000):
+        # As if that many invoices had been made before (the counter is moved on rather
+        # than 1,000 invoices created): address-space index i is subaddress (0, i + 1).
+        await set_next_index(xmr.env["GATEWAY_DATABASE__URL"], "XMR", minor - 1)
+        invoices.append(await xmr.invoice("8.00"))
+    wallet = xmr.node.merchant
+    for minor, invoice in zip((6, 66, 215, 1000), invoices, strict=True):
+        [found] = wallet.rpc("get_address", account_index=0,
+                             address_index=[minor])["addresses"]
+        assert found["address"] == invoice["address"]
+    due = int(invoices[0]["amount_due_base_units"])
+
+    await asyncio.to_thread(wallet.stop)  # SIGTERM
+    for f in wallet.dir.glob(f"{xmr.driver.wallet_name}*"):
+        f.unlink()  # the wallet file and its keys file are lost
+
+    async def chain_down() -> bool:
+        return (await xmr.gw.chain_status(1))["XMR"]["status"] != "ok"
+    await eventually_async(chain_down, 15, "the chain reported down")
+    txid = xmr.node.pay([(i["address"], due) for i in invoices])  # while it is down
+    xmr.node.mine(10)
+
+    doctor_said: list[str] = []
+    readyz_said: list[str] = []
+    stop = asyncio.Event()
+
+    async def doctor() -> None:  # the real command, run again and again meanwhile
+        while not stop.is_set():
+            done = await asyncio.to_thread(run_cli, xmr.env, "doctor")
+            doctor_said.append(done.stdout)
+
+    async def probe() -> None:
+        while not stop.is_set():
+            readyz_said.append(json.dumps((await readyz(xmr))[1]))
+            await asyncio.sleep(0.2)
+
+    watching = [asyncio.create_task(doctor()), asyncio.create_task(probe())]
+    try:
+        await asyncio.to_thread(wallet.start)  # no wallet file: recreated from the keys
+
+        async def all_settled() -> bool:
+            return all([(await xmr.status(i["id"]))["status"] == "settled"
+                        for i in invoices])
+        await eventually_async(all_settled, 120, "all four invoices settled")
+    finally:
+        stop.set()
+        await asyncio.gather(*watching)
+    for invoice in invoices:
+        assert payment_of(await xmr.status(invoice["id"])) == [(txid, due)]
+
+    catching = [s for s in doctor_said if "XMR node: catching up since" in s]
+    assert catching, doctor_said
+    assert "rescanning from height" in catching[0] and "subaddresses" in catching[0]
+    assert any("catching up: " in s and "rescanning from height" in s
+               for s in readyz_said), readyz_said
+    said = [r.getMessage() for r in caplog.records]
+    assert any("knows 0 of the 1000 subaddresses" in m for m in said), said
+    assert any("caught up" in m for m in said), said
+    # Done: nothing is recorded as catching up any more.
+    assert (await xmr.gw.recorded_catch_ups()) == {}
+    assert (await xmr.gw.chain_status(5))["XMR"]["status"] == "ok"
+
+
+def test_a_view_only_wallet_scans_200_subaddresses_past_those_created(
+        monero: MoneroRegtest) -> None:
+    """What README, docs/architecture.md and the adapter say of the lookahead: a wallet
+    made from the keys, with no subaddress created in it, finds a payment to (0, 199) but
+    not one to (0, 200) (wallet2's 50 is accounts, not subaddresses)."""
+    address, view, spend = monero.new_keys()
+    height = monero.height()
+    full, watching = f"full-{address[:12]}", f"watch-{address[:12]}"
+    wallet = monero.merchant
+    wallet.rpc("generate_from_keys", filename=full, address=address, viewkey=view,
+               spendkey=spend, password="", restore_height=height)
+    for _ in range(4):  # (0, 1) .. (0, 256), 64 at a time
+        wallet.rpc("create_address", account_index=0, count=64)
+    minors = {m: wallet.rpc("get_address", account_index=0, address_index=[m])
+              ["addresses"][0]["address"] for m in (199, 200)}
+    wallet.rpc("close_wallet")
+    monero.pay([(minors[199], XMR // 1000), (minors[200], XMR // 1000)])
+    monero.mine(1)
+    wallet.rpc("generate_from_keys", filename=watching, address=address, viewkey=view,
+               password="", restore_height=height)
+    try:
+        wallet.rpc("refresh")
+        found = wallet.rpc("get_transfers", **{"in": True}).get("in", [])
+        assert sorted(int(e["subaddr_index"]["minor"]) for e in found) == [199]
+    finally:
+        wallet.rpc("close_wallet")
 
 
 async def readyz(xmr: XmrStack) -> tuple[int, dict[str, Any]]:

@@ -3,9 +3,11 @@ machine honouring a lock: received, but not counted towards settlement."""
 
 from datetime import UTC, datetime, timedelta
 
+from chains.base import BlockRef, Lock
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, ObservedPayment, Status
 from gateway.domain.money import Fiat
-from gateway.domain.payments import PaymentStatus, confirmations, is_locked
+from gateway.domain.payments import PaymentStatus, confirmations, is_locked, locked_until
+from gateway.http.checkout import lock_text
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -44,3 +46,33 @@ def test_a_locked_payment_is_received_but_does_not_settle() -> None:
     unlocked = ObservedPayment("tx", 0, 1000, 12, T0)
     inv.observe([unlocked], T0 + timedelta(minutes=40))
     assert inv.status is Status.SETTLED
+
+
+def test_locked_until_is_the_lock_while_it_holds() -> None:
+    assert locked_until(20, None, 18, T0) == {"height": 20, "time": None}
+    assert locked_until(20, None, 19, T0) is None  # passed
+    later = T0 + timedelta(hours=1)
+    assert locked_until(None, later, 5, T0) == {"height": None,
+                                                "time": "2026-01-01T01:00:00Z"}
+    assert locked_until(None, later, 5, later) is None
+    assert locked_until(None, None, 5, T0) is None
+
+
+def test_the_payment_received_webhook_carries_the_lock_while_it_holds() -> None:
+    inv = invoice()
+    inv.payment_received(ObservedPayment("tx", 0, 1000, 1, T0, locked=True, lock_height=40))
+    inv.payment_received(ObservedPayment("ty", 0, 5, 1, T0, locked=False, lock_height=3))
+    held, free = (e.data["payment"] for e in inv.events)
+    assert held["locked_until"] == {"height": 40, "time": None}  # type: ignore[index]
+    assert free["locked_until"] is None  # type: ignore[index]
+
+
+def test_the_checkout_words_for_a_lock() -> None:
+    tip = BlockRef(100, "h")
+    # Spendable in block 116: once the tip is 115, 15 blocks of about 2 minutes away.
+    assert lock_text("XMR", Lock(height=116), tip, T0) == \
+        "Received; spendable from block 116, about 00:30 UTC, 01 Jan 2026."
+    assert lock_text("XMR", Lock(time=T0 + timedelta(hours=2)), tip, T0) == \
+        "Received; spendable from 02:00 UTC, 01 Jan 2026."
+    assert lock_text("DOGE", Lock(height=116), tip, T0) == \
+        "Received; spendable from block 116."  # no typical block interval known

@@ -35,6 +35,14 @@ class SqlCursors:
             )
 
 
+    async def set_catch_up(self, feed: str, state: str | None,
+                           since: datetime | None) -> bool:
+        result = await self._conn.execute(
+            update(chain_cursors).where(chain_cursors.c.feed == feed)
+            .values(catch_up=state, catch_up_since=since))
+        return bool(result.rowcount)
+
+
 class SqlWatchlist:
     """Implements `chains.base.Watchlist`: every address ever handed out in an address
     space (for any of its coins).
@@ -76,6 +84,10 @@ class SqlWatchlist:
         if len(self._missing) > self.MAX_MISSING:
             for index in sorted(self._missing)[: len(self._missing) - self.MAX_MISSING]:
                 self._missing.discard(index)
+
+    @property
+    def highest_index(self) -> int:
+        return self._top
 
     @property
     def keyset(self) -> KeySet:

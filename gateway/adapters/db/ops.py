@@ -20,6 +20,8 @@ class OpsSnapshot:
     # When each feed's cursor last moved (a block processed), by our clock.
     processed_at: dict[str, datetime] = field(default_factory=dict)
     failing_endpoint_ids: tuple[str, ...] = ()
+    # Feeds whose follower's node is catching up: what it reported, and since when.
+    catching_up: dict[str, tuple[str, datetime]] = field(default_factory=dict)
 
 
 async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
@@ -40,4 +42,6 @@ async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
         queued = (await conn.execute(
             select(func.count()).select_from(mail_queue))).scalar_one()
     return OpsSnapshot(int(pending), len(failing), {c.feed: c.height for c in cursors},
-                       int(queued), oldest, {c.feed: c.updated_at for c in cursors}, failing)
+                       int(queued), oldest, {c.feed: c.updated_at for c in cursors}, failing,
+                       {c.feed: (c.catch_up, c.catch_up_since) for c in cursors
+                        if c.catch_up is not None and c.catch_up_since is not None})

@@ -279,6 +279,10 @@ chain_cursors = Table(
     Column("height", Integer, nullable=False),
     Column("hash", String(100), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # While the follower's node catches up (a Monero wallet recreated from its keys being
+    # given its subaddresses and rescanning): what it reports, and since when.
+    Column("catch_up", String(300), nullable=True),
+    Column("catch_up_since", UTCDateTime, nullable=True),
 )
 
 webhook_endpoints = Table(
