@@ -40,7 +40,6 @@ from chains.monero.rpc import MoneroRpc, MoneroRpcError
 from chains.uri import decimal_units
 
 WALLET_NOT_OPEN = -13  # WALLET_RPC_ERROR_CODE_NOT_OPEN
-WRONG_TXID = -8
 UNLOCK_TIME_IS_HEIGHT_BELOW = 500_000_000  # CRYPTONOTE_MAX_BLOCK_NUMBER
 
 

@@ -133,9 +133,6 @@ class UtxoChain:
             network_expected=expected, network_reported=str(info.get("chain", "?")),
             first_address=first.address, address_valid=valid)
 
-    async def block_at(self, height: int) -> BlockRef:
-        return BlockRef(height, str(await self._rpc.call("getblockhash", height)))
-
     async def aclose(self) -> None:
         await self._rpc.aclose()
 
