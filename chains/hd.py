@@ -51,12 +51,6 @@ class ExtendedPublicKey:
         child = PublicKey(self.key).add(tweak)
         return ExtendedPublicKey(self.depth + 1, chain_code, child.format(compressed=True))
 
-    def derive_path(self, *indexes: int) -> "ExtendedPublicKey":
-        node = self
-        for i in indexes:
-            node = node.child(i)
-        return node
-
     def uncompressed(self) -> bytes:
         return PublicKey(self.key).format(compressed=False)
 

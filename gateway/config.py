@@ -459,9 +459,6 @@ class SmtpConfig(_Section):
                              "starttls = true or tls = true (plain only to a loopback host)")
         return self
 
-    def in_clear(self) -> bool:
-        return not self.starttls and not self.tls
-
 
 class MailConfig(_Section):
     # Mail waits in an encrypted queue in the database and a background task sends it.

@@ -47,7 +47,6 @@ from chains.monero.rpc import MoneroRpc, MoneroRpcError
 from chains.uri import decimal_units
 
 WALLET_NOT_OPEN = -13  # WALLET_RPC_ERROR_CODE_NOT_OPEN
-WRONG_TXID = -8
 UNLOCK_TIME_IS_HEIGHT_BELOW = 500_000_000  # CRYPTONOTE_MAX_BLOCK_NUMBER
 CREATE_AT_MOST = 64  # subaddresses wallet-rpc creates per `create_address`
 # wallet-rpc answers a rescan (or a new wallet's first refresh) only once it is done, and

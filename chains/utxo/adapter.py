@@ -9,6 +9,7 @@ node (`hashblock`, `rawtx`) wake the loop early; polling stays the fallback."""
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
@@ -41,6 +42,8 @@ from chains.networks import UtxoNetwork
 from chains.uri import bip21
 from chains.utxo.notify import Wakeup
 from chains.utxo.rawblock import Hit, RawBlock, Unsupported, scan_block, scan_transaction
+
+log = logging.getLogger(__name__)
 
 
 def hash160(data: bytes) -> bytes:
@@ -141,9 +144,6 @@ class UtxoChain:
                          f"{'in progress' if ibd else 'done'}"),
             network_expected=self.expected_chain, network_reported=str(info.get("chain", "?")),
             first_address=first.address, address_valid=valid)
-
-    async def block_at(self, height: int) -> BlockRef:
-        return BlockRef(height, str(await self._rpc.call("getblockhash", height)))
 
     async def aclose(self) -> None:
         await self._rpc.aclose()
@@ -277,6 +277,8 @@ class UtxoChain:
                 continue
             # Until the next poll, a block, or a transaction paying a watched script.
             deadline = started + self._poll
+            log.debug("%s: pass done at height %d; waiting for a notification",
+                      self.feed, cursor.height)
             while (remaining := deadline - time.monotonic()) > 0:
                 block_seen, txs = await wakeup.wait(remaining)
                 if block_seen:
@@ -285,6 +287,9 @@ class UtxoChain:
                     yield MATCH_POINT
                     if any(self._pays_watched(raw, watched) for raw in txs):
                         break
+                    # Why a notification woke no pass: an operator's (and a test's) answer.
+                    log.debug("%s: %d notified transactions pay no watched address",
+                              self.feed, len(txs))
 
     @staticmethod
     def _pays_watched(raw: bytes, watched: Watched) -> bool:

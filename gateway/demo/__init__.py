@@ -132,7 +132,7 @@ class EvmChain:
         from gateway.demo.evm import compile_tokens
 
         self.node.start()
-        say(f"anvil (Ethereum dev node) on 127.0.0.1:{self.node.rpc_port}, automine off")
+        say(f"anvil (Ethereum dev node) on 127.0.0.1:{self.node.port}, automine off")
         if self._token:
             code = compile_tokens()["BoolToken"]
             self.contract = self.node.deploy_token(code, "USDC", 6, 10**18)

@@ -1,7 +1,7 @@
-"""The demo's anvil node (Ethereum dev node from `npm ci`), automine off so the demo mines
-like the Litecoin one, and the test token (contracts/TestTokens.sol, compiled by solcjs at
-run time) that stands in for USDC. Only what `gateway demo` needs; never used by
-`gateway serve`. The tests use tests/support/nodes.py and share the compiler here."""
+"""The anvil node (Ethereum dev node from `npm ci`) that `gateway demo` and the test suite
+start (the tests through tests/support/nodes.py), automine off so it mines like the
+Litecoin one, and the test tokens (contracts/TestTokens.sol, compiled by solcjs at run
+time) that stand in for USDC. Never used by `gateway serve`."""
 
 import json
 import secrets
@@ -19,11 +19,12 @@ from eth_abi.abi import encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from gateway.demo.node import NodeMissing, free_port
+from gateway.demo.node import NodeFailed, NodeMissing, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN_SOURCE = ROOT / "contracts" / "TestTokens.sol"
 CHAIN_ID = 31337
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"  # public
 _TRANSFER = keccak(b"transfer(address,uint256)")[:4].hex()
 
 
@@ -63,41 +64,67 @@ def throwaway_xpub() -> str:
     return base58.b58encode_check(payload).decode()
 
 
+def anvil_binary() -> str:
+    """The project-local anvil from `npm ci` (node_modules/.bin), else one on PATH."""
+    return _tool("anvil")
+
+
 class Anvil:
-    def __init__(self, datadir: Path) -> None:
+    """A real anvil node on a free loopback port, automine off (the caller mines), its
+    accounts from the public test mnemonic. Its state file keeps the chain (blocks and
+    hashes) across stop() and start(), as a real node's database does; only its pool is
+    lost."""
+
+    START_ATTEMPTS = 5  # a port taken between free_port() and anvil's bind: a new port
+
+    def __init__(self, datadir: Path, chain_id: int = CHAIN_ID) -> None:
         self.datadir = datadir
-        self.rpc_port = free_port()
+        self.chain_id = chain_id
+        self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.accounts: list[str] = []
 
     @property
     def rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.rpc_port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> "Anvil":
-        binary = _tool("anvil")
+        binary = anvil_binary()
         self.datadir.mkdir(parents=True, exist_ok=True)
         log = self.datadir / "anvil.log"
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [binary, "--host", "127.0.0.1", "--port", str(self.rpc_port),
-                 "--chain-id", str(CHAIN_ID)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                code, self.proc = self.proc.returncode, None
-                raise NodeMissing(f"anvil exited with {code}; see {log}")
+        for _attempt in range(self.START_ATTEMPTS):
+            self.port = free_port()
+            with log.open("ab") as out:
+                self.proc = subprocess.Popen(
+                    [binary, "--host", "127.0.0.1", "--port", str(self.port),
+                     "--chain-id", str(self.chain_id), "--state",
+                     str(self.datadir / "state.json"), "--accounts", "10",
+                     "--mnemonic", ANVIL_MNEMONIC],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    self.accounts = list(self.rpc("eth_accounts"))
+                    self.rpc("evm_setAutomine", False)
+                    return self
+                except (OSError, urllib.error.URLError):
+                    time.sleep(0.05)
+            self._kill()
+        tail = log.read_text(errors="replace")[-2000:]
+        raise NodeFailed(f"anvil did not start; see {log}:\n{tail}")
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: anvil writes its state file
             try:
-                self.accounts = list(self.rpc("eth_accounts"))
-                self.rpc("evm_setAutomine", False)
-                return self
-            except (OSError, urllib.error.URLError):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise NodeMissing(f"anvil did not answer in {timeout:.0f}s; see {log}"
-                                      ) from None
-                time.sleep(0.05)
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        self._kill()
 
     def rpc(self, method: str, *params: Any) -> Any:
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
@@ -105,22 +132,50 @@ class Anvil:
         req = urllib.request.Request(  # noqa: S310 (loopback)
             self.rpc_url, body, {"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 (loopback)
-            payload = json.loads(resp.read())
-        if payload.get("error"):
-            raise RuntimeError(f"{method}: {payload['error'].get('message')}")
-        return payload["result"]
+            answer = json.loads(resp.read())
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
 
-    def mine(self, blocks: int = 1) -> None:
+    def send(self, to: str, wei: int, sender: int = 0, **extra: Any) -> str:
+        tx = {"from": self.accounts[sender], "to": to, "value": hex(wei), **extra}
+        return str(self.rpc("eth_sendTransaction", tx))
+
+    def mine(self, blocks: int = 1) -> list[str]:
+        hashes = []
         for _ in range(blocks):
+            # A fresh coinbase per block: a block re-mined after a reorg with the same
+            # transactions in the same second still gets a new hash.
+            self.rpc("anvil_setCoinbase", "0x" + secrets.token_hex(20))
             self.rpc("evm_mine")
+            hashes.append(str(self.rpc("eth_getBlockByNumber", "latest", False)["hash"]))
+        return hashes
+
+    def height(self) -> int:
+        return int(self.rpc("eth_blockNumber"), 16)
+
+    def block(self, ref: str | int, full: bool = False) -> dict[str, Any]:
+        if isinstance(ref, int):
+            found = self.rpc("eth_getBlockByNumber", hex(ref), full)
+        else:
+            found = self.rpc("eth_getBlockByHash", ref, full)
+        if found is None:
+            raise LookupError(f"no block {ref}")
+        return dict(found)
+
+    def invalidate(self, block_hash: str) -> list[str]:
+        """That block and its successors leave the chain; their transactions go back to
+        the pool (anvil_rollback drops them, so they are re-sent from their raw bytes)."""
+        height = int(self.block(block_hash)["number"], 16)
+        head = self.height()
+        raws = [self.rpc("eth_getRawTransactionByHash", tx)
+                for h in range(height, head + 1) for tx in self.block(h)["transactions"]]
+        self.rpc("anvil_rollback", head - height + 1)
+        return [str(self.rpc("eth_sendRawTransaction", raw)) for raw in raws]
 
     def pending(self) -> int:
         content = self.rpc("txpool_content")
         return sum(len(by_nonce) for by_nonce in content.get("pending", {}).values())
-
-    def send(self, to: str, wei: int) -> str:
-        return str(self.rpc("eth_sendTransaction",
-                            {"from": self.accounts[0], "to": to, "value": hex(wei)}))
 
     def deploy_token(self, bytecode: str, symbol: str, decimals: int, supply: int) -> str:
         args = encode(["string", "string", "uint8", "uint256"],
@@ -138,14 +193,3 @@ class Anvil:
         data = "0x" + _TRANSFER + encode(["address", "uint256"], [to, amount]).hex()
         return str(self.rpc("eth_sendTransaction", {"from": self.accounts[0], "to": contract,
                                                     "data": data, "gas": hex(100_000)}))
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None

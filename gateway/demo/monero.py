@@ -2,7 +2,7 @@
 miner wallet in its own monero-wallet-rpc, and a second wallet-rpc for the gateway's
 view-only wallets (one wallet-rpc serves one open wallet at a time). monerod's start-up
 and the 100 blocks of start-up mining are the expensive part: the tests start it once per
-session (tests/support/monero_nodes.py, with ports leased across parallel runs). Never
+session (tests/support/monero_nodes.py), on ports leased across parallel runs. Never
 used by `gateway serve`.
 
 Quirks of Debian's monero 0.18 (see /work/shared/NODES.md): wallet-rpc rejects

@@ -57,19 +57,6 @@ class Period:
             return start.replace(year=year, month=month, day=day)
         return start + timedelta(seconds=self.seconds * times)
 
-    def describe(self) -> str:
-        if self.months:
-            if self.months % 12 == 0:
-                years = self.months // 12
-                return f"{years} year{'s' if years > 1 else ''}"
-            return f"{self.months} month{'s' if self.months > 1 else ''}"
-        for unit, size in (("week", 7 * 86400), ("day", 86400), ("hour", 3600),
-                           ("minute", 60), ("second", 1)):
-            if self.seconds % size == 0:
-                n = self.seconds // size
-                return f"{n} {unit}{'s' if n > 1 else ''}"
-        raise AssertionError("unreachable")  # pragma: no cover
-
 
 def periods_paid(amount_due: int, received: int, allow_over: bool,
                  max_periods: int = 36) -> int:
@@ -110,12 +97,3 @@ def extend(paid_until: datetime | None, paid_at: datetime, period: Period,
             end = Period(months=done + period.months * periods).add(run)
             return Extension(start, end, periods, run)
     return Extension(start, period.add(start, periods), periods, run)
-
-
-def state_at(paid_until: datetime, grace: timedelta, now: datetime) -> BillingState:
-    """The state the time alone says an account with this `paid_until` is in."""
-    if now < paid_until:
-        return BillingState.ACTIVE
-    if now < paid_until + grace:
-        return BillingState.GRACE
-    return BillingState.SUSPENDED

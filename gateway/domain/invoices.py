@@ -29,9 +29,6 @@ class InvoiceException(StrEnum):
     PAID_LATE = "paid_late"
     REVERTED_AFTER_SETTLEMENT = "reverted_after_settlement"
 
-
-FINAL = frozenset({Status.SETTLED, Status.INVALID})
-
 # How far a block's own timestamp may be trusted in the customer's favour: miners' clocks
 # drift (consensus accepts a header up to 2 h ahead), and a transaction waits in the
 # mempool for a block. Configurable as [invoices] block_time_tolerance_minutes.
@@ -215,10 +212,6 @@ class Invoice:
         self.status = Status.SETTLED
         self.settled_at = now
         self._emit(ev.INVOICE_SETTLED, payments)
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL
 
 
 def completion_time(

@@ -229,9 +229,3 @@ class Accepted(Out):
 
 class Health(Out):
     status: str
-
-
-class Ready(BaseModel):
-    status: str
-    database: str
-    chains: dict[str, Any]

@@ -232,8 +232,6 @@ class InvoiceRepository(Protocol):
         self, account_id: str | None, status: str | None, after: str | None, limit: int
     ) -> list[InvoiceRecord]: ...
 
-    async def by_match_key(self, coin: str, match_key: bytes) -> Invoice | None: ...
-
     async def by_match_keys(self, coin: str, match_keys: Sequence[bytes]) -> dict[bytes,
                                                                                   Invoice]:
         """The invoices these keys belong to, locked to commit."""
@@ -285,7 +283,6 @@ class PaymentRepository(Protocol):
     async def revert(self, coins: Sequence[str], txids: Sequence[str]) -> list[str]:
         """Unconfirmed payments of these transactions are gone; returns invoice ids."""
 
-    async def for_invoice(self, invoice_id: str) -> list[PaymentRecord]: ...
 
     async def record_many(self, rows: Sequence[NewPayment], block: BlockRef | None,
                           block_time: datetime | None) -> set[tuple[str, str, int]]:
@@ -715,7 +712,8 @@ class UnitOfWork(Protocol):
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+        self, _et: type[BaseException] | None, ev: BaseException | None,
+        _tb: TracebackType | None
     ) -> None: ...
 
     def collect(self, aggregate: HasEvents) -> None:

@@ -8,8 +8,8 @@ from tests.contract.drivers import KINDS, Driver
 @pytest.fixture(params=KINDS)
 async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
     """Every registered family, through its driver: the fake in memory, the UTXO family on
-    a real litecoind, the EVM family on a real anvil (module-scoped; fails, never skips,
-    when the node is missing)."""
+    a real litecoind, the EVM family on a real anvil, the Monero family on a real monerod
+    with a view-only wallet (fails, never skips, when the node is missing)."""
     found: Driver
     if request.param == "fake":
         from tests.contract.drivers.fake import FakeDriver

@@ -1,8 +1,11 @@
 """The account lifecycle: profile correction, password change, idle sessions."""
 
-import asyncio
+from datetime import UTC, datetime, timedelta
+
+import jwt
 
 from tests.e2e.conftest import StackFactory
+from tests.support.db_time import db_time
 
 
 async def test_profile_correction_reencrypts_the_personal_fields(
@@ -73,13 +76,28 @@ async def test_password_change_needs_the_current_one_and_ends_other_sessions(
 
 
 async def test_idle_sessions_end_but_active_ones_live(make_stack: StackFactory) -> None:
-    stack = await make_stack(GATEWAY_SECURITY__SESSION_IDLE_MINUTES="0.05")  # 3 s
+    """The default 30-minute idle limit, with the session's last use moved into the past
+    instead of waiting for it: used 20 minutes after its last use, a session lives and
+    its idle time starts again; left alone for 31 minutes, it ends."""
+    stack = await make_stack()
     await stack.signup("idle@example.org", "idle password 1")
     token = await stack.login("idle@example.org", "idle password 1")
-    for _ in range(4):  # in use every 1.5 s: stays alive past the 3 s idle limit
-        await asyncio.sleep(1.5)
+    session_id = jwt.decode(token, options={"verify_signature": False})["jti"]
+
+    async def last_used(ago: timedelta) -> None:
+        await stack.rows("UPDATE sessions SET last_seen_at = :t WHERE id = :id",
+                         t=db_time(stack.db_url, datetime.now(UTC) - ago), id=session_id)
+
+    for _ in range(3):  # in use every 20 minutes: alive an hour, past the 30-minute limit
+        await last_used(timedelta(minutes=20))
+        before = datetime.now(UTC)
         assert (await stack.api.call("GET", "/v1/me", token=token))[0] == 200
-    await asyncio.sleep(4)
+        seen = await stack.scalar("SELECT last_seen_at FROM sessions WHERE id = :id",
+                                  id=session_id)
+        seen = datetime.fromisoformat(str(seen)).replace(tzinfo=UTC) \
+            if isinstance(seen, str) else seen.astimezone(UTC)
+        assert seen >= before - timedelta(seconds=1), seen  # the use was recorded
+    await last_used(timedelta(minutes=31))
     status, doc, _ = await stack.api.call("GET", "/v1/me", token=token)
     assert status == 401 and "inactivity" in doc["detail"]
     assert (await stack.api.call("GET", "/v1/me", token=token))[0] == 401

@@ -6,6 +6,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.conftest import StackFactory
+from tests.support.signals import decided_event
 from tests.support.stack import eventually
 
 
@@ -123,9 +124,9 @@ async def test_readiness_and_security_headers(make_stack: StackFactory) -> None:
                                  token=stack.key))[0] == 204
     listed = await stack.api.ok("GET", "/v1/webhook-endpoints", token=stack.key)
     assert listed["data"] == []
-    await stack.signup("after-delete@example.org")
-    import asyncio
-    await asyncio.sleep(1.5)
+    later = await stack.signup("after-delete@example.org")
+    doc = await decided_event(stack.api, stack.key, "account.created", later["id"])
+    assert "deliveries" not in doc, doc
     assert stack.receiver.attempts == []
 
 

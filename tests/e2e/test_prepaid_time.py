@@ -1,5 +1,5 @@
 """Prepaid time over HTTP against `gateway serve`, a real Litecoin regtest node and a real
-SMTP inbox, with a one-minute period: the first payment activates, the renewal invoice is
+SMTP inbox, with a 30-second period: the first payment activates, the renewal invoice is
 created and mailed before the end, paying it extends paid_until, not paying the next one
 leads to grace then suspension, and a later payment activates the account again. Every
 webhook is verified (standardwebhooks) and received once."""
@@ -17,14 +17,16 @@ from tests.e2e.conftest import Stack, StackFactory
 from tests.support.inbox import Inbox, smtp_env
 from tests.support.stack import eventually, run_cli
 
-PERIOD = 60  # seconds
+# Test-sized: the run takes about two periods and a grace in real time. The renewal is
+# paid after the second reminder, which leaves 10 s for a payment to settle before the end.
+PERIOD = 30  # seconds
 ENV = {
     "GATEWAY_PLANS": json.dumps({"vps": {"price": "9.99", "currency": "EUR",
                                          "period": f"{PERIOD} seconds"}}),
-    "GATEWAY_BILLING__RENEWAL_LEAD": "40 seconds",
-    "GATEWAY_BILLING__SECOND_REMINDER": "20 seconds",
-    "GATEWAY_BILLING__GRACE": "10 seconds",
-    "GATEWAY_BILLING__INTERVAL_SECONDS": "0.5",
+    "GATEWAY_BILLING__RENEWAL_LEAD": "20 seconds",
+    "GATEWAY_BILLING__SECOND_REMINDER": "10 seconds",
+    "GATEWAY_BILLING__GRACE": "5 seconds",
+    "GATEWAY_BILLING__INTERVAL_SECONDS": "0.25",
 }
 
 
@@ -68,7 +70,7 @@ async def test_renewal_grace_suspension_and_reactivation(
     assert me["paid_until"] == activated["paid_until"] and me["billing_state"] == "active"
     assert (me["plan"], me["renewal_coin"], me["renewal_reminders"]) == ("vps", "LTC", True)
 
-    # The renewal invoice: created 40 s before the end, announced and mailed before it.
+    # The renewal invoice: created 20 s before the end, announced and mailed before it.
     expiring = await wait_event(stack, account["id"], "account.expiring", 1)
     renewal_id = expiring["invoice_id"]
     [mail] = await inbox.wait(email, 1, timeout=30)
@@ -83,7 +85,7 @@ async def test_renewal_grace_suspension_and_reactivation(
     assert renewal["metadata"] == {"plan": "vps"} and renewal["coin"] == "LTC"
     me = await stack.api.ok("GET", f"/v1/accounts/{account['id']}", token=stack.key)
     assert me["next_invoice"]["invoice_id"] == renewal_id
-    # The second reminder, 20 s before the end.
+    # The second reminder, 10 s before the end.
     await inbox.wait(email, 2, timeout=40)
 
     # Paying it extends paid_until by one period from the old end (nothing lost).
@@ -92,7 +94,7 @@ async def test_renewal_grace_suspension_and_reactivation(
     assert parse_time(renewed["paid_until"]) == paid_until + timedelta(seconds=PERIOD)
     assert renewed["invoice_id"] == renewal_id
 
-    # The next one is not paid: grace at the end, suspension 10 s later.
+    # The next one is not paid: grace at the end, suspension 5 s later.
     second = await wait_event(stack, account["id"], "account.expiring", 2, timeout=60)
     assert second["invoice_id"] != renewal_id
     grace = await wait_event(stack, account["id"], "account.grace", 1, timeout=90)

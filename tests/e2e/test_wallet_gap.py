@@ -13,7 +13,9 @@ async def test_gap_report_after_paid_and_expired_invoices(make_stack: StackFacto
     for i in (0, 4):  # indexes 1-3 and 5-6 stay unused; 1-3 is the longest run
         stack.node.send(invoices[i]["address"], invoices[i]["amount_due"])
     stack.node.send(invoices[6]["address"], invoices[6]["amount_due"])
-    await asyncio.sleep(1.0)
+    for i in (0, 4, 6):  # seen unconfirmed, then mined
+        await stack.until(invoices[i]["id"], lambda d: bool(d["payments"]),
+                          f"invoice {i}'s payment seen in the mempool")
     stack.node.mine(1)
     for i in (0, 4, 6):
         for _ in range(100):

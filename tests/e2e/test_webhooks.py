@@ -10,6 +10,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.e2e.conftest import StackFactory
+from tests.support.db_time import db_time
+from tests.support.signals import decided_event
 from tests.support.stack import Reply, eventually, run_cli
 
 
@@ -17,14 +19,16 @@ async def test_rotation_signs_with_both_secrets_then_only_the_new(
     make_stack: StackFactory,
 ) -> None:
     stack = await make_stack(event_types=["account.created"],
-                             GATEWAY_WEBHOOKS__ROTATION_OVERLAP_HOURS="0.001")  # 3.6 s
+                             GATEWAY_WEBHOOKS__ROTATION_OVERLAP_HOURS="2")
     old = stack.endpoint["secret"]
+    rotated_at = datetime.now(UTC)
     rotated = await stack.api.ok(
         "POST", f"/v1/webhook-endpoints/{stack.endpoint['id']}/rotate-secret", {}, stack.key)
     new = rotated["secret"]
     stack.secrets.add(new)
     assert new != old and new.startswith("whsec_")
     until = datetime.fromisoformat(rotated["previous_secret_expires_at"].replace("Z", "+00:00"))
+    assert abs(until - (rotated_at + timedelta(hours=2))) < timedelta(minutes=1), until
 
     await stack.signup("rotate-1@example.org")
     first = await stack.receiver.wait_for("account.created")
@@ -32,7 +36,10 @@ async def test_rotation_signs_with_both_secrets_then_only_the_new(
     Webhook(old).verify(first.body, first.headers)
     Webhook(new).verify(first.body, first.headers)
 
-    await asyncio.sleep(max((until - datetime.now(UTC)).total_seconds(), 0) + 0.5)
+    # The overlap's end moves into the past, rather than the test waiting two hours.
+    await stack.rows("UPDATE webhook_endpoints SET previous_secret_expires_at = :t "
+                     "WHERE id = :id", id=stack.endpoint["id"],
+                     t=db_time(stack.db_url, datetime.now(UTC) - timedelta(seconds=1)))
     await stack.signup("rotate-2@example.org")
     await eventually(lambda: len(stack.receiver.deliveries) == 2, 20, "second delivery")
     second = stack.receiver.deliveries[1]
@@ -84,8 +91,9 @@ async def test_gone_disables_the_endpoint_and_a_redirect_is_not_followed(
     assert delivery["status"] == "disabled"
     listed = await stack.api.ok("GET", "/v1/webhook-endpoints", token=stack.key)
     assert listed["data"][0]["enabled"] is False
-    await stack.signup("gone-2@example.org")
-    await asyncio.sleep(2)
+    later = await stack.signup("gone-2@example.org")
+    doc = await decided_event(stack.api, stack.key, "account.created", later["id"])
+    assert all(d["attempts"] == 0 for d in doc.get("deliveries", [])), doc
     assert len(stack.receiver.attempts) == 2  # nothing more goes to a 410 endpoint
     enabled = run_cli(stack.gateway.env, "webhook", "enable", stack.endpoint["id"])
     assert enabled.returncode == 0, enabled.stderr
@@ -140,12 +148,22 @@ async def test_event_filter_delivers_only_subscribed_types(make_stack: StackFact
     account = await stack.signup("filter@example.org")
     invoice = await stack.invoice(account["id"])
     stack.node.send(invoice["address"], invoice["amount_due"])
-    await asyncio.sleep(1)
+    # Seen unconfirmed first, so payment_received and processing come before settled.
+    await stack.wait_status(invoice["id"], "processing")
     stack.node.mine(3)
     await stack.receiver.wait_for("invoice.settled")
-    await asyncio.sleep(1.5)
+    # One account's deliveries go out in the order of its events: any delivery of its
+    # earlier events would have been attempted before invoice.settled. None was made.
     assert {d.type for d in stack.receiver.attempts} == {"invoice.settled"}
     assert len(stack.receiver.attempts) == 1
+    page = await stack.api.ok("GET", "/v1/events", token=stack.key)
+    others = [e for e in page["data"] if e["type"] != "invoice.settled"
+              and account["id"] in json.dumps(e["payload"]["data"])]
+    assert {e["type"] for e in others} >= {"account.created", "invoice.created",
+                                           "invoice.payment_received"}, others
+    for event in others:
+        doc = await stack.api.ok("GET", f"/v1/events/{event['id']}", token=stack.key)
+        assert "deliveries" not in doc, doc  # none was made
 
 
 async def test_private_targets_are_refused_unless_allowed(make_stack: StackFactory) -> None:

@@ -4,7 +4,6 @@ publishes what a node started with -zmqpubrawtx/-zmqpubhashblock would, on a rea
 socket on loopback (the gateway reads nothing from a message but a reason to ask the node
 itself)."""
 
-import asyncio
 import time
 
 import zmq
@@ -12,6 +11,7 @@ import zmq.asyncio
 
 from tests.e2e.conftest import StackFactory
 from tests.support.nodes import free_port
+from tests.support.stack import eventually
 
 
 async def test_zmq_notifications_wake_the_watcher(make_stack: StackFactory) -> None:
@@ -34,14 +34,18 @@ async def test_zmq_notifications_wake_the_watcher(make_stack: StackFactory) -> N
         node = stack.node
         account = await stack.signup("zmq@example.org")
         invoice = await stack.invoice(account["id"])
-        await asyncio.sleep(2)  # the watcher's first pass is over: it waits (60 s or ZMQ)
+        # The watcher's first pass is over (its mempool was read before ours was sent):
+        # it waits, 60 s or for ZMQ.
+        await eventually(lambda: "LTC: pass done at height" in stack.gateway.log(), 20,
+                         "the watcher's first pass")
 
         # A transaction paying someone else wakes nothing (or the watcher's mempool pass
         # would find ours, already there); ours does.
         txid = node.send(invoice["address"], invoice["amount_due"])
         other = node.send(node.rpc("getnewaddress", "", "bech32", wallet=node.wallet), "1")
         await publish(b"rawtx", bytes.fromhex(node.rpc("getrawtransaction", other)))
-        await asyncio.sleep(1.5)
+        await eventually(lambda: "notified transactions pay no watched address"
+                         in stack.gateway.log(), 20, "the other transaction looked at")
         assert (await stack.read(invoice["id"]))["status"] == "new"
         started = time.monotonic()
         await publish(b"rawtx", bytes.fromhex(node.rpc("getrawtransaction", txid)))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import nodes as devnodes
+from gateway.demo import node as devnodes  # the launcher itself: its free_port is patched
 from tests.support.nodes import LitecoinRegtest, NodeFailed, NodeMissing
 
 # Starts nodes of its own (not the session's): not part of the fast gate.
@@ -94,13 +94,14 @@ def test_free_port_is_outside_the_ephemeral_range_and_never_handed_out_twice() -
 
 
 def test_free_port_is_never_handed_to_two_processes_at_once() -> None:
-    # What `make test` does: two pytest processes asking for ports side by side. (A lease
-    # ends with its process, so each one stays alive until all have answered.)
-    script = ("import sys\nfrom tests.support.nodes import free_port\n"
-              "print(' '.join(str(free_port()) for _ in range(300)), flush=True)\n"
-              "sys.stdin.read()")
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    # What `make test` does: two pytest processes asking for ports side by side, and the
+    # demo beside them. (A lease ends with its process, so each one stays alive until all
+    # have answered.)
+    procs = [subprocess.Popen([sys.executable, "-c", (
+        f"import sys\nfrom {module} import free_port\n"
+        "print(' '.join(str(free_port()) for _ in range(300)), flush=True)\n"
+        "sys.stdin.read()")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for module in ("tests.support.nodes", "tests.support.nodes", "gateway.demo.node")]
     try:
         outputs = [p.stdout.readline() for p in procs if p.stdout is not None]
     finally:
@@ -110,3 +111,14 @@ def test_free_port_is_never_handed_to_two_processes_at_once() -> None:
     ports = [int(p) for out in outputs for p in out.split()]
     assert len(ports) == 900
     assert len(set(ports)) == 900
+
+
+def test_the_demo_and_the_tests_start_the_same_nodes() -> None:
+    # One launcher, in the package with the demo; the tests' names lead to it.
+    from gateway.demo import evm, monero
+    from tests.support import monero_nodes, nodes
+
+    assert nodes.LitecoinRegtest is devnodes.LitecoinRegtest
+    assert nodes.free_port is devnodes.free_port
+    assert nodes.Anvil is evm.Anvil
+    assert monero_nodes.MoneroRegtest is monero.MoneroRegtest

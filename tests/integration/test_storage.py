@@ -109,11 +109,11 @@ async def test_payment_recording_is_idempotent(database_url: str) -> None:
                 await uow.commit()
         assert results == [True, False, False, False]
         async with SqlUnitOfWork(engine, cipher) as uow:  # type: ignore[arg-type]
-            [p] = await uow.payments.for_invoice("inv_p")
+            [p] = (await uow.payments.for_invoices(["inv_p"]))["inv_p"]
             assert (p.amount, p.block_height, p.status) == (2**200, 5, "confirmed")
             assert await uow.payments.disconnect(["LTC"], "h5") == ["inv_p"]
             assert await uow.payments.revert(["LTC"], ["tx"]) == ["inv_p"]
-            [p] = await uow.payments.for_invoice("inv_p")
+            [p] = (await uow.payments.for_invoices(["inv_p"]))["inv_p"]
             assert p.status == "reverted" and p.block_hash is None
             await uow.commit()
         async with engine.connect() as conn:  # type: ignore[attr-defined]
@@ -142,7 +142,7 @@ async def test_payment_keeps_the_time_of_the_block_it_was_first_seen_in(
                                           T0 + timedelta(minutes=40), when)
                 await uow.commit()
         async with SqlUnitOfWork(engine, cipher) as uow:  # type: ignore[arg-type]
-            found = {p.txid: p for p in await uow.payments.for_invoice("inv_b")}
+            found = {p.txid: p for p in (await uow.payments.for_invoices(["inv_b"]))["inv_b"]}
         assert found["mined"].block_time == first and found["mined"].block_height == 6
         assert found["pooled"].block_time is None and found["pooled"].block_height == 6
     finally:

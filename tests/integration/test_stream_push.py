@@ -17,7 +17,9 @@ from aiohttp.test_utils import TestServer
 from chains.base import BlockConnected, BlockRef, MempoolSeen, Observed
 from gateway.adapters.db import notify
 from gateway.bootstrap import build_app
+from gateway.http import routes_pages
 from gateway.services.chain_events import Feed
+from gateway.services.changes import Subscription
 from tests.support.databases import fresh_database
 from tests.support.fake_gateway import T0, World, fake_world
 
@@ -73,9 +75,30 @@ async def pay(world: World, view: Any) -> None:
         (Observed("FAK", "txP", 0, key, DUE, None),)))
 
 
+def quiet_wakeups(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Times at which an open stream's wait ended without a change: an idle stream wakes
+    then only to look at its connection. Those waits (and the polling interval of a
+    stream without a hub) are made short, so a few of them pass in a fraction of a
+    second: a stream that read on any of them would show it at once."""
+    monkeypatch.setattr(routes_pages, "GONE_CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(routes_pages, "POLL_SECONDS", 0.05)
+    quiet: list[float] = []
+    original = Subscription.wait
+
+    async def wait(self: Subscription, seconds: float) -> bool:
+        changed = await original(self, seconds)
+        if not changed:
+            quiet.append(time.monotonic())
+        return changed
+
+    monkeypatch.setattr(Subscription, "wait", wait)
+    return quiet
+
+
 async def test_a_change_reaches_an_idle_stream_at_once_without_polling(
-    tmp_path: Path, template_dir: Path,
+    tmp_path: Path, template_dir: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    quiet = quiet_wakeups(monkeypatch)
     async with fake_world(tmp_path, template_dir) as world, served(world) as base:
         await world.tracker.set_cursor(feed(world), BlockRef(0, "h0"))
         view = await world.invoice(await world.account())
@@ -84,7 +107,9 @@ async def test_a_change_reaches_an_idle_stream_at_once_without_polling(
                 f"{base}/pay/{view.record.invoice.id}/events") as resp:
             assert (await next_status(resp, 5))["status"] == "new"
             settled_reads = len(reads)
-            await asyncio.sleep(1.5)  # a polling stream would have read three times
+            async with asyncio.timeout(10):
+                while len(quiet) < 5:  # five quiet wake-ups, five chances to read
+                    await asyncio.sleep(0.02)
             assert len(reads) == settled_reads
             changed = time.monotonic()
             await pay(world, view)

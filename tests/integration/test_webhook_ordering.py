@@ -106,6 +106,19 @@ class CountingStore(SqlDeliveryStore):
         self.writes.append(len(attempts))
 
 
+class RenewingStore(CountingStore):
+    """Also counts the lease renewals of held deliveries."""
+
+    def __init__(self, engine: AsyncEngine, cipher: FieldCipher) -> None:
+        super().__init__(engine, cipher)
+        self.renewals = 0
+
+    async def renew(self, ids: Sequence[str], until: datetime) -> None:
+        await super().renew(ids, until)
+        if ids:
+            self.renewals += 1
+
+
 async def queue(engine: AsyncEngine, cipher: FieldCipher, url: str, accounts: int,
                 per_account: int, now: datetime) -> dict[str, str]:
     """One event per account per transaction, step by step: event n of every account is
@@ -269,6 +282,7 @@ async def test_a_request_longer_than_the_lease_is_not_sent_twice(database_url: s
     cipher = FieldCipher([("k", os.urandom(32))])
     receiver = Receiver()
     slow = asyncio.Event()
+    taker_store = RenewingStore(engine, cipher)
 
     async def hook(request: web.Request) -> web.Response:
         body = json.loads(await request.read())
@@ -277,7 +291,10 @@ async def test_a_request_longer_than_the_lease_is_not_sent_twice(database_url: s
         if body["data"]["n"] == 0 and len(receiver.hits) == 1:
             await slow.wait()  # the first request hangs until released
         elif body["data"]["n"] == 0 and body["data"]["account"] == "acc_0":
-            await asyncio.sleep(2)  # 2 s: four leases' worth
+            # Held while the lease (0.5 s, renewed every third of it) is renewed six
+            # times: two leases' worth.
+            renewed = taker_store.renewals
+            await until(lambda: taker_store.renewals >= renewed + 6, "six lease renewals")
         return web.Response(status=204)
 
     receiver.hook = hook  # type: ignore[method-assign]
@@ -285,12 +302,11 @@ async def test_a_request_longer_than_the_lease_is_not_sent_twice(database_url: s
         async with receiving(receiver) as url:
             await queue(engine, cipher, url, 1, 3, datetime.now(UTC))
 
-            def worker() -> DeliveryWorker:
-                return DeliveryWorker(SqlDeliveryStore(engine, cipher),
-                                      lambda: datetime.now(UTC), targets=LOOPBACK,
+            def worker(store: SqlDeliveryStore) -> DeliveryWorker:
+                return DeliveryWorker(store, lambda: datetime.now(UTC), targets=LOOPBACK,
                                       timeout=10, lease_seconds=0.5, idle_interval=0.05)
 
-            first, second = worker(), worker()
+            first, second = worker(SqlDeliveryStore(engine, cipher)), worker(taker_store)
             crashed = asyncio.create_task(first.run())
             await until(lambda: len(receiver.hits) == 1, "first request")
             crashed.cancel()  # stops mid-request: no result, its lease runs out
@@ -299,7 +315,11 @@ async def test_a_request_longer_than_the_lease_is_not_sent_twice(database_url: s
             taker = asyncio.create_task(second.run())
             try:
                 await until(lambda: len(receiver.hits) == 4, "three events, one twice")
-                await asyncio.sleep(1)  # room for any duplicate to show up
+                # Room for any duplicate, up to a positive end: everything the taker
+                # claimed has its result written (nothing of it is in flight), and it
+                # claimed each delivery once.
+                await until(lambda: sum(taker_store.writes) == len(taker_store.claimed) >= 3,
+                            "the taker's attempts recorded")
             finally:
                 taker.cancel()
                 await asyncio.gather(taker, return_exceptions=True)
@@ -307,5 +327,9 @@ async def test_a_request_longer_than_the_lease_is_not_sent_twice(database_url: s
         # several leases and sent once), then 1 and 2.
         assert [n for _, _, n in receiver.hits] == [0, 0, 1, 2]
         assert receiver.hits[0][0] == receiver.hits[1][0]  # the same webhook-id
+        assert len(taker_store.claimed) == len(set(taker_store.claimed)) == 3
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(deliveries))).all()
+        assert {(r.status, r.lease_until) for r in rows} == {("succeeded", None)}
     finally:
         await engine.dispose()

@@ -148,10 +148,14 @@ async def test_watcher_failover_with_300_paid_invoices(
     assert len(leaders) == 1
     [leader] = leaders
 
-    # Pay all 300 in one transaction, then kill the leader before it can confirm anything.
+    # Pay all 300 in one transaction; once the leader has seen it in the mempool, kill
+    # it before it can confirm anything.
     litecoin.rpc("sendmany", "", {inv["address"]: str(Decimal(inv["amount_due"]))
                                   for inv in invoices}, wallet=litecoin.wallet)
-    await asyncio.sleep(1.0)
+    deadline = time.monotonic() + 20
+    while not await cluster.scalar("SELECT count(*) FROM payments"):
+        assert time.monotonic() < deadline, "the leader never recorded the payment"
+        await asyncio.sleep(0.1)
     killed_at = time.time()
     await cluster.processes[leader].kill()
     litecoin.mine(3)

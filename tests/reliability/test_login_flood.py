@@ -90,8 +90,11 @@ async def test_login_flood_leaves_pages_and_payments_alone(make_stack: StackFact
     started = time.monotonic()
     flood = asyncio.gather(*(client(n) for n in range(CLIENTS)))
 
-    # A customer pays while the flood runs.
-    await asyncio.sleep(3)
+    # A customer pays while the flood runs: once a sixth of its logins were answered.
+    deadline = time.monotonic() + 60
+    while sum(statuses.values()) < CLIENTS * LOGINS_PER_CLIENT // 6:
+        assert time.monotonic() < deadline, f"timed out waiting for the flood: {statuses}"
+        await asyncio.sleep(0.1)
     txid = await asyncio.to_thread(stack.node.send, invoice["address"], invoice["amount_due"])
     await asyncio.to_thread(stack.node.mine, 3)
     settled: Any = await stack.receiver.wait_for("invoice.settled", timeout=30)

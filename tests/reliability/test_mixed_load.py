@@ -19,7 +19,7 @@ pytestmark = pytest.mark.reliability
 
 CLIENTS = 100
 SECONDS = 30.0
-BLOCK_AT = 10.0  # seconds into the load
+BLOCK_AFTER = 5 * CLIENTS  # answers into the load (a few seconds): the block comes mid-load
 BLOCK_PAYMENTS = 500
 PRICE = "0.80"  # EUR: 0.01 LTC at the fixed rate of 80
 LOCKED = "database is locked"
@@ -116,7 +116,10 @@ async def test_mixed_load_with_a_busy_block(make_stack: StackFactory, db: str) -
     started = time.monotonic()
     load = [asyncio.create_task(client(n, stack.gateway.base, stack.key, owner, tally,
                                        started + SECONDS)) for n in range(CLIENTS)]
-    await asyncio.sleep(BLOCK_AT)
+    while sum(tally.statuses.values()) < BLOCK_AFTER:
+        assert time.monotonic() < started + SECONDS, \
+            f"the load ended before {BLOCK_AFTER} answers: {dict(tally.statuses)}"
+        await asyncio.sleep(0.1)
     outputs = {i["address"]: i["amount_due"] for i in to_pay}
     txid = await asyncio.to_thread(stack.node.rpc, "sendmany", "", outputs,
                                    wallet=stack.node.wallet)

@@ -26,7 +26,7 @@ def test_bip84_mainnet_vectors() -> None:
 
 
 def test_bip84_change_branch_vector() -> None:
-    node = ExtendedPublicKey.parse(BIP84_ZPUB).derive_path(1, 0)
+    node = ExtendedPublicKey.parse(BIP84_ZPUB).child(1).child(0)
     assert node.key.hex() == (
         "03025324888e429ab8e3dbaf1f7802648b9cd01e9b418485c5fa4c1b9b5700e1a6")
 

@@ -20,7 +20,7 @@ def smtp(tmp_path: Path, **values: str) -> dict[str, str]:
 
 def test_smtp_uses_tls_by_default_and_refuses_plain_to_a_remote_host(tmp_path: Path) -> None:
     remote = load(None, smtp(tmp_path, host="mail.example.org", port="587")).smtp
-    assert remote is not None and remote.starttls is True and not remote.in_clear()
+    assert remote is not None and remote.starttls is True and not remote.tls
     implicit = load(None, smtp(tmp_path, host="mail.example.org", port="465", tls="true")).smtp
     assert implicit is not None and implicit.tls and not implicit.starttls
     with pytest.raises(ConfigError) as refused:
@@ -28,7 +28,7 @@ def test_smtp_uses_tls_by_default_and_refuses_plain_to_a_remote_host(tmp_path: P
     assert "in clear" in str(refused.value) and "starttls = true" in str(refused.value)
     for host in ("127.0.0.1", "localhost", "::1"):
         local = load(None, smtp(tmp_path, host=host)).smtp
-        assert local is not None and local.in_clear(), host  # loopback: plain is fine
+        assert local is not None and not local.starttls and not local.tls, host  # plain
 
 
 async def test_the_mailer_never_hands_mail_over_in_clear_to_a_remote_host(

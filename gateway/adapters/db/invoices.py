@@ -208,15 +208,6 @@ class SqlInvoices:
             for r in rows
         ]
 
-    async def by_match_key(self, coin: str, match_key: bytes) -> Invoice | None:
-        row = (
-            await self._conn.execute(
-                select(invoices).where(invoices.c.coin == coin, invoices.c.match_key == match_key)
-                .with_for_update()
-            )
-        ).first()
-        return _invoice(row) if row else None
-
     async def by_match_keys(self, coin: str, match_keys: Sequence[bytes]) -> dict[bytes,
                                                                                   Invoice]:
         """The invoices these keys belong to, locked to commit: one query for a batch."""
@@ -445,7 +436,7 @@ class SqlPayments:
         return set(new)
 
     async def for_invoices(self, invoice_ids: Sequence[str]) -> dict[str, list[PaymentRecord]]:
-        """`for_invoice` for many, in one query per few hundred invoices."""
+        """Each invoice's payments, oldest first, in one query per few hundred invoices."""
         found: dict[str, list[PaymentRecord]] = {i: [] for i in invoice_ids}
         for chunk in _chunks(sorted(set(invoice_ids)), 500):
             rows = await self._conn.execute(
@@ -486,12 +477,6 @@ class SqlPayments:
         await self._conn.execute(
             update(payments).where(*where).values(status=PaymentStatus.REVERTED.value))
         return found
-
-    async def for_invoice(self, invoice_id: str) -> list[PaymentRecord]:
-        rows = await self._conn.execute(
-            select(payments).where(payments.c.invoice_id == invoice_id).order_by(payments.c.id)
-        )
-        return [_payment(r) for r in rows]
 
     async def unconfirmed_txids(self, coins: Sequence[str]) -> list[str]:
         rows = await self._conn.execute(

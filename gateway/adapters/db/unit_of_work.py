@@ -117,7 +117,8 @@ class SqlUnitOfWork:
         self.legal = SqlLegalRegister(conn, self._cipher)
 
     async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+        self, _et: type[BaseException] | None, ev: BaseException | None,
+        _tb: TracebackType | None
     ) -> None:
         assert self._conn is not None
         try:
