@@ -52,9 +52,10 @@ demo: setup
 	$(VENV)/bin/gateway demo
 
 PYTEST := $(VENV)/bin/pytest -q -p no:cacheprovider
-# Parallel by file: the tests of one module share its fixtures (and each worker its own
-# nodes, started once). Three workers on two cores: most tests wait on sockets and nodes.
-XDIST := -n 3 --dist loadfile
+# Parallel: a module's tests stay on one worker (they share its fixtures), every test on
+# the session's Monero network on one (tests/conftest.py sets the groups); each worker
+# starts its own nodes once. More workers than cores: most tests wait on sockets and nodes.
+XDIST := -n 3 --dist loadgroup
 
 lint: setup
 	$(VENV)/bin/ruff check gateway chains webhooks tests bench
@@ -73,16 +74,23 @@ contract: setup
 check: lint
 	$(PYTEST) $(XDIST) -m "not node and not postgresql and not reliability"
 
-# Everything, the fast gate first (a failure there stops it): then what needs a node or
-# PostgreSQL, with the gateway on SQLite; the tests whose gateway follows
-# GATEWAY_TEST_DATABASE again on PostgreSQL; last the reliability tests (kill, outage,
-# load) on both, alone on the machine, one at a time. pytest's exit 5 (no test collected)
-# fails the target like any failure.
+# Everything, the fast gate first (a failure there stops it). Then, side by side: what
+# needs a node or PostgreSQL or is a reliability test (kill, outage, load), the gateway on
+# SQLite; and every test whose gateway follows GATEWAY_TEST_DATABASE again on PostgreSQL.
+# Each run has its own temporary directory (kept when it fails: the nodes' and gateways'
+# logs are there); either failing, or collecting no test (pytest's exit 5), fails the
+# target.
 test: check
-	$(PYTEST) $(XDIST) -m "(node or postgresql) and not reliability"
-	GATEWAY_TEST_DATABASE=postgresql $(PYTEST) $(XDIST) -m "stack_db and not reliability"
-	$(PYTEST) -m reliability
-	GATEWAY_TEST_DATABASE=postgresql $(PYTEST) -m "reliability and stack_db"
+	@tmp=$$(mktemp -d); \
+	GATEWAY_TEST_DATABASE=postgresql $(PYTEST) -n 2 --dist loadgroup -m stack_db \
+		--basetemp=$$tmp/postgresql > $$tmp/postgresql.log 2>&1 & pg=$$!; \
+	echo "--- needs a node or PostgreSQL, or reliability: gateway on SQLite (PostgreSQL alongside) ---"; \
+	$(PYTEST) $(XDIST) -m "node or postgresql or reliability" --basetemp=$$tmp/sqlite; sqlite=$$?; \
+	wait $$pg; postgresql=$$?; \
+	echo "--- every test whose gateway follows GATEWAY_TEST_DATABASE, on PostgreSQL ---"; \
+	cat $$tmp/postgresql.log; \
+	echo "SQLite run: exit $$sqlite; PostgreSQL run: exit $$postgresql (logs under $$tmp)"; \
+	test $$sqlite -eq 0 && test $$postgresql -eq 0 && rm -rf $$tmp
 
 # Every benchmark, then one line each: P<n> <name> <measured> <goal> met|not met
 # (docs/benchmarks.md). At most 10 minutes.

@@ -19,6 +19,8 @@ pytest_plugins = ["tests.support.monero_fixtures"]
 NODE_FIXTURES = {"litecoin", "anvil", "monero", "make_stack"}
 
 
+# Runs before pytest-xdist's own hook, which reads the xdist_group markers set here.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         # Every test carries exactly one layer marker, taken from its folder.
@@ -40,6 +42,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if not explicit and ("make_stack" in names
                              or getattr(module, "DEFAULT_DB", None) is not None):
             item.add_marker(pytest.mark.stack_db)
+        # With `--dist loadgroup`: a module's tests stay on one worker (they share its
+        # fixtures), and every test on the session's Monero network on one worker (its
+        # start-up mining takes half a minute: once, not once per worker).
+        if "monero" in names or params.get("driver") == "monero":
+            item.add_marker(pytest.mark.xdist_group("monero"))
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
 @pytest.fixture(params=DB_KINDS)
