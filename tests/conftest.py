@@ -1,3 +1,4 @@
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ DB_KINDS = ["sqlite", "postgresql"]
 pytest_plugins = ["tests.support.monero_fixtures"]
 
 
-NODE_FIXTURES = {"litecoin", "anvil", "monero", "make_stack"}
+NODE_FIXTURES = {"litecoin", "anvil", "anvil_node", "monero", "make_stack"}
 
 
 # Runs before pytest-xdist's own hook, which reads the xdist_group markers set here.
@@ -79,10 +80,23 @@ def litecoin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LitecoinRegte
 
 
 @pytest.fixture(scope="session")
-def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
-    """A real anvil node, automine off. Fails (never skips) when anvil is missing."""
+def anvil_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
+    """A real anvil process, automine off. Fails (never skips) when anvil is missing."""
     node = Anvil(tmp_path_factory.mktemp("anvil")).start()
     try:
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="module")
+def anvil(anvil_node: Anvil) -> Iterator[Anvil]:
+    """The session's anvil, its chain put back (`evm_revert`) after each module. Anvil
+    gives every block a timestamp one second past its parent's at least, so blocks mined
+    faster than one a second run ahead of the clock; on a chain shared by the whole
+    session, one module's hundred blocks would put every later module's block times
+    minutes in the future (lateness and reconciliation windows are judged on them)."""
+    snapshot = anvil_node.rpc("evm_snapshot")
+    yield anvil_node
+    with contextlib.suppress(RuntimeError, OSError):  # restarted or stopped: a new chain
+        anvil_node.rpc("evm_revert", snapshot)
