@@ -78,6 +78,22 @@ def _addr(v: str | None) -> bytes | None:
     return bytes.fromhex(v[2:]) if v else None
 
 
+def _undone(frames: Sequence[dict[str, Any]]) -> set[int]:
+    """Positions of one transaction's trace frames whose effects were rolled back: the
+    frame failed, or any frame above it (by `traceAddress` prefix) did. A call that sends
+    ETH succeeds in its own frame even when its caller reverts afterwards, so looking at
+    the frame's own error alone would credit ETH that never moved."""
+    failed = {tuple(f.get("traceAddress") or ()) for f in frames if f.get("error")}
+    if not failed:
+        return set()
+    undone = set()
+    for position, frame in enumerate(frames):
+        path = tuple(frame.get("traceAddress") or ())
+        if any(path[:depth] in failed for depth in range(len(path) + 1)):
+            undone.add(position)
+    return undone
+
+
 class _Everything:
     def __contains__(self, key: object) -> bool:
         return True
@@ -270,11 +286,12 @@ class EvmChain:
         return tuple(payments)
 
     def _traced(self, trace: dict[str, Any], position: int, watched: Watched,
-                block: BlockRef | None) -> Observed | None:
+                block: BlockRef | None, undone: bool = False) -> Observed | None:
         """ETH moved to a watched address by a successful internal call (top-level calls
-        are the transaction's own value, found without tracing)."""
+        are the transaction's own value, found without tracing). `undone`: the frame or
+        one of its callers failed, so whatever it sent went back (see `_undone`)."""
         action = trace.get("action", {})
-        if (trace.get("type") != "call" or not trace.get("traceAddress")
+        if (undone or trace.get("type") != "call" or not trace.get("traceAddress")
                 or trace.get("error") or action.get("callType") not in ("call", None)):
             return None
         to, value = _addr(action.get("to")), _int(action.get("value", 0))
@@ -285,16 +302,18 @@ class EvmChain:
 
     async def _internal(self, ref: BlockRef, watched: Watched) -> list[Observed]:
         traces = await self._call("trace_block", [hex(ref.height)])
-        found: list[Observed] = []
-        position: Counter[str] = Counter()  # a trace's position within its transaction
+        by_tx: dict[str, list[dict[str, Any]]] = {}
         for trace in traces or ():
             if trace.get("blockHash") not in (None, ref.hash):
                 raise ChainError("trace_block answered for another block (reorg under us)")
-            txid = str(trace.get("transactionHash"))
-            o = self._traced(trace, position[txid], watched, ref)
-            position[txid] += 1
-            if o is not None:
-                found.append(o)
+            by_tx.setdefault(str(trace.get("transactionHash")), []).append(trace)
+        found: list[Observed] = []
+        for frames in by_tx.values():
+            undone = _undone(frames)
+            for position, trace in enumerate(frames):  # the position within its transaction
+                o = self._traced(trace, position, watched, ref, position in undone)
+                if o is not None:
+                    found.append(o)
         return found
 
     # -- following -----------------------------------------------------------------------
@@ -418,7 +437,9 @@ class EvmChain:
             traces = await self._call("trace_transaction", [txid]) if receipt else []
             k = index - INTERNAL_INDEX
             everything = _Everything()
-            o = self._traced(traces[k], k, everything, None) if k < len(traces or ()) else None
+            frames = list(traces or ())
+            o = (self._traced(frames[k], k, everything, None, k in _undone(frames))
+                 if k < len(frames) else None)
             if o is None:
                 return OutputLookup(True, block, in_main, confirmations)
             return OutputLookup(True, block, in_main, confirmations, o.match_key, o.amount)
