@@ -66,12 +66,15 @@ class PrepaidTime:
             account.activate(invoice.id, invoice.metadata, now)
         else:
             plan, period = found
-            live = [p for p in payments if not p.reverted]
+            # Only what settled the invoice buys time: payments at the required depth
+            # and not locked. One still in the mempool may yet be double-spent, and the
+            # periods it bought would stay.
+            counted = _counted(invoice, payments)
             # When it was paid: our own first sighting, or the block's time when we first
             # saw it in a block (without the lateness tolerance, which would give time
             # away); never later than now.
-            paid_at = completion_time(live, invoice.terms.threshold, timedelta(0)) or now
-            received = sum(p.amount for p in live)
+            paid_at = completion_time(counted, invoice.terms.threshold, timedelta(0)) or now
+            received = sum(p.amount for p in counted)
             count = periods_paid(invoice.terms.amount_due, received,
                                  self.policy.overpayment_buys_periods,
                                  self.policy.max_periods_per_invoice)
@@ -83,6 +86,43 @@ class PrepaidTime:
             account.credit(invoice.id, plan, invoice.coin, extension, invoice.metadata, now)
         if account.events:
             await uow.accounts.save(account)
+
+    async def reverted(self, uow: UnitOfWork, invoice: Invoice,
+                       payments: Sequence[ObservedPayment], now: datetime) -> None:
+        """Called in the transaction that observed a settled plan invoice lose a payment
+        for good (reverted: double-spent, replaced, dropped). The periods the payments
+        that remain no longer cover are taken back from the account, once: the recorded
+        period shrinks with them. A payment only unconfirmed for now (a reorg) takes
+        nothing back until it is gone."""
+        found = self.period_of(invoice)
+        if found is None or not any(p.reverted for p in payments):
+            return
+        _plan, period = found
+        remaining = sum(p.amount for p in payments if not p.reverted)
+        should = (0 if remaining < invoice.terms.threshold else periods_paid(
+            invoice.terms.amount_due, remaining, self.policy.overpayment_buys_periods,
+            self.policy.max_periods_per_invoice))
+        bought = await uow.billing.paid_period(invoice.id)
+        if bought is None or bought.periods <= should:
+            return
+        ends_at = period.add(bought.starts_at, should) if should else bought.starts_at
+        account = await uow.accounts.get(invoice.account_id, for_update=True)
+        if account is None or account.deleted or account.paid_until is None:
+            return
+        await uow.billing.shorten_period(invoice.id, should, ends_at)
+        # Later periods follow on from this one: the whole run moves back by as much.
+        account.take_back(invoice.id, bought.periods - should,
+                          account.paid_until - (bought.ends_at - ends_at), now)
+        await uow.accounts.save(account)
+        log.warning("billing: invoice %s lost a payment after settlement; %d period(s) "
+                    "taken back from account %s", invoice.id, bought.periods - should,
+                    account.id)
+
+
+def _counted(invoice: Invoice, payments: Sequence[ObservedPayment]) -> list[ObservedPayment]:
+    required = invoice.terms.confirmations_required
+    return [p for p in payments
+            if not p.reverted and p.confirmations >= required and not p.locked]
 
 
 @dataclass(frozen=True)
