@@ -5,7 +5,7 @@ tolerance); confirmations are computed by the caller from the chain tip and the 
 that holds each payment."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -210,6 +210,18 @@ class Invoice:
             self.exception = InvoiceException.PAID_LATE
             if terms.accept_late_payments and confirmed >= terms.threshold:
                 self._settle(payments, now)
+
+    def withdraw(self, now: datetime) -> bool:
+        """Replaced by another invoice before anything was paid to it (a renewal whose
+        coin or plan changed): it expires now, and a payment made from now on counts as
+        late, so replacing an invoice never leaves two payable at their own locked
+        rates. False (nothing changes) once it is no longer new."""
+        if self.status is not Status.NEW:
+            return False
+        self.terms = replace(self.terms, expires_at=min(self.terms.expires_at, now))
+        self.status = Status.EXPIRED
+        self._emit(ev.INVOICE_EXPIRED, ())
+        return True
 
     def _settle(self, payments: Sequence[ObservedPayment], now: datetime) -> None:
         self.status = Status.SETTLED

@@ -290,7 +290,7 @@ class BillingService:
                      reminders: bool | None = None) -> RenewalView:
         """The customer's choice for the next renewals: plan, coin, reminders on or off.
         When this period's renewal invoice is still unpaid and the plan or coin changed,
-        a new one replaces it (the old one stays payable until it expires)."""
+        a new one replaces it and the old one expires at once (see `_replace`)."""
         if plan is not None:
             self._invoices.plan(plan)
             if plan not in self._prepaid.periods:
@@ -322,9 +322,19 @@ class BillingService:
             seen.id, price, self._coin(seen.renewal_coin), {"plan": plan.name},
             valid_until=renewal.period_end)
         async with self._uow() as uow:
+            # The invoice before the account, in the order settlement locks them.
+            old = await uow.invoices.get(renewal.invoice_id, for_update=True)
             account = await uow.accounts.get(seen.id, for_update=True)
             if account is None or account.paid_until != renewal.period_end:
                 return
+            # The replaced invoice expires now: each would otherwise stay payable at its
+            # own locked rate on its own address (a free choice of rates, and addresses
+            # burnt without limit past the open-invoice cap). One already paid to, even
+            # unconfirmed, stays and is not replaced.
+            paid = await uow.payments.for_invoices([renewal.invoice_id])
+            if old is None or paid.get(renewal.invoice_id) or not old.withdraw(self._clock()):
+                return
+            await uow.invoices.save(old)
             await self._invoices.insert(uow, invoice)
             await uow.billing.replace_renewal_invoice(renewal.id, invoice.id)
             await uow.commit()
