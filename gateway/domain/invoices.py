@@ -198,8 +198,12 @@ class Invoice:
                     self._emit(ev.INVOICE_PROCESSING, payments)
                 return
             # Not (or no longer) paid in full in time: a payment may have left the chain.
+            # A receiver that acted on `invoice.processing` is told it no longer holds.
+            was_processing = self.status is Status.PROCESSING
             self.status = Status.NEW
             self.exception = InvoiceException.PAID_PARTIAL if received > 0 else None
+            if was_processing:
+                self._emit(ev.INVOICE_PROCESSING_REVERTED, payments)
             if now < terms.expires_at:
                 return
             self.status = Status.EXPIRED
