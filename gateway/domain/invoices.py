@@ -165,11 +165,21 @@ class Invoice:
         terms = self.terms
         live = [p for p in payments if not p.reverted]
         received = sum(p.amount for p in live)
-        confirmed = sum(p.amount for p in live
-                        if p.confirmations >= terms.confirmations_required and not p.locked)
+        counted = [p for p in live
+                   if p.confirmations >= terms.confirmations_required and not p.locked]
+        confirmed = sum(p.amount for p in counted)
         in_chain = sum(p.amount for p in live if p.confirmations >= 1)
         paid_at = completion_time(live, terms.threshold, block_time_tolerance)
-        on_time = paid_at is not None and paid_at < terms.expires_at
+        # Lateness is judged from the payments that settle the invoice, each by its own
+        # evidence: an early mempool sighting of a transaction that never confirms must
+        # not make a different, late payment on time. While the confirmed payments alone
+        # complete late, the invoice is late (a pending early one that confirms later
+        # makes it on time again, and it settles then).
+        settled_by = completion_time(counted, terms.threshold, block_time_tolerance)
+        late_when_confirmed = (confirmed >= terms.threshold and settled_by is not None
+                               and settled_by >= terms.expires_at)
+        on_time = (paid_at is not None and paid_at < terms.expires_at
+                   and not late_when_confirmed)
 
         if self.status is Status.SETTLED:
             if (
