@@ -31,6 +31,7 @@ from chains.base import (
     FollowItem,
     MempoolGone,
     MempoolSeen,
+    NodeDiagnosis,
     NodeProblem,
     Observed,
     OutputLookup,
@@ -62,6 +63,54 @@ class Token:
     @property
     def key(self) -> str:
         return self.contract.lower()
+
+
+DECIMALS_CALL = "0x" + keccak(b"decimals()")[:4].hex()
+SYMBOL_CALL = "0x" + keccak(b"symbol()")[:4].hex()
+
+
+@dataclass(frozen=True)
+class TokenReport:
+    """What a configured token's contract says about itself on the node."""
+
+    token: Token
+    chain_id: int
+    has_code: bool
+    decimals: int | None  # None: no answer to decimals()
+    symbol: str | None
+
+    @property
+    def problem(self) -> str | None:
+        t = self.token
+        where = f"{t.coin}: contract {to_checksum_address(t.contract)}"
+        if not self.has_code:
+            return (f"{where} has no code on chain id {self.chain_id}: wrong address or "
+                    "network, payments would never be seen")
+        if self.decimals is None:
+            return f"{where} does not answer decimals(): is it an ERC-20 token?"
+        if self.decimals != t.decimals:
+            return (f"{where} says decimals {self.decimals}, the configuration says "
+                    f"{t.decimals}: every invoice would be priced 10^"
+                    f"{abs(self.decimals - t.decimals)} off; set coins.{t.coin}.decimals = "
+                    f"{self.decimals}")
+        return None
+
+    def describe(self) -> str:
+        return self.problem or (
+            f"{self.token.coin}: contract {to_checksum_address(self.token.contract)} has "
+            f"code, symbol() {self.symbol!r}, decimals() {self.decimals} as configured")
+
+
+def _abi_string(raw: str | None) -> str | None:
+    """symbol() as a string: ABI `string`, or `bytes32` (older tokens such as MKR)."""
+    data = bytes.fromhex(str(raw or "0x")[2:])
+    if len(data) >= 64:
+        length = int.from_bytes(data[32:64], "big")
+        if int.from_bytes(data[:32], "big") == 32 and 64 + length <= len(data):
+            return data[64:64 + length].decode("utf-8", "replace")
+    if len(data) == 32:
+        return data.rstrip(b"\0").decode("utf-8", "replace")
+    return None
 
 
 def eth_destination(xpub: str, index: int) -> Destination:
@@ -120,6 +169,7 @@ class EvmChain:
         self._watch_pool = watch_pool
         self._trace = trace_internal
         self._chain_checked = False
+        self._tokens_checked = not tokens
         self.calls: Counter[str] = Counter()  # RPC calls by method (tests, metrics)
         # hash -> (parent hash, matched txids) of blocks this follower connected.
         self._seen: OrderedDict[str, tuple[str, tuple[str, ...]]] = OrderedDict()
@@ -194,6 +244,66 @@ class EvmChain:
         if syncing:
             raise NodeProblem(f"node is syncing (block {_int(syncing['currentBlock'])} "
                               f"of {_int(syncing['highestBlock'])})")
+        if not self._tokens_checked:
+            # Once the node is in sync (a syncing node may not have the contract yet):
+            # nothing is followed while a token's contract contradicts its configuration.
+            await self.check_configuration()
+
+    async def token_reports(self) -> list[TokenReport]:
+        """Each configured token's contract: has code, its decimals() and symbol()."""
+        reports = []
+        for token in sorted(self.tokens.values(), key=lambda t: t.coin):
+            code = await self._call("eth_getCode", [token.contract, "latest"])
+            has_code = str(code or "0x") not in ("0x", "0x0")
+            decimals = symbol = None
+            if has_code:
+                try:
+                    raw = await self._call("eth_call", [{"to": token.contract,
+                                                         "data": DECIMALS_CALL}, "latest"])
+                    data = str(raw or "0x")[2:]
+                    decimals = int(data[:64], 16) if len(data) >= 64 else None
+                except ChainError:  # reverted: no such function
+                    decimals = None
+                try:
+                    symbol = _abi_string(await self._call(
+                        "eth_call", [{"to": token.contract, "data": SYMBOL_CALL}, "latest"]))
+                except ChainError:
+                    symbol = None
+            reports.append(TokenReport(token, self.chain_id, has_code, decimals, symbol))
+        return reports
+
+    async def check_configuration(self) -> None:
+        """The node serves the configured chain id and every token's contract agrees with
+        its configuration (StartupCheckable)."""
+        found = _int(await self._call("eth_chainId", []))
+        if found != self.chain_id:
+            raise NodeProblem(f"node serves chain id {found}, configured "
+                              f"{self.chain_id}: payments would never be seen")
+        for report in await self.token_reports():
+            if report.problem is not None:
+                raise NodeProblem(report.problem)
+        self._tokens_checked = True
+
+    async def diagnose(self) -> NodeDiagnosis:
+        """For `gateway doctor`: chain id, sync, the first address, each token. Another
+        chain id raises NodeProblem in the words /readyz uses."""
+        found = _int(await self._call("eth_chainId", []))
+        if found != self.chain_id:
+            raise NodeProblem(f"node serves chain id {found}, configured "
+                              f"{self.chain_id}: payments would never be seen")
+        height = _int(await self._call("eth_blockNumber", []))
+        syncing = await self._call("eth_syncing", [])
+        detail = (f"block {_int(syncing['currentBlock'])} of {_int(syncing['highestBlock'])}"
+                  if syncing else f"not syncing, head {height}")
+        first = self.derive(0).address
+        checks: tuple[tuple[bool, str], ...] = (
+            (True, f"the xpub's first address is {first} (an EVM node cannot check it: "
+                   "compare it with the wallet's first receiving address)"),)
+        checks += tuple((r.problem is None, r.describe()) for r in await self.token_reports())
+        return NodeDiagnosis(
+            height=height, synced=not syncing, sync_detail=detail,
+            network_expected=f"chain id {self.chain_id}", network_reported=f"chain id {found}",
+            first_address=first, address_valid=None, checks=checks)
 
     async def _block_by_number(self, height: int, full: bool) -> dict[str, Any] | None:
         block: dict[str, Any] | None = await self._call("eth_getBlockByNumber",
