@@ -335,7 +335,9 @@ def build_rates(settings: Settings, clock: Clock, http: LazySession) -> RateProv
     if cfg.sources:
         sources = [SOURCES[name](name, cfg.base_urls.get(name, DEFAULT_URLS[name]), http)
                    for name in cfg.sources]
-        median = MedianRates(sources, clock, timedelta(seconds=cfg.cache_seconds))
+        median = MedianRates(sources, clock, timedelta(seconds=cfg.cache_seconds),
+                             quorum=cfg.quorum,
+                             max_deviation=cfg.max_deviation_percent / 100)
     return PreferFixed(FixedRates(cfg.fixed), set(cfg.fixed), median)
 
 
