@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.domain.timestamps import parse_time
 from tests.e2e.conftest import Stack, StackFactory
-from tests.support.nodes import LitecoinRegtest
+from tests.support.double_spend import double_spend
 from tests.support.stack import eventually
 
 ENV = {
@@ -22,25 +22,6 @@ ENV = {
     "GATEWAY_BILLING__OVERPAYMENT_BUYS_PERIODS": "true",
 }
 DAY = 86400
-
-
-def double_spend(node: LitecoinRegtest, txid: str) -> str:
-    """A conflicting transaction spending the same inputs to the miner's own wallet, with
-    a higher fee (the original signals replace-by-fee): the original is gone for good."""
-    w = node.wallet
-    original = node.rpc("decoderawtransaction",
-                        node.rpc("gettransaction", txid, wallet=w)["hex"])
-    inputs, total = [], Decimal(0)
-    for vin in original["vin"]:
-        prev = node.rpc("decoderawtransaction",
-                        node.rpc("gettransaction", vin["txid"], wallet=w)["hex"])
-        total += Decimal(str(prev["vout"][vin["vout"]]["value"]))
-        inputs.append({"txid": vin["txid"], "vout": vin["vout"]})
-    mine = node.rpc("getnewaddress", "", "bech32", wallet=w)
-    raw = node.rpc("createrawtransaction", inputs, {mine: str(total - Decimal("0.01"))})
-    signed = node.rpc("signrawtransactionwithwallet", raw, wallet=w)
-    assert signed["complete"], signed
-    return str(node.rpc("sendrawtransaction", signed["hex"]))
 
 
 async def me(stack: Stack, token: str) -> dict[str, Any]:
