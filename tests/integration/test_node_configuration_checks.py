@@ -2,8 +2,9 @@
 
 - an ERC-20 token's `decimals` has no default; a contract whose `decimals()` differs from
   the configuration (a 6-decimal token configured as 18 would price invoices 10^12 too
-  low), or an address without code, stops `gateway serve` with one line, is a PROBLEM in
-  `gateway doctor`, and keeps the follower from following (`/readyz` names it);
+  low), or an address without code, stops `gateway serve` with one line, is a problem of
+  `gateway config check` and a PROBLEM in `gateway doctor`, and keeps the follower from
+  following (`/readyz` names it);
 - `gateway doctor` checks an EVM node (chain id, each token's code, decimals and symbol)
   and a Monero node (network, the wallet being view-only and the configured address's)
   as deeply as a UTXO node."""
@@ -95,8 +96,11 @@ async def test_serve_refuses_a_token_whose_contract_has_other_decimals(
                     "coins.T6.decimals = 6")
         assert fatal == [expected]
         done = await asyncio.to_thread(run_cli, env, "serve")
+        checked = await asyncio.to_thread(run_cli, env, "config", "check")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"gateway: {expected}"]
+    assert checked.returncode == 2
+    assert f"problem: {expected}" in checked.stderr.splitlines(), checked.stderr
 
 
 async def test_the_follower_follows_nothing_while_decimals_disagree(
@@ -116,7 +120,7 @@ async def test_the_follower_follows_nothing_while_decimals_disagree(
         await right.aclose()
 
 
-async def test_serve_starts_and_warns_when_the_node_cannot_be_asked(tmp_path: Path) -> None:
+async def test_serve_starts_and_warns_when_the_node_cannot_be_asked() -> None:
     env = {"GATEWAY_DATABASE__URL": "sqlite+aiosqlite:///unused.db", **security_env(),
            "GATEWAY_COINS__ETH__KIND": "evm", "GATEWAY_COINS__ETH__CHAIN_ID": "1",
            "GATEWAY_COINS__ETH__RPC_URL": "http://127.0.0.1:9",
