@@ -143,6 +143,11 @@ def _undone(frames: Sequence[dict[str, Any]]) -> set[int]:
     return undone
 
 
+class _Refused(ChainError):
+    """The node answered the call with an error (a reverted eth_call, say), as opposed to
+    not answering at all."""
+
+
 class _Everything:
     def __contains__(self, key: object) -> bool:
         return True
@@ -228,7 +233,7 @@ class EvmChain:
         except Exception as exc:  # aiohttp, timeouts, bad JSON: the node is not usable
             raise ChainError(f"{method}: {type(exc).__name__}: {exc}") from exc
         if "error" in response:
-            raise ChainError(f"{method}: {response['error']}")
+            raise _Refused(f"{method}: {response['error']}")
         return response.get("result")
 
     async def _ready(self) -> None:
@@ -262,12 +267,12 @@ class EvmChain:
                                                          "data": DECIMALS_CALL}, "latest"])
                     data = str(raw or "0x")[2:]
                     decimals = int(data[:64], 16) if len(data) >= 64 else None
-                except ChainError:  # reverted: no such function
+                except _Refused:  # reverted: no such function (not a network failure)
                     decimals = None
                 try:
                     symbol = _abi_string(await self._call(
                         "eth_call", [{"to": token.contract, "data": SYMBOL_CALL}, "latest"]))
-                except ChainError:
+                except _Refused:
                     symbol = None
             reports.append(TokenReport(token, self.chain_id, has_code, decimals, symbol))
         return reports

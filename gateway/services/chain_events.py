@@ -243,7 +243,6 @@ class PaymentTracker:
             invoice.observe(payments, now, self._tolerance)
             if was_settled and any(p.reverted for p in payments):
                 taken_back.append((invoice, payments))  # it may have bought time
-
             if (invoice.status, invoice.exception) == before and not invoice.events:
                 continue
             changed.append(invoice)

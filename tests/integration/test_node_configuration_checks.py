@@ -31,8 +31,20 @@ from tests.support.stack import run_cli
 
 
 @pytest.fixture(scope="module")
-def t6(anvil: Anvil) -> DeployedToken:
-    return deploy(anvil, compile_tokens()["NoBoolToken"], "T6", 6, supply=10**30)
+def compiled() -> dict[str, str]:
+    return compile_tokens()
+
+
+@pytest.fixture(scope="module")
+def t6(anvil: Anvil, compiled: dict[str, str]) -> DeployedToken:
+    return deploy(anvil, compiled["NoBoolToken"], "T6", 6, supply=10**30)
+
+
+def deploy_plain(anvil: Anvil, bytecode: str) -> str:
+    txid = anvil.rpc("eth_sendTransaction", {"from": anvil.accounts[0],
+                                             "data": "0x" + bytecode, "gas": hex(1_000_000)})
+    anvil.mine(1)
+    return str(anvil.rpc("eth_getTransactionReceipt", txid)["contractAddress"])
 
 
 def evm_env(anvil: Anvil, token: str, decimals: str | None, chain_id: int | None = None
@@ -104,7 +116,7 @@ async def test_serve_refuses_a_token_whose_contract_has_other_decimals(
 
 
 async def test_the_follower_follows_nothing_while_decimals_disagree(
-        anvil: Anvil, t6: DeployedToken) -> None:
+        anvil: Anvil, t6: DeployedToken, compiled: dict[str, str]) -> None:
     wrong = EvmChain("ETH", anvil.rpc_url, anvil.chain_id, random_xpub(),
                      [Token("T6", t6.address, 18)], poll_interval=0.05)
     right = EvmChain("ETH", anvil.rpc_url, anvil.chain_id, random_xpub(),
@@ -115,6 +127,14 @@ async def test_the_follower_follows_nothing_while_decimals_disagree(
         with pytest.raises(NodeProblem, match="says decimals 6"):
             await anext(wrong.follow(await right.tip(), set()))
         await right.check_configuration()
+        # A contract that is no token: it has code, and no decimals().
+        forwarder = deploy_plain(anvil, compiled["Forwarder"])
+        not_token = EvmChain("ETH", anvil.rpc_url, anvil.chain_id, random_xpub(),
+                             [Token("T6", forwarder, 6)])
+        with pytest.raises(NodeProblem, match=r"does not answer decimals\(\): is it an "
+                           "ERC-20 token"):
+            await not_token.check_configuration()
+        await not_token.aclose()
     finally:
         await wrong.aclose()
         await right.aclose()
