@@ -37,6 +37,9 @@ class BillingPolicy:
     # An overpayment buys as many whole periods as it covers (else exactly one).
     overpayment_buys_periods: bool = False
     max_periods_per_invoice: int = 36
+    # A change of plan or coin replaces the period's unpaid renewal invoice at most this
+    # often (each replacement takes a fresh address); later changes apply from the next.
+    max_renewal_replacements: int = 5
 
 
 @dataclass(frozen=True)
@@ -309,10 +312,23 @@ class BillingService:
         view = self._view(account, latest)
         current = view.next_invoice
         if (current is not None and current.invoice_status == Status.NEW.value
-                and (account.plan, account.renewal_coin) != before):
+                and (account.plan, account.renewal_coin) != before
+                and await self._replaced(account_id, current)
+                < self._policy.max_renewal_replacements):
             await self._replace(account, current)
             return await self.view(account_id)
         return view
+
+    async def _replaced(self, account_id: str, renewal: RenewalRecord) -> int:
+        """How often this period's renewal invoice was replaced: each replacement left an
+        expired plan invoice created since the renewal was (the first one a little before
+        its record: the rate is fetched first)."""
+        limit = self._policy.max_renewal_replacements + 2
+        since = renewal.created_at - timedelta(minutes=1)
+        async with self._reader() as uow:
+            expired = await uow.invoices.page(account_id, Status.EXPIRED.value, None, limit)
+        return sum(1 for r in expired if r.invoice.created_at >= since
+                   and "plan" in r.invoice.metadata)
 
     async def _replace(self, seen: Account, renewal: RenewalRecord) -> None:
         assert seen.plan is not None and seen.renewal_coin is not None
