@@ -246,11 +246,29 @@ class NodeDiagnosis:
     network_expected: str  # the configuration's network, in the node's words
     network_reported: str
     first_address: str
-    address_valid: bool  # the node accepts it and agrees on its script
+    # The node accepts it and agrees on its script; None: the family checks its addresses
+    # its own way, in `checks` (an EVM node has nothing to check one against; a Monero
+    # wallet's primary address is compared with the configured one).
+    address_valid: bool | None
+    # Further checks of the family's own, each (ok, what was found): an EVM token's
+    # contract and decimals, a Monero wallet being view-only.
+    checks: tuple[tuple[bool, str], ...] = ()
 
     @property
     def network_ok(self) -> bool:
         return self.network_expected == self.network_reported
+
+
+@runtime_checkable
+class StartupCheckable(Protocol):
+    """A follower whose node can show that the configuration itself is wrong (an EVM
+    token whose contract says other decimals than configured): `gateway serve` asks
+    before it starts and refuses to start on such a finding."""
+
+    async def check_configuration(self) -> None:
+        """Raises NodeProblem naming what is wrong; ChainError when the node cannot be
+        asked (the start goes on, and the follower checks again when it answers)."""
+        ...
 
 
 @runtime_checkable

@@ -40,6 +40,24 @@ contract Forwarder {
     }
 }
 
+// Sends ETH on by an internal call, then reverts: the ETH goes back with the revert.
+contract PayThenRevert {
+    function pay(address payable to) external payable {
+        (bool ok, ) = to.call{value: msg.value}("");
+        require(ok, "forward");
+        revert("undone");
+    }
+}
+
+// Calls PayThenRevert and swallows its failure, so the transaction itself succeeds while
+// the inner transfer to `to` was rolled back (a trace shows that transfer without error).
+contract SwallowRevert {
+    function attempt(address payer, address payable to) external payable {
+        (bool ok, ) = payer.call{value: msg.value}(abi.encodeWithSignature("pay(address)", to));
+        require(!ok, "expected the inner call to revert");
+    }
+}
+
 // Like USDT on mainnet: transfer returns nothing.
 contract NoBoolToken {
     string public name;

@@ -21,7 +21,9 @@ from chains.base import (
     CoinSettings,
     Follower,
     HasAssets,
+    NodeProblem,
     Restorable,
+    StartupCheckable,
     describe_failure,
 )
 from gateway import families
@@ -115,6 +117,33 @@ def build_chains(settings: Settings) -> list[Follower]:
     for kind, coins in sorted(by_kind.items()):
         followers.extend(families.get(kind).build(coins))
     return followers
+
+
+STARTUP_CHECK_SECONDS = 15.0
+
+
+async def startup_problems(settings: Settings) -> tuple[list[str], list[str]]:
+    """What the nodes say about the configuration before `gateway serve` starts: lines
+    that must stop the start (a token whose contract says other decimals), and lines that
+    only warn (a node that cannot be asked now: its follower checks again when it
+    answers, and follows nothing until then). Uses followers of its own, closed after."""
+    fatal: list[str] = []
+    warnings: list[str] = []
+    for follower in build_chains(settings):
+        try:
+            if isinstance(follower, StartupCheckable):
+                part = f"{'/'.join(follower.coins)} node"
+                try:
+                    await asyncio.wait_for(follower.check_configuration(),
+                                           STARTUP_CHECK_SECONDS)
+                except NodeProblem as exc:
+                    fatal.append(f"{part}: {exc}")
+                except Exception as exc:  # down, slow: not a reason to refuse to start
+                    warnings.append(f"{part}: configuration not checked ("
+                                    f"{describe_failure(exc)}); checked when it answers")
+        finally:
+            await follower.aclose()
+    return fatal, warnings
 
 
 @dataclass(frozen=True)
@@ -306,7 +335,9 @@ def build_rates(settings: Settings, clock: Clock, http: LazySession) -> RateProv
     if cfg.sources:
         sources = [SOURCES[name](name, cfg.base_urls.get(name, DEFAULT_URLS[name]), http)
                    for name in cfg.sources]
-        median = MedianRates(sources, clock, timedelta(seconds=cfg.cache_seconds))
+        median = MedianRates(sources, clock, timedelta(seconds=cfg.cache_seconds),
+                             quorum=cfg.quorum,
+                             max_deviation=cfg.max_deviation_percent / 100)
     return PreferFixed(FixedRates(cfg.fixed), set(cfg.fixed), median)
 
 

@@ -15,7 +15,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from gateway.bootstrap import ListenError, SchemaNotReady, build, build_app
+    from gateway.bootstrap import (
+        ListenError,
+        SchemaNotReady,
+        build,
+        build_app,
+        startup_problems,
+    )
 
     settings = settings_or_exit(args)
     warning = settings.server.plaintext_warning()
@@ -36,6 +42,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     except OSError as exc:
         print(f"gateway: database unavailable: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    fatal, warnings = asyncio.run(startup_problems(settings))
+    for line in warnings:
+        print(f"gateway: warning: {line}", file=sys.stderr)
+    if fatal:
+        for line in fatal:
+            print(f"gateway: {line}", file=sys.stderr)
         return 1
     logs.configure(settings.server.log_level)
     ssl_context = None

@@ -14,6 +14,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
     report = check(getattr(args, "config", None))
     if report.settings is not None:
+        from gateway.bootstrap import startup_problems
+
+        # What `gateway serve` would refuse: an EVM token whose contract says other
+        # decimals (only EVM nodes are asked; one that cannot be asked is a warning).
+        fatal, warnings = asyncio.run(startup_problems(report.settings))
+        report.problems.extend(fatal)
+        report.warnings.extend(warnings)
         print(effective_toml(report), end="")
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -236,6 +236,18 @@ class RatesConfig(_Section):
     timeout_seconds: float = Field(5, gt=0, le=30)
     cache_seconds: float = Field(60, ge=0, le=60)
     base_urls: dict[str, str] = {}
+    # A price is locked only when at least `quorum` sources answered and agree: each within
+    # `max_deviation_percent` of the median of all answers. One source alone (or one
+    # gone wrong) cannot set the price of an invoice.
+    quorum: int = Field(2, ge=1, le=len(RATE_SOURCES))
+    max_deviation_percent: Decimal = Field(Decimal(2), gt=0, le=50)
+
+    @model_validator(mode="after")
+    def _enough_sources(self) -> "RatesConfig":
+        if self.sources and self.quorum > len(set(self.sources)):
+            raise ValueError(f"quorum is {self.quorum} but only {len(set(self.sources))} "
+                             "source(s) are configured: add sources, or lower quorum")
+        return self
 
     @field_validator("base_urls")
     @classmethod

@@ -125,12 +125,15 @@ async def _node(follower: "Follower") -> list[Finding]:
     out.append(Finding(part, d.synced, ("is in sync: " if d.synced else
                                         "is still catching up, payments show late: ")
                        + d.sync_detail))
-    if d.address_valid:
+    if d.address_valid is None:
+        pass  # the family's own checks below say what it knows of its addresses
+    elif d.address_valid:
         out.append(Finding(part, True, f"accepts the first address of the xpub "
                            f"({d.first_address})"))
     else:
         out.append(Finding(part, False, f"rejects the first address the xpub derives "
                            f"({d.first_address}): wrong xpub or network for this node"))
+    out.extend(Finding(part, ok, says) for ok, says in d.checks)
     return out
 
 

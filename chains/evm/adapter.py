@@ -31,6 +31,7 @@ from chains.base import (
     FollowItem,
     MempoolGone,
     MempoolSeen,
+    NodeDiagnosis,
     NodeProblem,
     Observed,
     OutputLookup,
@@ -64,6 +65,54 @@ class Token:
         return self.contract.lower()
 
 
+DECIMALS_CALL = "0x" + keccak(b"decimals()")[:4].hex()
+SYMBOL_CALL = "0x" + keccak(b"symbol()")[:4].hex()
+
+
+@dataclass(frozen=True)
+class TokenReport:
+    """What a configured token's contract says about itself on the node."""
+
+    token: Token
+    chain_id: int
+    has_code: bool
+    decimals: int | None  # None: no answer to decimals()
+    symbol: str | None
+
+    @property
+    def problem(self) -> str | None:
+        t = self.token
+        where = f"{t.coin}: contract {to_checksum_address(t.contract)}"
+        if not self.has_code:
+            return (f"{where} has no code on chain id {self.chain_id}: wrong address or "
+                    "network, payments would never be seen")
+        if self.decimals is None:
+            return f"{where} does not answer decimals(): is it an ERC-20 token?"
+        if self.decimals != t.decimals:
+            return (f"{where} says decimals {self.decimals}, the configuration says "
+                    f"{t.decimals}: every invoice would be priced 10^"
+                    f"{abs(self.decimals - t.decimals)} off; set coins.{t.coin}.decimals = "
+                    f"{self.decimals}")
+        return None
+
+    def describe(self) -> str:
+        return self.problem or (
+            f"{self.token.coin}: contract {to_checksum_address(self.token.contract)} has "
+            f"code, symbol() {self.symbol!r}, decimals() {self.decimals} as configured")
+
+
+def _abi_string(raw: str | None) -> str | None:
+    """symbol() as a string: ABI `string`, or `bytes32` (older tokens such as MKR)."""
+    data = bytes.fromhex(str(raw or "0x")[2:])
+    if len(data) >= 64:
+        length = int.from_bytes(data[32:64], "big")
+        if int.from_bytes(data[:32], "big") == 32 and 64 + length <= len(data):
+            return data[64:64 + length].decode("utf-8", "replace")
+    if len(data) == 32:
+        return data.rstrip(b"\0").decode("utf-8", "replace")
+    return None
+
+
 def eth_destination(xpub: str, index: int) -> Destination:
     """m/44'/60'/0' (the xpub) / 0 / index: keccak of the uncompressed key, last 20 bytes."""
     raw = keccak(receive_key(xpub, index).uncompressed()[1:])[-20:]
@@ -76,6 +125,27 @@ def _int(v: Any) -> int:
 
 def _addr(v: str | None) -> bytes | None:
     return bytes.fromhex(v[2:]) if v else None
+
+
+def _undone(frames: Sequence[dict[str, Any]]) -> set[int]:
+    """Positions of one transaction's trace frames whose effects were rolled back: the
+    frame failed, or any frame above it (by `traceAddress` prefix) did. A call that sends
+    ETH succeeds in its own frame even when its caller reverts afterwards, so looking at
+    the frame's own error alone would credit ETH that never moved."""
+    failed = {tuple(f.get("traceAddress") or ()) for f in frames if f.get("error")}
+    if not failed:
+        return set()
+    undone = set()
+    for position, frame in enumerate(frames):
+        path = tuple(frame.get("traceAddress") or ())
+        if any(path[:depth] in failed for depth in range(len(path) + 1)):
+            undone.add(position)
+    return undone
+
+
+class _Refused(ChainError):
+    """The node answered the call with an error (a reverted eth_call, say), as opposed to
+    not answering at all."""
 
 
 class _Everything:
@@ -104,6 +174,7 @@ class EvmChain:
         self._watch_pool = watch_pool
         self._trace = trace_internal
         self._chain_checked = False
+        self._tokens_checked = not tokens
         self.calls: Counter[str] = Counter()  # RPC calls by method (tests, metrics)
         # hash -> (parent hash, matched txids) of blocks this follower connected.
         self._seen: OrderedDict[str, tuple[str, tuple[str, ...]]] = OrderedDict()
@@ -162,7 +233,7 @@ class EvmChain:
         except Exception as exc:  # aiohttp, timeouts, bad JSON: the node is not usable
             raise ChainError(f"{method}: {type(exc).__name__}: {exc}") from exc
         if "error" in response:
-            raise ChainError(f"{method}: {response['error']}")
+            raise _Refused(f"{method}: {response['error']}")
         return response.get("result")
 
     async def _ready(self) -> None:
@@ -178,6 +249,66 @@ class EvmChain:
         if syncing:
             raise NodeProblem(f"node is syncing (block {_int(syncing['currentBlock'])} "
                               f"of {_int(syncing['highestBlock'])})")
+        if not self._tokens_checked:
+            # Once the node is in sync (a syncing node may not have the contract yet):
+            # nothing is followed while a token's contract contradicts its configuration.
+            await self.check_configuration()
+
+    async def token_reports(self) -> list[TokenReport]:
+        """Each configured token's contract: has code, its decimals() and symbol()."""
+        reports = []
+        for token in sorted(self.tokens.values(), key=lambda t: t.coin):
+            code = await self._call("eth_getCode", [token.contract, "latest"])
+            has_code = str(code or "0x") not in ("0x", "0x0")
+            decimals = symbol = None
+            if has_code:
+                try:
+                    raw = await self._call("eth_call", [{"to": token.contract,
+                                                         "data": DECIMALS_CALL}, "latest"])
+                    data = str(raw or "0x")[2:]
+                    decimals = int(data[:64], 16) if len(data) >= 64 else None
+                except _Refused:  # reverted: no such function (not a network failure)
+                    decimals = None
+                try:
+                    symbol = _abi_string(await self._call(
+                        "eth_call", [{"to": token.contract, "data": SYMBOL_CALL}, "latest"]))
+                except _Refused:
+                    symbol = None
+            reports.append(TokenReport(token, self.chain_id, has_code, decimals, symbol))
+        return reports
+
+    async def check_configuration(self) -> None:
+        """The node serves the configured chain id and every token's contract agrees with
+        its configuration (StartupCheckable)."""
+        found = _int(await self._call("eth_chainId", []))
+        if found != self.chain_id:
+            raise NodeProblem(f"node serves chain id {found}, configured "
+                              f"{self.chain_id}: payments would never be seen")
+        for report in await self.token_reports():
+            if report.problem is not None:
+                raise NodeProblem(report.problem)
+        self._tokens_checked = True
+
+    async def diagnose(self) -> NodeDiagnosis:
+        """For `gateway doctor`: chain id, sync, the first address, each token. Another
+        chain id raises NodeProblem in the words /readyz uses."""
+        found = _int(await self._call("eth_chainId", []))
+        if found != self.chain_id:
+            raise NodeProblem(f"node serves chain id {found}, configured "
+                              f"{self.chain_id}: payments would never be seen")
+        height = _int(await self._call("eth_blockNumber", []))
+        syncing = await self._call("eth_syncing", [])
+        detail = (f"block {_int(syncing['currentBlock'])} of {_int(syncing['highestBlock'])}"
+                  if syncing else f"not syncing, head {height}")
+        first = self.derive(0).address
+        checks: tuple[tuple[bool, str], ...] = (
+            (True, f"the xpub's first address is {first} (an EVM node cannot check it: "
+                   "compare it with the wallet's first receiving address)"),)
+        checks += tuple((r.problem is None, r.describe()) for r in await self.token_reports())
+        return NodeDiagnosis(
+            height=height, synced=not syncing, sync_detail=detail,
+            network_expected=f"chain id {self.chain_id}", network_reported=f"chain id {found}",
+            first_address=first, address_valid=None, checks=checks)
 
     async def _block_by_number(self, height: int, full: bool) -> dict[str, Any] | None:
         block: dict[str, Any] | None = await self._call("eth_getBlockByNumber",
@@ -270,11 +401,12 @@ class EvmChain:
         return tuple(payments)
 
     def _traced(self, trace: dict[str, Any], position: int, watched: Watched,
-                block: BlockRef | None) -> Observed | None:
+                block: BlockRef | None, undone: bool = False) -> Observed | None:
         """ETH moved to a watched address by a successful internal call (top-level calls
-        are the transaction's own value, found without tracing)."""
+        are the transaction's own value, found without tracing). `undone`: the frame or
+        one of its callers failed, so whatever it sent went back (see `_undone`)."""
         action = trace.get("action", {})
-        if (trace.get("type") != "call" or not trace.get("traceAddress")
+        if (undone or trace.get("type") != "call" or not trace.get("traceAddress")
                 or trace.get("error") or action.get("callType") not in ("call", None)):
             return None
         to, value = _addr(action.get("to")), _int(action.get("value", 0))
@@ -285,16 +417,18 @@ class EvmChain:
 
     async def _internal(self, ref: BlockRef, watched: Watched) -> list[Observed]:
         traces = await self._call("trace_block", [hex(ref.height)])
-        found: list[Observed] = []
-        position: Counter[str] = Counter()  # a trace's position within its transaction
+        by_tx: dict[str, list[dict[str, Any]]] = {}
         for trace in traces or ():
             if trace.get("blockHash") not in (None, ref.hash):
                 raise ChainError("trace_block answered for another block (reorg under us)")
-            txid = str(trace.get("transactionHash"))
-            o = self._traced(trace, position[txid], watched, ref)
-            position[txid] += 1
-            if o is not None:
-                found.append(o)
+            by_tx.setdefault(str(trace.get("transactionHash")), []).append(trace)
+        found: list[Observed] = []
+        for frames in by_tx.values():
+            undone = _undone(frames)
+            for position, trace in enumerate(frames):  # the position within its transaction
+                o = self._traced(trace, position, watched, ref, position in undone)
+                if o is not None:
+                    found.append(o)
         return found
 
     # -- following -----------------------------------------------------------------------
@@ -418,7 +552,9 @@ class EvmChain:
             traces = await self._call("trace_transaction", [txid]) if receipt else []
             k = index - INTERNAL_INDEX
             everything = _Everything()
-            o = self._traced(traces[k], k, everything, None) if k < len(traces or ()) else None
+            frames = list(traces or ())
+            o = (self._traced(frames[k], k, everything, None, k in _undone(frames))
+                 if k < len(frames) else None)
             if o is None:
                 return OutputLookup(True, block, in_main, confirmations)
             return OutputLookup(True, block, in_main, confirmations, o.match_key, o.amount)

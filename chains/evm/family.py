@@ -27,10 +27,12 @@ class EvmSettings(CoinSettings):
     # Find ETH sent by contracts' internal calls with `trace_block` (Erigon, Reth,
     # Nethermind, anvil; geth does not offer it). Without it such payments are missed.
     trace_internal: bool = False
-    # A token: the native coin whose node it rides, its contract and decimals.
+    # A token: the native coin whose node it rides, its contract and decimals. No default
+    # for decimals: a wrong one prices every invoice 10^n off, so it must be given, and
+    # the contract's own decimals() must agree (checked at start-up and by doctor).
     node: str | None = None
     contract: str | None = None
-    decimals: int = Field(18, ge=0, le=77)
+    decimals: int | None = Field(None, ge=0, le=77)
 
     @field_validator("xpub")
     @classmethod
@@ -60,9 +62,14 @@ class EvmSettings(CoinSettings):
                                  "(or a token: node, contract, decimals)")
             if self.contract is not None:
                 raise ValueError("contract is for a token: give node too")
+            if self.decimals not in (None, 18):
+                raise ValueError("decimals is for a token: a native coin has 18")
         else:
             if self.contract is None:
                 raise ValueError("a token needs contract")
+            if self.decimals is None:
+                raise ValueError("a token needs decimals, as its contract's decimals() "
+                                 "returns (6 for USDT and USDC): there is no default")
             if self.rpc_url is not None or self.xpub is not None or self.chain_id is not None:
                 raise ValueError("a token uses its node's rpc_url, chain_id and xpub")
         return self
@@ -81,6 +88,7 @@ def build(coins: Mapping[str, Any]) -> list[Follower]:
         assert isinstance(cfg, EvmSettings)
         if cfg.is_token:
             assert cfg.node is not None and cfg.contract is not None
+            assert cfg.decimals is not None
             if cfg.node not in natives:
                 raise ValueError(f"coins.{code}.node: {cfg.node!r} is not an evm native coin")
             tokens[cfg.node].append(Token(code, cfg.contract, cfg.decimals))

@@ -37,6 +37,7 @@ from chains.base import (
     Lock,
     MempoolGone,
     MempoolSeen,
+    NodeDiagnosis,
     NodeProblem,
     Observed,
     OutputLookup,
@@ -155,6 +156,54 @@ class MoneroChain:
             raise NodeProblem(f"monerod is on {found!r} but the configured address is a "
                               f"{expected[0]} address: payments would never be seen")
         self._network_checked = True
+
+    async def diagnose(self) -> NodeDiagnosis:
+        """For `gateway doctor`: monerod's network and sync, and the wallet in wallet-rpc,
+        opened as the gateway opens it (or created from the address and the view key):
+        view-only, and the configured address's wallet. A wallet refused on opening (a
+        spend key, another address) raises NodeProblem with the reason."""
+        info = await self._daemon.call("get_info")
+        header = (await self._daemon.call("get_last_block_header"))["block_header"]
+        height, target = int(header["height"]), int(info.get("target_height") or 0)
+        synced = bool(info.get("synchronized", True)) and target <= height + 1
+        found = str(info.get("nettype", "?"))
+        expected = NETTYPES.get(self._address[0], ("?",))
+        checks: list[tuple[bool, str]] = []
+        if found not in expected:  # the network finding says it; the wallet cannot help
+            return NodeDiagnosis(
+                height=height, synced=synced,
+                sync_detail=f"height {height}, target {target or height}",
+                network_expected=expected[0], network_reported=found,
+                first_address=self._address, address_valid=None)
+        await self.open_wallet()
+        try:
+            opened = str((await self._wallet_rpc.call("get_address",
+                                                      account_index=0))["address"])
+        except MoneroRpcError as exc:
+            checks.append((exc.code != WALLET_NOT_OPEN, (
+                f"no wallet is open in wallet-rpc: the gateway opens {self._wallet_name!r} "
+                "(or creates it from the address and the view key) when it starts"
+                if exc.code == WALLET_NOT_OPEN else f"wallet-rpc answers {exc.message!r}")))
+        else:
+            try:
+                key = await self._wallet_rpc.call("query_key", key_type="spend_key")
+            except MoneroRpcError:  # "The wallet is watch-only. Cannot retrieve spend key."
+                checks.append((True, "the open wallet is view-only (no spend key)"))
+            else:
+                spend = bool(str(key.get("key", "")).strip("0"))
+                checks.append((not spend, "the open wallet holds a spend key: the gateway "
+                               "refuses it (use a view-only wallet)" if spend else
+                               "the open wallet is view-only (no spend key)"))
+            same = opened == self._address
+            checks.append((same, f"the open wallet's primary address is the configured one "
+                           f"({self._address[:12]}...)" if same else
+                           f"the open wallet's primary address {opened[:12]}... is not the "
+                           f"configured {self._address[:12]}...: another wallet is open"))
+        return NodeDiagnosis(
+            height=height, synced=synced,
+            sync_detail=f"height {height}, target {target or height}",
+            network_expected=found, network_reported=found, first_address=self._address,
+            address_valid=None, checks=tuple(checks))
 
     # -- the wallet ------------------------------------------------------------------
     @property

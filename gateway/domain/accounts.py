@@ -182,6 +182,27 @@ class Account:
                                               self._billing_data()))
         return entered
 
+    def take_back(self, invoice_id: str, periods: int, paid_until: datetime,
+                  now: datetime) -> None:
+        """A payment of a settled plan invoice was reverted: the `periods` it no longer
+        pays for are taken back and `paid_until` moves back to `paid_until`
+        (`account.time_revoked`). Time bought with money that never arrived gets no
+        grace: an account whose paid time is over by then is suspended at once."""
+        if self.deleted:
+            return
+        self.paid_until = paid_until
+        if self.paid_since is not None and self.paid_since > paid_until:
+            self.paid_since = paid_until
+        suspend = now >= paid_until and self.billing_state is not BillingState.SUSPENDED
+        if suspend:
+            self.billing_state = BillingState.SUSPENDED
+        self.events.append(ev.DomainEvent(ev.ACCOUNT_TIME_REVOKED, self.id, self._billing_data(
+            invoice_id=invoice_id, periods=periods,
+            billing_state=self.billing_state.value if self.billing_state else None)))
+        if suspend:
+            self.events.append(ev.DomainEvent(ev.ACCOUNT_SUSPENDED, self.id,
+                                              self._billing_data()))
+
     def renewal_due(self, now: datetime, lead: timedelta) -> bool:
         """Whether the renewal invoice for the current period should exist by now: not
         for an account being deleted, nor one suspended (it buys from /account)."""

@@ -5,7 +5,7 @@ tolerance); confirmations are computed by the caller from the chain tip and the 
 that holds each payment."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -162,11 +162,21 @@ class Invoice:
         terms = self.terms
         live = [p for p in payments if not p.reverted]
         received = sum(p.amount for p in live)
-        confirmed = sum(p.amount for p in live
-                        if p.confirmations >= terms.confirmations_required and not p.locked)
+        counted = [p for p in live
+                   if p.confirmations >= terms.confirmations_required and not p.locked]
+        confirmed = sum(p.amount for p in counted)
         in_chain = sum(p.amount for p in live if p.confirmations >= 1)
         paid_at = completion_time(live, terms.threshold, block_time_tolerance)
-        on_time = paid_at is not None and paid_at < terms.expires_at
+        # Lateness is judged from the payments that settle the invoice, each by its own
+        # evidence: an early mempool sighting of a transaction that never confirms must
+        # not make a different, late payment on time. While the confirmed payments alone
+        # complete late, the invoice is late (a pending early one that confirms later
+        # makes it on time again, and it settles then).
+        settled_by = completion_time(counted, terms.threshold, block_time_tolerance)
+        late_when_confirmed = (confirmed >= terms.threshold and settled_by is not None
+                               and settled_by >= terms.expires_at)
+        on_time = (paid_at is not None and paid_at < terms.expires_at
+                   and not late_when_confirmed)
 
         if self.status is Status.SETTLED:
             if (
@@ -195,8 +205,12 @@ class Invoice:
                     self._emit(ev.INVOICE_PROCESSING, payments)
                 return
             # Not (or no longer) paid in full in time: a payment may have left the chain.
+            # A receiver that acted on `invoice.processing` is told it no longer holds.
+            was_processing = self.status is Status.PROCESSING
             self.status = Status.NEW
             self.exception = InvoiceException.PAID_PARTIAL if received > 0 else None
+            if was_processing:
+                self._emit(ev.INVOICE_PROCESSING_REVERTED, payments)
             if now < terms.expires_at:
                 return
             self.status = Status.EXPIRED
@@ -207,6 +221,18 @@ class Invoice:
             self.exception = InvoiceException.PAID_LATE
             if terms.accept_late_payments and confirmed >= terms.threshold:
                 self._settle(payments, now)
+
+    def withdraw(self, now: datetime) -> bool:
+        """Replaced by another invoice before anything was paid to it (a renewal whose
+        coin or plan changed): it expires now, and a payment made from now on counts as
+        late, so replacing an invoice never leaves two payable at their own locked
+        rates. False (nothing changes) once it is no longer new."""
+        if self.status is not Status.NEW:
+            return False
+        self.terms = replace(self.terms, expires_at=min(self.terms.expires_at, now))
+        self.status = Status.EXPIRED
+        self._emit(ev.INVOICE_EXPIRED, ())
+        return True
 
     def _settle(self, payments: Sequence[ObservedPayment], now: datetime) -> None:
         self.status = Status.SETTLED

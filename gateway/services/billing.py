@@ -37,6 +37,9 @@ class BillingPolicy:
     # An overpayment buys as many whole periods as it covers (else exactly one).
     overpayment_buys_periods: bool = False
     max_periods_per_invoice: int = 36
+    # A change of plan or coin replaces the period's unpaid renewal invoice at most this
+    # often (each replacement takes a fresh address); later changes apply from the next.
+    max_renewal_replacements: int = 5
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,15 @@ class PrepaidTime:
             account.activate(invoice.id, invoice.metadata, now)
         else:
             plan, period = found
-            live = [p for p in payments if not p.reverted]
+            # Only what settled the invoice buys time: payments at the required depth
+            # and not locked. One still in the mempool may yet be double-spent, and the
+            # periods it bought would stay.
+            counted = _counted(invoice, payments)
             # When it was paid: our own first sighting, or the block's time when we first
             # saw it in a block (without the lateness tolerance, which would give time
             # away); never later than now.
-            paid_at = completion_time(live, invoice.terms.threshold, timedelta(0)) or now
-            received = sum(p.amount for p in live)
+            paid_at = completion_time(counted, invoice.terms.threshold, timedelta(0)) or now
+            received = sum(p.amount for p in counted)
             count = periods_paid(invoice.terms.amount_due, received,
                                  self.policy.overpayment_buys_periods,
                                  self.policy.max_periods_per_invoice)
@@ -83,6 +89,43 @@ class PrepaidTime:
             account.credit(invoice.id, plan, invoice.coin, extension, invoice.metadata, now)
         if account.events:
             await uow.accounts.save(account)
+
+    async def reverted(self, uow: UnitOfWork, invoice: Invoice,
+                       payments: Sequence[ObservedPayment], now: datetime) -> None:
+        """Called in the transaction that observed a settled plan invoice lose a payment
+        for good (reverted: double-spent, replaced, dropped). The periods the payments
+        that remain no longer cover are taken back from the account, once: the recorded
+        period shrinks with them. A payment only unconfirmed for now (a reorg) takes
+        nothing back until it is gone."""
+        found = self.period_of(invoice)
+        if found is None or not any(p.reverted for p in payments):
+            return
+        _plan, period = found
+        remaining = sum(p.amount for p in payments if not p.reverted)
+        should = (0 if remaining < invoice.terms.threshold else periods_paid(
+            invoice.terms.amount_due, remaining, self.policy.overpayment_buys_periods,
+            self.policy.max_periods_per_invoice))
+        bought = await uow.billing.paid_period(invoice.id)
+        if bought is None or bought.periods <= should:
+            return
+        ends_at = period.add(bought.starts_at, should) if should else bought.starts_at
+        account = await uow.accounts.get(invoice.account_id, for_update=True)
+        if account is None or account.deleted or account.paid_until is None:
+            return
+        await uow.billing.shorten_period(invoice.id, should, ends_at)
+        # Later periods follow on from this one: the whole run moves back by as much.
+        account.take_back(invoice.id, bought.periods - should,
+                          account.paid_until - (bought.ends_at - ends_at), now)
+        await uow.accounts.save(account)
+        log.warning("billing: invoice %s lost a payment after settlement; %d period(s) "
+                    "taken back from account %s", invoice.id, bought.periods - should,
+                    account.id)
+
+
+def _counted(invoice: Invoice, payments: Sequence[ObservedPayment]) -> list[ObservedPayment]:
+    required = invoice.terms.confirmations_required
+    return [p for p in payments
+            if not p.reverted and p.confirmations >= required and not p.locked]
 
 
 @dataclass(frozen=True)
@@ -250,7 +293,7 @@ class BillingService:
                      reminders: bool | None = None) -> RenewalView:
         """The customer's choice for the next renewals: plan, coin, reminders on or off.
         When this period's renewal invoice is still unpaid and the plan or coin changed,
-        a new one replaces it (the old one stays payable until it expires)."""
+        a new one replaces it and the old one expires at once (see `_replace`)."""
         if plan is not None:
             self._invoices.plan(plan)
             if plan not in self._prepaid.periods:
@@ -269,10 +312,23 @@ class BillingService:
         view = self._view(account, latest)
         current = view.next_invoice
         if (current is not None and current.invoice_status == Status.NEW.value
-                and (account.plan, account.renewal_coin) != before):
+                and (account.plan, account.renewal_coin) != before
+                and await self._replaced(account_id, current)
+                < self._policy.max_renewal_replacements):
             await self._replace(account, current)
             return await self.view(account_id)
         return view
+
+    async def _replaced(self, account_id: str, renewal: RenewalRecord) -> int:
+        """How often this period's renewal invoice was replaced: each replacement left an
+        expired plan invoice created since the renewal was (the first one a little before
+        its record: the rate is fetched first)."""
+        limit = self._policy.max_renewal_replacements + 2
+        since = renewal.created_at - timedelta(minutes=1)
+        async with self._reader() as uow:
+            expired = await uow.invoices.page(account_id, Status.EXPIRED.value, None, limit)
+        return sum(1 for r in expired if r.invoice.created_at >= since
+                   and "plan" in r.invoice.metadata)
 
     async def _replace(self, seen: Account, renewal: RenewalRecord) -> None:
         assert seen.plan is not None and seen.renewal_coin is not None
@@ -282,9 +338,19 @@ class BillingService:
             seen.id, price, self._coin(seen.renewal_coin), {"plan": plan.name},
             valid_until=renewal.period_end)
         async with self._uow() as uow:
+            # The invoice before the account, in the order settlement locks them.
+            old = await uow.invoices.get(renewal.invoice_id, for_update=True)
             account = await uow.accounts.get(seen.id, for_update=True)
             if account is None or account.paid_until != renewal.period_end:
                 return
+            # The replaced invoice expires now: each would otherwise stay payable at its
+            # own locked rate on its own address (a free choice of rates, and addresses
+            # burnt without limit past the open-invoice cap). One already paid to, even
+            # unconfirmed, stays and is not replaced.
+            paid = await uow.payments.for_invoices([renewal.invoice_id])
+            if old is None or paid.get(renewal.invoice_id) or not old.withdraw(self._clock()):
+                return
+            await uow.invoices.save(old)
             await self._invoices.insert(uow, invoice)
             await uow.billing.replace_renewal_invoice(renewal.id, invoice.id)
             await uow.commit()

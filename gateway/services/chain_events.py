@@ -235,11 +235,14 @@ class PaymentTracker:
         paid = await uow.payments.for_invoices([i.id for i in invoices])
         changed: list[Invoice] = []
         settled: list[tuple[Invoice, list[ObservedPayment]]] = []
+        taken_back: list[tuple[Invoice, list[ObservedPayment]]] = []
         for invoice in invoices:
             before = (invoice.status, invoice.exception)
             was_settled = invoice.status is Status.SETTLED
             payments = observed(paid[invoice.id], tip_of(invoice), now)
             invoice.observe(payments, now, self._tolerance)
+            if was_settled and any(p.reverted for p in payments):
+                taken_back.append((invoice, payments))  # it may have bought time
             if (invoice.status, invoice.exception) == before and not invoice.events:
                 continue
             changed.append(invoice)
@@ -250,6 +253,8 @@ class PaymentTracker:
             # Activation, or the prepaid time a plan invoice buys (locks the account: two
             # invoices of one account settling at once announce it once).
             await self._prepaid.settled(uow, invoice, payments, now)
+        for invoice, payments in sorted(taken_back, key=lambda s: (s[0].account_id, s[0].id)):
+            await self._prepaid.reverted(uow, invoice, payments, now)
         return len(changed)
 
 

@@ -602,6 +602,12 @@ class BillingRepository(Protocol):
                             extension: Extension, now: datetime) -> bool:
         """False when this invoice already paid for a period."""
 
+    async def paid_period(self, invoice_id: str) -> Extension | None:
+        """What this invoice paid for (`since` is its start), locked for update."""
+
+    async def shorten_period(self, invoice_id: str, periods: int, ends_at: datetime) -> None:
+        ...
+
     async def queue_mail(self, to: str, subject: str, body: str, now: datetime) -> None:
         """Into the durable mail queue, committed with the transaction."""
 

@@ -23,11 +23,18 @@ class RateSource(Protocol):
 
 
 class MedianRates:
+    """The median of the sources that answered and agree: at least `quorum` of them, each
+    within `max_deviation` (a fraction) of the median of every answer. Fewer answers, or
+    answers too far apart, lock no price (503 with the reason)."""
+
     def __init__(
-        self, sources: Sequence[RateSource], clock: Clock, ttl: timedelta = timedelta(seconds=60)
+        self, sources: Sequence[RateSource], clock: Clock, ttl: timedelta = timedelta(seconds=60),
+        quorum: int = 1, max_deviation: Decimal | None = None,
     ) -> None:
         if ttl > timedelta(seconds=60):
             raise ValueError("rates may be cached for at most 60 s")
+        self._quorum = quorum
+        self._deviation = max_deviation
         self._sources = list(sources)
         self._clock = clock
         self._ttl = ttl
@@ -49,10 +56,31 @@ class MedianRates:
             else:
                 log.warning("rate source %s gave no %s-%s price (%s)", source.name, coin,
                             currency, type(result).__name__)
+        pair = f"{coin}-{currency}"
         if not answered:
-            raise ServiceUnavailable(f"rates unavailable: no source answered for {coin}-{currency}")
-        value = statistics.median(v for _, v in answered)
-        description = "median:" + ",".join(name for name, _ in answered)
+            raise ServiceUnavailable(f"rates unavailable: no source answered for {pair}")
+        if len(answered) < self._quorum:
+            raise ServiceUnavailable(
+                f"rates unavailable: {len(answered)} of {len(self._sources)} sources answered "
+                f"for {pair} ({', '.join(n for n, _ in answered)}), {self._quorum} needed")
+        middle = statistics.median(v for _, v in answered)
+        agreeing = answered
+        if self._deviation is not None:
+            limit = self._deviation
+            agreeing = [(n, v) for n, v in answered if abs(v - middle) <= middle * limit]
+            percent = f"{float(limit * 100):g}%"
+            if len(agreeing) < self._quorum:
+                said = ", ".join(f"{n} {v}" for n, v in answered)
+                raise ServiceUnavailable(
+                    f"rates unavailable: the sources disagree on {pair} ({said}): "
+                    f"{len(agreeing)} within {percent} of their median {middle}, "
+                    f"{self._quorum} needed")
+            for name, v in answered:
+                if (name, v) not in agreeing:
+                    log.warning("rate source %s is left out for %s: %s is more than %s from "
+                                "the median %s", name, pair, v, percent, middle)
+        value = statistics.median(v for _, v in agreeing)
+        description = "median:" + ",".join(name for name, _ in agreeing)
         self._cache[key] = (now, value, description)
         return value, description
 

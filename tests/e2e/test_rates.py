@@ -96,3 +96,49 @@ async def test_median_rate_is_locked_and_no_answer_means_503(
     assert status == 503 and "rates unavailable" in doc["detail"]
     assert headers["Content-Type"].startswith("application/problem+json")
     assert await stack.count("invoices") == before
+
+
+async def test_a_price_needs_two_agreeing_sources(
+    make_stack: StackFactory, price_servers: list[PriceServer]
+) -> None:
+    """Issue 27 item 12: one source alone, or sources far apart, lock no price (503 with
+    the reason); a source far from the others is left out."""
+    kraken, bitstamp, gecko = price_servers
+    stack = await make_stack(
+        GATEWAY_RATES__FIXED="{}",
+        GATEWAY_RATES__SOURCES=json.dumps([s.name for s in price_servers]),
+        GATEWAY_RATES__BASE_URLS=json.dumps({s.name: s.url for s in price_servers}),
+        GATEWAY_RATES__CACHE_SECONDS="0",
+    )
+    account = await stack.signup("quorum@example.org")
+
+    async def attempt() -> tuple[int, dict[str, object]]:
+        status, doc, _ = await stack.api.call("POST", "/v1/invoices", {
+            "account_id": account["id"], "price": {"amount": "9.99", "currency": "EUR"},
+            "coin": "LTC"}, stack.key)
+        return status, doc
+
+    # One source gone wrong (a broken feed, a compromised API) is left out.
+    kraken.price = "8.01"
+    status, doc = await attempt()
+    assert status == 201, doc
+    assert doc["rate"] == {**doc["rate"], "value": "80.6", "source": "median:bitstamp,coingecko"}
+
+    # Only one source answers: no price.
+    kraken.price, kraken.up, bitstamp.up = "80.10", False, False
+    before = await stack.count("invoices")
+    status, doc = await attempt()
+    assert status == 503, doc
+    assert doc["detail"] == ("rates unavailable: 1 of 3 sources answered for LTC-EUR "
+                             "(coingecko), 2 needed")
+
+    # All answer, none agree.
+    kraken.up = bitstamp.up = True
+    kraken.price, bitstamp.price, gecko.price = "60", "80", "100"
+    status, doc = await attempt()
+    assert status == 503, doc
+    detail = str(doc["detail"])
+    assert detail.startswith("rates unavailable: the sources disagree on LTC-EUR (kraken 60, "
+                             "bitstamp 80, coingecko 100"), detail
+    assert detail.endswith("): 1 within 2% of their median 80, 2 needed"), detail
+    assert await stack.count("invoices") == before

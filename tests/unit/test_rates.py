@@ -42,3 +42,14 @@ async def test_no_answer_means_no_price() -> None:
 def test_cache_longer_than_a_minute_is_refused() -> None:
     with pytest.raises(ValueError):
         MedianRates([], lambda: datetime.now(UTC), timedelta(seconds=61))
+
+
+def test_a_quorum_above_the_sources_is_a_configuration_error() -> None:
+    from gateway.config import ConfigError, load
+    from tests.support.keys import security_env
+
+    env = {"GATEWAY_DATABASE__URL": "sqlite+aiosqlite:///unused.db", **security_env(),
+           "GATEWAY_RATES__SOURCES": '["kraken"]'}
+    with pytest.raises(ConfigError, match="quorum is 2 but only 1 source"):
+        load(None, env)
+    assert load(None, env | {"GATEWAY_RATES__QUORUM": "1"}).rates.quorum == 1

@@ -126,6 +126,20 @@ class SqlBilling:
             return False
         return True
 
+    async def paid_period(self, invoice_id: str) -> Extension | None:
+        p = paid_periods.c
+        row = (await self._conn.execute(
+            select(p.periods, p.starts_at, p.ends_at).where(p.invoice_id == invoice_id)
+            .with_for_update())).first()
+        if row is None:
+            return None
+        return Extension(row.starts_at, row.ends_at, row.periods, row.starts_at)
+
+    async def shorten_period(self, invoice_id: str, periods: int, ends_at: datetime) -> None:
+        await self._conn.execute(update(paid_periods)
+                                 .where(paid_periods.c.invoice_id == invoice_id)
+                                 .values(periods=periods, ends_at=ends_at))
+
     async def queue_mail(self, to: str, subject: str, body: str, now: datetime) -> None:
         """Into the durable mail queue, in this transaction."""
         if self._index is None:

@@ -323,6 +323,7 @@ class SqlInvoices:
                 status=invoice.status.value,
                 exception=invoice.exception.value if invoice.exception else None,
                 settled_at=invoice.settled_at,
+                expires_at=invoice.terms.expires_at,  # `withdraw` brings it forward
             )
         )
 
