@@ -29,6 +29,7 @@ from gateway.adapters.db.engine import (
     erase_residue,
     head_revision,
     make_engine,
+    read_transaction,
 )
 from gateway.adapters.db.leadership import AdvisoryLockLeadership, LocalLeadership
 from gateway.adapters.db.ops import snapshot
@@ -232,8 +233,10 @@ class Gateway:
         detail: dict[str, Any] = {"database": "ok", "chains": {}}
         ready = True
         try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            # A read (no lock on SQLite): a probe polled every few seconds must never
+            # take the write lock, nor wait for it.
+            async with read_transaction(self.engine) as conn:
+                await conn.execute(text("SELECT 1 FROM alembic_version"))
         except Exception as exc:
             detail["database"] = f"unavailable ({type(exc).__name__})"
             ready = False
