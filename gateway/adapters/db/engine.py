@@ -5,7 +5,7 @@ import contextlib
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -103,11 +103,27 @@ def holds_write_turn(engine: Engine) -> bool:
 
 @contextlib.asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A transaction that writes, in this process's turn to write (SQLite)."""
-    async with write_turn(engine), engine.connect() as conn:
-        await writer(conn)
-        async with conn.begin():
-            yield conn
+    """A transaction that writes, in this process's turn to write (SQLite). On an engine
+    built by `make_engine` for SQLite it runs inline like a unit of work: the turn is then
+    held for the statements themselves, not for hand-overs to a driver thread and back
+    (the delivery worker's claims queue behind every API writer and hold them up in
+    turn). For short transactions only: a statement runs on the event loop's thread."""
+    async with write_turn(engine):
+        inline = inline_engine(engine)
+        if inline is None:
+            async with engine.connect() as conn:
+                await writer(conn)
+                async with conn.begin():
+                    yield conn
+            return
+        inline_conn = await inline_connection(inline, write=True)
+        try:
+            yield cast(AsyncConnection, inline_conn)
+            await inline_conn.commit()
+        finally:
+            if inline_conn.in_transaction():
+                await inline_conn.rollback()
+            await inline_conn.close()
 
 
 @contextlib.asynccontextmanager
