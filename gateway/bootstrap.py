@@ -362,7 +362,8 @@ def build(settings: Settings, clock: Clock = utcnow,
     attempts = Attempts(throttle, clock)
     two_factor = TwoFactorService(uow, codes, passwords,
                                   SecondFactor(codes, passwords, clock), clock,
-                                  PasswordCheck(uow, passwords, index, attempts), attempts)
+                                  PasswordCheck(uow, passwords, index, attempts), attempts,
+                                  reader=reader)
     if settings.smtp is not None:
         smtp = settings.smtp
         direct: SmtpMailer | NoMailer = SmtpMailer(
@@ -451,8 +452,9 @@ def build(settings: Settings, clock: Clock = utcnow,
         endpoints=WebhookEndpointService(
             uow, clock, signing.new_secret, targets,
             rotation_overlap=timedelta(hours=settings.webhooks.rotation_overlap_hours),
+            reader=reader,
         ),
-        events=WebhookEventService(uow, clock),
+        events=WebhookEventService(uow, clock, reader=reader),
         tracker=PaymentTracker(
             uow, clock, timedelta(minutes=settings.invoices.block_time_tolerance_minutes),
             feed_of=chains.feed, prepaid=prepaid,
@@ -460,7 +462,8 @@ def build(settings: Settings, clock: Clock = utcnow,
             # setting lowered since (one missed still settles at the latest sweep).
             max_confirmations=max([100, *(2 * settings.confirmations(c)
                                           for c in chains.coins())])),
-        wallet=WalletService(uow, {c: chains.address_space(c) for c in chains.coins()}),
+        wallet=WalletService(uow, {c: chains.address_space(c) for c in chains.coins()},
+                             reader=reader),
         retention=RetentionService(uow, clock, RetentionPeriods(
             security_log=timedelta(days=ret.security_log_days),
             idempotency_keys=timedelta(hours=ret.idempotency_hours),
@@ -478,18 +481,18 @@ def build(settings: Settings, clock: Clock = utcnow,
         privacy=PrivacyService(
             uow, passwords, index,
             two_factor, clock, timedelta(days=ret.deletion_grace_days),
-            settings.privacy.policy_version, throttle),
-        finance=FinanceService(uow, chains.coins(), chains.feed, _assets(nodes)),
+            settings.privacy.policy_version, throttle, reader=reader),
+        finance=FinanceService(uow, chains.coins(), chains.feed, _assets(nodes), reader=reader),
         # Policy notices are sent by an operator's batch command that paces itself and
         # records each mail the SMTP server accepted, so it mails directly (OPERATIONS.md).
         notices=PolicyNoticeService(
             uow, direct, clock, settings.privacy.policy_version,
             f"{settings.server.public_url}{settings.server.path_prefix}/account"),
-        reconcile=ReconcileService(uow, _auditable(nodes)),
+        reconcile=ReconcileService(uow, _auditable(nodes), reader=reader),
         staff=StaffService(uow, passwords, codes, index, clock, StaffPolicy(
             timedelta(minutes=settings.staff.session_minutes),
-            timedelta(minutes=settings.staff.idle_minutes)), throttle),
-        legal=LegalRegisterService(uow, clock),
+            timedelta(minutes=settings.staff.idle_minutes)), throttle, reader=reader),
+        legal=LegalRegisterService(uow, clock, reader=reader),
     )
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,
