@@ -32,7 +32,7 @@ from gateway.adapters.db.engine import (
     read_transaction,
 )
 from gateway.adapters.db.leadership import AdvisoryLockLeadership, LocalLeadership
-from gateway.adapters.db.ops import snapshot
+from gateway.adapters.db.ops import OpsSnapshot, snapshot
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.deletion_ledger import FileDeletionLedger
@@ -187,13 +187,14 @@ class Gateway:
         if self.mail is not None:
             self.mail.wake()
 
-    async def chain_status(self, tip_timeout: float) -> dict[str, dict[str, Any]]:
+    async def chain_status(self, tip_timeout: float, snap: OpsSnapshot | None = None
+                           ) -> dict[str, dict[str, Any]]:
         """Per coin: the node's tip, the height processed (the stored cursor of its feed,
         whichever instance follows it) and the lag. The one place readiness and metrics
-        read chain lag from."""
+        read chain lag from. `snap`: one just read (metrics), not read again."""
         moved: dict[str, datetime] = {}
         try:
-            snap = await snapshot(self.engine)
+            snap = snap or await snapshot(self.engine)
             heights, moved = snap.processed_heights, snap.processed_at
         except Exception as exc:  # the database is down: readiness says so on its own
             log.debug("processed heights unavailable (%s)", type(exc).__name__)
@@ -257,7 +258,7 @@ class Gateway:
         oldest = snap.oldest_pending
         self.metrics.outbox_oldest.set(
             0 if oldest is None else max((self.clock() - oldest).total_seconds(), 0))
-        for coin, state in (await self.chain_status(2)).items():
+        for coin, state in (await self.chain_status(2, snap)).items():
             self.metrics.node_up.labels(coin).set(1 if state["status"] == "ok" else 0)
             if state["processed_height"] is None:
                 continue

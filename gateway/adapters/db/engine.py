@@ -127,12 +127,26 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
 
 
 @contextlib.asynccontextmanager
-async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A transaction that only reads: no lock on SQLite, READ ONLY on PostgreSQL."""
-    async with engine.connect() as conn:
-        await read_only(conn)
-        async with conn.begin():
-            yield conn
+async def read_transaction(engine: AsyncEngine, small: bool = True
+                           ) -> AsyncIterator[AsyncConnection]:
+    """A transaction that only reads: no lock on SQLite, READ ONLY on PostgreSQL.
+    `small` (a few quick statements, as probes and /metrics make): on SQLite it runs
+    inline, so a busy loop does not stretch each statement into a hand-over to a driver
+    thread and back. A read that may return many rows passes small=False and runs in the
+    driver's thread, off the loop."""
+    inline = inline_engine(engine) if small else None
+    if inline is None:
+        async with engine.connect() as conn:
+            await read_only(conn)
+            async with conn.begin():
+                yield conn
+        return
+    inline_conn = await inline_connection(inline, write=False)
+    try:
+        yield cast(AsyncConnection, inline_conn)
+    finally:
+        await inline_conn.rollback()  # it wrote nothing
+        await inline_conn.close()
 
 
 async def read_only(conn: AsyncConnection) -> None:
