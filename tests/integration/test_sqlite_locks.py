@@ -6,86 +6,27 @@ held by another process (a CLI command beside the server) never stops the event 
 writer waits for it on the loop's terms and, past its deadline, answers 503."""
 
 import asyncio
-import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
-from uuid import uuid4
 
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import event
 
 from gateway.adapters.db import engine as db_engine
 from gateway.adapters.db.chain_state import SqlWatchlist
-from gateway.adapters.db.engine import holds_write_turn, inline_engine
 from gateway.adapters.fields import BlindIndex
 from gateway.adapters.mail_queue import SqlMailQueue
-from gateway.bootstrap import Gateway, build, build_app
-from gateway.config import load
+from gateway.bootstrap import build_app
 from gateway.domain.accounts import Account
 from gateway.domain.money import Fiat
 from gateway.services.finance import Period
 from gateway.services.ports import Profile
-from tests.support import fake_family
-from tests.support.databases import fresh_database
-from tests.support.fake_gateway import fake_env
+from tests.support.locks import add_account, gateway, held_by_another_process, record_begins
 from tests.support.nodes import free_port
-
-
-@dataclass
-class Begins:
-    """Every BEGIN either engine sends, and whether a writer held the turn meanwhile."""
-
-    seen: list[tuple[str, bool]] = field(default_factory=list)
-
-    def take(self) -> list[str]:
-        got, self.seen = [s for s, _ in self.seen], []
-        return got
-
-    def outside_turn(self) -> list[str]:
-        return [s for s, held in self.seen if s == "BEGIN IMMEDIATE" and not held]
-
-
-def record_begins(gw: Gateway) -> Begins:
-    begins = Begins()
-    turn_of = gw.engine.sync_engine
-
-    def hook(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        if statement.strip().upper().startswith("BEGIN"):
-            begins.seen.append((statement.strip().upper(), holds_write_turn(turn_of)))
-
-    inline = inline_engine(gw.engine)
-    assert inline is not None  # SQLite: units of work run inline
-    for target in (gw.engine.sync_engine, inline):
-        event.listen(target, "before_cursor_execute", hook)
-    return begins
-
-
-@contextlib.asynccontextmanager
-async def gateway(tmp_path: Path, **env: str) -> AsyncIterator[Gateway]:
-    node_name = f"locks-{uuid4().hex[:8]}"
-    fake_family.reset(node_name)
-    with fresh_database("sqlite", tmp_path) as url:
-        gw = build(load(None, fake_env(url, node_name, **env)))
-        try:
-            yield gw
-        finally:
-            await gw.aclose()
-
-
-async def add_account(gw: Gateway) -> str:
-    account_id = f"acc_{uuid4().hex[:12]}"
-    async with gw.uow() as uow:
-        await uow.accounts.add(Account(account_id, gw.clock()), Profile("x@example.org"),
-                               f"idx-{account_id}", "hash", "v1")
-        await uow.commit()
-    return account_id
 
 
 async def test_read_only_paths_never_take_the_write_lock(tmp_path: Path) -> None:
@@ -146,21 +87,6 @@ async def test_a_reading_unit_that_writes_fails_at_once(tmp_path: Path) -> None:
                                        Profile("y@example.org"), "idx-y", "hash", "v1")
 
 
-@contextlib.contextmanager
-def held_by_another_process(db_url: str) -> Any:
-    """SQLite's write lock held by a connection this gateway does not own, as a CLI
-    command's transaction would hold it."""
-    other = sqlite3.connect(db_url.split("///", 1)[1], isolation_level=None,
-                            check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    try:
-        yield other
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            other.execute("ROLLBACK")
-        other.close()
-
-
 async def test_another_process_holding_the_lock_never_stops_the_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -182,7 +108,7 @@ async def test_another_process_holding_the_lock_never_stops_the_loop(
                 "price": {"amount": "8.00", "currency": "EUR"}}
         try:
             async with aiohttp.ClientSession() as http:
-                with held_by_another_process(str(gw.engine.url)) as other:
+                async with held_by_another_process(str(gw.engine.url)) as other:
                     # The writer waits for the other process without holding the loop:
                     # reads, probes and health checks answer meanwhile.
                     create = asyncio.create_task(http.post(f"{base}/v1/invoices",
@@ -203,7 +129,7 @@ async def test_another_process_holding_the_lock_never_stops_the_loop(
 
                 # Past its deadline the writer gives up with 503 problem+json.
                 monkeypatch.setattr(db_engine, "WRITE_LOCK_SECONDS", 0.3)
-                with held_by_another_process(str(gw.engine.url)):
+                async with held_by_another_process(str(gw.engine.url)):
                     async with http.post(f"{base}/v1/invoices", headers=auth,
                                          json=body) as resp:
                         doc = json.loads(await resp.text())
