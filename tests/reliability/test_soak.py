@@ -9,7 +9,6 @@ import asyncio
 import json
 import random
 import re
-import statistics
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
