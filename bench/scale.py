@@ -67,7 +67,9 @@ async def fill(world: Any, count: int) -> float:
     account = await world.account()
     space = world.follower.address_space
     started = time.perf_counter()
-    async with world.gw.engine.begin() as conn:
+    from gateway.adapters.db.engine import write_transaction
+
+    async with write_transaction(world.gw.engine) as conn:
         await conn.execute(text(FILL), {"count": count, "account": account,
                                         "coin": "FAK", "space": space})
         await conn.execute(text(

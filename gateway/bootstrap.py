@@ -38,9 +38,10 @@ from gateway.adapters.db.engine import (
     erase_residue,
     head_revision,
     make_engine,
+    read_transaction,
 )
 from gateway.adapters.db.leadership import AdvisoryLockLeadership, LocalLeadership
-from gateway.adapters.db.ops import snapshot
+from gateway.adapters.db.ops import OpsSnapshot, snapshot
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.deletion_ledger import FileDeletionLedger
@@ -218,14 +219,15 @@ class Gateway:
     def uow(self) -> UnitOfWork:
         return self.make_uow()
 
-    async def chain_status(self, tip_timeout: float) -> dict[str, dict[str, Any]]:
+    async def chain_status(self, tip_timeout: float, snap: OpsSnapshot | None = None
+                           ) -> dict[str, dict[str, Any]]:
         """Per coin: the node's tip, the height processed (the stored cursor of its feed,
         whichever instance follows it) and the lag. The one place readiness and metrics
-        read chain lag from."""
+        read chain lag from. `snap`: one just read (metrics), not read again."""
         moved: dict[str, datetime] = {}
         recorded: dict[str, tuple[str, datetime]] = {}
         try:
-            snap = await snapshot(self.engine)
+            snap = snap or await snapshot(self.engine)
             heights, moved = snap.processed_heights, snap.processed_at
             recorded = snap.catching_up
         except Exception as exc:  # the database is down: readiness says so on its own
@@ -282,8 +284,10 @@ class Gateway:
         detail: dict[str, Any] = {"database": "ok", "chains": {}}
         ready = True
         try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            # A read (no lock on SQLite): a probe polled every few seconds must never
+            # take the write lock, nor wait for it.
+            async with read_transaction(self.engine) as conn:
+                await conn.execute(text("SELECT 1 FROM alembic_version"))
         except Exception as exc:
             detail["database"] = f"unavailable ({type(exc).__name__})"
             ready = False
@@ -305,7 +309,7 @@ class Gateway:
         oldest = snap.oldest_pending
         self.metrics.outbox_oldest.set(
             0 if oldest is None else max((self.clock() - oldest).total_seconds(), 0))
-        for coin, state in (await self.chain_status(2)).items():
+        for coin, state in (await self.chain_status(2, snap)).items():
             self.metrics.node_up.labels(coin).set(1 if state["status"] == "ok" else 0)
             if state["processed_height"] is None:
                 continue
@@ -412,7 +416,8 @@ def build(settings: Settings, clock: Clock = utcnow,
     attempts = Attempts(throttle, clock)
     two_factor = TwoFactorService(uow, codes, passwords,
                                   SecondFactor(codes, passwords, clock), clock,
-                                  PasswordCheck(uow, passwords, index, attempts), attempts)
+                                  PasswordCheck(uow, passwords, index, attempts), attempts,
+                                  reader=reader)
     if settings.smtp is not None:
         smtp = settings.smtp
         direct: SmtpMailer | NoMailer = SmtpMailer(
@@ -501,8 +506,9 @@ def build(settings: Settings, clock: Clock = utcnow,
         endpoints=WebhookEndpointService(
             uow, clock, signing.new_secret, targets,
             rotation_overlap=timedelta(hours=settings.webhooks.rotation_overlap_hours),
+            reader=reader,
         ),
-        events=WebhookEventService(uow, clock),
+        events=WebhookEventService(uow, clock, reader=reader),
         tracker=PaymentTracker(
             uow, clock, timedelta(minutes=settings.invoices.block_time_tolerance_minutes),
             feed_of=chains.feed, prepaid=prepaid,
@@ -510,7 +516,8 @@ def build(settings: Settings, clock: Clock = utcnow,
             # setting lowered since (one missed still settles at the latest sweep).
             max_confirmations=max([100, *(2 * settings.confirmations(c)
                                           for c in chains.coins())])),
-        wallet=WalletService(uow, {c: chains.address_space(c) for c in chains.coins()}),
+        wallet=WalletService(uow, {c: chains.address_space(c) for c in chains.coins()},
+                             reader=reader),
         retention=RetentionService(uow, clock, RetentionPeriods(
             security_log=timedelta(days=ret.security_log_days),
             idempotency_keys=timedelta(hours=ret.idempotency_hours),
@@ -528,18 +535,18 @@ def build(settings: Settings, clock: Clock = utcnow,
         privacy=PrivacyService(
             uow, passwords, index,
             two_factor, clock, timedelta(days=ret.deletion_grace_days),
-            settings.privacy.policy_version, throttle),
-        finance=FinanceService(uow, chains.coins(), chains.feed, _assets(nodes)),
+            settings.privacy.policy_version, throttle, reader=reader),
+        finance=FinanceService(uow, chains.coins(), chains.feed, _assets(nodes), reader=reader),
         # Policy notices are sent by an operator's batch command that paces itself and
         # records each mail the SMTP server accepted, so it mails directly (OPERATIONS.md).
         notices=PolicyNoticeService(
             uow, direct, clock, settings.privacy.policy_version,
             f"{settings.server.public_url}{settings.server.path_prefix}/account"),
-        reconcile=ReconcileService(uow, _auditable(nodes)),
+        reconcile=ReconcileService(uow, _auditable(nodes), reader=reader),
         staff=StaffService(uow, passwords, codes, index, clock, StaffPolicy(
             timedelta(minutes=settings.staff.session_minutes),
-            timedelta(minutes=settings.staff.idle_minutes)), throttle),
-        legal=LegalRegisterService(uow, clock),
+            timedelta(minutes=settings.staff.idle_minutes)), throttle, reader=reader),
+        legal=LegalRegisterService(uow, clock, reader=reader),
     )
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,

@@ -47,10 +47,11 @@ class DeliveryStore(Protocol):
         """Deliveries due now, leased to this worker so no other worker sends them, at
         most one per (endpoint, ordering key): a delivery is due only when no earlier
         delivery of the same key to the same endpoint is still pending (in flight or
-        waiting for a retry). With `per_endpoint`, no endpoint gets more than that many
-        counting `in_flight` (endpoint id -> deliveries this worker already holds).
-        `finished` is recorded first, in the same transaction (as `record` would), so
-        the next events of those keys can be claimed at once."""
+        waiting for a retry). The store decides the keys (the gateway: an event's
+        subject) and which due deliveries go first. With `per_endpoint`, no endpoint
+        gets more than that many counting `in_flight` (endpoint id -> deliveries this
+        worker already holds). `finished` is recorded first, in the same transaction (as
+        `record` would), so the next events of those keys can be claimed at once."""
         ...
 
     async def record(self, attempts: Sequence[Attempt]) -> None:

@@ -33,7 +33,8 @@ class DeliveryWorker:
     `concurrency` in flight in all and `per_endpoint` per endpoint. One loop talks to the
     store: it writes the results gathered meanwhile in one transaction, then claims as
     many deliveries as there are free slots. The store hands out at most one delivery
-    per (endpoint, ordering key) at a time, so one account's events arrive in order."""
+    per (endpoint, ordering key) at a time, so one subject's events (an invoice's, say)
+    arrive in order, and it hands out urgent ones first."""
 
     def __init__(
         self,
@@ -68,7 +69,7 @@ class DeliveryWorker:
         # are claimed ahead, so the next ones are ready while the store writes results.
         # Leases are short and renewed while a delivery is held here (queued, in flight
         # or not yet recorded): after a crash, another worker (or this one, restarted)
-        # takes over within `lease_seconds`; the account's later events wait until then.
+        # takes over within `lease_seconds`; the lane's later events wait until then.
         self._claim_ahead = 2 * concurrency
         self._hold_per_endpoint = 2 * per_endpoint
         self._lease = lease_seconds

@@ -1,4 +1,4 @@
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 ACCOUNT_CREATED = "account.created"
@@ -38,3 +38,48 @@ class DomainEvent:
     type: str
     account_id: str
     data: Mapping[str, object] = field(default_factory=dict)
+
+
+# Delivered before every other due event (to each endpoint): what a provisioning system
+# acts on. Events of invoices are many (one `invoice.created` per checkout); these few
+# must not queue behind them.
+URGENT_TYPES: frozenset[str] = frozenset({
+    INVOICE_SETTLED, INVOICE_PAYMENT_REVERTED,
+    *(t for t in EVENT_TYPES if t.startswith("account.")),
+})
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """Where an event stands in delivery order (WEBHOOKS.md, "Order"). `lane`: the
+    subject whose events reach each endpoint one at a time, in commit order (an invoice
+    for `invoice.*`, the account for `account.*`). `after`: another lane whose earlier
+    events must have been delivered first (the invoice an account event names, e.g. the
+    one whose settlement activated it). `urgent`: delivered before other due events;
+    the earlier events of its lanes are then hurried along with it."""
+
+    lane: str
+    after: str | None
+    urgent: bool
+
+
+def ordering(event: DomainEvent) -> Ordering:
+    invoice = event.data.get("invoice_id")
+    invoice_id = invoice if isinstance(invoice, str) and invoice else None
+    urgent = event.type in URGENT_TYPES
+    if event.type.startswith("invoice.") and invoice_id is not None:
+        return Ordering(invoice_id, None, urgent)
+    return Ordering(event.account_id, invoice_id, urgent)
+
+
+def in_delivery_order(events: Sequence[DomainEvent]) -> list[tuple[DomainEvent, Ordering]]:
+    """One transaction's events as the outbox numbers them: as recorded, except that a
+    lane with an event following another lane of this transaction (an activation and
+    the settlement that caused it) comes after everything else, in its own order. So an
+    event's `after` lane never holds a later-numbered event of the same transaction."""
+    placed = [(event, ordering(event)) for event in events]
+    lanes = {order.lane for _, order in placed}
+    last = {order.lane for _, order in placed
+            if order.after is not None and order.after != order.lane and order.after in lanes}
+    return ([p for p in placed if p[1].lane not in last]
+            + [p for p in placed if p[1].lane in last])

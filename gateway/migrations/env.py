@@ -3,7 +3,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from gateway.adapters.db.engine import make_engine
+from gateway.adapters.db.engine import make_engine, writer
 from gateway.adapters.db.tables import metadata
 
 config = context.config
@@ -26,6 +26,7 @@ async def _main() -> None:
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:
+            await writer(conn)  # SQLite: the write lock at BEGIN, not on the first change
             await conn.run_sync(_run)
             await conn.commit()
     finally:

@@ -317,14 +317,14 @@ class AccountService:
         return self._policy.require_email_verification
 
     async def view(self, account_id: str) -> AccountView:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             account = await uow.accounts.get(account_id)
             if account is None or account.deleted:
                 raise NotFound("account")
             return AccountView(account, await uow.accounts.profile(account_id))
 
     async def exists(self, account_id: str) -> bool:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return await uow.accounts.get(account_id) is not None
 
 

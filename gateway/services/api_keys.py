@@ -59,7 +59,7 @@ class ApiKeyService:
         return CreatedKey(record, secret)
 
     async def list(self) -> list[ApiKeyRecord]:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return await uow.api_keys.all()
 
     async def revoke(self, key_id: str) -> None:

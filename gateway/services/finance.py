@@ -57,8 +57,10 @@ class Period:
 class FinanceService:
     def __init__(self, uow: UnitOfWorkFactory, coins: tuple[str, ...],
                  feed_of: Callable[[str], str] = lambda coin: coin,
-                 assets: Mapping[str, str] | None = None) -> None:
+                 assets: Mapping[str, str] | None = None,
+                 reader: UnitOfWorkFactory | None = None) -> None:
         self._uow = uow
+        self._reader = reader or uow  # reads only: no write turn, no write lock
         self._assets = dict(assets or {})  # coin -> token contract (finance must know which)
         self._coins = coins
         self._feed_of = feed_of  # coin -> the feed whose cursor its confirmations count from
@@ -72,17 +74,17 @@ class FinanceService:
         self._check(period)
         if not 1 <= limit <= 1000:
             raise InvalidInput("limit", "must be between 1 and 1000")
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             rows = await uow.ledger.page(period.start, period.end, period.coin, after, limit)
             return await self._lines(uow, rows)
 
     async def by_txid(self, txid: str) -> list[PaymentLine]:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return await self._lines(uow, await uow.ledger.by_txid(txid))
 
     async def count(self, period: Period) -> int:
         self._check(period)
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return await uow.ledger.count(period.start, period.end, period.coin)
 
     async def stream(self, period: Period, batch: int = 500) -> AsyncIterator[PaymentLine]:

@@ -19,8 +19,10 @@ def legal_mark(request_id: str) -> str:
 
 
 class LegalRegisterService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock,
+                 reader: UnitOfWorkFactory | None = None) -> None:
         self._uow = uow
+        self._reader = reader or uow  # reads only: no write turn, no write lock
         self._clock = clock
 
     async def record(self, actor: str, account_ids: list[str], received_at: datetime,
@@ -62,5 +64,5 @@ class LegalRegisterService:
         return lifted
 
     async def all(self) -> list[LegalRequest]:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return await uow.legal.all()

@@ -111,9 +111,11 @@ class PrivacyService:
         deletion_grace: timedelta,
         policy_version: str,
         throttle: ThrottlePolicy | None = None,
+        reader: UnitOfWorkFactory | None = None,
     ) -> None:
         self._throttle = throttle or ThrottlePolicy()
         self._uow = uow
+        self._reader = reader or uow  # reads only: no write turn, no write lock
         self._passwords = passwords
         self._index = blind_index
         self._two_factor = two_factor
@@ -174,7 +176,7 @@ class PrivacyService:
     async def account_page(self, account_id: str) -> dict[str, Any]:
         """What /account shows about privacy: the objection, and the legal requests the
         customer may be told of."""
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return {"objected_since": await uow.accounts.objection(account_id),
                     "legal_requests": await uow.legal.notifiable(account_id)}
 

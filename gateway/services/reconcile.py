@@ -65,8 +65,10 @@ class _Keys:
 
 
 class ReconcileService:
-    def __init__(self, uow: UnitOfWorkFactory, chains: Mapping[str, Auditable]) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, chains: Mapping[str, Auditable],
+                 reader: UnitOfWorkFactory | None = None) -> None:
         self._uow = uow
+        self._reader = reader or uow  # reads only: no write turn, no write lock
         self._chains = chains
 
     async def run(self, start: datetime, end: datetime, coin: str | None = None,
@@ -84,7 +86,7 @@ class ReconcileService:
 
     async def _coin(self, coin: str, report: Report, bar: Progress) -> None:
         chain = self._chains[coin]
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             keys = await uow.ledger.invoice_keys(coin)
             total = await uow.ledger.count(report.start, report.end, coin)
         heights = await chain.heights_between(report.start, report.end)
@@ -102,7 +104,7 @@ class ReconcileService:
         recorded: set[tuple[str, int]] = set()
         after: int | None = None
         while True:
-            async with self._uow() as uow:
+            async with self._reader() as uow:
                 rows = await uow.ledger.page(report.start, report.end, coin, after, 500)
             for row in rows:
                 recorded.add((row.txid, row.output_index))
@@ -117,7 +119,7 @@ class ReconcileService:
         for (txid, index), seen in sorted(scanned.items()):
             if (txid, index) in recorded:
                 continue
-            async with self._uow() as uow:  # recorded, but outside the period?
+            async with self._reader() as uow:  # recorded, but outside the period?
                 known = {(r.txid, r.output_index) for r in await uow.ledger.by_txid(txid)}
             if (txid, index) not in known:
                 where = seen.block.height if seen.block else "?"

@@ -77,8 +77,10 @@ def check_name(name: str) -> str:
 class StaffService:
     def __init__(self, uow: UnitOfWorkFactory, passwords: PasswordHasher, codes: TotpCodes,
                  blind_index: Callable[[str], str], clock: Clock, policy: StaffPolicy,
-                 throttle: ThrottlePolicy | None = None) -> None:
+                 throttle: ThrottlePolicy | None = None,
+                 reader: UnitOfWorkFactory | None = None) -> None:
         self._uow = uow
+        self._reader = reader or uow  # reads only: no write turn, no write lock
         self._passwords = passwords
         self._codes = codes
         self._index = blind_index
@@ -107,7 +109,7 @@ class StaffService:
             await uow.commit()
 
     async def list(self) -> list[StaffMember]:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return await uow.staff.all()
 
     # -- login and sessions ------------------------------------------------------------
@@ -224,11 +226,11 @@ class StaffService:
             await uow.commit()
 
     async def recent_log(self, limit: int = 100) -> builtins.list[StaffLogEntry]:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return await uow.staff.recent_log(limit)
 
     async def recent_audit(self, limit: int = 100) -> builtins.list[AuditEntry]:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return await uow.staff.recent_audit(limit)
 
     async def find(self, query: str) -> str | None:
@@ -236,7 +238,7 @@ class StaffService:
         query = query.strip()
         if not query:
             return None
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             if query.startswith("inv_") and await uow.invoices.get(query) is not None:
                 return query
             rows = await uow.ledger.by_txid(query)
@@ -248,7 +250,7 @@ class StaffService:
                              invoice_id: str) -> builtins.list[EventRecord]:
         """Every webhook event about the invoice, with its deliveries and attempts."""
         found = []
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             for event_id in await uow.staff.account_event_ids(account_id):
                 record = await uow.events.get(event_id)
                 if record is None:

@@ -55,8 +55,9 @@ class SecondFactor:
 class TwoFactorService:
     def __init__(self, uow: UnitOfWorkFactory, codes: TotpCodes, hasher: PasswordHasher,
                  factor: SecondFactor, clock: Clock, passwords: PasswordCheck,
-                 attempts: Attempts) -> None:
+                 attempts: Attempts, reader: UnitOfWorkFactory | None = None) -> None:
         self._uow = uow
+        self._reader = reader or uow  # reads only: no write turn, no write lock
         self._codes = codes
         self._hasher = hasher
         self._factor = factor
@@ -65,7 +66,7 @@ class TwoFactorService:
         self._attempts = attempts
 
     async def is_on(self, account_id: str) -> bool:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return (await uow.accounts.totp(account_id)).enabled
 
     async def begin(self, account_id: str, password: str | None) -> Enrolment:

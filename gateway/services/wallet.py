@@ -6,8 +6,10 @@ from gateway.services.ports import UnitOfWorkFactory
 
 
 class WalletService:
-    def __init__(self, uow: UnitOfWorkFactory, spaces: Mapping[str, str]) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, spaces: Mapping[str, str],
+                 reader: UnitOfWorkFactory | None = None) -> None:
         self._uow = uow
+        self._reader = reader or uow  # reads only: no write turn, no write lock
         self._spaces = dict(spaces)  # coin -> its address space
         self._coins = tuple(sorted(spaces))
 
@@ -15,6 +17,6 @@ class WalletService:
         if coin not in self._coins:
             raise InvalidInput("coin", f"{coin!r} is not configured; configured: "
                                f"{', '.join(self._coins) or 'none'}")
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             derived, used = await uow.invoices.address_usage(self._spaces[coin])
         return longest_unused_run(derived, used)

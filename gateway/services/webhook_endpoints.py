@@ -85,8 +85,10 @@ class WebhookEndpointService:
         targets: TargetPolicy,
         resolve: Resolver = resolve_host,
         rotation_overlap: timedelta = timedelta(hours=24),
+        reader: UnitOfWorkFactory | None = None,
     ) -> None:
         self._uow = uow
+        self._reader = reader or uow  # reads only: no write turn, no write lock
         self._clock = clock
         self._new_secret = new_secret
         self._targets = targets
@@ -111,7 +113,7 @@ class WebhookEndpointService:
         return CreatedEndpoint(record, secret)
 
     async def list(self) -> list[EndpointRecord]:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return await uow.endpoints.active()
 
     async def rotate(self, endpoint_id: str) -> tuple[str, datetime]:

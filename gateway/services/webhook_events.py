@@ -9,8 +9,10 @@ from gateway.services.ports import Clock, EventRecord, UnitOfWorkFactory
 class WebhookEventService:
     """The outbox as the operator and the provisioning system see it."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock,
+                 reader: UnitOfWorkFactory | None = None) -> None:
         self._uow = uow
+        self._reader = reader or uow  # reads only: no write turn, no write lock
         self._clock = clock
 
     async def page(self, type_: str | None, after: str | None, limit: int) -> list[EventRecord]:
@@ -18,11 +20,11 @@ class WebhookEventService:
             raise InvalidInput("type", f"unknown event type {type_!r}")
         if not 1 <= limit <= 200:
             raise InvalidInput("limit", "must be between 1 and 200")
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             return await uow.events.page(type_, after, limit)
 
     async def get(self, event_id: str) -> EventRecord:
-        async with self._uow() as uow:
+        async with self._reader() as uow:
             record = await uow.events.get(event_id)
         if record is None:
             raise NotFound("event")

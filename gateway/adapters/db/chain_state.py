@@ -67,7 +67,8 @@ class SqlWatchlist:
         wanted = i.derivation_index > self._top
         if self._missing:
             wanted = or_(wanted, i.derivation_index.in_(sorted(self._missing)))
-        async with read_transaction(self._engine) as conn:
+        # The first refresh reads every index of the space: off the loop.
+        async with read_transaction(self._engine, small=False) as conn:
             rows = (await conn.execute(
                 select(i.derivation_index, i.match_key).where(
                     i.address_space == self._space, wanted)

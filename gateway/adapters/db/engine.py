@@ -5,18 +5,28 @@ import contextlib
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from gateway.services.errors import ServiceUnavailable
+
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
-READ_ONLY = "gateway_read_only"  # execution option: this transaction only reads
+# Execution option: this connection's transactions write. On SQLite only they begin with
+# BEGIN IMMEDIATE (the write lock up front); every other transaction is a deferred BEGIN
+# that reads a snapshot and takes no lock: in WAL mode a reader never waits for a writer
+# and never holds one up. Only this module's writers set it (`write_transaction`,
+# `inline_connection`, `writer`), each inside this process's turn to write.
+WRITER = "gateway_writer"
 WRITE_LOCK_SECONDS = 30.0  # as long as SQLite's own busy timeout
+BUSY_MS = 30000  # SQLite's busy timeout on the async engine's connections (worker threads)
+CHECKPOINT_BUSY_MS = 500
 
 # SQLite: one writer at a time. Writers of this process queue on an asyncio lock (handed
 # over at once, in order) instead of on SQLite's busy handler, which sleeps and retries
@@ -26,9 +36,13 @@ _WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, asyncio.Lock]" = weakref.WeakKe
 # driver. A statement by key takes tens of microseconds; aiosqlite's hand-over to a worker
 # thread and back (several per statement) cost milliseconds under load. A reader never
 # waits in WAL mode; a writer first takes this process's turn (`write_turn`), so it can
-# only wait for another process (a CLI command), at most INLINE_BUSY_MS with the loop held.
+# only find the lock held by another process (a CLI command). SQLite's busy handler would
+# wait for that with the loop held (nothing served, nothing else written), so these
+# connections have none (busy_timeout 0): BEGIN IMMEDIATE fails at once and is tried again
+# after an asyncio sleep (`inline_connection`).
 _INLINE: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
-INLINE_BUSY_MS = 5000
+INLINE_BUSY_MS = 0
+_RETRY_FIRST, _RETRY_MAX = 0.001, 0.02  # seconds between tries for the lock, doubling
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -36,14 +50,14 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # Readers never wait in WAL mode, so more of them may run at once than writers.
         kwargs.setdefault("pool_size", 16)
         kwargs.setdefault("max_overflow", 16)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _sqlite_pragmas(engine.sync_engine, 30000)
+        engine = create_async_engine(url, connect_args={"timeout": BUSY_MS / 1000}, **kwargs)
+        _sqlite_pragmas(engine.sync_engine, BUSY_MS)
         # Never waits for a connection (a wait would block the loop that returns them):
         # 8 kept, any more opened and closed as needed.
         inline = create_engine(engine.url.set(drivername="sqlite"), pool_size=8,
                                max_overflow=-1, hide_parameters=kwargs.get(
                                    "hide_parameters", False))
-        _sqlite_pragmas(inline, INLINE_BUSY_MS)
+        _sqlite_pragmas(inline, INLINE_BUSY_MS, guard_reads=True)
         _INLINE[engine.sync_engine] = inline
         return engine
     # PostgreSQL: SQLAlchemy's default pool (5 + 10 overflow) per instance; several
@@ -51,8 +65,12 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
-class WriteLockTimeout(Exception):
-    """This process waited too long for its turn to write (SQLite)."""
+class WriteLockTimeout(ServiceUnavailable):
+    """This process waited too long for its turn to write, or for another process to
+    release SQLite's write lock. A request answers 503 (problem+json, Retry-After)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the database is busy ({detail}); try again", 1)
 
 
 @contextlib.asynccontextmanager
@@ -70,35 +88,78 @@ async def write_turn(engine: AsyncEngine) -> AsyncIterator[None]:
             await lock.acquire()
     except TimeoutError:
         raise WriteLockTimeout(
-            f"waited {WRITE_LOCK_SECONDS:.0f} s for the database write lock") from None
+            f"waited {WRITE_LOCK_SECONDS:.0f} s for the write turn") from None
     try:
         yield
     finally:
         lock.release()
 
 
+def holds_write_turn(engine: Engine) -> bool:
+    """Whether some writer of this process holds the turn (SQLite; for checks)."""
+    lock = _WRITE_LOCKS.get(engine)
+    return lock is not None and lock.locked()
+
+
 @contextlib.asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """`engine.begin()` in this process's turn to write (SQLite)."""
-    async with write_turn(engine), engine.begin() as conn:
-        yield conn
+    """A transaction that writes, in this process's turn to write (SQLite). On an engine
+    built by `make_engine` for SQLite it runs inline like a unit of work: the turn is then
+    held for the statements themselves, not for hand-overs to a driver thread and back
+    (the delivery worker's claims queue behind every API writer and hold them up in
+    turn). For short transactions only: a statement runs on the event loop's thread."""
+    async with write_turn(engine):
+        inline = inline_engine(engine)
+        if inline is None:
+            async with engine.connect() as conn:
+                await writer(conn)
+                async with conn.begin():
+                    yield conn
+            return
+        inline_conn = await inline_connection(inline, write=True)
+        try:
+            yield cast(AsyncConnection, inline_conn)
+            await inline_conn.commit()
+        finally:
+            if inline_conn.in_transaction():
+                await inline_conn.rollback()
+            await inline_conn.close()
 
 
 @contextlib.asynccontextmanager
-async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A transaction that only reads: no write lock on SQLite, READ ONLY on PostgreSQL."""
-    async with engine.connect() as conn:
-        await read_only(conn)
-        async with conn.begin():
-            yield conn
+async def read_transaction(engine: AsyncEngine, small: bool = True
+                           ) -> AsyncIterator[AsyncConnection]:
+    """A transaction that only reads: no lock on SQLite, READ ONLY on PostgreSQL.
+    `small` (a few quick statements, as probes and /metrics make): on SQLite it runs
+    inline, so a busy loop does not stretch each statement into a hand-over to a driver
+    thread and back. A read that may return many rows passes small=False and runs in the
+    driver's thread, off the loop."""
+    inline = inline_engine(engine) if small else None
+    if inline is None:
+        async with engine.connect() as conn:
+            await read_only(conn)
+            async with conn.begin():
+                yield conn
+        return
+    inline_conn = await inline_connection(inline, write=False)
+    try:
+        yield cast(AsyncConnection, inline_conn)
+    finally:
+        await inline_conn.rollback()  # it wrote nothing
+        await inline_conn.close()
 
 
 async def read_only(conn: AsyncConnection) -> None:
-    """Mark the connection's next transactions as read-only (before they begin)."""
-    if conn.dialect.name == "sqlite":
-        await conn.execution_options(**{READ_ONLY: True})
-    else:
+    """Mark the connection's next transactions as read-only (before they begin). SQLite's
+    transactions read without a lock unless marked as writers, so there is nothing to do."""
+    if conn.dialect.name != "sqlite":
         await conn.execution_options(postgresql_readonly=True)
+
+
+async def writer(conn: AsyncConnection) -> None:
+    """Mark the connection's next transactions as writers (before they begin): on SQLite
+    they take the write lock at BEGIN. Only inside this process's turn to write."""
+    await conn.execution_options(**{WRITER: True})
 
 
 def inline_engine(engine: AsyncEngine) -> Engine | None:
@@ -154,23 +215,54 @@ class InlineConnection:
         self._conn.close()
 
 
-def inline_connection(engine: Engine, read_only: bool) -> InlineConnection:
+async def inline_connection(engine: Engine, write: bool,
+                            deadline_seconds: float | None = None) -> InlineConnection:
+    """A connection of the inline engine with its transaction begun. A writer (inside this
+    process's turn) takes SQLite's write lock at BEGIN; while another process holds it,
+    the loop goes on serving and the BEGIN is tried again, up to `deadline_seconds`, then
+    `WriteLockTimeout` (by default after WRITE_LOCK_SECONDS)."""
+    if deadline_seconds is None:
+        deadline_seconds = WRITE_LOCK_SECONDS
     conn = engine.connect()
     try:
-        if read_only:
-            conn = conn.execution_options(**{READ_ONLY: True})
-        conn.begin()
+        if not write:
+            conn.begin()
+            return InlineConnection(conn)
+        conn = conn.execution_options(**{WRITER: True})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_seconds
+        pause = _RETRY_FIRST
+        while True:
+            try:
+                conn.begin()
+                return InlineConnection(conn)
+            except OperationalError as exc:
+                if not _busy(exc) or loop.time() + pause > deadline:
+                    if _busy(exc):
+                        raise WriteLockTimeout(
+                            f"another process held the write lock for "
+                            f"{deadline_seconds:g} s") from None
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _RETRY_MAX)
     except BaseException:
         conn.close()
         raise
-    return InlineConnection(conn)
 
 
-def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
+def _busy(exc: OperationalError) -> bool:
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == 5  # SQLITE_BUSY and its extended codes
+
+
+def _sqlite_pragmas(engine: Engine, busy_ms: int, guard_reads: bool = False) -> None:
+    """`guard_reads` (the inline engine, whose transactions all come from units of work):
+    a transaction not marked as a writer is also query_only, so a write slipped into a
+    reading unit fails at once instead of taking the write lock outside the write turn."""
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy own transactions; BEGIN IMMEDIATE below takes the write lock up
-        # front so two writers queue on busy_timeout instead of failing on lock upgrade.
+        # Let SQLAlchemy own transactions; a writer's BEGIN IMMEDIATE below takes the write
+        # lock up front, so two writers queue instead of failing on lock upgrade.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -184,23 +276,38 @@ def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        # A read-only unit of work takes a snapshot and no lock: in WAL mode readers never
-        # wait for the writer (the checkout page must not queue behind logins).
-        read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # Only a marked writer takes the write lock, at BEGIN (see WRITER). Anything else
+        # (a unit that reads, a probe, a schema check, a query of a tool) takes a snapshot
+        # and no lock: in WAL mode it never waits for the writer nor holds it up.
+        writes = bool(conn.get_execution_options().get(WRITER, False))
+        if guard_reads:
+            info = conn.connection.info  # lives as long as the driver connection
+            if info.get("query_only") is not (not writes):
+                conn.exec_driver_sql(f"PRAGMA query_only={0 if writes else 1}")
+                info["query_only"] = not writes
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
-async def checkpoint(engine: AsyncEngine) -> None:
+async def checkpoint(engine: AsyncEngine) -> bool:
     """SQLite keeps old page images in its write-ahead log until a checkpoint: copy them
     into the main file (which deletes securely) and truncate the log. Outside any
-    transaction, so on the driver connection. Busy readers can hold part of it back; the
-    next call finishes it. Nothing to do on PostgreSQL."""
+    transaction, so on the driver connection. A TRUNCATE checkpoint holds the write lock
+    while it waits for readers of older snapshots, so it runs in this process's turn to
+    write (its writers queue on the turn, not in SQLite) and waits at most
+    CHECKPOINT_BUSY_MS. False: a reader (or another process's writer) held part of it
+    back; the next call finishes it. Nothing to do on PostgreSQL."""
     if engine.dialect.name != "sqlite":
-        return
-    async with engine.connect() as conn:
+        return True
+    async with write_turn(engine), engine.connect() as conn:
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await driver.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+        try:
+            cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _pages, _copied = await cursor.fetchone()
+        finally:
+            await driver.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+    return not busy
 
 
 # The tables an account's erasure rewrites or deletes from (SqlAccounts.erase_personal_data).
@@ -220,8 +327,7 @@ async def erase_residue(engine: AsyncEngine, lock_timeout_seconds: float = 5.0,
     from queueing behind long transactions. False (or an error): not done, call again
     later."""
     if engine.dialect.name == "sqlite":
-        await checkpoint(engine)
-        return True
+        return await checkpoint(engine)
     if engine.dialect.name != "postgresql":
         return True
     async with engine.connect() as conn:
@@ -264,4 +370,5 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
     async with engine.connect() as conn:
+        await read_only(conn)  # no write lock: serve, doctor and the CLI run side by side
         return await conn.run_sync(_read)

@@ -203,10 +203,17 @@ class SqlInvoices:
                     )
                 )
         rows = (await self._conn.execute(query.limit(limit))).all()
-        return [
-            InvoiceRecord(_invoice(r), r.address, r.payment_uri, tuple(await self._payments(r.id)))
-            for r in rows
-        ]
+        # One query for the page's payments: a statement per invoice would give the loop
+        # up that many times (each statement yields), and a page would wait that long.
+        paid: dict[str, list[PaymentRecord]] = {r.id: [] for r in rows}
+        if rows:
+            for p in await self._conn.execute(
+                select(payments).where(payments.c.invoice_id.in_(list(paid)))
+                .order_by(payments.c.seen_at, payments.c.id)
+            ):
+                paid[p.invoice_id].append(_payment(p))
+        return [InvoiceRecord(_invoice(r), r.address, r.payment_uri, tuple(paid[r.id]))
+                for r in rows]
 
     async def by_match_keys(self, coin: str, match_keys: Sequence[bytes]) -> dict[bytes,
                                                                                   Invoice]:

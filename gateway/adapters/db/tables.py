@@ -10,6 +10,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -310,6 +311,11 @@ events = Table(
     Column("account_id", String(40), index=True),
     Column("body", Text, nullable=False),  # the exact bytes that are signed and sent
     Column("created_at", UTCDateTime, nullable=False),
+    # Delivery order (gateway.domain.events.ordering): the subject whose events go one at
+    # a time in commit order, and the other lane whose earlier events go first.
+    Column("lane", String(40)),
+    Column("after_lane", String(40)),
+    Index("ix_events_lane_seq", "lane", "seq"),
 )
 
 deliveries = Table(
@@ -326,7 +332,10 @@ deliveries = Table(
     Column("last_error", String(200)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    # 0: urgent (claimed before everything else that is due), 1: the rest.
+    Column("priority", SmallInteger, nullable=False, server_default="1"),
+    Index("ix_deliveries_status_priority_next_attempt_at",
+          "status", "priority", "next_attempt_at"),
 )
 
 idempotency_keys = Table(

@@ -11,7 +11,13 @@ from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
 from gateway.adapters.db.audit import SqlAuditLog
 from gateway.adapters.db.billing import SqlBilling
 from gateway.adapters.db.chain_state import SqlCursors
-from gateway.adapters.db.engine import inline_connection, inline_engine, read_only, write_turn
+from gateway.adapters.db.engine import (
+    inline_connection,
+    inline_engine,
+    read_only,
+    write_turn,
+    writer,
+)
 from gateway.adapters.db.idempotency import SqlIdempotency
 from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.ledger import SqlLedger
@@ -34,10 +40,11 @@ def _utcnow() -> datetime:
 
 class SqlUnitOfWork:
     """One transaction. Leaving the block without `commit()` rolls everything back.
-    `read_only`: for reads only; on SQLite it then takes no write lock (and waits for no
+    `read_only`: for reads only; on SQLite it then takes no lock (and waits for no
     writer), on PostgreSQL it is a READ ONLY transaction. A writing unit takes this
-    process's turn to write (SQLite: one at a time, see `engine.write_turn`) for its
-    whole life, so keep it short and never open another writing unit inside one.
+    process's turn to write (SQLite: one at a time, see `engine.write_turn`) and then
+    SQLite's write lock (BEGIN IMMEDIATE) for its whole life, so keep it short and never
+    open another writing unit inside one.
 
     Repositories hand every aggregate they add or save to `collect`; at commit the
     events those aggregates recorded go to the outbox, in the same transaction. No
@@ -77,12 +84,15 @@ class SqlUnitOfWork:
             self._turn = turn
         try:
             if inline is not None:
-                self._start(cast(AsyncConnection, inline_connection(inline, self._read_only)))
+                self._start(cast(AsyncConnection, await inline_connection(
+                    inline, write=not self._read_only)))
                 return self
             conn = await self._engine.connect()
             try:
                 if self._read_only:
                     await read_only(conn)
+                else:
+                    await writer(conn)
                 await conn.begin()
             except BaseException:
                 await conn.close()

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.db.engine import write_transaction
@@ -19,7 +19,7 @@ from gateway.adapters.db.tables import (
     webhook_endpoints,
 )
 from gateway.adapters.fields import FieldCipher, FieldCipherError
-from gateway.domain.events import DomainEvent
+from gateway.domain.events import ACCOUNT_DELETED, DomainEvent, in_delivery_order
 from gateway.domain.timestamps import rfc3339
 from gateway.services.ids import new_id
 from gateway.services.ports import (
@@ -177,6 +177,9 @@ def event_body(event: DomainEvent, now: datetime) -> str:
     )
 
 
+URGENT, NORMAL = 0, 1  # deliveries.priority
+
+
 class SqlOutbox:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -192,7 +195,8 @@ class SqlOutbox:
                 )
             )
         ).all()
-        for event in evts:
+        hurried: set[str] = set()  # lanes with an urgent event: their earlier ones go first
+        for event, order in in_delivery_order(evts):
             event_id = new_id("evt_")
             await self._conn.execute(
                 insert(events).values(
@@ -201,6 +205,8 @@ class SqlOutbox:
                     account_id=event.account_id,
                     body=event_body(event, now),
                     created_at=now,
+                    lane=order.lane,
+                    after_lane=order.after,
                 )
             )
             targets = [e.id for e in endpoints if not e.event_types or event.type in e.event_types]
@@ -217,17 +223,33 @@ class SqlOutbox:
                             "next_attempt_at": now,
                             "created_at": now,
                             "updated_at": now,
+                            "priority": URGENT if order.urgent else NORMAL,
                         }
                         for endpoint_id in targets
                     ],
                 )
+                if order.urgent:
+                    hurried.update(lane for lane in (order.lane, order.after) if lane)
             self.published += 1
+        await self._hurry(sorted(hurried))
+
+    async def _hurry(self, lanes: list[str]) -> None:
+        """An urgent event waits for the earlier events of its lanes: they become urgent
+        too, or a backlog in front of them would hold it back all the same."""
+        d = deliveries
+        for i in range(0, len(lanes), 500):
+            earlier = select(events.c.id).where(events.c.lane.in_(lanes[i:i + 500]))
+            await self._conn.execute(
+                update(d).where(d.c.event_id.in_(earlier), d.c.status == "pending",
+                                d.c.priority != URGENT).values(priority=URGENT))
 
 
 class SqlDeliveryStore:
-    """Implements `webhooks.store.DeliveryStore`. The ordering key is the event's
-    account: a delivery is claimable only when no earlier event (by outbox sequence) of
-    the same account is still pending for the same endpoint."""
+    """Implements `webhooks.store.DeliveryStore`. The ordering key is the event's lane
+    (`gateway.domain.events.ordering`: its invoice, or its account): a delivery is
+    claimable only when no earlier event (by outbox sequence) of the same lane, nor of
+    the lane it follows, is still pending for the same endpoint; `account.deleted` waits
+    for every earlier event of its account. Urgent deliveries are claimed first."""
 
     def __init__(self, engine: AsyncEngine, cipher: FieldCipher) -> None:
         self._engine = engine
@@ -240,13 +262,21 @@ class SqlDeliveryStore:
     ) -> list[PendingDelivery]:
         d, e, w = deliveries, events, webhook_endpoints
         p, pe = deliveries.alias("earlier"), events.alias("earlier_event")
-        # Head of line per (endpoint, account) only: a retrying delivery holds back the
-        # later events of its own account, nothing else.
-        earlier = (
-            select(p.c.id)
-            .select_from(p.join(pe, pe.c.id == p.c.event_id))
-            .where(p.c.endpoint_id == d.c.endpoint_id, p.c.status == "pending",
-                   pe.c.account_id == e.c.account_id, pe.c.seq < e.c.seq)
+
+        def held_back(same: Any) -> Any:
+            """An earlier event matching `same` is still pending to this endpoint."""
+            return exists(
+                select(p.c.id)
+                .select_from(p.join(pe, pe.c.id == p.c.event_id))
+                .where(p.c.endpoint_id == d.c.endpoint_id, p.c.status == "pending", same,
+                       pe.c.seq < e.c.seq))
+
+        # Head of line per (endpoint, lane) only: a retrying delivery holds back the
+        # later events of its own lane (and those that follow it), nothing else.
+        ready = and_(
+            ~held_back(pe.c.lane == e.c.lane),
+            or_(e.c.after_lane.is_(None), ~held_back(pe.c.lane == e.c.after_lane)),
+            or_(e.c.type != ACCOUNT_DELETED, ~held_back(pe.c.account_id == e.c.account_id)),
         )
         query = (
             select(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, e.c.body,
@@ -258,9 +288,10 @@ class SqlDeliveryStore:
                 d.c.status == "pending",
                 d.c.next_attempt_at <= now,
                 (d.c.lease_until.is_(None)) | (d.c.lease_until < now),
-                ~exists(earlier),
+                ready,
             )
-            .order_by(d.c.next_attempt_at)  # by the index: no sort of every due row
+            # By the index: no sort of every due row.
+            .order_by(d.c.priority, d.c.next_attempt_at)
             .limit(limit)
             .with_for_update(of=d, skip_locked=True)
         )
@@ -383,13 +414,13 @@ class SqlDeliveryStore:
                     for a in attempts
                     if a.result.outcome is Outcome.RETRY and a.next_attempt_at is not None]
         if retrying:
-            # The account's later events cannot go before this one: they wait for its
+            # The lane's later events cannot go before this one: they wait for its
             # retry, so the claim does not walk through them again on every round (a
             # long outage would otherwise make each claim scan the whole backlog).
             head = events.alias("head")
             when = bindparam("b_next", type_=d.c.next_attempt_at.type)
             later = select(events.c.id).where(
-                events.c.account_id == select(head.c.account_id)
+                events.c.lane == select(head.c.lane)
                 .where(head.c.id == bindparam("b_event")).scalar_subquery(),
                 events.c.seq > select(head.c.seq)
                 .where(head.c.id == bindparam("b_event")).scalar_subquery())
