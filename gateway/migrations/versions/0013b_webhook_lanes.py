@@ -5,7 +5,7 @@ Events written before this version keep their account as their lane (the order t
 promised: one account's events one at a time).
 
 Revision ID: 0013b_webhook_lanes
-Revises: 0012a_privacy_second_pass
+Revises: 0013_chain_catch_up
 Create Date: 2026-11-28 09:00:00
 """
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0013b_webhook_lanes'
-down_revision: str | None = '0012a_privacy_second_pass'
+down_revision: str | None = '0013_chain_catch_up'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
