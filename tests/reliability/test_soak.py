@@ -147,7 +147,8 @@ def settled_at(stack: Stack) -> dict[str, float]:
 
 
 async def test_a_minute_of_mixed_traffic_on_sqlite(make_stack: StackFactory) -> None:
-    stack = await make_stack("sqlite", GATEWAY_SERVER__LOG_LEVEL="INFO")
+    stack = await make_stack("sqlite", process=True,  # the clients must not share its loop
+                             GATEWAY_SERVER__LOG_LEVEL="INFO")
     owner = (await stack.signup("soak-owner@example.org"))["id"]
     rec = Record()
     started = time.monotonic()
