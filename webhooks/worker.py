@@ -2,6 +2,7 @@
 attempts in batches."""
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -102,10 +103,12 @@ class DeliveryWorker:
                     log.exception("webhook delivery round failed")
                     more = False
                 if not more:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), self._idle)
-                    except TimeoutError:
-                        pass
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                    # cancellation that arrives as the event is set, and this loop went
+                    # on after shutdown had cancelled it: a graceful stop never ended.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._idle):
+                            await self._wake.wait()
         finally:
             await self._shutdown()
 

@@ -75,8 +75,11 @@ class Wakeup:
         (or too much came to sort), and the serialized transactions announced."""
         if self._task is None:
             self._start()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that arrives as the event is set (the watcher would not stop).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
         if self._txs and not self._block:
             await asyncio.sleep(GATHER_SECONDS)
         block, txs = self._block, self._txs

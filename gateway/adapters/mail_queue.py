@@ -8,6 +8,7 @@ which a mail is dropped and counted. Recipient, subject and body are encrypted w
 field cipher, the row id as associated data."""
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -186,10 +187,12 @@ class MailSender:
                 handled = 0
             if handled < self._batch:
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self._idle)
-                except TimeoutError:
-                    pass
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that arrives as the event is set, and the loop would go on
+                # after shutdown asked it to stop (the stop then never finishes).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._idle):
+                        await self._wake.wait()
 
     async def run_once(self) -> int:
         now = self._clock()

@@ -32,6 +32,20 @@ T = TypeVar("T")
 # when it was written on the gateway's own thread (aiohttp's server, say), never the test's
 # (Selenium logs the passwords it types).
 OWN_LOGGERS = ("gateway", "chains", "webhooks")
+STOP_SECONDS = 15.0  # what GatewayProcess waits after SIGTERM before SIGKILL
+
+
+async def _describe_tasks() -> str:
+    """Every task on this loop but the caller, with where it waits."""
+    lines = []
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task():
+            continue
+        frames = task.get_stack()
+        where = " <- ".join(f"{f.f_code.co_name} ({f.f_code.co_filename.rsplit('/', 2)[-1]}:"
+                            f"{f.f_lineno})" for f in reversed(frames[-4:]))
+        lines.append(f"  {task.get_name()}: {where or task!r}")
+    return "\n".join(lines) or "  (no task)"
 
 
 class InProcessGateway:
@@ -100,11 +114,19 @@ class InProcessGateway:
         assert self._loop is not None
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
-    async def stop(self) -> None:
-        """As SIGTERM does: background tasks cancelled and awaited, listeners closed."""
+    async def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """As SIGTERM does: background tasks cancelled and awaited, listeners closed. A
+        stop that does not finish in `timeout` fails, naming the tasks still running (a
+        process would be killed there, and the hang would go unseen)."""
         try:
             if self._loop is not None:
-                await self._there(self._shutdown())
+                try:
+                    await asyncio.wait_for(self._there(self._shutdown()), timeout)
+                except TimeoutError:
+                    pending = await self._there(_describe_tasks())
+                    raise AssertionError(
+                        f"the gateway did not stop in {timeout:.0f} s; still running:\n"
+                        f"{pending}") from None
         finally:
             loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
             if loop is not None and thread is not None:
