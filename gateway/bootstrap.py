@@ -60,7 +60,7 @@ from gateway.http.ratelimit import SlidingWindow
 from gateway.http.streams import StreamSlots
 from gateway.http.vocabulary import vocabulary
 from gateway.jobs import every, run_backups, run_retention, run_sweeper
-from gateway.services.accounts import AccountPolicy, AccountService
+from gateway.services.accounts import AccountPolicy, AccountService, email_policy
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.billing import BillingPolicy, BillingService, PrepaidTime, Reminders
@@ -457,6 +457,7 @@ def build(settings: Settings, clock: Clock = utcnow,
             two_factor,
             throttle,
             reader=reader,
+            email_throttle=email_policy(throttle, sec.login_failures_per_email_per_hour),
         ),
         two_factor=two_factor,
         recovery=recovery,

@@ -146,7 +146,10 @@ class SecurityConfig(_Section):
     session_idle_minutes: float = Field(30, gt=0)
     login_free_failures: int = Field(5, ge=0, le=50)
     login_max_delay_seconds: float = Field(900, gt=0, le=3600)
-    login_failures_per_hour: int = Field(100, ge=1, le=100)
+    login_failures_per_hour: int = Field(100, ge=1, le=100)  # per email and client network
+    # Per email from all networks together: the cap a distributed guesser meets. Reached,
+    # it holds until the hour is over or a password reset clears it.
+    login_failures_per_email_per_hour: int = Field(100, ge=1, le=10_000)
     login_per_ip_per_minute: int = Field(30, ge=1)
     signup_per_ip_per_hour: int = Field(20, ge=1)
     # Password hashing (argon2id, ~19 MiB and one core each) runs in its own threads.

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from gateway.domain.accounts import check_password, email_lookup_form, normalize_email
 from gateway.domain.errors import InvalidInput
+from gateway.services.attempts import network_key, password_key
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import (
     Clock,
@@ -135,6 +136,12 @@ class RecoveryService:
             await self._two_factor.require(uow, account_id, second)
             await uow.accounts.set_password_hash(account_id, new_hash)
             await uow.sessions.revoke_all(account_id, now)
+            # Whoever opened the mailed link owns the address: whatever failures others
+            # piled up on it no longer keep them out.
+            lookup = self._index(email_lookup_form(profile.email))
+            for key in (lookup, network_key(self._index, lookup, ip),
+                        password_key(account_id)):
+                await uow.throttle.clear(key)
             await uow.security_log.add(account_id, "password_reset", ip, now)
             await uow.commit()
         await self.notify_email(profile.email, "password_changed")

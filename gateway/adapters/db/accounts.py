@@ -220,11 +220,12 @@ class SqlAccounts:
         # The tombstone keeps the id only. The blind index is replaced too: it is derived
         # from the email, so it would let anyone with the index key confirm a guess. Login
         # throttle rows are keyed by that index and go with it, as does the account's
-        # second-factor counter (gateway.services.attempts.second_factor_key).
+        # second-factor and password counters (gateway.services.attempts). The per-network
+        # login counters are blind indexes of the index: they expire with retention.
         index = (await self._conn.execute(select(accounts.c.email_index).where(
             accounts.c.id == account_id))).scalar_one()
         await self._conn.execute(delete(login_throttle).where(
-            login_throttle.c.key.in_([index, f"2fa:{account_id}"])))
+            login_throttle.c.key.in_([index, f"2fa:{account_id}", f"pw:{account_id}"])))
         # Mail still queued for this address (a notice, a reset link) goes too.
         await self._conn.execute(delete(mail_queue).where(mail_queue.c.recipient_index == index))
         await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(

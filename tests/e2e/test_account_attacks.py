@@ -1,0 +1,73 @@
+"""Account attacks from an independent audit (issue 27), each through the HTTP API or the
+portal, as a stranger would try them."""
+
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import pytest
+
+from tests.e2e.conftest import Stack, StackFactory
+from tests.e2e.test_recovery_mail import link_token, reset
+from tests.support.inbox import Inbox, smtp_env
+from tests.support.stack import Api
+
+Client = Callable[[str], Api]
+
+
+@pytest.fixture
+async def client_from() -> AsyncIterator[Client]:
+    """An API client whose connections come from another loopback address (all of
+    127.0.0.0/8 is this host): another client network, as the gateway sees it."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    def make(stack_base: str, address: str) -> Api:
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+        sessions.append(http)
+        return Api(stack_base, http)
+
+    try:
+        yield make  # type: ignore[misc]
+    finally:
+        for http in sessions:
+            await http.close()
+
+
+def origin(stack: Stack, client_from: Callable[..., Api], address: str) -> Api:
+    return client_from(stack.gateway.base, address)  # type: ignore[call-arg]
+
+
+async def login_status(api: Api, email: str, password: str) -> tuple[int, str | None]:
+    status, _, headers = await api.call("POST", "/v1/sessions",
+                                        {"email": email, "password": password})
+    return status, headers.get("Retry-After")
+
+
+# -- item 3: failed logins from one network do not lock the owner out --------------------
+async def test_a_stranger_s_failures_do_not_lock_the_owner_out(
+    make_stack: StackFactory, client_from: Client, inbox: Inbox,
+) -> None:
+    stack = await make_stack(**smtp_env(
+        inbox, GATEWAY_SECURITY__LOGIN_FREE_FAILURES="2",
+        GATEWAY_SECURITY__LOGIN_FAILURES_PER_EMAIL_PER_HOUR="6"))
+    email, right = "owner3@example.org", "right password 1"
+    await stack.signup(email, right)
+    stranger = origin(stack, client_from, "127.0.0.2")
+    seen = [(await login_status(stranger, email, "wrong password 9"))[0] for _ in range(4)]
+    assert seen == [401, 401, 401, 429]
+    # The owner, from another network, is not held up by the stranger's failures.
+    assert (await login_status(stack.api, email, right))[0] == 201
+
+    # Strangers spread over many networks meet the per-email cap (6 here) ...
+    for address in ("127.0.0.3", "127.0.0.4", "127.0.0.5"):
+        other = origin(stack, client_from, address)
+        for _ in range(2):
+            assert (await login_status(other, email, "wrong password 9"))[0] == 401
+    status, retry = await login_status(stack.api, email, right)
+    assert status == 429 and retry is not None and int(retry) > 3000
+    # ... which the owner's completed password reset clears at once.
+    assert (await stack.api.call("POST", "/v1/password-resets", {"email": email}))[0] == 202
+    [mail] = await inbox.wait(email, 1)
+    token = link_token(mail)
+    stack.secrets.update({token, "new password 22"})
+    assert (await reset(stack, token, "new password 22"))[0] == 204
+    await stack.login(email, "new password 22")
