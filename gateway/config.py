@@ -349,8 +349,10 @@ class AccountsConfig(_Section):
     datacenters: list[str] = ["nl-ams", "is-rey", "ch-zrh"]
     currencies: list[str] = ["EUR", "USD"]
     password_reset_minutes: float = Field(30, gt=0, le=24 * 60)
-    # Off by default: many anonymous customers sign up with throwaway inboxes.
-    require_email_verification: bool = False
+    # On by default: without it a signup logs in at once, so it must answer 409 for an
+    # address that has an account, and anyone can learn which addresses have one. Needs
+    # [smtp]; turning it off (for customers with throwaway inboxes) accepts that leak.
+    require_email_verification: bool = True
 
 
 class RetentionConfig(_Section):
@@ -534,6 +536,16 @@ class Settings(_Section):
     privacy: PrivacyConfig = PrivacyConfig()
     backup: BackupConfig = BackupConfig()
     staff: StaffConfig = StaffConfig()
+
+    @model_validator(mode="after")
+    def _verification_needs_mail(self) -> "Settings":
+        if self.smtp is None and self.accounts.require_email_verification:
+            raise ValueError(
+                "[accounts] require_email_verification is on (the default) but there is no "
+                "[smtp], so no confirmation link could be sent and no one could log in: "
+                "configure [smtp], or set require_email_verification = false (signup then "
+                "tells anyone whether an address has an account)")
+        return self
 
     @field_validator("coins", mode="before")
     @classmethod

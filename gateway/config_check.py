@@ -184,9 +184,10 @@ def _cross_checks(s: Settings, report: Report) -> None:
             report.problems.append(
                 f"rates: no source and no fixed rate for {code}: every {code} invoice "
                 "would be refused")
-    if s.smtp is None and s.accounts.require_email_verification:
-        report.problems.append("smtp: accounts.require_email_verification is on but no "
-                               "[smtp] is configured, so no one could verify")
+    if not s.accounts.require_email_verification:
+        report.warnings.append("accounts.require_email_verification = false: signup answers "
+                               "409 for an address that has an account, so anyone can learn "
+                               "which addresses have one")
 
 
 def _can_create(folder: Path) -> bool:

@@ -264,6 +264,7 @@ OPERATIONS: tuple[Op, ...] = (
 PAGES: tuple[tuple[str, str], ...] = (
     ("get", "/pay/{invoice_id}"), ("get", "/pay/{invoice_id}/events"),
     ("get", "/signup"), ("post", "/signup"), ("get", "/verify-email"),
+    ("post", "/verify-email"),
     ("get", "/login"), ("post", "/login"), ("get", "/forgot"), ("post", "/forgot"),
     ("get", "/reset"), ("post", "/reset"), ("get", "/account"), ("post", "/account/buy"),
     ("post", "/account/renewal"), ("post", "/account/pay-again"),

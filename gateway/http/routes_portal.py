@@ -149,8 +149,21 @@ def _retry_after(resp: web.Response, exc: Exception) -> web.Response:
 
 @routes.get("/verify-email")
 async def verify_email_page(request: web.Request) -> web.Response:
+    # Opening the link only shows a button: mail scanners fetch links, and a fetch must
+    # not confirm an address (the email-change pages work the same way).
+    return _render(request, "email_change.html", {
+        "heading": "Confirm your email address",
+        "text": "Confirm that this address belongs to your new Packetra account.",
+        "button": "Confirm the address", "token": request.query.get("token"),
+        "action": "verify-email", "csrf": request.app[CSRF].token(request)})
+
+
+@routes.post("/verify-email")
+async def verify_email_submit(request: web.Request) -> web.Response:
+    form = await read_form(request)
+    request.app[CSRF].check(request, _text(form, "csrf"))
     try:
-        await request.app[SERVICES].recovery.verify_email(request.query.get("token", ""))
+        await request.app[SERVICES].recovery.verify_email(_text(form, "token") or "")
     except Unauthorized as exc:
         return _render(request, "message.html", {"heading": "This link does not work",
                                                  "text": str(exc)}, 400)

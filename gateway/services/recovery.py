@@ -154,8 +154,8 @@ class RecoveryService:
                                      timedelta(hours=24))
         await self._mailer.send(
             profile.email, "Confirm your email address",
-            "Open this link within 24 hours to confirm the email address of your new "
-            f"Packetra account:\n\n{self._links.verify}{token}\n\n"
+            "Open this link within 24 hours and press its button to confirm the email "
+            f"address of your new Packetra account:\n\n{self._links.verify}{token}\n\n"
             "If you did not sign up, ignore this mail.")
 
     async def verify_email(self, token: str) -> None:

@@ -2,14 +2,18 @@
 portal, as a stranger would try them."""
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.e2e.conftest import Stack, StackFactory
 from tests.e2e.test_recovery_mail import link_token, reset
+from tests.support.databases import fresh_database
 from tests.support.inbox import Inbox, smtp_env
-from tests.support.stack import Api
+from tests.support.inprocess import InProcessGateway
+from tests.support.nodes import LitecoinRegtest, free_port
+from tests.support.stack import Api, gateway_env
 
 Client = Callable[[str], Api]
 
@@ -71,3 +75,36 @@ async def test_a_stranger_s_failures_do_not_lock_the_owner_out(
     stack.secrets.update({token, "new password 22"})
     assert (await reset(stack, token, "new password 22"))[0] == 204
     await stack.login(email, "new password 22")
+
+
+# -- item 6: by default, signup does not tell whether an address has an account ----------
+async def test_by_default_signup_answers_a_taken_address_like_a_free_one(
+    tmp_path: Path, litecoin: LitecoinRegtest, inbox: Inbox,
+) -> None:
+    """The configuration as documented: [smtp] given, `require_email_verification` not
+    set (the test stacks opt out explicitly, so this one drops that line)."""
+    with fresh_database("sqlite", tmp_path) as db_url:
+        env = gateway_env(db_url, litecoin, free_port(), **smtp_env(inbox))
+        del env["GATEWAY_ACCOUNTS__REQUIRE_EMAIL_VERIFICATION"]
+        gateway = InProcessGateway(env, tmp_path / "gateway.log")
+        await gateway.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                api = Api(gateway.base, http)
+                body = {"password": "a long password 1"}
+                first = await api.call("POST", "/v1/accounts",
+                                       {"email": "owner6@example.org", **body})
+                taken = await api.call("POST", "/v1/accounts",
+                                       {"email": "owner6@example.org", **body})
+                free = await api.call("POST", "/v1/accounts",
+                                      {"email": "free6@example.org", **body})
+                assert first[0] == taken[0] == free[0] == 201, (taken, free)
+                assert set(taken[1]) == set(free[1])
+                assert {k.lower() for k in taken[2]} == {k.lower() for k in free[2]}
+                assert api.cookie_names == set()  # no session before the link is opened
+            [_, attempt] = await inbox.wait("owner6@example.org", 2)
+            assert attempt["Subject"] == "Someone tried to sign up with your address"
+        finally:
+            await gateway.stop()
+        log = gateway.log()
+        assert "owner6@example.org" not in log and "a long password 1" not in log
