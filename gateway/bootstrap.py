@@ -407,6 +407,7 @@ def build(settings: Settings, clock: Clock = utcnow,
         passwords, index, two_factor, clock, links,
         timedelta(minutes=settings.accounts.password_reset_minutes),
         PurposeTokens(session_key, settings.server.public_url, clock, "verify-email"),
+        settings.mail.per_recipient_per_hour,
     )
     email_changes = EmailChangeService(
         uow, mailer,

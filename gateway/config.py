@@ -475,6 +475,9 @@ class MailConfig(_Section):
         default=[10, 60, 300, 900, 1800, 3600], min_length=1, max_length=20)
     # A mail not sent within this time is dropped (a reset link would be dead anyway).
     max_age_hours: float = Field(24, gt=0, le=24 * 7)
+    # Mails anyone can cause (reset and confirmation links, sign-up and email-change
+    # notices) to one address per hour; more are silently not sent.
+    per_recipient_per_hour: int = Field(5, ge=1, le=100)
 
     @field_validator("retry_schedule_seconds")
     @classmethod

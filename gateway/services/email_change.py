@@ -70,6 +70,8 @@ class EmailChangeService:
             taken = owner is not None and owner.account.id != account_id
             await uow.security_log.add(account_id, "email_change_requested", ip, now)
             await uow.commit()
+        if not await self._recovery.may_mail(new):
+            return  # the same answer; the address has had enough mail from us this hour
         if taken:
             await self._mailer.send(
                 new, "Someone tried to move an account to this address",

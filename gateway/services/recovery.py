@@ -7,6 +7,7 @@ from typing import Protocol
 
 from gateway.domain.accounts import check_password, email_lookup_form, normalize_email
 from gateway.domain.errors import InvalidInput
+from gateway.domain.throttle import ThrottlePolicy, after_failure, retry_after
 from gateway.services.attempts import network_key, password_key
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import (
@@ -71,7 +72,8 @@ class RecoveryService:
                  passwords: PasswordHasher, blind_index: "BlindIndexFn",
                  two_factor: TwoFactorService, clock: Clock, links: Links,
                  ttl: timedelta = timedelta(minutes=30),
-                 verifier: ResetTokens | None = None) -> None:
+                 verifier: ResetTokens | None = None,
+                 mails_per_recipient_per_hour: int = 5) -> None:
         self._uow = uow
         self._mailer = mailer
         self._tokens = tokens
@@ -82,6 +84,22 @@ class RecoveryService:
         self._links = links
         self._ttl = ttl
         self._verifier = verifier or tokens
+        self._mail_policy = ThrottlePolicy(free_failures=mails_per_recipient_per_hour,
+                                           max_failures_per_window=mails_per_recipient_per_hour)
+
+    async def may_mail(self, email: str) -> bool:
+        """Whether one more of the mails anyone can cause (reset and confirmation links,
+        sign-up and email-change notices) may go to this address this hour. Counted in
+        the login-throttle table under a blind index, like failed logins; past the limit
+        the mail is silently not sent, so the answer stays the same."""
+        key = self._index("mail:" + email_lookup_form(email))
+        now = self._clock()
+        async with self._uow() as uow:
+            state = await uow.throttle.get(key)
+            allowed = retry_after(state, now) is None
+            await uow.throttle.put(key, after_failure(state, now, self._mail_policy))
+            await uow.commit()
+        return allowed
 
     async def request_reset(self, email: str) -> None:
         """The same answer and (nearly) the same work whether or not the email is known."""
@@ -94,6 +112,8 @@ class RecoveryService:
             if login is None:
                 return
             profile = await uow.accounts.profile(login.account.id)
+        if not await self.may_mail(profile.email):
+            return
         token = self._tokens.issue(login.account.id, fingerprint(login.password_hash, lookup),
                                    self._ttl)
         minutes = int(self._ttl.total_seconds() // 60)
@@ -150,6 +170,8 @@ class RecoveryService:
         """A link that confirms the address; bound to it, so it cannot confirm another."""
         async with self._uow() as uow:
             profile = await uow.accounts.profile(account_id)
+        if not await self.may_mail(profile.email):
+            return
         token = self._verifier.issue(account_id, self._index(email_lookup_form(profile.email)),
                                      timedelta(hours=24))
         await self._mailer.send(
@@ -172,6 +194,8 @@ class RecoveryService:
     async def notify_signup_attempt(self, email: str) -> None:
         """Signup with a taken address, when verification is required: the answer is the
         one a free address gets; the mail goes to the address' owner instead."""
+        if not await self.may_mail(email):
+            return
         await self._mailer.send(
             email, "Someone tried to sign up with your address",
             "Someone tried to create a Packetra account with this email address, which "

@@ -1,6 +1,8 @@
 """Account attacks from an independent audit (issue 27), each through the HTTP API or the
 portal, as a stranger would try them."""
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -108,3 +110,35 @@ async def test_by_default_signup_answers_a_taken_address_like_a_free_one(
             await gateway.stop()
         log = gateway.log()
         assert "owner6@example.org" not in log and "a long password 1" not in log
+
+
+# -- item 5: a flood of reset requests does not flood the mailbox ------------------------
+async def test_reset_and_confirmation_mail_is_limited_per_recipient(
+    make_stack: StackFactory, inbox: Inbox,
+) -> None:
+    stack = await make_stack(**smtp_env(inbox, GATEWAY_MAIL__PER_RECIPIENT_PER_HOUR="3",
+                                        GATEWAY_SECURITY__LOGIN_PER_IP_PER_MINUTE="100"))
+    email = "flooded@example.org"
+    await stack.signup(email, "flooded password 1")
+    answers = set()
+    for address in (email, "nobody5@example.org"):
+        for _ in range(20):
+            status, doc, _ = await stack.api.call("POST", "/v1/password-resets",
+                                                  {"email": address})
+            answers.add((status, doc["detail"]))
+    assert answers == {(202, "if an account has this address, a reset link is on its way")}
+    # The requests are handled after the answer: wait until all 20 for the known address
+    # were counted (the one counter row that reached 20), or more than 3 mails came.
+    deadline = time.monotonic() + 20
+    while (await stack.scalar("SELECT max(failures) FROM login_throttle") != 20
+           and len(inbox.to(email)) <= 3):
+        assert time.monotonic() < deadline, "the 20 reset requests were not all handled"
+        await asyncio.sleep(0.05)
+    await inbox.wait(email, 3)
+    while await stack.count("mail_queue"):  # what was queued is sent by now or soon
+        assert time.monotonic() < deadline, "queued mail was not sent"
+        await asyncio.sleep(0.05)
+    mails = inbox.to(email)
+    assert len(mails) == 3 and all("/reset?token=" in str(m) for m in mails)
+    for message in mails:
+        stack.secrets.add(link_token(message))
