@@ -8,13 +8,20 @@ one sealed inside the undo link mailed to it. So nothing personal waits in the d
 for a retention task, and a decoded link shows no address."""
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway.domain.accounts import email_lookup_form, normalize_email
 from gateway.domain.throttle import ThrottlePolicy
+from gateway.domain.timestamps import rfc3339
 from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.errors import Conflict, Unauthorized
-from gateway.services.ports import Clock, PasswordHasher, Profile, UnitOfWorkFactory
+from gateway.services.ports import (
+    Clock,
+    PasswordHasher,
+    Profile,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from gateway.services.recovery import Links, Mailer, RecoveryService, SealedTokens, fingerprint
 from gateway.services.two_factor import TwoFactorService
 
@@ -62,6 +69,7 @@ class EmailChangeService:
         async with self._uow() as uow:
             await self._check.still(uow, checked)
             await self._two_factor.require_field(uow, account_id, code)
+            await self._no_undo_pending(uow, account_id, now)
             profile = await uow.accounts.profile(account_id)
             index = self._index(email_lookup_form(profile.email))
             login = await uow.accounts.find_login(index)
@@ -91,6 +99,18 @@ class EmailChangeService:
             "Until then the account keeps its old address. If you did not ask for this, "
             "ignore this mail.")
 
+    @staticmethod
+    async def _no_undo_pending(uow: UnitOfWork, account_id: str, now: datetime) -> None:
+        """A change while the previous one can still be undone would leave the undo link
+        mailed to the previous address nothing to undo: whoever took the account could
+        kill it with a second change. So one change per undo period."""
+        until = await uow.accounts.email_undo_until(account_id)
+        if until is not None and until > now:
+            raise Conflict(
+                "the email address was changed recently and the previous address can "
+                f"still undo that until {rfc3339(until)}; change it again after that, "
+                "or contact support")
+
     async def confirm(self, token: str, ip: str | None = None) -> None:
         """Applies the new address; the old one is told, with a link that undoes it."""
         account_id, stamp, new = self._confirm.open(token)
@@ -105,9 +125,11 @@ class EmailChangeService:
             login = await uow.accounts.find_login(index)
             if login is None or stamp != f"{fingerprint(login.password_hash, index)}.{new_index}":
                 raise Unauthorized("this link was already used or is out of date")
+            await self._no_undo_pending(uow, account_id, now)
             await uow.accounts.update_profile(  # Conflict: taken since the request
                 account_id, Profile(new, old.display_name, old.company), new_index)
             await uow.accounts.mark_email_verified(account_id, now)
+            await uow.accounts.set_email_undo_until(account_id, now + self._undo_ttl)
             await uow.security_log.add(account_id, "email_changed", ip, now)
             await uow.commit()
         undo = self._undo.issue(account_id, new_index, self._undo_ttl, old.email)
@@ -145,6 +167,7 @@ class EmailChangeService:
                 raise Conflict("another account has this address now; contact support"
                                ) from None
             await uow.accounts.set_password_hash(account_id, RESET_REQUIRED)
+            await uow.accounts.set_email_undo_until(account_id, None)
             await uow.sessions.revoke_all(account_id, now)
             await uow.security_log.add(account_id, "email_change_undone", ip, now)
             await uow.commit()

@@ -4,14 +4,18 @@ portal, as a stranger would try them."""
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from gateway.bootstrap import Overrides
 from tests.e2e.conftest import Stack, StackFactory
+from tests.e2e.test_email_change import link
 from tests.e2e.test_recovery_mail import link_token, reset
 from tests.support.databases import fresh_database
+from tests.support.fake_gateway import Clock
 from tests.support.inbox import Inbox, smtp_env
 from tests.support.inprocess import InProcessGateway
 from tests.support.nodes import LitecoinRegtest, free_port
@@ -142,3 +146,52 @@ async def test_reset_and_confirmation_mail_is_limited_per_recipient(
     assert len(mails) == 3 and all("/reset?token=" in str(m) for m in mails)
     for message in mails:
         stack.secrets.add(link_token(message))
+
+
+# -- item 4: a second email change cannot kill the undo link of the first ----------------
+async def test_a_second_email_change_waits_until_the_first_can_no_longer_be_undone(
+    make_stack: StackFactory, inbox: Inbox,
+) -> None:
+    clock = Clock(datetime.now(UTC))
+    stack = await make_stack(overrides=Overrides(clock=clock), **smtp_env(inbox))
+    owner, thief, later = "owner4@example.org", "thief4@example.org", "later4@example.org"
+    pw = "owner four pw 1"
+    stack.secrets.update({thief, later})
+    await stack.signup(owner, pw)
+    # Whoever holds the session and the password moves the account to their address ...
+    session = await stack.login(owner, pw)
+    assert (await stack.api.call("PATCH", "/v1/me", {"email": thief, "current_password": pw},
+                                 session))[0] == 202
+    [mail] = await inbox.wait(thief, 1)
+    _, token = link(mail, "email-change")
+    stack.secrets.add(token)
+    assert (await stack.api.call("POST", "/v1/email-changes/confirm",
+                                 {"token": token}))[0] == 204
+    [notice] = await inbox.wait(owner, 1)
+    _, undo = link(notice, "email-change/undo")
+    stack.secrets.add(undo)
+    # ... and would move it on at once, to kill the undo link the owner got: refused.
+    status, doc, _ = await stack.api.call("PATCH", "/v1/me", {
+        "email": later, "current_password": pw}, session)
+    assert status == 409 and "can still undo" in doc["detail"], doc
+    assert inbox.to(later) == []
+    # The owner's link still works.
+    assert (await stack.api.call("POST", "/v1/email-changes/undo", {"token": undo}))[0] == 204
+
+    # Without an undo, a further change is possible once the undo period is over.
+    stack2 = await make_stack(overrides=Overrides(clock=clock), **smtp_env(inbox))
+    await stack2.signup("plain4@example.org", pw)
+    mine = await stack2.login("plain4@example.org", pw)
+    assert (await stack2.api.call("PATCH", "/v1/me", {
+        "email": "plain4b@example.org", "current_password": pw}, mine))[0] == 202
+    [first] = await inbox.wait("plain4b@example.org", 1)
+    _, token = link(first, "email-change")
+    stack2.secrets.add(token)
+    assert (await stack2.api.call("POST", "/v1/email-changes/confirm",
+                                  {"token": token}))[0] == 204
+    assert (await stack2.api.call("PATCH", "/v1/me", {
+        "email": "plain4c@example.org", "current_password": pw}, mine))[0] == 409
+    clock.advance(days=7, minutes=1)
+    mine = await stack2.login("plain4b@example.org", pw)
+    assert (await stack2.api.call("PATCH", "/v1/me", {
+        "email": "plain4c@example.org", "current_password": pw}, mine))[0] == 202

@@ -259,6 +259,16 @@ class SqlAccounts:
         await self._conn.execute(update(accounts).where(accounts.c.id == account_id)
                                  .values(email_verified_at=now))
 
+    async def email_undo_until(self, account_id: str) -> datetime | None:
+        value: datetime | None = (await self._conn.execute(
+            select(accounts.c.email_undo_until).where(accounts.c.id == account_id)
+        )).scalar_one_or_none()
+        return value
+
+    async def set_email_undo_until(self, account_id: str, until: datetime | None) -> None:
+        await self._conn.execute(update(accounts).where(accounts.c.id == account_id)
+                                 .values(email_undo_until=until))
+
     async def totp(self, account_id: str) -> TotpState:
         row = (await self._conn.execute(
             select(accounts.c.totp_secret_ct, accounts.c.totp_enabled_at,
