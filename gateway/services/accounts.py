@@ -190,13 +190,17 @@ class AccountService:
                 raise Unauthorized(self._wrong_login)
             if self._two_factor is not None:
                 # Past the password only: a wrong code counts on the account's
-                # second-factor counter (shared with reset and removal), not the email's.
+                # second-factor counter (shared with reset and removal), and like a wrong
+                # password on the login counters. A missing or wrong code, or a locked
+                # second-factor counter, is answered exactly like a wrong password: a
+                # different answer would tell a guesser that the password was right.
                 try:
                     await self._two_factor.require(uow, login.account.id, second)
-                except Unauthorized:
+                except (Unauthorized, TooManyRequests):
+                    await self._count_failure(uow, lookup, net, now)
                     await uow.security_log.add(login.account.id, "login_failed", ip, now)
                     await uow.commit()
-                    raise
+                    raise Unauthorized(self._wrong_login) from None
             if (self._policy.require_email_verification
                     and not await uow.accounts.email_verified(login.account.id)):
                 # Counted and answered like a wrong password: whoever signed up with
@@ -229,10 +233,14 @@ class AccountService:
 
     @property
     def _wrong_login(self) -> str:
+        # One text for every refusal: wrong password, unknown email, missing or wrong
+        # second factor, unconfirmed address.
+        wrong = ("email, password or two-factor code (totp_code, if you turned two-factor "
+                 "on) is wrong")
         if self._policy.require_email_verification:
-            return ("email or password is wrong, or the address is not confirmed yet (then "
-                    "a new confirmation link is on its way)")
-        return "email or password is wrong"
+            return (f"{wrong}, or the address is not confirmed yet (then a new confirmation "
+                    "link is on its way)")
+        return wrong
 
     async def _not_throttled(self, uow: UnitOfWork, *keys: str) -> None:
         for key in keys:

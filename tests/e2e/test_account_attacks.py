@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import pyotp
 import pytest
 
 from gateway.bootstrap import Overrides
@@ -195,3 +196,39 @@ async def test_a_second_email_change_waits_until_the_first_can_no_longer_be_undo
     mine = await stack2.login("plain4b@example.org", pw)
     assert (await stack2.api.call("PATCH", "/v1/me", {
         "email": "plain4c@example.org", "current_password": pw}, mine))[0] == 202
+
+
+# -- item 8: with two-factor on, login does not tell a right password from a wrong one ---
+async def test_login_answers_a_missing_or_wrong_code_like_a_wrong_password(
+    make_stack: StackFactory, client_from: Client,
+) -> None:
+    stack = await make_stack(GATEWAY_SECURITY__LOGIN_FREE_FAILURES="2")
+    email, right = "twofa8@example.org", "right password 8"
+    await stack.signup(email, right)
+    session = await stack.login(email, right)
+    secret = (await stack.api.ok("POST", "/v1/me/totp", {"current_password": right},
+                                 session))["secret"]
+    stack.secrets.add(secret)
+    totp = pyotp.TOTP(secret)
+    await stack.api.ok("POST", "/v1/me/totp/confirm", {"code": totp.now()}, session)
+    valid = {totp.at(time.time() + 30 * offset) for offset in (-1, 0, 1, 2)}
+    wrong = next(c for c in ("000000", "111111", "222222") if c not in valid)
+    networks = iter(f"127.0.8.{n}" for n in range(1, 50))
+
+    async def answer(body: dict[str, str]) -> tuple[int, dict[str, object], str | None]:
+        # Each try from a network of its own: the per-network counters stay out of it.
+        api = origin(stack, client_from, next(networks))
+        status, doc, headers = await api.call("POST", "/v1/sessions", {"email": email, **body})
+        return status, doc, headers.get("Retry-After")
+
+    wrong_password = await answer({"password": "wrong password 8"})
+    assert wrong_password[0] == 401 and wrong_password[2] is None
+    for body in ({"password": right}, {"password": right, "totp_code": wrong},
+                 {"password": "wrong password 8", "totp_code": wrong}):
+        assert await answer(body) == wrong_password, body
+    # Four more wrong codes lock the account's second-factor counter (2 free, then 1 s,
+    # 2 s, 4 s): a right password with a right code is still answered the same.
+    for _ in range(4):
+        assert await answer({"password": right, "totp_code": wrong}) == wrong_password
+    assert await answer({"password": right, "totp_code": totp.at(time.time() + 30)}) \
+        == wrong_password
