@@ -2,6 +2,7 @@
 portal, as a stranger would try them."""
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -232,3 +233,36 @@ async def test_login_answers_a_missing_or_wrong_code_like_a_wrong_password(
         assert await answer({"password": right, "totp_code": wrong}) == wrong_password
     assert await answer({"password": right, "totp_code": totp.at(time.time() + 30)}) \
         == wrong_password
+
+
+# -- item 9: a malformed header is not echoed back ---------------------------------------
+async def raw_request(host: str, port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)  # the server closes after it
+    finally:
+        writer.close()
+
+
+async def test_a_malformed_header_gets_a_fixed_problem_not_an_echo(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack()
+    token = "gk_" + "s3cretTokenValue" * 3
+    cookie = "cookieValue" * 4
+    stack.secrets.update({token, cookie})
+    for bad_line in (f"Authorization: Bearer {token}\x01".encode(),
+                     f"Cookie: __Host-session={cookie}\x7f".encode(),
+                     f"X-Broken {token}".encode()):
+        answer = await raw_request("127.0.0.1", stack.gateway.port, (
+            b"GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\n" + bad_line + b"\r\n\r\n"))
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].endswith(b" 400 Bad Request"), answer[:300]
+        assert b"application/problem+json" in head.lower(), head
+        assert token.encode() not in answer and cookie.encode() not in answer, answer
+        assert b"s3cret" not in answer and b"cookieValue" not in answer
+        doc = json.loads(body)
+        assert doc["status"] == 400 and doc["detail"] == (
+            "the request is malformed (a request line or header HTTP does not allow)")
