@@ -28,6 +28,7 @@ from gateway import families
 from gateway.adapters.backup.files import BackupError, Backups, prune
 from gateway.adapters.backup.stream import BackupFormatError
 from gateway.adapters.chain_directory import ChainDirectory
+from gateway.adapters.common_passwords import CommonPasswords
 from gateway.adapters.db import notify
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import (
@@ -379,6 +380,7 @@ def build(settings: Settings, clock: Clock = utcnow,
         max_failures_per_window=sec.login_failures_per_hour,
     )
     attempts = Attempts(throttle, clock)
+    common = CommonPasswords()
     two_factor = TwoFactorService(uow, codes, passwords,
                                   SecondFactor(codes, passwords, clock), clock,
                                   PasswordCheck(uow, passwords, index, attempts), attempts)
@@ -408,6 +410,7 @@ def build(settings: Settings, clock: Clock = utcnow,
         timedelta(minutes=settings.accounts.password_reset_minutes),
         PurposeTokens(session_key, settings.server.public_url, clock, "verify-email"),
         settings.mail.per_recipient_per_hour,
+        common,
     )
     email_changes = EmailChangeService(
         uow, mailer,
@@ -459,6 +462,7 @@ def build(settings: Settings, clock: Clock = utcnow,
             throttle,
             reader=reader,
             email_throttle=email_policy(throttle, sec.login_failures_per_email_per_hour),
+            common_passwords=common,
         ),
         two_factor=two_factor,
         recovery=recovery,
@@ -509,7 +513,7 @@ def build(settings: Settings, clock: Clock = utcnow,
         reconcile=ReconcileService(uow, _auditable(nodes)),
         staff=StaffService(uow, passwords, codes, index, clock, StaffPolicy(
             timedelta(minutes=settings.staff.session_minutes),
-            timedelta(minutes=settings.staff.idle_minutes)), throttle),
+            timedelta(minutes=settings.staff.idle_minutes)), throttle, common),
         legal=LegalRegisterService(uow, clock),
     )
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,

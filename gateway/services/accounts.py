@@ -108,6 +108,7 @@ class AccountService:
         throttle: ThrottlePolicy | None = None,
         reader: UnitOfWorkFactory | None = None,
         email_throttle: ThrottlePolicy | None = None,
+        common_passwords: Callable[[str], bool] | None = None,
     ) -> None:
         self._uow = uow
         self._reader = reader or uow  # session checks read; they write only now and then
@@ -119,10 +120,11 @@ class AccountService:
         self._two_factor = two_factor
         self._throttle = throttle or ThrottlePolicy()
         self._email_throttle = email_throttle or email_policy(self._throttle, 100)
+        self._common = common_passwords
 
     async def sign_up(self, req: Signup) -> AccountView:
         email = normalize_email(req.email)
-        password = check_password(req.password)
+        password = check_password(req.password, common=self._common)
         profile = Profile(
             email,
             _optional_text(req.display_name, "display_name"),
@@ -294,7 +296,7 @@ class AccountService:
                               ip: str | None = None) -> None:
         """Needs the current password; ends every other session of the account."""
         session = await self.session(token)
-        new = check_password(new, "new_password")
+        new = check_password(new, "new_password", self._common)
         checks = PasswordCheck(self._uow, self._passwords, self._index,
                                Attempts(self._throttle, self._clock))
         checked = await checks.verify(session.account_id, current)

@@ -1,6 +1,7 @@
 """Password reset by mail, and the notices a customer must get about their account."""
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -73,7 +74,8 @@ class RecoveryService:
                  two_factor: TwoFactorService, clock: Clock, links: Links,
                  ttl: timedelta = timedelta(minutes=30),
                  verifier: ResetTokens | None = None,
-                 mails_per_recipient_per_hour: int = 5) -> None:
+                 mails_per_recipient_per_hour: int = 5,
+                 common_passwords: Callable[[str], bool] | None = None) -> None:
         self._uow = uow
         self._mailer = mailer
         self._tokens = tokens
@@ -84,6 +86,7 @@ class RecoveryService:
         self._links = links
         self._ttl = ttl
         self._verifier = verifier or tokens
+        self._common = common_passwords
         self._mail_policy = ThrottlePolicy(free_failures=mails_per_recipient_per_hour,
                                            max_failures_per_window=mails_per_recipient_per_hour)
 
@@ -148,7 +151,7 @@ class RecoveryService:
     async def confirm_reset(self, token: str, new_password: str, second: str | None,
                             ip: str | None = None) -> None:
         self._tokens.read(token)  # an invalid link is refused before the password is judged
-        new_password = check_password(new_password, "new_password")
+        new_password = check_password(new_password, "new_password", self._common)
         new_hash = await self._passwords.hash(new_password)  # before the transaction
         now = self._clock()
         async with self._uow() as uow:

@@ -3,6 +3,7 @@ portal, as a stranger would try them."""
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -266,3 +267,36 @@ async def test_a_malformed_header_gets_a_fixed_problem_not_an_echo(
         doc = json.loads(body)
         assert doc["status"] == 400 and doc["detail"] == (
             "the request is malformed (a request line or header HTTP does not allow)")
+
+
+# -- item 15: the most common passwords are refused ---------------------------------------
+async def test_the_most_common_passwords_are_refused_with_a_clear_message(
+    make_stack: StackFactory, inbox: Inbox,
+) -> None:
+    stack = await make_stack(**smtp_env(inbox))
+    for common in ("qwertyuiop", "Password123", "password 123", "1q2w3e4r5t6y"):
+        status, doc, _ = await stack.api.call("POST", "/v1/accounts", {
+            "email": "common15@example.org", "password": common})
+        assert status == 422 and "most common passwords" in doc["detail"], (common, doc)
+        assert doc["detail"].startswith("password: ")
+    assert await stack.count("accounts") == 0
+    await stack.signup("common15@example.org", "an uncommon passphrase 15")
+    token = await stack.login("common15@example.org", "an uncommon passphrase 15")
+    status, doc, _ = await stack.api.call("POST", "/v1/me/password", {
+        "current_password": "an uncommon passphrase 15", "new_password": "1234567890"}, token)
+    assert status == 422 and "new_password" in doc["detail"] and "common" in doc["detail"]
+    assert (await stack.api.call("POST", "/v1/password-resets",
+                                 {"email": "common15@example.org"}))[0] == 202
+    [mail] = await inbox.wait("common15@example.org", 1)
+    reset_token = link_token(mail)
+    stack.secrets.add(reset_token)
+    status, doc, _ = await reset(stack, reset_token, "qwerty123456")
+    assert status == 422 and "common" in doc["detail"]
+    # The portal's signup form says so too.
+    async with stack.api.http.get(f"{stack.gateway.base}/signup") as resp:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+    assert csrf
+    async with stack.api.http.post(f"{stack.gateway.base}/signup", data={
+            "csrf": csrf.group(1), "email": "form15@example.org", "password": "manchester"},
+            allow_redirects=False) as resp:
+        assert resp.status == 422 and "most common passwords" in await resp.text()
