@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pyotp
 import pytest
+from aiohttp import web
 
 from gateway.bootstrap import Overrides
 from tests.e2e.conftest import Stack, StackFactory
@@ -21,6 +22,7 @@ from tests.support.databases import fresh_database
 from tests.support.fake_gateway import Clock
 from tests.support.inbox import Inbox, smtp_env
 from tests.support.inprocess import InProcessGateway
+from tests.support.keys import random_xpub
 from tests.support.nodes import LitecoinRegtest, free_port
 from tests.support.stack import Api, gateway_env
 
@@ -300,3 +302,42 @@ async def test_the_most_common_passwords_are_refused_with_a_clear_message(
             "csrf": csrf.group(1), "email": "form15@example.org", "password": "manchester"},
             allow_redirects=False) as resp:
         assert resp.status == 422 and "most common passwords" in await resp.text()
+
+
+# -- item 13: a node URL's path (an API key at a hosted node) never reaches the log ------
+async def test_an_api_key_in_a_node_url_stays_out_of_the_log(make_stack: StackFactory) -> None:
+    """A hosted Ethereum node (Infura, Alchemy) takes its API key in the URL's path and
+    refuses a wrong one with 401: a real HTTP server on loopback that does just that."""
+    refusals = 0
+
+    async def refuse(request: web.Request) -> web.Response:
+        nonlocal refusals
+        refusals += 1
+        return web.json_response({"error": "invalid project id"}, status=401)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    key = "0123456789abcdef" + "fedcba9876543210"
+    try:
+        stack = await make_stack(**{
+            "GATEWAY_COINS__ETH__KIND": "evm",
+            "GATEWAY_COINS__ETH__RPC_URL": f"http://127.0.0.1:{port}/v3/{key}",
+            "GATEWAY_COINS__ETH__CHAIN_ID": "1",
+            "GATEWAY_COINS__ETH__XPUB": random_xpub(),
+            "GATEWAY_COINS__ETH__POLL_INTERVAL_SECONDS": "0.1",
+            "GATEWAY_RATES__FIXED": json.dumps({"LTC-EUR": "80.00", "ETH-EUR": "2000"})})
+        stack.secrets.add(key)
+        deadline = time.monotonic() + 20
+        # Wait for the follower to have met the refusal and said so in the log.
+        while not (refusals and "ETH" in stack.gateway.log()
+                   and ("WARNING" in stack.gateway.log() or "ERROR" in stack.gateway.log())):
+            assert time.monotonic() < deadline, stack.gateway.log()[-2000:]
+            await asyncio.sleep(0.1)
+        log = stack.gateway.log()
+        assert key not in log and "/v3/" not in log, log[-3000:]
+    finally:
+        await runner.cleanup()
