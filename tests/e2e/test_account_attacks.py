@@ -3,7 +3,9 @@ portal, as a stranger would try them."""
 
 import asyncio
 import json
+import os
 import re
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -24,7 +26,7 @@ from tests.support.inbox import Inbox, smtp_env
 from tests.support.inprocess import InProcessGateway
 from tests.support.keys import random_xpub
 from tests.support.nodes import LitecoinRegtest, free_port
-from tests.support.stack import Api, gateway_env
+from tests.support.stack import Api, gateway_env, run_cli
 
 Client = Callable[[str], Api]
 
@@ -341,3 +343,38 @@ async def test_an_api_key_in_a_node_url_stays_out_of_the_log(make_stack: StackFa
         assert key not in log and "/v3/" not in log, log[-3000:]
     finally:
         await runner.cleanup()
+
+
+# -- item 14: the SQLite files are readable by their owner only ---------------------------
+async def test_a_new_sqlite_database_and_its_wal_are_0600_and_doctor_says_so(
+    tmp_path: Path, litecoin: LitecoinRegtest,
+) -> None:
+    """Outside the systemd unit (umask 0022 here, as in a shell), another local user
+    must not be able to read the database (hashes, ciphertexts, blind indexes)."""
+    db = tmp_path / "fresh" / "gateway.db"
+    db.parent.mkdir()
+    env = gateway_env(f"sqlite+aiosqlite:///{db}", litecoin, free_port())
+    old_umask = os.umask(0o022)
+    try:
+        upgraded = await asyncio.to_thread(run_cli, env, "db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
+        gateway = InProcessGateway(env, tmp_path / "gateway.log")
+        await gateway.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                await Api(gateway.base, http).ok("POST", "/v1/accounts", {
+                    "email": "files14@example.org", "password": "a long password 14"})
+            modes = {name: stat.S_IMODE(os.stat(f"{db}{name}").st_mode)
+                     for name in ("", "-wal", "-shm") if os.path.exists(f"{db}{name}")}
+            assert set(modes) >= {"", "-wal"} and set(modes.values()) == {0o600}, modes
+            doctor = await asyncio.to_thread(run_cli, env, "doctor")
+            assert f"ok       database files: {db} (and its -wal, -shm) readable by its " \
+                   "owner only (0600)" in doctor.stdout, doctor.stdout
+            os.chmod(db, 0o644)
+            doctor = await asyncio.to_thread(run_cli, env, "doctor")
+            assert f"PROBLEM  database files: {db} is 0644: other users may read it; " \
+                   f"chmod 600 {db}*" in doctor.stdout, doctor.stdout
+        finally:
+            await gateway.stop()
+    finally:
+        os.umask(old_umask)
