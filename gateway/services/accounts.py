@@ -29,7 +29,7 @@ from gateway.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from gateway.services.two_factor import TwoFactorService
+from gateway.services.two_factor import CheckedCode, TwoFactorService
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,11 @@ class AccountService:
         rehashed = None
         if correct and stored is not None and self._passwords.needs_rehash(stored):
             rehashed = await self._passwords.hash(password)
+        # A recovery code is matched here too, not inside the transaction below; and
+        # only behind the right password.
+        checked_code = (await self._two_factor.check(found.account.id, second)
+                        if self._two_factor is not None and correct and found is not None
+                        else CheckedCode(second))
         now = self._clock()
         async with self._uow() as uow:
             # Again: failures recorded meanwhile by requests running alongside count too.
@@ -197,7 +202,7 @@ class AccountService:
                 # second-factor counter, is answered exactly like a wrong password: a
                 # different answer would tell a guesser that the password was right.
                 try:
-                    await self._two_factor.require(uow, login.account.id, second)
+                    await self._two_factor.require(uow, login.account.id, checked_code)
                 except (Unauthorized, TooManyRequests):
                     await self._count_failure(uow, lookup, net, now)
                     await uow.security_log.add(login.account.id, "login_failed", ip, now)

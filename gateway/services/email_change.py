@@ -66,9 +66,10 @@ class EmailChangeService:
         new_index = self._index(email_lookup_form(new))
         now = self._clock()
         checked = await self._check.verify(account_id, password)
+        second = await self._two_factor.check(account_id, code)
         async with self._uow() as uow:
             await self._check.still(uow, checked)
-            await self._two_factor.require_field(uow, account_id, code)
+            await self._two_factor.require_field(uow, account_id, second)
             await self._no_undo_pending(uow, account_id, now)
             profile = await uow.accounts.profile(account_id)
             index = self._index(email_lookup_form(profile.email))
@@ -150,6 +151,7 @@ class EmailChangeService:
         owner may have left because it was lost) cannot take the account back with it.
         The address that loses the account is told."""
         account_id, changed_index, previous = self._undo.open(token)
+        second = await self._two_factor.check(account_id, code)
         now = self._clock()
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
@@ -158,7 +160,7 @@ class EmailChangeService:
             current = await uow.accounts.profile(account_id)
             if self._index(email_lookup_form(current.email)) != changed_index:
                 raise Unauthorized("this link was already used or is out of date")
-            await self._two_factor.require(uow, account_id, code)
+            await self._two_factor.require(uow, account_id, second)
             try:
                 await uow.accounts.update_profile(
                     account_id, Profile(previous, current.display_name, current.company),

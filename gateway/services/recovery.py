@@ -150,13 +150,15 @@ class RecoveryService:
 
     async def confirm_reset(self, token: str, new_password: str, second: str | None,
                             ip: str | None = None) -> None:
-        self._tokens.read(token)  # an invalid link is refused before the password is judged
+        # An invalid link is refused before the password is judged.
+        linked, _ = self._tokens.read(token)
         new_password = check_password(new_password, "new_password", self._common)
         new_hash = await self._passwords.hash(new_password)  # before the transaction
+        checked = await self._two_factor.check(linked, second)  # so is a recovery code
         now = self._clock()
         async with self._uow() as uow:
             account_id, profile = await self._live_reset(uow, token)
-            await self._two_factor.require(uow, account_id, second)
+            await self._two_factor.require(uow, account_id, checked)
             await uow.accounts.set_password_hash(account_id, new_hash)
             await uow.sessions.revoke_all(account_id, now)
             # Whoever opened the mailed link owns the address: whatever failures others

@@ -378,3 +378,52 @@ async def test_a_new_sqlite_database_and_its_wal_are_0600_and_doctor_says_so(
             await gateway.stop()
     finally:
         os.umask(old_umask)
+
+
+# -- item 19: a wrong recovery code does not hold the database's write lock --------------
+async def test_recovery_codes_are_checked_outside_the_write_transaction(
+    make_stack: StackFactory,
+) -> None:
+    """A wrong recovery code costs up to ten argon2 verifications. While a login with one
+    is under way, another writer (a signup, say) gets SQLite's write lock within 50 ms."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from gateway.adapters.totp import PyotpCodes
+
+    stack = await make_stack(db="sqlite")
+    email, pw = "codes19@example.org", "codes password 19"
+    await stack.signup(email, pw)
+    session = await stack.login(email, pw)
+    secret = (await stack.api.ok("POST", "/v1/me/totp", {"current_password": pw},
+                                 session))["secret"]
+    stack.secrets.add(secret)
+    codes = (await stack.api.ok("POST", "/v1/me/totp/confirm",
+                                {"code": pyotp.TOTP(secret).now()}, session))["recovery_codes"]
+    stack.secrets.update(codes)
+    wrong = next(c for c in PyotpCodes().recovery_codes(3) if c not in codes)
+
+    engine = create_async_engine(stack.db_url, poolclass=NullPool,
+                                 connect_args={"timeout": 0.05})
+    refused: list[str] = []
+    writes = 0
+    try:
+        for _ in range(3):
+            login = asyncio.create_task(stack.api.call("POST", "/v1/sessions", {
+                "email": email, "password": pw, "totp_code": wrong}))
+            while not login.done():
+                try:
+                    async with engine.begin() as conn:
+                        await conn.execute(text("PRAGMA busy_timeout = 50"))
+                        await conn.execute(text(
+                            "UPDATE accounts SET currency = currency WHERE id = 'none'"))
+                    writes += 1
+                except OperationalError as exc:
+                    refused.append(str(exc.orig))
+                await asyncio.sleep(0.005)
+            assert (await login)[0] == 401
+    finally:
+        await engine.dispose()
+    assert writes > 0 and refused == [], refused[:3]
