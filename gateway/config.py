@@ -142,8 +142,9 @@ class SecurityConfig(_Section):
     session_key: SecretStr
     data_keys: list[SecretStr] = Field(min_length=1)
     index_key: SecretStr
-    session_hours: float = Field(8, gt=0)
-    session_idle_minutes: float = Field(30, gt=0)
+    # A stolen session token works at most this long: bounded (a week), like idleness.
+    session_hours: float = Field(8, gt=0, le=24 * 7)
+    session_idle_minutes: float = Field(30, gt=0, le=24 * 60)
     login_free_failures: int = Field(5, ge=0, le=50)
     login_max_delay_seconds: float = Field(900, gt=0, le=3600)
     login_failures_per_hour: int = Field(100, ge=1, le=100)  # per email and client network

@@ -92,10 +92,10 @@ async def _database(gw: "Gateway") -> Finding:
 def _database_files(url: str) -> Finding | None:
     """SQLite: the database file and its -wal and -shm files, readable by the owner only
     (the gateway creates a new one 0600; its -wal and -shm take that mode)."""
-    from gateway.adapters.db.engine import sqlite_path
+    from sqlalchemy.engine import make_url
 
-    path = sqlite_path(url)
-    if path is None:
+    path = make_url(url).database if url.startswith("sqlite") else None
+    if not path or path == ":memory:" or path.startswith("file:"):
         return None
     loose = []
     for name in (path, f"{path}-wal", f"{path}-shm"):

@@ -15,6 +15,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from gateway.http.problems import problem
+from gateway.http.security import SERVER
 
 DETAILS = {
     400: "the request is malformed (a request line or header HTTP does not allow)",
@@ -40,6 +41,7 @@ def _handle_error(self: web_protocol.RequestHandler, request: BaseRequest,
     except ValueError:
         phrase = "error"
     resp = problem(status, DETAILS.get(status, phrase))
+    resp.headers["Server"] = SERVER  # no hook runs for this answer: no version either
     resp.force_close()
     return resp
 

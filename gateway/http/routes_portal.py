@@ -288,7 +288,7 @@ async def account_profile(
             await changes.request(session.account_id, email,
                                   _secret(form, "current_password"),
                                   _text(form, "totp_code"),
-                                  client_ip(request, services.trusted_proxies))
+                                  client_ip(request, services.trusted_proxies), session.id)
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
         return await _account(request, session, status, error=str(exc))
@@ -335,7 +335,7 @@ async def account_totp_confirm(
     try:
         codes = await services.two_factor.confirm(
             session.account_id, str(form.get("code", "")),
-            client_ip(request, services.trusted_proxies))
+            client_ip(request, services.trusted_proxies), session.id)
     except DomainError as exc:
         return await _account(request, session, 422, error=str(exc))
     return await _account(request, session, recovery_codes=codes,

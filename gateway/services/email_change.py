@@ -59,7 +59,8 @@ class EmailChangeService:
             return email != (await uow.accounts.profile(account_id)).email
 
     async def request(self, account_id: str, new_email: str, password: str | None,
-                      code: str | None, ip: str | None = None) -> None:
+                      code: str | None, ip: str | None = None,
+                      session_id: str | None = None) -> None:
         """Mails a confirmation link to the new address, or, when another account has it,
         a notice to that account instead: the caller's answer is the same either way."""
         new = normalize_email(new_email)
@@ -89,7 +90,8 @@ class EmailChangeService:
                 "not affected.\n\nIf this was you, log in to that other account with its own "
                 "address. Otherwise, ignore this mail.")
             return
-        stamp = f"{fingerprint(login.password_hash, index)}.{new_index}"
+        # The session that asked is the one that survives the change (see `confirm`).
+        stamp = f"{fingerprint(login.password_hash, index)}.{new_index}.{session_id or ''}"
         token = self._confirm.issue(account_id, stamp, self._confirm_ttl, new)
         hours = int(self._confirm_ttl.total_seconds() // 3600)
         await self._mailer.send(
@@ -124,13 +126,18 @@ class EmailChangeService:
             old = await uow.accounts.profile(account_id)
             index = self._index(email_lookup_form(old.email))
             login = await uow.accounts.find_login(index)
-            if login is None or stamp != f"{fingerprint(login.password_hash, index)}.{new_index}":
+            expected = (f"{fingerprint(login.password_hash, index)}.{new_index}."
+                        if login is not None else None)
+            if expected is None or not stamp.startswith(expected):
                 raise Unauthorized("this link was already used or is out of date")
+            keep = stamp[len(expected):] or None
             await self._no_undo_pending(uow, account_id, now)
             await uow.accounts.update_profile(  # Conflict: taken since the request
                 account_id, Profile(new, old.display_name, old.company), new_index)
             await uow.accounts.mark_email_verified(account_id, now)
             await uow.accounts.set_email_undo_until(account_id, now + self._undo_ttl)
+            # Sessions opened under the old address end; the one that asked stays.
+            await uow.sessions.revoke_all(account_id, now, keep=keep)
             await uow.security_log.add(account_id, "email_changed", ip, now)
             await uow.commit()
         undo = self._undo.issue(account_id, new_index, self._undo_ttl, old.email)

@@ -112,8 +112,11 @@ class TwoFactorService:
             await uow.commit()
         return Enrolment(secret, self._codes.uri(secret, account_id))
 
-    async def confirm(self, account_id: str, code: str, ip: str | None = None) -> list[str]:
-        """Turns 2FA on; returns 10 single-use recovery codes, shown this once."""
+    async def confirm(self, account_id: str, code: str, ip: str | None = None,
+                      keep_session: str | None = None) -> list[str]:
+        """Turns 2FA on; returns 10 single-use recovery codes, shown this once. Every
+        other session ends (one opened without the second factor must not outlive it);
+        `keep_session`, the one turning it on, stays."""
         now = self._clock()
         # The codes are hashed before the transaction: no hash holds the write lock.
         recovery = self._codes.recovery_codes(10)
@@ -129,6 +132,7 @@ class TwoFactorService:
                 raise InvalidInput("code", "is not the current code of your authenticator")
             await uow.accounts.set_totp(account_id, state.secret, now, step)
             await uow.accounts.replace_recovery_codes(account_id, hashes)
+            await uow.sessions.revoke_all(account_id, now, keep=keep_session)
             await uow.security_log.add(account_id, "totp_enabled", ip, now)
             await uow.commit()
         return recovery

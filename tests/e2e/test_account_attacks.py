@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pyotp
@@ -427,3 +428,61 @@ async def test_recovery_codes_are_checked_outside_the_write_transaction(
     finally:
         await engine.dispose()
     assert writes > 0 and refused == [], refused[:3]
+
+
+# -- item 20: sessions end with 2FA on and an email change; no versions in answers -------
+async def test_turning_two_factor_on_or_changing_the_email_ends_the_other_sessions(
+    make_stack: StackFactory, inbox: Inbox,
+) -> None:
+    stack = await make_stack(**smtp_env(inbox))
+    email, pw = "sessions20@example.org", "sessions password 20"
+    await stack.signup(email, pw)
+    mine, stolen = await stack.login(email, pw), await stack.login(email, pw)
+    secret = (await stack.api.ok("POST", "/v1/me/totp", {"current_password": pw},
+                                 mine))["secret"]
+    stack.secrets.add(secret)
+    totp = pyotp.TOTP(secret)
+    codes = (await stack.api.ok("POST", "/v1/me/totp/confirm", {"code": totp.now()},
+                                mine))["recovery_codes"]
+    stack.secrets.update(codes)
+    assert (await stack.api.call("GET", "/v1/me", token=stolen))[0] == 401
+    assert (await stack.api.call("GET", "/v1/me", token=mine))[0] == 200
+
+    other = await stack.api.call("POST", "/v1/sessions", {
+        "email": email, "password": pw, "totp_code": codes[0]})
+    assert other[0] == 201
+    stolen = other[1]["token"]
+    stack.secrets.update({stolen, "moved20@example.org"})
+    assert (await stack.api.call("PATCH", "/v1/me", {
+        "email": "moved20@example.org", "current_password": pw, "totp_code": codes[1]},
+        mine))[0] == 202
+    [mail] = await inbox.wait("moved20@example.org", 1)
+    _, token = link(mail, "email-change")
+    stack.secrets.add(token)
+    assert (await stack.api.call("POST", "/v1/email-changes/confirm",
+                                 {"token": token}))[0] == 204
+    assert (await stack.api.call("GET", "/v1/me", token=stolen))[0] == 401
+    me = await stack.api.call("GET", "/v1/me", token=mine)
+    assert me[0] == 200 and me[1]["email"] == "moved20@example.org"
+    stack.secrets.add(body_of_undo(await inbox.wait(email, 1)))
+
+
+def body_of_undo(mails: list[Any]) -> str:
+    found = re.search(r"undo\?token=(\S+)", mails[0].get_payload(decode=True).decode())
+    assert found
+    return found.group(1)
+
+
+async def test_answers_do_not_name_the_server_software_or_its_version(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack()
+    for path in ("/healthz", "/v1/me", "/signup", "/nowhere"):
+        _, _, headers = await stack.api.fetch(path)
+        assert headers["Server"] == "packetra-gateway", (path, headers.get("Server"))
+    answer = await raw_request("127.0.0.1", stack.gateway.port,
+                               b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+    assert b"\r\nServer: packetra-gateway\r\n" in answer and b"aiohttp" not in answer
+    async with aiohttp.ClientSession() as http, http.get(f"{stack.gateway.ops_url}/healthz") \
+            as resp:
+        assert resp.headers["Server"] == "packetra-gateway"

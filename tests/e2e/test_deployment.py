@@ -362,6 +362,18 @@ async def proxy_promises(http: aiohttp.ClientSession, public: str, nginx: Nginx,
                         allow_redirects=False) as resp:
         assert resp.status == 301
         assert resp.headers["Location"].startswith(f"https://{HOSTNAME}")
+    # The host the gateway believes is nginx's configured name, not the client's Host
+    # header: a made-up port in it does not make a matching Origin acceptable.
+    async with http.get(f"{public}/login") as resp:
+        token = csrf_of(await resp.text())
+    forged = f"{HOSTNAME}:666"
+    async with http.post(f"{public}/login", headers={"Host": forged,
+                                                     "Origin": f"https://{forged}"},
+                         data={"csrf": token, "email": "nobody@example.org",
+                               "password": "wrong password here"},
+                         allow_redirects=False) as resp:
+        assert resp.status == 403, await resp.text()
+        assert resp.headers["Server"] == "nginx"  # no versions named (server_tokens off)
     # The onion listener: plain HTTP, the .onion host believed, no HSTS.
     onion = "a" * 56 + ".onion"
     async with http.get(f"http://127.0.0.1:{nginx.onion_port}/signup",

@@ -204,3 +204,12 @@ def test_email_verification_is_on_by_default_and_needs_mail(tmp_path: Path) -> N
         load(None, env)
     smtp = {"GATEWAY_SMTP__HOST": "127.0.0.1", "GATEWAY_SMTP__FROM": "b@example.org"}
     assert load(None, env | smtp).accounts.require_email_verification is True
+
+
+def test_session_lifetimes_are_bounded(tmp_path: Path) -> None:
+    for key, value in (("GATEWAY_SECURITY__SESSION_HOURS", "169"),
+                       ("GATEWAY_SECURITY__SESSION_IDLE_MINUTES", "1441")):
+        with pytest.raises(ConfigError, match="less than or equal"):
+            load(None, base_env(tmp_path) | {key: value})
+    assert load(None, base_env(tmp_path) | {
+        "GATEWAY_SECURITY__SESSION_HOURS": "168"}).security.session_hours == 168
