@@ -74,6 +74,8 @@ class ServerConfig(_Section):
     # (IPv6: per /64) and in total; each holds a connection for up to 30 minutes.
     event_streams_per_client: int = Field(4, ge=1, le=1000)
     event_streams_total: int = Field(500, ge=1, le=100_000)
+    # ... and per account whose invoices they watch (many cheap addresses, one account).
+    event_streams_per_account: int = Field(8, ge=1, le=1000)
     # /metrics and /readyz are served here only, never on the public listener.
     metrics_listen: str | None = "127.0.0.1:9464"
 
@@ -153,6 +155,9 @@ class SecurityConfig(_Section):
     login_failures_per_email_per_hour: int = Field(100, ge=1, le=10_000)
     login_per_ip_per_minute: int = Field(30, ge=1)
     signup_per_ip_per_hour: int = Field(20, ge=1)
+    # Invoices customers create in the portal (buy a plan, pay again), per client address
+    # across all their accounts: each takes a fresh address from the wallet.
+    portal_invoices_per_ip_per_hour: int = Field(20, ge=1)
     # Password hashing (argon2id, ~19 MiB and one core each) runs in its own threads.
     hash_concurrency: int = Field(0, ge=0, le=64)  # 0: half the CPU cores, at least 1
     hash_max_waiting: int = Field(64, ge=0, le=10_000)

@@ -16,7 +16,13 @@ from gateway.http.forms import read_form
 from gateway.http.keys import CSRF, PREFIX, SERVICES
 from gateway.http.routes_accounts import log_in
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
-from gateway.services.errors import Conflict, ServiceUnavailable, TooManyRequests, Unauthorized
+from gateway.services.errors import (
+    Conflict,
+    Forbidden,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 from gateway.services.ports import SessionRecord
 
 routes = web.RouteTableDef()
@@ -138,6 +144,8 @@ def _status(exc: Exception, otherwise: int) -> int:
         return 429
     if isinstance(exc, ServiceUnavailable):  # too many passwords being checked right now
         return 503
+    if isinstance(exc, Forbidden):
+        return 403
     return otherwise
 
 

@@ -355,6 +355,10 @@ class AccountService:
     def requires_verification(self) -> bool:
         return self._policy.require_email_verification
 
+    async def email_verified(self, account_id: str) -> bool:
+        async with self._reader() as uow:
+            return await uow.accounts.email_verified(account_id)
+
     async def view(self, account_id: str) -> AccountView:
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id)

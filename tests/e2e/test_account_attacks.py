@@ -486,3 +486,86 @@ async def test_answers_do_not_name_the_server_software_or_its_version(
     async with aiohttp.ClientSession() as http, http.get(f"{stack.gateway.ops_url}/healthz") \
             as resp:
         assert resp.headers["Server"] == "packetra-gateway"
+
+
+# -- item 17: cheap accounts cannot burn addresses or exhaust checkout streams ----------
+PLANS = '{"vps-small": {"price": "9.99", "currency": "EUR"}}'
+
+
+async def portal_post(stack: Stack, api: Api, token: str, path: str, data: dict[str, str]
+                      ) -> tuple[int, str, dict[str, str]]:
+    """A logged-in customer's form: its page's CSRF token, their cookie, our Origin."""
+    cookie = {"Cookie": f"__Host-session={token}"}
+    async with api.http.get(f"{stack.gateway.base}/account", headers=cookie) as resp:
+        page = await resp.text()
+        assert resp.status == 200, page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf
+    async with api.http.post(f"{stack.gateway.base}{path}", allow_redirects=False,
+                             headers={**cookie, "Origin": stack.gateway.url},
+                             data={"csrf": csrf.group(1), **data}) as resp:
+        return resp.status, await resp.text(), dict(resp.headers)
+
+
+async def test_plan_invoices_are_capped_per_client_address_across_accounts(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(GATEWAY_PLANS=PLANS,
+                             GATEWAY_SECURITY__PORTAL_INVOICES_PER_IP_PER_HOUR="2")
+    answers = []
+    for n in range(3):  # three fresh accounts, one client address
+        email = f"cheap{n}@example.org"
+        await stack.signup(email, "cheap password 17")
+        token = await stack.login(email, "cheap password 17")
+        answers.append(await portal_post(stack, stack.api, token, "/account/buy",
+                                         {"plan": "vps-small", "coin": "LTC"}))
+    assert [a[0] for a in answers] == [303, 303, 429], [a[:2] for a in answers]
+    assert "too many invoice attempts from your address" in answers[2][1]
+    assert int(answers[2][2]["Retry-After"]) > 3000
+    assert await stack.count("invoices") == 2
+
+
+async def test_checkout_streams_are_capped_per_account(
+    make_stack: StackFactory, client_from: Client,
+) -> None:
+    stack = await make_stack(GATEWAY_SERVER__EVENT_STREAMS_PER_ACCOUNT="2")
+    account = (await stack.signup("streams17@example.org"))["id"]
+    invoices = [(await stack.invoice(account))["id"] for _ in range(3)]
+    opened = []
+    try:
+        for n, invoice_id in enumerate(invoices):  # each from an address of its own
+            api = origin(stack, client_from, f"127.0.17.{n + 1}")
+            resp = await api.http.get(f"{stack.gateway.base}/pay/{invoice_id}/events")
+            opened.append(resp)
+            if resp.status == 200:
+                assert (await resp.content.readline()).startswith(b"event: status")
+        assert [r.status for r in opened] == [200, 200, 429]
+        assert "this account's invoices" in (await opened[2].json())["detail"]
+    finally:
+        for resp in opened:
+            resp.close()
+    # Closed, they free their slots.
+    deadline = time.monotonic() + 10
+    while True:
+        api = origin(stack, client_from, "127.0.17.9")
+        async with api.http.get(f"{stack.gateway.base}/pay/{invoices[2]}/events") as resp:
+            if resp.status == 200:
+                break
+        assert time.monotonic() < deadline, "closed streams did not free their slots"
+        await asyncio.sleep(0.1)
+
+
+async def test_plan_invoices_need_a_confirmed_address_when_verification_is_on(
+    make_stack: StackFactory, inbox: Inbox,
+) -> None:
+    """A session from before verification was turned on cannot buy until it confirms."""
+    stack = await make_stack(GATEWAY_PLANS=PLANS, **smtp_env(inbox))
+    await stack.signup("early17@example.org", "early password 17")
+    token = await stack.login("early17@example.org", "early password 17")
+    await stack.gateway.stop()
+    stack.gateway.env["GATEWAY_ACCOUNTS__REQUIRE_EMAIL_VERIFICATION"] = "true"
+    await stack.gateway.start()
+    status, page, _ = await portal_post(stack, stack.api, token, "/account/buy",
+                                        {"plan": "vps-small", "coin": "LTC"})
+    assert status == 403 and "confirm your email address first" in page
+    assert await stack.count("invoices") == 0
