@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import errno
 import ipaddress
 import logging
 import ssl
@@ -105,6 +106,19 @@ class SchemaNotReady(Exception):
 
 class ListenError(Exception):
     """A listener could not be opened; one line naming the setting."""
+
+
+# Said after a listener's "address already in use": the likely cause, and the way out.
+SEVERAL_INSTANCES = ("is another gateway running on this host? Each instance needs its "
+                     "own [server] port, [server] metrics_listen and [staff] listen "
+                     "(OPERATIONS.md, \"Several instances on one host\")")
+
+
+def listen_error(key: str, value: object, exc: OSError) -> ListenError:
+    said = f"{key} {value}: {exc.strerror or exc}"
+    if exc.errno == errno.EADDRINUSE:
+        said += f"; {SEVERAL_INSTANCES}"
+    return ListenError(said)
 
 
 def build_chains(settings: Settings) -> list[Follower]:
@@ -663,8 +677,8 @@ async def start_ops_listener(gw: Gateway, services: HttpServices) -> web.AppRunn
         await web.TCPSite(runner, *address).start()
     except OSError as exc:
         await runner.cleanup()
-        raise ListenError(f"[server] metrics_listen {gw.settings.server.metrics_listen}: "
-                          f"{exc.strerror or exc}") from None
+        raise listen_error("[server] metrics_listen", gw.settings.server.metrics_listen,
+                           exc) from None
     return runner
 
 
@@ -702,6 +716,5 @@ async def start_staff_listener(gw: Gateway, services: HttpServices) -> web.AppRu
         await web.TCPSite(runner, *address, ssl_context=ssl_context).start()
     except OSError as exc:
         await runner.cleanup()
-        raise ListenError(f"[staff] listen {gw.settings.staff.listen}: "
-                          f"{exc.strerror or exc}") from None
+        raise listen_error("[staff] listen", gw.settings.staff.listen, exc) from None
     return runner

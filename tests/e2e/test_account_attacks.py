@@ -569,3 +569,22 @@ async def test_plan_invoices_need_a_confirmed_address_when_verification_is_on(
                                         {"plan": "vps-small", "coin": "LTC"})
     assert status == 403 and "confirm your email address first" in page
     assert await stack.count("invoices") == 0
+
+
+# -- item 24: a second gateway on the same ports says which key to change -----------------
+async def test_a_second_gateway_on_the_same_ports_names_the_key_and_exits(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack()  # the first gateway, serving
+    env = dict(stack.gateway.env)
+    hint = ("is another gateway running on this host? Each instance needs its own [server] "
+            "port, [server] metrics_listen and [staff] listen")
+    for changes, key in (({}, "[server] metrics_listen"),
+                         ({"GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{free_port()}"},
+                          "[server] port")):
+        second = await asyncio.to_thread(run_cli, env | changes, "serve")
+        lines = second.stderr.strip().splitlines()
+        assert second.returncode == 1 and len(lines) == 1, second.stderr[-2000:]
+        assert lines[0].startswith(f"gateway: {key} ") and "address already in use" in lines[0]
+        assert lines[0].endswith(f'{hint} (OPERATIONS.md, "Several instances on one host")')
+    assert (await stack.api.call("GET", "/healthz"))[0] == 200  # the first one serves on
