@@ -660,7 +660,9 @@ def load(path: str | Path | None, environ: Mapping[str, str] | None = None) -> S
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc)) from None
+        # A check across sections (a model validator) has no key of its own: its text
+        # names the keys.
+        raise ConfigError(_format_error(exc).removeprefix(": ")) from None
     for name, plan in settings.plans.items():
         try:
             plan.fiat_prices()

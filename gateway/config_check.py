@@ -144,7 +144,8 @@ def _lines(exc: ValidationError, prefix: str = "") -> list[str]:
             msg = "is required"
         elif err["type"] == "extra_forbidden":
             msg = "is not a known key"
-        lines.append(f"{loc}: {msg.removeprefix('Value error, ')}")
+        msg = msg.removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
     return lines
 
 

@@ -6,7 +6,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.domain.errors import DomainError
-from gateway.http.client_ip import client_ip
+from gateway.http.invoice_limits import created_invoice, may_create_invoice
 from gateway.http.keys import SERVICES
 from gateway.http.routes_portal import (
     _account,
@@ -16,23 +16,9 @@ from gateway.http.routes_portal import (
     _text,
     session_form,
 )
-from gateway.services.errors import Forbidden
 from gateway.services.ports import SessionRecord
 
 routes = web.RouteTableDef()
-
-
-async def may_create_invoice(request: web.Request, session: SessionRecord) -> None:
-    """Each new invoice takes a fresh address: a cap per client address across all its
-    accounts (the per-account cap is the service's), and, when addresses must be
-    confirmed, a confirmed one (a session from before verification was turned on)."""
-    services = request.app[SERVICES]
-    if services.invoice_limit is not None:
-        services.invoice_limit.hit(client_ip(request, services.trusted_proxies), "invoice")
-    if (services.accounts.requires_verification
-            and not await services.accounts.email_verified(session.account_id)):
-        raise Forbidden("confirm your email address first: open the link we mailed you "
-                        "(log in again to have a new one sent)")
 
 
 @routes.post("/account/buy")
@@ -40,12 +26,14 @@ async def may_create_invoice(request: web.Request, session: SessionRecord) -> No
 async def account_buy(request: web.Request, session: SessionRecord, form: Any) -> web.Response:
     services = request.app[SERVICES]
     try:
-        await may_create_invoice(request, session)
+        await may_create_invoice(request, session.account_id)
         plan = services.invoices.plan(_text(form, "plan") or "")
         currency = (await services.accounts.view(session.account_id)).account.currency
         view, _ = await services.invoices.create_once(
             session.account_id, plan.price_in(currency), _text(form, "coin") or "",
             {"plan": plan.name}, None, for_plan=plan)
+        if not view.reused:
+            created_invoice(request)
     except DomainError as exc:
         return _retry_after(
             await _account(request, session, _status(exc, 422), error=str(exc)), exc)
@@ -58,9 +46,11 @@ async def account_pay_again(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
     try:
-        await may_create_invoice(request, session)
+        await may_create_invoice(request, session.account_id)
         view = await request.app[SERVICES].invoices.pay_again(
             session.account_id, _text(form, "invoice_id") or "")
+        if not view.reused:
+            created_invoice(request)
     except DomainError as exc:
         return _retry_after(
             await _account(request, session, _status(exc, 422), error=str(exc)), exc)

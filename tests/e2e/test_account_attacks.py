@@ -522,6 +522,10 @@ async def test_plan_invoices_are_capped_per_client_address_across_accounts(
     assert [a[0] for a in answers] == [303, 303, 429], [a[:2] for a in answers]
     assert "too many invoice attempts from your address" in answers[2][1]
     assert int(answers[2][2]["Retry-After"]) > 3000
+    # The API's way to buy (POST /v1/me/invoices) counts on the same cap.
+    status, doc, _ = await stack.api.call("POST", "/v1/me/invoices",
+                                          {"plan": "vps-small", "coin": "LTC"}, token)
+    assert status == 429 and "invoice attempts from your address" in doc["detail"], doc
     assert await stack.count("invoices") == 2
 
 
@@ -568,6 +572,9 @@ async def test_plan_invoices_need_a_confirmed_address_when_verification_is_on(
     status, page, _ = await portal_post(stack, stack.api, token, "/account/buy",
                                         {"plan": "vps-small", "coin": "LTC"})
     assert status == 403 and "confirm your email address first" in page
+    status, doc, _ = await stack.api.call("POST", "/v1/me/invoices",
+                                          {"plan": "vps-small", "coin": "LTC"}, token)
+    assert status == 403 and "confirm your email address first" in doc["detail"], doc
     assert await stack.count("invoices") == 0
 
 
