@@ -152,7 +152,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/v1/me", "Your account", "customer", "session", None, 200, out.Account, (401,)),
     Op("patch", "/v1/me", "Correct your profile (202: a new email waits for its link)",
        "customer", "session", req.ProfileBody, 200, out.Account,
-       (*BODY, *SESSION_WRITE, 429, 503), also_ok=(202,)),
+       (*BODY, *SESSION_WRITE, 409, 429, 503), also_ok=(202,)),
     Op("post", "/v1/email-changes/confirm", "Confirm a new email address (mailed link)",
        "customer", "none", req.TokenBody, 204, None, (*BODY, 401, 409)),
     Op("post", "/v1/email-changes/undo", "Undo an email change (link mailed to the old "
