@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import errno
 import ipaddress
 import logging
 import ssl
@@ -30,6 +31,7 @@ from gateway import families
 from gateway.adapters.backup.files import BackupError, Backups, prune
 from gateway.adapters.backup.stream import BackupFormatError
 from gateway.adapters.chain_directory import ChainDirectory
+from gateway.adapters.common_passwords import CommonPasswords
 from gateway.adapters.db import notify
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.engine import (
@@ -63,7 +65,7 @@ from gateway.http.ratelimit import SlidingWindow
 from gateway.http.streams import StreamSlots
 from gateway.http.vocabulary import vocabulary
 from gateway.jobs import every, run_backups, run_retention, run_sweeper
-from gateway.services.accounts import AccountPolicy, AccountService
+from gateway.services.accounts import AccountPolicy, AccountService, email_policy
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.billing import BillingPolicy, BillingService, PrepaidTime, Reminders
@@ -107,6 +109,19 @@ class SchemaNotReady(Exception):
 
 class ListenError(Exception):
     """A listener could not be opened; one line naming the setting."""
+
+
+# Said after a listener's "address already in use": the likely cause, and the way out.
+SEVERAL_INSTANCES = ("is another gateway running on this host? Each instance needs its "
+                     "own [server] port, [server] metrics_listen and [staff] listen "
+                     "(OPERATIONS.md, \"Several instances on one host\")")
+
+
+def listen_error(key: str, value: object, exc: OSError) -> ListenError:
+    said = f"{key} {value}: {exc.strerror or exc}"
+    if exc.errno == errno.EADDRINUSE:
+        said += f"; {SEVERAL_INSTANCES}"
+    return ListenError(said)
 
 
 def build_chains(settings: Settings) -> list[Follower]:
@@ -414,6 +429,7 @@ def build(settings: Settings, clock: Clock = utcnow,
         max_failures_per_window=sec.login_failures_per_hour,
     )
     attempts = Attempts(throttle, clock)
+    common = CommonPasswords()
     two_factor = TwoFactorService(uow, codes, passwords,
                                   SecondFactor(codes, passwords, clock), clock,
                                   PasswordCheck(uow, passwords, index, attempts), attempts,
@@ -443,6 +459,8 @@ def build(settings: Settings, clock: Clock = utcnow,
         passwords, index, two_factor, clock, links,
         timedelta(minutes=settings.accounts.password_reset_minutes),
         PurposeTokens(session_key, settings.server.public_url, clock, "verify-email"),
+        settings.mail.per_recipient_per_hour,
+        common,
     )
     email_changes = EmailChangeService(
         uow, mailer,
@@ -493,6 +511,8 @@ def build(settings: Settings, clock: Clock = utcnow,
             two_factor,
             throttle,
             reader=reader,
+            email_throttle=email_policy(throttle, sec.login_failures_per_email_per_hour),
+            common_passwords=common,
         ),
         two_factor=two_factor,
         recovery=recovery,
@@ -545,7 +565,8 @@ def build(settings: Settings, clock: Clock = utcnow,
         reconcile=ReconcileService(uow, _auditable(nodes), reader=reader),
         staff=StaffService(uow, passwords, codes, index, clock, StaffPolicy(
             timedelta(minutes=settings.staff.session_minutes),
-            timedelta(minutes=settings.staff.idle_minutes)), throttle, reader=reader),
+            timedelta(minutes=settings.staff.idle_minutes)), throttle, common,
+            reader=reader),
         legal=LegalRegisterService(uow, clock, reader=reader),
     )
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
@@ -648,7 +669,10 @@ def build_app(gw: Gateway) -> web.Application:
         login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
         signup_limit=SlidingWindow(gw.settings.security.signup_per_ip_per_hour, 3600),
         stream_slots=StreamSlots(gw.settings.server.event_streams_per_client,
-                                 gw.settings.server.event_streams_total),
+                                 gw.settings.server.event_streams_total,
+                                 gw.settings.server.event_streams_per_account),
+        invoice_limit=SlidingWindow(gw.settings.security.portal_invoices_per_ip_per_hour,
+                                    3600),
         changes=gw.changes,
         datacenters=tuple(gw.settings.accounts.datacenters),
         currencies=tuple(gw.settings.accounts.currencies),
@@ -692,8 +716,8 @@ async def start_ops_listener(gw: Gateway, services: HttpServices) -> web.AppRunn
         await web.TCPSite(runner, *address).start()
     except OSError as exc:
         await runner.cleanup()
-        raise ListenError(f"[server] metrics_listen {gw.settings.server.metrics_listen}: "
-                          f"{exc.strerror or exc}") from None
+        raise listen_error("[server] metrics_listen", gw.settings.server.metrics_listen,
+                           exc) from None
     return runner
 
 
@@ -731,6 +755,5 @@ async def start_staff_listener(gw: Gateway, services: HttpServices) -> web.AppRu
         await web.TCPSite(runner, *address, ssl_context=ssl_context).start()
     except OSError as exc:
         await runner.cleanup()
-        raise ListenError(f"[staff] listen {gw.settings.staff.listen}: "
-                          f"{exc.strerror or exc}") from None
+        raise listen_error("[staff] listen", gw.settings.staff.listen, exc) from None
     return runner

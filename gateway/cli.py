@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         SchemaNotReady,
         build,
         build_app,
+        listen_error,
         startup_problems,
     )
 
@@ -64,6 +66,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except ListenError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # The public listener, opened by run_app after the others: the same one line.
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        said = listen_error("[server] port", f"{server.port} (host {server.host})", exc)
+        print(f"gateway: {said}", file=sys.stderr)
         return 1
     return 0
 

@@ -74,6 +74,8 @@ class ServerConfig(_Section):
     # (IPv6: per /64) and in total; each holds a connection for up to 30 minutes.
     event_streams_per_client: int = Field(4, ge=1, le=1000)
     event_streams_total: int = Field(500, ge=1, le=100_000)
+    # ... and per account whose invoices they watch (many cheap addresses, one account).
+    event_streams_per_account: int = Field(8, ge=1, le=1000)
     # /metrics and /readyz are served here only, never on the public listener.
     metrics_listen: str | None = "127.0.0.1:9464"
 
@@ -142,13 +144,20 @@ class SecurityConfig(_Section):
     session_key: SecretStr
     data_keys: list[SecretStr] = Field(min_length=1)
     index_key: SecretStr
-    session_hours: float = Field(8, gt=0)
-    session_idle_minutes: float = Field(30, gt=0)
+    # A stolen session token works at most this long: bounded (a week), like idleness.
+    session_hours: float = Field(8, gt=0, le=24 * 7)
+    session_idle_minutes: float = Field(30, gt=0, le=24 * 60)
     login_free_failures: int = Field(5, ge=0, le=50)
     login_max_delay_seconds: float = Field(900, gt=0, le=3600)
-    login_failures_per_hour: int = Field(100, ge=1, le=100)
+    login_failures_per_hour: int = Field(100, ge=1, le=100)  # per email and client network
+    # Per email from all networks together: the cap a distributed guesser meets. Reached,
+    # it holds until the hour is over or a password reset clears it.
+    login_failures_per_email_per_hour: int = Field(100, ge=1, le=10_000)
     login_per_ip_per_minute: int = Field(30, ge=1)
     signup_per_ip_per_hour: int = Field(20, ge=1)
+    # Invoices customers create in the portal (buy a plan, pay again), per client address
+    # across all their accounts: each takes a fresh address from the wallet.
+    portal_invoices_per_ip_per_hour: int = Field(20, ge=1)
     # Password hashing (argon2id, ~19 MiB and one core each) runs in its own threads.
     hash_concurrency: int = Field(0, ge=0, le=64)  # 0: half the CPU cores, at least 1
     hash_max_waiting: int = Field(64, ge=0, le=10_000)
@@ -358,8 +367,10 @@ class AccountsConfig(_Section):
     datacenters: list[str] = ["nl-ams", "is-rey", "ch-zrh"]
     currencies: list[str] = ["EUR", "USD"]
     password_reset_minutes: float = Field(30, gt=0, le=24 * 60)
-    # Off by default: many anonymous customers sign up with throwaway inboxes.
-    require_email_verification: bool = False
+    # On by default: without it a signup logs in at once, so it must answer 409 for an
+    # address that has an account, and anyone can learn which addresses have one. Needs
+    # [smtp]; turning it off (for customers with throwaway inboxes) accepts that leak.
+    require_email_verification: bool = True
 
 
 class RetentionConfig(_Section):
@@ -479,6 +490,9 @@ class MailConfig(_Section):
         default=[10, 60, 300, 900, 1800, 3600], min_length=1, max_length=20)
     # A mail not sent within this time is dropped (a reset link would be dead anyway).
     max_age_hours: float = Field(24, gt=0, le=24 * 7)
+    # Mails anyone can cause (reset and confirmation links, sign-up and email-change
+    # notices) to one address per hour; more are silently not sent.
+    per_recipient_per_hour: int = Field(5, ge=1, le=100)
 
     @field_validator("retry_schedule_seconds")
     @classmethod
@@ -540,6 +554,16 @@ class Settings(_Section):
     privacy: PrivacyConfig = PrivacyConfig()
     backup: BackupConfig = BackupConfig()
     staff: StaffConfig = StaffConfig()
+
+    @model_validator(mode="after")
+    def _verification_needs_mail(self) -> "Settings":
+        if self.smtp is None and self.accounts.require_email_verification:
+            raise ValueError(
+                "[accounts] require_email_verification is on (the default) but there is no "
+                "[smtp], so no confirmation link could be sent and no one could log in: "
+                "configure [smtp], or set require_email_verification = false (signup then "
+                "tells anyone whether an address has an account)")
+        return self
 
     @field_validator("coins", mode="before")
     @classmethod
@@ -645,7 +669,9 @@ def load(path: str | Path | None, environ: Mapping[str, str] | None = None) -> S
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc)) from None
+        # A check across sections (a model validator) has no key of its own: its text
+        # names the keys.
+        raise ConfigError(_format_error(exc).removeprefix(": ")) from None
     for name, plan in settings.plans.items():
         try:
             plan.fiat_prices()

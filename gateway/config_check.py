@@ -144,7 +144,8 @@ def _lines(exc: ValidationError, prefix: str = "") -> list[str]:
             msg = "is required"
         elif err["type"] == "extra_forbidden":
             msg = "is not a known key"
-        lines.append(f"{loc}: {msg.removeprefix('Value error, ')}")
+        msg = msg.removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
     return lines
 
 
@@ -184,9 +185,10 @@ def _cross_checks(s: Settings, report: Report) -> None:
             report.problems.append(
                 f"rates: no source and no fixed rate for {code}: every {code} invoice "
                 "would be refused")
-    if s.smtp is None and s.accounts.require_email_verification:
-        report.problems.append("smtp: accounts.require_email_verification is on but no "
-                               "[smtp] is configured, so no one could verify")
+    if not s.accounts.require_email_verification:
+        report.warnings.append("accounts.require_email_verification = false: signup answers "
+                               "409 for an address that has an account, so anyone can learn "
+                               "which addresses have one")
 
 
 def _can_create(folder: Path) -> bool:

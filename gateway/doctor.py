@@ -3,7 +3,9 @@ what is wrong in an operator's words. Read-only: it sends no mail, no webhook an
 nothing to the database."""
 
 import asyncio
+import os
 import ssl
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +42,9 @@ class Finding:
 
 async def examine(gw: "Gateway") -> list[Finding]:
     found = [await _database(gw)]
+    private = _database_files(gw.settings.database.url)
+    if private is not None:
+        found.append(private)
     catching = await _catching_up(gw) if found[0].ok else {}
     for follower in gw.chains.followers():
         part = f"{'/'.join(follower.coins)} node"
@@ -82,6 +87,29 @@ async def _database(gw: "Gateway") -> Finding:
                        "up to date")
 
     return await _guard("database", probe)
+
+
+def _database_files(url: str) -> Finding | None:
+    """SQLite: the database file and its -wal and -shm files, readable by the owner only
+    (the gateway creates a new one 0600; its -wal and -shm take that mode)."""
+    from sqlalchemy.engine import make_url
+
+    path = make_url(url).database if url.startswith("sqlite") else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    loose = []
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            mode = stat.S_IMODE(os.stat(name).st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            loose.append(f"{name} is {mode:04o}")
+    if loose:
+        return Finding("database files", False,
+                       f"{'; '.join(loose)}: other users may read it; chmod 600 {path}*")
+    return Finding("database files", True,
+                   f"{path} (and its -wal, -shm) readable by its owner only (0600)")
 
 
 async def _catching_up(gw: "Gateway") -> dict[str, tuple[str, datetime]]:

@@ -1,5 +1,6 @@
 """Logging setup with a last line of defence: whatever a message holds, email addresses,
-IP addresses, API keys, webhook secrets and JWTs are masked before any handler sees them."""
+IP addresses, API keys, webhook secrets, JWTs and the paths and queries of URLs are masked
+before any handler sees them."""
 
 import logging
 import re
@@ -12,6 +13,9 @@ _PATTERNS = [
     (re.compile(r"whsec_[A-Za-z0-9+/=]{8,}"), "whsec_<redacted>"),
     (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "<jwt>"),
     (re.compile(r"(https?://)[^:/@\s]+:[^@/\s]+@"), r"\1<credentials>@"),
+    # A URL keeps only scheme://host:port: hosted nodes take their API key in the path
+    # (https://mainnet.infura.io/v3/KEY) or the query, and so do some webhook targets.
+    (re.compile(r"\b((?:https?|wss?)://[^/?#\s'\"<>]+)[/?#][^\s'\",)<>]*"), r"\1"),
     # Client addresses belong in the security log only; aiohttp's own errors name them
     # ("Error handling request from 203.0.113.9").
     (re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"), "<ip>"),

@@ -56,6 +56,8 @@ def demo_environ(workdir: Path, chain: "DemoChain", port: int, metrics_port: int
         "GATEWAY_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
         "GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
         "GATEWAY_STAFF__LISTEN": "",  # no staff console in the demo
+        # No mail server in the demo, so no confirmation link: signup logs in at once.
+        "GATEWAY_ACCOUNTS__REQUIRE_EMAIL_VERIFICATION": "false",
         "GATEWAY_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'gateway.db'}",
         "GATEWAY_SECURITY__SESSION_KEY": key(),
         "GATEWAY_SECURITY__INDEX_KEY": key(),

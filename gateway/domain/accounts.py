@@ -1,4 +1,5 @@
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,13 +30,18 @@ def email_lookup_form(email: str) -> str:
     return email.lower()
 
 
-def check_password(raw: object, field_name: str = "password") -> str:
+def check_password(raw: object, field_name: str = "password",
+                   common: Callable[[str], bool] | None = None) -> str:
+    """`common`: whether a password is among the most common ones (an adapter's list)."""
     if not isinstance(raw, str) or not raw:
         raise InvalidInput(field_name, "is required")
     if len(raw) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(field_name, f"must be at least {MIN_PASSWORD_LENGTH} characters")
     if len(raw) > MAX_PASSWORD_LENGTH:
         raise InvalidInput(field_name, f"must be at most {MAX_PASSWORD_LENGTH} characters")
+    if common is not None and common(raw):
+        raise InvalidInput(field_name, "is one of the most common passwords, the first ones "
+                                       "an attacker tries; choose another")
     return raw
 
 

@@ -1,6 +1,7 @@
 """How failed logins slow an attacker down: a few free failures, then doubling delays, and
 never more than the hourly maximum (ASVS: at most 100 failed attempts per hour)."""
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,3 +41,19 @@ def retry_after(state: ThrottleState | None, now: datetime) -> timedelta | None:
     if state is None or state.locked_until is None or state.locked_until <= now:
         return None
     return state.locked_until - now
+
+
+def client_network(address: str | None) -> str:
+    """Whom a per-client count is for: an IPv4 address, or an IPv6 address's /64 (one
+    customer line or one server usually holds a whole /64, and picks any address in it)."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -8,6 +8,7 @@ import jinja2
 from aiohttp import web
 
 from gateway.http import (
+    protocol_errors,
     routes_accounts,
     routes_email_change,
     routes_invoices,
@@ -43,6 +44,7 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
 
 def create_ops_app(services: HttpServices) -> web.Application:
     """The operations listener: /healthz, /readyz and /metrics, for monitoring only."""
+    protocol_errors.install()
     app = web.Application(client_max_size=MAX_BODY, middlewares=[problem_middleware])
     app[SERVICES] = services
     app.on_response_prepare.append(security_headers)
@@ -51,6 +53,7 @@ def create_ops_app(services: HttpServices) -> web.Application:
 
 
 def create_app(services: HttpServices, path_prefix: str = "") -> web.Application:
+    protocol_errors.install()
     # Outermost: everything after it sees the scheme and host a trusted proxy reports.
     forwarded = forwarded_middleware(services.trusted_proxies)
     app = web.Application(

@@ -5,6 +5,8 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from gateway.domain.throttle import client_network
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -22,17 +24,8 @@ def client_ip(request: web.Request, trusted: Sequence[Network]) -> str:
 
 
 def limit_key(address: str) -> str:
-    """Whom a per-client limit counts: an IPv4 address, or an IPv6 address's /64 (one
-    customer line or one server usually holds a whole /64, and picks any address in it)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
+    """Whom a per-client limit counts (gateway.domain.throttle.client_network)."""
+    return client_network(address)
 
 
 def within(address: str, networks: Sequence[Network]) -> bool:

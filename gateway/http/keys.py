@@ -43,6 +43,7 @@ class HttpServices:
     login_limit: SlidingWindow | None = None
     signup_limit: SlidingWindow | None = None
     stream_slots: StreamSlots | None = None
+    invoice_limit: SlidingWindow | None = None  # portal invoices per client address
     datacenters: tuple[str, ...] = ()
     currencies: tuple[str, ...] = ()
     csrf_key: bytes = b""

@@ -152,7 +152,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/v1/me", "Your account", "customer", "session", None, 200, out.Account, (401,)),
     Op("patch", "/v1/me", "Correct your profile (202: a new email waits for its link)",
        "customer", "session", req.ProfileBody, 200, out.Account,
-       (*BODY, *SESSION_WRITE, 429, 503), also_ok=(202,)),
+       (*BODY, *SESSION_WRITE, 409, 429, 503), also_ok=(202,)),
     Op("post", "/v1/email-changes/confirm", "Confirm a new email address (mailed link)",
        "customer", "none", req.TokenBody, 204, None, (*BODY, 401, 409)),
     Op("post", "/v1/email-changes/undo", "Undo an email change (link mailed to the old "
@@ -264,6 +264,7 @@ OPERATIONS: tuple[Op, ...] = (
 PAGES: tuple[tuple[str, str], ...] = (
     ("get", "/pay/{invoice_id}"), ("get", "/pay/{invoice_id}/events"),
     ("get", "/signup"), ("post", "/signup"), ("get", "/verify-email"),
+    ("post", "/verify-email"),
     ("get", "/login"), ("post", "/login"), ("get", "/forgot"), ("post", "/forgot"),
     ("get", "/reset"), ("post", "/reset"), ("get", "/account"), ("post", "/account/buy"),
     ("post", "/account/renewal"), ("post", "/account/pay-again"),

@@ -19,6 +19,11 @@ class SlidingWindow:
         self._hits: dict[str, deque[float]] = {}
 
     def hit(self, key: str, what: str) -> None:
+        self.check(key, what)
+        self.record(key)
+
+    def check(self, key: str, what: str) -> None:
+        """`TooManyRequests` when `key` has used up its window; counts nothing."""
         now = self._clock()
         hits = self._hits.setdefault(limit_key(key), deque())
         while hits and now - hits[0] >= self._seconds:
@@ -26,6 +31,10 @@ class SlidingWindow:
         if len(hits) >= self._limit:
             raise TooManyRequests(f"too many {what} attempts from your address; wait and retry",
                                   self._seconds - (now - hits[0]))
+
+    def record(self, key: str) -> None:
+        now = self._clock()
+        hits = self._hits.setdefault(limit_key(key), deque())
         hits.append(now)
         if len(self._hits) > 100_000:  # bounded memory under a flood of addresses
             self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] < self._seconds}

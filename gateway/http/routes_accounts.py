@@ -145,8 +145,11 @@ async def update_me(request: web.Request) -> web.Response:
     # The same answer whether or not another account has the address: a link goes to
     # the new address, or a notice to its owner.
     assert body.email is not None
+    token = session_token(request)
+    assert token is not None
+    current = await request.app[SERVICES].accounts.session(token)
     await email_changes(request).request(account_id, body.email, body.current_password,
-                                         body.totp_code, ip(request))
+                                         body.totp_code, ip(request), current.id)
     return web.json_response(await account_doc(request, view), status=202)
 
 
@@ -220,7 +223,11 @@ async def begin_totp(request: web.Request) -> web.Response:
 async def confirm_totp(request: web.Request) -> web.Response:
     account_id = await customer(request)
     body = CodeBody.model_validate(await read_json(request))
-    codes = await request.app[SERVICES].two_factor.confirm(account_id, body.code, ip(request))
+    token = session_token(request)
+    assert token is not None
+    current = await request.app[SERVICES].accounts.session(token)
+    codes = await request.app[SERVICES].two_factor.confirm(account_id, body.code, ip(request),
+                                                           current.id)
     return web.json_response({"recovery_codes": codes})
 
 

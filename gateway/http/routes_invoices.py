@@ -8,6 +8,7 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.money import parse_fiat
 from gateway.http.auth import api_key, customer
 from gateway.http.ids import checked_id
+from gateway.http.invoice_limits import created_invoice, may_create_invoice
 from gateway.http.keys import SERVICES
 from gateway.http.paging import page_request, page_response
 from gateway.http.schemas import InvoiceBody, PlanInvoiceBody, read_json
@@ -54,6 +55,7 @@ async def create_my_invoice(request: web.Request) -> web.Response:
     account_id = await customer(request)
     raw = await read_json(request)
     body = PlanInvoiceBody.model_validate(raw)
+    await may_create_invoice(request, account_id)
     invoices = request.app[SERVICES].invoices
     plan = invoices.plan(body.plan)
     currency = (await request.app[SERVICES].accounts.view(account_id)).account.currency
@@ -64,6 +66,8 @@ async def create_my_invoice(request: web.Request) -> web.Response:
     resp = created(view, replayed)
     if view.reused:
         resp.set_status(200)  # your open invoice for this plan and coin, not a new one
+    elif not replayed:
+        created_invoice(request)
     return resp
 
 

@@ -38,8 +38,9 @@ async def stream_status(request: web.Request, invoice_id: str) -> web.StreamResp
     client and in total (429 / 503 with Retry-After beyond)."""
     services = request.app[SERVICES]
     invoices = services.invoices
-    await invoices.read(invoice_id)  # 404 before the stream starts
-    release = (services.stream_slots.take(client_ip(request, services.trusted_proxies))
+    view = await invoices.read(invoice_id)  # 404 before the stream starts
+    release = (services.stream_slots.take(client_ip(request, services.trusted_proxies),
+                                           view.record.invoice.account_id)
                if services.stream_slots is not None else None)
     try:
         return await _stream(request, invoice_id)

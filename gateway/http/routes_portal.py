@@ -16,7 +16,13 @@ from gateway.http.forms import read_form
 from gateway.http.keys import CSRF, PREFIX, SERVICES
 from gateway.http.routes_accounts import log_in
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
-from gateway.services.errors import Conflict, ServiceUnavailable, TooManyRequests, Unauthorized
+from gateway.services.errors import (
+    Conflict,
+    Forbidden,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 from gateway.services.ports import SessionRecord
 
 routes = web.RouteTableDef()
@@ -138,6 +144,8 @@ def _status(exc: Exception, otherwise: int) -> int:
         return 429
     if isinstance(exc, ServiceUnavailable):  # too many passwords being checked right now
         return 503
+    if isinstance(exc, Forbidden):
+        return 403
     return otherwise
 
 
@@ -149,8 +157,21 @@ def _retry_after(resp: web.Response, exc: Exception) -> web.Response:
 
 @routes.get("/verify-email")
 async def verify_email_page(request: web.Request) -> web.Response:
+    # Opening the link only shows a button: mail scanners fetch links, and a fetch must
+    # not confirm an address (the email-change pages work the same way).
+    return _render(request, "email_change.html", {
+        "heading": "Confirm your email address",
+        "text": "Confirm that this address belongs to your new Packetra account.",
+        "button": "Confirm the address", "token": request.query.get("token"),
+        "action": "verify-email", "csrf": request.app[CSRF].token(request)})
+
+
+@routes.post("/verify-email")
+async def verify_email_submit(request: web.Request) -> web.Response:
+    form = await read_form(request)
+    request.app[CSRF].check(request, _text(form, "csrf"))
     try:
-        await request.app[SERVICES].recovery.verify_email(request.query.get("token", ""))
+        await request.app[SERVICES].recovery.verify_email(_text(form, "token") or "")
     except Unauthorized as exc:
         return _render(request, "message.html", {"heading": "This link does not work",
                                                  "text": str(exc)}, 400)
@@ -275,7 +296,7 @@ async def account_profile(
             await changes.request(session.account_id, email,
                                   _secret(form, "current_password"),
                                   _text(form, "totp_code"),
-                                  client_ip(request, services.trusted_proxies))
+                                  client_ip(request, services.trusted_proxies), session.id)
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
         return await _account(request, session, status, error=str(exc))
@@ -322,7 +343,7 @@ async def account_totp_confirm(
     try:
         codes = await services.two_factor.confirm(
             session.account_id, str(form.get("code", "")),
-            client_ip(request, services.trusted_proxies))
+            client_ip(request, services.trusted_proxies), session.id)
     except DomainError as exc:
         return await _account(request, session, 422, error=str(exc))
     return await _account(request, session, recovery_codes=codes,

@@ -6,6 +6,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.domain.errors import DomainError
+from gateway.http.invoice_limits import created_invoice, may_create_invoice
 from gateway.http.keys import SERVICES
 from gateway.http.routes_portal import (
     _account,
@@ -25,11 +26,14 @@ routes = web.RouteTableDef()
 async def account_buy(request: web.Request, session: SessionRecord, form: Any) -> web.Response:
     services = request.app[SERVICES]
     try:
+        await may_create_invoice(request, session.account_id)
         plan = services.invoices.plan(_text(form, "plan") or "")
         currency = (await services.accounts.view(session.account_id)).account.currency
         view, _ = await services.invoices.create_once(
             session.account_id, plan.price_in(currency), _text(form, "coin") or "",
             {"plan": plan.name}, None, for_plan=plan)
+        if not view.reused:
+            created_invoice(request)
     except DomainError as exc:
         return _retry_after(
             await _account(request, session, _status(exc, 422), error=str(exc)), exc)
@@ -42,8 +46,11 @@ async def account_pay_again(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
     try:
+        await may_create_invoice(request, session.account_id)
         view = await request.app[SERVICES].invoices.pay_again(
             session.account_id, _text(form, "invoice_id") or "")
+        if not view.reused:
+            created_invoice(request)
     except DomainError as exc:
         return _retry_after(
             await _account(request, session, _status(exc, 422), error=str(exc)), exc)

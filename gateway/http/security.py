@@ -1,5 +1,9 @@
 from aiohttp import web
 
+# aiohttp would name itself and Python with their versions on every answer: a free
+# pointer to the known holes of that exact release.
+SERVER = "packetra-gateway"
+
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -16,5 +20,6 @@ async def security_headers(request: web.Request, resp: web.StreamResponse) -> No
     resp.headers.setdefault("X-Frame-Options", "DENY")
     resp.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     resp.headers.setdefault("Cache-Control", "no-store")
+    resp.headers["Server"] = SERVER
     if request.secure:
         resp.headers.setdefault("Strict-Transport-Security", "max-age=63072000")

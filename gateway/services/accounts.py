@@ -10,8 +10,8 @@ from gateway.domain.accounts import (
     normalize_email,
 )
 from gateway.domain.errors import InvalidInput
-from gateway.domain.throttle import ThrottlePolicy, ThrottleState, after_failure, retry_after
-from gateway.services.attempts import Attempts, PasswordCheck
+from gateway.domain.throttle import ThrottlePolicy, after_failure, retry_after
+from gateway.services.attempts import Attempts, PasswordCheck, network_key, password_key
 from gateway.services.errors import (
     Conflict,
     NotFound,
@@ -29,7 +29,7 @@ from gateway.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from gateway.services.two_factor import TwoFactorService
+from gateway.services.two_factor import CheckedCode, TwoFactorService
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,13 @@ class AccountPolicy:
     session_lifetime: timedelta = timedelta(hours=8)
     session_idle: timedelta = timedelta(minutes=30)
     require_email_verification: bool = False
+
+
+def email_policy(per_network: ThrottlePolicy, cap: int) -> ThrottlePolicy:
+    """The per-email counter across all networks: no delays, only the hourly cap."""
+    return ThrottlePolicy(free_failures=cap, base_delay=per_network.base_delay,
+                          max_delay=per_network.max_delay, window=per_network.window,
+                          max_failures_per_window=cap)
 
 
 # last_seen_at is written at most this often, so reads do not all become writes.
@@ -100,6 +107,8 @@ class AccountService:
         two_factor: TwoFactorService | None = None,
         throttle: ThrottlePolicy | None = None,
         reader: UnitOfWorkFactory | None = None,
+        email_throttle: ThrottlePolicy | None = None,
+        common_passwords: Callable[[str], bool] | None = None,
     ) -> None:
         self._uow = uow
         self._reader = reader or uow  # session checks read; they write only now and then
@@ -110,10 +119,12 @@ class AccountService:
         self._policy = policy
         self._two_factor = two_factor
         self._throttle = throttle or ThrottlePolicy()
+        self._email_throttle = email_throttle or email_policy(self._throttle, 100)
+        self._common = common_passwords
 
     async def sign_up(self, req: Signup) -> AccountView:
         email = normalize_email(req.email)
-        password = check_password(req.password)
+        password = check_password(req.password, common=self._common)
         profile = Profile(
             email,
             _optional_text(req.display_name, "display_name"),
@@ -144,15 +155,21 @@ class AccountService:
     async def log_in(self, email: str, password: str, second: str | None = None,
                      ip: str | None = None) -> NewSession:
         # One answer for unknown email and wrong password; the hasher spends the same
-        # time on a dummy hash when there is no account, and failures are counted per
-        # email (by its blind index) whether or not an account has it.
+        # time on a dummy hash when there is no account. Failures are counted per email
+        # (by its blind index, whether or not an account has it) and client network,
+        # with doubling delays, and per email alone with only a high hourly cap: a
+        # stranger's failures from elsewhere do not lock the owner out, and a flood from
+        # many networks stops at the cap (which a password reset clears).
         try:
             lookup = self._index(email_lookup_form(normalize_email(email)))
         except InvalidInput:
             lookup = self._index("invalid:" + email.strip().lower())
+        net = network_key(self._index, lookup, ip)
         async with self._uow() as uow:
-            await self._not_throttled(uow, lookup)
+            await self._not_throttled(uow, lookup, net)
             found = await uow.accounts.find_login(lookup)
+            if found is not None:
+                await self._not_throttled(uow, password_key(found.account.id))
         # The hash runs with no transaction open: on SQLite every transaction holds the
         # write lock, and nothing else could write (or read) while a password is hashed.
         stored = found.password_hash if found else None
@@ -160,36 +177,48 @@ class AccountService:
         rehashed = None
         if correct and stored is not None and self._passwords.needs_rehash(stored):
             rehashed = await self._passwords.hash(password)
+        # A recovery code is matched here too, not inside the transaction below; and
+        # only behind the right password.
+        checked_code = (await self._two_factor.check(found.account.id, second)
+                        if self._two_factor is not None and correct and found is not None
+                        else CheckedCode(second))
         now = self._clock()
         async with self._uow() as uow:
             # Again: failures recorded meanwhile by requests running alongside count too.
-            state = await self._not_throttled(uow, lookup)
+            await self._not_throttled(uow, lookup, net)
             login = await uow.accounts.find_login(lookup)
+            if login is not None:
+                await self._not_throttled(uow, password_key(login.account.id))
             if not correct or login is None or login.password_hash != stored:
-                await uow.throttle.put(lookup, after_failure(state, now, self._throttle))
+                await self._count_failure(uow, lookup, net, now)
                 await uow.security_log.add(login.account.id if login else None, "login_failed",
                                            ip, now)
                 await uow.commit()
                 raise Unauthorized(self._wrong_login)
             if self._two_factor is not None:
                 # Past the password only: a wrong code counts on the account's
-                # second-factor counter (shared with reset and removal), not the email's.
+                # second-factor counter (shared with reset and removal), and like a wrong
+                # password on the login counters. A missing or wrong code, or a locked
+                # second-factor counter, is answered exactly like a wrong password: a
+                # different answer would tell a guesser that the password was right.
                 try:
-                    await self._two_factor.require(uow, login.account.id, second)
-                except Unauthorized:
+                    await self._two_factor.require(uow, login.account.id, checked_code)
+                except (Unauthorized, TooManyRequests):
+                    await self._count_failure(uow, lookup, net, now)
                     await uow.security_log.add(login.account.id, "login_failed", ip, now)
                     await uow.commit()
-                    raise
+                    raise Unauthorized(self._wrong_login) from None
             if (self._policy.require_email_verification
                     and not await uow.accounts.email_verified(login.account.id)):
                 # Counted and answered like a wrong password: whoever signed up with
                 # someone else's address (which answers like a free one) must not learn
                 # here that it was taken.
-                await uow.throttle.put(lookup, after_failure(state, now, self._throttle))
+                await self._count_failure(uow, lookup, net, now)
                 await uow.security_log.add(login.account.id, "login_failed", ip, now)
                 await uow.commit()
                 raise UnconfirmedEmail(self._wrong_login, login.account.id)
-            await uow.throttle.clear(lookup)
+            for key in (lookup, net, password_key(login.account.id)):
+                await uow.throttle.clear(key)
             await uow.security_log.add(login.account.id, "login_succeeded", ip, now)
             await uow.accounts.record_login(login.account.id, now)
             if rehashed is not None:
@@ -202,20 +231,30 @@ class AccountService:
         token = self._tokens.issue(session.account_id, session.id, now, session.expires_at)
         return NewSession(token, session.id, session.account_id, session.expires_at)
 
+    async def _count_failure(self, uow: UnitOfWork, lookup: str, net: str,
+                             now: datetime) -> None:
+        await uow.throttle.put(net, after_failure(await uow.throttle.get(net), now,
+                                                  self._throttle))
+        await uow.throttle.put(lookup, after_failure(await uow.throttle.get(lookup), now,
+                                                     self._email_throttle))
+
     @property
     def _wrong_login(self) -> str:
+        # One text for every refusal: wrong password, unknown email, missing or wrong
+        # second factor, unconfirmed address.
+        wrong = ("email, password or two-factor code (totp_code, if you turned two-factor "
+                 "on) is wrong")
         if self._policy.require_email_verification:
-            return ("email or password is wrong, or the address is not confirmed yet (then "
-                    "a new confirmation link is on its way)")
-        return "email or password is wrong"
+            return (f"{wrong}, or the address is not confirmed yet (then a new confirmation "
+                    "link is on its way)")
+        return wrong
 
-    async def _not_throttled(self, uow: UnitOfWork, lookup: str) -> ThrottleState | None:
-        state = await uow.throttle.get(lookup)
-        wait = retry_after(state, self._clock())
-        if wait is not None:
-            raise TooManyRequests("too many failed logins for this email; wait and retry",
-                                  wait.total_seconds())
-        return state
+    async def _not_throttled(self, uow: UnitOfWork, *keys: str) -> None:
+        for key in keys:
+            wait = retry_after(await uow.throttle.get(key), self._clock())
+            if wait is not None:
+                raise TooManyRequests("too many failed logins for this email; wait and retry",
+                                      wait.total_seconds())
 
     async def authenticate(self, token: str) -> str:
         """Account id for a live session token; `Unauthorized` otherwise."""
@@ -262,7 +301,7 @@ class AccountService:
                               ip: str | None = None) -> None:
         """Needs the current password; ends every other session of the account."""
         session = await self.session(token)
-        new = check_password(new, "new_password")
+        new = check_password(new, "new_password", self._common)
         checks = PasswordCheck(self._uow, self._passwords, self._index,
                                Attempts(self._throttle, self._clock))
         checked = await checks.verify(session.account_id, current)
@@ -315,6 +354,10 @@ class AccountService:
     @property
     def requires_verification(self) -> bool:
         return self._policy.require_email_verification
+
+    async def email_verified(self, account_id: str) -> bool:
+        async with self._reader() as uow:
+            return await uow.accounts.email_verified(account_id)
 
     async def view(self, account_id: str) -> AccountView:
         async with self._reader() as uow:

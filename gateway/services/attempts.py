@@ -1,8 +1,12 @@
 """Failure counters for the secrets a customer proves, with the login throttle's doubling
 delays and hourly cap (gateway.domain.throttle):
 
-- the password: keyed by the email's blind index, the very counter logins use, so a
-  stolen session cannot guess the password through deletion, password or email change;
+- the password at login: two counters, one per (email, client network) with the doubling
+  delays, and one per email with a higher hourly cap only (gateway.services.accounts), so
+  failures from one network cannot lock the customer out from another;
+- the password of a logged-in customer: one counter per account, which login obeys
+  too, so a stolen session cannot guess the password through deletion, password or
+  email change (and nobody without a session can move it);
 - the second factor: one counter per account, shared by login, password reset, two-factor
   removal, deletion and email change, so a code cannot be guessed through any of them.
 
@@ -20,7 +24,13 @@ from dataclasses import dataclass
 
 from gateway.domain.accounts import email_lookup_form
 from gateway.domain.errors import InvalidInput
-from gateway.domain.throttle import ThrottlePolicy, ThrottleState, after_failure, retry_after
+from gateway.domain.throttle import (
+    ThrottlePolicy,
+    ThrottleState,
+    after_failure,
+    client_network,
+    retry_after,
+)
 from gateway.services.errors import Conflict, TooManyRequests
 from gateway.services.ports import Clock, PasswordHasher, UnitOfWork, UnitOfWorkFactory
 
@@ -28,6 +38,17 @@ from gateway.services.ports import Clock, PasswordHasher, UnitOfWork, UnitOfWork
 def second_factor_key(account_id: str) -> str:
     # The adapter's erasure removes this row too (SqlAccounts.erase_personal_data).
     return f"2fa:{account_id}"
+
+
+def password_key(account_id: str) -> str:
+    # Erased with the account too; logins check it and a successful one clears it.
+    return f"pw:{account_id}"
+
+
+def network_key(blind_index: Callable[[str], str], email_key: str, ip: str | None) -> str:
+    """The login counter of one email from one client network; a blind index again, so
+    the table shows neither the network nor which email it belongs to."""
+    return blind_index(f"login-net:{email_key}:{client_network(ip)}")
 
 
 class Attempts:
@@ -58,7 +79,7 @@ class CheckedPassword:
     """A password found right, outside any transaction; `still` confirms it inside one."""
 
     account_id: str
-    key: str  # the email's blind index: the login counter's key
+    key: str  # the email's blind index
     password_hash: str
     had_failures: bool
 
@@ -79,15 +100,16 @@ class PasswordCheck:
         committed), `TooManyRequests` while the counter is locked."""
         if not password:
             raise InvalidInput(field, "is required")
+        counter = password_key(account_id)
         async with self._uow() as uow:
             profile = await uow.accounts.profile(account_id)
             key = self._index(email_lookup_form(profile.email))
-            state = await self._attempts.open(uow, key, "password attempts")
+            state = await self._attempts.open(uow, counter, "password attempts")
             login = await uow.accounts.find_login(key)
         if login is None or not await self._passwords.verify(login.password_hash, password):
             async with self._uow() as uow:
                 # Read again: failures counted meanwhile by requests alongside add up.
-                await self._attempts.failed(uow, key, await uow.throttle.get(key))
+                await self._attempts.failed(uow, counter, await uow.throttle.get(counter))
             raise InvalidInput(field, "is wrong")
         return CheckedPassword(account_id, key, login.password_hash, state is not None)
 
@@ -99,4 +121,4 @@ class PasswordCheck:
                 or login.password_hash != checked.password_hash):
             raise Conflict("your password or email changed meanwhile; try again")
         if checked.had_failures:
-            await uow.throttle.clear(checked.key)
+            await uow.throttle.clear(password_key(checked.account_id))

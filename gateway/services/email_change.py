@@ -8,13 +8,20 @@ one sealed inside the undo link mailed to it. So nothing personal waits in the d
 for a retention task, and a decoded link shows no address."""
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway.domain.accounts import email_lookup_form, normalize_email
 from gateway.domain.throttle import ThrottlePolicy
+from gateway.domain.timestamps import rfc3339
 from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.errors import Conflict, Unauthorized
-from gateway.services.ports import Clock, PasswordHasher, Profile, UnitOfWorkFactory
+from gateway.services.ports import (
+    Clock,
+    PasswordHasher,
+    Profile,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from gateway.services.recovery import Links, Mailer, RecoveryService, SealedTokens, fingerprint
 from gateway.services.two_factor import TwoFactorService
 
@@ -52,16 +59,19 @@ class EmailChangeService:
             return email != (await uow.accounts.profile(account_id)).email
 
     async def request(self, account_id: str, new_email: str, password: str | None,
-                      code: str | None, ip: str | None = None) -> None:
+                      code: str | None, ip: str | None = None,
+                      session_id: str | None = None) -> None:
         """Mails a confirmation link to the new address, or, when another account has it,
         a notice to that account instead: the caller's answer is the same either way."""
         new = normalize_email(new_email)
         new_index = self._index(email_lookup_form(new))
         now = self._clock()
         checked = await self._check.verify(account_id, password)
+        second = await self._two_factor.check(account_id, code)
         async with self._uow() as uow:
             await self._check.still(uow, checked)
-            await self._two_factor.require_field(uow, account_id, code)
+            await self._two_factor.require_field(uow, account_id, second)
+            await self._no_undo_pending(uow, account_id, now)
             profile = await uow.accounts.profile(account_id)
             index = self._index(email_lookup_form(profile.email))
             login = await uow.accounts.find_login(index)
@@ -70,6 +80,8 @@ class EmailChangeService:
             taken = owner is not None and owner.account.id != account_id
             await uow.security_log.add(account_id, "email_change_requested", ip, now)
             await uow.commit()
+        if not await self._recovery.may_mail(new):
+            return  # the same answer; the address has had enough mail from us this hour
         if taken:
             await self._mailer.send(
                 new, "Someone tried to move an account to this address",
@@ -78,7 +90,8 @@ class EmailChangeService:
                 "not affected.\n\nIf this was you, log in to that other account with its own "
                 "address. Otherwise, ignore this mail.")
             return
-        stamp = f"{fingerprint(login.password_hash, index)}.{new_index}"
+        # The session that asked is the one that survives the change (see `confirm`).
+        stamp = f"{fingerprint(login.password_hash, index)}.{new_index}.{session_id or ''}"
         token = self._confirm.issue(account_id, stamp, self._confirm_ttl, new)
         hours = int(self._confirm_ttl.total_seconds() // 3600)
         await self._mailer.send(
@@ -88,6 +101,18 @@ class EmailChangeService:
             f"{self._links.email_change}{token}\n\n"
             "Until then the account keeps its old address. If you did not ask for this, "
             "ignore this mail.")
+
+    @staticmethod
+    async def _no_undo_pending(uow: UnitOfWork, account_id: str, now: datetime) -> None:
+        """A change while the previous one can still be undone would leave the undo link
+        mailed to the previous address nothing to undo: whoever took the account could
+        kill it with a second change. So one change per undo period."""
+        until = await uow.accounts.email_undo_until(account_id)
+        if until is not None and until > now:
+            raise Conflict(
+                "the email address was changed recently and the previous address can "
+                f"still undo that until {rfc3339(until)}; change it again after that, "
+                "or contact support")
 
     async def confirm(self, token: str, ip: str | None = None) -> None:
         """Applies the new address; the old one is told, with a link that undoes it."""
@@ -101,11 +126,18 @@ class EmailChangeService:
             old = await uow.accounts.profile(account_id)
             index = self._index(email_lookup_form(old.email))
             login = await uow.accounts.find_login(index)
-            if login is None or stamp != f"{fingerprint(login.password_hash, index)}.{new_index}":
+            expected = (f"{fingerprint(login.password_hash, index)}.{new_index}."
+                        if login is not None else None)
+            if expected is None or not stamp.startswith(expected):
                 raise Unauthorized("this link was already used or is out of date")
+            keep = stamp[len(expected):] or None
+            await self._no_undo_pending(uow, account_id, now)
             await uow.accounts.update_profile(  # Conflict: taken since the request
                 account_id, Profile(new, old.display_name, old.company), new_index)
             await uow.accounts.mark_email_verified(account_id, now)
+            await uow.accounts.set_email_undo_until(account_id, now + self._undo_ttl)
+            # Sessions opened under the old address end; the one that asked stays.
+            await uow.sessions.revoke_all(account_id, now, keep=keep)
             await uow.security_log.add(account_id, "email_changed", ip, now)
             await uow.commit()
         undo = self._undo.issue(account_id, new_index, self._undo_ttl, old.email)
@@ -126,6 +158,7 @@ class EmailChangeService:
         owner may have left because it was lost) cannot take the account back with it.
         The address that loses the account is told."""
         account_id, changed_index, previous = self._undo.open(token)
+        second = await self._two_factor.check(account_id, code)
         now = self._clock()
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
@@ -134,7 +167,7 @@ class EmailChangeService:
             current = await uow.accounts.profile(account_id)
             if self._index(email_lookup_form(current.email)) != changed_index:
                 raise Unauthorized("this link was already used or is out of date")
-            await self._two_factor.require(uow, account_id, code)
+            await self._two_factor.require(uow, account_id, second)
             try:
                 await uow.accounts.update_profile(
                     account_id, Profile(previous, current.display_name, current.company),
@@ -143,6 +176,7 @@ class EmailChangeService:
                 raise Conflict("another account has this address now; contact support"
                                ) from None
             await uow.accounts.set_password_hash(account_id, RESET_REQUIRED)
+            await uow.accounts.set_email_undo_until(account_id, None)
             await uow.sessions.revoke_all(account_id, now)
             await uow.security_log.add(account_id, "email_change_undone", ip, now)
             await uow.commit()

@@ -132,12 +132,13 @@ class PrivacyService:
         checks = PasswordCheck(self._uow, self._passwords, self._index,
                                Attempts(self._throttle, self._clock))
         checked = await checks.verify(account_id, password, "password")
+        second = await self._two_factor.check(account_id, code)  # outside the transaction
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
             if account is None or account.deleted:
                 raise NotFound("account")
             await checks.still(uow, checked)
-            await self._two_factor.require_field(uow, account_id, code)
+            await self._two_factor.require_field(uow, account_id, second)
             due = account.schedule_deletion(now, self._grace)
             await uow.accounts.save(account)
             await uow.sessions.revoke_all(account_id, now)

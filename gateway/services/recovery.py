@@ -1,12 +1,15 @@
 """Password reset by mail, and the notices a customer must get about their account."""
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from gateway.domain.accounts import check_password, email_lookup_form, normalize_email
 from gateway.domain.errors import InvalidInput
+from gateway.domain.throttle import ThrottlePolicy, after_failure, retry_after
+from gateway.services.attempts import network_key, password_key
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import (
     Clock,
@@ -70,7 +73,9 @@ class RecoveryService:
                  passwords: PasswordHasher, blind_index: "BlindIndexFn",
                  two_factor: TwoFactorService, clock: Clock, links: Links,
                  ttl: timedelta = timedelta(minutes=30),
-                 verifier: ResetTokens | None = None) -> None:
+                 verifier: ResetTokens | None = None,
+                 mails_per_recipient_per_hour: int = 5,
+                 common_passwords: Callable[[str], bool] | None = None) -> None:
         self._uow = uow
         self._mailer = mailer
         self._tokens = tokens
@@ -81,6 +86,23 @@ class RecoveryService:
         self._links = links
         self._ttl = ttl
         self._verifier = verifier or tokens
+        self._common = common_passwords
+        self._mail_policy = ThrottlePolicy(free_failures=mails_per_recipient_per_hour,
+                                           max_failures_per_window=mails_per_recipient_per_hour)
+
+    async def may_mail(self, email: str) -> bool:
+        """Whether one more of the mails anyone can cause (reset and confirmation links,
+        sign-up and email-change notices) may go to this address this hour. Counted in
+        the login-throttle table under a blind index, like failed logins; past the limit
+        the mail is silently not sent, so the answer stays the same."""
+        key = self._index("mail:" + email_lookup_form(email))
+        now = self._clock()
+        async with self._uow() as uow:
+            state = await uow.throttle.get(key)
+            allowed = retry_after(state, now) is None
+            await uow.throttle.put(key, after_failure(state, now, self._mail_policy))
+            await uow.commit()
+        return allowed
 
     async def request_reset(self, email: str) -> None:
         """The same answer and (nearly) the same work whether or not the email is known."""
@@ -93,6 +115,8 @@ class RecoveryService:
             if login is None:
                 return
             profile = await uow.accounts.profile(login.account.id)
+        if not await self.may_mail(profile.email):
+            return
         token = self._tokens.issue(login.account.id, fingerprint(login.password_hash, lookup),
                                    self._ttl)
         minutes = int(self._ttl.total_seconds() // 60)
@@ -126,15 +150,23 @@ class RecoveryService:
 
     async def confirm_reset(self, token: str, new_password: str, second: str | None,
                             ip: str | None = None) -> None:
-        self._tokens.read(token)  # an invalid link is refused before the password is judged
-        new_password = check_password(new_password, "new_password")
+        # An invalid link is refused before the password is judged.
+        linked, _ = self._tokens.read(token)
+        new_password = check_password(new_password, "new_password", self._common)
         new_hash = await self._passwords.hash(new_password)  # before the transaction
+        checked = await self._two_factor.check(linked, second)  # so is a recovery code
         now = self._clock()
         async with self._uow() as uow:
             account_id, profile = await self._live_reset(uow, token)
-            await self._two_factor.require(uow, account_id, second)
+            await self._two_factor.require(uow, account_id, checked)
             await uow.accounts.set_password_hash(account_id, new_hash)
             await uow.sessions.revoke_all(account_id, now)
+            # Whoever opened the mailed link owns the address: whatever failures others
+            # piled up on it no longer keep them out.
+            lookup = self._index(email_lookup_form(profile.email))
+            for key in (lookup, network_key(self._index, lookup, ip),
+                        password_key(account_id)):
+                await uow.throttle.clear(key)
             await uow.security_log.add(account_id, "password_reset", ip, now)
             await uow.commit()
         await self.notify_email(profile.email, "password_changed")
@@ -143,12 +175,14 @@ class RecoveryService:
         """A link that confirms the address; bound to it, so it cannot confirm another."""
         async with self._uow() as uow:
             profile = await uow.accounts.profile(account_id)
+        if not await self.may_mail(profile.email):
+            return
         token = self._verifier.issue(account_id, self._index(email_lookup_form(profile.email)),
                                      timedelta(hours=24))
         await self._mailer.send(
             profile.email, "Confirm your email address",
-            "Open this link within 24 hours to confirm the email address of your new "
-            f"Packetra account:\n\n{self._links.verify}{token}\n\n"
+            "Open this link within 24 hours and press its button to confirm the email "
+            f"address of your new Packetra account:\n\n{self._links.verify}{token}\n\n"
             "If you did not sign up, ignore this mail.")
 
     async def verify_email(self, token: str) -> None:
@@ -165,6 +199,8 @@ class RecoveryService:
     async def notify_signup_attempt(self, email: str) -> None:
         """Signup with a taken address, when verification is required: the answer is the
         one a free address gets; the mail goes to the address' owner instead."""
+        if not await self.may_mail(email):
+            return
         await self._mailer.send(
             email, "Someone tried to sign up with your address",
             "Someone tried to create a Packetra account with this email address, which "

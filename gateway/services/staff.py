@@ -78,9 +78,11 @@ class StaffService:
     def __init__(self, uow: UnitOfWorkFactory, passwords: PasswordHasher, codes: TotpCodes,
                  blind_index: Callable[[str], str], clock: Clock, policy: StaffPolicy,
                  throttle: ThrottlePolicy | None = None,
+                 common_passwords: Callable[[str], bool] | None = None,
                  reader: UnitOfWorkFactory | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock
+        self._common = common_passwords
         self._passwords = passwords
         self._codes = codes
         self._index = blind_index
@@ -92,7 +94,8 @@ class StaffService:
     async def add(self, name: str, role: str, password: str) -> StaffMember:
         member = StaffMember(new_id("stf_"), check_name(name), check_role(role),
                              self._clock(), None)
-        password_hash = await self._passwords.hash(check_password(password))
+        password_hash = await self._passwords.hash(check_password(password,
+                                                                  common=self._common))
         async with self._uow() as uow:
             await uow.staff.add(member, password_hash)
             await uow.staff.log(StaffLogEntry("cli", "staff_added", member.name, None,

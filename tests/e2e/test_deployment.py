@@ -184,7 +184,7 @@ async def test_running_it_for_real_behind_nginx(
                       "webhooks:manage", "--scope", "events:read")
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip()
-        await through_nginx(tmp_path, public, key, nginx, litecoin, env, gateway)
+        await through_nginx(tmp_path, public, key, nginx, litecoin, env, gateway, inbox)
     finally:
         nginx.stop()
         await gateway.stop()
@@ -194,7 +194,7 @@ async def test_running_it_for_real_behind_nginx(
 
 async def through_nginx(tmp_path: Path, public: str, key: str, nginx: Nginx,
                         node: LitecoinRegtest, env: dict[str, str],
-                        gateway: GatewayProcess) -> None:
+                        gateway: GatewayProcess, inbox: Inbox) -> None:
     context = ssl.create_default_context(cafile=str(nginx.cert))
     connector = aiohttp.TCPConnector(resolver=StaticResolver(), ssl=context)
     auth = {"Authorization": f"Bearer {key}"}
@@ -214,7 +214,7 @@ async def through_nginx(tmp_path: Path, public: str, key: str, nginx: Nginx,
                 assert part in said, said
             assert "PROBLEM" not in said and said.rstrip().endswith("0 problem(s)")
 
-            await customer_journey(http, public, auth, node, receiver)
+            await customer_journey(http, public, auth, node, receiver, inbox)
             await proxy_promises(http, public, nginx, context)
             await metrics_exist(http, gateway)
         finally:
@@ -241,16 +241,35 @@ async def register_receiver(http: aiohttp.ClientSession, public: str, auth: dict
 
 
 async def customer_journey(http: aiohttp.ClientSession, public: str, auth: dict[str, str],
-                           node: LitecoinRegtest, receiver: ExampleReceiver) -> None:
+                           node: LitecoinRegtest, receiver: ExampleReceiver,
+                           inbox: Inbox) -> None:
     origin = {"Origin": public}
-    # The portal: sign up, which logs in, then buy the README's plan.
+    # The portal: sign up, confirm the address with the mailed link (the default with
+    # [smtp]), log in, then buy the README's plan.
     async with http.get(f"{public}/signup") as resp:
         assert resp.status == 200
         token = csrf_of(await resp.text())
-    form = {"csrf": token, "email": "operator-test@example.org",
-            "password": "a long enough password", "datacenter": "nl-ams", "currency": "EUR"}
+    email, password = "operator-test@example.org", "a long enough password"
+    form = {"csrf": token, "email": email, "password": password, "datacenter": "nl-ams",
+            "currency": "EUR"}
     async with http.post(f"{public}/signup", data=form, headers=origin,
                          allow_redirects=False) as resp:
+        assert resp.status == 201 and "Check your inbox" in await resp.text()
+    [mail] = await inbox.wait(email, 1)
+    body = mail.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    link = re.search(r"(https://\S+/verify-email\?token=\S+)", body)
+    assert link and link.group(1).startswith(f"{public}/"), body
+    async with http.get(link.group(1)) as resp:
+        page = await resp.text()
+        assert resp.status == 200, page
+    confirm = {"csrf": csrf_of(page),
+               "token": re.search(r'name="token" value="([^"]+)"', page).group(1)}  # type: ignore[union-attr]
+    async with http.post(f"{public}/verify-email", data=confirm, headers=origin) as resp:
+        assert resp.status == 200 and "Email address confirmed" in await resp.text()
+    async with http.get(f"{public}/login") as resp:
+        token = csrf_of(await resp.text())
+    async with http.post(f"{public}/login", headers=origin, allow_redirects=False, data={
+            "csrf": token, "email": email, "password": password}) as resp:
         assert resp.status == 303, await resp.text()
         session = resp.cookies["__Host-session"].value
     cookie = {"Cookie": f"__Host-session={session}"}
@@ -343,6 +362,18 @@ async def proxy_promises(http: aiohttp.ClientSession, public: str, nginx: Nginx,
                         allow_redirects=False) as resp:
         assert resp.status == 301
         assert resp.headers["Location"].startswith(f"https://{HOSTNAME}")
+    # The host the gateway believes is nginx's configured name, not the client's Host
+    # header: a made-up port in it does not make a matching Origin acceptable.
+    async with http.get(f"{public}/login") as resp:
+        token = csrf_of(await resp.text())
+    forged = f"{HOSTNAME}:666"
+    async with http.post(f"{public}/login", headers={"Host": forged,
+                                                     "Origin": f"https://{forged}"},
+                         data={"csrf": token, "email": "nobody@example.org",
+                               "password": "wrong password here"},
+                         allow_redirects=False) as resp:
+        assert resp.status == 403, await resp.text()
+        assert resp.headers["Server"] == "nginx"  # no versions named (server_tokens off)
     # The onion listener: plain HTTP, the .onion host believed, no HSTS.
     onion = "a" * 56 + ".onion"
     async with http.get(f"http://127.0.0.1:{nginx.onion_port}/signup",

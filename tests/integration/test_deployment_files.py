@@ -16,7 +16,8 @@ from tests.support.keys import random_xpub, security_env
 from tests.support.nodes import free_port
 
 UNITS = ("gateway.service", "gateway-reconcile.service", "gateway-reconcile.timer",
-         "gateway-backup-offsite.service", "gateway-backup-offsite.timer")
+         "gateway-backup-offsite.service", "gateway-backup-offsite.timer",
+         "gateway@.service")
 
 
 def _units(tmp_path: Path) -> Path:
@@ -36,7 +37,9 @@ def _units(tmp_path: Path) -> Path:
 def test_systemd_units_verify_cleanly_and_are_hardened(tmp_path: Path) -> None:
     analyze = tool("systemd-analyze")
     folder = _units(tmp_path)
-    result = run(analyze, "verify", "--man=no", *(f"./{u}" for u in UNITS), cwd=folder)
+    # A template is verified as an instance of it.
+    result = run(analyze, "verify", "--man=no",
+                 *(f"./{u.replace('@.', '@a.')}" for u in UNITS), cwd=folder)
     # Unknown keys and bad values are only warnings (exit 0): any output fails the test.
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
         result.stdout + result.stderr)
@@ -53,6 +56,17 @@ def test_systemd_units_verify_cleanly_and_are_hardened(tmp_path: Path) -> None:
     level = re.search(r"Overall exposure level for gateway.service: ([0-9.]+)",
                       security.stdout)
     assert level and float(level.group(1)) <= 2.0, security.stdout[-300:]
+    # The template (several gateways on one host) is gateway.service with the
+    # instance's folders: as locked down, and every path its own.
+    template = run(analyze, "security", "--offline=yes", "--threshold=20", "--no-pager",
+                   "./gateway@a.service", cwd=folder)
+    level = re.search(r"Overall exposure level for gateway@a.service: ([0-9.]+)",
+                      template.stdout)
+    assert level and float(level.group(1)) <= 2.0, template.stdout[-300:]
+    one = (CONFIG / "systemd" / "gateway.service").read_text()
+    many = (CONFIG / "systemd" / "gateway@.service").read_text()
+    assert many.split("[Unit]", 1)[1].replace("/%i", "").replace(" %i", "") == \
+        one.split("[Unit]", 1)[1].replace("(SQLite database, backups)", "(SQLite, backups)")
 
     unit = (CONFIG / "systemd" / "gateway.service").read_text()
     lines = set(unit.splitlines())

@@ -99,6 +99,7 @@ def fresh_database(kind: str, tmp: Path, migrate: bool = True) -> Iterator[str]:
         path = tmp / f"gateway-{secrets.token_hex(4)}.db"
         if migrate:
             shutil.copyfile(_template(kind), path)
+            path.chmod(0o600)  # as the gateway creates one (gateway doctor checks it)
         yield f"sqlite+aiosqlite:///{path}"
         return
     name = f"gw_test_{secrets.token_hex(6)}"

@@ -118,6 +118,8 @@ class Nginx:
             "    listen [::]:443 ssl http2;\n": "",
             "listen 80;": f"listen 127.0.0.1:{http_port};",
             "listen 443 ssl default_server;": f"listen 127.0.0.1:{https_port} ssl default_server;",
+            # Published on another port than 443, the public origin carries it.
+            "X-Forwarded-Host $server_name;": f"X-Forwarded-Host $server_name:{https_port};",
             "listen 443 ssl http2;": f"listen 127.0.0.1:{https_port} ssl http2;",
             "listen 127.0.0.1:8081;": f"listen 127.0.0.1:{onion_port};",
             "server 127.0.0.1:8080;": f"server 127.0.0.1:{upstream_port};",

@@ -31,4 +31,8 @@ def security_env() -> dict[str, str]:
         "GATEWAY_SECURITY__INDEX_KEY": b64key(),
         "GATEWAY_SECURITY__DATA_KEYS": json.dumps([f"t1:{b64key()}"]),
         "GATEWAY_BACKUP__KEY": b64key(),
+        # Test gateways have no SMTP server unless a test gives one, and most tests sign
+        # up and use the account at once: they opt out of the default explicitly. Tests
+        # of verification set it to true (and the default is tested in test_config).
+        "GATEWAY_ACCOUNTS__REQUIRE_EMAIL_VERIFICATION": "false",
     }

@@ -194,3 +194,22 @@ def test_an_extra_family_validates_its_own_coins(tmp_path: Path) -> None:
         families.unregister("fake")
     with pytest.raises(ConfigError, match=r"coins\.FAK\.kind: 'fake' is not a known chain"):
         load(None, base_env(tmp_path) | {"GATEWAY_COINS__FAK__KIND": "fake"})
+
+
+def test_email_verification_is_on_by_default_and_needs_mail(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    del env["GATEWAY_ACCOUNTS__REQUIRE_EMAIL_VERIFICATION"]  # the tests' explicit opt-out
+    with pytest.raises(ConfigError, match=r"require_email_verification is on \(the default\)"
+                       r".*configure \[smtp\], or set require_email_verification = false"):
+        load(None, env)
+    smtp = {"GATEWAY_SMTP__HOST": "127.0.0.1", "GATEWAY_SMTP__FROM": "b@example.org"}
+    assert load(None, env | smtp).accounts.require_email_verification is True
+
+
+def test_session_lifetimes_are_bounded(tmp_path: Path) -> None:
+    for key, value in (("GATEWAY_SECURITY__SESSION_HOURS", "169"),
+                       ("GATEWAY_SECURITY__SESSION_IDLE_MINUTES", "1441")):
+        with pytest.raises(ConfigError, match="less than or equal"):
+            load(None, base_env(tmp_path) | {key: value})
+    assert load(None, base_env(tmp_path) | {
+        "GATEWAY_SECURITY__SESSION_HOURS": "168"}).security.session_hours == 168

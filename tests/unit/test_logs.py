@@ -38,3 +38,14 @@ def test_filter_applies_to_arguments_and_tracebacks(caplog: pytest.LogCaptureFix
     text = caplog.text
     assert "bob@example.org" not in text and "carol@example.org" not in text
     assert "<email>" in text and "ValueError" in text
+
+
+def test_urls_keep_only_scheme_host_and_port() -> None:
+    from gateway.logs import redact
+
+    assert redact("url='https://mainnet.infura.io/v3/0123abcd', x") == \
+        "url='https://mainnet.infura.io', x"
+    assert redact("POST https://node.example:8545/?apikey=s3cr3t failed") == \
+        "POST https://node.example:8545 failed"
+    assert redact("wss://eth.example/ws/KEY") == "wss://eth.example"
+    assert redact("GET /v1/invoices/inv_1 200") == "GET /v1/invoices/inv_1 200"

@@ -7,7 +7,7 @@ import pyotp
 
 from gateway.adapters.totp import PyotpCodes
 from gateway.services.ports import TotpState
-from gateway.services.two_factor import SecondFactor
+from gateway.services.two_factor import CheckedCode, SecondFactor
 
 SECRET = pyotp.random_base32(32)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -46,8 +46,10 @@ async def test_only_inputs_shaped_like_recovery_codes_cost_a_hash() -> None:
     factor = SecondFactor(codes, hasher, lambda: NOW)
     uow: Any = Uow()
     wrong = next(c for c in ("000000", "111111") if codes.matching_step(SECRET, c, NOW) is None)
+    unused = await Accounts().unused_recovery_codes("acc_1")
     for guess in (wrong, "12345", "not a code at all", "x" * 500):
-        assert not await factor.accept(uow, "acc_1", guess)
+        assert await factor.match_recovery(unused, guess) is None
+        assert not await factor.accept(uow, "acc_1", CheckedCode(guess))
     assert hasher.verified == 0
-    assert not await factor.accept(uow, "acc_1", codes.recovery_codes(1)[0].upper())
+    assert await factor.match_recovery(unused, codes.recovery_codes(1)[0].upper()) is None
     assert hasher.verified == 2

@@ -220,11 +220,12 @@ class SqlAccounts:
         # The tombstone keeps the id only. The blind index is replaced too: it is derived
         # from the email, so it would let anyone with the index key confirm a guess. Login
         # throttle rows are keyed by that index and go with it, as does the account's
-        # second-factor counter (gateway.services.attempts.second_factor_key).
+        # second-factor and password counters (gateway.services.attempts). The per-network
+        # login counters are blind indexes of the index: they expire with retention.
         index = (await self._conn.execute(select(accounts.c.email_index).where(
             accounts.c.id == account_id))).scalar_one()
         await self._conn.execute(delete(login_throttle).where(
-            login_throttle.c.key.in_([index, f"2fa:{account_id}"])))
+            login_throttle.c.key.in_([index, f"2fa:{account_id}", f"pw:{account_id}"])))
         # Mail still queued for this address (a notice, a reset link) goes too.
         await self._conn.execute(delete(mail_queue).where(mail_queue.c.recipient_index == index))
         await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(
@@ -257,6 +258,16 @@ class SqlAccounts:
     async def mark_email_verified(self, account_id: str, now: datetime) -> None:
         await self._conn.execute(update(accounts).where(accounts.c.id == account_id)
                                  .values(email_verified_at=now))
+
+    async def email_undo_until(self, account_id: str) -> datetime | None:
+        value: datetime | None = (await self._conn.execute(
+            select(accounts.c.email_undo_until).where(accounts.c.id == account_id)
+        )).scalar_one_or_none()
+        return value
+
+    async def set_email_undo_until(self, account_id: str, until: datetime | None) -> None:
+        await self._conn.execute(update(accounts).where(accounts.c.id == account_id)
+                                 .values(email_undo_until=until))
 
     async def totp(self, account_id: str) -> TotpState:
         row = (await self._conn.execute(

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import os
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -45,8 +46,34 @@ INLINE_BUSY_MS = 0
 _RETRY_FIRST, _RETRY_MAX = 0.001, 0.02  # seconds between tries for the lock, doubling
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file of an SQLite URL; None for another database or one in memory."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def _create_private(path: str) -> None:
+    """A new SQLite file is created readable by its owner only. SQLite gives the -wal and
+    -shm files it makes beside it the main file's mode, so they are 0600 too, whatever
+    the umask (outside the systemd unit, which sets 0077, it is usually 0022). An existing
+    file keeps its mode: `gateway doctor` says when others can read it."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # a folder that does not exist: the driver's own error says so
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        if path is not None:
+            _create_private(path)
         # Readers never wait in WAL mode, so more of them may run at once than writers.
         kwargs.setdefault("pool_size", 16)
         kwargs.setdefault("max_overflow", 16)

@@ -53,6 +53,9 @@ accounts = Table(
     Column("totp_enabled_at", UTCDateTime),
     Column("totp_last_step", BigInteger),
     Column("email_verified_at", UTCDateTime),
+    # Until then the link mailed to the previous address undoes the last email change,
+    # and no further change is accepted (it would leave that link nothing to undo).
+    Column("email_undo_until", UTCDateTime),
     # Deletion: requested by the customer, carried out by retention once due; afterwards
     # the row is a tombstone that only keeps the billing records attached.
     Column("deletion_due_at", UTCDateTime),
