@@ -23,7 +23,7 @@ from typing import IO, Any, TypeVar
 from aiohttp import web
 
 from gateway import logs
-from gateway.bootstrap import Gateway, Overrides, build, build_app
+from gateway.bootstrap import Gateway, Overrides, build, build_app, startup_problems
 from gateway.config import load
 from tests.support.nodes import free_port
 
@@ -102,6 +102,13 @@ class InProcessGateway:
 
     async def _serve(self, sock: socket.socket) -> None:
         settings = load(None, self.env)
+        # What `gateway serve` checks before it listens (the EVM nodes' chain id and token
+        # decimals among them): a problem fails the start, a warning goes to the log.
+        fatal, warnings = await startup_problems(settings)
+        for line in warnings:
+            logging.getLogger("gateway.serve").warning("%s", line)
+        if fatal:
+            raise RuntimeError("gateway would not start: " + "; ".join(fatal))
         self.gw = build(settings, overrides=self.overrides)
         await self.gw.check_schema()
         runner = web.AppRunner(build_app(self.gw), access_log=None)
