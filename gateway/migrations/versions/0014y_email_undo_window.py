@@ -18,13 +18,13 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# A plain ADD COLUMN: a batch operation would copy `accounts` on SQLite, and dropping the
+# old table fails with rows that other tables refer to (foreign keys are on).
 def upgrade() -> None:
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.add_column(sa.Column(
-            'email_undo_until', gateway.adapters.db.types.UTCDateTime(timezone=True),
-            nullable=True))
+    op.add_column('accounts', sa.Column(
+        'email_undo_until', gateway.adapters.db.types.UTCDateTime(timezone=True),
+        nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.drop_column('email_undo_until')
+    op.drop_column('accounts', 'email_undo_until')
