@@ -83,9 +83,9 @@ check: lint
 test: check
 	@tmp=$$(mktemp -d); \
 	GATEWAY_TEST_DATABASE=postgresql $(PYTEST) -n 2 --dist loadgroup -m stack_db \
-		--basetemp=$$tmp/postgresql > $$tmp/postgresql.log 2>&1 & pg=$$!; \
+		--durations=15 --basetemp=$$tmp/postgresql > $$tmp/postgresql.log 2>&1 & pg=$$!; \
 	echo "--- needs a node or PostgreSQL, or reliability: gateway on SQLite (PostgreSQL alongside) ---"; \
-	$(PYTEST) $(XDIST) -m "node or postgresql or reliability" --basetemp=$$tmp/sqlite; sqlite=$$?; \
+	$(PYTEST) $(XDIST) -m "node or postgresql or reliability" --durations=15 --basetemp=$$tmp/sqlite; sqlite=$$?; \
 	wait $$pg; postgresql=$$?; \
 	echo "--- every test whose gateway follows GATEWAY_TEST_DATABASE, on PostgreSQL ---"; \
 	cat $$tmp/postgresql.log; \
