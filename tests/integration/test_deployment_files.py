@@ -115,6 +115,11 @@ def test_nginx_site_passes_nginx_t_and_says_what_the_gateway_expects(tmp_path: P
     for header in ("X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-For"):
         assert f"proxy_set_header {header} " in site
     assert site.count("proxy_buffering off;") == 2  # the event streams, both servers
+    # The onion server's peer is Tor on 127.0.0.1, a trusted proxy: appending to the
+    # visitor's own X-Forwarded-For would let them name any address (and take its limits).
+    onion = site[site.index('server_name "~^[a-z2-7]{56}\\.onion$";'):]
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in onion
+    assert "$proxy_add_x_forwarded_for" not in onion
     # A broken copy is refused: the check is real.
     (nginx.folder / "gateway.conf").write_text(
         (nginx.folder / "gateway.conf").read_text().replace("ssl_protocols TLSv1.3;",
