@@ -48,6 +48,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         # start-up mining takes half a minute: once, not once per worker).
         if "monero" in names or params.get("driver") == "monero":
             item.add_marker(pytest.mark.xdist_group("monero"))
+        elif item.get_closest_marker("load") is not None:
+            # Load tests measure latency under their own load: one at a time, never two
+            # of them against each other.
+            item.add_marker(pytest.mark.xdist_group("load"))
         else:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 

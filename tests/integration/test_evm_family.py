@@ -302,14 +302,20 @@ async def test_reconcile_checks_payments_against_block_and_log_index(
         anvil: Anvil, tokens: dict[str, DeployedToken],
         gateway: tuple[Gateway, EvmChain]) -> None:
     gw, _chain = gateway
-    start = datetime.now(UTC) - timedelta(seconds=5)
+
+    def chain_now() -> datetime:
+        # Anvil's block times run ahead of the clock after blocks mined faster than one a
+        # second (earlier tests on the session's node): the window spans both clocks.
+        return datetime.fromtimestamp(int(anvil.block(anvil.height())["timestamp"], 0), UTC)
+
+    start = min(datetime.now(UTC), chain_now()) - timedelta(seconds=5)
     eth, t6 = await invoice(gw, "ETH"), await invoice(gw, "T6")
     eth_tx = anvil.send(eth.address, eth.invoice.terms.amount_due)
     t6_tx = transfer(anvil, tokens["T6"], t6.address, t6.invoice.terms.amount_due)
     anvil.mine(2)
     for rec in (eth, t6):
         await until(gw, rec.invoice.id, lambda v: status(v) == "settled", "settled")
-    end = datetime.now(UTC) + timedelta(seconds=5)
+    end = max(datetime.now(UTC), chain_now()) + timedelta(seconds=5)
     report = await gw.services.reconcile.run(start, end)
     assert report.findings == [] and report.checked_payments == 2
     assert set(report.scanned_blocks) == {"ETH", "T6", "T18"}

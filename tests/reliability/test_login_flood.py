@@ -14,9 +14,12 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
+import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.conftest import StackFactory
+
+pytestmark = pytest.mark.load
 
 CLIENTS = 200
 LOGINS_PER_CLIENT = 3

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.conftest import StackFactory
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.load]
 
 CLIENTS = 100
 SECONDS = 30.0

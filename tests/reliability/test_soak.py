@@ -20,7 +20,7 @@ import pytest
 
 from tests.e2e.conftest import Stack, StackFactory
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.load]
 
 CLIENTS = 32
 LOAD_SECONDS = 60.0
