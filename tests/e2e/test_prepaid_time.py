@@ -16,10 +16,10 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from gateway.bootstrap import Overrides, build
-from gateway.config import load
+from gateway.bootstrap import Overrides
 from gateway.domain.timestamps import parse_time
 from tests.e2e.conftest import Stack, StackFactory
+from tests.support.apikeys import create_api_key
 from tests.support.clocks import MovableClock
 from tests.support.inbox import Inbox, smtp_env
 from tests.support.stack import eventually
@@ -46,17 +46,6 @@ async def pay(stack: Stack, invoice_id: str) -> None:
     await stack.until(invoice_id, lambda d: bool(d["payments"]), "the payment in the mempool")
     stack.node.mine(3)
     await stack.wait_status(invoice_id, "settled")
-
-
-async def api_key(stack: Stack, name: str, *scopes: str) -> str:
-    """An API key as `gateway apikey create` makes it (the CLI is tested elsewhere)."""
-    gw = build(load(None, stack.gateway.env))
-    try:
-        key = (await gw.services.api_keys.create(name, list(scopes))).secret
-    finally:
-        await gw.aclose()
-    stack.secrets.add(key)
-    return key
 
 
 def of_account(stack: Stack, account_id: str, type_: str) -> list[dict[str, Any]]:
@@ -164,7 +153,8 @@ async def test_renewal_grace_suspension_and_reactivation(
     assert (me["renewal_reminders"], me["plan"], me["renewal_coin"]) == (False, "vps", "LTC")
 
     # The payments export shows which period each invoice paid for.
-    finance = await api_key(stack, "finance", "payments:read")
+    finance = await create_api_key(stack.gateway.env, "finance", "payments:read")
+    stack.secrets.add(finance)
     status, raw, _ = await stack.api.fetch("/v1/payments?format=json", token=finance)
     assert status == 200
     periods = {p["invoice_id"]: (p["plan"], p["period_start"], p["period_end"])
