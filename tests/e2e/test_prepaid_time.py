@@ -19,9 +19,9 @@ from standardwebhooks.webhooks import Webhook
 from gateway.bootstrap import Overrides
 from gateway.domain.timestamps import parse_time
 from tests.e2e.conftest import Stack, StackFactory
-from tests.support.apikeys import create_api_key
 from tests.support.clocks import MovableClock
 from tests.support.inbox import Inbox, smtp_env
+from tests.support.services import create_api_key
 from tests.support.stack import eventually
 
 # Test-sized, so that the clock's offset stays small (see above). The renewal is paid after

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tests.e2e.conftest import Stack, StackFactory
-from tests.support.apikeys import create_api_key
+from tests.support.services import create_api_key
 
 # Per operation, in the fuzzing phase (the coverage phase's boundary and wrong-type cases
 # of every parameter, and the stateful phase, come on top). 50 reach every (operation,

@@ -24,17 +24,15 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from gateway.bootstrap import build
-from gateway.config import load
 from gateway.services.finance import COLUMNS
 from tests.e2e.conftest import Stack, StackFactory
 from tests.e2e.test_finance import amount_of, set_amount
 from tests.e2e.test_portal import at, fill, submit
 from tests.e2e.test_tls import client as tls_client
 from tests.e2e.test_tls import self_signed
-from tests.support.apikeys import create_api_key
 from tests.support.browser import chromium
 from tests.support.nodes import free_port
+from tests.support.services import create_api_key, gateway_of
 from tests.support.stack import Reply, eventually, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -55,12 +53,9 @@ def add_staff(stack: Stack, name: str, role: str, password: str = PASSWORD) -> N
 async def add_staff_members(stack: Stack, *members: tuple[str, str]) -> None:
     """Members (name, role) added through the service, as `gateway staff add` adds them
     (whose own test is test_console_only_on_its_listener_and_totp_is_mandatory)."""
-    gw = build(load(None, stack.gateway.env))
-    try:
+    async with gateway_of(stack.gateway.env) as gw:
         for name, role in members:
             await gw.services.staff.add(name, role, PASSWORD)
-    finally:
-        await gw.aclose()
     stack.secrets.add(PASSWORD)
 
 
