@@ -21,6 +21,7 @@ from webhooks.targets import TargetPolicy
 # The gateway needs a receiver's status and Retry-After only; the body is read (to reuse
 # the connection) up to this many bytes, never stored.
 MAX_RESPONSE_BYTES = 64 * 1024
+MIN_IDLE_SECONDS = 0.05  # the idle poll never runs more often than this
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class DeliveryWorker:
         concurrency: int = 64,
         per_endpoint: int = 16,
         lease_seconds: float = 10.0,
-        idle_interval: float = 1.0,
+        idle_interval: float | None = None,
         on_attempt: Callable[[AttemptResult], None] | None = None,
         targets: TargetPolicy | None = None,
         resolver: AbstractResolver | None = None,
@@ -78,7 +79,12 @@ class DeliveryWorker:
         self._renewed_at = 0.0
         self._sending = asyncio.Semaphore(concurrency)
         self._slots: dict[str, asyncio.Semaphore] = {}  # per endpoint
-        self._idle = idle_interval
+        # Idle, it looks for retries that fell due this often: every second, or as often
+        # as the shortest retry delay when that is shorter (a test's half-second schedule
+        # is kept, not stretched to the poll).
+        shortest = min(self._policy.schedule, default=timedelta(seconds=1)).total_seconds()
+        self._idle = (idle_interval if idle_interval is not None
+                      else min(1.0, max(MIN_IDLE_SECONDS, shortest)))
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         # Plain http goes only to listed private targets: its own connector refuses
@@ -88,6 +94,10 @@ class DeliveryWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy: dict[str, int] = {}  # endpoint id -> deliveries in flight here
         self._done: list[Attempt] = []  # finished, not yet written
+
+    @property
+    def idle_interval(self) -> float:
+        return self._idle
 
     def wake(self) -> None:
         """Called after a commit that wrote to the outbox, so delivery is not left to poll."""

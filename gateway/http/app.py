@@ -42,6 +42,13 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
     return await timed(request, handler, log, request.app[SERVICES].observe)
 
 
+async def end_streams(app: web.Application) -> None:
+    """Open checkout streams end when the server stops (`ChangeHub.close`)."""
+    changes = app[SERVICES].changes
+    if changes is not None:
+        changes.close()
+
+
 def create_ops_app(services: HttpServices) -> web.Application:
     """The operations listener: /healthz, /readyz and /metrics, for monitoring only."""
     protocol_errors.install()
@@ -65,6 +72,7 @@ def create_app(services: HttpServices, path_prefix: str = "") -> web.Application
     app[PREFIX] = path_prefix
     app[JOBS] = BackgroundJobs()
     app.on_shutdown.append(close_jobs)  # before cleanup closes the database
+    app.on_shutdown.append(end_streams)  # before the server waits for open requests
     app.on_response_prepare.append(security_headers)
     aiohttp_jinja2.setup(
         app,

@@ -305,9 +305,10 @@ def _text(max_length: int | None = None, min_length: int = 0) -> dict[str, Any]:
     return schema
 
 
-# What `normalize_email` accepts (surrounding blanks are trimmed).
+# What `normalize_email` accepts (surrounding blanks are trimmed), less NUL, which the
+# server refuses in any text before the email is looked at.
 EMAIL = {"type": "string", "maxLength": 254,
-         "pattern": "^\\s*[^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]{2,}\\s*$",
+         "pattern": "^\\s*[^@\\s\\u0000]{1,64}@[^@\\s\\u0000]+\\.[^@\\s\\u0000]{2,}\\s*$",
          "description": "an email address (one @, a dot in the domain, no spaces)"}
 PASSWORD = {"type": "string", "minLength": MIN_PASSWORD_LENGTH,
             "maxLength": MAX_PASSWORD_LENGTH, "pattern": NO_NUL}

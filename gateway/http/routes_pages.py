@@ -85,13 +85,15 @@ async def _stream(request: web.Request, invoice_id: str) -> web.StreamResponse:
                     # within seconds), and now and then send a comment so that proxies
                     # keep the stream open.
                     transport = request.transport
-                    if transport is None or transport.is_closing():
+                    if transport is None or transport.is_closing() or sub.hub_closed:
                         return resp
                     if time.monotonic() - beat > HEARTBEAT_SECONDS:
                         await resp.write(b": keep-alive\n\n")
                         beat = time.monotonic()
                     if time.monotonic() - started >= STREAM_LIMIT_SECONDS:
                         return resp
+            if sub is not None and sub.hub_closed:
+                break  # the server is stopping
             transport = request.transport
             if transport is None or transport.is_closing():
                 break  # the browser went away: stop reading for it now, not at a write

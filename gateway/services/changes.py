@@ -36,6 +36,11 @@ class Subscription:
         self._event.clear()
         return True
 
+    @property
+    def hub_closed(self) -> bool:
+        """The server is stopping: the stream waiting here should end."""
+        return self._hub.closed
+
     def close(self) -> None:
         self._hub._remove(self)
 
@@ -49,6 +54,14 @@ class Subscription:
 class ChangeHub:
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = {}
+        # Set when the server stops: every waiting stream wakes and ends (its browser
+        # reconnects, to another instance or to this one restarted), rather than holding
+        # the shutdown until its customer closes the page.
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        self.publish(["*"])
 
     def subscribe(self, *keys: str) -> Subscription:
         sub = Subscription(self, keys)

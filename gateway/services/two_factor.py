@@ -1,6 +1,7 @@
 """Two-factor authentication (TOTP, RFC 6238) with single-use recovery codes."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from gateway.domain.errors import InvalidInput
 from gateway.domain.throttle import retry_after
@@ -10,6 +11,7 @@ from gateway.services.ports import (
     Clock,
     PasswordHasher,
     TotpCodes,
+    TotpState,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -119,24 +121,33 @@ class TwoFactorService:
         other session ends (one opened without the second factor must not outlive it);
         `keep_session`, the one turning it on, stays."""
         now = self._clock()
-        # The codes are hashed before the transaction: no hash holds the write lock.
+        # The code is checked before anything is hashed: ten argon2 hashes for a wrong
+        # code would let any session burn the hashing threads. The codes are then hashed
+        # before the transaction (no hash holds the write lock), which checks again.
+        async with self._uow() as uow:
+            self._confirmable(await uow.accounts.totp(account_id), code, now)
         recovery = self._codes.recovery_codes(10)
         hashes = [await self._hasher.hash(c) for c in recovery]
         async with self._uow() as uow:
-            state = await uow.accounts.totp(account_id)
-            if state.enabled:
-                raise Conflict("two-factor authentication is already on")
-            if state.secret is None:
-                raise InvalidInput("code", "start with POST /v1/me/totp first")
-            step = self._codes.matching_step(state.secret, code, now)
-            if step is None:
-                raise InvalidInput("code", "is not the current code of your authenticator")
-            await uow.accounts.set_totp(account_id, state.secret, now, step)
+            secret, step = self._confirmable(await uow.accounts.totp(account_id), code, now)
+            await uow.accounts.set_totp(account_id, secret, now, step)
             await uow.accounts.replace_recovery_codes(account_id, hashes)
             await uow.sessions.revoke_all(account_id, now, keep=keep_session)
             await uow.security_log.add(account_id, "totp_enabled", ip, now)
             await uow.commit()
         return recovery
+
+    def _confirmable(self, state: TotpState, code: str, now: datetime) -> tuple[str, int]:
+        """The pending secret and the time step of `code` if it turns two-factor on now;
+        else why not."""
+        if state.enabled:
+            raise Conflict("two-factor authentication is already on")
+        if state.secret is None:
+            raise InvalidInput("code", "start with POST /v1/me/totp first")
+        step = self._codes.matching_step(state.secret, code, now)
+        if step is None:
+            raise InvalidInput("code", "is not the current code of your authenticator")
+        return state.secret, step
 
     async def disable(self, account_id: str, password: str | None, code: str,
                       ip: str | None = None) -> None:

@@ -15,14 +15,12 @@ from sqlalchemy.pool import NullPool
 from gateway.adapters.db.tables import payments
 from gateway.services.finance import COLUMNS
 from tests.e2e.conftest import Stack, StackFactory
+from tests.support.services import create_api_key
 from tests.support.stack import run_cli
 
 
-def finance_key(stack: Stack) -> str:
-    made = run_cli(stack.gateway.env, "apikey", "create", "--name", "finance",
-                   "--scope", "payments:read")
-    assert made.returncode == 0, made.stderr
-    key = made.stdout.strip()
+async def finance_key(stack: Stack) -> str:
+    key = await create_api_key(stack.gateway.env, "finance", "payments:read")
     stack.secrets.add(key)
     return key
 
@@ -40,7 +38,7 @@ def iso(moment: datetime) -> str:
 async def test_payments_for_finance_by_period_txid_and_export(make_stack: StackFactory) -> None:
     stack = await make_stack()
     start = datetime.now(UTC) - timedelta(seconds=5)
-    key = finance_key(stack)
+    key = await finance_key(stack)
     first = await stack.signup("finance-a@example.org", "finance pw 123")
     second = await stack.signup("finance-b@example.org", "finance pw 123")
     inv_a, tx_a = await pay(stack, first["id"], "4.00")

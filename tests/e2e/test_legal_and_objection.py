@@ -9,9 +9,11 @@ the notice sender: an optional notice skips the customer, a required one does no
 
 import json
 import re
+from datetime import UTC, datetime
 
 from tests.e2e.conftest import Stack, StackFactory
 from tests.support.inbox import Inbox, smtp_env
+from tests.support.services import gateway_of
 from tests.support.stack import run_cli
 
 PASSWORD = "legal pw 1234"
@@ -46,10 +48,11 @@ async def test_held_legal_requests_are_withheld_until_the_hold_is_lifted(
     assert added.returncode == 0, added.stderr
     request_id = re.search(r"lr_\w+", added.stdout).group(0)  # type: ignore[union-attr]
     assert "HELD" in added.stdout and "lift-hold" in added.stdout
-    open_one = run_cli(env, "legal", "add", "--account", target["id"], "--received",
-                       "2026-11-21T09:00:00Z", "--notify", "allowed", "--summary",
-                       "Preservation request 12")
-    assert open_one.returncode == 0, open_one.stderr
+    # A second one, not held, recorded as `gateway legal add --notify allowed` does.
+    async with gateway_of(env) as gw:
+        await gw.services.legal.record("cli:test", [target["id"]],
+                                       datetime(2026, 11, 21, 9, tzinfo=UTC),
+                                       "Preservation request 12", True)
     # The export made for the held request is marked with it.
     out = stack.tmp / "for-court.json"
     exported = run_cli(env, "account", "export", "--id", target["id"], "--reason",

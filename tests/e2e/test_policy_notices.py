@@ -10,6 +10,7 @@ from collections import Counter
 
 from tests.e2e.conftest import Stack, StackFactory
 from tests.support.inbox import Inbox, smtp_env
+from tests.support.services import gateway_of
 from tests.support.stack import run_cli
 
 NEW = "2026-12-01"
@@ -34,7 +35,8 @@ async def test_policy_change_reaches_everyone_once_even_when_interrupted(
     await stack.api.ok("DELETE", "/v1/me", {"password": "policy pw 123"}, token)
     await stack.rows("UPDATE accounts SET deletion_due_at = created_at WHERE id = :a",
                      a=deleted["id"])
-    assert run_cli(stack.gateway.env, "retention", "run").returncode == 0
+    async with gateway_of(stack.gateway.env) as gw:  # as `gateway retention run` does
+        await gw.services.retention.run()
 
     # The operator publishes the new version, then announces it.
     await stack.gateway.stop()

@@ -1,24 +1,31 @@
-"""Prepaid time over HTTP against `gateway serve`, a real Litecoin regtest node and a real
+"""Prepaid time over HTTP against the gateway, a real Litecoin regtest node and a real
 SMTP inbox, with a 30-second period: the first payment activates, the renewal invoice is
 created and mailed before the end, paying it extends paid_until, not paying the next one
 leads to grace then suspension, and a later payment activates the account again. Every
-webhook is verified (standardwebhooks) and received once."""
+webhook is verified (standardwebhooks) and received once.
+
+The gateway runs on a movable clock (real time plus an offset): each step of the schedule
+is reached by moving the clock to it, not by waiting for it. The offset stays about a
+minute, well inside the receiver's five-minute tolerance for webhook timestamps."""
 
 import json
 import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
+from gateway.bootstrap import Overrides
 from gateway.domain.timestamps import parse_time
 from tests.e2e.conftest import Stack, StackFactory
+from tests.support.clocks import MovableClock
 from tests.support.inbox import Inbox, smtp_env
-from tests.support.stack import eventually, run_cli
+from tests.support.services import create_api_key
+from tests.support.stack import eventually
 
-# Test-sized: the run takes about two periods and a grace in real time. The renewal is
-# paid after the second reminder, which leaves 10 s for a payment to settle before the end.
+# Test-sized, so that the clock's offset stays small (see above). The renewal is paid after
+# the second reminder, which leaves 10 s (of the clock, running) for it to be seen.
 PERIOD = 30  # seconds
 ENV = {
     "GATEWAY_PLANS": json.dumps({"vps": {"price": "9.99", "currency": "EUR",
@@ -31,8 +38,12 @@ ENV = {
 
 
 async def pay(stack: Stack, invoice_id: str) -> None:
+    """Pay in full, and mine only once the gateway saw the payment in the mempool: the time
+    paid is then the gateway's own sighting (by its clock), not the header time of a block
+    that the real node stamped with real time, a minute behind the gateway's clock."""
     invoice = await stack.read(invoice_id)
     stack.node.send(invoice["address"], invoice["amount_due"])
+    await stack.until(invoice_id, lambda d: bool(d["payments"]), "the payment in the mempool")
     stack.node.mine(3)
     await stack.wait_status(invoice_id, "settled")
 
@@ -43,7 +54,7 @@ def of_account(stack: Stack, account_id: str, type_: str) -> list[dict[str, Any]
 
 
 async def wait_event(stack: Stack, account_id: str, type_: str, count: int,
-                     timeout: float = 90) -> dict[str, Any]:
+                     timeout: float = 30) -> dict[str, Any]:
     await eventually(lambda: len(of_account(stack, account_id, type_)) >= count, timeout,
                      f"{type_} #{count}")
     return of_account(stack, account_id, type_)[count - 1]
@@ -51,7 +62,8 @@ async def wait_event(stack: Stack, account_id: str, type_: str, count: int,
 
 async def test_renewal_grace_suspension_and_reactivation(
         make_stack: StackFactory, inbox: Inbox) -> None:
-    stack = await make_stack(**ENV, **smtp_env(inbox))
+    clock = MovableClock()
+    stack = await make_stack(overrides=Overrides(clock=clock), **ENV, **smtp_env(inbox))
     email = "prepaid@example.org"
     account = await stack.signup(email, "prepaid password 1")
     token = await stack.login(email, "prepaid password 1")
@@ -71,10 +83,11 @@ async def test_renewal_grace_suspension_and_reactivation(
     assert (me["plan"], me["renewal_coin"], me["renewal_reminders"]) == ("vps", "LTC", True)
 
     # The renewal invoice: created 20 s before the end, announced and mailed before it.
+    clock.to(paid_until - timedelta(seconds=20))
     expiring = await wait_event(stack, account["id"], "account.expiring", 1)
     renewal_id = expiring["invoice_id"]
     [mail] = await inbox.wait(email, 1, timeout=30)
-    assert datetime.now(paid_until.tzinfo) < paid_until, "the reminder came too late"
+    assert clock() < paid_until, "the reminder came too late"
     body = mail.get_payload(decode=True).decode()
     link = re.search(r"(http://\S+/pay/(inv_\w+))", body)
     assert link and link.group(2) == renewal_id
@@ -86,7 +99,8 @@ async def test_renewal_grace_suspension_and_reactivation(
     me = await stack.api.ok("GET", f"/v1/accounts/{account['id']}", token=stack.key)
     assert me["next_invoice"]["invoice_id"] == renewal_id
     # The second reminder, 10 s before the end.
-    await inbox.wait(email, 2, timeout=40)
+    clock.to(paid_until - timedelta(seconds=10))
+    await inbox.wait(email, 2, timeout=30)
 
     # Paying it extends paid_until by one period from the old end (nothing lost).
     await pay(stack, renewal_id)
@@ -95,9 +109,15 @@ async def test_renewal_grace_suspension_and_reactivation(
     assert renewed["invoice_id"] == renewal_id
 
     # The next one is not paid: grace at the end, suspension 5 s later.
-    second = await wait_event(stack, account["id"], "account.expiring", 2, timeout=60)
+    ends = parse_time(renewed["paid_until"])
+    clock.to(ends - timedelta(seconds=20))
+    second = await wait_event(stack, account["id"], "account.expiring", 2, timeout=30)
     assert second["invoice_id"] != renewal_id
-    grace = await wait_event(stack, account["id"], "account.grace", 1, timeout=90)
+    clock.to(ends - timedelta(seconds=10))
+    await inbox.wait(email, 4, timeout=30)  # its second reminder
+    clock.to(ends)
+    grace = await wait_event(stack, account["id"], "account.grace", 1, timeout=30)
+    clock.to(ends + timedelta(seconds=5))
     suspended = await wait_event(stack, account["id"], "account.suspended", 1, timeout=30)
     assert grace["paid_until"] == suspended["paid_until"] == renewed["paid_until"]
     me = await stack.api.ok("GET", "/v1/me", token=token)
@@ -109,7 +129,7 @@ async def test_renewal_grace_suspension_and_reactivation(
     await pay(stack, again["id"])
     reactivated = await wait_event(stack, account["id"], "account.activated", 2)
     assert reactivated["reactivated"] is True and reactivated["invoice_id"] == again["id"]
-    assert parse_time(reactivated["paid_until"]) > datetime.now(paid_until.tzinfo)
+    assert parse_time(reactivated["paid_until"]) > clock()
 
     # /account shows the plan, paid_until and the next invoice; its form turns the
     # reminders off (and keeps plan and coin).
@@ -133,10 +153,7 @@ async def test_renewal_grace_suspension_and_reactivation(
     assert (me["renewal_reminders"], me["plan"], me["renewal_coin"]) == (False, "vps", "LTC")
 
     # The payments export shows which period each invoice paid for.
-    made = run_cli(stack.gateway.env, "apikey", "create", "--name", "finance",
-                   "--scope", "payments:read")
-    assert made.returncode == 0, made.stderr
-    finance = made.stdout.strip()
+    finance = await create_api_key(stack.gateway.env, "finance", "payments:read")
     stack.secrets.add(finance)
     status, raw, _ = await stack.api.fetch("/v1/payments?format=json", token=finance)
     assert status == 200

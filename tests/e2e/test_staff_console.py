@@ -4,6 +4,7 @@ each role may see, finding a payment by txid, the CSV, redelivering a failed web
 revealing an email only with a reason that lands in the customer's export."""
 
 import asyncio
+import concurrent.futures
 import csv
 import io
 import os
@@ -12,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from tests.e2e.test_tls import client as tls_client
 from tests.e2e.test_tls import self_signed
 from tests.support.browser import chromium
 from tests.support.nodes import free_port
+from tests.support.services import create_api_key, gateway_of
 from tests.support.stack import Reply, eventually, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -45,6 +48,15 @@ def add_staff(stack: Stack, name: str, role: str, password: str = PASSWORD) -> N
     assert done.returncode == 0, done.stderr
     assert f"{name} ({role}) added" in done.stdout
     stack.secrets.add(password)
+
+
+async def add_staff_members(stack: Stack, *members: tuple[str, str]) -> None:
+    """Members (name, role) added through the service, as `gateway staff add` adds them
+    (whose own test is test_console_only_on_its_listener_and_totp_is_mandatory)."""
+    async with gateway_of(stack.gateway.env) as gw:
+        for name, role in members:
+            await gw.services.staff.add(name, role, PASSWORD)
+    stack.secrets.add(PASSWORD)
 
 
 def console(stack: Stack) -> str:
@@ -103,29 +115,58 @@ async def download(browser: WebDriver, folder: Path, css: str) -> str:
     return target.read_bytes().decode()
 
 
-async def reconcile(browser: WebDriver, base: str) -> list[list[str]]:
-    """Start a reconciliation of the last day and wait for its result (the page refreshes
-    itself while it runs); the findings' cells."""
+async def reconcile(browser: WebDriver, base: str, self_refresh: bool = True
+                    ) -> list[list[str]]:
+    """Start a reconciliation of the last day and wait for its result: by the page's own
+    refresh (every 2 s while it runs), or, once that was seen, by reloading it at once;
+    the findings' cells."""
     await asyncio.to_thread(browser.get, f"{base}/finance/reconcile")
     await asyncio.to_thread(submit, browser, "#start")
     deadline = time.monotonic() + 60
     while not browser.find_elements(By.ID, "result"):
         assert time.monotonic() < deadline, "the reconciliation did not finish"
-        await asyncio.sleep(0.5)
-        if not browser.find_elements(By.ID, "progress"):
+        await asyncio.sleep(0.5 if self_refresh else 0.1)
+        if not self_refresh or not browser.find_elements(By.ID, "progress"):
             await asyncio.to_thread(browser.get, f"{base}/finance/reconcile")
     table = browser.find_element(By.ID, "findings")
     return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
             for tr in table.find_elements(By.TAG_NAME, "tr")[1:]]
 
 
+@pytest.fixture
+def soon_browser(request: pytest.FixtureRequest, tmp_path: Path
+                 ) -> Iterator["concurrent.futures.Future[WebDriver]"]:
+    """Chromium (JavaScript as the test's `javascript` says), starting in a thread while
+    the test sets up its stack; quit at teardown."""
+    javascript = bool(request.node.callspec.params["javascript"])
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chromium")
+    future = pool.submit(chromium, tmp_path / "chromium", javascript)
+    try:
+        yield future
+    finally:
+        try:
+            future.result().quit()
+        finally:
+            pool.shutdown()
+
+
+async def next_member(browser: WebDriver, base: str) -> None:
+    """The next member logs in in the same browser, with no cookie of the last one left."""
+    await asyncio.to_thread(browser.get, f"{base}/login")
+    await asyncio.to_thread(browser.delete_all_cookies)
+    assert not browser.get_cookies()
+
+
 @pytest.mark.parametrize("javascript", [False, True], ids=["js-off", "js-on"])
 async def test_staff_console_roles_in_chromium(
-    make_stack: StackFactory, tmp_path: Path, javascript: bool
+    make_stack: StackFactory, tmp_path: Path, javascript: bool,
+    soon_browser: "concurrent.futures.Future[WebDriver]",
 ) -> None:
-    # Every delivery fails until the receiver is told otherwise.
+    # Every delivery fails until the receiver is told otherwise; the eight attempts of
+    # the settlement's webhook are 0.1 s apart.
     stack = await staff_stack(make_stack, script=[Reply(500)] * 1000,
-                              event_types=["invoice.settled"])
+                              event_types=["invoice.settled"],
+                              GATEWAY_WEBHOOKS__RETRY_SCHEDULE_SECONDS=str([0.1] * 7))
     base = console(stack)
     email = f"staff-{int(javascript)}@example.org"
     customer = await stack.signup(email, "customer pw 123")
@@ -133,7 +174,7 @@ async def test_staff_console_roles_in_chromium(
     txid = stack.node.send(invoice["address"], invoice["amount_due"])
     stack.node.mine(3)
     await stack.wait_status(invoice["id"], "settled")
-    # The settlement's webhook: every attempt failed (a 0.5 s retry schedule).
+    # The settlement's webhook: every attempt failed.
     deadline = time.monotonic() + 30
     while not await stack.scalar(
             "SELECT count(*) FROM deliveries JOIN events ON events.id = deliveries.event_id "
@@ -141,122 +182,110 @@ async def test_staff_console_roles_in_chromium(
         assert time.monotonic() < deadline, "the settlement's delivery never failed"
         await asyncio.sleep(0.3)
 
-    for name, role in (("fay", "finance"), ("sam", "support"), ("ada", "admin")):
-        add_staff(stack, name, role)
-    listed = run_cli(stack.gateway.env, "staff", "list")
-    assert listed.returncode == 0 and "sam\tsupport" in listed.stdout
-    assert "2FA not set up yet" in listed.stdout
+    await add_staff_members(stack, ("fay", "finance"), ("sam", "support"), ("ada", "admin"))
 
     shots = os.environ.get("STAFF_SCREENSHOTS")
+    # One browser for the three members in turn (one Chromium start, not three).
+    browser = await asyncio.wrap_future(soon_browser)
 
     # -- finance: find the payment by txid, the CSV matches the payments API; no emails
-    browser = await asyncio.to_thread(chromium, tmp_path / "finance", javascript)
-    try:
-        await enrol(browser, base, "fay")
-        await at(browser, f"{base}/finance")
-        no_other_origin(browser.page_source)
-        assert txid in browser.find_element(By.ID, "ledger").text
-        assert browser.find_element(By.CSS_SELECTOR, "#chart svg rect") is not None
-        totals = browser.find_element(By.ID, "totals").text
-        assert "LTC" in totals and "12.00 EUR" in totals
-        if shots:
-            browser.set_window_size(1200, 1000)
-            browser.save_screenshot(str(Path(shots) / "staff-ledger.png"))
-        fill(browser, q=txid)
-        await asyncio.to_thread(submit, browser, "#search-go")
+    await enrol(browser, base, "fay")
+    await at(browser, f"{base}/finance")
+    no_other_origin(browser.page_source)
+    assert txid in browser.find_element(By.ID, "ledger").text
+    assert browser.find_element(By.CSS_SELECTOR, "#chart svg rect") is not None
+    totals = browser.find_element(By.ID, "totals").text
+    assert "LTC" in totals and "12.00 EUR" in totals
+    if shots:
+        browser.set_window_size(1200, 1000)
+        browser.save_screenshot(str(Path(shots) / "staff-ledger.png"))
+    fill(browser, q=txid)
+    await asyncio.to_thread(submit, browser, "#search-go")
+    await at(browser, f"{base}/invoices/{invoice['id']}")
+    assert txid in browser.find_element(By.ID, "payments").text
+    assert email not in browser.page_source  # finance sees no emails
+    for query in (invoice["address"], invoice["id"]):  # the address, the id: same page
+        await asyncio.to_thread(browser.get, f"{base}/search?q={query}")
         await at(browser, f"{base}/invoices/{invoice['id']}")
-        assert txid in browser.find_element(By.ID, "payments").text
-        assert email not in browser.page_source  # finance sees no emails
-        for query in (invoice["address"], invoice["id"]):  # the address, the id: same page
-            await asyncio.to_thread(browser.get, f"{base}/search?q={query}")
-            await at(browser, f"{base}/invoices/{invoice['id']}")
-        await asyncio.to_thread(browser.get, f"{base}/search?q=nothing-like-this")
-        assert "Nothing found" in browser.page_source
-        assert not browser.find_elements(By.CSS_SELECTOR, ".redeliver")
-        # The account page (where an email may be revealed) is not for finance.
-        await asyncio.to_thread(browser.get, f"{base}/accounts/{customer['id']}")
-        assert "Not for your role" in browser.page_source
-        assert email not in browser.page_source
+    await asyncio.to_thread(browser.get, f"{base}/search?q=nothing-like-this")
+    assert "Nothing found" in browser.page_source
+    assert not browser.find_elements(By.CSS_SELECTOR, ".redeliver")
+    # The account page (where an email may be revealed) is not for finance.
+    await asyncio.to_thread(browser.get, f"{base}/accounts/{customer['id']}")
+    assert "Not for your role" in browser.page_source
+    assert email not in browser.page_source
 
-        await asyncio.to_thread(browser.get, f"{base}/finance")
-        downloaded = await download(browser, tmp_path / "downloads", "#csv")
-        made = run_cli(stack.gateway.env, "apikey", "create", "--name", "finance",
-                       "--scope", "payments:read")
-        assert made.returncode == 0, made.stderr
-        key = made.stdout.strip()
-        stack.secrets.add(key)
-        status, api_csv, _ = await stack.api.fetch("/v1/payments?format=csv", key)
-        assert status == 200
-        assert downloaded == api_csv.decode()
-        rows = list(csv.DictReader(io.StringIO(downloaded)))
-        assert list(rows[0]) == list(COLUMNS)
-        assert [r["txid"] for r in rows] == [txid]
-        # The CSV of a narrower view: the period filters it like the API's.
-        later = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        assert len((await csv_of(browser, f"{base}/finance/payments.csv?from={later}"))
-                   .splitlines()) == 1
-    finally:
-        await asyncio.to_thread(browser.quit)
+    await asyncio.to_thread(browser.get, f"{base}/finance")
+    downloaded = await download(browser, tmp_path / "downloads", "#csv")
+    key = await create_api_key(stack.gateway.env, "finance", "payments:read")
+    stack.secrets.add(key)
+    status, api_csv, _ = await stack.api.fetch("/v1/payments?format=csv", key)
+    assert status == 200
+    assert downloaded == api_csv.decode()
+    rows = list(csv.DictReader(io.StringIO(downloaded)))
+    assert list(rows[0]) == list(COLUMNS)
+    assert [r["txid"] for r in rows] == [txid]
+    # The CSV of a narrower view: the period filters it like the API's.
+    later = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert len((await csv_of(browser, f"{base}/finance/payments.csv?from={later}"))
+               .splitlines()) == 1
 
     # -- support: no finance pages; the failed delivery, delivered again; the email
-    browser = await asyncio.to_thread(chromium, tmp_path / "support", javascript)
-    try:
-        await enrol(browser, base, "sam")
-        await at(browser, f"{base}/support")
-        async with aiohttp.ClientSession(cookies={
-                "__Secure-staff": browser.get_cookie("__Secure-staff")["value"]}) as http:
-            for path in ("/finance", "/finance/payments.csv", "/finance/reconcile",
-                         "/admin"):
-                async with http.get(base + path, allow_redirects=False) as resp:
-                    assert resp.status == 403, path
-        await asyncio.to_thread(browser.get, f"{base}/finance")
-        assert "Not for your role" in browser.page_source
+    await next_member(browser, base)
+    await enrol(browser, base, "sam")
+    await at(browser, f"{base}/support")
+    async with aiohttp.ClientSession(cookies={
+            "__Secure-staff": browser.get_cookie("__Secure-staff")["value"]}) as http:
+        for path in ("/finance", "/finance/payments.csv", "/finance/reconcile",
+                     "/admin"):
+            async with http.get(base + path, allow_redirects=False) as resp:
+                assert resp.status == 403, path
+    await asyncio.to_thread(browser.get, f"{base}/finance")
+    assert "Not for your role" in browser.page_source
 
-        fill(browser, q=invoice["id"])
-        await asyncio.to_thread(submit, browser, "form[action$='/search'] button")
-        await at(browser, f"{base}/invoices/{invoice['id']}")
-        no_other_origin(browser.page_source)
-        payments = browser.find_element(By.ID, "payments").text
-        assert txid in payments
-        confirmations = browser.find_element(By.CSS_SELECTOR, ".confirmations").text
-        assert int(confirmations) >= 3
-        history = browser.find_element(By.ID, "history").text
-        assert "invoice.settled" in history and "settled" in history
-        settled_event = browser.find_element(
-            By.XPATH, "//section[@class='event'][.//h3[contains(., 'invoice.settled')]]")
-        event_id = settled_event.get_attribute("id").removeprefix("event-")
-        assert settled_event.find_elements(By.CSS_SELECTOR, ".delivery-failed")
-        assert len(settled_event.find_elements(By.CSS_SELECTOR, ".attempt")) >= 8
-        if shots:
-            browser.set_window_size(1200, 1600)
-            browser.save_screenshot(str(Path(shots) / "staff-invoice.png"))
+    fill(browser, q=invoice["id"])
+    await asyncio.to_thread(submit, browser, "form[action$='/search'] button")
+    await at(browser, f"{base}/invoices/{invoice['id']}")
+    no_other_origin(browser.page_source)
+    payments = browser.find_element(By.ID, "payments").text
+    assert txid in payments
+    confirmations = browser.find_element(By.CSS_SELECTOR, ".confirmations").text
+    assert int(confirmations) >= 3
+    history = browser.find_element(By.ID, "history").text
+    assert "invoice.settled" in history and "settled" in history
+    settled_event = browser.find_element(
+        By.XPATH, "//section[@class='event'][.//h3[contains(., 'invoice.settled')]]")
+    event_id = settled_event.get_attribute("id").removeprefix("event-")
+    assert settled_event.find_elements(By.CSS_SELECTOR, ".delivery-failed")
+    assert len(settled_event.find_elements(By.CSS_SELECTOR, ".attempt")) >= 8
+    if shots:
+        browser.set_window_size(1200, 1600)
+        browser.save_screenshot(str(Path(shots) / "staff-invoice.png"))
 
-        stack.receiver.script.clear()  # the receiver is fixed
-        await asyncio.to_thread(submit, browser, f"#redeliver-{event_id}")
-        assert "Queued again: 1" in browser.find_element(By.ID, "message").text
-        await eventually(lambda: any(d.headers.get("webhook-id") == event_id
-                                     for d in stack.receiver.deliveries), 20,
-                         "the redelivered event")
-        got = next(d for d in stack.receiver.deliveries
-                   if d.headers.get("webhook-id") == event_id)
-        assert got.type == "invoice.settled"
-        assert got.doc["data"]["invoice_id"] == invoice["id"]
+    stack.receiver.script.clear()  # the receiver is fixed
+    await asyncio.to_thread(submit, browser, f"#redeliver-{event_id}")
+    assert "Queued again: 1" in browser.find_element(By.ID, "message").text
+    await eventually(lambda: any(d.headers.get("webhook-id") == event_id
+                                 for d in stack.receiver.deliveries), 20,
+                     "the redelivered event")
+    got = next(d for d in stack.receiver.deliveries
+               if d.headers.get("webhook-id") == event_id)
+    assert got.type == "invoice.settled"
+    assert got.doc["data"]["invoice_id"] == invoice["id"]
 
-        # The account: id, status, datacenter, invoices; the email only with a reason.
-        await asyncio.to_thread(browser.get, f"{base}/accounts/{customer['id']}")
-        assert browser.find_element(By.ID, "account-status").text == "active"
-        assert invoice["id"] in browser.find_element(By.ID, "invoices").text
-        assert email not in browser.page_source
-        await asyncio.to_thread(submit, browser, "#reveal")
-        assert "reason" in browser.find_element(By.ID, "error").text.lower()
-        assert email not in browser.page_source
-        assert await stack.count("audit_log") == 0
-        reason = "customer asked by phone why the account is not active"
-        fill(browser, reason=reason)
-        await asyncio.to_thread(submit, browser, "#reveal")
-        assert browser.find_element(By.ID, "email").text == email
-    finally:
-        await asyncio.to_thread(browser.quit)
+    # The account: id, status, datacenter, invoices; the email only with a reason.
+    await asyncio.to_thread(browser.get, f"{base}/accounts/{customer['id']}")
+    assert browser.find_element(By.ID, "account-status").text == "active"
+    assert invoice["id"] in browser.find_element(By.ID, "invoices").text
+    assert email not in browser.page_source
+    await asyncio.to_thread(submit, browser, "#reveal")
+    assert "reason" in browser.find_element(By.ID, "error").text.lower()
+    assert email not in browser.page_source
+    assert await stack.count("audit_log") == 0
+    reason = "customer asked by phone why the account is not active"
+    fill(browser, reason=reason)
+    await asyncio.to_thread(submit, browser, "#reveal")
+    assert browser.find_element(By.ID, "email").text == email
 
     # The reason is free text: stored only encrypted (issue 16).
     audit = await stack.rows("SELECT actor, action, reason, reason_ct FROM audit_log")
@@ -274,62 +303,59 @@ async def test_staff_console_roles_in_chromium(
     assert ("fay", "payments_exported", None) in logged
 
     # -- admin: endpoints and keys with secrets shown once, audit log, chains, outbox
-    browser = await asyncio.to_thread(chromium, tmp_path / "admin", javascript)
-    try:
-        await enrol(browser, base, "ada")
-        await at(browser, f"{base}/admin")
-        no_other_origin(browser.page_source)
-        assert "LTC" in browser.find_element(By.ID, "chains").text
-        processed_at = browser.find_element(By.CSS_SELECTOR, "#chains .processed-at").text
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", processed_at)
-        assert "Outbox" in browser.find_element(By.ID, "outbox").text
-        assert reason in browser.find_element(By.ID, "audit").text
-        fill(browser, name="reports")
-        await asyncio.to_thread(browser.find_element(
-            By.CSS_SELECTOR, "input[name=scope][value='payments:read']").click)
-        await asyncio.to_thread(submit, browser, "form[action$='/admin/keys'] button")
-        secret = browser.find_element(By.ID, "secret").text
-        stack.secrets.add(secret)
-        status, _, _ = await stack.api.fetch("/v1/payments", secret)
-        assert status == 200  # the key works, with the scope chosen
-        await asyncio.to_thread(browser.get, f"{base}/admin")
-        assert secret not in browser.page_source  # shown once
-        endpoint_id = stack.endpoint["id"]
-        await asyncio.to_thread(submit, browser,
-                                f"form[action$='/endpoints/{endpoint_id}/rotate'] button")
-        rotated = browser.find_element(By.ID, "secret").text
-        stack.secrets.add(rotated)
-        assert rotated.startswith("whsec_") and rotated != stack.endpoint["secret"]
+    await next_member(browser, base)
+    await enrol(browser, base, "ada")
+    await at(browser, f"{base}/admin")
+    no_other_origin(browser.page_source)
+    assert "LTC" in browser.find_element(By.ID, "chains").text
+    processed_at = browser.find_element(By.CSS_SELECTOR, "#chains .processed-at").text
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", processed_at)
+    assert "Outbox" in browser.find_element(By.ID, "outbox").text
+    assert reason in browser.find_element(By.ID, "audit").text
+    fill(browser, name="reports")
+    await asyncio.to_thread(browser.find_element(
+        By.CSS_SELECTOR, "input[name=scope][value='payments:read']").click)
+    await asyncio.to_thread(submit, browser, "form[action$='/admin/keys'] button")
+    secret = browser.find_element(By.ID, "secret").text
+    stack.secrets.add(secret)
+    status, _, _ = await stack.api.fetch("/v1/payments", secret)
+    assert status == 200  # the key works, with the scope chosen
+    await asyncio.to_thread(browser.get, f"{base}/admin")
+    assert secret not in browser.page_source  # shown once
+    endpoint_id = stack.endpoint["id"]
+    await asyncio.to_thread(submit, browser,
+                            f"form[action$='/endpoints/{endpoint_id}/rotate'] button")
+    rotated = browser.find_element(By.ID, "secret").text
+    stack.secrets.add(rotated)
+    assert rotated.startswith("whsec_") and rotated != stack.endpoint["secret"]
 
-        # A new endpoint: its secret shown once; then disabled.
-        fill(browser, url=stack.receiver.url, description="second system")
-        await asyncio.to_thread(submit, browser, "form[action$='/admin/endpoints'] button")
-        added = browser.find_element(By.ID, "secret").text
-        stack.secrets.add(added)
-        assert added.startswith("whsec_")
-        new_id = re.search(r"endpoint (whe_\w+)", browser.page_source)
-        assert new_id is not None
-        await asyncio.to_thread(submit, browser,
-                                f"form[action$='/endpoints/{new_id.group(1)}/disable'] button")
-        await at(browser, f"{base}/admin")
-        row = browser.find_element(By.XPATH, f"//tr[td/code[text()='{new_id.group(1)}']]")
-        assert "disabled" in row.text and added not in browser.page_source
-        # A disabled endpoint is a failing one, named under the outbox.
-        failing = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "#outbox .failing")}
-        assert new_id.group(1) in failing
+    # A new endpoint: its secret shown once; then disabled.
+    fill(browser, url=stack.receiver.url, description="second system")
+    await asyncio.to_thread(submit, browser, "form[action$='/admin/endpoints'] button")
+    added = browser.find_element(By.ID, "secret").text
+    stack.secrets.add(added)
+    assert added.startswith("whsec_")
+    new_id = re.search(r"endpoint (whe_\w+)", browser.page_source)
+    assert new_id is not None
+    await asyncio.to_thread(submit, browser,
+                            f"form[action$='/endpoints/{new_id.group(1)}/disable'] button")
+    await at(browser, f"{base}/admin")
+    row = browser.find_element(By.XPATH, f"//tr[td/code[text()='{new_id.group(1)}']]")
+    assert "disabled" in row.text and added not in browser.page_source
+    # A disabled endpoint is a failing one, named under the outbox.
+    failing = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "#outbox .failing")}
+    assert new_id.group(1) in failing
 
-        # Reconciliation (admin sees the finance pages too): start, progress, result.
-        assert await reconcile(browser, base) == []
-        assert "Clean: 1 payments checked" in browser.find_element(By.ID, "result").text
-        true_amount = await amount_of(stack, txid)
-        await set_amount(stack, txid, true_amount - 1)
-        findings = await reconcile(browser, base)
-        assert len(findings) == 1
-        assert findings[0][0] == "amount" and findings[0][2] == txid
-        assert findings[0][4] == invoice["id"] and str(true_amount - 1) in findings[0][5]
-        await set_amount(stack, txid, true_amount)
-    finally:
-        await asyncio.to_thread(browser.quit)
+    # Reconciliation (admin sees the finance pages too): start, progress, result.
+    assert await reconcile(browser, base) == []
+    assert "Clean: 1 payments checked" in browser.find_element(By.ID, "result").text
+    true_amount = await amount_of(stack, txid)
+    await set_amount(stack, txid, true_amount - 1)
+    findings = await reconcile(browser, base, self_refresh=False)
+    assert len(findings) == 1
+    assert findings[0][0] == "amount" and findings[0][2] == txid
+    assert findings[0][4] == invoice["id"] and str(true_amount - 1) in findings[0][5]
+    await set_amount(stack, txid, true_amount)
 
 
 async def test_console_only_on_its_listener_and_totp_is_mandatory(
@@ -338,6 +364,9 @@ async def test_console_only_on_its_listener_and_totp_is_mandatory(
     stack = await staff_stack(make_stack, register_endpoint=False)
     base = console(stack)
     add_staff(stack, "tom", "support")
+    listed = run_cli(stack.gateway.env, "staff", "list")
+    assert listed.returncode == 0 and "tom\tsupport" in listed.stdout
+    assert "2FA not set up yet" in listed.stdout
     async with aiohttp.ClientSession() as public:
         for path in ("/staff", "/staff/login", "/staff/finance", "/staff/support",
                      "/staff/admin", "/staff/invoices/inv_x", "/staff/static/staff.css"):

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from chains.base import BlockConnected, BlockRef, MempoolSeen, Observed
@@ -153,3 +154,30 @@ async def test_another_instances_change_arrives_by_notify(
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
+
+
+async def test_a_stopping_server_ends_its_open_streams_at_once(
+    tmp_path: Path, template_dir: Path,
+) -> None:
+    """As `gateway serve` stops on SIGTERM: an open checkout stream, whose browser is still
+    there, ends at once rather than holding the stop until aiohttp's shutdown timeout
+    (60 s) cancels it."""
+    async with fake_world(tmp_path, template_dir) as world:
+        await world.tracker.set_cursor(feed(world), BlockRef(0, "h0"))
+        view = await world.invoice(await world.account())
+        runner = web.AppRunner(build_app(world.gw), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with aiohttp.ClientSession() as http, http.get(
+                    f"http://127.0.0.1:{port}/pay/{view.record.invoice.id}/events") as resp:
+                assert (await next_status(resp, 5))["status"] == "new"
+                started = time.monotonic()
+                await asyncio.wait_for(runner.cleanup(), 10)
+                assert time.monotonic() - started < 2
+                async with asyncio.timeout(2):
+                    assert (await resp.content.read()).strip() == b""  # ended, not cut
+        finally:
+            await runner.cleanup()
