@@ -5,6 +5,7 @@ import base64
 import errno
 import ipaddress
 import logging
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -118,7 +119,9 @@ SEVERAL_INSTANCES = ("is another gateway running on this host? Each instance nee
 
 
 def listen_error(key: str, value: object, exc: OSError) -> ListenError:
-    said = f"{key} {value}: {exc.strerror or exc}"
+    # The system's own words for the error (asyncio and socket.create_server each wrap
+    # them in a sentence of their own).
+    said = f"{key} {value}: {os.strerror(exc.errno).lower() if exc.errno else exc}"
     if exc.errno == errno.EADDRINUSE:
         said += f"; {SEVERAL_INSTANCES}"
     return ListenError(said)

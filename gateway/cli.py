@@ -12,6 +12,7 @@ from gateway.domain.timestamps import rfc3339
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import socket
     import ssl
 
     from aiohttp import web
@@ -59,20 +60,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.minimum_version = ssl.TLSVersion.TLSv1_3
         ssl_context.load_cert_chain(server.tls_cert, server.tls_key)
+    # The public socket first: a port that is taken stops the start before any watcher,
+    # worker or database connection has started (they would be cut off mid-way).
     try:
-        web.run_app(
-            build_app(gw), host=server.host, port=server.port, ssl_context=ssl_context,
-            access_log=None, print=None,
-        )
-    except ListenError as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
-        return 1
+        sock = socket.create_server((server.host, server.port))
     except OSError as exc:
-        # The public listener, opened by run_app after the others: the same one line.
         if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise
         said = listen_error("[server] port", f"{server.port} (host {server.host})", exc)
         print(f"gateway: {said}", file=sys.stderr)
+        return 1
+    try:
+        web.run_app(build_app(gw), sock=sock, ssl_context=ssl_context, access_log=None,
+                    print=None)
+    except ListenError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -586,9 +586,10 @@ async def test_a_second_gateway_on_the_same_ports_names_the_key_and_exits(
     env = dict(stack.gateway.env)
     hint = ("is another gateway running on this host? Each instance needs its own [server] "
             "port, [server] metrics_listen and [staff] listen")
-    for changes, key in (({}, "[server] metrics_listen"),
-                         ({"GATEWAY_SERVER__METRICS_LISTEN": f"127.0.0.1:{free_port()}"},
-                          "[server] port")):
+    # The public port is bound first (before anything starts), then the listeners.
+    for changes, key in (({}, "[server] port"),
+                         ({"GATEWAY_SERVER__PORT": str(free_port())},
+                          "[server] metrics_listen")):
         second = await asyncio.to_thread(run_cli, env | changes, "serve")
         lines = second.stderr.strip().splitlines()
         assert second.returncode == 1 and len(lines) == 1, second.stderr[-2000:]

@@ -1,4 +1,4 @@
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -11,6 +11,13 @@ class SqlThrottle:
         self._conn = conn
 
     async def get(self, key: str) -> ThrottleState | None:
+        """The counter, locked for this transaction. FOR UPDATE locks only a row that
+        exists: on PostgreSQL an advisory lock on the key also makes transactions racing
+        on a counter's first use take turns (each had read "no row", and each judged on
+        that: every one of them let through)."""
+        if self._conn.dialect.name == "postgresql":
+            await self._conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"), {"k": key})
         row = (await self._conn.execute(
             select(t).where(t.c.key == key).with_for_update())).first()
         if row is None:
