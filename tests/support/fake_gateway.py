@@ -47,6 +47,9 @@ def fake_env(db_url: str, node: str, coins: tuple[str, ...] = ("FAK",),
     env = {"GATEWAY_DATABASE__URL": db_url,
            "GATEWAY_FAMILIES__EXTRA": json.dumps(["tests.support.fake_family"]),
            "GATEWAY_RATES__FIXED": json.dumps({f"{c}-EUR": "80.00" for c in coins}),
+           # No operations or staff listener unless a test asks: their default ports are
+           # fixed, and tests run side by side.
+           "GATEWAY_SERVER__METRICS_LISTEN": "", "GATEWAY_STAFF__LISTEN": "",
            **security_env()}
     for coin in coins:
         env |= {f"GATEWAY_COINS__{coin}__KIND": "fake",
