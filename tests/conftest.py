@@ -39,7 +39,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         # Its gateway runs on the database GATEWAY_TEST_DATABASE names (`make test` runs
         # these a second time on PostgreSQL).
         module = getattr(item, "module", None)
-        explicit = {"sqlite", "postgresql"} & {str(v) for v in params.values()}
+        explicit = ({"sqlite", "postgresql"} & {str(v) for v in params.values()}
+                    or item.get_closest_marker("fixed_database") is not None)
         if not explicit and ("make_stack" in names
                              or getattr(module, "DEFAULT_DB", None) is not None):
             item.add_marker(pytest.mark.stack_db)

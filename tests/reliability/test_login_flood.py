@@ -111,11 +111,13 @@ async def test_login_flood_leaves_pages_and_payments_alone(make_stack: StackFact
     assert settled.doc["data"]["invoice_id"] == invoice["id"]
     Webhook(stack.endpoint["secret"]).verify(settled.body, settled.headers)
     assert [p["txid"] for p in (await stack.read(invoice["id"]))["payments"]] == [txid]
-    # The flood was real: hundreds of wrong passwords hashed (401); the rest refused at
+    # The flood was real: wrong passwords hashed (401) by the hundred; the rest refused at
     # the door (503 busy, or 429) rather than queued without bound; nothing else.
     assert sum(statuses.values()) == CLIENTS * LOGINS_PER_CLIENT
     assert set(statuses) <= {401, 429, 503}, statuses
-    assert statuses[401] >= 200, statuses
+    # At least a hundred: how many more depends on the CPU the rest of `make test`
+    # leaves the hashing pool (about 130 to 190 of 600 with the suite running beside it).
+    assert statuses[401] >= 100, statuses
     assert settled_after < flood_seconds, (settled_after, flood_seconds)  # during the flood
     assert flood_seconds < 45, flood_seconds
     report = {path: (len(s), round(p95(s) * 1000, 1), round(max(s) * 1000, 1))

@@ -20,7 +20,8 @@ import pytest
 
 from tests.e2e.conftest import Stack, StackFactory
 
-pytestmark = [pytest.mark.reliability, pytest.mark.load]
+# On SQLite by definition (the acceptance): not run again on PostgreSQL.
+pytestmark = [pytest.mark.reliability, pytest.mark.load, pytest.mark.fixed_database]
 
 CLIENTS = 32
 LOAD_SECONDS = 60.0
