@@ -121,7 +121,11 @@ async def test_another_process_holding_the_lock_never_stops_the_loop(
                         async with http.get(url, headers=auth) as resp:
                             assert resp.status == 200, (url, await resp.text())
                         slowest = max(slowest, time.monotonic() - started)
-                    assert slowest < 0.2, f"a read waited {slowest:.3f} s"
+                    # A frozen loop waited SQLite's 5-second busy timeout here; the bound
+                    # leaves room for a machine running the rest of the suite beside it
+                    # (each database call's own wait is bounded at 200 ms in
+                    # test_busy_block_probes, which times the calls, not the round trip).
+                    assert slowest < 1.0, f"a read waited {slowest:.3f} s"
                     assert not create.done()
                     other.execute("COMMIT")  # the other process is done: the write goes on
                     async with await create as resp:
