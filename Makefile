@@ -54,8 +54,9 @@ demo: setup
 PYTEST := $(VENV)/bin/pytest -q -p no:cacheprovider
 # Parallel: a module's tests stay on one worker (they share its fixtures), every test on
 # the session's Monero network on one (tests/conftest.py sets the groups); each worker
-# starts its own nodes once. More workers than cores: most tests wait on sockets and nodes.
-XDIST := -n 3 --dist loadgroup
+# starts its own nodes once. Two workers per run (two runs side by side on two cores):
+# more made the time-bound tests (second-factor locks of a second) flaky.
+XDIST := -n 2 --dist loadgroup
 
 lint: setup
 	$(VENV)/bin/ruff check gateway chains webhooks tests bench
@@ -77,7 +78,7 @@ check: lint
 # Everything, the fast gate first (a failure there stops it). Then, side by side: what
 # needs a node or PostgreSQL or is a reliability test (kill, outage, load), the gateway on
 # SQLite; and every test whose gateway follows GATEWAY_TEST_DATABASE again on PostgreSQL
-# (3 workers each: they mostly wait on nodes and sockets).
+# (2 workers each).
 # Each run has its own temporary directory (kept when it fails: the nodes' and gateways'
 # logs are there); either failing, or collecting no test (pytest's exit 5), fails the
 # target.
