@@ -43,8 +43,8 @@ def test_filter_applies_to_arguments_and_tracebacks(caplog: pytest.LogCaptureFix
 def test_urls_keep_only_scheme_host_and_port() -> None:
     from gateway.logs import redact
 
-    assert redact("url='https://mainnet.infura.io/v3/0123abcd', x") == \
-        "url='https://mainnet.infura.io', x"
+    assert redact("url='https://mainnet.infura.example/v3/0123abcd', x") == \
+        "url='https://mainnet.infura.example', x"
     assert redact("POST https://node.example:8545/?apikey=s3cr3t failed") == \
         "POST https://node.example:8545 failed"
     assert redact("wss://eth.example/ws/KEY") == "wss://eth.example"
