@@ -1,6 +1,7 @@
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,8 +101,11 @@ def anvil(anvil_node: Anvil) -> Iterator[Anvil]:
     gives every block a timestamp one second past its parent's at least, so blocks mined
     faster than one a second run ahead of the clock; on a chain shared by the whole
     session, one module's hundred blocks would put every later module's block times
-    minutes in the future (lateness and reconciliation windows are judged on them)."""
+    minutes in the future (lateness and reconciliation windows are judged on them).
+    `evm_revert` also winds anvil's clock back to the snapshot's: the next block would be
+    stamped as long before now as the module ran, so the clock is set to now again."""
     snapshot = anvil_node.rpc("evm_snapshot")
     yield anvil_node
     with contextlib.suppress(RuntimeError, OSError):  # restarted or stopped: a new chain
         anvil_node.rpc("evm_revert", snapshot)
+        anvil_node.rpc("evm_setTime", int(time.time()))

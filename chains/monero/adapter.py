@@ -214,10 +214,19 @@ class MoneroChain:
         """The wallet knows every subaddress up to address-space index `highest_index`
         (the highest our database handed out) and has scanned with them (`Restorable`)."""
         self._highest = max(self._highest, highest_index)
-        await self.open_wallet()
-        async with self._wallet_lock:
-            if not await self._knows(self._highest + 1):
-                await self._catch_up()
+        for last in (False, True):
+            await self.open_wallet()
+            try:
+                async with self._wallet_lock:
+                    if not await self._knows(self._highest + 1):
+                        await self._catch_up()
+                return
+            except MoneroRpcError as exc:
+                # wallet-rpc restarted since the wallet was opened: open it again, once
+                # (counting its subaddresses on no wallet would "restore" into nothing).
+                if exc.code != WALLET_NOT_OPEN or last:
+                    raise
+                self._opened = False
 
     async def open_wallet(self) -> None:
         """Open the view-only wallet, or create it from the address and the view key
@@ -278,8 +287,11 @@ class MoneroChain:
             return True
         try:
             await self._wallet_rpc.call("get_address", account_index=0, address_index=[minor])
-        except MoneroRpcError:  # "address index is out of bound"
-            return False
+        except MoneroRpcError as exc:
+            if exc.code == WALLET_NOT_OPEN:  # no wallet at all, not a missing subaddress
+                self._opened = False
+                raise
+            return False  # "address index is out of bound"
         return True
 
     async def _subaddress_count(self, below: int) -> int:

@@ -12,11 +12,25 @@ from datetime import UTC, datetime, timedelta
 class MovableClock:
     def __init__(self) -> None:
         self._offset = timedelta(0)
+        self._held: datetime | None = None
         self._lock = threading.Lock()  # read on the gateway's thread, moved on the test's
 
     def __call__(self) -> datetime:
         with self._lock:
-            return datetime.now(UTC) + self._offset
+            return self._held or datetime.now(UTC) + self._offset
+
+    def hold(self) -> None:
+        """Stops the clock where it is until `release`: a one-second lock then outlasts
+        however long a loaded machine takes over the requests that check it."""
+        with self._lock:
+            self._held = self._held or datetime.now(UTC) + self._offset
+
+    def release(self) -> None:
+        """Runs on from where it was held (never back)."""
+        with self._lock:
+            if self._held is not None:
+                self._offset = self._held - datetime.now(UTC)
+                self._held = None
 
     @property
     def offset(self) -> timedelta:
@@ -25,9 +39,11 @@ class MovableClock:
 
     def to(self, when: datetime) -> None:
         """Jump to `when` (never back: a clock the gateway reads only goes forward)."""
-        with self._lock:
-            self._offset += max(when - (datetime.now(UTC) + self._offset), timedelta(0))
+        self.advance(when - self())
 
     def advance(self, delta: timedelta) -> None:
         with self._lock:
-            self._offset += max(delta, timedelta(0))
+            if self._held is not None:
+                self._held += max(delta, timedelta(0))
+            else:
+                self._offset += max(delta, timedelta(0))
