@@ -45,17 +45,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if not explicit and ("make_stack" in names
                              or getattr(module, "DEFAULT_DB", None) is not None):
             item.add_marker(pytest.mark.stack_db)
-        # With `--dist loadgroup`: a module's tests stay on one worker (they share its
-        # fixtures), and every test on the session's Monero network on one worker (its
-        # start-up mining takes half a minute: once, not once per worker).
+        # With `--dist loadgroup`: every test on the session's Monero network on one
+        # worker (its start-up mining takes half a minute: once, not once per worker), and
+        # a module's tests on one worker when they share a module-scoped fixture. Every
+        # other test goes wherever a worker is free.
         if "monero" in names or params.get("driver") == "monero":
             item.add_marker(pytest.mark.xdist_group("monero"))
         elif item.get_closest_marker("load") is not None:
             # Load tests measure latency under their own load: one at a time, never two
             # of them against each other.
             item.add_marker(pytest.mark.xdist_group("load"))
-        else:
+        elif shares_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    # The longest groups first: started last, one of them would be the run's tail, one
+    # worker busy while the other has nothing left (xdist hands out work in this order).
+    items.sort(key=lambda item: LONG_GROUPS.index(group_of(item))
+               if group_of(item) in LONG_GROUPS else len(LONG_GROUPS))
+
+
+LONG_GROUPS = ("monero", "load")
+
+
+def group_of(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("xdist_group")
+    return str(marker.args[0]) if marker is not None else None
+
+
+def shares_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(
+        defs[-1].scope in ("class", "module", "package")
+        for defs in info.name2fixturedefs.values() if defs)
 
 
 @pytest.fixture(params=DB_KINDS)
