@@ -375,7 +375,7 @@ def build(settings: Settings, clock: Clock = utcnow,
     allocator = (make_engine(settings.database.url, hide_parameters=True, pool_size=1,
                              max_overflow=3)
                  if engine.dialect.name == "postgresql" else None)
-    cipher = FieldCipher(keys.data)
+    cipher = FieldCipher(keys.data, read_legacy=sec.read_legacy_ciphertexts)
     nodes = (list(overrides.chains) if overrides.chains is not None
              else build_chains(settings))
     chains = ChainDirectory(nodes)

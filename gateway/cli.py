@@ -5,10 +5,14 @@ import asyncio
 import errno
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from gateway import cli_finance, cli_legal, cli_ops, cli_privacy, cli_staff, logs
-from gateway.cli_support import settings_or_exit, when, with_gateway
+from gateway.cli_support import EXIT_CONFIG, fail, settings_or_exit, when, with_gateway
 from gateway.domain.timestamps import rfc3339
+
+if TYPE_CHECKING:
+    from gateway.bootstrap import Gateway
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -88,7 +92,25 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     logs.configure("WARNING")
     command.upgrade(alembic_config(settings.database.url), "head")
     print("database is up to date")
+    # Migrations never see the data keys, so fields written before they were bound to
+    # their column are rewritten by `keys rotate-data`, not here: say so when it is due.
+    old = asyncio.run(_format1_rows(settings.database.url))
+    if old:
+        print(f"{old} rows hold personal fields bound to their record only (written by an "
+              "older version): run `gateway keys rotate-data`, then set [security] "
+              "read_legacy_ciphertexts = false (OPERATIONS.md, Keys)")
     return 0
+
+
+async def _format1_rows(url: str) -> int:
+    from gateway.adapters.db.engine import dispose, make_engine
+    from gateway.adapters.db.field_rotation import count_format1
+
+    engine = make_engine(url, hide_parameters=True)
+    try:
+        return await count_format1(engine)
+    finally:
+        await dispose(engine)
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
@@ -205,6 +227,53 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_rotate_data(args: argparse.Namespace) -> int:
+    from gateway.adapters.db.field_rotation import (
+        RotationPolicy,
+        TableReport,
+        count_stale,
+        rotate_data,
+    )
+    from gateway.cli_support import Bar
+
+    try:
+        policy = RotationPolicy(args.batch_size)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_CONFIG) from None
+
+    if args.dry_run:
+        counts = with_gateway(args, lambda gw: count_stale(gw.engine, gw.cipher))
+        for table, n in counts.items():
+            print(f"{table}: {n} rows to re-encrypt")
+        return 0
+
+    def printed(report: TableReport) -> None:
+        print(report.line(), flush=True)
+        for f in report.failures:
+            print(f"gateway: {f.reason} (row {f.row}): left as it is", file=sys.stderr)
+
+    bar = Bar("re-encrypting", "rows")
+
+    async def run(gw: "Gateway") -> tuple[list[TableReport], str]:
+        bar.add_total(sum((await count_stale(gw.engine, gw.cipher)).values()))
+        reports = await rotate_data(gw.engine, gw.cipher, policy, bar.advance, printed)
+        return reports, gw.cipher.primary_key_id
+
+    try:
+        reports, newest = with_gateway(args, run)
+    finally:
+        bar.close()
+    failed = sum(len(r.failures) for r in reports)
+    if failed:
+        print(f"gateway: {failed} values could not be re-encrypted and still need the key "
+              "they were written with; the others are done (run again once fixed)",
+              file=sys.stderr)
+        return 1
+    print(f"every encrypted value is under data key {newest!r}: older keys may be removed "
+          "from data_keys (OPERATIONS.md, Keys, says when)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -282,6 +351,16 @@ def parser() -> argparse.ArgumentParser:
     generate = keys.add_parser("generate", help="write new random keys (never overwrites)")
     generate.add_argument("--out", required=True, help="directory for the key files")
     generate.set_defaults(func=cmd_keys_generate)
+    rotate = keys.add_parser(
+        "rotate-data", parents=[common],
+        help="re-encrypt every personal field under the newest data key (the first of "
+             "data_keys), so older keys can be removed; resumable, exit 1 if any value "
+             "could not be read")
+    rotate.add_argument("--batch-size", type=int, default=200,
+                        help="rows per transaction (default 200)")
+    rotate.add_argument("--dry-run", action="store_true",
+                        help="only count, per table, the rows still to re-encrypt")
+    rotate.set_defaults(func=cmd_keys_rotate_data)
 
     cli_privacy.register(sub, common)
     cli_finance.register(sub, common)

@@ -143,6 +143,10 @@ def _b64_key(value: str, minimum: int) -> bytes:
 class SecurityConfig(_Section):
     session_key: SecretStr
     data_keys: list[SecretStr] = Field(min_length=1)
+    # Personal fields written before they were bound to their column (format 1) are
+    # read; off once `gateway keys rotate-data` has rewritten them all, so that none can
+    # be moved to another column of its row.
+    read_legacy_ciphertexts: bool = True
     index_key: SecretStr
     # A stolen session token works at most this long: bounded (a week), like idleness.
     session_hours: float = Field(8, gt=0, le=24 * 7)

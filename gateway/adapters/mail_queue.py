@@ -5,7 +5,7 @@ while the SMTP server is down.
 instance) claims due rows with `FOR UPDATE SKIP LOCKED` and a lease, sends them through
 the SMTP mailer, deletes what was sent and reschedules the rest, until `max_age` after
 which a mail is dropped and counted. Recipient, subject and body are encrypted with the
-field cipher, the row id as associated data."""
+field cipher, bound to their column and the row id."""
 
 import asyncio
 import contextlib
@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.adapters.db.encrypted import MAIL_BODY, MAIL_RECIPIENT, MAIL_SUBJECT
 from gateway.adapters.db.engine import read_transaction, write_transaction
 from gateway.adapters.db.tables import mail_queue
 from gateway.adapters.fields import BlindIndex, FieldCipher, FieldCipherError
@@ -47,8 +48,9 @@ async def put_mail(conn: AsyncConnection, cipher: FieldCipher, index: BlindIndex
     mail_id = new_id("mail_")
     await conn.execute(insert(mail_queue).values(
         id=mail_id, recipient_index=index(email_lookup_form(to)),
-        recipient_ct=cipher.encrypt(to, mail_id), subject_ct=cipher.encrypt(subject, mail_id),
-        body_ct=cipher.encrypt(body, mail_id), attempts=0, next_attempt_at=now,
+        recipient_ct=cipher.encrypt(to, MAIL_RECIPIENT.ref(mail_id)),
+        subject_ct=cipher.encrypt(subject, MAIL_SUBJECT.ref(mail_id)),
+        body_ct=cipher.encrypt(body, MAIL_BODY.ref(mail_id)), attempts=0, next_attempt_at=now,
         created_at=now))
     return mail_id
 
@@ -83,9 +85,10 @@ class SqlMailQueue:
         for r in rows:
             try:
                 mails.append(QueuedMail(
-                    r.id, self._cipher.decrypt(r.recipient_ct, r.id),
-                    self._cipher.decrypt(r.subject_ct, r.id),
-                    self._cipher.decrypt(r.body_ct, r.id), r.attempts, r.created_at))
+                    r.id, self._cipher.decrypt(r.recipient_ct, MAIL_RECIPIENT.ref(r.id)),
+                    self._cipher.decrypt(r.subject_ct, MAIL_SUBJECT.ref(r.id)),
+                    self._cipher.decrypt(r.body_ct, MAIL_BODY.ref(r.id)), r.attempts,
+                    r.created_at))
             except FieldCipherError:
                 unreadable.append(r.id)
         if unreadable:

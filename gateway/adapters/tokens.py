@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import jwt
 
-from gateway.adapters.fields import FieldCipher, FieldCipherError
+from gateway.adapters.fields import FieldCipher, FieldCipherError, FieldRef
 from gateway.services.api_keys import API_KEY_PREFIX
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import SessionClaims
@@ -74,7 +74,7 @@ class PurposeTokens:
     """Mailed links (password reset, email verification, email change): a JWT for one
     purpose, with a key derived for that purpose, bound to a fingerprint of what it may
     change. With a cipher, a link may also carry one value sealed with the data key
-    (AES-256-GCM, the purpose and account id as associated data): an email address never
+    (AES-256-GCM, bound to the purpose and account id): an email address never
     shows in a decoded link."""
 
     def __init__(self, session_key: bytes, issuer: str,
@@ -95,7 +95,7 @@ class PurposeTokens:
         if sealed is not None:
             if self._cipher is None:
                 raise ValueError(f"{self.AUDIENCE} tokens carry no sealed value")
-            blob = self._cipher.encrypt(sealed, f"{self.AUDIENCE}:{account_id}")
+            blob = self._cipher.encrypt(sealed, self._ref(account_id))
             claims["sv"] = base64.urlsafe_b64encode(blob).decode().rstrip("=")
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
@@ -108,9 +108,13 @@ class PurposeTokens:
             raise Unauthorized("this link is not valid")
         try:
             blob = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-            return account_id, fp, self._cipher.decrypt(blob, f"{self.AUDIENCE}:{account_id}")
+            return account_id, fp, self._cipher.decrypt(blob, self._ref(account_id))
         except (ValueError, FieldCipherError):
             raise Unauthorized("this link is not valid") from None
+
+    def _ref(self, account_id: str) -> FieldRef:
+        # Links mailed before version 2 were bound to "<audience>:<account id>".
+        return FieldRef(f"link.{self.AUDIENCE}", account_id, f"{self.AUDIENCE}:{account_id}")
 
     def read(self, token: str) -> tuple[str, str]:
         try:

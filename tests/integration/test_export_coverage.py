@@ -15,6 +15,7 @@ from sqlalchemy import insert, inspect
 from sqlalchemy.engine import Connection
 
 from gateway.adapters.db import tables as t
+from gateway.adapters.db.encrypted import LEGAL_SUMMARY
 from gateway.adapters.db.engine import make_engine
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import FieldCipher
@@ -89,7 +90,8 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
                 "status": "settled", "metadata": {"plan": "basic"}, "created_at": NOW,
                 "expires_at": NOW, "monitoring_until": NOW, "settled_at": NOW}],
             t.legal_requests: [{"id": "lr_1", "received_at": NOW,
-                                "summary_ct": cipher.encrypt("court order 9", "lr_1"),
+                                "summary_ct": cipher.encrypt("court order 9",
+                                                             LEGAL_SUMMARY.ref("lr_1")),
                                 "notify_allowed": True, "recorded_by": "cli:op",
                                 "created_at": NOW}],
             t.legal_request_accounts: [{"request_id": "lr_1", "account_id": aid}],

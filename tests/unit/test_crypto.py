@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from gateway.adapters.fields import BlindIndex, FieldCipher, FieldCipherError
+from gateway.adapters.fields import BlindIndex, FieldCipher, FieldCipherError, FieldRef
 from gateway.adapters.passwords import Argon2Passwords
 from gateway.adapters.tokens import SessionTokens, hash_api_key, new_api_key
 from gateway.services.errors import ServiceUnavailable, Unauthorized
@@ -17,24 +17,26 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def test_field_encryption_roundtrip_and_binding() -> None:
     cipher = FieldCipher([("k1", os.urandom(32))])
-    blob = cipher.encrypt("alice@example.org", "acc_1")
+    here = FieldRef("accounts.email_ct", "acc_1")
+    blob = cipher.encrypt("alice@example.org", here)
     assert b"alice" not in blob
-    assert cipher.decrypt(blob, "acc_1") == "alice@example.org"
-    assert cipher.encrypt("alice@example.org", "acc_1") != blob  # random nonce
+    assert cipher.decrypt(blob, here) == "alice@example.org"
+    assert cipher.encrypt("alice@example.org", here) != blob  # random nonce
     with pytest.raises(FieldCipherError):
-        cipher.decrypt(blob, "acc_2")  # record id is associated data: no copy-paste
+        cipher.decrypt(blob, FieldRef("accounts.email_ct", "acc_2"))  # no copy-paste
     with pytest.raises(FieldCipherError):
-        cipher.decrypt(blob[:-1] + bytes([blob[-1] ^ 1]), "acc_1")
+        cipher.decrypt(blob[:-1] + bytes([blob[-1] ^ 1]), here)
 
 
 def test_key_rotation_keeps_old_records_readable() -> None:
     old = ("k1", os.urandom(32))
-    blob = FieldCipher([old]).encrypt("x", "r")
+    ref = FieldRef("t.c_ct", "r")
+    blob = FieldCipher([old]).encrypt("x", ref)
     rotated = FieldCipher([("k2", os.urandom(32)), old])
-    assert rotated.decrypt(blob, "r") == "x"
-    assert b"k2" in rotated.encrypt("x", "r")[:4]
+    assert rotated.decrypt(blob, ref) == "x"
+    assert b"k2" in rotated.encrypt("x", ref)[:4]
     with pytest.raises(FieldCipherError, match="not configured"):
-        FieldCipher([("k3", os.urandom(32))]).decrypt(blob, "r")
+        FieldCipher([("k3", os.urandom(32))]).decrypt(blob, ref)
 
 
 def test_blind_index_is_keyed_and_deterministic() -> None:

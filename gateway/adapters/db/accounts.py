@@ -6,6 +6,12 @@ from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.adapters.db.encrypted import (
+    ACCOUNT_COMPANY,
+    ACCOUNT_DISPLAY_NAME,
+    ACCOUNT_EMAIL,
+    ACCOUNT_TOTP,
+)
 from gateway.adapters.db.tables import (
     accounts,
     api_keys,
@@ -73,9 +79,11 @@ class SqlAccounts:
                     insert(accounts).values(
                         id=aid,
                         email_index=email_index,
-                        email_ct=c.encrypt(profile.email, aid),
-                        display_name_ct=c.encrypt_optional(profile.display_name, aid),
-                        company_ct=c.encrypt_optional(profile.company, aid),
+                        email_ct=c.encrypt(profile.email, ACCOUNT_EMAIL.ref(aid)),
+                        display_name_ct=c.encrypt_optional(
+                            profile.display_name, ACCOUNT_DISPLAY_NAME.ref(aid)),
+                        company_ct=c.encrypt_optional(profile.company,
+                                                      ACCOUNT_COMPANY.ref(aid)),
                         password_hash=password_hash,
                         datacenter=account.datacenter,
                         currency=account.currency,
@@ -105,9 +113,9 @@ class SqlAccounts:
             raise NotFound("account")
         c = self._cipher
         return Profile(
-            c.decrypt(row.email_ct, account_id),
-            c.decrypt_optional(row.display_name_ct, account_id),
-            c.decrypt_optional(row.company_ct, account_id),
+            c.decrypt(row.email_ct, ACCOUNT_EMAIL.ref(account_id)),
+            c.decrypt_optional(row.display_name_ct, ACCOUNT_DISPLAY_NAME.ref(account_id)),
+            c.decrypt_optional(row.company_ct, ACCOUNT_COMPANY.ref(account_id)),
         )
 
     async def find_login(self, email_index: str) -> Login | None:
@@ -144,9 +152,11 @@ class SqlAccounts:
                 await self._conn.execute(
                     update(accounts).where(accounts.c.id == account_id).values(
                         email_index=email_index,
-                        email_ct=c.encrypt(profile.email, account_id),
-                        display_name_ct=c.encrypt_optional(profile.display_name, account_id),
-                        company_ct=c.encrypt_optional(profile.company, account_id),
+                        email_ct=c.encrypt(profile.email, ACCOUNT_EMAIL.ref(account_id)),
+                        display_name_ct=c.encrypt_optional(
+                            profile.display_name, ACCOUNT_DISPLAY_NAME.ref(account_id)),
+                        company_ct=c.encrypt_optional(profile.company,
+                                                      ACCOUNT_COMPANY.ref(account_id)),
                     )
                 )
         except IntegrityError:
@@ -273,13 +283,14 @@ class SqlAccounts:
         row = (await self._conn.execute(
             select(accounts.c.totp_secret_ct, accounts.c.totp_enabled_at,
                    accounts.c.totp_last_step).where(accounts.c.id == account_id))).one()
-        secret = self._cipher.decrypt_optional(row.totp_secret_ct, account_id)
+        secret = self._cipher.decrypt_optional(row.totp_secret_ct,
+                                               ACCOUNT_TOTP.ref(account_id))
         return TotpState(secret, row.totp_enabled_at is not None, row.totp_last_step)
 
     async def set_totp(self, account_id: str, secret: str | None, enabled_at: datetime | None,
                        last_step: int | None) -> None:
         await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(
-            totp_secret_ct=self._cipher.encrypt_optional(secret, account_id),
+            totp_secret_ct=self._cipher.encrypt_optional(secret, ACCOUNT_TOTP.ref(account_id)),
             totp_enabled_at=enabled_at, totp_last_step=last_step))
 
     async def advance_totp_step(self, account_id: str, step: int) -> bool:

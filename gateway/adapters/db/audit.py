@@ -3,18 +3,15 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.adapters.db.encrypted import AUDIT_REASON
 from gateway.adapters.db.tables import audit_log as t
 from gateway.adapters.fields import FieldCipher
 from gateway.services.ports import AuditEntry
 
 
-def reason_aad(account_id: str) -> str:
-    return f"audit_log.reason:{account_id}"
-
-
 def audit_entry(row: Any, cipher: FieldCipher) -> AuditEntry:
     """An `audit_log` row, its reason decrypted (or, written before encryption, as is)."""
-    reason = (cipher.decrypt(row.reason_ct, reason_aad(row.account_id))
+    reason = (cipher.decrypt(row.reason_ct, AUDIT_REASON.ref(row.account_id))
               if row.reason_ct is not None else row.reason)
     return AuditEntry(row.at, row.actor, row.account_id, row.action, tuple(row.fields), reason)
 
@@ -31,7 +28,8 @@ class SqlAuditLog:
         await self._conn.execute(insert(t).values(
             at=entry.at, actor=entry.actor, account_id=entry.account_id, action=entry.action,
             fields=list(entry.fields),
-            reason_ct=self._cipher.encrypt_optional(entry.reason, reason_aad(entry.account_id))))
+            reason_ct=self._cipher.encrypt_optional(entry.reason,
+                                                     AUDIT_REASON.ref(entry.account_id))))
 
     async def for_account(self, account_id: str) -> list[AuditEntry]:
         rows = await self._conn.execute(
@@ -44,5 +42,6 @@ class SqlAuditLog:
             select(t.c.id, t.c.account_id, t.c.reason).where(t.c.reason.is_not(None)))).all()
         for r in rows:
             await self._conn.execute(update(t).where(t.c.id == r.id).values(
-                reason=None, reason_ct=self._cipher.encrypt(r.reason, reason_aad(r.account_id))))
+                reason=None,
+                reason_ct=self._cipher.encrypt(r.reason, AUDIT_REASON.ref(r.account_id))))
         return len(rows)

@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.adapters.db.encrypted import LEGAL_SUMMARY
 from gateway.adapters.db.tables import legal_request_accounts as la
 from gateway.adapters.db.tables import legal_requests as lr
 from gateway.adapters.fields import FieldCipher
@@ -19,7 +20,7 @@ class SqlLegalRegister:
     async def add(self, request: LegalRequest) -> None:
         await self._conn.execute(insert(lr).values(
             id=request.id, received_at=request.received_at,
-            summary_ct=self._cipher.encrypt(request.summary, request.id),
+            summary_ct=self._cipher.encrypt(request.summary, LEGAL_SUMMARY.ref(request.id)),
             notify_allowed=request.notify_allowed, hold_lifted_at=request.hold_lifted_at,
             recorded_by=request.recorded_by, created_at=request.created_at))
         await self._conn.execute(insert(la), [
@@ -35,7 +36,8 @@ class SqlLegalRegister:
         accounts: dict[str, list[str]] = {}
         for link in links:
             accounts.setdefault(link.request_id, []).append(link.account_id)
-        return [LegalRequest(r.id, r.received_at, self._cipher.decrypt(r.summary_ct, r.id),
+        return [LegalRequest(r.id, r.received_at,
+                             self._cipher.decrypt(r.summary_ct, LEGAL_SUMMARY.ref(r.id)),
                              r.notify_allowed, r.hold_lifted_at, r.recorded_by, r.created_at,
                              tuple(sorted(accounts.get(r.id, ())))) for r in rows]
 

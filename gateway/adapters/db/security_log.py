@@ -3,15 +3,11 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.adapters.db.encrypted import SECURITY_IP
 from gateway.adapters.db.tables import security_log as t
 from gateway.adapters.db.tables import staff_log
 from gateway.adapters.fields import FieldCipher
 from gateway.services.ports import SecurityEntry
-
-
-def ip_aad(account_id: str | None) -> str:
-    """What an address's ciphertext is bound to: the log and the account it is about."""
-    return f"security_log.ip:{account_id or '-'}"
 
 
 class SqlSecurityLog:
@@ -26,12 +22,12 @@ class SqlSecurityLog:
                   at: datetime) -> None:
         await self._conn.execute(insert(t).values(
             account_id=account_id, event=event,
-            ip_ct=self._cipher.encrypt_optional(ip, ip_aad(account_id)), at=at))
+            ip_ct=self._cipher.encrypt_optional(ip, SECURITY_IP.ref(account_id)), at=at))
 
     def _ip(self, row: object) -> str | None:
         r = row._mapping  # type: ignore[attr-defined]
         if r["ip_ct"] is not None:
-            return self._cipher.decrypt(r["ip_ct"], ip_aad(r["account_id"]))
+            return self._cipher.decrypt(r["ip_ct"], SECURITY_IP.ref(r["account_id"]))
         return r["ip"]  # type: ignore[no-any-return]
 
     async def for_account(self, account_id: str) -> list[SecurityEntry]:
@@ -46,7 +42,7 @@ class SqlSecurityLog:
             select(t.c.id, t.c.account_id, t.c.ip).where(t.c.ip.is_not(None)))).all()
         for r in rows:
             await self._conn.execute(update(t).where(t.c.id == r.id).values(
-                ip=None, ip_ct=self._cipher.encrypt(r.ip, ip_aad(r.account_id))))
+                ip=None, ip_ct=self._cipher.encrypt(r.ip, SECURITY_IP.ref(r.account_id))))
         return len(rows)
 
     async def purge(self, before: datetime, dry_run: bool) -> int:

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.audit import audit_entry
+from gateway.adapters.db.encrypted import STAFF_TOTP
 from gateway.adapters.db.tables import audit_log, events, invoices
 from gateway.adapters.db.tables import staff_log as log_t
 from gateway.adapters.db.tables import staff_members as members
@@ -60,11 +61,13 @@ class SqlStaff:
             .where(members.c.id == staff_id))).first()
         if row is None:
             return None, None
-        return self._cipher.decrypt_optional(row.totp_secret_ct, staff_id), row.totp_last_step
+        return (self._cipher.decrypt_optional(row.totp_secret_ct, STAFF_TOTP.ref(staff_id)),
+                row.totp_last_step)
 
     async def set_totp_secret(self, staff_id: str, secret: str) -> None:
         await self._conn.execute(update(members).where(members.c.id == staff_id).values(
-            totp_secret_ct=self._cipher.encrypt(secret, staff_id), totp_enabled_at=None))
+            totp_secret_ct=self._cipher.encrypt(secret, STAFF_TOTP.ref(staff_id)),
+            totp_enabled_at=None))
 
     async def enable_totp(self, staff_id: str, now: datetime) -> None:
         await self._conn.execute(update(members).where(members.c.id == staff_id)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.adapters.db.encrypted import WEBHOOK_PREVIOUS_SECRET, WEBHOOK_SECRET
 from gateway.adapters.db.engine import write_transaction
 from gateway.adapters.db.tables import (
     deliveries,
@@ -52,7 +53,7 @@ class SqlEndpoints:
             insert(webhook_endpoints).values(
                 id=record.id,
                 url=record.url,
-                secret_ct=self._cipher.encrypt(secret, record.id),
+                secret_ct=self._cipher.encrypt(secret, WEBHOOK_SECRET.ref(record.id)),
                 event_types=list(record.event_types),
                 description=record.description,
                 enabled=record.enabled,
@@ -96,12 +97,25 @@ class SqlEndpoints:
 
     async def rotate(self, endpoint_id: str, secret: str, previous_until: datetime) -> bool:
         w = webhook_endpoints
-        # Ciphertexts are bound to the endpoint id, so the current one moves over as is.
+        current = (await self._conn.execute(
+            select(w.c.secret_ct).where(w.c.id == endpoint_id, w.c.deleted_at.is_(None))
+            .with_for_update())).scalar_one_or_none()
+        if current is None:
+            return False
+        # Ciphertexts are bound to their column: the current secret is sealed again for
+        # the previous one's. One that no longer reads (its key removed, or not bound
+        # here) cannot sign: the new secret then signs alone, rotation being the remedy.
+        try:
+            previous: str | None = self._cipher.decrypt(current, WEBHOOK_SECRET.ref(endpoint_id))
+        except FieldCipherError as exc:
+            log.warning("webhook endpoint rotated without overlap: %s", exc)
+            previous = None
         result = await self._conn.execute(
             update(w).where(w.c.id == endpoint_id, w.c.deleted_at.is_(None)).values(
-                previous_secret_ct=w.c.secret_ct,
+                previous_secret_ct=self._cipher.encrypt_optional(
+                    previous, WEBHOOK_PREVIOUS_SECRET.ref(endpoint_id)),
                 previous_secret_expires_at=previous_until,
-                secret_ct=self._cipher.encrypt(secret, endpoint_id),
+                secret_ct=self._cipher.encrypt(secret, WEBHOOK_SECRET.ref(endpoint_id)),
             )
         )
         return bool(result.rowcount)
@@ -355,9 +369,11 @@ class SqlDeliveryStore:
 
     def _secrets(self, r: Any, now: datetime) -> tuple[str, ...] | None:
         try:
-            signing_secrets = [self._cipher.decrypt(r.secret_ct, r.endpoint_id)]
+            signing_secrets = [self._cipher.decrypt(r.secret_ct,
+                                                    WEBHOOK_SECRET.ref(r.endpoint_id))]
             if r.previous_secret_ct is not None and r.previous_secret_expires_at > now:
-                signing_secrets.append(self._cipher.decrypt(r.previous_secret_ct, r.endpoint_id))
+                signing_secrets.append(self._cipher.decrypt(
+                    r.previous_secret_ct, WEBHOOK_PREVIOUS_SECRET.ref(r.endpoint_id)))
         except FieldCipherError:
             return None
         return tuple(signing_secrets)
