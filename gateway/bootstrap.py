@@ -464,6 +464,7 @@ def build(settings: Settings, clock: Clock = utcnow,
         PurposeTokens(session_key, settings.server.public_url, clock, "verify-email"),
         settings.mail.per_recipient_per_hour,
         common,
+        reader=reader,
     )
     email_changes = EmailChangeService(
         uow, mailer,

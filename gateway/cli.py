@@ -98,7 +98,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     if old:
         print(f"{old} rows hold personal fields bound to their record only (written by an "
               "older version): run `gateway keys rotate-data`, then set [security] "
-              "read_legacy_ciphertexts = false (OPERATIONS.md, Keys)")
+              "read_legacy_ciphertexts = false once links mailed before the upgrade have "
+              "expired, 7 days (OPERATIONS.md, Keys)")
     return 0
 
 
@@ -264,6 +265,12 @@ def cmd_keys_rotate_data(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     failed = sum(len(r.failures) for r in reports)
+    left = sum(r.left for r in reports)
+    if left:
+        print(f"gateway: {left} rows were written under an older key while this ran (an "
+              "instance or job still configured without the newest key?): run it again "
+              "once every instance has the new data_keys", file=sys.stderr)
+        return 1
     if failed:
         print(f"gateway: {failed} values could not be re-encrypted and still need the key "
               "they were written with; the others are done (run again once fixed)",

@@ -182,6 +182,11 @@ class SecurityConfig(_Section):
                 raise ValueError('each entry must be "<key id>:<base64 of 32 bytes>"')
             if len(_b64_key(key, 32)) != 32:
                 raise ValueError("each data key must be exactly 32 bytes")
+        ids = [item.get_secret_value().partition(":")[0] for item in v]
+        for kid in ids:
+            if ids.count(kid) > 1:
+                raise ValueError(f"data key id {kid!r} is used by two keys: each key needs "
+                                 "an id of its own (the first entry encrypts)")
         return v
 
     def data_key_list(self) -> list[tuple[str, bytes]]:

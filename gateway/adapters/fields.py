@@ -89,6 +89,14 @@ class FieldCipher:
                 raise ValueError(f"data key {kid!r} must be 32 bytes")
             if not kid or len(kid.encode()) > 255:
                 raise ValueError("data key id must be 1-255 bytes")
+        ids = [kid for kid, _ in keys]
+        if len(set(ids)) != len(ids):
+            # One id for two keys would seal new values with whichever came last under
+            # the newest id: rotate-data would find nothing to do, and retiring an entry
+            # would make them unreadable.
+            twice = sorted({kid for kid in ids if ids.count(kid) > 1})
+            raise ValueError(f"data key id {twice[0]!r} is used by two keys: each key "
+                             "needs an id of its own")
         self._primary = keys[0][0]
         self._keys = {kid: AESGCM(key) for kid, key in keys}
         self.read_legacy = read_legacy

@@ -75,8 +75,10 @@ class RecoveryService:
                  ttl: timedelta = timedelta(minutes=30),
                  verifier: ResetTokens | None = None,
                  mails_per_recipient_per_hour: int = 5,
-                 common_passwords: Callable[[str], bool] | None = None) -> None:
+                 common_passwords: Callable[[str], bool] | None = None,
+                 reader: UnitOfWorkFactory | None = None) -> None:
         self._uow = uow
+        self._reader = reader or uow  # reads only: no write turn, no write lock
         self._mailer = mailer
         self._tokens = tokens
         self._passwords = passwords
@@ -134,16 +136,17 @@ class RecoveryService:
     async def reset_needs_code(self, token: str) -> bool:
         """Whether the page a reset link opens must ask for a second factor. Refuses a link
         that is invalid, expired or already used, so the page can say so before the form."""
-        async with self._uow() as uow:
-            account_id, _ = await self._live_reset(uow, token)
+        async with self._reader() as uow:
+            account_id, _ = await self._live_reset(uow, token, lock=False)
             return (await uow.accounts.totp(account_id)).enabled
 
-    async def _live_reset(self, uow: UnitOfWork, token: str) -> tuple[str, Profile]:
+    async def _live_reset(self, uow: UnitOfWork, token: str, lock: bool = True
+                          ) -> tuple[str, Profile]:
         """The account a reset link is for, while the link still works: its password and
         email are those it was issued for (so it works once, and dies with an email
-        change). Locks the account for the transaction."""
+        change). Locks the account for the transaction (`lock`)."""
         account_id, fp = self._tokens.read(token)
-        if await uow.accounts.get(account_id, for_update=True) is None:
+        if await uow.accounts.get(account_id, for_update=lock) is None:
             raise Unauthorized("this reset link is not valid")
         profile = await uow.accounts.profile(account_id)
         lookup = self._index(email_lookup_form(profile.email))
@@ -154,8 +157,11 @@ class RecoveryService:
 
     async def confirm_reset(self, token: str, new_password: str, second: str | None,
                             ip: str | None = None) -> None:
-        # An invalid link is refused before the password is judged.
+        # An invalid link is refused before the password is judged, and a used or outdated
+        # one before any hash: replaying an old link must cost the server no argon2 run.
         linked, _ = self._tokens.read(token)
+        async with self._reader() as uow:
+            await self._live_reset(uow, token, lock=False)
         new_password = check_password(new_password, "new_password", self._common)
         new_hash = await self._passwords.hash(new_password)  # before the transaction
         checked = await self._two_factor.check(linked, second)  # so is a recovery code

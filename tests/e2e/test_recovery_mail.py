@@ -12,6 +12,7 @@ import pyotp
 from tests.e2e.conftest import Stack, StackFactory
 from tests.e2e.test_email_change import post_form
 from tests.support.inbox import Inbox, smtp_env
+from tests.support.inprocess import InProcessGateway
 
 
 def link_token(message: Message) -> str:
@@ -51,8 +52,21 @@ async def test_password_reset_link_works_once(make_stack: StackFactory, inbox: I
     assert (await reset(stack, token, "short"))[0] == 422
     done = await reset(stack, token, "new password 22")
     assert done[0] == 204, done
+    # Replaying the used link is refused before any argon2 run (a stream of old links
+    # must not buy an attacker the server's hashing time).
+    assert isinstance(stack.gateway, InProcessGateway) and stack.gateway.gw is not None
+    passwords = stack.gateway.gw.passwords
+    hashed: list[str] = []
+    real_hash = passwords.hash
+
+    async def counting_hash(password: str) -> str:
+        hashed.append(password)
+        return await real_hash(password)
+    passwords.hash = counting_hash  # type: ignore[method-assign]
     again = await reset(stack, token, "third password 33")
     assert again[0] == 401 and "already used" in again[1]["detail"]
+    assert hashed == []
+    passwords.hash = real_hash  # type: ignore[method-assign]
     assert (await stack.api.call("GET", "/v1/me", token=old_session))[0] == 401
     await stack.login("reset@example.org", "new password 22")
     notices = await inbox.wait("reset@example.org", 2)

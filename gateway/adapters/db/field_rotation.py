@@ -18,6 +18,8 @@ from gateway.adapters.db.encrypted import EncryptedColumn, by_table
 from gateway.adapters.db.engine import read_transaction, write_transaction
 from gateway.adapters.fields import LEGACY, FieldCipher, FieldCipherError
 
+PASSES = 3  # over one table, while values under older keys keep appearing behind it
+
 
 @dataclass(frozen=True)
 class RotationPolicy:
@@ -43,10 +45,18 @@ class TableReport:
     values: int = 0  # rewritten
     rows: int = 0  # with at least one value rewritten
     failures: list[Failure] = field(default_factory=list)
+    left: int = 0  # rows still stale after the last pass, beyond those that failed
 
     def line(self) -> str:
+        tail = f", {self.left} rows written under an older key meanwhile" if self.left else ""
         return (f"{self.table}: {self.values} values re-encrypted in {self.rows} rows, "
-                f"{len(self.failures)} failed")
+                f"{len(self.failures)} failed{tail}")
+
+    def add(self, other: "TableReport") -> None:
+        self.values += other.values
+        self.rows += other.rows
+        seen = {(f.column, f.row) for f in self.failures}
+        self.failures += [f for f in other.failures if (f.column, f.row) not in seen]
 
 
 def reseal_row(cipher: FieldCipher, columns: Sequence[EncryptedColumn], row: Any
@@ -148,6 +158,17 @@ async def rotate_data(engine: AsyncEngine, cipher: FieldCipher,
     reports = []
     for name, columns in by_table().items():
         report = await rotate_table(engine, cipher, name, columns, policy, progress)
+        # A value written under an older key behind the pass (an instance not restarted
+        # yet, a job with the old configuration) is found by counting again: the run
+        # never claims a table done while one is left.
+        for _ in range(PASSES - 1):
+            report.left = (await count_stale(engine, cipher, {name: columns}))[name] \
+                - len({f.row for f in report.failures})
+            if report.left <= 0:
+                break
+            report.add(await rotate_table(engine, cipher, name, columns, policy, progress))
+        report.left = max(0, (await count_stale(engine, cipher, {name: columns}))[name]
+                          - len({f.row for f in report.failures}))
         if on_table is not None:
             on_table(report)
         reports.append(report)
