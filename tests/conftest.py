@@ -57,18 +57,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("load"))
         elif shares_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-    # The longest groups first: started last, one of them would be the run's tail, one
-    # worker busy while the other has nothing left (xdist hands out work in this order).
-    items.sort(key=lambda item: LONG_GROUPS.index(group_of(item))
-               if group_of(item) in LONG_GROUPS else len(LONG_GROUPS))
-
-
-LONG_GROUPS = ("monero", "load")
-
-
-def group_of(item: pytest.Item) -> str | None:
-    marker = item.get_closest_marker("xdist_group")
-    return str(marker.args[0]) if marker is not None else None
+    # Collection order is the order xdist hands work out: the load group stays at the end
+    # (tests/reliability), away from the start-up of every worker's nodes, whose mining
+    # would be measured as the gateway's latency.
 
 
 def shares_module_fixture(item: pytest.Item) -> bool:
