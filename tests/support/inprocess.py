@@ -15,7 +15,9 @@ schemathesis) must not freeze the server it is talking to. What only a process s
 import asyncio
 import logging
 import socket
+import sys
 import threading
+import traceback
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -32,19 +34,39 @@ T = TypeVar("T")
 # when it was written on the gateway's own thread (aiohttp's server, say), never the test's
 # (Selenium logs the passwords it types).
 OWN_LOGGERS = ("gateway", "chains", "webhooks")
-STOP_SECONDS = 15.0  # what GatewayProcess waits after SIGTERM before SIGKILL
+STOP_SECONDS = 30.0  # SIGTERM's grace as a loaded 2-core machine needs it
+
+
+def _chain(coro: Any) -> str:
+    """Where a coroutine waits: every frame down its `await` chain, and what the last
+    one awaits (a Future from a thread, say). `Task.get_stack` gives only the outermost
+    frame of a suspended coroutine, which names nothing."""
+    where: list[str] = []
+    while coro is not None and (frame := getattr(coro, "cr_frame", None)
+                                or getattr(coro, "gi_frame", None)) is not None:
+        where.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 2)[-1]}"
+                     f":{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    if coro is not None:
+        where.append(repr(coro)[:200])
+    return " -> ".join(where)
 
 
 async def _describe_tasks() -> str:
-    """Every task on this loop but the caller, with where it waits."""
+    """Every task on this loop but the caller, with where it waits, and what every other
+    thread is doing (an executor job, a database driver's thread)."""
     lines = []
     for task in asyncio.all_tasks():
         if task is asyncio.current_task():
             continue
-        frames = task.get_stack()
-        where = " <- ".join(f"{f.f_code.co_name} ({f.f_code.co_filename.rsplit('/', 2)[-1]}:"
-                            f"{f.f_lineno})" for f in reversed(frames[-4:]))
-        lines.append(f"  {task.get_name()}: {where or task!r}")
+        lines.append(f"  {task.get_name()}: {_chain(task.get_coro()) or task!r}")
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        if ident == threading.get_ident():
+            continue
+        stack = traceback.extract_stack(frame)[-3:]
+        lines.append(f"  thread {names.get(ident, ident)}: " + " <- ".join(
+            f"{f.name} ({f.filename.rsplit('/', 2)[-1]}:{f.lineno})" for f in reversed(stack)))
     return "\n".join(lines) or "  (no task)"
 
 
