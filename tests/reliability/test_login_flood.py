@@ -26,6 +26,8 @@ LOGINS_PER_CLIENT = 3
 SPREAD_SECONDS = 12.0  # clients start at random moments in this window
 ACCOUNTS = 8
 P95_LIMIT_SECONDS = 0.100
+BASELINE_SAMPLES = 40  # per page, before the flood
+BASELINE_FACTOR = 4  # the flood may slow the pages this much against that baseline
 TIMEOUT_SECONDS = 5.0
 
 
@@ -86,6 +88,22 @@ async def test_login_flood_leaves_pages_and_payments_alone(make_stack: StackFact
                     if resp.status == 503:
                         assert int(resp.headers["Retry-After"]) > 0
 
+    # The same pages measured first without the flood, on the machine as the rest of the
+    # suite loads it: the bound below is the absolute one, or a multiple of this baseline
+    # when the machine alone is slower than that (a ratio measured in the same run, not
+    # a timing that another test's CPU can break).
+    baseline: dict[str, list[float]] = {"/healthz": [], pay_path: []}
+    quiet = threading.Event()
+    sampling = asyncio.create_task(asyncio.to_thread(
+        measure, stack.gateway.port, list(baseline), quiet, baseline))
+    deadline = time.monotonic() + 30
+    while min(len(s) for s in baseline.values()) < BASELINE_SAMPLES:
+        assert time.monotonic() < deadline, "timed out measuring the baseline"
+        await asyncio.sleep(0.05)
+    quiet.set()
+    await sampling
+    limit = max(P95_LIMIT_SECONDS, BASELINE_FACTOR * max(p95(s) for s in baseline.values()))
+
     latencies: dict[str, list[float]] = {"/healthz": [], pay_path: []}
     stop = threading.Event()
     watcher = asyncio.create_task(asyncio.to_thread(
@@ -122,7 +140,8 @@ async def test_login_flood_leaves_pages_and_payments_alone(make_stack: StackFact
     assert flood_seconds < 45, flood_seconds
     report = {path: (len(s), round(p95(s) * 1000, 1), round(max(s) * 1000, 1))
               for path, s in latencies.items()}
-    print(f"flood {flood_seconds:.1f} s, {dict(statuses)}; (samples, p95 ms, max ms) {report}")
+    print(f"flood {flood_seconds:.1f} s, {dict(statuses)}; (samples, p95 ms, max ms) {report}"
+          f"; bound {limit * 1000:.1f} ms")
     for samples in latencies.values():
         assert len(samples) >= 20, report
-        assert p95(samples) < P95_LIMIT_SECONDS, report
+        assert p95(samples) < limit, (report, f"bound {limit * 1000:.1f} ms")
