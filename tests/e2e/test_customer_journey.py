@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from tests.e2e.test_portal import at, fill, no_other_origin, submit
@@ -69,6 +71,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     assert not list(tmp.glob("gateway-demo-*"))  # everything it started is gone
 
 
+def status_of(browser: Any) -> str | None:
+    """The status shown, or None while the page is being replaced (without JavaScript it
+    refreshes itself: an element found just before the refresh is gone when read)."""
+    try:
+        return str(browser.find_element(By.ID, "status").text)
+    except StaleElementReferenceException:
+        return None
+
+
 @pytest.mark.parametrize("javascript", [False, True], ids=["no-js", "js"])
 async def test_demo_journey_signup_buy_pay_settle(
     demo: Demo, tmp_path: Path, javascript: bool
@@ -101,7 +112,7 @@ async def test_demo_journey_signup_buy_pay_settle(
         # The page follows the invoice by itself: refreshes without JavaScript, server-sent
         # events with it. The demo mines a block every 2 s while a payment waits.
         deadline = time.monotonic() + 90
-        while browser.find_element(By.ID, "status").text != "settled":
+        while status_of(browser) != "settled":
             assert time.monotonic() < deadline, browser.page_source
             await asyncio.sleep(0.5)
         assert "Paid" in browser.find_element(By.ID, "status-text").text
