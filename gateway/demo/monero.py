@@ -24,6 +24,9 @@ from typing import Any
 from gateway.demo.node import NodeMissing, free_port
 
 
+NO_TLS = ("--rpc-ssl", "disabled")
+
+
 def post(port: int, path: str, payload: dict[str, Any], timeout: float = 60) -> Any:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
                                  data=json.dumps(payload).encode(), method="POST",
@@ -103,6 +106,7 @@ class WalletRpc:
             [binary, "--daemon-address", f"127.0.0.1:{self.daemon_port}", "--trusted-daemon",
              "--rpc-bind-ip", "127.0.0.1", "--rpc-bind-port", str(self.port),
              "--wallet-dir", str(self.dir), "--disable-rpc-login", "--non-interactive",
+             *NO_TLS, "--daemon-ssl", "disabled",
              "--log-level", "0", "--log-file", str(log)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         _wait(self.proc, self.port, "get_version", log)
@@ -144,7 +148,7 @@ class MoneroRegtest:
                  "--rpc-bind-port", str(self.rpc_port), "--p2p-bind-ip", "127.0.0.1",
                  "--p2p-bind-port", str(self.p2p_port), "--zmq-rpc-bind-port",
                  str(self.zmq_port), "--no-igd", "--non-interactive", "--log-level", "0",
-                 "--max-concurrency", "2",
+                 "--max-concurrency", "2", *NO_TLS,
                  # regtest (fakechain) wipes its database at start-up unless told not to:
                  # a restart must find the chain it left.
                  "--keep-fakechain"],

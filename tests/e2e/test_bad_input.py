@@ -1,12 +1,11 @@
 """Bad input answers 4xx application/problem+json with a clear detail and writes nothing."""
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import Stack, StackFactory
+from tests.support.cli import run_gateway
 from tests.support.stack import gateway_env, run_cli
 
 COUNTED = ("accounts", "invoices", "events", "sessions", "api_keys", "webhook_endpoints")
@@ -114,9 +113,7 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Any, litecoin: Any) -> N
     from tests.support.nodes import free_port
 
     env = gateway_env(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", litecoin, free_port())
-    result = subprocess.run([sys.executable, "-m", "gateway.cli", "serve"],
-                            env={**__import__("os").environ, **env}, capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = run_gateway(["serve"], {**__import__("os").environ, **env})
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "gateway db upgrade" in lines[0]

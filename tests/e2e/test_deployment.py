@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 import yaml
 
+from tests.support.cli import run_gateway
 from tests.support.databases import fresh_database
 from tests.support.deployment import (
     CONFIG,
@@ -101,8 +102,7 @@ class ExampleReceiver:
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], env={**clean, **env},
-                          capture_output=True, text=True, timeout=60, check=False)
+    return run_gateway(list(args), {**clean, **env})
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ import http.client
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from gateway.bootstrap import Gateway, build, build_app
 from gateway.config import ConfigError, load
 from tests.contract.drivers.monero import MoneroDriver
 from tests.e2e.conftest import DEFAULT_DB
+from tests.support.cli import run_gateway
 from tests.support.databases import fresh_database
 from tests.support.keys import security_env
 from tests.support.monero_nodes import MoneroRegtest, post
@@ -258,10 +257,8 @@ async def staff_login(xmr: XmrStack) -> Callable[[str], Awaitable[str]]:
     page getter."""
     base = f"http://{xmr.env['GATEWAY_STAFF__LISTEN']}/staff"
     added = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "gateway.cli", "staff", "add", "sam", "--role",
-                         "support", "--password-stdin"], input="staff password 123\n",
-        env={**os.environ, **xmr.env}, capture_output=True, text=True, timeout=60,
-        check=False)
+        run_gateway, ["staff", "add", "sam", "--role", "support", "--password-stdin"],
+        {**os.environ, **xmr.env}, input="staff password 123\n")
     assert added.returncode == 0, added.stderr
     cookie: dict[str, str] = {}  # Secure, on an IP: kept by hand
 

@@ -7,13 +7,13 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 from aiohttp import web
 
 from tests.e2e.conftest import StackFactory
+from tests.support.cli import run_gateway
 from tests.support.databases import fresh_database
 from tests.support.deployment import self_signed
 from tests.support.inbox import Inbox, smtp_env
@@ -23,8 +23,7 @@ from tests.support.nodes import LitecoinRegtest, free_port
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], env={**clean, **env},
-                          capture_output=True, text=True, timeout=60, check=False)
+    return run_gateway(list(args), {**clean, **env})
 
 
 def test_config_check_names_every_problem_and_no_secret(tmp_path: Path) -> None:

@@ -10,8 +10,6 @@ import io
 import os
 import re
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -31,6 +29,7 @@ from tests.e2e.test_portal import at, fill, submit
 from tests.e2e.test_tls import client as tls_client
 from tests.e2e.test_tls import self_signed
 from tests.support.browser import chromium
+from tests.support.cli import run_gateway
 from tests.support.nodes import free_port
 from tests.support.services import create_api_key, gateway_of
 from tests.support.stack import Reply, eventually, run_cli
@@ -41,10 +40,8 @@ PASSWORD = "staff password 123"
 
 
 def add_staff(stack: Stack, name: str, role: str, password: str = PASSWORD) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "staff", "add", name, "--role", role,
-         "--password-stdin"], input=password + "\n", env={**os.environ, **stack.gateway.env},
-        capture_output=True, text=True, timeout=60, check=False)
+    done = run_gateway(["staff", "add", name, "--role", role, "--password-stdin"],
+                       {**os.environ, **stack.gateway.env}, input=password + "\n")
     assert done.returncode == 0, done.stderr
     assert f"{name} ({role}) added" in done.stdout
     stack.secrets.add(password)

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from tests.support.cli import run_gateway
 from tests.support.deployment import CONFIG, ROOT, Nginx, readme_toml, run, substitute, tool
 from tests.support.keys import random_xpub, security_env
 from tests.support.nodes import free_port
@@ -245,12 +246,9 @@ def test_compose_file_is_consistent_and_its_gateway_configuration_checks(
 
 def run_config_check(env: dict[str, str]) -> "Any":
     import os
-    import subprocess
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", "config", "check"],
-                          env={**clean, **env}, capture_output=True, text=True, timeout=60,
-                          check=False)
+    return run_gateway(["config", "check"], {**clean, **env})
 
 
 def test_the_dockerfiles_build_context_makes_a_complete_package(tmp_path: Path) -> None:
@@ -320,8 +318,6 @@ def test_the_service_hands_the_readme_configuration_its_secrets_as_credentials(
 
 def run_config_check_args(args: list[str]) -> "Any":
     import os
-    import subprocess
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], env=clean,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return run_gateway(args, clean)

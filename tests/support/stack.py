@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.support.cli import run_gateway
 from tests.support.keys import random_xpub, security_env
 from tests.support.nodes import LitecoinRegtest, free_port
 
@@ -47,10 +48,9 @@ def gateway_env(db_url: str, node: LitecoinRegtest, port: int, **extra: str) -> 
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False,
-    )
+    """`gateway *args` as its own process (forked from a warm parent), the test process's
+    environment plus `env`."""
+    return run_gateway(list(args), {**os.environ, **env})
 
 
 def _listening_pid_owns(pid: int, port: int) -> bool:

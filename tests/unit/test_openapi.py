@@ -3,8 +3,6 @@ pages apart), with the enums of the configuration it is made for."""
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from gateway.http.app import create_app
 from gateway.http.keys import HttpServices
 from gateway.http.openapi import OPERATIONS, PAGES, document
 from gateway.http.vocabulary import Vocabulary, vocabulary
+from tests.support.cli import run_gateway
 from tests.support.keys import random_xpub, security_env
 
 pytestmark = pytest.mark.unit
@@ -137,9 +136,8 @@ price = "8.00"
 currency = "CHF"
 """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    result = subprocess.run([sys.executable, "-m", "gateway.cli", "openapi", "--config",
-                             str(config)], env={**env, **security_env()},
-                            capture_output=True, text=True, check=True, timeout=60)
+    result = run_gateway(["openapi", "--config", str(config)], {**env, **security_env()})
+    assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert printed == document(vocab=vocabulary(load(config, security_env())))
     invoice = printed["components"]["schemas"]["InvoiceBody"]["properties"]

@@ -3,14 +3,13 @@ uses STARTTLS by default (plain only to a loopback host), and `gateway serve` wa
 one line when it would serve customers in clear. (Webhooks: test_webhook_targets.)"""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.adapters.mail import SmtpMailer
 from gateway.config import ConfigError, load
+from tests.support.cli import run_gateway
 from tests.unit.test_config import base_env
 
 
@@ -47,8 +46,7 @@ def test_serve_warns_in_one_line_when_customers_would_be_served_in_clear(
     def serve(**server: str) -> str:
         env = {**os.environ, **base,
                **{f"GATEWAY_SERVER__{k.upper()}": v for k, v in server.items()}}
-        done = subprocess.run([sys.executable, "-m", "gateway.cli", "serve"], env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
+        done = run_gateway(["serve"], env)
         assert done.returncode != 0  # never got to listen
         return done.stderr
 

@@ -1,0 +1,91 @@
+"""`gateway` CLI commands run to completion as processes, forked from a warm parent
+(tests/support/cli_zygote.py) instead of a fresh interpreter: the same process, exit
+code and streams, without two seconds of imports per call.
+
+A command a test must signal while it runs (`serve`, `demo`, an interrupted
+`notify policy-change`) is still started with subprocess.Popen."""
+
+import atexit
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARGV0 = str(ROOT / "gateway" / "cli.py")  # what `python -m gateway.cli` puts in sys.argv
+
+
+class _Zygote:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._dir = ""
+        self.path = ""
+
+    def ensure(self) -> str:
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                return self.path
+            self._dir = tempfile.mkdtemp(prefix="cli-zygote-")
+            self.path = os.path.join(self._dir, "socket")
+            log = Path(self._dir) / "zygote.log"
+            with log.open("wb") as err:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "tests.support.cli_zygote", self.path],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
+            assert self._proc.stdout is not None
+            line = self._proc.stdout.readline()  # "ready", or EOF when it failed
+            if line.strip() != b"ready":
+                raise RuntimeError(f"the CLI zygote did not start; {log}:\n"
+                                   f"{log.read_text(errors='replace')[-3000:]}")
+            atexit.register(self.close)
+            return self.path
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()  # its signal to exit
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+_zygote = _Zygote()
+
+
+def run_gateway(args: list[str], env: dict[str, str], *, input: str = "",
+                timeout: float = 60, cwd: str | os.PathLike[str] | None = None,
+                ) -> subprocess.CompletedProcess[str]:
+    """`python -m gateway.cli *args` with exactly `env` as its environment, run to its end;
+    the result as subprocess.run(capture_output=True, text=True) gives it. Raises
+    subprocess.TimeoutExpired (the command killed) after `timeout` seconds."""
+    path = _zygote.ensure()
+    request = {"args": args, "env": env, "input": input, "argv0": ARGV0,
+               "cwd": str(cwd if cwd is not None else os.getcwd())}
+    command = [sys.executable, "-m", "gateway.cli", *args]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        conn.connect(path)
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        reader = conn.makefile("rb")
+        pid = int(json.loads(reader.readline())["pid"])
+        try:
+            line = reader.readline()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            raise subprocess.TimeoutExpired(command, timeout) from None
+    if not line:
+        raise RuntimeError(f"{' '.join(args)}: the command's process ended without a "
+                           "result (killed?)")
+    result = json.loads(line)
+    return subprocess.CompletedProcess(command, int(result["returncode"]),
+                                       str(result["stdout"]), str(result["stderr"]))
+
