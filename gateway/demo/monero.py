@@ -23,7 +23,9 @@ from typing import Any
 
 from gateway.demo.node import NodeMissing, free_port
 
-
+# Loopback only, so TLS protects nothing here, and it costs: with the default
+# `autodetect`, every monerod and wallet-rpc start generates an RSA certificate (seconds
+# of CPU each, found with perf). An operator's own nodes keep their TLS settings.
 NO_TLS = ("--rpc-ssl", "disabled")
 
 

@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -89,3 +90,56 @@ def run_gateway(args: list[str], env: dict[str, str], *, input: str = "",
     return subprocess.CompletedProcess(command, int(result["returncode"]),
                                        str(result["stdout"]), str(result["stderr"]))
 
+
+
+class ForkedProcess:
+    """A long-running `gateway` command (`serve`) forked from the warm parent, with the
+    part of subprocess.Popen's interface the suite uses: pid, poll, wait, send_signal,
+    terminate, kill, returncode. Its output is appended to `log`."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args = [sys.executable, "-m", "gateway.cli", *args]
+        self.returncode: int | None = None
+        self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._conn.settimeout(30)
+        self._conn.connect(_zygote.ensure())
+        request = {"args": args, "env": env, "argv0": ARGV0, "cwd": os.getcwd(),
+                   "log": str(log)}
+        self._conn.sendall(json.dumps(request).encode() + b"\n")
+        self._reader = self._conn.makefile("rb")
+        self.pid = int(json.loads(self._reader.readline())["pid"])
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            ready, _, _ = select.select([self._conn], [], [], 0)
+            if ready:
+                self._finish()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            ready, _, _ = select.select([self._conn], [], [], timeout)
+            if not ready:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            self._finish()
+        assert self.returncode is not None
+        return self.returncode
+
+    def _finish(self) -> None:
+        self._conn.settimeout(None)
+        line = self._reader.readline()
+        # No report: the child that waited for it was killed with it (never by the suite).
+        self.returncode = int(json.loads(line)["returncode"]) if line else -signal.SIGKILL
+        self._reader.close()
+        self._conn.close()
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)

@@ -64,12 +64,15 @@ def run_command(request: dict[str, Any]) -> int:
 
 
 def child(conn: socket.socket) -> None:
-    """Runs one command and reports it on `conn`; never returns."""
+    """Runs one request and reports it on `conn`; never returns."""
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the command's own subprocesses
         reader = conn.makefile("rb")
         request = json.loads(reader.readline())
+        if request.get("log"):
+            code = spawn(conn, request)
+            return
         conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
         streams = [tempfile.TemporaryFile() for _ in range(3)]
         streams[0].write(request.get("input", "").encode())
@@ -87,6 +90,33 @@ def child(conn: socket.socket) -> None:
                      + b"\n")
     finally:
         os._exit(code if 0 <= code < 256 else 1)
+
+
+def spawn(conn: socket.socket, request: dict[str, Any]) -> int:
+    """A long-running command (`serve`) as a grandchild, its output appended to the
+    request's log: this child waits for it and reports how it ended, as Popen.wait would
+    (a negative signal number when it was killed), so the test may signal it freely."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setpgid(0, 0)  # a signal to the test's process group does not reach it
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            for fd, target in ((0, devnull), (1, log), (2, log)):
+                os.dup2(target, fd)
+            code = run_command(request)
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+        finally:
+            os._exit(code if 0 <= code < 256 else 1)
+    conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    _, status = os.waitpid(pid, 0)
+    returncode = os.waitstatus_to_exitcode(status)
+    with contextlib.suppress(OSError):  # the test stopped listening
+        conn.sendall(json.dumps({"returncode": returncode}).encode() + b"\n")
+    return 0
 
 
 def _read(stream: Any) -> str:

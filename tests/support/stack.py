@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.support.cli import run_gateway
+from tests.support.cli import ForkedProcess, run_gateway
 from tests.support.keys import random_xpub, security_env
 from tests.support.nodes import LitecoinRegtest, free_port
 
@@ -92,7 +91,7 @@ class GatewayProcess:
         self.env = env
         self.log_path = log_path
         self.port = int(env["GATEWAY_SERVER__PORT"])
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: ForkedProcess | None = None
         self.started = False  # once up, clients know its URL: a restart keeps the port
 
     @property
@@ -157,11 +156,9 @@ class GatewayProcess:
         with self.log_path.open("ab") as log:
             log.write(f"--- gateway serve on port {self.port} ---\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "serve"],
-                env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        # Forked from the warm parent (no two seconds of imports per start), a process
+        # of its own all the same: the tests signal, kill and restart it.
+        self.proc = ForkedProcess(["serve"], {**os.environ, **self.env}, self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
