@@ -2,7 +2,8 @@
 
 - Browser information is used "for website functionality only" (the CSRF binding) and
   never stored: after a customer's whole visit with a distinctive User-Agent (portal
-  signup and login, the API, the checkout page, failed logins), the database's bytes
+  signup and login, the API, the checkout page, failed logins, the staff console's
+  login), the database's bytes
   (SQLite: the file and its write-ahead log; PostgreSQL: every row of every table as
   text, byte columns in hex) hold no trace of it, while the same search finds a value
   that is stored in clear.
@@ -51,7 +52,9 @@ def _documented(kind: str) -> dict[str, list[str]]:
 
 async def test_the_user_agent_is_never_stored(make_stack: StackFactory) -> None:
     # On SQLite, and on PostgreSQL in make test's second e2e run (GATEWAY_TEST_DATABASE).
-    stack = await make_stack(register_endpoint=False)
+    stack = await make_stack(register_endpoint=False,
+                             GATEWAY_STAFF__LISTEN=f"127.0.0.1:{free_port()}")
+    staff = f"http://{stack.gateway.env['GATEWAY_STAFF__LISTEN']}/staff"
     email, password = "ua-probe@example.org", "ua probe password 1"
     stack.secrets.update({email, password})
     base = stack.gateway.base
@@ -81,6 +84,12 @@ async def test_the_user_agent_is_never_stored(make_stack: StackFactory) -> None:
         async with http.post(f"{base}/forgot", allow_redirects=False, data={
                 "email": email, "csrf": token}) as resp:
             assert resp.status == 202, resp.status
+        # The staff console binds its form tokens to the browser too.
+        async with http.get(f"{staff}/login") as resp:
+            token = _form_token(await resp.text())
+        async with http.post(f"{staff}/login", data={
+                "name": "nobody", "password": "not the password 1", "csrf": token}) as resp:
+            assert resp.status == 401
     raw = await database_bytes(stack.db_url)
     assert holds(raw, REFERENCE), "the search does not see what is stored in clear"
     for trace in (USER_AGENT, "UA-Probe-7f3a9c", "ZebraBrowser"):
