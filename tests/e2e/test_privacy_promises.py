@@ -3,10 +3,9 @@
 - Browser information is used "for website functionality only" (the CSRF binding) and
   never stored: after a customer's whole visit with a distinctive User-Agent (portal
   signup and login, the API, the checkout page, failed logins, the staff console's
-  login), the database's bytes
-  (SQLite: the file and its write-ahead log; PostgreSQL: every row of every table as
-  text, byte columns in hex) hold no trace of it, while the same search finds a value
-  that is stored in clear.
+  login), the database's bytes (SQLite: the file and its write-ahead log; PostgreSQL:
+  every row of every table as text, byte columns in hex) hold no trace of it, while the
+  same search finds a value that is stored in clear.
 - Nothing is loaded from another origin: the Content-Security-Policy of every page type
   (customer pages, checkout page, staff console, error pages; and of the API) is parsed,
   allows no source but the gateway's own ('self', 'none', data: images), and is exactly
