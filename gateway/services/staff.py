@@ -33,6 +33,10 @@ from gateway.services.ports import (
 )
 
 ROLES = ("finance", "support", "admin")
+# A failed login at a name that is no member's is logged as this prefix and the first
+# characters of a keyed hash of the name: enough to count attempts, nothing typed.
+UNKNOWN_NAME = "?"
+UNKNOWN_HASH_CHARS = 8
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 # One answer for every wrong part: a right password without a code is not told apart.
 WRONG_LOGIN = ("name, password or code is wrong (once two-factor authentication is set up, "
@@ -146,8 +150,8 @@ class StaffService:
                 ok = step is not None and await uow.staff.advance_totp_step(member.id, step)
             if not ok or member is None:
                 await uow.throttle.put(lookup, after_failure(state, now, self._throttle))
-                await uow.staff.log(StaffLogEntry(name[:64] or "-", "login_failed", None, ip,
-                                                  now))
+                logged = self._failed_login_name(found, name)
+                await uow.staff.log(StaffLogEntry(logged, "login_failed", None, ip, now))
                 await uow.commit()
                 raise Unauthorized(WRONG_LOGIN)
             await uow.throttle.clear(lookup)
@@ -156,6 +160,15 @@ class StaffService:
             await uow.staff.log(StaffLogEntry(member.name, "login_succeeded", None, ip, now))
             await uow.commit()
         return StaffLogin(token, enrolled)
+
+    def _failed_login_name(self, found: tuple[StaffMember, str] | None, name: str) -> str:
+        """What the staff log keeps of a failed login's name: the member's own name when
+        the name is a member's, otherwise nothing that was typed (a customer's email or a
+        password typed into the name field was once kept verbatim for 30 days) but a short
+        keyed hash, so repeated attempts at one unknown name can still be counted."""
+        if found is not None:
+            return found[0].name
+        return UNKNOWN_NAME + self._index("staff-log:" + name)[:UNKNOWN_HASH_CHARS]
 
     async def _new_session(self, uow: UnitOfWork, member: StaffMember, enrolled: bool) -> str:
         now = self._clock()

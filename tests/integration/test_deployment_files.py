@@ -5,6 +5,8 @@ Each test fails, never skips, when its tool is missing (`make setup` installs th
 import json
 import re
 import shutil
+import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,16 @@ from typing import Any
 import yaml
 
 from tests.support.cli import run_gateway
-from tests.support.deployment import CONFIG, ROOT, Nginx, readme_toml, run, substitute, tool
+from tests.support.deployment import (
+    CONFIG,
+    HOSTNAME,
+    ROOT,
+    Nginx,
+    readme_toml,
+    run,
+    substitute,
+    tool,
+)
 from tests.support.keys import random_xpub, security_env
 from tests.support.nodes import free_port
 
@@ -128,6 +139,68 @@ def test_nginx_site_passes_nginx_t_and_says_what_the_gateway_expects(tmp_path: P
     assert nginx.check().returncode != 0
 
 
+def _server_blocks(site: str) -> list[str]:
+    """The text of each top-level `server { }` of the site, nested braces included."""
+    blocks = []
+    for start in (m.start() for m in re.finditer(r"(?m)^server \{", site)):
+        depth, end = 0, start
+        for end in range(start, len(site)):
+            depth += {"{": 1, "}": -1}.get(site[end], 0)
+            if depth == 0 and site[end] == "}":
+                break
+        blocks.append(site[start:end + 1])
+    return blocks
+
+
+def _ask(port: int, request: bytes, tls: bool) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        conn: socket.socket = raw
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            conn = context.wrap_socket(raw, server_hostname=HOSTNAME)
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_nginx_logs_no_client_address_and_no_link(tmp_path: Path) -> None:
+    """Issue 28, item 11: with the gateway down, nginx at its default error level logs
+    the client's address and the request line (a reset link with its token) of every
+    request it cannot pass on. The shipped site logs nothing of a request: no access
+    log, error log at `crit`, in every server of the file."""
+    site = (CONFIG / "nginx" / "gateway.conf").read_text()
+    blocks = _server_blocks(site)
+    assert len(blocks) == 4, len(blocks)
+    for block in blocks:
+        assert re.search(r"(?m)^    access_log off;$", block), block[:200]
+        assert re.search(r"(?m)^    error_log \S+ crit;$", block), block[:200]
+    assert not re.search(r"error_log \S+( (debug|info|notice|warn|error))?;", site)
+    # The gateway is not listening: nginx answers 502 and would log why, with the request.
+    nginx = Nginx(tmp_path / "nginx", free_port(), free_port(), free_port(), free_port())
+    nginx.start()
+    try:
+        link = "/reset?token=probe-token-5b1e77"
+        onion = "a" * 56 + ".onion"
+        for port, host, tls in ((nginx.https_port, HOSTNAME, True),
+                                (nginx.onion_port, onion, False),
+                                (nginx.http_port, HOSTNAME, False)):
+            answer = _ask(port, f"GET {link} HTTP/1.1\r\nHost: {host}\r\n"
+                                "Connection: close\r\n\r\n".encode(), tls)
+            assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 502 Bad Gateway",
+                                                    b"HTTP/1.1 301 Moved Permanently"), answer
+    finally:
+        nginx.stop()
+    logs = {p.name: p.read_text(errors="replace") for p in nginx.folder.glob("*.log")}
+    assert "error.log" in logs  # nginx.conf's own log, at info: it would show a request
+    for name, text in logs.items():
+        assert "probe-token-5b1e77" not in text, f"{name} holds the reset link:\n{text}"
+        assert "client: 127.0.0.1" not in text, f"{name} holds a client address:\n{text}"
+
+
 def test_tor_onion_snippet_verifies(tmp_path: Path) -> None:
     tor = tool("tor")
     hidden, data = tmp_path / "hs", tmp_path / "data"
@@ -140,6 +213,7 @@ def test_tor_onion_snippet_verifies(tmp_path: Path) -> None:
     result = run(tor, "--verify-config", "-f", str(torrc), "--defaults-torrc", "/dev/null")
     assert result.returncode == 0 and "Configuration was valid" in result.stdout, result.stdout
     assert "HiddenServicePort 80 127.0.0.1:8081" in snippet  # nginx's onion listener
+    assert re.search(r"(?m)^SafeLogging 1$", snippet)  # no addresses in Tor's log
     assert "listen 127.0.0.1:8081;" in (CONFIG / "nginx" / "gateway.conf").read_text()
     torrc.write_text(snippet.replace("127.0.0.1:8081", "127.0.0.1:99999")
                      + f"\nDataDirectory {data}\nSocksPort 0\n")

@@ -125,6 +125,7 @@ class Nginx:
             "server 127.0.0.1:8080;": f"server 127.0.0.1:{upstream_port};",
             "/etc/ssl/gateway/fullchain.pem": str(cert),
             "/etc/ssl/gateway/privkey.pem": str(key),
+            "/var/log/nginx/gateway-error.log": str(folder / "gateway-error.log"),
         })
         (folder / "gateway.conf").write_text(site)
         temp = folder / "temp"
@@ -167,7 +168,8 @@ class Nginx:
 
     def log(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in
-                         (self.folder / "error.log", self.folder / "stdout.log") if p.exists())
+                         (self.folder / "error.log", self.folder / "gateway-error.log",
+                          self.folder / "stdout.log") if p.exists())
 
     def stop(self) -> None:
         if self.proc is None:

@@ -1,12 +1,13 @@
 """Records about an account that only the personal-data export reads."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.tables import (
+    accounts,
     events,
     login_throttle,
     paid_periods,
@@ -16,6 +17,9 @@ from gateway.adapters.db.tables import (
     sessions,
 )
 from gateway.domain.timestamps import rfc3339
+
+# RFC 6238's time step, the one gateway.adapters.totp counts `totp_last_step` in.
+TOTP_STEP_SECONDS = 30
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -53,11 +57,28 @@ class SqlPersonalRecords:
         return [{"id": r.id, "type": r.type, "created_at": _ts(r.created_at), "body": r.body}
                 for r in rows]
 
-    async def login_throttle(self, email_index: str) -> list[dict[str, Any]]:
+    async def login_throttle(self, keys: dict[str, str]) -> list[dict[str, Any]]:
+        """The counters under `keys` (throttle key -> the name the export gives it)."""
         rows = await self._conn.execute(
-            select(login_throttle).where(login_throttle.c.key == email_index))
-        return [{"failures": r.failures, "window_started_at": _ts(r.window_started_at),
+            select(login_throttle).where(login_throttle.c.key.in_(list(keys)))
+            .order_by(login_throttle.c.key))
+        return [{"counter": keys[r.key], "failures": r.failures,
+                 "window_started_at": _ts(r.window_started_at),
                  "locked_until": _ts(r.locked_until)} for r in rows]
+
+    async def account_activity(self, account_id: str) -> dict[str, Any]:
+        """The account's timestamps that only the export shows: last login, inactivity
+        notice, the email-change undo window, the last second-factor code accepted."""
+        row = (await self._conn.execute(select(
+            accounts.c.last_login_at, accounts.c.inactivity_notice_at,
+            accounts.c.email_undo_until, accounts.c.totp_last_step)
+            .where(accounts.c.id == account_id))).one()
+        last_code = (datetime.fromtimestamp(row.totp_last_step * TOTP_STEP_SECONDS, UTC)
+                     if row.totp_last_step is not None else None)
+        return {"last_login_at": _ts(row.last_login_at),
+                "inactivity_notice_at": _ts(row.inactivity_notice_at),
+                "email_undo_until": _ts(row.email_undo_until),
+                "two_factor_last_code_at": _ts(last_code)}
 
     async def paid_periods(self, account_id: str) -> list[dict[str, Any]]:
         """The time each settled plan invoice bought (prepaid time)."""
@@ -65,7 +86,8 @@ class SqlPersonalRecords:
             select(paid_periods).where(paid_periods.c.account_id == account_id)
             .order_by(paid_periods.c.starts_at))
         return [{"invoice_id": r.invoice_id, "plan": r.plan, "periods": r.periods,
-                 "starts_at": _ts(r.starts_at), "ends_at": _ts(r.ends_at)} for r in rows]
+                 "starts_at": _ts(r.starts_at), "ends_at": _ts(r.ends_at),
+                 "created_at": _ts(r.created_at)} for r in rows]
 
     async def renewals(self, account_id: str) -> list[dict[str, Any]]:
         """Renewal invoices the gateway created, and when it reminded the customer."""
