@@ -62,6 +62,12 @@ async def test_failing_erasures_show_in_the_metric_doctor_and_admin_page(
     assert deleted[gone[0]["id"]] is None and deleted[stays["id"]] is None
     assert f"erasing {gone[0]['id']} failed (FileExistsError" in stack.gateway.log()
 
+    by_hand = await asyncio.to_thread(run_cli, stack.gateway.env, "retention", "run")
+    assert by_hand.returncode == 1 and "account_deletions: removed 0" in by_hand.stdout
+    assert by_hand.stderr.strip().endswith(
+        "3 erasure(s) failed and are still due (the log says why); the next run retries "
+        "them"), by_hand.stderr
+
     doctor = await asyncio.to_thread(run_cli, stack.gateway.env, "doctor")
     assert doctor.returncode == 1
     problems = [x for x in doctor.stdout.splitlines() if x.startswith("PROBLEM")]
