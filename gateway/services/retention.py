@@ -20,6 +20,7 @@ def describe(exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc.strerror or exc}{where}"
     return type(exc).__name__
 
+
 INACTIVITY_SUBJECT = "Your account will be deleted in {days} days"
 INACTIVITY_BODY = """Hello,
 
@@ -129,10 +130,10 @@ class RetentionService:
         return erased, failed
 
     async def _reapply_guarded(self) -> tuple[int, int]:
-        """(re-applied, 1 if the ledger could not be read or re-applied): an unreadable
-        ledger does not stop the erasures that are due."""
+        """(re-applied, failed; 1 when the ledger cannot be read): an unreadable ledger
+        does not stop the erasures that are due."""
         try:
-            return await self.reapply_ledger(), 0
+            return await self._reapply()
         except Exception as exc:
             log.error("re-applying the deletion ledger failed (%s); retried at the next "
                       "run", describe(exc))
@@ -221,26 +222,33 @@ class RetentionService:
 
     async def reapply_ledger(self) -> int:
         """Erases again every account the ledger says was erased but the database holds
-        alive (a restored backup taken before the erasure). Returns how many."""
+        alive (a restored backup taken before the erasure). Returns how many; one that
+        fails is logged and left for the next retention run."""
+        return (await self._reapply())[0]
+
+    async def _reapply(self) -> tuple[int, int]:
+        """(re-erased, failed). Raises only when the ledger cannot be read."""
         if self._ledger is None:
-            return 0
+            return 0, 0
         erased = self._ledger.entries()
         if not erased:
-            return 0
+            return 0, 0
         async with self._uow() as uow:
             alive = await uow.accounts.alive_among(list(erased))
-        count = 0
-        for account_id in alive:
+
+        async def again(account_id: str) -> bool:
             async with self._uow() as uow:
                 account = await uow.accounts.get(account_id, for_update=True)
                 if account is None or account.deleted:
-                    continue
+                    return False
                 account.erase(erased[account_id])
                 await uow.accounts.erase_personal_data(account_id)
                 await uow.accounts.save(account)
                 await uow.commit()
-            count += 1
+            return True
+
+        count, failed = await self._each(alive, again)
         if count:
             self._flush_owed = True
             await self._flush_now()
-        return count
+        return count, failed
