@@ -103,3 +103,21 @@ async def test_old_backups_are_pruned_when_every_backup_fails(
     assert metric(metrics, "gateway_backup_prune_failing") == 0
     [fine] = backup_checks(settings, now, backup_times)
     assert fine.ok and "2 backup(s)" in fine.says
+
+
+def test_backup_prune_by_hand_keeps_what_the_schedule_keeps(tmp_path: Path) -> None:
+    """`gateway backup prune` without --days prunes at [retention] backup_days, as the
+    scheduled job does (its old default, 30 days, no longer fits the promise)."""
+    from tests.support.stack import run_cli
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    kept, gone = (folder / name(now - timedelta(days=d)) for d in (20, 22))
+    for path in (kept, gone):
+        path.write_bytes(b"a backup")
+    done = run_cli({"GATEWAY_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+                    **security_env()}, "backup", "prune", "--dir", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert "1 removed: backups older than 21 days" in done.stdout
+    assert kept.exists() and not gone.exists()
