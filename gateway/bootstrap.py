@@ -29,7 +29,7 @@ from chains.base import (
     describe_failure,
 )
 from gateway import families
-from gateway.adapters.backup.files import BackupError, Backups, prune
+from gateway.adapters.backup.files import BackupError, Backups, backup_times, prune
 from gateway.adapters.backup.stream import BackupFormatError
 from gateway.adapters.chain_directory import ChainDirectory
 from gateway.adapters.common_passwords import CommonPasswords
@@ -66,6 +66,7 @@ from gateway.http.ratelimit import SlidingWindow
 from gateway.http.streams import StreamSlots
 from gateway.http.vocabulary import vocabulary
 from gateway.jobs import every, run_backups, run_retention, run_sweeper
+from gateway.promise_checks import promise_checks
 from gateway.services.accounts import AccountPolicy, AccountService, email_policy
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.attempts import Attempts, PasswordCheck
@@ -603,8 +604,8 @@ def _auditable(followers: Sequence[Follower]) -> dict[str, Auditable]:
 
 # For the backup commands (entry points reach adapters through here): what a backup run
 # can fail with, and the pruning of old backups.
-__all__ = ["BackupError", "BackupFormatError", "Gateway", "Overrides", "build", "build_app",
-           "build_backups", "prune_backups"]
+__all__ = ["BackupError", "BackupFormatError", "Gateway", "Overrides", "backup_times",
+           "build", "build_app", "build_backups", "prune_backups"]
 prune_backups = prune
 
 
@@ -626,7 +627,7 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
         leadership.run_exclusively("gateway:sweeper", lambda: run_sweeper(gw.services.tracker)),
         leadership.run_exclusively("gateway:retention", lambda: run_retention(
             gw.services.retention, gw.settings.retention.interval_seconds,
-            gw.metrics.last_retention.set_to_current_time)),
+            gw.metrics.retention_run)),
         # Renewals, reminders and billing states: one instance at a time (and idempotent
         # anyway: docs/prepaid-time.md).
         leadership.run_exclusively("gateway:billing", lambda: every(
@@ -644,7 +645,7 @@ def background_tasks(gw: Gateway) -> list[Coroutine[Any, Any, None]]:
             build_backups(gw.settings), folder,
             timedelta(days=gw.settings.retention.backup_days),
             backup.interval_hours * 3600, gw.clock, prune,
-            gw.metrics.last_backup.set_to_current_time)))
+            lambda run: gw.metrics.backup_run(run.written is not None, run.prune_failed))))
     for follower in gw.chains.followers():
         # One watcher per follower (per node); its lock is named after its feed.
         watcher = ChainWatcher(follower, gw.services.tracker,
@@ -741,6 +742,7 @@ async def start_staff_listener(gw: Gateway, services: HttpServices) -> web.AppRu
         staff=s.staff, accounts=s.accounts, api_keys=s.api_keys, invoices=s.invoices,
         endpoints=s.endpoints, events=s.events, privacy=s.privacy, finance=s.finance,
         reconcile=s.reconcile, chain_status=lambda: gw.chain_status(2), outbox=outbox,
+        promises=lambda: promise_checks(gw.settings, s.retention, gw.clock(), backup_times),
         coins=gw.chains.coins(), trusted_proxies=services.trusted_proxies,
         login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
         csrf_key=gw.keys.session)

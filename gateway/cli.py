@@ -183,8 +183,13 @@ def cmd_webhook(args: argparse.Namespace) -> int:
 def cmd_retention_run(args: argparse.Namespace) -> int:
     counts = with_gateway(args, lambda gw: gw.services.retention.run(dry_run=args.dry_run))
     verb = "would remove" if args.dry_run else "removed"
+    failed = counts.pop("erasure_failures", 0)
     for what, n in counts.items():
         print(f"{what}: {verb} {n}")
+    if failed:
+        print(f"{failed} erasure(s) failed and are still due (the log says why); the next "
+              "run retries them", file=sys.stderr)
+        return 1
     return 0
 
 

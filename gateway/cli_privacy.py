@@ -42,6 +42,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
             folder = args.dir or settings.backup.dir
             if folder is None:
                 raise fail("give --dir or set [backup] dir", EXIT_CONFIG)
+            if args.days is None:
+                args.days = settings.retention.backup_days
             if args.days < 1:
                 raise fail("--days must be at least 1 (0 would delete every backup)",
                            EXIT_CONFIG)
@@ -178,7 +180,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]",
     restore.add_argument("--force", action="store_true",
                          help="replace a database that already holds data")
     prune = backup.add_parser("prune", parents=[common], help="delete old backups")
-    prune.add_argument("--days", type=int, default=30)
+    prune.add_argument("--days", type=int,
+                       help="delete backups older than this (default: [retention] backup_days)")
     prune.add_argument("--dir", help="backup directory (default: [backup] dir)")
     for p in backup.choices.values():
         p.set_defaults(func=cmd_backup)

@@ -26,6 +26,7 @@ from pydantic import (
 from chains.base import CoinSettings
 from gateway import families
 from gateway.domain.billing import Period
+from gateway.domain.deletion_bound import DeletionBound
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import FIAT_EXPONENTS, Fiat, parse_fiat
 
@@ -384,8 +385,10 @@ class AccountsConfig(_Section):
 
 class RetentionConfig(_Section):
     security_log_days: int = Field(30, ge=1, le=30)
-    backup_days: int = Field(30, ge=1, le=30)
-    # The policy promises deletion within 30 days of a request, grace period included.
+    # The policy promises deletion within 30 days of a request, backups and grace period
+    # included: deletion_grace_days + interval_seconds + backup_days + [backup]
+    # interval_hours must fit in 30 days (checked at start; see Settings._deletion_bound).
+    backup_days: int = Field(21, ge=1, le=30)
     deletion_grace_days: int = Field(7, ge=0, le=30)
     idempotency_hours: float = Field(24, gt=0, le=24 * 30)
     delivery_log_days: int = Field(30, ge=1, le=30)
@@ -402,15 +405,6 @@ class RetentionConfig(_Section):
     # customer's own deletion, after a notice mailed inactivity_notice_days before.
     inactive_unpaid_days: int = Field(180, ge=14, le=3650)
     inactivity_notice_days: int = Field(7, ge=1, le=13)
-
-    @model_validator(mode="after")
-    def _within_policy(self) -> "RetentionConfig":
-        # A deletion is carried out by the first run after its grace period: the grace
-        # plus one interval must fit in the 30 days the privacy policy promises.
-        if self.deletion_grace_days * 86400 + self.interval_seconds > 30 * 86400:
-            raise ValueError("deletion_grace_days plus one retention interval must stay "
-                             "within 30 days (the privacy policy's promise): use at most 29")
-        return self
 
 
 class BackupConfig(_Section):
@@ -565,6 +559,27 @@ class Settings(_Section):
     staff: StaffConfig = StaffConfig()
 
     @model_validator(mode="after")
+    def _deletion_bound(self) -> "Settings":
+        ret, bound = self.retention, self.deletion_bound()
+        if not bound.kept():
+            # ConfigError, not ValueError: pydantic leaves it as it is, one line.
+            raise ConfigError(
+                f"[retention] deletion_grace_days ({ret.deletion_grace_days} d) + "
+                f"interval_seconds ({ret.interval_seconds:g} s) + backup_days "
+                f"({ret.backup_days} d) + [backup] interval_hours "
+                f"({self.backup.interval_hours:g} h) is {_days(bound.longest())} days, but "
+                "a deletion must be complete, backups included, within 30 days of the "
+                "request (the privacy policy's promise): lower them to fit 30 days")
+        return self
+
+    def deletion_bound(self) -> DeletionBound:
+        ret = self.retention
+        return DeletionBound(grace=timedelta(days=ret.deletion_grace_days),
+                             retention_interval=timedelta(seconds=ret.interval_seconds),
+                             backup_keep=timedelta(days=ret.backup_days),
+                             backup_interval=timedelta(hours=self.backup.interval_hours))
+
+    @model_validator(mode="after")
     def _verification_needs_mail(self) -> "Settings":
         if self.smtp is None and self.accounts.require_email_verification:
             raise ValueError(
@@ -588,6 +603,10 @@ class Settings(_Section):
             return cfg.confirmations
         family = families.get(cfg.kind)
         return family.default_confirmations.get(coin, family.fallback_confirmations)
+
+
+def _days(span: timedelta) -> str:
+    return f"{span / timedelta(days=1):.2f}".rstrip("0").rstrip(".")
 
 
 def _env_value(raw: str, name: str) -> Any:

@@ -23,6 +23,7 @@ from chains.base import (
     wrong_network,
 )
 from gateway.domain.timestamps import rfc3339
+from gateway.promise_checks import Check
 
 if TYPE_CHECKING:
     from gateway.bootstrap import Gateway
@@ -55,12 +56,33 @@ async def examine(gw: "Gateway") -> list[Finding]:
                                  "restored show once it is done"))
         found.extend(await _node(follower))
     found.append(await _smtp(gw))
+    found.extend(await _promises(gw, found[0].ok))
     if found[0].ok:
         found.extend(await _endpoints(gw))
     else:
         found.append(Finding("webhook endpoints", False,
                              "not checked: they are listed in the database"))
     return found
+
+
+async def _promises(gw: "Gateway", database_ok: bool) -> list[Finding]:
+    """Deletions and backups: overdue erasures, a ledger that cannot be written, backups
+    missing or not pruned (gateway/promise_checks.py)."""
+    from gateway.bootstrap import backup_times
+    from gateway.promise_checks import backup_checks, erasure_check, ledger_check
+
+    now = gw.clock()
+    checks = [ledger_check(gw.settings.backup.ledger_path())]
+    if database_ok:
+        try:
+            checks.append(await asyncio.wait_for(erasure_check(
+                gw.services.retention, now, gw.settings.retention.interval_seconds),
+                TIMEOUT))
+        except Exception as exc:
+            checks.append(Check("account erasures", False,
+                                f"not checked ({type(exc).__name__})"))
+    checks.extend(backup_checks(gw.settings, now, backup_times))
+    return [Finding(c.part, c.ok, c.says) for c in checks]
 
 
 async def _guard(part: str, probe: Callable[[], Awaitable[Finding]]) -> Finding:

@@ -4,6 +4,7 @@ Each runs on one instance at a time (see `bootstrap.background_tasks`)."""
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -32,15 +33,16 @@ async def run_sweeper(tracker: PaymentTracker, interval: float = 1.0) -> None:
 
 
 async def run_retention(retention: RetentionService, interval: float = 3600.0,
-                        on_success: Callable[[], None] | None = None) -> None:
-    """Every interval (hourly): nothing outlives its retention period by more than that."""
+                        report: Callable[[dict[str, int]], None] | None = None) -> None:
+    """Every interval (hourly): nothing outlives its retention period by more than that.
+    `report` hears each completed run's counts (erasure failures among them)."""
 
     async def once() -> None:
         counts = await retention.run()
         if any(counts.values()):
             log.info("retention removed %s", counts)
-        if on_success is not None:
-            on_success()
+        if report is not None:
+            report(counts)
 
     await every(interval, once, "retention run")
 
@@ -49,18 +51,44 @@ class BackupWriter(Protocol):
     def create(self, out_dir: Path, now: datetime) -> Path: ...
 
 
+@dataclass(frozen=True)
+class BackupRun:
+    written: Path | None  # None: the backup failed (logged)
+    pruned: int
+    prune_failed: bool    # some old backup could not be deleted (logged)
+
+
+async def backup_once(backups: BackupWriter, out_dir: Path, keep: timedelta,
+                      clock: Callable[[], datetime],
+                      prune: Callable[[Path, timedelta, datetime], list[Path]]) -> BackupRun:
+    """Old backups are pruned first and whatever the new backup does: a backup that fails
+    every time must not keep the old ones past their 30 days. The file work runs in a
+    thread so the event loop keeps serving."""
+    pruned, prune_failed = 0, False
+    try:
+        pruned = len(await asyncio.to_thread(prune, out_dir, keep, clock()))
+    except Exception:
+        prune_failed = True
+        log.exception("pruning old backups in %s failed; retried at the next run", out_dir)
+    written = None
+    try:
+        written = await asyncio.to_thread(backups.create, out_dir, clock())
+    except Exception:
+        log.exception("backup failed; retried at the next run")
+    if written is not None:
+        log.info("backup written to %s; %d old backups pruned", written.name, pruned)
+    return BackupRun(written, pruned, prune_failed)
+
+
 async def run_backups(backups: BackupWriter, out_dir: Path, keep: timedelta,
                       interval: float, clock: Callable[[], datetime],
                       prune: Callable[[Path, timedelta, datetime], list[Path]],
-                      on_success: Callable[[], None] | None = None) -> None:
-    """A backup every interval, then anything older than `keep` goes. The file work runs
-    in a thread so the event loop keeps serving."""
+                      report: Callable[[BackupRun], None] | None = None) -> None:
+    """A pruning and a backup every interval; `report` hears how each run went."""
 
     async def once() -> None:
-        path = await asyncio.to_thread(backups.create, out_dir, clock())
-        removed = await asyncio.to_thread(prune, out_dir, keep, clock())
-        log.info("backup written to %s; %d old backups pruned", path.name, len(removed))
-        if on_success is not None:
-            on_success()
+        outcome = await backup_once(backups, out_dir, keep, clock, prune)
+        if report is not None:
+            report(outcome)
 
     await every(interval, once, "backup")

@@ -58,6 +58,25 @@ class Metrics:
         self.last_retention = Gauge(
             "gateway_retention_last_success_timestamp_seconds",
             "When this instance last completed a retention run (0: never)", registry=r)
+        # Erasures and backups that fail are retried at the next run; these say that they
+        # fail (the leader's log says why; `gateway doctor` and the admin page say what
+        # is overdue).
+        self.erasure_failures = Counter(
+            "gateway_retention_erasure_failures",
+            "Account erasures (or deletion-ledger re-applications) that failed; each is "
+            "retried at the next retention run", registry=r)
+        self.erasures_failing = Gauge(
+            "gateway_retention_erasures_failing",
+            "Erasures that failed at this instance's last retention run (0: none)",
+            registry=r)
+        self.backup_failures = Counter(
+            "gateway_backup_failures", "Scheduled backups that failed", registry=r)
+        self.last_backup_failure = Gauge(
+            "gateway_backup_last_failure_timestamp_seconds",
+            "When this instance's last failed backup ran (0: none failed)", registry=r)
+        self.prune_failing = Gauge(
+            "gateway_backup_prune_failing",
+            "1 when this instance's last pruning of old backups failed", registry=r)
 
     def attempt(self, result: AttemptResult) -> None:
         self.delivery_attempts.labels(result.outcome.value).inc()
@@ -65,6 +84,20 @@ class Metrics:
 
     def mail(self, outcome: str) -> None:
         self.mail_attempts.labels(outcome).inc()
+
+    def retention_run(self, counts: dict[str, int]) -> None:
+        failed = counts.get("erasure_failures", 0)
+        self.erasure_failures.inc(failed)
+        self.erasures_failing.set(failed)
+        self.last_retention.set_to_current_time()
+
+    def backup_run(self, written: bool, prune_failed: bool) -> None:
+        if written:
+            self.last_backup.set_to_current_time()
+        else:
+            self.backup_failures.inc()
+            self.last_backup_failure.set_to_current_time()
+        self.prune_failing.set(1 if prune_failed else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

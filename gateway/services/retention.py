@@ -11,6 +11,16 @@ from gateway.services.recovery import Mailer
 
 log = logging.getLogger(__name__)
 
+
+def describe(exc: BaseException) -> str:
+    """For the log: the kind of failure and, for a file, which one. Never the message of
+    a database error, which may quote the row's values."""
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{type(exc).__name__}: {exc.strerror or exc}{where}"
+    return type(exc).__name__
+
+
 INACTIVITY_SUBJECT = "Your account will be deleted in {days} days"
 INACTIVITY_BODY = """Hello,
 
@@ -85,19 +95,54 @@ class RetentionService:
             if not dry_run:
                 await uow.commit()
         counts["account_deletions"] = len(due)
-        counts["ledger_reapplied"] = 0 if dry_run else await self.reapply_ledger()
+        reapplied, reapply_failed = (0, 0) if dry_run else await self._reapply_guarded()
+        counts["ledger_reapplied"] = reapplied
         warned, inactive = await self._inactivity(now, dry_run)
         counts["inactivity_notices"] = warned
         counts["inactive_deletions"] = len(inactive)
+        counts["erasure_failures"] = reapply_failed
         if not dry_run:
-            counts["account_deletions"] = sum([await self.erase(a) for a in due])
-            counts["inactive_deletions"] = sum(
-                [await self._delete_inactive(a) for a in inactive])
+            erased, failed = await self._each(due, self.erase)
+            counts["account_deletions"] = erased
+            counts["erasure_failures"] += failed
+            erased, failed = await self._each(inactive, self._delete_inactive)
+            counts["inactive_deletions"] = erased
+            counts["erasure_failures"] += failed
             if counts["account_deletions"] or counts["inactive_deletions"] \
                     or counts["ledger_reapplied"]:
                 self._flush_owed = True
             await self._flush_now()
         return counts
+
+    async def _each(self, account_ids: list[str],
+                    erase: Callable[[str], Awaitable[bool]]) -> tuple[int, int]:
+        """(erased, failed): account by account, so a failure (the ledger cannot be
+        written, a lock timeout) holds back no other account; the failed one is still due
+        and the next run tries it again."""
+        erased = failed = 0
+        for account_id in account_ids:
+            try:
+                erased += await erase(account_id)
+            except Exception as exc:
+                failed += 1
+                log.error("erasing %s failed (%s); it is retried at the next run",
+                          account_id, describe(exc))
+        return erased, failed
+
+    async def _reapply_guarded(self) -> tuple[int, int]:
+        """(re-applied, failed; 1 when the ledger cannot be read): an unreadable ledger
+        does not stop the erasures that are due."""
+        try:
+            return await self._reapply()
+        except Exception as exc:
+            log.error("re-applying the deletion ledger failed (%s); retried at the next "
+                      "run", describe(exc))
+            return 0, 1
+
+    async def overdue_erasures(self, before: datetime) -> list[str]:
+        """Accounts whose erasure was due before `before` and still are not erased."""
+        async with self._uow() as uow:
+            return await uow.accounts.due_for_deletion(before)
 
     async def _flush_now(self) -> None:
         if not self._flush_owed or self._flush is None:
@@ -177,26 +222,33 @@ class RetentionService:
 
     async def reapply_ledger(self) -> int:
         """Erases again every account the ledger says was erased but the database holds
-        alive (a restored backup taken before the erasure). Returns how many."""
+        alive (a restored backup taken before the erasure). Returns how many; one that
+        fails is logged and left for the next retention run."""
+        return (await self._reapply())[0]
+
+    async def _reapply(self) -> tuple[int, int]:
+        """(re-erased, failed). Raises only when the ledger cannot be read."""
         if self._ledger is None:
-            return 0
+            return 0, 0
         erased = self._ledger.entries()
         if not erased:
-            return 0
+            return 0, 0
         async with self._uow() as uow:
             alive = await uow.accounts.alive_among(list(erased))
-        count = 0
-        for account_id in alive:
+
+        async def again(account_id: str) -> bool:
             async with self._uow() as uow:
                 account = await uow.accounts.get(account_id, for_update=True)
                 if account is None or account.deleted:
-                    continue
+                    return False
                 account.erase(erased[account_id])
                 await uow.accounts.erase_personal_data(account_id)
                 await uow.accounts.save(account)
                 await uow.commit()
-            count += 1
+            return True
+
+        count, failed = await self._each(alive, again)
         if count:
             self._flush_owed = True
             await self._flush_now()
-        return count
+        return count, failed

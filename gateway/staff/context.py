@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.http.client_ip import Network
 from gateway.http.csrf import Csrf
 from gateway.http.ratelimit import SlidingWindow
+from gateway.promise_checks import Check
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.finance import FinanceService
@@ -37,6 +38,8 @@ class Console:
     chain_status: Callable[[], Awaitable[dict[str, dict[str, Any]]]]
     # Pending deliveries, and the endpoints failing (disabled, or deliveries failing).
     outbox: Callable[[], Awaitable[tuple[int, tuple[str, ...]]]]
+    # Deletions and backups: is each promise kept right now (gateway/promise_checks.py).
+    promises: Callable[[], Awaitable[list[Check]]]
     coins: tuple[str, ...] = ()
     trusted_proxies: tuple[Network, ...] = ()
     login_limit: SlidingWindow | None = None

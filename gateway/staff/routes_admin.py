@@ -1,5 +1,5 @@
 """Admin: webhook endpoints and API keys (secrets shown once), the access audit log, the
-staff log, chain status, the outbox."""
+staff log, chain status, the outbox, deletions and backups."""
 
 from typing import Any
 
@@ -20,7 +20,8 @@ async def _admin(request: web.Request, status: int = 200, **shown: Any) -> web.R
         "endpoints": await console.endpoints.list(), "keys": await console.api_keys.list(),
         "scopes": SCOPES, "audit": await console.staff.recent_audit(100),
         "log": await console.staff.recent_log(100), "chains": await console.chain_status(),
-        "pending": pending, "failing": failing, **shown}, status)
+        "pending": pending, "failing": failing, "promises": await console.promises(),
+        **shown}, status)
 
 
 @routes.get(PREFIX + "/admin")

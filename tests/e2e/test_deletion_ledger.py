@@ -22,7 +22,9 @@ async def test_restore_re_applies_erasures_made_after_the_backup(
     stack = await make_stack(register_endpoint=False,
                              GATEWAY_BACKUP__DELETION_LEDGER=str(ledger),
                              GATEWAY_BACKUP__DIR=str(configured),
-                             GATEWAY_BACKUP__INTERVAL_HOURS="168")
+                             GATEWAY_BACKUP__INTERVAL_HOURS="168",
+                             # A weekly backup fits the 30 days with two weeks' keep.
+                             GATEWAY_RETENTION__BACKUP_DAYS="14")
     gone = await stack.signup("gone@example.org", PASSWORD, display_name="Gone Person")
     stays = await stack.signup("stays@example.org", PASSWORD)
     env = stack.gateway.env

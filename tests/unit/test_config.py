@@ -213,3 +213,28 @@ def test_session_lifetimes_are_bounded(tmp_path: Path) -> None:
             load(None, base_env(tmp_path) | {key: value})
     assert load(None, base_env(tmp_path) | {
         "GATEWAY_SECURITY__SESSION_HOURS": "168"}).security.session_hours == 168
+
+
+@pytest.mark.parametrize("override", [
+    {"GATEWAY_RETENTION__BACKUP_DAYS": "30"},  # the old default: 38 days in all
+    {"GATEWAY_BACKUP__INTERVAL_HOURS": "168"},  # a weekly backup with the default keep
+    {"GATEWAY_RETENTION__DELETION_GRACE_DAYS": "10"},
+])
+def test_grace_backups_and_intervals_must_fit_the_30_days_from_a_request(
+    tmp_path: Path, override: dict[str, str],
+) -> None:
+    """Issue 28, items 1 and 2: an erased account's data is gone from the last backup
+    only when that backup is pruned, so the grace, one retention run, the backups' keep
+    and one pruning interval together must fit in the policy's 30 days."""
+    with pytest.raises(ConfigError) as info:
+        load(None, base_env(tmp_path) | override)
+    line = str(info.value)
+    assert "\n" not in line
+    for name in ("[retention] deletion_grace_days", "interval_seconds", "backup_days",
+                 "[backup] interval_hours", "within 30 days of the request"):
+        assert name in line, line
+    # The defaults fit, and so does a weekly backup kept for two weeks.
+    settings = load(None, base_env(tmp_path))
+    assert settings.deletion_bound().longest().days == 29
+    load(None, base_env(tmp_path) | {"GATEWAY_BACKUP__INTERVAL_HOURS": "168",
+                                      "GATEWAY_RETENTION__BACKUP_DAYS": "14"})

@@ -194,25 +194,46 @@ def backup_time(path: Path) -> datetime | None:
 
 def prune(directory: Path, keep: timedelta, now: datetime) -> list[Path]:
     """Backups older than `keep` (by the time in their name), and leftovers of crashed
-    runs older than a day, are deleted. Files that are not ours are left alone."""
+    runs older than a day, are deleted. Files that are not ours are left alone. One file
+    that cannot be deleted does not keep the others: they go, then `BackupError` names
+    it."""
     removed: list[Path] = []
     if not directory.is_dir():
         return removed
-    day_ago = now - timedelta(days=1)
+    failed: list[str] = []
     for path in sorted(directory.iterdir()):
-        if path.is_dir() and path.name.startswith(_TEMP_PREFIX):
-            # The plaintext copy of a SQLite backup whose process was killed.
-            if datetime.fromtimestamp(path.stat().st_mtime, UTC) < day_ago:
-                shutil.rmtree(path, ignore_errors=True)
+        try:
+            if _prune_one(path, keep, now):
                 removed.append(path)
-            continue
-        taken = backup_time(path)
-        if taken is not None:
-            stale = taken < now - keep
-        else:  # a backup interrupted by a crash
-            stale = path.name.endswith(".enc.partial") and datetime.fromtimestamp(
-                path.stat().st_mtime, UTC) < day_ago
-        if stale:
-            path.unlink()
-            removed.append(path)
+        except OSError as exc:
+            failed.append(f"{path}: {exc.strerror or type(exc).__name__}")
+    if failed:
+        raise BackupError(f"{len(removed)} old backup(s) deleted, {len(failed)} could not "
+                          f"be: {'; '.join(failed[:3])}")
     return removed
+
+
+def backup_times(directory: Path) -> list[datetime]:
+    """When each backup in the folder was taken (by its name)."""
+    if not directory.is_dir():
+        return []
+    return [t for p in directory.iterdir() if (t := backup_time(p)) is not None]
+
+
+def _prune_one(path: Path, keep: timedelta, now: datetime) -> bool:
+    day_ago = now - timedelta(days=1)
+    if path.is_dir() and path.name.startswith(_TEMP_PREFIX):
+        # The plaintext copy of a SQLite backup whose process was killed.
+        if datetime.fromtimestamp(path.stat().st_mtime, UTC) < day_ago:
+            shutil.rmtree(path, ignore_errors=True)
+            return True
+        return False
+    taken = backup_time(path)
+    if taken is not None:
+        stale = taken < now - keep
+    else:  # a backup interrupted by a crash
+        stale = path.name.endswith(".enc.partial") and datetime.fromtimestamp(
+            path.stat().st_mtime, UTC) < day_ago
+    if stale:
+        path.unlink()
+    return stale

@@ -1,0 +1,90 @@
+"""Are the deletion and backup promises kept right now? Asked by `gateway doctor` and the
+staff console's admin page, which may run where the jobs do not (the leader runs them),
+so the answers come from what every instance can see: the database (erasures overdue),
+the backup folder (a backup missing, an old one not pruned) and the ledger's place (can
+it be written). The judgement is the domain's (`gateway.domain.deletion_bound`)."""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.domain.deletion_bound import backup_problems, erasures_late_before
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+    from gateway.services.retention import RetentionService
+
+
+@dataclass(frozen=True)
+class Check:
+    part: str
+    ok: bool
+    says: str
+
+
+async def promise_checks(settings: "Settings", retention: "RetentionService",
+                         now: datetime,
+                         backup_times: Callable[[Path], list[datetime]]) -> list[Check]:
+    return [ledger_check(settings.backup.ledger_path()),
+            await erasure_check(retention, now, settings.retention.interval_seconds),
+            *backup_checks(settings, now, backup_times)]
+
+
+def ledger_check(path: Path | None) -> Check:
+    part = "deletion ledger"
+    if path is None:
+        return Check(part, True, "none configured ([backup] dir or deletion_ledger): a "
+                     "restored backup brings erased customers back")
+    wrong = unwritable(path)
+    if wrong:
+        return Check(part, False, f"{path} cannot be written ({wrong}): every erasure "
+                     "fails until it can")
+    return Check(part, True, f"{path} can be written")
+
+
+def unwritable(path: Path) -> str | None:
+    """Why this process could not append to the file at `path` (None: it could)."""
+    if path.exists():
+        if not path.is_file():
+            return "it is not a file"
+        return None if os.access(path, os.W_OK) else "no write permission"
+    parent = path.parent
+    while not parent.exists():  # the ledger creates its folders
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    return None if os.access(parent, os.W_OK | os.X_OK) else \
+        f"no write permission in {parent}"
+
+
+async def erasure_check(retention: "RetentionService", now: datetime,
+                        interval_seconds: float) -> Check:
+    overdue = await retention.overdue_erasures(
+        erasures_late_before(now, timedelta(seconds=interval_seconds)))
+    if not overdue:
+        return Check("account erasures", True, "none overdue")
+    return Check("account erasures", False, (
+        f"{len(overdue)} overdue (due more than one [retention] interval ago; first "
+        f"{', '.join(overdue[:3])}): the retention run fails to erase them and retries "
+        "every run; the leader's log says why (gateway_retention_erasure_failures_total)"))
+
+
+def backup_checks(settings: "Settings", now: datetime,
+                  backup_times: Callable[[Path], list[datetime]]) -> list[Check]:
+    cfg = settings.backup
+    if cfg.dir is None or cfg.key is None:
+        return []  # no scheduled backups: nothing of ours to prune
+    part = f"backups in {cfg.dir}"
+    try:
+        taken = backup_times(Path(cfg.dir))
+    except OSError as exc:
+        return [Check(part, False, f"cannot be listed ({exc.strerror or exc})")]
+    problems = backup_problems(taken, now, timedelta(days=settings.retention.backup_days),
+                               timedelta(hours=cfg.interval_hours))
+    if not problems:
+        return [Check(part, True, f"{len(taken)} backup(s), the newest "
+                      f"{max(taken):%Y-%m-%d %H:%M} UTC, none past its keep")]
+    return [Check(part, False, p) for p in problems]
