@@ -20,6 +20,7 @@ key can), monerod gives block identity (hashes), the pool and the tip.
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
@@ -50,6 +51,11 @@ from chains.uri import decimal_units
 WALLET_NOT_OPEN = -13  # WALLET_RPC_ERROR_CODE_NOT_OPEN
 UNLOCK_TIME_IS_HEIGHT_BELOW = 500_000_000  # CRYPTONOTE_MAX_BLOCK_NUMBER
 CREATE_AT_MOST = 64  # subaddresses wallet-rpc creates per `create_address`
+# `scan` (reconciliation walks a period block by block) reads the wallet's transfers for
+# this many blocks at once, after one refresh: a refresh and a transfer query per block
+# cost about 0.1 s each, hours over a month of Monero blocks.
+SCAN_WINDOW = 720
+SCAN_FRESH_SECONDS = 30.0  # a later pass (another reconciliation) reads the wallet again
 # wallet-rpc answers a rescan (or a new wallet's first refresh) only once it is done, and
 # serves nothing else meanwhile (one RPC thread): months of blocks take a while.
 CATCH_UP_TIMEOUT = 24 * 3600.0
@@ -105,6 +111,8 @@ class MoneroChain:
         self._catch_up_task: asyncio.Task[None] | None = None
         self._catching_up: CatchUp | None = None
         self._opens = 0  # wallets (re)opened by this process: a follow notices a reopen
+        # `scan`'s read-ahead: heights (lo, hi] and their incoming transfers.
+        self._scanned: tuple[int, int, dict[int, list[dict[str, Any]]], float] | None = None
         # What this process connected: a block's parent and the watched payments it held,
         # so a block that left the chain (monerod forgets popped blocks) can be walked
         # back and its transactions named; and each payment by txid, to report it again
@@ -628,8 +636,14 @@ class MoneroChain:
     async def scan(self, height: int, watched: Watched) -> BlockConnected:
         header = await self._header(height)
         ref = BlockRef(height, str(header["hash"]))
-        await self._wallet("refresh")  # no follower may be running to keep it scanning
-        by_height, _ = await self._transfers(height - 1, height)
+        cached = self._scanned
+        if (cached is None or not cached[0] < height <= cached[1]
+                or time.monotonic() - cached[3] > SCAN_FRESH_SECONDS):
+            await self._wallet("refresh")  # no follower may be running to keep it scanning
+            upto = min(height + SCAN_WINDOW - 1, await self._height())
+            by_height = (await self._transfers(height - 1, upto))[0]
+            cached = self._scanned = (height - 1, upto, by_height, time.monotonic())
+        by_height = cached[2]
         payments = tuple(o for o in (self._observed(e, ref) for e in by_height.get(height, []))
                          if o.match_key in watched)
         return BlockConnected(ref, str(header["prev_hash"]), header_time(header), payments)
