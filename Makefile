@@ -79,17 +79,19 @@ check: lint
 
 # Everything, the fast gate first (a failure there stops it). Then, side by side: what
 # needs a node or PostgreSQL or is a reliability test (kill, outage, load), the gateway on
-# SQLite; and every test whose gateway follows GATEWAY_TEST_DATABASE again on PostgreSQL
+# SQLite; and every test whose gateway follows GATEWAY_TEST_DATABASE again on PostgreSQL,
+# with the load tests on PostgreSQL (`postgresql_run`, to even out the two runs' lengths)
 # (2 workers each).
 # Each run has its own temporary directory (kept when it fails: the nodes' and gateways'
 # logs are there); either failing, or collecting no test (pytest's exit 5), fails the
 # target.
 test: check
 	@tmp=$$(mktemp -d); \
-	GATEWAY_TEST_DATABASE=postgresql $(PYTEST) $(XDIST) -m stack_db \
+	GATEWAY_TEST_DATABASE=postgresql $(PYTEST) $(XDIST) -m "stack_db or postgresql_run" \
 		--durations=15 --basetemp=$$tmp/postgresql > $$tmp/postgresql.log 2>&1 & pg=$$!; \
 	echo "--- needs a node or PostgreSQL, or reliability: gateway on SQLite (PostgreSQL alongside) ---"; \
-	$(PYTEST) $(XDIST) -m "node or postgresql or reliability" --durations=15 --basetemp=$$tmp/sqlite; sqlite=$$?; \
+	$(PYTEST) $(XDIST) -m "(node or postgresql or reliability) and not postgresql_run" \
+		--durations=15 --basetemp=$$tmp/sqlite; sqlite=$$?; \
 	wait $$pg; postgresql=$$?; \
 	echo "--- every test whose gateway follows GATEWAY_TEST_DATABASE, on PostgreSQL ---"; \
 	cat $$tmp/postgresql.log; \

@@ -1,4 +1,4 @@
-"""100 concurrent clients for 30 s mixing signups, logins, invoice creation, reads and
+"""100 concurrent clients for 20 s mixing signups, logins, invoice creation, reads and
 checkout streams, while a block paying 500 invoices arrives: no 5xx, every 201 has its
 row and every row its 201, no `database is locked` in any response or in the log, and
 every payment of the block recorded once."""
@@ -18,7 +18,7 @@ from tests.e2e.conftest import StackFactory
 pytestmark = [pytest.mark.reliability, pytest.mark.load]
 
 CLIENTS = 100
-SECONDS = 30.0
+SECONDS = 20.0  # the busy block lands a few seconds in; 30 s asserted nothing more
 BLOCK_AFTER = 5 * CLIENTS  # answers into the load (a few seconds): the block comes mid-load
 BLOCK_PAYMENTS = 500
 PRICE = "0.80"  # EUR: 0.01 LTC at the fixed rate of 80

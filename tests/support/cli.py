@@ -61,6 +61,15 @@ class _Zygote:
 _zygote = _Zygote()
 
 
+def _umask() -> int:
+    """The calling process's umask, for the command (a test may set a strict or loose one);
+    read from /proc, as setting it to read it back would race the process's threads."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    raise RuntimeError("no Umask in /proc/self/status")
+
+
 def run_gateway(args: list[str], env: dict[str, str], *, input: str = "",
                 timeout: float = 60, cwd: str | os.PathLike[str] | None = None,
                 ) -> subprocess.CompletedProcess[str]:
@@ -69,7 +78,7 @@ def run_gateway(args: list[str], env: dict[str, str], *, input: str = "",
     subprocess.TimeoutExpired (the command killed) after `timeout` seconds."""
     path = _zygote.ensure()
     request = {"args": args, "env": env, "input": input, "argv0": ARGV0,
-               "cwd": str(cwd if cwd is not None else os.getcwd())}
+               "cwd": str(cwd if cwd is not None else os.getcwd()), "umask": _umask()}
     command = [sys.executable, "-m", "gateway.cli", *args]
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(timeout)
@@ -104,7 +113,7 @@ class ForkedProcess:
         self._conn.settimeout(30)
         self._conn.connect(_zygote.ensure())
         request = {"args": args, "env": env, "argv0": ARGV0, "cwd": os.getcwd(),
-                   "log": str(log)}
+                   "log": str(log), "umask": _umask()}
         self._conn.sendall(json.dumps(request).encode() + b"\n")
         self._reader = self._conn.makefile("rb")
         self.pid = int(json.loads(self._reader.readline())["pid"])

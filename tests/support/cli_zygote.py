@@ -12,6 +12,7 @@ The parent stays single-threaded (forking is safe) and builds nothing at import 
 (the project's rule), so a child starts as clean as a fresh interpreter. It exits when
 its standard input closes (the pytest process that started it ended)."""
 
+import atexit
 import contextlib
 import importlib
 import json
@@ -21,6 +22,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import traceback
 from typing import Any
 
@@ -50,17 +52,23 @@ def run_command(request: dict[str, Any]) -> int:
     os.environ.clear()
     os.environ.update(request["env"])
     os.chdir(request["cwd"])
+    os.umask(int(request["umask"]))  # files the command creates: as its caller's would be
     args = list(request["args"])
     sys.argv = [request["argv0"], *args]
     from gateway import cli
 
     try:
-        return int(cli.main(args))
+        code = int(cli.main(args))
     except SystemExit as exc:
-        return exit_code(exc)
+        code = exit_code(exc)
     except BaseException:  # what the interpreter would print, exiting 1
         traceback.print_exc()
-        return 1
+        code = 1
+    # What the interpreter does on its way out, so that a command hanging there (a thread
+    # left running, an atexit handler) hangs here too rather than going unseen.
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    return code
 
 
 def child(conn: socket.socket) -> None:
