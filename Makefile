@@ -74,8 +74,13 @@ contract: setup
 # The fast gate (at most 90 seconds on a set-up clone): lint, types, and every test that
 # needs neither a real node nor PostgreSQL (unit, contract on the fake family, integration
 # on SQLite, HTTP tests on the fake family).
-check: lint
-	$(PYTEST) $(XDIST) -m "not node and not postgresql and not reliability"
+# ruff and mypy (one core) run beside the tests (two workers): either failing fails it.
+check: setup
+	@( $(VENV)/bin/ruff check gateway chains webhooks tests bench && $(VENV)/bin/mypy ) \
+		> .lint.log 2>&1 & lint=$$!; \
+	$(PYTEST) $(XDIST) -m "not node and not postgresql and not reliability"; tests=$$?; \
+	wait $$lint; linted=$$?; cat .lint.log; rm -f .lint.log; \
+	test $$tests -eq 0 && test $$linted -eq 0
 
 # Everything, the fast gate first (a failure there stops it). Then, side by side: what
 # needs a node or PostgreSQL or is a reliability test (kill, outage, load), the gateway on

@@ -42,11 +42,23 @@ def _chain(coro: Any) -> str:
     one awaits (a Future from a thread, say). `Task.get_stack` gives only the outermost
     frame of a suspended coroutine, which names nothing."""
     where: list[str] = []
-    while coro is not None and (frame := getattr(coro, "cr_frame", None)
-                                or getattr(coro, "gi_frame", None)) is not None:
+    last: Any = None
+    while coro is not None:
+        frame = (getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+                 or getattr(coro, "ag_frame", None))
+        if frame is None:
+            # An async generator's step (a cleanup context's body): it is `self.gen` of
+            # the `__aexit__` frame that awaits it.
+            gen = getattr(last.f_locals.get("self"), "gen", None) if last else None
+            if gen is None or getattr(gen, "ag_frame", None) is None or gen is coro:
+                break
+            coro = gen
+            continue
         where.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 2)[-1]}"
                      f":{frame.f_lineno})")
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        last = frame
+        coro = (getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+                or getattr(coro, "ag_await", None))
     if coro is not None:
         where.append(repr(coro)[:200])
     return " -> ".join(where)
