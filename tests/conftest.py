@@ -62,9 +62,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("load"))
         elif shares_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-    # Collection order is the order xdist hands work out: the load group stays at the end
-    # (tests/reliability), away from the start-up of every worker's nodes, whose mining
-    # would be measured as the gateway's latency.
+    # Collection order is the order xdist hands work out. The load group (two minutes on
+    # one worker) is handed out once the end-to-end tests have been: not first, while every
+    # worker's nodes mine their start-up blocks (that CPU would be measured as the
+    # gateway's latency), and not last, where the other worker would wait for it.
+    load = [i for i in items if i.get_closest_marker("load") is not None]
+    if load:
+        rest = [i for i in items if i.get_closest_marker("load") is None]
+        at = next((n for n, i in enumerate(rest)
+                   if Path(str(i.fspath)).parent.name in ("integration", "reliability")),
+                  len(rest))
+        items[:] = rest[:at] + load + rest[at:]
 
 
 def shares_module_fixture(item: pytest.Item) -> bool:

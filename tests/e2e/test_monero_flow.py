@@ -410,6 +410,7 @@ async def test_far_subaddresses_paid_while_the_wallet_file_was_lost_all_settle(
         while not stop.is_set():
             done = await asyncio.to_thread(run_cli, xmr.env, "doctor")
             doctor_said.append(done.stdout)
+            await asyncio.sleep(0.5)  # as an operator would: not back to back
 
     async def probe() -> None:
         while not stop.is_set():
