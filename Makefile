@@ -84,9 +84,9 @@ check: setup
 
 # Everything, the fast gate first (a failure there stops it). Then, side by side: what
 # needs a node or PostgreSQL or is a reliability test (kill, outage, load), the gateway on
-# SQLite; and every test whose gateway follows GATEWAY_TEST_DATABASE again on PostgreSQL,
-# with the load tests on PostgreSQL (`postgresql_run`, to even out the two runs' lengths)
-# (2 workers each).
+# SQLite; and, on PostgreSQL, every test whose gateway follows GATEWAY_TEST_DATABASE again
+# and every test that chose PostgreSQL itself (`postgresql_run`: the two runs then take
+# about as long) (2 workers each).
 # Each run has its own temporary directory (kept when it fails: the nodes' and gateways'
 # logs are there); either failing, or collecting no test (pytest's exit 5), fails the
 # target.

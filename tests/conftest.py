@@ -37,11 +37,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.node)
         if "postgresql" in params.values():
             item.add_marker(pytest.mark.postgresql)
-            if item.get_closest_marker("load") is not None:
-                # `make test` runs it beside the PostgreSQL rerun, not in the SQLite run:
-                # both runs then end at about the same time (the SQLite run was the longer
-                # by the length of this test).
-                item.add_marker(pytest.mark.postgresql_run)
+            # `make test` runs every test on PostgreSQL in its PostgreSQL run, beside the
+            # SQLite run: the two runs then end at about the same time.
+            item.add_marker(pytest.mark.postgresql_run)
         # Its gateway runs on the database GATEWAY_TEST_DATABASE names (`make test` runs
         # these a second time on PostgreSQL).
         module = getattr(item, "module", None)
