@@ -13,6 +13,7 @@ import pytest
 from gateway.bootstrap import Overrides, build
 from gateway.config import load
 from tests.support.databases import fresh_database
+from tests.support.db_bytes import sqlite_bytes
 from tests.support.inbox import inbox  # noqa: F401  (a fixture for every e2e module)
 from tests.support.inprocess import InProcessGateway
 from tests.support.nodes import LitecoinRegtest, free_port
@@ -103,15 +104,7 @@ class Stack:
 
     def raw_database(self) -> bytes:
         """The SQLite file and its write-ahead log, as bytes: what a stolen disk shows."""
-        path = self.db_url.split("///", 1)[1]
-        raw = b""
-        for suffix in ("", "-wal"):
-            try:
-                with open(path + suffix, "rb") as f:
-                    raw += f.read()
-            except FileNotFoundError:
-                pass
-        return raw
+        return sqlite_bytes(self.db_url)
 
     def all_secrets(self) -> set[str]:
         return {s for s in self.secrets | self.api.secrets if s}

@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 
-def _sqlite_bytes(url: str) -> bytes:
+def sqlite_bytes(url: str) -> bytes:
+    """The SQLite file, its write-ahead log and any rollback journal, as bytes."""
     path = url.split("///", 1)[1]
     raw = b""
     for suffix in ("", "-wal", "-journal"):
@@ -21,7 +22,7 @@ def _sqlite_bytes(url: str) -> bytes:
 
 async def database_bytes(url: str) -> bytes:
     if url.startswith("sqlite"):
-        return _sqlite_bytes(url)
+        return sqlite_bytes(url)
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.connect() as conn:
