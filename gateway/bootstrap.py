@@ -99,6 +99,7 @@ from webhooks.worker import DeliveryWorker
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
+BACKGROUND_STOP_SECONDS = 10.0  # what a cancelled background job gets to end
 
 
 def utcnow() -> datetime:
@@ -700,7 +701,14 @@ def build_app(gw: Gateway) -> web.Application:
         yield
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Bounded: a job that ignores its cancellation must not keep the process from
+        # stopping (systemd would SIGKILL it mid-cleanup); it is named instead.
+        _, pending = (await asyncio.wait(tasks, timeout=BACKGROUND_STOP_SECONDS)
+                      if tasks else (set(), set()))
+        if pending:
+            log.warning("stopping: %d background job(s) did not end within %.0f s: %s",
+                        len(pending), BACKGROUND_STOP_SECONDS,
+                        ", ".join(sorted(t.get_name() for t in pending)))
         for runner in (staff, ops):
             if runner is not None:
                 await runner.cleanup()
