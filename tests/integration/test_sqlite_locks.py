@@ -167,3 +167,31 @@ async def test_erasure_checkpoint_waits_only_briefly_for_readers(tmp_path: Path)
         finally:
             reader.close()
         assert await db_engine.erase_residue(gw.engine) is True
+
+
+async def test_a_unit_that_goes_on_after_commit_waits_for_the_lock_again(
+    tmp_path: Path,
+) -> None:
+    """A unit may commit and go on writing (a failed-login count after a committed
+    second-factor check). Its next transaction takes the write lock through the same
+    patient BEGIN as its first: while another process writes, it waits instead of
+    failing at once with "database is locked" (a 500 to the customer)."""
+    async with gateway(tmp_path) as gw:
+        first = await add_account(gw)
+        async with gw.uow() as uow:
+            await uow.accounts.add(Account(f"{first}-a", gw.clock()),
+                                   Profile("a@example.org"), f"idx-{first}-a", "hash", "v1")
+            await uow.commit()
+            async with held_by_another_process(str(gw.engine.url)) as other:
+                write = asyncio.create_task(uow.accounts.add(
+                    Account(f"{first}-b", gw.clock()), Profile("b@example.org"),
+                    f"idx-{first}-b", "hash", "v1"))
+                # The write waits on the loop's terms: other tasks run meanwhile.
+                for _ in range(20):
+                    await asyncio.sleep(0.01)
+                assert not write.done(), write.exception() if write.done() else None
+                other.execute("COMMIT")
+                await write
+            await uow.commit()
+        async with gw.uow() as uow:
+            assert await uow.accounts.get(f"{first}-b") is not None

@@ -203,13 +203,19 @@ async def dispose(engine: AsyncEngine) -> None:
 
 class InlineConnection:
     """The part of `AsyncConnection` the repositories use, over a synchronous SQLite
-    connection on the event loop's thread."""
+    connection on the event loop's thread. A unit may commit and go on (a failed-login
+    count after a committed check): the next statement then begins a new transaction,
+    and a writer's BEGIN IMMEDIATE goes through the same retry as the first one, never
+    SQLAlchemy's autobegin (which would fail at once while another process writes)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, write: bool, deadline_seconds: float) -> None:
         self._conn = conn
+        self._write = write
+        self._deadline_seconds = deadline_seconds
         self.dialect = conn.dialect
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        await self._begun()
         result = self._conn.execute(statement, parameters)
         # Let other tasks run between statements: a long unit of work (a busy block)
         # must not hold the loop for its whole length.
@@ -217,6 +223,7 @@ class InlineConnection:
         return result
 
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        await self._begun()
         result = self._conn.scalar(statement, parameters)
         await asyncio.sleep(0)
         return result
@@ -226,11 +233,16 @@ class InlineConnection:
 
     @contextlib.asynccontextmanager
     async def begin_nested(self) -> AsyncIterator[None]:
+        await self._begun()
         with self._conn.begin_nested():
             yield
 
     async def begin(self) -> None:
-        self._conn.begin()
+        await _begin_retrying(self._conn, self._write, self._deadline_seconds)
+
+    async def _begun(self) -> None:
+        if not self._conn.in_transaction():
+            await self.begin()
 
     async def commit(self) -> None:
         self._conn.commit()
@@ -252,29 +264,36 @@ async def inline_connection(engine: Engine, write: bool,
         deadline_seconds = WRITE_LOCK_SECONDS
     conn = engine.connect()
     try:
-        if not write:
-            conn.begin()
-            return InlineConnection(conn)
-        conn = conn.execution_options(**{WRITER: True})
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + deadline_seconds
-        pause = _RETRY_FIRST
-        while True:
-            try:
-                conn.begin()
-                return InlineConnection(conn)
-            except OperationalError as exc:
-                if not _busy(exc) or loop.time() + pause > deadline:
-                    if _busy(exc):
-                        raise WriteLockTimeout(
-                            f"another process held the write lock for "
-                            f"{deadline_seconds:g} s") from None
-                    raise
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, _RETRY_MAX)
+        if write:
+            conn = conn.execution_options(**{WRITER: True})
+        inline = InlineConnection(conn, write, deadline_seconds)
+        await inline.begin()
+        return inline
     except BaseException:
         conn.close()
         raise
+
+
+async def _begin_retrying(conn: Connection, write: bool, deadline_seconds: float) -> None:
+    if not write:
+        conn.begin()
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_seconds
+    pause = _RETRY_FIRST
+    while True:
+        try:
+            conn.begin()
+            return
+        except OperationalError as exc:
+            if not _busy(exc) or loop.time() + pause > deadline:
+                if _busy(exc):
+                    raise WriteLockTimeout(
+                        f"another process held the write lock for "
+                        f"{deadline_seconds:g} s") from None
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, _RETRY_MAX)
 
 
 def _busy(exc: OperationalError) -> bool:
