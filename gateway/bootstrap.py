@@ -76,7 +76,7 @@ from gateway.services.changes import ChangeHub
 from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
-from gateway.services.legal import LegalRegisterService
+from gateway.services.legal import LegalNotices, LegalRegisterService
 from gateway.services.policy_notices import PolicyNoticeService
 from gateway.services.ports import RateProvider, UnitOfWork, UnitOfWorkFactory
 from gateway.services.privacy import PrivacyService
@@ -573,7 +573,11 @@ def build(settings: Settings, clock: Clock = utcnow,
             timedelta(minutes=settings.staff.session_minutes),
             timedelta(minutes=settings.staff.idle_minutes)), throttle, common,
             reader=reader),
-        legal=LegalRegisterService(uow, clock, reader=reader),
+        # The notification mail is queued in the transaction that allows it (the
+        # unit of work holds the mail queue), and sent by the instances' mail senders.
+        legal=LegalRegisterService(
+            uow, clock, reader=reader,
+            notices=LegalNotices(f"{pages}/account") if settings.smtp is not None else None),
     )
     return Gateway(settings=settings, clock=clock, keys=keys, engine=engine, cipher=cipher,
                    chains=chains, services=services, worker=worker, rates_http=rates_http,

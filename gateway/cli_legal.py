@@ -1,4 +1,4 @@
-"""`gateway legal add|list|lift-hold`: the register of legal requests for customer data."""
+"""`gateway legal add|list|lift-hold|notify-pending`: the register of legal requests for customer data."""
 
 import argparse
 import getpass
@@ -18,8 +18,17 @@ def _line(r: "LegalRequest") -> str:
     state = ("notify allowed" if r.notify_allowed
              else f"hold lifted {r.hold_lifted_at.isoformat()}" if r.hold_lifted_at
              else "HELD: not shown to the customers")
+    mailed = (f"mailed {r.notice_queued_at.isoformat()}" if r.notice_queued_at
+              else "not mailed" if r.visible else "")
     return (f"{r.id}  received {r.received_at.isoformat()}  {state}  "
-            f"accounts {','.join(r.account_ids)}  {r.summary}")
+            + (f"{mailed}  " if mailed else "")
+            + f"accounts {','.join(r.account_ids)}  {r.summary}")
+
+
+def _unmailed(r: "LegalRequest") -> None:
+    if r.visible and r.notice_queued_at is None:
+        print("not mailed (no [smtp] configured): run `gateway legal notify-pending` "
+              "once it is")
 
 
 def cmd_legal(args: argparse.Namespace) -> int:
@@ -28,12 +37,19 @@ def cmd_legal(args: argparse.Namespace) -> int:
         request = with_gateway(args, lambda gw: gw.services.legal.record(
             _actor(), args.account, received, args.summary, args.notify == "allowed"))
         print(_line(request))
+        _unmailed(request)
         if not request.notify_allowed:
             print("held: run `gateway legal lift-hold "
                   f"{request.id}` once the customers may be told")
     elif args.legal == "lift-hold":
         request = with_gateway(args, lambda gw: gw.services.legal.lift_hold(_actor(), args.id))
         print(_line(request))
+        _unmailed(request)
+    elif args.legal == "notify-pending":
+        done = with_gateway(args, lambda gw: gw.services.legal.notify_pending())
+        for request in done:
+            print(_line(request))
+        print(f"{len(done)} request(s) mailed")
     else:
         for request in with_gateway(args, lambda gw: gw.services.legal.all()):
             print(_line(request))
@@ -56,5 +72,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]",
                             help="allow notification of a held request (audited)")
     lift.add_argument("id")
     legal.add_parser("list", parents=[common], help="every recorded legal request")
+    legal.add_parser("notify-pending", parents=[common],
+                     help="mail the customers of requests they may be told of but were "
+                          "never mailed about (once each)")
     for p in legal.choices.values():
         p.set_defaults(func=cmd_legal)

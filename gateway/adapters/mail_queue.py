@@ -55,6 +55,23 @@ async def put_mail(conn: AsyncConnection, cipher: FieldCipher, index: BlindIndex
     return mail_id
 
 
+class SqlMailOutbox:
+    """The unit of work's `mail`: mail queued in its transaction, sent only if it commits."""
+
+    def __init__(self, conn: AsyncConnection, cipher: FieldCipher,
+                 index: BlindIndex | None) -> None:
+        self._conn = conn
+        self._cipher = cipher
+        self._index = index
+        self.queued = 0  # in this transaction: the sender is woken at commit
+
+    async def queue(self, to: str, subject: str, body: str, now: datetime) -> None:
+        if self._index is None:
+            raise RuntimeError("this unit of work was built without the mail queue")
+        await put_mail(self._conn, self._cipher, self._index, to, subject, body, now)
+        self.queued += 1
+
+
 class SqlMailQueue:
     def __init__(self, engine: AsyncEngine, cipher: FieldCipher, index: BlindIndex) -> None:
         self._engine = engine

@@ -2,14 +2,50 @@
 permitted, we notify affected customers of legal requests for their data." Each entry
 names the accounts concerned, when it was received, and whether they may be told now;
 a held entry is withheld from them (export, /account, even the audit entry of its
-recording) until the operator lifts the hold. Every change is audited per account."""
+recording) until the operator lifts the hold. Every change is audited per account.
 
+Customers who never log in would never learn of a request, so once they may be told
+(recorded with notification allowed, or the hold lifted) each account concerned is
+mailed, once per request: the mail goes into the durable mail queue in the same
+transaction as the change that allows it, and the request records when
+(`notice_queued_at`), so a retried lift or a second run mails nobody twice, and a lift
+that fails mails nobody."""
+
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gateway.domain.errors import InvalidInput
 from gateway.services.errors import NotFound
 from gateway.services.ids import new_id
-from gateway.services.ports import AuditEntry, Clock, LegalRequest, UnitOfWorkFactory
+from gateway.services.ports import (
+    AuditEntry,
+    Clock,
+    LegalRequest,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+
+# Plain text, nothing remote. The summary stays on the account page, behind the login: a
+# mail crosses servers the operator does not control.
+NOTICE_SUBJECT = "A legal request concerning your account"
+NOTICE_BODY = """Hello,
+
+On {received} we received a legal request concerning the data of your account. We tell
+you as soon as the law allows us to.
+
+What was asked, and when, is shown on your account page (log in first):
+{account_url}
+
+It is also part of the export of your data you can download there.
+"""
+
+
+@dataclass(frozen=True)
+class LegalNotices:
+    """Where the notification mail points; without it (no [smtp]) nothing is mailed and
+    the requests stay pending (`gateway legal notify-pending`)."""
+
+    account_url: str
 
 
 def legal_mark(request_id: str) -> str:
@@ -20,10 +56,12 @@ def legal_mark(request_id: str) -> str:
 
 class LegalRegisterService:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock,
-                 reader: UnitOfWorkFactory | None = None) -> None:
+                 reader: UnitOfWorkFactory | None = None,
+                 notices: LegalNotices | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock
         self._clock = clock
+        self._notices = notices
 
     async def record(self, actor: str, account_ids: list[str], received_at: datetime,
                      summary: str, notify_allowed: bool) -> LegalRequest:
@@ -44,8 +82,9 @@ class LegalRegisterService:
             for account_id in request.account_ids:
                 await uow.audit.add(AuditEntry(now, actor, account_id, "legal_request",
                                                (legal_mark(request.id),), None))
+            queued = await self._notify(uow, request, now)
             await uow.commit()
-        return request
+        return replace(request, notice_queued_at=now) if queued else request
 
     async def lift_hold(self, actor: str, request_id: str) -> LegalRequest:
         now = self._clock()
@@ -58,10 +97,48 @@ class LegalRegisterService:
             for account_id in request.account_ids:
                 await uow.audit.add(AuditEntry(now, actor, account_id, "legal_hold_lifted",
                                                (legal_mark(request_id),), None))
+            await self._notify(uow, request, now)
             lifted = await uow.legal.get(request_id)
             await uow.commit()
         assert lifted is not None
         return lifted
+
+    async def notify_pending(self) -> list[LegalRequest]:
+        """Mails the customers of every request they may be told of but were never mailed
+        about (recorded before notification mail existed, or while no [smtp] was
+        configured). One transaction per request; returns those now queued."""
+        if self._notices is None:
+            raise InvalidInput("smtp", "no [smtp] section is configured: nothing can be mailed")
+        async with self._reader() as uow:
+            pending = await uow.legal.notice_pending()
+        done: list[LegalRequest] = []
+        for request in pending:
+            now = self._clock()
+            async with self._uow() as uow:
+                if await self._notify(uow, request, now):
+                    done.append(replace(request, notice_queued_at=now))
+                await uow.commit()
+        return done
+
+    async def _notify(self, uow: UnitOfWork, request: LegalRequest, now: datetime) -> bool:
+        """Queues the request's notification mail to each account concerned that still
+        exists, in the caller's transaction; False when it was queued before (or cannot
+        be: no [smtp], or still held). An erased account gets nothing: its address is
+        gone, and its customer asked for nothing more from us."""
+        if self._notices is None or not await uow.legal.mark_notice_queued(request.id, now):
+            return False
+        body = NOTICE_BODY.format(received=request.received_at.date().isoformat(),
+                                  account_url=self._notices.account_url)
+        for account_id in request.account_ids:
+            account = await uow.accounts.get(account_id)
+            if account is None or account.deleted:
+                continue
+            try:
+                email = (await uow.accounts.profile(account_id)).email
+            except NotFound:
+                continue
+            await uow.mail.queue(email, NOTICE_SUBJECT, body, now)
+        return True
 
     async def all(self) -> list[LegalRequest]:
         async with self._reader() as uow:

@@ -634,6 +634,8 @@ class LegalRequest:
     recorded_by: str
     created_at: datetime
     account_ids: tuple[str, ...]
+    # When the mail telling the customers concerned was queued; None: not (yet).
+    notice_queued_at: datetime | None = None
 
     @property
     def visible(self) -> bool:
@@ -653,6 +655,20 @@ class LegalRegister(Protocol):
     async def notifiable(self, account_id: str) -> list[LegalRequest]: ...
 
     async def lift_hold(self, request_id: str, now: datetime) -> bool: ...
+
+    async def mark_notice_queued(self, request_id: str, now: datetime) -> bool:
+        """Claims the request's one notification mail: False when it was claimed already
+        (by an earlier call, or a concurrent transaction that committed), or when the
+        customers may not be told yet."""
+
+    async def notice_pending(self) -> list[LegalRequest]:
+        """Requests the customers may be told of whose mail was never queued."""
+
+
+class MailOutbox(Protocol):
+    async def queue(self, to: str, subject: str, body: str, now: datetime) -> None:
+        """Into the durable mail queue, committed with the transaction (the sender is
+        woken at commit)."""
 
 
 class PersonalRecords(Protocol):
@@ -720,6 +736,8 @@ class UnitOfWork(Protocol):
     def personal(self) -> PersonalRecords: ...
     @property
     def legal(self) -> LegalRegister: ...
+    @property
+    def mail(self) -> MailOutbox: ...
 
     async def __aenter__(self) -> Self: ...
 

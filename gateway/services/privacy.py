@@ -50,7 +50,7 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "policy_notices": ("version", "sent_at"),
     "webhook_events": ("id", "type", "created_at", "body"),
     "login_throttle": ("counter", "failures", "window_started_at", "locked_until"),
-    "legal_requests": ("id", "received_at", "summary", "notified_at"),
+    "legal_requests": ("id", "received_at", "summary", "notified_at", "mailed_at"),
     "optional_processing": ("objected", "since"),
     "paid_periods": ("invoice_id", "plan", "periods", "starts_at", "ends_at", "created_at"),
     "renewals": ("invoice_id", "period_end", "created_at", "first_reminder_at",
@@ -139,7 +139,8 @@ EXPORTED_COLUMNS: dict[str, dict[str, str]] = {
                        "received_at": "legal_requests.received_at",
                        "summary_ct": "legal_requests.summary",
                        "hold_lifted_at": "legal_requests.notified_at",
-                       "created_at": "legal_requests.notified_at"},
+                       "created_at": "legal_requests.notified_at",
+                       "notice_queued_at": "legal_requests.mailed_at"},
     "legal_request_accounts": {"request_id": "legal_requests.id"},
     "recovery_codes": {"used_at": "recovery_codes.used_at"},
     "sessions": {"created_at": "sessions.created_at", "expires_at": "sessions.expires_at",
@@ -449,7 +450,8 @@ class PrivacyService:
                 self._throttle_keys(account_id, profile.email)),
             "legal_requests": [
                 {"id": r.id, "received_at": _ts(r.received_at), "summary": r.summary,
-                 "notified_at": _ts(r.hold_lifted_at or r.created_at)}
+                 "notified_at": _ts(r.hold_lifted_at or r.created_at),
+                 "mailed_at": _ts(r.notice_queued_at)}
                 for r in await uow.legal.notifiable(account_id)],
             "optional_processing": [{"objected": objected is not None, "since": _ts(objected)}],
             "paid_periods": await uow.personal.paid_periods(account_id),

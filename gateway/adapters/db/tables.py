@@ -164,6 +164,8 @@ legal_requests = Table(
     Column("summary_ct", LargeBinary, nullable=False),  # encrypted, bound to the id
     Column("notify_allowed", Boolean, nullable=False),
     Column("hold_lifted_at", UTCDateTime),
+    # When the mail telling the customers was queued: once per request (0016l).
+    Column("notice_queued_at", UTCDateTime),
     Column("recorded_by", String(100), nullable=False),  # cli:<user>
     Column("created_at", UTCDateTime, nullable=False),
 )

@@ -29,6 +29,7 @@ from gateway.adapters.db.staff import SqlStaff
 from gateway.adapters.db.throttle import SqlThrottle
 from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
 from gateway.adapters.fields import BlindIndex, FieldCipher
+from gateway.adapters.mail_queue import SqlMailOutbox
 from gateway.domain.invoices import Invoice
 from gateway.services.changes import feed_key, invoice_key
 from gateway.services.ports import HasEvents, UnitOfWork
@@ -125,6 +126,7 @@ class SqlUnitOfWork:
         self.billing = SqlBilling(conn, self._cipher, self._mail_index)
         self.personal = SqlPersonalRecords(conn)
         self.legal = SqlLegalRegister(conn, self._cipher)
+        self.mail = SqlMailOutbox(conn, self._cipher, self._mail_index)
 
     async def __aexit__(
         self, _et: type[BaseException] | None, ev: BaseException | None,
@@ -174,9 +176,10 @@ class SqlUnitOfWork:
             aggregate.events.clear()
         if (self.outbox.published or self.events.requeued) and self._on_events is not None:
             self._on_events()
-        if self.billing.mailed and self._on_mail is not None:
+        if (self.billing.mailed or self.mail.queued) and self._on_mail is not None:
             self._on_mail()
         self.billing.mailed = 0
+        self.mail.queued = 0
         # Anything after commit runs in a fresh transaction, begun when first used.
         self.outbox.published = 0
         self.events.requeued = 0
