@@ -1,4 +1,5 @@
-"""`gateway legal add|list|lift-hold|notify-pending`: the register of legal requests for customer data."""
+"""`gateway legal add|list|lift-hold|notify-pending|notify-again`: the register of legal
+requests for customer data."""
 
 import argparse
 import getpass
@@ -45,6 +46,9 @@ def cmd_legal(args: argparse.Namespace) -> int:
         request = with_gateway(args, lambda gw: gw.services.legal.lift_hold(_actor(), args.id))
         print(_line(request))
         _unmailed(request)
+    elif args.legal == "notify-again":
+        request = with_gateway(args, lambda gw: gw.services.legal.notify_again(args.id))
+        print(_line(request))
     elif args.legal == "notify-pending":
         done = with_gateway(args, lambda gw: gw.services.legal.notify_pending())
         for request in done:
@@ -75,5 +79,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]",
     legal.add_parser("notify-pending", parents=[common],
                      help="mail the customers of requests they may be told of but were "
                           "never mailed about (once each)")
+    again = legal.add_parser("notify-again", parents=[common],
+                             help="queue a request's mail once more (after the mail queue "
+                                  "dropped it undelivered)")
+    again.add_argument("id")
     for p in legal.choices.values():
         p.set_defaults(func=cmd_legal)

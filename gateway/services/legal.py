@@ -120,12 +120,30 @@ class LegalRegisterService:
                 await uow.commit()
         return done
 
-    async def _notify(self, uow: UnitOfWork, request: LegalRequest, now: datetime) -> bool:
+    async def notify_again(self, request_id: str) -> LegalRequest:
+        """Queues the request's mail once more: for the operator, after the mail was
+        dropped undelivered (`gateway_mail_attempts_total{outcome="dropped"}`: the SMTP
+        server refused it for longer than `[mail] max_age_hours`)."""
+        if self._notices is None:
+            raise InvalidInput("smtp", "no [smtp] section is configured: nothing can be mailed")
+        now = self._clock()
+        async with self._uow() as uow:
+            request = await uow.legal.get(request_id)
+            if request is None:
+                raise NotFound("legal request")
+            if not await self._notify(uow, request, now, again=True):
+                raise InvalidInput("id", "the request is held: lift the hold first")
+            await uow.commit()
+        return replace(request, notice_queued_at=now)
+
+    async def _notify(self, uow: UnitOfWork, request: LegalRequest, now: datetime,
+                      again: bool = False) -> bool:
         """Queues the request's notification mail to each account concerned that still
         exists, in the caller's transaction; False when it was queued before (or cannot
         be: no [smtp], or still held). An erased account gets nothing: its address is
         gone, and its customer asked for nothing more from us."""
-        if self._notices is None or not await uow.legal.mark_notice_queued(request.id, now):
+        if self._notices is None or not await uow.legal.mark_notice_queued(
+                request.id, now, again):
             return False
         body = NOTICE_BODY.format(received=request.received_at.date().isoformat(),
                                   account_url=self._notices.account_url)

@@ -656,10 +656,11 @@ class LegalRegister(Protocol):
 
     async def lift_hold(self, request_id: str, now: datetime) -> bool: ...
 
-    async def mark_notice_queued(self, request_id: str, now: datetime) -> bool:
+    async def mark_notice_queued(self, request_id: str, now: datetime,
+                                 again: bool = False) -> bool:
         """Claims the request's one notification mail: False when it was claimed already
-        (by an earlier call, or a concurrent transaction that committed), or when the
-        customers may not be told yet."""
+        (by an earlier call, or a concurrent transaction that committed; unless `again`),
+        or when the customers may not be told yet."""
 
     async def notice_pending(self) -> list[LegalRequest]:
         """Requests the customers may be told of whose mail was never queued."""

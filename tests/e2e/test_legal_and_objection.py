@@ -3,14 +3,20 @@
 7: the register of legal requests. A held request (and even the audit entry of its
 recording, or of an export made for it) is withheld from the customer's export and
 /account until the operator lifts the hold; then both show it. Every step is audited.
+Issue 28, item 4: once they may be told, the customers concerned are mailed, once per
+request, through the durable mail queue the server's sender empties.
 
 8: objection to optional processing, from the API and the /account form, honoured by
 the notice sender: an optional notice skips the customer, a required one does not."""
 
+import asyncio
 import json
 import re
+import time
 from datetime import UTC, datetime
+from email.message import Message
 
+from gateway.services.legal import NOTICE_SUBJECT
 from tests.e2e.conftest import Stack, StackFactory
 from tests.support.inbox import Inbox, smtp_env
 from tests.support.services import gateway_of
@@ -33,10 +39,22 @@ async def export(stack: Stack, token: str) -> dict[str, list[dict[str, str]]]:
     return doc
 
 
+def notices(inbox: Inbox, address: str) -> list[Message]:
+    return [m for m in inbox.to(address) if m["Subject"] == NOTICE_SUBJECT]
+
+
+async def wait_for_notices(inbox: Inbox, address: str, count: int) -> list[Message]:
+    deadline = time.monotonic() + 10
+    while len(notices(inbox, address)) < count:
+        assert time.monotonic() < deadline, f"no legal notice #{count} for {address}"
+        await asyncio.sleep(0.1)
+    return notices(inbox, address)
+
+
 async def test_held_legal_requests_are_withheld_until_the_hold_is_lifted(
-    make_stack: StackFactory,
+    make_stack: StackFactory, inbox: Inbox,
 ) -> None:
-    stack = await make_stack(register_endpoint=False)
+    stack = await make_stack(register_endpoint=False, **smtp_env(inbox))
     env = stack.gateway.env
     target = await stack.signup("target@example.org", PASSWORD)
     other = await stack.signup("other@example.org", PASSWORD)
@@ -48,11 +66,16 @@ async def test_held_legal_requests_are_withheld_until_the_hold_is_lifted(
     assert added.returncode == 0, added.stderr
     request_id = re.search(r"lr_\w+", added.stdout).group(0)  # type: ignore[union-attr]
     assert "HELD" in added.stdout and "lift-hold" in added.stdout
-    # A second one, not held, recorded as `gateway legal add --notify allowed` does.
+    assert "mailed" not in added.stdout
+    # A second one, not held, recorded as `gateway legal add --notify allowed` does: its
+    # mail is queued by this process and sent by the server's.
     async with gateway_of(env) as gw:
         await gw.services.legal.record("cli:test", [target["id"]],
                                        datetime(2026, 11, 21, 9, tzinfo=UTC),
                                        "Preservation request 12", True)
+    [mail] = await wait_for_notices(inbox, "target@example.org", 1)
+    assert "2026-11-21" in str(mail.get_payload()) and "/account" in str(mail.get_payload())
+    assert notices(inbox, "other@example.org") == []  # held: not told
     # The export made for the held request is marked with it.
     out = stack.tmp / "for-court.json"
     exported = run_cli(env, "account", "export", "--id", target["id"], "--reason",
@@ -74,8 +97,17 @@ async def test_held_legal_requests_are_withheld_until_the_hold_is_lifted(
     assert request_id in listed.stdout and "HELD" in listed.stdout
     lifted = run_cli(env, "legal", "lift-hold", request_id)
     assert lifted.returncode == 0 and "hold lifted" in lifted.stdout, lifted.stderr
+    assert "mailed 20" in lifted.stdout
+    await wait_for_notices(inbox, "other@example.org", 1)
+    await wait_for_notices(inbox, "target@example.org", 2)
     again = run_cli(env, "legal", "lift-hold", request_id)
     assert again.returncode != 0 and "already allowed" in again.stderr
+    pending = run_cli(env, "legal", "notify-pending")
+    assert pending.returncode == 0 and "0 request(s) mailed" in pending.stdout, pending.stderr
+    # Nothing more was queued: each customer was mailed once per request.
+    assert await stack.scalar("SELECT count(*) FROM mail_queue") == 0
+    assert len(notices(inbox, "target@example.org")) == 2
+    assert len(notices(inbox, "other@example.org")) == 1
 
     doc = await export(stack, token)
     assert sorted(r["summary"] for r in doc["legal_requests"]) == [
@@ -84,6 +116,8 @@ async def test_held_legal_requests_are_withheld_until_the_hold_is_lifted(
     assert ("legal_request", None) in actions and ("legal_hold_lifted", None) in actions
     assert ("export", "court order") in actions
     assert "Production order 2026/77" in await page(stack, token)
+    assert "mailed to you" in await page(stack, token)
+    assert all(r["mailed_at"] for r in doc["legal_requests"])
     # Audited like other staff access: who recorded and lifted it, for each account.
     assert await stack.scalar(
         "SELECT count(*) FROM audit_log WHERE account_id = :a AND actor LIKE 'cli:%' "

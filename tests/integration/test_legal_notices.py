@@ -56,6 +56,8 @@ class World:
     outcomes: list[str]
     uow: Any
     engine: AsyncEngine
+    cipher: FieldCipher
+    index: BlindIndex
 
     async def deliver(self) -> None:
         """Every due mail handed to SMTP, as the background sender does."""
@@ -110,7 +112,8 @@ async def world(database_url: str, batch: int = 3) -> AsyncIterator[World]:
                                      index(email_lookup_form(email)), "h", "v1")
             await u.commit()
         legal = LegalRegisterService(uow, clock, notices=LegalNotices(ACCOUNT_URL))
-        yield World(legal, queue, sender, box, clock, woken, outcomes, uow, engine)
+        yield World(legal, queue, sender, box, clock, woken, outcomes, uow, engine, cipher,
+                    index)
     finally:
         controller.stop()
         await engine.dispose()
@@ -193,7 +196,10 @@ async def test_requests_never_mailed_are_caught_up_once(database_url: str) -> No
         with pytest.raises(InvalidInput):
             await quiet.notify_pending()
 
-        [caught_up] = await w.legal.notify_pending()
+        # Two runs at once (two operators, or a cron job and a hand): one mail.
+        first, second = await asyncio.gather(w.legal.notify_pending(),
+                                             w.legal.notify_pending())
+        [caught_up] = first + second
         assert caught_up.id == earlier.id and caught_up.notice_queued_at == START
         assert await w.legal.notify_pending() == []
         await w.deliver()
@@ -224,3 +230,45 @@ async def test_a_failing_delivery_stays_queued_and_does_not_hold_back_other_mail
         assert len(w.inbox.to("bob@example.org")) == 1
         assert await w.queue.depth() == 0
         assert await w.legal.notify_pending() == []  # queued is recorded: never re-queued
+
+
+async def test_a_lift_that_does_not_commit_queues_no_mail(database_url: str) -> None:
+    async with world(database_url) as w:
+        held = await w.legal.record("cli:op", ["acc_alice"], RECEIVED, SUMMARY, False)
+
+        class Failing(SqlUnitOfWork):
+            async def commit(self) -> None:
+                raise ConnectionError("the database went away before COMMIT")
+
+        broken = LegalRegisterService(lambda: Failing(w.engine, w.cipher, mail_index=w.index),
+                                      w.clock, notices=LegalNotices(ACCOUNT_URL))
+        with pytest.raises(ConnectionError):
+            await broken.lift_hold("cli:op", held.id)
+        assert await w.queue.depth() == 0 and await w.notice_queued_at(held.id) is None
+
+        await w.legal.lift_hold("cli:op", held.id)  # the operator's retry
+        await w.deliver()
+        assert len(w.inbox.to("alice@example.org")) == 1
+
+
+async def test_a_mail_dropped_undelivered_can_be_queued_again(database_url: str) -> None:
+    async with world(database_url) as w:
+        w.inbox.busy = {"alice@example.org"}
+        request = await w.legal.record("cli:op", ["acc_alice"], RECEIVED, SUMMARY, True)
+        await w.deliver()
+        # Refused for longer than the queue keeps mail: dropped, and counted (an alert).
+        w.clock.now = START + POLICY.max_age + timedelta(minutes=1)
+        await w.deliver()
+        assert w.outcomes == ["retry", "dropped"] and await w.queue.depth() == 0
+        assert await w.legal.notify_pending() == []  # it was queued once: not pending
+
+        w.inbox.busy = set()
+        again = await w.legal.notify_again(request.id)
+        assert again.notice_queued_at == w.clock.now
+        await w.deliver()
+        assert len(w.inbox.to("alice@example.org")) == 1
+
+        held = await w.legal.record("cli:op", ["acc_bob"], RECEIVED, SUMMARY, False)
+        with pytest.raises(InvalidInput):
+            await w.legal.notify_again(held.id)
+        assert await w.queue.depth() == 0

@@ -22,7 +22,8 @@ class SqlLegalRegister:
             id=request.id, received_at=request.received_at,
             summary_ct=self._cipher.encrypt(request.summary, LEGAL_SUMMARY.ref(request.id)),
             notify_allowed=request.notify_allowed, hold_lifted_at=request.hold_lifted_at,
-            notice_queued_at=request.notice_queued_at, recorded_by=request.recorded_by, created_at=request.created_at))
+            notice_queued_at=request.notice_queued_at, recorded_by=request.recorded_by,
+            created_at=request.created_at))
         await self._conn.execute(insert(la), [
             {"request_id": request.id, "account_id": a} for a in request.account_ids])
 
@@ -67,13 +68,16 @@ class SqlLegalRegister:
             lr.c.hold_lifted_at.is_(None)).values(hold_lifted_at=now))
         return bool(result.rowcount)
 
-    async def mark_notice_queued(self, request_id: str, now: datetime) -> bool:
+    async def mark_notice_queued(self, request_id: str, now: datetime,
+                                 again: bool = False) -> bool:
         # The conditional UPDATE is the claim: of two transactions, the second waits for
         # the first's row lock and then matches nothing.
-        result = await self._conn.execute(update(lr).where(
-            lr.c.id == request_id, lr.c.notice_queued_at.is_(None),
+        query = update(lr).where(
+            lr.c.id == request_id,
             or_(lr.c.notify_allowed.is_(True), lr.c.hold_lifted_at.is_not(None)))
-            .values(notice_queued_at=now))
+        if not again:
+            query = query.where(lr.c.notice_queued_at.is_(None))
+        result = await self._conn.execute(query.values(notice_queued_at=now))
         return bool(result.rowcount)
 
     async def notice_pending(self) -> list[LegalRequest]:
