@@ -121,7 +121,6 @@ async def _account(request: web.Request, session: StaffSession, reason: str,
              "active" if account.activated_at else "pending activation")
     return render(request, "account.html", {
         "account": account, "state": state, "email": email, "reason": reason,
-        "min_reason": looks.MIN_REASON,
         "invoices": [{"id": v.record.invoice.id, "status": v.record.invoice.status.value,
                       "coin": v.record.invoice.coin,
                       "price": v.record.invoice.price.as_decimal_string(),
