@@ -1,5 +1,6 @@
 """Export, deletion, policy acknowledgement, and audited service reads of an account."""
 
+import re
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -9,9 +10,11 @@ from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import api_key, customer
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
-from gateway.http.schemas import DeletionBody, ObjectionBody, read_json
+from gateway.http.problems import problem
+from gateway.http.schemas import REASON_PATTERN, DeletionBody, ObjectionBody, read_json
 from gateway.http.views import account_doc
 from gateway.services.errors import Conflict
+from gateway.services.ports import ApiKeyRecord
 from gateway.services.privacy import EXPORT_COLUMNS, Reader, Tables
 from gateway.tabular import tables_json, tables_zip
 
@@ -21,9 +24,21 @@ PERSONAL_SCOPE = "personal_data:read"
 REASON_HEADER = "X-Access-Reason"
 
 
-def _reader(request: web.Request, key_id: str) -> Reader:
-    reason = request.headers.get(REASON_HEADER, "").strip()[:200] or None
-    return Reader(key_id, reason)
+def _reader(request: web.Request, key: ApiKeyRecord) -> Reader | None:
+    """Who reads (the key by its name and id, never its secret) and why; None without a
+    reason. Checked before anything is read, so a refused request leaves no audit entry."""
+    raw = request.headers.get(REASON_HEADER, "")
+    if re.search(REASON_PATTERN, raw) is None:
+        return None
+    return Reader(f"key:{key.name[:60]} ({key.id})", " ".join(raw.split())[:200])
+
+
+def missing_reason() -> web.Response:
+    return problem(400, f"the {REASON_HEADER} header is required: say why this account's "
+                        "personal data is read (at most 200 characters are kept); the "
+                        "customer sees it, with this key's name, in the access audit of "
+                        "their export",
+                   errors=[{"field": REASON_HEADER, "message": "is required"}])
 
 
 def export_format(request: web.Request) -> str:
@@ -110,15 +125,21 @@ async def acknowledge_policy(request: web.Request) -> web.Response:
 @routes.get("/v1/accounts/{account_id}")
 async def get_account(request: web.Request) -> web.Response:
     key = await api_key(request, PERSONAL_SCOPE)
+    reader = _reader(request, key)
+    if reader is None:
+        return missing_reason()
     view = await request.app[SERVICES].privacy.read_account(
-        request.match_info["account_id"], _reader(request, key.id))
+        request.match_info["account_id"], reader)
     return web.json_response(await account_doc(request, view))
 
 
 @routes.get("/v1/accounts/{account_id}/export")
 async def export_account(request: web.Request) -> web.Response:
     key = await api_key(request, PERSONAL_SCOPE)
+    reader = _reader(request, key)
+    if reader is None:
+        return missing_reason()
     fmt = export_format(request)
     account_id = request.match_info["account_id"]
-    tables = await request.app[SERVICES].privacy.export(account_id, _reader(request, key.id))
+    tables = await request.app[SERVICES].privacy.export(account_id, reader)
     return export_response(fmt, tables, account_id)

@@ -10,6 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_
 from gateway.domain.invoice_metadata import metadata_problem
 from gateway.http.problems import ClientDisconnected
 
+# An access reason (`X-Access-Reason`) holds at least one character that is not a space in
+# either regex dialect (Python's `\s` also counts \x1c-\x1f and \x85, JSON Schema's
+# \ufeff), so the server and the OpenAPI document refuse exactly the same headers.
+REASON_PATTERN = r"[^\s\x1c-\x1f\x85\ufeff]"
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

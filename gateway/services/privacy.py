@@ -2,12 +2,13 @@
 deleted, know who read it, and be told when the policy changes."""
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.domain.accounts import Account, email_lookup_form
+from gateway.domain.errors import InvalidInput
 from gateway.domain.money import format_units
 from gateway.domain.throttle import ThrottlePolicy
 from gateway.domain.timestamps import rfc3339
@@ -251,6 +252,14 @@ class Reader:
     legal_request: str | None = None
 
 
+def require_reason(reader: Reader) -> None:
+    """Every read by someone other than the customer says why: the customer reads it in
+    the access audit of their export."""
+    if reader.reason is None or not reader.reason.strip():
+        raise InvalidInput("reason", "say why you read this customer's data; the customer "
+                                     "sees it in the access audit of their export")
+
+
 def _ts(value: datetime | None) -> str | None:
     return rfc3339(value) if value is not None else None
 
@@ -345,21 +354,38 @@ class PrivacyService:
             await uow.accounts.save(account)
             await uow.commit()
 
-    async def read_account(self, account_id: str, reader: Reader) -> AccountView:
+    async def read_account(self, account_id: str, reader: Reader,
+                           also: tuple[str, ...] = ()) -> AccountView:
         """A service's read of personal data: allowed by the key's scope, and audited in the
-        same transaction, so no read goes unrecorded."""
+        same transaction, so no read goes unrecorded. `also` names what else the reader is
+        shown with it (the staff console shows the account's invoices)."""
+        require_reason(reader)
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id)
             if account is None or account.deleted:
                 raise NotFound("account")
             profile = await uow.accounts.profile(account_id)
-            await self._audit(uow, account_id, reader, "read_account", PERSONAL_FIELDS)
+            await self._audit(uow, account_id, reader, "read_account",
+                              (*PERSONAL_FIELDS, *also))
             await uow.commit()
         return AccountView(account, profile)
 
+    async def record_access(self, account_ids: Iterable[str], reader: Reader, action: str,
+                            fields: tuple[str, ...]) -> None:
+        """A look at customers' data that another service reads (the staff console's
+        account, invoice and ledger views): one access-audit entry per account, committed
+        before the page is shown, so a failed write shows nothing."""
+        require_reason(reader)
+        async with self._uow() as uow:
+            for account_id in dict.fromkeys(account_ids):  # once each, in order
+                await self._audit(uow, account_id, reader, action, fields)
+            await uow.commit()
+
     async def export(self, account_id: str, reader: Reader | None = None) -> Tables:
         """Everything held about the account. `reader` is set when someone other than the
-        customer asks (service key, operator), and is then audited."""
+        customer asks (service key, operator), and is then audited with its reason."""
+        if reader is not None:
+            require_reason(reader)
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id)
             if account is None or account.deleted:

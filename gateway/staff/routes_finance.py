@@ -1,11 +1,11 @@
-"""Finance: the payments ledger by period and coin, its CSV, a chart, reconciliation."""
+"""Finance: the payments ledger by period and coin, its CSV (which names accounts, so it
+needs a reason: gateway/staff/looks.py), a chart, reconciliation."""
 
 import asyncio
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -13,6 +13,7 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.timestamps import parse_time
 from gateway.services.finance import COLUMNS, PaymentLine, Period
 from gateway.services.ports import StaffSession
+from gateway.staff import looks
 from gateway.staff.chart import payments_chart
 from gateway.staff.context import CONSOLE, PREFIX, RUNS, ReconcileRun
 from gateway.staff.pages import action, ip, page, redirect, render, text
@@ -74,14 +75,22 @@ async def ledger(request: web.Request, session: StaffSession) -> web.Response:
                     "amount": v[1], "fiat": v[2]} for (d, c, cur), v in sorted(totals.items())],
         "chart": payments_chart(counts, coins), "coins": console.coins,
         "q": {"from": q.get("from", ""), "to": q.get("to", ""), "coin": q.get("coin", "")},
-        "csv_query": urlencode(query)})
+        "csv_query": query})
 
 
 @routes.get(PREFIX + "/finance/payments.csv")
 @page("finance")
 async def ledger_csv(request: web.Request, session: StaffSession) -> web.Response:
     period = _period(request.query)
+    # The CSV names the account of every payment (the page does not): a look at those
+    # customers' data, with a reason, in each one's access audit.
+    reason = looks.ask(request, "Payments as CSV", {
+        k: request.query[k] for k in ("from", "to", "coin") if request.query.get(k)})
+    if isinstance(reason, web.Response):
+        return reason
     lines = await _lines(request, period)
+    await looks.audit(request, session, reason, (line.row.account_id for line in lines),
+                      "staff_exported_payments", ("payments", "account_id"))
     await request.app[CONSOLE].staff.record(session, "payments_exported", None, ip(request))
     resp = web.Response(text=csv_text(COLUMNS, [line.as_dict() for line in lines]),
                         content_type="text/csv")

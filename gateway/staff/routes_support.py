@@ -1,5 +1,6 @@
 """Support: an invoice with its history, payments, webhook events and delivery attempts;
-an account without its email until a reason is typed."""
+an account, its email shown only on request. Each is a look at the customer's data: it
+needs a reason and lands in their access audit (gateway/staff/looks.py)."""
 
 import json
 from datetime import UTC, datetime
@@ -7,16 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.domain.errors import InvalidInput
 from gateway.domain.money import format_units
 from gateway.http.checkout import lock_text
 from gateway.services.ports import StaffSession
 from gateway.services.privacy import Reader
+from gateway.staff import looks
 from gateway.staff.context import CONSOLE, PREFIX
 from gateway.staff.pages import action, ip, page, redirect, render, text
 
 routes = web.RouteTableDef()
-MIN_REASON = 10
 
 
 @routes.get(PREFIX + "/support")
@@ -51,6 +51,14 @@ async def invoice_page(request: web.Request, session: StaffSession) -> web.Respo
     console = request.app[CONSOLE]
     view = await console.invoices.read(request.match_info["invoice_id"])
     inv = view.record.invoice
+    # The invoice is the customer's data (their export carries it): a look with a reason.
+    redelivered = request.query.get("redelivered")
+    reason = looks.ask(request, f"Invoice {inv.id}",
+                       {"redelivered": redelivered} if redelivered else None)
+    if isinstance(reason, web.Response):
+        return reason
+    await looks.audit(request, session, reason, (inv.account_id,), "staff_viewed_invoice",
+                      (f"invoice:{inv.id}", "payments", "webhook_events"))
     events = await console.staff.invoice_events(inv.account_id, inv.id)
     await console.staff.record(session, "invoice_viewed", inv.id, ip(request))
     now = view.now or datetime.now(UTC)
@@ -72,7 +80,8 @@ async def invoice_page(request: web.Request, session: StaffSession) -> web.Respo
                      for p in view.record.payments],
         "history": history, "events": events,
         "can_redeliver": session.member.role in ("support", "admin"),
-        "redelivered": request.query.get("redelivered")})
+        "redelivered": redelivered, "reason": reason,
+        "account_link": looks.with_reason(f"/accounts/{inv.account_id}", reason)})
 
 
 @routes.post(PREFIX + "/events/{event_id}/redeliver")
@@ -84,7 +93,13 @@ async def redeliver(request: web.Request, session: StaffSession, form: Any) -> w
     queued = await console.events.redeliver(event_id)
     await console.staff.record(session, "event_redelivered", event_id, ip(request))
     if invoice_id.startswith("inv_"):
-        return redirect(f"/invoices/{invoice_id}?redelivered={queued}")
+        # Back to the invoice: a new look, with the reason of the one it came from.
+        reason = looks.normal(form.get("reason"))
+        target = (looks.with_reason(f"/invoices/{invoice_id}", reason,
+                                    redelivered=str(queued))
+                  if looks.reason_error(reason) is None
+                  else f"{PREFIX}/invoices/{invoice_id}?redelivered={queued}")
+        return web.Response(status=303, headers={"Location": target})
     return render(request, "message.html", {"heading": "Queued again",
                                             "text": f"{queued} deliveries queued."})
 
@@ -95,8 +110,8 @@ async def account_go(request: web.Request, session: StaffSession) -> web.Respons
     return redirect(f"/accounts/{request.query.get('id', '').strip()}")
 
 
-async def _account(request: web.Request, session: StaffSession, email: str | None = None,
-                   error: str | None = None, status: int = 200) -> web.Response:
+async def _account(request: web.Request, session: StaffSession, reason: str,
+                   email: str | None = None) -> web.Response:
     console = request.app[CONSOLE]
     account_id = request.match_info["account_id"]
     account = (await console.accounts.view(account_id)).account
@@ -105,41 +120,53 @@ async def _account(request: web.Request, session: StaffSession, email: str | Non
              "deletion scheduled" if account.deletion_due_at else
              "active" if account.activated_at else "pending activation")
     return render(request, "account.html", {
-        "account": account, "state": state, "email": email, "error": error,
-        "min_reason": MIN_REASON,
+        "account": account, "state": state, "email": email, "reason": reason,
         "invoices": [{"id": v.record.invoice.id, "status": v.record.invoice.status.value,
                       "coin": v.record.invoice.coin,
                       "price": v.record.invoice.price.as_decimal_string(),
                       "currency": v.record.invoice.price.currency,
-                      "created_at": v.record.invoice.created_at} for v in invoices]},
-        status)
+                      "created_at": v.record.invoice.created_at,
+                      "link": looks.with_reason(f"/invoices/{v.record.invoice.id}", reason)}
+                     for v in invoices]})
+
+
+# What the account page shows besides the email (which needs its own reason, below).
+ACCOUNT_FIELDS = ("datacenter", "currency", "invoices")
 
 
 @routes.get(PREFIX + "/accounts/{account_id}")
 @page("support")
 async def account_page(request: web.Request, session: StaffSession) -> web.Response:
-    # The account as a record (AccountService.view): its personal data is not shown.
-    resp = await _account(request, session)
-    await request.app[CONSOLE].staff.record(session, "account_viewed",
-                                            request.match_info["account_id"], ip(request))
+    # Its datacenter and currency are personal data, and its invoices the customer's: a
+    # look with a reason, in the customer's access audit. The email needs a reason of its
+    # own (reveal_email).
+    console = request.app[CONSOLE]
+    account_id = request.match_info["account_id"]
+    await console.accounts.view(account_id)  # an unknown account is a 404, not a question
+    reason = looks.ask(request, f"Account {account_id}")
+    if isinstance(reason, web.Response):
+        return reason
+    await looks.audit(request, session, reason, (account_id,), "staff_viewed_account",
+                      ACCOUNT_FIELDS)
+    resp = await _account(request, session, reason)
+    await console.staff.record(session, "account_viewed", account_id, ip(request))
     return resp
 
 
 @routes.post(PREFIX + "/accounts/{account_id}/email")
 @action("support")
 async def reveal_email(request: web.Request, session: StaffSession, form: Any) -> web.Response:
-    reason = " ".join(text(form, "reason").split())
-    if len(reason) < MIN_REASON:
-        return await _account(request, session, error=(
-            f"A reason is required: type why you need the email address (at least "
-            f"{MIN_REASON} characters); "
-            "the customer sees it in their data export."), status=422)
-    if len(reason) > 200:
-        raise InvalidInput("reason", "must be at most 200 characters")
     console = request.app[CONSOLE]
     account_id = request.match_info["account_id"]
-    # The audited read: the reason goes to the access audit log, in the same transaction.
+    reason = looks.normal(form.get("reason"))
+    error = looks.reason_error(reason, "the email address")
+    if error is not None:
+        # Nothing of the account is shown without a valid reason: the question again.
+        return looks.question(request, f"The email address of account {account_id}", error,
+                              f"{PREFIX}/accounts/{account_id}/email", method="post")
+    # The audited read: the reason goes to the access audit log, in the same transaction,
+    # naming everything this page then shows.
     view = await console.privacy.read_account(
-        account_id, Reader(f"staff:{session.member.name}", reason))
+        account_id, Reader(f"staff:{session.member.name}", reason), also=("invoices",))
     await console.staff.record(session, "email_revealed", account_id, ip(request))
-    return await _account(request, session, email=view.profile.email)
+    return await _account(request, session, reason, email=view.profile.email)

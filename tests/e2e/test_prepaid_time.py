@@ -96,7 +96,10 @@ async def test_renewal_grace_suspension_and_reactivation(
     renewal = await stack.read(renewal_id)
     assert renewal["address"] != (await stack.read(first["id"]))["address"]
     assert renewal["metadata"] == {"plan": "vps"} and renewal["coin"] == "LTC"
-    me = await stack.api.ok("GET", f"/v1/accounts/{account['id']}", token=stack.key)
+    status, me, _ = await stack.api.call("GET", f"/v1/accounts/{account['id']}",
+                                         token=stack.key,
+                                         headers={"X-Access-Reason": "renewal check"})
+    assert status == 200, me
     assert me["next_invoice"]["invoice_id"] == renewal_id
     # The second reminder, 10 s before the end.
     clock.to(paid_until - timedelta(seconds=10))

@@ -103,6 +103,10 @@ async def test_personal_data_needs_its_scope_and_every_read_is_audited(
         headers={"X-Access-Reason": "support ticket 4711"})
     assert status == 200 and doc["email"] == "audited@example.org"
     key_id = await stack.scalar("SELECT id FROM api_keys WHERE name = 'provisioning'")
+    # Without a reason a read is refused before anything is read (tests/integration/
+    # test_access_audit.py goes through every such read).
+    refused = await stack.api.call("GET", f"/v1/accounts/{account['id']}", token=stack.key)
+    assert refused[0] == 400 and "X-Access-Reason" in refused[1]["detail"]
 
     exported = run_cli(stack.gateway.env, "account", "export", "--id", account["id"],
                        "--reason", "court order 12", "--out", str(stack.tmp / "acc.json"))
@@ -114,7 +118,8 @@ async def test_personal_data_needs_its_scope_and_every_read_is_audited(
     token = await stack.login("audited@example.org", PASSWORD)
     mine = json.loads((await stack.api.fetch("/v1/me/export", token))[1])
     entries = [(e["actor"], e["action"], e["reason"]) for e in mine["audit_log"]]
-    assert entries[0] == (key_id, "read_account", "support ticket 4711")
+    assert entries[0] == (f"key:provisioning ({key_id})", "read_account",
+                          "support ticket 4711")
     assert mine["audit_log"][0]["fields"] == "email display_name company datacenter currency"
     assert entries[1][0].startswith("cli:") and entries[1][1:] == ("export", "court order 12")
     assert len(entries) == 2  # the customer's own export is not an access by someone else
@@ -163,8 +168,8 @@ async def test_deletion_erases_personal_data_and_keeps_billing_records(
     # Login fails; the service sees no account; billing records remain.
     assert (await stack.api.call("POST", "/v1/sessions",
                                  {"email": email, "password": PASSWORD}))[0] == 401
-    assert (await stack.api.call("GET", f"/v1/accounts/{account['id']}",
-                                 token=stack.key))[0] == 404
+    assert (await stack.api.call("GET", f"/v1/accounts/{account['id']}", token=stack.key,
+                                 headers={"X-Access-Reason": "after deletion"}))[0] == 404
     kept_invoice = await stack.read(invoice["id"])
     assert kept_invoice["status"] == "settled" and kept_invoice["account_id"] == account["id"]
     assert [p["txid"] for p in kept_invoice["payments"]] == [txid]

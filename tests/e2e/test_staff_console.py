@@ -37,6 +37,11 @@ from tests.support.stack import Reply, eventually, run_cli
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "staff password 123"
+# Why each member looks at the customer's data (the customer reads these in their export).
+FINANCE_LOOK = "matching a payment to its invoice"
+CSV_LOOK = "monthly bookkeeping export"
+SUPPORT_LOOK = "webhook delivery failed, ticket 42"
+ACCOUNT_LOOK = "customer asked about the account"
 
 
 def add_staff(stack: Stack, name: str, role: str, password: str = PASSWORD) -> None:
@@ -97,6 +102,17 @@ async def csv_of(browser: WebDriver, url: str) -> str:
             assert resp.content_type == "text/csv"
             assert "attachment" in resp.headers["Content-Disposition"]
             return await resp.text()
+
+
+async def look(browser: WebDriver, base: str, path: str, reason: str) -> None:
+    """At a page that shows a customer's data, which asks why first: say why, and land on
+    the page itself (the reason carried in its address)."""
+    await at(browser, f"{base}{path}")
+    assert browser.find_elements(By.ID, "look-reason"), "the page did not ask why"
+    fill(browser, reason=reason)
+    await asyncio.to_thread(submit, browser, "#look")
+    assert browser.current_url.startswith(f"{base}{path}?"), browser.current_url
+    assert "reason=" in browser.current_url
 
 
 async def download(browser: WebDriver, folder: Path, css: str) -> str:
@@ -198,7 +214,9 @@ async def test_staff_console_roles_in_chromium(
         browser.save_screenshot(str(Path(shots) / "staff-ledger.png"))
     fill(browser, q=txid)
     await asyncio.to_thread(submit, browser, "#search-go")
-    await at(browser, f"{base}/invoices/{invoice['id']}")
+    # The invoice is the customer's data: the console asks why before showing it.
+    assert txid not in browser.page_source
+    await look(browser, base, f"/invoices/{invoice['id']}", FINANCE_LOOK)
     assert txid in browser.find_element(By.ID, "payments").text
     assert email not in browser.page_source  # finance sees no emails
     for query in (invoice["address"], invoice["id"]):  # the address, the id: same page
@@ -213,6 +231,7 @@ async def test_staff_console_roles_in_chromium(
     assert email not in browser.page_source
 
     await asyncio.to_thread(browser.get, f"{base}/finance")
+    fill(browser, reason=CSV_LOOK)  # the CSV names each payment's account
     downloaded = await download(browser, tmp_path / "downloads", "#csv")
     key = await create_api_key(stack.gateway.env, "finance", "payments:read")
     stack.secrets.add(key)
@@ -224,8 +243,8 @@ async def test_staff_console_roles_in_chromium(
     assert [r["txid"] for r in rows] == [txid]
     # The CSV of a narrower view: the period filters it like the API's.
     later = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert len((await csv_of(browser, f"{base}/finance/payments.csv?from={later}"))
-               .splitlines()) == 1
+    assert len((await csv_of(browser, f"{base}/finance/payments.csv?from={later}"
+                                      "&reason=the+empty+period+check")).splitlines()) == 1
 
     # -- support: no finance pages; the failed delivery, delivered again; the email
     await next_member(browser, base)
@@ -242,7 +261,7 @@ async def test_staff_console_roles_in_chromium(
 
     fill(browser, q=invoice["id"])
     await asyncio.to_thread(submit, browser, "form[action$='/search'] button")
-    await at(browser, f"{base}/invoices/{invoice['id']}")
+    await look(browser, base, f"/invoices/{invoice['id']}", SUPPORT_LOOK)
     no_other_origin(browser.page_source)
     payments = browser.find_element(By.ID, "payments").text
     assert txid in payments
@@ -270,28 +289,43 @@ async def test_staff_console_roles_in_chromium(
     assert got.type == "invoice.settled"
     assert got.doc["data"]["invoice_id"] == invoice["id"]
 
-    # The account: id, status, datacenter, invoices; the email only with a reason.
+    # The account: id, status, datacenter, invoices, after a reason; the email only with
+    # a reason of its own.
     await asyncio.to_thread(browser.get, f"{base}/accounts/{customer['id']}")
+    assert not browser.find_elements(By.ID, "account-status")
+    await look(browser, base, f"/accounts/{customer['id']}", ACCOUNT_LOOK)
     assert browser.find_element(By.ID, "account-status").text == "active"
     assert invoice["id"] in browser.find_element(By.ID, "invoices").text
     assert email not in browser.page_source
     await asyncio.to_thread(submit, browser, "#reveal")
     assert "reason" in browser.find_element(By.ID, "error").text.lower()
     assert email not in browser.page_source
-    assert await stack.count("audit_log") == 0
+    assert not await stack.scalar("SELECT count(*) FROM audit_log WHERE action = "
+                                  "'read_account'")
     reason = "customer asked by phone why the account is not active"
     fill(browser, reason=reason)
-    await asyncio.to_thread(submit, browser, "#reveal")
+    await asyncio.to_thread(submit, browser, "#look")
     assert browser.find_element(By.ID, "email").text == email
 
     # The reason is free text: stored only encrypted (issue 16).
-    audit = await stack.rows("SELECT actor, action, reason, reason_ct FROM audit_log")
-    assert [(r[0], r[1], r[2]) for r in audit] == [("staff:sam", "read_account", None)]
-    assert audit[0][3] and reason.encode() not in bytes(audit[0][3])
+    audit = await stack.rows("SELECT actor, action, reason, reason_ct FROM audit_log "
+                             "ORDER BY id")
+    assert [(r[0], r[1], r[2]) for r in audit] == [
+        ("staff:fay", "staff_viewed_invoice", None),
+        ("staff:fay", "staff_exported_payments", None),  # not the empty period's CSV
+        ("staff:sam", "staff_viewed_invoice", None),
+        ("staff:sam", "staff_viewed_invoice", None),  # back from the redelivery
+        ("staff:sam", "staff_viewed_account", None),
+        ("staff:sam", "read_account", None)]
+    assert all(r[3] for r in audit) and reason.encode() not in b"".join(
+        bytes(r[3]) for r in audit)
     # The customer sees who looked, and why, in their own export.
     token = await stack.login(email, "customer pw 123")
     export = await stack.api.ok("GET", "/v1/me/export", token=token)
-    assert [(e["actor"], e["reason"]) for e in export["audit_log"]] == [("staff:sam", reason)]
+    assert [(e["actor"], e["reason"]) for e in export["audit_log"]] == [
+        ("staff:fay", FINANCE_LOOK), ("staff:fay", CSV_LOOK),
+        ("staff:sam", SUPPORT_LOOK), ("staff:sam", SUPPORT_LOOK),
+        ("staff:sam", ACCOUNT_LOOK), ("staff:sam", reason)]
     # Staff actions are in the staff security log: who, what, when.
     logged = {(r[0], r[1], r[2]) for r in await stack.rows(
         "SELECT staff, action, subject FROM staff_log")}
