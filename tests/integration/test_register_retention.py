@@ -190,3 +190,31 @@ async def test_a_register_that_cannot_be_pruned_stops_nothing_else(
         assert metric(metrics, "gateway_retention_register_prune_failing") == 0
     finally:
         await engine.dispose()
+
+
+def test_appends_during_a_prune_are_never_lost(tmp_path: Path) -> None:
+    """A prune rewrites the ledger and replaces it: an erasure recorded meanwhile (by the
+    retention run of another instance, or `gateway backup restore`) must land in the new
+    file, not in the one replaced. Both take the ledger's lock."""
+    import threading
+
+    ledger = FileDeletionLedger(tmp_path / "ledger.txt")
+    for i in range(200):
+        ledger.record(f"acc_old{i}", LEDGER_CUT - timedelta(days=1))
+    done = threading.Event()
+
+    def erase_many() -> None:
+        for i in range(300):
+            FileDeletionLedger(ledger.path).record(f"acc_new{i}", NOW)
+        done.set()
+
+    writer = threading.Thread(target=erase_many)
+    writer.start()
+    pruned = 0
+    while not done.is_set():
+        pruned += ledger.prune(LEDGER_CUT)
+        ledger.record("acc_old_again", LEDGER_CUT - timedelta(days=1))
+    writer.join()
+    pruned += ledger.prune(LEDGER_CUT)
+    assert set(ledger.entries()) == {f"acc_new{i}" for i in range(300)}
+    assert pruned >= 200
