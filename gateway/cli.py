@@ -184,13 +184,16 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     counts = with_gateway(args, lambda gw: gw.services.retention.run(dry_run=args.dry_run))
     verb = "would remove" if args.dry_run else "removed"
     failed = counts.pop("erasure_failures", 0)
+    prune_failed = counts.pop("prune_failures", 0)
     for what, n in counts.items():
         print(f"{what}: {verb} {n}")
-    if failed:
+    if prune_failed:
+        print(f"{prune_failed} register(s) could not be pruned (the log says why); the next "
+              "run retries", file=sys.stderr)
+    if failed:  # last: the line that matters most
         print(f"{failed} erasure(s) failed and are still due (the log says why); the next "
               "run retries them", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failed or prune_failed else 0
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:

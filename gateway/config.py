@@ -31,6 +31,8 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.money import FIAT_EXPONENTS, Fiat, parse_fiat
 
 ENV_PREFIX = "GATEWAY_"
+# The deletion ledger outlives the last backup that could restore an account by this.
+LEDGER_MARGIN_DAYS = 7
 
 
 class ConfigError(Exception):
@@ -405,6 +407,24 @@ class RetentionConfig(_Section):
     # customer's own deletion, after a notice mailed inactivity_notice_days before.
     inactive_unpaid_days: int = Field(180, ge=14, le=3650)
     inactivity_notice_days: int = Field(7, ge=1, le=13)
+    # Accounts that paid and lapsed (no paid time now) with no payment, login or session
+    # use for this long, counted from the end of their paid time at the earliest: the
+    # same notice, then the same deletion; the billing records stay. A year lets a
+    # customer on a yearly plan miss one renewal and come back (docs/privacy.md); at
+    # most three years, as a lapsed account is not an active one. It must leave the
+    # notice after [billing] grace (checked in Settings).
+    inactive_lapsed_days: int = Field(365, ge=30, le=1095)
+    # Closed legal requests (the customers may be told: notification allowed from the
+    # start, or the hold lifted) are dropped from the register this long after the later
+    # of their receipt and the lifting: kept for accountability (a customer's or a
+    # court's question about a disclosure, the yearly transparency count) for the usual
+    # three-year limitation period of claims. A held request is kept while it is held.
+    legal_request_days: int = Field(1095, ge=365, le=3650)
+    # Deletion-ledger entries are dropped this long after the erasure. An entry must
+    # outlive every backup that could bring the account back: at least backup_days plus
+    # one [backup] interval_hours plus a week's margin (checked in Settings); the
+    # default also covers the operator's copies kept within the policy's 30 days.
+    deletion_ledger_days: int = Field(60, ge=1, le=3650)
 
 
 class BackupConfig(_Section):
@@ -570,6 +590,28 @@ class Settings(_Section):
                 f"({self.backup.interval_hours:g} h) is {_days(bound.longest())} days, but "
                 "a deletion must be complete, backups included, within 30 days of the "
                 "request (the privacy policy's promise): lower them to fit 30 days")
+        return self
+
+    @model_validator(mode="after")
+    def _retention_periods(self) -> "Settings":
+        ret = self.retention
+        grace = self.billing.durations()[0]
+        warned_after = timedelta(days=ret.inactive_lapsed_days - ret.inactivity_notice_days)
+        if warned_after <= grace:
+            raise ConfigError(
+                f"[retention] inactive_lapsed_days ({ret.inactive_lapsed_days}) less "
+                f"inactivity_notice_days ({ret.inactivity_notice_days}) must be longer than "
+                f"[billing] grace ({self.billing.grace}): a lapsed account would be warned of "
+                "its deletion while still in its grace period")
+        ledger_floor = timedelta(days=ret.backup_days + LEDGER_MARGIN_DAYS,
+                                 hours=self.backup.interval_hours)
+        if timedelta(days=ret.deletion_ledger_days) < ledger_floor:
+            raise ConfigError(
+                f"[retention] deletion_ledger_days ({ret.deletion_ledger_days}) must be at "
+                f"least backup_days ({ret.backup_days}) + [backup] interval_hours "
+                f"({self.backup.interval_hours:g} h) + {LEDGER_MARGIN_DAYS} days "
+                f"({_days(ledger_floor)} days): a ledger entry dropped before the last "
+                "backup holding the account would let a restore bring the customer back")
         return self
 
     def deletion_bound(self) -> DeletionBound:

@@ -46,11 +46,16 @@ def ledger_check(path: Path | None) -> Check:
 
 
 def unwritable(path: Path) -> str | None:
-    """Why this process could not append to the file at `path` (None: it could)."""
+    """Why this process could not append to the file at `path` (None: it could). Its
+    folder must take files too: the ledger's lock file beside it, and its rewrite when
+    old entries are pruned."""
     if path.exists():
         if not path.is_file():
             return "it is not a file"
-        return None if os.access(path, os.W_OK) else "no write permission"
+        if not os.access(path, os.W_OK):
+            return "no write permission"
+        return None if os.access(path.parent, os.W_OK | os.X_OK) else \
+            f"no write permission in {path.parent}"
     parent = path.parent
     while not parent.exists():  # the ledger creates its folders
         parent = parent.parent

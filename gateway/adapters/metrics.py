@@ -69,6 +69,10 @@ class Metrics:
             "gateway_retention_erasures_failing",
             "Erasures that failed at this instance's last retention run (0: none)",
             registry=r)
+        self.register_prune_failing = Gauge(
+            "gateway_retention_register_prune_failing",
+            "Registers (legal requests, deletion ledger) this instance's last retention "
+            "run failed to prune (0: none); retried at the next run", registry=r)
         self.backup_failures = Counter(
             "gateway_backup_failures", "Scheduled backups that failed", registry=r)
         self.last_backup_failure = Gauge(
@@ -89,6 +93,7 @@ class Metrics:
         failed = counts.get("erasure_failures", 0)
         self.erasure_failures.inc(failed)
         self.erasures_failing.set(failed)
+        self.register_prune_failing.set(counts.get("prune_failures", 0))
         self.last_retention.set_to_current_time()
 
     def backup_run(self, written: bool, prune_failed: bool) -> None:

@@ -105,6 +105,18 @@ class Account:
         self.deletion_due_at = None
         self.datacenter = None
         self.currency = None
+        # Not billing records either: when the person signed up and first paid, the policy
+        # they accepted, their renewal settings and the paid time derived from the
+        # invoices (each invoice and what it bought, `paid_periods`, stay). The signup
+        # time cannot be empty: it becomes the erasure time.
+        self.created_at = now
+        self.activated_at = None
+        self.policy_version = None
+        self.plan = None
+        self.renewal_coin = None
+        self.paid_until = None
+        self.paid_since = None
+        self.billing_state = None
         self.events.append(ev.DomainEvent(ev.ACCOUNT_DELETED, self.id, {"account_id": self.id}))
 
     def accept_policy(self, version: str) -> None:

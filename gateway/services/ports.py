@@ -187,6 +187,17 @@ class AccountRepository(Protocol):
     async def inactive_after_notice(self, last_active_before: datetime,
                                     warned_before: datetime) -> list[str]: ...
 
+    async def lapsed_to_warn(self, last_active_before: datetime) -> list[str]:
+        """Accounts that paid once, whose paid time, last payment, login and session use
+        all lie before the cut-off, and that hold no notice sent since."""
+        ...
+
+    async def lapsed_after_notice(self, last_active_before: datetime,
+                                  warned_before: datetime) -> list[str]:
+        """Those accounts still idle, warned since the cut-off and before
+        `warned_before`."""
+        ...
+
     async def erase_personal_data(self, account_id: str) -> None:
         """Email, names, password, two-factor data, sessions, preferences and the account's
         security log go; the row stays as a tombstone."""
@@ -623,6 +634,10 @@ class DeletionLedger(Protocol):
 
     def entries(self) -> dict[str, datetime]: ...
 
+    def prune(self, before: datetime, dry_run: bool = False) -> int:
+        """Drops (dry run: counts) the accounts erased before `before`."""
+        ...
+
 
 @dataclass(frozen=True)
 class LegalRequest:
@@ -649,6 +664,11 @@ class LegalRegister(Protocol):
     async def all(self) -> list[LegalRequest]: ...
 
     async def get(self, request_id: str) -> LegalRequest | None: ...
+
+    async def prune(self, closed_before: datetime, dry_run: bool) -> int:
+        """Requests the customers may be told of, recorded and (if held) lifted before
+        `closed_before`: removed (dry run: counted). Held ones stay."""
+        ...
 
     async def for_account(self, account_id: str) -> list[LegalRequest]: ...
 

@@ -33,6 +33,19 @@ To keep it, log in before then: {login_url}
 Nothing else is needed, and if you do not want the account any more you need do nothing.
 """
 
+LAPSED_BODY = """Hello,
+
+The paid time of your account has ended, and it has had no payment, no login and no
+session for {inactive} days. We keep data only while an account is in use, so it will be
+deleted, with everything we hold about you, on or after {due}. Your invoices and
+payments stay as the billing records the law requires us to keep, without your email or
+anything else that identifies you.
+
+To keep it, log in before then: {login_url}
+
+Nothing else is needed, and if you do not want the account any more you need do nothing.
+"""
+
 
 @dataclass(frozen=True)
 class RetentionPeriods:
@@ -47,6 +60,13 @@ class RetentionPeriods:
     # mailed `inactivity_notice` before.
     inactive_unpaid: timedelta = timedelta(days=180)
     inactivity_notice: timedelta = timedelta(days=7)
+    # Accounts that paid once and lapsed: the same notice and deletion after this long
+    # with no paid time, payment, login or session.
+    inactive_lapsed: timedelta = timedelta(days=365)
+    # Registers: closed legal requests, and deletion-ledger entries (which must outlive
+    # every backup that could restore the account: gateway.config checks it).
+    legal_requests: timedelta = timedelta(days=1095)
+    deletion_ledger: timedelta = timedelta(days=60)
 
 
 class RetentionService:
@@ -97,10 +117,10 @@ class RetentionService:
         counts["account_deletions"] = len(due)
         reapplied, reapply_failed = (0, 0) if dry_run else await self._reapply_guarded()
         counts["ledger_reapplied"] = reapplied
-        warned, inactive = await self._inactivity(now, dry_run)
+        warned, inactive, notice_failed = await self._inactivity(now, dry_run)
         counts["inactivity_notices"] = warned
         counts["inactive_deletions"] = len(inactive)
-        counts["erasure_failures"] = reapply_failed
+        counts["erasure_failures"] = reapply_failed + notice_failed
         if not dry_run:
             erased, failed = await self._each(due, self.erase)
             counts["account_deletions"] = erased
@@ -112,7 +132,35 @@ class RetentionService:
                     or counts["ledger_reapplied"]:
                 self._flush_owed = True
             await self._flush_now()
+        legal, ledger, prune_failed = await self._prune_registers(now, dry_run)
+        counts["legal_requests"] = legal
+        counts["deletion_ledger"] = ledger
+        counts["prune_failures"] = prune_failed
         return counts
+
+    async def _prune_registers(self, now: datetime, dry_run: bool) -> tuple[int, int, int]:
+        """(closed legal requests, deletion-ledger entries, failures): each register on
+        its own, so one that cannot be pruned neither stops the other nor the run; it is
+        logged, counted and tried again at the next run."""
+        p = self._periods
+        legal = ledger = failed = 0
+        try:
+            async with self._uow() as uow:
+                legal = await uow.legal.prune(now - p.legal_requests, dry_run)
+                if not dry_run:
+                    await uow.commit()
+        except Exception as exc:
+            failed += 1
+            log.error("pruning the legal-request register failed (%s); retried at the "
+                      "next run", describe(exc))
+        if self._ledger is not None:
+            try:
+                ledger = self._ledger.prune(now - p.deletion_ledger, dry_run)
+            except Exception as exc:
+                failed += 1
+                log.error("pruning the deletion ledger failed (%s); retried at the next "
+                          "run", describe(exc))
+        return legal, ledger, failed
 
     async def _each(self, account_ids: list[str],
                     erase: Callable[[str], Awaitable[bool]]) -> tuple[int, int]:
@@ -159,35 +207,54 @@ class RetentionService:
             return
         self._flush_owed = False
 
-    async def _inactivity(self, now: datetime, dry_run: bool) -> tuple[int, list[str]]:
-        """Never-paid accounts idle for the period: warned once, then (still idle a
-        notice period after the warning) returned for deletion."""
+    async def _inactivity(self, now: datetime,
+                          dry_run: bool) -> tuple[int, list[str], int]:
+        """(warned, due for deletion, failed notices). Idle accounts, those that never
+        paid and those whose paid time lapsed, each after their own period: warned once,
+        then (still idle a notice period after the warning) returned for deletion. A
+        notice that cannot be queued holds back no other and is tried at the next run."""
         if self._mailer is None:
-            return 0, []
+            return 0, [], 0
         p = self._periods
+        unpaid_cut = now - (p.inactive_unpaid - p.inactivity_notice)
+        lapsed_cut = now - (p.inactive_lapsed - p.inactivity_notice)
+        warned_before = now - p.inactivity_notice
         async with self._uow() as uow:
-            to_warn = await uow.accounts.to_warn_of_inactivity(
-                now - (p.inactive_unpaid - p.inactivity_notice))
-            inactive = await uow.accounts.inactive_after_notice(
-                now - (p.inactive_unpaid - p.inactivity_notice), now - p.inactivity_notice)
+            to_warn = [(a, p.inactive_unpaid, INACTIVITY_BODY)
+                       for a in await uow.accounts.to_warn_of_inactivity(unpaid_cut)]
+            to_warn += [(a, p.inactive_lapsed, LAPSED_BODY)
+                        for a in await uow.accounts.lapsed_to_warn(lapsed_cut)]
+            inactive = await uow.accounts.inactive_after_notice(unpaid_cut, warned_before)
+            inactive += await uow.accounts.lapsed_after_notice(lapsed_cut, warned_before)
         if dry_run:
-            return len(to_warn), inactive
-        warned = 0
-        for account_id in to_warn:
-            async with self._uow() as uow:
-                profile = await uow.accounts.profile(account_id)
-            days = p.inactivity_notice.days
-            sent = await self._mailer.send(
-                profile.email, INACTIVITY_SUBJECT.format(days=days),
-                INACTIVITY_BODY.format(inactive=p.inactive_unpaid.days - days,
-                                       due=(now + p.inactivity_notice).date().isoformat(),
-                                       login_url=self._login_url))
-            if sent:  # queued durably; an unqueued notice is retried next run
-                async with self._uow() as uow:
-                    await uow.accounts.warned_of_inactivity(account_id, now)
-                    await uow.commit()
-                warned += 1
-        return warned, inactive
+            return len(to_warn), inactive, 0
+        warned = failed = 0
+        for account_id, period, body in to_warn:
+            try:
+                warned += await self._warn(account_id, now, period, body)
+            except Exception as exc:
+                failed += 1
+                log.error("the inactivity notice to %s failed (%s); retried at the next "
+                          "run", account_id, describe(exc))
+        return warned, inactive, failed
+
+    async def _warn(self, account_id: str, now: datetime, period: timedelta,
+                    body: str) -> bool:
+        assert self._mailer is not None
+        async with self._uow() as uow:
+            profile = await uow.accounts.profile(account_id)
+        days = self._periods.inactivity_notice.days
+        sent = await self._mailer.send(
+            profile.email, INACTIVITY_SUBJECT.format(days=days),
+            body.format(inactive=period.days - days,
+                        due=(now + self._periods.inactivity_notice).date().isoformat(),
+                        login_url=self._login_url))
+        if not sent:  # not queued durably: retried next run
+            return False
+        async with self._uow() as uow:
+            await uow.accounts.warned_of_inactivity(account_id, now)
+            await uow.commit()
+        return True
 
     async def _delete_inactive(self, account_id: str) -> bool:
         """The same path as a customer's own deletion: scheduled (due now, sessions

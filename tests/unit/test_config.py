@@ -238,3 +238,40 @@ def test_grace_backups_and_intervals_must_fit_the_30_days_from_a_request(
     assert settings.deletion_bound().longest().days == 29
     load(None, base_env(tmp_path) | {"GATEWAY_BACKUP__INTERVAL_HOURS": "168",
                                       "GATEWAY_RETENTION__BACKUP_DAYS": "14"})
+
+
+def test_register_and_lapsed_account_periods_are_validated(tmp_path: Path) -> None:
+    """Issue 28, items 3 and 9: the lapsed-account period leaves its notice after the
+    billing grace; a deletion-ledger entry outlives every backup that could restore the
+    account (backup_days + one backup interval + 7 days); each period has its bounds."""
+    base = base_env(tmp_path)
+    settings = load(None, base)
+    ret = settings.retention
+    assert (ret.inactive_lapsed_days, ret.legal_request_days,
+            ret.deletion_ledger_days) == (365, 1095, 60)
+
+    with pytest.raises(ConfigError) as info:  # 21 + 1 + 7 = 29 days at least
+        load(None, base | {"GATEWAY_RETENTION__DELETION_LEDGER_DAYS": "28"})
+    line = str(info.value)
+    assert "\n" not in line and "deletion_ledger_days (28)" in line, line
+    assert "backup_days (21)" in line and "[backup] interval_hours (24 h)" in line, line
+    assert load(None, base | {"GATEWAY_RETENTION__DELETION_LEDGER_DAYS": "29"})
+    # Weekly backups kept 22 days (no grace, so within the 30 days) need 22 + 7 + 7.
+    weekly = base | {"GATEWAY_RETENTION__DELETION_GRACE_DAYS": "0",
+                     "GATEWAY_RETENTION__BACKUP_DAYS": "22",
+                     "GATEWAY_BACKUP__INTERVAL_HOURS": "168"}
+    with pytest.raises(ConfigError, match=r"deletion_ledger_days \(35\)"):
+        load(None, weekly | {"GATEWAY_RETENTION__DELETION_LEDGER_DAYS": "35"})
+    assert load(None, weekly | {"GATEWAY_RETENTION__DELETION_LEDGER_DAYS": "36"})
+
+    with pytest.raises(ConfigError) as info:
+        load(None, base | {"GATEWAY_RETENTION__INACTIVE_LAPSED_DAYS": "30",
+                           "GATEWAY_BILLING__GRACE": "30 days"})
+    assert "inactive_lapsed_days (30)" in str(info.value)
+    assert "[billing] grace (30 days)" in str(info.value)
+
+    for key, value in (("INACTIVE_LAPSED_DAYS", "29"), ("INACTIVE_LAPSED_DAYS", "1096"),
+                       ("LEGAL_REQUEST_DAYS", "364"), ("LEGAL_REQUEST_DAYS", "3651"),
+                       ("DELETION_LEDGER_DAYS", "0"), ("DELETION_LEDGER_DAYS", "3651")):
+        with pytest.raises(ConfigError, match="than or equal"):
+            load(None, base | {f"GATEWAY_RETENTION__{key}": value})

@@ -2,7 +2,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,8 +18,10 @@ from gateway.adapters.db.tables import (
     invoices,
     login_throttle,
     mail_queue,
+    payments,
     policy_notices,
     recovery_codes,
+    renewals,
     security_log,
     sessions,
 )
@@ -130,6 +132,7 @@ class SqlAccounts:
             update(accounts)
             .where(accounts.c.id == account.id)
             .values(
+                created_at=account.created_at,
                 datacenter=account.datacenter,
                 currency=account.currency,
                 activated_at=account.activated_at,
@@ -226,6 +229,44 @@ class SqlAccounts:
             accounts.c.inactivity_notice_at <= warned_before).order_by(accounts.c.id))
         return [str(r.id) for r in rows]
 
+    def _lapsed_idle(self, last_active_before: datetime) -> list[Any]:
+        """Paid once; no paid time, payment (any invoice, settled or not), login or
+        session use since the cut-off. Each is a plain comparison, so the same query
+        works on SQLite and PostgreSQL (no GREATEST)."""
+        cut = last_active_before
+        mine = invoices.c.account_id == accounts.c.id
+        paid = select(invoices.c.id).where(mine, invoices.c.settled_at.is_not(None))
+        recent_settled = select(invoices.c.id).where(mine, invoices.c.settled_at >= cut)
+        recent_payment = select(payments.c.id).join(
+            invoices, payments.c.invoice_id == invoices.c.id).where(
+                mine, payments.c.seen_at >= cut)
+        recent_session = select(sessions.c.id).where(
+            sessions.c.account_id == accounts.c.id,
+            func.coalesce(sessions.c.last_seen_at, sessions.c.created_at) >= cut)
+        return [accounts.c.deleted_at.is_(None), accounts.c.deletion_due_at.is_(None),
+                exists(paid),
+                func.coalesce(accounts.c.last_login_at, accounts.c.created_at) < cut,
+                or_(accounts.c.paid_until.is_(None), accounts.c.paid_until < cut),
+                ~exists(recent_settled), ~exists(recent_payment), ~exists(recent_session)]
+
+    async def lapsed_to_warn(self, last_active_before: datetime) -> list[str]:
+        # A notice from before the idle stretch (the customer paid again since, which
+        # clears no notice as a login does) is no notice for this one.
+        rows = await self._conn.execute(select(accounts.c.id).where(
+            *self._lapsed_idle(last_active_before),
+            or_(accounts.c.inactivity_notice_at.is_(None),
+                accounts.c.inactivity_notice_at < last_active_before))
+            .order_by(accounts.c.id))
+        return [str(r.id) for r in rows]
+
+    async def lapsed_after_notice(self, last_active_before: datetime,
+                                  warned_before: datetime) -> list[str]:
+        rows = await self._conn.execute(select(accounts.c.id).where(
+            *self._lapsed_idle(last_active_before),
+            accounts.c.inactivity_notice_at >= last_active_before,
+            accounts.c.inactivity_notice_at <= warned_before).order_by(accounts.c.id))
+        return [str(r.id) for r in rows]
+
     async def erase_personal_data(self, account_id: str) -> None:
         # The tombstone keeps the id only. The blind index is replaced too: it is derived
         # from the email, so it would let anyone with the index key confirm a guess. Login
@@ -242,7 +283,17 @@ class SqlAccounts:
             email_index=f"deleted:{account_id}", email_ct=b"", display_name_ct=None,
             company_ct=None, password_hash=TOMBSTONE_HASH, datacenter=None, currency=None,
             totp_secret_ct=None, totp_enabled_at=None, totp_last_step=None,
-            email_verified_at=None))
+            email_verified_at=None,
+            # Times of the person's use, not of any billing: when they last logged in,
+            # objected, were warned, changed their email. (The domain's erase clears the
+            # rest: signup, activation, accepted policy, renewal settings, paid time.)
+            last_login_at=None, inactivity_notice_at=None,
+            optional_processing_objected_at=None, email_undo_until=None))
+        # When renewal reminders were mailed is mail, not billing; the renewal row (which
+        # invoice renewed which period) stays with the invoices.
+        await self._conn.execute(update(renewals).where(
+            renewals.c.account_id == account_id).values(
+                first_reminder_at=None, second_reminder_at=None))
         for table in (recovery_codes, sessions, security_log, policy_notices):
             await self._conn.execute(delete(table).where(table.c.account_id == account_id))
 

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.encrypted import LEGAL_SUMMARY
@@ -83,3 +83,21 @@ class SqlLegalRegister:
     async def notice_pending(self) -> list[LegalRequest]:
         return await self._read(lr.c.notice_queued_at.is_(None) & or_(
             lr.c.notify_allowed.is_(True), lr.c.hold_lifted_at.is_not(None)))
+
+    async def prune(self, closed_before: datetime, dry_run: bool) -> int:
+        """Closed requests (the customers may be told) recorded, and lifted if they were
+        held, before the cut-off. A request still held is kept whatever its age: the
+        customers have yet to be told of it."""
+        closed = and_(
+            or_(lr.c.notify_allowed.is_(True), lr.c.hold_lifted_at.is_not(None)),
+            lr.c.created_at < closed_before,
+            or_(lr.c.hold_lifted_at.is_(None), lr.c.hold_lifted_at < closed_before))
+        if dry_run:
+            return int((await self._conn.execute(
+                select(func.count()).select_from(lr).where(closed))).scalar_one())
+        ids = list((await self._conn.execute(select(lr.c.id).where(closed))).scalars())
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            await self._conn.execute(delete(la).where(la.c.request_id.in_(chunk)))
+            await self._conn.execute(delete(lr).where(lr.c.id.in_(chunk)))
+        return len(ids)
