@@ -4,8 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # nginx, tor, prometheus (promtool) and systemd (systemd-analyze): the deployment files
 # under config/ are checked by the operator's own tools (tests/integration/test_deployment_files.py).
+# gcc and libc6-dev: the suite builds a small library its monero-wallet-rpc processes load
+# (tests/support/small_rsa.c).
 APT_PACKAGES := litecoind monero chromium chromium-driver postgresql-client \
-	nginx tor prometheus systemd
+	nginx tor prometheus systemd gcc libc6-dev
 export BCL_DATA_DIR := $(CURDIR)/var/bitcoinlib
 
 .PHONY: setup demo test check lint unit contract bench clean apt postgres
@@ -20,7 +22,8 @@ apt:
 		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
 		|| ! command -v pg_dump >/dev/null || ! command -v nginx >/dev/null \
 		|| ! command -v tor >/dev/null || ! command -v promtool >/dev/null \
-		|| ! command -v systemd-analyze >/dev/null; then \
+		|| ! command -v systemd-analyze >/dev/null || ! command -v cc >/dev/null \
+		|| [ ! -e /usr/include/dlfcn.h ]; then \
 		if [ ! -e /usr/sbin/policy-rc.d ]; then \
 			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d; \
 			trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \

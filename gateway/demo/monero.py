@@ -10,6 +10,7 @@ Quirks of Debian's monero 0.18 (see /work/shared/NODES.md): wallet-rpc rejects
 `stop_wallet` fails with no wallet open, so wallet-rpc is stopped by SIGTERM."""
 
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -17,7 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,10 @@ class WalletRpc:
     """One monero-wallet-rpc process on fixed loopback ports (restarted on the same)."""
 
     def __init__(self, root: Path, daemon_port: int,
-                 port: Callable[[], int] = free_port) -> None:
+                 port: Callable[[], int] = free_port,
+                 env: Mapping[str, str] | None = None) -> None:
         self.dir = root
+        self.env = dict(env or {})  # added to this process's environment
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port()
         self.daemon_port = daemon_port
@@ -110,7 +113,8 @@ class WalletRpc:
              "--wallet-dir", str(self.dir), "--disable-rpc-login", "--non-interactive",
              *NO_TLS, "--daemon-ssl", "disabled",
              "--log-level", "0", "--log-file", str(log)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env} if self.env else None)
         _wait(self.proc, self.port, "get_version", log)
         return self
 
@@ -123,13 +127,14 @@ class WalletRpc:
 
 
 class MoneroRegtest:
-    def __init__(self, root: Path, port: Callable[[], int] = free_port) -> None:
+    def __init__(self, root: Path, port: Callable[[], int] = free_port,
+                 wallet_env: Mapping[str, str] | None = None) -> None:
         self.root = root
         self.datadir = root / "monerod"
         self.rpc_port, self.p2p_port, self.zmq_port = port(), port(), port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.miner = WalletRpc(root / "miner", self.rpc_port, port)
-        self.merchant = WalletRpc(root / "merchant", self.rpc_port, port)
+        self.miner = WalletRpc(root / "miner", self.rpc_port, port, wallet_env)
+        self.merchant = WalletRpc(root / "merchant", self.rpc_port, port, wallet_env)
         self.miner_address = ""
         self._shared: tuple[str, str, int] | None = None
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import small_rsa
+
 # Starts nodes of its own (not the session's): not part of the fast gate.
 pytestmark = pytest.mark.node
 
@@ -49,7 +51,9 @@ def test_demo_on_anvil_ends_with_verified_activation(tmp_path: Path, coin: str) 
 def test_demo_on_monero_ends_with_verified_activation(tmp_path: Path) -> None:
     """XMR: monerod regtest, a miner wallet, and the gateway's view-only wallet made from
     keys generated for the run (the spend key never reaches the gateway)."""
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    # The demo's wallet-rpcs (and so everything it starts) load the suite's small-RSA
+    # library (tests/support/small_rsa.c): it changes only the size of throwaway keys.
+    env = {**os.environ, "TMPDIR": str(tmp_path), **small_rsa.environment()}
     result = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "demo", "--once", "--timeout", "150",
          "--coin", "XMR"], env=env, capture_output=True, text=True, timeout=240, check=False)

@@ -566,3 +566,16 @@ async def set_amount(db_url: str, txid: str, amount: int) -> None:
 
 def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def test_the_suites_wallet_rpcs_generate_their_throwaway_rsa_key_once(
+    monero: MoneroRegtest,
+) -> None:
+    """Each wallet open in monero-wallet-rpc 0.18 generates a 4096-bit RSA key for an SSL
+    client it never uses (tests/support/small_rsa.c): the session's wallet-rpcs load the
+    library that generates it once per process, and wallets still open and answer with it
+    (every other Monero test opens them)."""
+    for wallet in (monero.miner, monero.merchant):
+        assert wallet.proc is not None
+        maps = Path(f"/proc/{wallet.proc.pid}/maps").read_text()
+        assert "small_rsa.so" in maps, f"wallet-rpc {wallet.dir.name} runs without it"

@@ -7,12 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import small_rsa
 from tests.support.monero_nodes import MoneroRegtest
 
 
 @pytest.fixture(scope="session")
 def monero(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoneroRegtest]:
-    node = MoneroRegtest(tmp_path_factory.mktemp("monero"))
+    node = MoneroRegtest(tmp_path_factory.mktemp("monero"),
+                         wallet_env=small_rsa.environment())
     try:
         yield node.start_all()
     finally:
