@@ -185,15 +185,23 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     verb = "would remove" if args.dry_run else "removed"
     failed = counts.pop("erasure_failures", 0)
     prune_failed = counts.pop("prune_failures", 0)
+    stage_failed = counts.pop("stage_failures", 0)
+    flush_owed = counts.pop("flush_owed", 0)
     for what, n in counts.items():
         print(f"{what}: {verb} {n}")
+    if flush_owed:
+        print("erased data has not yet left the database files (the log says why); the "
+              "next run retries", file=sys.stderr)
     if prune_failed:
         print(f"{prune_failed} register(s) could not be pruned (the log says why); the next "
               "run retries", file=sys.stderr)
+    if stage_failed:
+        print(f"{stage_failed} retention stage(s) failed (the log says which and why); the "
+              "next run retries", file=sys.stderr)
     if failed:  # last: the line that matters most
         print(f"{failed} erasure(s) failed and are still due (the log says why); the next "
               "run retries them", file=sys.stderr)
-    return 1 if failed or prune_failed else 0
+    return 1 if failed or prune_failed or stage_failed else 0
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:

@@ -69,7 +69,7 @@ async def _promises(gw: "Gateway", database_ok: bool) -> list[Finding]:
     """Deletions and backups: overdue erasures, a ledger that cannot be written, backups
     missing or not pruned (gateway/promise_checks.py)."""
     from gateway.bootstrap import backup_times
-    from gateway.promise_checks import backup_checks, erasure_check, ledger_check
+    from gateway.promise_checks import backup_checks, erasure_check, flush_check, ledger_check
 
     now = gw.clock()
     checks = [ledger_check(gw.settings.backup.ledger_path())]
@@ -80,6 +80,12 @@ async def _promises(gw: "Gateway", database_ok: bool) -> list[Finding]:
                 TIMEOUT))
         except Exception as exc:
             checks.append(Check("account erasures", False,
+                                f"not checked ({type(exc).__name__})"))
+        try:
+            checks.append(await asyncio.wait_for(
+                flush_check(gw.services.retention, now), TIMEOUT))
+        except Exception as exc:
+            checks.append(Check("erased data flushed", False,
                                 f"not checked ({type(exc).__name__})"))
     checks.extend(backup_checks(gw.settings, now, backup_times))
     return [Finding(c.part, c.ok, c.says) for c in checks]

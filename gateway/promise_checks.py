@@ -77,6 +77,25 @@ async def erasure_check(retention: "RetentionService", now: datetime,
         "every run; the leader's log says why (gateway_retention_erasure_failures_total)"))
 
 
+FLUSH_OWED_PROBLEM_AFTER = timedelta(days=1)
+
+
+async def flush_check(retention: "RetentionService", now: datetime) -> Check:
+    """Erased data that has not left the database files for more than a day (the
+    retention run retries the flush every run; an older transaction held open, or a
+    lock that never comes, keeps it failing)."""
+    since = await retention.flush_owed_since()
+    part = "erased data flushed"
+    if since is None:
+        return Check(part, True, "nothing owed")
+    if now - since <= FLUSH_OWED_PROBLEM_AFTER:
+        return Check(part, True, f"owed since {since.isoformat()}; retried every run")
+    return Check(part, False, (
+        f"owed since {since.isoformat()}: erased data is still in the database files "
+        "(WAL, dead rows); the retention run retries every run and the leader's log says "
+        "why (gateway_retention_flush_owed)"))
+
+
 def backup_checks(settings: "Settings", now: datetime,
                   backup_times: Callable[[Path], list[datetime]]) -> list[Check]:
     cfg = settings.backup

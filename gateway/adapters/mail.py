@@ -22,7 +22,8 @@ class SmtpMailer:
         self._tls = tls
         self._timeout = timeout
 
-    async def send(self, to: str, subject: str, body: str) -> bool:
+    async def send(self, to: str, subject: str, body: str,
+                   notice_for: str | None = None) -> bool:
         if not (self._starttls or self._tls or _loopback(self._host)):
             # The configuration refuses this too; never hand a mail over in clear.
             log.warning("mail %r not sent: plain SMTP only to a loopback host", subject)
@@ -56,6 +57,7 @@ def _loopback(host: str) -> bool:
 class NoMailer:
     """No [smtp] configured: nothing is sent, and that is said once per kind of mail."""
 
-    async def send(self, to: str, subject: str, body: str) -> bool:
+    async def send(self, to: str, subject: str, body: str,
+                   notice_for: str | None = None) -> bool:
         log.warning("mail %r not sent: no [smtp] section is configured", subject)
         return False

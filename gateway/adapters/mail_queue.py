@@ -15,13 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.db.encrypted import MAIL_BODY, MAIL_RECIPIENT, MAIL_SUBJECT
 from gateway.adapters.db.engine import read_transaction, write_transaction
-from gateway.adapters.db.tables import mail_queue
+from gateway.adapters.db.tables import accounts, mail_queue
 from gateway.adapters.fields import BlindIndex, FieldCipher, FieldCipherError
 from gateway.domain.accounts import email_lookup_form
 from gateway.services.ids import new_id
@@ -42,17 +42,30 @@ class QueuedMail:
 
 
 async def put_mail(conn: AsyncConnection, cipher: FieldCipher, index: BlindIndex, to: str,
-                   subject: str, body: str, now: datetime) -> str:
+                   subject: str, body: str, now: datetime,
+                   notice_for: str | None = None) -> str:
     """Queue one mail inside the caller's transaction: it is queued if and only if the
-    transaction commits (renewal reminders go with the change that caused them)."""
+    transaction commits (renewal reminders go with the change that caused them).
+    `notice_for`: the account this inactivity notice warns (see `drop_mail`)."""
     mail_id = new_id("mail_")
-    await conn.execute(insert(mail_queue).values(
+    await conn.execute(insert(mail_queue).values(notice_account_id=notice_for,
         id=mail_id, recipient_index=index(email_lookup_form(to)),
         recipient_ct=cipher.encrypt(to, MAIL_RECIPIENT.ref(mail_id)),
         subject_ct=cipher.encrypt(subject, MAIL_SUBJECT.ref(mail_id)),
         body_ct=cipher.encrypt(body, MAIL_BODY.ref(mail_id)), attempts=0, next_attempt_at=now,
         created_at=now))
     return mail_id
+
+
+async def drop_mail(conn: AsyncConnection, where: ColumnElement[bool]) -> int:
+    """Delete undelivered mail inside the caller's transaction. An inactivity notice among
+    it was never delivered: its account counts as not warned again (the next retention
+    run warns it anew), so no account is deleted on a notice nobody received."""
+    q = mail_queue
+    await conn.execute(update(accounts).where(accounts.c.id.in_(
+        select(q.c.notice_account_id).where(where, q.c.notice_account_id.is_not(None))))
+        .values(inactivity_notice_at=None))
+    return int((await conn.execute(delete(q).where(where))).rowcount)
 
 
 class SqlMailOutbox:
@@ -78,9 +91,11 @@ class SqlMailQueue:
         self._cipher = cipher
         self._index = index
 
-    async def put(self, to: str, subject: str, body: str, now: datetime) -> str:
+    async def put(self, to: str, subject: str, body: str, now: datetime,
+                  notice_for: str | None = None) -> str:
         async with write_transaction(self._engine) as conn:
-            return await put_mail(conn, self._cipher, self._index, to, subject, body, now)
+            return await put_mail(conn, self._cipher, self._index, to, subject, body, now,
+                                  notice_for)
 
     async def claim(self, now: datetime, limit: int, lease: timedelta
                     ) -> tuple[list[QueuedMail], int]:
@@ -111,12 +126,17 @@ class SqlMailQueue:
         if unreadable:
             log.error("%d queued mails dropped: they cannot be decrypted (is their data key "
                       "still configured?)", len(unreadable))
-            await self.remove(unreadable)
+            await self.drop(unreadable)
         return mails, len(unreadable)
 
     async def remove(self, ids: Sequence[str]) -> None:
         async with write_transaction(self._engine) as conn:
             await conn.execute(delete(mail_queue).where(mail_queue.c.id.in_(list(ids))))
+
+    async def drop(self, ids: Sequence[str]) -> None:
+        """Undelivered and given up on (see `drop_mail`)."""
+        async with write_transaction(self._engine) as conn:
+            await drop_mail(conn, mail_queue.c.id.in_(list(ids)))
 
     async def reschedule(self, mail_id: str, attempts: int, at: datetime) -> None:
         async with write_transaction(self._engine) as conn:
@@ -125,9 +145,7 @@ class SqlMailQueue:
 
     async def drop_expired(self, before: datetime) -> int:
         async with write_transaction(self._engine) as conn:
-            result = await conn.execute(delete(mail_queue).where(
-                mail_queue.c.created_at < before))
-        return int(result.rowcount)
+            return await drop_mail(conn, mail_queue.c.created_at < before)
 
     async def depth(self) -> int:
         async with read_transaction(self._engine) as conn:
@@ -145,9 +163,10 @@ class QueuedMailer:
         self._clock = clock
         self._wake = wake
 
-    async def send(self, to: str, subject: str, body: str) -> bool:
+    async def send(self, to: str, subject: str, body: str,
+                   notice_for: str | None = None) -> bool:
         try:
-            await self._queue.put(to, subject, body, self._clock())
+            await self._queue.put(to, subject, body, self._clock(), notice_for)
         except SQLAlchemyError as exc:
             log.error("mail %r could not be queued (%s)", subject, type(exc).__name__)
             return False
@@ -234,7 +253,7 @@ class MailSender:
         if at - mail.created_at > self._policy.max_age:
             log.warning("mail %r dropped after %d attempts: older than the maximum age",
                         mail.subject, attempts)
-            await self._queue.remove([mail.id])
+            await self._queue.drop([mail.id])
             self._count("dropped")
             return
         await self._queue.reschedule(mail.id, attempts, at)

@@ -73,6 +73,20 @@ class Metrics:
             "gateway_retention_register_prune_failing",
             "Registers (legal requests, deletion ledger) this instance's last retention "
             "run failed to prune (0: none); retried at the next run", registry=r)
+        # Stages of a run (a purge, the inactivity notices, the flush) fail on their own:
+        # the others and the customers' erasures still run.
+        self.stage_failures = Counter(
+            "gateway_retention_stage_failures",
+            "Retention-run stages (a purge, the inactivity notices, the flush of erased "
+            "data) that failed; each is retried at the next run", registry=r)
+        self.stages_failing = Gauge(
+            "gateway_retention_stages_failing",
+            "Stages that failed at this instance's last retention run (0: none)",
+            registry=r)
+        self.flush_owed = Gauge(
+            "gateway_retention_flush_owed",
+            "1 while erased data waits to leave the database files (a flush failed; "
+            "retried at every run)", registry=r)
         self.backup_failures = Counter(
             "gateway_backup_failures", "Scheduled backups that failed", registry=r)
         self.last_backup_failure = Gauge(
@@ -94,6 +108,10 @@ class Metrics:
         self.erasure_failures.inc(failed)
         self.erasures_failing.set(failed)
         self.register_prune_failing.set(counts.get("prune_failures", 0))
+        stages = counts.get("stage_failures", 0)
+        self.stage_failures.inc(stages)
+        self.stages_failing.set(stages)
+        self.flush_owed.set(counts.get("flush_owed", 0))
         self.last_retention.set_to_current_time()
 
     def backup_run(self, written: bool, prune_failed: bool) -> None:

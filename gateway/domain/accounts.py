@@ -117,6 +117,7 @@ class Account:
         self.paid_until = None
         self.paid_since = None
         self.billing_state = None
+        self.renewal_reminders = True  # the customer's choice: back to the default
         self.events.append(ev.DomainEvent(ev.ACCOUNT_DELETED, self.id, {"account_id": self.id}))
 
     def accept_policy(self, version: str) -> None:

@@ -182,6 +182,9 @@ class AccountRepository(Protocol):
 
     async def to_warn_of_inactivity(self, last_active_before: datetime) -> list[str]: ...
 
+    async def still_inactive(self, account_id: str, unpaid_before: datetime,
+                             lapsed_before: datetime, warned_before: datetime) -> bool: ...
+
     async def warned_of_inactivity(self, account_id: str, now: datetime) -> None: ...
 
     async def inactive_after_notice(self, last_active_before: datetime,
@@ -452,7 +455,15 @@ class RetentionRepository(Protocol):
 
     async def mail_queue(self, before: datetime, dry_run: bool) -> int:
         """Queued mail older than `before` (the sender drops it too; this is the backstop
-        while no sender runs)."""
+        while no sender runs). An inactivity notice dropped un-warns its account."""
+
+    async def owe(self, work: str, now: datetime) -> None:
+        """Work a run owes until done (`flush`), kept across restarts; since the first
+        time it was owed."""
+
+    async def owed(self, work: str) -> datetime | None: ...
+
+    async def paid(self, work: str) -> None: ...
 
 
 @dataclass(frozen=True)

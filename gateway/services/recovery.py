@@ -22,7 +22,11 @@ from gateway.services.two_factor import TwoFactorService
 
 
 class Mailer(Protocol):
-    async def send(self, to: str, subject: str, body: str) -> bool: ...
+    async def send(self, to: str, subject: str, body: str,
+                   notice_for: str | None = None) -> bool:
+        """`notice_for`: the account an inactivity notice warns. A queue that gives the
+        mail up undelivered clears the account's notice mark with it."""
+        ...
 
 
 class ResetTokens(Protocol):

@@ -5,11 +5,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
 
 from gateway.services.ports import Clock, DeletionLedger, UnitOfWorkFactory
 from gateway.services.recovery import Mailer
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def describe(exc: BaseException) -> str:
@@ -79,7 +82,6 @@ class RetentionService:
         queue) carries inactivity notices; without one, no inactive account is deleted,
         as none can be warned."""
         self._flush = flush
-        self._flush_owed = False  # a flush failed (e.g. a lock timeout): retried next run
         self._ledger = ledger
         self._mailer = mailer
         self._login_url = login_url
@@ -88,55 +90,103 @@ class RetentionService:
         self._periods = periods
 
     async def run(self, dry_run: bool = False) -> dict[str, int]:
-        """Rows strictly older than their period: removed, or (dry run) only counted."""
+        """Rows strictly older than their period: removed, or (dry run) only counted.
+
+        The customers' own deletions come first, and every stage is on its own: one that
+        fails (a purge, the inactivity notices, the flush) is logged, counted in
+        `stage_failures` and retried at the next run, and stops no other stage."""
         now = self._clock()
         p = self._periods
-        async with self._uow() as uow:
-            counts = {
-                "security_log": await uow.security_log.purge(now - p.security_log, dry_run),
-                "sessions": await uow.retention.sessions(now, dry_run),
-                "idempotency_keys": await uow.retention.idempotency_keys(
-                    now - p.idempotency_keys, dry_run),
-                "delivery_logs": await uow.retention.delivery_logs(now - p.delivery_logs,
-                                                                   dry_run),
-                "mail_queue": await uow.retention.mail_queue(now - p.mail_queue, dry_run),
-                "audit_log": await uow.retention.audit_log(
-                    now - p.audit_log_after_deletion, dry_run),
-                "login_throttle": await uow.retention.login_throttle(
-                    now - p.login_throttle, now, dry_run),
-                "disabled_endpoint_events": await uow.retention.disabled_endpoint_events(
-                    now - p.disabled_endpoint_events, dry_run),
-            }
-            if not dry_run:
-                # Rows from before 0012a: nothing stays in clear after the first run.
-                await uow.security_log.encrypt_legacy()
-                await uow.audit.encrypt_legacy()
-            due = await uow.accounts.due_for_deletion(now)
-            if not dry_run:
-                await uow.commit()
+        failed: list[str] = []
+
+        async def guarded(stage: str, work: Callable[[], Awaitable[_T]], default: _T) -> _T:
+            try:
+                return await work()
+            except Exception as exc:
+                failed.append(stage)
+                log.error("retention stage %s failed (%s); retried at the next run",
+                          stage, describe(exc))
+                return default
+
+        async def due_list() -> list[str]:
+            async with self._uow() as uow:
+                return await uow.accounts.due_for_deletion(now)
+
+        counts: dict[str, int] = {}
+        nobody: list[str] = []
+        due = await guarded("due_list", due_list, nobody)
         counts["account_deletions"] = len(due)
+        counts["erasure_failures"] = 0
+        if not dry_run:
+            erased, erase_failed = await self._each(due, self.erase)
+            counts["account_deletions"] = erased
+            counts["erasure_failures"] += erase_failed
         reapplied, reapply_failed = (0, 0) if dry_run else await self._reapply_guarded()
         counts["ledger_reapplied"] = reapplied
-        warned, inactive, notice_failed = await self._inactivity(now, dry_run)
+
+        # Before the inactivity notices: a notice the queue purge drops un-warns its
+        # account, which is then warned again in this same run.
+        purges: list[tuple[str, Callable[[Any], Awaitable[int]]]] = [
+            ("security_log", lambda u: u.security_log.purge(now - p.security_log, dry_run)),
+            ("sessions", lambda u: u.retention.sessions(now, dry_run)),
+            ("idempotency_keys", lambda u: u.retention.idempotency_keys(
+                now - p.idempotency_keys, dry_run)),
+            ("delivery_logs", lambda u: u.retention.delivery_logs(
+                now - p.delivery_logs, dry_run)),
+            ("mail_queue", lambda u: u.retention.mail_queue(now - p.mail_queue, dry_run)),
+            ("audit_log", lambda u: u.retention.audit_log(
+                now - p.audit_log_after_deletion, dry_run)),
+            ("login_throttle", lambda u: u.retention.login_throttle(
+                now - p.login_throttle, now, dry_run)),
+            ("disabled_endpoint_events", lambda u: u.retention.disabled_endpoint_events(
+                now - p.disabled_endpoint_events, dry_run)),
+        ]
+        for name, purge in purges:
+            counts[name] = await guarded(name, partial(self._in_transaction, purge,
+                                                       dry_run), 0)
+        if not dry_run:
+            # Rows from before 0012a: nothing stays in clear after the first run.
+            await guarded("encrypt_legacy", lambda: self._in_transaction(
+                self._encrypt_legacy, dry_run), 0)
+
+        async def inactivity() -> tuple[int, list[str], int]:
+            return await self._inactivity(now, dry_run)
+
+        warned, inactive, notice_failed = await guarded("inactivity", inactivity,
+                                                        (0, nobody, 0))
         counts["inactivity_notices"] = warned
         counts["inactive_deletions"] = len(inactive)
-        counts["erasure_failures"] = reapply_failed + notice_failed
+        counts["erasure_failures"] += reapply_failed + notice_failed
         if not dry_run:
-            erased, failed = await self._each(due, self.erase)
-            counts["account_deletions"] = erased
-            counts["erasure_failures"] += failed
-            erased, failed = await self._each(inactive, self._delete_inactive)
+            erased, erase_failed = await self._each(inactive, self._delete_inactive)
             counts["inactive_deletions"] = erased
-            counts["erasure_failures"] += failed
+            counts["erasure_failures"] += erase_failed
             if counts["account_deletions"] or counts["inactive_deletions"] \
                     or counts["ledger_reapplied"]:
-                self._flush_owed = True
-            await self._flush_now()
+                await guarded("flush", lambda: self._owe_flush(now), None)
+            await guarded("flush", lambda: self._flush_now(), None)
         legal, ledger, prune_failed = await self._prune_registers(now, dry_run)
         counts["legal_requests"] = legal
         counts["deletion_ledger"] = ledger
         counts["prune_failures"] = prune_failed
+        counts["flush_owed"] = 0 if dry_run else await guarded(
+            "flush", self._flush_owed_now, 0)
+        counts["stage_failures"] = len(failed)
         return counts
+
+    async def _in_transaction(self, work: Callable[[Any], Awaitable[int]],
+                              dry_run: bool) -> int:
+        async with self._uow() as uow:
+            n = await work(uow)
+            if not dry_run:
+                await uow.commit()
+        return n
+
+    @staticmethod
+    async def _encrypt_legacy(uow: Any) -> int:
+        await uow.security_log.encrypt_legacy()
+        await uow.audit.encrypt_legacy()
+        return 0
 
     async def _prune_registers(self, now: datetime, dry_run: bool) -> tuple[int, int, int]:
         """(closed legal requests, deletion-ledger entries, failures): each register on
@@ -192,20 +242,39 @@ class RetentionService:
         async with self._uow() as uow:
             return await uow.accounts.due_for_deletion(before)
 
+    async def _owe_flush(self, now: datetime) -> None:
+        """Recorded before the flush is tried: a flush that fails, or a process that
+        stops before it, leaves the debt in the database for the next run."""
+        async with self._uow() as uow:
+            await uow.retention.owe("flush", now)
+            await uow.commit()
+
+    async def _flush_owed_now(self) -> int:
+        """1 while a flush is owed (the gauge `gateway_retention_flush_owed`)."""
+        return int(await self.flush_owed_since() is not None)
+
+    async def flush_owed_since(self) -> datetime | None:
+        """Since when erased data has waited to leave the database files (None: it has
+        not). `gateway doctor` reports one owed for more than a day."""
+        async with self._uow() as uow:
+            return await uow.retention.owed("flush")
+
     async def _flush_now(self) -> None:
-        if not self._flush_owed or self._flush is None:
+        if self._flush is None or await self.flush_owed_since() is None:
             return
         try:
             done = await self._flush()
         except Exception as exc:  # the next run tries again
             log.warning("erased data not yet cleared from the database files (%s); "
-                        "retrying at the next run", type(exc).__name__)
+                        "retrying at the next run", describe(exc))
             return
         if done is False:
             log.warning("erased data not yet cleared from the database files (an older "
                         "transaction is open); retrying at the next run")
             return
-        self._flush_owed = False
+        async with self._uow() as uow:
+            await uow.retention.paid("flush")
+            await uow.commit()
 
     async def _inactivity(self, now: datetime,
                           dry_run: bool) -> tuple[int, list[str], int]:
@@ -244,11 +313,12 @@ class RetentionService:
         async with self._uow() as uow:
             profile = await uow.accounts.profile(account_id)
         days = self._periods.inactivity_notice.days
+        # Named for the account: a notice the queue drops undelivered un-warns it.
         sent = await self._mailer.send(
             profile.email, INACTIVITY_SUBJECT.format(days=days),
             body.format(inactive=period.days - days,
                         due=(now + self._periods.inactivity_notice).date().isoformat(),
-                        login_url=self._login_url))
+                        login_url=self._login_url), notice_for=account_id)
         if not sent:  # not queued durably: retried next run
             return False
         async with self._uow() as uow:
@@ -260,9 +330,17 @@ class RetentionService:
         """The same path as a customer's own deletion: scheduled (due now, sessions
         ended, `account.deletion_scheduled`), then erased (`account.deleted`)."""
         now = self._clock()
+        p = self._periods
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
             if account is None or account.deleted or account.deletion_due_at is not None:
+                return False
+            # Listed earlier in the run: a login (which clears the notice), an invoice or
+            # a payment since then keeps the account.
+            if not await uow.accounts.still_inactive(
+                    account_id, now - (p.inactive_unpaid - p.inactivity_notice),
+                    now - (p.inactive_lapsed - p.inactivity_notice),
+                    now - p.inactivity_notice):
                 return False
             account.schedule_deletion(now, timedelta(0))
             await uow.accounts.save(account)
@@ -316,6 +394,6 @@ class RetentionService:
 
         count, failed = await self._each(alive, again)
         if count:
-            self._flush_owed = True
+            await self._owe_flush(self._clock())
             await self._flush_now()
         return count, failed

@@ -63,10 +63,11 @@ class FailingMailer:
     def __init__(self, mailer: QueuedMailer, failing: set[str]) -> None:
         self.mailer, self.failing = mailer, failing
 
-    async def send(self, to: str, subject: str, body: str) -> bool:
+    async def send(self, to: str, subject: str, body: str,
+                   notice_for: str | None = None) -> bool:
         if to in self.failing:
             raise RuntimeError("queue write failed")
-        return await self.mailer.send(to, subject, body)
+        return await self.mailer.send(to, subject, body, notice_for)
 
 
 async def add_account(engine: AsyncEngine, uow: object, name: str, created: datetime) -> str:
@@ -116,6 +117,13 @@ def service_for(engine: AsyncEngine, now: list[datetime], ledger: object = None,
                              login_url="https://pay.example/login",
                              ledger=ledger),  # type: ignore[arg-type]
             queue, uow)
+
+
+async def delivered(engine: AsyncEngine) -> None:
+    """Every queued notice reached the SMTP server (an undelivered one does not count as
+    a warning: tests/integration/test_retention_stages.py)."""
+    async with engine.begin() as conn:
+        await conn.execute(t.mail_queue.delete())
 
 
 async def state(engine: AsyncEngine) -> dict[str, bool]:
@@ -210,6 +218,7 @@ async def test_a_notice_from_an_earlier_idle_stretch_does_not_count(database_url
         again = await service.run()
         assert (again["inactivity_notices"], again["inactive_deletions"]) == (1, 0)
         assert await state(engine) == {acc: False}
+        await delivered(engine)
         now[0] += PERIODS.inactivity_notice
         assert (await service.run())["inactive_deletions"] == 1
         assert await state(engine) == {acc: True}
@@ -223,6 +232,7 @@ async def lapsed_and_warned(engine: AsyncEngine, uow: object, service: Retention
     for account_id in ids:
         await paid(engine, account_id, LONG_AGO, LONG_AGO + timedelta(days=30))
     assert (await service.run())["inactivity_notices"] == len(ids)
+    await delivered(engine)
     return ids
 
 
@@ -283,6 +293,7 @@ async def test_a_lapsed_erasure_that_always_fails_stops_nothing_else(
             counts = await service.run()
             metrics.retention_run(counts)
             assert counts["erasure_failures"] == 1, run
+            await delivered(engine)
             now[0] += PERIODS.inactivity_notice
         assert await state(engine) == {ids[0]: True, ids[1]: False, late: True}
         assert metric(metrics, "gateway_retention_erasure_failures_total") == 3
@@ -302,6 +313,7 @@ async def test_a_notice_that_cannot_be_queued_holds_back_no_other(database_url: 
         assert (counts["inactivity_notices"], counts["erasure_failures"]) == (2, 1)
         mails, _ = await queue.claim(START, 10, timedelta(minutes=2))
         assert sorted(m.to for m in mails) == ["a@example.org", "c@example.org"]
+        await delivered(engine)
         now[0] = START + PERIODS.inactivity_notice
         counts = await service.run()  # b, never warned, is not erased (its notice fails)
         assert (counts["inactive_deletions"], counts["erasure_failures"]) == (2, 1)

@@ -79,7 +79,7 @@ async def test_erased_ciphertext_leaves_the_relation_file(database_url: str) -> 
         service = RetentionService(uow, lambda: NOW, RetentionPeriods(),
                                    flush=lambda: erase_residue(engine))
         assert (await service.run())["account_deletions"] == 1
-        assert not service._flush_owed  # done now, not deferred to the next run
+        assert await service.flush_owed_since() is None  # done now, not deferred
         raw = await relation_bytes(engine, "accounts")
         assert first not in raw and last not in raw  # the dead tuples are gone
         assert kept in raw  # live rows are untouched

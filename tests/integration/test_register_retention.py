@@ -32,10 +32,13 @@ LEDGER_CUT = NOW - PERIODS.deletion_ledger
 CIPHER = FieldCipher([("t", os.urandom(32))])
 
 
-def request(rid: str, created: datetime, notify: bool,
-            lifted: datetime | None) -> LegalRequest:
+def request(rid: str, created: datetime, notify: bool, lifted: datetime | None,
+            mailed: bool = True, accounts: tuple[str, ...] = ("acc_1", "acc_2"),
+            ) -> LegalRequest:
+    """Mailed (unless `mailed` is false) as soon as the customers may be told."""
+    mailed_at = (lifted or (created if notify else None)) if mailed else None
     return LegalRequest(rid, created - timedelta(days=2), f"order {rid}", notify, lifted,
-                        "cli:ops", created, ("acc_1", "acc_2"))
+                        "cli:ops", created, accounts, mailed_at)
 
 
 # id -> (recorded, notification allowed from the start, hold lifted at), pruned?
@@ -218,3 +221,50 @@ def test_appends_during_a_prune_are_never_lost(tmp_path: Path) -> None:
     pruned += ledger.prune(LEDGER_CUT)
     assert set(ledger.entries()) == {f"acc_new{i}" for i in range(300)}
     assert pruned >= 200
+
+
+async def test_a_request_never_mailed_is_kept_until_its_customers_are_told(
+    database_url: str, tmp_path: Path,
+) -> None:
+    """Recorded (or lifted) while no [smtp] was configured: its customers may be told
+    but never were. It outlives the register's period until `gateway legal
+    notify-pending` mails them, or until no account it concerns is left to tell."""
+    engine = make_engine(database_url)
+    ledger = FileDeletionLedger(tmp_path / "ledger.txt")
+    service = RetentionService(lambda: SqlUnitOfWork(engine, CIPHER), lambda: NOW, PERIODS,
+                               ledger=ledger)
+    old = LEGAL_CUT - timedelta(days=10)
+    try:
+        await seed(engine, ledger)
+        async with engine.begin() as conn:
+            await conn.execute(insert(t.accounts).values(
+                id="acc_erased", email_index="ixe", email_ct=b"", password_hash="h",
+                created_at=NOW - timedelta(days=4000), deleted_at=NOW - timedelta(days=5)))
+        async with SqlUnitOfWork(engine, CIPHER) as uow:
+            for rid, notify, lifted, accounts in (
+                    ("lr_unmailed", True, None, ("acc_1", "acc_erased")),
+                    ("lr_unmailed_lifted", False, old, ("acc_2",)),
+                    ("lr_unmailed_nobody_left", True, None, ("acc_erased",))):
+                await uow.legal.add(request(rid, old, notify, lifted, mailed=False,
+                                            accounts=accounts))
+            await uow.commit()
+        await service.run()
+        requests, _linked = await registers(engine)
+        assert {"lr_unmailed", "lr_unmailed_lifted"} <= requests
+        assert "lr_unmailed_nobody_left" not in requests
+        assert "lr_old_open" not in requests  # mailed: pruned as before
+
+        async with SqlUnitOfWork(engine, CIPHER) as uow:  # mailed at last
+            for rid in ("lr_unmailed", "lr_unmailed_lifted"):
+                assert await uow.legal.mark_notice_queued(rid, NOW)
+            await uow.commit()
+        # Kept the register's period from the mail, as from a recording or a lift.
+        await service.run()
+        assert {"lr_unmailed", "lr_unmailed_lifted"} <= (await registers(engine))[0]
+        later = RetentionService(lambda: SqlUnitOfWork(engine, CIPHER),
+                                 lambda: NOW + PERIODS.legal_requests + TICK, PERIODS,
+                                 ledger=ledger)
+        await later.run()
+        assert not {"lr_unmailed", "lr_unmailed_lifted"} & (await registers(engine))[0]
+    finally:
+        await engine.dispose()

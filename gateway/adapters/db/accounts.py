@@ -203,18 +203,28 @@ class SqlAccounts:
         return value
 
     def _never_paid_inactive(self, last_active_before: datetime) -> list[Any]:
-        paid = select(invoices.c.id).where(invoices.c.account_id == accounts.c.id,
-                                           invoices.c.settled_at.is_not(None))
+        """No settled invoice ever; no login, invoice created or payment seen (confirmed
+        or not) since the cut-off: a customer paying during the notice is kept."""
+        cut = last_active_before
+        mine = invoices.c.account_id == accounts.c.id
+        paid = select(invoices.c.id).where(mine, invoices.c.settled_at.is_not(None))
+        recent_invoice = select(invoices.c.id).where(mine, invoices.c.created_at >= cut)
+        recent_payment = select(payments.c.id).join(
+            invoices, payments.c.invoice_id == invoices.c.id).where(
+                mine, payments.c.seen_at >= cut)
         return [accounts.c.deleted_at.is_(None), accounts.c.deletion_due_at.is_(None),
-                ~exists(paid),
-                func.coalesce(accounts.c.last_login_at, accounts.c.created_at)
-                < last_active_before]
+                ~exists(paid), ~exists(recent_invoice), ~exists(recent_payment),
+                func.coalesce(accounts.c.last_login_at, accounts.c.created_at) < cut]
 
     async def to_warn_of_inactivity(self, last_active_before: datetime) -> list[str]:
-        """Accounts with no settled invoice and no login since the cut-off, not warned."""
+        """Accounts with no settled invoice and no activity since the cut-off, not
+        warned for this idle stretch (a notice from before an invoice or payment since
+        is stale: a login clears the notice, they do not)."""
         rows = await self._conn.execute(select(accounts.c.id).where(
             *self._never_paid_inactive(last_active_before),
-            accounts.c.inactivity_notice_at.is_(None)).order_by(accounts.c.id))
+            or_(accounts.c.inactivity_notice_at.is_(None),
+                accounts.c.inactivity_notice_at < last_active_before))
+            .order_by(accounts.c.id))
         return [str(r.id) for r in rows]
 
     async def warned_of_inactivity(self, account_id: str, now: datetime) -> None:
@@ -223,11 +233,37 @@ class SqlAccounts:
 
     async def inactive_after_notice(self, last_active_before: datetime,
                                     warned_before: datetime) -> list[str]:
-        """Accounts still inactive and never paid, warned before `warned_before`."""
+        """Accounts still inactive and never paid, warned for this idle stretch before
+        `warned_before`, their notice no longer waiting in the mail queue."""
         rows = await self._conn.execute(select(accounts.c.id).where(
             *self._never_paid_inactive(last_active_before),
-            accounts.c.inactivity_notice_at <= warned_before).order_by(accounts.c.id))
+            *self._warned_and_delivered(last_active_before, warned_before))
+            .order_by(accounts.c.id))
         return [str(r.id) for r in rows]
+
+    @staticmethod
+    def _warned_and_delivered(last_active_before: datetime,
+                              warned_before: datetime) -> list[Any]:
+        # A notice still queued has not reached the SMTP server yet (one dropped
+        # undelivered clears the notice time: gateway.adapters.mail_queue.drop_mail).
+        queued = select(mail_queue.c.id).where(
+            mail_queue.c.notice_account_id == accounts.c.id)
+        return [accounts.c.inactivity_notice_at >= last_active_before,
+                accounts.c.inactivity_notice_at <= warned_before, ~exists(queued)]
+
+    async def still_inactive(self, account_id: str, unpaid_before: datetime,
+                             lapsed_before: datetime, warned_before: datetime) -> bool:
+        """Read again under the account's lock just before the deletion: no login (which
+        clears the notice), invoice or payment since it was listed."""
+        query = select(accounts.c.id).where(accounts.c.id == account_id)
+        never_paid = query.where(*self._never_paid_inactive(unpaid_before),
+                                 *self._warned_and_delivered(unpaid_before, warned_before))
+        lapsed = query.where(*self._lapsed_idle(lapsed_before),
+                             *self._warned_and_delivered(lapsed_before, warned_before))
+        for q in (never_paid, lapsed):
+            if (await self._conn.execute(q)).first() is not None:
+                return True
+        return False
 
     def _lapsed_idle(self, last_active_before: datetime) -> list[Any]:
         """Paid once; no paid time, payment (any invoice, settled or not), login or
@@ -263,8 +299,8 @@ class SqlAccounts:
                                   warned_before: datetime) -> list[str]:
         rows = await self._conn.execute(select(accounts.c.id).where(
             *self._lapsed_idle(last_active_before),
-            accounts.c.inactivity_notice_at >= last_active_before,
-            accounts.c.inactivity_notice_at <= warned_before).order_by(accounts.c.id))
+            *self._warned_and_delivered(last_active_before, warned_before))
+            .order_by(accounts.c.id))
         return [str(r.id) for r in rows]
 
     async def erase_personal_data(self, account_id: str) -> None:
@@ -288,7 +324,9 @@ class SqlAccounts:
             # objected, were warned, changed their email. (The domain's erase clears the
             # rest: signup, activation, accepted policy, renewal settings, paid time.)
             last_login_at=None, inactivity_notice_at=None,
-            optional_processing_objected_at=None, email_undo_until=None))
+            optional_processing_objected_at=None, email_undo_until=None,
+            # The customer's choice, not a billing record: back to the column's default.
+            renewal_reminders=True))
         # When renewal reminders were mailed is mail, not billing; the renewal row (which
         # invoice renewed which period) stays with the invoices.
         await self._conn.execute(update(renewals).where(

@@ -2,10 +2,11 @@
 
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.encrypted import LEGAL_SUMMARY
+from gateway.adapters.db.tables import accounts
 from gateway.adapters.db.tables import legal_request_accounts as la
 from gateway.adapters.db.tables import legal_requests as lr
 from gateway.adapters.fields import FieldCipher
@@ -85,13 +86,20 @@ class SqlLegalRegister:
             lr.c.notify_allowed.is_(True), lr.c.hold_lifted_at.is_not(None)))
 
     async def prune(self, closed_before: datetime, dry_run: bool) -> int:
-        """Closed requests (the customers may be told) recorded, and lifted if they were
-        held, before the cut-off. A request still held is kept whatever its age: the
-        customers have yet to be told of it."""
+        """Closed requests (the customers may be told) recorded, lifted if they were
+        held, and mailed, all before the cut-off. A request still held is kept whatever
+        its age, and so is one never mailed (no [smtp] when it was recorded or lifted)
+        while an account it concerns is not erased: its customers have yet to be told,
+        and `gateway legal notify-pending` needs the request to tell them."""
+        to_tell = select(la.c.request_id).join(
+            accounts, accounts.c.id == la.c.account_id).where(
+                la.c.request_id == lr.c.id, accounts.c.deleted_at.is_(None))
         closed = and_(
             or_(lr.c.notify_allowed.is_(True), lr.c.hold_lifted_at.is_not(None)),
             lr.c.created_at < closed_before,
-            or_(lr.c.hold_lifted_at.is_(None), lr.c.hold_lifted_at < closed_before))
+            or_(lr.c.hold_lifted_at.is_(None), lr.c.hold_lifted_at < closed_before),
+            or_(lr.c.notice_queued_at < closed_before,
+                lr.c.notice_queued_at.is_(None) & ~exists(to_tell)))
         if dry_run:
             return int((await self._conn.execute(
                 select(func.count()).select_from(lr).where(closed))).scalar_one())

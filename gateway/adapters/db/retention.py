@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.tables import (
@@ -14,10 +14,12 @@ from gateway.adapters.db.tables import (
     idempotency_keys,
     login_throttle,
     mail_queue,
+    retention_owed,
     sessions,
     staff_sessions,
     webhook_endpoints,
 )
+from gateway.adapters.mail_queue import drop_mail
 
 
 class SqlRetention:
@@ -56,8 +58,28 @@ class SqlRetention:
             events.c.created_at < before, ~exists().where(deliveries.c.event_id == events.c.id)))
         return attempts
 
+    async def owe(self, work: str, now: datetime) -> None:
+        """Record work owed (kept from the first time it was owed until done)."""
+        exists_ = (await self._conn.execute(select(retention_owed.c.work).where(
+            retention_owed.c.work == work).with_for_update())).first()
+        if exists_ is None:
+            await self._conn.execute(insert(retention_owed).values(work=work, since=now))
+
+    async def owed(self, work: str) -> datetime | None:
+        since: datetime | None = (await self._conn.execute(select(retention_owed.c.since)
+            .where(retention_owed.c.work == work))).scalar_one_or_none()
+        return since
+
+    async def paid(self, work: str) -> None:
+        await self._conn.execute(delete(retention_owed).where(retention_owed.c.work == work))
+
     async def mail_queue(self, before: datetime, dry_run: bool) -> int:
-        return await self._purge(mail_queue, mail_queue.c.created_at < before, dry_run)
+        """Mail never delivered (no sender ran): as the sender's own drop, an inactivity
+        notice among it un-warns its account."""
+        old = mail_queue.c.created_at < before
+        if dry_run:
+            return await self._purge(mail_queue, old, dry_run)
+        return await drop_mail(self._conn, old)
 
     async def audit_log(self, erased_before: datetime, dry_run: bool) -> int:
         """Entries about accounts erased before the cut-off (a live account keeps its own),

@@ -383,6 +383,19 @@ mail_queue = Table(
     Column("next_attempt_at", UTCDateTime, nullable=False, index=True),
     Column("lease_until", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False, index=True),
+    # An inactivity notice names its account: a notice the queue drops undelivered
+    # clears the account's `inactivity_notice_at` in the same transaction, so no account
+    # is deleted without a notice that reached the SMTP server.
+    Column("notice_account_id", String(40), index=True),
+)
+
+# Work a retention run owes and retries at every run until done, kept in the database so
+# a restart forgets nothing: `flush` (erased data still in the database files).
+retention_owed = Table(
+    "retention_owed",
+    metadata,
+    Column("work", String(40), primary_key=True),
+    Column("since", UTCDateTime, nullable=False),
 )
 
 # The staff console (gateway/staff): its members, their sessions, and what they did.
