@@ -217,7 +217,9 @@ UNEXPORTED_COLUMNS: dict[str, dict[str, str]] = {
         "subject_ct": "the mail, which reaches the customer: NOT_EXPORTED",
         "body_ct": "the mail, which reaches the customer: NOT_EXPORTED",
         "attempts": "sending state", "next_attempt_at": "sending state",
-        "lease_until": "sending state", "created_at": "sending state"},
+        "lease_until": "sending state", "created_at": "sending state",
+        "notice_account_id": "sending state: the account an inactivity notice warns (the "
+                             "notice time is exported)"},
     "idempotency_keys": {
         "scope": "an API key id or the account id", "key": "the integrator's request key",
         "fingerprint": "a hash of the request", "state": "request state",
