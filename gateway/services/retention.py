@@ -244,7 +244,10 @@ class RetentionService:
 
     async def _owe_flush(self, now: datetime) -> None:
         """Recorded before the flush is tried: a flush that fails, or a process that
-        stops before it, leaves the debt in the database for the next run."""
+        stops before it, leaves the debt in the database for the next run. Without a
+        flush (a store that keeps no old copies) nothing is owed."""
+        if self._flush is None:
+            return
         async with self._uow() as uow:
             await uow.retention.owe("flush", now)
             await uow.commit()
