@@ -146,7 +146,8 @@ async def test_no_ledger_while_backups_can_be_written_is_a_problem(
     `deletion_ledger`, backups can be written (`gateway backup create --out`) and
     restored, and nothing would re-apply the erasures: doctor and the admin page (both
     read `promise_checks`) said ok."""
-    env = base_env(tmp_path) | {"GATEWAY_DATABASE__URL": database_url}
+    env = {k: v for k, v in base_env(tmp_path).items() if not k.startswith("GATEWAY_BACKUP__")}
+    env["GATEWAY_DATABASE__URL"] = database_url
     engine = make_engine(database_url)
     retention = service(engine, None)
     try:
