@@ -72,7 +72,8 @@ async def _promises(gw: "Gateway", database_ok: bool) -> list[Finding]:
     from gateway.promise_checks import backup_checks, erasure_check, flush_check, ledger_check
 
     now = gw.clock()
-    checks = [ledger_check(gw.settings.backup.ledger_path())]
+    checks = [ledger_check(gw.settings.backup.ledger_path(),
+                             gw.settings.backup.key is not None)]
     if database_ok:
         try:
             checks.append(await asyncio.wait_for(erasure_check(

@@ -28,16 +28,22 @@ class Check:
 async def promise_checks(settings: "Settings", retention: "RetentionService",
                          now: datetime,
                          backup_times: Callable[[Path], list[datetime]]) -> list[Check]:
-    return [ledger_check(settings.backup.ledger_path()),
+    return [ledger_check(settings.backup.ledger_path(), settings.backup.key is not None),
             await erasure_check(retention, now, settings.retention.interval_seconds),
             *backup_checks(settings, now, backup_times)]
 
 
-def ledger_check(path: Path | None) -> Check:
+def ledger_check(path: Path | None, backups: bool) -> Check:
+    """`backups`: a backup key is configured, so backups can be written (by the job or by
+    `gateway backup create --out`) and restored."""
     part = "deletion ledger"
     if path is None:
-        return Check(part, True, "none configured ([backup] dir or deletion_ledger): a "
-                     "restored backup brings erased customers back")
+        if not backups:
+            return Check(part, True, "none configured, and no [backup] key: no backup "
+                         "can be written that would bring erased customers back")
+        return Check(part, False, "none configured ([backup] dir or deletion_ledger) "
+                     "while backups can be written: a restored backup brings erased "
+                     "customers back")
     wrong = unwritable(path)
     if wrong:
         return Check(part, False, f"{path} cannot be written ({wrong}): every erasure "

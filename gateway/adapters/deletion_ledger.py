@@ -24,9 +24,16 @@ class FileDeletionLedger:
             raise ValueError("an account id has no spaces")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():  # opened under the lock: never the file a prune replaces
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, f"{account_id} {rfc3339(at)}\n".encode())
+                line = f"{account_id} {rfc3339(at)}\n".encode()
+                # A torn last line (a crash mid-append) must stay a line of its own:
+                # appended to, it would swallow this entry and `entries()` would skip
+                # the merged line, losing a committed erasure.
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line
+                os.write(fd, line)
                 os.fsync(fd)
             finally:
                 os.close(fd)

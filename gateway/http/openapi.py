@@ -99,10 +99,11 @@ FORMAT = Param("format", "query", {"type": "string", "enum": ["json", "csv"],
                description="csv: a zip of one CSV file per table")
 REASON = Param("X-Access-Reason", "header",
                {"type": "string", "pattern": req.REASON_PATTERN}, required=True,
-               description="why the data is read (required: without it the answer is a "
-                           "400 and nothing is read); its first 200 characters are kept "
-                           "in the access audit log, which the customer sees in their "
-                           "export with the key's name")
+               description="why the data is read, 10 to 200 characters once runs of "
+                           "spaces are collapsed to one (the staff console's rule; without "
+                           "it the answer is a 400 and nothing is read); kept in the "
+                           "access audit log, which the customer sees in their export "
+                           "with the key's name")
 TIME_PATTERN = ("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?"
                 "(Z|[+-][0-9]{2}:[0-9]{2})$")
 TIME = {"type": "string", "format": "date-time", "pattern": TIME_PATTERN}

@@ -1,6 +1,5 @@
 """Export, deletion, policy acknowledgement, and audited service reads of an account."""
 
-import re
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -11,7 +10,14 @@ from gateway.http.auth import api_key, customer
 from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
 from gateway.http.problems import problem
-from gateway.http.schemas import REASON_PATTERN, DeletionBody, ObjectionBody, read_json
+from gateway.http.schemas import (
+    REASON_MAX,
+    REASON_MIN,
+    DeletionBody,
+    ObjectionBody,
+    access_reason,
+    read_json,
+)
 from gateway.http.views import account_doc
 from gateway.services.errors import Conflict
 from gateway.services.ports import ApiKeyRecord
@@ -27,18 +33,22 @@ REASON_HEADER = "X-Access-Reason"
 def _reader(request: web.Request, key: ApiKeyRecord) -> Reader | None:
     """Who reads (the key by its name and id, never its secret) and why; None without a
     reason. Checked before anything is read, so a refused request leaves no audit entry."""
-    raw = request.headers.get(REASON_HEADER, "")
-    if re.search(REASON_PATTERN, raw) is None:
+    reason = access_reason(request.headers.get(REASON_HEADER, ""))
+    if reason is None:
         return None
-    return Reader(f"key:{key.name[:60]} ({key.id})", " ".join(raw.split())[:200])
+    return Reader(f"key:{key.name[:60]} ({key.id})", reason)
 
 
-def missing_reason() -> web.Response:
+def missing_reason(request: web.Request) -> web.Response:
+    given = " ".join(request.headers.get(REASON_HEADER, "").split())
+    message = ("is required" if not given else
+               f"must be {REASON_MIN} to {REASON_MAX} characters (spaces collapsed); "
+               f"{len(given)} given")
     return problem(400, f"the {REASON_HEADER} header is required: say why this account's "
-                        "personal data is read (at most 200 characters are kept); the "
-                        "customer sees it, with this key's name, in the access audit of "
-                        "their export",
-                   errors=[{"field": REASON_HEADER, "message": "is required"}])
+                        f"personal data is read, in {REASON_MIN} to {REASON_MAX} characters "
+                        "(as the staff console asks); the customer sees it, with this "
+                        "key's name, in the access audit of their export",
+                   errors=[{"field": REASON_HEADER, "message": message}])
 
 
 def export_format(request: web.Request) -> str:
@@ -127,7 +137,7 @@ async def get_account(request: web.Request) -> web.Response:
     key = await api_key(request, PERSONAL_SCOPE)
     reader = _reader(request, key)
     if reader is None:
-        return missing_reason()
+        return missing_reason(request)
     view = await request.app[SERVICES].privacy.read_account(
         request.match_info["account_id"], reader)
     return web.json_response(await account_doc(request, view))
@@ -138,7 +148,7 @@ async def export_account(request: web.Request) -> web.Response:
     key = await api_key(request, PERSONAL_SCOPE)
     reader = _reader(request, key)
     if reader is None:
-        return missing_reason()
+        return missing_reason(request)
     fmt = export_format(request)
     account_id = request.match_info["account_id"]
     tables = await request.app[SERVICES].privacy.export(account_id, reader)

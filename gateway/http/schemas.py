@@ -10,10 +10,27 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_
 from gateway.domain.invoice_metadata import metadata_problem
 from gateway.http.problems import ClientDisconnected
 
-# An access reason (`X-Access-Reason`) holds at least one character that is not a space in
-# either regex dialect (Python's `\s` also counts \x1c-\x1f and \x85, JSON Schema's
-# \ufeff), so the server and the OpenAPI document refuse exactly the same headers.
-REASON_PATTERN = r"[^\s\x1c-\x1f\x85\ufeff]"
+# An access reason (`X-Access-Reason`) follows the staff console's rule (gateway/staff/
+# looks.py): its spaces collapsed as `" ".join(reason.split())` collapses them, 10 to 200
+# characters. The space class is spelled out (exactly what `str.split()` splits on)
+# because `\s` differs between Python and JSON Schema's ECMA dialect (\x1c-\x1f and \x85
+# against \ufeff); a run of spaces counts once, as one collapsed space, which the lookahead
+# makes it do (a run before a non-space is taken whole), so the server and the OpenAPI
+# document refuse exactly the same headers.
+REASON_MIN, REASON_MAX = 10, 200
+_SPACES = (r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
+           r"\u205f\u3000")
+_SPACE, _TEXT = f"[{_SPACES}]", f"[^{_SPACES}]"
+REASON_PATTERN = (f"^{_SPACE}*{_TEXT}(?:{_TEXT}|{_SPACE}+(?={_TEXT}))"
+                  f"{{{REASON_MIN - 1},{REASON_MAX - 1}}}{_SPACE}*$")
+
+
+def access_reason(raw: str) -> str | None:
+    """The reason as it is kept (spaces collapsed), or None when the header breaks the
+    rule of REASON_PATTERN."""
+    if re.fullmatch(REASON_PATTERN, raw) is None:
+        return None
+    return " ".join(raw.split())
 
 
 class Body(BaseModel):

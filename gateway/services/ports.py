@@ -584,7 +584,9 @@ class StaffRepository(Protocol):
 
     async def recent_log(self, limit: int) -> list[StaffLogEntry]: ...
 
-    async def recent_audit(self, limit: int) -> list[AuditEntry]: ...
+    async def recent_audit(self, limit: int) -> list[AuditEntry]:
+        """The latest access-audit entries for the admin page: without their reasons,
+        and none of a legal request still under a hold."""
 
     async def account_event_ids(self, account_id: str) -> list[str]:
         """The account's webhook events, oldest first."""

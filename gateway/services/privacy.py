@@ -232,7 +232,7 @@ UNEXPORTED_COLUMNS: dict[str, dict[str, str]] = {
     "delivery_attempts": {column: _DELIVERY for column in (
         "id", "delivery_id", "at", "status_code", "latency_ms", "error")},
     "staff_log": {column: "the staff's own security log: NOT_EXPORTED" for column in (
-        "id", "staff", "action", "subject", "ip", "at")},
+        "id", "staff", "action", "subject", "ip_ct", "at")},
 }
 
 # The failure counters of the login-throttle table that belong to an account, by the name

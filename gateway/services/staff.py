@@ -151,7 +151,10 @@ class StaffService:
             if not ok or member is None:
                 await uow.throttle.put(lookup, after_failure(state, now, self._throttle))
                 logged = self._failed_login_name(found, name)
-                await uow.staff.log(StaffLogEntry(logged, "login_failed", None, ip, now))
+                # At a name that is no member's, the address is not kept either: it
+                # would tie whoever typed a customer's email (say) to a network.
+                await uow.staff.log(StaffLogEntry(logged, "login_failed", None,
+                                                  ip if found is not None else None, now))
                 await uow.commit()
                 raise Unauthorized(WRONG_LOGIN)
             await uow.throttle.clear(lookup)

@@ -121,15 +121,22 @@ async def test_api_reads_of_personal_data_need_a_reason_and_name_the_key(
         key_id = (await s.world.gw.services.api_keys.list())[0].id
         auth = {"Authorization": f"Bearer {secret}"}
         for path in (f"/v1/accounts/{s.account_id}", f"/v1/accounts/{s.account_id}/export"):
-            for headers in ({}, {"X-Access-Reason": "   "}):
+            # Review of issue 28: the console's rule, 10 to 200 characters with spaces
+            # collapsed (a one-character reason was taken).
+            for headers, message in (
+                    ({}, "is required"), ({"X-Access-Reason": "   "}, "is required"),
+                    ({"X-Access-Reason": "x"}, "1 given"),
+                    ({"X-Access-Reason": "ticket \t  42"}, "9 given"),
+                    ({"X-Access-Reason": "y" * 201}, "201 given")):
                 async with s.http.get(s.api + path, headers={**auth, **headers}) as resp:
                     assert resp.status == 400, path
                     assert resp.content_type == "application/problem+json"
                     problem = await resp.json()
                 assert "X-Access-Reason" in problem["detail"]
                 assert "access audit" in problem["detail"]
-                assert problem["errors"] == [{"field": "X-Access-Reason",
-                                              "message": "is required"}]
+                assert "10 to 200 characters" in problem["detail"]
+                assert [e["field"] for e in problem["errors"]] == ["X-Access-Reason"]
+                assert problem["errors"][0]["message"].endswith(message), problem
         assert await s.audit() == []  # a refused read leaves no entry
 
         async with s.http.get(f"{s.api}/v1/accounts/{s.account_id}", headers={

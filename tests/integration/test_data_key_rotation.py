@@ -27,6 +27,7 @@ from gateway.services.ports import (
     EndpointRecord,
     LegalRequest,
     Profile,
+    StaffLogEntry,
     StaffMember,
 )
 from tests.support.keys import security_env
@@ -69,6 +70,8 @@ async def write_everything(url: str) -> None:
             await uow.endpoints.rotate("whe_1", "whsec_dHdv", NOW + timedelta(days=1))
             await uow.staff.add(StaffMember("stf_1", "sam", "admin", NOW, None), "hash")
             await uow.staff.set_totp_secret("stf_1", "STAFFSECRET")
+            await uow.staff.log(StaffLogEntry("sam", "login_succeeded", None, "198.51.100.4",
+                                              NOW))
             await uow.commit()
         await SqlMailQueue(engine, cipher, BlindIndex(os.urandom(32))).put(
             "user2@example.org", "Reset your password", "https://pay.example.org/r?t=x", NOW)

@@ -111,6 +111,76 @@ def test_systemd_units_verify_cleanly_and_are_hardened(tmp_path: Path) -> None:
         assert f"Environment=GATEWAY_{key}_FILE=%d/{name}" in lines
 
 
+def _service_commands(unit: str) -> tuple[dict[str, str], list[str]]:
+    """A oneshot unit's Environment= defaults and its ExecStart=/ExecStartPost= command
+    lines in order, as systemd hands them to the program: continuation lines joined,
+    `$VAR` left for the shell to expand from the same environment, `$$` and `%%` undone."""
+    text = re.sub(r"\\\n\s*", " ", unit)
+    env = dict(line.removeprefix("Environment=").split("=", 1)
+               for line in text.splitlines() if line.startswith("Environment="))
+    commands = [line.split("=", 1)[1] for line in text.splitlines()
+                if line.startswith(("ExecStart=", "ExecStartPost="))]
+    return env, [c.replace("$$", "\x00").replace("%%", "%") for c in commands]
+
+
+def test_the_offsite_copy_takes_the_deletion_ledger_and_says_when_it_succeeded(
+        tmp_path: Path) -> None:
+    """Review of issue 28 (promises 12 and 13): the shipped off-site copy took only the
+    backups, so restoring from it brought erased customers back; and its failure was
+    seen by no one. The unit's own commands, run against folders standing for the backup
+    folder, the other machine and node_exporter's textfile folder."""
+    import shlex
+    import subprocess
+
+    unit = (CONFIG / "systemd" / "gateway-backup-offsite.service").read_text()
+    env, commands = _service_commands(unit)
+    backups, remote, textfiles = (tmp_path / "backups", tmp_path / "remote",
+                                  tmp_path / "textfiles")
+    for folder in (backups, remote, textfiles):
+        folder.mkdir()
+    places = {"/var/lib/private/gateway/backups/": f"{backups}/",
+              "/var/lib/private/gateway/backups/deletion-ledger.txt":
+                  str(backups / "deletion-ledger.txt"),
+              "/var/lib/prometheus/node-exporter/": f"{textfiles}/"}
+
+    def run_unit() -> None:
+        environment = {**{k: places.get(v, v) for k, v in env.items()},
+                       "GATEWAY_OFFSITE": f"{remote}/", "PATH": "/usr/bin:/bin"}
+        for command in commands:
+            for old in sorted(places, key=len, reverse=True):
+                command = command.replace(old, places[old])
+            argv = [a.replace("\x00", "$") for a in shlex.split(command)]
+            assert argv[0] == "/bin/sh", argv
+            done = subprocess.run(argv, env=environment, capture_output=True, text=True,
+                                  timeout=60, check=False)
+            assert done.returncode == 0, done.stderr
+
+    def metric() -> float:
+        line = (textfiles / "gateway_offsite.prom").read_text()
+        name, value = line.split()
+        assert name == "gateway_offsite_last_success_timestamp_seconds"
+        return float(value)
+
+    old, new = "gateway-20260101T000000Z.sqlite.enc", "gateway-20260102T000000Z.sqlite.enc"
+    for name in (old, new):
+        (backups / name).write_bytes(b"encrypted")
+    run_unit()  # no ledger yet: nothing was erased, and that is no failure
+    assert sorted(p.name for p in remote.iterdir()) == [old, new]
+    first = metric()
+    assert first > 0
+
+    ledger = "acc_1 2026-01-01T12:00:00Z\n"
+    (backups / "deletion-ledger.txt").write_text(ledger)
+    for other in ("deletion-ledger.txt.lock", "deletion-ledger.txt.new", "notes.txt"):
+        (backups / other).write_text("not copied")
+    (backups / old).unlink()  # pruned by the gateway
+    run_unit()
+    assert sorted(p.name for p in remote.iterdir()) == ["deletion-ledger.txt", new]
+    assert (remote / "deletion-ledger.txt").read_text() == ledger
+    assert metric() >= first
+    assert not list(textfiles.glob("*.tmp"))
+
+
 def test_nginx_site_passes_nginx_t_and_says_what_the_gateway_expects(tmp_path: Path) -> None:
     nginx = Nginx(tmp_path / "nginx", free_port(), free_port(), free_port(), free_port())
     result = nginx.check()
@@ -234,7 +304,8 @@ def test_prometheus_rules_check_and_their_unit_tests_pass(tmp_path: Path) -> Non
     names = {r["alert"] for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]}
     for wanted in ("GatewayWatcherLagging", "GatewayNodeUnreachable", "GatewayOutboxBacklog",
                    "GatewayOutboxOldestPending", "GatewayWebhookEndpointsFailing",
-                   "GatewayBackupTooOld", "GatewayRetentionTooOld", "GatewayRatesUnavailable"):
+                   "GatewayBackupTooOld", "GatewayRetentionTooOld", "GatewayRatesUnavailable",
+                   "GatewayOffsiteCopyTooOld"):
         assert wanted in names
 
 

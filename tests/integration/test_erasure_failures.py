@@ -19,8 +19,11 @@ from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.deletion_ledger import FileDeletionLedger
 from gateway.adapters.fields import FieldCipher
 from gateway.adapters.metrics import Metrics
-from gateway.promise_checks import erasure_check, ledger_check
+from gateway.config import load
+from gateway.promise_checks import erasure_check, ledger_check, promise_checks
 from gateway.services.retention import RetentionPeriods, RetentionService
+from tests.support.keys import b64key
+from tests.unit.test_config import base_env
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HOUR = 3600.0
@@ -128,9 +131,39 @@ async def test_a_ledger_that_cannot_be_written_is_visible_and_the_rest_goes_on(
         # The rest of the retention promise is kept all the same.
         async with engine.connect() as conn:
             assert (await conn.execute(select(t.security_log))).all() == []
-        ledger_state = ledger_check(ledger.path)
+        ledger_state = ledger_check(ledger.path, True)
         assert not ledger_state.ok and "is not a directory" in ledger_state.says
         overdue = await erasure_check(retention, NOW, HOUR)
         assert not overdue.ok and "2 overdue" in overdue.says
     finally:
         await engine.dispose()
+
+
+async def test_no_ledger_while_backups_can_be_written_is_a_problem(
+    database_url: str, tmp_path: Path,
+) -> None:
+    """Review of issue 28: with a backup key but neither `[backup] dir` nor
+    `deletion_ledger`, backups can be written (`gateway backup create --out`) and
+    restored, and nothing would re-apply the erasures: doctor and the admin page (both
+    read `promise_checks`) said ok."""
+    env = {k: v for k, v in base_env(tmp_path).items() if not k.startswith("GATEWAY_BACKUP__")}
+    env["GATEWAY_DATABASE__URL"] = database_url
+    engine = make_engine(database_url)
+    retention = service(engine, None)
+    try:
+        no_backups = load(None, env)
+        assert no_backups.backup.key is None and no_backups.backup.ledger_path() is None
+        with_key = load(None, env | {"GATEWAY_BACKUP__KEY": b64key()})
+        with_ledger = load(None, env | {"GATEWAY_BACKUP__KEY": b64key(),
+                                        "GATEWAY_BACKUP__DELETION_LEDGER":
+                                        str(tmp_path / "ledger.txt")})
+        states = {}
+        for name, settings in (("none", no_backups), ("key", with_key),
+                               ("ledger", with_ledger)):
+            checks = await promise_checks(settings, retention, NOW, lambda _: [])
+            states[name] = next(c for c in checks if c.part == "deletion ledger")
+    finally:
+        await engine.dispose()
+    assert states["none"].ok, states["none"]
+    assert not states["key"].ok and "brings erased customers back" in states["key"].says
+    assert states["ledger"].ok and "can be written" in states["ledger"].says

@@ -129,7 +129,7 @@ async def test_retention_covers_the_staff_console(database_url: str) -> None:
                 id="stf_1", name="sam", role="support", password_hash="h",
                 created_at=NOW - timedelta(days=90)))
             await conn.execute(insert(t.staff_log), [
-                {"staff": "sam", "action": action, "subject": None, "ip": "192.0.2.1",
+                {"staff": "sam", "action": action, "subject": None, "ip_ct": None,
                  "at": at} for action, at in (("old", sec - TICK), ("edge", sec),
                                               ("new", NOW))])
             await conn.execute(insert(t.staff_sessions), [

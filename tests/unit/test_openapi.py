@@ -159,3 +159,39 @@ def test_the_email_pattern_refuses_nul_as_the_server_does() -> None:
     assert pattern.match(" someone@example.org ")
     for bad in ("some\x00one@example.org", "someone@exa\x00mple.org", "someone@example.o\x00g"):
         assert not pattern.match(bad), repr(bad)
+
+
+def test_the_access_reason_schema_is_the_staff_consoles_rule() -> None:
+    """Review of issue 28: the API took a one-character X-Access-Reason where staff must
+    type at least 10. The header's schema and the server now refuse exactly the same
+    values, by the console's rule (10 to 200 characters, spaces collapsed): checked with
+    the JSON Schema validator schemathesis uses (ECMA regexes) and with the server's own
+    check, on chosen edges and on random strings of spaces and letters."""
+    import random
+
+    import jsonschema_rs
+
+    from gateway.http.schemas import access_reason
+    from gateway.staff.looks import reason_error
+
+    (param,) = [p for p in document(vocab=VOCAB)["paths"]["/v1/accounts/{account_id}"]
+                ["get"]["parameters"] if p["name"] == "X-Access-Reason"]
+    schema = jsonschema_rs.validator_for(param["schema"])
+
+    def staff_rule(value: str) -> bool:
+        return reason_error(" ".join(value.split())) is None
+
+    spaces = " \t\x0b\x1c\x85\xa0\u2003\u3000"
+    chosen = ["", " ", "x", "ticket 42", "ticket 421", "ticket  42", " ticket 42 ",
+              "t i c k e t", "t  i  c  k  e", "a\u2003b\u3000c\x1cd\x85e", "\ufeff" * 10,
+              "x" * 200, "x" * 201, "x " * 100, "x " * 100 + "y", "x" + " " * 300 + "y" * 8,
+              " " * 50 + "x" * 200 + "\t" * 50, "x" * 199 + "  y"]
+    rng = random.Random(28)
+    fuzzed = ["".join(rng.choice(spaces + "ab\ufeff") for _ in range(rng.randint(0, 260)))
+              for _ in range(3000)]
+    for value in chosen + fuzzed:
+        expected = staff_rule(value)
+        assert schema.is_valid(value) is expected, repr(value)
+        assert (access_reason(value) is not None) is expected, repr(value)
+    assert access_reason(" ticket\t\t 42 ") is None  # "ticket 42": 9
+    assert access_reason(" ticket\t\t 421 ") == "ticket 421"

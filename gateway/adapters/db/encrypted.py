@@ -14,6 +14,7 @@ from gateway.adapters.db.tables import (
     legal_requests,
     mail_queue,
     security_log,
+    staff_log,
     staff_members,
     webhook_endpoints,
 )
@@ -54,6 +55,9 @@ AUDIT_REASON = EncryptedColumn(audit_log, "reason_ct", "account_id",
                                lambda a: f"audit_log.reason:{a}")
 SECURITY_IP = EncryptedColumn(security_log, "ip_ct", "account_id",
                               lambda a: f"security_log.ip:{a}")
+# The staff console's client addresses, bound to the member (as the security log's are to
+# the account): the row id is only known after the insert.
+STAFF_LOG_IP = EncryptedColumn(staff_log, "ip_ct", "staff")
 LEGAL_SUMMARY = EncryptedColumn(legal_requests, "summary_ct")
 WEBHOOK_SECRET = EncryptedColumn(webhook_endpoints, "secret_ct")
 WEBHOOK_PREVIOUS_SECRET = EncryptedColumn(webhook_endpoints, "previous_secret_ct")
@@ -65,7 +69,7 @@ STAFF_TOTP = EncryptedColumn(staff_members, "totp_secret_ct")
 ALL: tuple[EncryptedColumn, ...] = (
     ACCOUNT_EMAIL, ACCOUNT_DISPLAY_NAME, ACCOUNT_COMPANY, ACCOUNT_TOTP, AUDIT_REASON,
     SECURITY_IP, LEGAL_SUMMARY, WEBHOOK_SECRET, WEBHOOK_PREVIOUS_SECRET, MAIL_RECIPIENT,
-    MAIL_SUBJECT, MAIL_BODY, STAFF_TOTP,
+    MAIL_SUBJECT, MAIL_BODY, STAFF_TOTP, STAFF_LOG_IP,
 )
 
 

@@ -8,14 +8,14 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.adapters.db.audit import audit_entry
-from gateway.adapters.db.encrypted import STAFF_TOTP
-from gateway.adapters.db.tables import audit_log, events, invoices
+from gateway.adapters.db.encrypted import STAFF_LOG_IP, STAFF_TOTP
+from gateway.adapters.db.tables import audit_log, events, invoices, legal_requests
 from gateway.adapters.db.tables import staff_log as log_t
 from gateway.adapters.db.tables import staff_members as members
 from gateway.adapters.db.tables import staff_sessions as sessions
 from gateway.adapters.fields import FieldCipher
 from gateway.services.errors import Conflict
+from gateway.services.legal import legal_mark
 from gateway.services.ports import AuditEntry, StaffLogEntry, StaffMember, StaffSession
 
 
@@ -109,19 +109,45 @@ class SqlStaff:
                                  .values(revoked_at=now))
 
     async def log(self, entry: StaffLogEntry) -> None:
+        """The client address is encrypted like the customers' security log's: it is
+        read back only for the admin page's staff log."""
         await self._conn.execute(insert(log_t).values(
-            staff=entry.staff, action=entry.action, subject=entry.subject, ip=entry.ip,
+            staff=entry.staff, action=entry.action, subject=entry.subject,
+            ip_ct=self._cipher.encrypt_optional(entry.ip, STAFF_LOG_IP.ref(entry.staff)),
             at=entry.at))
 
     async def recent_log(self, limit: int) -> list[StaffLogEntry]:
         rows = await self._conn.execute(
             select(log_t).order_by(log_t.c.id.desc()).limit(limit))
-        return [StaffLogEntry(r.staff, r.action, r.subject, r.ip, r.at) for r in rows]
+        return [StaffLogEntry(r.staff, r.action, r.subject,
+                              self._cipher.decrypt_optional(r.ip_ct, STAFF_LOG_IP.ref(r.staff)),
+                              r.at) for r in rows]
 
     async def recent_audit(self, limit: int) -> list[AuditEntry]:
-        rows = await self._conn.execute(
-            select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
-        return [audit_entry(r, self._cipher) for r in rows]
+        """The access audit as the admin page shows it: who read which account's data,
+        what and when. Never the reason (free text that may name a person or a case: the
+        customer's export shows it, the console does not), so it is not even decrypted;
+        and no entry of a legal request still under a hold (its recording, exports made
+        for it): nobody in the console may learn of it before the customer may."""
+        held = {legal_mark(request_id) for request_id in (await self._conn.execute(
+            select(legal_requests.c.id).where(legal_requests.c.notify_allowed.is_(False),
+                                              legal_requests.c.hold_lifted_at.is_(None))
+        )).scalars()}
+        shown: list[AuditEntry] = []
+        before: int | None = None
+        while len(shown) < limit:
+            query = (select(audit_log.c.id, audit_log.c.at, audit_log.c.actor,
+                            audit_log.c.account_id, audit_log.c.action, audit_log.c.fields)
+                     .order_by(audit_log.c.id.desc()).limit(limit))
+            if before is not None:
+                query = query.where(audit_log.c.id < before)
+            rows = (await self._conn.execute(query)).all()
+            shown += [AuditEntry(r.at, r.actor, r.account_id, r.action, tuple(r.fields), None)
+                      for r in rows if not held.intersection(r.fields)]
+            if len(rows) < limit:
+                break
+            before = rows[-1].id
+        return shown[:limit]
 
     async def account_event_ids(self, account_id: str) -> list[str]:
         rows = await self._conn.execute(

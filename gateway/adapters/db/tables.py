@@ -427,7 +427,9 @@ staff_sessions = Table(
 )
 
 # The security log of staff actions: who (name, kept after the member is removed), what
-# (action and its subject: an invoice, event, account or key id), when, from where.
+# (action and its subject: an invoice, event, account or key id), when, from where
+# (encrypted like the security log's addresses, bound to the member's name; none for a
+# failed login at a name that is no member's).
 staff_log = Table(
     "staff_log",
     metadata,
@@ -435,6 +437,6 @@ staff_log = Table(
     Column("staff", String(64), nullable=False),
     Column("action", String(40), nullable=False),
     Column("subject", String(100)),
-    Column("ip", String(45)),
+    Column("ip_ct", LargeBinary),  # 0019s: was `ip`, in clear
     Column("at", UTCDateTime, nullable=False, index=True),
 )
