@@ -52,9 +52,11 @@ class DeliveryWorker:
         targets: TargetPolicy | None = None,
         resolver: AbstractResolver | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        tls_cafile: str | None = None,
     ) -> None:
         """`targets`: where deliveries may connect (default: public addresses only);
-        `resolver`: replaces the system resolver (tests)."""
+        `resolver`: replaces the system resolver (tests); `tls_cafile`: certificates
+        trusted instead of the system's (tests)."""
         if concurrency < 1 or per_endpoint < 1:
             raise ValueError("concurrency and per_endpoint must be at least 1")
         self._store = store
@@ -64,6 +66,7 @@ class DeliveryWorker:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._targets = targets if targets is not None else TargetPolicy()
         self._resolver = resolver
+        self._tls_cafile = tls_cafile
         self._max_response = max_response_bytes
         self._concurrency = concurrency
         self._per_endpoint = per_endpoint
@@ -255,7 +258,8 @@ class DeliveryWorker:
 
     def _new_session(self, targets: TargetPolicy) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
-            connector=guarded_connector(targets, self._resolver, limit=self._concurrency),
+            connector=guarded_connector(targets, self._resolver, limit=self._concurrency,
+                                        cafile=self._tls_cafile),
             timeout=self._timeout,
             auto_decompress=False,  # the body is discarded: no decompression bombs
             trust_env=False,  # no proxy from the environment: we connect ourselves
