@@ -24,6 +24,7 @@ from gateway.http.problems import problem_middleware
 from gateway.jobs import backup_once, every
 from gateway.logs import attach, describe, failure
 from gateway.services.billing import BillingService
+from webhooks.worker import DeliveryWorker
 
 EMAIL = "leaked.probe@example.org"
 CIPHERTEXT = "8f3a9c0e77d1b2c4a5e6f7089a1b2c3d4e5f60718293a4b5"
@@ -157,3 +158,30 @@ async def test_an_unhandled_request_error_logs_no_parameter(
     assert_clean(caplog, written, "in handler")
     assert "unhandled IntegrityError on GET /v1/things/{thing_id}: IntegrityError" \
         in caplog.text
+
+
+async def test_a_failing_webhook_round_logs_no_parameter(
+        caplog: pytest.LogCaptureFixture, written: io.StringIO) -> None:
+    class Failing:
+        async def claim(self, *_: object) -> list[object]:
+            raise database_error()
+
+        async def record(self, *_: object) -> None:
+            raise database_error()
+
+        async def renew(self, *_: object) -> None:
+            return None
+
+    worker = DeliveryWorker(cast(Any, Failing()), lambda: datetime(2026, 1, 1, tzinfo=UTC),
+                            idle_interval=0.01)
+    with caplog.at_level(logging.ERROR):
+        task = asyncio.create_task(worker.run())
+        deadline = asyncio.get_running_loop().time() + 10
+        while "webhook delivery round failed" not in caplog.text:
+            assert asyncio.get_running_loop().time() < deadline, "no round failed"
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert_clean(caplog, written, "in claim")
+    assert "webhook delivery round failed: IntegrityError" in caplog.text
