@@ -262,7 +262,8 @@ async def _endpoint(http: aiohttp.ClientSession, part: str, url: str) -> Finding
     except aiohttp.ClientConnectorCertificateError as exc:
         return Finding(part, False, f"its TLS certificate is not valid ({_first_line(exc)})")
     except aiohttp.ClientSSLError as exc:
-        return Finding(part, False, f"TLS handshake failed ({_first_line(exc)})")
+        return Finding(part, False, f"TLS handshake failed ({_first_line(exc)}); "
+                       "deliveries need TLS 1.3")
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, TargetRefused):
             return Finding(part, False, "its address is refused by [webhooks] "

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from gateway.logs import failure
 from gateway.services.chain_events import PaymentTracker
 from gateway.services.retention import RetentionService
 
@@ -23,8 +24,9 @@ async def every(interval: float, job: Callable[[], Awaitable[object]], what: str
             await job()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("%s failed", what)
+        except Exception as exc:
+            # Not log.exception: a database error's message quotes its parameters.
+            log.error("%s failed: %s", what, failure(exc))
         await asyncio.sleep(interval)
 
 
@@ -67,14 +69,15 @@ async def backup_once(backups: BackupWriter, out_dir: Path, keep: timedelta,
     pruned, prune_failed = 0, False
     try:
         pruned = len(await asyncio.to_thread(prune, out_dir, keep, clock()))
-    except Exception:
+    except Exception as exc:
         prune_failed = True
-        log.exception("pruning old backups in %s failed; retried at the next run", out_dir)
+        log.error("pruning old backups in %s failed; retried at the next run: %s", out_dir,
+                  failure(exc))
     written = None
     try:
         written = await asyncio.to_thread(backups.create, out_dir, clock())
-    except Exception:
-        log.exception("backup failed; retried at the next run")
+    except Exception as exc:
+        log.error("backup failed; retried at the next run: %s", failure(exc))
     if written is not None:
         log.info("backup written to %s; %d old backups pruned", written.name, pruned)
     return BackupRun(written, pruned, prune_failed)

@@ -5,6 +5,7 @@ before any handler sees them."""
 import logging
 import re
 import sys
+import traceback
 from typing import IO
 
 _PATTERNS = [
@@ -28,6 +29,31 @@ def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def describe(exc: BaseException) -> str:
+    """For the log: the kind of failure and, for a file, which one. Never the message of
+    a database error, which may quote the statement's parameters (an email's blind index,
+    a field's ciphertext): the redaction below cannot recognise those."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{type(exc).__name__}: {exc.strerror}{where}"
+    return type(exc).__name__
+
+
+def failure(exc: BaseException) -> str:
+    """An exception for the log: `describe` of it and of each exception it came from,
+    each with its traceback's frames (file, line, function, source line) but without the
+    exception's message: where it failed, never with which values."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        frames = "".join(traceback.format_tb(cur.__traceback__)).rstrip()
+        parts.append(f"{describe(cur)}\n{frames}" if frames else describe(cur))
+        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
+    return "\nwhich came from: ".join(parts)
 
 
 class RedactingFilter(logging.Filter):

@@ -22,6 +22,7 @@ from chains.base import (
     TransactionsDisconnected,
     Watchlist,
 )
+from gateway.logs import failure
 from gateway.services.chain_events import Feed, PaymentTracker
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,10 @@ class ChainWatcher:
                     continue
             except ChainError as exc:
                 log.warning("%s: %s; retrying in %.0fs", name, exc, delay)
-            except Exception:
-                log.exception("%s watcher failed; restarting from the stored cursor", name)
+            except Exception as exc:
+                # Not log.exception: a database error's message quotes its parameters.
+                log.error("%s watcher failed; restarting from the stored cursor: %s", name,
+                          failure(exc))
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0) if not self._progressed else self._retry
             self._progressed = False

@@ -48,12 +48,25 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+def client_tls(cafile: str | None = None) -> ssl.SSLContext:
+    """The TLS of every delivery: the certificate checked against the system's CAs (or
+    `cafile`) and the host's name, and TLS 1.3 at least, as the gateway's own server
+    answers. The privacy policy promises TLS 1.3 for data in transit, and event bodies
+    carry account ids, amounts and paid time."""
+    context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    return context
+
+
 def guarded_connector(
-    policy: TargetPolicy, resolver: AbstractResolver | None = None, limit: int = 100
+    policy: TargetPolicy, resolver: AbstractResolver | None = None, limit: int = 100,
+    cafile: str | None = None,
 ) -> aiohttp.TCPConnector:
-    """A connector that refuses, at resolve and at connect time, what `policy` refuses.
-    `resolver` replaces the system resolver (tests map names without DNS); `limit` caps
-    the open connections (kept alive and reused between deliveries)."""
+    """A connector that refuses, at resolve and at connect time, what `policy` refuses,
+    and speaks no TLS older than 1.3 (`client_tls`). `resolver` replaces the system
+    resolver (tests map names without DNS); `limit` caps the open connections (kept
+    alive and reused between deliveries); `cafile`: certificates to trust instead of the
+    system's (tests: a receiver's self-signed one)."""
 
     def socket_factory(addr_info: tuple[int, int, int, str, tuple[object, ...]]) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
@@ -68,6 +81,7 @@ def guarded_connector(
         # with a refused address, and pins a name's answer for its lifetime.
         ttl_dns_cache=10,
         limit=limit,
+        ssl=client_tls(cafile),
     )
 
 

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import random
 import time
+import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -24,6 +25,22 @@ MAX_RESPONSE_BYTES = 64 * 1024
 MIN_IDLE_SECONDS = 0.05  # the idle poll never runs more often than this
 
 log = logging.getLogger(__name__)
+
+
+def failure(exc: BaseException) -> str:
+    """An exception for the log as gateway.logs.failure writes it (webhooks never imports
+    gateway): the kind of it and of each exception it came from, with their traceback's
+    frames, never their message: a database error's message quotes the statement's
+    parameters (a secret's ciphertext, an event's body), which no redaction recognises."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        frames = "".join(traceback.format_tb(cur.__traceback__)).rstrip()
+        parts.append(f"{type(cur).__name__}\n{frames}" if frames else type(cur).__name__)
+        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
+    return "\nwhich came from: ".join(parts)
 
 
 class ResponseTooLarge(Exception):
@@ -52,9 +69,11 @@ class DeliveryWorker:
         targets: TargetPolicy | None = None,
         resolver: AbstractResolver | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        tls_cafile: str | None = None,
     ) -> None:
         """`targets`: where deliveries may connect (default: public addresses only);
-        `resolver`: replaces the system resolver (tests)."""
+        `resolver`: replaces the system resolver (tests); `tls_cafile`: certificates
+        trusted instead of the system's (tests)."""
         if concurrency < 1 or per_endpoint < 1:
             raise ValueError("concurrency and per_endpoint must be at least 1")
         self._store = store
@@ -64,6 +83,7 @@ class DeliveryWorker:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._targets = targets if targets is not None else TargetPolicy()
         self._resolver = resolver
+        self._tls_cafile = tls_cafile
         self._max_response = max_response_bytes
         self._concurrency = concurrency
         self._per_endpoint = per_endpoint
@@ -109,8 +129,8 @@ class DeliveryWorker:
                 self._wake.clear()
                 try:
                     more = await self._step()
-                except Exception:
-                    log.exception("webhook delivery round failed")
+                except Exception as exc:
+                    log.error("webhook delivery round failed: %s", failure(exc))
                     more = False
                 if not more:
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
@@ -162,9 +182,9 @@ class DeliveryWorker:
             deliveries = await self._store.claim(self._clock(), limit, self._lease,
                                                  done or (), self._hold_per_endpoint,
                                                  self._busy)
-        except Exception:
+        except Exception as exc:
             if done:
-                self._lost(done)
+                self._lost(done, exc)
             raise
         if done:
             self._recorded(done)
@@ -188,14 +208,14 @@ class DeliveryWorker:
             return
         try:
             await self._store.record(done)
-        except Exception:
-            self._lost(done)
+        except Exception as exc:
+            self._lost(done, exc)
             return
         self._recorded(done)
 
-    def _lost(self, done: list[Attempt]) -> None:
+    def _lost(self, done: list[Attempt], exc: BaseException) -> None:
         # Unrecorded attempts are sent again when their leases end (same webhook-id).
-        log.exception("could not record %d webhook attempts", len(done))
+        log.error("could not record %d webhook attempts: %s", len(done), failure(exc))
         self._held.difference_update(a.delivery.id for a in done)
 
     def _recorded(self, done: list[Attempt]) -> None:
@@ -255,7 +275,8 @@ class DeliveryWorker:
 
     def _new_session(self, targets: TargetPolicy) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
-            connector=guarded_connector(targets, self._resolver, limit=self._concurrency),
+            connector=guarded_connector(targets, self._resolver, limit=self._concurrency,
+                                        cafile=self._tls_cafile),
             timeout=self._timeout,
             auto_decompress=False,  # the body is discarded: no decompression bombs
             trust_env=False,  # no proxy from the environment: we connect ourselves

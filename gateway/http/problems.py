@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from gateway.domain.errors import InvalidInput
+from gateway.logs import failure
 from gateway.services.errors import (
     Conflict,
     Forbidden,
@@ -107,5 +108,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         # The route pattern, not the path: paths can carry identifiers worth keeping out.
         route = request.match_info.route.resource
         pattern = route.canonical if route is not None else "?"
-        log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, pattern)
+        # Not log.exception: a database error's message quotes its parameters.
+        log.error("unhandled %s on %s %s: %s", type(exc).__name__, request.method, pattern,
+                  failure(exc))
         return problem(500, "internal error; the operator's log has the details")

@@ -20,6 +20,7 @@ from gateway.domain.invoices import (
     Status,
     completion_time,
 )
+from gateway.logs import failure
 from gateway.services.errors import NotFound
 from gateway.services.invoices import InvoiceService
 from gateway.services.ports import Clock, RenewalRecord, UnitOfWork, UnitOfWorkFactory
@@ -173,8 +174,9 @@ class BillingService:
         for account_id in due:
             try:
                 acted += await self._account(account_id, now)
-            except Exception:  # one account's trouble never stops the others
-                log.exception("billing: account %s failed", account_id)
+            except Exception as exc:  # one account's trouble never stops the others
+                # Not log.exception: a database error's message quotes its parameters.
+                log.error("billing: account %s failed: %s", account_id, failure(exc))
         if self._reminders is not None:
             async with self._reader() as uow:
                 second = await uow.billing.second_reminders_due(now, p.second_reminder)

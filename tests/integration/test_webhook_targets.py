@@ -5,16 +5,23 @@ endpoint's name answers an allowed address at creation and a forbidden one at de
 service: it counts TCP connections, so "refused" means no connection ever reached it."""
 
 import asyncio
+import datetime as dt
 import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -89,11 +96,11 @@ class Env:
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.cipher)
 
-    def worker(self, timeout: float = 3) -> DeliveryWorker:
+    def worker(self, timeout: float = 3, tls_cafile: str | None = None) -> DeliveryWorker:
         return DeliveryWorker(SqlDeliveryStore(self.engine, self.cipher), lambda: self.now,
                               RetryPolicy(schedule=(), jitter=0.0), timeout=timeout,
                               on_attempt=self.attempts.append, targets=POLICY,
-                              resolver=self.resolver)
+                              resolver=self.resolver, tls_cafile=tls_cafile)
 
     async def endpoint(self, url: str) -> None:
         """Stored as the API would have stored it, without the creation check (as if the
@@ -117,8 +124,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @asynccontextmanager
-async def environment(database_url: str, handler: Handler | None = None
-                      ) -> AsyncIterator[Env]:
+async def environment(database_url: str, handler: Handler | None = None,
+                      tls: ssl.SSLContext | None = None) -> AsyncIterator[Env]:
     port = free_port()
     env = Env(make_engine(database_url), port, Listener(), MapResolver())
 
@@ -134,7 +141,7 @@ async def environment(database_url: str, handler: Handler | None = None
     app.router.add_route("*", "/{tail:.*}", record)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, ALLOWED_IP, port).start()
+    await web.TCPSite(runner, ALLOWED_IP, port, ssl_context=tls).start()
     await env.forbidden.start(FORBIDDEN_IP, port)  # same port, as a rebound name would use
     try:
         yield env
@@ -322,3 +329,57 @@ async def test_a_tls_failure_is_a_tls_error(database_url: str) -> None:
         finally:
             await worker.aclose()
         assert await env.last_errors() == ["tls_error"]
+
+
+def receiver_tls(tmp: Path, newest: ssl.TLSVersion) -> tuple[ssl.SSLContext, Path]:
+    """A receiver's TLS, self-signed for NAME, speaking no version newer than `newest`;
+    and its certificate, for the worker to trust."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "receiver.crt", tmp / "receiver.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.maximum_version = newest
+    return context, cert_path
+
+
+@pytest.mark.parametrize("newest", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=["tls1.2-receiver", "tls1.3-receiver"])
+async def test_deliveries_speak_tls_13_only(database_url: str, tmp_path: Path,
+                                            newest: ssl.TLSVersion) -> None:
+    """Data in transit with TLS 1.3 (docs/privacy.md, promise 19): a receiver that offers
+    at most TLS 1.2, with a certificate the worker trusts, gets nothing (its handler never
+    runs); the same receiver with TLS 1.3 gets the event."""
+    tls, cert = receiver_tls(tmp_path, newest)
+    async with environment(database_url, tls=tls) as env:
+        env.resolver.names[NAME] = [ALLOWED_IP]
+        await env.endpoint(f"https://{NAME}:{env.port}/hooks")
+        await env.publish()
+        worker = env.worker(tls_cafile=str(cert))
+        try:
+            assert await worker.run_once() == 1
+        finally:
+            await worker.aclose()
+        if newest == ssl.TLSVersion.TLSv1_2:
+            # The handshake fails: an alert (tls_error), or, from Python's own server, the
+            # connection reset when it sees no version it speaks (connection_error).
+            [attempt] = env.attempts
+            assert attempt.status_code is None, attempt
+            assert attempt.error in ("tls_error", "connection_error"), attempt
+            assert env.hits == []
+        else:
+            assert env.attempts[-1].status_code == 204, env.attempts
+            assert env.hits == ["/hooks"]
