@@ -63,9 +63,10 @@ PYTEST := $(VENV)/bin/pytest -q -p no:cacheprovider
 # more made the time-bound tests (second-factor locks of a second) flaky.
 XDIST := -n 2 --dist loadgroup
 
+LINT := $(VENV)/bin/ruff check gateway chains webhooks tests bench && $(VENV)/bin/mypy
+
 lint: setup
-	$(VENV)/bin/ruff check gateway chains webhooks tests bench
-	$(VENV)/bin/mypy
+	$(LINT)
 
 unit: setup
 	$(PYTEST) -m unit
@@ -79,10 +80,9 @@ contract: setup
 # on SQLite, HTTP tests on the fake family).
 # ruff and mypy (one core) run beside the tests (two workers): either failing fails it.
 check: setup
-	@( $(VENV)/bin/ruff check gateway chains webhooks tests bench && $(VENV)/bin/mypy ) \
-		> .lint.log 2>&1 & lint=$$!; \
+	@log=$$(mktemp); ( $(LINT) ) > $$log 2>&1 & lint=$$!; \
 	$(PYTEST) $(XDIST) -m "not node and not postgresql and not reliability"; tests=$$?; \
-	wait $$lint; linted=$$?; cat .lint.log; rm -f .lint.log; \
+	wait $$lint; linted=$$?; cat $$log; rm -f $$log; \
 	test $$tests -eq 0 && test $$linted -eq 0
 
 # Everything, the fast gate first (a failure there stops it). Then, side by side: what

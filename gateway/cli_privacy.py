@@ -158,6 +158,7 @@ def cmd_account_export(args: argparse.Namespace) -> int:
     from gateway.services.privacy import EXPORT_COLUMNS, Reader
     from gateway.tabular import tables_json, tables_zip
 
+    # The service holds the reason to the API's and the console's rule (one line, exit 2).
     reader = Reader(f"cli:{getpass.getuser()}", args.reason, args.legal_request)
     tables = with_gateway(args, lambda gw: gw.services.privacy.export(args.id, reader))
     data = tables_json(tables) if args.format == "json" else tables_zip(tables, EXPORT_COLUMNS)

@@ -415,10 +415,11 @@ class RetentionConfig(_Section):
     # notice after [billing] grace (checked in Settings).
     inactive_lapsed_days: int = Field(365, ge=30, le=1095)
     # Closed legal requests (the customers may be told: notification allowed from the
-    # start, or the hold lifted) are dropped from the register this long after the later
-    # of their receipt and the lifting: kept for accountability (a customer's or a
-    # court's question about a disclosure, the yearly transparency count) for the usual
-    # three-year limitation period of claims. A held request is kept while it is held.
+    # start, or the hold lifted) are dropped from the register this long after the latest
+    # of their recording, the lifting and the mail telling the customers: kept for
+    # accountability (a customer's or a court's question about a disclosure, the yearly
+    # transparency count) for the usual three-year limitation period of claims. A held
+    # request, or one whose customers were never mailed, is kept until that changes.
     legal_request_days: int = Field(1095, ge=365, le=3650)
     # Deletion-ledger entries are dropped this long after the erasure. An entry must
     # outlive every backup that could bring the account back: at least backup_days plus

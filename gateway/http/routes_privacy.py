@@ -11,8 +11,6 @@ from gateway.http.client_ip import client_ip
 from gateway.http.keys import SERVICES
 from gateway.http.problems import problem
 from gateway.http.schemas import (
-    REASON_MAX,
-    REASON_MIN,
     DeletionBody,
     ObjectionBody,
     access_reason,
@@ -21,7 +19,7 @@ from gateway.http.schemas import (
 from gateway.http.views import account_doc
 from gateway.services.errors import Conflict
 from gateway.services.ports import ApiKeyRecord
-from gateway.services.privacy import EXPORT_COLUMNS, Reader, Tables
+from gateway.services.privacy import EXPORT_COLUMNS, REASON_MAX, REASON_MIN, Reader, Tables
 from gateway.tabular import tables_json, tables_zip
 
 routes = web.RouteTableDef()

@@ -9,15 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_
 
 from gateway.domain.invoice_metadata import metadata_problem
 from gateway.http.problems import ClientDisconnected
+from gateway.services.privacy import REASON_MAX, REASON_MIN, collapse_reason
 
-# An access reason (`X-Access-Reason`) follows the staff console's rule (gateway/staff/
-# looks.py): its spaces collapsed as `" ".join(reason.split())` collapses them, 10 to 200
-# characters. The space class is spelled out (exactly what `str.split()` splits on)
+# An access reason (`X-Access-Reason`) follows the one rule of gateway/services/privacy.py
+# (REASON_MIN to REASON_MAX characters, its spaces collapsed as `str.split()` collapses
+# them). The space class is spelled out (exactly what `str.split()` splits on)
 # because `\s` differs between Python and JSON Schema's ECMA dialect (\x1c-\x1f and \x85
 # against \ufeff); a run of spaces counts once, as one collapsed space, which the lookahead
 # makes it do (a run before a non-space is taken whole), so the server and the OpenAPI
 # document refuse exactly the same headers.
-REASON_MIN, REASON_MAX = 10, 200
 _SPACES = (r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
            r"\u205f\u3000")
 _SPACE, _TEXT = f"[{_SPACES}]", f"[^{_SPACES}]"
@@ -30,7 +30,7 @@ def access_reason(raw: str) -> str | None:
     rule of REASON_PATTERN."""
     if re.fullmatch(REASON_PATTERN, raw) is None:
         return None
-    return " ".join(raw.split())
+    return collapse_reason(raw)
 
 
 class Body(BaseModel):

@@ -679,8 +679,9 @@ class LegalRegister(Protocol):
     async def get(self, request_id: str) -> LegalRequest | None: ...
 
     async def prune(self, closed_before: datetime, dry_run: bool) -> int:
-        """Requests the customers may be told of, recorded and (if held) lifted before
-        `closed_before`: removed (dry run: counted). Held ones stay."""
+        """Requests the customers may be told of, recorded, (if held) lifted and mailed
+        before `closed_before`: removed (dry run: counted). Held ones, and ones never
+        mailed to a live account, stay."""
         ...
 
     async def for_account(self, account_id: str) -> list[LegalRequest]: ...

@@ -254,12 +254,32 @@ class Reader:
     legal_request: str | None = None
 
 
+# Why someone other than the customer reads their data: 10 to 200 characters once its
+# runs of spaces are collapsed. One rule for the API's header, the staff console and the
+# operator's CLI; the customer reads it in the access audit of their export.
+REASON_MIN, REASON_MAX = 10, 200
+
+
+def collapse_reason(raw: str) -> str:
+    return " ".join(raw.split())
+
+
+def reason_problem(reason: str) -> str | None:
+    """What breaks the rule in a (collapsed) reason, if anything."""
+    if len(reason) < REASON_MIN:
+        return f"at least {REASON_MIN} characters"
+    if len(reason) > REASON_MAX:
+        return f"at most {REASON_MAX} characters"
+    return None
+
+
 def require_reason(reader: Reader) -> None:
-    """Every read by someone other than the customer says why: the customer reads it in
-    the access audit of their export."""
-    if reader.reason is None or not reader.reason.strip():
-        raise InvalidInput("reason", "say why you read this customer's data; the customer "
-                                     "sees it in the access audit of their export")
+    """Every read by someone other than the customer says why, by the rule above."""
+    problem = reason_problem(collapse_reason(reader.reason or ""))
+    if problem is not None:
+        raise InvalidInput("reason", f"say why you read this customer's data ({problem}, "
+                                     "spaces collapsed); the customer sees it in the "
+                                     "access audit of their export")
 
 
 def _ts(value: datetime | None) -> str | None:

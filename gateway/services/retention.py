@@ -8,20 +8,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
+from gateway.logs import describe
 from gateway.services.ports import Clock, DeletionLedger, UnitOfWorkFactory
 from gateway.services.recovery import Mailer
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-
-def describe(exc: BaseException) -> str:
-    """For the log: the kind of failure and, for a file, which one. Never the message of
-    a database error, which may quote the row's values."""
-    if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"{type(exc).__name__}: {exc.strerror or exc}{where}"
-    return type(exc).__name__
 
 
 INACTIVITY_SUBJECT = "Your account will be deleted in {days} days"
@@ -108,13 +100,9 @@ class RetentionService:
                           stage, describe(exc))
                 return default
 
-        async def due_list() -> list[str]:
-            async with self._uow() as uow:
-                return await uow.accounts.due_for_deletion(now)
-
         counts: dict[str, int] = {}
         nobody: list[str] = []
-        due = await guarded("due_list", due_list, nobody)
+        due = await guarded("due_list", partial(self.overdue_erasures, now), nobody)
         counts["account_deletions"] = len(due)
         counts["erasure_failures"] = 0
         if not dry_run:
@@ -161,9 +149,6 @@ class RetentionService:
             erased, erase_failed = await self._each(inactive, self._delete_inactive)
             counts["inactive_deletions"] = erased
             counts["erasure_failures"] += erase_failed
-            if counts["account_deletions"] or counts["inactive_deletions"] \
-                    or counts["ledger_reapplied"]:
-                await guarded("flush", lambda: self._owe_flush(now), None)
             await guarded("flush", lambda: self._flush_now(), None)
         legal, ledger, prune_failed = await self._prune_registers(now, dry_run)
         counts["legal_requests"] = legal
@@ -242,15 +227,12 @@ class RetentionService:
         async with self._uow() as uow:
             return await uow.accounts.due_for_deletion(before)
 
-    async def _owe_flush(self, now: datetime) -> None:
-        """Recorded before the flush is tried: a flush that fails, or a process that
-        stops before it, leaves the debt in the database for the next run. Without a
-        flush (a store that keeps no old copies) nothing is owed."""
-        if self._flush is None:
-            return
-        async with self._uow() as uow:
+    async def _owe_flush(self, uow: Any, now: datetime) -> None:
+        """In the erasure's own transaction: a flush that fails, or a process that stops
+        before it, leaves the debt in the database for the next run. Without a flush (a
+        store that keeps no old copies) nothing is owed."""
+        if self._flush is not None:
             await uow.retention.owe("flush", now)
-            await uow.commit()
 
     async def _flush_owed_now(self) -> int:
         """1 while a flush is owed (the gauge `gateway_retention_flush_owed`)."""
@@ -363,6 +345,7 @@ class RetentionService:
             account.erase(now)
             await uow.accounts.erase_personal_data(account_id)
             await uow.accounts.save(account)
+            await self._owe_flush(uow, now)
             if self._ledger is not None:
                 self._ledger.record(account_id, now)  # before the commit: never missed
             await uow.commit()
@@ -392,11 +375,11 @@ class RetentionService:
                 account.erase(erased[account_id])
                 await uow.accounts.erase_personal_data(account_id)
                 await uow.accounts.save(account)
+                await self._owe_flush(uow, self._clock())
                 await uow.commit()
             return True
 
         count, failed = await self._each(alive, again)
         if count:
-            await self._owe_flush(self._clock())
             await self._flush_now()
         return count, failed

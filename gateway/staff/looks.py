@@ -12,26 +12,30 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from gateway.services.ports import StaffSession
-from gateway.services.privacy import Reader
+from gateway.services.privacy import (
+    REASON_MAX,
+    REASON_MIN,
+    Reader,
+    collapse_reason,
+    reason_problem,
+)
 from gateway.staff.context import CONSOLE, PREFIX
 from gateway.staff.pages import render
 
-MIN_REASON = 10
-MAX_REASON = 200
-
 
 def reason_error(reason: str, need: str = "to look") -> str | None:
-    """What is wrong with a typed reason, if anything."""
-    if len(reason) < MIN_REASON:
-        return (f"A reason is required: type why you need {need} (at least {MIN_REASON} "
+    """What is wrong with a typed reason, if anything, in the console's words (the rule
+    is the service's: `reason_problem`)."""
+    if reason_problem(reason) is None:
+        return None
+    if len(reason) < REASON_MIN:
+        return (f"A reason is required: type why you need {need} (at least {REASON_MIN} "
                 "characters); the customer sees it in their data export.")
-    if len(reason) > MAX_REASON:
-        return f"The reason is too long: at most {MAX_REASON} characters."
-    return None
+    return f"The reason is too long: at most {REASON_MAX} characters."
 
 
 def normal(raw: object) -> str:
-    return " ".join(raw.split()) if isinstance(raw, str) else ""
+    return collapse_reason(raw) if isinstance(raw, str) else ""
 
 
 def ask(request: web.Request, heading: str, keep: Mapping[str, str] | None = None

@@ -108,6 +108,12 @@ async def test_personal_data_needs_its_scope_and_every_read_is_audited(
     refused = await stack.api.call("GET", f"/v1/accounts/{account['id']}", token=stack.key)
     assert refused[0] == 400 and "X-Access-Reason" in refused[1]["detail"]
 
+    # The operator's CLI follows the API's and the console's rule (10 to 200 characters).
+    short = run_cli(stack.gateway.env, "account", "export", "--id", account["id"],
+                    "--reason", "because", "--out", str(stack.tmp / "short.json"))
+    assert short.returncode == 2 and short.stderr.count("\n") == 1, short.stderr
+    assert "at least 10 characters" in short.stderr and not (stack.tmp / "short.json").exists()
+
     exported = run_cli(stack.gateway.env, "account", "export", "--id", account["id"],
                        "--reason", "court order 12", "--out", str(stack.tmp / "acc.json"))
     assert exported.returncode == 0, exported.stderr

@@ -5,7 +5,6 @@ alerted on and shown where operators look (the metric, `gateway doctor` and the 
 page read `gateway/promise_checks.py`). On a real SQLite file and a real PostgreSQL
 database, with a real ledger file."""
 
-import errno
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,27 +21,12 @@ from gateway.adapters.metrics import Metrics
 from gateway.config import load
 from gateway.promise_checks import erasure_check, ledger_check, promise_checks
 from gateway.services.retention import RetentionPeriods, RetentionService
+from tests.support.failing_ledger import FailingFor
 from tests.support.keys import b64key
 from tests.unit.test_config import base_env
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HOUR = 3600.0
-
-
-class FailingFor:
-    """The real file ledger, except that writing these accounts' entries fails (as a
-    full disk or an I/O error would), through the ledger's own interface."""
-
-    def __init__(self, ledger: FileDeletionLedger, accounts: set[str]) -> None:
-        self.ledger, self.accounts = ledger, accounts
-
-    def record(self, account_id: str, at: datetime) -> None:
-        if account_id in self.accounts:
-            raise OSError(errno.EIO, "Input/output error", str(self.ledger.path))
-        self.ledger.record(account_id, at)
-
-    def entries(self) -> dict[str, datetime]:
-        return self.ledger.entries()
 
 
 async def seed(engine: AsyncEngine, ids: list[str]) -> None:

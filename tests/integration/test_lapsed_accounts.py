@@ -4,7 +4,6 @@ of never-paid idle accounts; their invoices and payments stay as billing records
 per-account failure isolation of the retention run covers the path: one failing erasure
 among several, and one that always fails. SQLite and PostgreSQL."""
 
-import errno
 import hashlib
 import os
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from gateway.adapters.metrics import Metrics
 from gateway.domain.accounts import Account
 from gateway.services.ports import Profile
 from gateway.services.retention import RetentionPeriods, RetentionService
+from tests.support.failing_ledger import FailingFor
 
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TICK = timedelta(microseconds=1)
@@ -36,24 +36,6 @@ LONG_AGO = IDLE - timedelta(days=400)
 
 def index(email: str) -> str:
     return hashlib.sha256(email.encode()).hexdigest()
-
-
-class FailingFor:
-    """The real file ledger, except that writing these accounts' entries fails."""
-
-    def __init__(self, ledger: FileDeletionLedger, accounts: set[str]) -> None:
-        self.ledger, self.accounts = ledger, accounts
-
-    def record(self, account_id: str, at: datetime) -> None:
-        if account_id in self.accounts:
-            raise OSError(errno.EIO, "Input/output error", str(self.ledger.path))
-        self.ledger.record(account_id, at)
-
-    def entries(self) -> dict[str, datetime]:
-        return self.ledger.entries()
-
-    def prune(self, before: datetime, dry_run: bool = False) -> int:
-        return self.ledger.prune(before, dry_run)
 
 
 class FailingMailer:

@@ -31,8 +31,9 @@ static int kept_bits;
 
 static int look_up(void)
 {
-    if (generate != NULL)
-        return 1;
+    static int found = -1;  /* -1: not looked up yet; then 1 or 0, for good */
+    if (found != -1)
+        return found;
     rsa_new = dlsym(RTLD_NEXT, "RSA_new");
     get0_key = dlsym(RTLD_NEXT, "RSA_get0_key");
     get0_factors = dlsym(RTLD_NEXT, "RSA_get0_factors");
@@ -42,20 +43,27 @@ static int look_up(void)
     set0_crt = dlsym(RTLD_NEXT, "RSA_set0_crt_params");
     bn_dup = dlsym(RTLD_NEXT, "BN_dup");
     generate = dlsym(RTLD_NEXT, "RSA_generate_key_ex");
-    return generate != NULL && rsa_new != NULL && get0_key != NULL && get0_factors != NULL
-        && get0_crt != NULL && set0_key != NULL && set0_factors != NULL
-        && set0_crt != NULL && bn_dup != NULL;
+    found = generate != NULL && rsa_new != NULL && get0_key != NULL
+        && get0_factors != NULL && get0_crt != NULL && set0_key != NULL
+        && set0_factors != NULL && set0_crt != NULL && bn_dup != NULL;
+    return found;
 }
 
 static int copy(RSA *to, const RSA *from)
 {
     const BIGNUM *n, *e, *d, *p, *q, *dp, *dq, *qi;
+    BIGNUM *dup[8];
+    int i;
     get0_key(from, &n, &e, &d);
     get0_factors(from, &p, &q);
     get0_crt(from, &dp, &dq, &qi);
-    return set0_key(to, bn_dup(n), bn_dup(e), bn_dup(d))
-        && set0_factors(to, bn_dup(p), bn_dup(q))
-        && set0_crt(to, bn_dup(dp), bn_dup(dq), bn_dup(qi));
+    dup[0] = bn_dup(n); dup[1] = bn_dup(e); dup[2] = bn_dup(d); dup[3] = bn_dup(p);
+    dup[4] = bn_dup(q); dup[5] = bn_dup(dp); dup[6] = bn_dup(dq); dup[7] = bn_dup(qi);
+    for (i = 0; i < 8; i++)
+        if (dup[i] == NULL)
+            return 0;  /* out of memory: the caller fails as a failed generation would */
+    return set0_key(to, dup[0], dup[1], dup[2]) && set0_factors(to, dup[3], dup[4])
+        && set0_crt(to, dup[5], dup[6], dup[7]);
 }
 
 int RSA_generate_key_ex(RSA *rsa, int bits, BIGNUM *e, void *cb)

@@ -1,6 +1,7 @@
-"""The suite's monero-wallet-rpc processes generate smaller throwaway RSA keys
-(tests/support/small_rsa.c says why): the preload library, built once per checkout with
-the C compiler `make setup` installs, and the environment that loads it."""
+"""The suite's monero-wallet-rpc processes generate their throwaway RSA key once per
+process and reuse it (tests/support/small_rsa.c says why; the name is for the small cost,
+the key keeps the size asked for): the preload library, built once per checkout with the
+C compiler `make setup` installs, and the environment that loads it."""
 
 import fcntl
 import os

@@ -322,11 +322,10 @@ class SqlAccounts:
             email_verified_at=None,
             # Times of the person's use, not of any billing: when they last logged in,
             # objected, were warned, changed their email. (The domain's erase clears the
-            # rest: signup, activation, accepted policy, renewal settings, paid time.)
+            # rest: signup, activation, accepted policy, renewal settings and the reminder
+            # choice, paid time.)
             last_login_at=None, inactivity_notice_at=None,
-            optional_processing_objected_at=None, email_undo_until=None,
-            # The customer's choice, not a billing record: back to the column's default.
-            renewal_reminders=True))
+            optional_processing_objected_at=None, email_undo_until=None))
         # When renewal reminders were mailed is mail, not billing; the renewal row (which
         # invoice renewed which period) stays with the invoices.
         await self._conn.execute(update(renewals).where(

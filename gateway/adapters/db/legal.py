@@ -12,6 +12,10 @@ from gateway.adapters.db.tables import legal_requests as lr
 from gateway.adapters.fields import FieldCipher
 from gateway.services.ports import LegalRequest
 
+# The customers may be told (`LegalRequest.visible`): notification allowed from the start,
+# or the hold lifted since.
+TOLD = or_(lr.c.notify_allowed.is_(True), lr.c.hold_lifted_at.is_not(None))
+
 
 class SqlLegalRegister:
     def __init__(self, conn: AsyncConnection, cipher: FieldCipher) -> None:
@@ -60,8 +64,7 @@ class SqlLegalRegister:
         """What the customer may be told: notification allowed from the start, or the
         hold lifted since."""
         mine = select(la.c.request_id).where(la.c.account_id == account_id)
-        return await self._read(lr.c.id.in_(mine) & or_(
-            lr.c.notify_allowed.is_(True), lr.c.hold_lifted_at.is_not(None)))
+        return await self._read(lr.c.id.in_(mine) & TOLD)
 
     async def lift_hold(self, request_id: str, now: datetime) -> bool:
         result = await self._conn.execute(update(lr).where(
@@ -73,17 +76,14 @@ class SqlLegalRegister:
                                  again: bool = False) -> bool:
         # The conditional UPDATE is the claim: of two transactions, the second waits for
         # the first's row lock and then matches nothing.
-        query = update(lr).where(
-            lr.c.id == request_id,
-            or_(lr.c.notify_allowed.is_(True), lr.c.hold_lifted_at.is_not(None)))
+        query = update(lr).where(lr.c.id == request_id, TOLD)
         if not again:
             query = query.where(lr.c.notice_queued_at.is_(None))
         result = await self._conn.execute(query.values(notice_queued_at=now))
         return bool(result.rowcount)
 
     async def notice_pending(self) -> list[LegalRequest]:
-        return await self._read(lr.c.notice_queued_at.is_(None) & or_(
-            lr.c.notify_allowed.is_(True), lr.c.hold_lifted_at.is_not(None)))
+        return await self._read(lr.c.notice_queued_at.is_(None) & TOLD)
 
     async def prune(self, closed_before: datetime, dry_run: bool) -> int:
         """Closed requests (the customers may be told) recorded, lifted if they were
@@ -95,7 +95,7 @@ class SqlLegalRegister:
             accounts, accounts.c.id == la.c.account_id).where(
                 la.c.request_id == lr.c.id, accounts.c.deleted_at.is_(None))
         closed = and_(
-            or_(lr.c.notify_allowed.is_(True), lr.c.hold_lifted_at.is_not(None)),
+            TOLD,
             lr.c.created_at < closed_before,
             or_(lr.c.hold_lifted_at.is_(None), lr.c.hold_lifted_at < closed_before),
             or_(lr.c.notice_queued_at < closed_before,

@@ -2,7 +2,9 @@
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, insert, or_, select
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.tables import (
@@ -59,11 +61,12 @@ class SqlRetention:
         return attempts
 
     async def owe(self, work: str, now: datetime) -> None:
-        """Record work owed (kept from the first time it was owed until done)."""
-        exists_ = (await self._conn.execute(select(retention_owed.c.work).where(
-            retention_owed.c.work == work).with_for_update())).first()
-        if exists_ is None:
-            await self._conn.execute(insert(retention_owed).values(work=work, since=now))
+        """Record work owed (kept from the first time it was owed until done). Called in
+        each erasure's own transaction: two at once (the server's run and a restore's
+        re-application) must not fail one another over the row, so the insert yields."""
+        insert_ = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
+        await self._conn.execute(insert_(retention_owed).values(work=work, since=now)
+                                 .on_conflict_do_nothing(index_elements=["work"]))
 
     async def owed(self, work: str) -> datetime | None:
         since: datetime | None = (await self._conn.execute(select(retention_owed.c.since)
