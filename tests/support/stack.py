@@ -54,8 +54,9 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 def _listening_pid_owns(pid: int, port: int) -> bool:
     """Whether process `pid` holds the socket listening on loopback `port` (Linux /proc);
-    True when that cannot be told. Something else answering /healthz on a port taken
-    under the gateway must not pass for the gateway."""
+    True when that cannot be told (no /proc). Something else answering /healthz on a port
+    taken under the gateway must not pass for the gateway; nor may a gateway that has
+    just exited on that port (its /proc entry gone: it holds nothing)."""
     inodes = set()
     try:
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -63,9 +64,12 @@ def _listening_pid_owns(pid: int, port: int) -> bool:
                 fields = line.split()
                 if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                     inodes.add(f"socket:[{fields[9]}]")
-        fds = list(Path(f"/proc/{pid}/fd").iterdir())
     except (OSError, IndexError, ValueError):
         return True
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
     for fd in fds:
         with contextlib.suppress(OSError):
             if os.readlink(fd) in inodes:
