@@ -54,6 +54,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         # other test goes wherever a worker is free.
         if "monero" in names or params.get("driver") == "monero":
             item.add_marker(pytest.mark.xdist_group("monero"))
+            # What a Monero wallet sees is the same whatever database the gateway keeps:
+            # the Monero tests run once, in the PostgreSQL run (where stack_db ones are on
+            # PostgreSQL), and `make test` starts one Monero network, not two.
+            item.add_marker(pytest.mark.any_database)
         elif item.get_closest_marker("load") is not None:
             # Load tests measure latency under their own load: one at a time, never two
             # of them against each other.

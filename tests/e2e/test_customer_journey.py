@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from tests.e2e.test_portal import at, fill, no_other_origin, submit
@@ -73,10 +73,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 def status_of(browser: Any) -> str | None:
     """The status shown, or None while the page is being replaced (without JavaScript it
-    refreshes itself: an element found just before the refresh is gone when read)."""
+    refreshes itself: an element found just before the refresh is gone when read, and the
+    new document may not hold it yet when looked for)."""
     try:
         return str(browser.find_element(By.ID, "status").text)
-    except StaleElementReferenceException:
+    except (StaleElementReferenceException, NoSuchElementException):
         return None
 
 

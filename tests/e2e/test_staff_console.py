@@ -170,6 +170,9 @@ async def next_member(browser: WebDriver, base: str) -> None:
     assert not browser.get_cookies()
 
 
+# What the browser shows; the console's queries run on both databases in
+# tests/integration (test_staff_admin_page, test_access_audit, ...).
+@pytest.mark.any_database
 @pytest.mark.parametrize("javascript", [False, True], ids=["js-off", "js-on"])
 async def test_staff_console_roles_in_chromium(
     make_stack: StackFactory, tmp_path: Path, javascript: bool,
