@@ -85,21 +85,22 @@ check: setup
 	wait $$lint; linted=$$?; cat $$log; rm -f $$log; \
 	test $$tests -eq 0 && test $$linted -eq 0
 
-# Everything, the fast gate first (a failure there stops it). Then, side by side: what
-# needs a node or PostgreSQL or is a reliability test (kill, outage, load), the gateway on
-# SQLite; and, on PostgreSQL, every test whose gateway follows GATEWAY_TEST_DATABASE again,
-# every test that chose PostgreSQL itself (`postgresql_run`) and every test whose
-# behaviour no database changes (`any_database`: the Monero tests, the fuzzer, browsers'
-# JavaScript, the login flood), which runs only there (2 workers each).
+# Everything, the fast gate first (a failure there stops it). Then, side by side (2
+# workers each, CPU-bound: the two lists are about as long): what needs a node or
+# PostgreSQL or is a reliability test (kill, outage, load), the gateway on SQLite (a test
+# that chose PostgreSQL itself runs there on it); and, on PostgreSQL, every test whose
+# gateway follows GATEWAY_TEST_DATABASE again, with every test whose behaviour no database
+# changes (`any_database`: the Monero tests, the fuzzer, the browsers' JavaScript, the
+# login flood), which runs only there.
 # Each run has its own temporary directory (kept when it fails: the nodes' and gateways'
 # logs are there); either failing, or collecting no test (pytest's exit 5), fails the
 # target.
 test: check
 	@tmp=$$(mktemp -d); \
-	GATEWAY_TEST_DATABASE=postgresql $(PYTEST) $(XDIST) -m "stack_db or postgresql_run or any_database" \
+	GATEWAY_TEST_DATABASE=postgresql $(PYTEST) $(XDIST) -m "stack_db or any_database" \
 		--durations=15 --basetemp=$$tmp/postgresql > $$tmp/postgresql.log 2>&1 & pg=$$!; \
 	echo "--- needs a node or PostgreSQL, or reliability: gateway on SQLite (PostgreSQL alongside) ---"; \
-	$(PYTEST) $(XDIST) -m "(node or postgresql or reliability) and not postgresql_run and not any_database" \
+	$(PYTEST) $(XDIST) -m "(node or postgresql or reliability) and not any_database" \
 		--durations=15 --basetemp=$$tmp/sqlite; sqlite=$$?; \
 	wait $$pg; postgresql=$$?; \
 	echo "--- every test whose gateway follows GATEWAY_TEST_DATABASE, on PostgreSQL (and every any_database test) ---"; \

@@ -37,9 +37,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.node)
         if "postgresql" in params.values():
             item.add_marker(pytest.mark.postgresql)
-            # `make test` runs every test on PostgreSQL in its PostgreSQL run, beside the
-            # SQLite run: the two runs then end at about the same time.
-            item.add_marker(pytest.mark.postgresql_run)
         # Its gateway runs on the database GATEWAY_TEST_DATABASE names (`make test` runs
         # these a second time on PostgreSQL).
         module = getattr(item, "module", None)

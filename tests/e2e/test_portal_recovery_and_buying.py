@@ -17,7 +17,6 @@ from tests.e2e.test_recovery_mail import body_of
 from tests.support.browser import chromium
 from tests.support.inbox import Inbox, smtp_env
 
-
 # With JavaScript on, what differs is the browser's side: that variant runs once (make
 # test's PostgreSQL run); without it, on both databases.
 JS_ONCE = pytest.mark.any_database

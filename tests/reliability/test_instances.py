@@ -21,9 +21,6 @@ from tests.support.databases import fresh_database
 from tests.support.nodes import LitecoinRegtest, free_port
 from tests.support.stack import Api, GatewayProcess, Receiver, gateway_env, run_cli
 
-# PostgreSQL by definition: run beside make test's PostgreSQL rerun (the shorter list).
-pytestmark = pytest.mark.postgresql_run
-
 
 @dataclass
 class Cluster:
