@@ -10,12 +10,18 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/gateway/.venv
 COPY pyproject.toml ./
+# The dependencies at the locked versions, each file checked against its hash
+# (requirements-runtime.lock: requirements.lock without the development tools; `make lock`).
+COPY requirements-runtime.lock ./
 COPY gateway ./gateway
 COPY chains ./chains
 COPY webhooks ./webhooks
-# --only-binary: nothing is compiled, so no compiler is needed even here.
+# --only-binary for pip itself: no compiler is needed for it. The gateway
+# itself then goes in without dependencies: nothing outside the lock is installed.
 RUN /opt/gateway/.venv/bin/pip install --only-binary=:all: --no-deps --upgrade "pip>=24" \
-    && /opt/gateway/.venv/bin/pip install --prefer-binary . \
+    && /opt/gateway/.venv/bin/pip install --prefer-binary --require-hashes --no-deps \
+       -r requirements-runtime.lock \
+    && /opt/gateway/.venv/bin/pip install --no-deps . \
     && /opt/gateway/.venv/bin/pip uninstall --yes pip setuptools wheel
 
 # --- runtime: the virtualenv only, run by an unprivileged user ------------------------

@@ -10,7 +10,7 @@ APT_PACKAGES := litecoind monero chromium chromium-driver postgresql-client \
 	nginx tor prometheus systemd gcc libc6-dev
 export BCL_DATA_DIR := $(CURDIR)/var/bitcoinlib
 
-.PHONY: setup demo test check lint unit contract bench clean apt postgres
+.PHONY: setup lock demo test check lint unit contract bench clean apt postgres
 
 setup: apt postgres node_modules/.installed $(VENV)/.installed
 
@@ -45,13 +45,36 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-# uv (from PyPI, into the venv) resolves and installs the dependencies in seconds where
-# pip takes half a minute: the setup is part of `make test`'s ten minutes.
-$(VENV)/.installed: pyproject.toml
+# requirements.lock pins every Python package of the virtualenv (the project's dependencies
+# and its development tools, for Python 3.11 on Linux) with the hashes of its files; `make
+# setup` installs exactly that set with uv (from PyPI, into the venv, at the version the lock
+# names), removing anything else, then the project itself without dependencies. pip would
+# take half a minute; the setup is part of `make test`'s ten minutes.
+# tests/unit/test_lock.py fails when the installed set and the lock differ.
+UV_VERSION = $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements.lock)
+
+$(VENV)/bin/uv: requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	$(PY) -m pip install -q "uv==$(UV_VERSION)"
 	@touch $@
+
+$(VENV)/.installed: $(VENV)/bin/uv requirements.lock pyproject.toml
+	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes requirements.lock
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps --no-build-isolation -e .
+	@touch $@
+
+# After a change to pyproject.toml's dependencies: resolve again, keeping every pin that
+# still fits. `make lock LOCK_ARGS=--upgrade` moves everything to the newest releases,
+# `LOCK_ARGS="--upgrade-package aiohttp"` one package. Then `make setup` and the tests.
+# requirements-runtime.lock (what the Dockerfile installs) is the same versions without
+# the development tools: resolved within requirements.lock.
+LOCK_ARGS ?=
+LOCK_FOR := --generate-hashes --python-version 3.11 --python-platform linux
+lock: $(VENV)/bin/uv
+	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev $(LOCK_FOR) $(LOCK_ARGS) \
+		-o requirements.lock
+	$(VENV)/bin/uv pip compile -q pyproject.toml $(LOCK_FOR) -c requirements.lock \
+		-o requirements-runtime.lock
 
 demo: setup
 	$(VENV)/bin/gateway demo
