@@ -49,7 +49,7 @@ class FlagOrOldValue(argparse.Action):
                          **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
+                 values: Any, _option_string: str | None = None) -> None:
         setattr(namespace, self.dest, values)
 
 
