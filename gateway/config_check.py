@@ -151,6 +151,15 @@ def _lines(exc: ValidationError, prefix: str = "") -> list[str]:
 
 def _cross_checks(s: Settings, report: Report) -> None:
     """Settings each valid alone that do not work together."""
+    for check in (_server_checks, _storage_checks, _coin_checks):
+        check(s, report)
+    if not s.accounts.require_email_verification:
+        report.warnings.append("accounts.require_email_verification = false: signup answers "
+                               "409 for an address that has an account, so anyone can learn "
+                               "which addresses have one")
+
+
+def _server_checks(s: Settings, report: Report) -> None:
     srv = s.server
     public = urlsplit(srv.public_url)
     if public.scheme not in ("http", "https") or not public.netloc:
@@ -166,6 +175,9 @@ def _cross_checks(s: Settings, report: Report) -> None:
             "server.trusted_proxies: public_url is https but the gateway neither terminates "
             "TLS (tls_cert) nor trusts a proxy that does, so the portal's forms would be "
             "refused; list the reverse proxy's address")
+
+
+def _storage_checks(s: Settings, report: Report) -> None:
     if s.backup.dir is not None and s.backup.key is None:
         report.problems.append("backup.key: backup.dir is set but there is no key "
                                "(key_file), so no backup would be written")
@@ -177,6 +189,9 @@ def _cross_checks(s: Settings, report: Report) -> None:
         if db_path != ":memory:" and not _can_create(folder):
             report.problems.append(
                 f"database.url: the folder {folder} of the SQLite database is not writable")
+
+
+def _coin_checks(s: Settings, report: Report) -> None:
     if not s.coins:
         report.warnings.append("coins: no coin is configured; no invoice can be created")
     for code in s.coins:
@@ -185,10 +200,6 @@ def _cross_checks(s: Settings, report: Report) -> None:
             report.problems.append(
                 f"rates: no source and no fixed rate for {code}: every {code} invoice "
                 "would be refused")
-    if not s.accounts.require_email_verification:
-        report.warnings.append("accounts.require_email_verification = false: signup answers "
-                               "409 for an address that has an account, so anyone can learn "
-                               "which addresses have one")
 
 
 def _can_create(folder: Path) -> bool:
@@ -226,6 +237,17 @@ def _dump(model: BaseModel, sources: Mapping[Key, str], prefix: Key = ()) -> dic
     return out
 
 
+def _database_url(value: Any, sources: Mapping[Key, str], key: Key) -> Any:
+    """The database URL may hold the database password: shown as where it comes from."""
+    source = sources.get(_lower(key), "")
+    if source.startswith(("file", "env")):
+        return f"<{source}>"
+    password = urlsplit(str(value)).password
+    if password:
+        return str(value).replace(f":{password}@", ":<password written in the file>@", 1)
+    return value
+
+
 def _plain(value: Any, sources: Mapping[Key, str], key: Key) -> Any:
     if isinstance(value, BaseModel):
         return _dump(value, sources, key)
@@ -235,13 +257,8 @@ def _plain(value: Any, sources: Mapping[Key, str], key: Key) -> Any:
             isinstance(value, list) and value and isinstance(value[0], SecretStr)):
         source = sources.get(_lower(key))
         return f"<{source}>" if source else "<secret>"
-    if key == ("database", "url"):  # it may hold the database password
-        source = sources.get(_lower(key), "")
-        if source.startswith(("file", "env")):
-            return f"<{source}>"
-        password = urlsplit(str(value)).password
-        if password:
-            return str(value).replace(f":{password}@", ":<password written in the file>@", 1)
+    if key == ("database", "url"):
+        return _database_url(value, sources, key)
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, list):

@@ -290,7 +290,9 @@ STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content",
                503: "Unavailable (see Retry-After)"}
 
 
-def _enum(values: tuple[str, ...]) -> dict[str, Any]:
+def _enum(values: tuple[str, ...] | None) -> dict[str, Any]:
+    if values is None:  # not configured here (the generic document): any string
+        return {"type": "string"}
     if not values:  # none configured (no plans, say): whatever is sent is refused
         return {"type": "string", "not": {}, "description": "none is configured here"}
     return {"type": "string", "enum": list(values)}
@@ -397,6 +399,15 @@ def _fields(vocab: Vocabulary) -> dict[str, dict[str, dict[str, Any]]]:
     }
 
 
+def _description(vocab: Vocabulary) -> str:
+    said = ("Privacy-first cryptocurrency payment and signup gateway. Errors are RFC 9457 "
+            "problem documents. The enums (coins, currencies, plans, datacenters, event "
+            "types) are those of this gateway's configuration")
+    if vocab.coins is None:  # `gateway openapi` without a configuration
+        return said + "; this generic document leaves open those a configuration decides."
+    return said + "."
+
+
 def document(prefix: str = "", vocab: Vocabulary | None = None) -> dict[str, Any]:
     vocab = vocab or Vocabulary()
     fields = _fields(vocab)
@@ -482,10 +493,7 @@ def document(prefix: str = "", vocab: Vocabulary | None = None) -> dict[str, Any
     return {
         "openapi": "3.1.0",
         "info": {"title": "Packetra gateway", "version": "1",
-                 "description": "Privacy-first cryptocurrency payment and signup gateway. "
-                                "Errors are RFC 9457 problem documents. The enums (coins, "
-                                "currencies, plans, datacenters, event types) are those "
-                                "of this gateway's configuration."},
+                 "description": _description(vocab)},
         "servers": [{"url": prefix or "/"}],
         "paths": paths,
         "components": {

@@ -1,6 +1,8 @@
 """The words a gateway accepts, from its configuration: coins, currencies, plans,
 datacenters and event types. The OpenAPI document lists them as enums, so the document a
-running gateway serves (and `gateway openapi --config`) says exactly what it accepts."""
+running gateway serves (and `gateway openapi --config`) says exactly what it accepts.
+`Vocabulary()` is the generic one (`gateway openapi` without a configuration): what a
+configuration decides is left open (None), price currencies are every known one."""
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -14,11 +16,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    coins: tuple[str, ...] = ()
-    price_currencies: tuple[str, ...] = ()  # an invoice's price (a rate must exist)
-    account_currencies: tuple[str, ...] = ()  # a customer's currency
-    datacenters: tuple[str, ...] = ()
-    plans: tuple[str, ...] = ()
+    # None: open (any string); () : none is accepted.
+    coins: tuple[str, ...] | None = None
+    # an invoice's price (a rate must exist)
+    price_currencies: tuple[str, ...] = tuple(sorted(FIAT_EXPONENTS))
+    account_currencies: tuple[str, ...] | None = None  # a customer's currency
+    datacenters: tuple[str, ...] | None = None
+    plans: tuple[str, ...] | None = None
     event_types: tuple[str, ...] = EVENT_TYPES
 
 

@@ -134,7 +134,7 @@ async def amount_of(stack: Stack, txid: str) -> int:
 def reconcile(stack: Stack, start: datetime, out: Path) -> tuple[int, dict[str, Any], str]:
     done = run_cli(stack.gateway.env, "reconcile", "--from", iso(start),
                    "--to", iso(datetime.now(UTC) + timedelta(minutes=5)), "--coin", "LTC",
-                   "--json", str(out))
+                   "--out", str(out))
     assert done.returncode in (0, 1), done.stderr
     return done.returncode, json.loads(out.read_text()), done.stdout
 
@@ -158,6 +158,16 @@ async def test_reconciliation_finds_every_kind_of_disagreement(
     assert code == 0, out
     assert report["clean"] and report["checked_payments"] == 2 and report["findings"] == []
     assert "everything agrees" in out
+    # `--json` prints the report instead (no file); the old `--json FILE` still writes it.
+    window = ("--from", iso(start), "--to", iso(datetime.now(UTC) + timedelta(minutes=5)),
+              "--coin", "LTC")
+    printed = run_cli(stack.gateway.env, "reconcile", *window, "--json")
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout)["checked_payments"] == 2
+    old = run_cli(stack.gateway.env, "reconcile", *window, "--json", str(stack.tmp / "old.json"))
+    assert old.returncode == 0 and "everything agrees" in old.stdout, old.stderr
+    assert "deprecated: use `gateway reconcile --out FILE`" in old.stderr
+    assert json.loads((stack.tmp / "old.json").read_text())["clean"]
 
     true_amount = await amount_of(stack, altered_tx)
     await set_amount(stack, altered_tx, true_amount - 1)

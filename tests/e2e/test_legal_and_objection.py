@@ -60,14 +60,14 @@ async def test_held_legal_requests_are_withheld_until_the_hold_is_lifted(
     other = await stack.signup("other@example.org", PASSWORD)
     token = await stack.login("target@example.org", PASSWORD)
 
-    added = run_cli(env, "legal", "add", "--account", target["id"], "--account", other["id"],
+    added = run_cli(env, "legal", "create", "--account", target["id"], "--account", other["id"],
                     "--received", "2026-11-20T09:00:00Z", "--notify", "held",
                     "--summary", "Production order 2026/77, district court")
     assert added.returncode == 0, added.stderr
     request_id = re.search(r"lr_\w+", added.stdout).group(0)  # type: ignore[union-attr]
     assert "HELD" in added.stdout and "lift-hold" in added.stdout
     assert "mailed" not in added.stdout
-    # A second one, not held, recorded as `gateway legal add --notify allowed` does: its
+    # A second one, not held, recorded as `gateway legal create --notify allowed` does: its
     # mail is queued by this process and sent by the server's.
     async with gateway_of(env) as gw:
         await gw.services.legal.record("cli:test", [target["id"]],
@@ -123,7 +123,7 @@ async def test_held_legal_requests_are_withheld_until_the_hold_is_lifted(
         "SELECT count(*) FROM audit_log WHERE account_id = :a AND actor LIKE 'cli:%' "
         "AND action IN ('legal_request', 'legal_hold_lifted')", a=other["id"]) == 2
 
-    unknown = run_cli(env, "legal", "add", "--account", "acc_nobody", "--received",
+    unknown = run_cli(env, "legal", "create", "--account", "acc_nobody", "--received",
                       "2026-11-20T09:00:00Z", "--notify", "held", "--summary", "x")
     assert unknown.returncode != 0 and len(unknown.stderr.strip().splitlines()) == 1
 

@@ -258,7 +258,7 @@ async def staff_login(xmr: XmrStack) -> Callable[[str], Awaitable[str]]:
     page getter."""
     base = f"http://{xmr.env['GATEWAY_STAFF__LISTEN']}/staff"
     added = await asyncio.to_thread(
-        run_gateway, ["staff", "add", "sam", "--role", "support", "--password-stdin"],
+        run_gateway, ["staff", "create", "sam", "--role", "support", "--password-stdin"],
         {**os.environ, **xmr.env}, input="staff password 123\n")
     assert added.returncode == 0, added.stderr
     cookie: dict[str, str] = {}  # Secure, on an IP: kept by hand
@@ -530,7 +530,7 @@ async def test_reconcile_and_the_payments_export_cover_xmr(xmr: XmrStack) -> Non
 
     def reconcile() -> tuple[int, dict[str, Any], str]:
         done = run_cli(xmr.env, "reconcile", "--from", iso(start), "--to", until,
-                       "--coin", "XMR", "--json", str(report_file))
+                       "--coin", "XMR", "--out", str(report_file))
         assert done.returncode in (0, 1), done.stderr
         return done.returncode, json.loads(report_file.read_text()), done.stdout
 

@@ -45,7 +45,7 @@ ACCOUNT_LOOK = "customer asked about the account"
 
 
 def add_staff(stack: Stack, name: str, role: str, password: str = PASSWORD) -> None:
-    done = run_gateway(["staff", "add", name, "--role", role, "--password-stdin"],
+    done = run_gateway(["staff", "create", name, "--role", role, "--password-stdin"],
                        {**os.environ, **stack.gateway.env}, input=password + "\n")
     assert done.returncode == 0, done.stderr
     assert f"{name} ({role}) added" in done.stdout
@@ -53,7 +53,7 @@ def add_staff(stack: Stack, name: str, role: str, password: str = PASSWORD) -> N
 
 
 async def add_staff_members(stack: Stack, *members: tuple[str, str]) -> None:
-    """Members (name, role) added through the service, as `gateway staff add` adds them
+    """Members (name, role) added through the service, as `gateway staff create` adds them
     (whose own test is test_console_only_on_its_listener_and_totp_is_mandatory)."""
     async with gateway_of(stack.gateway.env) as gw:
         for name, role in members:
@@ -489,11 +489,12 @@ async def test_console_only_on_its_listener_and_totp_is_mandatory(
 
     listed = run_cli(stack.gateway.env, "staff", "list")
     assert "tom\tsupport" in listed.stdout and "2FA on" in listed.stdout
-    removed = run_cli(stack.gateway.env, "staff", "remove", "tom")
+    removed = run_cli(stack.gateway.env, "staff", "delete", "tom")
     assert removed.returncode == 0, removed.stderr
     assert "tom" not in run_cli(stack.gateway.env, "staff", "list").stdout
-    again = run_cli(stack.gateway.env, "staff", "remove", "tom")
+    again = run_cli(stack.gateway.env, "staff", "remove", "tom")  # the old spelling
     assert again.returncode == 1 and "not found" in again.stderr
+    assert again.stderr.startswith("deprecated: use `gateway staff delete`\n")
     failed = {tuple(r) for r in await stack.rows("SELECT staff, action FROM staff_log")}
     assert ("tom", "login_failed") in failed and ("tom", "totp_enrolled") in failed
 

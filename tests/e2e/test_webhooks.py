@@ -177,13 +177,15 @@ async def test_private_targets_are_refused_unless_allowed(make_stack: StackFacto
         status, doc, _ = await stack.api.call("POST", "/v1/webhook-endpoints", {"url": url},
                                               stack.key)
         assert status == 422 and "non-public" in doc["detail"], (url, doc)
-    refused = run_cli(stack.gateway.env, "webhook", "add", "--url", "http://10.0.0.7/h")
+    refused = run_cli(stack.gateway.env, "webhook", "create", "--url", "http://10.0.0.7/h")
     assert refused.returncode == 2 and "allow_private_targets" in refused.stderr
     allowed = await make_stack(register_endpoint=False,
                                GATEWAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS='["10.0.0.0/8"]')
+    # The old spelling (`add`) still works for one release and says what to type now.
     ok = run_cli(allowed.gateway.env, "webhook", "add", "--url", "http://10.0.0.7/h",
                  "--event-type", "invoice.settled")
     assert ok.returncode == 0, ok.stderr
+    assert ok.stderr == "deprecated: use `gateway webhook create`\n"
     internal = await make_stack(register_endpoint=False,
                                 GATEWAY_WEBHOOKS__ALLOW_PUBLIC_TARGETS="false")
     for url, fragment in (("http://example.org/hook", "only IP addresses"),

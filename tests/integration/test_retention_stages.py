@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import cli
 from gateway.adapters.db import tables as t
 from gateway.adapters.db.accounts import SqlAccounts
 from gateway.adapters.db.engine import make_engine
@@ -27,6 +26,7 @@ from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import FieldCipher
 from gateway.adapters.mail_queue import MailPolicy, MailSender, QueuedMailer, SqlMailQueue
 from gateway.adapters.metrics import Metrics
+from gateway.cli import retention as retention_cli
 from gateway.domain.accounts import Account
 from gateway.promise_checks import flush_check
 from gateway.services.ports import Profile
@@ -134,11 +134,11 @@ async def test_failing_stages_stop_no_requested_erasure(
         assert metric(metrics, "gateway_retention_stage_failures_total") == 4
 
         # `gateway retention run` says so and exits 1.
-        monkeypatch.setattr(cli, "with_gateway", lambda _args, _work: dict(counts))
-        assert cli.cmd_retention_run(argparse.Namespace(dry_run=False)) == 1
-        monkeypatch.setattr(cli, "with_gateway", lambda _args, _work: dict(
+        monkeypatch.setattr(retention_cli, "with_gateway", lambda _args, _work: dict(counts))
+        assert retention_cli.cmd_retention_run(argparse.Namespace(dry_run=False)) == 1
+        monkeypatch.setattr(retention_cli, "with_gateway", lambda _args, _work: dict(
             counts, stage_failures=0))
-        assert cli.cmd_retention_run(argparse.Namespace(dry_run=False)) == 0
+        assert retention_cli.cmd_retention_run(argparse.Namespace(dry_run=False)) == 0
     finally:
         await engine.dispose()
 

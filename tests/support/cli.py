@@ -19,7 +19,8 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ARGV0 = str(ROOT / "gateway" / "cli.py")  # what `python -m gateway.cli` puts in sys.argv
+# What `python -m gateway.cli` puts in sys.argv.
+ARGV0 = str(ROOT / "gateway" / "cli" / "__main__.py")
 
 
 class _Zygote:

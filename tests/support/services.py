@@ -1,5 +1,5 @@
 """A test's own handle on its gateway's services, on its own event loop, for setup that
-only needs data: what `gateway apikey create`, `gateway staff add` or `gateway retention
+only needs data: what `gateway apikey create`, `gateway staff create` or `gateway retention
 run` do, without the second or so a CLI process costs. The CLI commands have tests of
 their own (tests/e2e/test_api_keys.py, test_ops_cli.py, test_staff_console.py's
 test_console_only_on_its_listener_and_totp_is_mandatory, ...)."""

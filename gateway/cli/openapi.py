@@ -1,0 +1,37 @@
+"""`gateway openapi`: the OpenAPI 3.1 document, with or without a configuration."""
+
+import argparse
+import json
+import os
+
+from gateway.cli.support import Commands, settings_or_exit
+
+
+def _configured(args: argparse.Namespace) -> bool:
+    """A configuration file is named, or settings come from the environment (GATEWAY_*,
+    as in a container)."""
+    return bool(getattr(args, "config", None)) or any(
+        name.startswith("GATEWAY_") for name in os.environ)
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from gateway.http.openapi import document
+    from gateway.http.vocabulary import vocabulary
+
+    if _configured(args):
+        settings = settings_or_exit(args)
+        doc = document(settings.server.path_prefix, vocabulary(settings))
+    else:  # generic: what depends on a configuration is left open
+        doc = document()
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+def register(cli: Commands) -> None:
+    cli.command(
+        "openapi", cmd_openapi,
+        help="print the OpenAPI 3.1 document (no server, no database needed); without a "
+             "configuration (no -c, no GATEWAY_* variable) its coins, plans, datacenters "
+             "and account currencies are left open, with one they are the configured ones",
+        example=["gateway openapi > openapi.json",
+                 "gateway openapi -c /etc/gateway/gateway.toml > openapi.json"])

@@ -1,0 +1,73 @@
+"""`gateway payments export`: every payment of a period, for finance."""
+
+import argparse
+import json
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from gateway.cli.support import Bar, Commands, private_text_file, when, with_gateway
+
+if TYPE_CHECKING:
+    from gateway.bootstrap import Gateway
+    from gateway.services.finance import Period
+
+
+async def _write(gw: "Gateway", period: "Period", sink: IO[str], as_json: bool,
+                 bar: Bar) -> int:
+    from gateway.services.finance import COLUMNS
+    from gateway.tabular import csv_text
+
+    sink.write("[" if as_json else csv_text(COLUMNS, []))
+    written = 0
+    async for line in gw.services.finance.stream(period):
+        row = line.as_dict()
+        if as_json:
+            sink.write(("," if written else "") + "\n  " + json.dumps(row))
+        else:
+            sink.write(csv_text(COLUMNS, [row], header=False))
+        written += 1
+        bar.advance()
+    if as_json:
+        sink.write("\n]\n")
+    return written
+
+
+def cmd_payments_export(args: argparse.Namespace) -> int:
+    from gateway.services.finance import Period
+
+    period = Period(when(args.from_), when(args.to), args.coin)
+    out = Path(args.out)
+
+    async def work(gw: "Gateway") -> int:
+        bar = Bar("payments", "row")
+        bar.add_total(await gw.services.finance.count(period))
+        try:
+            # A CLI run: nothing else waits on this loop while the file is written.
+            with private_text_file(out) as sink:
+                return await _write(gw, period, sink, args.format == "json", bar)
+        finally:
+            bar.close()
+
+    count = with_gateway(args, work)
+    print(f"wrote {count} payments to {out}")
+    return 0
+
+
+def register(cli: Commands) -> None:
+    payments = cli.group("payments", help="finance",
+                         example="gateway payments export --from 2026-11-01T00:00:00Z "
+                                 "--to 2026-12-01T00:00:00Z --out november.csv")
+    export = payments.command(
+        "export", cmd_payments_export, help="every payment of a period, for finance",
+        example=["gateway payments export --from 2026-11-01T00:00:00Z "
+                 "--to 2026-12-01T00:00:00Z --out november.csv",
+                 "gateway payments export --from 2026-11-01T00:00:00Z "
+                 "--to 2026-12-01T00:00:00Z --coin BTC --format json --out btc.json"])
+    export.add_argument("--from", dest="from_", metavar="TIME", required=True,
+                        help="ISO 8601 time with zone")
+    export.add_argument("--to", metavar="TIME", required=True,
+                        help="ISO 8601 time with zone (exclusive)")
+    export.add_argument("--coin")
+    export.add_argument("--format", choices=("csv", "json"), default="csv",
+                        help="the file's format (default csv)")
+    export.add_argument("--out", required=True, help="the file to write")
