@@ -209,10 +209,10 @@ class UtxoChain:
             while (height := await self._main_chain_height(cursor)) is None:
                 raw = await self._raw_block(cursor.hash)
                 yield MATCH_POINT
-                gone = await self._disconnect(cursor, raw, watched)
-                book.disconnected(gone.txids)
-                yield gone
-                cursor = BlockRef(cursor.height - 1, gone.parent_hash)
+                stale = await self._disconnect(cursor, raw, watched)
+                book.disconnected(stale.txids)
+                yield stale
+                cursor = BlockRef(cursor.height - 1, stale.parent_hash)
             while cursor.height < height:
                 fetched = await self._next_block(cursor)
                 if fetched is None:
@@ -232,8 +232,8 @@ class UtxoChain:
                 book.inspected_now(fresh)
                 if seen is not None:
                     yield seen
-            if (vanished := book.end_pass()) is not None:
-                yield vanished
+            if (gone := book.end_pass()) is not None:
+                yield gone
             if wakeup is None:
                 await asyncio.sleep(max(0.0, started + self._poll - time.monotonic()))
             else:
