@@ -29,8 +29,6 @@ from chains.base import (
     ChainError,
     Destination,
     FollowItem,
-    MempoolGone,
-    MempoolSeen,
     NodeDiagnosis,
     NodeProblem,
     Observed,
@@ -38,6 +36,7 @@ from chains.base import (
     Watched,
 )
 from chains.hd import receive_key
+from chains.mempool import MempoolTracker
 from chains.uri import eip681_native, eip681_token
 
 # web3 imports py_ecc, which raises the interpreter's recursion limit to 100,000 for its
@@ -121,6 +120,11 @@ def eth_destination(xpub: str, index: int) -> Destination:
 
 def _int(v: Any) -> int:
     return int(v, 16) if isinstance(v, str) else int(v)
+
+
+def _success(receipt: dict[str, Any] | None) -> bool:
+    """A mined transaction that did not revert (a reverted one moved nothing)."""
+    return receipt is not None and _int(receipt["status"]) == 1
 
 
 def _addr(v: str | None) -> bytes | None:
@@ -364,41 +368,52 @@ class EvmChain:
         ref = BlockRef(_int(block["number"]), str(block["hash"]))
         natives = [o for tx in block["transactions"]
                    if (o := self._native(tx, watched, ref)) is not None]
-        transfers: list[dict[str, Any]] = []
-        if self.tokens:
-            # One query for every configured contract; the `to` topic is matched here, so
-            # the node never learns which addresses are ours.
-            logs = await self._call("eth_getLogs", [{
-                "blockHash": ref.hash, "address": sorted(self.tokens),
-                "topics": [TRANSFER_TOPIC]}])
-            for log in logs:
-                found = self._transfer(log)
-                if found is not None and found[1] in watched and not log.get("removed"):
-                    transfers.append(log)
+        transfers = await self._watched_transfers(ref, watched) if self.tokens else []
         internal = await self._internal(ref, watched) if self._trace else []
         if not natives and not transfers and not internal:
             return ()
         txids = ({o.txid for o in natives} | {str(lg["transactionHash"]) for lg in transfers}
                  | {o.txid for o in internal})
         receipts = await self._receipts(ref.hash, txids)
-        payments: list[Observed] = []
-        for o in natives + internal:
-            receipt = receipts.get(o.txid)
-            if receipt is not None and _int(receipt["status"]) == 1:  # reverted: nothing
-                payments.append(o)
+        return self._succeeded(natives + internal, transfers, receipts, ref)
+
+    async def _watched_transfers(self, ref: BlockRef, watched: Watched
+                                 ) -> list[dict[str, Any]]:
+        """The block's Transfer logs of configured tokens to a watched address."""
+        # One query for every configured contract; the `to` topic is matched here, so the
+        # node never learns which addresses are ours.
+        logs = await self._call("eth_getLogs", [{
+            "blockHash": ref.hash, "address": sorted(self.tokens),
+            "topics": [TRANSFER_TOPIC]}])
+        return [log for log in logs
+                if (found := self._transfer(log)) is not None and found[1] in watched
+                and not log.get("removed")]
+
+    def _succeeded(self, candidates: Iterable[Observed], transfers: Iterable[dict[str, Any]],
+                   receipts: dict[str, Any], ref: BlockRef) -> tuple[Observed, ...]:
+        """The payments whose transaction succeeded: a reverted one moved nothing."""
+        payments = [o for o in candidates if _success(receipts.get(o.txid))]
         for log in transfers:
-            receipt = receipts.get(str(log["transactionHash"]))
-            if receipt is None or _int(receipt["status"]) != 1:
-                continue
-            position = next(i for i, lg in enumerate(receipt["logs"])
-                            if _int(lg["logIndex"]) == _int(log["logIndex"]))
-            match = self._transfer(log)
-            assert match is not None
-            token, to, amount = match
-            if amount > 0:
-                payments.append(Observed(token.coin, str(log["transactionHash"]),
-                                         1 + position, to, amount, ref))
+            o = self._token_payment(log, receipts.get(str(log["transactionHash"])), ref)
+            if o is not None:
+                payments.append(o)
         return tuple(payments)
+
+    def _token_payment(self, log: dict[str, Any], receipt: dict[str, Any] | None,
+                       ref: BlockRef) -> Observed | None:
+        """A watched Transfer log as a payment, indexed by its position in the receipt
+        (fixed by the transaction, wherever it is mined)."""
+        if receipt is None or not _success(receipt):
+            return None
+        position = next(i for i, lg in enumerate(receipt["logs"])
+                        if _int(lg["logIndex"]) == _int(log["logIndex"]))
+        match = self._transfer(log)
+        assert match is not None
+        token, to, amount = match
+        if amount <= 0:
+            return None
+        return Observed(token.coin, str(log["transactionHash"]), 1 + position, to, amount,
+                        ref)
 
     def _traced(self, trace: dict[str, Any], position: int, watched: Watched,
                 block: BlockRef | None, undone: bool = False) -> Observed | None:
@@ -470,74 +485,64 @@ class EvmChain:
     async def follow(
         self, cursor: BlockRef, watched: Watched, unconfirmed: Iterable[str] = ()
     ) -> AsyncIterator[FollowItem]:
-        pending: set[str] = set(unconfirmed)  # watched txids believed to be in the pool
-        inspected: set[str] = set()
+        book = MempoolTracker(unconfirmed)
         while True:
             await self._ready()
-            pool = await self._pool()  # snapshot before the blocks (see the UTXO adapter)
-            mined: set[str] = set()
-            reorged = False
-
-            while True:
-                head = _int(await self._call("eth_blockNumber", []))
-                if cursor.height <= head:
-                    main = await self._block_by_number(cursor.height, False)
-                    if main is not None and main["hash"] == cursor.hash:
-                        break
+            pool = await self._pool()  # the snapshot before the blocks (chains.mempool)
+            book.start_pass(pool)
+            while (head := await self._main_chain_height(cursor)) is None:
                 yield MATCH_POINT
                 parent_hash, txids = await self._stale(cursor, watched)
-                pending.update(txids)
-                reorged = True
+                book.disconnected(txids)
                 yield BlockDisconnected(cursor, parent_hash, txids)
                 cursor = BlockRef(cursor.height - 1, parent_hash)
-
             while cursor.height < head:
                 block = await self._block_by_number(cursor.height + 1, True)
                 if block is None or block["parentHash"] != cursor.hash:
                     break  # the chain changed under us: walk back on the next round
-                ref = BlockRef(_int(block["number"]), str(block["hash"]))
                 yield MATCH_POINT
-                payments = await self._match_block(block, watched)
-                mined.update(str(tx["hash"]) for tx in block["transactions"])
-                pending.difference_update(mined)
-                self._remember(ref, cursor.hash, (p.txid for p in payments))
-                time = datetime.fromtimestamp(_int(block["timestamp"]), UTC)
-                yield BlockConnected(ref, cursor.hash, time, payments)
-                cursor = ref
-
-            fresh = [t for t in pool if t not in inspected and t not in mined]
+                connected = await self._connect(cursor, block, watched)
+                book.connected(str(tx["hash"]) for tx in block["transactions"])
+                yield connected
+                cursor = connected.block
+            fresh = book.fresh(pool)
             if fresh:
                 yield MATCH_POINT
-                # Native payments only: a token transfer is known from its log, which a
-                # pending transaction does not have yet.
-                seen = [o for t in fresh if (o := self._native(pool[t], watched, None))]
-                inspected.update(fresh)
-                if seen:
-                    pending.update(o.txid for o in seen)
-                    yield MempoolSeen(tuple(seen))
-            inspected &= set(pool)
-
-            if not reorged:
-                gone = tuple(sorted(pending - set(pool) - mined))
-                if gone:
-                    pending.difference_update(gone)
-                    yield MempoolGone(gone)
+                seen = book.seen(self._pool_payments((pool[t] for t in fresh), watched))
+                book.inspected_now(fresh)
+                if seen is not None:
+                    yield seen
+            if (gone := book.end_pass()) is not None:
+                yield gone
             await asyncio.sleep(self._poll)
+
+    async def _main_chain_height(self, cursor: BlockRef) -> int | None:
+        """The node's head if `cursor` is on its main chain; None: walk back."""
+        head = _int(await self._call("eth_blockNumber", []))
+        if cursor.height <= head:
+            main = await self._block_by_number(cursor.height, False)
+            if main is not None and main["hash"] == cursor.hash:
+                return head
+        return None
+
+    async def _connect(self, cursor: BlockRef, block: dict[str, Any], watched: Watched
+                       ) -> BlockConnected:
+        ref = BlockRef(_int(block["number"]), str(block["hash"]))
+        payments = await self._match_block(block, watched)
+        self._remember(ref, cursor.hash, (p.txid for p in payments))
+        time = datetime.fromtimestamp(_int(block["timestamp"]), UTC)
+        return BlockConnected(ref, cursor.hash, time, payments)
+
+    def _pool_payments(self, txs: Iterable[dict[str, Any]], watched: Watched
+                       ) -> list[Observed]:
+        # Native payments only: a token transfer is known from its log, which a pending
+        # transaction does not have yet.
+        return [o for tx in txs if (o := self._native(tx, watched, None))]
 
     # -- reconciliation (Auditable) ------------------------------------------------------
 
     async def lookup(self, txid: str, index: int, block_hash: str | None) -> OutputLookup:
-        block: BlockRef | None = None
-        in_main, confirmations = False, 0
-        if block_hash is not None:
-            header = await self._block_by_hash(block_hash, False)
-            if header is not None:
-                block = BlockRef(_int(header["number"]), block_hash)
-                main = await self._block_by_number(block.height, False)
-                in_main = main is not None and main["hash"] == block_hash
-                if in_main:
-                    head = _int(await self._call("eth_blockNumber", []))
-                    confirmations = head - block.height + 1
+        block, in_main, confirmations = await self._placement(block_hash)
         tx = await self._call("eth_getTransactionByHash", [txid])
         if tx is None:
             return OutputLookup(False, block, in_main, confirmations)
@@ -546,28 +551,48 @@ class EvmChain:
         receipt = None
         if tx.get("blockHash"):
             receipt = await self._call("eth_getTransactionReceipt", [txid])
-            if receipt is not None and _int(receipt["status"]) != 1:
+            if receipt is not None and not _success(receipt):
                 return OutputLookup(True, block, in_main, confirmations)  # reverted
+        output = await self._output(txid, tx, receipt, index)
+        if output is None:
+            return OutputLookup(True, block, in_main, confirmations)
+        return OutputLookup(True, block, in_main, confirmations, *output)
+
+    async def _placement(self, block_hash: str | None) -> tuple[BlockRef | None, bool, int]:
+        """The block asked about (None: unknown to the node), whether it is on the main
+        chain, and its confirmations there."""
+        if block_hash is None:
+            return None, False, 0
+        header = await self._block_by_hash(block_hash, False)
+        if header is None:
+            return None, False, 0
+        block = BlockRef(_int(header["number"]), block_hash)
+        main = await self._block_by_number(block.height, False)
+        if main is None or main["hash"] != block_hash:
+            return block, False, 0
+        head = _int(await self._call("eth_blockNumber", []))
+        return block, True, head - block.height + 1
+
+    async def _output(self, txid: str, tx: dict[str, Any], receipt: dict[str, Any] | None,
+                      index: int) -> tuple[bytes, int] | None:
+        """(match key, amount) of the payment `index` names in the transaction (see the
+        module's docstring); None: the transaction has no such payment."""
         if index >= INTERNAL_INDEX:
             traces = await self._call("trace_transaction", [txid]) if receipt else []
-            k = index - INTERNAL_INDEX
-            everything = _Everything()
-            frames = list(traces or ())
-            o = (self._traced(frames[k], k, everything, None, k in _undone(frames))
-                 if k < len(frames) else None)
-            if o is None:
-                return OutputLookup(True, block, in_main, confirmations)
-            return OutputLookup(True, block, in_main, confirmations, o.match_key, o.amount)
+            return self._internal_output(list(traces or ()), index - INTERNAL_INDEX)
         if index == NATIVE_INDEX:
             to, value = _addr(tx.get("to")), _int(tx.get("value", 0))
-            if to is None or value <= 0:
-                return OutputLookup(True, block, in_main, confirmations)
-            return OutputLookup(True, block, in_main, confirmations, to, value)
+            return None if to is None or value <= 0 else (to, value)
         logs = receipt["logs"] if receipt is not None else []
         found = self._transfer(logs[index - 1]) if 0 < index <= len(logs) else None
-        if found is None:
-            return OutputLookup(True, block, in_main, confirmations)
-        return OutputLookup(True, block, in_main, confirmations, found[1], found[2])
+        return None if found is None else (found[1], found[2])
+
+    def _internal_output(self, frames: Sequence[dict[str, Any]], k: int
+                         ) -> tuple[bytes, int] | None:
+        if k >= len(frames):
+            return None
+        o = self._traced(frames[k], k, _Everything(), None, k in _undone(frames))
+        return None if o is None else (o.match_key, o.amount)
 
     async def heights_between(self, start: datetime, end: datetime) -> range:
         # Block timestamps strictly increase with height: bisect them.

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,8 +36,6 @@ from chains.base import (
     Destination,
     FollowItem,
     Lock,
-    MempoolGone,
-    MempoolSeen,
     NodeDiagnosis,
     NodeProblem,
     Observed,
@@ -45,6 +43,7 @@ from chains.base import (
     RestoreNeeded,
     Watched,
 )
+from chains.mempool import MempoolTracker
 from chains.monero.rpc import MoneroRpc, MoneroRpcError
 from chains.uri import decimal_units
 
@@ -82,6 +81,30 @@ def _since(tx: dict[str, Any]) -> datetime:
 
 def header_time(header: dict[str, Any]) -> datetime:
     return datetime.fromtimestamp(int(header["timestamp"]), UTC)
+
+
+class WalletTransfers:
+    """The wallet's incoming transfers read in one pass: by block height, and in its pool."""
+
+    def __init__(self, by_height: Mapping[int, list[dict[str, Any]]],
+                 in_pool: Sequence[dict[str, Any]]) -> None:
+        self.by_height = by_height
+        self.in_pool = in_pool
+        self._heights = {str(e["txid"]): h for h, es in by_height.items() for e in es}
+        self._pool = {str(e["txid"]) for e in in_pool}
+
+    def at(self, height: int) -> list[dict[str, Any]]:
+        return list(self.by_height.get(height, []))
+
+    def agrees(self, height: int, in_block: set[str]) -> bool:
+        """Whether the wallet has scanned the daemon's block at `height`, holding the
+        transactions `in_block`: what it lists there is in the block, and it lists none
+        of the block's elsewhere. (After a reorg the wallet may list a transaction in
+        its pool and in a block at once: the block is what counts.)"""
+        if any(str(e["txid"]) not in in_block for e in self.by_height.get(height, [])):
+            return False
+        return not any(self._heights.get(t, height) != height
+                       or (t in self._pool and t not in self._heights) for t in in_block)
 
 
 class MoneroChain:
@@ -462,112 +485,129 @@ class MoneroChain:
 
     async def follow(self, cursor: BlockRef, watched: Watched,
                      unconfirmed: Iterable[str] = ()) -> AsyncIterator[FollowItem]:
-        pending: set[str] = set(unconfirmed)  # watched txids believed to be in the pool
-        inspected: set[str] = set()  # pool txids already matched once
+        book = MempoolTracker(unconfirmed)
         await self._check_network()
         opens = self._opens
         while True:
-            # The pool first: a transaction mined after this snapshot is either in it or
-            # in a block connected below, never mistaken for one that vanished.
-            pool = await self._pool()
-            mined: set[str] = set()
-            reorged = False
-
-            while True:  # walk back while the cursor is not on the main chain
-                height = await self._height()
-                if cursor.height <= height and \
-                        (await self._header(cursor.height))["hash"] == cursor.hash:
-                    break
+            book.start_pass(await self._pool())  # the snapshot first (chains.mempool)
+            while (height := await self._main_chain_height(cursor)) is None:
                 parent = await self._parent(cursor)
                 yield MATCH_POINT
                 txids = self._block_txids.get(cursor.hash, ())
-                pending.update(txids)
-                reorged = True
+                book.disconnected(txids)
                 yield BlockDisconnected(cursor, parent, txids)
                 cursor = BlockRef(cursor.height - 1, parent)
-
-            # The wallet scans up to the daemon's tip now (and handles a reorg it sees).
-            await self._wallet("refresh")
-            scanned = int((await self._wallet("get_height"))["height"]) - 1
-            if scanned < height:
-                # A refresh that ran into wallet-rpc's own background refresh returns
-                # early: once more, so the wallet does not lag a whole poll behind.
-                await self._wallet("refresh")
-                scanned = int((await self._wallet("get_height"))["height"]) - 1
-            upto = min(height, scanned)
-            by_height, in_pool = await self._transfers(cursor.height, upto)
-            # Never match with a wallet that lacks subaddresses: one reopened meanwhile (it
-            # may lack some handed out since by another instance), or recreated under us
-            # by another process.
-            if self._opens != opens or not await self._knows(self._highest + 1):
-                self._opened = False
-                raise RestoreNeeded(f"the wallet was reopened or lacks subaddress (0, "
-                                    f"{self._highest + 1}): restoring")
-            wallet_height = {str(e["txid"]): h for h, es in by_height.items() for e in es}
-            wallet_pool = {str(e["txid"]) for e in in_pool}
-
+            upto = await self._wallet_scanned(height)
+            wallet = await self._wallet_transfers(cursor.height, upto, opens)
             while cursor.height < upto:
-                block = await self._daemon.call("get_block", height=cursor.height + 1)
-                header = block["block_header"]
-                if header["prev_hash"] != cursor.hash:
+                fetched = await self._next_block(cursor)
+                if fetched is None:
                     break  # the chain changed under us: walk back next round
-                ref = BlockRef(int(header["height"]), str(header["hash"]))
-                in_block = set(block.get("tx_hashes", []) or [])
-                entries = by_height.get(ref.height, [])
-                # (After a reorg the wallet may list a transaction in its pool and in a
-                # block at once: the block is what counts.)
-                if any(str(e["txid"]) not in in_block for e in entries) or any(
-                        wallet_height.get(t, ref.height) != ref.height
-                        or (t in wallet_pool and t not in wallet_height) for t in in_block):
+                ref, header, in_block = fetched
+                if not wallet.agrees(ref.height, in_block):
                     break  # the wallet has not caught up with this block yet
                 yield MATCH_POINT
-                payments = tuple(o for o in (self._observed(e, ref) for e in entries)
-                                 if o.match_key in watched)
-                mined |= in_block
-                pending.difference_update(in_block)
-                self._remember(ref, str(header["prev_hash"]), payments)
-                yield BlockConnected(ref, cursor.hash, header_time(header), payments)
+                connected = self._connect(cursor, ref, header, wallet.at(ref.height), watched)
+                book.connected(in_block)
+                yield connected
                 cursor = ref
-
-            # New pool entries paying a watched subaddress; and payments a reorg put back
-            # in the pool, which the wallet still believes mined until the next block.
-            ours = {str(e["txid"]) for e in in_pool} | self._payments.keys()
-            # Pending ones too: a double spend may be flagged after we first saw them.
-            daemon = await self._pool_entries(
-                (pool & ours) - inspected - mined | (pool & pending))
-            candidates: dict[str, list[Observed]] = defaultdict(list)
-            for entry in in_pool:
-                txid = str(entry["txid"])
-                tx = daemon.get(txid)
-                if tx is not None and tx.get("in_pool") and not tx.get("double_spend_seen") \
-                        and not entry.get("double_spend_seen"):
-                    candidates[txid].append(self._observed(entry, None, _since(tx)))
-            for txid in daemon.keys() - candidates.keys():
-                tx = daemon[txid]
-                if txid in self._payments and tx.get("in_pool") \
-                        and not tx.get("double_spend_seen"):
-                    candidates[txid] = [replace(o, block=None, first_seen=_since(tx))
-                                        for o in self._payments[txid]]
-            # A double spend seen: as good as gone (it will not be mined, or it replaces).
-            pool -= {t for t, tx in daemon.items() if tx.get("double_spend_seen")}
-            fresh = [t for t in candidates if t not in inspected and t not in mined]
-            if fresh:
-                yield MATCH_POINT
-                seen = [o for t in fresh for o in candidates[t] if o.match_key in watched]
-                inspected.update(fresh)
-                if seen:
-                    pending.update(o.txid for o in seen)
-                    yield MempoolSeen(tuple(seen))
-            inspected &= pool
-
+            async for item in self._pool_pass(book, wallet.in_pool, watched):
+                yield item
             # Gone (evicted, flushed, or double-spent): only when caught up with the tip
             # read after the snapshot, so a mined transaction is never taken for gone.
-            if not reorged and cursor.height == height:
-                gone = tuple(sorted(pending - pool - mined))
-                if gone:
-                    pending.difference_update(gone)
-                    yield MempoolGone(gone)
+            if (gone := book.end_pass(caught_up=cursor.height == height)) is not None:
+                yield gone
             await asyncio.sleep(self._poll)
+
+    async def _main_chain_height(self, cursor: BlockRef) -> int | None:
+        """The daemon's height if `cursor` is on its main chain; None: walk back."""
+        height = await self._height()
+        if cursor.height <= height and \
+                (await self._header(cursor.height))["hash"] == cursor.hash:
+            return height
+        return None
+
+    async def _wallet_scanned(self, height: int) -> int:
+        """Lets the wallet scan up to the daemon's tip (it handles a reorg it sees there
+        itself); the height it has scanned up to, at most `height`."""
+        await self._wallet("refresh")
+        scanned = int((await self._wallet("get_height"))["height"]) - 1
+        if scanned < height:
+            # A refresh that ran into wallet-rpc's own background refresh returns early:
+            # once more, so the wallet does not lag a whole poll behind.
+            await self._wallet("refresh")
+            scanned = int((await self._wallet("get_height"))["height"]) - 1
+        return min(height, scanned)
+
+    async def _wallet_transfers(self, above: int, upto: int, opens: int
+                                ) -> WalletTransfers:
+        by_height, in_pool = await self._transfers(above, upto)
+        # Never match with a wallet that lacks subaddresses: one reopened meanwhile (it
+        # may lack some handed out since by another instance), or recreated under us by
+        # another process.
+        if self._opens != opens or not await self._knows(self._highest + 1):
+            self._opened = False
+            raise RestoreNeeded(f"the wallet was reopened or lacks subaddress (0, "
+                                f"{self._highest + 1}): restoring")
+        return WalletTransfers(by_height, in_pool)
+
+    async def _next_block(self, cursor: BlockRef
+                          ) -> tuple[BlockRef, dict[str, Any], set[str]] | None:
+        """The block after `cursor`: its ref, header and transactions; None when it does
+        not build on `cursor` (a reorg between our calls)."""
+        block = await self._daemon.call("get_block", height=cursor.height + 1)
+        header = block["block_header"]
+        if header["prev_hash"] != cursor.hash:
+            return None
+        ref = BlockRef(int(header["height"]), str(header["hash"]))
+        return ref, header, set(block.get("tx_hashes", []) or [])
+
+    def _connect(self, cursor: BlockRef, ref: BlockRef, header: dict[str, Any],
+                 entries: Iterable[dict[str, Any]], watched: Watched) -> BlockConnected:
+        payments = tuple(o for o in (self._observed(e, ref) for e in entries)
+                         if o.match_key in watched)
+        self._remember(ref, str(header["prev_hash"]), payments)
+        return BlockConnected(ref, cursor.hash, header_time(header), payments)
+
+    async def _pool_pass(self, book: MempoolTracker, in_pool: Sequence[dict[str, Any]],
+                         watched: Watched) -> AsyncIterator[FollowItem]:
+        """New pool entries paying a watched subaddress; and payments a reorg put back in
+        the pool, which the wallet still believes mined until the next block."""
+        ours = {str(e["txid"]) for e in in_pool} | self._payments.keys()
+        # Pending ones too: a double spend may be flagged after we first saw them.
+        daemon = await self._pool_entries(
+            (book.pool & ours) - book.inspected - book.mined | (book.pool & book.pending))
+        candidates = self._pool_candidates(in_pool, daemon)
+        # A double spend seen: as good as gone (it will not be mined, or it replaces).
+        book.drop(t for t, tx in daemon.items() if tx.get("double_spend_seen"))
+        fresh = book.fresh(candidates)
+        if fresh:
+            yield MATCH_POINT
+            seen = book.seen([o for t in fresh for o in candidates[t]
+                              if o.match_key in watched])
+            book.inspected_now(fresh)
+            if seen is not None:
+                yield seen
+
+    def _pool_candidates(self, in_pool: Iterable[dict[str, Any]],
+                         daemon: dict[str, dict[str, Any]]) -> dict[str, list[Observed]]:
+        """Payments in the pool by txid, as the wallet's pool entries and the daemon's view
+        of them (`daemon`) agree: in the daemon's pool, no double spend seen by either;
+        and our payments a reorg put back there, the wallet not knowing it yet."""
+        candidates: dict[str, list[Observed]] = defaultdict(list)
+        for entry in in_pool:
+            txid = str(entry["txid"])
+            tx = daemon.get(txid)
+            if tx is not None and tx.get("in_pool") and not tx.get("double_spend_seen") \
+                    and not entry.get("double_spend_seen"):
+                candidates[txid].append(self._observed(entry, None, _since(tx)))
+        for txid in daemon.keys() - candidates.keys():
+            tx = daemon[txid]
+            if txid in self._payments and tx.get("in_pool") \
+                    and not tx.get("double_spend_seen"):
+                candidates[txid] = [replace(o, block=None, first_seen=_since(tx))
+                                    for o in self._payments[txid]]
+        return candidates
 
     def _remember(self, ref: BlockRef, parent: str, payments: tuple[Observed, ...]) -> None:
         self._parents[ref.hash] = parent

@@ -27,8 +27,6 @@ from chains.base import (
     BlockRef,
     Destination,
     FollowItem,
-    MempoolGone,
-    MempoolSeen,
     NodeDiagnosis,
     NodeProblem,
     Observed,
@@ -38,6 +36,7 @@ from chains.base import (
 )
 from chains.hd import receive_key
 from chains.jsonrpc import JsonRpcClient, JsonRpcError
+from chains.mempool import MempoolTracker
 from chains.networks import UtxoNetwork
 from chains.uri import bip21
 from chains.utxo.notify import Wakeup
@@ -200,96 +199,104 @@ class UtxoChain:
         self, cursor: BlockRef, watched: Watched, unconfirmed: Iterable[str],
         wakeup: Wakeup | None,
     ) -> AsyncIterator[FollowItem]:
-        pending: set[str] = set(unconfirmed)  # watched txids believed to be in the mempool
-        inspected: set[str] = set()  # mempool txids already matched once
+        book = MempoolTracker(unconfirmed)
         self._check_chain(await self._rpc.call("getblockchaininfo"))
         while True:
             # Passes start every poll interval (not an interval after the last one ended),
             # so a block waits half an interval for its pass on average.
             started = time.monotonic()
-            # Snapshot the mempool before walking blocks: a transaction mined after this
-            # point is either still in the snapshot or in a block we connect below, so it
-            # can never be mistaken for one that vanished.
-            mempool = set(await self._rpc.call("getrawmempool"))
-            # Watched transactions mined in the blocks connected below. Every pending
-            # transaction pays a watched script (and the watched set only grows), so if it
-            # was mined it is among these: no txid of any other transaction is computed.
-            mined: set[str] = set()
-            reorged = False
-
-            # Walk back while our cursor is not on the node's main chain.
-            while True:
-                height = int(await self._rpc.call("getblockcount"))
-                if cursor.height <= height:
-                    main = await self._rpc.call("getblockhash", cursor.height)
-                    if main == cursor.hash:
-                        break
+            book.start_pass(await self._rpc.call("getrawmempool"))
+            while (height := await self._main_chain_height(cursor)) is None:
                 raw = await self._raw_block(cursor.hash)
                 yield MATCH_POINT
-                stale = await self._scan(cursor.hash, raw, watched)
-                txids = tuple(sorted({h.txid for h in stale.hits}))
-                pending.update(txids)
-                reorged = True
-                parent = BlockRef(cursor.height - 1, stale.parent_hash)
-                yield BlockDisconnected(cursor, parent.hash, txids)
-                cursor = parent
-
-            # Connect forward to the tip; stop early if the chain changes under us.
+                stale = await self._disconnect(cursor, raw, watched)
+                book.disconnected(stale.txids)
+                yield stale
+                cursor = BlockRef(cursor.height - 1, stale.parent_hash)
             while cursor.height < height:
-                block_hash = str(await self._rpc.call("getblockhash", cursor.height + 1))
-                raw = await self._raw_block(block_hash)
-                if raw[4:36][::-1].hex() != cursor.hash:
-                    break
-                ref = BlockRef(cursor.height + 1, block_hash)
+                fetched = await self._next_block(cursor)
+                if fetched is None:
+                    break  # the chain changed under us: walk back on the next pass
                 yield MATCH_POINT
-                block = await self._scan(block_hash, raw, watched)
-                mined.update(h.txid for h in block.hits)
-                pending.difference_update(mined)
-                yield BlockConnected(ref, cursor.hash, block.time,
-                                     tuple(self._observed(block.hits, ref)))
-                cursor = ref
-
-            # New mempool entries paying a watched script.
-            fresh = [t for t in mempool if t not in inspected and t not in mined]
+                connected = await self._connect(cursor, *fetched, watched)
+                # Every pending transaction pays a watched script (and the watched set
+                # only grows), so if it was mined its txid is among the payments: no txid
+                # of any other transaction is computed.
+                book.connected(o.txid for o in connected.payments)
+                yield connected
+                cursor = connected.block
+            fresh = book.fresh(book.pool)
             if fresh:
                 yield MATCH_POINT
-                seen: list[Observed] = []
-                for txid in fresh:
-                    raw_tx = await self._mempool_tx(txid)
-                    inspected.add(txid)
-                    hits = scan_transaction(raw_tx, txid, watched) if raw_tx is not None else []
-                    if hits:
-                        since = await self._mempool_time(txid)
-                        seen.extend(replace(o, first_seen=since)
-                                    for o in self._observed(hits, None))
-                if seen:
-                    pending.update(o.txid for o in seen)
-                    yield MempoolSeen(tuple(seen))
-            inspected &= mempool
-
-            if not reorged:
-                gone = tuple(sorted(pending - mempool - mined))
-                if gone:
-                    pending.difference_update(gone)
-                    yield MempoolGone(gone)
+                seen = book.seen(await self._mempool_payments(fresh, watched))
+                book.inspected_now(fresh)
+                if seen is not None:
+                    yield seen
+            if (gone := book.end_pass()) is not None:
+                yield gone
             if wakeup is None:
                 await asyncio.sleep(max(0.0, started + self._poll - time.monotonic()))
-                continue
-            # Until the next poll, a block, or a transaction paying a watched script.
-            deadline = started + self._poll
-            log.debug("%s: pass done at height %d; waiting for a notification",
-                      self.feed, cursor.height)
-            while (remaining := deadline - time.monotonic()) > 0:
-                block_seen, txs = await wakeup.wait(remaining)
-                if block_seen:
-                    break
-                if txs:
-                    yield MATCH_POINT
-                    if any(self._pays_watched(raw, watched) for raw in txs):
-                        break
-                    # Why a notification woke no pass: an operator's (and a test's) answer.
-                    log.debug("%s: %d notified transactions pay no watched address",
-                              self.feed, len(txs))
+            else:
+                async for item in self._wait(wakeup, started + self._poll, watched, cursor):
+                    yield item
+
+    async def _main_chain_height(self, cursor: BlockRef) -> int | None:
+        """The node's height if `cursor` is on its main chain; None: walk back."""
+        height = int(await self._rpc.call("getblockcount"))
+        if cursor.height <= height:
+            if await self._rpc.call("getblockhash", cursor.height) == cursor.hash:
+                return height
+        return None
+
+    async def _disconnect(self, cursor: BlockRef, raw: bytes, watched: Watched
+                          ) -> BlockDisconnected:
+        stale = await self._scan(cursor.hash, raw, watched)
+        txids = tuple(sorted({h.txid for h in stale.hits}))
+        return BlockDisconnected(cursor, stale.parent_hash, txids)
+
+    async def _next_block(self, cursor: BlockRef) -> tuple[BlockRef, bytes] | None:
+        """The main chain's block after `cursor`, serialized; None when it does not build
+        on `cursor` (a reorg between our calls)."""
+        block_hash = str(await self._rpc.call("getblockhash", cursor.height + 1))
+        raw = await self._raw_block(block_hash)
+        if raw[4:36][::-1].hex() != cursor.hash:
+            return None
+        return BlockRef(cursor.height + 1, block_hash), raw
+
+    async def _connect(self, cursor: BlockRef, ref: BlockRef, raw: bytes, watched: Watched
+                       ) -> BlockConnected:
+        block = await self._scan(ref.hash, raw, watched)
+        return BlockConnected(ref, cursor.hash, block.time,
+                              tuple(self._observed(block.hits, ref)))
+
+    async def _mempool_payments(self, txids: Iterable[str], watched: Watched
+                                ) -> list[Observed]:
+        seen: list[Observed] = []
+        for txid in txids:
+            raw_tx = await self._mempool_tx(txid)
+            hits = scan_transaction(raw_tx, txid, watched) if raw_tx is not None else []
+            if hits:
+                since = await self._mempool_time(txid)
+                seen.extend(replace(o, first_seen=since) for o in self._observed(hits, None))
+        return seen
+
+    async def _wait(self, wakeup: Wakeup, deadline: float, watched: Watched,
+                    cursor: BlockRef) -> AsyncIterator[FollowItem]:
+        """Until `deadline` (the next poll), a block, or a transaction paying a watched
+        script, whichever comes first."""
+        log.debug("%s: pass done at height %d; waiting for a notification",
+                  self.feed, cursor.height)
+        while (remaining := deadline - time.monotonic()) > 0:
+            block_seen, txs = await wakeup.wait(remaining)
+            if block_seen:
+                return
+            if txs:
+                yield MATCH_POINT
+                if any(self._pays_watched(raw, watched) for raw in txs):
+                    return
+                # Why a notification woke no pass: an operator's (and a test's) answer.
+                log.debug("%s: %d notified transactions pay no watched address",
+                          self.feed, len(txs))
 
     @staticmethod
     def _pays_watched(raw: bytes, watched: Watched) -> bool:

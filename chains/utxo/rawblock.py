@@ -20,6 +20,7 @@ data in the extension block, not in `vtx`; seen only in mempool transactions) ra
 
 import hashlib
 import re
+from array import array
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -144,112 +145,161 @@ def scan_block(raw: bytes, watched: Watched) -> RawBlock:
     transaction body inside it.
 
     With a `KeySet`, a block that cannot pay a watched script is told apart first without
-    walking it (`_watched_in`, a few milliseconds for a mainnet block); a block that may is
-    walked, looking up only the watched scripts found in its bytes (or, when that search
-    was not exact, with the set's probe inlined: a block has thousands of outputs, and a
-    function call per output costs a good part of the walk)."""
+    walking it (`_screen`, a few milliseconds for a mainnet block); a block that may is
+    walked (`_walk`)."""
     if len(raw) < HEADER_SIZE + 1:
         raise ValueError("truncated block")
     parent = raw[4:36][::-1].hex()
     time = datetime.fromtimestamp(int.from_bytes(raw[68:72], "little"), UTC)
     count, pos = _varint(raw, HEADER_SIZE)
-    hits: list[Hit] = []
-    b = raw
-    slots, mask = None, 0
-    # The gateway's watchlist hands over its `KeySet` (a `keyset` attribute).
-    keyset = watched if isinstance(watched, KeySet) else getattr(watched, "keyset", None)
-    if isinstance(keyset, KeySet):
-        may_pay = _watched_in(raw, keyset)
-        if may_pay is None:
-            slots, mask = keyset.table()
-        elif not may_pay:  # most blocks pay none of our addresses
-            return RawBlock(header_hash(raw), parent, time, (), count)
-        else:
-            watched = may_pay  # a handful of scripts: a plain set, the fastest probe
+    probe = _screen(raw, watched)
+    if probe is None:  # most blocks pay none of our addresses
+        return RawBlock(header_hash(raw), parent, time, (), count)
     try:
-        for _ in range(count):
-            start = pos
-            pos += 4  # version
-            n_in = b[pos]
-            flags = 0
-            if n_in == 0:  # segwit marker (and Litecoin's MWEB flag)
-                flags = b[pos + 1]
-                if flags == 0 or flags & ~(_WITNESS | _MWEB):
-                    raise ValueError(f"unknown transaction flags {flags:#x}")
-                pos += 2
-                n_in = b[pos]
-            body = pos
-            if n_in < 0xFD:
-                pos += 1
-            else:
-                n_in, pos = _varint(b, pos)
-            for _ in range(n_in):
-                length = b[pos + 36]
-                if length < 0xFD:
-                    pos += 41 + length
-                else:
-                    length, pos = _varint(b, pos + 36)
-                    pos += length + 4
-            n_out = b[pos]
-            if n_out < 0xFD:
-                pos += 1
-            else:
-                n_out, pos = _varint(b, pos)
-            found: list[tuple[int, bytes, int]] | None = None
-            for n in range(n_out):
-                length = b[pos + 8]
-                if length < 0xFD:
-                    end = pos + 9 + length
-                    script = b[pos + 9:end]
-                else:
-                    length, script_at = _varint(b, pos + 8)
-                    end = script_at + length
-                    script = b[script_at:end]
-                if slots is not None:
-                    h = hash(script) or 1
-                    i = h & mask
-                    while True:
-                        v = slots[i]
-                        if v == h or v == 0:
-                            break
-                        i = (i + 1) & mask
-                    watched_here = v == h
-                else:
-                    watched_here = script in watched
-                if watched_here:
-                    if found is None:
-                        found = []
-                    found.append((n, script, int.from_bytes(b[pos:pos + 8], "little")))
-                pos = end
-            body_end = pos
-            if flags & _WITNESS:
-                for _ in range(n_in):
-                    items = b[pos]
-                    if items < 0xFD:
-                        pos += 1
-                    else:
-                        items, pos = _varint(b, pos)
-                    for _ in range(items):
-                        length = b[pos]
-                        if length < 0xFD:
-                            pos += 1 + length
-                        else:
-                            length, pos = _varint(b, pos)
-                            pos += length
-            if flags & _MWEB:
-                if b[pos] != 0:
-                    raise Unsupported("a transaction in the block carries an MWEB body")
-                pos += 1
-            pos += 4  # lock time
-            if found:
-                txid = _txid(b[start:start + 4], b[body:body_end], b[pos - 4:pos])
-                hits.extend(Hit(txid, n, s, v) for n, s, v in found)
-        if pos > len(b):
+        hits, pos = _walk(raw, pos, count, probe)
+        if pos > len(raw):
             raise IndexError
     except IndexError:
         raise ValueError("truncated block") from None
     # Anything after the transactions is Litecoin's MWEB block: not read.
     return RawBlock(header_hash(raw), parent, time, tuple(hits), count)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """How a walk asks whether a script is watched: `slots` and `mask` (a `KeySet`'s
+    table, probed inline) when set, else `script in watched`."""
+
+    watched: Watched
+    slots: "array[int] | None" = None
+    mask: int = 0
+
+
+def _screen(raw: bytes, watched: Watched) -> _Probe | None:
+    """How to walk the block, or None when it cannot pay a watched script. With a
+    `KeySet`, only the watched scripts found in the block's bytes are looked up (a plain
+    set of a handful, the fastest probe); when that search cannot be exact, the set's
+    table is probed inline (a block has thousands of outputs, and a function call per
+    output costs a good part of the walk)."""
+    # The gateway's watchlist hands over its `KeySet` (a `keyset` attribute).
+    keyset = watched if isinstance(watched, KeySet) else getattr(watched, "keyset", None)
+    if not isinstance(keyset, KeySet):
+        return _Probe(watched)
+    may_pay = _watched_in(raw, keyset)
+    if may_pay is None:
+        slots, mask = keyset.table()
+        return _Probe(watched, slots, mask)
+    return _Probe(may_pay) if may_pay else None
+
+
+def _walk(b: bytes, pos: int, count: int, probe: _Probe) -> tuple[list[Hit], int]:
+    """The `count` transactions from `pos`: their watched outputs, and where they end."""
+    hits: list[Hit] = []
+    for _ in range(count):
+        pos, found = _transaction(b, pos, probe)
+        if found:
+            hits.extend(found)
+    return hits, pos
+
+
+def _transaction(b: bytes, pos: int, probe: _Probe) -> tuple[int, list[Hit] | None]:
+    """One transaction from `pos`: where it ends, and its outputs paying a watched script
+    (None for none; its txid is computed only then)."""
+    start = pos
+    pos += 4  # version
+    n_in = b[pos]
+    flags = 0
+    if n_in == 0:  # segwit marker (and Litecoin's MWEB flag)
+        flags = b[pos + 1]
+        if flags == 0 or flags & ~(_WITNESS | _MWEB):
+            raise ValueError(f"unknown transaction flags {flags:#x}")
+        pos += 2
+        n_in = b[pos]
+    body = pos
+    if n_in < 0xFD:
+        pos += 1
+    else:
+        n_in, pos = _varint(b, pos)
+    pos = _skip_inputs(b, pos, n_in)
+    pos, found = _outputs(b, pos, probe)
+    body_end = pos
+    if flags & _WITNESS:
+        pos = _skip_witnesses(b, pos, n_in)
+    if flags & _MWEB:
+        if b[pos] != 0:
+            raise Unsupported("a transaction in the block carries an MWEB body")
+        pos += 1
+    pos += 4  # lock time
+    if not found:
+        return pos, None
+    txid = _txid(b[start:start + 4], b[body:body_end], b[pos - 4:pos])
+    return pos, [Hit(txid, n, s, v) for n, s, v in found]
+
+
+def _skip_inputs(b: bytes, pos: int, n_in: int) -> int:
+    for _ in range(n_in):
+        length = b[pos + 36]  # after the outpoint: the script's length
+        if length < 0xFD:
+            pos += 41 + length
+        else:
+            length, pos = _varint(b, pos + 36)
+            pos += length + 4
+    return pos
+
+
+def _outputs(b: bytes, pos: int, probe: _Probe
+             ) -> tuple[int, list[tuple[int, bytes, int]] | None]:
+    """The outputs' end, and the watched ones as (index, script, value), None for none."""
+    n_out = b[pos]
+    if n_out < 0xFD:
+        pos += 1
+    else:
+        n_out, pos = _varint(b, pos)
+    watched, slots, mask = probe.watched, probe.slots, probe.mask
+    found: list[tuple[int, bytes, int]] | None = None
+    for n in range(n_out):
+        length = b[pos + 8]
+        if length < 0xFD:
+            end = pos + 9 + length
+            script = b[pos + 9:end]
+        else:
+            length, script_at = _varint(b, pos + 8)
+            end = script_at + length
+            script = b[script_at:end]
+        if slots is not None:  # the `KeySet` probe, inlined (see `KeySet.table`)
+            h = hash(script) or 1
+            i = h & mask
+            while True:
+                v = slots[i]
+                if v == h or v == 0:
+                    break
+                i = (i + 1) & mask
+            watched_here = v == h
+        else:
+            watched_here = script in watched
+        if watched_here:
+            if found is None:
+                found = []
+            found.append((n, script, int.from_bytes(b[pos:pos + 8], "little")))
+        pos = end
+    return pos, found
+
+
+def _skip_witnesses(b: bytes, pos: int, n_in: int) -> int:
+    for _ in range(n_in):
+        items = b[pos]
+        if items < 0xFD:
+            pos += 1
+        else:
+            items, pos = _varint(b, pos)
+        for _ in range(items):
+            length = b[pos]
+            if length < 0xFD:
+                pos += 1 + length
+            else:
+                length, pos = _varint(b, pos)
+                pos += length
+    return pos
 
 
 def scan_transaction(raw: bytes, txid: str, watched: Watched) -> list[Hit]:

@@ -69,6 +69,52 @@ def test_leaves_never_import_gateway() -> None:
             assert not any(n.split(".")[0] == "gateway" for n in imports(path)), path
 
 
+def chain_families() -> set[str]:
+    """The family packages under chains/ (utxo, evm, monero): every folder with an
+    `__init__.py`. A family added later is covered without editing this test."""
+    return {p.parent.name for p in (ROOT / "chains").glob("*/__init__.py")}
+
+
+def families_named(path: Path, source: str | None = None) -> set[str]:
+    """The chain families `path` imports or names as a module path (for importlib)."""
+    text = path.read_text() if source is None else source
+    names = imports(path, text)
+    for node in ast.walk(ast.parse(text)):
+        # `from chains import evm` names the family only in its imported names.
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "chains":
+            names.update(f"chains.{a.name}" for a in node.names)
+    found = {n.split(".")[1] for n in names if n.startswith("chains.")}
+    found |= {f for f in chain_families() if f'"chains.{f}' in text or f"'chains.{f}" in text}
+    return found & chain_families()
+
+
+def test_family_imports_are_found() -> None:
+    # Modules that do not exist, read from text: nothing is written into chains/.
+    utxo = ROOT / "chains" / "utxo" / "_probe_for_test.py"
+    for source in ("from chains.evm.adapter import EvmChain\n", "import chains.monero\n",
+                   "from chains import evm\n", "from ..monero import rpc\n",
+                   "from .. import evm\n",
+                   "import importlib\nimportlib.import_module('chains.evm.family')\n"):
+        assert families_named(utxo, source) & {"evm", "monero"}, source
+    assert families_named(utxo, "from chains.base import BlockRef\n"
+                                "from chains.utxo.rawblock import scan_block\n"
+                                "from . import notify\n") == {"utxo"}
+
+
+def test_no_chain_family_imports_another() -> None:
+    """A family is a plug-in: it may use chains/ top-level modules (the interface, the
+    shared helpers), never another family, so one can be removed or changed alone. The
+    top-level modules name no family either, or a family could reach another through
+    them."""
+    families = chain_families()
+    assert {"utxo", "evm", "monero"} <= families
+    for family in sorted(families):
+        for path in modules(f"chains/{family}"):
+            assert families_named(path) <= {family}, path
+    for path in sorted((ROOT / "chains").glob("*.py")):
+        assert not families_named(path), path
+
+
 def test_services_do_not_depend_on_adapters_or_http() -> None:
     for path in modules("gateway/services"):
         for name in imports(path):

@@ -1,12 +1,13 @@
 """The EVM adapter's decisions that need no node: a syncing node is not ready (readiness
-reports it, nothing settles from it), Transfer logs are parsed strictly, EIP-681 URIs."""
+reports it, nothing settles from it), Transfer logs are parsed strictly, EIP-681 URIs, and
+the steps of the follow loop and of a lookup."""
 
 from typing import Any
 
 import pytest
 
-from chains.base import BlockRef, ChainError, Destination
-from chains.evm.adapter import TRANSFER_TOPIC, EvmChain, Token
+from chains.base import BlockRef, ChainError, Destination, Observed
+from chains.evm.adapter import TRANSFER_TOPIC, EvmChain, Token, _success
 from chains.uri import eip681_native, eip681_token
 from tests.support.keys import random_xpub
 
@@ -71,3 +72,91 @@ def test_eip681_uris_from_base_units() -> None:
     assert chain.payment_uri(d, "USDT", 5).startswith("ethereum:0xABaB")  # EIP-55 contract
     assert chain.asset("USDT") == chain.payment_uri(d, "USDT", 5)[9:51]
     assert chain.asset("ETH") == ""
+
+
+# The follow loop's and the reconciliation's steps, one by one (the loop itself runs on a
+# real anvil in tests/contract).
+
+TO_KEY = bytes.fromhex(TO[2:])
+
+
+def receipt(status: int, *log_indexes: int) -> dict[str, Any]:
+    return {"status": hex(status), "logs": [{"logIndex": hex(i)} for i in log_indexes]}
+
+
+def test_only_a_successful_transaction_pays() -> None:
+    assert _success(receipt(1)) and not _success(receipt(0)) and not _success(None)
+
+
+def test_a_transfer_is_indexed_by_its_position_in_the_receipt() -> None:
+    chain = Scripted({})
+    ref = BlockRef(7, "0x07")
+    transfer = log(logIndex="0x2c", data="0x" + format(5, "064x"))
+    paid = chain._token_payment(transfer, receipt(1, 0x2a, 0x2c), ref)
+    assert paid == Observed("USDT", "0x01", 2, TO_KEY, 5, ref)  # 1 + its position
+    assert chain._token_payment(transfer, receipt(0, 0x2a, 0x2c), ref) is None  # reverted
+    assert chain._token_payment(transfer, None, ref) is None  # no receipt (yet)
+    zero = log(logIndex="0x2c", data="0x" + format(0, "064x"))
+    assert chain._token_payment(zero, receipt(1, 0x2c), ref) is None
+
+
+def test_payments_of_reverted_transactions_are_dropped() -> None:
+    chain = Scripted({})
+    ref = BlockRef(7, "0x07")
+    native = [Observed("ETH", h, 0, TO_KEY, 1, ref) for h in ("0xa", "0xb", "0xc")]
+    receipts = {"0xa": receipt(1), "0xb": receipt(0), "0x01": receipt(1, 0)}
+    assert chain._succeeded(native, [log()], receipts, ref) == (
+        native[0], Observed("USDT", "0x01", 1, TO_KEY, 2**256 - 1, ref))
+
+
+def test_pending_payments_are_native_ones_for_this_chain() -> None:
+    chain = Scripted({})
+    txs = [{"hash": "0x1", "to": TO, "value": "0x5"},
+           {"hash": "0x2", "to": TO, "value": "0x5", "chainId": "0x5"},  # another chain
+           {"hash": "0x3", "to": "0x" + "ee" * 20, "value": "0x5"},
+           {"hash": "0x4", "to": TO, "value": "0x0"},
+           {"hash": "0x5", "to": None, "value": "0x5"}]  # a contract creation
+    assert chain._pool_payments(txs, {TO_KEY}) == [
+        Observed("ETH", "0x1", 0, TO_KEY, 5, None)]
+
+
+def trace(path: list[int], value: int = 3) -> dict[str, Any]:
+    return {"type": "call", "traceAddress": path, "transactionHash": "0xt",
+            "action": {"callType": "call", "to": TO, "value": hex(value)}}
+
+
+def test_an_internal_payment_is_found_by_its_frame() -> None:
+    chain = Scripted({})
+    frames = [trace([]), trace([0]), trace([1]), trace([1, 0]), trace([2], value=0)]
+    frames[2]["error"] = "Reverted"  # undoes frame 3 too
+    assert chain._internal_output(frames, 1) == (TO_KEY, 3)
+    assert chain._internal_output(frames, 0) is None  # the transaction's own value
+    assert chain._internal_output(frames, 3) is None  # its caller failed
+    assert chain._internal_output(frames, 4) is None  # nothing moved
+    assert chain._internal_output(frames, 5) is None  # no such frame
+
+
+async def test_a_lookup_s_output_by_index() -> None:
+    chain = Scripted({})
+    tx = {"hash": "0x01", "to": TO, "value": "0x9"}
+    logs = {"status": "0x1", "logs": [log(data="0x" + format(4, "064x"))]}
+    assert await chain._output("0x01", tx, logs, 0) == (TO_KEY, 9)
+    assert await chain._output("0x01", tx, logs, 1) == (TO_KEY, 4)
+    assert await chain._output("0x01", tx, logs, 2) is None  # no such log
+    assert await chain._output("0x01", tx | {"value": "0x0"}, logs, 0) is None
+    assert await chain._output("0x01", tx, None, 1) is None  # pending: no logs yet
+
+
+async def test_a_block_s_placement_and_the_cursor_s() -> None:
+    header = {"number": "0x5", "hash": "0x05"}
+    chain = Scripted({"eth_getBlockByHash": header, "eth_getBlockByNumber": header,
+                      "eth_blockNumber": "0x9"})
+    assert await chain._placement(None) == (None, False, 0)
+    assert await chain._placement("0x05") == (BlockRef(5, "0x05"), True, 5)
+    assert await chain._main_chain_height(BlockRef(5, "0x05")) == 9
+    assert await chain._main_chain_height(BlockRef(10, "0x05")) is None  # above the head
+    chain.answers["eth_getBlockByNumber"] = {"number": "0x5", "hash": "0x55"}  # reorged
+    assert await chain._placement("0x05") == (BlockRef(5, "0x05"), False, 0)
+    assert await chain._main_chain_height(BlockRef(5, "0x05")) is None
+    chain.answers["eth_getBlockByHash"] = None  # the node forgot it
+    assert await chain._placement("0x05") == (None, False, 0)

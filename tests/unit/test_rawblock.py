@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from chains.utxo.rawblock import (
+    Hit,
     Unsupported,
+    _outputs,
+    _Probe,
+    _screen,
+    _skip_inputs,
+    _skip_witnesses,
+    _transaction,
     scan_block,
     scan_transaction,
     transaction_id,
@@ -243,3 +250,50 @@ def test_a_watchlist_holding_a_keyset_gets_the_fast_path() -> None:
     assert (sorted((h.txid, h.n) for h in scan_block(paying.raw, _Watchlist(KeySet(keys))).hits)
             == sorted((h.txid, h.n) for h in scan_block(paying.raw, KeySet(keys)).hits))
     assert len(scan_block(paying.raw, KeySet(keys)).hits) == 7
+
+
+# The walk's steps, one by one (scan_block above is their sum).
+
+def test_screen_tells_how_to_walk_a_block() -> None:
+    paying = block(tx([(5, WATCHED)])[0])
+    unpaid = block(tx([(5, OTHER)])[0])
+    assert _screen(unpaid, KeySet([WATCHED])) is None  # nothing to walk
+    probe = _screen(paying, KeySet([WATCHED, OTHER]))
+    assert probe is not None and probe.watched == {WATCHED} and probe.slots is None
+    plain = {WATCHED}
+    assert _screen(unpaid, plain) == _Probe(plain)  # no KeySet: walk, ask the set
+    # Scripts of 253 bytes or more cannot be searched for: the table is probed inline.
+    long_keys = KeySet([b"\x6a" + b"\x01" * 300, WATCHED])
+    probe = _screen(unpaid, long_keys)
+    assert probe is not None and probe.slots is not None and probe.watched is long_keys
+
+
+def test_inputs_and_witnesses_are_skipped_by_their_lengths() -> None:
+    short = b"\x33" * 36 + b"\x02ab" + b"\xff" * 4
+    long = b"\x44" * 36 + b"\xfd\x00\x01" + b"s" * 256 + b"\xff" * 4
+    data = b"XX" + short + long + b"rest"
+    assert _skip_inputs(data, 2, 2) == len(data) - 4
+    witness = b"\x02" + b"\x01w" + b"\xfd\x00\x01" + b"v" * 256  # two items, one long
+    many = b"\xfd\x01\x00" + b"\x00"  # one input with one (empty) item, counted long-form
+    data = b"Y" + witness + many + b"rest"
+    assert _skip_witnesses(data, 1, 2) == len(data) - 4
+
+
+def test_outputs_are_read_through_either_probe() -> None:
+    values = [(7, OTHER), (8, WATCHED), (9, b"\x6a" + b"\x01" * 300), (10, WATCHED)]
+    serialized = varint(len(values)) + b"".join(
+        v.to_bytes(8, "little") + varint(len(s)) + s for v, s in values)
+    keys = KeySet([WATCHED])
+    slots, mask = keys.table()
+    for probe in (_Probe({WATCHED}), _Probe(keys, slots, mask)):
+        assert _outputs(serialized + b"end", 0, probe) == (
+            len(serialized), [(1, WATCHED, 8), (3, WATCHED, 10)])
+    assert _outputs(serialized, 0, _Probe({b"nothing"})) == (len(serialized), None)
+
+
+def test_a_transaction_is_read_to_its_end_its_txid_only_when_it_pays() -> None:
+    for witness in (None, [b"sig", b"key"]):
+        raw, txid = tx([(5, OTHER), (6, WATCHED)], witness=witness)
+        assert _transaction(raw + b"next", 0, _Probe({WATCHED})) == (
+            len(raw), [Hit(txid, 1, WATCHED, 6)])
+        assert _transaction(raw, 0, _Probe({b"nothing"})) == (len(raw), None)
