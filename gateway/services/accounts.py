@@ -21,13 +21,12 @@ from gateway.services.errors import (
 )
 from gateway.services.ids import new_id
 from gateway.services.ports import (
+    AccountsUnit,
     Clock,
     PasswordHasher,
     Profile,
     SessionRecord,
     SessionTokenCodec,
-    UnitOfWork,
-    UnitOfWorkFactory,
 )
 from gateway.services.two_factor import CheckedCode, TwoFactorService
 
@@ -98,7 +97,7 @@ def _optional_text(value: str | None, field: str, limit: int = 200) -> str | Non
 class AccountService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: Callable[[], AccountsUnit],
         passwords: PasswordHasher,
         blind_index: Callable[[str], str],
         tokens: SessionTokenCodec,
@@ -106,7 +105,7 @@ class AccountService:
         policy: AccountPolicy,
         two_factor: TwoFactorService | None = None,
         throttle: ThrottlePolicy | None = None,
-        reader: UnitOfWorkFactory | None = None,
+        reader: Callable[[], AccountsUnit] | None = None,
         email_throttle: ThrottlePolicy | None = None,
         common_passwords: Callable[[str], bool] | None = None,
     ) -> None:
@@ -231,7 +230,7 @@ class AccountService:
         token = self._tokens.issue(session.account_id, session.id, now, session.expires_at)
         return NewSession(token, session.id, session.account_id, session.expires_at)
 
-    async def _count_failure(self, uow: UnitOfWork, lookup: str, net: str,
+    async def _count_failure(self, uow: AccountsUnit, lookup: str, net: str,
                              now: datetime) -> None:
         await uow.throttle.put(net, after_failure(await uow.throttle.get(net), now,
                                                   self._throttle))
@@ -249,7 +248,7 @@ class AccountService:
                     "link is on its way)")
         return wrong
 
-    async def _not_throttled(self, uow: UnitOfWork, *keys: str) -> None:
+    async def _not_throttled(self, uow: AccountsUnit, *keys: str) -> None:
         for key in keys:
             wait = retry_after(await uow.throttle.get(key), self._clock())
             if wait is not None:
@@ -285,7 +284,7 @@ class AccountService:
         return session
 
     @staticmethod
-    async def _live(uow: UnitOfWork, session_id: str, account_id: str,
+    async def _live(uow: AccountsUnit, session_id: str, account_id: str,
                     now: datetime) -> SessionRecord:
         session = await uow.sessions.get(session_id)
         if (

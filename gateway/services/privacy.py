@@ -25,8 +25,7 @@ from gateway.services.ports import (
     AuditEntry,
     Clock,
     PasswordHasher,
-    UnitOfWork,
-    UnitOfWorkFactory,
+    PrivacyUnit,
 )
 from gateway.services.two_factor import TwoFactorService
 
@@ -289,7 +288,7 @@ def _ts(value: datetime | None) -> str | None:
 class PrivacyService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: Callable[[], PrivacyUnit],
         passwords: PasswordHasher,
         blind_index: Callable[[str], str],
         two_factor: TwoFactorService,
@@ -297,7 +296,7 @@ class PrivacyService:
         deletion_grace: timedelta,
         policy_version: str,
         throttle: ThrottlePolicy | None = None,
-        reader: UnitOfWorkFactory | None = None,
+        reader: Callable[[], PrivacyUnit] | None = None,
     ) -> None:
         self._throttle = throttle or ThrottlePolicy()
         self._uow = uow
@@ -419,7 +418,7 @@ class PrivacyService:
             await uow.commit()
         return tables
 
-    async def _audit(self, uow: UnitOfWork, account_id: str, reader: Reader, action: str,
+    async def _audit(self, uow: PrivacyUnit, account_id: str, reader: Reader, action: str,
                      fields: tuple[str, ...]) -> None:
         await uow.audit.add(AuditEntry(self._clock(), reader.actor, account_id, action, fields,
                                        reader.reason))
@@ -432,7 +431,7 @@ class PrivacyService:
                 second_factor_key(account_id): "second_factor",
                 self._index("mail:" + lookup): "mail"}
 
-    async def _collect(self, uow: UnitOfWork, account: Account) -> Tables:
+    async def _collect(self, uow: PrivacyUnit, account: Account) -> Tables:
         account_id = account.id
         profile = await uow.accounts.profile(account_id)
         # Entries of legal requests still under a hold: not even their audit entries show.

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from gateway.logs import describe
-from gateway.services.ports import Clock, DeletionLedger, UnitOfWorkFactory
+from gateway.services.ports import Clock, DeletionLedger, RetentionUnit
 from gateway.services.recovery import Mailer
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class RetentionPeriods:
 
 
 class RetentionService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, periods: RetentionPeriods,
+    def __init__(self, uow: Callable[[], RetentionUnit], clock: Clock, periods: RetentionPeriods,
                  flush: Callable[[], Awaitable[bool | None]] | None = None,
                  mailer: Mailer | None = None, login_url: str = "",
                  ledger: DeletionLedger | None = None) -> None:

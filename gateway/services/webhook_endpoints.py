@@ -11,7 +11,7 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.events import EVENT_TYPES
 from gateway.services.errors import NotFound
 from gateway.services.ids import new_id
-from gateway.services.ports import Clock, EndpointRecord, UnitOfWorkFactory
+from gateway.services.ports import Clock, EndpointRecord, EndpointsUnit
 from webhooks.targets import TargetPolicy, parse_address
 
 
@@ -79,13 +79,13 @@ async def resolve_host(host: str) -> list[str]:
 class WebhookEndpointService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: Callable[[], EndpointsUnit],
         clock: Clock,
         new_secret: Callable[[], str],
         targets: TargetPolicy,
         resolve: Resolver = resolve_host,
         rotation_overlap: timedelta = timedelta(hours=24),
-        reader: UnitOfWorkFactory | None = None,
+        reader: Callable[[], EndpointsUnit] | None = None,
     ) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock

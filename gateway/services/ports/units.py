@@ -172,7 +172,8 @@ class RecoveryUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrott
     """Password resets (`services/recovery.py`)."""
 
 
-class EmailChangeUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, Protocol):
+class EmailChangeUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+                      Protocol):
     """Changing an account's email (`services/email_change.py`)."""
 
 
@@ -189,7 +190,12 @@ class InvoicesUnit(Unit, WithAccounts, WithInvoices, WithCursors, WithIdempotenc
     """Creating and reading invoices (`services/invoices.py`)."""
 
 
-class BillingUnit(InvoicesUnit, WithBilling, Protocol):
+class PrepaidUnit(Unit, WithAccounts, WithBilling, Protocol):
+    """What a settled (or reverted) plan invoice does to its account's paid time
+    (`services/billing.py` `PrepaidTime`), inside the transaction that saw it."""
+
+
+class BillingUnit(InvoicesUnit, WithPayments, WithBilling, Protocol):
     """Plans, renewals and paid periods (`services/billing.py`); renewals create
     invoices through the invoice service in the same transaction."""
 
@@ -224,8 +230,8 @@ class LegalUnit(Unit, WithAccounts, WithAudit, WithLegal, WithMail, Protocol):
     """The legal-request register (`services/legal.py`)."""
 
 
-class PrivacyUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithInvoices,
-                  WithAudit, WithLegal, WithPersonal, Protocol):
+class PrivacyUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+                  WithInvoices, WithAudit, WithLegal, WithPersonal, Protocol):
     """Export, correction, deletion and the access audit (`services/privacy.py`)."""
 
 
