@@ -172,7 +172,7 @@ class RetentionService:
         return n
 
     @staticmethod
-    async def _encrypt_legacy(uow: Any) -> int:
+    async def _encrypt_legacy(uow: RetentionUnit) -> int:
         await uow.security_log.encrypt_legacy()
         await uow.audit.encrypt_legacy()
         return 0
@@ -231,7 +231,7 @@ class RetentionService:
         async with self._uow() as uow:
             return await uow.accounts.due_for_deletion(before)
 
-    async def _owe_flush(self, uow: Any, now: datetime) -> None:
+    async def _owe_flush(self, uow: RetentionUnit, now: datetime) -> None:
         """In the erasure's own transaction: a flush that fails, or a process that stops
         before it, leaves the debt in the database for the next run. Without a flush (a
         store that keeps no old copies) nothing is owed."""
