@@ -1,6 +1,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from gateway.domain.accounts import (
     Account,
@@ -21,13 +22,13 @@ from gateway.services.errors import (
 )
 from gateway.services.ids import new_id
 from gateway.services.ports import (
+    AccountsUnit,
     Clock,
+    Login,
     PasswordHasher,
     Profile,
     SessionRecord,
     SessionTokenCodec,
-    UnitOfWork,
-    UnitOfWorkFactory,
 )
 from gateway.services.two_factor import CheckedCode, TwoFactorService
 
@@ -87,6 +88,16 @@ class NewSession:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class _LoginAttempt:
+    """Whose login this is, for the counters and the security log."""
+
+    lookup: str  # the email's blind index
+    net: str  # the client network's counter key
+    ip: str | None
+    now: datetime
+
+
 def _optional_text(value: str | None, field: str, limit: int = 200) -> str | None:
     if value is None:
         return None
@@ -98,7 +109,7 @@ def _optional_text(value: str | None, field: str, limit: int = 200) -> str | Non
 class AccountService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: Callable[[], AccountsUnit],
         passwords: PasswordHasher,
         blind_index: Callable[[str], str],
         tokens: SessionTokenCodec,
@@ -106,7 +117,7 @@ class AccountService:
         policy: AccountPolicy,
         two_factor: TwoFactorService | None = None,
         throttle: ThrottlePolicy | None = None,
-        reader: UnitOfWorkFactory | None = None,
+        reader: Callable[[], AccountsUnit] | None = None,
         email_throttle: ThrottlePolicy | None = None,
         common_passwords: Callable[[str], bool] | None = None,
     ) -> None:
@@ -166,10 +177,7 @@ class AccountService:
             lookup = self._index("invalid:" + email.strip().lower())
         net = network_key(self._index, lookup, ip)
         async with self._uow() as uow:
-            await self._not_throttled(uow, lookup, net)
-            found = await uow.accounts.find_login(lookup)
-            if found is not None:
-                await self._not_throttled(uow, password_key(found.account.id))
+            found = await self._login_of(uow, lookup, net)
         # The hash runs with no transaction open: on SQLite every transaction holds the
         # write lock, and nothing else could write (or read) while a password is hashed.
         stored = found.password_hash if found else None
@@ -183,55 +191,74 @@ class AccountService:
                         if self._two_factor is not None and correct and found is not None
                         else CheckedCode(second))
         now = self._clock()
+        attempt = _LoginAttempt(lookup, net, ip, now)
         async with self._uow() as uow:
             # Again: failures recorded meanwhile by requests running alongside count too.
-            await self._not_throttled(uow, lookup, net)
-            login = await uow.accounts.find_login(lookup)
-            if login is not None:
-                await self._not_throttled(uow, password_key(login.account.id))
+            login = await self._login_of(uow, lookup, net)
             if not correct or login is None or login.password_hash != stored:
-                await self._count_failure(uow, lookup, net, now)
-                await uow.security_log.add(login.account.id if login else None, "login_failed",
-                                           ip, now)
-                await uow.commit()
-                raise Unauthorized(self._wrong_login)
-            if self._two_factor is not None:
-                # Past the password only: a wrong code counts on the account's
-                # second-factor counter (shared with reset and removal), and like a wrong
-                # password on the login counters. A missing or wrong code, or a locked
-                # second-factor counter, is answered exactly like a wrong password: a
-                # different answer would tell a guesser that the password was right.
-                try:
-                    await self._two_factor.require(uow, login.account.id, checked_code)
-                except (Unauthorized, TooManyRequests):
-                    await self._count_failure(uow, lookup, net, now)
-                    await uow.security_log.add(login.account.id, "login_failed", ip, now)
-                    await uow.commit()
-                    raise Unauthorized(self._wrong_login) from None
-            if (self._policy.require_email_verification
-                    and not await uow.accounts.email_verified(login.account.id)):
-                # Counted and answered like a wrong password: whoever signed up with
-                # someone else's address (which answers like a free one) must not learn
-                # here that it was taken.
-                await self._count_failure(uow, lookup, net, now)
-                await uow.security_log.add(login.account.id, "login_failed", ip, now)
-                await uow.commit()
-                raise UnconfirmedEmail(self._wrong_login, login.account.id)
-            for key in (lookup, net, password_key(login.account.id)):
-                await uow.throttle.clear(key)
-            await uow.security_log.add(login.account.id, "login_succeeded", ip, now)
-            await uow.accounts.record_login(login.account.id, now)
-            if rehashed is not None:
-                await uow.accounts.set_password_hash(login.account.id, rehashed)
-            session = SessionRecord(
-                new_id("ses_"), login.account.id, now + self._policy.session_lifetime, None
-            )
-            await uow.sessions.add(session, now)
-            await uow.commit()
+                await self._refuse(uow, attempt, login.account.id if login else None,
+                                   Unauthorized(self._wrong_login))
+            await self._past_the_password(uow, attempt, login.account.id, checked_code)
+            session = await self._admit(uow, attempt, login.account.id, rehashed)
         token = self._tokens.issue(session.account_id, session.id, now, session.expires_at)
         return NewSession(token, session.id, session.account_id, session.expires_at)
 
-    async def _count_failure(self, uow: UnitOfWork, lookup: str, net: str,
+    async def _login_of(self, uow: AccountsUnit, lookup: str, net: str) -> Login | None:
+        """The account the email's index finds (and its password hash), once neither the
+        email, the network nor the account's password counter is locked."""
+        await self._not_throttled(uow, lookup, net)
+        found = await uow.accounts.find_login(lookup)
+        if found is not None:
+            await self._not_throttled(uow, password_key(found.account.id))
+        return found
+
+    async def _refuse(self, uow: AccountsUnit, attempt: _LoginAttempt,
+                      account_id: str | None, error: Exception) -> NoReturn:
+        """A failed login: counted, logged, committed; then `error`."""
+        await self._count_failure(uow, attempt.lookup, attempt.net, attempt.now)
+        await uow.security_log.add(account_id, "login_failed", attempt.ip, attempt.now)
+        await uow.commit()
+        raise error from None
+
+    async def _past_the_password(self, uow: AccountsUnit, attempt: _LoginAttempt,
+                                 account_id: str, checked_code: CheckedCode) -> None:
+        """The checks behind a right password: the second factor, a confirmed address."""
+        if self._two_factor is not None:
+            # Past the password only: a wrong code counts on the account's
+            # second-factor counter (shared with reset and removal), and like a wrong
+            # password on the login counters. A missing or wrong code, or a locked
+            # second-factor counter, is answered exactly like a wrong password: a
+            # different answer would tell a guesser that the password was right.
+            try:
+                await self._two_factor.require(uow, account_id, checked_code)
+            except (Unauthorized, TooManyRequests):
+                await self._refuse(uow, attempt, account_id, Unauthorized(self._wrong_login))
+        if (self._policy.require_email_verification
+                and not await uow.accounts.email_verified(account_id)):
+            # Counted and answered like a wrong password: whoever signed up with
+            # someone else's address (which answers like a free one) must not learn
+            # here that it was taken.
+            await self._refuse(uow, attempt, account_id,
+                               UnconfirmedEmail(self._wrong_login, account_id))
+
+    async def _admit(self, uow: AccountsUnit, attempt: _LoginAttempt, account_id: str,
+                     rehashed: str | None) -> SessionRecord:
+        """A successful login: counters cleared, logged, a new session; committed."""
+        now = attempt.now
+        for key in (attempt.lookup, attempt.net, password_key(account_id)):
+            await uow.throttle.clear(key)
+        await uow.security_log.add(account_id, "login_succeeded", attempt.ip, now)
+        await uow.accounts.record_login(account_id, now)
+        if rehashed is not None:
+            await uow.accounts.set_password_hash(account_id, rehashed)
+        session = SessionRecord(
+            new_id("ses_"), account_id, now + self._policy.session_lifetime, None
+        )
+        await uow.sessions.add(session, now)
+        await uow.commit()
+        return session
+
+    async def _count_failure(self, uow: AccountsUnit, lookup: str, net: str,
                              now: datetime) -> None:
         await uow.throttle.put(net, after_failure(await uow.throttle.get(net), now,
                                                   self._throttle))
@@ -249,7 +276,7 @@ class AccountService:
                     "link is on its way)")
         return wrong
 
-    async def _not_throttled(self, uow: UnitOfWork, *keys: str) -> None:
+    async def _not_throttled(self, uow: AccountsUnit, *keys: str) -> None:
         for key in keys:
             wait = retry_after(await uow.throttle.get(key), self._clock())
             if wait is not None:
@@ -285,7 +312,7 @@ class AccountService:
         return session
 
     @staticmethod
-    async def _live(uow: UnitOfWork, session_id: str, account_id: str,
+    async def _live(uow: AccountsUnit, session_id: str, account_id: str,
                     now: datetime) -> SessionRecord:
         session = await uow.sessions.get(session_id)
         if (

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from gateway.domain.errors import InvalidInput
 from gateway.services.errors import Forbidden, NotFound, Unauthorized
 from gateway.services.ids import new_id
-from gateway.services.ports import ApiKeyRecord, Clock, UnitOfWorkFactory
+from gateway.services.ports import ApiKeyRecord, ApiKeysUnit, Clock
 
 API_KEY_PREFIX = "gk_"
 
@@ -28,11 +28,11 @@ class CreatedKey:
 class ApiKeyService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: Callable[[], ApiKeysUnit],
         clock: Clock,
         generate: Callable[[], str],
         digest: Callable[[str], str],
-        reader: UnitOfWorkFactory | None = None,
+        reader: Callable[[], ApiKeysUnit] | None = None,
     ) -> None:
         self._uow = uow
         self._reader = reader or uow  # every request's key lookup: reads only

@@ -32,7 +32,7 @@ from gateway.domain.throttle import (
     retry_after,
 )
 from gateway.services.errors import Conflict, TooManyRequests
-from gateway.services.ports import Clock, PasswordHasher, UnitOfWork, UnitOfWorkFactory
+from gateway.services.ports import Clock, PasswordHasher, ThrottledUnit
 
 
 def second_factor_key(account_id: str) -> str:
@@ -56,7 +56,7 @@ class Attempts:
         self._policy = policy
         self._clock = clock
 
-    async def open(self, uow: UnitOfWork, key: str, what: str) -> ThrottleState | None:
+    async def open(self, uow: ThrottledUnit, key: str, what: str) -> ThrottleState | None:
         """The counter, locked for the transaction; `TooManyRequests` while it is locked."""
         state = await uow.throttle.get(key)
         wait = retry_after(state, self._clock())
@@ -65,11 +65,11 @@ class Attempts:
                                   wait.total_seconds())
         return state
 
-    async def failed(self, uow: UnitOfWork, key: str, state: ThrottleState | None) -> None:
+    async def failed(self, uow: ThrottledUnit, key: str, state: ThrottleState | None) -> None:
         await uow.throttle.put(key, after_failure(state, self._clock(), self._policy))
         await uow.commit()
 
-    async def passed(self, uow: UnitOfWork, key: str, state: ThrottleState | None) -> None:
+    async def passed(self, uow: ThrottledUnit, key: str, state: ThrottleState | None) -> None:
         if state is not None:
             await uow.throttle.clear(key)
 
@@ -87,7 +87,7 @@ class CheckedPassword:
 class PasswordCheck:
     """The password of a logged-in customer, counted like a login."""
 
-    def __init__(self, uow: UnitOfWorkFactory, passwords: PasswordHasher,
+    def __init__(self, uow: Callable[[], ThrottledUnit], passwords: PasswordHasher,
                  blind_index: Callable[[str], str], attempts: Attempts) -> None:
         self._uow = uow
         self._passwords = passwords
@@ -113,7 +113,7 @@ class PasswordCheck:
             raise InvalidInput(field, "is wrong")
         return CheckedPassword(account_id, key, login.password_hash, state is not None)
 
-    async def still(self, uow: UnitOfWork, checked: CheckedPassword) -> None:
+    async def still(self, uow: ThrottledUnit, checked: CheckedPassword) -> None:
         """Inside the caller's transaction: the account still has that email and password
         (nothing changed them between the check and now); clears the failure counter."""
         login = await uow.accounts.find_login(checked.key)

@@ -7,7 +7,7 @@ a second renewal invoice for a period, and the account's stored state decides wh
 webhook is due, so none is sent twice."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,7 +23,7 @@ from gateway.domain.invoices import (
 from gateway.logs import failure
 from gateway.services.errors import NotFound
 from gateway.services.invoices import InvoiceService
-from gateway.services.ports import Clock, RenewalRecord, UnitOfWork, UnitOfWorkFactory
+from gateway.services.ports import BillingUnit, Clock, PrepaidUnit, RenewalRecord
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class PrepaidTime:
             return plan, self.periods[plan]
         return None
 
-    async def settled(self, uow: UnitOfWork, invoice: Invoice,
+    async def settled(self, uow: PrepaidUnit, invoice: Invoice,
                       payments: Sequence[ObservedPayment], now: datetime) -> None:
         """Called in the transaction that settles `invoice`. A plan invoice extends the
         account's paid time (once per invoice: the paid period is keyed by the invoice);
@@ -91,7 +91,7 @@ class PrepaidTime:
         if account.events:
             await uow.accounts.save(account)
 
-    async def reverted(self, uow: UnitOfWork, invoice: Invoice,
+    async def reverted(self, uow: PrepaidUnit, invoice: Invoice,
                        payments: Sequence[ObservedPayment], now: datetime) -> None:
         """Called in the transaction that observed a settled plan invoice lose a payment
         for good (reverted: double-spent, replaced, dropped). The periods the payments
@@ -147,9 +147,9 @@ class RenewalView:
 
 
 class BillingService:
-    def __init__(self, uow: UnitOfWorkFactory, invoices: InvoiceService, clock: Clock,
+    def __init__(self, uow: Callable[[], BillingUnit], invoices: InvoiceService, clock: Clock,
                  prepaid: PrepaidTime, reminders: Reminders | None,
-                 reader: UnitOfWorkFactory | None = None) -> None:
+                 reader: Callable[[], BillingUnit] | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow
         self._invoices = invoices
@@ -257,7 +257,7 @@ class BillingService:
             await uow.commit()
         return 1
 
-    async def _mail(self, uow: UnitOfWork, account: Account, invoice_id: str, now: datetime,
+    async def _mail(self, uow: BillingUnit, account: Account, invoice_id: str, now: datetime,
                     first: bool) -> None:
         assert self._reminders is not None and account.paid_until is not None
         try:

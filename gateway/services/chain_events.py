@@ -30,11 +30,10 @@ from gateway.domain.invoices import (
 from gateway.domain.payments import PaymentStatus, is_locked
 from gateway.services.billing import PrepaidTime
 from gateway.services.ports import (
+    ChainEventsUnit,
     Clock,
     NewPayment,
     PaymentRecord,
-    UnitOfWork,
-    UnitOfWorkFactory,
 )
 
 
@@ -63,7 +62,7 @@ def observed(payments: Iterable[PaymentRecord], tip: BlockRef | None,
 
 class PaymentTracker:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock,
+        self, uow: Callable[[], ChainEventsUnit], clock: Clock,
         block_time_tolerance: timedelta = DEFAULT_BLOCK_TIME_TOLERANCE,
         feed_of: Callable[[str], str] = lambda coin: coin,
         prepaid: PrepaidTime | None = None,
@@ -124,7 +123,7 @@ class PaymentTracker:
                                        loaded)
                 await uow.commit()
 
-    async def _reaching(self, uow: UnitOfWork, feed: Feed, before: BlockRef | None,
+    async def _reaching(self, uow: ChainEventsUnit, feed: Feed, before: BlockRef | None,
                         tip: BlockRef, now: datetime) -> list[str]:
         """Invoices a new tip may change although it pays none of them: their payments
         reach the required confirmations at a height since the last tip."""
@@ -180,7 +179,7 @@ class PaymentTracker:
         return changed
 
     async def _record(
-        self, uow: UnitOfWork, found: Iterable[Observed], block: BlockRef | None,
+        self, uow: ChainEventsUnit, found: Iterable[Observed], block: BlockRef | None,
         now: datetime, block_time: datetime | None = None, tip: BlockRef | None = None,
     ) -> dict[str, Invoice]:
         """Matches a batch to invoices (one query per coin) and records it (a few
@@ -215,7 +214,7 @@ class PaymentTracker:
         return loaded
 
     async def _reevaluate(
-        self, uow: UnitOfWork, tip: BlockRef | None, touched: set[str], now: datetime,
+        self, uow: ChainEventsUnit, tip: BlockRef | None, touched: set[str], now: datetime,
         loaded: dict[str, Invoice] | None = None,
     ) -> None:
         invoices = dict(loaded or {})
@@ -225,7 +224,7 @@ class PaymentTracker:
                                lambda _i: tip, now)
 
     async def _apply_many(
-        self, uow: UnitOfWork, invoices: list[Invoice],
+        self, uow: ChainEventsUnit, invoices: list[Invoice],
         tip_of: Callable[[Invoice], BlockRef | None], now: datetime,
     ) -> int:
         """Each invoice observes its payments (read in one query); the changed ones are

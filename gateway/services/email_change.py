@@ -17,10 +17,9 @@ from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.errors import Conflict, Unauthorized
 from gateway.services.ports import (
     Clock,
+    EmailChangeUnit,
     PasswordHasher,
     Profile,
-    UnitOfWork,
-    UnitOfWorkFactory,
 )
 from gateway.services.recovery import Links, Mailer, RecoveryService, SealedTokens, fingerprint
 from gateway.services.two_factor import TwoFactorService
@@ -31,7 +30,7 @@ RESET_REQUIRED = "!reset-required"
 
 
 class EmailChangeService:
-    def __init__(self, uow: UnitOfWorkFactory, mailer: Mailer, confirm: SealedTokens,
+    def __init__(self, uow: Callable[[], EmailChangeUnit], mailer: Mailer, confirm: SealedTokens,
                  undo: SealedTokens, blind_index: Callable[[str], str],
                  passwords: PasswordHasher, two_factor: TwoFactorService,
                  recovery: RecoveryService, clock: Clock, links: Links,
@@ -103,7 +102,7 @@ class EmailChangeService:
             "ignore this mail.")
 
     @staticmethod
-    async def _no_undo_pending(uow: UnitOfWork, account_id: str, now: datetime) -> None:
+    async def _no_undo_pending(uow: EmailChangeUnit, account_id: str, now: datetime) -> None:
         """A change while the previous one can still be undone would leave the undo link
         mailed to the previous address nothing to undo: whoever took the account could
         kill it with a second change. So one change per undo period."""

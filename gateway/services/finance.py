@@ -10,7 +10,7 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.money import Fiat, base_units_to_fiat_minor, format_units
 from gateway.domain.payments import confirmations
 from gateway.domain.timestamps import rfc3339
-from gateway.services.ports import LedgerRow, UnitOfWork, UnitOfWorkFactory
+from gateway.services.ports import FinanceUnit, LedgerRow
 
 COLUMNS = ("time", "invoice_id", "account_id", "coin", "txid", "output_index", "amount",
            "amount_base_units", "fiat_value", "fiat_currency", "confirmations", "status", "asset",
@@ -55,10 +55,10 @@ class Period:
 
 
 class FinanceService:
-    def __init__(self, uow: UnitOfWorkFactory, coins: tuple[str, ...],
+    def __init__(self, uow: Callable[[], FinanceUnit], coins: tuple[str, ...],
                  feed_of: Callable[[str], str] = lambda coin: coin,
                  assets: Mapping[str, str] | None = None,
-                 reader: UnitOfWorkFactory | None = None) -> None:
+                 reader: Callable[[], FinanceUnit] | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock
         self._assets = dict(assets or {})  # coin -> token contract (finance must know which)
@@ -98,7 +98,7 @@ class FinanceService:
                 return
             after = lines[-1].row.id
 
-    async def _lines(self, uow: UnitOfWork, rows: list[LedgerRow]) -> list[PaymentLine]:
+    async def _lines(self, uow: FinanceUnit, rows: list[LedgerRow]) -> list[PaymentLine]:
         tips = {c: await uow.cursors.get(self._feed_of(c)) for c in {r.coin for r in rows}}
         lines = []
         for r in rows:

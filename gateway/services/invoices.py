@@ -18,10 +18,9 @@ from gateway.services.ports import (
     ChainDirectory,
     Clock,
     InvoiceRecord,
+    InvoicesUnit,
     PaymentRecord,
     RateProvider,
-    UnitOfWork,
-    UnitOfWorkFactory,
 )
 
 log = logging.getLogger(__name__)
@@ -92,14 +91,14 @@ IDEMPOTENCY_LEASE = timedelta(seconds=60)
 class InvoiceService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: Callable[[], InvoicesUnit],
         chains: ChainDirectory,
         rates: RateProvider,
         clock: Clock,
         policy: InvoicePolicy,
         coin_rules: dict[str, CoinRules],
         plans: dict[str, Plan] | None = None,
-        reader: UnitOfWorkFactory | None = None,
+        reader: Callable[[], InvoicesUnit] | None = None,
     ) -> None:
         self._uow = uow
         # For reads (checkout page, event streams, lists): a unit of work that only reads
@@ -267,7 +266,7 @@ class InvoiceService:
         invoice.created()
         return invoice
 
-    async def insert(self, uow: UnitOfWork, invoice: Invoice,
+    async def insert(self, uow: InvoicesUnit, invoice: Invoice,
                      check: Callable[[], Awaitable[None]] | None = None
                      ) -> tuple[Destination, str]:
         """Store a prepared invoice on a fresh address, in the caller's transaction; returns
@@ -354,7 +353,7 @@ class InvoiceService:
         no longer configured)."""
         return self._chains.feed(coin) if coin in self._chains.coins() else coin
 
-    async def _tip(self, uow: UnitOfWork, coin: str) -> BlockRef | None:
+    async def _tip(self, uow: InvoicesUnit, coin: str) -> BlockRef | None:
         """How far the coin's feed has been processed (None for a coin no longer
         configured: its payments then show no confirmations)."""
         if coin not in self._chains.coins():

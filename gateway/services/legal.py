@@ -11,6 +11,7 @@ transaction as the change that allows it, and the request records when
 (`notice_queued_at`), so a retried lift or a second run mails nobody twice, and a lift
 that fails mails nobody."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -21,8 +22,7 @@ from gateway.services.ports import (
     AuditEntry,
     Clock,
     LegalRequest,
-    UnitOfWork,
-    UnitOfWorkFactory,
+    LegalUnit,
 )
 
 # Plain text, nothing remote. The summary stays on the account page, behind the login: a
@@ -55,8 +55,8 @@ def legal_mark(request_id: str) -> str:
 
 
 class LegalRegisterService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock,
-                 reader: UnitOfWorkFactory | None = None,
+    def __init__(self, uow: Callable[[], LegalUnit], clock: Clock,
+                 reader: Callable[[], LegalUnit] | None = None,
                  notices: LegalNotices | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock
@@ -136,7 +136,7 @@ class LegalRegisterService:
             await uow.commit()
         return replace(request, notice_queued_at=now)
 
-    async def _notify(self, uow: UnitOfWork, request: LegalRequest, now: datetime,
+    async def _notify(self, uow: LegalUnit, request: LegalRequest, now: datetime,
                       again: bool = False) -> bool:
         """Queues the request's notification mail to each account concerned that still
         exists, in the caller's transaction; False when it was queued before (or cannot

@@ -1,13 +1,15 @@
 """Telling every active customer that the privacy policy changed, once each."""
 
+from collections.abc import Callable
+
 from gateway.domain.errors import InvalidInput
 from gateway.services.errors import NotFound
-from gateway.services.ports import Clock, UnitOfWorkFactory
+from gateway.services.ports import Clock, PolicyNoticesUnit
 from gateway.services.recovery import Mailer
 
 
 class PolicyNoticeService:
-    def __init__(self, uow: UnitOfWorkFactory, mailer: Mailer, clock: Clock,
+    def __init__(self, uow: Callable[[], PolicyNoticesUnit], mailer: Mailer, clock: Clock,
                  current_version: str, account_url: str) -> None:
         self._uow = uow
         self._mailer = mailer

@@ -25,8 +25,8 @@ from gateway.services.ports import (
     AuditEntry,
     Clock,
     PasswordHasher,
-    UnitOfWork,
-    UnitOfWorkFactory,
+    PrivacyUnit,
+    Profile,
 )
 from gateway.services.two_factor import TwoFactorService
 
@@ -289,7 +289,7 @@ def _ts(value: datetime | None) -> str | None:
 class PrivacyService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: Callable[[], PrivacyUnit],
         passwords: PasswordHasher,
         blind_index: Callable[[str], str],
         two_factor: TwoFactorService,
@@ -297,7 +297,7 @@ class PrivacyService:
         deletion_grace: timedelta,
         policy_version: str,
         throttle: ThrottlePolicy | None = None,
-        reader: UnitOfWorkFactory | None = None,
+        reader: Callable[[], PrivacyUnit] | None = None,
     ) -> None:
         self._throttle = throttle or ThrottlePolicy()
         self._uow = uow
@@ -419,7 +419,7 @@ class PrivacyService:
             await uow.commit()
         return tables
 
-    async def _audit(self, uow: UnitOfWork, account_id: str, reader: Reader, action: str,
+    async def _audit(self, uow: PrivacyUnit, account_id: str, reader: Reader, action: str,
                      fields: tuple[str, ...]) -> None:
         await uow.audit.add(AuditEntry(self._clock(), reader.actor, account_id, action, fields,
                                        reader.reason))
@@ -432,53 +432,16 @@ class PrivacyService:
                 second_factor_key(account_id): "second_factor",
                 self._index("mail:" + lookup): "mail"}
 
-    async def _collect(self, uow: UnitOfWork, account: Account) -> Tables:
+    async def _collect(self, uow: PrivacyUnit, account: Account) -> Tables:
         account_id = account.id
         profile = await uow.accounts.profile(account_id)
         # Entries of legal requests still under a hold: not even their audit entries show.
         held = {legal_mark(r.id) for r in await uow.legal.for_account(account_id)
                 if not r.visible}
         objected = await uow.accounts.objection(account_id)
-        details = await uow.accounts.details(account_id)
-        invoices: list[dict[str, Any]] = []
-        payments: list[dict[str, Any]] = []
-        after: str | None = None
-        while True:
-            page = await uow.invoices.page(account_id, None, after, 200)
-            for rec in page:
-                inv = rec.invoice
-                dec = inv.terms.decimals
-                invoices.append({
-                    "id": inv.id, "status": inv.status.value,
-                    "price": inv.price.as_decimal_string(), "price_currency": inv.price.currency,
-                    "coin": inv.coin, "amount_due": format_units(inv.terms.amount_due, dec),
-                    "address": rec.address, "rate": inv.rate.value,
-                    "created_at": _ts(inv.created_at), "settled_at": _ts(inv.settled_at),
-                    "metadata": json.dumps(inv.metadata, sort_keys=True, ensure_ascii=False),
-                })
-                payments.extend({
-                    "invoice_id": inv.id, "coin": inv.coin, "txid": p.txid,
-                    "output_index": p.index, "amount": format_units(p.amount, dec),
-                    "status": p.status, "block_height": p.block_height,
-                    "seen_at": _ts(p.seen_at),
-                } for p in rec.payments)
-            if len(page) < 200:
-                break
-            after = page[-1].invoice.id
+        invoices, payments = await _billing_records(uow, account_id)
         return {
-            "profile": [{
-                "id": account.id, "email": profile.email, "display_name": profile.display_name,
-                "company": profile.company, "created_at": _ts(account.created_at),
-                "activated_at": _ts(account.activated_at),
-                "email_verified_at": _ts(details.email_verified_at),
-                "two_factor_enabled_at": _ts(details.totp_enabled_at),
-                "policy_version_accepted": account.policy_version,
-                "deletion_due_at": _ts(account.deletion_due_at),
-                "plan": account.plan, "paid_since": _ts(account.paid_since),
-                "paid_until": _ts(account.paid_until),
-                "billing_state": account.billing_state.value if account.billing_state else None,
-                **await uow.personal.account_activity(account_id),
-            }],
+            "profile": [await _profile_row(uow, account, profile)],
             "preferences": [{"datacenter": account.datacenter, "currency": account.currency,
                              "renewal_coin": account.renewal_coin,
                              "renewal_reminders": account.renewal_reminders}],
@@ -505,3 +468,51 @@ class PrivacyService:
             "paid_periods": await uow.personal.paid_periods(account_id),
             "renewals": await uow.personal.renewals(account_id),
         }
+
+
+async def _profile_row(uow: PrivacyUnit, account: Account, profile: Profile
+                       ) -> dict[str, Any]:
+    details = await uow.accounts.details(account.id)
+    return {
+        "id": account.id, "email": profile.email, "display_name": profile.display_name,
+        "company": profile.company, "created_at": _ts(account.created_at),
+        "activated_at": _ts(account.activated_at),
+        "email_verified_at": _ts(details.email_verified_at),
+        "two_factor_enabled_at": _ts(details.totp_enabled_at),
+        "policy_version_accepted": account.policy_version,
+        "deletion_due_at": _ts(account.deletion_due_at),
+        "plan": account.plan, "paid_since": _ts(account.paid_since),
+        "paid_until": _ts(account.paid_until),
+        "billing_state": account.billing_state.value if account.billing_state else None,
+        **await uow.personal.account_activity(account.id),
+    }
+
+
+async def _billing_records(uow: PrivacyUnit, account_id: str
+                           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The account's invoices and their payments, as export rows, page by page."""
+    invoices: list[dict[str, Any]] = []
+    payments: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = await uow.invoices.page(account_id, None, after, 200)
+        for rec in page:
+            inv = rec.invoice
+            dec = inv.terms.decimals
+            invoices.append({
+                "id": inv.id, "status": inv.status.value,
+                "price": inv.price.as_decimal_string(), "price_currency": inv.price.currency,
+                "coin": inv.coin, "amount_due": format_units(inv.terms.amount_due, dec),
+                "address": rec.address, "rate": inv.rate.value,
+                "created_at": _ts(inv.created_at), "settled_at": _ts(inv.settled_at),
+                "metadata": json.dumps(inv.metadata, sort_keys=True, ensure_ascii=False),
+            })
+            payments.extend({
+                "invoice_id": inv.id, "coin": inv.coin, "txid": p.txid,
+                "output_index": p.index, "amount": format_units(p.amount, dec),
+                "status": p.status, "block_height": p.block_height,
+                "seen_at": _ts(p.seen_at),
+            } for p in rec.payments)
+        if len(page) < 200:
+            return invoices, payments
+        after = page[-1].invoice.id

@@ -46,6 +46,16 @@ class MedianRates:
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1], hit[2]
+        pair = f"{coin}-{currency}"
+        answered = self._enough(pair, await self._answers(coin, currency))
+        agreeing = self._agreeing(pair, answered)
+        value = statistics.median(v for _, v in agreeing)
+        description = "median:" + ",".join(name for name, _ in agreeing)
+        self._cache[key] = (now, value, description)
+        return value, description
+
+    async def _answers(self, coin: str, currency: str) -> list[tuple[str, Decimal]]:
+        """Every source asked at once; those that gave a usable price, by name."""
         results = await asyncio.gather(
             *(s.fetch(coin, currency) for s in self._sources), return_exceptions=True
         )
@@ -56,33 +66,39 @@ class MedianRates:
             else:
                 log.warning("rate source %s gave no %s-%s price (%s)", source.name, coin,
                             currency, type(result).__name__)
-        pair = f"{coin}-{currency}"
+        return answered
+
+    def _enough(self, pair: str, answered: list[tuple[str, Decimal]]
+                ) -> list[tuple[str, Decimal]]:
         if not answered:
             raise ServiceUnavailable(f"rates unavailable: no source answered for {pair}")
         if len(answered) < self._quorum:
             raise ServiceUnavailable(
                 f"rates unavailable: {len(answered)} of {len(self._sources)} sources answered "
                 f"for {pair} ({', '.join(n for n, _ in answered)}), {self._quorum} needed")
+        return answered
+
+    def _agreeing(self, pair: str, answered: list[tuple[str, Decimal]]
+                  ) -> list[tuple[str, Decimal]]:
+        """The answers within the allowed deviation of the median of all of them (all,
+        when no deviation is set); fewer than the quorum lock no price."""
+        if self._deviation is None:
+            return answered
         middle = statistics.median(v for _, v in answered)
-        agreeing = answered
-        if self._deviation is not None:
-            limit = self._deviation
-            agreeing = [(n, v) for n, v in answered if abs(v - middle) <= middle * limit]
-            percent = f"{float(limit * 100):g}%"
-            if len(agreeing) < self._quorum:
-                said = ", ".join(f"{n} {v}" for n, v in answered)
-                raise ServiceUnavailable(
-                    f"rates unavailable: the sources disagree on {pair} ({said}): "
-                    f"{len(agreeing)} within {percent} of their median {middle}, "
-                    f"{self._quorum} needed")
-            for name, v in answered:
-                if (name, v) not in agreeing:
-                    log.warning("rate source %s is left out for %s: %s is more than %s from "
-                                "the median %s", name, pair, v, percent, middle)
-        value = statistics.median(v for _, v in agreeing)
-        description = "median:" + ",".join(name for name, _ in agreeing)
-        self._cache[key] = (now, value, description)
-        return value, description
+        limit = self._deviation
+        agreeing = [(n, v) for n, v in answered if abs(v - middle) <= middle * limit]
+        percent = f"{float(limit * 100):g}%"
+        if len(agreeing) < self._quorum:
+            said = ", ".join(f"{n} {v}" for n, v in answered)
+            raise ServiceUnavailable(
+                f"rates unavailable: the sources disagree on {pair} ({said}): "
+                f"{len(agreeing)} within {percent} of their median {middle}, "
+                f"{self._quorum} needed")
+        for name, v in answered:
+            if (name, v) not in agreeing:
+                log.warning("rate source %s is left out for %s: %s is more than %s from "
+                            "the median %s", name, pair, v, percent, middle)
+        return agreeing
 
 
 class PreferFixed:

@@ -1,7 +1,7 @@
 """Reconciliation: every recorded payment of a period re-checked against its node, and the
 period's blocks scanned for payments to our addresses that were never recorded."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -10,7 +10,7 @@ from chains.base import Auditable, Observed
 from gateway.domain.errors import InvalidInput
 from gateway.domain.payments import PaymentStatus
 from gateway.domain.reconciliation import NodeView, Recorded, disagreements
-from gateway.services.ports import LedgerRow, UnitOfWorkFactory
+from gateway.services.ports import LedgerRow, ReconcileUnit
 
 
 class Progress(Protocol):
@@ -65,8 +65,8 @@ class _Keys:
 
 
 class ReconcileService:
-    def __init__(self, uow: UnitOfWorkFactory, chains: Mapping[str, Auditable],
-                 reader: UnitOfWorkFactory | None = None) -> None:
+    def __init__(self, uow: Callable[[], ReconcileUnit], chains: Mapping[str, Auditable],
+                 reader: Callable[[], ReconcileUnit] | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock
         self._chains = chains

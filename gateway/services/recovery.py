@@ -15,8 +15,7 @@ from gateway.services.ports import (
     Clock,
     PasswordHasher,
     Profile,
-    UnitOfWork,
-    UnitOfWorkFactory,
+    RecoveryUnit,
 )
 from gateway.services.two_factor import TwoFactorService
 
@@ -73,14 +72,14 @@ NOTICES = {
 
 
 class RecoveryService:
-    def __init__(self, uow: UnitOfWorkFactory, mailer: Mailer, tokens: ResetTokens,
+    def __init__(self, uow: Callable[[], RecoveryUnit], mailer: Mailer, tokens: ResetTokens,
                  passwords: PasswordHasher, blind_index: "BlindIndexFn",
                  two_factor: TwoFactorService, clock: Clock, links: Links,
                  ttl: timedelta = timedelta(minutes=30),
                  verifier: ResetTokens | None = None,
                  mails_per_recipient_per_hour: int = 5,
                  common_passwords: Callable[[str], bool] | None = None,
-                 reader: UnitOfWorkFactory | None = None) -> None:
+                 reader: Callable[[], RecoveryUnit] | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock
         self._mailer = mailer
@@ -144,7 +143,7 @@ class RecoveryService:
             account_id, _ = await self._live_reset(uow, token, lock=False)
             return (await uow.accounts.totp(account_id)).enabled
 
-    async def _live_reset(self, uow: UnitOfWork, token: str, lock: bool = True
+    async def _live_reset(self, uow: RecoveryUnit, token: str, lock: bool = True
                           ) -> tuple[str, Profile]:
         """The account a reset link is for, while the link still works: its password and
         email are those it was issued for (so it works once, and dies with an email

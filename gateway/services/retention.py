@@ -3,13 +3,13 @@ whose grace period has passed."""
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 from gateway.logs import describe
-from gateway.services.ports import Clock, DeletionLedger, UnitOfWorkFactory
+from gateway.services.ports import Clock, DeletionLedger, RetentionUnit
 from gateway.services.recovery import Mailer
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class RetentionPeriods:
 
 
 class RetentionService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, periods: RetentionPeriods,
+    def __init__(self, uow: Callable[[], RetentionUnit], clock: Clock, periods: RetentionPeriods,
                  flush: Callable[[], Awaitable[bool | None]] | None = None,
                  mailer: Mailer | None = None, login_url: str = "",
                  ledger: DeletionLedger | None = None) -> None:
@@ -87,33 +87,40 @@ class RetentionService:
         The customers' own deletions come first, and every stage is on its own: one that
         fails (a purge, the inactivity notices, the flush) is logged, counted in
         `stage_failures` and retried at the next run, and stops no other stage."""
-        now = self._clock()
-        p = self._periods
-        failed: list[str] = []
-
-        async def guarded(stage: str, work: Callable[[], Awaitable[_T]], default: _T) -> _T:
-            try:
-                return await work()
-            except Exception as exc:
-                failed.append(stage)
-                log.error("retention stage %s failed (%s); retried at the next run",
-                          stage, describe(exc))
-                return default
-
+        run = _Run(self._clock(), dry_run)
         counts: dict[str, int] = {}
+        await self._erasures(run, counts)
+        # Before the inactivity notices: a notice the queue purge drops un-warns its
+        # account, which is then warned again in this same run.
+        await self._purges(run, counts)
+        await self._inactive_accounts(run, counts)
+        legal, ledger, prune_failed = await self._prune_registers(run.now, dry_run)
+        counts["legal_requests"] = legal
+        counts["deletion_ledger"] = ledger
+        counts["prune_failures"] = prune_failed
+        counts["flush_owed"] = 0 if dry_run else await run.guarded(
+            "flush", self._flush_owed_now, 0)
+        counts["stage_failures"] = len(run.failed)
+        return counts
+
+    async def _erasures(self, run: "_Run", counts: dict[str, int]) -> None:
+        """The customers' own deletions that are due, then the deletion ledger
+        re-applied (erasures a restored backup brought back)."""
         nobody: list[str] = []
-        due = await guarded("due_list", partial(self.overdue_erasures, now), nobody)
+        due = await run.guarded("due_list", partial(self.overdue_erasures, run.now), nobody)
         counts["account_deletions"] = len(due)
         counts["erasure_failures"] = 0
-        if not dry_run:
+        if not run.dry_run:
             erased, erase_failed = await self._each(due, self.erase)
             counts["account_deletions"] = erased
             counts["erasure_failures"] += erase_failed
-        reapplied, reapply_failed = (0, 0) if dry_run else await self._reapply_guarded()
+        reapplied, reapply_failed = (0, 0) if run.dry_run else await self._reapply_guarded()
         counts["ledger_reapplied"] = reapplied
+        counts["erasure_failures"] += reapply_failed
 
-        # Before the inactivity notices: a notice the queue purge drops un-warns its
-        # account, which is then warned again in this same run.
+    async def _purges(self, run: "_Run", counts: dict[str, int]) -> None:
+        """Each kind of row past its period, each in a transaction of its own."""
+        now, dry_run, p = run.now, run.dry_run, self._periods
         purges: list[tuple[str, Callable[[Any], Awaitable[int]]]] = [
             ("security_log", lambda u: u.security_log.purge(now - p.security_log, dry_run)),
             ("sessions", lambda u: u.retention.sessions(now, dry_run)),
@@ -130,34 +137,31 @@ class RetentionService:
                 now - p.disabled_endpoint_events, dry_run)),
         ]
         for name, purge in purges:
-            counts[name] = await guarded(name, partial(self._in_transaction, purge,
-                                                       dry_run), 0)
+            counts[name] = await run.guarded(name, partial(self._in_transaction, purge,
+                                                           dry_run), 0)
         if not dry_run:
             # Rows from before 0012a: nothing stays in clear after the first run.
-            await guarded("encrypt_legacy", lambda: self._in_transaction(
+            await run.guarded("encrypt_legacy", lambda: self._in_transaction(
                 self._encrypt_legacy, dry_run), 0)
 
-        async def inactivity() -> tuple[int, list[str], int]:
-            return await self._inactivity(now, dry_run)
+    async def _inactive_accounts(self, run: "_Run", counts: dict[str, int]) -> None:
+        """Inactivity notices, then the accounts warned long enough ago deleted, then
+        the flush that takes erased data off the disk."""
+        nobody: list[str] = []
 
-        warned, inactive, notice_failed = await guarded("inactivity", inactivity,
-                                                        (0, nobody, 0))
+        async def inactivity() -> tuple[int, list[str], int]:
+            return await self._inactivity(run.now, run.dry_run)
+
+        warned, inactive, notice_failed = await run.guarded("inactivity", inactivity,
+                                                            (0, nobody, 0))
         counts["inactivity_notices"] = warned
         counts["inactive_deletions"] = len(inactive)
-        counts["erasure_failures"] += reapply_failed + notice_failed
-        if not dry_run:
+        counts["erasure_failures"] += notice_failed
+        if not run.dry_run:
             erased, erase_failed = await self._each(inactive, self._delete_inactive)
             counts["inactive_deletions"] = erased
             counts["erasure_failures"] += erase_failed
-            await guarded("flush", lambda: self._flush_now(), None)
-        legal, ledger, prune_failed = await self._prune_registers(now, dry_run)
-        counts["legal_requests"] = legal
-        counts["deletion_ledger"] = ledger
-        counts["prune_failures"] = prune_failed
-        counts["flush_owed"] = 0 if dry_run else await guarded(
-            "flush", self._flush_owed_now, 0)
-        counts["stage_failures"] = len(failed)
-        return counts
+            await run.guarded("flush", lambda: self._flush_now(), None)
 
     async def _in_transaction(self, work: Callable[[Any], Awaitable[int]],
                               dry_run: bool) -> int:
@@ -168,7 +172,7 @@ class RetentionService:
         return n
 
     @staticmethod
-    async def _encrypt_legacy(uow: Any) -> int:
+    async def _encrypt_legacy(uow: RetentionUnit) -> int:
         await uow.security_log.encrypt_legacy()
         await uow.audit.encrypt_legacy()
         return 0
@@ -227,7 +231,7 @@ class RetentionService:
         async with self._uow() as uow:
             return await uow.accounts.due_for_deletion(before)
 
-    async def _owe_flush(self, uow: Any, now: datetime) -> None:
+    async def _owe_flush(self, uow: RetentionUnit, now: datetime) -> None:
         """In the erasure's own transaction: a flush that fails, or a process that stops
         before it, leaves the debt in the database for the next run. Without a flush (a
         store that keeps no old copies) nothing is owed."""
@@ -383,3 +387,22 @@ class RetentionService:
         if count:
             await self._flush_now()
         return count, failed
+
+
+@dataclass
+class _Run:
+    """One retention run: its time, whether it only counts, and the stages that failed."""
+
+    now: datetime
+    dry_run: bool
+    failed: list[str] = field(default_factory=list)
+
+    async def guarded(self, stage: str, work: Callable[[], Awaitable[_T]], default: _T) -> _T:
+        """`work`, or `default` when it fails: logged, counted, retried at the next run."""
+        try:
+            return await work()
+        except Exception as exc:
+            self.failed.append(stage)
+            log.error("retention stage %s failed (%s); retried at the next run",
+                      stage, describe(exc))
+            return default

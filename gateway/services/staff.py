@@ -27,9 +27,8 @@ from gateway.services.ports import (
     StaffLogEntry,
     StaffMember,
     StaffSession,
+    StaffUnit,
     TotpCodes,
-    UnitOfWork,
-    UnitOfWorkFactory,
 )
 
 ROLES = ("finance", "support", "admin")
@@ -79,11 +78,11 @@ def check_name(name: str) -> str:
 
 
 class StaffService:
-    def __init__(self, uow: UnitOfWorkFactory, passwords: PasswordHasher, codes: TotpCodes,
+    def __init__(self, uow: Callable[[], StaffUnit], passwords: PasswordHasher, codes: TotpCodes,
                  blind_index: Callable[[str], str], clock: Clock, policy: StaffPolicy,
                  throttle: ThrottlePolicy | None = None,
                  common_passwords: Callable[[str], bool] | None = None,
-                 reader: UnitOfWorkFactory | None = None) -> None:
+                 reader: Callable[[], StaffUnit] | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock
         self._common = common_passwords
@@ -120,7 +119,7 @@ class StaffService:
             return await uow.staff.all()
 
     # -- login and sessions ------------------------------------------------------------
-    async def _not_throttled(self, uow: UnitOfWork, lookup: str) -> ThrottleState | None:
+    async def _not_throttled(self, uow: StaffUnit, lookup: str) -> ThrottleState | None:
         state = await uow.throttle.get(lookup)
         wait = retry_after(state, self._clock())
         if wait is not None:
@@ -173,7 +172,7 @@ class StaffService:
             return found[0].name
         return UNKNOWN_NAME + self._index("staff-log:" + name)[:UNKNOWN_HASH_CHARS]
 
-    async def _new_session(self, uow: UnitOfWork, member: StaffMember, enrolled: bool) -> str:
+    async def _new_session(self, uow: StaffUnit, member: StaffMember, enrolled: bool) -> str:
         now = self._clock()
         token = secrets.token_urlsafe(32)
         await uow.staff.add_session(new_id("sts_"), _token_hash(token), member.id, enrolled,

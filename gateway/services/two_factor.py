@@ -1,5 +1,6 @@
 """Two-factor authentication (TOTP, RFC 6238) with single-use recovery codes."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,8 +13,7 @@ from gateway.services.ports import (
     PasswordHasher,
     TotpCodes,
     TotpState,
-    UnitOfWork,
-    UnitOfWorkFactory,
+    TwoFactorUnit,
 )
 
 
@@ -44,7 +44,7 @@ class SecondFactor:
         self._hasher = hasher
         self._clock = clock
 
-    async def enabled(self, uow: UnitOfWork, account_id: str) -> bool:
+    async def enabled(self, uow: TwoFactorUnit, account_id: str) -> bool:
         return (await uow.accounts.totp(account_id)).enabled
 
     async def match_recovery(self, unused: list[tuple[int, str]], code: str) -> int | None:
@@ -57,7 +57,7 @@ class SecondFactor:
                 return code_id
         return None
 
-    async def accept(self, uow: UnitOfWork, account_id: str, checked: CheckedCode) -> bool:
+    async def accept(self, uow: TwoFactorUnit, account_id: str, checked: CheckedCode) -> bool:
         state = await uow.accounts.totp(account_id)
         if state.secret is None or not checked.code:
             return False
@@ -73,9 +73,9 @@ class SecondFactor:
 
 
 class TwoFactorService:
-    def __init__(self, uow: UnitOfWorkFactory, codes: TotpCodes, hasher: PasswordHasher,
+    def __init__(self, uow: Callable[[], TwoFactorUnit], codes: TotpCodes, hasher: PasswordHasher,
                  factor: SecondFactor, clock: Clock, passwords: PasswordCheck,
-                 attempts: Attempts, reader: UnitOfWorkFactory | None = None) -> None:
+                 attempts: Attempts, reader: Callable[[], TwoFactorUnit] | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock
         self._codes = codes
@@ -163,7 +163,7 @@ class TwoFactorService:
             await uow.security_log.add(account_id, "totp_disabled", ip, self._clock())
             await uow.commit()
 
-    async def require(self, uow: UnitOfWork, account_id: str, checked: CheckedCode) -> None:
+    async def require(self, uow: TwoFactorUnit, account_id: str, checked: CheckedCode) -> None:
         """Nothing when 2FA is off; otherwise a valid, unused code (`check`ed before the
         transaction). Wrong codes count on the account's one second-factor counter
         (committed before `Unauthorized`); while it is locked, `TooManyRequests` without
@@ -179,7 +179,7 @@ class TwoFactorService:
             raise Unauthorized("the two-factor code is wrong or was already used")
         await self._attempts.passed(uow, key, state)
 
-    async def require_field(self, uow: UnitOfWork, account_id: str, checked: CheckedCode,
+    async def require_field(self, uow: TwoFactorUnit, account_id: str, checked: CheckedCode,
                             field: str = "totp_code") -> None:
         """`require` for a logged-in customer's form: a wrong code is invalid input."""
         try:

@@ -1,13 +1,13 @@
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from gateway.domain.errors import InvalidInput
 from gateway.domain.wallet import Gap, longest_unused_run
-from gateway.services.ports import UnitOfWorkFactory
+from gateway.services.ports import WalletUnit
 
 
 class WalletService:
-    def __init__(self, uow: UnitOfWorkFactory, spaces: Mapping[str, str],
-                 reader: UnitOfWorkFactory | None = None) -> None:
+    def __init__(self, uow: Callable[[], WalletUnit], spaces: Mapping[str, str],
+                 reader: Callable[[], WalletUnit] | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock
         self._spaces = dict(spaces)  # coin -> its address space

@@ -5,13 +5,13 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from gateway.domain.errors import InvalidInput
 from gateway.domain.events import EVENT_TYPES
 from gateway.services.errors import NotFound
 from gateway.services.ids import new_id
-from gateway.services.ports import Clock, EndpointRecord, UnitOfWorkFactory
+from gateway.services.ports import Clock, EndpointRecord, EndpointsUnit
 from webhooks.targets import TargetPolicy, parse_address
 
 
@@ -31,24 +31,9 @@ async def check_target(url: str, targets: TargetPolicy, resolve: Resolver) -> st
     be https. The delivery worker applies the same rules again to the address it
     connects to."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("url", "must be an absolute http(s) URL")
-    if parts.username or parts.password:
-        raise InvalidInput("url", "must not carry credentials")
-    host = parts.hostname
-    if parse_address(host) is None and all(
-            re.fullmatch(r"0[xX][0-9a-fA-F]*|[0-9]+", label) for label in host.split(".")):
-        # 127.1, 2130706433, 0x7f.1: the resolver reads them as addresses, the worker
-        # refuses them (never delivered); ask for the address in full.
-        raise InvalidInput("url", "write an IPv4 address as four decimal numbers")
+    host = _host_of(parts)
     if not targets.allow_public:
-        # Internal targets only: an address literal inside an allowed range, no DNS at all.
-        literal = parse_address(host)
-        if literal is None:
-            raise InvalidInput("url", "only IP addresses inside [webhooks] "
-                               "allow_private_targets are accepted here")
-        if not targets.allows(literal):
-            raise InvalidInput("url", f"{literal} is outside [webhooks] allow_private_targets")
+        _check_internal(host, targets)
         return url  # inside a listed private range: http is allowed there
     try:
         addresses = await resolve(host)
@@ -71,6 +56,32 @@ async def check_target(url: str, targets: TargetPolicy, resolve: Resolver) -> st
     return url
 
 
+def _host_of(parts: SplitResult) -> str:
+    """The URL's host: an absolute http(s) URL's, without credentials, not an IPv4
+    address in a shortened form."""
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("url", "must be an absolute http(s) URL")
+    if parts.username or parts.password:
+        raise InvalidInput("url", "must not carry credentials")
+    host = parts.hostname
+    if parse_address(host) is None and all(
+            re.fullmatch(r"0[xX][0-9a-fA-F]*|[0-9]+", label) for label in host.split(".")):
+        # 127.1, 2130706433, 0x7f.1: the resolver reads them as addresses, the worker
+        # refuses them (never delivered); ask for the address in full.
+        raise InvalidInput("url", "write an IPv4 address as four decimal numbers")
+    return host
+
+
+def _check_internal(host: str, targets: TargetPolicy) -> None:
+    """Internal targets only: an address literal inside an allowed range, no DNS at all."""
+    literal = parse_address(host)
+    if literal is None:
+        raise InvalidInput("url", "only IP addresses inside [webhooks] "
+                           "allow_private_targets are accepted here")
+    if not targets.allows(literal):
+        raise InvalidInput("url", f"{literal} is outside [webhooks] allow_private_targets")
+
+
 async def resolve_host(host: str) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, None)
     return sorted({str(info[4][0]) for info in infos})
@@ -79,13 +90,13 @@ async def resolve_host(host: str) -> list[str]:
 class WebhookEndpointService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: Callable[[], EndpointsUnit],
         clock: Clock,
         new_secret: Callable[[], str],
         targets: TargetPolicy,
         resolve: Resolver = resolve_host,
         rotation_overlap: timedelta = timedelta(hours=24),
-        reader: UnitOfWorkFactory | None = None,
+        reader: Callable[[], EndpointsUnit] | None = None,
     ) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock

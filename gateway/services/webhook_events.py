@@ -1,16 +1,17 @@
+from collections.abc import Callable
 from datetime import datetime
 
 from gateway.domain.errors import InvalidInput
 from gateway.domain.events import EVENT_TYPES
 from gateway.services.errors import NotFound
-from gateway.services.ports import Clock, EventRecord, UnitOfWorkFactory
+from gateway.services.ports import Clock, EventRecord, EventsUnit
 
 
 class WebhookEventService:
     """The outbox as the operator and the provisioning system see it."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock,
-                 reader: UnitOfWorkFactory | None = None) -> None:
+    def __init__(self, uow: Callable[[], EventsUnit], clock: Clock,
+                 reader: Callable[[], EventsUnit] | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock
         self._clock = clock

@@ -347,6 +347,19 @@ class SqlInvoices:
         return int(derived), set(used)
 
 
+def _new_row(r: NewPayment, block: BlockRef | None,
+             block_time: datetime | None) -> dict[str, Any]:
+    """A payments row for `r`, first seen in `block` (None: the mempool)."""
+    return {"coin": r.coin, "txid": r.txid, "output_index": r.index,
+            "invoice_id": r.invoice_id, "amount": r.amount,
+            "block_hash": block.hash if block else None,
+            "block_height": block.height if block else None,
+            "status": (PaymentStatus.CONFIRMED if block else PaymentStatus.PENDING).value,
+            "seen_at": r.seen_at, "block_time": block_time if block else None,
+            "lock_height": r.lock.height if r.lock else None,
+            "lock_time": r.lock.time if r.lock else None}
+
+
 def _open_to_change(now: datetime) -> Any:
     """Not final: waiting or processing, or expired but still watched for a late payment."""
     return or_(
@@ -404,44 +417,43 @@ class SqlPayments:
         if not rows:
             return set()
         self.touched.update(r.invoice_id for r in rows)
-        p = payments.c
         keys = [(r.coin, r.txid, r.index) for r in rows]
-        known: dict[tuple[str, str, int], str] = {}
-        for chunk in _chunks(sorted(set(keys)), 300):
-            found = await self._conn.execute(
-                select(p.coin, p.txid, p.output_index, p.status)
-                .where(tuple_(p.coin, p.txid, p.output_index).in_(chunk)))
-            known.update({(f.coin, f.txid, f.output_index): f.status for f in found})
+        known = await self._statuses(keys)
         new: dict[tuple[str, str, int], NewPayment] = {}
         for key, r in zip(keys, rows, strict=True):
             if key not in known and key not in new:
                 new[key] = r
         if new:
             await self._conn.execute(insert(payments), [
-                {"coin": r.coin, "txid": r.txid, "output_index": r.index,
-                 "invoice_id": r.invoice_id, "amount": r.amount,
-                 "block_hash": block.hash if block else None,
-                 "block_height": block.height if block else None,
-                 "status": (PaymentStatus.CONFIRMED if block else PaymentStatus.PENDING).value,
-                 "seen_at": r.seen_at, "block_time": block_time if block else None,
-                 "lock_height": r.lock.height if r.lock else None,
-                 "lock_time": r.lock.time if r.lock else None}
-                for r in new.values()])
+                _new_row(r, block, block_time) for r in new.values()])
         if block is not None:
-            again = sorted(k for k in known)
-            for chunk in _chunks(again, 300):
-                await self._conn.execute(
-                    update(payments).where(tuple_(p.coin, p.txid, p.output_index).in_(chunk))
-                    .values(block_hash=block.hash, block_height=block.height,
-                            status=PaymentStatus.CONFIRMED.value))
+            await self._set_where(sorted(known), block_hash=block.hash,
+                                  block_height=block.height,
+                                  status=PaymentStatus.CONFIRMED.value)
         else:
-            back = sorted(k for k, status in known.items()
-                          if status == PaymentStatus.REVERTED.value)
-            for chunk in _chunks(back, 300):
-                await self._conn.execute(
-                    update(payments).where(tuple_(p.coin, p.txid, p.output_index).in_(chunk))
-                    .values(status=PaymentStatus.PENDING.value))
+            back = [k for k, status in known.items() if status == PaymentStatus.REVERTED.value]
+            await self._set_where(sorted(back), status=PaymentStatus.PENDING.value)
         return set(new)
+
+    async def _statuses(self, keys: Sequence[tuple[str, str, int]]
+                        ) -> dict[tuple[str, str, int], str]:
+        """The status of each of these payments that is recorded already."""
+        p = payments.c
+        known: dict[tuple[str, str, int], str] = {}
+        for chunk in _chunks(sorted(set(keys)), 300):
+            found = await self._conn.execute(
+                select(p.coin, p.txid, p.output_index, p.status)
+                .where(tuple_(p.coin, p.txid, p.output_index).in_(chunk)))
+            known.update({(f.coin, f.txid, f.output_index): f.status for f in found})
+        return known
+
+    async def _set_where(self, keys: Sequence[tuple[str, str, int]], **values: Any) -> None:
+        """These payments (by key, a few hundred per statement) get `values`."""
+        p = payments.c
+        for chunk in _chunks(keys, 300):
+            await self._conn.execute(
+                update(payments).where(tuple_(p.coin, p.txid, p.output_index).in_(chunk))
+                .values(**values))
 
     async def for_invoices(self, invoice_ids: Sequence[str]) -> dict[str, list[PaymentRecord]]:
         """Each invoice's payments, oldest first, in one query per few hundred invoices."""

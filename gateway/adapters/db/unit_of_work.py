@@ -170,17 +170,22 @@ class SqlUnitOfWork:
         if changes and self._conn.dialect.name == "postgresql":
             await notify.send(self._conn, changes)  # other instances, if this commits
         await self._conn.commit()
-        if changes and self._on_change is not None:
-            self._on_change(changes)
         for aggregate in collected:
             aggregate.events.clear()
+        self._committed(changes)
+
+    def _committed(self, changes: set[str]) -> None:
+        """After a commit: wake who waits on what it wrote (the change hub, the webhook
+        worker, the mail sender), and start counting afresh: anything after commit runs
+        in a fresh transaction, begun when first used."""
+        if changes and self._on_change is not None:
+            self._on_change(changes)
         if (self.outbox.published or self.events.requeued) and self._on_events is not None:
             self._on_events()
         if (self.billing.mailed or self.mail.queued) and self._on_mail is not None:
             self._on_mail()
         self.billing.mailed = 0
         self.mail.queued = 0
-        # Anything after commit runs in a fresh transaction, begun when first used.
         self.outbox.published = 0
         self.events.requeued = 0
 

@@ -274,52 +274,14 @@ class SqlDeliveryStore:
         finished: Sequence[Attempt] = (), per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
     ) -> list[PendingDelivery]:
-        d, e, w = deliveries, events, webhook_endpoints
-        p, pe = deliveries.alias("earlier"), events.alias("earlier_event")
-
-        def held_back(same: Any) -> Any:
-            """An earlier event matching `same` is still pending to this endpoint."""
-            return exists(
-                select(p.c.id)
-                .select_from(p.join(pe, pe.c.id == p.c.event_id))
-                .where(p.c.endpoint_id == d.c.endpoint_id, p.c.status == "pending", same,
-                       pe.c.seq < e.c.seq))
-
-        # Head of line per (endpoint, lane) only: a retrying delivery holds back the
-        # later events of its own lane (and those that follow it), nothing else.
-        ready = and_(
-            ~held_back(pe.c.lane == e.c.lane),
-            or_(e.c.after_lane.is_(None), ~held_back(pe.c.lane == e.c.after_lane)),
-            or_(e.c.type != ACCOUNT_DELETED, ~held_back(pe.c.account_id == e.c.account_id)),
-        )
-        query = (
-            select(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, e.c.body,
-                   w.c.url, w.c.secret_ct, w.c.enabled, w.c.previous_secret_ct,
-                   w.c.previous_secret_expires_at)
-            .select_from(d.join(e, e.c.id == d.c.event_id)
-                         .join(w, w.c.id == d.c.endpoint_id))
-            .where(
-                d.c.status == "pending",
-                d.c.next_attempt_at <= now,
-                (d.c.lease_until.is_(None)) | (d.c.lease_until < now),
-                ready,
-            )
-            # By the index: no sort of every due row.
-            .order_by(d.c.priority, d.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(of=d, skip_locked=True)
-        )
+        query = _due_deliveries(now, limit)
         room: dict[str, int] = {}
         if per_endpoint is not None:
             held = dict(in_flight or {})
             full = sorted(e for e, n in held.items() if n >= per_endpoint)
             if full:
-                query = query.where(d.c.endpoint_id.not_in(full))
+                query = query.where(deliveries.c.endpoint_id.not_in(full))
             room = {e: per_endpoint - n for e, n in held.items()}
-        claimed: list[PendingDelivery] = []
-        unreadable: list[str] = []
-        disabled: list[str] = []
-        secrets: dict[str, tuple[str, ...] | None] = {}
         async with write_transaction(self._engine) as conn:
             await self._write(conn, finished)
             if limit <= 0:
@@ -327,45 +289,43 @@ class SqlDeliveryStore:
             rows = (await conn.execute(query)).all()
             if not rows:
                 return []
-            for r in rows:
-                if per_endpoint is not None:
-                    left = room.get(r.endpoint_id, per_endpoint)
-                    if left <= 0:
-                        continue  # not leased: stays for the next claim, here or elsewhere
-                    room[r.endpoint_id] = left - 1
-                if not r.enabled:
-                    disabled.append(r.id)  # its endpoint was disabled while it waited
-                    continue
-                if r.endpoint_id not in secrets:
-                    secrets[r.endpoint_id] = self._secrets(r, now)
-                signing_secrets = secrets[r.endpoint_id]
-                if signing_secrets is None:
-                    # One bad row must not hold back every other delivery.
-                    unreadable.append(r.id)
-                    continue
-                claimed.append(PendingDelivery(
-                    r.id, r.event_id, r.endpoint_id, r.url, signing_secrets, r.body.encode(),
-                    r.attempts,
-                ))
-            if claimed:
-                await conn.execute(
-                    update(d).where(d.c.id.in_([c.id for c in claimed]))
-                    .values(lease_until=now + timedelta(seconds=lease_seconds))
-                )
-            if disabled:
-                await conn.execute(
-                    update(d).where(d.c.id.in_(disabled), d.c.status == "pending")
-                    .values(status="disabled", lease_until=None, updated_at=now))
-            if unreadable:
-                await conn.execute(
-                    update(d).where(d.c.id.in_(unreadable)).values(
-                        status="failed", lease_until=None, updated_at=now,
-                        last_error="secret_unreadable")
-                )
+            claimed, disabled, unreadable = self._sort(rows, now, per_endpoint, room)
+            await _lease(conn, now, lease_seconds, claimed, disabled, unreadable)
         if unreadable:
             log.error("%d deliveries failed: endpoint secret cannot be decrypted "
                       "(is its data key still configured?)", len(unreadable))
         return claimed
+
+    def _sort(self, rows: Sequence[Any], now: datetime, per_endpoint: int | None,
+              room: dict[str, int]) -> tuple[list[PendingDelivery], list[str], list[str]]:
+        """The due rows into those to lease, those whose endpoint was disabled while
+        they waited, and those whose endpoint's secret cannot be read; rows past their
+        endpoint's room (`per_endpoint`) are left for the next claim."""
+        claimed: list[PendingDelivery] = []
+        disabled: list[str] = []
+        unreadable: list[str] = []
+        secrets: dict[str, tuple[str, ...] | None] = {}
+        for r in rows:
+            if per_endpoint is not None:
+                left = room.get(r.endpoint_id, per_endpoint)
+                if left <= 0:
+                    continue  # not leased: stays for the next claim, here or elsewhere
+                room[r.endpoint_id] = left - 1
+            if not r.enabled:
+                disabled.append(r.id)  # its endpoint was disabled while it waited
+                continue
+            if r.endpoint_id not in secrets:
+                secrets[r.endpoint_id] = self._secrets(r, now)
+            signing_secrets = secrets[r.endpoint_id]
+            if signing_secrets is None:
+                # One bad row must not hold back every other delivery.
+                unreadable.append(r.id)
+                continue
+            claimed.append(PendingDelivery(
+                r.id, r.event_id, r.endpoint_id, r.url, signing_secrets, r.body.encode(),
+                r.attempts,
+            ))
+        return claimed, disabled, unreadable
 
     def _secrets(self, r: Any, now: datetime) -> tuple[str, ...] | None:
         try:
@@ -395,19 +355,6 @@ class SqlDeliveryStore:
         if not attempts:
             return
         d = deliveries
-        changes = []
-        for a in attempts:
-            result = a.result
-            status = {
-                Outcome.SUCCEEDED: "succeeded",
-                Outcome.DISABLE: "disabled",
-            }.get(result.outcome, "pending" if a.next_attempt_at is not None else "failed")
-            changes.append({
-                "b_id": a.delivery.id, "b_status": status, "b_next": a.next_attempt_at,
-                "b_code": result.status_code, "b_error": result.error, "b_at": result.at,
-            })
-        gone = {a.delivery.endpoint_id for a in attempts
-                if a.result.outcome is Outcome.DISABLE}
         await conn.execute(insert(delivery_attempts), [
             {"delivery_id": a.delivery.id, "at": a.result.at,
              "status_code": a.result.status_code, "latency_ms": a.result.latency_ms,
@@ -423,40 +370,125 @@ class SqlDeliveryStore:
                 last_error=bindparam("b_error"),
                 updated_at=bindparam("b_at", type_=d.c.updated_at.type),
             ),
-            changes,
+            [_outcome(a) for a in attempts],
         )
-        retrying = [{"b_event": a.delivery.event_id, "b_endpoint": a.delivery.endpoint_id,
-                     "b_next": a.next_attempt_at}
-                    for a in attempts
-                    if a.result.outcome is Outcome.RETRY and a.next_attempt_at is not None]
-        if retrying:
-            # The lane's later events cannot go before this one: they wait for its
-            # retry, so the claim does not walk through them again on every round (a
-            # long outage would otherwise make each claim scan the whole backlog).
-            head = events.alias("head")
-            when = bindparam("b_next", type_=d.c.next_attempt_at.type)
-            later = select(events.c.id).where(
-                events.c.lane == select(head.c.lane)
-                .where(head.c.id == bindparam("b_event")).scalar_subquery(),
-                events.c.seq > select(head.c.seq)
-                .where(head.c.id == bindparam("b_event")).scalar_subquery())
-            await conn.execute(
-                update(d).where(d.c.endpoint_id == bindparam("b_endpoint"),
-                                d.c.status == "pending", d.c.next_attempt_at < when,
-                                d.c.event_id.in_(later))
-                .values(next_attempt_at=when),
-                retrying,
-            )
-        if gone:
-            # 410 Gone: the receiver asked us to stop; nothing more goes there.
-            at = max(a.result.at for a in attempts)
-            await conn.execute(
-                update(webhook_endpoints)
-                .where(webhook_endpoints.c.id.in_(sorted(gone)))
-                .values(enabled=False)
-            )
-            await conn.execute(
-                update(d)
-                .where(d.c.endpoint_id.in_(sorted(gone)), d.c.status == "pending")
-                .values(status="disabled", updated_at=at)
-            )
+        await _hold_lanes(conn, attempts)
+        await _disable_gone(conn, attempts)
+
+
+def _due_deliveries(now: datetime, limit: int) -> Any:
+    """Deliveries due now, unleased, at the head of their lane for their endpoint,
+    urgent ones first: locked for this transaction (skipping those another claim holds)."""
+    d, e, w = deliveries, events, webhook_endpoints
+    p, pe = deliveries.alias("earlier"), events.alias("earlier_event")
+
+    def held_back(same: Any) -> Any:
+        """An earlier event matching `same` is still pending to this endpoint."""
+        return exists(
+            select(p.c.id)
+            .select_from(p.join(pe, pe.c.id == p.c.event_id))
+            .where(p.c.endpoint_id == d.c.endpoint_id, p.c.status == "pending", same,
+                   pe.c.seq < e.c.seq))
+
+    # Head of line per (endpoint, lane) only: a retrying delivery holds back the
+    # later events of its own lane (and those that follow it), nothing else.
+    ready = and_(
+        ~held_back(pe.c.lane == e.c.lane),
+        or_(e.c.after_lane.is_(None), ~held_back(pe.c.lane == e.c.after_lane)),
+        or_(e.c.type != ACCOUNT_DELETED, ~held_back(pe.c.account_id == e.c.account_id)),
+    )
+    return (
+        select(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, e.c.body,
+               w.c.url, w.c.secret_ct, w.c.enabled, w.c.previous_secret_ct,
+               w.c.previous_secret_expires_at)
+        .select_from(d.join(e, e.c.id == d.c.event_id)
+                     .join(w, w.c.id == d.c.endpoint_id))
+        .where(
+            d.c.status == "pending",
+            d.c.next_attempt_at <= now,
+            (d.c.lease_until.is_(None)) | (d.c.lease_until < now),
+            ready,
+        )
+        # By the index: no sort of every due row.
+        .order_by(d.c.priority, d.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(of=d, skip_locked=True)
+    )
+
+
+async def _lease(conn: AsyncConnection, now: datetime, lease_seconds: float,
+                 claimed: Sequence[PendingDelivery], disabled: Sequence[str],
+                 unreadable: Sequence[str]) -> None:
+    """Lease the claimed deliveries; the others are done: disabled, or failed."""
+    d = deliveries
+    if claimed:
+        await conn.execute(
+            update(d).where(d.c.id.in_([c.id for c in claimed]))
+            .values(lease_until=now + timedelta(seconds=lease_seconds))
+        )
+    if disabled:
+        await conn.execute(
+            update(d).where(d.c.id.in_(list(disabled)), d.c.status == "pending")
+            .values(status="disabled", lease_until=None, updated_at=now))
+    if unreadable:
+        await conn.execute(
+            update(d).where(d.c.id.in_(list(unreadable))).values(
+                status="failed", lease_until=None, updated_at=now,
+                last_error="secret_unreadable")
+        )
+
+
+def _outcome(a: Attempt) -> dict[str, Any]:
+    """The delivery's row after the attempt (bound parameters of `_write`'s update)."""
+    result = a.result
+    status = {
+        Outcome.SUCCEEDED: "succeeded",
+        Outcome.DISABLE: "disabled",
+    }.get(result.outcome, "pending" if a.next_attempt_at is not None else "failed")
+    return {"b_id": a.delivery.id, "b_status": status, "b_next": a.next_attempt_at,
+            "b_code": result.status_code, "b_error": result.error, "b_at": result.at}
+
+
+async def _hold_lanes(conn: AsyncConnection, attempts: Sequence[Attempt]) -> None:
+    """The lane's later events cannot go before a retried one: they wait for its retry,
+    so the claim does not walk through them again on every round (a long outage would
+    otherwise make each claim scan the whole backlog)."""
+    d = deliveries
+    retrying = [{"b_event": a.delivery.event_id, "b_endpoint": a.delivery.endpoint_id,
+                 "b_next": a.next_attempt_at}
+                for a in attempts
+                if a.result.outcome is Outcome.RETRY and a.next_attempt_at is not None]
+    if not retrying:
+        return
+    head = events.alias("head")
+    when = bindparam("b_next", type_=d.c.next_attempt_at.type)
+    later = select(events.c.id).where(
+        events.c.lane == select(head.c.lane)
+        .where(head.c.id == bindparam("b_event")).scalar_subquery(),
+        events.c.seq > select(head.c.seq)
+        .where(head.c.id == bindparam("b_event")).scalar_subquery())
+    await conn.execute(
+        update(d).where(d.c.endpoint_id == bindparam("b_endpoint"),
+                        d.c.status == "pending", d.c.next_attempt_at < when,
+                        d.c.event_id.in_(later))
+        .values(next_attempt_at=when),
+        retrying,
+    )
+
+
+async def _disable_gone(conn: AsyncConnection, attempts: Sequence[Attempt]) -> None:
+    """410 Gone: the receiver asked us to stop; nothing more goes there."""
+    gone = {a.delivery.endpoint_id for a in attempts if a.result.outcome is Outcome.DISABLE}
+    if not gone:
+        return
+    at = max(a.result.at for a in attempts)
+    await conn.execute(
+        update(webhook_endpoints)
+        .where(webhook_endpoints.c.id.in_(sorted(gone)))
+        .values(enabled=False)
+    )
+    await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.endpoint_id.in_(sorted(gone)), deliveries.c.status == "pending")
+        .values(status="disabled", updated_at=at)
+    )

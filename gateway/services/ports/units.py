@@ -1,0 +1,255 @@
+"""Units of work, one per use case: each service sees only the repositories it uses.
+
+A unit is one transaction: leaving its `async with` block without `commit()` rolls
+everything back. The building blocks below each name one repository; a service's unit is
+`Unit` plus the blocks it needs. `UnitOfWork` is all of them: what the SQL unit (and the
+in-memory one of the tests) provides, so it satisfies every narrower unit structurally
+(`gateway/adapters/db/unit_of_work.py` and `tests/support/memory.py` let mypy check it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Protocol, Self
+
+from gateway.services.ports.accounts import (
+    AccountRepository,
+    ApiKeyRepository,
+    SecurityLog,
+    SessionRepository,
+    ThrottleRepository,
+)
+from gateway.services.ports.billing import BillingRepository
+from gateway.services.ports.common import HasEvents
+from gateway.services.ports.finance import Ledger
+from gateway.services.ports.invoices import (
+    CursorRepository,
+    IdempotencyRepository,
+    InvoiceRepository,
+    PaymentRepository,
+)
+from gateway.services.ports.privacy import (
+    AuditLog,
+    LegalRegister,
+    MailOutbox,
+    PersonalRecords,
+    RetentionRepository,
+)
+from gateway.services.ports.staff import StaffRepository
+from gateway.services.ports.webhooks import EndpointRepository, EventRepository
+
+
+class Unit(Protocol):
+    """The transaction itself, whatever repositories come with it."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, _et: type[BaseException] | None, ev: BaseException | None,
+        _tb: TracebackType | None
+    ) -> None: ...
+
+    def collect(self, aggregate: HasEvents) -> None:
+        """Its events go to the outbox at commit (repositories call this on add/save)."""
+
+    async def commit(self) -> None:
+        """Write the collected aggregates' events to the outbox, then commit."""
+
+
+# One repository each. Read-only members, so implementations may narrow the types.
+class WithAccounts(Protocol):
+    @property
+    def accounts(self) -> AccountRepository: ...
+
+
+class WithSessions(Protocol):
+    @property
+    def sessions(self) -> SessionRepository: ...
+
+
+class WithApiKeys(Protocol):
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+
+
+class WithInvoices(Protocol):
+    @property
+    def invoices(self) -> InvoiceRepository: ...
+
+
+class WithPayments(Protocol):
+    @property
+    def payments(self) -> PaymentRepository: ...
+
+
+class WithCursors(Protocol):
+    @property
+    def cursors(self) -> CursorRepository: ...
+
+
+class WithEndpoints(Protocol):
+    @property
+    def endpoints(self) -> EndpointRepository: ...
+
+
+class WithIdempotency(Protocol):
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+
+
+class WithEvents(Protocol):
+    @property
+    def events(self) -> EventRepository: ...
+
+
+class WithThrottle(Protocol):
+    @property
+    def throttle(self) -> ThrottleRepository: ...
+
+
+class WithSecurityLog(Protocol):
+    @property
+    def security_log(self) -> SecurityLog: ...
+
+
+class WithRetention(Protocol):
+    @property
+    def retention(self) -> RetentionRepository: ...
+
+
+class WithAudit(Protocol):
+    @property
+    def audit(self) -> AuditLog: ...
+
+
+class WithLedger(Protocol):
+    @property
+    def ledger(self) -> Ledger: ...
+
+
+class WithStaff(Protocol):
+    @property
+    def staff(self) -> StaffRepository: ...
+
+
+class WithBilling(Protocol):
+    @property
+    def billing(self) -> BillingRepository: ...
+
+
+class WithPersonal(Protocol):
+    @property
+    def personal(self) -> PersonalRecords: ...
+
+
+class WithLegal(Protocol):
+    @property
+    def legal(self) -> LegalRegister: ...
+
+
+class WithMail(Protocol):
+    @property
+    def mail(self) -> MailOutbox: ...
+
+
+# --- one unit per use case -----------------------------------------------------------
+class ThrottledUnit(Unit, WithAccounts, WithThrottle, Protocol):
+    """Password and sign-in attempts (`services/attempts.py`)."""
+
+
+class TwoFactorUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+                    Protocol):
+    """Two-factor authentication (`services/two_factor.py`)."""
+
+
+class AccountsUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+                   Protocol):
+    """Sign-up, sessions and profiles (`services/accounts.py`)."""
+
+
+class RecoveryUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+                   Protocol):
+    """Password resets (`services/recovery.py`)."""
+
+
+class EmailChangeUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+                      Protocol):
+    """Changing an account's email (`services/email_change.py`)."""
+
+
+class PolicyNoticesUnit(Unit, WithAccounts, Protocol):
+    """Policy-change notices (`services/policy_notices.py`)."""
+
+
+class ApiKeysUnit(Unit, WithApiKeys, Protocol):
+    """API keys (`services/api_keys.py`)."""
+
+
+class InvoicesUnit(Unit, WithAccounts, WithInvoices, WithCursors, WithIdempotency,
+                   Protocol):
+    """Creating and reading invoices (`services/invoices.py`)."""
+
+
+class PrepaidUnit(Unit, WithAccounts, WithBilling, Protocol):
+    """What a settled (or reverted) plan invoice does to its account's paid time
+    (`services/billing.py` `PrepaidTime`), inside the transaction that saw it."""
+
+
+class BillingUnit(InvoicesUnit, WithPayments, WithBilling, Protocol):
+    """Plans, renewals and paid periods (`services/billing.py`); renewals create
+    invoices through the invoice service in the same transaction."""
+
+
+class ChainEventsUnit(Unit, WithAccounts, WithInvoices, WithPayments, WithCursors,
+                      WithBilling, Protocol):
+    """Blocks and mempool batches into payments and invoice states
+    (`services/chain_events.py`); a settled plan invoice extends its account."""
+
+
+class WalletUnit(Unit, WithInvoices, Protocol):
+    """Address-space usage (`services/wallet.py`)."""
+
+
+class FinanceUnit(Unit, WithLedger, WithCursors, Protocol):
+    """The payments export (`services/finance.py`)."""
+
+
+class ReconcileUnit(Unit, WithLedger, Protocol):
+    """Reconciling payments against the chain (`services/reconcile.py`)."""
+
+
+class EndpointsUnit(Unit, WithEndpoints, Protocol):
+    """Webhook endpoints (`services/webhook_endpoints.py`)."""
+
+
+class EventsUnit(Unit, WithEvents, Protocol):
+    """Webhook events and redelivery (`services/webhook_events.py`)."""
+
+
+class LegalUnit(Unit, WithAccounts, WithAudit, WithLegal, WithMail, Protocol):
+    """The legal-request register (`services/legal.py`)."""
+
+
+class PrivacyUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+                  WithInvoices, WithAudit, WithLegal, WithPersonal, Protocol):
+    """Export, correction, deletion and the access audit (`services/privacy.py`)."""
+
+
+class RetentionUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithAudit,
+                    WithLegal, WithRetention, Protocol):
+    """Scheduled retention and erasure (`services/retention.py`)."""
+
+
+class StaffUnit(Unit, WithStaff, WithThrottle, WithInvoices, WithLedger, WithEvents,
+                Protocol):
+    """The staff console (`services/staff.py`)."""
+
+
+class UnitOfWork(Unit, WithAccounts, WithSessions, WithApiKeys, WithInvoices, WithPayments,
+                 WithCursors, WithEndpoints, WithIdempotency, WithEvents, WithThrottle,
+                 WithSecurityLog, WithRetention, WithAudit, WithLedger, WithStaff,
+                 WithBilling, WithPersonal, WithLegal, WithMail, Protocol):
+    """Every repository: what the SQL unit of work provides."""
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
