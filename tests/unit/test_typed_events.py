@@ -219,3 +219,37 @@ def test_an_accounts_state_follows_its_life() -> None:
     assert account.state is AccountState.DELETION_SCHEDULED
     account.erase(days(8))
     assert account.state is AccountState.DELETED
+
+
+def test_a_delivery_status_follows_its_attempts_outcome() -> None:
+    from webhooks.retry import Outcome
+    from webhooks.store import DeliveryStatus
+
+    later = T0 + timedelta(seconds=5)
+    assert DeliveryStatus.after(Outcome.SUCCEEDED, None) is DeliveryStatus.SUCCEEDED
+    assert DeliveryStatus.after(Outcome.DISABLE, None) is DeliveryStatus.DISABLED
+    assert DeliveryStatus.after(Outcome.RETRY, later) is DeliveryStatus.PENDING
+    assert DeliveryStatus.after(Outcome.RETRY, None) is DeliveryStatus.FAILED
+    # The strings the deliveries table has always held (no migration).
+    assert [s.value for s in DeliveryStatus] == ["pending", "succeeded", "failed", "disabled"]
+
+
+def test_the_api_models_spell_the_states_as_the_enums_do() -> None:
+    """The response models keep `Literal`s (their OpenAPI schema is a plain enum): each
+    lists exactly its enum's values."""
+    from typing import Literal, get_args, get_origin
+
+    from gateway.domain.payments import PaymentStatus
+    from gateway.domain.states import InvoiceException, Status
+    from gateway.http import schemas_out as out
+
+    def values(model: type, name: str) -> list[str]:
+        annotation = model.model_fields[name].annotation  # type: ignore[attr-defined]
+        if get_origin(annotation) is not Literal:  # Literal[...] | None
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        return list(get_args(annotation))
+
+    assert values(out.Invoice, "status") == [s.value for s in Status]
+    assert values(out.Invoice, "exception") == [e.value for e in InvoiceException]
+    assert values(out.Account, "billing_state") == [b.value for b in BillingState]
+    assert values(out.Payment, "status") == [p.value for p in PaymentStatus]
