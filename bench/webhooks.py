@@ -77,9 +77,9 @@ async def worker_run(db_kind: str, url: str, n: int, tmp: Path) -> float:
     from gateway.adapters.db.unit_of_work import SqlUnitOfWork
     from gateway.adapters.db.webhooks import SqlDeliveryStore
     from gateway.adapters.fields import FieldCipher
-    from gateway.domain.events import DomainEvent
     from gateway.services.ports import EndpointRecord
     from tests.support.databases import fresh_database
+    from tests.support.events import invoice_event
     from webhooks import signing
     from webhooks.targets import TargetPolicy
     from webhooks.worker import DeliveryWorker
@@ -100,8 +100,8 @@ async def worker_run(db_kind: str, url: str, n: int, tmp: Path) -> float:
                 for start in range(0, invoices, 500):
                     async with SqlUnitOfWork(engine, cipher) as u:
                         await u.outbox.publish([
-                            DomainEvent(types[step], f"acc_{i}",
-                                        {"invoice_id": f"inv_{i}", "step": step})
+                            invoice_event(types[step], f"inv_{i}", f"acc_{i}",
+                                          {"step": step})
                             for i in range(start, min(start + 500, invoices))], now)
                         await u.commit()
             total = invoices * EVENTS_PER_INVOICE

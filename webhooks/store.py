@@ -3,9 +3,28 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from webhooks.retry import Outcome
+
+
+class DeliveryStatus(StrEnum):
+    """Where one delivery (an event to one endpoint) stands; the string the store keeps."""
+
+    PENDING = "pending"  # due, waiting for a retry, or in flight
+    SUCCEEDED = "succeeded"  # a 2xx answer
+    FAILED = "failed"  # retries exhausted (or its secret unreadable); may be redelivered
+    DISABLED = "disabled"  # its endpoint was disabled (410 Gone) or deleted
+
+    @classmethod
+    def after(cls, outcome: Outcome, next_attempt_at: datetime | None) -> "DeliveryStatus":
+        """The status an attempt leaves the delivery in."""
+        if outcome is Outcome.SUCCEEDED:
+            return cls.SUCCEEDED
+        if outcome is Outcome.DISABLE:
+            return cls.DISABLED
+        return cls.PENDING if next_attempt_at is not None else cls.FAILED
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from gateway.domain import events as ev
 from gateway.domain.billing import BillingState, Extension
 from gateway.domain.errors import InvalidInput
-from gateway.domain.timestamps import rfc3339
+from gateway.domain.states import AccountState
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
@@ -77,23 +77,30 @@ class Account:
     def deleted(self) -> bool:
         return self.deleted_at is not None
 
+    @property
+    def state(self) -> AccountState:
+        if self.deleted:
+            return AccountState.DELETED
+        if self.deletion_due_at is not None:
+            return AccountState.DELETION_SCHEDULED
+        if self.activated_at is not None:
+            return AccountState.ACTIVE
+        return AccountState.PENDING_ACTIVATION
+
     def schedule_deletion(self, now: datetime, grace: timedelta) -> datetime:
         """Asking again keeps the first date: a repeated request must not postpone it."""
         if self.deleted:
             raise InvalidInput("account", "is already deleted")
         if self.deletion_due_at is None:
             self.deletion_due_at = now + grace
-            self.events.append(ev.DomainEvent(
-                ev.ACCOUNT_DELETION_SCHEDULED, self.id,
-                {"account_id": self.id, "deletion_due_at": rfc3339(self.deletion_due_at)}))
+            self.events.append(ev.AccountDeletionScheduled(self.id, self.deletion_due_at))
         return self.deletion_due_at
 
     def cancel_deletion(self) -> bool:
         if self.deleted or self.deletion_due_at is None:
             return False
         self.deletion_due_at = None
-        self.events.append(ev.DomainEvent(ev.ACCOUNT_DELETION_CANCELLED, self.id,
-                                          {"account_id": self.id}))
+        self.events.append(ev.AccountDeletionCancelled(self.id))
         return True
 
     def erase(self, now: datetime) -> None:
@@ -118,13 +125,13 @@ class Account:
         self.paid_since = None
         self.billing_state = None
         self.renewal_reminders = True  # the customer's choice: back to the default
-        self.events.append(ev.DomainEvent(ev.ACCOUNT_DELETED, self.id, {"account_id": self.id}))
+        self.events.append(ev.AccountDeleted(self.id))
 
     def accept_policy(self, version: str) -> None:
         self.policy_version = version
 
     def created(self) -> None:
-        self.events.append(ev.DomainEvent(ev.ACCOUNT_CREATED, self.id, {"account_id": self.id}))
+        self.events.append(ev.AccountCreated(self.id))
 
     def activate(self, invoice_id: str, metadata: dict[str, object], now: datetime) -> None:
         """The first settled invoice activates the account; later ones do not re-announce.
@@ -132,26 +139,10 @@ class Account:
         if self.activated_at is not None or self.deleted:
             return
         self.activated_at = now
-        self.events.append(
-            ev.DomainEvent(
-                ev.ACCOUNT_ACTIVATED,
-                self.id,
-                {
-                    "account_id": self.id,
-                    "invoice_id": invoice_id,
-                    "datacenter": self.datacenter,
-                    "metadata": metadata,
-                },
-            )
-        )
+        self.events.append(ev.AccountActivated(self.id, invoice_id, self.datacenter,
+                                               dict(metadata)))
 
     # -- prepaid time ------------------------------------------------------------------
-    def _billing_data(self, **extra: object) -> dict[str, object]:
-        data: dict[str, object] = {"account_id": self.id, "plan": self.plan}
-        data["paid_until"] = rfc3339(self.paid_until) if self.paid_until else None
-        data.update(extra)
-        return data
-
     def credit(self, invoice_id: str, plan: str, coin: str, extension: Extension,
                metadata: dict[str, object], now: datetime) -> bool:
         """A settled plan invoice bought `extension`. The first one activates the account
@@ -166,19 +157,15 @@ class Account:
         self.paid_until = extension.ends_at
         self.paid_since = extension.since
         self.billing_state = BillingState.ACTIVE
-        periods = {"invoice_id": invoice_id, "periods": extension.periods,
-                   "period_start": rfc3339(extension.starts_at)}
         if self.activated_at is None or before is BillingState.SUSPENDED:
             self.activated_at = self.activated_at or now
-            self.events.append(ev.DomainEvent(ev.ACCOUNT_ACTIVATED, self.id, {
-                "account_id": self.id, "invoice_id": invoice_id,
-                "datacenter": self.datacenter, "metadata": metadata,
-                "plan": plan, "paid_until": rfc3339(extension.ends_at),
-                "reactivated": before is BillingState.SUSPENDED,
-            }))
+            self.events.append(ev.AccountActivated(
+                self.id, invoice_id, self.datacenter, dict(metadata), plan=plan,
+                paid_until=extension.ends_at, reactivated=before is BillingState.SUSPENDED))
         else:
-            self.events.append(ev.DomainEvent(ev.ACCOUNT_RENEWED, self.id,
-                                              self._billing_data(**periods)))
+            self.events.append(ev.AccountRenewed(
+                self.id, plan=plan, paid_until=extension.ends_at, invoice_id=invoice_id,
+                periods=extension.periods, period_start=extension.starts_at))
         return True
 
     def advance(self, now: datetime, grace: timedelta) -> list[BillingState]:
@@ -192,13 +179,12 @@ class Account:
         if self.billing_state is BillingState.ACTIVE and now >= self.paid_until:
             self.billing_state = BillingState.GRACE
             entered.append(BillingState.GRACE)
-            self.events.append(ev.DomainEvent(ev.ACCOUNT_GRACE, self.id, self._billing_data(
-                suspends_at=rfc3339(self.paid_until + grace))))
+            self.events.append(ev.AccountGrace(self.id, self.plan, self.paid_until,
+                                               suspends_at=self.paid_until + grace))
         if self.billing_state is BillingState.GRACE and now >= self.paid_until + grace:
             self.billing_state = BillingState.SUSPENDED
             entered.append(BillingState.SUSPENDED)
-            self.events.append(ev.DomainEvent(ev.ACCOUNT_SUSPENDED, self.id,
-                                              self._billing_data()))
+            self.events.append(ev.AccountSuspended(self.id, self.plan, self.paid_until))
         return entered
 
     def take_back(self, invoice_id: str, periods: int, paid_until: datetime,
@@ -215,12 +201,11 @@ class Account:
         suspend = now >= paid_until and self.billing_state is not BillingState.SUSPENDED
         if suspend:
             self.billing_state = BillingState.SUSPENDED
-        self.events.append(ev.DomainEvent(ev.ACCOUNT_TIME_REVOKED, self.id, self._billing_data(
-            invoice_id=invoice_id, periods=periods,
-            billing_state=self.billing_state.value if self.billing_state else None)))
+        self.events.append(ev.AccountTimeRevoked(
+            self.id, self.plan, paid_until, invoice_id=invoice_id, periods=periods,
+            billing_state=self.billing_state))
         if suspend:
-            self.events.append(ev.DomainEvent(ev.ACCOUNT_SUSPENDED, self.id,
-                                              self._billing_data()))
+            self.events.append(ev.AccountSuspended(self.id, self.plan, paid_until))
 
     def renewal_due(self, now: datetime, lead: timedelta) -> bool:
         """Whether the renewal invoice for the current period should exist by now: not
@@ -233,8 +218,9 @@ class Account:
 
     def expiring(self, invoice_id: str, amount: dict[str, str]) -> None:
         """The renewal invoice for the current period was created."""
-        self.events.append(ev.DomainEvent(ev.ACCOUNT_EXPIRING, self.id, self._billing_data(
-            invoice_id=invoice_id, price=amount, coin=self.renewal_coin)))
+        self.events.append(ev.AccountExpiring(
+            self.id, self.plan, self.paid_until, invoice_id=invoice_id,
+            price=ev.Price(amount["amount"], amount["currency"]), coin=self.renewal_coin))
 
     def choose_renewal(self, plan: str | None, coin: str | None,
                        reminders: bool | None) -> None:

@@ -1,45 +1,417 @@
+"""Domain events: one frozen dataclass per webhook event type, carrying exactly the fields
+of its payload (WEBHOOKS.md, "Event types"). The webhook body, its JSON Schema (used by the
+OpenAPI document's `webhooks`) and the documentation test all come from these classes, so
+none can drift from the others. Standard library only; no I/O."""
+
+import json
+import types
+import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields, is_dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Union
 
-ACCOUNT_CREATED = "account.created"
-ACCOUNT_ACTIVATED = "account.activated"
-ACCOUNT_DELETION_SCHEDULED = "account.deletion_scheduled"
-ACCOUNT_DELETION_CANCELLED = "account.deletion_cancelled"
-ACCOUNT_DELETED = "account.deleted"
-ACCOUNT_RENEWED = "account.renewed"
-ACCOUNT_EXPIRING = "account.expiring"
-ACCOUNT_GRACE = "account.grace"
-ACCOUNT_SUSPENDED = "account.suspended"
-ACCOUNT_TIME_REVOKED = "account.time_revoked"
-INVOICE_CREATED = "invoice.created"
-INVOICE_PAYMENT_RECEIVED = "invoice.payment_received"
-INVOICE_PROCESSING = "invoice.processing"
-INVOICE_SETTLED = "invoice.settled"
-INVOICE_EXPIRED = "invoice.expired"
-INVOICE_INVALID = "invoice.invalid"
-INVOICE_PAYMENT_REVERTED = "invoice.payment_reverted"
-INVOICE_PROCESSING_REVERTED = "invoice.processing_reverted"
-
-EVENT_TYPES: tuple[str, ...] = (
-    ACCOUNT_CREATED, ACCOUNT_ACTIVATED, ACCOUNT_DELETION_SCHEDULED,
-    ACCOUNT_DELETION_CANCELLED, ACCOUNT_DELETED,
-    ACCOUNT_RENEWED, ACCOUNT_EXPIRING, ACCOUNT_GRACE, ACCOUNT_SUSPENDED, ACCOUNT_TIME_REVOKED,
-    INVOICE_CREATED, INVOICE_PAYMENT_RECEIVED, INVOICE_PROCESSING, INVOICE_SETTLED,
-    INVOICE_EXPIRED, INVOICE_INVALID, INVOICE_PAYMENT_REVERTED, INVOICE_PROCESSING_REVERTED,
-)
+from gateway.domain.billing import BillingState
+from gateway.domain.states import InvoiceException, Status
+from gateway.domain.timestamps import rfc3339
 
 
+class EventType(StrEnum):
+    """The wire `type` of each event (never renamed: receivers match on it)."""
+
+    ACCOUNT_CREATED = "account.created"
+    ACCOUNT_ACTIVATED = "account.activated"
+    ACCOUNT_DELETION_SCHEDULED = "account.deletion_scheduled"
+    ACCOUNT_DELETION_CANCELLED = "account.deletion_cancelled"
+    ACCOUNT_DELETED = "account.deleted"
+    ACCOUNT_RENEWED = "account.renewed"
+    ACCOUNT_EXPIRING = "account.expiring"
+    ACCOUNT_GRACE = "account.grace"
+    ACCOUNT_SUSPENDED = "account.suspended"
+    ACCOUNT_TIME_REVOKED = "account.time_revoked"
+    INVOICE_CREATED = "invoice.created"
+    INVOICE_PAYMENT_RECEIVED = "invoice.payment_received"
+    INVOICE_PROCESSING = "invoice.processing"
+    INVOICE_SETTLED = "invoice.settled"
+    INVOICE_EXPIRED = "invoice.expired"
+    INVOICE_INVALID = "invoice.invalid"
+    INVOICE_PAYMENT_REVERTED = "invoice.payment_reverted"
+    INVOICE_PROCESSING_REVERTED = "invoice.processing_reverted"
+
+
+ACCOUNT_CREATED = EventType.ACCOUNT_CREATED
+ACCOUNT_ACTIVATED = EventType.ACCOUNT_ACTIVATED
+ACCOUNT_DELETION_SCHEDULED = EventType.ACCOUNT_DELETION_SCHEDULED
+ACCOUNT_DELETION_CANCELLED = EventType.ACCOUNT_DELETION_CANCELLED
+ACCOUNT_DELETED = EventType.ACCOUNT_DELETED
+ACCOUNT_RENEWED = EventType.ACCOUNT_RENEWED
+ACCOUNT_EXPIRING = EventType.ACCOUNT_EXPIRING
+ACCOUNT_GRACE = EventType.ACCOUNT_GRACE
+ACCOUNT_SUSPENDED = EventType.ACCOUNT_SUSPENDED
+ACCOUNT_TIME_REVOKED = EventType.ACCOUNT_TIME_REVOKED
+INVOICE_CREATED = EventType.INVOICE_CREATED
+INVOICE_PAYMENT_RECEIVED = EventType.INVOICE_PAYMENT_RECEIVED
+INVOICE_PROCESSING = EventType.INVOICE_PROCESSING
+INVOICE_SETTLED = EventType.INVOICE_SETTLED
+INVOICE_EXPIRED = EventType.INVOICE_EXPIRED
+INVOICE_INVALID = EventType.INVOICE_INVALID
+INVOICE_PAYMENT_REVERTED = EventType.INVOICE_PAYMENT_REVERTED
+INVOICE_PROCESSING_REVERTED = EventType.INVOICE_PROCESSING_REVERTED
+
+EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
+
+# A field with this metadata is left out of the payload while it is None (rather than
+# sent as null): `account.activated` names a plan only for a plan invoice.
+ABSENT_WHEN_NONE: Mapping[str, object] = {"absent_when_none": True}
+
+
+# -- values inside payloads -------------------------------------------------------------
+@dataclass(frozen=True)
+class Price:
+    amount: str  # decimal string, e.g. "9.99"
+    currency: str
+
+
+@dataclass(frozen=True)
+class Rate:
+    value: str  # fiat per whole coin, decimal string
+    source: str
+    locked_at: datetime
+
+
+@dataclass(frozen=True)
+class LockedUntil:
+    """A payment's lock: the first block that may include a spend of it and/or the
+    moment from which it counts; the other is null."""
+
+    height: int | None
+    time: datetime | None
+
+
+@dataclass(frozen=True)
+class ReceivedPayment:
+    txid: str
+    index: int
+    amount: str  # coin units, decimal string
+    amount_base_units: str
+    coin: str
+    confirmations: int
+    locked_until: LockedUntil | None
+    rate: Rate
+
+
+# -- the events -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DomainEvent:
     """Something that happened; goes to the outbox in the transaction that caused it.
 
-    `data` must never hold personal data (email, names): webhooks leave the building."""
+    Its fields are its webhook payload (`data`), and must never hold personal data
+    (email, names): webhooks leave the building. `account_id` is in every payload."""
 
-    type: str
+    TYPE: ClassVar[EventType]
     account_id: str
-    data: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def type(self) -> str:
+        return self.TYPE.value
+
+    @property
+    def data(self) -> dict[str, object]:
+        """The payload, as JSON values."""
+        return _object(self)
 
 
+@dataclass(frozen=True)
+class AccountCreated(DomainEvent):
+    """Signup."""
+
+    TYPE = EventType.ACCOUNT_CREATED
+
+
+@dataclass(frozen=True)
+class AccountActivated(DomainEvent):
+    """The account's first invoice settled; again when a plan invoice settles for a
+    suspended account. `plan`, `paid_until` and `reactivated` only for a plan invoice."""
+
+    TYPE = EventType.ACCOUNT_ACTIVATED
+    invoice_id: str
+    datacenter: str | None
+    metadata: Mapping[str, object]  # of the invoice
+    plan: str | None = field(default=None, metadata=ABSENT_WHEN_NONE)
+    paid_until: datetime | None = field(default=None, metadata=ABSENT_WHEN_NONE)
+    reactivated: bool | None = field(  # true after a suspension
+        default=None, metadata=ABSENT_WHEN_NONE)
+
+
+@dataclass(frozen=True)
+class AccountDeletionScheduled(DomainEvent):
+    """The customer asked for deletion."""
+
+    TYPE = EventType.ACCOUNT_DELETION_SCHEDULED
+    deletion_due_at: datetime
+
+
+@dataclass(frozen=True)
+class AccountDeletionCancelled(DomainEvent):
+    """The customer kept the account during the grace period."""
+
+    TYPE = EventType.ACCOUNT_DELETION_CANCELLED
+
+
+@dataclass(frozen=True)
+class AccountDeleted(DomainEvent):
+    """The deletion was carried out (personal data erased)."""
+
+    TYPE = EventType.ACCOUNT_DELETED
+
+
+@dataclass(frozen=True)
+class AccountRenewed(DomainEvent):
+    """A plan invoice settled for an active account or one in grace."""
+
+    TYPE = EventType.ACCOUNT_RENEWED
+    plan: str
+    paid_until: datetime  # the new one
+    invoice_id: str
+    periods: int
+    period_start: datetime
+
+
+@dataclass(frozen=True)
+class AccountExpiring(DomainEvent):
+    """The renewal invoice of the current period was created."""
+
+    TYPE = EventType.ACCOUNT_EXPIRING
+    plan: str | None
+    paid_until: datetime | None
+    invoice_id: str
+    price: Price
+    coin: str | None
+
+
+@dataclass(frozen=True)
+class AccountGrace(DomainEvent):
+    """`paid_until` passed without a payment."""
+
+    TYPE = EventType.ACCOUNT_GRACE
+    plan: str | None
+    paid_until: datetime
+    suspends_at: datetime
+
+
+@dataclass(frozen=True)
+class AccountSuspended(DomainEvent):
+    """The grace period ended without a payment, or a reverted payment took back the
+    time and none paid is left."""
+
+    TYPE = EventType.ACCOUNT_SUSPENDED
+    plan: str | None
+    paid_until: datetime
+
+
+@dataclass(frozen=True)
+class AccountTimeRevoked(DomainEvent):
+    """A payment of a settled plan invoice was reverted: the periods the remaining
+    payments no longer cover are taken back."""
+
+    TYPE = EventType.ACCOUNT_TIME_REVOKED
+    plan: str | None
+    paid_until: datetime  # the new, earlier one
+    invoice_id: str
+    periods: int  # taken back
+    billing_state: BillingState | None
+
+
+@dataclass(frozen=True)
+class InvoiceEvent(DomainEvent):
+    """The invoice summary every `invoice.*` event carries."""
+
+    invoice_id: str
+    status: Status
+    exception: InvoiceException | None
+    coin: str
+    amount_due: str  # coin units, decimal string
+    amount_due_base_units: str
+    amount_paid: str
+    price: Price
+    rate: Rate
+    metadata: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class InvoiceCreated(InvoiceEvent):
+    """Invoice created."""
+
+    TYPE = EventType.INVOICE_CREATED
+
+
+@dataclass(frozen=True)
+class InvoicePaymentReceived(InvoiceEvent):
+    """Each new payment to the invoice's address."""
+
+    TYPE = EventType.INVOICE_PAYMENT_RECEIVED
+    payment: ReceivedPayment
+
+
+@dataclass(frozen=True)
+class InvoiceProcessing(InvoiceEvent):
+    """Full amount seen, not yet confirmed enough."""
+
+    TYPE = EventType.INVOICE_PROCESSING
+
+
+@dataclass(frozen=True)
+class InvoiceSettled(InvoiceEvent):
+    """Confirmed amount reached at the required depth."""
+
+    TYPE = EventType.INVOICE_SETTLED
+
+
+@dataclass(frozen=True)
+class InvoiceExpired(InvoiceEvent):
+    """Expiry passed without full payment."""
+
+    TYPE = EventType.INVOICE_EXPIRED
+
+
+@dataclass(frozen=True)
+class InvoiceInvalid(InvoiceEvent):
+    """Monitoring window ended without enough confirmations."""
+
+    TYPE = EventType.INVOICE_INVALID
+
+
+@dataclass(frozen=True)
+class InvoicePaymentReverted(InvoiceEvent):
+    """A settled invoice's payment left the chain."""
+
+    TYPE = EventType.INVOICE_PAYMENT_REVERTED
+
+
+@dataclass(frozen=True)
+class InvoiceProcessingReverted(InvoiceEvent):
+    """A `processing` invoice is no longer paid in full (its status is `new` again)."""
+
+    TYPE = EventType.INVOICE_PROCESSING_REVERTED
+
+
+EVENT_CLASSES: Mapping[EventType, type[DomainEvent]] = {
+    cls.TYPE: cls for cls in (
+        AccountCreated, AccountActivated, AccountDeletionScheduled, AccountDeletionCancelled,
+        AccountDeleted, AccountRenewed, AccountExpiring, AccountGrace, AccountSuspended,
+        AccountTimeRevoked, InvoiceCreated, InvoicePaymentReceived, InvoiceProcessing,
+        InvoiceSettled, InvoiceExpired, InvoiceInvalid, InvoicePaymentReverted,
+        InvoiceProcessingReverted,
+    )
+}
+
+
+# -- the wire form ----------------------------------------------------------------------
+def _value(value: object) -> object:
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    if is_dataclass(value) and not isinstance(value, type):
+        return _object(value)
+    if isinstance(value, Mapping):
+        return dict(value)  # metadata: as given
+    return value
+
+
+def _object(obj: object) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for f in fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        if value is None and f.metadata.get("absent_when_none"):
+            continue
+        out[f.name] = _value(value)
+    return out
+
+
+def webhook_body(event: DomainEvent, now: datetime) -> str:
+    """The body every delivery of `event` carries (signed over these exact bytes)."""
+    return json.dumps(
+        {"type": event.type, "timestamp": rfc3339(now), "data": event.data},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+# -- the schema -------------------------------------------------------------------------
+TIME_SCHEMA: Mapping[str, object] = {"type": "string", "format": "date-time"}
+_SCALARS: Mapping[object, Mapping[str, object]] = {
+    str: {"type": "string"}, int: {"type": "integer"}, bool: {"type": "boolean"},
+    datetime: TIME_SCHEMA,
+}
+
+
+def _type_schema(hint: Any) -> dict[str, Any]:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        assert len(args) == 1, hint
+        return {"anyOf": [_type_schema(args[0]), {"type": "null"}]}
+    if origin is not None and issubclass(origin, Mapping):
+        return {"type": "object"}
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return {"type": "string", "enum": [m.value for m in hint]}
+    if isinstance(hint, type) and is_dataclass(hint):
+        return object_schema(hint)
+    return dict(_SCALARS[hint])
+
+
+def _field_schema(f: Field[Any], hint: Any) -> tuple[dict[str, Any], bool]:
+    """A field's schema, and whether the payload always has it."""
+    if f.metadata.get("absent_when_none"):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _type_schema(args[0]), False
+    return _type_schema(hint), True
+
+
+def object_schema(cls: type) -> dict[str, Any]:
+    """The JSON Schema of a payload dataclass (every field, nothing else)."""
+    hints = typing.get_type_hints(cls)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for f in fields(cls):
+        properties[f.name], always = _field_schema(f, hints[f.name])
+        if always:
+            required.append(f.name)
+    return {"type": "object", "additionalProperties": False, "required": required,
+            "properties": properties}
+
+
+def event_schema(cls: type[DomainEvent]) -> dict[str, Any]:
+    """The JSON Schema of the whole webhook body of one event type."""
+    return {
+        "title": cls.__name__,
+        "description": " ".join((cls.__doc__ or "").split()),
+        "type": "object", "additionalProperties": False,
+        "required": ["data", "timestamp", "type"],
+        "properties": {
+            "type": {"const": cls.TYPE.value},
+            "timestamp": dict(TIME_SCHEMA),
+            "data": object_schema(cls),
+        },
+    }
+
+
+def field_paths(cls: type, prefix: str = "") -> set[str]:
+    """Every field of a payload, nested ones as `parent.child`."""
+    hints = typing.get_type_hints(cls)
+    paths: set[str] = set()
+    for f in fields(cls):
+        paths.add(prefix + f.name)
+        inner = [a for a in (typing.get_args(hints[f.name]) or (hints[f.name],))
+                 if isinstance(a, type) and is_dataclass(a)]
+        for sub in inner:
+            paths |= field_paths(sub, f"{prefix}{f.name}.")
+    return paths
+
+
+# -- delivery order ---------------------------------------------------------------------
 # Delivered before every other due event (to each endpoint): what a provisioning system
 # acts on. Events of invoices are many (one `invoice.created` per checkout); these few
 # must not queue behind them.
@@ -64,10 +436,10 @@ class Ordering:
 
 
 def ordering(event: DomainEvent) -> Ordering:
-    invoice = event.data.get("invoice_id")
+    invoice = getattr(event, "invoice_id", None)
     invoice_id = invoice if isinstance(invoice, str) and invoice else None
     urgent = event.type in URGENT_TYPES
-    if event.type.startswith("invoice.") and invoice_id is not None:
+    if isinstance(event, InvoiceEvent) and invoice_id is not None:
         return Ordering(invoice_id, None, urgent)
     return Ordering(event.account_id, invoice_id, urgent)
 

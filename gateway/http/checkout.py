@@ -6,25 +6,26 @@ from typing import Any
 import segno
 
 from chains.base import BlockRef, Lock
-from gateway.domain.invoices import Status
+from gateway.domain.invoices import InvoiceException, Status
 from gateway.domain.payments import PaymentStatus
 from gateway.domain.timestamps import rfc3339
 from gateway.services.invoices import InvoiceView
 
 FINAL = {Status.SETTLED.value, Status.EXPIRED.value, Status.INVALID.value}
 
-STATUS_TEXT = {
-    "new": "Waiting for your payment.",
-    "processing": "Payment received. Waiting for confirmations.",
-    "settled": "Paid. Thank you!",
-    "expired": "This invoice has expired.",
-    "invalid": "The payment was not confirmed in time. Please contact support.",
+STATUS_TEXT: dict[str, str] = {
+    Status.NEW: "Waiting for your payment.",
+    Status.PROCESSING: "Payment received. Waiting for confirmations.",
+    Status.SETTLED: "Paid. Thank you!",
+    Status.EXPIRED: "This invoice has expired.",
+    Status.INVALID: "The payment was not confirmed in time. Please contact support.",
 }
-EXCEPTION_TEXT = {
-    "paid_partial": "Only part of the amount arrived.",
-    "paid_over": "More than the amount due arrived.",
-    "paid_late": "A payment arrived after expiry; it is being reviewed.",
-    "reverted_after_settlement": "A payment left the blockchain after settlement.",
+EXCEPTION_TEXT: dict[str, str] = {
+    InvoiceException.PAID_PARTIAL: "Only part of the amount arrived.",
+    InvoiceException.PAID_OVER: "More than the amount due arrived.",
+    InvoiceException.PAID_LATE: "A payment arrived after expiry; it is being reviewed.",
+    InvoiceException.REVERTED_AFTER_SETTLEMENT:
+        "A payment left the blockchain after settlement.",
 }
 
 
@@ -131,7 +132,7 @@ def page_context(view: InvoiceView, now: datetime) -> dict[str, Any]:
         "expires_iso": rfc3339(expires),
         "expires_text": expires.strftime(TIME_FORMAT),
         "minutes_left": max(int((expires - now).total_seconds() // 60), 0),
-        "show_payment": inv.status.value in ("new", "processing"),
+        "show_payment": inv.status in (Status.NEW, Status.PROCESSING),
         "network_notice": network_notice(view.record.payment_uri),
         "settlement_text": settlement_text(inv.coin, inv.terms.confirmations_required),
         "refresh_seconds": 10,

@@ -10,9 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gateway.domain import events as ev
 from gateway.domain.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from gateway.domain.invoice_metadata import KEYS as METADATA_KEYS
 from gateway.domain.invoice_metadata import VALUE_CHARS
+from gateway.domain.invoices import Status
 from gateway.domain.money import FIAT_EXPONENTS
 from gateway.http import schemas as req
 from gateway.http import schemas_out as out
@@ -189,9 +191,8 @@ OPERATIONS: tuple[Op, ...] = (
        out.InvoicePage, (*KEY, 422),
        (Param("account_id", "query", {"type": "string", "pattern": id_pattern("acc_")},
               description="only this account's invoices"),
-        Param("status", "query", {"type": "string",
-                                  "enum": ["new", "processing", "settled", "expired",
-                                           "invalid"]}), _cursor("inv_"), _limit(200, 50)),
+        Param("status", "query", {"type": "string", "enum": [s.value for s in Status]}),
+        _cursor("inv_"), _limit(200, 50)),
        links=(Link("GetFirstInvoice", GET_INVOICE,
                    {"invoice_id": "$response.body#/data/0/id"}),)),
     Op("get", "/v1/invoices/{invoice_id}", "Read an invoice", "service", "key:invoices:read",
@@ -403,107 +404,175 @@ def _description(vocab: Vocabulary) -> str:
     said = ("Privacy-first cryptocurrency payment and signup gateway. Errors are RFC 9457 "
             "problem documents. The enums (coins, currencies, plans, datacenters, event "
             "types) are those of this gateway's configuration")
+    said_webhooks = " `webhooks` describes what the gateway posts to registered endpoints."
     if vocab.coins is None:  # `gateway openapi` without a configuration
-        return said + "; this generic document leaves open those a configuration decides."
-    return said + "."
+        return (said + "; this generic document leaves open those a configuration decides."
+                + said_webhooks)
+    return said + "." + said_webhooks
 
 
-def document(prefix: str = "", vocab: Vocabulary | None = None) -> dict[str, Any]:
-    vocab = vocab or Vocabulary()
-    fields = _fields(vocab)
-    schemas: dict[str, Any] = {}
+class _Components:
+    """The document's `components.schemas`, filled as operations refer to models."""
 
-    def ref(model: type[BaseModel]) -> dict[str, str]:
+    def __init__(self, fields: dict[str, dict[str, dict[str, Any]]]) -> None:
+        self.fields = fields
+        self.schemas: dict[str, Any] = {}
+
+    def ref(self, model: type[BaseModel]) -> dict[str, str]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in schema.pop("$defs", {}).items():
-            schemas[name] = sub
-        for name, precise in fields.get(model.__name__, {}).items():
+            self.schemas[name] = sub
+        for name, precise in self.fields.get(model.__name__, {}).items():
             described = schema["properties"][name]
             schema["properties"][name] = {
                 **precise, "title": described.get("title", name),
                 **({"description": described["description"]}
                    if "description" in described else {})}
-        schemas[model.__name__] = schema
+        self.schemas[model.__name__] = schema
         return {"$ref": f"#/components/schemas/{model.__name__}"}
 
-    problem = {PROBLEM: {"schema": ref(out.Problem)}}
+
+def _success(op: Op, components: _Components) -> dict[str, Any]:
+    """The success response's description and content."""
+    text = STATUS_TEXT[op.ok]
+    if isinstance(op.response, type):
+        return {"description": text,
+                "content": {"application/json": {"schema": components.ref(op.response)}}}
+    if op.response == "text/event-stream":
+        # Each event's data is the invoice's status document.
+        return {"description": text + ": one event per status change; each event's data "
+                "is a JSON document",
+                "content": {op.response: {"schema": {"anyOf": [{"type": "string"},
+                                                               SSE_EVENT]}}}}
+    if isinstance(op.response, str):
+        kind = "object" if op.response == "application/json" else "string"
+        return {"description": text, "content": {op.response: {"schema": {"type": kind}}}}
+    return {"description": text}
+
+
+def _responses(op: Op, components: _Components, problem: dict[str, Any]) -> dict[str, Any]:
+    ok = _success(op, components)
+    for media in op.alt_media:
+        ok["content"][media] = {"schema": {"type": "string"}}
+    if op.links:
+        ok["links"] = {
+            link.name: {"operationId": link.operation_id, "parameters": link.parameters,
+                        **({"description": link.description} if link.description else {})}
+            for link in op.links}
+    responses: dict[str, Any] = {str(op.ok): ok}
+    for code in op.also_ok:
+        responses[str(code)] = {**ok, "description": STATUS_TEXT[code]}
+    for code in sorted(set(op.errors) | set(ALWAYS)):
+        responses[str(code)] = {"description": STATUS_TEXT[code], "content": problem}
+    return responses
+
+
+def _security(op: Op) -> dict[str, Any]:
+    """`security` and, where it needs saying, a `description` of what it takes."""
+    if op.auth.startswith("key"):
+        scope = op.auth.partition(":")[2]
+        both = op.auth == "key-or-session"
+        found: dict[str, Any] = {"security": [{"apiKey": []}] + (
+            [{"session": []}, {"sessionCookie": []}] if both else [])}
+        if scope:
+            found["description"] = f"API key with scope `{scope}`."
+        elif both:
+            found["description"] = ("An API key with scope `invoices:read`, or the "
+                                    "session of the invoice's own customer.")
+        return found
+    if op.auth != "session":
+        return {}
+    found = {"security": [{"session": []}, {"sessionCookie": []}]}
+    if op.method != "get":
+        found["description"] = (
+            "With the session cookie (not a bearer token) this needs "
+            "`Content-Type: application/json` and this site's own `Origin`; otherwise 403.")
+    return found
+
+
+def _parameter(p: Param, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": p.name, "in": p.where, "required": p.required, "schema": schema,
+            **({"description": p.description} if p.description else {})}
+
+
+def _operation(op: Op, components: _Components, problem: dict[str, Any],
+               enums: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": op.summary, "tags": [op.tag], "operationId": op.operation_id,
+        "responses": _responses(op, components, problem),
+    }
+    if op.params:
+        operation["parameters"] = [_parameter(p, enums.get((op.path, p.name), p.schema))
+                                   for p in op.params]
+    if op.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": components.ref(op.body)}}}
+    operation.update(_security(op))
+    return operation
+
+
+# What every delivery carries besides its body (Standard Webhooks; WEBHOOKS.md).
+WEBHOOK_HEADERS = (
+    Param("webhook-id", "header", {"type": "string", "pattern": id_pattern("evt_")}, True,
+          "the event's id, the same on every attempt: deduplicate on it"),
+    Param("webhook-timestamp", "header", {"type": "string", "pattern": "^[0-9]{1,12}$"},
+          True, "Unix seconds; reject one more than 5 minutes off"),
+    Param("webhook-signature", "header", {"type": "string", "pattern": "^v1,"}, True,
+          "v1,<base64 HMAC-SHA256(secret, \"{id}.{timestamp}.{body}\")>; two, "
+          "space-separated, while a secret rotates"),
+)
+
+
+def webhook_schemas() -> dict[str, dict[str, Any]]:
+    """The body of each event type, generated from its domain event class, by the name
+    it has in `components.schemas`."""
+    return {f"{cls.__name__}Event": ev.event_schema(cls) for cls in ev.EVENT_CLASSES.values()}
+
+
+def _webhooks(schemas: dict[str, Any]) -> dict[str, Any]:
+    hooks: dict[str, Any] = {}
+    for (name, schema), cls in zip(webhook_schemas().items(), ev.EVENT_CLASSES.values(),
+                                   strict=True):
+        schemas[name] = schema
+        hooks[cls.TYPE.value] = {"post": {
+            "summary": f"{cls.TYPE.value}: {schema['description']}",
+            "tags": ["webhooks"],
+            "operationId": "webhook_" + cls.TYPE.value.replace(".", "_"),
+            "parameters": [_parameter(p, p.schema) for p in WEBHOOK_HEADERS],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{name}"}}}},
+            "responses": {
+                "2XX": {"description": "delivered (the body of the answer is ignored)"},
+                "410": {"description": "disables the endpoint: nothing more is sent"},
+                "default": {"description": "retried (WEBHOOKS.md, Retries)"}},
+        }}
+    return hooks
+
+
+SECURITY_SCHEMES = {
+    "apiKey": {"type": "http", "scheme": "bearer", "description": "service API key, gk_..."},
+    "session": {"type": "http", "scheme": "bearer",
+                "description": "a customer's session token (POST /v1/sessions)"},
+    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "__Host-session"},
+}
+
+
+def document(prefix: str = "", vocab: Vocabulary | None = None) -> dict[str, Any]:
+    vocab = vocab or Vocabulary()
+    components = _Components(_fields(vocab))
+    problem = {PROBLEM: {"schema": components.ref(out.Problem)}}
     enums = {("/v1/payments", "coin"): _enum(vocab.coins),
              ("/v1/events", "type"): _enum(vocab.event_types)}
     paths: dict[str, Any] = {}
     for op in OPERATIONS:
-        responses: dict[str, Any] = {}
-        if isinstance(op.response, type):
-            responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok],
-                                     "content": {"application/json": {"schema": ref(op.response)}}}
-        elif op.response == "text/event-stream":
-            # Each event's data is the invoice's status document.
-            responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok] + ": one event per "
-                                     "status change; each event's data is a JSON document",
-                                     "content": {op.response: {"schema": {"anyOf": [
-                                         {"type": "string"}, SSE_EVENT]}}}}
-        elif isinstance(op.response, str):
-            kind = "object" if op.response == "application/json" else "string"
-            responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok],
-                                     "content": {op.response: {"schema": {"type": kind}}}}
-        else:
-            responses[str(op.ok)] = {"description": STATUS_TEXT[op.ok]}
-        for media in op.alt_media:
-            responses[str(op.ok)]["content"][media] = {"schema": {"type": "string"}}
-        if op.links:
-            responses[str(op.ok)]["links"] = {
-                link.name: {"operationId": link.operation_id, "parameters": link.parameters,
-                            **({"description": link.description} if link.description
-                               else {})}
-                for link in op.links}
-        for code in op.also_ok:
-            responses[str(code)] = {**responses[str(op.ok)], "description": STATUS_TEXT[code]}
-        for code in sorted(set(op.errors) | set(ALWAYS)):
-            responses[str(code)] = {"description": STATUS_TEXT[code], "content": problem}
-        operation: dict[str, Any] = {
-            "summary": op.summary, "tags": [op.tag], "operationId": op.operation_id,
-            "responses": responses,
-        }
-        if op.params:
-            operation["parameters"] = [
-                {"name": p.name, "in": p.where, "required": p.required,
-                 "schema": enums.get((op.path, p.name), p.schema),
-                 **({"description": p.description} if p.description else {})}
-                for p in op.params]
-        if op.body is not None:
-            operation["requestBody"] = {
-                "required": True, "content": {"application/json": {"schema": ref(op.body)}}}
-        if op.auth.startswith("key"):
-            scope = op.auth.partition(":")[2]
-            operation["security"] = [{"apiKey": []}] + (
-                [{"session": []}, {"sessionCookie": []}] if op.auth == "key-or-session"
-                else [])
-            if scope:
-                operation["description"] = f"API key with scope `{scope}`."
-            elif op.auth == "key-or-session":
-                operation["description"] = ("An API key with scope `invoices:read`, or the "
-                                            "session of the invoice's own customer.")
-        elif op.auth == "session":
-            operation["security"] = [{"session": []}, {"sessionCookie": []}]
-            if op.method != "get":
-                operation["description"] = (
-                    "With the session cookie (not a bearer token) this needs "
-                    "`Content-Type: application/json` and this site's own `Origin`; "
-                    "otherwise 403.")
-        paths.setdefault(op.path, {})[op.method] = operation
+        paths.setdefault(op.path, {})[op.method] = _operation(op, components, problem, enums)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Packetra gateway", "version": "1",
                  "description": _description(vocab)},
         "servers": [{"url": prefix or "/"}],
         "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {
-                "apiKey": {"type": "http", "scheme": "bearer",
-                           "description": "service API key, gk_..."},
-                "session": {"type": "http", "scheme": "bearer",
-                            "description": "a customer's session token (POST /v1/sessions)"},
-                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "__Host-session"},
-            },
-        },
+        "webhooks": _webhooks(components.schemas),
+        "components": {"schemas": components.schemas, "securitySchemes": SECURITY_SCHEMES},
     }

@@ -12,6 +12,7 @@ from gateway.domain.invoice_metadata import metadata_problem
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, Status
 from gateway.domain.money import Fiat, fiat_to_base_units
 from gateway.domain.payments import locked_until
+from gateway.domain.states import IdempotencyState
 from gateway.services.errors import Conflict, NotFound, ServiceUnavailable, TooManyRequests
 from gateway.services.ids import new_id
 from gateway.services.ports import (
@@ -157,7 +158,7 @@ class InvoiceService:
                 if existing.fingerprint != idem.fingerprint:
                     raise InvalidInput("Idempotency-Key",
                                        "was already used with a different request body")
-                if existing.state == "done" and existing.invoice_id is not None:
+                if existing.state == IdempotencyState.DONE and existing.invoice_id is not None:
                     replay = existing.invoice_id
                 elif now - existing.updated_at < IDEMPOTENCY_LEASE:
                     raise Conflict("a request with this Idempotency-Key is still in progress; "

@@ -116,9 +116,7 @@ async def _account(request: web.Request, session: StaffSession, reason: str,
     account_id = request.match_info["account_id"]
     account = (await console.accounts.view(account_id)).account
     invoices = await console.invoices.list(account_id=account_id, limit=200)
-    state = ("deleted" if account.deleted else
-             "deletion scheduled" if account.deletion_due_at else
-             "active" if account.activated_at else "pending activation")
+    state = account.state.value
     return render(request, "account.html", {
         "account": account, "state": state, "email": email, "reason": reason,
         "invoices": [{"id": v.record.invoice.id, "status": v.record.invoice.status.value,

@@ -13,7 +13,7 @@ from gateway.adapters.db.tables import deliveries
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import FieldCipher
-from gateway.domain.events import DomainEvent
+from gateway.domain.events import AccountCreated
 from gateway.services.ports import EndpointRecord
 from gateway.services.webhook_events import WebhookEventService
 from tests.support.nodes import free_port
@@ -40,8 +40,7 @@ async def test_down_for_the_whole_window_then_redelivered(database_url: str) -> 
         async with uow() as u:
             await u.endpoints.add(EndpointRecord("whe_1", f"http://127.0.0.1:{port}/h", (), "",
                                                  True, T0), secret)
-            await u.outbox.publish([DomainEvent("account.created", f"acc_{i}", {"i": i})
-                                    for i in range(3)], T0)
+            await u.outbox.publish([AccountCreated(f"acc_{i}") for i in range(3)], T0)
             await u.commit()
         worker = DeliveryWorker(SqlDeliveryStore(engine, cipher), lambda: now[0],
                                 RetryPolicy(jitter=0.0), timeout=2, targets=LOOPBACK)

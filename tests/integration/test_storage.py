@@ -167,7 +167,7 @@ async def test_an_unreadable_endpoint_secret_does_not_block_other_deliveries(
     database_url: str,
 ) -> None:
     from gateway.adapters.db.webhooks import SqlDeliveryStore
-    from gateway.domain.events import DomainEvent
+    from gateway.domain.events import AccountCreated
     from gateway.services.ports import EndpointRecord
 
     engine = make_engine(database_url)
@@ -180,7 +180,7 @@ async def test_an_unreadable_endpoint_secret_does_not_block_other_deliveries(
         async with SqlUnitOfWork(engine, FieldCipher([new_key])) as uow:
             await uow.endpoints.add(EndpointRecord("whe_new", "http://127.0.0.1:9/b", (), "",
                                                    True, T0), "whsec_bmV3")
-            await uow.outbox.publish([DomainEvent("account.created", "acc_x", {})], T0)
+            await uow.outbox.publish([AccountCreated("acc_x")], T0)
             await uow.commit()
         # The old data key was dropped from configuration.
         store = SqlDeliveryStore(engine, FieldCipher([new_key]))

@@ -19,8 +19,10 @@ from gateway.adapters.db.engine import dispose, make_engine
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import FieldCipher
-from gateway.domain.events import DomainEvent
+from gateway.domain.events import AccountDeleted, DomainEvent
 from gateway.services.ports import EndpointRecord
+from tests.support.events import activated
+from tests.support.events import invoice_event as typed_invoice_event
 from tests.support.nodes import free_port
 from webhooks import signing
 from webhooks.retry import RetryPolicy
@@ -85,7 +87,7 @@ async def receiving(receiver: Receiver) -> AsyncIterator[str]:
 
 
 def invoice_event(type_: str, invoice: str) -> DomainEvent:
-    return DomainEvent(type_, ACCOUNT, {"invoice_id": invoice, "account_id": ACCOUNT})
+    return typed_invoice_event(type_, invoice, ACCOUNT)
 
 
 async def publish(engine: AsyncEngine, cipher: FieldCipher, evts: list[DomainEvent],
@@ -129,8 +131,7 @@ async def test_a_settlement_overtakes_a_backlog_of_created_invoices(database_url
                 # at the back of the queue. The activation is recorded first here (as a
                 # service may), yet follows the settlement that caused it.
                 await publish(engine, cipher, [
-                    DomainEvent("account.activated", ACCOUNT,
-                                {"account_id": ACCOUNT, "invoice_id": last}),
+                    activated(ACCOUNT, last),
                     invoice_event("invoice.payment_received", last),
                     invoice_event("invoice.settled", last),
                 ])
@@ -176,10 +177,9 @@ async def test_a_failing_event_holds_back_only_its_own_invoice(database_url: str
                 [invoice_event("invoice.created", "inv_a"),
                  invoice_event("invoice.created", "inv_b")],
                 [invoice_event("invoice.settled", "inv_a"),
-                 DomainEvent("account.activated", ACCOUNT,
-                             {"account_id": ACCOUNT, "invoice_id": "inv_a"})],
+                 activated(ACCOUNT, "inv_a")],
                 [invoice_event("invoice.settled", "inv_b")],
-                [DomainEvent("account.deleted", ACCOUNT, {"account_id": ACCOUNT})],
+                [AccountDeleted(ACCOUNT)],
             ):
                 await publish(engine, cipher, evts, now[0])
             worker = DeliveryWorker(SqlDeliveryStore(engine, cipher), lambda: now[0],

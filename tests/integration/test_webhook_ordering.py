@@ -20,8 +20,8 @@ from gateway.adapters.db.tables import deliveries, delivery_attempts
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import FieldCipher
-from gateway.domain.events import DomainEvent
 from gateway.services.ports import EndpointRecord
+from tests.support.events import invoice_event
 from tests.support.nodes import free_port
 from webhooks import signing
 from webhooks.retry import RetryPolicy
@@ -47,7 +47,7 @@ class Receiver:
     async def hook(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
         event_id = request.headers["webhook-id"]
-        account = body["data"]["account"]
+        account = body["data"]["account_id"]
         self.in_flight[account] += 1
         self.active += 1
         self.peak = max(self.peak, self.active)
@@ -55,7 +55,7 @@ class Receiver:
             self.overlap_per_account += 1
         try:
             await asyncio.sleep(random.uniform(0, 0.015))
-            self.hits.append((event_id, account, body["data"]["n"]))
+            self.hits.append((event_id, account, body["data"]["metadata"]["n"]))
             return web.Response(status=500 if event_id in self.fail_ids else 204)
         finally:
             self.in_flight[account] -= 1
@@ -130,16 +130,16 @@ async def queue(engine: AsyncEngine, cipher: FieldCipher, url: str, accounts: in
     for n in range(per_account):
         async with SqlUnitOfWork(engine, cipher) as u:
             await u.outbox.publish(
-                [DomainEvent("invoice.payment_received", f"acc_{a}",
-                             {"account": f"acc_{a}", "n": n}) for a in range(accounts)], now)
+                [invoice_event("invoice.payment_received", f"inv_{a}", f"acc_{a}", {"n": n})
+                 for a in range(accounts)], now)
             await u.commit()
     firsts: dict[str, str] = {}
     async with engine.connect() as conn:
         from gateway.adapters.db.tables import events
         for row in await conn.execute(select(events.c.id, events.c.body)):
             data = json.loads(row.body)["data"]
-            if data["n"] == 0:
-                firsts[data["account"]] = row.id
+            if data["metadata"]["n"] == 0:
+                firsts[data["account_id"]] = row.id
     return firsts
 
 
@@ -286,11 +286,11 @@ async def test_a_request_longer_than_the_lease_is_not_sent_twice(database_url: s
 
     async def hook(request: web.Request) -> web.Response:
         body = json.loads(await request.read())
-        receiver.hits.append((request.headers["webhook-id"], body["data"]["account"],
-                              body["data"]["n"]))
-        if body["data"]["n"] == 0 and len(receiver.hits) == 1:
+        receiver.hits.append((request.headers["webhook-id"], body["data"]["account_id"],
+                              body["data"]["metadata"]["n"]))
+        if body["data"]["metadata"]["n"] == 0 and len(receiver.hits) == 1:
             await slow.wait()  # the first request hangs until released
-        elif body["data"]["n"] == 0 and body["data"]["account"] == "acc_0":
+        elif body["data"]["metadata"]["n"] == 0 and body["data"]["account_id"] == "acc_0":
             # Held while the lease (0.5 s, renewed every third of it) is renewed six
             # times: two leases' worth.
             renewed = taker_store.renewals

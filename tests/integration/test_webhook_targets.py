@@ -31,7 +31,7 @@ from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.db.webhooks import SqlDeliveryStore
 from gateway.adapters.fields import FieldCipher
 from gateway.domain.errors import InvalidInput
-from gateway.domain.events import DomainEvent
+from gateway.domain.events import AccountCreated
 from gateway.services.ports import EndpointRecord
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from tests.support.nodes import free_port
@@ -112,7 +112,7 @@ class Env:
 
     async def publish(self) -> None:
         async with self.uow() as u:
-            await u.outbox.publish([DomainEvent("account.created", "acc_1", {})], self.now)
+            await u.outbox.publish([AccountCreated("acc_1")], self.now)
             await u.commit()
 
     async def last_errors(self) -> list[str | None]:

@@ -206,3 +206,16 @@ def test_settles_only_when_confirmed_amount_reaches_threshold(
         into = sum(1 for _, after in seen_transitions if after is target)
         assert emitted.count(etype) == into
     assert emitted.count(ev.INVOICE_PAYMENT_REVERTED) <= 1
+
+
+def test_the_tally_counts_what_settles_apart_from_what_was_seen() -> None:
+    from gateway.domain.invoices import Tally
+
+    terms = make().terms
+    seen = Tally.of([pay(DUE // 2, 2, txid="a"), pay(DUE // 2, 0, txid="b"),
+                     pay(DUE, 5, txid="c", reverted=True)], terms)
+    assert (seen.received, seen.confirmed, seen.in_chain) == (DUE, DUE // 2, DUE // 2)
+    assert seen.on_time and seen.paid_at == T0 + timedelta(minutes=1)
+    late = Tally.of([pay(DUE, 2, minute=20)], terms)
+    assert not late.on_time and late.paid_at == T0 + timedelta(minutes=20)
+    assert Tally.of([], terms) == Tally(0, 0, 0, None, False)

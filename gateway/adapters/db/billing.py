@@ -12,6 +12,7 @@ from gateway.adapters.db.tables import accounts, invoices, paid_periods, renewal
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.mail_queue import put_mail
 from gateway.domain.billing import BillingState, Extension
+from gateway.domain.states import Status
 from gateway.services.ports import RenewalRecord
 
 
@@ -100,7 +101,7 @@ class SqlBilling:
             .where(renewals.c.second_reminder_at.is_(None),
                    renewals.c.period_end == a.paid_until,
                    renewals.c.period_end <= now + before, renewals.c.period_end > now,
-                   invoices.c.status == "new", a.renewal_reminders.is_(True),
+                   invoices.c.status == Status.NEW, a.renewal_reminders.is_(True),
                    a.deleted_at.is_(None), a.deletion_due_at.is_(None))
             .order_by(renewals.c.period_end).limit(limit))
         return [_renewal(r) for r in rows]

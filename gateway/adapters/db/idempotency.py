@@ -5,6 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.tables import idempotency_keys as t
+from gateway.domain.states import IdempotencyState
 from gateway.services.ports import IdempotencyRecord
 
 
@@ -22,21 +23,21 @@ class SqlIdempotency:
         try:
             async with self._conn.begin_nested():
                 await self._conn.execute(insert(t).values(
-                    scope=scope, key=key, fingerprint=fingerprint, state="running",
+                    scope=scope, key=key, fingerprint=fingerprint, state=IdempotencyState.RUNNING,
                     owner=owner, created_at=now, updated_at=now))
             return None
         except IntegrityError:
             row = (await self._conn.execute(
                 select(t).where(t.c.scope == scope, t.c.key == key))).one()
-            return IdempotencyRecord(row.fingerprint, row.state, row.owner, row.invoice_id,
-                                     row.updated_at)
+            return IdempotencyRecord(row.fingerprint, IdempotencyState(row.state), row.owner,
+                                     row.invoice_id, row.updated_at)
 
     async def take_over(
         self, scope: str, key: str, old_owner: str, owner: str, now: datetime
     ) -> bool:
         result = await self._conn.execute(
             update(t).where(t.c.scope == scope, t.c.key == key, t.c.owner == old_owner,
-                            t.c.state == "running")
+                            t.c.state == IdempotencyState.RUNNING)
             .values(owner=owner, updated_at=now))
         return bool(result.rowcount)
 
@@ -44,11 +45,11 @@ class SqlIdempotency:
                        now: datetime) -> bool:
         result = await self._conn.execute(
             update(t).where(t.c.scope == scope, t.c.key == key, t.c.owner == owner,
-                            t.c.state == "running")
-            .values(state="done", invoice_id=invoice_id, updated_at=now))
+                            t.c.state == IdempotencyState.RUNNING)
+            .values(state=IdempotencyState.DONE, invoice_id=invoice_id, updated_at=now))
         return bool(result.rowcount)
 
     async def release(self, scope: str, key: str, owner: str) -> None:
         await self._conn.execute(
             delete(t).where(t.c.scope == scope, t.c.key == key, t.c.owner == owner,
-                            t.c.state == "running"))
+                            t.c.state == IdempotencyState.RUNNING))

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.db.engine import read_transaction
 from gateway.adapters.db.tables import chain_cursors, deliveries, mail_queue, webhook_endpoints
+from webhooks.store import DeliveryStatus
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,14 @@ async def snapshot(engine: AsyncEngine) -> OpsSnapshot:
     d, w = deliveries, webhook_endpoints
     async with read_transaction(engine) as conn:
         pending = (await conn.execute(
-            select(func.count()).select_from(d).where(d.c.status == "pending"))).scalar_one()
+            select(func.count()).select_from(d)
+            .where(d.c.status == DeliveryStatus.PENDING))).scalar_one()
         oldest = (await conn.execute(
-            select(func.min(d.c.created_at)).where(d.c.status == "pending"))).scalar_one()
+            select(func.min(d.c.created_at))
+            .where(d.c.status == DeliveryStatus.PENDING))).scalar_one()
         troubled = select(d.c.endpoint_id).where(
-            or_(d.c.status == "failed", (d.c.status == "pending") & (d.c.attempts > 0)))
+            or_(d.c.status == DeliveryStatus.FAILED,
+                (d.c.status == DeliveryStatus.PENDING) & (d.c.attempts > 0)))
         failing = tuple((await conn.execute(
             select(w.c.id).where(
                 w.c.deleted_at.is_(None),

@@ -22,6 +22,7 @@ from gateway.adapters.db.tables import (
     webhook_endpoints,
 )
 from gateway.adapters.mail_queue import drop_mail
+from webhooks.store import DeliveryStatus
 
 
 class SqlRetention:
@@ -51,7 +52,8 @@ class SqlRetention:
         """Attempt logs older than the cut-off, then finished deliveries and events whose
         last delivery is gone. Pending deliveries are never touched."""
         attempts = await self._purge(delivery_attempts, delivery_attempts.c.at < before, dry_run)
-        old_done = and_(deliveries.c.status != "pending", deliveries.c.updated_at < before)
+        old_done = and_(deliveries.c.status != DeliveryStatus.PENDING,
+                        deliveries.c.updated_at < before)
         if dry_run:
             return attempts
         still_attempted = exists().where(delivery_attempts.c.delivery_id == deliveries.c.id)
@@ -106,7 +108,7 @@ class SqlRetention:
         delivery. Counts the deliveries."""
         disabled = select(webhook_endpoints.c.id).where(webhook_endpoints.c.enabled.is_(False))
         stale = select(deliveries.c.id).where(
-            deliveries.c.status == "pending", deliveries.c.created_at < before,
+            deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.created_at < before,
             deliveries.c.endpoint_id.in_(disabled))
         if dry_run:
             return int((await self._conn.execute(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -20,8 +19,7 @@ from gateway.adapters.db.tables import (
     webhook_endpoints,
 )
 from gateway.adapters.fields import FieldCipher, FieldCipherError
-from gateway.domain.events import ACCOUNT_DELETED, DomainEvent, in_delivery_order
-from gateway.domain.timestamps import rfc3339
+from gateway.domain.events import ACCOUNT_DELETED, DomainEvent, in_delivery_order, webhook_body
 from gateway.services.ids import new_id
 from gateway.services.ports import (
     AttemptRecord,
@@ -30,7 +28,7 @@ from gateway.services.ports import (
     EventRecord,
 )
 from webhooks.retry import Outcome
-from webhooks.store import Attempt, PendingDelivery
+from webhooks.store import Attempt, DeliveryStatus, PendingDelivery
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +87,9 @@ class SqlEndpoints:
             # Nothing more goes to a deleted endpoint; its log stays for the record.
             await self._conn.execute(
                 update(deliveries)
-                .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == "pending")
-                .values(status="disabled", updated_at=now)
+                .where(deliveries.c.endpoint_id == endpoint_id,
+                       deliveries.c.status == DeliveryStatus.PENDING)
+                .values(status=DeliveryStatus.DISABLED, updated_at=now)
             )
         return bool(result.rowcount)
 
@@ -170,8 +169,8 @@ class SqlEvents:
         result = await self._conn.execute(
             update(deliveries)
             .where(condition, deliveries.c.endpoint_id.in_(enabled))  # type: ignore[arg-type]
-            .values(status="pending", attempts=0, next_attempt_at=now, lease_until=None,
-                    updated_at=now))
+            .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now,
+                    lease_until=None, updated_at=now))
         self.requeued += int(result.rowcount)
         return int(result.rowcount)
 
@@ -180,15 +179,8 @@ class SqlEvents:
 
     async def redeliver_failed(self, since: datetime, now: datetime) -> int:
         return await self._requeue(
-            (deliveries.c.status == "failed") & (deliveries.c.created_at >= since), now)
-
-
-def event_body(event: DomainEvent, now: datetime) -> str:
-    return json.dumps(
-        {"type": event.type, "timestamp": rfc3339(now), "data": dict(event.data)},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
+            (deliveries.c.status == DeliveryStatus.FAILED)
+            & (deliveries.c.created_at >= since), now)
 
 
 URGENT, NORMAL = 0, 1  # deliveries.priority
@@ -217,7 +209,7 @@ class SqlOutbox:
                     id=event_id,
                     type=event.type,
                     account_id=event.account_id,
-                    body=event_body(event, now),
+                    body=webhook_body(event, now),
                     created_at=now,
                     lane=order.lane,
                     after_lane=order.after,
@@ -232,7 +224,7 @@ class SqlOutbox:
                             "id": new_id("del_"),
                             "event_id": event_id,
                             "endpoint_id": endpoint_id,
-                            "status": "pending",
+                            "status": DeliveryStatus.PENDING,
                             "attempts": 0,
                             "next_attempt_at": now,
                             "created_at": now,
@@ -254,7 +246,7 @@ class SqlOutbox:
         for i in range(0, len(lanes), 500):
             earlier = select(events.c.id).where(events.c.lane.in_(lanes[i:i + 500]))
             await self._conn.execute(
-                update(d).where(d.c.event_id.in_(earlier), d.c.status == "pending",
+                update(d).where(d.c.event_id.in_(earlier), d.c.status == DeliveryStatus.PENDING,
                                 d.c.priority != URGENT).values(priority=URGENT))
 
 
@@ -343,7 +335,8 @@ class SqlDeliveryStore:
             async with write_transaction(self._engine) as conn:
                 await conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == "pending")
+                    .where(deliveries.c.id.in_(list(ids)),
+                           deliveries.c.status == DeliveryStatus.PENDING)
                     .values(lease_until=until))
 
     async def record(self, attempts: Sequence[Attempt]) -> None:
@@ -387,7 +380,7 @@ def _due_deliveries(now: datetime, limit: int) -> Any:
         return exists(
             select(p.c.id)
             .select_from(p.join(pe, pe.c.id == p.c.event_id))
-            .where(p.c.endpoint_id == d.c.endpoint_id, p.c.status == "pending", same,
+            .where(p.c.endpoint_id == d.c.endpoint_id, p.c.status == DeliveryStatus.PENDING, same,
                    pe.c.seq < e.c.seq))
 
     # Head of line per (endpoint, lane) only: a retrying delivery holds back the
@@ -404,7 +397,7 @@ def _due_deliveries(now: datetime, limit: int) -> Any:
         .select_from(d.join(e, e.c.id == d.c.event_id)
                      .join(w, w.c.id == d.c.endpoint_id))
         .where(
-            d.c.status == "pending",
+            d.c.status == DeliveryStatus.PENDING,
             d.c.next_attempt_at <= now,
             (d.c.lease_until.is_(None)) | (d.c.lease_until < now),
             ready,
@@ -428,12 +421,12 @@ async def _lease(conn: AsyncConnection, now: datetime, lease_seconds: float,
         )
     if disabled:
         await conn.execute(
-            update(d).where(d.c.id.in_(list(disabled)), d.c.status == "pending")
-            .values(status="disabled", lease_until=None, updated_at=now))
+            update(d).where(d.c.id.in_(list(disabled)), d.c.status == DeliveryStatus.PENDING)
+            .values(status=DeliveryStatus.DISABLED, lease_until=None, updated_at=now))
     if unreadable:
         await conn.execute(
             update(d).where(d.c.id.in_(list(unreadable))).values(
-                status="failed", lease_until=None, updated_at=now,
+                status=DeliveryStatus.FAILED, lease_until=None, updated_at=now,
                 last_error="secret_unreadable")
         )
 
@@ -441,10 +434,7 @@ async def _lease(conn: AsyncConnection, now: datetime, lease_seconds: float,
 def _outcome(a: Attempt) -> dict[str, Any]:
     """The delivery's row after the attempt (bound parameters of `_write`'s update)."""
     result = a.result
-    status = {
-        Outcome.SUCCEEDED: "succeeded",
-        Outcome.DISABLE: "disabled",
-    }.get(result.outcome, "pending" if a.next_attempt_at is not None else "failed")
+    status = DeliveryStatus.after(result.outcome, a.next_attempt_at)
     return {"b_id": a.delivery.id, "b_status": status, "b_next": a.next_attempt_at,
             "b_code": result.status_code, "b_error": result.error, "b_at": result.at}
 
@@ -469,7 +459,7 @@ async def _hold_lanes(conn: AsyncConnection, attempts: Sequence[Attempt]) -> Non
         .where(head.c.id == bindparam("b_event")).scalar_subquery())
     await conn.execute(
         update(d).where(d.c.endpoint_id == bindparam("b_endpoint"),
-                        d.c.status == "pending", d.c.next_attempt_at < when,
+                        d.c.status == DeliveryStatus.PENDING, d.c.next_attempt_at < when,
                         d.c.event_id.in_(later))
         .values(next_attempt_at=when),
         retrying,
@@ -489,6 +479,7 @@ async def _disable_gone(conn: AsyncConnection, attempts: Sequence[Attempt]) -> N
     )
     await conn.execute(
         update(deliveries)
-        .where(deliveries.c.endpoint_id.in_(sorted(gone)), deliveries.c.status == "pending")
-        .values(status="disabled", updated_at=at)
+        .where(deliveries.c.endpoint_id.in_(sorted(gone)),
+               deliveries.c.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.DISABLED, updated_at=at)
     )
