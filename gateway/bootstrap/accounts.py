@@ -1,0 +1,77 @@
+"""Accounts: sign-up and sessions, second factor, recovery and email changes by mailed
+link, API keys."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from gateway.adapters.tokens import PurposeTokens, SessionTokens, hash_api_key, new_api_key
+from gateway.bootstrap.core import Core, Credentials
+from gateway.bootstrap.mail import MailArea
+from gateway.services.accounts import AccountPolicy, AccountService, email_policy
+from gateway.services.api_keys import ApiKeyService
+from gateway.services.attempts import PasswordCheck
+from gateway.services.email_change import EmailChangeService
+from gateway.services.recovery import Links, RecoveryService
+from gateway.services.two_factor import SecondFactor, TwoFactorService
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountsArea:
+    accounts: AccountService
+    two_factor: TwoFactorService
+    recovery: RecoveryService
+    email_changes: EmailChangeService
+    api_keys: ApiKeyService
+    links: Links  # the pages mailed links lead to
+
+
+def page_links(core: Core) -> Links:
+    pages = f"{core.settings.server.public_url}{core.settings.server.path_prefix}"
+    return Links(f"{pages}/reset?token=", f"{pages}/verify-email?token=",
+                 f"{pages}/email-change?token=", f"{pages}/email-change/undo?token=",
+                 f"{pages}/login")
+
+
+def build_two_factor(core: Core, creds: Credentials) -> TwoFactorService:
+    uow = core.make_uow
+    return TwoFactorService(
+        uow, creds.codes, creds.passwords,
+        SecondFactor(creds.codes, creds.passwords, core.clock), core.clock,
+        PasswordCheck(uow, creds.passwords, core.index, creds.attempts), creds.attempts,
+        reader=core.reader)
+
+
+def _tokens(core: Core, purpose: str, sealed: bool = False) -> PurposeTokens:
+    return PurposeTokens(core.keys.session, core.settings.server.public_url, core.clock,
+                         purpose, core.cipher if sealed else None)
+
+
+def build_accounts(core: Core, creds: Credentials, mail: MailArea) -> AccountsArea:
+    settings, uow, clock = core.settings, core.make_uow, core.clock
+    sec = settings.security
+    two_factor = build_two_factor(core, creds)
+    links = page_links(core)
+    recovery = RecoveryService(
+        uow, mail.queued, _tokens(core, "password-reset"), creds.passwords, core.index,
+        two_factor, clock, links, timedelta(minutes=settings.accounts.password_reset_minutes),
+        _tokens(core, "verify-email"), settings.mail.per_recipient_per_hour, creds.common,
+        reader=core.reader)
+    email_changes = EmailChangeService(
+        uow, mail.queued, _tokens(core, "email-change", sealed=True),
+        _tokens(core, "email-change-undo", sealed=True), core.index, creds.passwords,
+        two_factor, recovery, clock, links, creds.throttle)
+    policy = AccountPolicy(
+        tuple(settings.accounts.datacenters), tuple(settings.accounts.currencies),
+        settings.privacy.policy_version, timedelta(hours=sec.session_hours),
+        timedelta(minutes=sec.session_idle_minutes),
+        settings.accounts.require_email_verification)
+    accounts = AccountService(
+        uow, creds.passwords, core.index, SessionTokens(core.keys.session,
+                                                        settings.server.public_url),
+        clock, policy, two_factor, creds.throttle, reader=core.reader,
+        email_throttle=email_policy(creds.throttle, sec.login_failures_per_email_per_hour),
+        common_passwords=creds.common)
+    return AccountsArea(
+        accounts=accounts, two_factor=two_factor, recovery=recovery,
+        email_changes=email_changes, links=links,
+        api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key, reader=core.reader))
