@@ -3,8 +3,7 @@
 
 from aiohttp import web
 
-from gateway.http.client_ip import client_ip
-from gateway.http.keys import ACCOUNTS, BILLING, EDGE
+from gateway.http.keys import ACCOUNTS, BILLING, client_address
 from gateway.services.errors import Forbidden
 
 
@@ -15,7 +14,7 @@ async def may_create_invoice(request: web.Request, account_id: str) -> None:
     Only an invoice really created counts (`created_invoice`), not one returned again."""
     window = request.app[BILLING].invoice_limit
     if window is not None:
-        window.check(client_ip(request, request.app[EDGE].trusted_proxies), "invoice")
+        window.check(client_address(request), "invoice")
     accounts = request.app[ACCOUNTS].accounts
     if accounts.requires_verification and not await accounts.email_verified(account_id):
         raise Forbidden("confirm your email address first: open the link we mailed you "
@@ -25,4 +24,4 @@ async def may_create_invoice(request: web.Request, account_id: str) -> None:
 def created_invoice(request: web.Request) -> None:
     window = request.app[BILLING].invoice_limit
     if window is not None:
-        window.record(client_ip(request, request.app[EDGE].trusted_proxies))
+        window.record(client_address(request))

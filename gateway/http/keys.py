@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.http.client_ip import Network
+from gateway.http.client_ip import Network, client_ip
 from gateway.http.csrf import Csrf
 from gateway.http.ratelimit import SlidingWindow
 from gateway.http.streams import StreamSlots
@@ -103,3 +103,8 @@ OPS = web.AppKey("ops", OpsArea)
 EDGE = web.AppKey("edge", EdgeArea)
 CSRF = web.AppKey("csrf", Csrf)
 PREFIX = web.AppKey("path_prefix", str)
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address, as the proxies the edge trusts report it."""
+    return client_ip(request, request.app[EDGE].trusted_proxies)

@@ -6,9 +6,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.domain.errors import DomainError
-from gateway.http.client_ip import client_ip
 from gateway.http.forms import read_form
-from gateway.http.keys import ACCOUNTS, CSRF, EDGE
+from gateway.http.keys import ACCOUNTS, CSRF, client_address
 from gateway.http.routes_portal import _render, _text
 from gateway.services.email_change import EmailChangeService
 
@@ -51,7 +50,7 @@ async def _submit(request: web.Request, kind: str) -> web.Response:
     request.app[CSRF].check(request, _text(form, "csrf"))
     token = _text(form, "token") or ""
     service = _service(request)
-    ip = client_ip(request, request.app[EDGE].trusted_proxies)
+    ip = client_address(request)
     try:
         if kind == "confirm":
             await service.confirm(token, ip)

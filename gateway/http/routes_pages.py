@@ -11,8 +11,7 @@ from aiohttp import web
 
 from gateway.http.auth import api_key, customer, session_token
 from gateway.http.checkout import page_context, status_doc
-from gateway.http.client_ip import client_ip
-from gateway.http.keys import BILLING, EDGE
+from gateway.http.keys import BILLING, client_address
 from gateway.services.changes import Subscription, feed_key, invoice_key
 from gateway.services.errors import NotFound
 
@@ -39,7 +38,7 @@ async def stream_status(request: web.Request, invoice_id: str) -> web.StreamResp
     invoices = request.app[BILLING].invoices
     view = await invoices.read(invoice_id)  # 404 before the stream starts
     slots = request.app[BILLING].stream_slots
-    release = (slots.take(client_ip(request, request.app[EDGE].trusted_proxies),
+    release = (slots.take(client_address(request),
                           view.record.invoice.account_id)
                if slots is not None else None)
     try:

@@ -11,9 +11,8 @@ from aiohttp import web
 
 from gateway.domain.errors import DomainError
 from gateway.http.auth import SESSION_COOKIE
-from gateway.http.client_ip import client_ip
 from gateway.http.forms import read_form
-from gateway.http.keys import ACCOUNTS, BILLING, CSRF, EDGE, PREFIX, PRIVACY
+from gateway.http.keys import ACCOUNTS, BILLING, CSRF, PREFIX, PRIVACY, client_address
 from gateway.http.routes_accounts import log_in
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
 from gateway.services.errors import (
@@ -108,10 +107,9 @@ def _signup(request: web.Request, form: Any, error: str | None, status: int = 20
 @routes.post("/signup")
 async def signup_submit(request: web.Request) -> web.Response:
     accounts_area = request.app[ACCOUNTS]
-    edge = request.app[EDGE]
     form = await read_form(request)
     request.app[CSRF].check(request, _text(form, "csrf"))
-    ip = client_ip(request, edge.trusted_proxies)
+    ip = client_address(request)
     try:
         if accounts_area.signup_limit is not None:
             accounts_area.signup_limit.hit(ip, "signup")
@@ -199,10 +197,9 @@ async def login_page(request: web.Request) -> web.Response:
 @routes.post("/login")
 async def login_submit(request: web.Request) -> web.Response:
     accounts_area = request.app[ACCOUNTS]
-    edge = request.app[EDGE]
     form = await read_form(request)
     request.app[CSRF].check(request, _text(form, "csrf"))
-    ip = client_ip(request, edge.trusted_proxies)
+    ip = client_address(request)
     email = str(form.get("email", ""))
     try:
         if accounts_area.login_limit is not None:
@@ -291,15 +288,15 @@ async def account_profile(
     email = str(form.get("email", ""))
     try:
         changes_email = await changes.is_change(session.account_id, email)
-        view = await request.app[ACCOUNTS].accounts.update_profile(session.account_id,
-                                                      ProfileChanges(fields))
+        view = await request.app[ACCOUNTS].accounts.update_profile(
+            session.account_id, ProfileChanges(fields))
         if changes_email:
             # Password (and code) checked, then the link goes to the new address, or a
             # notice to the owner when another account has it: the same page either way.
             await changes.request(session.account_id, email,
                                   _secret(form, "current_password"),
                                   _text(form, "totp_code"),
-                                  client_ip(request, request.app[EDGE].trusted_proxies), session.id)
+                                  client_address(request), session.id)
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
         return await _account(request, session, status, error=str(exc))
@@ -345,7 +342,7 @@ async def account_totp_confirm(
     try:
         codes = await request.app[ACCOUNTS].two_factor.confirm(
             session.account_id, str(form.get("code", "")),
-            client_ip(request, request.app[EDGE].trusted_proxies), session.id)
+            client_address(request), session.id)
     except DomainError as exc:
         return await _account(request, session, 422, error=str(exc))
     return await _account(request, session, recovery_codes=codes,
@@ -358,10 +355,9 @@ async def account_totp_disable(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
     try:
-        await request.app[ACCOUNTS].two_factor.disable(session.account_id,
-                                          _secret(form, "current_password"),
-                                          str(form.get("code", "")),
-                                          client_ip(request, request.app[EDGE].trusted_proxies))
+        await request.app[ACCOUNTS].two_factor.disable(
+            session.account_id, _secret(form, "current_password"), str(form.get("code", "")),
+            client_address(request))
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
         return await _account(request, session, status, error=str(exc))

@@ -8,8 +8,7 @@ from aiohttp import web
 
 from gateway.domain.errors import DomainError
 from gateway.http.auth import SESSION_COOKIE
-from gateway.http.client_ip import client_ip
-from gateway.http.keys import EDGE, PRIVACY
+from gateway.http.keys import PRIVACY, client_address
 from gateway.http.routes_portal import _account, _redirect, _text, session_form
 from gateway.services.errors import TooManyRequests
 from gateway.services.ports import SessionRecord
@@ -34,7 +33,7 @@ async def account_delete(
     try:
         await request.app[PRIVACY].privacy.request_deletion(
             session.account_id, str(form.get("password", "")), _text(form, "totp_code"),
-            client_ip(request, request.app[EDGE].trusted_proxies))
+            client_address(request))
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
         return await _account(request, session, status, error=str(exc))
@@ -51,7 +50,7 @@ async def account_deletion_cancel(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
     await request.app[PRIVACY].privacy.cancel_deletion(session.account_id,
-                                           client_ip(request, request.app[EDGE].trusted_proxies))
+                                                       client_address(request))
     return _redirect(request, "account?saved=1")
 
 

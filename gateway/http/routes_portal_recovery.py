@@ -7,9 +7,8 @@ from aiohttp import web
 
 from gateway.domain.errors import DomainError
 from gateway.http.background import JOBS
-from gateway.http.client_ip import client_ip
 from gateway.http.forms import read_form
-from gateway.http.keys import ACCOUNTS, CSRF, EDGE
+from gateway.http.keys import ACCOUNTS, CSRF, client_address
 from gateway.http.routes_portal import _redirect, _render, _text
 from gateway.services.errors import TooManyRequests, Unauthorized
 
@@ -24,7 +23,7 @@ SENT = ("Check your inbox",
 def _limit(request: web.Request) -> None:
     window = request.app[ACCOUNTS].login_limit
     if window is not None:
-        window.hit(client_ip(request, request.app[EDGE].trusted_proxies), "login")
+        window.hit(client_address(request), "login")
 
 
 @routes.get("/forgot")
@@ -91,7 +90,7 @@ async def reset_submit(request: web.Request) -> web.Response:
         _limit(request)
         await request.app[ACCOUNTS].recovery.confirm_reset(
             token, str(form.get("new_password", "")), _text(form, "totp_code"),
-            client_ip(request, request.app[EDGE].trusted_proxies))
+            client_address(request))
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
         return _reset_form(request, token, needs_code, str(exc), status)

@@ -7,8 +7,7 @@ from aiohttp import web
 from gateway.domain.errors import InvalidInput
 from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import api_key, customer
-from gateway.http.client_ip import client_ip
-from gateway.http.keys import EDGE, PRIVACY
+from gateway.http.keys import PRIVACY, client_address
 from gateway.http.problems import problem
 from gateway.http.schemas import (
     DeletionBody,
@@ -84,7 +83,7 @@ async def delete_me(request: web.Request) -> web.Response:
     body = DeletionBody.model_validate(await read_json(request))
     due = await request.app[PRIVACY].privacy.request_deletion(
         account_id, body.password, body.totp_code,
-        client_ip(request, request.app[EDGE].trusted_proxies))
+        client_address(request))
     return web.json_response({
         "deletion_due_at": rfc3339(due),
         "detail": "every session has ended; log in before this time and cancel to keep "
@@ -96,7 +95,7 @@ async def delete_me(request: web.Request) -> web.Response:
 async def cancel_deletion(request: web.Request) -> web.Response:
     account_id = await customer(request)
     if not await request.app[PRIVACY].privacy.cancel_deletion(
-            account_id, client_ip(request, request.app[EDGE].trusted_proxies)):
+            account_id, client_address(request)):
         raise Conflict("no deletion is scheduled for this account")
     return web.Response(status=204)
 
