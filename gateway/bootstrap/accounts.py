@@ -52,14 +52,18 @@ def build_accounts(core: Core, creds: Credentials, mail: MailArea) -> AccountsAr
     two_factor = build_two_factor(core, creds)
     links = page_links(core)
     recovery = RecoveryService(
-        uow, mail.queued, _tokens(core, "password-reset"), creds.passwords, core.index,
-        two_factor, clock, links, timedelta(minutes=settings.accounts.password_reset_minutes),
-        _tokens(core, "verify-email"), settings.mail.per_recipient_per_hour, creds.common,
-        reader=core.reader)
+        uow, mailer=mail.queued, tokens=_tokens(core, "password-reset"),
+        passwords=creds.passwords, blind_index=core.index, two_factor=two_factor,
+        clock=clock, links=links,
+        ttl=timedelta(minutes=settings.accounts.password_reset_minutes),
+        verifier=_tokens(core, "verify-email"),
+        mails_per_recipient_per_hour=settings.mail.per_recipient_per_hour,
+        common_passwords=creds.common, reader=core.reader)
     email_changes = EmailChangeService(
-        uow, mail.queued, _tokens(core, "email-change", sealed=True),
-        _tokens(core, "email-change-undo", sealed=True), core.index, creds.passwords,
-        two_factor, recovery, clock, links, creds.throttle)
+        uow, mailer=mail.queued, confirm=_tokens(core, "email-change", sealed=True),
+        undo=_tokens(core, "email-change-undo", sealed=True), blind_index=core.index,
+        passwords=creds.passwords, two_factor=two_factor, recovery=recovery, clock=clock,
+        links=links, throttle=creds.throttle)
     policy = AccountPolicy(
         tuple(settings.accounts.datacenters), tuple(settings.accounts.currencies),
         settings.privacy.policy_version, timedelta(hours=sec.session_hours),

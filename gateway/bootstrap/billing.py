@@ -72,10 +72,11 @@ def _invoices(core: Core, chains: ChainsArea, rates_http: LazySession) -> Invoic
                          metrics.rates_unavailable.inc,
                          metrics.rates_last_success.set_to_current_time)
     return InvoiceService(
-        core.make_uow, directory, rates, core.clock, invoice_policy(settings),
-        {c: CoinRules(settings.confirmations(c)) for c in directory.coins()},
-        {name: Plan(name, plan.fiat(), plan.description, plan.fiat_prices())
-         for name, plan in settings.plans.items()},
+        core.make_uow, chains=directory, rates=rates, clock=core.clock,
+        policy=invoice_policy(settings),
+        coin_rules={c: CoinRules(settings.confirmations(c)) for c in directory.coins()},
+        plans={name: Plan(name, plan.fiat(), plan.description, plan.fiat_prices())
+               for name, plan in settings.plans.items()},
         reader=core.reader)
 
 

@@ -54,9 +54,10 @@ def build_privacy(core: Core, creds: Credentials, accounts: AccountsArea,
     engine = core.engine
     return PrivacyArea(
         privacy=PrivacyService(
-            uow, creds.passwords, core.index, accounts.two_factor, clock,
-            timedelta(days=settings.retention.deletion_grace_days), version,
-            creds.throttle, reader=core.reader),
+            uow, passwords=creds.passwords, blind_index=core.index,
+            two_factor=accounts.two_factor, clock=clock,
+            deletion_grace=timedelta(days=settings.retention.deletion_grace_days),
+            policy_version=version, throttle=creds.throttle, reader=core.reader),
         retention=RetentionService(
             uow, clock, retention_periods(settings), flush=lambda: erase_residue(engine),
             mailer=mail.queued if mail.configured else None,

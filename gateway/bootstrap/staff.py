@@ -17,5 +17,6 @@ def build_staff(core: Core, creds: Credentials) -> StaffArea:
     policy = StaffPolicy(timedelta(minutes=cfg.session_minutes),
                          timedelta(minutes=cfg.idle_minutes))
     return StaffArea(staff=StaffService(
-        core.make_uow, creds.passwords, creds.codes, core.index, core.clock, policy,
-        creds.throttle, creds.common, reader=core.reader))
+        core.make_uow, passwords=creds.passwords, codes=creds.codes, blind_index=core.index,
+        clock=core.clock, policy=policy, throttle=creds.throttle,
+        common_passwords=creds.common, reader=core.reader))

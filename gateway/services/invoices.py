@@ -93,6 +93,7 @@ class InvoiceService:
     def __init__(
         self,
         uow: UnitOfWorkFactory,
+        *,
         chains: ChainDirectory,
         rates: RateProvider,
         clock: Clock,
