@@ -34,8 +34,8 @@ from gateway.bootstrap.background import Job, background_jobs, build_backups
 from gateway.bootstrap.billing import build_rates
 from gateway.bootstrap.chains import STARTUP_CHECK_SECONDS, build_chains, startup_problems
 from gateway.bootstrap.core import Clock, Keys, Overrides, utcnow
-from gateway.bootstrap.gateway import Gateway, Services, build
 from gateway.bootstrap.ops import SchemaNotReady
+from gateway.bootstrap.root import Gateway, Services, build
 
 # For the backup commands (entry points reach adapters through here): what a backup run
 # can fail with, and the pruning of old backups.

@@ -14,8 +14,8 @@ from aiohttp import web
 
 from gateway.adapters.backup.files import backup_times
 from gateway.bootstrap.background import Job, background_jobs
-from gateway.bootstrap.gateway import Gateway
 from gateway.bootstrap.resources import Resource
+from gateway.bootstrap.root import Gateway
 from gateway.http import keys as http
 from gateway.http.app import create_app, create_ops_app
 from gateway.http.ratelimit import SlidingWindow

@@ -12,7 +12,7 @@ from gateway.adapters.backup.files import Backups, prune
 from gateway.adapters.db import notify
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.leadership import AdvisoryLockLeadership, LocalLeadership
-from gateway.bootstrap.gateway import Gateway
+from gateway.bootstrap.root import Gateway
 from gateway.config import Settings
 from gateway.jobs import every, run_backups, run_retention, run_sweeper
 from gateway.watcher import ChainWatcher
