@@ -35,10 +35,10 @@ def page_links(core: Core) -> Links:
 def build_two_factor(core: Core, creds: Credentials) -> TwoFactorService:
     uow = core.make_uow
     return TwoFactorService(
-        uow, creds.codes, creds.passwords,
-        SecondFactor(creds.codes, creds.passwords, core.clock), core.clock,
-        PasswordCheck(uow, creds.passwords, core.index, creds.attempts), creds.attempts,
-        reader=core.reader)
+        uow, codes=creds.codes, hasher=creds.passwords,
+        factor=SecondFactor(creds.codes, creds.passwords, core.clock), clock=core.clock,
+        passwords=PasswordCheck(uow, creds.passwords, core.index, creds.attempts),
+        attempts=creds.attempts, reader=core.reader)
 
 
 def _tokens(core: Core, purpose: str, sealed: bool = False) -> PurposeTokens:
@@ -70,9 +70,9 @@ def build_accounts(core: Core, creds: Credentials, mail: MailArea) -> AccountsAr
         timedelta(minutes=sec.session_idle_minutes),
         settings.accounts.require_email_verification)
     accounts = AccountService(
-        uow, creds.passwords, core.index, SessionTokens(core.keys.session,
-                                                        settings.server.public_url),
-        clock, policy, two_factor, creds.throttle, reader=core.reader,
+        uow, passwords=creds.passwords, blind_index=core.index,
+        tokens=SessionTokens(core.keys.session, settings.server.public_url), clock=clock,
+        policy=policy, two_factor=two_factor, throttle=creds.throttle, reader=core.reader,
         email_throttle=email_policy(creds.throttle, sec.login_failures_per_email_per_hour),
         common_passwords=creds.common)
     return AccountsArea(

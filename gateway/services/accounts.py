@@ -99,6 +99,7 @@ class AccountService:
     def __init__(
         self,
         uow: UnitOfWorkFactory,
+        *,
         passwords: PasswordHasher,
         blind_index: Callable[[str], str],
         tokens: SessionTokenCodec,

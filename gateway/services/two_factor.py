@@ -73,7 +73,7 @@ class SecondFactor:
 
 
 class TwoFactorService:
-    def __init__(self, uow: UnitOfWorkFactory, codes: TotpCodes, hasher: PasswordHasher,
+    def __init__(self, uow: UnitOfWorkFactory, *, codes: TotpCodes, hasher: PasswordHasher,
                  factor: SecondFactor, clock: Clock, passwords: PasswordCheck,
                  attempts: Attempts, reader: UnitOfWorkFactory | None = None) -> None:
         self._uow = uow
