@@ -145,7 +145,7 @@ async def _catching_up(gw: "Gateway") -> dict[str, tuple[str, datetime]]:
     """Feeds whose node is catching up, as the instance following it recorded (read
     only)."""
     try:
-        return await asyncio.wait_for(gw.recorded_catch_ups(), TIMEOUT)
+        return await asyncio.wait_for(gw.ops.readiness.recorded_catch_ups(), TIMEOUT)
     except Exception:  # the database finding says what is wrong with it
         return {}
 

@@ -1,5 +1,5 @@
 """The periodic jobs: time-driven invoice transitions (the sweeper), retention, backups.
-Each runs on one instance at a time (see `bootstrap.background_tasks`)."""
+Each runs on one instance at a time (see `bootstrap.background_jobs`)."""
 
 import asyncio
 import logging

@@ -11,7 +11,13 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._requests_and_webhooks(self.registry)
+        self._chains_and_rates(self.registry)
+        self._mail(self.registry)
+        self._retention(self.registry)
+        self._backups(self.registry)
+
+    def _requests_and_webhooks(self, r: CollectorRegistry) -> None:
         self.http_latency = Histogram(
             "gateway_http_request_duration_seconds", "HTTP request latency by route pattern",
             ["method", "route", "status"], registry=r)
@@ -26,16 +32,18 @@ class Metrics:
         self.failing_endpoints = Gauge(
             "gateway_webhook_failing_endpoints",
             "Endpoints that are disabled or whose deliveries are failing", registry=r)
+        self.outbox_oldest = Gauge(
+            "gateway_outbox_oldest_pending_age_seconds",
+            "Age of the oldest delivery still waiting to be sent (0: none waiting)",
+            registry=r)
+
+    def _chains_and_rates(self, r: CollectorRegistry) -> None:
         self.watcher_height = Gauge(
             "gateway_watcher_processed_height", "Last block height processed", ["coin"],
             registry=r)
         self.node_up = Gauge(
             "gateway_chain_node_up", "1 when the coin's node answered at the last scrape",
             ["coin"], registry=r)
-        self.outbox_oldest = Gauge(
-            "gateway_outbox_oldest_pending_age_seconds",
-            "Age of the oldest delivery still waiting to be sent (0: none waiting)",
-            registry=r)
         self.rates_unavailable = Counter(
             "gateway_rates_unavailable", "Invoices refused because no exchange rate could "
             "be had (no source answered, or no rate configured)", registry=r)
@@ -46,15 +54,14 @@ class Metrics:
             "gateway_watcher_lag_blocks", "Node tip height minus processed height", ["coin"],
             registry=r)
 
+    def _mail(self, r: CollectorRegistry) -> None:
         self.mail_attempts = Counter(
             "gateway_mail_attempts", "Queued mail: sent, retry (SMTP failed) or dropped "
             "(older than [mail] max_age_hours, or unreadable)", ["outcome"], registry=r)
         self.mail_queue_depth = Gauge(
             "gateway_mail_queue_depth", "Mails waiting in the queue", registry=r)
-        self.last_backup = Gauge(
-            "gateway_backup_last_success_timestamp_seconds",
-            "When this instance last wrote a backup (0: never; only the leader writes)",
-            registry=r)
+
+    def _retention(self, r: CollectorRegistry) -> None:
         self.last_retention = Gauge(
             "gateway_retention_last_success_timestamp_seconds",
             "When this instance last completed a retention run (0: never)", registry=r)
@@ -87,6 +94,12 @@ class Metrics:
             "gateway_retention_flush_owed",
             "1 while erased data waits to leave the database files (a flush failed; "
             "retried at every run)", registry=r)
+
+    def _backups(self, r: CollectorRegistry) -> None:
+        self.last_backup = Gauge(
+            "gateway_backup_last_success_timestamp_seconds",
+            "When this instance last wrote a backup (0: never; only the leader writes)",
+            registry=r)
         self.backup_failures = Counter(
             "gateway_backup_failures", "Scheduled backups that failed", registry=r)
         self.last_backup_failure = Gauge(

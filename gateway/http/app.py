@@ -1,4 +1,5 @@
-"""The aiohttp application factory. Builds no adapters: it is handed services."""
+"""The aiohttp application factory. Builds no adapters: it is handed one object per
+area, each under its own typed key (`gateway.http.keys`)."""
 
 import logging
 from pathlib import Path
@@ -26,7 +27,18 @@ from gateway.http.access_log import timed
 from gateway.http.background import JOBS, BackgroundJobs, close_jobs
 from gateway.http.csrf import Csrf
 from gateway.http.forwarded import forwarded_middleware
-from gateway.http.keys import CSRF, PREFIX, SERVICES, HttpServices
+from gateway.http.keys import (
+    ACCOUNTS,
+    BILLING,
+    CSRF,
+    EDGE,
+    OPS,
+    PREFIX,
+    PRIVACY,
+    WEBHOOKS,
+    Areas,
+    OpsArea,
+)
 from gateway.http.problems import Handler, problem_middleware
 from gateway.http.security import security_headers
 
@@ -39,36 +51,42 @@ log = logging.getLogger("gateway.http")
 async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Our own access log (`access_log.timed`); the client IP only ever goes to the
     security log."""
-    return await timed(request, handler, log, request.app[SERVICES].observe)
+    return await timed(request, handler, log, request.app[OPS].observe)
 
 
 async def end_streams(app: web.Application) -> None:
     """Open checkout streams end when the server stops (`ChangeHub.close`)."""
-    changes = app[SERVICES].changes
+    changes = app[BILLING].changes
     if changes is not None:
         changes.close()
 
 
-def create_ops_app(services: HttpServices) -> web.Application:
+def create_ops_app(ops: OpsArea) -> web.Application:
     """The operations listener: /healthz, /readyz and /metrics, for monitoring only."""
     protocol_errors.install()
     app = web.Application(client_max_size=MAX_BODY, middlewares=[problem_middleware])
-    app[SERVICES] = services
+    app[OPS] = ops
     app.on_response_prepare.append(security_headers)
     app.router.add_routes(routes_ops.ops_routes)
     return app
 
 
-def create_app(services: HttpServices, path_prefix: str = "") -> web.Application:
+def create_app(areas: Areas, path_prefix: str = "") -> web.Application:
     protocol_errors.install()
     # Outermost: everything after it sees the scheme and host a trusted proxy reports.
-    forwarded = forwarded_middleware(services.trusted_proxies)
+    edge = areas.edge
+    forwarded = forwarded_middleware(edge.trusted_proxies)
     app = web.Application(
         client_max_size=MAX_BODY,
         middlewares=[forwarded, request_log, problem_middleware],
     )
-    app[SERVICES] = services
-    app[CSRF] = Csrf(services.csrf_key, services.trusted_proxies)
+    app[ACCOUNTS] = areas.accounts
+    app[BILLING] = areas.billing
+    app[WEBHOOKS] = areas.webhooks
+    app[PRIVACY] = areas.privacy
+    app[OPS] = areas.ops
+    app[EDGE] = edge
+    app[CSRF] = Csrf(edge.csrf_key, edge.trusted_proxies)
     app[PREFIX] = path_prefix
     app[JOBS] = BackgroundJobs()
     app.on_shutdown.append(close_jobs)  # before cleanup closes the database

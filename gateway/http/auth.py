@@ -1,7 +1,7 @@
 from aiohttp import web
 
 from gateway.http.csrf import cookie_request
-from gateway.http.keys import SERVICES
+from gateway.http.keys import ACCOUNTS
 from gateway.services.api_keys import API_KEY_PREFIX
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import ApiKeyRecord
@@ -24,7 +24,7 @@ async def api_key(request: web.Request, scope: str) -> ApiKeyRecord:
     token = bearer(request)
     if token is None or not token.startswith(API_KEY_PREFIX):
         raise Unauthorized(f"an API key is required: Authorization: Bearer {API_KEY_PREFIX}...")
-    return await request.app[SERVICES].api_keys.authorize(token, scope)
+    return await request.app[ACCOUNTS].api_keys.authorize(token, scope)
 
 
 def session_token(request: web.Request) -> str | None:
@@ -45,4 +45,4 @@ async def customer(request: web.Request) -> str:
     token = session_token(request)
     if token is None:
         raise Unauthorized("log in first: a session cookie or bearer token is required")
-    return await request.app[SERVICES].accounts.authenticate(token)
+    return await request.app[ACCOUNTS].accounts.authenticate(token)

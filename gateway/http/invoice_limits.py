@@ -3,8 +3,7 @@
 
 from aiohttp import web
 
-from gateway.http.client_ip import client_ip
-from gateway.http.keys import SERVICES
+from gateway.http.keys import ACCOUNTS, BILLING, client_address
 from gateway.services.errors import Forbidden
 
 
@@ -13,16 +12,16 @@ async def may_create_invoice(request: web.Request, account_id: str) -> None:
     accounts (the per-account cap is the service's), and, when addresses must be
     confirmed, a confirmed one (a session from before verification was turned on).
     Only an invoice really created counts (`created_invoice`), not one returned again."""
-    services = request.app[SERVICES]
-    if services.invoice_limit is not None:
-        services.invoice_limit.check(client_ip(request, services.trusted_proxies), "invoice")
-    if (services.accounts.requires_verification
-            and not await services.accounts.email_verified(account_id)):
+    window = request.app[BILLING].invoice_limit
+    if window is not None:
+        window.check(client_address(request), "invoice")
+    accounts = request.app[ACCOUNTS].accounts
+    if accounts.requires_verification and not await accounts.email_verified(account_id):
         raise Forbidden("confirm your email address first: open the link we mailed you "
                         "(log in again to have a new one sent)")
 
 
 def created_invoice(request: web.Request) -> None:
-    services = request.app[SERVICES]
-    if services.invoice_limit is not None:
-        services.invoice_limit.record(client_ip(request, services.trusted_proxies))
+    window = request.app[BILLING].invoice_limit
+    if window is not None:
+        window.record(client_address(request))

@@ -6,9 +6,8 @@ from aiohttp import web
 from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import SESSION_COOKIE, customer, session_token
 from gateway.http.background import JOBS
-from gateway.http.client_ip import client_ip
 from gateway.http.ids import checked_id
-from gateway.http.keys import SERVICES
+from gateway.http.keys import ACCOUNTS, BILLING, client_address
 from gateway.http.schemas import (
     CodeBody,
     EmailUndoBody,
@@ -39,35 +38,32 @@ def _set_session_cookie(request: web.Request, resp: web.Response, session: NewSe
     )
 
 
-def ip(request: web.Request) -> str:
-    return client_ip(request, request.app[SERVICES].trusted_proxies)
-
-
 def limit(request: web.Request, kind: str) -> None:
-    services = request.app[SERVICES]
-    window = services.signup_limit if kind == "signup" else services.login_limit
+    area = request.app[ACCOUNTS]
+    window = area.signup_limit if kind == "signup" else area.login_limit
     if window is not None:
-        window.hit(ip(request), kind)
+        window.hit(client_address(request), kind)
 
 
 @routes.post("/v1/accounts")
 async def create_account(request: web.Request) -> web.Response:
     limit(request, "signup")
     body = SignupBody.model_validate(await read_json(request))
-    svc = request.app[SERVICES].accounts
+    area = request.app[ACCOUNTS]
+    svc = area.accounts
     view = await svc.sign_up(Signup(**body.model_dump()))
     resp = web.json_response(account_json(view), status=201)
     resp.headers["Location"] = f"/v1/accounts/{view.account.id}"
     if svc.requires_verification:
         # No session until the address is confirmed through the mailed link. A taken
         # address gets this very answer; its owner is mailed instead of a link.
-        recovery = request.app[SERVICES].recovery
+        recovery = area.recovery
         if view.taken:
             await recovery.notify_signup_attempt(view.profile.email)
         else:
             await recovery.send_verification(view.account.id)
         return resp
-    session = await svc.log_in(body.email, body.password, ip=ip(request))
+    session = await svc.log_in(body.email, body.password, ip=client_address(request))
     _set_session_cookie(request, resp, session)
     return resp
 
@@ -77,11 +73,11 @@ async def log_in(request: web.Request, email: str, password: str, code: str | No
     """A login for the API and the portal. An account whose address is not confirmed is
     answered like a wrong password and mailed a new link, in the background so that the
     answer takes no longer."""
-    services = request.app[SERVICES]
+    area = request.app[ACCOUNTS]
     try:
-        return await services.accounts.log_in(email, password, code, ip(request))
+        return await area.accounts.log_in(email, password, code, client_address(request))
     except UnconfirmedEmail as exc:
-        request.app[JOBS].spawn(services.recovery.send_verification(exc.account_id),
+        request.app[JOBS].spawn(area.recovery.send_verification(exc.account_id),
                                 "confirmation link")
         raise Unauthorized(str(exc)) from None
 
@@ -89,7 +85,7 @@ async def log_in(request: web.Request, email: str, password: str, code: str | No
 @routes.post("/v1/email-verifications/confirm")
 async def confirm_email(request: web.Request) -> web.Response:
     body = TokenBody.model_validate(await read_json(request))
-    await request.app[SERVICES].recovery.verify_email(body.token)
+    await request.app[ACCOUNTS].recovery.verify_email(body.token)
     return web.Response(status=204)
 
 
@@ -110,7 +106,7 @@ async def delete_session(request: web.Request) -> web.Response:
     await customer(request)
     token = session_token(request)
     assert token is not None
-    await request.app[SERVICES].accounts.log_out(token)
+    await request.app[ACCOUNTS].accounts.log_out(token)
     resp = web.Response(status=204)
     resp.del_cookie(SESSION_COOKIE, path="/", secure=True,
                     httponly=True, samesite="Strict")
@@ -120,12 +116,12 @@ async def delete_session(request: web.Request) -> web.Response:
 @routes.get("/v1/me")
 async def me(request: web.Request) -> web.Response:
     account_id = await customer(request)
-    view = await request.app[SERVICES].accounts.view(account_id)
+    view = await request.app[ACCOUNTS].accounts.view(account_id)
     return web.json_response(await account_doc(request, view))
 
 
 def email_changes(request: web.Request) -> EmailChangeService:
-    service = request.app[SERVICES].email_changes
+    service = request.app[ACCOUNTS].email_changes
     assert service is not None, "the application was built without email changes"
     return service
 
@@ -138,7 +134,7 @@ async def update_me(request: web.Request) -> web.Response:
     fields = {k: getattr(body, k) for k in given - {"email"}}
     changes_email = "email" in given and await email_changes(request).is_change(
         account_id, body.email)
-    view = await request.app[SERVICES].accounts.update_profile(account_id,
+    view = await request.app[ACCOUNTS].accounts.update_profile(account_id,
                                                                ProfileChanges(fields))
     if not changes_email:
         return web.json_response(await account_doc(request, view))
@@ -147,23 +143,23 @@ async def update_me(request: web.Request) -> web.Response:
     assert body.email is not None
     token = session_token(request)
     assert token is not None
-    current = await request.app[SERVICES].accounts.session(token)
+    current = await request.app[ACCOUNTS].accounts.session(token)
     await email_changes(request).request(account_id, body.email, body.current_password,
-                                         body.totp_code, ip(request), current.id)
+                                         body.totp_code, client_address(request), current.id)
     return web.json_response(await account_doc(request, view), status=202)
 
 
 @routes.post("/v1/email-changes/confirm")
 async def confirm_email_change(request: web.Request) -> web.Response:
     body = TokenBody.model_validate(await read_json(request))
-    await email_changes(request).confirm(body.token, ip(request))
+    await email_changes(request).confirm(body.token, client_address(request))
     return web.Response(status=204)
 
 
 @routes.post("/v1/email-changes/undo")
 async def undo_email_change(request: web.Request) -> web.Response:
     body = EmailUndoBody.model_validate(await read_json(request))
-    await email_changes(request).undo(body.token, body.totp_code, ip(request))
+    await email_changes(request).undo(body.token, body.totp_code, client_address(request))
     return web.Response(status=204)
 
 
@@ -177,7 +173,7 @@ async def request_reset(request: web.Request) -> web.Response:
     body = ResetRequestBody.model_validate(await read_json(request))
     # The lookup and the queueing run after the answer: known and unknown addresses take
     # the same time to answer.
-    if not request.app[JOBS].spawn(request.app[SERVICES].recovery.request_reset(body.email),
+    if not request.app[JOBS].spawn(request.app[ACCOUNTS].recovery.request_reset(body.email),
                                    "password-reset request"):
         raise ServiceUnavailable("too many password-reset requests in progress; try again")
     return web.json_response(RESET_ACCEPTED, status=202)
@@ -187,8 +183,8 @@ async def request_reset(request: web.Request) -> web.Response:
 async def confirm_reset(request: web.Request) -> web.Response:
     limit(request, "login")
     body = ResetConfirmBody.model_validate(await read_json(request))
-    await request.app[SERVICES].recovery.confirm_reset(
-        body.token, body.new_password, body.totp_code, ip(request))
+    await request.app[ACCOUNTS].recovery.confirm_reset(
+        body.token, body.new_password, body.totp_code, client_address(request))
     return web.Response(status=204)
 
 
@@ -198,10 +194,11 @@ async def change_password(request: web.Request) -> web.Response:
     token = session_token(request)
     assert token is not None
     body = PasswordChangeBody.model_validate(await read_json(request))
-    account_id = await request.app[SERVICES].accounts.authenticate(token)
-    await request.app[SERVICES].accounts.change_password(
-        token, body.current_password, body.new_password, ip(request))
-    await request.app[SERVICES].recovery.notify(account_id, "password_changed")
+    area = request.app[ACCOUNTS]
+    account_id = await area.accounts.authenticate(token)
+    await area.accounts.change_password(
+        token, body.current_password, body.new_password, client_address(request))
+    await area.recovery.notify(account_id, "password_changed")
     return web.Response(status=204)
 
 
@@ -209,7 +206,7 @@ async def change_password(request: web.Request) -> web.Response:
 async def begin_totp(request: web.Request) -> web.Response:
     account_id = await customer(request)
     body = TotpBeginBody.model_validate(await read_json(request))
-    enrolment = await request.app[SERVICES].two_factor.begin(account_id,
+    enrolment = await request.app[ACCOUNTS].two_factor.begin(account_id,
                                                              body.current_password)
     qr = segno.make(enrolment.otpauth_uri, error="m")
     return web.json_response({
@@ -225,9 +222,10 @@ async def confirm_totp(request: web.Request) -> web.Response:
     body = CodeBody.model_validate(await read_json(request))
     token = session_token(request)
     assert token is not None
-    current = await request.app[SERVICES].accounts.session(token)
-    codes = await request.app[SERVICES].two_factor.confirm(account_id, body.code, ip(request),
-                                                           current.id)
+    area = request.app[ACCOUNTS]
+    current = await area.accounts.session(token)
+    codes = await area.two_factor.confirm(account_id, body.code, client_address(request),
+                                          current.id)
     return web.json_response({"recovery_codes": codes})
 
 
@@ -235,16 +233,17 @@ async def confirm_totp(request: web.Request) -> web.Response:
 async def disable_totp(request: web.Request) -> web.Response:
     account_id = await customer(request)
     body = TotpDisableBody.model_validate(await read_json(request))
-    await request.app[SERVICES].two_factor.disable(account_id, body.current_password,
-                                                   body.code, ip(request))
-    await request.app[SERVICES].recovery.notify(account_id, "totp_disabled")
+    area = request.app[ACCOUNTS]
+    await area.two_factor.disable(account_id, body.current_password, body.code,
+                                  client_address(request))
+    await area.recovery.notify(account_id, "totp_disabled")
     return web.Response(status=204)
 
 
 @routes.get("/v1/me/invoices")
 async def my_invoices(request: web.Request) -> web.Response:
     account_id = await customer(request)
-    views = await request.app[SERVICES].invoices.list(
+    views = await request.app[BILLING].invoices.list(
         account_id=account_id, after=checked_id(request.query.get("cursor"), "inv_", "cursor")
     )
     return web.json_response({"data": [invoice_json(v) for v in views]})

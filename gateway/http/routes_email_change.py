@@ -6,9 +6,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.domain.errors import DomainError
-from gateway.http.client_ip import client_ip
 from gateway.http.forms import read_form
-from gateway.http.keys import CSRF, SERVICES
+from gateway.http.keys import ACCOUNTS, CSRF, client_address
 from gateway.http.routes_portal import _render, _text
 from gateway.services.email_change import EmailChangeService
 
@@ -32,7 +31,7 @@ PAGES: dict[str, dict[str, str]] = {
 
 
 def _service(request: web.Request) -> EmailChangeService:
-    service = request.app[SERVICES].email_changes
+    service = request.app[ACCOUNTS].email_changes
     assert service is not None
     return service
 
@@ -51,7 +50,7 @@ async def _submit(request: web.Request, kind: str) -> web.Response:
     request.app[CSRF].check(request, _text(form, "csrf"))
     token = _text(form, "token") or ""
     service = _service(request)
-    ip = client_ip(request, request.app[SERVICES].trusted_proxies)
+    ip = client_address(request)
     try:
         if kind == "confirm":
             await service.confirm(token, ip)

@@ -9,7 +9,7 @@ from gateway.domain.money import parse_fiat
 from gateway.http.auth import api_key, customer
 from gateway.http.ids import checked_id
 from gateway.http.invoice_limits import created_invoice, may_create_invoice
-from gateway.http.keys import SERVICES
+from gateway.http.keys import ACCOUNTS, BILLING
 from gateway.http.paging import page_request, page_response
 from gateway.http.schemas import InvoiceBody, PlanInvoiceBody, read_json
 from gateway.http.views import invoice_json
@@ -44,7 +44,7 @@ async def create_invoice(request: web.Request) -> web.Response:
     raw = await read_json(request)
     body = InvoiceBody.model_validate(raw)
     price = parse_fiat(body.price.amount, body.price.currency)
-    view, replayed = await request.app[SERVICES].invoices.create_once(
+    view, replayed = await request.app[BILLING].invoices.create_once(
         body.account_id, price, body.coin, body.metadata, idempotency(request, key.id, raw)
     )
     return created(view, replayed)
@@ -56,9 +56,9 @@ async def create_my_invoice(request: web.Request) -> web.Response:
     raw = await read_json(request)
     body = PlanInvoiceBody.model_validate(raw)
     await may_create_invoice(request, account_id)
-    invoices = request.app[SERVICES].invoices
+    invoices = request.app[BILLING].invoices
     plan = invoices.plan(body.plan)
-    currency = (await request.app[SERVICES].accounts.view(account_id)).account.currency
+    currency = (await request.app[ACCOUNTS].accounts.view(account_id)).account.currency
     view, replayed = await invoices.create_once(
         account_id, plan.price_in(currency), body.coin, {"plan": plan.name},
         idempotency(request, account_id, raw), for_plan=plan,
@@ -74,7 +74,7 @@ async def create_my_invoice(request: web.Request) -> web.Response:
 @routes.get("/v1/invoices/{invoice_id}")
 async def get_invoice(request: web.Request) -> web.Response:
     await api_key(request, "invoices:read")
-    view = await request.app[SERVICES].invoices.read(request.match_info["invoice_id"])
+    view = await request.app[BILLING].invoices.read(request.match_info["invoice_id"])
     return web.json_response(invoice_json(view))
 
 
@@ -82,7 +82,7 @@ async def get_invoice(request: web.Request) -> web.Response:
 async def list_invoices(request: web.Request) -> web.Response:
     await api_key(request, "invoices:read")
     cursor, limit = page_request(request, "inv_")
-    views = await request.app[SERVICES].invoices.list(
+    views = await request.app[BILLING].invoices.list(
         account_id=checked_id(request.query.get("account_id"), "acc_", "account_id"),
         status=request.query.get("status"),
         after=cursor, limit=limit,

@@ -3,7 +3,7 @@
 
 from aiohttp import web
 
-from gateway.http.keys import PREFIX, SERVICES
+from gateway.http.keys import OPS, PREFIX
 from gateway.http.openapi import document
 
 routes = web.RouteTableDef()  # public
@@ -18,7 +18,7 @@ async def healthz(_request: web.Request) -> web.Response:
 
 @ops_routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    ready, detail = await request.app[SERVICES].readiness()
+    ready, detail = await request.app[OPS].readiness()
     return web.json_response(
         {"status": "ready" if ready else "not ready", **detail}, status=200 if ready else 503
     )
@@ -27,12 +27,12 @@ async def readyz(request: web.Request) -> web.Response:
 @routes.get("/v1/openapi.json")
 async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(document(request.app[PREFIX],
-                                      request.app[SERVICES].vocabulary))
+                                      request.app[OPS].vocabulary))
 
 
 @ops_routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    render = request.app[SERVICES].metrics
+    render = request.app[OPS].metrics
     if render is None:
         raise web.HTTPNotFound()
     body, content_type = await render()

@@ -11,9 +11,8 @@ from aiohttp import web
 
 from gateway.http.auth import api_key, customer, session_token
 from gateway.http.checkout import page_context, status_doc
-from gateway.http.client_ip import client_ip
-from gateway.http.keys import SERVICES
-from gateway.services.changes import feed_key, invoice_key
+from gateway.http.keys import BILLING, client_address
+from gateway.services.changes import Subscription, feed_key, invoice_key
 from gateway.services.errors import NotFound
 
 routes = web.RouteTableDef()
@@ -26,7 +25,7 @@ HEARTBEAT_SECONDS = 15
 
 @routes.get("/pay/{invoice_id}")
 async def pay_page(request: web.Request) -> web.Response:
-    view = await request.app[SERVICES].invoices.read(request.match_info["invoice_id"])
+    view = await request.app[BILLING].invoices.read(request.match_info["invoice_id"])
     context = page_context(view, datetime.now(UTC))
     context["static"] = "../static"
     return aiohttp_jinja2.render_template("pay.html", request, context)
@@ -36,12 +35,12 @@ async def stream_status(request: web.Request, invoice_id: str) -> web.StreamResp
     """Server-sent `status` events whenever what the customer sees changes, until the
     invoice is final or the stream has run for 30 minutes. Open streams are capped per
     client and in total (429 / 503 with Retry-After beyond)."""
-    services = request.app[SERVICES]
-    invoices = services.invoices
+    invoices = request.app[BILLING].invoices
     view = await invoices.read(invoice_id)  # 404 before the stream starts
-    release = (services.stream_slots.take(client_ip(request, services.trusted_proxies),
-                                           view.record.invoice.account_id)
-               if services.stream_slots is not None else None)
+    slots = request.app[BILLING].stream_slots
+    release = (slots.take(client_address(request),
+                          view.record.invoice.account_id)
+               if slots is not None else None)
     try:
         return await _stream(request, invoice_id)
     finally:
@@ -49,54 +48,71 @@ async def stream_status(request: web.Request, invoice_id: str) -> web.StreamResp
             release()
 
 
+class _Stream:
+    """One open event stream: its clock, its heartbeat, its client."""
+
+    def __init__(self, request: web.Request, resp: web.StreamResponse) -> None:
+        self.request = request
+        self.resp = resp
+        self.started = self.beat = time.monotonic()
+
+    def expired(self) -> bool:
+        return time.monotonic() - self.started >= STREAM_LIMIT_SECONDS
+
+    def gone(self) -> bool:
+        transport = self.request.transport
+        return transport is None or transport.is_closing()
+
+    async def send(self, doc: dict[str, object]) -> None:
+        await self.resp.write(f"event: status\ndata: {json.dumps(doc)}\n\n".encode())
+        self.beat = time.monotonic()
+
+    async def wait_for_change(self, sub: Subscription | None) -> bool:
+        """True when the invoice may have changed; False when the stream is to end."""
+        if sub is None:
+            await asyncio.sleep(POLL_SECONDS)
+            return True
+        while not await sub.wait(GONE_CHECK_SECONDS):
+            # Quiet: no read. Check the browser is still there (its slot is freed within
+            # seconds), and now and then send a comment so that proxies keep the stream
+            # open.
+            if self.gone() or sub.hub_closed or self.expired():
+                return False
+            if time.monotonic() - self.beat > HEARTBEAT_SECONDS:
+                await self.resp.write(b": keep-alive\n\n")
+                self.beat = time.monotonic()
+        return not sub.hub_closed  # closed: the server is stopping
+
+
 async def _stream(request: web.Request, invoice_id: str) -> web.StreamResponse:
     """Reads the invoice when told it changed (the process that changes an invoice, or
     advances its feed's tip, publishes to `changes`; on PostgreSQL other instances' changes
     arrive by NOTIFY): no timer reads the database. Without a hub, it polls."""
-    services = request.app[SERVICES]
-    invoices = services.invoices
+    area = request.app[BILLING]
+    invoices = area.invoices
     resp = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",
     })
     await resp.prepare(request)
+    stream = _Stream(request, resp)
     last: dict[str, object] | None = None
-    started = beat = time.monotonic()
     sub = None
     try:
         view = await invoices.read(invoice_id)
-        if services.changes is not None:
+        if area.changes is not None:
             # Subscribed before the first read that counts: no change slips in between.
-            sub = services.changes.subscribe(
+            sub = area.changes.subscribe(
                 invoice_key(invoice_id), feed_key(invoices.feed(view.record.invoice.coin)))
             view = await invoices.read(invoice_id)
-        while time.monotonic() - started < STREAM_LIMIT_SECONDS:
+        while not stream.expired():
             doc = status_doc(view)
             if doc != last:
-                await resp.write(f"event: status\ndata: {json.dumps(doc)}\n\n".encode())
-                last, beat = doc, time.monotonic()
-            if doc["final"]:
+                await stream.send(doc)
+                last = doc
+            # A browser gone away: stop reading for it now, not at a write.
+            if doc["final"] or not await stream.wait_for_change(sub) or stream.gone():
                 break
-            if sub is None:
-                await asyncio.sleep(POLL_SECONDS)
-            else:
-                while not await sub.wait(GONE_CHECK_SECONDS):
-                    # Quiet: no read. Check the browser is still there (its slot is freed
-                    # within seconds), and now and then send a comment so that proxies
-                    # keep the stream open.
-                    transport = request.transport
-                    if transport is None or transport.is_closing() or sub.hub_closed:
-                        return resp
-                    if time.monotonic() - beat > HEARTBEAT_SECONDS:
-                        await resp.write(b": keep-alive\n\n")
-                        beat = time.monotonic()
-                    if time.monotonic() - started >= STREAM_LIMIT_SECONDS:
-                        return resp
-            if sub is not None and sub.hub_closed:
-                break  # the server is stopping
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                break  # the browser went away: stop reading for it now, not at a write
             view = await invoices.read(invoice_id)
     except (ConnectionResetError, asyncio.CancelledError):
         pass  # the browser went away
@@ -119,7 +135,7 @@ async def invoice_events(request: web.Request) -> web.StreamResponse:
     token = session_token(request)
     if token is not None and not token.startswith("gk_"):
         account_id = await customer(request)
-        view = await request.app[SERVICES].invoices.read(invoice_id)
+        view = await request.app[BILLING].invoices.read(invoice_id)
         if view.record.invoice.account_id != account_id:
             raise NotFound("invoice")
     else:

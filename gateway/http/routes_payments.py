@@ -8,7 +8,7 @@ from aiohttp import web
 from gateway.domain.errors import InvalidInput
 from gateway.domain.timestamps import parse_time
 from gateway.http.auth import api_key
-from gateway.http.keys import SERVICES
+from gateway.http.keys import BILLING
 from gateway.http.paging import integer
 from gateway.services.errors import NotFound
 from gateway.services.finance import COLUMNS, Period
@@ -49,7 +49,7 @@ async def list_payments(request: web.Request) -> web.Response:
             raise InvalidInput("cursor", "must be the next_cursor of the last page (digits)")
         after = int(q["cursor"])
     period = Period(_time(request, "from"), _time(request, "to"), q.get("coin"))
-    lines = await request.app[SERVICES].finance.page(period, after, limit)
+    lines = await request.app[BILLING].finance.page(period, after, limit)
     next_cursor = str(lines[-1].row.id) if lines and len(lines) == limit else None
     rows = [line.as_dict() for line in lines]
     if fmt == "csv":
@@ -63,7 +63,7 @@ async def list_payments(request: web.Request) -> web.Response:
 @routes.get("/v1/payments/{txid}")
 async def payment(request: web.Request) -> web.Response:
     await api_key(request, "payments:read")
-    lines = await request.app[SERVICES].finance.by_txid(request.match_info["txid"])
+    lines = await request.app[BILLING].finance.by_txid(request.match_info["txid"])
     if not lines:
         raise NotFound("payment with this transaction hash")
     return web.json_response({"data": [line.as_dict() for line in lines]})

@@ -11,9 +11,8 @@ from aiohttp import web
 
 from gateway.domain.errors import DomainError
 from gateway.http.auth import SESSION_COOKIE
-from gateway.http.client_ip import client_ip
 from gateway.http.forms import read_form
-from gateway.http.keys import CSRF, PREFIX, SERVICES
+from gateway.http.keys import ACCOUNTS, BILLING, CSRF, PREFIX, PRIVACY, client_address
 from gateway.http.routes_accounts import log_in
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
 from gateway.services.errors import (
@@ -84,7 +83,7 @@ async def _session(request: web.Request) -> SessionRecord | None:
     if not token:
         return None
     try:
-        return await request.app[SERVICES].accounts.session(token)
+        return await request.app[ACCOUNTS].accounts.session(token)
     except Unauthorized:
         return None
 
@@ -96,41 +95,41 @@ async def signup_page(request: web.Request) -> web.Response:
 
 def _signup(request: web.Request, form: Any, error: str | None, status: int = 200
             ) -> web.Response:
-    services = request.app[SERVICES]
+    accounts_area = request.app[ACCOUNTS]
     currency, datacenter = _pref(request)
     return _render(request, "signup.html", {
         "csrf": request.app[CSRF].token(request), "form": form, "error": error,
-        "datacenters": services.datacenters, "currencies": services.currencies,
+        "datacenters": accounts_area.datacenters, "currencies": accounts_area.currencies,
         "pref_currency": form.get("currency") or currency,
         "pref_datacenter": form.get("datacenter") or datacenter}, status)
 
 
 @routes.post("/signup")
 async def signup_submit(request: web.Request) -> web.Response:
+    accounts_area = request.app[ACCOUNTS]
     form = await read_form(request)
     request.app[CSRF].check(request, _text(form, "csrf"))
-    services = request.app[SERVICES]
-    ip = client_ip(request, services.trusted_proxies)
+    ip = client_address(request)
     try:
-        if services.signup_limit is not None:
-            services.signup_limit.hit(ip, "signup")
+        if accounts_area.signup_limit is not None:
+            accounts_area.signup_limit.hit(ip, "signup")
         req = Signup(str(form.get("email", "")), str(form.get("password", "")),
                      _text(form, "display_name"), _text(form, "company"),
                      _text(form, "datacenter"), _text(form, "currency"))
-        view = await services.accounts.sign_up(req)
-        if services.accounts.requires_verification:
+        view = await accounts_area.accounts.sign_up(req)
+        if accounts_area.accounts.requires_verification:
             # A taken address gets this same page; its owner is mailed instead.
             if view.taken:
-                await services.recovery.notify_signup_attempt(view.profile.email)
+                await accounts_area.recovery.notify_signup_attempt(view.profile.email)
             else:
-                await services.recovery.send_verification(view.account.id)
+                await accounts_area.recovery.send_verification(view.account.id)
             resp = _render(request, "message.html", {
                 "heading": "Check your inbox",
                 "text": "We mailed you a link. Open it to confirm your address, then log in."},
                 201)
             _set_pref(request, resp, req.currency, req.datacenter)
             return resp
-        session = await services.accounts.log_in(req.email, req.password, ip=ip)
+        session = await accounts_area.accounts.log_in(req.email, req.password, ip=ip)
     except DomainError as exc:
         return _retry_after(_signup(request, form, str(exc), _status(exc, 422)), exc)
     resp = _redirect(request, "account")
@@ -171,7 +170,7 @@ async def verify_email_submit(request: web.Request) -> web.Response:
     form = await read_form(request)
     request.app[CSRF].check(request, _text(form, "csrf"))
     try:
-        await request.app[SERVICES].recovery.verify_email(_text(form, "token") or "")
+        await request.app[ACCOUNTS].recovery.verify_email(_text(form, "token") or "")
     except Unauthorized as exc:
         return _render(request, "message.html", {"heading": "This link does not work",
                                                  "text": str(exc)}, 400)
@@ -197,14 +196,14 @@ async def login_page(request: web.Request) -> web.Response:
 
 @routes.post("/login")
 async def login_submit(request: web.Request) -> web.Response:
+    accounts_area = request.app[ACCOUNTS]
     form = await read_form(request)
     request.app[CSRF].check(request, _text(form, "csrf"))
-    services = request.app[SERVICES]
-    ip = client_ip(request, services.trusted_proxies)
+    ip = client_address(request)
     email = str(form.get("email", ""))
     try:
-        if services.login_limit is not None:
-            services.login_limit.hit(ip, "login")
+        if accounts_area.login_limit is not None:
+            accounts_area.login_limit.hit(ip, "login")
         session = await log_in(request, email, str(form.get("password", "")),
                                _text(form, "totp_code"))
     except (Unauthorized, TooManyRequests, ServiceUnavailable) as exc:
@@ -218,31 +217,33 @@ async def login_submit(request: web.Request) -> web.Response:
 
 async def _account(request: web.Request, session: SessionRecord, status: int = 200,
                    **extra: Any) -> web.Response:
-    services = request.app[SERVICES]
-    view = await services.accounts.view(session.account_id)
-    invoices = await services.invoices.list(account_id=session.account_id, limit=50)
+    accounts_area = request.app[ACCOUNTS]
+    billing_area = request.app[BILLING]
+    privacy_area = request.app[PRIVACY]
+    view = await accounts_area.accounts.view(session.account_id)
+    invoices = await billing_area.invoices.list(account_id=session.account_id, limit=50)
     currency = view.account.currency
     plans = [{"name": p.name, "description": p.description,
               "price": p.price_in(currency).as_decimal_string(),
-              "currency": p.price_in(currency).currency} for p in services.invoices.plans()]
-    billing = services.billing
+              "currency": p.price_in(currency).currency} for p in billing_area.invoices.plans()]
+    billing = billing_area.billing
     renewal = await billing.view(session.account_id) if billing is not None else None
     renewal_plans = sorted(billing.prepaid.periods) if billing is not None else []
     return _render(request, "account.html", {
-        "plans": plans, "coins": services.invoices.coins(),
+        "plans": plans, "coins": billing_area.invoices.coins(),
         "renewal": renewal, "renewal_plans": renewal_plans,
         "csrf": request.app[CSRF].token(request, session.id),
         "account": view.account, "profile": view.profile,
-        "datacenters": services.datacenters, "currencies": services.currencies,
-        "totp_enabled": await services.two_factor.is_on(session.account_id),
-        "policy_changed": view.account.policy_version != services.privacy.policy_version,
-        "policy_version": services.privacy.policy_version,
+        "datacenters": accounts_area.datacenters, "currencies": accounts_area.currencies,
+        "totp_enabled": await accounts_area.two_factor.is_on(session.account_id),
+        "policy_changed": view.account.policy_version != privacy_area.privacy.policy_version,
+        "policy_version": privacy_area.privacy.policy_version,
         "invoices": [{"id": v.record.invoice.id, "status": v.record.invoice.status.value,
                       "plan": v.record.invoice.metadata.get("plan"),
                       "coin": v.record.invoice.coin,
                       "price": v.record.invoice.price.as_decimal_string(),
                       "currency": v.record.invoice.price.currency} for v in invoices],
-        **await services.privacy.account_page(session.account_id),
+        **await privacy_area.privacy.account_page(session.account_id),
         **extra}, status)
 
 
@@ -279,8 +280,7 @@ async def account_page(request: web.Request) -> web.Response:
 async def account_profile(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
-    services = request.app[SERVICES]
-    changes = services.email_changes
+    changes = request.app[ACCOUNTS].email_changes
     assert changes is not None
     fields: dict[str, str | None] = {}
     for name in ("display_name", "company", "datacenter", "currency"):
@@ -288,15 +288,15 @@ async def account_profile(
     email = str(form.get("email", ""))
     try:
         changes_email = await changes.is_change(session.account_id, email)
-        view = await services.accounts.update_profile(session.account_id,
-                                                      ProfileChanges(fields))
+        view = await request.app[ACCOUNTS].accounts.update_profile(
+            session.account_id, ProfileChanges(fields))
         if changes_email:
             # Password (and code) checked, then the link goes to the new address, or a
             # notice to the owner when another account has it: the same page either way.
             await changes.request(session.account_id, email,
                                   _secret(form, "current_password"),
                                   _text(form, "totp_code"),
-                                  client_ip(request, services.trusted_proxies), session.id)
+                                  client_address(request), session.id)
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
         return await _account(request, session, status, error=str(exc))
@@ -322,7 +322,7 @@ async def account_totp_begin(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
     try:
-        enrolment = await request.app[SERVICES].two_factor.begin(
+        enrolment = await request.app[ACCOUNTS].two_factor.begin(
             session.account_id, _secret(form, "current_password"))
     except DomainError as exc:
         status = (429 if isinstance(exc, TooManyRequests)
@@ -339,11 +339,10 @@ async def account_totp_begin(
 async def account_totp_confirm(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
-    services = request.app[SERVICES]
     try:
-        codes = await services.two_factor.confirm(
+        codes = await request.app[ACCOUNTS].two_factor.confirm(
             session.account_id, str(form.get("code", "")),
-            client_ip(request, services.trusted_proxies), session.id)
+            client_address(request), session.id)
     except DomainError as exc:
         return await _account(request, session, 422, error=str(exc))
     return await _account(request, session, recovery_codes=codes,
@@ -355,16 +354,14 @@ async def account_totp_confirm(
 async def account_totp_disable(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
-    services = request.app[SERVICES]
     try:
-        await services.two_factor.disable(session.account_id,
-                                          _secret(form, "current_password"),
-                                          str(form.get("code", "")),
-                                          client_ip(request, services.trusted_proxies))
+        await request.app[ACCOUNTS].two_factor.disable(
+            session.account_id, _secret(form, "current_password"), str(form.get("code", "")),
+            client_address(request))
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
         return await _account(request, session, status, error=str(exc))
-    await services.recovery.notify(session.account_id, "totp_disabled")
+    await request.app[ACCOUNTS].recovery.notify(session.account_id, "totp_disabled")
     return _redirect(request, "account?saved=1")
 
 
@@ -373,7 +370,7 @@ async def account_totp_disable(
 async def logout(request: web.Request, session: SessionRecord, form: Any) -> web.Response:
     token = request.cookies.get(SESSION_COOKIE)
     assert token is not None
-    await request.app[SERVICES].accounts.log_out(token)
+    await request.app[ACCOUNTS].accounts.log_out(token)
     resp = _redirect(request, "login?done=logout")
     # Deleting a __Host- cookie needs the same attributes, or browsers ignore it.
     resp.del_cookie(SESSION_COOKIE, path="/", secure=True,

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from gateway.domain.errors import DomainError
 from gateway.http.invoice_limits import created_invoice, may_create_invoice
-from gateway.http.keys import SERVICES
+from gateway.http.keys import ACCOUNTS, BILLING
 from gateway.http.routes_portal import (
     _account,
     _redirect,
@@ -24,12 +24,11 @@ routes = web.RouteTableDef()
 @routes.post("/account/buy")
 @session_form
 async def account_buy(request: web.Request, session: SessionRecord, form: Any) -> web.Response:
-    services = request.app[SERVICES]
     try:
         await may_create_invoice(request, session.account_id)
-        plan = services.invoices.plan(_text(form, "plan") or "")
-        currency = (await services.accounts.view(session.account_id)).account.currency
-        view, _ = await services.invoices.create_once(
+        plan = request.app[BILLING].invoices.plan(_text(form, "plan") or "")
+        currency = (await request.app[ACCOUNTS].accounts.view(session.account_id)).account.currency
+        view, _ = await request.app[BILLING].invoices.create_once(
             session.account_id, plan.price_in(currency), _text(form, "coin") or "",
             {"plan": plan.name}, None, for_plan=plan)
         if not view.reused:
@@ -47,7 +46,7 @@ async def account_pay_again(
 ) -> web.Response:
     try:
         await may_create_invoice(request, session.account_id)
-        view = await request.app[SERVICES].invoices.pay_again(
+        view = await request.app[BILLING].invoices.pay_again(
             session.account_id, _text(form, "invoice_id") or "")
         if not view.reused:
             created_invoice(request)
@@ -64,7 +63,7 @@ async def account_renewal(
 ) -> web.Response:
     """The plan and coin of the next renewal invoices, and whether to mail reminders. An
     unpaid renewal invoice of the current period is replaced by one for the new choice."""
-    billing = request.app[SERVICES].billing
+    billing = request.app[BILLING].billing
     if billing is None:
         return _redirect(request, "account")
     try:

@@ -8,8 +8,7 @@ from aiohttp import web
 
 from gateway.domain.errors import DomainError
 from gateway.http.auth import SESSION_COOKIE
-from gateway.http.client_ip import client_ip
-from gateway.http.keys import SERVICES
+from gateway.http.keys import PRIVACY, client_address
 from gateway.http.routes_portal import _account, _redirect, _text, session_form
 from gateway.services.errors import TooManyRequests
 from gateway.services.ports import SessionRecord
@@ -22,7 +21,7 @@ routes = web.RouteTableDef()
 async def account_policy(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
-    await request.app[SERVICES].privacy.acknowledge_policy(session.account_id)
+    await request.app[PRIVACY].privacy.acknowledge_policy(session.account_id)
     return _redirect(request, "account?saved=1")
 
 
@@ -31,11 +30,10 @@ async def account_policy(
 async def account_delete(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
-    services = request.app[SERVICES]
     try:
-        await services.privacy.request_deletion(
+        await request.app[PRIVACY].privacy.request_deletion(
             session.account_id, str(form.get("password", "")), _text(form, "totp_code"),
-            client_ip(request, services.trusted_proxies))
+            client_address(request))
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
         return await _account(request, session, status, error=str(exc))
@@ -51,9 +49,8 @@ async def account_delete(
 async def account_deletion_cancel(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
-    services = request.app[SERVICES]
-    await services.privacy.cancel_deletion(session.account_id,
-                                           client_ip(request, services.trusted_proxies))
+    await request.app[PRIVACY].privacy.cancel_deletion(session.account_id,
+                                                       client_address(request))
     return _redirect(request, "account?saved=1")
 
 
@@ -62,6 +59,6 @@ async def account_deletion_cancel(
 async def account_objection(
     request: web.Request, session: SessionRecord, form: Any
 ) -> web.Response:
-    await request.app[SERVICES].privacy.object_to_optional(
+    await request.app[PRIVACY].privacy.object_to_optional(
         session.account_id, _text(form, "objected") == "yes")
     return _redirect(request, "account?saved=1")

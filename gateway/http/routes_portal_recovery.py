@@ -7,9 +7,8 @@ from aiohttp import web
 
 from gateway.domain.errors import DomainError
 from gateway.http.background import JOBS
-from gateway.http.client_ip import client_ip
 from gateway.http.forms import read_form
-from gateway.http.keys import CSRF, SERVICES
+from gateway.http.keys import ACCOUNTS, CSRF, client_address
 from gateway.http.routes_portal import _redirect, _render, _text
 from gateway.services.errors import TooManyRequests, Unauthorized
 
@@ -22,9 +21,9 @@ SENT = ("Check your inbox",
 
 
 def _limit(request: web.Request) -> None:
-    services = request.app[SERVICES]
-    if services.login_limit is not None:
-        services.login_limit.hit(client_ip(request, services.trusted_proxies), "login")
+    window = request.app[ACCOUNTS].login_limit
+    if window is not None:
+        window.hit(client_address(request), "login")
 
 
 @routes.get("/forgot")
@@ -44,7 +43,7 @@ async def forgot_submit(request: web.Request) -> web.Response:
     # As in the API: the lookup runs after the answer, so known and unknown addresses
     # take the same time.
     if not request.app[JOBS].spawn(
-            request.app[SERVICES].recovery.request_reset(str(form.get("email", ""))),
+            request.app[ACCOUNTS].recovery.request_reset(str(form.get("email", ""))),
             "password-reset request"):
         return _render(request, "forgot.html", {
             "csrf": request.app[CSRF].token(request),
@@ -70,7 +69,7 @@ def _dead_link(request: web.Request, exc: Exception) -> web.Response:
 async def reset_page(request: web.Request) -> web.Response:
     token = request.query.get("token", "")
     try:
-        needs_code = await request.app[SERVICES].recovery.reset_needs_code(token)
+        needs_code = await request.app[ACCOUNTS].recovery.reset_needs_code(token)
     except Unauthorized as exc:
         return _dead_link(request, exc)
     return _reset_form(request, token, needs_code)
@@ -80,19 +79,18 @@ async def reset_page(request: web.Request) -> web.Response:
 async def reset_submit(request: web.Request) -> web.Response:
     form: Any = await read_form(request)
     request.app[CSRF].check(request, _text(form, "csrf"))
-    services = request.app[SERVICES]
     token = str(form.get("token", ""))
     try:
-        needs_code = await services.recovery.reset_needs_code(token)
+        needs_code = await request.app[ACCOUNTS].recovery.reset_needs_code(token)
     except Unauthorized as exc:
         return _dead_link(request, exc)
     if form.get("new_password", "") != form.get("confirm_password", ""):
         return _reset_form(request, token, needs_code, "the two passwords differ", 422)
     try:
         _limit(request)
-        await services.recovery.confirm_reset(
+        await request.app[ACCOUNTS].recovery.confirm_reset(
             token, str(form.get("new_password", "")), _text(form, "totp_code"),
-            client_ip(request, services.trusted_proxies))
+            client_address(request))
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
         return _reset_form(request, token, needs_code, str(exc), status)

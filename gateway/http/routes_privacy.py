@@ -7,8 +7,7 @@ from aiohttp import web
 from gateway.domain.errors import InvalidInput
 from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import api_key, customer
-from gateway.http.client_ip import client_ip
-from gateway.http.keys import SERVICES
+from gateway.http.keys import PRIVACY, client_address
 from gateway.http.problems import problem
 from gateway.http.schemas import (
     DeletionBody,
@@ -74,7 +73,7 @@ def export_response(fmt: str, tables: Tables, account_id: str) -> web.Response:
 async def export_mine(request: web.Request) -> web.Response:
     account_id = await customer(request)
     fmt = export_format(request)
-    tables = await request.app[SERVICES].privacy.export(account_id)
+    tables = await request.app[PRIVACY].privacy.export(account_id)
     return export_response(fmt, tables, account_id)
 
 
@@ -82,10 +81,9 @@ async def export_mine(request: web.Request) -> web.Response:
 async def delete_me(request: web.Request) -> web.Response:
     account_id = await customer(request)
     body = DeletionBody.model_validate(await read_json(request))
-    services = request.app[SERVICES]
-    due = await services.privacy.request_deletion(
+    due = await request.app[PRIVACY].privacy.request_deletion(
         account_id, body.password, body.totp_code,
-        client_ip(request, services.trusted_proxies))
+        client_address(request))
     return web.json_response({
         "deletion_due_at": rfc3339(due),
         "detail": "every session has ended; log in before this time and cancel to keep "
@@ -96,9 +94,8 @@ async def delete_me(request: web.Request) -> web.Response:
 @routes.delete("/v1/me/deletion")
 async def cancel_deletion(request: web.Request) -> web.Response:
     account_id = await customer(request)
-    services = request.app[SERVICES]
-    if not await services.privacy.cancel_deletion(
-            account_id, client_ip(request, services.trusted_proxies)):
+    if not await request.app[PRIVACY].privacy.cancel_deletion(
+            account_id, client_address(request)):
         raise Conflict("no deletion is scheduled for this account")
     return web.Response(status=204)
 
@@ -111,7 +108,7 @@ def _objection(since: datetime | None) -> web.Response:
 @routes.get("/v1/me/optional-processing")
 async def get_objection(request: web.Request) -> web.Response:
     account_id = await customer(request)
-    page = await request.app[SERVICES].privacy.account_page(account_id)
+    page = await request.app[PRIVACY].privacy.account_page(account_id)
     return _objection(page["objected_since"])
 
 
@@ -119,14 +116,14 @@ async def get_objection(request: web.Request) -> web.Response:
 async def put_objection(request: web.Request) -> web.Response:
     account_id = await customer(request)
     body = ObjectionBody.model_validate(await read_json(request))
-    return _objection(await request.app[SERVICES].privacy.object_to_optional(
+    return _objection(await request.app[PRIVACY].privacy.object_to_optional(
         account_id, body.objected))
 
 
 @routes.post("/v1/me/policy-acknowledgement")
 async def acknowledge_policy(request: web.Request) -> web.Response:
     account_id = await customer(request)
-    await request.app[SERVICES].privacy.acknowledge_policy(account_id)
+    await request.app[PRIVACY].privacy.acknowledge_policy(account_id)
     return web.Response(status=204)
 
 
@@ -136,7 +133,7 @@ async def get_account(request: web.Request) -> web.Response:
     reader = _reader(request, key)
     if reader is None:
         return missing_reason(request)
-    view = await request.app[SERVICES].privacy.read_account(
+    view = await request.app[PRIVACY].privacy.read_account(
         request.match_info["account_id"], reader)
     return web.json_response(await account_doc(request, view))
 
@@ -149,5 +146,5 @@ async def export_account(request: web.Request) -> web.Response:
         return missing_reason(request)
     fmt = export_format(request)
     account_id = request.match_info["account_id"]
-    tables = await request.app[SERVICES].privacy.export(account_id, reader)
+    tables = await request.app[PRIVACY].privacy.export(account_id, reader)
     return export_response(fmt, tables, account_id)

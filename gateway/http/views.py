@@ -8,7 +8,7 @@ from aiohttp import web
 from gateway.domain.money import format_units
 from gateway.domain.payments import PaymentStatus
 from gateway.domain.timestamps import rfc3339
-from gateway.http.keys import SERVICES
+from gateway.http.keys import BILLING
 from gateway.services.accounts import AccountView
 from gateway.services.billing import RenewalView
 from gateway.services.invoices import InvoiceView
@@ -48,7 +48,7 @@ def account_json(view: AccountView, renewal: RenewalView | None = None) -> dict[
 
 async def account_doc(request: web.Request, view: AccountView) -> dict[str, Any]:
     """The account document with its prepaid time (the renewal invoice of the period)."""
-    billing = request.app[SERVICES].billing
+    billing = request.app[BILLING].billing
     renewal = await billing.view(view.account.id) if billing is not None else None
     return account_json(view, renewal)
 

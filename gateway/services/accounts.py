@@ -110,6 +110,7 @@ class AccountService:
     def __init__(
         self,
         uow: Callable[[], AccountsUnit],
+        *,
         passwords: PasswordHasher,
         blind_index: Callable[[str], str],
         tokens: SessionTokenCodec,

@@ -30,7 +30,7 @@ RESET_REQUIRED = "!reset-required"
 
 
 class EmailChangeService:
-    def __init__(self, uow: Callable[[], EmailChangeUnit], mailer: Mailer, confirm: SealedTokens,
+    def __init__(self, uow: Callable[[], EmailChangeUnit], *, mailer: Mailer, confirm: SealedTokens,
                  undo: SealedTokens, blind_index: Callable[[str], str],
                  passwords: PasswordHasher, two_factor: TwoFactorService,
                  recovery: RecoveryService, clock: Clock, links: Links,

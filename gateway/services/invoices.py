@@ -93,6 +93,7 @@ class InvoiceService:
     def __init__(
         self,
         uow: Callable[[], InvoicesUnit],
+        *,
         chains: ChainDirectory,
         rates: RateProvider,
         clock: Clock,

@@ -290,6 +290,7 @@ class PrivacyService:
     def __init__(
         self,
         uow: Callable[[], PrivacyUnit],
+        *,
         passwords: PasswordHasher,
         blind_index: Callable[[str], str],
         two_factor: TwoFactorService,

@@ -72,7 +72,7 @@ NOTICES = {
 
 
 class RecoveryService:
-    def __init__(self, uow: Callable[[], RecoveryUnit], mailer: Mailer, tokens: ResetTokens,
+    def __init__(self, uow: Callable[[], RecoveryUnit], *, mailer: Mailer, tokens: ResetTokens,
                  passwords: PasswordHasher, blind_index: "BlindIndexFn",
                  two_factor: TwoFactorService, clock: Clock, links: Links,
                  ttl: timedelta = timedelta(minutes=30),

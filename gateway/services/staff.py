@@ -78,7 +78,7 @@ def check_name(name: str) -> str:
 
 
 class StaffService:
-    def __init__(self, uow: Callable[[], StaffUnit], passwords: PasswordHasher, codes: TotpCodes,
+    def __init__(self, uow: Callable[[], StaffUnit], *, passwords: PasswordHasher, codes: TotpCodes,
                  blind_index: Callable[[str], str], clock: Clock, policy: StaffPolicy,
                  throttle: ThrottlePolicy | None = None,
                  common_passwords: Callable[[str], bool] | None = None,

@@ -44,7 +44,7 @@ async def gateway(env: dict[str, str]) -> AsyncIterator[Gateway]:
 
 async def says(gw: Gateway, coin: str, caplog: pytest.LogCaptureFixture) -> tuple[str, str]:
     """What /readyz says of the coin, and the watcher's log line about it."""
-    ready, detail = await gw.readiness()
+    ready, detail = await gw.ops.readiness.readiness()
     assert not ready
     [follower] = gw.chains.followers()
     watcher = ChainWatcher(follower, gw.services.tracker,

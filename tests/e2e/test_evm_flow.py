@@ -106,7 +106,8 @@ async def stack(anvil: Anvil, tokens: dict[str, DeployedToken], tmp_path: Path
                 endpoint = await api.ok("POST", "/v1/webhook-endpoints",
                                         {"url": receiver.url, "event_types": []}, key)
                 for _ in range(200):  # the watcher follows from the tip once it has a cursor
-                    if (await gw.chain_status(1))["ETH"]["processed_height"] is not None:
+                    status = await gw.ops.readiness.chain_status(1)
+                    if status["ETH"]["processed_height"] is not None:
                         break
                     await asyncio.sleep(0.05)
                 yield Stack(gw, api, key, receiver, endpoint["secret"])

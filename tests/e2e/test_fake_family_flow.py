@@ -71,7 +71,7 @@ async def test_full_http_flow_on_a_family_registered_through_the_registry(
 
                 # The watcher follows the fake node from its tip once it has a cursor.
                 async def following() -> bool:
-                    state = (await gw.chain_status(1))["FAK"]
+                    state = (await gw.ops.readiness.chain_status(1))["FAK"]
                     return state["processed_height"] is not None
                 for _ in range(100):
                     if await following():

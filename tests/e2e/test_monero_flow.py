@@ -126,7 +126,8 @@ async def xmr(monero: MoneroRegtest, tmp_path: Path,
                                         {"url": receiver.url, "event_types": []}, key)
 
                 async def following() -> bool:
-                    return (await gw.chain_status(1))["XMR"]["processed_height"] is not None
+                    status = await gw.ops.readiness.chain_status(1)
+                    return status["XMR"]["processed_height"] is not None
                 # Opening (or creating) the view-only wallet and its first refresh take
                 # seconds, more on a busy machine.
                 await eventually_async(following, 90, "the watcher following monerod")
@@ -344,7 +345,7 @@ async def test_wallet_rpc_restarted_without_its_wallet_file_recreates_it_and_mis
         f.unlink()  # the wallet file and its keys file are gone
 
     async def chain_down() -> bool:
-        return (await xmr.gw.chain_status(1))["XMR"]["status"] != "ok"
+        return (await xmr.gw.ops.readiness.chain_status(1))["XMR"]["status"] != "ok"
     await eventually_async(chain_down, 15, "the chain reported down")
     txid = xmr.node.pay([(invoice["address"], due)])  # paid and mined while it is down
     xmr.node.mine(10)
@@ -354,7 +355,7 @@ async def test_wallet_rpc_restarted_without_its_wallet_file_recreates_it_and_mis
     assert (xmr.node.merchant.dir / xmr.driver.wallet_name).exists()
 
     async def chain_ok() -> bool:  # the catch-up's end is recorded within half a second
-        return (await xmr.gw.chain_status(1))["XMR"]["status"] == "ok"
+        return (await xmr.gw.ops.readiness.chain_status(1))["XMR"]["status"] == "ok"
     await eventually_async(chain_ok, 15, "the chain reported ok after the catch-up")
 
 
@@ -398,7 +399,7 @@ async def test_far_subaddresses_paid_while_the_wallet_file_was_lost_all_settle(
         f.unlink()  # the wallet file and its keys file are lost
 
     async def chain_down() -> bool:
-        return (await xmr.gw.chain_status(1))["XMR"]["status"] != "ok"
+        return (await xmr.gw.ops.readiness.chain_status(1))["XMR"]["status"] != "ok"
     await eventually_async(chain_down, 15, "the chain reported down")
     txid = xmr.node.pay([(i["address"], due) for i in invoices])  # while it is down
     xmr.node.mine(10)
@@ -443,9 +444,9 @@ async def test_far_subaddresses_paid_while_the_wallet_file_was_lost_all_settle(
     assert any("caught up" in m for m in said), said
     # Done: nothing is recorded as catching up any more (recorded within half a second).
     async def done() -> bool:
-        return (await xmr.gw.recorded_catch_ups()) == {}
+        return (await xmr.gw.ops.readiness.recorded_catch_ups()) == {}
     await eventually_async(done, 15, "the catch-up's end recorded")
-    assert (await xmr.gw.chain_status(5))["XMR"]["status"] == "ok"
+    assert (await xmr.gw.ops.readiness.chain_status(5))["XMR"]["status"] == "ok"
 
 
 def test_a_view_only_wallet_scans_200_subaddresses_past_those_created(

@@ -85,7 +85,7 @@ async def test_probes_stay_fast_while_a_busy_block_is_handled(
             await pollers.start()
             # The watcher follows the node (from its tip, on its first run).
             for _ in range(200):
-                if (await gw.chain_status(1))["FAK"]["processed_height"] is not None:
+                if (await gw.ops.readiness.chain_status(1))["FAK"]["processed_height"] is not None:
                     break
                 await asyncio.sleep(0.05)
             node.pay([("FAK", bytes.fromhex(i.record.address.removeprefix("fake1")),

@@ -151,8 +151,9 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
         async with engine.begin() as conn:
             for table, values in rows.items():
                 await conn.execute(insert(table), values)
-        service = PrivacyService(uow, None, _index, None, lambda: NOW,  # type: ignore[arg-type]
-                                 timedelta(days=7), "v1")
+        service = PrivacyService(uow, passwords=None, blind_index=_index,  # type: ignore[arg-type]
+                                 two_factor=None, clock=lambda: NOW,  # type: ignore[arg-type]
+                                 deletion_grace=timedelta(days=7), policy_version="v1")
         export = await service.export(aid)
         assert set(export) == set(EXPORT_COLUMNS)
         for table, exported in EXPORTED_FROM.items():

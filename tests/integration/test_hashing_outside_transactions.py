@@ -56,11 +56,14 @@ async def test_a_password_being_checked_holds_no_write_lock(tmp_path: Path) -> N
 
         hasher, codes, index = GatedHasher(), PyotpCodes(), BlindIndex(os.urandom(32))
         attempts = Attempts(ThrottlePolicy(), now)
-        two_factor = TwoFactorService(uow, codes, hasher, SecondFactor(codes, hasher, now),
-                                      now, PasswordCheck(uow, hasher, index, attempts),
-                                      attempts)
-        accounts = AccountService(uow, hasher, index, SessionTokens(os.urandom(32), "t"),
-                                  now, AccountPolicy(("nl-ams",), ("EUR",), "1"), two_factor)
+        two_factor = TwoFactorService(uow, codes=codes, hasher=hasher,
+                                      factor=SecondFactor(codes, hasher, now), clock=now,
+                                      passwords=PasswordCheck(uow, hasher, index, attempts),
+                                      attempts=attempts)
+        accounts = AccountService(uow, passwords=hasher, blind_index=index,
+                                  tokens=SessionTokens(os.urandom(32), "t"), clock=now,
+                                  policy=AccountPolicy(("nl-ams",), ("EUR",), "1"),
+                                  two_factor=two_factor)
         try:
             view = await accounts.sign_up(Signup("gated@example.org", "gated password 1"))
             begin = asyncio.create_task(two_factor.begin(view.account.id, "gated password 1"))

@@ -39,10 +39,10 @@ async def test_read_only_paths_never_take_the_write_lock(tmp_path: Path) -> None
         begins = record_begins(gw)
 
         reads: dict[str, Callable[[], Awaitable[object]]] = {
-            "readiness": gw.readiness,
+            "readiness": gw.ops.readiness.readiness,
             "schema check": gw.check_schema,
-            "metrics": gw.render_metrics,
-            "chain status": lambda: gw.chain_status(1),
+            "metrics": gw.ops.monitoring.render,
+            "chain status": lambda: gw.ops.readiness.chain_status(1),
             "invoice read": lambda: gw.services.invoices.read(invoice.record.invoice.id),
             "invoice list": lambda: gw.services.invoices.list(account),
             "API key check": lambda: gw.services.api_keys.authorize(key.secret,

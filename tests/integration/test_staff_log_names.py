@@ -31,8 +31,9 @@ async def test_a_failed_staff_login_keeps_nothing_typed(database_url: str) -> No
     cipher = FieldCipher([("t", b"k" * 32)])
     index = BlindIndex(b"i" * 32)
     service = StaffService(lambda: SqlUnitOfWork(engine, cipher),
-                           Argon2Passwords(time_cost=1, memory_kib=1024), PyotpCodes(),
-                           index, lambda: NOW, StaffPolicy())
+                           passwords=Argon2Passwords(time_cost=1, memory_kib=1024),
+                           codes=PyotpCodes(), blind_index=index, clock=lambda: NOW,
+                           policy=StaffPolicy())
     try:
         await service.add("ada", "admin", "a long staff password 1")
         for typed in (TYPED_EMAIL, TYPED_PASSWORD, TYPED_EMAIL, "ada"):

@@ -55,10 +55,14 @@ async def test_only_a_code_that_turns_two_factor_on_is_paid_for_with_hashes(
 
     hasher, codes, index = CountingHasher(), PyotpCodes(), BlindIndex(os.urandom(32))
     attempts = Attempts(ThrottlePolicy(), now)
-    two_factor = TwoFactorService(uow, codes, hasher, SecondFactor(codes, hasher, now),
-                                  now, PasswordCheck(uow, hasher, index, attempts), attempts)
-    accounts = AccountService(uow, hasher, index, SessionTokens(os.urandom(32), "t"), now,
-                              AccountPolicy(("nl-ams",), ("EUR",), "1"), two_factor)
+    two_factor = TwoFactorService(uow, codes=codes, hasher=hasher,
+                                  factor=SecondFactor(codes, hasher, now), clock=now,
+                                  passwords=PasswordCheck(uow, hasher, index, attempts),
+                                  attempts=attempts)
+    accounts = AccountService(uow, passwords=hasher, blind_index=index,
+                              tokens=SessionTokens(os.urandom(32), "t"), clock=now,
+                              policy=AccountPolicy(("nl-ams",), ("EUR",), "1"),
+                              two_factor=two_factor)
     try:
         account = (await accounts.sign_up(Signup("cost@example.org", "cost password 1"))
                    ).account.id

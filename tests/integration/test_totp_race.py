@@ -39,11 +39,14 @@ async def test_the_same_code_in_two_concurrent_logins_passes_once(
 
     passwords, codes, index = Argon2Passwords(), PyotpCodes(), BlindIndex(os.urandom(32))
     attempts = Attempts(ThrottlePolicy(), now)
-    two_factor = TwoFactorService(uow, codes, passwords, SecondFactor(codes, passwords, now),
-                                  now, PasswordCheck(uow, passwords, index, attempts), attempts)
-    accounts = AccountService(uow, passwords, index,
-                              SessionTokens(os.urandom(32), "test"), now,
-                              AccountPolicy(("nl-ams",), ("EUR",), "1"), two_factor)
+    two_factor = TwoFactorService(uow, codes=codes, hasher=passwords,
+                                  factor=SecondFactor(codes, passwords, now), clock=now,
+                                  passwords=PasswordCheck(uow, passwords, index, attempts),
+                                  attempts=attempts)
+    accounts = AccountService(uow, passwords=passwords, blind_index=index,
+                              tokens=SessionTokens(os.urandom(32), "test"), clock=now,
+                              policy=AccountPolicy(("nl-ams",), ("EUR",), "1"),
+                              two_factor=two_factor)
     try:
         view = await accounts.sign_up(Signup("race@example.org", "race password 1"))
         secret = (await two_factor.begin(view.account.id, "race password 1")).secret
@@ -93,11 +96,14 @@ async def test_one_recovery_code_in_two_concurrent_logins_passes_once(
 
     passwords, codes, index = Argon2Passwords(), PyotpCodes(), BlindIndex(os.urandom(32))
     attempts = Attempts(ThrottlePolicy(), now)
-    two_factor = TwoFactorService(uow, codes, passwords, SecondFactor(codes, passwords, now),
-                                  now, PasswordCheck(uow, passwords, index, attempts), attempts)
-    accounts = AccountService(uow, passwords, index,
-                              SessionTokens(os.urandom(32), "test"), now,
-                              AccountPolicy(("nl-ams",), ("EUR",), "1"), two_factor)
+    two_factor = TwoFactorService(uow, codes=codes, hasher=passwords,
+                                  factor=SecondFactor(codes, passwords, now), clock=now,
+                                  passwords=PasswordCheck(uow, passwords, index, attempts),
+                                  attempts=attempts)
+    accounts = AccountService(uow, passwords=passwords, blind_index=index,
+                              tokens=SessionTokens(os.urandom(32), "test"), clock=now,
+                              policy=AccountPolicy(("nl-ams",), ("EUR",), "1"),
+                              two_factor=two_factor)
     try:
         view = await accounts.sign_up(Signup("spent@example.org", "spent password 1"))
         secret = (await two_factor.begin(view.account.id, "spent password 1")).secret

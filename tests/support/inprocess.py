@@ -1,7 +1,7 @@
 """`gateway serve` inside the test's own process, on an event loop of its own.
 
-What `gateway serve` runs is `build(settings)` and `build_app(gw)` (whose cleanup context
-starts the operations and staff listeners and every background task: watchers, delivery
+What `gateway serve` runs is `build(settings)` and `build_app(gw)` (whose cleanup contexts
+start the operations and staff listeners and every background task: watchers, delivery
 worker, sweeper, retention, billing, backups, mail). This class runs exactly that on a
 real loopback socket, so a test talks HTTP to the real application, but starts in
 milliseconds instead of seconds and can inject a clock or followers (`Overrides`).
@@ -146,7 +146,14 @@ class InProcessGateway:
         self.gw = build(settings, overrides=self.overrides)
         await self.gw.check_schema()
         runner = web.AppRunner(build_app(self.gw), access_log=None)
-        await runner.setup()  # the cleanup context: listeners and background tasks
+        try:
+            # The cleanup contexts: resources, listeners and background jobs.
+            await runner.setup()
+        except BaseException:
+            # aiohttp does not unwind a failed start-up: close what did start (a
+            # listener opened before another failed, the database) before saying so.
+            await runner.cleanup()
+            raise
         self._runner = runner
         await web.SockSite(runner, sock).start()
 

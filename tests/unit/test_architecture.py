@@ -134,10 +134,20 @@ def test_only_bootstrap_builds_concrete_adapters() -> None:
         # other command modules reach adapters through bootstrap like everyone else.
         if rel.parts[0] in ("adapters", "migrations") and rel not in allowed:
             continue
-        if rel in allowed:
+        if rel in allowed or rel.parts[0] == "bootstrap":  # the composition root
             continue
         for name in imports(path):
             assert not name.startswith("gateway.adapters"), f"{rel} imports {name}"
+
+
+def test_http_never_imports_adapters() -> None:
+    """Handlers get services (and what else they need) through their area's key;
+    nothing under gateway/http/ reaches an adapter, even for a type or a constant."""
+    for path in modules("gateway/http"):
+        rel = path.relative_to(ROOT)
+        for name in imports(path):
+            assert not name.startswith(("gateway.adapters", "gateway.bootstrap")), \
+                f"{rel} imports {name}"
 
 
 FAMILY_PACKAGES = ("chains.utxo", "chains.evm", "chains.monero", "chains.jsonrpc",

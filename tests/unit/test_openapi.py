@@ -9,7 +9,7 @@ import pytest
 
 from gateway.config import load
 from gateway.http.app import create_app
-from gateway.http.keys import HttpServices
+from gateway.http.keys import Areas, OpsArea
 from gateway.http.openapi import OPERATIONS, PAGES, document
 from gateway.http.vocabulary import Vocabulary, vocabulary
 from tests.support.cli import run_gateway
@@ -26,8 +26,9 @@ def routes() -> set[tuple[str, str]]:
     async def ready() -> tuple[bool, dict[str, object]]:
         return True, {}
 
-    services = HttpServices(*([None] * 9), readiness=ready)  # type: ignore[arg-type]
-    app = create_app(services)
+    areas = Areas(accounts=None, billing=None, webhooks=None,  # type: ignore[arg-type]
+                  privacy=None, ops=OpsArea(readiness=ready))
+    app = create_app(areas)
     found = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
