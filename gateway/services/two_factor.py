@@ -75,7 +75,8 @@ class SecondFactor:
 class TwoFactorService:
     def __init__(self, uow: Callable[[], TwoFactorUnit], *, codes: TotpCodes,
                  hasher: PasswordHasher, factor: SecondFactor, clock: Clock,
-                 passwords: PasswordCheck, attempts: Attempts, reader: Callable[[], TwoFactorUnit] | None = None) -> None:
+                 passwords: PasswordCheck, attempts: Attempts,
+                 reader: Callable[[], TwoFactorUnit] | None = None) -> None:
         self._uow = uow
         self._reader = reader or uow  # reads only: no write turn, no write lock
         self._codes = codes

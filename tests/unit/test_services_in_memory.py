@@ -92,12 +92,12 @@ class World:
 
         units = self.store.unit  # a factory: each call one transaction
         self.accounts = AccountService(
-            lambda: units(self.clock), PlainHasher(), lambda s: "idx:" + s,
-            SessionTokens(b"k" * 32, "test"), self.clock,
-            AccountPolicy(("nl-ams",), ("EUR",), "v1"))
+            lambda: units(self.clock), passwords=PlainHasher(),
+            blind_index=lambda s: "idx:" + s, tokens=SessionTokens(b"k" * 32, "test"),
+            clock=self.clock, policy=AccountPolicy(("nl-ams",), ("EUR",), "v1"))
         self.invoices = InvoiceService(
-            lambda: units(self.clock), self.chains, FixedRates(), self.clock,
-            InvoicePolicy(), {"LTC": CoinRules(6)})
+            lambda: units(self.clock), chains=self.chains, rates=FixedRates(),
+            clock=self.clock, policy=InvoicePolicy(), coin_rules={"LTC": CoinRules(6)})
         self.endpoints = WebhookEndpointService(
             lambda: units(self.clock), self.clock, lambda: "whsec_test",
             TargetPolicy(), resolve=self._resolve)
