@@ -15,13 +15,16 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 
 from gateway.demo.node import LitecoinRegtest, NodeMissing, free_port
 from webhooks import signing
+
+if TYPE_CHECKING:
+    from gateway.bootstrap import Gateway
 
 COINS = ("LTC", "ETH", "USDC", "XMR")
 MINE_EVERY_SECONDS = 2.0  # after the walkthrough: blocks while a payment waits
@@ -288,12 +291,7 @@ class Receiver:
 
 
 async def _flow(once: bool, timeout: float, coin: str = "LTC") -> int:  # noqa: ASYNC109
-    from alembic import command
-
     from gateway import logs
-    from gateway.adapters.db.engine import alembic_config
-    from gateway.bootstrap import build, build_app
-    from gateway.config import load
 
     logs.configure("WARNING")
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
@@ -307,29 +305,8 @@ async def _flow(once: bool, timeout: float, coin: str = "LTC") -> int:  # noqa: 
             return 1
         runners: list[web.AppRunner] = []
         try:
-            port, metrics_port = free_port(), free_port()
-            settings = load(None, {**os.environ,
-                                   **demo_environ(workdir, chain, port, metrics_port)})
-            await asyncio.to_thread(command.upgrade, alembic_config(settings.database.url), "head")
-            gw = build(settings)
-            runner = web.AppRunner(build_app(gw), access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            runners.append(runner)
-            base = f"http://127.0.0.1:{port}"
-            say(f"gateway on {base} (SQLite in a temporary directory); /metrics and /readyz "
-                f"on http://127.0.0.1:{metrics_port}")
-
-            receiver = Receiver()
-            hook_app = web.Application()
-            hook_app.router.add_post("/hooks", receiver.handle)
-            hook_runner = web.AppRunner(hook_app, access_log=None)
-            await hook_runner.setup()
-            hook_port = free_port()
-            await web.TCPSite(hook_runner, "127.0.0.1", hook_port).start()
-            runners.append(hook_runner)
-            say(f"webhook receiver on http://127.0.0.1:{hook_port}/hooks")
-
+            base, gw = await _serve_gateway(workdir, chain, runners)
+            receiver, hook_port = await _serve_receiver(runners)
             created = await gw.services.api_keys.create(
                 "demo-provisioning",
                 ["invoices:write", "invoices:read", "webhooks:manage"],
@@ -340,20 +317,7 @@ async def _flow(once: bool, timeout: float, coin: str = "LTC") -> int:  # noqa: 
                 _walkthrough(base, auth, receiver, chain, hook_port, once), timeout
             )
             if not once:
-                pay_hint = chain.pay_hint()
-                miner = asyncio.create_task(mine_while_paying(chain))
-                say(f"the gateway keeps running at {base}; press Ctrl-C to stop")
-                say(f"portal: {base}/signup (sign up, choose a plan and a coin, pay)")
-                say(f"log in: {base}/login")
-                say(f"checkout page of the demo invoice: {base}/pay/{invoice_id}")
-                say(pay_hint)
-                say(f"blocks are mined every {MINE_EVERY_SECONDS:.0f} s while a payment waits "
-                    f"({chain.confirmations} confirmations settle an invoice)")
-                try:
-                    await _until_interrupted()
-                finally:
-                    miner.cancel()
-                    await asyncio.gather(miner, return_exceptions=True)
+                await _keep_serving(base, chain, invoice_id)
             return result
         except TimeoutError:
             say(f"timed out after {timeout:.0f}s before account.activated was received")
@@ -364,68 +328,146 @@ async def _flow(once: bool, timeout: float, coin: str = "LTC") -> int:  # noqa: 
             chain.stop()
 
 
+async def _serve_gateway(workdir: Path, chain: DemoChain,
+                         runners: list[web.AppRunner]) -> "tuple[str, Gateway]":
+    """A migrated SQLite database in `workdir` and the gateway serving it on loopback."""
+    from alembic import command
+
+    from gateway.adapters.db.engine import alembic_config
+    from gateway.bootstrap import build, build_app
+    from gateway.config import load
+
+    port, metrics_port = free_port(), free_port()
+    settings = load(None, {**os.environ, **demo_environ(workdir, chain, port, metrics_port)})
+    await asyncio.to_thread(command.upgrade, alembic_config(settings.database.url), "head")
+    gw = build(settings)
+    runner = web.AppRunner(build_app(gw), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runners.append(runner)
+    base = f"http://127.0.0.1:{port}"
+    say(f"gateway on {base} (SQLite in a temporary directory); /metrics and /readyz "
+        f"on http://127.0.0.1:{metrics_port}")
+    return base, gw
+
+
+async def _serve_receiver(runners: list[web.AppRunner]) -> tuple[Receiver, int]:
+    receiver = Receiver()
+    hook_app = web.Application()
+    hook_app.router.add_post("/hooks", receiver.handle)
+    hook_runner = web.AppRunner(hook_app, access_log=None)
+    await hook_runner.setup()
+    hook_port = free_port()
+    await web.TCPSite(hook_runner, "127.0.0.1", hook_port).start()
+    runners.append(hook_runner)
+    say(f"webhook receiver on http://127.0.0.1:{hook_port}/hooks")
+    return receiver, hook_port
+
+
+async def _keep_serving(base: str, chain: DemoChain, invoice_id: str) -> None:
+    """After the walkthrough: serve (mining while payments wait) until interrupted."""
+    pay_hint = chain.pay_hint()
+    miner = asyncio.create_task(mine_while_paying(chain))
+    say(f"the gateway keeps running at {base}; press Ctrl-C to stop")
+    say(f"portal: {base}/signup (sign up, choose a plan and a coin, pay)")
+    say(f"log in: {base}/login")
+    say(f"checkout page of the demo invoice: {base}/pay/{invoice_id}")
+    say(pay_hint)
+    say(f"blocks are mined every {MINE_EVERY_SECONDS:.0f} s while a payment waits "
+        f"({chain.confirmations} confirmations settle an invoice)")
+    try:
+        await _until_interrupted()
+    finally:
+        miner.cancel()
+        await asyncio.gather(miner, return_exceptions=True)
+
+
 async def _walkthrough(
     base: str, auth: dict[str, str], receiver: Receiver, chain: DemoChain,
     hook_port: int, once: bool,
 ) -> tuple[int, str]:
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{base}/v1/webhook-endpoints", headers=auth, json={
-            "url": f"http://127.0.0.1:{hook_port}/hooks", "description": "demo receiver",
-        }) as resp:
-            endpoint = await _ok(resp)
-        receiver.secret = endpoint["secret"]
-        say(f"webhook endpoint {endpoint['id']} registered")
-
-        email = f"demo-{secrets.token_hex(4)}@example.invalid"
-        async with http.post(f"{base}/v1/accounts", json={
-            "email": email, "password": secrets.token_urlsafe(16), "datacenter": "is-rey",
-        }) as resp:
-            account = await _ok(resp)
-        say(f"account {account['id']} signed up with an email and a password only")
-
-        async with http.post(f"{base}/v1/invoices", headers=auth, json={
-            "account_id": account["id"], "price": {"amount": "9.99", "currency": "EUR"},
-            "coin": chain.coin, "metadata": {"plan": "vps-small"},
-        }) as resp:
-            invoice = await _ok(resp)
-        say(f"invoice {invoice['id']}: pay {invoice['amount_due']} {chain.coin} "
-            f"to {invoice['address']}")
-        say(f"payment URI: {invoice['payment_uri']}")
-
+        account, invoice = await _sign_up_and_invoice(http, base, auth, receiver, chain,
+                                                      hook_port)
         txid = chain.pay(invoice)
         say(f"paid from the node's wallet: txid {txid}")
-
-        status = invoice["status"]
-        confirmations = -1
-        activated = False
-        while not activated:
-            async with http.get(f"{base}/v1/invoices/{invoice['id']}", headers=auth) as resp:
-                current = await _ok(resp)
-            conf = max((p["confirmations"] for p in current["payments"]), default=0)
-            if current["status"] != status or conf != confirmations:
-                status, confirmations = current["status"], conf
-                say(f"invoice is {status} ({conf}/{current['confirmations_required']} "
-                    "confirmations)")
-            while not receiver.events.empty():
-                event = receiver.events.get_nowait()
-                say(f"webhook verified: {event['type']} ({event['_id']})")
-                if event["type"] == "account.activated":
-                    say(f"  data: {json.dumps(event['data'])}")
-                    say(f"account {account['id']} is paid until "
-                        f"{event['data'].get('paid_until')} (plan "
-                        f"{event['data'].get('plan')}, prepaid by the month; the renewal "
-                        "invoice comes 7 days before)")
-                    activated = True
-            # A token transfer is only seen in a block (no pool matching for logs).
-            waiting = status == "processing" or (status == "new" and not chain.pool_visible)
-            if waiting or (status == "settled" and not activated):
-                if waiting:
-                    chain.mine(1)
-                await asyncio.sleep(1.0)
-            else:
-                await asyncio.sleep(0.3)
+        await _follow_until_activated(http, base, auth, receiver, chain, account, invoice)
         say("done: the account was activated by a verified, signed webhook")
         return 0, str(invoice["id"])
+
+
+async def _sign_up_and_invoice(
+    http: aiohttp.ClientSession, base: str, auth: dict[str, str], receiver: Receiver,
+    chain: DemoChain, hook_port: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The integrator's side: a webhook endpoint, a customer's signup, an invoice."""
+    async with http.post(f"{base}/v1/webhook-endpoints", headers=auth, json={
+        "url": f"http://127.0.0.1:{hook_port}/hooks", "description": "demo receiver",
+    }) as resp:
+        endpoint = await _ok(resp)
+    receiver.secret = endpoint["secret"]
+    say(f"webhook endpoint {endpoint['id']} registered")
+
+    email = f"demo-{secrets.token_hex(4)}@example.invalid"
+    async with http.post(f"{base}/v1/accounts", json={
+        "email": email, "password": secrets.token_urlsafe(16), "datacenter": "is-rey",
+    }) as resp:
+        account = await _ok(resp)
+    say(f"account {account['id']} signed up with an email and a password only")
+
+    async with http.post(f"{base}/v1/invoices", headers=auth, json={
+        "account_id": account["id"], "price": {"amount": "9.99", "currency": "EUR"},
+        "coin": chain.coin, "metadata": {"plan": "vps-small"},
+    }) as resp:
+        invoice = await _ok(resp)
+    say(f"invoice {invoice['id']}: pay {invoice['amount_due']} {chain.coin} "
+        f"to {invoice['address']}")
+    say(f"payment URI: {invoice['payment_uri']}")
+    return account, invoice
+
+
+async def _follow_until_activated(
+    http: aiohttp.ClientSession, base: str, auth: dict[str, str], receiver: Receiver,
+    chain: DemoChain, account: dict[str, Any], invoice: dict[str, Any],
+) -> None:
+    """Say every change of the invoice and every verified webhook, mining while the
+    payment waits for confirmations, until `account.activated` arrives."""
+    status = invoice["status"]
+    confirmations = -1
+    activated = False
+    while not activated:
+        async with http.get(f"{base}/v1/invoices/{invoice['id']}", headers=auth) as resp:
+            current = await _ok(resp)
+        conf = max((p["confirmations"] for p in current["payments"]), default=0)
+        if current["status"] != status or conf != confirmations:
+            status, confirmations = current["status"], conf
+            say(f"invoice is {status} ({conf}/{current['confirmations_required']} "
+                "confirmations)")
+        activated = _say_webhooks(receiver, account)
+        # A token transfer is only seen in a block (no pool matching for logs).
+        waiting = status == "processing" or (status == "new" and not chain.pool_visible)
+        if waiting or (status == "settled" and not activated):
+            if waiting:
+                chain.mine(1)
+            await asyncio.sleep(1.0)
+        else:
+            await asyncio.sleep(0.3)
+
+
+def _say_webhooks(receiver: Receiver, account: dict[str, Any]) -> bool:
+    """Say the webhooks verified since the last look; True once the account is active."""
+    activated = False
+    while not receiver.events.empty():
+        event = receiver.events.get_nowait()
+        say(f"webhook verified: {event['type']} ({event['_id']})")
+        if event["type"] == "account.activated":
+            say(f"  data: {json.dumps(event['data'])}")
+            say(f"account {account['id']} is paid until "
+                f"{event['data'].get('paid_until')} (plan "
+                f"{event['data'].get('plan')}, prepaid by the month; the renewal "
+                "invoice comes 7 days before)")
+            activated = True
+    return activated
 
 
 async def _ok(resp: aiohttp.ClientResponse) -> dict[str, Any]:
