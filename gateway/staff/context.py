@@ -14,6 +14,7 @@ from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import InvoiceService
+from gateway.services.ports import StaffSession
 from gateway.services.privacy import PrivacyService
 from gateway.services.reconcile import ReconcileService, Report
 from gateway.services.staff import StaffService
@@ -72,4 +73,6 @@ class RunHolder:
 
 CONSOLE = web.AppKey("console", Console)
 STAFF_CSRF = web.AppKey("staff_csrf", Csrf)
+# The member whose session a console request carries (set once it is checked).
+STAFF_SESSION = web.RequestKey("staff_session", StaffSession)
 RUNS = web.AppKey("reconcile_runs", RunHolder)

@@ -15,7 +15,7 @@ from gateway.http.forms import read_form
 from gateway.http.problems import Handler
 from gateway.services.errors import Forbidden, NotFound, Unauthorized
 from gateway.services.ports import StaffSession
-from gateway.staff.context import CONSOLE, COOKIE, PREFIX, STAFF_CSRF
+from gateway.staff.context import CONSOLE, COOKIE, PREFIX, STAFF_CSRF, STAFF_SESSION
 
 log = logging.getLogger("gateway.staff")
 NAV = {"finance": ("finance",), "support": ("support",), "admin": ("finance", "support",
@@ -24,7 +24,7 @@ NAV = {"finance": ("finance",), "support": ("support",), "admin": ("finance", "s
 
 def render(request: web.Request, template: str, context: dict[str, Any],
            status: int = 200) -> web.Response:
-    session: StaffSession | None = request.get("staff_session")
+    session: StaffSession | None = request.get(STAFF_SESSION)
     resp = aiohttp_jinja2.render_template(template, request, {
         **context, "p": PREFIX, "me": session.member if session and session.enrolled else None,
         "nav": NAV.get(session.member.role, ()) if session and session.enrolled else (),
@@ -72,7 +72,7 @@ async def _enter(request: web.Request, roles: tuple[str, ...]) -> StaffSession:
     session = await current(request)
     if session is None:
         raise web.HTTPSeeOther(PREFIX + "/login")
-    request["staff_session"] = session
+    request[STAFF_SESSION] = session
     if not session.enrolled:  # nothing but the enrolment until TOTP is on
         raise web.HTTPSeeOther(PREFIX + "/enrol")
     _check_role(session, roles)

@@ -9,7 +9,7 @@ from gateway.domain.errors import DomainError
 from gateway.http.forms import read_form
 from gateway.services.errors import ServiceUnavailable, TooManyRequests, Unauthorized
 from gateway.services.ports import StaffSession
-from gateway.staff.context import CONSOLE, COOKIE, PREFIX, STAFF_CSRF
+from gateway.staff.context import CONSOLE, COOKIE, PREFIX, STAFF_CSRF, STAFF_SESSION
 from gateway.staff.pages import current, ip, page, redirect, render, text
 
 routes = web.RouteTableDef()
@@ -63,7 +63,7 @@ async def _unenrolled(request: web.Request) -> web.Response | None:
     session = await current(request)
     if session is None:
         return redirect("/login")
-    request["staff_session"] = session
+    request[STAFF_SESSION] = session
     if session.enrolled:
         return redirect("/")
     return None
@@ -79,7 +79,7 @@ async def enrol_begin(request: web.Request) -> web.Response:
     elsewhere = await _unenrolled(request)
     if elsewhere is not None:
         return elsewhere
-    session = request["staff_session"]
+    session = request[STAFF_SESSION]
     form = await read_form(request)
     request.app[STAFF_CSRF].check(request, text(form, "csrf"), session.id)
     enrolment = await request.app[CONSOLE].staff.begin_enrolment(session)
@@ -93,7 +93,7 @@ async def enrol_confirm(request: web.Request) -> web.Response:
     elsewhere = await _unenrolled(request)
     if elsewhere is not None:
         return elsewhere
-    session = request["staff_session"]
+    session = request[STAFF_SESSION]
     form = await read_form(request)
     request.app[STAFF_CSRF].check(request, text(form, "csrf"), session.id)
     try:

@@ -33,6 +33,7 @@ from gateway.domain.accounts import Account
 from gateway.domain.events import DomainEvent, in_delivery_order
 from gateway.domain.invoices import Invoice, Status
 from gateway.domain.payments import PaymentStatus
+from gateway.domain.states import IdempotencyState
 from gateway.domain.throttle import ThrottleState
 from gateway.domain.timestamps import rfc3339
 from gateway.services.errors import Conflict, NotFound
@@ -64,6 +65,7 @@ from gateway.services.ports import (
     TwoFactorUnit,
     WalletUnit,
 )
+from webhooks.store import DeliveryStatus
 
 TOMBSTONE_HASH = "!deleted"
 
@@ -649,13 +651,13 @@ class MemoryIdempotency:
         found = self._s.idempotency.get((scope, key))
         if found is not None:
             return found
-        self._s.idempotency[(scope, key)] = IdempotencyRecord(fingerprint, "running", owner,
-                                                              None, now)
+        self._s.idempotency[(scope, key)] = IdempotencyRecord(
+            fingerprint, IdempotencyState.RUNNING, owner, None, now)
         return None
 
     def _running(self, scope: str, key: str, owner: str) -> IdempotencyRecord | None:
         found = self._s.idempotency.get((scope, key))
-        ok = found is not None and found.owner == owner and found.state == "running"
+        ok = found is not None and found.owner == owner and found.state == IdempotencyState.RUNNING
         return found if ok else None
 
     async def take_over(self, scope: str, key: str, old_owner: str, owner: str,
@@ -671,8 +673,8 @@ class MemoryIdempotency:
         found = self._running(scope, key, owner)
         if found is None:
             return False
-        self._s.idempotency[(scope, key)] = replace(found, state="done", invoice_id=invoice_id,
-                                                    updated_at=now)
+        self._s.idempotency[(scope, key)] = replace(
+            found, state=IdempotencyState.DONE, invoice_id=invoice_id, updated_at=now)
         return True
 
     async def release(self, scope: str, key: str, owner: str) -> None:
@@ -706,8 +708,9 @@ class MemoryEndpoints:
             return False
         row.deleted_at, row.record = now, replace(row.record, enabled=False)
         for d_id, (event_id, d, at) in list(self._s.deliveries.items()):
-            if d.endpoint_id == endpoint_id and d.status == "pending":
-                self._s.deliveries[d_id] = (event_id, replace(d, status="disabled"), at)
+            if d.endpoint_id == endpoint_id and d.status == DeliveryStatus.PENDING:
+                disabled = replace(d, status=DeliveryStatus.DISABLED)
+                self._s.deliveries[d_id] = (event_id, disabled, at)
         return True
 
     async def rotate(self, endpoint_id: str, secret: str, previous_until: datetime) -> bool:
@@ -754,7 +757,7 @@ class MemoryEvents:
             event_id, d, at = self._s.deliveries[d_id]
             if d.endpoint_id in enabled:
                 self._s.deliveries[d_id] = (event_id, replace(
-                    d, status="pending", attempts=0, next_attempt_at=now), at)
+                    d, status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now), at)
                 count += 1
         self.requeued += count
         return count
@@ -765,7 +768,7 @@ class MemoryEvents:
 
     async def redeliver_failed(self, since: datetime, now: datetime) -> int:
         return await self._requeue([i for i, (_, d, at) in self._s.deliveries.items()
-                                    if d.status == "failed" and at >= since], now)
+                                    if d.status == DeliveryStatus.FAILED and at >= since], now)
 
 
 class MemoryOutbox:
@@ -790,7 +793,7 @@ class MemoryOutbox:
                 if not e.event_types or event.type in e.event_types:
                     d_id = new_id("del_")
                     self._s.deliveries[d_id] = (event_id, DeliveryRecord(
-                        d_id, e.id, "pending", 0, now, None, None), now)
+                        d_id, e.id, DeliveryStatus.PENDING, 0, now, None, None), now)
             self.published += 1
 
 

@@ -157,7 +157,7 @@ class SqlEvents:
                 select(delivery_attempts).where(delivery_attempts.c.delivery_id == d.id)
                 .order_by(delivery_attempts.c.id))).all()
             out.append(DeliveryRecord(
-                d.id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
+                d.id, d.endpoint_id, DeliveryStatus(d.status), d.attempts, d.next_attempt_at,
                 d.last_status_code, d.last_error,
                 tuple(AttemptRecord(a.at, a.status_code, a.latency_ms, a.error) for a in arows),
             ))

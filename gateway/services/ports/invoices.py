@@ -11,6 +11,7 @@ from typing import Protocol
 from chains.base import BlockRef, Destination, Lock
 from gateway.domain.invoices import Invoice
 from gateway.domain.payments import PaymentStatus, confirmations, is_locked
+from gateway.domain.states import IdempotencyState
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class CursorRepository(Protocol):
 @dataclass(frozen=True)
 class IdempotencyRecord:
     fingerprint: str
-    state: str  # running | done
+    state: IdempotencyState
     owner: str
     invoice_id: str | None
     updated_at: datetime

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from webhooks.store import DeliveryStatus
+
 
 @dataclass(frozen=True)
 class EndpointRecord:
@@ -45,7 +47,7 @@ class AttemptRecord:
 class DeliveryRecord:
     id: str
     endpoint_id: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None
     last_status_code: int | None
