@@ -12,17 +12,20 @@ RUN python -m venv /opt/gateway/.venv
 COPY pyproject.toml ./
 # The dependencies at the locked versions, each file checked against its hash
 # (requirements-runtime.lock: requirements.lock without the development tools; `make lock`).
-COPY requirements-runtime.lock ./
+COPY requirements-runtime.lock requirements-build.lock ./
 COPY gateway ./gateway
 COPY chains ./chains
 COPY webhooks ./webhooks
-# --only-binary for pip itself: no compiler is needed for it. The gateway
-# itself then goes in without dependencies: nothing outside the lock is installed.
-RUN /opt/gateway/.venv/bin/pip install --only-binary=:all: --no-deps --upgrade "pip>=24" \
+# pip and setuptools at their locked versions and hashes first (requirements-build.lock),
+# then the dependencies; the gateway itself goes in without dependencies and is built
+# with that setuptools (no isolated build fetching its own): nothing outside the locks is
+# installed. The installers leave the virtualenv at the end.
+RUN /opt/gateway/.venv/bin/pip install --only-binary=:all: --require-hashes --no-deps \
+       -r requirements-build.lock \
     && /opt/gateway/.venv/bin/pip install --prefer-binary --require-hashes --no-deps \
        -r requirements-runtime.lock \
-    && /opt/gateway/.venv/bin/pip install --no-deps . \
-    && /opt/gateway/.venv/bin/pip uninstall --yes pip setuptools wheel
+    && /opt/gateway/.venv/bin/pip install --no-deps --no-build-isolation . \
+    && /opt/gateway/.venv/bin/pip uninstall --yes uv setuptools wheel pip
 
 # --- runtime: the virtualenv only, run by an unprivileged user ------------------------
 FROM python:3.11-slim-bookworm

@@ -51,11 +51,11 @@ node_modules/.installed: package.json package-lock.json
 # names), removing anything else, then the project itself without dependencies. pip would
 # take half a minute; the setup is part of `make test`'s ten minutes.
 # tests/unit/test_lock.py fails when the installed set and the lock differ.
-UV_VERSION = $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements.lock)
-
-$(VENV)/bin/uv: requirements.lock
+# uv itself (with pip and setuptools) comes from requirements-build.lock: the same
+# versions as requirements.lock, each file checked against its hash.
+$(VENV)/bin/uv: requirements-build.lock
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements-build.lock
 	@touch $@
 
 $(VENV)/.installed: $(VENV)/bin/uv requirements.lock pyproject.toml
@@ -67,7 +67,8 @@ $(VENV)/.installed: $(VENV)/bin/uv requirements.lock pyproject.toml
 # still fits. `make lock LOCK_ARGS=--upgrade` moves everything to the newest releases,
 # `LOCK_ARGS="--upgrade-package aiohttp"` one package. Then `make setup` and the tests.
 # requirements-runtime.lock (what the Dockerfile installs) is the same versions without
-# the development tools: resolved within requirements.lock.
+# the development tools, requirements-build.lock the installers (pip, setuptools, uv):
+# both resolved within requirements.lock.
 LOCK_ARGS ?=
 LOCK_FOR := --generate-hashes --python-version 3.11 --python-platform linux
 lock: $(VENV)/bin/uv
@@ -75,6 +76,8 @@ lock: $(VENV)/bin/uv
 		-o requirements.lock
 	$(VENV)/bin/uv pip compile -q pyproject.toml $(LOCK_FOR) -c requirements.lock \
 		-o requirements-runtime.lock
+	printf 'pip\nsetuptools\nuv\n' | $(VENV)/bin/uv pip compile -q - $(LOCK_FOR) \
+		-c requirements.lock -o requirements-build.lock
 
 demo: setup
 	$(VENV)/bin/gateway demo

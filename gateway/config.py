@@ -663,14 +663,29 @@ def _env_value(raw: str, name: str) -> Any:
     return raw
 
 
+def _setting_path(name: str) -> list[str] | None:
+    """The keys a `GATEWAY_<SECTION>__<KEY>` variable sets, or None when it sets none."""
+    if not name.startswith(ENV_PREFIX):
+        return None
+    path = name[len(ENV_PREFIX) :].split("__")
+    # A whole section may come as one JSON table (GATEWAY_PLANS='{...}'); other
+    # GATEWAY_* variables without a section (GATEWAY_CONFIG, a test's own...) are not ours.
+    if len(path) == 1 and path[0].lower() not in Settings.model_fields:
+        return None
+    return path
+
+
+def configured(path: str | Path | None, environ: Mapping[str, str]) -> bool:
+    """Whether there is a configuration to read: a file named (or GATEWAY_CONFIG), or a
+    setting in the environment (as in a container)."""
+    return bool(path or environ.get("GATEWAY_CONFIG")) or any(
+        _setting_path(name) is not None for name in environ)
+
+
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        path = name[len(ENV_PREFIX) :].split("__")
-        # A whole section may come as one JSON table (GATEWAY_PLANS='{...}'); other
-        # GATEWAY_* variables without a section (GATEWAY_CONFIG...) are not ours.
-        if len(path) == 1 and path[0].lower() not in Settings.model_fields:
+        path = _setting_path(name)
+        if path is None:
             continue
         node = data
         keys: list[str] = []

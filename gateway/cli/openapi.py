@@ -8,10 +8,11 @@ from gateway.cli.support import Commands, settings_or_exit
 
 
 def _configured(args: argparse.Namespace) -> bool:
-    """A configuration file is named, or settings come from the environment (GATEWAY_*,
-    as in a container)."""
-    return bool(getattr(args, "config", None)) or any(
-        name.startswith("GATEWAY_") for name in os.environ)
+    """A configuration file is named, or settings come from the environment
+    (`GATEWAY_<SECTION>__<KEY>`, as in a container; not any other GATEWAY_* variable)."""
+    from gateway.config import configured
+
+    return configured(getattr(args, "config", None), os.environ)
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
@@ -31,7 +32,8 @@ def register(cli: Commands) -> None:
     cli.command(
         "openapi", cmd_openapi,
         help="print the OpenAPI 3.1 document (no server, no database needed); without a "
-             "configuration (no -c, no GATEWAY_* variable) its coins, plans, datacenters "
-             "and account currencies are left open, with one they are the configured ones",
+             "configuration (no -c, no GATEWAY_CONFIG or GATEWAY_<SECTION>__<KEY> "
+             "variable) its coins, plans, datacenters and account currencies are left "
+             "open, with one they are the configured ones",
         example=["gateway openapi > openapi.json",
                  "gateway openapi -c /etc/gateway/gateway.toml > openapi.json"])

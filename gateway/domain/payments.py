@@ -13,7 +13,7 @@ class PaymentStatus(StrEnum):
     REVERTED = "reverted"  # replaced, double-spent or otherwise gone for good
 
 
-def confirmations(status: str, block_height: int | None, tip_height: int | None) -> int:
+def confirmations(status: PaymentStatus, block_height: int | None, tip_height: int | None) -> int:
     """Blocks on top of (and including) the payment's block, as far as the chain has been
     processed; 0 unless confirmed."""
     if status != PaymentStatus.CONFIRMED or block_height is None or tip_height is None:

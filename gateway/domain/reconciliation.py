@@ -11,7 +11,7 @@ class Recorded:
     match_key: bytes
     block_hash: str | None
     block_height: int | None
-    status: str  # pending | confirmed | reverted
+    status: PaymentStatus
 
 
 @dataclass(frozen=True)

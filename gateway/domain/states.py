@@ -6,7 +6,8 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
-    """An invoice's status (ARCHITECTURE.md, "Invoice state machine")."""
+    """An invoice's status: the state machine of the design document (ARCHITECTURE.md,
+    "Invoice state machine"), told to users in the README's "HTTP API" section."""
 
     NEW = "new"
     PROCESSING = "processing"

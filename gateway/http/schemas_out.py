@@ -46,7 +46,7 @@ class Account(Out):
 
 class NextInvoice(Out):
     invoice_id: str
-    status: str
+    status: Literal["new", "processing", "settled", "expired", "invalid"]
     created_at: str
 
 
@@ -72,7 +72,7 @@ class LedgerPayment(Out):
     fiat_value: str
     fiat_currency: str
     confirmations: int
-    status: str
+    status: Literal["pending", "confirmed", "reverted"]
     asset: str  # a token's contract address; empty for a chain's native coin
     plan: str  # a settled plan invoice's plan; empty otherwise
     period_start: str  # the account's time it paid for: [period_start, period_end)
@@ -187,7 +187,7 @@ class Attempt(Out):
 class Delivery(Out):
     id: str
     endpoint_id: str
-    status: str
+    status: Literal["pending", "succeeded", "failed", "disabled"]
     attempts: int
     next_attempt_at: str | None
     last_status_code: int | None

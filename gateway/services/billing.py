@@ -313,7 +313,7 @@ class BillingService:
             await uow.commit()
         view = self._view(account, latest)
         current = view.next_invoice
-        if (current is not None and current.invoice_status == Status.NEW.value
+        if (current is not None and current.invoice_status == Status.NEW
                 and (account.plan, account.renewal_coin) != before
                 and await self._replaced(account_id, current)
                 < self._policy.max_renewal_replacements):
@@ -328,7 +328,7 @@ class BillingService:
         limit = self._policy.max_renewal_replacements + 2
         since = renewal.created_at - timedelta(minutes=1)
         async with self._reader() as uow:
-            expired = await uow.invoices.page(account_id, Status.EXPIRED.value, None, limit)
+            expired = await uow.invoices.page(account_id, Status.EXPIRED, None, limit)
         return sum(1 for r in expired if r.invoice.created_at >= since
                    and "plan" in r.invoice.metadata)
 

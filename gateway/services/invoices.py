@@ -345,7 +345,8 @@ class InvoiceService:
         if not 1 <= limit <= 200:
             raise InvalidInput("limit", "must be between 1 and 200")
         async with self._reader() as uow:
-            records = await uow.invoices.page(account_id, status, after, limit)
+            wanted = None if status is None else Status(status)
+            records = await uow.invoices.page(account_id, wanted, after, limit)
             tips = {c: await self._tip(uow, c) for c in {r.invoice.coin for r in records}}
         now = self._clock()
         return [InvoiceView(r, tips[r.invoice.coin], now=now) for r in records]

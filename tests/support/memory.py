@@ -447,7 +447,7 @@ class MemoryInvoices:
         row = self._s.invoices.get(invoice_id)
         return self._record(row) if row else None
 
-    async def page(self, account_id: str | None, status: str | None, after: str | None,
+    async def page(self, account_id: str | None, status: Status | None, after: str | None,
                    limit: int) -> list[InvoiceRecord]:
         rows = sorted(self._s.invoices.values(),
                       key=lambda r: (r.invoice.created_at, r.invoice.id), reverse=True)

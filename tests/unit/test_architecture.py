@@ -1,4 +1,5 @@
-"""The layering of ARCHITECTURE.md, enforced: a test fails when an import crosses it."""
+"""The layering of the design (ARCHITECTURE.md, "Layout"; drawn in docs/architecture.md),
+enforced: a test fails when an import crosses it."""
 
 import ast
 import sys

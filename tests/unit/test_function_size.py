@@ -4,7 +4,7 @@ cyclomatic complexity above 15, measured with the standard library's `ast` (issu
 Complexity here: 1, plus one for each `if` (and conditional expression), loop,
 `except`, `assert`, comprehension clause and `match` case, plus one for each further
 operand of `and`/`or`. A function's nested functions and classes count on their own, not
-in it. Migrations are data, not code paths, and are left out."""
+in it."""
 
 import ast
 from pathlib import Path
@@ -17,7 +17,10 @@ MAX_LINES = 60
 MAX_COMPLEXITY = 15
 # (path, function): why it may be larger. Keep this short; an entry needs a reason a
 # reviewer would accept.
-EXCEPTIONS: dict[tuple[str, str], str] = {}
+EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("gateway/migrations/versions/0001_initial_schema.py", "upgrade"):
+        "the first schema, table after table: data, not a code path (complexity 1)",
+}
 
 BRANCHES = (ast.If, ast.IfExp, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler,
             ast.Assert, ast.comprehension, ast.match_case)
@@ -52,8 +55,6 @@ def measured() -> list[tuple[str, str, int, int]]:
     for tree in TREES:
         for path in sorted((ROOT / tree).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
-            if "/migrations/" in rel:
-                continue
             for node in ast.walk(ast.parse(path.read_text(), rel)):
                 if isinstance(node, FUNCTIONS):
                     lines = (node.end_lineno or node.lineno) - node.lineno + 1

@@ -15,6 +15,7 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
 RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
+BUILD_LOCK = ROOT / "requirements-build.lock"  # the installers: pip, setuptools, uv
 PROJECT = "packetra-gateway"
 # The development tools, never in the image.
 TOOLS = {"pytest", "mypy", "ruff", "uv", "pip", "setuptools", "selenium", "schemathesis"}
@@ -96,6 +97,13 @@ def test_the_runtime_lock_is_the_lock_without_the_tools() -> None:
     assert not TOOLS & set(runtime), TOOLS & set(runtime)
 
 
+def test_the_installers_lock_is_the_lock_s_installers() -> None:
+    locked, build = pins(LOCK), pins(BUILD_LOCK)
+    assert set(build) == {"pip", "setuptools", "uv"}, set(build)
+    differ = {n: (str(v), str(locked.get(n))) for n, v in build.items() if locked.get(n) != v}
+    assert not differ, f"requirements-build.lock differs from requirements.lock: {differ}"
+
+
 def test_setup_and_the_image_install_the_locks() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"uv pip sync .*--require-hashes requirements\.lock", makefile)
@@ -103,5 +111,11 @@ def test_setup_and_the_image_install_the_locks() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"--require-hashes --no-deps \\\n\s*-r requirements-runtime\.lock",
                      dockerfile)
-    assert "COPY requirements-runtime.lock ./" in dockerfile
+    assert "COPY requirements-runtime.lock requirements-build.lock ./" in dockerfile
+    # The installers too: pip and setuptools from their lock, the build without isolation.
+    assert re.search(r"--require-hashes --no-deps \\\n\s*-r requirements-build\.lock",
+                     dockerfile)
+    assert "--no-deps --no-build-isolation ." in dockerfile
+    assert re.search(r"pip install -q --require-hashes --no-deps -r requirements-build\.lock",
+                     makefile)
     assert "make lock" in (ROOT / "README.md").read_text()

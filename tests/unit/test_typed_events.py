@@ -242,6 +242,7 @@ def test_the_api_models_spell_the_states_as_the_enums_do() -> None:
     from gateway.domain.payments import PaymentStatus
     from gateway.domain.states import InvoiceException, Status
     from gateway.http import schemas_out as out
+    from webhooks.store import DeliveryStatus
 
     def values(model: type, name: str) -> list[str]:
         annotation = model.model_fields[name].annotation  # type: ignore[attr-defined]
@@ -253,3 +254,6 @@ def test_the_api_models_spell_the_states_as_the_enums_do() -> None:
     assert values(out.Invoice, "exception") == [e.value for e in InvoiceException]
     assert values(out.Account, "billing_state") == [b.value for b in BillingState]
     assert values(out.Payment, "status") == [p.value for p in PaymentStatus]
+    assert values(out.NextInvoice, "status") == [s.value for s in Status]
+    assert values(out.LedgerPayment, "status") == [p.value for p in PaymentStatus]
+    assert values(out.Delivery, "status") == [d.value for d in DeliveryStatus]

@@ -20,7 +20,7 @@ def _renewal(r: object) -> RenewalRecord:
     m = r._mapping  # type: ignore[attr-defined]
     return RenewalRecord(m["id"], m["account_id"], m["period_end"], m["invoice_id"],
                          m["created_at"], m["first_reminder_at"], m["second_reminder_at"],
-                         m["status"])
+                         Status(m["status"]))
 
 
 _RENEWAL_COLUMNS = (renewals.c.id, renewals.c.account_id, renewals.c.period_end,

@@ -182,7 +182,7 @@ class SqlInvoices:
         return [_payment(r) for r in rows]
 
     async def page(
-        self, account_id: str | None, status: str | None, after: str | None, limit: int
+        self, account_id: str | None, status: Status | None, after: str | None, limit: int
     ) -> list[InvoiceRecord]:
         query = select(invoices).order_by(invoices.c.created_at.desc(), invoices.c.id.desc())
         if account_id is not None:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.domain.billing import Extension
+from gateway.domain.states import Status
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class RenewalRecord:
     created_at: datetime
     first_reminder_at: datetime | None
     second_reminder_at: datetime | None
-    invoice_status: str
+    invoice_status: Status
 
 
 class BillingRepository(Protocol):

@@ -11,7 +11,7 @@ from typing import Protocol
 from chains.base import BlockRef, Destination, Lock
 from gateway.domain.invoices import Invoice
 from gateway.domain.payments import PaymentStatus, confirmations, is_locked
-from gateway.domain.states import IdempotencyState
+from gateway.domain.states import IdempotencyState, Status
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class InvoiceRepository(Protocol):
     async def read(self, invoice_id: str) -> InvoiceRecord | None: ...
 
     async def page(
-        self, account_id: str | None, status: str | None, after: str | None, limit: int
+        self, account_id: str | None, status: Status | None, after: str | None, limit: int
     ) -> list[InvoiceRecord]: ...
 
     async def by_match_keys(self, coin: str, match_keys: Sequence[bytes]) -> dict[bytes,
