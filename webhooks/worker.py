@@ -56,9 +56,7 @@ class DeliveryWorker:
     arrive in order, and it hands out urgent ones first."""
 
     def __init__(
-        self,
-        store: DeliveryStore,
-        clock: Callable[[], datetime],
+        self, store: DeliveryStore, clock: Callable[[], datetime], *,
         policy: RetryPolicy | None = None,
         timeout: float = 15.0,
         concurrency: int = 64,

@@ -161,7 +161,7 @@ class EvmChain:
     """One node; the native coin's code names the cursor and the address space that ETH
     and every token on that node share."""
 
-    def __init__(self, coin: str, url: str, chain_id: int, xpub: str,
+    def __init__(self, coin: str, url: str, *, chain_id: int, xpub: str,
                  tokens: Sequence[Token] = (), poll_interval: float = 1.0,
                  watch_pool: bool = True, trace_internal: bool = False) -> None:
         self.coin = coin

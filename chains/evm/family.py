@@ -95,8 +95,8 @@ def build(coins: Mapping[str, Any]) -> list[Follower]:
     followers: list[Follower] = []
     for code, cfg in sorted(natives.items()):
         assert cfg.rpc_url is not None and cfg.chain_id is not None and cfg.xpub is not None
-        followers.append(EvmChain(code, cfg.rpc_url.get_secret_value(), cfg.chain_id,
-                                  cfg.xpub, tokens[code],
+        followers.append(EvmChain(code, cfg.rpc_url.get_secret_value(), chain_id=cfg.chain_id,
+                                  xpub=cfg.xpub, tokens=tokens[code],
                                   poll_interval=cfg.poll_interval_seconds,
                                   watch_pool=cfg.watch_pool,
                                   trace_internal=cfg.trace_internal))

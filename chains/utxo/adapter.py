@@ -73,6 +73,7 @@ class UtxoChain:
         self,
         coin: str,
         network: UtxoNetwork,
+        *,
         xpub: str,
         rpc: JsonRpcClient,
         poll_interval: float = 1.0,

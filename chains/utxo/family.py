@@ -58,8 +58,8 @@ def build(coins: Mapping[str, Any]) -> list[Follower]:
         assert isinstance(cfg, UtxoSettings)
         # One coin per node and one xpub per coin: the coin code names both the cursor
         # and the address space (so today's counters carry on unchanged).
-        followers.append(UtxoChain(code, NETWORKS[cfg.network], cfg.xpub,
-                                   JsonRpcClient(cfg.rpc_url.get_secret_value()),
+        followers.append(UtxoChain(code, NETWORKS[cfg.network], xpub=cfg.xpub,
+                                   rpc=JsonRpcClient(cfg.rpc_url.get_secret_value()),
                                    poll_interval=cfg.poll_interval_seconds,
                                    zmq_block=cfg.zmq_block, zmq_tx=cfg.zmq_tx,
                                    rest=cfg.rest))

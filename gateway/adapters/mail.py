@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 
 class SmtpMailer:
-    def __init__(self, host: str, port: int, sender: str, username: str | None = None,
+    def __init__(self, host: str, port: int, *, sender: str, username: str | None = None,
                  password: str | None = None, starttls: bool = False, tls: bool = False,
                  timeout: float = 30) -> None:
         self._host = host

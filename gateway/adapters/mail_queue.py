@@ -195,7 +195,7 @@ class MailSender:
     of a batch are sent one after another, so a batch times the SMTP timeout (3 x 30 s)
     must stay inside the lease (120 s), or another instance would send them again."""
 
-    def __init__(self, queue: SqlMailQueue, smtp: Mailer, clock: Clock,
+    def __init__(self, queue: SqlMailQueue, smtp: Mailer, *, clock: Clock,
                  policy: MailPolicy = MailPolicy(), batch: int = 3,
                  idle_seconds: float = 1.0,
                  on_outcome: Callable[[str], None] | None = None) -> None:

@@ -29,7 +29,7 @@ def default_concurrency() -> int:
 
 
 class Argon2Passwords:
-    def __init__(self, time_cost: int = 2, memory_kib: int = 19456, parallelism: int = 1,
+    def __init__(self, *, time_cost: int = 2, memory_kib: int = 19456, parallelism: int = 1,
                  concurrency: int = 2, max_waiting: int = 64,
                  max_wait_seconds: float = 5.0) -> None:
         self._hasher = argon2.PasswordHasher(

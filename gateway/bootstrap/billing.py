@@ -84,7 +84,7 @@ def _tracker(core: Core, chains: ChainsArea, prepaid: PrepaidTime) -> PaymentTra
     settings, directory = core.settings, chains.directory
     return PaymentTracker(
         core.make_uow, core.clock,
-        timedelta(minutes=settings.invoices.block_time_tolerance_minutes),
+        block_time_tolerance=timedelta(minutes=settings.invoices.block_time_tolerance_minutes),
         feed_of=directory.feed, prepaid=prepaid,
         # Invoices keep the requirement they were created with: leave room for a
         # setting lowered since (one missed still settles at the latest sweep).
@@ -104,7 +104,8 @@ def build_billing(core: Core, chains: ChainsArea, mail: MailArea) -> BillingArea
     directory = chains.directory
     return BillingArea(
         invoices=invoices,
-        billing=BillingService(uow, invoices, core.clock, prepaid, reminders, reader=reader),
+        billing=BillingService(uow, invoices, clock=core.clock, prepaid=prepaid,
+                               reminders=reminders, reader=reader),
         tracker=_tracker(core, chains, prepaid),
         finance=FinanceService(uow, directory.coins(), directory.feed, chains.assets(),
                                reader=reader),

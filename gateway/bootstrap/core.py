@@ -110,8 +110,8 @@ def build_core(settings: Settings, clock: Clock, overrides: Overrides) -> Core:
 
     def sql_uow() -> SqlUnitOfWork:
         # Billing queues its reminder mail inside its own transactions.
-        return SqlUnitOfWork(engine, cipher, deliveries.ring, clock=clock, mail_index=index,
-                             on_mail=mail.ring, allocator=allocator,
+        return SqlUnitOfWork(engine, cipher, on_events=deliveries.ring, clock=clock,
+                             mail_index=index, on_mail=mail.ring, allocator=allocator,
                              on_change=changes.publish)
 
     def sql_reader() -> SqlUnitOfWork:

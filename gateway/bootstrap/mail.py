@@ -25,12 +25,12 @@ def build_mail(core: Core) -> MailArea:
     if smtp is None:
         return MailArea(direct=NoMailer(), queued=NoMailer(), sender=None)
     direct = SmtpMailer(
-        smtp.host, smtp.port, smtp.from_, smtp.username,
-        smtp.password.get_secret_value() if smtp.password else None, bool(smtp.starttls),
-        smtp.tls)
+        smtp.host, smtp.port, sender=smtp.from_, username=smtp.username,
+        password=smtp.password.get_secret_value() if smtp.password else None,
+        starttls=bool(smtp.starttls), tls=smtp.tls)
     queue = SqlMailQueue(core.engine, core.cipher, core.index)
     mail = core.settings.mail
-    sender = MailSender(queue, direct, core.clock, MailPolicy(
+    sender = MailSender(queue, direct, clock=core.clock, policy=MailPolicy(
         tuple(timedelta(seconds=s) for s in mail.retry_schedule_seconds),
         timedelta(hours=mail.max_age_hours)), on_outcome=core.metrics.mail)
     core.mail.connect(sender.wake)

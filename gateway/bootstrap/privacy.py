@@ -59,7 +59,8 @@ def build_privacy(core: Core, creds: Credentials, accounts: AccountsArea,
             deletion_grace=timedelta(days=settings.retention.deletion_grace_days),
             policy_version=version, throttle=creds.throttle, reader=core.reader),
         retention=RetentionService(
-            uow, clock, retention_periods(settings), flush=lambda: erase_residue(engine),
+            uow, clock, periods=retention_periods(settings),
+            flush=lambda: erase_residue(engine),
             mailer=mail.queued if mail.configured else None,
             login_url=accounts.links.login, ledger=_ledger(settings)),
         # The notification mail is queued in the transaction that allows it (the unit

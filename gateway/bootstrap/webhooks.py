@@ -31,7 +31,7 @@ def build_webhooks(core: Core) -> WebhooksArea:
     worker = DeliveryWorker(
         SqlDeliveryStore(core.engine, core.cipher),
         core.clock,
-        RetryPolicy(tuple(timedelta(seconds=s) for s in cfg.retry_schedule_seconds)),
+        policy=RetryPolicy(tuple(timedelta(seconds=s) for s in cfg.retry_schedule_seconds)),
         timeout=cfg.timeout_seconds,
         concurrency=cfg.concurrency,
         per_endpoint=cfg.per_endpoint_concurrency,
@@ -42,7 +42,7 @@ def build_webhooks(core: Core) -> WebhooksArea:
     return WebhooksArea(
         worker=worker,
         endpoints=WebhookEndpointService(
-            core.make_uow, core.clock, signing.new_secret, targets,
+            core.make_uow, core.clock, new_secret=signing.new_secret, targets=targets,
             rotation_overlap=timedelta(hours=cfg.rotation_overlap_hours),
             reader=core.reader),
         events=WebhookEventService(core.make_uow, core.clock, reader=core.reader))

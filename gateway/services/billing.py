@@ -147,7 +147,7 @@ class RenewalView:
 
 
 class BillingService:
-    def __init__(self, uow: Callable[[], BillingUnit], invoices: InvoiceService, clock: Clock,
+    def __init__(self, uow: Callable[[], BillingUnit], invoices: InvoiceService, *, clock: Clock,
                  prepaid: PrepaidTime, reminders: Reminders | None,
                  reader: Callable[[], BillingUnit] | None = None) -> None:
         self._uow = uow

@@ -62,7 +62,7 @@ def observed(payments: Iterable[PaymentRecord], tip: BlockRef | None,
 
 class PaymentTracker:
     def __init__(
-        self, uow: Callable[[], ChainEventsUnit], clock: Clock,
+        self, uow: Callable[[], ChainEventsUnit], clock: Clock, *,
         block_time_tolerance: timedelta = DEFAULT_BLOCK_TIME_TOLERANCE,
         feed_of: Callable[[str], str] = lambda coin: coin,
         prepaid: PrepaidTime | None = None,

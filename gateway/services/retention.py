@@ -65,7 +65,7 @@ class RetentionPeriods:
 
 
 class RetentionService:
-    def __init__(self, uow: Callable[[], RetentionUnit], clock: Clock, periods: RetentionPeriods,
+    def __init__(self, uow: Callable[[], RetentionUnit], clock: Clock, *, periods: RetentionPeriods,
                  flush: Callable[[], Awaitable[bool | None]] | None = None,
                  mailer: Mailer | None = None, login_url: str = "",
                  ledger: DeletionLedger | None = None) -> None:

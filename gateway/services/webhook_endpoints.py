@@ -92,6 +92,7 @@ class WebhookEndpointService:
         self,
         uow: Callable[[], EndpointsUnit],
         clock: Clock,
+        *,
         new_secret: Callable[[], str],
         targets: TargetPolicy,
         resolve: Resolver = resolve_host,

@@ -43,7 +43,7 @@ async def test_down_for_the_whole_window_then_redelivered(database_url: str) -> 
             await u.outbox.publish([AccountCreated(f"acc_{i}") for i in range(3)], T0)
             await u.commit()
         worker = DeliveryWorker(SqlDeliveryStore(engine, cipher), lambda: now[0],
-                                RetryPolicy(jitter=0.0), timeout=2, targets=LOOPBACK)
+                                policy=RetryPolicy(jitter=0.0), timeout=2, targets=LOOPBACK)
         attempts = 0
         while True:
             sent = await worker.run_once()

@@ -50,7 +50,7 @@ async def test_addresses_and_audit_reasons_are_ciphertext_at_rest(database_url: 
             assert plain not in before
         assert "198.51.100.7" in before and "Jane Roe" in before  # legacy, until retention
 
-        await RetentionService(uow, lambda: NOW, RetentionPeriods()).run()
+        await RetentionService(uow, lambda: NOW, periods=RetentionPeriods()).run()
         after = await raw()
         for plain in ("198.51.100.7", "Jane Roe", "203.0.113.9", "John Doe"):
             assert plain not in after

@@ -72,7 +72,8 @@ async def test_erasure_clears_every_time_and_setting_billing_does_not_need(
     engine = make_engine(database_url)
     cipher = FieldCipher([("t", os.urandom(32))])
     service = RetentionService(lambda: SqlUnitOfWork(engine, cipher), lambda: NOW,
-                               RetentionPeriods(), flush=lambda: erase_residue(engine))
+                               periods=RetentionPeriods(),
+                               flush=lambda: erase_residue(engine))
     try:
         async with engine.begin() as conn:
             await conn.execute(insert(t.accounts).values(

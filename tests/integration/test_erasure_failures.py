@@ -57,7 +57,7 @@ def metric(metrics: Metrics, name: str) -> float:
 def service(engine: AsyncEngine, ledger: object) -> RetentionService:
     cipher = FieldCipher([("t", os.urandom(32))])
     return RetentionService(lambda: SqlUnitOfWork(engine, cipher), lambda: NOW,
-                            RetentionPeriods(), ledger=ledger)  # type: ignore[arg-type]
+                            periods=RetentionPeriods(), ledger=ledger)  # type: ignore[arg-type]
 
 
 async def test_one_failing_erasure_holds_back_no_other_and_is_retried(

@@ -91,8 +91,9 @@ def tokens(anvil: Anvil) -> dict[str, DeployedToken]:
 
 def follower(anvil: Anvil, tokens: dict[str, DeployedToken], chain_id: int = 31337,
              watch_pool: bool = True) -> EvmChain:
-    return EvmChain("ETH", anvil.rpc_url, chain_id, random_xpub(),
-                    [Token(c, tokens[c].address, tokens[c].decimals) for c in ("T6", "T18")],
+    return EvmChain("ETH", anvil.rpc_url, chain_id=chain_id, xpub=random_xpub(),
+                    tokens=[Token(c, tokens[c].address, tokens[c].decimals)
+                            for c in ("T6", "T18")],
                     poll_interval=0.05, watch_pool=watch_pool)
 
 
@@ -103,9 +104,10 @@ async def test_eth_from_an_internal_call_is_found_only_with_tracing(
         "gas": hex(1_000_000)})
     anvil.mine(1)
     forwarder = anvil.rpc("eth_getTransactionReceipt", deployed)["contractAddress"]
-    traced = EvmChain("ETH", anvil.rpc_url, 31337, random_xpub(), poll_interval=0.05,
-                      trace_internal=True)
-    plain = EvmChain("ETH", anvil.rpc_url, 31337, traced._xpub, poll_interval=0.05)
+    traced = EvmChain("ETH", anvil.rpc_url, chain_id=31337, xpub=random_xpub(),
+                      poll_interval=0.05, trace_internal=True)
+    plain = EvmChain("ETH", anvil.rpc_url, chain_id=31337, xpub=traced._xpub,
+                     poll_interval=0.05)
     [d] = await traced.allocate([4])
     watched = SetWatchlist()
     watched.keys.add(d.match_key)

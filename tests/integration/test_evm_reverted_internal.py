@@ -34,8 +34,8 @@ async def test_eth_sent_inside_a_reverted_sub_call_is_not_credited(anvil: Anvil)
     code = compile_tokens()
     payer, swallow, forwarder = (_deploy(anvil, code[name]) for name in
                                  ("PayThenRevert", "SwallowRevert", "Forwarder"))
-    chain = EvmChain("ETH", anvil.rpc_url, 31337, random_xpub(), poll_interval=0.05,
-                     trace_internal=True)
+    chain = EvmChain("ETH", anvil.rpc_url, chain_id=31337, xpub=random_xpub(),
+                     poll_interval=0.05, trace_internal=True)
     victim, honest = await chain.allocate([3, 4])
     watched = SetWatchlist()
     watched.keys.update({victim.match_key, honest.match_key})
@@ -94,7 +94,8 @@ def _frame(path: list[int], value: int, to: str = WATCHED, error: str | None = N
 
 class Scripted(EvmChain):
     def __init__(self, answers: dict[str, Any]) -> None:
-        super().__init__("ETH", "http://127.0.0.1:1", 1, random_xpub(), trace_internal=True)
+        super().__init__("ETH", "http://127.0.0.1:1", chain_id=1, xpub=random_xpub(),
+                         trace_internal=True)
         self.answers = answers
 
     async def _call(self, method: str, params: list[Any]) -> Any:

@@ -33,7 +33,7 @@ async def test_never_paid_idle_accounts_are_warned_then_deleted(database_url: st
     uow = lambda: SqlUnitOfWork(engine, cipher)  # noqa: E731
     queue = SqlMailQueue(engine, cipher, index)
     now = [START]
-    service = RetentionService(uow, lambda: now[0], PERIODS,
+    service = RetentionService(uow, lambda: now[0], periods=PERIODS,
                                mailer=QueuedMailer(queue, lambda: now[0]),
                                login_url="https://pay.example/login")
     idle_since = START - (PERIODS.inactive_unpaid - PERIODS.inactivity_notice)

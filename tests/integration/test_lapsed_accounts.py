@@ -95,7 +95,7 @@ def service_for(engine: AsyncEngine, now: list[datetime], ledger: object = None,
     uow = lambda: SqlUnitOfWork(engine, cipher)  # noqa: E731
     queue = SqlMailQueue(engine, cipher, index)
     mailer = FailingMailer(QueuedMailer(queue, lambda: now[0]), set(failing_mail))
-    return (RetentionService(uow, lambda: now[0], PERIODS, mailer=mailer,
+    return (RetentionService(uow, lambda: now[0], periods=PERIODS, mailer=mailer,
                              login_url="https://pay.example/login",
                              ledger=ledger),  # type: ignore[arg-type]
             queue, uow)

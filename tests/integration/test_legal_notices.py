@@ -98,8 +98,8 @@ async def world(database_url: str, batch: int = 3) -> AsyncIterator[World]:
     box.busy = set()
     queue = SqlMailQueue(engine, cipher, index)
     outcomes: list[str] = []
-    sender = MailSender(queue, SmtpMailer("127.0.0.1", box.port, "gw@packetra.test",
-                                          timeout=5), clock, POLICY, batch=batch,
+    sender = MailSender(queue, SmtpMailer("127.0.0.1", box.port, sender="gw@packetra.test",
+                                          timeout=5), clock=clock, policy=POLICY, batch=batch,
                         on_outcome=outcomes.append)
     controller = Controller(box, hostname="127.0.0.1", port=box.port)
     controller.start()

@@ -37,8 +37,9 @@ async def test_queued_mail_is_encrypted_retried_then_sent_and_deleted(database_u
     queue = SqlMailQueue(engine, FieldCipher([("t", os.urandom(32))]), BlindIndex(os.urandom(32)))
     box = Inbox(free_port())
     outcomes: list[str] = []
-    sender = MailSender(queue, SmtpMailer("127.0.0.1", box.port, "gw@packetra.test", timeout=5),
-                        clock, POLICY, on_outcome=outcomes.append)
+    sender = MailSender(queue, SmtpMailer("127.0.0.1", box.port, sender="gw@packetra.test",
+                                          timeout=5),
+                        clock=clock, policy=POLICY, on_outcome=outcomes.append)
     try:
         assert await QueuedMailer(queue, clock).send(
             "queued@example.org", "Reset your password", "https://x/reset?token=SECRET1")
@@ -87,8 +88,9 @@ async def test_mail_older_than_the_maximum_age_is_dropped_and_counted(database_u
     queue = SqlMailQueue(engine, FieldCipher([("t", os.urandom(32))]), BlindIndex(os.urandom(32)))
     outcomes: list[str] = []
     closed = free_port()  # nothing listens here
-    sender = MailSender(queue, SmtpMailer("127.0.0.1", closed, "gw@packetra.test", timeout=5),
-                        clock, POLICY, on_outcome=outcomes.append)
+    sender = MailSender(queue, SmtpMailer("127.0.0.1", closed, sender="gw@packetra.test",
+                                          timeout=5),
+                        clock=clock, policy=POLICY, on_outcome=outcomes.append)
     try:
         await queue.put("a@example.org", "s", "b", START)
         await queue.put("b@example.org", "s", "b", START + timedelta(minutes=4, seconds=55))

@@ -117,10 +117,10 @@ async def test_serve_refuses_a_token_whose_contract_has_other_decimals(
 
 async def test_the_follower_follows_nothing_while_decimals_disagree(
         anvil: Anvil, t6: DeployedToken, compiled: dict[str, str]) -> None:
-    wrong = EvmChain("ETH", anvil.rpc_url, anvil.chain_id, random_xpub(),
-                     [Token("T6", t6.address, 18)], poll_interval=0.05)
-    right = EvmChain("ETH", anvil.rpc_url, anvil.chain_id, random_xpub(),
-                     [Token("T6", t6.address, 6)], poll_interval=0.05)
+    wrong = EvmChain("ETH", anvil.rpc_url, chain_id=anvil.chain_id, xpub=random_xpub(),
+                     tokens=[Token("T6", t6.address, 18)], poll_interval=0.05)
+    right = EvmChain("ETH", anvil.rpc_url, chain_id=anvil.chain_id, xpub=random_xpub(),
+                     tokens=[Token("T6", t6.address, 6)], poll_interval=0.05)
     try:
         with pytest.raises(NodeProblem, match="says decimals 6, the configuration says 18"):
             await wrong.tip()
@@ -129,8 +129,8 @@ async def test_the_follower_follows_nothing_while_decimals_disagree(
         await right.check_configuration()
         # A contract that is no token: it has code, and no decimals().
         forwarder = deploy_plain(anvil, compiled["Forwarder"])
-        not_token = EvmChain("ETH", anvil.rpc_url, anvil.chain_id, random_xpub(),
-                             [Token("T6", forwarder, 6)])
+        not_token = EvmChain("ETH", anvil.rpc_url, chain_id=anvil.chain_id,
+                             xpub=random_xpub(), tokens=[Token("T6", forwarder, 6)])
         with pytest.raises(NodeProblem, match=r"does not answer decimals\(\): is it an "
                            "ERC-20 token"):
             await not_token.check_configuration()

@@ -70,13 +70,13 @@ async def test_erased_ciphertext_leaves_the_relation_file(database_url: str) -> 
         assert first in raw and last in raw and kept in raw
 
         # The control: an erasure without the clean-up leaves the old row version behind.
-        bare = RetentionService(uow, lambda: NOW, RetentionPeriods())
+        bare = RetentionService(uow, lambda: NOW, periods=RetentionPeriods())
         assert await bare.erase("acc_03")
         assert await ciphertext(engine, "acc_03") == b""
         assert first in await relation_bytes(engine, "accounts")
 
         # The retention run erases acc_19 and cleans up after every erasure so far.
-        service = RetentionService(uow, lambda: NOW, RetentionPeriods(),
+        service = RetentionService(uow, lambda: NOW, periods=RetentionPeriods(),
                                    flush=lambda: erase_residue(engine))
         assert (await service.run())["account_deletions"] == 1
         assert await service.flush_owed_since() is None  # done now, not deferred

@@ -98,8 +98,8 @@ async def test_rest_and_rpc_read_the_same_block(litecoin: LitecoinRegtest) -> No
     watched = KeySet([destination.match_key])
     found = []
     for rest in (False, True):
-        chain = UtxoChain("LTC", NETWORKS["litecoin-regtest"], random_xpub(),
-                          JsonRpcClient(node.rpc_url), rest=rest)
+        chain = UtxoChain("LTC", NETWORKS["litecoin-regtest"], xpub=random_xpub(),
+                          rpc=JsonRpcClient(node.rpc_url), rest=rest)
         try:
             found.append(await chain.scan(height, watched))
         finally:

@@ -92,8 +92,8 @@ async def test_closed_legal_requests_and_old_ledger_entries_are_pruned(
 ) -> None:
     engine = make_engine(database_url)
     ledger = FileDeletionLedger(tmp_path / "ledger.txt")
-    service = RetentionService(lambda: SqlUnitOfWork(engine, CIPHER), lambda: NOW, PERIODS,
-                               ledger=ledger)
+    service = RetentionService(lambda: SqlUnitOfWork(engine, CIPHER), lambda: NOW,
+                               periods=PERIODS, ledger=ledger)
     try:
         await seed(engine, ledger)
         kept = {rid for rid, (_r, pruned) in REQUESTS.items() if not pruned}
@@ -161,7 +161,7 @@ async def test_a_register_that_cannot_be_pruned_stops_nothing_else(
         # The ledger cannot be pruned, every run: the legal register still is, the due
         # account is still erased (and recorded), and the failure is counted each time.
         stuck = RetentionService(lambda: SqlUnitOfWork(engine, CIPHER), lambda: NOW,
-                                 PERIODS, ledger=UnprunableLedger(real))
+                                 periods=PERIODS, ledger=UnprunableLedger(real))
         for _run in (1, 2):
             counts = await stuck.run()
             metrics.retention_run(counts)
@@ -177,7 +177,7 @@ async def test_a_register_that_cannot_be_pruned_stops_nothing_else(
             await uow.legal.add(request("lr_again", LEGAL_CUT - TICK, True, None))
             await uow.commit()
         other = RetentionService(lambda: LegalFailingUow(engine, CIPHER), lambda: NOW,
-                                 PERIODS, ledger=real)
+                                 periods=PERIODS, ledger=real)
         counts = await other.run()
         metrics.retention_run(counts)
         assert (counts["prune_failures"], counts["deletion_ledger"]) == (1, 1)
@@ -186,7 +186,7 @@ async def test_a_register_that_cannot_be_pruned_stops_nothing_else(
 
         # Both work again: the next run finishes the job and the gauge goes back to 0.
         healthy = RetentionService(lambda: SqlUnitOfWork(engine, CIPHER), lambda: NOW,
-                                   PERIODS, ledger=real)
+                                   periods=PERIODS, ledger=real)
         counts = await healthy.run()
         metrics.retention_run(counts)
         assert (counts["prune_failures"], counts["legal_requests"]) == (0, 1)
@@ -231,8 +231,8 @@ async def test_a_request_never_mailed_is_kept_until_its_customers_are_told(
     notify-pending` mails them, or until no account it concerns is left to tell."""
     engine = make_engine(database_url)
     ledger = FileDeletionLedger(tmp_path / "ledger.txt")
-    service = RetentionService(lambda: SqlUnitOfWork(engine, CIPHER), lambda: NOW, PERIODS,
-                               ledger=ledger)
+    service = RetentionService(lambda: SqlUnitOfWork(engine, CIPHER), lambda: NOW,
+                               periods=PERIODS, ledger=ledger)
     old = LEGAL_CUT - timedelta(days=10)
     try:
         await seed(engine, ledger)
@@ -262,7 +262,7 @@ async def test_a_request_never_mailed_is_kept_until_its_customers_are_told(
         await service.run()
         assert {"lr_unmailed", "lr_unmailed_lifted"} <= (await registers(engine))[0]
         later = RetentionService(lambda: SqlUnitOfWork(engine, CIPHER),
-                                 lambda: NOW + PERIODS.legal_requests + TICK, PERIODS,
+                                 lambda: NOW + PERIODS.legal_requests + TICK, periods=PERIODS,
                                  ledger=ledger)
         await later.run()
         assert not {"lr_unmailed", "lr_unmailed_lifted"} & (await registers(engine))[0]

@@ -76,7 +76,8 @@ async def names(engine: AsyncEngine, column: object) -> set[str]:
 async def test_retention_removes_exactly_what_is_past_its_period(database_url: str) -> None:
     engine = make_engine(database_url)
     cipher = FieldCipher([("t", os.urandom(32))])
-    service = RetentionService(lambda: SqlUnitOfWork(engine, cipher), lambda: NOW, PERIODS)
+    service = RetentionService(lambda: SqlUnitOfWork(engine, cipher), lambda: NOW,
+                               periods=PERIODS)
     try:
         await seed(engine)
         counted = await service.run(dry_run=True)
@@ -121,7 +122,8 @@ async def test_retention_covers_the_staff_console(database_url: str) -> None:
     """The staff log is kept like the security log; dead staff sessions go like customers'."""
     engine = make_engine(database_url)
     cipher = FieldCipher([("t", os.urandom(32))])
-    service = RetentionService(lambda: SqlUnitOfWork(engine, cipher), lambda: NOW, PERIODS)
+    service = RetentionService(lambda: SqlUnitOfWork(engine, cipher), lambda: NOW,
+                               periods=PERIODS)
     sec = NOW - PERIODS.security_log
     try:
         async with engine.begin() as conn:
@@ -159,7 +161,8 @@ async def test_audit_throttle_and_disabled_endpoint_rows_have_a_period(
                                disabled_endpoint_events=timedelta(days=30))
     engine = make_engine(database_url)
     cipher = FieldCipher([("t", os.urandom(32))])
-    service = RetentionService(lambda: SqlUnitOfWork(engine, cipher), lambda: NOW, periods)
+    service = RetentionService(lambda: SqlUnitOfWork(engine, cipher), lambda: NOW,
+                               periods=periods)
     audit_cut = NOW - periods.audit_log_after_deletion
     throttle_cut = NOW - periods.login_throttle
     stuck_cut = NOW - periods.disabled_endpoint_events

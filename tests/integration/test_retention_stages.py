@@ -99,7 +99,8 @@ def broken(what: str) -> Callable[..., Any]:
 
 def service(engine: AsyncEngine, now: list[datetime], mailer: object = None,
             flush: Callable[[], Any] | None = None) -> RetentionService:
-    return RetentionService(lambda: SqlUnitOfWork(engine, CIPHER), lambda: now[0], PERIODS,
+    return RetentionService(lambda: SqlUnitOfWork(engine, CIPHER), lambda: now[0],
+                            periods=PERIODS,
                             flush=flush, mailer=mailer,  # type: ignore[arg-type]
                             login_url="https://pay.example/login")
 
@@ -210,7 +211,8 @@ async def test_a_notice_dropped_undelivered_is_no_warning(database_url: str,
     queue = SqlMailQueue(engine, CIPHER, index)
     retention = service(engine, now, QueuedMailer(queue, lambda: now[0]))
     smtp = Refusing()
-    sender = MailSender(queue, smtp, lambda: now[0], MailPolicy(max_age=PERIODS.mail_queue))
+    sender = MailSender(queue, smtp, clock=lambda: now[0],
+                        policy=MailPolicy(max_age=PERIODS.mail_queue))
     try:
         idle = await add_account(engine, "idle", IDLE_SINCE - timedelta(days=1))
         assert (await retention.run())["inactivity_notices"] == 1

@@ -183,7 +183,7 @@ async def test_a_failing_event_holds_back_only_its_own_invoice(database_url: str
             ):
                 await publish(engine, cipher, evts, now[0])
             worker = DeliveryWorker(SqlDeliveryStore(engine, cipher), lambda: now[0],
-                                    RetryPolicy(schedule, jitter=0.0), targets=LOOPBACK,
+                                    policy=RetryPolicy(schedule, jitter=0.0), targets=LOOPBACK,
                                     concurrency=4, per_endpoint=4)
             try:
                 while await worker.run_once():

@@ -202,7 +202,8 @@ async def test_a_failing_event_holds_back_only_its_own_account(database_url: str
             firsts = await queue(engine, cipher, url, 6, 4, T0)
             receiver.fail_ids.add(firsts["acc_0"])  # acc_0's first event always fails
             store = CountingStore(engine, cipher)
-            worker = DeliveryWorker(store, lambda: now[0], RetryPolicy(schedule, jitter=0.0),
+            worker = DeliveryWorker(store, lambda: now[0],
+                                    policy=RetryPolicy(schedule, jitter=0.0),
                                     targets=LOOPBACK, concurrency=4, per_endpoint=4)
             try:
                 while await worker.run_once():

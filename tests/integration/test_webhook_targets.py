@@ -98,7 +98,7 @@ class Env:
 
     def worker(self, timeout: float = 3, tls_cafile: str | None = None) -> DeliveryWorker:
         return DeliveryWorker(SqlDeliveryStore(self.engine, self.cipher), lambda: self.now,
-                              RetryPolicy(schedule=(), jitter=0.0), timeout=timeout,
+                              policy=RetryPolicy(schedule=(), jitter=0.0), timeout=timeout,
                               on_attempt=self.attempts.append, targets=POLICY,
                               resolver=self.resolver, tls_cafile=tls_cafile)
 
@@ -162,7 +162,8 @@ async def test_a_name_rebound_to_a_forbidden_address_is_not_connected_to(
         async def resolve_at_creation(host: str) -> list[str]:
             return creation_answer
 
-        service = WebhookEndpointService(env.uow, lambda: env.now, signing.new_secret, POLICY,
+        service = WebhookEndpointService(env.uow, lambda: env.now,
+                                         new_secret=signing.new_secret, targets=POLICY,
                                          resolve=resolve_at_creation)
         await service.create(f"http://{NAME}:{env.port}/hooks")
         creation_answer = [FORBIDDEN_IP]

@@ -19,8 +19,8 @@ class Scripted(EvmChain):
     """Answers from a table instead of a node."""
 
     def __init__(self, answers: dict[str, Any]) -> None:
-        super().__init__("ETH", "http://127.0.0.1:1", 1, random_xpub(),
-                         [Token("USDT", CONTRACT, 6)])
+        super().__init__("ETH", "http://127.0.0.1:1", chain_id=1, xpub=random_xpub(),
+                         tokens=[Token("USDT", CONTRACT, 6)])
         self.answers = answers
 
     async def _call(self, method: str, params: list[Any]) -> Any:

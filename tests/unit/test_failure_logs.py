@@ -126,8 +126,8 @@ async def test_a_failing_billing_account_logs_no_parameter(
     policy = SimpleNamespace(renewal_lead=timedelta(days=7), grace=timedelta(days=3),
                              second_reminder=timedelta(days=2))
     billing = BillingService(cast(Any, Reader), cast(Any, None),
-                             lambda: datetime(2026, 1, 1, tzinfo=UTC),
-                             cast(Any, SimpleNamespace(policy=policy)), None)
+                             clock=lambda: datetime(2026, 1, 1, tzinfo=UTC),
+                             prepaid=cast(Any, SimpleNamespace(policy=policy)), reminders=None)
 
     async def account(account_id: str, now: datetime) -> int:
         raise database_error()

@@ -99,8 +99,8 @@ class World:
             lambda: units(self.clock), chains=self.chains, rates=FixedRates(),
             clock=self.clock, policy=InvoicePolicy(), coin_rules={"LTC": CoinRules(6)})
         self.endpoints = WebhookEndpointService(
-            lambda: units(self.clock), self.clock, lambda: "whsec_test",
-            TargetPolicy(), resolve=self._resolve)
+            lambda: units(self.clock), self.clock, new_secret=lambda: "whsec_test",
+            targets=TargetPolicy(), resolve=self._resolve)
         self.events = WebhookEventService(lambda: units(self.clock), self.clock)
         self.api_keys = ApiKeyService(lambda: units(self.clock), self.clock,
                                       lambda: "gk_secret", lambda s: "digest:" + s)

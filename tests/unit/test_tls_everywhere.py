@@ -33,7 +33,7 @@ def test_smtp_uses_tls_by_default_and_refuses_plain_to_a_remote_host(tmp_path: P
 async def test_the_mailer_never_hands_mail_over_in_clear_to_a_remote_host(
         caplog: pytest.LogCaptureFixture) -> None:
     # No connection is attempted: the refusal comes first (port 9 would be discard).
-    mailer = SmtpMailer("192.0.2.10", 9, "gw@example.org", timeout=0.5)
+    mailer = SmtpMailer("192.0.2.10", 9, sender="gw@example.org", timeout=0.5)
     assert await mailer.send("someone@example.org", "subject", "body") is False
     assert "plain SMTP only to a loopback host" in caplog.text
     assert "someone@example.org" not in caplog.text

@@ -36,7 +36,7 @@ class ScriptedRpc(JsonRpcClient):
 
 def chain(answers: dict[str, Any]) -> tuple[UtxoChain, ScriptedRpc]:
     rpc = ScriptedRpc(answers)
-    return UtxoChain("LTC", NETWORKS["litecoin-regtest"], random_xpub(), rpc), rpc
+    return UtxoChain("LTC", NETWORKS["litecoin-regtest"], xpub=random_xpub(), rpc=rpc), rpc
 
 
 def transaction(*outputs: tuple[int, bytes]) -> tuple[bytes, str]:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 
 def worker(*delays: float, **kwargs: Any) -> DeliveryWorker:
     policy = RetryPolicy(tuple(timedelta(seconds=d) for d in delays))
-    return DeliveryWorker(None, lambda: datetime.now(UTC), policy,  # type: ignore[arg-type]
+    return DeliveryWorker(None, lambda: datetime.now(UTC), policy=policy,  # type: ignore[arg-type]
                           **kwargs)
 
 

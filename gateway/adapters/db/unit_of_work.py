@@ -55,6 +55,7 @@ class SqlUnitOfWork:
         self,
         engine: AsyncEngine,
         cipher: FieldCipher,
+        *,
         on_events: Callable[[], None] | None = None,
         read_only: bool = False,
         clock: Callable[[], datetime] = _utcnow,
