@@ -14,9 +14,12 @@ scenarios against it and against `SqlUnitOfWork`, so it cannot drift from the re
 
 What it models: accounts (sign-up, login, profile, two-factor, recovery codes), sessions,
 API keys, login throttle, security log, invoices and payments, chain cursors,
-idempotency keys, webhook endpoints and the event outbox with its deliveries. The
-lifecycle queries of retention (inactive and lapsed accounts, policy notices) raise
-`NotImplementedError`: their tests run on the database."""
+idempotency keys, webhook endpoints and the event outbox with its deliveries. Its
+account repository is the parts the sign-in units use (`SignInAccounts`: storage,
+credentials, second factor), plus the few lifecycle and consent calls the shared suite
+pins (deletion due, erasure, objection); the lifecycle queries of retention (inactive and
+lapsed accounts, policy notices) are not modelled, and no unit it claims to be needs them:
+their tests run on the database."""
 
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ from gateway.services.ports import (
     RecoveryUnit,
     SecurityEntry,
     SessionRecord,
+    ThrottledUnit,
     TotpState,
     TwoFactorUnit,
     WalletUnit,
@@ -155,6 +159,9 @@ def _fresh(obj: _A) -> _A:
 
 # --- accounts --------------------------------------------------------------------------
 class MemoryAccounts:
+    """`SignInAccounts` (storage, credentials, second factor), and of the other parts
+    only what the shared suite pins: deletion due, who is alive, erasure, objection."""
+
     def __init__(self, state: State, collect: MemoryUnitOfWork) -> None:
         self._s = state
         self._uow = collect
@@ -290,34 +297,6 @@ class MemoryAccounts:
                            if s.account_id == account_id]:
             del self._s.sessions[session_id]
         self._s.security_log = [e for e in self._s.security_log if e[0] != account_id]
-
-    # The lifecycle queries of retention: not modelled (their tests use the database).
-    async def to_warn_of_inactivity(self, last_active_before: datetime) -> list[str]:
-        raise NotImplementedError
-
-    async def still_inactive(self, account_id: str, unpaid_before: datetime,
-                             lapsed_before: datetime, warned_before: datetime) -> bool:
-        raise NotImplementedError
-
-    async def warned_of_inactivity(self, account_id: str, now: datetime) -> None:
-        raise NotImplementedError
-
-    async def inactive_after_notice(self, last_active_before: datetime,
-                                    warned_before: datetime) -> list[str]:
-        raise NotImplementedError
-
-    async def lapsed_to_warn(self, last_active_before: datetime) -> list[str]:
-        raise NotImplementedError
-
-    async def lapsed_after_notice(self, last_active_before: datetime,
-                                  warned_before: datetime) -> list[str]:
-        raise NotImplementedError
-
-    async def notice_recipients(self, version: str) -> list[str]:
-        raise NotImplementedError
-
-    async def record_notice(self, account_id: str, version: str, now: datetime) -> None:
-        raise NotImplementedError
 
 
 class MemorySessions:
@@ -866,7 +845,7 @@ class MemoryUnitOfWork:
 
 
 def _conforms(uow: MemoryUnitOfWork) -> tuple[
-        AccountsUnit, TwoFactorUnit, RecoveryUnit, EmailChangeUnit, ApiKeysUnit, InvoicesUnit,
-        WalletUnit, EndpointsUnit, EventsUnit]:
+        AccountsUnit, TwoFactorUnit, RecoveryUnit, EmailChangeUnit, ThrottledUnit, ApiKeysUnit,
+        InvoicesUnit, WalletUnit, EndpointsUnit, EventsUnit]:
     """mypy's proof that the memory unit is each of these services' unit of work."""
-    return uow, uow, uow, uow, uow, uow, uow, uow, uow
+    return uow, uow, uow, uow, uow, uow, uow, uow, uow, uow

@@ -55,7 +55,12 @@ class AccountDetails:
     totp_enabled_at: datetime | None
 
 
-class AccountRepository(Protocol):
+# The account repository in parts, one per concern; a unit names the parts its service
+# uses (`units.py`), so a fake implements those and no more. `AccountRepository` is all of
+# them: what the SQL repository provides.
+class AccountStore(Protocol):
+    """The account itself: add, load, save, and find it by its email's blind index."""
+
     async def add(
         self, account: Account, profile: Profile, email_index: str, password_hash: str,
         policy_version: str,
@@ -64,18 +69,22 @@ class AccountRepository(Protocol):
 
     async def get(self, account_id: str, for_update: bool = False) -> Account | None: ...
 
+    async def save(self, account: Account) -> None: ...
+
     async def profile(self, account_id: str) -> Profile: ...
 
     async def find_login(self, email_index: str) -> Login | None: ...
 
-    async def save(self, account: Account) -> None: ...
-
-    async def set_password_hash(self, account_id: str, password_hash: str) -> None: ...
-
     async def update_profile(self, account_id: str, profile: Profile, email_index: str) -> None:
         """Re-encrypts every personal field; raises `Conflict` when the email is taken."""
 
-    async def totp(self, account_id: str) -> TotpState: ...
+    async def details(self, account_id: str) -> AccountDetails: ...
+
+
+class AccountCredentials(Protocol):
+    """The password, the email's verification (and the undo window of a change), logins."""
+
+    async def set_password_hash(self, account_id: str, password_hash: str) -> None: ...
 
     async def email_verified(self, account_id: str) -> bool: ...
 
@@ -84,6 +93,14 @@ class AccountRepository(Protocol):
     async def email_undo_until(self, account_id: str) -> datetime | None: ...
 
     async def set_email_undo_until(self, account_id: str, until: datetime | None) -> None: ...
+
+    async def record_login(self, account_id: str, now: datetime) -> None: ...
+
+
+class SecondFactor(Protocol):
+    """TOTP and recovery codes."""
+
+    async def totp(self, account_id: str) -> TotpState: ...
 
     async def set_totp(self, account_id: str, secret: str | None, enabled_at: datetime | None,
                        last_step: int | None) -> None: ...
@@ -99,19 +116,27 @@ class AccountRepository(Protocol):
     async def use_recovery_code(self, code_id: int, now: datetime) -> bool:
         """Marks an unused code used; False when another request spent it first."""
 
-    async def details(self, account_id: str) -> AccountDetails: ...
 
-    async def due_for_deletion(self, now: datetime) -> list[str]: ...
-
-    async def record_login(self, account_id: str, now: datetime) -> None: ...
-
-    async def alive_among(self, account_ids: list[str]) -> list[str]: ...
+class AccountConsent(Protocol):
+    """The objection to optional processing, and which policy notices went out."""
 
     async def set_objection(self, account_id: str, at: datetime | None) -> None:
         """`at`: since when the customer objects to optional processing; None: not."""
         ...
 
     async def objection(self, account_id: str) -> datetime | None: ...
+
+    async def notice_recipients(self, version: str) -> list[str]: ...
+
+    async def record_notice(self, account_id: str, version: str, now: datetime) -> None: ...
+
+
+class AccountLifecycle(Protocol):
+    """Retention's queries: deletion due, inactive and lapsed accounts, erasure."""
+
+    async def due_for_deletion(self, now: datetime) -> list[str]: ...
+
+    async def alive_among(self, account_ids: list[str]) -> list[str]: ...
 
     async def to_warn_of_inactivity(self, last_active_before: datetime) -> list[str]: ...
 
@@ -138,9 +163,28 @@ class AccountRepository(Protocol):
         """Email, names, password, two-factor data, sessions, preferences and the account's
         security log go; the row stays as a tombstone."""
 
-    async def notice_recipients(self, version: str) -> list[str]: ...
 
-    async def record_notice(self, account_id: str, version: str, now: datetime) -> None: ...
+# The parts together, as the units need them.
+class SignInAccounts(AccountStore, AccountCredentials, SecondFactor, Protocol):
+    """Sign-up and sign-in, password resets, email changes (all may ask for a second
+    factor)."""
+
+
+class NoticeAccounts(AccountStore, AccountConsent, Protocol):
+    """Policy notices: to whom, minus the objectors to optional ones."""
+
+
+class PrivacyAccounts(AccountStore, SecondFactor, AccountConsent, Protocol):
+    """Export, correction and objection (a change may ask for a second factor)."""
+
+
+class RetentionAccounts(AccountStore, AccountLifecycle, Protocol):
+    """Scheduled retention and erasure."""
+
+
+class AccountRepository(AccountStore, AccountCredentials, SecondFactor, AccountConsent,
+                        AccountLifecycle, Protocol):
+    """Every part: what the SQL repository provides."""
 
 
 class SessionRepository(Protocol):

@@ -2,9 +2,12 @@
 
 A unit is one transaction: leaving its `async with` block without `commit()` rolls
 everything back. The building blocks below each name one repository; a service's unit is
-`Unit` plus the blocks it needs. `UnitOfWork` is all of them: what the SQL unit (and the
-in-memory one of the tests) provides, so it satisfies every narrower unit structurally
-(`gateway/adapters/db/unit_of_work.py` and `tests/support/memory.py` let mypy check it)."""
+`Unit` plus the blocks it needs. The account repository comes in parts
+(`ports/accounts.py`): a unit's `accounts` is typed with only the parts its service calls.
+`UnitOfWork` is all of it: what the SQL unit provides, so it satisfies every narrower unit
+structurally (`gateway/adapters/db/unit_of_work.py` lets mypy check it); the in-memory
+unit of the tests provides the sign-in parts and claims only the units that need no more
+(`tests/support/memory.py` lets mypy check that)."""
 
 from __future__ import annotations
 
@@ -14,9 +17,15 @@ from typing import Protocol, Self
 
 from gateway.services.ports.accounts import (
     AccountRepository,
+    AccountStore,
     ApiKeyRepository,
+    NoticeAccounts,
+    PrivacyAccounts,
+    RetentionAccounts,
+    SecondFactor,
     SecurityLog,
     SessionRepository,
+    SignInAccounts,
     ThrottleRepository,
 )
 from gateway.services.ports.billing import BillingRepository
@@ -58,8 +67,42 @@ class Unit(Protocol):
 
 # One repository each. Read-only members, so implementations may narrow the types.
 class WithAccounts(Protocol):
+    """Every part of the account repository (`UnitOfWork`)."""
+
     @property
     def accounts(self) -> AccountRepository: ...
+
+
+# The account repository as a service sees it: only the parts it uses
+# (`ports/accounts.py`).
+class WithAccountStore(Protocol):
+    @property
+    def accounts(self) -> AccountStore: ...
+
+
+class WithSecondFactor(Protocol):
+    @property
+    def accounts(self) -> SecondFactor: ...
+
+
+class WithSignInAccounts(Protocol):
+    @property
+    def accounts(self) -> SignInAccounts: ...
+
+
+class WithNoticeAccounts(Protocol):
+    @property
+    def accounts(self) -> NoticeAccounts: ...
+
+
+class WithPrivacyAccounts(Protocol):
+    @property
+    def accounts(self) -> PrivacyAccounts: ...
+
+
+class WithRetentionAccounts(Protocol):
+    @property
+    def accounts(self) -> RetentionAccounts: ...
 
 
 class WithSessions(Protocol):
@@ -153,31 +196,31 @@ class WithMail(Protocol):
 
 
 # --- one unit per use case -----------------------------------------------------------
-class ThrottledUnit(Unit, WithAccounts, WithThrottle, Protocol):
+class ThrottledUnit(Unit, WithAccountStore, WithThrottle, Protocol):
     """Password and sign-in attempts (`services/attempts.py`)."""
 
 
-class TwoFactorUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+class TwoFactorUnit(Unit, WithSecondFactor, WithSessions, WithSecurityLog, WithThrottle,
                     Protocol):
     """Two-factor authentication (`services/two_factor.py`)."""
 
 
-class AccountsUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+class AccountsUnit(Unit, WithSignInAccounts, WithSessions, WithSecurityLog, WithThrottle,
                    Protocol):
     """Sign-up, sessions and profiles (`services/accounts.py`)."""
 
 
-class RecoveryUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+class RecoveryUnit(Unit, WithSignInAccounts, WithSessions, WithSecurityLog, WithThrottle,
                    Protocol):
     """Password resets (`services/recovery.py`)."""
 
 
-class EmailChangeUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+class EmailChangeUnit(Unit, WithSignInAccounts, WithSessions, WithSecurityLog, WithThrottle,
                       Protocol):
     """Changing an account's email (`services/email_change.py`)."""
 
 
-class PolicyNoticesUnit(Unit, WithAccounts, Protocol):
+class PolicyNoticesUnit(Unit, WithNoticeAccounts, Protocol):
     """Policy-change notices (`services/policy_notices.py`)."""
 
 
@@ -185,12 +228,12 @@ class ApiKeysUnit(Unit, WithApiKeys, Protocol):
     """API keys (`services/api_keys.py`)."""
 
 
-class InvoicesUnit(Unit, WithAccounts, WithInvoices, WithCursors, WithIdempotency,
+class InvoicesUnit(Unit, WithAccountStore, WithInvoices, WithCursors, WithIdempotency,
                    Protocol):
     """Creating and reading invoices (`services/invoices.py`)."""
 
 
-class PrepaidUnit(Unit, WithAccounts, WithBilling, Protocol):
+class PrepaidUnit(Unit, WithAccountStore, WithBilling, Protocol):
     """What a settled (or reverted) plan invoice does to its account's paid time
     (`services/billing.py` `PrepaidTime`), inside the transaction that saw it."""
 
@@ -200,7 +243,7 @@ class BillingUnit(InvoicesUnit, WithPayments, WithBilling, Protocol):
     invoices through the invoice service in the same transaction."""
 
 
-class ChainEventsUnit(Unit, WithAccounts, WithInvoices, WithPayments, WithCursors,
+class ChainEventsUnit(Unit, WithAccountStore, WithInvoices, WithPayments, WithCursors,
                       WithBilling, Protocol):
     """Blocks and mempool batches into payments and invoice states
     (`services/chain_events.py`); a settled plan invoice extends its account."""
@@ -226,16 +269,16 @@ class EventsUnit(Unit, WithEvents, Protocol):
     """Webhook events and redelivery (`services/webhook_events.py`)."""
 
 
-class LegalUnit(Unit, WithAccounts, WithAudit, WithLegal, WithMail, Protocol):
+class LegalUnit(Unit, WithAccountStore, WithAudit, WithLegal, WithMail, Protocol):
     """The legal-request register (`services/legal.py`)."""
 
 
-class PrivacyUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithThrottle,
+class PrivacyUnit(Unit, WithPrivacyAccounts, WithSessions, WithSecurityLog, WithThrottle,
                   WithInvoices, WithAudit, WithLegal, WithPersonal, Protocol):
     """Export, correction, deletion and the access audit (`services/privacy.py`)."""
 
 
-class RetentionUnit(Unit, WithAccounts, WithSessions, WithSecurityLog, WithAudit,
+class RetentionUnit(Unit, WithRetentionAccounts, WithSessions, WithSecurityLog, WithAudit,
                     WithLegal, WithRetention, Protocol):
     """Scheduled retention and erasure (`services/retention.py`)."""
 
