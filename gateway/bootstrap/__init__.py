@@ -14,7 +14,8 @@ returning what it provides (a small frozen dataclass):
     staff       the console's accounts
     ops         readiness and metrics
 
-`build_app(gw)` hands the HTTP layer one object per area (`gateway.http.keys`) and gives
+`build_app(gw)` hands the HTTP layer one object per area (`gateway.http.keys`), and the
+staff console its own (`gateway.staff.context`, `console_areas`), and gives
 every resource, listener and background job its own cleanup context.
 """
 
@@ -25,6 +26,7 @@ from gateway.bootstrap.app import (
     SEVERAL_INSTANCES,
     ListenError,
     build_app,
+    console_areas,
     http_areas,
     listen_error,
     start_ops_listener,
@@ -45,5 +47,5 @@ __all__ = ["BACKGROUND_STOP_SECONDS", "SEVERAL_INSTANCES", "STARTUP_CHECK_SECOND
            "BackupError", "BackupFormatError", "Clock", "Gateway", "Job", "Keys",
            "ListenError", "Overrides", "SchemaNotReady", "Services", "background_jobs",
            "backup_times", "build", "build_app", "build_backups", "build_chains",
-           "build_rates", "http_areas", "listen_error", "prune_backups",
+           "build_rates", "console_areas", "http_areas", "listen_error", "prune_backups",
            "start_ops_listener", "start_staff_listener", "startup_problems", "utcnow"]

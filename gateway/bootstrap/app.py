@@ -22,8 +22,8 @@ from gateway.http.ratelimit import SlidingWindow
 from gateway.http.streams import StreamSlots
 from gateway.http.vocabulary import vocabulary
 from gateway.promise_checks import promise_checks
+from gateway.staff import context as staff
 from gateway.staff.app import create_staff_app
-from gateway.staff.context import Console
 
 log = logging.getLogger("gateway.bootstrap")
 BACKGROUND_STOP_SECONDS = 10.0  # what a cancelled background job gets to end
@@ -148,18 +148,27 @@ async def start_ops_listener(gw: Gateway, ops: http.OpsArea) -> web.AppRunner | 
                         gw.settings.server.metrics_listen)
 
 
-def console(gw: Gateway, edge: http.EdgeArea) -> Console:
-    s = gw.services
-    readiness = gw.ops.readiness
-    return Console(
-        staff=s.staff, accounts=s.accounts, api_keys=s.api_keys, invoices=s.invoices,
-        endpoints=s.endpoints, events=s.events, privacy=s.privacy, finance=s.finance,
-        reconcile=s.reconcile, chain_status=lambda: readiness.chain_status(2),
-        outbox=readiness.outbox,
-        promises=lambda: promise_checks(gw.settings, s.retention, gw.clock(), backup_times),
-        coins=gw.chains.coins(), trusted_proxies=edge.trusted_proxies,
-        login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
-        csrf_key=gw.keys.session)
+def console_areas(gw: Gateway, edge: http.EdgeArea) -> staff.ConsoleAreas:
+    """What the console's pages may use, area by area (as `http_areas` for the API),
+    taken from the areas `build` wired; no adapter among it (the promise checks read
+    the backup files through the closure here)."""
+    readiness, retention = gw.ops.readiness, gw.privacy.retention
+    return staff.ConsoleAreas(
+        members=staff.MembersArea(staff=gw.staff.staff),
+        looks=staff.LooksArea(privacy=gw.privacy.privacy),
+        finance=staff.FinanceArea(finance=gw.billing.finance, reconcile=gw.billing.reconcile,
+                                  coins=gw.chain_area.directory.coins()),
+        support=staff.SupportArea(accounts=gw.accounts.accounts,
+                                  invoices=gw.billing.invoices, events=gw.webhooks.events),
+        admin=staff.AdminArea(
+            endpoints=gw.webhooks.endpoints, api_keys=gw.accounts.api_keys,
+            chain_status=lambda: readiness.chain_status(2), outbox=readiness.outbox,
+            promises=lambda: promise_checks(gw.settings, retention, gw.clock(),
+                                            backup_times)),
+        edge=staff.ConsoleEdge(
+            trusted_proxies=edge.trusted_proxies,
+            login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),
+            csrf_key=gw.keys.session))
 
 
 def _staff_tls(gw: Gateway) -> ssl.SSLContext | None:
@@ -182,7 +191,7 @@ async def start_staff_listener(gw: Gateway, edge: http.EdgeArea) -> web.AppRunne
     if address is None:
         return None
     ssl_context = _staff_tls(gw)
-    runner = web.AppRunner(create_staff_app(console(gw, edge)), access_log=None)
+    runner = web.AppRunner(create_staff_app(console_areas(gw, edge)), access_log=None)
     return await _serve(runner, *address, "[staff] listen", gw.settings.staff.listen,
                         ssl_context)
 

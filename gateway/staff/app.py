@@ -9,7 +9,19 @@ from aiohttp import web
 from gateway.http.csrf import Csrf
 from gateway.http.security import security_headers
 from gateway.staff import routes_admin, routes_auth, routes_finance, routes_support
-from gateway.staff.context import CONSOLE, PREFIX, RUNS, STAFF_CSRF, Console, RunHolder
+from gateway.staff.context import (
+    ADMIN,
+    EDGE,
+    FINANCE,
+    LOOKS,
+    MEMBERS,
+    PREFIX,
+    RUNS,
+    STAFF_CSRF,
+    SUPPORT,
+    ConsoleAreas,
+    RunHolder,
+)
 from gateway.staff.pages import access_log, html_errors
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -20,10 +32,15 @@ async def _stop_runs(app: web.Application) -> None:
         task.cancel()
 
 
-def create_staff_app(console: Console) -> web.Application:
+def create_staff_app(areas: ConsoleAreas) -> web.Application:
     app = web.Application(client_max_size=64 * 1024, middlewares=[access_log, html_errors])
-    app[CONSOLE] = console
-    app[STAFF_CSRF] = Csrf(console.csrf_key + b":staff", console.trusted_proxies)
+    app[MEMBERS] = areas.members
+    app[LOOKS] = areas.looks
+    app[FINANCE] = areas.finance
+    app[SUPPORT] = areas.support
+    app[ADMIN] = areas.admin
+    app[EDGE] = areas.edge
+    app[STAFF_CSRF] = Csrf(areas.edge.csrf_key + b":staff", areas.edge.trusted_proxies)
     app[RUNS] = RunHolder()
     app.on_response_prepare.append(security_headers)
     app.on_shutdown.append(_stop_runs)

@@ -1,4 +1,5 @@
-"""What the console is handed: the same services the API and the CLI use."""
+"""What the console is handed, area by area (the same services the API and the CLI
+use): each page reads the key of its own area, never the whole gateway."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,26 +26,73 @@ PREFIX = "/staff"
 COOKIE = "__Secure-staff"  # its own name and path: never the customers' session cookie
 
 
-@dataclass(frozen=True)
-class Console:
+@dataclass(frozen=True, kw_only=True)
+class MembersArea:
+    """The console's own accounts: log-in, enrolment, sessions, and the staff log every
+    page writes to (who did what)."""
+
     staff: StaffService
-    accounts: AccountService
-    api_keys: ApiKeyService
-    invoices: InvoiceService
-    endpoints: WebhookEndpointService
-    events: WebhookEventService
+
+
+@dataclass(frozen=True, kw_only=True)
+class LooksArea:
+    """The customer's access audit a look at their data writes to (gateway/staff/looks.py),
+    and the audited read of their profile."""
+
     privacy: PrivacyService
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinanceArea:
+    """The payments ledger and its CSV, reconciliation."""
+
     finance: FinanceService
     reconcile: ReconcileService
+    coins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SupportArea:
+    """An invoice and its webhook events (redelivered on request), an account."""
+
+    accounts: AccountService
+    invoices: InvoiceService
+    events: WebhookEventService
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminArea:
+    """Webhook endpoints and API keys; chain status, the outbox, the promises kept."""
+
+    endpoints: WebhookEndpointService
+    api_keys: ApiKeyService
     chain_status: Callable[[], Awaitable[dict[str, dict[str, Any]]]]
     # Pending deliveries, and the endpoints failing (disabled, or deliveries failing).
     outbox: Callable[[], Awaitable[tuple[int, tuple[str, ...]]]]
     # Deletions and backups: is each promise kept right now (gateway/promise_checks.py).
     promises: Callable[[], Awaitable[list[Check]]]
-    coins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsoleEdge:
+    """The console's request edge: which proxies to trust for the client address, the
+    log-in rate limit, the CSRF key."""
+
     trusted_proxies: tuple[Network, ...] = ()
     login_limit: SlidingWindow | None = None
     csrf_key: bytes = b""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsoleAreas:
+    """What `create_staff_app` is handed; each becomes its own key."""
+
+    members: MembersArea
+    looks: LooksArea
+    finance: FinanceArea
+    support: SupportArea
+    admin: AdminArea
+    edge: ConsoleEdge = field(default_factory=ConsoleEdge)
 
 
 @dataclass
@@ -71,7 +119,12 @@ class RunHolder:
     tasks: set[Any] = field(default_factory=set)
 
 
-CONSOLE = web.AppKey("console", Console)
+MEMBERS = web.AppKey("staff_members", MembersArea)
+LOOKS = web.AppKey("staff_looks", LooksArea)
+FINANCE = web.AppKey("staff_finance", FinanceArea)
+SUPPORT = web.AppKey("staff_support", SupportArea)
+ADMIN = web.AppKey("staff_admin", AdminArea)
+EDGE = web.AppKey("staff_edge", ConsoleEdge)
 STAFF_CSRF = web.AppKey("staff_csrf", Csrf)
 # The member whose session a console request carries (set once it is checked).
 STAFF_SESSION = web.RequestKey("staff_session", StaffSession)

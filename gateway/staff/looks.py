@@ -19,7 +19,7 @@ from gateway.services.privacy import (
     collapse_reason,
     reason_problem,
 )
-from gateway.staff.context import CONSOLE, PREFIX
+from gateway.staff.context import LOOKS, PREFIX
 from gateway.staff.pages import render
 
 
@@ -62,7 +62,7 @@ def question(request: web.Request, heading: str, error: str | None, target: str,
 async def audit(request: web.Request, session: StaffSession, reason: str,
                 account_ids: Iterable[str], action: str, fields: tuple[str, ...]) -> None:
     """One access-audit entry per account looked at, committed before the page is shown."""
-    await request.app[CONSOLE].privacy.record_access(
+    await request.app[LOOKS].privacy.record_access(
         account_ids, Reader(f"staff:{session.member.name}", reason), action, fields)
 
 

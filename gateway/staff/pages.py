@@ -15,7 +15,7 @@ from gateway.http.forms import read_form
 from gateway.http.problems import Handler
 from gateway.services.errors import Forbidden, NotFound, Unauthorized
 from gateway.services.ports import StaffSession
-from gateway.staff.context import CONSOLE, COOKIE, PREFIX, STAFF_CSRF, STAFF_SESSION
+from gateway.staff.context import COOKIE, EDGE, MEMBERS, PREFIX, STAFF_CSRF, STAFF_SESSION
 
 log = logging.getLogger("gateway.staff")
 NAV = {"finance": ("finance",), "support": ("support",), "admin": ("finance", "support",
@@ -36,7 +36,7 @@ def render(request: web.Request, template: str, context: dict[str, Any],
 
 
 def ip(request: web.Request) -> str:
-    return client_ip(request, request.app[CONSOLE].trusted_proxies)
+    return client_ip(request, request.app[EDGE].trusted_proxies)
 
 
 def text(form: Any, name: str) -> str:
@@ -53,7 +53,7 @@ async def current(request: web.Request) -> StaffSession | None:
     if not token:
         return None
     try:
-        return await request.app[CONSOLE].staff.session(token)
+        return await request.app[MEMBERS].staff.session(token)
     except Unauthorized:
         return None
 

@@ -7,20 +7,20 @@ from aiohttp import web
 
 from gateway.services.api_keys import SCOPES
 from gateway.services.ports import StaffSession
-from gateway.staff.context import CONSOLE, PREFIX
+from gateway.staff.context import ADMIN, MEMBERS, PREFIX
 from gateway.staff.pages import action, ip, page, redirect, render, text
 
 routes = web.RouteTableDef()
 
 
 async def _admin(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
-    console = request.app[CONSOLE]
-    pending, failing = await console.outbox()
+    admin, staff = request.app[ADMIN], request.app[MEMBERS].staff
+    pending, failing = await admin.outbox()
     return render(request, "admin.html", {
-        "endpoints": await console.endpoints.list(), "keys": await console.api_keys.list(),
-        "scopes": SCOPES, "audit": await console.staff.recent_audit(100),
-        "log": await console.staff.recent_log(100), "chains": await console.chain_status(),
-        "pending": pending, "failing": failing, "promises": await console.promises(),
+        "endpoints": await admin.endpoints.list(), "keys": await admin.api_keys.list(),
+        "scopes": SCOPES, "audit": await staff.recent_audit(100),
+        "log": await staff.recent_log(100), "chains": await admin.chain_status(),
+        "pending": pending, "failing": failing, "promises": await admin.promises(),
         **shown}, status)
 
 
@@ -33,10 +33,10 @@ async def admin_page(request: web.Request, session: StaffSession) -> web.Respons
 @routes.post(PREFIX + "/admin/endpoints")
 @action("admin")
 async def endpoint_add(request: web.Request, session: StaffSession, form: Any) -> web.Response:
-    created = await request.app[CONSOLE].endpoints.create(
+    created = await request.app[ADMIN].endpoints.create(
         text(form, "url"), [t for t in form.getall("event_type", []) if t],
         text(form, "description"))
-    await request.app[CONSOLE].staff.record(session, "endpoint_added", created.record.id,
+    await request.app[MEMBERS].staff.record(session, "endpoint_added", created.record.id,
                                             ip(request))
     return await _admin(request, 201, secret=created.secret,
                         secret_for=f"endpoint {created.record.id}")
@@ -46,25 +46,25 @@ async def endpoint_add(request: web.Request, session: StaffSession, form: Any) -
 @action("admin")
 async def endpoint_change(request: web.Request, session: StaffSession,
                           form: Any) -> web.Response:
-    console = request.app[CONSOLE]
+    endpoints, staff = request.app[ADMIN].endpoints, request.app[MEMBERS].staff
     endpoint_id, what = request.match_info["endpoint_id"], request.match_info["what"]
     if what == "rotate":
-        secret, until = await console.endpoints.rotate(endpoint_id)
-        await console.staff.record(session, "endpoint_rotated", endpoint_id, ip(request))
+        secret, until = await endpoints.rotate(endpoint_id)
+        await staff.record(session, "endpoint_rotated", endpoint_id, ip(request))
         return await _admin(request, secret=secret, secret_for=(
             f"endpoint {endpoint_id} (the old secret keeps signing until "
             f"{until:%Y-%m-%d %H:%M} UTC)"))
-    await console.endpoints.set_enabled(endpoint_id, what == "enable")
-    await console.staff.record(session, f"endpoint_{what}d", endpoint_id, ip(request))
+    await endpoints.set_enabled(endpoint_id, what == "enable")
+    await staff.record(session, f"endpoint_{what}d", endpoint_id, ip(request))
     return redirect("/admin")
 
 
 @routes.post(PREFIX + "/admin/keys")
 @action("admin")
 async def key_create(request: web.Request, session: StaffSession, form: Any) -> web.Response:
-    created = await request.app[CONSOLE].api_keys.create(
+    created = await request.app[ADMIN].api_keys.create(
         text(form, "name"), [s for s in form.getall("scope", []) if s])
-    await request.app[CONSOLE].staff.record(session, "api_key_created", created.record.id,
+    await request.app[MEMBERS].staff.record(session, "api_key_created", created.record.id,
                                             ip(request))
     return await _admin(request, 201, secret=created.secret,
                         secret_for=f"API key {created.record.id}")
@@ -73,7 +73,7 @@ async def key_create(request: web.Request, session: StaffSession, form: Any) -> 
 @routes.post(PREFIX + "/admin/keys/{key_id}/revoke")
 @action("admin")
 async def key_revoke(request: web.Request, session: StaffSession, form: Any) -> web.Response:
-    await request.app[CONSOLE].api_keys.revoke(request.match_info["key_id"])
-    await request.app[CONSOLE].staff.record(session, "api_key_revoked",
+    await request.app[ADMIN].api_keys.revoke(request.match_info["key_id"])
+    await request.app[MEMBERS].staff.record(session, "api_key_revoked",
                                             request.match_info["key_id"], ip(request))
     return redirect("/admin")

@@ -9,7 +9,7 @@ from gateway.domain.errors import DomainError
 from gateway.http.forms import read_form
 from gateway.services.errors import ServiceUnavailable, TooManyRequests, Unauthorized
 from gateway.services.ports import StaffSession
-from gateway.staff.context import CONSOLE, COOKIE, PREFIX, STAFF_CSRF, STAFF_SESSION
+from gateway.staff.context import COOKIE, EDGE, MEMBERS, PREFIX, STAFF_CSRF, STAFF_SESSION
 from gateway.staff.pages import current, ip, page, redirect, render, text
 
 routes = web.RouteTableDef()
@@ -37,13 +37,13 @@ async def login_page(request: web.Request) -> web.Response:
 async def login_submit(request: web.Request) -> web.Response:
     form = await read_form(request)
     request.app[STAFF_CSRF].check(request, text(form, "csrf"))
-    console = request.app[CONSOLE]
+    login_limit = request.app[EDGE].login_limit
     name = text(form, "name")
     password = form.get("password")
     try:
-        if console.login_limit is not None:
-            console.login_limit.hit(ip(request), "staff-login")
-        login = await console.staff.log_in(
+        if login_limit is not None:
+            login_limit.hit(ip(request), "staff-login")
+        login = await request.app[MEMBERS].staff.log_in(
             name, password if isinstance(password, str) else "", text(form, "code") or None,
             ip(request))
     except (Unauthorized, TooManyRequests, ServiceUnavailable) as exc:
@@ -82,7 +82,7 @@ async def enrol_begin(request: web.Request) -> web.Response:
     session = request[STAFF_SESSION]
     form = await read_form(request)
     request.app[STAFF_CSRF].check(request, text(form, "csrf"), session.id)
-    enrolment = await request.app[CONSOLE].staff.begin_enrolment(session)
+    enrolment = await request.app[MEMBERS].staff.begin_enrolment(session)
     qr = segno.make(enrolment.otpauth_uri, error="m").svg_inline(
         scale=4, title="Two-factor authentication QR code")
     return render(request, "enrol.html", {"secret": enrolment.secret, "qr_svg": qr})
@@ -97,7 +97,7 @@ async def enrol_confirm(request: web.Request) -> web.Response:
     form = await read_form(request)
     request.app[STAFF_CSRF].check(request, text(form, "csrf"), session.id)
     try:
-        token = await request.app[CONSOLE].staff.confirm_enrolment(
+        token = await request.app[MEMBERS].staff.confirm_enrolment(
             session, text(form, "code"), ip(request))
     except DomainError as exc:
         return render(request, "enrol.html", {"error": str(exc)}, 422)
@@ -114,7 +114,7 @@ async def logout(request: web.Request) -> web.Response:
         request.app[STAFF_CSRF].check(request, text(form, "csrf"), session.id)
         token = request.cookies.get(COOKIE)
         assert token is not None
-        await request.app[CONSOLE].staff.log_out(token)
+        await request.app[MEMBERS].staff.log_out(token)
     resp = redirect("/login")
     resp.del_cookie(COOKIE, path=PREFIX, secure=True, httponly=True, samesite="Strict")
     return resp

@@ -15,7 +15,7 @@ from gateway.services.finance import COLUMNS, PaymentLine, Period
 from gateway.services.ports import StaffSession
 from gateway.staff import looks
 from gateway.staff.chart import payments_chart
-from gateway.staff.context import CONSOLE, PREFIX, RUNS, ReconcileRun
+from gateway.staff.context import FINANCE, MEMBERS, PREFIX, RUNS, ReconcileRun
 from gateway.staff.pages import action, ip, page, redirect, render, text
 from gateway.tabular import csv_text
 
@@ -40,7 +40,7 @@ def _period(query: Any) -> Period:
 
 async def _lines(request: web.Request, period: Period) -> list[PaymentLine]:
     lines = []
-    async for line in request.app[CONSOLE].finance.stream(period):
+    async for line in request.app[FINANCE].finance.stream(period):
         lines.append(line)
         if len(lines) >= MAX_LINES:
             break
@@ -50,7 +50,6 @@ async def _lines(request: web.Request, period: Period) -> list[PaymentLine]:
 @routes.get(PREFIX + "/finance")
 @page("finance")
 async def ledger(request: web.Request, session: StaffSession) -> web.Response:
-    console = request.app[CONSOLE]
     q = request.query
     period = _period(q)
     lines = await _lines(request, period)
@@ -68,12 +67,12 @@ async def ledger(request: web.Request, session: StaffSession) -> web.Response:
         counts[day][line.row.coin] += 1
     coins = sorted({line.row.coin for line in lines})
     query = {k: q[k] for k in ("from", "to", "coin") if q.get(k)}
-    await console.staff.record(session, "ledger_viewed", None, ip(request))
+    await request.app[MEMBERS].staff.record(session, "ledger_viewed", None, ip(request))
     return render(request, "finance.html", {
         "rows": rows, "columns": COLUMNS, "capped": len(lines) >= MAX_LINES,
         "totals": [{"day": d, "coin": c, "currency": cur, "count": int(v[0]),
                     "amount": v[1], "fiat": v[2]} for (d, c, cur), v in sorted(totals.items())],
-        "chart": payments_chart(counts, coins), "coins": console.coins,
+        "chart": payments_chart(counts, coins), "coins": request.app[FINANCE].coins,
         "q": {"from": q.get("from", ""), "to": q.get("to", ""), "coin": q.get("coin", "")},
         "csv_query": query})
 
@@ -91,7 +90,7 @@ async def ledger_csv(request: web.Request, session: StaffSession) -> web.Respons
     lines = await _lines(request, period)
     await looks.audit(request, session, reason, (line.row.account_id for line in lines),
                       "staff_exported_payments", ("payments", "account_id"))
-    await request.app[CONSOLE].staff.record(session, "payments_exported", None, ip(request))
+    await request.app[MEMBERS].staff.record(session, "payments_exported", None, ip(request))
     resp = web.Response(text=csv_text(COLUMNS, [line.as_dict() for line in lines]),
                         content_type="text/csv")
     resp.headers["Content-Disposition"] = 'attachment; filename="payments.csv"'
@@ -104,7 +103,7 @@ async def reconcile_page(request: web.Request, session: StaffSession) -> web.Res
     run = request.app[RUNS].run
     now = datetime.now(UTC)
     return render(request, "reconcile.html", {
-        "run": run, "coins": request.app[CONSOLE].coins,
+        "run": run, "coins": request.app[FINANCE].coins,
         "running": run is not None and run.report is None and run.error is None,
         "default_from": (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "default_to": (now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")})
@@ -127,12 +126,12 @@ async def reconcile_start(request: web.Request, session: StaffSession,
 
     async def work() -> None:
         try:
-            run.report = await request.app[CONSOLE].reconcile.run(start, end, coin, run)
+            run.report = await request.app[FINANCE].reconcile.run(start, end, coin, run)
         except Exception as exc:  # shown on the page; the console keeps running
             run.error = str(exc) or type(exc).__name__
 
     task = asyncio.create_task(work())
     holder.tasks.add(task)
     task.add_done_callback(holder.tasks.discard)
-    await request.app[CONSOLE].staff.record(session, "reconcile_started", coin, ip(request))
+    await request.app[MEMBERS].staff.record(session, "reconcile_started", coin, ip(request))
     return redirect("/finance/reconcile")

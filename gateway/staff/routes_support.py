@@ -13,7 +13,7 @@ from gateway.http.checkout import lock_text
 from gateway.services.ports import StaffSession
 from gateway.services.privacy import Reader
 from gateway.staff import looks
-from gateway.staff.context import CONSOLE, PREFIX
+from gateway.staff.context import LOOKS, MEMBERS, PREFIX, SUPPORT
 from gateway.staff.pages import action, ip, page, redirect, render, text
 
 routes = web.RouteTableDef()
@@ -29,9 +29,9 @@ async def support_home(request: web.Request, session: StaffSession) -> web.Respo
 @page("finance", "support")
 async def search(request: web.Request, session: StaffSession) -> web.Response:
     query = request.query.get("q", "").strip()
-    console = request.app[CONSOLE]
-    found = await console.staff.find(query)
-    await console.staff.record(session, "search", found, ip(request))
+    staff = request.app[MEMBERS].staff
+    found = await staff.find(query)
+    await staff.record(session, "search", found, ip(request))
     if found is None:
         return render(request, "message.html", {
             "heading": "Nothing found",
@@ -48,8 +48,8 @@ def _status(data: dict[str, Any]) -> str:
 @routes.get(PREFIX + "/invoices/{invoice_id}")
 @page("finance", "support")
 async def invoice_page(request: web.Request, session: StaffSession) -> web.Response:
-    console = request.app[CONSOLE]
-    view = await console.invoices.read(request.match_info["invoice_id"])
+    staff = request.app[MEMBERS].staff
+    view = await request.app[SUPPORT].invoices.read(request.match_info["invoice_id"])
     inv = view.record.invoice
     # The invoice is the customer's data (their export carries it): a look with a reason.
     redelivered = request.query.get("redelivered")
@@ -59,8 +59,8 @@ async def invoice_page(request: web.Request, session: StaffSession) -> web.Respo
         return reason
     await looks.audit(request, session, reason, (inv.account_id,), "staff_viewed_invoice",
                       (f"invoice:{inv.id}", "payments", "webhook_events"))
-    events = await console.staff.invoice_events(inv.account_id, inv.id)
-    await console.staff.record(session, "invoice_viewed", inv.id, ip(request))
+    events = await staff.invoice_events(inv.account_id, inv.id)
+    await staff.record(session, "invoice_viewed", inv.id, ip(request))
     now = view.now or datetime.now(UTC)
     history = []
     for event in events:
@@ -87,11 +87,11 @@ async def invoice_page(request: web.Request, session: StaffSession) -> web.Respo
 @routes.post(PREFIX + "/events/{event_id}/redeliver")
 @action("support")
 async def redeliver(request: web.Request, session: StaffSession, form: Any) -> web.Response:
-    console = request.app[CONSOLE]
     event_id = request.match_info["event_id"]
     invoice_id = text(form, "invoice_id")
-    queued = await console.events.redeliver(event_id)
-    await console.staff.record(session, "event_redelivered", event_id, ip(request))
+    queued = await request.app[SUPPORT].events.redeliver(event_id)
+    await request.app[MEMBERS].staff.record(session, "event_redelivered", event_id,
+                                            ip(request))
     if invoice_id.startswith("inv_"):
         # Back to the invoice: a new look, with the reason of the one it came from.
         reason = looks.normal(form.get("reason"))
@@ -112,10 +112,10 @@ async def account_go(request: web.Request, session: StaffSession) -> web.Respons
 
 async def _account(request: web.Request, session: StaffSession, reason: str,
                    email: str | None = None) -> web.Response:
-    console = request.app[CONSOLE]
+    support = request.app[SUPPORT]
     account_id = request.match_info["account_id"]
-    account = (await console.accounts.view(account_id)).account
-    invoices = await console.invoices.list(account_id=account_id, limit=200)
+    account = (await support.accounts.view(account_id)).account
+    invoices = await support.invoices.list(account_id=account_id, limit=200)
     state = account.state.value
     return render(request, "account.html", {
         "account": account, "state": state, "email": email, "reason": reason,
@@ -138,23 +138,23 @@ async def account_page(request: web.Request, session: StaffSession) -> web.Respo
     # Its datacenter and currency are personal data, and its invoices the customer's: a
     # look with a reason, in the customer's access audit. The email needs a reason of its
     # own (reveal_email).
-    console = request.app[CONSOLE]
     account_id = request.match_info["account_id"]
-    await console.accounts.view(account_id)  # an unknown account is a 404, not a question
+    # An unknown account is a 404, not a question.
+    await request.app[SUPPORT].accounts.view(account_id)
     reason = looks.ask(request, f"Account {account_id}")
     if isinstance(reason, web.Response):
         return reason
     await looks.audit(request, session, reason, (account_id,), "staff_viewed_account",
                       ACCOUNT_FIELDS)
     resp = await _account(request, session, reason)
-    await console.staff.record(session, "account_viewed", account_id, ip(request))
+    await request.app[MEMBERS].staff.record(session, "account_viewed", account_id,
+                                            ip(request))
     return resp
 
 
 @routes.post(PREFIX + "/accounts/{account_id}/email")
 @action("support")
 async def reveal_email(request: web.Request, session: StaffSession, form: Any) -> web.Response:
-    console = request.app[CONSOLE]
     account_id = request.match_info["account_id"]
     reason = looks.normal(form.get("reason"))
     error = looks.reason_error(reason, "the email address")
@@ -164,7 +164,8 @@ async def reveal_email(request: web.Request, session: StaffSession, form: Any) -
                               f"{PREFIX}/accounts/{account_id}/email", method="post")
     # The audited read: the reason goes to the access audit log, in the same transaction,
     # naming everything this page then shows.
-    view = await console.privacy.read_account(
+    view = await request.app[LOOKS].privacy.read_account(
         account_id, Reader(f"staff:{session.member.name}", reason), also=("invoices",))
-    await console.staff.record(session, "email_revealed", account_id, ip(request))
+    await request.app[MEMBERS].staff.record(session, "email_revealed", account_id,
+                                            ip(request))
     return await _account(request, session, reason, email=view.profile.email)

@@ -141,14 +141,25 @@ def test_only_bootstrap_builds_concrete_adapters() -> None:
             assert not name.startswith("gateway.adapters"), f"{rel} imports {name}"
 
 
-def test_http_never_imports_adapters() -> None:
-    """Handlers get services (and what else they need) through their area's key;
-    nothing under gateway/http/ reaches an adapter, even for a type or a constant."""
-    for path in modules("gateway/http"):
+def assert_no_adapter_imports(folder: str) -> None:
+    for path in modules(folder):
         rel = path.relative_to(ROOT)
         for name in imports(path):
             assert not name.startswith(("gateway.adapters", "gateway.bootstrap")), \
                 f"{rel} imports {name}"
+
+
+def test_http_never_imports_adapters() -> None:
+    """Handlers get services (and what else they need) through their area's key;
+    nothing under gateway/http/ reaches an adapter, even for a type or a constant."""
+    assert_no_adapter_imports("gateway/http")
+
+
+def test_staff_console_never_imports_adapters() -> None:
+    """The staff console's pages, likewise (gateway/staff/context.py: one key per area);
+    not even through the composition root."""
+    assert modules("gateway/staff")
+    assert_no_adapter_imports("gateway/staff")
 
 
 FAMILY_PACKAGES = ("chains.utxo", "chains.evm", "chains.monero", "chains.jsonrpc",

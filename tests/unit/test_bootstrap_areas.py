@@ -9,8 +9,17 @@ from typing import Any
 
 import pytest
 
-from gateway.bootstrap import Overrides, background_jobs, build, build_app, http_areas
+from gateway.bootstrap import (
+    Overrides,
+    background_jobs,
+    build,
+    build_app,
+    console_areas,
+    http_areas,
+)
 from gateway.config import Settings, load
+from gateway.staff import context as staff
+from gateway.staff.app import create_staff_app
 from tests.support.fake_gateway import fake_env
 
 pytestmark = pytest.mark.unit
@@ -42,14 +51,37 @@ async def test_overrides_reach_every_service(tmp_path: Path) -> None:
         await gw.aclose()
 
 
+def assert_no_adapter(areas: Any) -> None:
+    for area, value in values(areas):
+        for name, item in values(value):
+            owner = getattr(item, "__self__", item)  # a bound method: its object
+            module = type(owner).__module__
+            assert not module.startswith("gateway.adapters"), f"{area}.{name}: {module}"
+
+
 async def test_http_areas_hold_no_adapter(tmp_path: Path) -> None:
     gw = build(settings(tmp_path))
     try:
-        for area, value in values(http_areas(gw)):
-            for name, item in values(value):
-                owner = getattr(item, "__self__", item)  # a bound method: its object
-                module = type(owner).__module__
-                assert not module.startswith("gateway.adapters"), f"{area}.{name}: {module}"
+        assert_no_adapter(http_areas(gw))
+    finally:
+        await gw.aclose()
+
+
+async def test_console_areas_hold_no_adapter_and_each_is_its_own_key(
+        tmp_path: Path) -> None:
+    gw = build(settings(tmp_path))
+    try:
+        areas = console_areas(gw, http_areas(gw).edge)
+        assert_no_adapter(areas)
+        # Taken from the areas build wired: the same objects the API and the CLI use.
+        assert areas.members.staff is gw.staff.staff
+        assert areas.support.invoices is gw.billing.invoices
+        assert areas.admin.api_keys is gw.accounts.api_keys
+        app = create_staff_app(areas)
+        for key, area in ((staff.MEMBERS, areas.members), (staff.LOOKS, areas.looks),
+                          (staff.FINANCE, areas.finance), (staff.SUPPORT, areas.support),
+                          (staff.ADMIN, areas.admin), (staff.EDGE, areas.edge)):
+            assert app[key] is area
     finally:
         await gw.aclose()
 
