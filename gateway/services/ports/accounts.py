@@ -170,6 +170,10 @@ class SignInAccounts(AccountStore, AccountCredentials, SecondFactor, Protocol):
     factor)."""
 
 
+class FactorAccounts(AccountStore, SecondFactor, Protocol):
+    """Two-factor authentication (its throttled checks read the account too)."""
+
+
 class NoticeAccounts(AccountStore, AccountConsent, Protocol):
     """Policy notices: to whom, minus the objectors to optional ones."""
 

@@ -19,10 +19,10 @@ from gateway.services.ports.accounts import (
     AccountRepository,
     AccountStore,
     ApiKeyRepository,
+    FactorAccounts,
     NoticeAccounts,
     PrivacyAccounts,
     RetentionAccounts,
-    SecondFactor,
     SecurityLog,
     SessionRepository,
     SignInAccounts,
@@ -82,7 +82,7 @@ class WithAccountStore(Protocol):
 
 class WithSecondFactor(Protocol):
     @property
-    def accounts(self) -> SecondFactor: ...
+    def accounts(self) -> FactorAccounts: ...
 
 
 class WithSignInAccounts(Protocol):
