@@ -1,6 +1,7 @@
 """SIGKILL the gateway between broadcast and confirmation; nothing is lost or doubled."""
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -54,19 +55,30 @@ async def test_events_committed_before_a_crash_are_delivered_after_restart(
     make_stack: StackFactory,
 ) -> None:
     # The receiver is down (500) when the event is written; the gateway is killed with the
-    # delivery pending; the pending retry survives in the database.
-    stack = await make_stack(script=[500], event_types=["account.created"], process=True)
+    # delivery pending; the pending retry survives in the database. The receiver keeps
+    # failing until the gateway is down: with the stack's half-second retries, a receiver
+    # that recovered after one 500 could take the retry before the test saw the pending
+    # row (CI saw exactly that), and the kill would then test nothing. Retries 5 s apart
+    # put the kill far from the next attempt; should one be in flight all the same, its
+    # lease ends within a minute and the wait below allows for that.
+    stack = await make_stack(script=[500] * 1000, event_types=["account.created"],
+                             process=True,
+                             GATEWAY_WEBHOOKS__RETRY_SCHEDULE_SECONDS=json.dumps([5] * 20))
     await stack.signup("outbox@example.org")
-    # Kill once the failed attempt is recorded and its retry is pending in the database.
+    # Kill once a failed attempt is recorded and its retry is pending in the database.
     # (Killed before that, the delivery stays leased for a minute: the mid-flight case,
     # covered by the three-instance test.)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not await stack.scalar(
             "SELECT count(*) FROM deliveries WHERE attempts >= 1 AND status = 'pending'"):
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "no failed attempt recorded within 60 s"
         await asyncio.sleep(0.05)
     await stack.gateway.kill()
+    failed_before_kill = len(stack.receiver.attempts)
+    assert failed_before_kill >= 1 and not stack.receiver.deliveries
+    stack.receiver.script.clear()  # the receiver is back: the next attempt succeeds
     await stack.gateway.start()
-    delivery = await stack.receiver.wait_for("account.created")
+    delivery = await stack.receiver.wait_for("account.created", timeout=90)
+    assert len(stack.receiver.attempts) > failed_before_kill  # sent by the new process
     ids = {a.headers["webhook-id"] for a in stack.receiver.attempts}
     assert len(ids) == 1 and delivery.headers["webhook-id"] in ids
