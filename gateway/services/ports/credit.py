@@ -1,0 +1,26 @@
+"""Account credit: the append-only ledger of what customers are owed (docs/credit.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from gateway.domain.credit import CreditEntry
+
+
+class CreditLedger(Protocol):
+    async def add(self, entry: CreditEntry) -> bool:
+        """Appends the entry; False (and nothing written) when its account already has an
+        entry with the same cause. Call with the account row locked
+        (`accounts.get(..., for_update=True)`) when the entry takes from the balance, so
+        two instances never spend the same credit."""
+
+    async def balance(self, account_id: str) -> int:
+        """The sum of the account's entries, minor units of its currency."""
+
+    async def entries(self, account_id: str, limit: int = 100,
+                      before_id: int | None = None) -> list[CreditEntry]:
+        """Newest first; `before_id` pages back."""
+
+    async def between(self, start: datetime, end: datetime) -> list[CreditEntry]:
+        """Every entry of the period, oldest first (finance exports and reconciliation)."""
