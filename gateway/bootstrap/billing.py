@@ -83,7 +83,7 @@ def _invoices(core: Core, chains: ChainsArea, rates_http: LazySession) -> Invoic
 def _tracker(core: Core, chains: ChainsArea, prepaid: PrepaidTime) -> PaymentTracker:
     settings, directory = core.settings, chains.directory
     return PaymentTracker(
-        core.make_uow, core.clock,
+        core.watcher_uow, core.clock,
         block_time_tolerance=timedelta(minutes=settings.invoices.block_time_tolerance_minutes),
         feed_of=directory.feed, prepaid=prepaid,
         # Invoices keep the requirement they were created with: leave room for a

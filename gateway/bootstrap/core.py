@@ -85,6 +85,8 @@ class Core:
     make_uow: UnitOfWorkFactory  # what the services use: an `Overrides.uow` if injected
     reader: UnitOfWorkFactory  # reads only (the override's, if injected)
     sql_uow: Callable[[], SqlUnitOfWork]  # the database's own, which an override may wrap
+    # The watcher's: first in the queue for SQLite's one writer (`adapters/db/turn.py`).
+    watcher_uow: UnitOfWorkFactory
     deliveries: Doorbell = field(default_factory=Doorbell)
     mail: Doorbell = field(default_factory=Doorbell)
 
@@ -114,6 +116,11 @@ def build_core(settings: Settings, clock: Clock, overrides: Overrides) -> Core:
                              mail_index=index, on_mail=mail.ring, allocator=allocator,
                              on_change=changes.publish)
 
+    def watcher_uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, cipher, on_events=deliveries.ring, clock=clock,
+                             mail_index=index, on_mail=mail.ring, allocator=allocator,
+                             on_change=changes.publish, urgent=True)
+
     def sql_reader() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, cipher, read_only=True, clock=clock)
 
@@ -121,6 +128,7 @@ def build_core(settings: Settings, clock: Clock, overrides: Overrides) -> Core:
                 allocator=allocator, cipher=cipher, index=index, metrics=Metrics(),
                 changes=changes, make_uow=overrides.uow or sql_uow,
                 reader=overrides.uow or sql_reader, sql_uow=sql_uow,
+                watcher_uow=overrides.uow or watcher_uow,
                 deliveries=deliveries, mail=mail)
 
 

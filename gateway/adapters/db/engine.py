@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from gateway.adapters.db.turn import WriteTurn
 from gateway.services.errors import ServiceUnavailable
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -32,7 +33,8 @@ CHECKPOINT_BUSY_MS = 500
 # SQLite: one writer at a time. Writers of this process queue on an asyncio lock (handed
 # over at once, in order) instead of on SQLite's busy handler, which sleeps and retries
 # with growing pauses: under load the lock sat free while every waiter slept.
-_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, asyncio.Lock]" = weakref.WeakKeyDictionary()
+# The watcher's and the deliveries' writers go first (`turn.WriteTurn`).
+_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, WriteTurn]" = weakref.WeakKeyDictionary()
 # SQLite: units of work run on the event loop's own thread through the plain sqlite3
 # driver. A statement by key takes tens of microseconds; aiosqlite's hand-over to a worker
 # thread and back (several per statement) cost milliseconds under load. A reader never
@@ -101,18 +103,19 @@ class WriteLockTimeout(ServiceUnavailable):
 
 
 @contextlib.asynccontextmanager
-async def write_turn(engine: AsyncEngine) -> AsyncIterator[None]:
+async def write_turn(engine: AsyncEngine, urgent: bool = False) -> AsyncIterator[None]:
     """This process's turn to write: on SQLite one writer at a time (see `_WRITE_LOCKS`);
-    on PostgreSQL nothing to wait for. Not reentrant: a writer must not open another."""
+    on PostgreSQL nothing to wait for. Not reentrant: a writer must not open another.
+    `urgent`: served before the other waiters (the watcher, webhook deliveries)."""
     if engine.dialect.name != "sqlite":
         yield
         return
     lock = _WRITE_LOCKS.get(engine.sync_engine)
     if lock is None:
-        lock = _WRITE_LOCKS[engine.sync_engine] = asyncio.Lock()
+        lock = _WRITE_LOCKS[engine.sync_engine] = WriteTurn()
     try:
         async with asyncio.timeout(WRITE_LOCK_SECONDS):
-            await lock.acquire()
+            await lock.acquire(urgent)
     except TimeoutError:
         raise WriteLockTimeout(
             f"waited {WRITE_LOCK_SECONDS:.0f} s for the write turn") from None
@@ -129,13 +132,15 @@ def holds_write_turn(engine: Engine) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def write_transaction(engine: AsyncEngine, urgent: bool = False
+                            ) -> AsyncIterator[AsyncConnection]:
     """A transaction that writes, in this process's turn to write (SQLite). On an engine
     built by `make_engine` for SQLite it runs inline like a unit of work: the turn is then
     held for the statements themselves, not for hand-overs to a driver thread and back
     (the delivery worker's claims queue behind every API writer and hold them up in
-    turn). For short transactions only: a statement runs on the event loop's thread."""
-    async with write_turn(engine):
+    turn). For short transactions only: a statement runs on the event loop's thread.
+    `urgent`: in the first queue for the turn (`turn.WriteTurn`)."""
+    async with write_turn(engine, urgent):
         inline = inline_engine(engine)
         if inline is None:
             async with engine.connect() as conn:

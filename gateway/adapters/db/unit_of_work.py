@@ -63,6 +63,7 @@ class SqlUnitOfWork:
         on_mail: Callable[[], None] | None = None,
         allocator: AsyncEngine | None = None,
         on_change: Callable[[set[str]], None] | None = None,
+        urgent: bool = False,
     ) -> None:
         # With the blind index, mail can be queued inside the transaction (billing).
         self._mail_index = mail_index
@@ -75,13 +76,15 @@ class SqlUnitOfWork:
         self._cipher = cipher
         self._on_events = on_events
         self._read_only = read_only
+        # The watcher's units: first in the queue for the turn to write (`turn.WriteTurn`).
+        self._urgent = urgent
         self._conn: AsyncConnection | None = None
         self._turn: contextlib.AbstractAsyncContextManager[None] | None = None
 
     async def __aenter__(self) -> Self:
         inline = inline_engine(self._engine)
         if not self._read_only:
-            turn = write_turn(self._engine)
+            turn = write_turn(self._engine, self._urgent)
             await turn.__aenter__()
             self._turn = turn
         try:

@@ -274,7 +274,7 @@ class SqlDeliveryStore:
             if full:
                 query = query.where(deliveries.c.endpoint_id.not_in(full))
             room = {e: per_endpoint - n for e, n in held.items()}
-        async with write_transaction(self._engine) as conn:
+        async with write_transaction(self._engine, urgent=True) as conn:
             await self._write(conn, finished)
             if limit <= 0:
                 return []
@@ -332,7 +332,7 @@ class SqlDeliveryStore:
 
     async def renew(self, ids: Sequence[str], until: datetime) -> None:
         if ids:
-            async with write_transaction(self._engine) as conn:
+            async with write_transaction(self._engine, urgent=True) as conn:
                 await conn.execute(
                     update(deliveries)
                     .where(deliveries.c.id.in_(list(ids)),
@@ -341,7 +341,7 @@ class SqlDeliveryStore:
 
     async def record(self, attempts: Sequence[Attempt]) -> None:
         if attempts:
-            async with write_transaction(self._engine) as conn:
+            async with write_transaction(self._engine, urgent=True) as conn:
                 await self._write(conn, attempts)
 
     async def _write(self, conn: AsyncConnection, attempts: Sequence[Attempt]) -> None:
