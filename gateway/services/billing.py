@@ -225,16 +225,10 @@ class BillingService:
         coin = self._coin(seen.renewal_coin)
         price = plan.price_in(seen.currency)
         # Credit first (docs/credit.md): all of the price, or part of it.
-        async with self._reader() as uow:
-            balance = await uow.credit.balance(seen.id)
-        if balance >= price.minor and plan.name in self._prepaid.periods:
-            if await self._renew_from_credit(seen, plan.name, coin, price, now):
-                return 1
-        used = Fiat(min(max(balance, 0), price.minor), price.currency)
-        metadata: dict[str, object] = {"plan": plan.name}
-        if 0 < used.minor < price.minor:
-            metadata[CREDIT_APPLIED] = used.as_decimal_string()
-            price = Fiat(price.minor - used.minor, price.currency)
+        credit = await self._credit_first(seen, plan.name, coin, price, now)
+        if credit is None:
+            return 1
+        used, price, metadata = credit
         # The rate is fetched before the transaction: no lock is held across I/O.
         invoice = await self._invoices.prepare(
             seen.id, price, coin, metadata, valid_until=seen.paid_until)
@@ -259,6 +253,23 @@ class BillingService:
             await uow.commit()
         log.info("billing: renewal invoice %s created for account %s", invoice.id, seen.id)
         return 1
+
+    async def _credit_first(self, seen: Account, plan: str, coin: str, price: Fiat,
+                            now: datetime) -> tuple[Fiat, Fiat, dict[str, object]] | None:
+        """None when credit alone renewed the period; else (credit to take, price left
+        to invoice, the invoice's metadata)."""
+        async with self._reader() as uow:
+            balance = await uow.credit.balance(seen.id)
+        if balance >= price.minor and plan in self._prepaid.periods:
+            if await self._renew_from_credit(seen, plan, coin, price, now):
+                return None
+        used = Fiat(min(max(balance, 0), price.minor), price.currency)
+        metadata: dict[str, object] = {"plan": plan}
+        if 0 < used.minor < price.minor and price.currency == (seen.currency
+                                                                or price.currency):
+            metadata[CREDIT_APPLIED] = used.as_decimal_string()
+            return used, Fiat(price.minor - used.minor, price.currency), metadata
+        return used, price, metadata
 
     async def _renew_from_credit(self, seen: Account, plan: str, coin: str, price: Fiat,
                                  now: datetime) -> bool:

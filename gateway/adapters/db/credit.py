@@ -18,9 +18,13 @@ _i, _p = invoices.c, payments.c
 _DONE = [Status.SETTLED.value, Status.EXPIRED.value, Status.INVALID.value]
 
 
+_other = credit_entries.alias("other_entries")
+
+
 def _has(cause: ColumnElement[str]) -> ColumnElement[bool]:
     """The invoice's account has an entry with this cause."""
-    return exists().where(_c.account_id == _i.account_id, _c.cause == cause)
+    o = _other.c
+    return exists().where(o.account_id == _i.account_id, o.cause == cause)
 
 
 def _text(*parts: ColumnElement[Any] | str) -> ColumnElement[str]:
