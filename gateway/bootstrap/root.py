@@ -33,10 +33,10 @@ from gateway.config import Settings
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.billing import BillingService
-from gateway.services.credit import CreditService
-from gateway.services.credit_spending import PlanPurchases
 from gateway.services.chain_events import PaymentTracker
 from gateway.services.changes import ChangeHub
+from gateway.services.credit import CreditService
+from gateway.services.credit_spending import PlanPurchases
 from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import InvoiceService
