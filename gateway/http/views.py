@@ -79,7 +79,8 @@ async def account_doc(request: web.Request, view: AccountView) -> dict[str, Any]
     service = request.app[BILLING].credit
     credit = None
     if service is not None:
-        credit = credit_json(await service.balance(view.account.id), view.account.currency)
+        summary = await service.view(view.account.id, limit=1)
+        credit = credit_json(summary.balance, summary.currency)
     return account_json(view, renewal, credit)
 
 

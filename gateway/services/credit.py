@@ -81,8 +81,12 @@ class CreditService:
             account = await uow.accounts.get(account_id)
             if account is None:
                 raise NotFound("account")
-            return CreditView(await uow.credit.balance(account_id), account.currency,
-                              await uow.credit.entries(account_id, limit, before_id))
+            entries = await uow.credit.entries(account_id, limit, before_id)
+            currency = account.currency
+            if currency is None:  # no currency chosen: the one its credit was kept in
+                latest = entries or await uow.credit.entries(account_id, 1)
+                currency = latest[0].currency if latest else None
+            return CreditView(await uow.credit.balance(account_id), currency, entries)
 
     async def balance(self, account_id: str) -> int:
         async with self._reader() as uow:
