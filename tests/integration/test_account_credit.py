@@ -243,3 +243,36 @@ async def test_two_instances_credit_and_spend_at_once(
                         (await entries(world, account))[0].conversion.output_index)
             finally:
                 await other.aclose()
+
+
+async def test_renewals_take_credit_first_whole_then_in_part(world: World) -> None:
+    credit, billing = world.gw.services.credit, world.gw.services.billing
+    account = await world.account()
+    await pay(world, await plan_invoice(world, account), 2 * DUE + DUE // 2)
+    await credit.run()
+    assert await credit.balance(account) == 1200
+    [invoices_before] = await world.sql("SELECT count(*) AS n FROM invoices")
+
+    world.clock.now = T0 + 23 * DAY  # the renewal lead: credit pays the whole period
+    for _ in range(3):
+        await billing.run()
+    [invoices_after] = await world.sql("SELECT count(*) AS n FROM invoices")
+    assert invoices_after.n == invoices_before.n
+    assert await credit.balance(account) == 400
+    rows = await world.sql("SELECT body FROM events WHERE account_id = :a AND "
+                           "type = 'account.renewed'", a=account)
+    [renewed] = [json.loads(r.body)["data"] for r in rows]
+    assert renewed["via"] == "credit" and renewed["paid_until"].startswith("2027-01-26")
+
+    world.clock.now = T0 + 53 * DAY  # the next one: 4.00 of credit, an invoice for 4.00
+    for _ in range(3):
+        await billing.run()
+    assert await credit.balance(account) == 0
+    [renewal] = await world.sql("SELECT invoice_id FROM renewals WHERE account_id = :a",
+                                a=account)
+    invoice = (await world.read(renewal.invoice_id)).record.invoice
+    assert invoice.price == Fiat(400, "EUR")
+    assert invoice.metadata == {"plan": "vps", "credit_applied": "4.00"}
+    spent = [e for e in await entries(world, account) if e.kind is CreditKind.SPENT]
+    assert [e.amount for e in spent] == [-800, -400]
+    assert spent[1].cause == f"spend:{invoice.id}"
