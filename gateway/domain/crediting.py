@@ -141,3 +141,13 @@ def lost(invoice: Invoice, payments: Sequence[ObservedPayment]) -> list[str]:
                                       for p in payments):
         causes.append(overpaid_cause(invoice.id))
     return causes
+
+
+def used_by_settlement(invoice: Invoice, payments: Sequence[ObservedPayment]) -> list[str]:
+    """The payment causes of a settled invoice's outputs that settled it: credited before
+    (it had expired, then turned out paid in time once a late-seen block showed when), they
+    bought the invoice's period and their credit is taken back."""
+    if invoice.status is not Status.SETTLED or invoice.settled_at is None:
+        return []
+    return [payment_cause(invoice.coin, p.txid, p.index) for p in payments
+            if not p.reverted and p.seen_at <= invoice.settled_at]

@@ -24,6 +24,7 @@ from gateway.domain.crediting import (
     reverted_cause,
     spend_cause,
     unspend_cause,
+    used_by_settlement,
 )
 from gateway.domain.invoices import (
     DEFAULT_BLOCK_TIME_TOLERANCE,
@@ -232,9 +233,11 @@ class _Writer:
                 invoice.terms.decimals, _plain(rate), source)))
 
     async def reverted(self, payments: list[ObservedPayment]) -> None:
-        """A credited payment gone for good: its credit is taken back (the balance may go
-        below zero by this correction alone)."""
-        for cause in lost(self._invoice, payments):
+        """A credited payment gone for good, or one that turned out to settle its invoice:
+        its credit is taken back (the balance may go below zero by this correction
+        alone)."""
+        for cause in lost(self._invoice, payments) + used_by_settlement(self._invoice,
+                                                                        payments):
             credited = await self._uow.credit.find(self._account.id, cause)
             if credited is None or credited.amount <= 0:
                 continue
@@ -243,8 +246,8 @@ class _Writer:
                     credited.currency, reverted_cause(cause), self._now,
                     invoice_id=self._invoice.id, conversion=credited.conversion)):
                 log.warning("credit: a payment of invoice %s credited to account %s was "
-                            "reverted; its credit is taken back", self._invoice.id,
-                            self._account.id)
+                            "reverted, or settled the invoice after all; its credit is "
+                            "taken back", self._invoice.id, self._account.id)
 
     async def unspend(self) -> None:
         """Credit spent on this invoice comes back: it expired (or went invalid) unpaid."""

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from gateway.adapters.db import tables
 from gateway.bootstrap import Overrides, build
 from gateway.domain.credit import CreditKind, payment_cause
 from gateway.domain.money import Fiat
@@ -188,6 +190,27 @@ async def test_a_reverted_credited_payment_is_taken_back_once(world: World) -> N
     assert await credit.balance(account) == 0
     kinds = [e.kind for e in await entries(world, account)]
     assert kinds == [CreditKind.UNDERPAID, CreditKind.REVERTED]
+
+
+async def test_an_expired_invoice_that_settles_after_all_takes_its_credit_back(
+        world: World) -> None:
+    """Credited as underpaid, then settled once a payment turned out made in time (the
+    watcher caught up): the outputs bought the period, their credit is taken back."""
+    credit = world.gw.services.credit
+    account = await world.account()
+    view = await plan_invoice(world, account)
+    await pay(world, view, 4_000_000)
+    await expire(world)
+    assert await credit.run() == 1
+    invoice_id = view.record.invoice.id
+    async with world.gw.engine.begin() as conn:  # what `observe` does on the late evidence
+        await conn.execute(update(tables.invoices).where(tables.invoices.c.id == invoice_id)
+                           .values(status="settled", settled_at=world.clock.now))
+    assert await credit.run() == 1
+    assert await credit.run() == 0
+    assert await credit.balance(account) == 0
+    assert [e.kind for e in await entries(world, account)] == [
+        CreditKind.UNDERPAID, CreditKind.REVERTED]
 
 
 async def test_credit_expires_after_its_lifetime_once(world: World) -> None:

@@ -17,7 +17,13 @@ from gateway.domain.credit import (
     split_price,
     to_credit,
 )
-from gateway.domain.crediting import CreditRules, can_still_settle, lost, owed
+from gateway.domain.crediting import (
+    CreditRules,
+    can_still_settle,
+    lost,
+    owed,
+    used_by_settlement,
+)
 from gateway.domain.errors import InvalidInput
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, ObservedPayment, Status
 from gateway.domain.money import Fiat
@@ -148,6 +154,17 @@ def test_a_reverted_payment_names_what_it_was_credited_as() -> None:
     gone = [pay(12_000_000, 1, reverted=True)]
     assert lost(inv, gone) == [payment_cause("LTC", "a", 0), "overpaid:inv_1"]
     assert owed(inv, gone, at(3)) == []
+
+
+def test_outputs_that_settled_an_invoice_after_all_are_named() -> None:
+    payments = [pay(4_000_000, 1), pay(6_000_000, 1.5, txid="b")]
+    inv = run(invoice(), payments[:1], at(16))
+    assert used_by_settlement(inv, payments) == []  # expired: nothing used
+    inv = run(invoice(), payments, at(2))
+    assert status(inv) is Status.SETTLED
+    after = [*payments, pay(1_000, 5, txid="c")]  # after settlement: late, not used
+    assert used_by_settlement(inv, after) == [payment_cause("LTC", "a", 0),
+                                              payment_cause("LTC", "b", 0)]
 
 
 def test_entries_keep_their_sign_and_spending_never_goes_below_zero() -> None:

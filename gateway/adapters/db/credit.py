@@ -116,6 +116,10 @@ class SqlCreditLedger:
                 and_(_p.status == confirmed, _i.status == Status.SETTLED.value,
                      _p.seen_at > _i.settled_at, ~_has(cause)),
                 and_(_p.status == reverted, _has(cause), ~_has(_text("revert:", cause))),
+                # credited while expired, then settled by it (paid in time after all)
+                and_(_p.status != reverted, _i.status == Status.SETTLED.value,
+                     _p.seen_at <= _i.settled_at, _has(cause),
+                     ~_has(_text("revert:", cause))),
                 and_(_p.status == reverted, _has(overpaid),
                      ~_has(_text("revert:", overpaid))),
             )))
