@@ -19,6 +19,7 @@ from gateway.bootstrap import Overrides, build
 from gateway.domain.credit import CreditKind, payment_cause
 from gateway.domain.money import Fiat
 from gateway.services.credit_spending import Bought
+from gateway.services.finance import Period
 from tests.support.databases import fresh_database
 from tests.support.fake_gateway import T0, World, fake_world
 
@@ -108,6 +109,23 @@ async def test_underpaid_until_expiry_then_credit_pays_part_of_the_next_period(
     assert await credit.run() == 0
     assert [e.kind for e in await entries(world, account)] == [
         CreditKind.UNDERPAID, CreditKind.SPENT]
+
+
+async def test_finance_lists_credits_and_spends_with_their_txids(world: World) -> None:
+    credit = world.gw.services.credit
+    account = await world.account()
+    await pay(world, await plan_invoice(world, account), 4_000_000)
+    await expire(world)
+    await credit.run()
+    plan = world.gw.services.invoices.plan("vps")
+    result = await world.gw.services.purchases.buy(account, plan, "FAK")
+    assert not isinstance(result, Bought)
+    lines = await world.gw.services.finance.credit(Period(T0, T0 + DAY))
+    assert [(line["kind"], line["amount"], line["account_id"]) for line in lines] == [
+        ("underpaid", "3.20", account), ("spent", "-3.20", account)]
+    credited = lines[0]
+    assert credited["txid"] and credited["coin"] == "FAK" and credited["rate"] == "80"
+    assert lines[1]["txid"] == "" and lines[1]["invoice_id"] == result[0].record.invoice.id
 
 
 async def test_a_part_paid_invoice_that_expires_gives_its_credit_back(world: World) -> None:
