@@ -14,7 +14,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from gateway.domain.accounts import Account
-from gateway.domain.credit import Conversion, CreditEntry, CreditKind, to_credit
+from gateway.domain.credit import (
+    AdjustmentReason,
+    Conversion,
+    CreditEntry,
+    CreditKind,
+    InsufficientCredit,
+    to_credit,
+)
 from gateway.domain.crediting import (
     CreditRules,
     Owed,
@@ -26,6 +33,7 @@ from gateway.domain.crediting import (
     unspend_cause,
     used_by_settlement,
 )
+from gateway.domain.errors import InvalidInput
 from gateway.domain.invoices import (
     DEFAULT_BLOCK_TIME_TOLERANCE,
     Invoice,
@@ -77,7 +85,7 @@ class CreditService:
     async def view(self, account_id: str, limit: int = 100,
                    before_id: int | None = None) -> CreditView:
         if not 1 <= limit <= 500:
-            raise NotFound("page")
+            raise InvalidInput("limit", "must be between 1 and 500")
         async with self._reader() as uow:
             account = await uow.accounts.get(account_id)
             if account is None:
@@ -96,6 +104,38 @@ class CreditService:
     async def between(self, start: datetime, end: datetime) -> list[CreditEntry]:
         async with self._reader() as uow:
             return await uow.credit.between(start, end)
+
+    async def adjust(self, account_id: str, amount: int, reason: AdjustmentReason,
+                     note: str | None, staff_id: str | None, request_id: str) -> CreditEntry:
+        """Staff move a balance by hand, with a typed reason (and their words); once per
+        `request_id` (a retried form writes one entry). A debit never takes the balance
+        below zero. Returns the entry (the one written before, for a retry)."""
+        if amount == 0:
+            raise InvalidInput("amount", "an adjustment moves the balance")
+        cause = f"adjust:{request_id}"
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or account.deleted:
+                raise NotFound("account")
+            earlier = await uow.credit.find(account_id, cause)
+            if earlier is not None:
+                return earlier
+            balance = await uow.credit.balance(account_id)
+            if balance + amount < 0:
+                raise InsufficientCredit(-amount, balance)
+            latest = await uow.credit.entries(account_id, 1)
+            currency = account.currency or (latest[0].currency if latest else None)
+            if currency is None:
+                raise InvalidInput("account", "has no currency to keep credit in")
+            entry = CreditEntry(account_id, CreditKind.ADJUSTMENT, amount, currency, cause,
+                                self._clock(), reason=reason, note=note, staff_id=staff_id)
+            await uow.credit.add(entry)
+            if amount > 0:
+                account.credited(entry, balance + amount)
+                await uow.accounts.save(account)
+            await uow.commit()
+        log.info("credit: account %s adjusted by staff (%s)", account_id, reason.value)
+        return entry
 
     # -- the periodic task ---------------------------------------------------------------
     async def run(self) -> int:

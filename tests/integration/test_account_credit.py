@@ -16,7 +16,12 @@ from sqlalchemy import update
 
 from gateway.adapters.db import tables
 from gateway.bootstrap import Overrides, build
-from gateway.domain.credit import CreditKind, payment_cause
+from gateway.domain.credit import (
+    AdjustmentReason,
+    CreditKind,
+    InsufficientCredit,
+    payment_cause,
+)
 from gateway.domain.money import Fiat
 from gateway.services.credit_spending import Bought
 from gateway.services.finance import Period
@@ -317,3 +322,28 @@ async def test_renewals_take_credit_first_whole_then_in_part(world: World) -> No
     spent = [e for e in await entries(world, account) if e.kind is CreditKind.SPENT]
     assert [e.amount for e in spent] == [-800, -400]
     assert spent[1].cause == f"spend:{invoice.id}"
+
+
+async def test_staff_adjust_a_balance_once_per_request_never_below_zero(
+        world: World) -> None:
+    credit = world.gw.services.credit
+    account = await world.account()
+    await pay(world, await plan_invoice(world, account), 4_000_000)
+    await expire(world)
+    await credit.run()
+    entry = await credit.adjust(account, 150, AdjustmentReason.GOODWILL, "sorry", "stf_1",
+                                "req-1")
+    again = await credit.adjust(account, 150, AdjustmentReason.GOODWILL, "sorry", "stf_1",
+                                "req-1")
+    assert again.cause == entry.cause == "adjust:req-1"
+    assert await credit.balance(account) == 470
+    with pytest.raises(InsufficientCredit):
+        await credit.adjust(account, -500, AdjustmentReason.CORRECTION, None, "stf_1",
+                            "req-2")
+    await credit.adjust(account, -470, AdjustmentReason.CORRECTION, None, "stf_1", "req-3")
+    assert await credit.balance(account) == 0
+    [*_, last] = await entries(world, account)
+    assert (last.kind, last.reason, last.staff_id) == (
+        CreditKind.ADJUSTMENT, AdjustmentReason.CORRECTION, "stf_1")
+    assert [e["kind"] for e in await credited_events(world, account)] == [
+        "underpaid", "adjustment"]
