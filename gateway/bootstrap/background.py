@@ -1,6 +1,6 @@
 """The background jobs `gateway serve` runs, each with a name: delivery and mail workers
-on every instance; the sweeper, retention, billing, backups and one watcher per chain
-follower on one instance at a time."""
+on every instance; the sweeper, retention, billing, account credit, backups and one
+watcher per chain follower on one instance at a time."""
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass

@@ -69,7 +69,6 @@ def entry_of(r: Any) -> CreditEntry:
 class SqlCreditLedger:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        self.added: list[CreditEntry] = []  # written in this transaction
 
     async def add(self, entry: CreditEntry) -> bool:
         try:
@@ -77,7 +76,6 @@ class SqlCreditLedger:
                 await self._conn.execute(insert(credit_entries).values(_values(entry)))
         except IntegrityError:
             return False
-        self.added.append(entry)
         return True
 
     async def find(self, account_id: str, cause: str) -> CreditEntry | None:
