@@ -6,6 +6,7 @@ if that invoice expires unpaid (`CreditService`). Always under the account's row
 two instances never spend the same credit, and spending never takes the balance below
 zero."""
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,13 +34,15 @@ class Bought:
 
     account: Account
     entry: CreditEntry
-    extension: Extension
+    extension: Extension | None  # None: a replay (the same Idempotency-Key again)
 
 
 async def buy_period(uow: BillingUnit, account: Account, plan: str, period: Period,
-                     coin: str, price: Fiat, now: datetime) -> Bought | None:
+                     coin: str, price: Fiat, now: datetime,
+                     cause: str | None = None) -> Bought | None:
     """With `account` locked: the next period from credit alone, when the balance covers
-    the price (None otherwise, or when this period was bought already)."""
+    the price (None otherwise, or when this period was bought already). `cause`: the
+    entry's name (default: the period it extends)."""
     if account.deleted or price.minor <= 0:
         return None
     if await uow.credit.balance(account.id) < price.minor:
@@ -47,7 +50,7 @@ async def buy_period(uow: BillingUnit, account: Account, plan: str, period: Peri
     extension = extend(account.paid_until, now, period, 1, account.paid_since)
     entry = CreditEntry(
         account.id, CreditKind.SPENT, -price.minor, price.currency,
-        period_spend_cause(plan, account.paid_until), now,
+        cause or period_spend_cause(plan, account.paid_until), now,
         note=f"{plan}: {extension.starts_at:%Y-%m-%d %H:%M} to "
              f"{extension.ends_at:%Y-%m-%d %H:%M} UTC")
     if not await uow.credit.add(entry):
@@ -78,11 +81,15 @@ class PlanPurchases:
     async def buy(self, account_id: str, plan: Plan, coin: str,
                   idem: IdempotencyRequest | None = None
                   ) -> Bought | tuple[InvoiceView, bool]:
+        cause = _idempotent_cause(idem)
         async with self._reader() as uow:
             account = await uow.accounts.get(account_id)
             if account is None or account.deleted:
                 raise NotFound("account")
             balance = await uow.credit.balance(account_id)
+            replay = await uow.credit.find(account_id, cause) if cause else None
+        if replay is not None:  # this request bought the period already
+            return Bought(account, replay, None)
         price = plan.price_in(account.currency)
         period = self._periods.get(plan.name)
         usable = balance if price.currency == (account.currency or price.currency) else 0
@@ -90,7 +97,8 @@ class PlanPurchases:
             known = ", ".join(self._invoices.coins()) or "none"
             raise InvalidInput("coin", f"{coin!r} is not accepted here; accepted: {known}")
         if usable >= price.minor and period is not None:
-            bought = await self._from_credit(account_id, plan.name, period, coin, price)
+            bought = await self._from_credit(account_id, plan.name, period, coin, price,
+                                             cause)
             if bought is not None:
                 return bought
         if usable > 0:
@@ -104,13 +112,22 @@ class PlanPurchases:
             account_id, price, coin, {"plan": plan.name}, idem, for_plan=plan)
 
     async def _from_credit(self, account_id: str, plan: str, period: Period, coin: str,
-                           price: Fiat) -> Bought | None:
+                           price: Fiat, cause: str | None) -> Bought | None:
         now = self._clock()
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
             if account is None:
                 raise NotFound("account")
-            bought = await buy_period(uow, account, plan, period, coin, price, now)
+            bought = await buy_period(uow, account, plan, period, coin, price, now, cause)
             if bought is not None:
                 await uow.commit()
             return bought
+
+
+def _idempotent_cause(idem: IdempotencyRequest | None) -> str | None:
+    """A period bought from credit under an Idempotency-Key is named by the key: the same
+    request again finds it (and buys nothing more)."""
+    if idem is None:
+        return None
+    digest = hashlib.sha256(f"{idem.scope}\n{idem.key}".encode()).hexdigest()[:32]
+    return f"spend:request:{digest}"

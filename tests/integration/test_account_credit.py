@@ -25,6 +25,7 @@ from gateway.domain.credit import (
 from gateway.domain.money import Fiat
 from gateway.services.credit_spending import Bought
 from gateway.services.finance import Period
+from gateway.services.invoices import IdempotencyRequest
 from tests.support.databases import fresh_database
 from tests.support.fake_gateway import T0, World, fake_world
 
@@ -176,6 +177,24 @@ async def test_an_overpayment_is_credited_and_then_buys_a_period_with_no_invoice
                            "type = 'account.renewed'", a=account)
     [renewed] = [json.loads(r.body)["data"] for r in rows]
     assert renewed["via"] == "credit" and renewed["invoice_id"] is None
+
+
+async def test_a_retried_purchase_from_credit_buys_once(world: World) -> None:
+    """The same request again (its Idempotency-Key) finds its purchase: no second period."""
+    credit = world.gw.services.credit
+    account = await world.account()
+    await pay(world, await plan_invoice(world, account), 4 * DUE)
+    await credit.run()
+    assert await credit.balance(account) == 2400
+    plan = world.gw.services.invoices.plan("vps")
+    idem = IdempotencyRequest(account, "retry-me", "f" * 64)
+    once = await world.gw.services.purchases.buy(account, plan, "FAK", idem)
+    again = await world.gw.services.purchases.buy(account, plan, "FAK", idem)
+    assert isinstance(once, Bought) and isinstance(again, Bought)
+    assert again.extension is None and again.entry.cause == once.entry.cause
+    assert await credit.balance(account) == 1600
+    other = await world.gw.services.purchases.buy(account, plan, "FAK")  # a new request
+    assert isinstance(other, Bought) and await credit.balance(account) == 800
 
 
 async def test_a_late_payment_is_credited_at_the_rate_of_the_moment(world: World) -> None:
