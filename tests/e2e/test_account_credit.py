@@ -115,14 +115,25 @@ async def test_an_overpaid_invoice_credits_its_excess(make_stack: StackFactory) 
     token = await stack.login("over@example.org", "over password 1")
     invoice = await stack.api.ok("POST", "/v1/me/invoices", {"plan": "vps", "coin": "LTC"},
                                  token)
-    double = str(Decimal(invoice["amount_due"]) * 2)
-    await send_seen(stack, invoice["id"], double)
+    triple = str(Decimal(invoice["amount_due"]) * 3)
+    await send_seen(stack, invoice["id"], triple)
     await stack.wait_status(invoice["id"], "settled")
     credited = await wait_event(stack, account["id"], "account.credited")
-    excess = Decimal(double) - Decimal(invoice["amount_due"])
+    excess = Decimal(triple) - Decimal(invoice["amount_due"])
     cents = worth(str(excess), invoice["rate"]["value"])
     assert credited["kind"] == "overpaid" and credited["amount"] == (
         f"{cents // 100}.{cents % 100:02d}")
+    activated = await wait_event(stack, account["id"], "account.activated")
+
+    # The credit pays the next period whole: no invoice, the account document.
+    status, doc, _ = await stack.api.call("POST", "/v1/me/invoices",
+                                          {"plan": "vps", "coin": "LTC"}, token)
+    assert status == 200 and "paid_until" in doc, doc
+    assert doc["credit"]["balance_minor"] == cents - 999
+    renewed = await wait_event(stack, account["id"], "account.renewed")
+    assert renewed["via"] == "credit" and renewed["invoice_id"] is None
+    assert renewed["period_start"] == activated["paid_until"] == renewed["period_start"]
+    assert await stack.count("invoices") == 1
 
 
 @pytest.fixture
