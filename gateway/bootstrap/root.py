@@ -35,6 +35,8 @@ from gateway.services.api_keys import ApiKeyService
 from gateway.services.billing import BillingService
 from gateway.services.chain_events import PaymentTracker
 from gateway.services.changes import ChangeHub
+from gateway.services.credit import CreditService
+from gateway.services.credit_spending import PlanPurchases
 from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import InvoiceService
@@ -75,6 +77,8 @@ class Services:
     notices: PolicyNoticeService
     reconcile: ReconcileService
     staff: StaffService
+    credit: CreditService
+    purchases: PlanPurchases
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,7 +147,8 @@ class Gateway:
             billing=b.billing, endpoints=self.webhooks.endpoints,
             events=self.webhooks.events, tracker=b.tracker, wallet=self.chain_area.wallet,
             retention=p.retention, legal=p.legal, privacy=p.privacy, finance=b.finance,
-            notices=p.notices, reconcile=b.reconcile, staff=self.staff.staff)
+            notices=p.notices, reconcile=b.reconcile, staff=self.staff.staff,
+            credit=b.credit, purchases=b.purchases)
 
     async def check_schema(self) -> None:
         await self.ops.readiness.check_schema()

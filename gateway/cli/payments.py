@@ -50,7 +50,26 @@ def cmd_payments_export(args: argparse.Namespace) -> int:
 
     count = with_gateway(args, work)
     print(f"wrote {count} payments to {out}")
+    if args.credit_out:
+        credit_out = Path(args.credit_out)
+
+        async def credit(gw: "Gateway") -> int:
+            return _write_credit(await gw.services.finance.credit(period), credit_out,
+                                 args.format == "json")
+
+        print(f"wrote {with_gateway(args, credit)} credit entries to {credit_out}")
     return 0
+
+
+def _write_credit(rows: list[dict[str, str | int]], out: Path, as_json: bool) -> int:
+    """The credit ledger's entries of the period: credits, spends, refunds, txids."""
+    from gateway.services.finance import CREDIT_COLUMNS
+    from gateway.tabular import csv_text
+
+    with private_text_file(out) as sink:
+        sink.write(json.dumps(rows, indent=1) + "\n" if as_json
+                   else csv_text(CREDIT_COLUMNS, rows))
+    return len(rows)
 
 
 def register(cli: Commands) -> None:
@@ -71,3 +90,6 @@ def register(cli: Commands) -> None:
     export.add_argument("--format", choices=("csv", "json"), default="csv",
                         help="the file's format (default csv)")
     export.add_argument("--out", required=True, help="the file to write")
+    export.add_argument("--credit-out", metavar="FILE",
+                        help="also write the period's account credit entries (credits, "
+                             "spends, refunds, with their txids) to this file")

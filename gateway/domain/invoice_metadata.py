@@ -13,6 +13,8 @@ KEYS: dict[str, str] = {
     "product": "a product or SKU code",
     "period": "the billing period, e.g. 2026-06 or monthly",
     "quantity": "how many (an integer)",
+    "credit_applied": "the account credit that paid the rest of the price, e.g. 4.80 "
+                      "(set by the gateway, docs/credit.md)",
 }
 VALUE_CHARS = "[A-Za-z0-9._:/-]{1,100}"
 _TOKEN = re.compile(VALUE_CHARS)

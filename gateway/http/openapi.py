@@ -57,6 +57,9 @@ class Op:
     params: tuple[Param, ...] = field(default_factory=tuple)
     alt_media: tuple[str, ...] = ()  # other representations of the success response
     also_ok: tuple[int, ...] = ()  # other success statuses with the same response
+    # ... or with one of these instead (POST /v1/me/invoices: the account, when credit
+    # paid the whole period and there is no invoice)
+    also_ok_models: tuple[type[BaseModel], ...] = ()
     links: tuple[Link, ...] = ()
 
     @property
@@ -176,10 +179,15 @@ OPERATIONS: tuple[Op, ...] = (
        out.InvoicePage, (401, 422), (_cursor("inv_"),),
        links=(Link("FollowFirstInvoice", INVOICE_EVENTS,
                    {"invoice_id": "$response.body#/data/0/id"}),)),
-    Op("post", "/v1/me/invoices", "Buy a plan (200: your open invoice for it, again)",
+    Op("get", "/v1/me/credit", "Your credit: the balance and its entries, newest first",
+       "customer", "session", None, 200, out.CreditPage, (401, 422),
+       (Param("before", "query", {"type": "integer", "minimum": 1},
+              description="next_cursor of the last page"), _limit(500, 100))),
+    Op("post", "/v1/me/invoices", "Buy a plan: credit first (200: your open invoice for it, "
+       "again; or, when your credit pays it all, your account, no invoice)",
        "customer", "session", req.PlanInvoiceBody, 201, out.Invoice,
        (*BODY, *SESSION_WRITE, 409, 429, 503), (IDEM,), also_ok=(200,),
-       links=INVOICE_LINKS[1:]),
+       links=INVOICE_LINKS[1:], also_ok_models=(out.Account,)),
     Op("post", "/v1/password-resets", "Ask for a password reset link", "customer", "none",
        req.ResetRequestBody, 202, out.Accepted, (*BODY, 429, 503)),
     Op("post", "/v1/password-resets/confirm", "Set a new password with a reset link",
@@ -462,6 +470,10 @@ def _responses(op: Op, components: _Components, problem: dict[str, Any]) -> dict
     responses: dict[str, Any] = {str(op.ok): ok}
     for code in op.also_ok:
         responses[str(code)] = {**ok, "description": STATUS_TEXT[code]}
+        if op.also_ok_models and isinstance(op.response, type):
+            schemas = [components.ref(m) for m in (op.response, *op.also_ok_models)]
+            responses[str(code)] = {**responses[str(code)], "content": {
+                "application/json": {"schema": {"anyOf": schemas}}}}
     for code in sorted(set(op.errors) | set(ALWAYS)):
         responses[str(code)] = {"description": STATUS_TEXT[code], "content": problem}
     return responses

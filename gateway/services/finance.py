@@ -3,9 +3,10 @@ invoice locked, and confirmations as far as the watcher has processed the chain.
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from gateway.domain.credit import CreditEntry, signed_fiat
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import Fiat, base_units_to_fiat_minor, format_units
 from gateway.domain.payments import confirmations
@@ -37,6 +38,27 @@ class PaymentLine:
             "period_start": rfc3339(r.period_start) if r.period_start else "",
             "period_end": rfc3339(r.period_end) if r.period_end else "",
         }
+
+
+CREDIT_COLUMNS = ("time", "account_id", "kind", "amount", "currency", "invoice_id",
+                  "refund_id", "coin", "txid", "output_index", "amount_base_units", "rate",
+                  "rate_source", "reason", "cause")
+
+
+def credit_line(e: CreditEntry) -> dict[str, str | int]:
+    """One credit ledger entry for finance (docs/credit.md): credits and spends, with the
+    payment (txid) a credit came from and the rate it was converted at."""
+    c = e.conversion
+    return {
+        "time": rfc3339(e.created_at), "account_id": e.account_id, "kind": e.kind.value,
+        "amount": signed_fiat(e.amount, e.currency), "currency": e.currency,
+        "invoice_id": e.invoice_id or "", "refund_id": e.refund_id or "",
+        "coin": c.coin if c else "", "txid": c.txid if c else "",
+        "output_index": c.output_index if c else "",
+        "amount_base_units": str(c.crypto_amount) if c else "",
+        "rate": c.rate if c else "", "rate_source": c.rate_source if c else "",
+        "reason": e.reason.value if e.reason else "", "cause": e.cause,
+    }
 
 
 @dataclass(frozen=True)
@@ -97,6 +119,16 @@ class FinanceService:
             if len(lines) < batch:
                 return
             after = lines[-1].row.id
+
+    async def credit(self, period: Period) -> list[dict[str, str | int]]:
+        """Every credit ledger entry written in the period, oldest first (all coins: a
+        spend or an adjustment has none)."""
+        start = period.start or datetime(1970, 1, 1, tzinfo=UTC)
+        end = period.end or datetime(9999, 1, 1, tzinfo=UTC)
+        async with self._reader() as uow:
+            entries = await uow.credit.between(start, end)
+        return [credit_line(e) for e in entries
+                if period.coin is None or (e.conversion and e.conversion.coin == period.coin)]
 
     async def _lines(self, uow: FinanceUnit, rows: list[LedgerRow]) -> list[PaymentLine]:
         tips = {c: await uow.cursors.get(self._feed_of(c)) for c in {r.coin for r in rows}}

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.domain.accounts import Account, email_lookup_form
+from gateway.domain.credit import CreditEntry
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import format_units
 from gateway.domain.throttle import ThrottlePolicy
@@ -56,6 +57,9 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "paid_periods": ("invoice_id", "plan", "periods", "starts_at", "ends_at", "created_at"),
     "renewals": ("invoice_id", "period_end", "created_at", "first_reminder_at",
                  "second_reminder_at"),
+    "credit_entries": ("id", "kind", "amount", "currency", "cause", "created_at",
+                       "invoice_id", "refund_id", "coin", "txid", "output_index",
+                       "crypto_amount", "decimals", "rate", "rate_source", "reason", "note"),
 }
 
 # Every table that holds rows about one account, and the export table that carries them;
@@ -76,6 +80,7 @@ EXPORTED_FROM: dict[str, str] = {
     "legal_request_accounts": "legal_requests",
     "paid_periods": "paid_periods",
     "renewals": "renewals",
+    "credit_entries": "credit_entries",
 }
 # Tables with an account column that the export leaves out, and why (OPERATIONS.md says
 # the same under "Access audit").
@@ -122,6 +127,10 @@ EXPORTED_COLUMNS: dict[str, dict[str, str]] = {
                  "created_at": "renewals.created_at",
                  "first_reminder_at": "renewals.first_reminder_at",
                  "second_reminder_at": "renewals.second_reminder_at"},
+    "credit_entries": {c: f"credit_entries.{c}" for c in (
+        "id", "kind", "amount", "currency", "cause", "created_at", "invoice_id",
+        "refund_id", "coin", "txid", "output_index", "crypto_amount", "decimals", "rate",
+        "rate_source", "reason", "note")},
     "paid_periods": {"invoice_id": "paid_periods.invoice_id", "plan": "paid_periods.plan",
                      "periods": "paid_periods.periods", "starts_at": "paid_periods.starts_at",
                      "ends_at": "paid_periods.ends_at",
@@ -170,6 +179,10 @@ UNEXPORTED_COLUMNS: dict[str, dict[str, str]] = {
     },
     "renewals": {"id": _ROW_KEY, "account_id": _ACCOUNT},
     "paid_periods": {"account_id": _ACCOUNT},
+    "credit_entries": {"account_id": _ACCOUNT,
+                       "staff_id": "which staff member adjusted the balance: the "
+                                   "operator's staff, not the customer's data (the "
+                                   "entry and its reason are exported)"},
     "audit_log": {"id": _ROW_KEY, "account_id": _ACCOUNT},
     "policy_notices": {"account_id": _ACCOUNT},
     "security_log": {"id": _ROW_KEY, "account_id": _ACCOUNT},
@@ -468,7 +481,22 @@ class PrivacyService:
             "optional_processing": [{"objected": objected is not None, "since": _ts(objected)}],
             "paid_periods": await uow.personal.paid_periods(account_id),
             "renewals": await uow.personal.renewals(account_id),
+            "credit_entries": [_credit_row(e)
+                               for e in await uow.credit.entries(account_id, 1_000_000)],
         }
+
+
+def _credit_row(e: CreditEntry) -> dict[str, Any]:
+    """One entry of the account's credit ledger (docs/credit.md), as stored."""
+    c = e.conversion
+    return {"id": e.id, "kind": e.kind.value, "amount": e.amount, "currency": e.currency,
+            "cause": e.cause, "created_at": _ts(e.created_at), "invoice_id": e.invoice_id,
+            "refund_id": e.refund_id, "coin": c.coin if c else None,
+            "txid": c.txid if c else None, "output_index": c.output_index if c else None,
+            "crypto_amount": str(c.crypto_amount) if c else None,
+            "decimals": c.decimals if c else None, "rate": c.rate if c else None,
+            "rate_source": c.rate_source if c else None,
+            "reason": e.reason.value if e.reason else None, "note": e.note}
 
 
 async def _profile_row(uow: PrivacyUnit, account: Account, profile: Profile

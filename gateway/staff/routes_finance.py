@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway.domain.errors import InvalidInput
 from gateway.domain.timestamps import parse_time
-from gateway.services.finance import COLUMNS, PaymentLine, Period
+from gateway.services.finance import COLUMNS, CREDIT_COLUMNS, PaymentLine, Period
 from gateway.services.ports import StaffSession
 from gateway.staff import looks
 from gateway.staff.chart import payments_chart
@@ -74,7 +74,8 @@ async def ledger(request: web.Request, session: StaffSession) -> web.Response:
                     "amount": v[1], "fiat": v[2]} for (d, c, cur), v in sorted(totals.items())],
         "chart": payments_chart(counts, coins), "coins": request.app[FINANCE].coins,
         "q": {"from": q.get("from", ""), "to": q.get("to", ""), "coin": q.get("coin", "")},
-        "csv_query": query})
+        "csv_query": query, "credit_columns": CREDIT_COLUMNS,
+        "credit": (await request.app[FINANCE].finance.credit(period))[:MAX_LINES]})
 
 
 @routes.get(PREFIX + "/finance/payments.csv")

@@ -147,6 +147,14 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
             t.payments: [{"coin": "LTC", "txid": "tx1", "output_index": 0,
                           "invoice_id": "inv_1", "amount": 5000000, "status": "confirmed",
                           "block_height": 7, "seen_at": NOW}],
+            t.credit_entries: [{"account_id": aid, "kind": "adjustment", "amount": 250,
+                                "currency": "EUR", "cause": "payment:LTC:tx1:0",
+                                "created_at": NOW, "invoice_id": "inv_1",
+                                "refund_id": "ref_1", "coin": "LTC", "txid": "tx1",
+                                "output_index": 0, "crypto_amount": 5000000, "decimals": 8,
+                                "rate": "80", "rate_source": "locked",
+                                "reason": "goodwill", "note": "kept for you",
+                                "staff_id": "stf_1"}],
         }
         async with engine.begin() as conn:
             for table, values in rows.items():

@@ -16,6 +16,7 @@ import pytest
 from gateway.domain import events as ev
 from gateway.domain.accounts import Account
 from gateway.domain.billing import BillingState, Extension
+from gateway.domain.credit import Conversion, CreditEntry, CreditKind
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, ObservedPayment
 from gateway.domain.money import Fiat
 from gateway.domain.states import AccountState
@@ -78,6 +79,13 @@ def account_events() -> list[ev.DomainEvent]:
     b.advance(days(60), timedelta(days=3))
     b.advance(days(70), timedelta(days=3))
     b.credit("inv_5", "pro", "XMR", Extension(days(70), days(100), 1, days(70)), {}, days(70))
+    b.credit(None, "pro", "XMR", Extension(days(100), days(130), 1, days(70)), {}, days(71),
+             via="credit")
+    b.credited(CreditEntry("acc_2", CreditKind.LATE, 350, "EUR", "payment:LTC:a:0", days(72),
+                           invoice_id="inv_5", conversion=Conversion(
+                               "LTC", "a", 0, 4_375_000, 8, "80", "kraken")), 1350)
+    b.credited(CreditEntry("acc_2", CreditKind.SPEND_RETURNED, 200, "EUR", "unspend:inv_6",
+                           days(72), invoice_id="inv_6"), -50)
     b.take_back("inv_5", 1, days(80), days(75))
     b.take_back("inv_3", 2, days(20), days(75))
     b.erase(days(90))
@@ -132,9 +140,11 @@ def test_the_schema_refuses_a_missing_an_unknown_or_a_mistyped_field() -> None:
 
 def test_a_plan_is_named_only_by_a_plan_activation() -> None:
     plain = ev.AccountActivated("acc_1", "inv_1", None, {})
-    assert set(plain.data) == {"account_id", "invoice_id", "datacenter", "metadata"}
+    assert set(plain.data) == {"account_id", "invoice_id", "datacenter", "metadata", "via"}
+    assert plain.data["via"] == "invoice"
     schema = ev.object_schema(ev.AccountActivated)
-    assert schema["required"] == ["account_id", "invoice_id", "datacenter", "metadata"]
+    assert schema["required"] == ["account_id", "invoice_id", "datacenter", "metadata",
+                                  "via"]
     assert schema["properties"]["reactivated"] == {"type": "boolean"}
     assert schema["properties"]["datacenter"] == {
         "anyOf": [{"type": "string"}, {"type": "null"}]}
