@@ -26,6 +26,8 @@ class CreditKind(StrEnum):
     REFUND_RETURNED = "refund_returned"  # a refused or cancelled refund gives it back
     ADJUSTMENT = "adjustment"  # staff, with a typed reason (either sign)
     EXPIRED = "expired"  # credit older than the configured lifetime (negative)
+    SPEND_RETURNED = "spend_returned"  # a part-paid invoice expired: its credit comes back
+    REVERTED = "reverted"  # a credited payment reverted for good (negative; may overdraw)
 
 
 class AdjustmentReason(StrEnum):
@@ -39,8 +41,12 @@ class AdjustmentReason(StrEnum):
 
 # Kinds that only ever add to the balance, and those that only ever take from it.
 CREDITS = frozenset({CreditKind.UNDERPAID, CreditKind.OVERPAID, CreditKind.LATE,
-                     CreditKind.REFUND_RETURNED})
-DEBITS = frozenset({CreditKind.SPENT, CreditKind.REFUND, CreditKind.EXPIRED})
+                     CreditKind.REFUND_RETURNED, CreditKind.SPEND_RETURNED})
+DEBITS = frozenset({CreditKind.SPENT, CreditKind.REFUND, CreditKind.EXPIRED,
+                    CreditKind.REVERTED})
+# Kinds that come from coins paid (one per output, `payment_cause`), and the kind that
+# takes one back when its payment reverts for good.
+FROM_PAYMENTS = frozenset({CreditKind.UNDERPAID, CreditKind.OVERPAID, CreditKind.LATE})
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class CreditEntry:
     conversion: Conversion | None = None
     reason: AdjustmentReason | None = None
     note: str | None = None  # staff's words beside the typed reason
-    staff_id: int | None = None
+    staff_id: str | None = None  # staff_members.id (a string, like every public id)
     id: int | None = None  # set by the store
 
     def __post_init__(self) -> None:

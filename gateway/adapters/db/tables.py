@@ -440,3 +440,32 @@ staff_log = Table(
     Column("ip_ct", LargeBinary),  # 0019s: was `ip`, in clear
     Column("at", UTCDateTime, nullable=False, index=True),
 )
+
+# Account credit (docs/credit.md): append-only, the balance is the sum of `amount` (minor
+# units of `currency`, signed). One entry per cause and account: the unique key is what
+# makes a payment credited once, a spend taken once, whatever instance or retry writes it.
+# A payment's entry keeps how its coins became money (coin, output, base units, rate).
+credit_entries = Table(
+    "credit_entries",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("cause", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("invoice_id", String(40), index=True),
+    Column("refund_id", String(40), index=True),
+    Column("coin", String(10)),
+    Column("txid", String(100)),
+    Column("output_index", Integer),
+    Column("crypto_amount", BaseUnits),
+    Column("decimals", SmallInteger),
+    Column("rate", String(50)),
+    Column("rate_source", String(200)),
+    Column("reason", String(20)),
+    Column("note", Text),
+    Column("staff_id", String(40)),
+    UniqueConstraint("account_id", "cause", name="uq_credit_entries_account_id_cause"),
+)

@@ -11,6 +11,7 @@ from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
 from gateway.adapters.db.audit import SqlAuditLog
 from gateway.adapters.db.billing import SqlBilling
 from gateway.adapters.db.chain_state import SqlCursors
+from gateway.adapters.db.credit import SqlCreditLedger
 from gateway.adapters.db.engine import (
     inline_connection,
     inline_engine,
@@ -128,6 +129,7 @@ class SqlUnitOfWork:
         self.personal = SqlPersonalRecords(conn)
         self.legal = SqlLegalRegister(conn, self._cipher)
         self.mail = SqlMailOutbox(conn, self._cipher, self._mail_index)
+        self.credit = SqlCreditLedger(conn)
 
     async def __aexit__(
         self, _et: type[BaseException] | None, ev: BaseException | None,

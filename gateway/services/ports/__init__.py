@@ -33,6 +33,7 @@ from gateway.services.ports.accounts import (
 )
 from gateway.services.ports.billing import BillingRepository, RenewalRecord
 from gateway.services.ports.common import Clock, HasEvents
+from gateway.services.ports.credit import CreditLedger
 from gateway.services.ports.finance import Ledger, LedgerRow
 from gateway.services.ports.invoices import (
     ChainDirectory,
@@ -67,6 +68,7 @@ from gateway.services.ports.units import (
     ApiKeysUnit,
     BillingUnit,
     ChainEventsUnit,
+    CreditUnit,
     EmailChangeUnit,
     EndpointsUnit,
     EventsUnit,
@@ -115,6 +117,8 @@ __all__ = [
     "ChainDirectory",
     "ChainEventsUnit",
     "Clock",
+    "CreditLedger",
+    "CreditUnit",
     "CursorRepository",
     "DeletionLedger",
     "DeliveryRecord",

@@ -15,6 +15,9 @@ class CreditLedger(Protocol):
         (`accounts.get(..., for_update=True)`) when the entry takes from the balance, so
         two instances never spend the same credit."""
 
+    async def find(self, account_id: str, cause: str) -> CreditEntry | None:
+        """The account's entry for that cause, if written."""
+
     async def balance(self, account_id: str) -> int:
         """The sum of the account's entries, minor units of its currency."""
 

@@ -30,6 +30,7 @@ from gateway.services.ports.accounts import (
 )
 from gateway.services.ports.billing import BillingRepository
 from gateway.services.ports.common import HasEvents
+from gateway.services.ports.credit import CreditLedger
 from gateway.services.ports.finance import Ledger
 from gateway.services.ports.invoices import (
     CursorRepository,
@@ -195,6 +196,11 @@ class WithMail(Protocol):
     def mail(self) -> MailOutbox: ...
 
 
+class WithCredit(Protocol):
+    @property
+    def credit(self) -> CreditLedger: ...
+
+
 # --- one unit per use case -----------------------------------------------------------
 class ThrottledUnit(Unit, WithAccountStore, WithThrottle, Protocol):
     """Password and sign-in attempts (`services/attempts.py`)."""
@@ -233,27 +239,32 @@ class InvoicesUnit(Unit, WithAccountStore, WithInvoices, WithCursors, WithIdempo
     """Creating and reading invoices (`services/invoices.py`)."""
 
 
-class PrepaidUnit(Unit, WithAccountStore, WithBilling, Protocol):
+class PrepaidUnit(Unit, WithAccountStore, WithBilling, WithCredit, Protocol):
     """What a settled (or reverted) plan invoice does to its account's paid time
     (`services/billing.py` `PrepaidTime`), inside the transaction that saw it."""
 
 
-class BillingUnit(InvoicesUnit, WithPayments, WithBilling, Protocol):
+class BillingUnit(InvoicesUnit, WithPayments, WithBilling, WithCredit, Protocol):
     """Plans, renewals and paid periods (`services/billing.py`); renewals create
     invoices through the invoice service in the same transaction."""
 
 
 class ChainEventsUnit(Unit, WithAccountStore, WithInvoices, WithPayments, WithCursors,
-                      WithBilling, Protocol):
+                      WithBilling, WithCredit, Protocol):
     """Blocks and mempool batches into payments and invoice states
     (`services/chain_events.py`); a settled plan invoice extends its account."""
+
+
+class CreditUnit(Unit, WithAccountStore, WithCredit, Protocol):
+    """The account credit ledger (`services/credit.py`): reads, the expiry job, staff
+    adjustments."""
 
 
 class WalletUnit(Unit, WithInvoices, Protocol):
     """Address-space usage (`services/wallet.py`)."""
 
 
-class FinanceUnit(Unit, WithLedger, WithCursors, Protocol):
+class FinanceUnit(Unit, WithLedger, WithCursors, WithCredit, Protocol):
     """The payments export (`services/finance.py`)."""
 
 
@@ -274,7 +285,7 @@ class LegalUnit(Unit, WithAccountStore, WithAudit, WithLegal, WithMail, Protocol
 
 
 class PrivacyUnit(Unit, WithPrivacyAccounts, WithSessions, WithSecurityLog, WithThrottle,
-                  WithInvoices, WithAudit, WithLegal, WithPersonal, Protocol):
+                  WithInvoices, WithAudit, WithLegal, WithPersonal, WithCredit, Protocol):
     """Export, correction, deletion and the access audit (`services/privacy.py`)."""
 
 
@@ -284,14 +295,14 @@ class RetentionUnit(Unit, WithRetentionAccounts, WithSessions, WithSecurityLog, 
 
 
 class StaffUnit(Unit, WithStaff, WithThrottle, WithInvoices, WithLedger, WithEvents,
-                Protocol):
+                WithCredit, Protocol):
     """The staff console (`services/staff.py`)."""
 
 
 class UnitOfWork(Unit, WithAccounts, WithSessions, WithApiKeys, WithInvoices, WithPayments,
                  WithCursors, WithEndpoints, WithIdempotency, WithEvents, WithThrottle,
                  WithSecurityLog, WithRetention, WithAudit, WithLedger, WithStaff,
-                 WithBilling, WithPersonal, WithLegal, WithMail, Protocol):
+                 WithBilling, WithPersonal, WithLegal, WithMail, WithCredit, Protocol):
     """Every repository: what the SQL unit of work provides."""
 
 
