@@ -375,6 +375,25 @@ class BillingConfig(_Section):
             _duration(self.second_reminder)
 
 
+class RefundsConfig(_Section):
+    """Refunds of account credit (docs/refunds.md). The credit ledger's own section,
+    `[credit]`, was not merged when refunds were built; these two live here."""
+
+    # The least refund per coin, in coin units ("0.001"): network fees would eat less.
+    minimum: dict[str, Decimal] = {}
+    # Above this amount, in the account's currency, two different finance members must
+    # approve; unset: one approval always.
+    second_approval_above: Decimal | None = Field(None, ge=0)
+
+    @field_validator("minimum")
+    @classmethod
+    def _minimums(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        for coin, amount in v.items():
+            if not amount.is_finite() or amount < 0:
+                raise ValueError(f"minimum.{coin}: a coin amount of zero or more")
+        return v
+
+
 class AccountsConfig(_Section):
     datacenters: list[str] = ["nl-ams", "is-rey", "ch-zrh"]
     currencies: list[str] = ["EUR", "USD"]
@@ -570,6 +589,7 @@ class Settings(_Section):
     rates: RatesConfig = RatesConfig()
     plans: dict[str, PlanConfig] = {}
     billing: BillingConfig = BillingConfig()
+    refunds: RefundsConfig = RefundsConfig()
     accounts: AccountsConfig = AccountsConfig()
     retention: RetentionConfig = RetentionConfig()
     webhooks: WebhooksConfig = WebhooksConfig()

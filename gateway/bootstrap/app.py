@@ -68,7 +68,7 @@ def http_areas(gw: Gateway) -> http.Areas:
             stream_slots=StreamSlots(server.event_streams_per_client,
                                      server.event_streams_total,
                                      server.event_streams_per_account),
-            changes=gw.changes),
+            changes=gw.changes, refunds=gw.refunds),
         webhooks=http.WebhooksArea(endpoints=gw.webhooks.endpoints,
                                    events=gw.webhooks.events),
         privacy=http.PrivacyArea(privacy=gw.privacy.privacy),

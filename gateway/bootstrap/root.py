@@ -26,6 +26,7 @@ from gateway.bootstrap.core import (
 from gateway.bootstrap.mail import MailArea, build_mail
 from gateway.bootstrap.ops import Monitoring, OpsArea, Readiness
 from gateway.bootstrap.privacy import PrivacyArea, build_privacy
+from gateway.bootstrap.refunds import build_refunds
 from gateway.bootstrap.resources import Resource
 from gateway.bootstrap.staff import StaffArea, build_staff
 from gateway.bootstrap.webhooks import WebhooksArea, build_webhooks
@@ -44,6 +45,7 @@ from gateway.services.ports import UnitOfWork
 from gateway.services.privacy import PrivacyService
 from gateway.services.reconcile import ReconcileService
 from gateway.services.recovery import RecoveryService
+from gateway.services.refunds import RefundService
 from gateway.services.retention import RetentionService
 from gateway.services.staff import StaffService
 from gateway.services.two_factor import TwoFactorService
@@ -75,6 +77,7 @@ class Services:
     notices: PolicyNoticeService
     reconcile: ReconcileService
     staff: StaffService
+    refunds: RefundService
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +95,7 @@ class Gateway:
     privacy: PrivacyArea
     staff: StaffArea
     ops: OpsArea
+    refunds: RefundService
 
     # The shared base, as entry points read it.
     @property
@@ -143,7 +147,8 @@ class Gateway:
             billing=b.billing, endpoints=self.webhooks.endpoints,
             events=self.webhooks.events, tracker=b.tracker, wallet=self.chain_area.wallet,
             retention=p.retention, legal=p.legal, privacy=p.privacy, finance=b.finance,
-            notices=p.notices, reconcile=b.reconcile, staff=self.staff.staff)
+            notices=p.notices, reconcile=b.reconcile, staff=self.staff.staff,
+            refunds=self.refunds)
 
     async def check_schema(self) -> None:
         await self.ops.readiness.check_schema()
@@ -178,8 +183,10 @@ def build(settings: Settings, clock: Clock = utcnow,
     mail = build_mail(core)
     chains = build_chains_area(core, overrides)
     accounts = build_accounts(core, credentials, mail)
+    billing = build_billing(core, chains, mail)
     return Gateway(
         core=core, credentials=credentials, mail=mail, chain_area=chains,
-        accounts=accounts, billing=build_billing(core, chains, mail),
+        accounts=accounts, billing=billing,
+        refunds=build_refunds(core, credentials, accounts, chains, billing),
         webhooks=build_webhooks(core), privacy=build_privacy(core, credentials, accounts, mail),
         staff=build_staff(core, credentials), ops=build_ops(core, chains))

@@ -73,6 +73,7 @@ class Quote:
     psbt: str | None = None
     fee: int | None = None
     spends: tuple[tuple[str, int], ...] = ()
+    change_index: int | None = None  # below the xpub's change branch, when a PSBT has change
 
 
 def refund_cause(refund_id: str) -> str:

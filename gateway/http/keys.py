@@ -21,6 +21,7 @@ from gateway.services.finance import FinanceService
 from gateway.services.invoices import InvoiceService
 from gateway.services.privacy import PrivacyService
 from gateway.services.recovery import RecoveryService
+from gateway.services.refunds import RefundService
 from gateway.services.two_factor import TwoFactorService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
@@ -51,6 +52,7 @@ class BillingArea:
     invoice_limit: SlidingWindow | None = None  # portal invoices per client address
     stream_slots: StreamSlots | None = None
     changes: ChangeHub | None = None  # None: streams look again every POLL_SECONDS
+    refunds: RefundService | None = None  # credit asked back (docs/refunds.md)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -229,7 +229,10 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
     billing = billing_area.billing
     renewal = await billing.view(session.account_id) if billing is not None else None
     renewal_plans = sorted(billing.prepaid.periods) if billing is not None else []
+    refunds = billing_area.refunds
     return _render(request, "account.html", {
+        "refunds_enabled": refunds is not None,
+        "refunds": await refunds.mine(session.account_id) if refunds is not None else [],
         "plans": plans, "coins": billing_area.invoices.coins(),
         "renewal": renewal, "renewal_plans": renewal_plans,
         "csrf": request.app[CSRF].token(request, session.id),

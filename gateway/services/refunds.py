@@ -30,8 +30,14 @@ from gateway.domain.refunds import (
 from gateway.services.attempts import PasswordCheck
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.ids import new_id
-from gateway.services.ports import ChainDirectory, Clock, EmailChangeUnit, RateProvider
-from gateway.services.ports.refunds import RefundChains, RefundPolicy, RefundsUnit
+from gateway.services.ports import (
+    ChainDirectory,
+    Clock,
+    EmailChangeUnit,
+    RateProvider,
+    RefundsUnit,
+)
+from gateway.services.ports.refunds import RefundChains, RefundPolicy
 from gateway.services.two_factor import TwoFactorService
 
 ADDRESS_MAX = 200
@@ -140,7 +146,13 @@ class RefundService:
         return await self._hold(account_id, Refund.request(
             id=new_id("rfd_"), account_id=account_id, amount=amount, currency=currency,
             coin=coin, address=address, now=self._clock(),
-            approvals_needed=approvals_needed(amount, self._policy.second_approval_above)))
+            approvals_needed=approvals_needed(amount, self._threshold(currency))))
+
+    def _threshold(self, currency: str) -> int | None:
+        above = self._policy.second_approval_above
+        if above is None:
+            return None
+        return int(above.scaleb(FIAT_EXPONENTS[currency]))
 
     async def _hold(self, account_id: str, refund: Refund) -> Refund:
         async with self._uow() as uow:
@@ -160,7 +172,7 @@ class RefundService:
             await uow.commit()
         return refund
 
-    async def list(self, account_id: str, limit: int = 50) -> list[Refund]:
+    async def mine(self, account_id: str, limit: int = 50) -> list[Refund]:
         async with self._uow() as uow:
             return await uow.refunds.of_account(account_id, limit)
 

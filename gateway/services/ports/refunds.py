@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
 from gateway.domain.refunds import Quote, Refund
-from gateway.services.ports.accounts import AccountStore
-from gateway.services.ports.credit import CreditLedger
-from gateway.services.ports.privacy import MailOutbox
-from gateway.services.ports.units import Unit
 
 
 @dataclass(frozen=True)
@@ -52,32 +49,6 @@ class RefundRepository(Protocol):
         """One past the highest change index a refund of this coin used (0 at first)."""
 
 
-class WithRefunds(Protocol):
-    @property
-    def refunds(self) -> RefundRepository: ...
-
-
-class WithRefundCredit(Protocol):
-    @property
-    def credit(self) -> CreditLedger: ...
-
-
-class WithRefundAccounts(Protocol):
-    @property
-    def accounts(self) -> AccountStore: ...
-
-
-class WithRefundMail(Protocol):
-    @property
-    def mail(self) -> MailOutbox: ...
-
-
-class RefundsUnit(Unit, WithRefundAccounts, WithRefunds, WithRefundCredit, WithRefundMail,
-                  Protocol):
-    """Refunds (`services/refunds.py`): the refund, the account row it locks, the credit
-    it holds and returns, the mail it queues."""
-
-
 class RefundChains(Protocol):
     """The coin's chain family, as far as refunds need it."""
 
@@ -94,8 +65,8 @@ class RefundChains(Protocol):
 
 @dataclass(frozen=True)
 class RefundPolicy:
-    """`[credit]`: the least refund per coin (base units), the amount (minor units of the
-    account's currency) above which two members must approve (None: one always)."""
+    """`[refunds]`: the least refund per coin (base units), the amount (in the account's
+    currency, whichever it is) above which two members must approve (None: one always)."""
 
     minimums: dict[str, int]
-    second_approval_above: int | None = None
+    second_approval_above: Decimal | None = None
