@@ -165,6 +165,7 @@ def console_areas(gw: Gateway, edge: http.EdgeArea) -> staff.ConsoleAreas:
             chain_status=lambda: readiness.chain_status(2), outbox=readiness.outbox,
             promises=lambda: promise_checks(gw.settings, retention, gw.clock(),
                                             backup_times)),
+        refunds=staff.RefundsArea(refunds=gw.refunds),
         edge=staff.ConsoleEdge(
             trusted_proxies=edge.trusted_proxies,
             login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),

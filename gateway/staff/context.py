@@ -18,6 +18,7 @@ from gateway.services.invoices import InvoiceService
 from gateway.services.ports import StaffSession
 from gateway.services.privacy import PrivacyService
 from gateway.services.reconcile import ReconcileService, Report
+from gateway.services.refunds import RefundService
 from gateway.services.staff import StaffService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
@@ -49,6 +50,13 @@ class FinanceArea:
     finance: FinanceService
     reconcile: ReconcileService
     coins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundsArea:
+    """The refunds queue: approve, refuse (finance)."""
+
+    refunds: RefundService
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +101,7 @@ class ConsoleAreas:
     support: SupportArea
     admin: AdminArea
     edge: ConsoleEdge = field(default_factory=ConsoleEdge)
+    refunds: RefundsArea | None = None
 
 
 @dataclass
@@ -123,6 +132,7 @@ MEMBERS = web.AppKey("staff_members", MembersArea)
 LOOKS = web.AppKey("staff_looks", LooksArea)
 FINANCE = web.AppKey("staff_finance", FinanceArea)
 SUPPORT = web.AppKey("staff_support", SupportArea)
+REFUNDS = web.AppKey("staff_refunds", RefundsArea)
 ADMIN = web.AppKey("staff_admin", AdminArea)
 EDGE = web.AppKey("staff_edge", ConsoleEdge)
 STAFF_CSRF = web.AppKey("staff_csrf", Csrf)
