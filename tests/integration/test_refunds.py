@@ -1,0 +1,220 @@
+"""Refunds on SQLite and PostgreSQL (docs/refunds.md): the amount is held under the
+account's row lock (two requests at once never overdraw the balance), returned once when
+refused or cancelled; approvals are one per member (also when two arrive at once); the
+address and tx key are ciphertext in the database; the events and the mail go out with
+the transaction."""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.adapters.db.engine import make_engine
+from gateway.adapters.db.tables import events, mail_queue, refund_approvals, refunds
+from gateway.adapters.db.unit_of_work import SqlUnitOfWork
+from gateway.adapters.fields import BlindIndex, FieldCipher
+from gateway.domain.accounts import Account
+from gateway.domain.credit import CreditEntry, CreditKind
+from gateway.domain.errors import InvalidInput
+from gateway.domain.refunds import Quote, RefundStatus
+from gateway.services.errors import Conflict
+from gateway.services.ports import Profile
+from gateway.services.ports.refunds import PaidOutput, RefundPolicy
+from gateway.services.refunds import RefundAsk, RefundService
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+CIPHER = FieldCipher([("t", os.urandom(32))])
+INDEX = BlindIndex(os.urandom(32))
+ADDRESS = "ltc1qrefundaddressofthecustomer0000000000"
+
+
+class Directory:
+    def coins(self) -> tuple[str, ...]:
+        return ("LTC",)
+
+    def decimals(self, coin: str) -> int:
+        return 8
+
+
+class Rates:
+    async def rate(self, coin: str, currency: str) -> tuple[Decimal, str]:
+        return Decimal("80"), "median:test"
+
+
+class Chains:
+    def __init__(self) -> None:
+        self.prepared: list[tuple[int, int, int]] = []
+
+    def check_address(self, coin: str, address: str) -> str:
+        if not address.startswith("ltc1"):
+            raise InvalidInput("address", "not a Litecoin address")
+        return address
+
+    async def prepare(self, coin: str, address: str, amount: int,
+                      spendable: Sequence[PaidOutput], change_index: int,
+                      rate: str) -> Quote:
+        await asyncio.sleep(0.01)  # the other request runs meanwhile
+        self.prepared.append((amount, len(spendable), change_index))
+        return Quote(amount, rate, f"litecoin:{address}?amount=x", psbt="cHNidP8=",
+                     change_index=change_index)
+
+
+class Proof:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str | None, str | None]] = []
+
+    async def prove(self, account_id: str, password: str | None, code: str | None) -> None:
+        self.asked.append((password, code))
+        if password != "right":
+            raise InvalidInput("current_password", "is wrong")
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    async with SqlUnitOfWork(engine, CIPHER) as uow:
+        await uow.accounts.add(Account("acc_a", T0, currency="EUR"),
+                               Profile("a@example.org"), "idx-a", "x", "1")
+        await uow.credit.add(CreditEntry("acc_a", CreditKind.OVERPAID, 1000, "EUR",
+                                         "payment:LTC:aa:0", T0))
+        await uow.commit()
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def service(engine: AsyncEngine, chains: Chains | None = None,
+            above: Decimal | None = None) -> RefundService:
+    return RefundService(
+        lambda: SqlUnitOfWork(engine, CIPHER, clock=lambda: T0, mail_index=INDEX),
+        chains=chains or Chains(), directory=Directory(), rates=Rates(), proof=Proof(),
+        policy=RefundPolicy({"LTC": 100_000}, above), clock=lambda: T0)
+
+
+def ask(amount: str, address: str = ADDRESS, password: str = "right") -> RefundAsk:
+    return RefundAsk(amount, "LTC", address, None, password)
+
+
+async def balance(engine: AsyncEngine) -> int:
+    async with SqlUnitOfWork(engine, CIPHER, read_only=True) as uow:
+        return await uow.credit.balance("acc_a")
+
+
+async def test_a_request_holds_the_amount_mails_and_keeps_the_address_sealed(
+        engine: AsyncEngine) -> None:
+    svc = service(engine)
+    refund = await svc.request("acc_a", ask("6.50"))
+    assert refund.status is RefundStatus.REQUESTED and refund.amount == 650
+    assert await balance(engine) == 350
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(refunds))).one()
+        assert ADDRESS.encode() not in row.address_ct
+        types = [r.type for r in (await conn.execute(select(events.c.type))).all()]
+        assert "refund.requested" in types
+        assert (await conn.execute(select(mail_queue))).all()  # one mail, sealed
+    [mine] = await svc.mine("acc_a")
+    assert mine.address == ADDRESS and mine.id == refund.id
+
+
+async def test_clear_refusals_for_a_wrong_password_address_amount_or_coin(
+        engine: AsyncEngine) -> None:
+    svc = service(engine)
+    cases = [(ask("6.50", password="wrong"), "current_password"),
+             (ask("6.50", address="bc1qnot"), "address"),
+             (ask("10.01"), "amount"),  # more than the balance
+             (ask("0.05"), "amount"),  # below 0.001 LTC at 80 EUR
+             (RefundAsk("1.00", "DOGE", ADDRESS, None, "right"), "coin"),
+             (RefundAsk("1.00", "LTC", ADDRESS, "USD", "right"), "currency")]
+    for request, field in cases:
+        with pytest.raises(InvalidInput) as caught:
+            await svc.request("acc_a", request)
+        assert caught.value.field == field
+    with pytest.raises(InvalidInput, match=r"least refund in LTC is 0\.001 LTC"):
+        await svc.request("acc_a", ask("0.05"))
+    with pytest.raises(InvalidInput, match="balance is 1000 minor units"):
+        await svc.request("acc_a", ask("10.01"))
+    assert await balance(engine) == 1000
+
+
+async def test_two_requests_at_once_never_overdraw_the_balance(engine: AsyncEngine) -> None:
+    svc = service(engine)
+    results = await asyncio.gather(*(svc.request("acc_a", ask("7.00")) for _ in range(2)),
+                                   return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["InsufficientCredit", "Refund"]
+    assert await balance(engine) == 300
+
+
+async def test_cancel_and_refuse_return_the_amount_once(engine: AsyncEngine) -> None:
+    svc = service(engine)
+    a = await svc.request("acc_a", ask("4.00"))
+    b = await svc.request("acc_a", ask("5.00"))
+    assert await balance(engine) == 100
+    await svc.cancel("acc_a", a.id)
+    with pytest.raises(Conflict, match="cancelled"):
+        await svc.cancel("acc_a", a.id)
+    await svc.refuse(b.id, "stf_1", "not the customer's coins")
+    with pytest.raises(Conflict):
+        await svc.refuse(b.id, "stf_2", "again")
+    assert await balance(engine) == 1000
+    stored = await svc.get(b.id)
+    assert (stored.status, stored.refused_reason) == (RefundStatus.REFUSED,
+                                                     "not the customer's coins")
+
+
+async def test_two_approvers_above_the_threshold_one_approval_per_member(
+        engine: AsyncEngine) -> None:
+    chains = Chains()
+    svc = service(engine, chains, above=Decimal("5.00"))
+    refund = await svc.request("acc_a", ask("6.00"))
+    assert refund.approvals_needed == 2
+    # The same member twice at once: one approval recorded, the other refused clearly.
+    results = await asyncio.gather(*(svc.approve(refund.id, "stf_1", "looks right")
+                                     for _ in range(2)), return_exceptions=True)
+    assert [type(r).__name__ for r in results].count("Conflict") == 1
+    assert any("another finance member" in str(r) for r in results)
+    with pytest.raises(Conflict, match="another finance member"):
+        await svc.approve(refund.id, "stf_1", "once more")
+    assert (await svc.get(refund.id)).status is RefundStatus.REQUESTED
+    done = await svc.approve(refund.id, "stf_2", "agreed")
+    assert done.status is RefundStatus.APPROVED
+    assert done.quote is not None and done.quote.crypto_amount == 7_500_000  # 6 EUR / 80
+    with pytest.raises(Conflict):
+        await svc.cancel("acc_a", refund.id)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(refund_approvals.c.staff_id))).all()
+        types = [r.type for r in (await conn.execute(select(events.c.type))).all()]
+    assert sorted(r.staff_id for r in rows) == ["stf_1", "stf_2"]
+    assert types.count("refund.approved") == 1
+    assert await balance(engine) == 400  # held until it is paid: nothing returned
+
+
+async def test_two_members_approving_at_once_approve_once(engine: AsyncEngine) -> None:
+    chains = Chains()
+    svc = service(engine, chains)
+    refund = await svc.request("acc_a", ask("3.00"))
+    results = await asyncio.gather(svc.approve(refund.id, "stf_1", "ok"),
+                                   svc.approve(refund.id, "stf_2", "ok"),
+                                   return_exceptions=True)
+    assert [type(r).__name__ for r in results].count("Refund") == 1
+    stored = await svc.get(refund.id)
+    assert stored.status is RefundStatus.APPROVED and len(stored.approvals) == 1
+
+
+async def test_later_refunds_never_spend_what_an_approved_one_spends(
+        engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(refunds).values(
+            id="rfd_old", account_id="acc_a", status="approved", amount_minor=1,
+            currency="EUR", coin="LTC", approvals_needed=1, requested_at=T0,
+            spends=[["aa" * 32, 1]], change_index=4, crypto_amount=1, rate="80", uri="x"))
+    async with SqlUnitOfWork(engine, CIPHER, read_only=True) as uow:
+        assert await uow.refunds.spent_outputs("LTC") == {("aa" * 32, 1)}
+        assert await uow.refunds.spent_outputs("BTC") == set()
+        assert await uow.refunds.next_change_index("LTC") == 5
+        assert await uow.refunds.next_change_index("BTC") == 0
