@@ -375,23 +375,47 @@ class BillingConfig(_Section):
             _duration(self.second_reminder)
 
 
-class RefundsConfig(_Section):
-    """Refunds of account credit (docs/refunds.md). The credit ledger's own section,
-    `[credit]`, was not merged when refunds were built; these two live here."""
+# Below these a refund costs more in fees than it returns (base units; docs/credit.md).
+DEFAULT_REFUND_MINIMUM: dict[str, int] = {
+    "BTC": 10_000, "LTC": 100_000, "ETH": 10**15, "XMR": 10**10}
 
-    # The least refund per coin, in coin units ("0.001"): network fees would eat less.
-    minimum: dict[str, Decimal] = {}
-    # Above this amount, in the account's currency, two different finance members must
-    # approve; unset: one approval always.
-    second_approval_above: Decimal | None = Field(None, ge=0)
 
-    @field_validator("minimum")
+class CreditConfig(_Section):
+    """Account credit: docs/credit.md."""
+
+    # What becomes credit: the payments of an invoice that expired unpaid (or went
+    # invalid), what a settled invoice received beyond its price, payments after
+    # settlement or too late for the invoice.
+    underpaid_to_credit: bool = True
+    overpaid_to_credit: bool = True
+    late_to_credit: bool = True
+    # Credit older than this many days expires (an `expired` entry); none: never.
+    expires_after_days: float | None = Field(None, gt=0, le=36500)
+    # Refunds (the refund flow): the least that may be refunded per coin, base units
+    # (coins not listed: DEFAULT_REFUND_MINIMUM, else no minimum) ...
+    refund_minimum: dict[str, int] = {}
+    # ... and above this amount (minor units of the account's currency) a refund needs
+    # the approval of two different staff members.
+    second_approval_above: int = Field(10_000, ge=0)
+    # How often the periodic task credits payments, gives back spends of expired
+    # invoices and expires old credit.
+    interval_seconds: float = Field(60, gt=0, le=3600)
+
+    @field_validator("refund_minimum")
     @classmethod
-    def _minimums(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+    def _minimums(cls, v: dict[str, int]) -> dict[str, int]:
         for coin, amount in v.items():
-            if not amount.is_finite() or amount < 0:
-                raise ValueError(f"minimum.{coin}: a coin amount of zero or more")
+            if amount < 0:
+                raise ValueError(f"refund_minimum.{coin} must not be negative")
         return v
+
+    def refund_minimum_for(self, coin: str) -> int:
+        return self.refund_minimum.get(coin, DEFAULT_REFUND_MINIMUM.get(coin, 0))
+
+    def expires_after(self) -> timedelta | None:
+        if self.expires_after_days is None:
+            return None
+        return timedelta(days=self.expires_after_days)
 
 
 class AccountsConfig(_Section):
@@ -589,7 +613,7 @@ class Settings(_Section):
     rates: RatesConfig = RatesConfig()
     plans: dict[str, PlanConfig] = {}
     billing: BillingConfig = BillingConfig()
-    refunds: RefundsConfig = RefundsConfig()
+    credit: CreditConfig = CreditConfig()
     accounts: AccountsConfig = AccountsConfig()
     retention: RetentionConfig = RetentionConfig()
     webhooks: WebhooksConfig = WebhooksConfig()

@@ -74,6 +74,11 @@ def background_jobs(gw: Gateway) -> list[Job]:
         Job("billing", lambda: leadership.run_exclusively(
             "gateway:billing", lambda: every(settings.billing.interval_seconds,
                                              billing.billing.run, "billing run"))),
+        # Crediting payments no invoice used, spends given back, expiry: one instance at
+        # a time (idempotent anyway: one entry per cause, docs/credit.md).
+        Job("credit", lambda: leadership.run_exclusively(
+            "gateway:credit", lambda: every(settings.credit.interval_seconds,
+                                            billing.credit.run, "credit run"))),
     ]
     if postgres:
         # Every instance hears the others' changes for its open checkout streams.

@@ -12,8 +12,11 @@ from gateway.bootstrap.core import Clock, Core
 from gateway.bootstrap.mail import MailArea
 from gateway.bootstrap.resources import Resource
 from gateway.config import Settings
+from gateway.domain.crediting import CreditRules
 from gateway.services.billing import BillingPolicy, BillingService, PrepaidTime, Reminders
 from gateway.services.chain_events import PaymentTracker
+from gateway.services.credit import CreditPolicy, CreditService
+from gateway.services.credit_spending import PlanPurchases
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
 from gateway.services.ports import RateProvider
@@ -29,6 +32,8 @@ class BillingArea:
     finance: FinanceService
     reconcile: ReconcileService
     rates_http: LazySession
+    credit: CreditService
+    purchases: PlanPurchases
 
     def resources(self) -> list[Resource]:
         return [Resource("rate sources' HTTP session", self.rates_http.aclose)]
@@ -66,11 +71,23 @@ def prepaid_time(settings: Settings) -> PrepaidTime:
                       settings.billing.max_periods_per_invoice))
 
 
-def _invoices(core: Core, chains: ChainsArea, rates_http: LazySession) -> InvoiceService:
-    settings, metrics, directory = core.settings, core.metrics, chains.directory
-    rates = CountedRates(build_rates(settings, core.clock, rates_http),
-                         metrics.rates_unavailable.inc,
-                         metrics.rates_last_success.set_to_current_time)
+def _rates(core: Core, rates_http: LazySession) -> RateProvider:
+    metrics = core.metrics
+    return CountedRates(build_rates(core.settings, core.clock, rates_http),
+                        metrics.rates_unavailable.inc,
+                        metrics.rates_last_success.set_to_current_time)
+
+
+def credit_policy(settings: Settings) -> CreditPolicy:
+    c = settings.credit
+    return CreditPolicy(
+        CreditRules(c.underpaid_to_credit, c.overpaid_to_credit, c.late_to_credit),
+        c.expires_after(),
+        block_time_tolerance=timedelta(minutes=settings.invoices.block_time_tolerance_minutes))
+
+
+def _invoices(core: Core, chains: ChainsArea, rates: RateProvider) -> InvoiceService:
+    settings, directory = core.settings, chains.directory
     return InvoiceService(
         core.make_uow, chains=directory, rates=rates, clock=core.clock,
         policy=invoice_policy(settings),
@@ -97,7 +114,8 @@ def build_billing(core: Core, chains: ChainsArea, mail: MailArea) -> BillingArea
     server = core.settings.server
     pages = f"{server.public_url}{server.path_prefix}"
     rates_http = LazySession(core.settings.rates.timeout_seconds)
-    invoices = _invoices(core, chains, rates_http)
+    rates = _rates(core, rates_http)
+    invoices = _invoices(core, chains, rates)
     prepaid = prepaid_time(core.settings)
     reminders = (Reminders(f"{pages}/pay/", f"{pages}/account") if mail.configured
                  else None)
@@ -110,4 +128,9 @@ def build_billing(core: Core, chains: ChainsArea, mail: MailArea) -> BillingArea
         finance=FinanceService(uow, directory.coins(), directory.feed, chains.assets(),
                                reader=reader),
         reconcile=ReconcileService(uow, chains.auditable(), reader=reader),
-        rates_http=rates_http)
+        rates_http=rates_http,
+        credit=CreditService(uow, rates=rates, clock=core.clock,
+                             policy=credit_policy(core.settings), feed_of=directory.feed,
+                             reader=reader),
+        purchases=PlanPurchases(uow, invoices, dict(prepaid.periods), core.clock,
+                                reader=reader))

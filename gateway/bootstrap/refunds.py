@@ -1,8 +1,6 @@
 """Refunds: the service, the chains' part behind its port, the customer's proof (password
 and second factor, throttled like every password check)."""
 
-from decimal import Decimal
-
 from gateway.adapters.refund_chains import FollowerRefunds
 from gateway.bootstrap.accounts import AccountsArea
 from gateway.bootstrap.billing import BillingArea, build_rates
@@ -14,10 +12,11 @@ from gateway.services.refunds import PasswordAndCode, RefundService
 
 
 def refund_policy(core: Core, chains: ChainsArea) -> RefundPolicy:
-    cfg, directory = core.settings.refunds, chains.directory
-    minimums = {coin: int((amount * (Decimal(10) ** directory.decimals(coin))).to_integral_value())
-                for coin, amount in cfg.minimum.items() if coin in directory.coins()}
-    return RefundPolicy(minimums, cfg.second_approval_above)
+    """`[credit]`: the least refund per coin (base units) and the two-approver threshold
+    (minor units of the account's currency)."""
+    cfg = core.settings.credit
+    return RefundPolicy({coin: cfg.refund_minimum_for(coin)
+                         for coin in chains.directory.coins()}, cfg.second_approval_above)
 
 
 def build_refunds(core: Core, creds: Credentials, accounts: AccountsArea,

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 
 from gateway.domain import events as ev
 from gateway.domain.billing import BillingState, Extension
+from gateway.domain.credit import CreditEntry, signed_fiat
 from gateway.domain.errors import InvalidInput
 from gateway.domain.states import AccountState
 
@@ -143,8 +144,8 @@ class Account:
                                                dict(metadata)))
 
     # -- prepaid time ------------------------------------------------------------------
-    def credit(self, invoice_id: str, plan: str, coin: str, extension: Extension,
-               metadata: dict[str, object], now: datetime) -> bool:
+    def credit(self, invoice_id: str | None, plan: str, coin: str, extension: Extension,
+               metadata: dict[str, object], now: datetime, via: str = "invoice") -> bool:
         """A settled plan invoice bought `extension`. The first one activates the account
         (`account.activated`); one after a suspension activates it again; any other
         renews it (`account.renewed`). Each carries the new `paid_until`. A deleted
@@ -161,12 +162,22 @@ class Account:
             self.activated_at = self.activated_at or now
             self.events.append(ev.AccountActivated(
                 self.id, invoice_id, self.datacenter, dict(metadata), plan=plan,
-                paid_until=extension.ends_at, reactivated=before is BillingState.SUSPENDED))
+                paid_until=extension.ends_at, reactivated=before is BillingState.SUSPENDED,
+                via=via))
         else:
             self.events.append(ev.AccountRenewed(
                 self.id, plan=plan, paid_until=extension.ends_at, invoice_id=invoice_id,
-                periods=extension.periods, period_start=extension.starts_at))
+                periods=extension.periods, period_start=extension.starts_at, via=via))
         return True
+
+    def credited(self, entry: CreditEntry, balance: int) -> None:
+        """Its credit grew by `entry` (`account.credited`); `balance` after it."""
+        c = entry.conversion
+        self.events.append(ev.AccountCredited(
+            self.id, kind=entry.kind.value,
+            amount=signed_fiat(entry.amount, entry.currency),
+            currency=entry.currency, balance=signed_fiat(balance, entry.currency),
+            invoice_id=entry.invoice_id, txid=c.txid if c else None))
 
     def advance(self, now: datetime, grace: timedelta) -> list[BillingState]:
         """Move the announced state on as far as the time says: active -> grace at

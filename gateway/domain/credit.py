@@ -11,7 +11,7 @@ from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 
 from gateway.domain.errors import InvalidInput
-from gateway.domain.money import FIAT_EXPONENTS
+from gateway.domain.money import FIAT_EXPONENTS, Fiat
 
 
 class CreditKind(StrEnum):
@@ -93,6 +93,12 @@ class CreditEntry:
 
 def balance(entries: list[CreditEntry]) -> int:
     return sum(e.amount for e in entries)
+
+
+def signed_fiat(minor: int, currency: str) -> str:
+    """Minor units as a decimal string with the currency's digits, either sign: "-3.50"."""
+    text = Fiat(abs(minor), currency).as_decimal_string()
+    return f"-{text}" if minor < 0 else text
 
 
 def payment_cause(coin: str, txid: str, output_index: int) -> str:

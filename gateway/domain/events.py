@@ -30,6 +30,7 @@ class EventType(StrEnum):
     ACCOUNT_GRACE = "account.grace"
     ACCOUNT_SUSPENDED = "account.suspended"
     ACCOUNT_TIME_REVOKED = "account.time_revoked"
+    ACCOUNT_CREDITED = "account.credited"
     INVOICE_CREATED = "invoice.created"
     INVOICE_PAYMENT_RECEIVED = "invoice.payment_received"
     INVOICE_PROCESSING = "invoice.processing"
@@ -55,6 +56,7 @@ ACCOUNT_EXPIRING = EventType.ACCOUNT_EXPIRING
 ACCOUNT_GRACE = EventType.ACCOUNT_GRACE
 ACCOUNT_SUSPENDED = EventType.ACCOUNT_SUSPENDED
 ACCOUNT_TIME_REVOKED = EventType.ACCOUNT_TIME_REVOKED
+ACCOUNT_CREDITED = EventType.ACCOUNT_CREDITED
 INVOICE_CREATED = EventType.INVOICE_CREATED
 INVOICE_PAYMENT_RECEIVED = EventType.INVOICE_PAYMENT_RECEIVED
 INVOICE_PROCESSING = EventType.INVOICE_PROCESSING
@@ -142,16 +144,19 @@ class AccountCreated(DomainEvent):
 @dataclass(frozen=True)
 class AccountActivated(DomainEvent):
     """The account's first invoice settled; again when a plan invoice settles for a
-    suspended account. `plan`, `paid_until` and `reactivated` only for a plan invoice."""
+    suspended account. `plan`, `paid_until` and `reactivated` only for a plan invoice.
+    `via`: "invoice", or "credit" when the period was bought from credit alone (then no
+    invoice: `invoice_id` is null)."""
 
     TYPE = EventType.ACCOUNT_ACTIVATED
-    invoice_id: str
+    invoice_id: str | None
     datacenter: str | None
     metadata: Mapping[str, object]  # of the invoice
     plan: str | None = field(default=None, metadata=ABSENT_WHEN_NONE)
     paid_until: datetime | None = field(default=None, metadata=ABSENT_WHEN_NONE)
     reactivated: bool | None = field(  # true after a suspension
         default=None, metadata=ABSENT_WHEN_NONE)
+    via: str = "invoice"  # "invoice" | "credit"
 
 
 @dataclass(frozen=True)
@@ -183,9 +188,10 @@ class AccountRenewed(DomainEvent):
     TYPE = EventType.ACCOUNT_RENEWED
     plan: str
     paid_until: datetime  # the new one
-    invoice_id: str
+    invoice_id: str | None  # null when bought from credit alone
     periods: int
     period_start: datetime
+    via: str = "invoice"  # "invoice" | "credit" (docs/credit.md)
 
 
 @dataclass(frozen=True)
@@ -231,6 +237,20 @@ class AccountTimeRevoked(DomainEvent):
     invoice_id: str
     periods: int  # taken back
     billing_state: BillingState | None
+
+
+@dataclass(frozen=True)
+class AccountCredited(DomainEvent):
+    """The account's credit grew (docs/credit.md): coins no invoice used (underpaid,
+    overpaid, late), or credit given back (a spend whose invoice expired, a refund)."""
+
+    TYPE = EventType.ACCOUNT_CREDITED
+    kind: str  # the entry's kind: underpaid | overpaid | late_payment | spend_returned ...
+    amount: str  # decimal string in `currency`, e.g. "3.50"
+    currency: str
+    balance: str  # the balance after it, decimal string
+    invoice_id: str | None
+    txid: str | None
 
 
 @dataclass(frozen=True)
@@ -362,7 +382,8 @@ EVENT_CLASSES: Mapping[EventType, type[DomainEvent]] = {
     cls.TYPE: cls for cls in (
         AccountCreated, AccountActivated, AccountDeletionScheduled, AccountDeletionCancelled,
         AccountDeleted, AccountRenewed, AccountExpiring, AccountGrace, AccountSuspended,
-        AccountTimeRevoked, InvoiceCreated, InvoicePaymentReceived, InvoiceProcessing,
+        AccountTimeRevoked, AccountCredited, InvoiceCreated, InvoicePaymentReceived,
+        InvoiceProcessing,
         InvoiceSettled, InvoiceExpired, InvoiceInvalid, InvoicePaymentReverted,
         InvoiceProcessingReverted, RefundRequested, RefundApproved, RefundRefused,
         RefundCancelled, RefundCompleted,

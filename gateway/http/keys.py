@@ -16,6 +16,8 @@ from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.billing import BillingService
 from gateway.services.changes import ChangeHub
+from gateway.services.credit import CreditService
+from gateway.services.credit_spending import PlanPurchases
 from gateway.services.email_change import EmailChangeService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import InvoiceService
@@ -52,6 +54,8 @@ class BillingArea:
     invoice_limit: SlidingWindow | None = None  # portal invoices per client address
     stream_slots: StreamSlots | None = None
     changes: ChangeHub | None = None  # None: streams look again every POLL_SECONDS
+    credit: CreditService | None = None  # account credit (docs/credit.md)
+    purchases: PlanPurchases | None = None  # buying a plan: credit first
     refunds: RefundService | None = None  # credit asked back (docs/refunds.md)
 
 

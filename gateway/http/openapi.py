@@ -176,7 +176,12 @@ OPERATIONS: tuple[Op, ...] = (
        out.InvoicePage, (401, 422), (_cursor("inv_"),),
        links=(Link("FollowFirstInvoice", INVOICE_EVENTS,
                    {"invoice_id": "$response.body#/data/0/id"}),)),
-    Op("post", "/v1/me/invoices", "Buy a plan (200: your open invoice for it, again)",
+    Op("get", "/v1/me/credit", "Your credit: the balance and its entries, newest first",
+       "customer", "session", None, 200, out.CreditPage, (401, 422),
+       (Param("before", "query", {"type": "integer", "minimum": 1},
+              description="next_cursor of the last page"), _limit(500, 100))),
+    Op("post", "/v1/me/invoices", "Buy a plan: credit first (200: your open invoice for it, "
+       "again; or, when your credit pays it all, your account, no invoice)",
        "customer", "session", req.PlanInvoiceBody, 201, out.Invoice,
        (*BODY, *SESSION_WRITE, 409, 429, 503), (IDEM,), also_ok=(200,),
        links=INVOICE_LINKS[1:]),

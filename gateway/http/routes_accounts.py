@@ -3,11 +3,13 @@ import time
 import segno
 from aiohttp import web
 
+from gateway.domain.errors import InvalidInput
 from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import SESSION_COOKIE, customer, session_token
 from gateway.http.background import JOBS
 from gateway.http.ids import checked_id
 from gateway.http.keys import ACCOUNTS, BILLING, client_address
+from gateway.http.paging import integer
 from gateway.http.schemas import (
     CodeBody,
     EmailUndoBody,
@@ -22,10 +24,21 @@ from gateway.http.schemas import (
     TotpDisableBody,
     read_json,
 )
-from gateway.http.views import account_doc, account_json, invoice_json
+from gateway.http.views import (
+    account_doc,
+    account_json,
+    credit_entry_json,
+    credit_json,
+    invoice_json,
+)
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
 from gateway.services.email_change import EmailChangeService
-from gateway.services.errors import ServiceUnavailable, Unauthorized, UnconfirmedEmail
+from gateway.services.errors import (
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    UnconfirmedEmail,
+)
 
 routes = web.RouteTableDef()
 
@@ -118,6 +131,24 @@ async def me(request: web.Request) -> web.Response:
     account_id = await customer(request)
     view = await request.app[ACCOUNTS].accounts.view(account_id)
     return web.json_response(await account_doc(request, view))
+
+
+@routes.get("/v1/me/credit")
+async def my_credit(request: web.Request) -> web.Response:
+    account_id = await customer(request)
+    service = request.app[BILLING].credit
+    if service is None:
+        raise NotFound("credit")
+    limit = integer(request.query.get("limit", "100"), "limit")
+    raw = request.query.get("before")
+    before = integer(raw, "before") if raw is not None else None
+    if not 1 <= limit <= 500 or (before is not None and before < 1):
+        raise InvalidInput("limit", "must be between 1 and 500 (before: a positive id)")
+    view = await service.view(account_id, limit, before)
+    data = [credit_entry_json(e) for e in view.entries]
+    return web.json_response({
+        "credit": credit_json(view.balance, view.currency), "data": data,
+        "next_cursor": data[-1]["id"] if data and len(data) == limit else None})
 
 
 def email_changes(request: web.Request) -> EmailChangeService:

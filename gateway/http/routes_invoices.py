@@ -12,7 +12,8 @@ from gateway.http.invoice_limits import created_invoice, may_create_invoice
 from gateway.http.keys import ACCOUNTS, BILLING
 from gateway.http.paging import page_request, page_response
 from gateway.http.schemas import InvoiceBody, PlanInvoiceBody, read_json
-from gateway.http.views import invoice_json
+from gateway.http.views import account_doc, invoice_json
+from gateway.services.credit_spending import Bought
 from gateway.services.invoices import IdempotencyRequest, InvoiceView
 
 routes = web.RouteTableDef()
@@ -56,13 +57,20 @@ async def create_my_invoice(request: web.Request) -> web.Response:
     raw = await read_json(request)
     body = PlanInvoiceBody.model_validate(raw)
     await may_create_invoice(request, account_id)
-    invoices = request.app[BILLING].invoices
-    plan = invoices.plan(body.plan)
-    currency = (await request.app[ACCOUNTS].accounts.view(account_id)).account.currency
-    view, replayed = await invoices.create_once(
-        account_id, plan.price_in(currency), body.coin, {"plan": plan.name},
-        idempotency(request, account_id, raw), for_plan=plan,
-    )
+    area = request.app[BILLING]
+    plan = area.invoices.plan(body.plan)
+    idem = idempotency(request, account_id, raw)
+    if area.purchases is not None:
+        result = await area.purchases.buy(account_id, plan, body.coin, idem)
+        if isinstance(result, Bought):  # credit paid it all: no invoice (docs/credit.md)
+            view_ = await request.app[ACCOUNTS].accounts.view(account_id)
+            return web.json_response(await account_doc(request, view_))
+        view, replayed = result
+    else:
+        currency = (await request.app[ACCOUNTS].accounts.view(account_id)).account.currency
+        view, replayed = await area.invoices.create_once(
+            account_id, plan.price_in(currency), body.coin, {"plan": plan.name}, idem,
+            for_plan=plan)
     resp = created(view, replayed)
     if view.reused:
         resp.set_status(200)  # your open invoice for this plan and coin, not a new one

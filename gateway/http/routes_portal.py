@@ -9,11 +9,13 @@ import aiohttp_jinja2
 import segno
 from aiohttp import web
 
+from gateway.domain.credit import FROM_PAYMENTS, signed_fiat
 from gateway.domain.errors import DomainError
 from gateway.http.auth import SESSION_COOKIE
 from gateway.http.forms import read_form
 from gateway.http.keys import ACCOUNTS, BILLING, CSRF, PREFIX, PRIVACY, client_address
 from gateway.http.routes_accounts import log_in
+from gateway.http.views import credit_json
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
 from gateway.services.errors import (
     Conflict,
@@ -230,7 +232,9 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
     renewal = await billing.view(session.account_id) if billing is not None else None
     renewal_plans = sorted(billing.prepaid.periods) if billing is not None else []
     refunds = billing_area.refunds
+    credit = await _credit(request, session.account_id)
     return _render(request, "account.html", {
+        **credit, "credit_bought": request.query.get("credit") == "1",
         "refunds_enabled": refunds is not None,
         "refunds": await refunds.mine(session.account_id) if refunds is not None else [],
         "plans": plans, "coins": billing_area.invoices.coins(),
@@ -243,11 +247,31 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
         "policy_version": privacy_area.privacy.policy_version,
         "invoices": [{"id": v.record.invoice.id, "status": v.record.invoice.status.value,
                       "plan": v.record.invoice.metadata.get("plan"),
+                      "credit_applied": v.record.invoice.metadata.get("credit_applied"),
+                      "to_credit": credit["to_credit"].get(v.record.invoice.id),
                       "coin": v.record.invoice.coin,
                       "price": v.record.invoice.price.as_decimal_string(),
                       "currency": v.record.invoice.price.currency} for v in invoices],
         **await privacy_area.privacy.account_page(session.account_id),
         **extra}, status)
+
+
+async def _credit(request: web.Request, account_id: str) -> dict[str, Any]:
+    """The balance, every entry (newest first), and per invoice what went to credit."""
+    service = request.app[BILLING].credit
+    if service is None:
+        return {"credit": None, "credit_entries": [], "to_credit": {}}
+    view = await service.view(account_id, limit=500)
+    gained: dict[str, int] = {}
+    for e in view.entries:
+        if e.invoice_id and e.kind in FROM_PAYMENTS:
+            gained[e.invoice_id] = gained.get(e.invoice_id, 0) + e.amount
+    return {
+        "credit": credit_json(view.balance, view.currency),
+        "credit_entries": [{**e.__dict__, "amount_text": signed_fiat(e.amount, e.currency)}
+                           for e in view.entries],
+        "to_credit": {i: signed_fiat(a, view.currency or "EUR") for i, a in gained.items()},
+    }
 
 
 FormHandler = Callable[[web.Request, SessionRecord, Any], Awaitable[web.Response]]

@@ -16,6 +16,7 @@ from gateway.http.routes_portal import (
     _text,
     session_form,
 )
+from gateway.services.credit_spending import Bought
 from gateway.services.ports import SessionRecord
 
 routes = web.RouteTableDef()
@@ -26,11 +27,20 @@ routes = web.RouteTableDef()
 async def account_buy(request: web.Request, session: SessionRecord, form: Any) -> web.Response:
     try:
         await may_create_invoice(request, session.account_id)
-        plan = request.app[BILLING].invoices.plan(_text(form, "plan") or "")
-        currency = (await request.app[ACCOUNTS].accounts.view(session.account_id)).account.currency
-        view, _ = await request.app[BILLING].invoices.create_once(
-            session.account_id, plan.price_in(currency), _text(form, "coin") or "",
-            {"plan": plan.name}, None, for_plan=plan)
+        area = request.app[BILLING]
+        plan = area.invoices.plan(_text(form, "plan") or "")
+        coin = _text(form, "coin") or ""
+        if area.purchases is not None:
+            result = await area.purchases.buy(session.account_id, plan, coin)
+            if isinstance(result, Bought):  # credit paid it all: no invoice
+                return _redirect(request, "account?credit=1")
+            view, _ = result
+        else:
+            currency = (await request.app[ACCOUNTS].accounts.view(
+                session.account_id)).account.currency
+            view, _ = await area.invoices.create_once(
+                session.account_id, plan.price_in(currency), coin, {"plan": plan.name},
+                None, for_plan=plan)
         if not view.reused:
             created_invoice(request)
     except DomainError as exc:

@@ -42,6 +42,44 @@ class Account(Out):
         description="the renewal invoice of the current period, once created")
     next_invoice_at: str | None = Field(
         description="when the renewal invoice of the current period is (was) created")
+    credit: "Credit | None" = Field(
+        None, description="the account's credit (docs/credit.md); null without a currency")
+
+
+class Credit(Out):
+    balance: str = Field(description="decimal string in `currency`, e.g. \"3.50\"")
+    balance_minor: int
+    currency: str
+
+
+class CreditPayment(Out):
+    coin: str
+    txid: str
+    index: int
+    amount: str
+    amount_base_units: str
+    rate: str = Field(description="fiat per whole coin used for the conversion")
+    rate_source: str = Field(description="\"locked\" (the invoice's rate) or the median's")
+
+
+class CreditEntry(Out):
+    id: int
+    kind: Literal["underpaid", "overpaid", "late_payment", "spent", "refund",
+                  "refund_returned", "adjustment", "expired", "spend_returned", "reverted"]
+    amount: str
+    amount_minor: int
+    currency: str
+    created_at: str
+    invoice_id: str | None
+    refund_id: str | None
+    payment: CreditPayment | None
+    reason: str | None
+
+
+class CreditPage(Out):
+    credit: Credit | None
+    data: list[CreditEntry]
+    next_cursor: int | None = Field(None, description="pass as `before` for the next page")
 
 
 class NextInvoice(Out):

@@ -5,6 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.domain.credit import CreditEntry, signed_fiat
 from gateway.domain.money import format_units
 from gateway.domain.payments import PaymentStatus
 from gateway.domain.timestamps import rfc3339
@@ -19,7 +20,31 @@ def _ts(value: Any) -> str | None:
     return rfc3339(value) if value is not None else None
 
 
-def account_json(view: AccountView, renewal: RenewalView | None = None) -> dict[str, Any]:
+def credit_json(balance: int, currency: str | None) -> dict[str, Any] | None:
+    """The account's credit (docs/credit.md); None while it has no currency."""
+    if currency is None:
+        return None
+    return {"balance": signed_fiat(balance, currency), "balance_minor": balance,
+            "currency": currency}
+
+
+def credit_entry_json(e: CreditEntry) -> dict[str, Any]:
+    c = e.conversion
+    return {
+        "id": e.id, "kind": e.kind.value, "amount": signed_fiat(e.amount, e.currency),
+        "amount_minor": e.amount, "currency": e.currency, "created_at": rfc3339(e.created_at),
+        "invoice_id": e.invoice_id, "refund_id": e.refund_id,
+        "payment": None if c is None else {
+            "coin": c.coin, "txid": c.txid, "index": c.output_index,
+            "amount": format_units(c.crypto_amount, c.decimals),
+            "amount_base_units": str(c.crypto_amount), "rate": c.rate,
+            "rate_source": c.rate_source},
+        "reason": e.reason.value if e.reason else None,
+    }
+
+
+def account_json(view: AccountView, renewal: RenewalView | None = None,
+                 credit: dict[str, Any] | None = None) -> dict[str, Any]:
     a, p = view.account, view.profile
     nxt = renewal.next_invoice if renewal is not None else None
     return {
@@ -43,6 +68,7 @@ def account_json(view: AccountView, renewal: RenewalView | None = None) -> dict[
             "invoice_id": nxt.invoice_id, "status": nxt.invoice_status,
             "created_at": rfc3339(nxt.created_at)},
         "next_invoice_at": _ts(renewal.next_invoice_at) if renewal is not None else None,
+        "credit": credit,
     }
 
 
@@ -50,7 +76,11 @@ async def account_doc(request: web.Request, view: AccountView) -> dict[str, Any]
     """The account document with its prepaid time (the renewal invoice of the period)."""
     billing = request.app[BILLING].billing
     renewal = await billing.view(view.account.id) if billing is not None else None
-    return account_json(view, renewal)
+    service = request.app[BILLING].credit
+    credit = None
+    if service is not None:
+        credit = credit_json(await service.balance(view.account.id), view.account.currency)
+    return account_json(view, renewal, credit)
 
 
 def invoice_json(view: InvoiceView) -> dict[str, Any]:

@@ -20,9 +20,11 @@ from gateway.domain.invoices import (
     Status,
     completion_time,
 )
+from gateway.domain.money import Fiat
 from gateway.logs import failure
+from gateway.services.credit_spending import buy_period
 from gateway.services.errors import NotFound
-from gateway.services.invoices import InvoiceService
+from gateway.services.invoices import CREDIT_APPLIED, InvoiceService, take_credit
 from gateway.services.ports import BillingUnit, Clock, PrepaidUnit, RenewalRecord
 
 log = logging.getLogger(__name__)
@@ -79,8 +81,11 @@ class PrepaidTime:
             # away); never later than now.
             paid_at = completion_time(counted, invoice.terms.threshold, timedelta(0)) or now
             received = sum(p.amount for p in counted)
+            # An invoice reduced by credit buys its one period (what it received beyond
+            # goes to credit, docs/credit.md): its amount due is not a period's price.
             count = periods_paid(invoice.terms.amount_due, received,
-                                 self.policy.overpayment_buys_periods,
+                                 self.policy.overpayment_buys_periods
+                                 and CREDIT_APPLIED not in invoice.metadata,
                                  self.policy.max_periods_per_invoice)
             extension = extend(account.paid_until, min(paid_at, now), period, count,
                                account.paid_since)
@@ -104,8 +109,8 @@ class PrepaidTime:
         _plan, period = found
         remaining = sum(p.amount for p in payments if not p.reverted)
         should = (0 if remaining < invoice.terms.threshold else periods_paid(
-            invoice.terms.amount_due, remaining, self.policy.overpayment_buys_periods,
-            self.policy.max_periods_per_invoice))
+            invoice.terms.amount_due, remaining, self.policy.overpayment_buys_periods
+            and CREDIT_APPLIED not in invoice.metadata, self.policy.max_periods_per_invoice))
         bought = await uow.billing.paid_period(invoice.id)
         if bought is None or bought.periods <= should:
             return
@@ -219,9 +224,20 @@ class BillingService:
             return 0
         coin = self._coin(seen.renewal_coin)
         price = plan.price_in(seen.currency)
+        # Credit first (docs/credit.md): all of the price, or part of it.
+        async with self._reader() as uow:
+            balance = await uow.credit.balance(seen.id)
+        if balance >= price.minor and plan.name in self._prepaid.periods:
+            if await self._renew_from_credit(seen, plan.name, coin, price, now):
+                return 1
+        used = Fiat(min(max(balance, 0), price.minor), price.currency)
+        metadata: dict[str, object] = {"plan": plan.name}
+        if 0 < used.minor < price.minor:
+            metadata[CREDIT_APPLIED] = used.as_decimal_string()
+            price = Fiat(price.minor - used.minor, price.currency)
         # The rate is fetched before the transaction: no lock is held across I/O.
         invoice = await self._invoices.prepare(
-            seen.id, price, coin, {"plan": plan.name}, valid_until=seen.paid_until)
+            seen.id, price, coin, metadata, valid_until=seen.paid_until)
         async with self._uow() as uow:
             account = await uow.accounts.get(seen.id, for_update=True)
             if (account is None or account.paid_until != seen.paid_until
@@ -229,6 +245,8 @@ class BillingService:
                     or await uow.billing.renewal(account.id, seen.paid_until) is not None):
                 return 0  # paid, deleted or renewed meanwhile (another instance)
             await self._invoices.insert(uow, invoice)
+            if CREDIT_APPLIED in metadata:
+                await take_credit(uow, invoice, used, now)
             mail = self._reminders is not None and account.renewal_reminders
             if not await uow.billing.add_renewal(account.id, seen.paid_until, invoice.id, now,
                                                  mail):
@@ -241,6 +259,21 @@ class BillingService:
             await uow.commit()
         log.info("billing: renewal invoice %s created for account %s", invoice.id, seen.id)
         return 1
+
+    async def _renew_from_credit(self, seen: Account, plan: str, coin: str, price: Fiat,
+                                 now: datetime) -> bool:
+        """The period renewed from credit alone: no invoice (`via: credit`)."""
+        async with self._uow() as uow:
+            account = await uow.accounts.get(seen.id, for_update=True)
+            if (account is None or account.paid_until != seen.paid_until
+                    or not account.renewal_due(now, self._policy.renewal_lead)):
+                return False
+            if await buy_period(uow, account, plan, self._prepaid.periods[plan], coin,
+                                price, now) is None:
+                return False
+            await uow.commit()
+        log.info("billing: account %s renewed from its credit", seen.id)
+        return True
 
     def _coin(self, coin: str) -> str:
         accepted = self._invoices.coins()

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from chains.base import BlockRef, ChainError, Destination, describe_failure
+from gateway.domain.credit import CreditEntry, CreditKind, InsufficientCredit
+from gateway.domain.crediting import spend_cause
 from gateway.domain.errors import InvalidInput
 from gateway.domain.invoice_metadata import metadata_problem
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, Status
@@ -25,6 +27,8 @@ from gateway.services.ports import (
 )
 
 log = logging.getLogger(__name__)
+
+CREDIT_APPLIED = "credit_applied"  # invoice metadata: the credit taken for it ("3.50")
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class InvoiceService:
     async def create_once(
         self, account_id: str, price: Fiat, coin: str, metadata: dict[str, object] | None,
         idem: IdempotencyRequest | None, for_plan: Plan | None = None,
+        credit_used: Fiat | None = None,
     ) -> tuple[InvoiceView, bool]:
         """`create`, honouring an Idempotency-Key: the same key and body give the first
         invoice again (second value True); another body is refused; a retry while the first
@@ -149,7 +154,7 @@ class InvoiceService:
         `create`)."""
         if idem is None:
             return await self.create(account_id, price, coin, metadata,
-                                     for_plan=for_plan), False
+                                     for_plan=for_plan, credit_used=credit_used), False
         owner = new_id("idm_")
         now = self._clock()
         async with self._uow() as uow:
@@ -176,7 +181,7 @@ class InvoiceService:
             return await self.read(replay), True
         try:
             return await self.create(account_id, price, coin, metadata, (idem, owner),
-                                     for_plan=for_plan), False
+                                     for_plan=for_plan, credit_used=credit_used), False
         except BaseException:
             async with self._uow() as uow:
                 await uow.idempotency.release(idem.scope, idem.key, owner)
@@ -186,11 +191,14 @@ class InvoiceService:
     async def create(
         self, account_id: str, price: Fiat, coin: str, metadata: dict[str, object] | None = None,
         _idem: tuple[IdempotencyRequest, str] | None = None, *, for_plan: Plan | None = None,
+        credit_used: Fiat | None = None,
     ) -> InvoiceView:
         """A new invoice with a fresh address. With `for_plan` (a customer buying a plan)
         the customer's open invoice for the same plan, price and coin is returned again
         instead (`reused`), and no more than `max_open_per_account` may be open at once:
-        nobody can burn addresses (and push the wallet's gap) by asking again and again."""
+        nobody can burn addresses (and push the wallet's gap) by asking again and again.
+        `credit_used`: the account's credit that pays the rest of the plan's price (taken
+        in this transaction, docs/credit.md)."""
         problem = metadata_problem(metadata or {})
         if problem is not None:
             raise InvalidInput("metadata", problem)
@@ -217,6 +225,8 @@ class InvoiceService:
                         self._check_open(await uow.invoices.open_for_account(account_id, now),
                                          for_plan, coin)
                 destination, uri = await self.insert(uow, invoice, check)
+                if credit_used is not None:
+                    await take_credit(uow, invoice, credit_used, now)
                 if _idem is not None:
                     idem, owner = _idem
                     # In the invoice's own transaction: a crash leaves neither or both.
@@ -303,7 +313,8 @@ class InvoiceService:
         `TooManyRequests` when the account has its maximum of open invoices."""
         for invoice in open_now:
             if (invoice.coin == coin and invoice.metadata.get("plan", "") == plan.name
-                    and invoice.price == plan.price_in(invoice.price.currency)):
+                    and (invoice.price == plan.price_in(invoice.price.currency)
+                         or CREDIT_APPLIED in invoice.metadata)):
                 raise _Reuse(invoice.id)
         limit = self._policy.max_open_per_account
         if len(open_now) >= limit:
@@ -362,6 +373,20 @@ class InvoiceService:
         if coin not in self._chains.coins():
             return await uow.cursors.get(coin)
         return await uow.cursors.get(self._chains.feed(coin))
+
+
+async def take_credit(uow: InvoicesUnit, invoice: Invoice, used: Fiat,
+                      now: datetime) -> None:
+    """In the invoice's own transaction, the account locked: the credit that pays the rest
+    of its price. Raises InsufficientCredit when the balance fell meanwhile (another
+    instance spent it): the invoice is then not created."""
+    available = await uow.credit.balance(invoice.account_id)
+    if available < used.minor:
+        raise InsufficientCredit(used.minor, available)
+    await uow.credit.add(CreditEntry(
+        invoice.account_id, CreditKind.SPENT, -used.minor, used.currency,
+        spend_cause(invoice.id), now, invoice_id=invoice.id,
+        note=f"part of the price of invoice {invoice.id}"))
 
 
 class _Reuse(Exception):  # control flow only: never leaves this module

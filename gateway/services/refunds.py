@@ -146,13 +146,7 @@ class RefundService:
         return await self._hold(account_id, Refund.request(
             id=new_id("rfd_"), account_id=account_id, amount=amount, currency=currency,
             coin=coin, address=address, now=self._clock(),
-            approvals_needed=approvals_needed(amount, self._threshold(currency))))
-
-    def _threshold(self, currency: str) -> int | None:
-        above = self._policy.second_approval_above
-        if above is None:
-            return None
-        return int(above.scaleb(FIAT_EXPONENTS[currency]))
+            approvals_needed=approvals_needed(amount, self._policy.second_approval_above)))
 
     async def _hold(self, account_id: str, refund: Refund) -> Refund:
         async with self._uow() as uow:

@@ -90,7 +90,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 def service(engine: AsyncEngine, chains: Chains | None = None,
-            above: Decimal | None = None) -> RefundService:
+            above: int | None = None) -> RefundService:
     return RefundService(
         lambda: SqlUnitOfWork(engine, CIPHER, clock=lambda: T0, mail_index=INDEX),
         chains=chains or Chains(), directory=Directory(), rates=Rates(), proof=Proof(),
@@ -170,7 +170,7 @@ async def test_cancel_and_refuse_return_the_amount_once(engine: AsyncEngine) -> 
 async def test_two_approvers_above_the_threshold_one_approval_per_member(
         engine: AsyncEngine) -> None:
     chains = Chains()
-    svc = service(engine, chains, above=Decimal("5.00"))
+    svc = service(engine, chains, above=500)
     refund = await svc.request("acc_a", ask("6.00"))
     assert refund.approvals_needed == 2
     # The same member twice at once: one approval recorded, the other refused clearly.

@@ -33,6 +33,7 @@ from typing import Self, TypeVar
 
 from chains.base import BlockRef, Destination, Lock
 from gateway.domain.accounts import Account
+from gateway.domain.credit import CreditEntry
 from gateway.domain.events import DomainEvent, in_delivery_order
 from gateway.domain.invoices import Invoice, Status
 from gateway.domain.payments import PaymentStatus
@@ -140,6 +141,7 @@ class State:
     endpoints: dict[str, EndpointRow] = field(default_factory=dict)
     events: dict[str, EventRow] = field(default_factory=dict)
     deliveries: dict[str, tuple[str, DeliveryRecord, datetime]] = field(default_factory=dict)
+    credit: list[CreditEntry] = field(default_factory=list)
     seq: int = 0
 
     def next_seq(self) -> int:
@@ -781,6 +783,45 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class MemoryCredit:
+    """The credit ledger: one entry per account and cause."""
+
+    def __init__(self, state: State) -> None:
+        self._s = state
+
+    async def add(self, entry: CreditEntry) -> bool:
+        if any(e.account_id == entry.account_id and e.cause == entry.cause
+               for e in self._s.credit):
+            return False
+        self._s.credit.append(replace(entry, id=len(self._s.credit) + 1))
+        return True
+
+    async def find(self, account_id: str, cause: str) -> CreditEntry | None:
+        return next((e for e in self._s.credit
+                     if e.account_id == account_id and e.cause == cause), None)
+
+    async def balance(self, account_id: str) -> int:
+        return sum(e.amount for e in self._s.credit if e.account_id == account_id)
+
+    async def entries(self, account_id: str, limit: int = 100,
+                      before_id: int | None = None) -> list[CreditEntry]:
+        mine = [e for e in reversed(self._s.credit) if e.account_id == account_id
+                and (before_id is None or (e.id or 0) < before_id)]
+        return mine[:limit]
+
+    async def between(self, start: datetime, end: datetime) -> list[CreditEntry]:
+        return [e for e in self._s.credit if start <= e.created_at < end]
+
+    async def candidates(self, since: datetime, now: datetime,
+                         limit: int = 500) -> list[str]:
+        return []  # the crediting task runs on the SQL store only
+
+    async def aged(self, cutoff: datetime, limit: int = 500) -> list[str]:
+        found = {e.account_id for e in self._s.credit if e.created_at < cutoff}
+        return sorted(a for a in found if sum(
+            e.amount for e in self._s.credit if e.account_id == a) > 0)[:limit]
+
+
 class MemoryStore:
     """The database: committed state, and every commit's events (for assertions)."""
 
@@ -817,6 +858,7 @@ class MemoryUnitOfWork:
         self.endpoints = MemoryEndpoints(s)
         self.events = MemoryEvents(s)
         self.outbox = MemoryOutbox(s)
+        self.credit = MemoryCredit(s)
 
     async def __aenter__(self) -> Self:
         self._begin()

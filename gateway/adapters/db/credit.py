@@ -4,14 +4,35 @@ to, never changed; one entry per account and cause, whichever instance writes it
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, insert, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.adapters.db.tables import credit_entries
+from gateway.adapters.db.tables import credit_entries, invoices, payments
 from gateway.domain.credit import AdjustmentReason, Conversion, CreditEntry, CreditKind
+from gateway.domain.payments import PaymentStatus
+from gateway.domain.states import InvoiceException, Status
 
 _c = credit_entries.c
+_i, _p = invoices.c, payments.c
+_DONE = [Status.SETTLED.value, Status.EXPIRED.value, Status.INVALID.value]
+
+
+def _has(cause: ColumnElement[str]) -> ColumnElement[bool]:
+    """The invoice's account has an entry with this cause."""
+    return exists().where(_c.account_id == _i.account_id, _c.cause == cause)
+
+
+def _text(*parts: ColumnElement[Any] | str) -> ColumnElement[str]:
+    out: ColumnElement[str] = literal("", String)
+    for part in parts:
+        out = out + (literal(part, String) if isinstance(part, str) else part)
+    return out
+
+
+def _may_still_settle(now: datetime) -> ColumnElement[bool]:
+    return and_(_i.status == Status.EXPIRED.value, _i.accept_late_payments.is_(True),
+                _i.monitoring_until > now)
 
 
 def _values(e: CreditEntry) -> dict[str, Any]:
@@ -72,6 +93,49 @@ class SqlCreditLedger:
             query = query.where(_c.id < before_id)
         rows = await self._conn.execute(query.order_by(_c.id.desc()).limit(limit))
         return [entry_of(r) for r in rows]
+
+    async def candidates(self, since: datetime, now: datetime,
+                         limit: int = 500) -> list[str]:
+        """Invoices (expired since `since`, by the status index) that may owe credit or
+        take it back: a confirmed payment of a done invoice not yet credited, a credited
+        one reverted since, an overpaid (or late-settled) one without its entry, a spend
+        of an invoice that expired unpaid not yet given back."""
+        cause = _text("payment:", _p.coin, ":", _p.txid, ":", cast(_p.output_index, String))
+        overpaid = _text("overpaid:", _i.id)
+        recent = and_(_i.status.in_(_DONE), _i.expires_at >= since,
+                      ~_may_still_settle(now))
+        confirmed, reverted = PaymentStatus.CONFIRMED.value, PaymentStatus.REVERTED.value
+        by_payment = (
+            select(_i.id).join(payments, _p.invoice_id == _i.id).where(recent, or_(
+                and_(_p.status == confirmed, _i.status != Status.SETTLED.value,
+                     ~_has(cause)),
+                and_(_p.status == confirmed, _i.status == Status.SETTLED.value,
+                     _p.seen_at > _i.settled_at, ~_has(cause)),
+                and_(_p.status == reverted, _has(cause), ~_has(_text("revert:", cause))),
+                and_(_p.status == reverted, _has(overpaid),
+                     ~_has(_text("revert:", overpaid))),
+            )))
+        over = select(_i.id).where(
+            recent, _i.status == Status.SETTLED.value,
+            _i.exception.in_([InvoiceException.PAID_OVER.value,
+                              InvoiceException.PAID_LATE.value]), ~_has(overpaid))
+        spent = select(_i.id).join(credit_entries, _c.invoice_id == _i.id).where(
+            recent, _i.status != Status.SETTLED.value, _c.kind == CreditKind.SPENT.value,
+            ~_has(_text("unspend:", _i.id)))
+        found: set[str] = set()
+        for query in (by_payment, over, spent):
+            rows = await self._conn.execute(query.distinct().limit(limit))
+            found.update(str(r) for r in rows.scalars())
+        return sorted(found)[:limit]
+
+    async def aged(self, cutoff: datetime, limit: int = 500) -> list[str]:
+        """Accounts with credit written before `cutoff` and a positive balance: what the
+        expiry may take (`CreditService`, `[credit] expires_after_days`)."""
+        rows = await self._conn.execute(
+            select(_c.account_id).group_by(_c.account_id)
+            .having(and_(func.sum(_c.amount) > 0,
+                         func.min(_c.created_at) < cutoff)).limit(limit))
+        return [str(r) for r in rows.scalars()]
 
     async def between(self, start: datetime, end: datetime) -> list[CreditEntry]:
         rows = await self._conn.execute(

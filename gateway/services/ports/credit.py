@@ -27,3 +27,12 @@ class CreditLedger(Protocol):
 
     async def between(self, start: datetime, end: datetime) -> list[CreditEntry]:
         """Every entry of the period, oldest first (finance exports and reconciliation)."""
+
+    async def candidates(self, since: datetime, now: datetime,
+                         limit: int = 500) -> list[str]:
+        """Ids of invoices (expired since `since`) whose payments may owe credit not yet
+        written, or whose credited payments reverted, or whose spent credit may be due
+        back: what the crediting task looks at (it decides, and writes each cause once)."""
+
+    async def aged(self, cutoff: datetime, limit: int = 500) -> list[str]:
+        """Accounts with a positive balance and an entry older than `cutoff`."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Protocol
 
 from gateway.domain.refunds import Quote, Refund
@@ -65,8 +64,8 @@ class RefundChains(Protocol):
 
 @dataclass(frozen=True)
 class RefundPolicy:
-    """`[refunds]`: the least refund per coin (base units), the amount (in the account's
-    currency, whichever it is) above which two members must approve (None: one always)."""
+    """`[credit]`: the least refund per coin (base units), the amount (minor units of the
+    account's currency) above which two members must approve (None: one always)."""
 
     minimums: dict[str, int]
-    second_approval_above: Decimal | None = None
+    second_approval_above: int | None = None

@@ -241,7 +241,7 @@ class ApiKeysUnit(Unit, WithApiKeys, Protocol):
 
 
 class InvoicesUnit(Unit, WithAccountStore, WithInvoices, WithCursors, WithIdempotency,
-                   Protocol):
+                   WithCredit, Protocol):
     """Creating and reading invoices (`services/invoices.py`)."""
 
 
@@ -261,9 +261,10 @@ class ChainEventsUnit(Unit, WithAccountStore, WithInvoices, WithPayments, WithCu
     (`services/chain_events.py`); a settled plan invoice extends its account."""
 
 
-class CreditUnit(Unit, WithAccountStore, WithCredit, Protocol):
-    """The account credit ledger (`services/credit.py`): reads, the expiry job, staff
-    adjustments."""
+class CreditUnit(Unit, WithAccountStore, WithInvoices, WithPayments, WithCursors,
+                 WithBilling, WithCredit, Protocol):
+    """The account credit ledger (`services/credit.py`): crediting payments, giving back
+    spends, expiry, reads."""
 
 
 class WalletUnit(Unit, WithInvoices, Protocol):
