@@ -292,7 +292,8 @@ class LegalUnit(Unit, WithAccountStore, WithAudit, WithLegal, WithMail, Protocol
 
 
 class PrivacyUnit(Unit, WithPrivacyAccounts, WithSessions, WithSecurityLog, WithThrottle,
-                  WithInvoices, WithAudit, WithLegal, WithPersonal, WithCredit, Protocol):
+                  WithInvoices, WithAudit, WithLegal, WithPersonal, WithCredit, WithRefunds,
+                  Protocol):
     """Export, correction, deletion and the access audit (`services/privacy.py`)."""
 
 
