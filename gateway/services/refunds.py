@@ -31,13 +31,12 @@ from gateway.services.attempts import PasswordCheck
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.ids import new_id
 from gateway.services.ports import (
-    ChainDirectory,
     Clock,
     EmailChangeUnit,
     RateProvider,
     RefundsUnit,
 )
-from gateway.services.ports.refunds import RefundChains, RefundPolicy
+from gateway.services.ports.refunds import Coins, RefundChains, RefundPolicy
 from gateway.services.two_factor import TwoFactorService
 
 ADDRESS_MAX = 200
@@ -91,7 +90,7 @@ def _text(value: object, field: str, limit: int) -> str:
 
 class RefundService:
     def __init__(self, uow: Callable[[], RefundsUnit], *, chains: RefundChains,
-                 directory: ChainDirectory, rates: RateProvider, proof: Proof,
+                 directory: Coins, rates: RateProvider, proof: Proof,
                  policy: RefundPolicy, clock: Clock) -> None:
         self._uow = uow
         self._chains = chains

@@ -48,6 +48,15 @@ class RefundRepository(Protocol):
         """One past the highest change index a refund of this coin used (0 at first)."""
 
 
+class Coins(Protocol):
+    """The accepted coins and their decimal places (the chain directory's part refunds
+    read)."""
+
+    def coins(self) -> tuple[str, ...]: ...
+
+    def decimals(self, coin: str) -> int: ...
+
+
 class RefundChains(Protocol):
     """The coin's chain family, as far as refunds need it."""
 
