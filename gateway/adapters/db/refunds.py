@@ -1,14 +1,21 @@
 """Refunds in the database (`refunds`, `refund_approvals`; docs/refunds.md). The address
 and the tx key are sealed with the field cipher, bound to the refund's id."""
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.db.encrypted import REFUND_ADDRESS, REFUND_TX_KEY
-from gateway.adapters.db.tables import invoices, payments, refund_approvals, refunds
+from gateway.adapters.db.tables import (
+    accounts,
+    invoices,
+    payments,
+    refund_approvals,
+    refunds,
+)
 from gateway.adapters.fields import FieldCipher
 from gateway.domain.refunds import FINAL, Approval, Quote, Refund, RefundStatus
 from gateway.services.errors import Conflict
@@ -132,3 +139,19 @@ class SqlRefunds:
         top = (await self._conn.execute(select(func.max(_r.change_index)).where(
             _r.coin == coin))).scalar_one()
         return 0 if top is None else int(top) + 1
+
+    async def addresses_due(self, before: datetime) -> list[str]:
+        ended = func.coalesce(_r.completed_at, _r.decided_at)
+        erased_account = select(accounts.c.id).where(accounts.c.deleted_at.is_not(None))
+        rows = (await self._conn.execute(select(_r.id).where(
+            or_(_r.address_ct.is_not(None), _r.tx_key_ct.is_not(None)),
+            or_(_r.status.in_([s.value for s in FINAL]) & (ended < before),
+                _r.account_id.in_(erased_account))).order_by(_r.id))).all()
+        return [r.id for r in rows]
+
+    async def erase_address(self, refund_id: str, now: datetime) -> bool:
+        result = await self._conn.execute(update(refunds).where(
+            _r.id == refund_id,
+            or_(_r.address_ct.is_not(None), _r.tx_key_ct.is_not(None))).values(
+            address_ct=None, tx_key_ct=None, erased_at=now))
+        return bool(result.rowcount)

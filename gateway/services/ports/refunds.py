@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from gateway.domain.refunds import Quote, Refund
@@ -46,6 +47,13 @@ class RefundRepository(Protocol):
 
     async def next_change_index(self, coin: str) -> int:
         """One past the highest change index a refund of this coin used (0 at first)."""
+
+    async def addresses_due(self, before: datetime) -> list[str]:
+        """Refunds that still hold an address or tx key and ended before `before`, or
+        whose account is erased (retention)."""
+
+    async def erase_address(self, refund_id: str, now: datetime) -> bool:
+        """Clears the address and the tx key; False when they already were."""
 
 
 class Coins(Protocol):

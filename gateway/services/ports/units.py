@@ -298,7 +298,7 @@ class PrivacyUnit(Unit, WithPrivacyAccounts, WithSessions, WithSecurityLog, With
 
 
 class RetentionUnit(Unit, WithRetentionAccounts, WithSessions, WithSecurityLog, WithAudit,
-                    WithLegal, WithRetention, Protocol):
+                    WithLegal, WithRetention, WithRefunds, Protocol):
     """Scheduled retention and erasure (`services/retention.py`)."""
 
 
