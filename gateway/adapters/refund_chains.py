@@ -5,13 +5,19 @@ only the amount, which the operator pays by hand (docs/refunds.md)."""
 
 from collections.abc import Sequence
 
-from chains.refunds import BadRefundAddress, CannotPrepare, Refundable, Spendable
+from chains.refunds import (
+    BadRefundAddress,
+    CannotPrepare,
+    Refundable,
+    Spendable,
+    TxKeyCheckable,
+)
 from gateway.adapters.chain_directory import ChainDirectory
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import format_units
 from gateway.domain.refunds import Quote
 from gateway.services.errors import Conflict
-from gateway.services.ports.refunds import PaidOutput
+from gateway.services.ports.refunds import PaidOutput, ProvenPayment
 
 
 class FollowerRefunds:
@@ -48,3 +54,18 @@ class FollowerRefunds:
             raise Conflict(f"the {coin} refund cannot be prepared: {exc}") from None
         return Quote(made.amount, rate, made.uri, made.psbt, made.fee, made.spends,
                      change_index if made.psbt is not None else None)
+
+    def proves_payments(self, coin: str) -> bool:
+        return isinstance(self._directory.follower(coin), TxKeyCheckable)
+
+    async def check_tx_key(self, coin: str, txid: str, tx_key: str,
+                           address: str) -> ProvenPayment:
+        follower = self._directory.follower(coin)
+        if not isinstance(follower, TxKeyCheckable):
+            raise InvalidInput("tx_key", f"{coin} refunds are matched on the chain; no tx "
+                                         "key is needed")
+        try:
+            check = await follower.check_tx_key(txid, tx_key, address)
+        except (BadRefundAddress, CannotPrepare) as exc:
+            raise InvalidInput("tx_key", str(exc) or "the txid or tx key is wrong") from None
+        return ProvenPayment(check.received, check.confirmations)

@@ -8,7 +8,7 @@ from gateway.bootstrap.chains import ChainsArea
 from gateway.bootstrap.core import Core, Credentials
 from gateway.services.attempts import PasswordCheck
 from gateway.services.ports.refunds import RefundPolicy
-from gateway.services.refunds import PasswordAndCode, RefundService
+from gateway.services.refunds import PasswordAndCode, ProvenRefunds, RefundService
 
 
 def refund_policy(core: Core, chains: ChainsArea) -> RefundPolicy:
@@ -29,3 +29,7 @@ def build_refunds(core: Core, creds: Credentials, accounts: AccountsArea,
         uow, chains=FollowerRefunds(chains.directory), directory=chains.directory,
         rates=build_rates(core.settings, core.clock, billing.rates_http), proof=proof,
         policy=refund_policy(core, chains), clock=core.clock)
+
+
+def build_proven_refunds(core: Core, chains: ChainsArea) -> ProvenRefunds:
+    return ProvenRefunds(core.make_uow, FollowerRefunds(chains.directory), core.clock)

@@ -251,6 +251,50 @@ class RefundService:
         return refund
 
 
+class ProvenRefunds:
+    """Refunds proven by a txid and tx key the operator enters (Monero)."""
+
+    def __init__(self, uow: Callable[[], RefundsUnit], chains: RefundChains,
+                 clock: Clock) -> None:
+        self._uow = uow
+        self._chains = chains
+        self._clock = clock
+
+    def asks_tx_key(self, coin: str) -> bool:
+        return self._chains.proves_payments(coin)
+
+    async def record_tx_key(self, refund_id: str, txid: str, tx_key: str) -> Refund:
+        """Checks that the transaction pays the refund's address at least the approved
+        amount, then marks it sent (completed once the coin's depth is seen, by the
+        on-chain part)."""
+        txid = _text(txid, "txid", 100)
+        tx_key = _text(tx_key, "tx_key", 200)
+        async with self._uow() as uow:
+            refund = await uow.refunds.get(refund_id)
+        if refund is None:
+            raise NotFound("refund")
+        if refund.quote is None or refund.address is None:
+            raise Conflict(f"this refund is {refund.status}; only an approved refund can be "
+                           "proven sent")
+        if not self._chains.proves_payments(refund.coin):
+            raise InvalidInput("tx_key", f"{refund.coin} refunds are matched on the chain; "
+                                         "no tx key is needed")
+        proven = await self._chains.check_tx_key(refund.coin, txid, tx_key, refund.address)
+        if proven.received < refund.quote.crypto_amount:
+            raise InvalidInput("txid", f"the transaction pays the address {proven.received} "
+                               f"base units; the refund is {refund.quote.crypto_amount}")
+        async with self._uow() as uow:
+            locked = await uow.refunds.get(refund_id, for_update=True)
+            assert locked is not None
+            try:
+                locked.mark_sent(txid, self._clock(), tx_key=tx_key)
+            except RefundStateError as exc:
+                raise Conflict(str(exc)) from None
+            await uow.refunds.save(locked)
+            await uow.commit()
+        return locked
+
+
 def _request_mail(refund: Refund) -> str:
     return (f"A refund of {refund.amount_text} {refund.currency} in {refund.coin} was "
             "requested from your Packetra account. The amount is held from your credit "

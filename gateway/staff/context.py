@@ -18,7 +18,7 @@ from gateway.services.invoices import InvoiceService
 from gateway.services.ports import StaffSession
 from gateway.services.privacy import PrivacyService
 from gateway.services.reconcile import ReconcileService, Report
-from gateway.services.refunds import RefundService
+from gateway.services.refunds import ProvenRefunds, RefundService
 from gateway.services.staff import StaffService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
@@ -54,9 +54,10 @@ class FinanceArea:
 
 @dataclass(frozen=True, kw_only=True)
 class RefundsArea:
-    """The refunds queue: approve, refuse (finance)."""
+    """The refunds queue: approve, refuse; a Monero refund's txid and tx key (finance)."""
 
     refunds: RefundService
+    proven: ProvenRefunds | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

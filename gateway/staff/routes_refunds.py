@@ -33,8 +33,10 @@ async def queue(request: web.Request, session: StaffSession) -> web.Response:
 async def one(request: web.Request, session: StaffSession) -> web.Response:
     refund = await request.app[REFUNDS].refunds.get(request.match_info["refund_id"])
     await request.app[MEMBERS].staff.record(session, "refund_viewed", refund.id, ip(request))
+    proven = request.app[REFUNDS].proven
     return render(request, "refund.html", {
         "r": refund, "qr": _qr(refund.quote.uri if refund.quote else None),
+        "tx_key_form": proven is not None and proven.asks_tx_key(refund.coin),
         "approved_by_me": any(a.staff_id == session.member.id for a in refund.approvals)})
 
 
@@ -70,4 +72,18 @@ async def refuse(request: web.Request, session: StaffSession, form: Any) -> web.
     await request.app[REFUNDS].refunds.refuse(refund_id, session.member.id,
                                               text(form, "reason"))
     await request.app[MEMBERS].staff.record(session, "refund_refused", refund_id, ip(request))
+    return redirect(f"/finance/refunds/{refund_id}")
+
+
+@routes.post(PREFIX + "/finance/refunds/{refund_id}/tx-key")
+@action("finance")
+async def tx_key(request: web.Request, session: StaffSession, form: Any) -> web.Response:
+    """Monero: the operator's wallet sent it; the txid and tx key prove what it paid."""
+    refund_id = request.match_info["refund_id"]
+    proven = request.app[REFUNDS].proven
+    if proven is None:
+        raise web.HTTPNotFound(text="no coin here proves refunds by tx key")
+    await proven.record_tx_key(refund_id, text(form, "txid"), text(form, "tx_key"))
+    await request.app[MEMBERS].staff.record(session, "refund_tx_key_entered", refund_id,
+                                            ip(request))
     return redirect(f"/finance/refunds/{refund_id}")

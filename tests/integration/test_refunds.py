@@ -24,8 +24,8 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.refunds import Quote, RefundStatus
 from gateway.services.errors import Conflict
 from gateway.services.ports import Profile
-from gateway.services.ports.refunds import PaidOutput, RefundPolicy
-from gateway.services.refunds import RefundAsk, RefundService
+from gateway.services.ports.refunds import PaidOutput, ProvenPayment, RefundPolicy
+from gateway.services.refunds import ProvenRefunds, RefundAsk, RefundService
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 CIPHER = FieldCipher([("t", os.urandom(32))])
@@ -62,6 +62,16 @@ class Chains:
         self.prepared.append((amount, len(spendable), change_index))
         return Quote(amount, rate, f"litecoin:{address}?amount=x", psbt="cHNidP8=",
                      change_index=change_index)
+
+
+    def proves_payments(self, coin: str) -> bool:
+        return True
+
+    async def check_tx_key(self, coin: str, txid: str, tx_key: str,
+                           address: str) -> ProvenPayment:
+        if tx_key != "right key":
+            raise InvalidInput("tx_key", "the tx key does not prove this transaction")
+        return ProvenPayment(7_500_000 if txid == "ab" * 32 else 1, 0)
 
 
 class Proof:
@@ -218,3 +228,25 @@ async def test_later_refunds_never_spend_what_an_approved_one_spends(
         assert await uow.refunds.spent_outputs("BTC") == set()
         assert await uow.refunds.next_change_index("LTC") == 5
         assert await uow.refunds.next_change_index("BTC") == 0
+
+
+async def test_a_tx_key_proves_a_refund_sent_and_stays_sealed(engine: AsyncEngine) -> None:
+    chains = Chains()
+    svc = service(engine, chains)
+    proven = ProvenRefunds(lambda: SqlUnitOfWork(engine, CIPHER, clock=lambda: T0),
+                           chains, lambda: T0)
+    refund = await svc.request("acc_a", ask("6.00"))
+    with pytest.raises(Conflict, match="only an approved refund"):
+        await proven.record_tx_key(refund.id, "ab" * 32, "right key")
+    await svc.approve(refund.id, "stf_1", "ok")
+    with pytest.raises(InvalidInput, match="does not prove"):
+        await proven.record_tx_key(refund.id, "ab" * 32, "wrong key")
+    with pytest.raises(InvalidInput, match="pays the address 1 base units"):
+        await proven.record_tx_key(refund.id, "cd" * 32, "right key")
+    sent = await proven.record_tx_key(refund.id, "ab" * 32, "right key")
+    assert (sent.status, sent.txid, sent.tx_key) == (RefundStatus.SENT, "ab" * 32,
+                                                     "right key")
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(refunds.c.tx_key_ct))).scalar_one()
+    assert b"right key" not in stored
+    assert (await svc.get(refund.id)).tx_key == "right key"

@@ -78,6 +78,22 @@ class RefundChains(Protocol):
         """What the operator's wallet signs and sends; `Conflict` with the chain's reason
         when it cannot be prepared."""
 
+    def proves_payments(self, coin: str) -> bool:
+        """Whether the coin's refunds are proven by a txid and tx key the operator enters
+        (Monero: nobody can watch someone else's address)."""
+
+    async def check_tx_key(self, coin: str, txid: str, tx_key: str,
+                           address: str) -> ProvenPayment:
+        """`InvalidInput` with the chain's reason when the txid or key is wrong."""
+
+
+@dataclass(frozen=True)
+class ProvenPayment:
+    """What a tx key proves a transaction paid to an address (Monero `check_tx_key`)."""
+
+    received: int  # base units
+    confirmations: int
+
 
 @dataclass(frozen=True)
 class RefundPolicy:
