@@ -172,7 +172,7 @@ EXPORTED_COLUMNS.update({
         "currency": "refunds.currency", "coin": "refunds.coin",
         "address_ct": "refunds.address", "approvals_needed": "refunds.approvals_needed",
         "crypto_amount": "refunds.amount_base_units", "rate": "refunds.rate",
-        "uri": "refunds.payment_request", "txid": "refunds.txid", "tx_key_ct": "refunds.tx_key",
+        "uri_ct": "refunds.payment_request", "txid": "refunds.txid", "tx_key_ct": "refunds.tx_key",
         "refusal_reason": "refunds.refusal_reason", "requested_at": "refunds.requested_at",
         "decided_at": "refunds.decided_at", "sent_at": "refunds.sent_at",
         "completed_at": "refunds.completed_at"},
@@ -185,9 +185,10 @@ UNEXPORTED_COLUMNS: dict[str, dict[str, str]] = {
     "refunds": {
         "account_id": _ACCOUNT,
         "refused_by": "which of the operator's staff refused it (the reason is exported)",
-        "psbt": _OPERATOR_WALLET, "fee": _OPERATOR_WALLET, "spends": _OPERATOR_WALLET,
+        "psbt_ct": _OPERATOR_WALLET, "fee": _OPERATOR_WALLET, "spends": _OPERATOR_WALLET,
         "change_index": "which of the service's keys receives the change",
-        "erased_at": "when retention erased the address and tx key (then exported empty)"},
+        "erased_at": "when retention erased the address, tx key and payment request (then "
+                     "exported empty)"},
     "refund_approvals": {"staff_id": "which of the operator's staff approved it (the time "
                                      "and reason are exported)"},
     "accounts": {

@@ -18,7 +18,12 @@ from sqlalchemy import insert, inspect, update
 from sqlalchemy.engine import Connection
 
 from gateway.adapters.db import tables as t
-from gateway.adapters.db.encrypted import LEGAL_SUMMARY, REFUND_ADDRESS, REFUND_TX_KEY
+from gateway.adapters.db.encrypted import (
+    LEGAL_SUMMARY,
+    REFUND_ADDRESS,
+    REFUND_TX_KEY,
+    REFUND_URI,
+)
 from gateway.adapters.db.engine import make_engine
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import FieldCipher
@@ -150,7 +155,9 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
                 "address_ct": cipher.encrypt("ltc1qmine", REFUND_ADDRESS.ref("rfd_1")),
                 "tx_key_ct": cipher.encrypt("txkey", REFUND_TX_KEY.ref("rfd_1")),
                 "refusal_reason": "(filled for the test)", "crypto_amount": 312500,
-                "rate": "80", "uri": "litecoin:ltc1qmine?amount=0.003125", "txid": "tx9",
+                "rate": "80", "txid": "tx9",
+                "uri_ct": cipher.encrypt("litecoin:ltc1qmine?amount=0.003125",
+                                         REFUND_URI.ref("rfd_1")),
                 "requested_at": NOW, "decided_at": NOW, "sent_at": NOW, "completed_at": NOW}],
             t.refund_approvals: [{"refund_id": "rfd_1", "staff_id": "stf_1", "reason": "ok",
                                   "at": NOW}],

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapters.db.encrypted import REFUND_ADDRESS, REFUND_TX_KEY
+from gateway.adapters.db.encrypted import REFUND_ADDRESS, REFUND_TX_KEY, REFUND_URI
 from gateway.adapters.db.engine import make_engine
 from gateway.adapters.db.refunds import SqlRefunds
 from gateway.adapters.db.tables import accounts, refunds
@@ -46,6 +46,7 @@ def row(rid: str, account: str, status: str, ended: datetime | None,
             "currency": "EUR", "coin": "XMR", "approvals_needed": 1,
             "address_ct": CIPHER.encrypt("4address", REFUND_ADDRESS.ref(rid)),
             "tx_key_ct": (CIPHER.encrypt("key", REFUND_TX_KEY.ref(rid)) if tx_key else None),
+            "uri_ct": CIPHER.encrypt("monero:4address", REFUND_URI.ref(rid)),
             "txid": "ab" * 32 if status == "completed" else None,
             "requested_at": OLD - timedelta(days=1), "decided_at": ended,
             "completed_at": ended if status == "completed" else None}
@@ -70,7 +71,9 @@ async def held(engine: AsyncEngine) -> dict[str, tuple[bool, bool, bool]]:
     async with engine.connect() as conn:
         rows = (await conn.execute(select(refunds.c.id, refunds.c.address_ct,
                                           refunds.c.tx_key_ct, refunds.c.erased_at,
-                                          refunds.c.txid))).all()
+                                          refunds.c.uri_ct))).all()
+    # The payment request names the address: it goes with it.
+    assert all((r.uri_ct is None) == (r.address_ct is None) for r in rows)
     return {r.id: (r.address_ct is not None, r.tx_key_ct is not None,
                    r.erased_at is not None) for r in rows}
 

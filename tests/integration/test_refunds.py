@@ -197,11 +197,16 @@ async def test_two_approvers_above_the_threshold_one_approval_per_member(
     with pytest.raises(Conflict):
         await svc.cancel("acc_a", refund.id)
     async with engine.connect() as conn:
+        sealed = (await conn.execute(select(refunds.c.uri_ct, refunds.c.psbt_ct))).one()
+        assert sealed.uri_ct and ADDRESS.encode() not in sealed.uri_ct and sealed.psbt_ct
         rows = (await conn.execute(select(refund_approvals.c.staff_id))).all()
         types = [r.type for r in (await conn.execute(select(events.c.type))).all()]
     assert sorted(r.staff_id for r in rows) == ["stf_1", "stf_2"]
     assert types.count("refund.approved") == 1
     assert await balance(engine) == 400  # held until it is paid: nothing returned
+    assert done.quote.uri == f"litecoin:{ADDRESS}?amount=x"
+    stored = await svc.get(refund.id)
+    assert stored.quote is not None and stored.quote.psbt == "cHNidP8="
 
 
 async def test_two_members_approving_at_once_approve_once(engine: AsyncEngine) -> None:
@@ -222,7 +227,7 @@ async def test_later_refunds_never_spend_what_an_approved_one_spends(
         await conn.execute(insert(refunds).values(
             id="rfd_old", account_id="acc_a", status="approved", amount_minor=1,
             currency="EUR", coin="LTC", approvals_needed=1, requested_at=T0,
-            spends=[["aa" * 32, 1]], change_index=4, crypto_amount=1, rate="80", uri="x"))
+            spends=[["aa" * 32, 1]], change_index=4, crypto_amount=1, rate="80"))
     async with SqlUnitOfWork(engine, CIPHER, read_only=True) as uow:
         assert await uow.refunds.spent_outputs("LTC") == {("aa" * 32, 1)}
         assert await uow.refunds.spent_outputs("BTC") == set()

@@ -69,11 +69,15 @@ STAFF_TOTP = EncryptedColumn(staff_members, "totp_secret_ct")
 # The customer's refund address and Monero's tx key, bound to the refund.
 REFUND_ADDRESS = EncryptedColumn(refunds, "address_ct")
 REFUND_TX_KEY = EncryptedColumn(refunds, "tx_key_ct")
+# What the operator's wallet is given: both name the customer's address.
+REFUND_URI = EncryptedColumn(refunds, "uri_ct")
+REFUND_PSBT = EncryptedColumn(refunds, "psbt_ct")
 
 ALL: tuple[EncryptedColumn, ...] = (
     ACCOUNT_EMAIL, ACCOUNT_DISPLAY_NAME, ACCOUNT_COMPANY, ACCOUNT_TOTP, AUDIT_REASON,
     SECURITY_IP, LEGAL_SUMMARY, WEBHOOK_SECRET, WEBHOOK_PREVIOUS_SECRET, MAIL_RECIPIENT,
     MAIL_SUBJECT, MAIL_BODY, STAFF_TOTP, STAFF_LOG_IP, REFUND_ADDRESS, REFUND_TX_KEY,
+    REFUND_URI, REFUND_PSBT,
 )
 
 

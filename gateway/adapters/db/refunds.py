@@ -8,7 +8,12 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.adapters.db.encrypted import REFUND_ADDRESS, REFUND_TX_KEY
+from gateway.adapters.db.encrypted import (
+    REFUND_ADDRESS,
+    REFUND_PSBT,
+    REFUND_TX_KEY,
+    REFUND_URI,
+)
 from gateway.adapters.db.tables import (
     accounts,
     invoices,
@@ -23,6 +28,9 @@ from gateway.services.ports.refunds import PaidOutput
 
 _r = refunds.c
 _a = refund_approvals.c
+# What names the customer's address: erased together by retention.
+_PERSONAL = or_(_r.address_ct.is_not(None), _r.tx_key_ct.is_not(None),
+                _r.uri_ct.is_not(None), _r.psbt_ct.is_not(None))
 OPEN = [s.value for s in RefundStatus if s not in FINAL]
 # A PSBT of these spends outputs that no later refund may spend again.
 SPENDING = [RefundStatus.APPROVED.value, RefundStatus.SENT.value,
@@ -44,7 +52,10 @@ class SqlRefunds:
             "decided_at": refund.decided_at, "sent_at": refund.sent_at,
             "completed_at": refund.completed_at,
             "crypto_amount": q.crypto_amount if q else None, "rate": q.rate if q else None,
-            "uri": q.uri if q else None, "psbt": q.psbt if q else None,
+            "uri_ct": self._cipher.encrypt_optional(q.uri if q else None,
+                                                    REFUND_URI.ref(refund.id)),
+            "psbt_ct": self._cipher.encrypt_optional(q.psbt if q else None,
+                                                     REFUND_PSBT.ref(refund.id)),
             "fee": q.fee if q else None,
             "spends": [list(s) for s in q.spends] if q else None,
             "change_index": q.change_index if q else None}
@@ -79,7 +90,9 @@ class SqlRefunds:
     def _refund(self, r: Any, approvals: list[Approval]) -> Refund:
         quote = None
         if r.crypto_amount is not None:
-            quote = Quote(int(r.crypto_amount), r.rate, r.uri or "", r.psbt,
+            uri = self._cipher.decrypt_optional(r.uri_ct, REFUND_URI.ref(r.id))
+            psbt = self._cipher.decrypt_optional(r.psbt_ct, REFUND_PSBT.ref(r.id))
+            quote = Quote(int(r.crypto_amount), r.rate, uri or "", psbt,
                           None if r.fee is None else int(r.fee),
                           tuple((s[0], int(s[1])) for s in r.spends or ()),
                           r.change_index)
@@ -144,14 +157,13 @@ class SqlRefunds:
         ended = func.coalesce(_r.completed_at, _r.decided_at)
         erased_account = select(accounts.c.id).where(accounts.c.deleted_at.is_not(None))
         rows = (await self._conn.execute(select(_r.id).where(
-            or_(_r.address_ct.is_not(None), _r.tx_key_ct.is_not(None)),
+            _PERSONAL,
             or_(_r.status.in_([s.value for s in FINAL]) & (ended < before),
                 _r.account_id.in_(erased_account))).order_by(_r.id))).all()
         return [r.id for r in rows]
 
     async def erase_address(self, refund_id: str, now: datetime) -> bool:
         result = await self._conn.execute(update(refunds).where(
-            _r.id == refund_id,
-            or_(_r.address_ct.is_not(None), _r.tx_key_ct.is_not(None))).values(
-            address_ct=None, tx_key_ct=None, erased_at=now))
+            _r.id == refund_id, _PERSONAL).values(
+            address_ct=None, tx_key_ct=None, uri_ct=None, psbt_ct=None, erased_at=now))
         return bool(result.rowcount)

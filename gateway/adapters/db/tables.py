@@ -490,8 +490,8 @@ refunds = Table(
     Column("refused_by", String(40)),
     Column("crypto_amount", BaseUnits),
     Column("rate", String(50)),
-    Column("uri", Text),
-    Column("psbt", Text),
+    Column("uri_ct", LargeBinary),  # the payment request names the address: encrypted
+    Column("psbt_ct", LargeBinary),  # so does the PSBT's output
     Column("fee", BaseUnits),
     Column("spends", JSON),  # [[txid, output index], ...]
     Column("change_index", Integer),
