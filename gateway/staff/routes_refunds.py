@@ -8,6 +8,7 @@ import segno
 from aiohttp import web
 
 from gateway.services.ports import StaffSession
+from gateway.staff import looks
 from gateway.staff.context import MEMBERS, PREFIX, REFUNDS
 from gateway.staff.pages import action, ip, page, redirect, render, text
 
@@ -28,15 +29,33 @@ async def queue(request: web.Request, session: StaffSession) -> web.Response:
     return render(request, "refunds.html", {"refunds": refunds, "me_id": session.member.id})
 
 
+def _back(refund_id: str, form: Any) -> web.Response:
+    """To the refund's page, with the look's reason the form carried (else it is asked
+    again)."""
+    reason = looks.normal(form.get("look_reason"))
+    if looks.reason_error(reason) is None:
+        return web.Response(status=303, headers={"Location": looks.with_reason(
+            f"/finance/refunds/{refund_id}", reason)})
+    return redirect(f"/finance/refunds/{refund_id}")
+
+
 @routes.get(PREFIX + "/finance/refunds/{refund_id}")
 @page("finance")
 async def one(request: web.Request, session: StaffSession) -> web.Response:
+    """The refund with the customer's address: a look at personal data, so a reason
+    first, in the customer's access audit."""
     refund = await request.app[REFUNDS].refunds.get(request.match_info["refund_id"])
+    reason = looks.ask(request, f"Refund {refund.id}")
+    if isinstance(reason, web.Response):
+        return reason
+    await looks.audit(request, session, reason, (refund.account_id,),
+                      "staff_viewed_refund", ("refunds", "address"))
     await request.app[MEMBERS].staff.record(session, "refund_viewed", refund.id, ip(request))
     proven = request.app[REFUNDS].proven
     return render(request, "refund.html", {
         "r": refund, "qr": _qr(refund.quote.uri if refund.quote else None),
         "tx_key_form": proven is not None and proven.asks_tx_key(refund.coin),
+        "look_reason": reason,
         "approved_by_me": any(a.staff_id == session.member.id for a in refund.approvals)})
 
 
@@ -46,6 +65,11 @@ async def psbt(request: web.Request, session: StaffSession) -> web.Response:
     refund = await request.app[REFUNDS].refunds.get(request.match_info["refund_id"])
     if refund.quote is None or refund.quote.psbt is None:
         raise web.HTTPNotFound(text="this refund has no PSBT")
+    reason = looks.ask(request, f"The PSBT of refund {refund.id}")
+    if isinstance(reason, web.Response):
+        return reason
+    await looks.audit(request, session, reason, (refund.account_id,),
+                      "staff_downloaded_refund_psbt", ("refunds", "address"))
     await request.app[MEMBERS].staff.record(session, "refund_psbt_downloaded", refund.id,
                                             ip(request))
     resp = web.Response(text=refund.quote.psbt, content_type="text/plain")
@@ -62,7 +86,7 @@ async def approve(request: web.Request, session: StaffSession, form: Any) -> web
     await request.app[MEMBERS].staff.record(
         session, "refund_approved" if refund.quote else "refund_first_approval", refund_id,
         ip(request))
-    return redirect(f"/finance/refunds/{refund_id}")
+    return _back(refund_id, form)
 
 
 @routes.post(PREFIX + "/finance/refunds/{refund_id}/refuse")
@@ -72,7 +96,7 @@ async def refuse(request: web.Request, session: StaffSession, form: Any) -> web.
     await request.app[REFUNDS].refunds.refuse(refund_id, session.member.id,
                                               text(form, "reason"))
     await request.app[MEMBERS].staff.record(session, "refund_refused", refund_id, ip(request))
-    return redirect(f"/finance/refunds/{refund_id}")
+    return _back(refund_id, form)
 
 
 @routes.post(PREFIX + "/finance/refunds/{refund_id}/tx-key")
@@ -86,4 +110,4 @@ async def tx_key(request: web.Request, session: StaffSession, form: Any) -> web.
     await proven.record_tx_key(refund_id, text(form, "txid"), text(form, "tx_key"))
     await request.app[MEMBERS].staff.record(session, "refund_tx_key_entered", refund_id,
                                             ip(request))
-    return redirect(f"/finance/refunds/{refund_id}")
+    return _back(refund_id, form)

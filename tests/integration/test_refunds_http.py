@@ -67,8 +67,8 @@ class Served:
         return await staff.confirm_enrolment(
             session, pyotp.TOTP(enrolment.secret).at(T0), "192.0.2.1")
 
-    async def page(self, token: str, path: str) -> tuple[int, str]:
-        async with self.http.get(self.staff + path, allow_redirects=False,
+    async def page(self, token: str, path: str, **query: str) -> tuple[int, str]:
+        async with self.http.get(self.staff + path, params=query, allow_redirects=False,
                                  headers={"Cookie": f"{COOKIE}={token}"}) as resp:
             return resp.status, await resp.text()
 
@@ -168,20 +168,26 @@ async def test_finance_only_and_two_different_members_above_the_threshold(
         bob = await s.staff_token("bob", "finance")
         status, queue = await s.page(alice, "/finance/refunds")
         assert status == 200 and doc["id"] in queue and ADDRESS not in queue
-        _, page = await s.page(alice, path)
-        status, _ = await s.post(alice, path + "/approve", {"reason": "paid by them"}, page)
+        # The page shows the customer's address: a reason first, in their access audit.
+        status, ask_page = await s.page(alice, path)
+        assert status == 200 and ADDRESS not in ask_page and 'id="look-reason"' in ask_page
+        why = "refund request to check"
+        _, page = await s.page(alice, path, reason=why)
+        assert ADDRESS in page
+        status, _ = await s.post(alice, path + "/approve",
+                                 {"reason": "paid by them", "look_reason": why}, page)
         assert status == 303
-        _, page = await s.page(alice, path)
+        _, page = await s.page(alice, path, reason=why)
         assert "another finance member" in page and 'id="approve-form"' not in page
         # The rule is the server's, not the page's: the same member again is refused.
         status, text = await s.post(alice, path + "/approve", {"reason": "again"}, page)
         assert status == 409 and "another finance member" in text
-        _, page = await s.page(bob, path)
+        _, page = await s.page(bob, path, reason=why)
         status, _ = await s.post(bob, path + "/approve", {"reason": ""}, page)
         assert status == 422  # a reason is required
         status, _ = await s.post(bob, path + "/approve", {"reason": "agreed"}, page)
         assert status == 303
-        _, page = await s.page(bob, path)
+        _, page = await s.page(bob, path, reason=why)
         assert '<td id="status">approved</td>' in page and 'id="uri"' in page
         status, mine = await s.call("GET", "/v1/me/refunds", await s.token())
         assert mine["data"][0]["status"] == "approved"
@@ -189,4 +195,9 @@ async def test_finance_only_and_two_different_members_above_the_threshold(
                for e in await s.world.gw.services.staff.recent_log()]
         assert ("alice", "refund_first_approval", doc["id"]) in log
         assert ("bob", "refund_approved", doc["id"]) in log
+        async with s.world.gw.uow() as uow:
+            audit = await uow.audit.for_account(s.account_id)
+        assert {(e.actor, e.action, e.reason) for e in audit} >= {
+            ("staff:alice", "staff_viewed_refund", why),
+            ("staff:bob", "staff_viewed_refund", why)}
         assert await s.balance() == 800  # held: the operator's wallet pays it
