@@ -65,7 +65,7 @@ async def test_customer_asks_finance_approves_without_javascript(
         await asyncio.to_thread(browser.get, f"{staff}/finance/refunds")
         assert address not in browser.page_source  # the queue names no address
         link = browser.find_element(By.CSS_SELECTOR, "#refund-queue a")
-        refund_path = link.get_attribute("href").removeprefix(staff)
+        refund_path = str(link.get_attribute("href")).removeprefix(staff)
         await asyncio.to_thread(link.click)
         await look(browser, staff, refund_path, "customer asked for a refund")
         assert browser.find_element(By.ID, "address").text == address
