@@ -14,8 +14,16 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.adapters.db.encrypted import MAIL_BODY, MAIL_RECIPIENT
 from gateway.adapters.db.engine import make_engine
-from gateway.adapters.db.tables import events, mail_queue, refund_approvals, refunds
+from gateway.adapters.db.tables import (
+    events,
+    invoices,
+    mail_queue,
+    payments,
+    refund_approvals,
+    refunds,
+)
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.domain.accounts import Account
@@ -127,7 +135,12 @@ async def test_a_request_holds_the_amount_mails_and_keeps_the_address_sealed(
         assert ADDRESS.encode() not in row.address_ct
         types = [r.type for r in (await conn.execute(select(events.c.type))).all()]
         assert "refund.requested" in types
-        assert (await conn.execute(select(mail_queue))).all()  # one mail, sealed
+        [mail] = (await conn.execute(select(mail_queue))).all()
+    to = CIPHER.decrypt(mail.recipient_ct, MAIL_RECIPIENT.ref(mail.id))
+    body = CIPHER.decrypt(mail.body_ct, MAIL_BODY.ref(mail.id))
+    assert to == "a@example.org"
+    assert "6.50 EUR in LTC was requested" in body and "If it wasn't you" in body
+    assert ADDRESS not in body and refund.id not in body  # nothing to act on or steal
     [mine] = await svc.mine("acc_a")
     assert mine.address == ADDRESS and mine.id == refund.id
 
@@ -255,3 +268,49 @@ async def test_a_tx_key_proves_a_refund_sent_and_stays_sealed(engine: AsyncEngin
         stored = (await conn.execute(select(refunds.c.tx_key_ct))).scalar_one()
     assert b"right key" not in stored
     assert (await svc.get(refund.id)).tx_key == "right key"
+
+
+async def test_the_psbt_spends_only_our_confirmed_outputs_no_earlier_refund_spends(
+        engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        for n in range(3):
+            await conn.execute(insert(invoices).values(
+                id=f"inv_{n}", account_id="acc_a", coin="LTC", price_minor=100,
+                price_currency="EUR", rate_value="80", rate_source="fixed",
+                rate_locked_at=T0, amount_due=1_250_000, decimals=8,
+                confirmations_required=3, tolerance_basis_points=0,
+                accept_late_payments=True, address_space="ltc-test", derivation_index=n,
+                address=f"addr{n}", match_key=bytes([n]), payment_uri="x", status="settled",
+                metadata={}, created_at=T0, expires_at=T0, monitoring_until=T0))
+        await conn.execute(insert(payments), [
+            {"coin": "LTC", "txid": "aa" * 32, "output_index": 0, "invoice_id": "inv_0",
+             "amount": 1_250_000, "status": "confirmed", "seen_at": T0},
+            {"coin": "LTC", "txid": "bb" * 32, "output_index": 1, "invoice_id": "inv_1",
+             "amount": 2_000_000, "status": "confirmed", "seen_at": T0},
+            {"coin": "LTC", "txid": "cc" * 32, "output_index": 0, "invoice_id": "inv_2",
+             "amount": 9_000_000, "status": "pending", "seen_at": T0}])
+        await conn.execute(insert(refunds).values(
+            id="rfd_old", account_id="acc_a", status="completed", amount_minor=1,
+            currency="EUR", coin="LTC", approvals_needed=1, requested_at=T0,
+            spends=[["aa" * 32, 0]], change_index=2, crypto_amount=1, rate="80"))
+    async with SqlUnitOfWork(engine, CIPHER, read_only=True) as uow:
+        paid = await uow.refunds.paid_outputs("LTC")
+    assert [(p.txid, p.output_index, p.amount, p.match_key, p.index) for p in paid] == [
+        ("aa" * 32, 0, 1_250_000, b"\x00", 0), ("bb" * 32, 1, 2_000_000, b"\x01", 1)]
+    seen: list[list[PaidOutput]] = []
+
+    class Seeing(Chains):
+        async def prepare(self, coin: str, address: str, amount: int,
+                          spendable: Sequence[PaidOutput], change_index: int,
+                          rate: str) -> Quote:
+            seen.append(list(spendable))
+            return await super().prepare(coin, address, amount, spendable, change_index,
+                                         rate)
+
+    chains = Seeing()
+    svc = service(engine, chains)
+    refund = await svc.request("acc_a", ask("2.00"))
+    approved = await svc.approve(refund.id, "stf_1", "ok")
+    assert [(p.txid, p.output_index) for p in seen[0]] == [("bb" * 32, 1)]
+    assert chains.prepared == [(2_500_000, 1, 3)]  # 2 EUR at 80; change index after 2
+    assert approved.quote is not None and approved.quote.change_index == 3
