@@ -60,6 +60,18 @@ async def test_customer_asks_finance_approves_without_javascript(
         assert browser.find_element(By.CSS_SELECTOR, ".refund-status").text == "requested"
         assert browser.find_element(By.ID, "credit-balance").text == "8.00 EUR"
         no_other_origin(browser.page_source)
+        # A second one, withdrawn with its Cancel button: the amount comes back.
+        type_into(browser, "refund-amount", "3.00")
+        type_into(browser, "refund-address", address)
+        type_into(browser, "refund-password", CUSTOMER_PASSWORD)
+        await asyncio.to_thread(submit, browser, "#refund-button")
+        await at(browser, f"{base}/account?saved=1#refunds")
+        assert browser.find_element(By.ID, "credit-balance").text == "5.00 EUR"
+        await asyncio.to_thread(submit, browser, ".cancel-refund")  # the newest first
+        await at(browser, f"{base}/account?saved=1#refunds")
+        assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".refund-status")] \
+            == ["cancelled", "requested"]
+        assert browser.find_element(By.ID, "credit-balance").text == "8.00 EUR"
 
         await enrol(browser, staff, "fiona")
         await asyncio.to_thread(browser.get, f"{staff}/finance/refunds")
@@ -79,7 +91,8 @@ async def test_customer_asks_finance_approves_without_javascript(
         assert "<script" not in browser.page_source.lower()
 
         await asyncio.to_thread(browser.get, f"{base}/account")
-        assert browser.find_element(By.CSS_SELECTOR, ".refund-status").text == "approved"
+        assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".refund-status")] \
+            == ["cancelled", "approved"]
         assert not browser.find_elements(By.CSS_SELECTOR, ".cancel-refund")
     finally:
         await asyncio.to_thread(browser.quit)
