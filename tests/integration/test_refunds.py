@@ -314,3 +314,26 @@ async def test_the_psbt_spends_only_our_confirmed_outputs_no_earlier_refund_spen
     assert [(p.txid, p.output_index) for p in seen[0]] == [("bb" * 32, 1)]
     assert chains.prepared == [(2_500_000, 1, 3)]  # 2 EUR at 80; change index after 2
     assert approved.quote is not None and approved.quote.change_index == 3
+
+
+async def test_an_approval_whose_outputs_another_refund_took_meanwhile_is_refused(
+        engine: AsyncEngine) -> None:
+    class Racing(Chains):
+        async def prepare(self, coin: str, address: str, amount: int,
+                          spendable: Sequence[PaidOutput], change_index: int,
+                          rate: str) -> Quote:
+            # While this quote is made, another refund's approval spends the same output.
+            async with engine.begin() as conn:
+                await conn.execute(insert(refunds).values(
+                    id="rfd_other", account_id="acc_a", status="approved", amount_minor=1,
+                    currency="EUR", coin="LTC", approvals_needed=1, requested_at=T0,
+                    spends=[["aa" * 32, 0]], change_index=0, crypto_amount=1, rate="80"))
+            return Quote(amount, rate, "litecoin:x", psbt="cHNidP8=",
+                         spends=(("aa" * 32, 0),), change_index=change_index)
+
+    svc = service(engine, Racing())
+    refund = await svc.request("acc_a", ask("2.00"))
+    with pytest.raises(Conflict, match="another refund spent those outputs"):
+        await svc.approve(refund.id, "stf_1", "ok")
+    stored = await svc.get(refund.id)
+    assert stored.status is RefundStatus.REQUESTED and stored.approvals == []
