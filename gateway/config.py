@@ -430,6 +430,10 @@ class AccountsConfig(_Section):
 
 class RetentionConfig(_Section):
     security_log_days: int = Field(30, ge=1, le=30)
+    # A refund's address and Monero tx key are erased this long after the refund ended
+    # (completed, refused or cancelled), and at once when its account is erased
+    # (docs/privacy.md, docs/refunds.md). The amounts, coin, txid and times stay.
+    refund_address_days: int = Field(30, ge=1, le=365)
     # The policy promises deletion within 30 days of a request, backups and grace period
     # included: deletion_grace_days + interval_seconds + backup_days + [backup]
     # interval_hours must fit in 30 days (checked at start; see Settings._deletion_bound).

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway.adapters.backup.files import backup_times
 from gateway.bootstrap.background import Job, background_jobs
+from gateway.bootstrap.refunds import build_proven_refunds
 from gateway.bootstrap.resources import Resource
 from gateway.bootstrap.root import Gateway
 from gateway.http import keys as http
@@ -68,7 +69,8 @@ def http_areas(gw: Gateway) -> http.Areas:
             stream_slots=StreamSlots(server.event_streams_per_client,
                                      server.event_streams_total,
                                      server.event_streams_per_account),
-            changes=gw.changes, credit=b.credit, purchases=b.purchases),
+            changes=gw.changes, credit=b.credit, purchases=b.purchases,
+            refunds=gw.refunds),
         webhooks=http.WebhooksArea(endpoints=gw.webhooks.endpoints,
                                    events=gw.webhooks.events),
         privacy=http.PrivacyArea(privacy=gw.privacy.privacy),
@@ -165,6 +167,8 @@ def console_areas(gw: Gateway, edge: http.EdgeArea) -> staff.ConsoleAreas:
             chain_status=lambda: readiness.chain_status(2), outbox=readiness.outbox,
             promises=lambda: promise_checks(gw.settings, retention, gw.clock(),
                                             backup_times)),
+        refunds=staff.RefundsArea(
+            refunds=gw.refunds, proven=build_proven_refunds(gw.core, gw.chain_area)),
         edge=staff.ConsoleEdge(
             trusted_proxies=edge.trusted_proxies,
             login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),

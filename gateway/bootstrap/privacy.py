@@ -38,7 +38,8 @@ def retention_periods(settings: Settings) -> RetentionPeriods:
         inactivity_notice=timedelta(days=ret.inactivity_notice_days),
         inactive_lapsed=timedelta(days=ret.inactive_lapsed_days),
         legal_requests=timedelta(days=ret.legal_request_days),
-        deletion_ledger=timedelta(days=ret.deletion_ledger_days))
+        deletion_ledger=timedelta(days=ret.deletion_ledger_days),
+        refund_addresses=timedelta(days=ret.refund_address_days))
 
 
 def _ledger(settings: Settings) -> FileDeletionLedger | None:

@@ -26,6 +26,7 @@ from gateway.bootstrap.core import (
 from gateway.bootstrap.mail import MailArea, build_mail
 from gateway.bootstrap.ops import Monitoring, OpsArea, Readiness
 from gateway.bootstrap.privacy import PrivacyArea, build_privacy
+from gateway.bootstrap.refunds import build_refunds
 from gateway.bootstrap.resources import Resource
 from gateway.bootstrap.staff import StaffArea, build_staff
 from gateway.bootstrap.webhooks import WebhooksArea, build_webhooks
@@ -46,6 +47,7 @@ from gateway.services.ports import UnitOfWork
 from gateway.services.privacy import PrivacyService
 from gateway.services.reconcile import ReconcileService
 from gateway.services.recovery import RecoveryService
+from gateway.services.refunds import RefundService
 from gateway.services.retention import RetentionService
 from gateway.services.staff import StaffService
 from gateway.services.two_factor import TwoFactorService
@@ -79,6 +81,7 @@ class Services:
     staff: StaffService
     credit: CreditService
     purchases: PlanPurchases
+    refunds: RefundService
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +99,7 @@ class Gateway:
     privacy: PrivacyArea
     staff: StaffArea
     ops: OpsArea
+    refunds: RefundService
 
     # The shared base, as entry points read it.
     @property
@@ -148,7 +152,7 @@ class Gateway:
             events=self.webhooks.events, tracker=b.tracker, wallet=self.chain_area.wallet,
             retention=p.retention, legal=p.legal, privacy=p.privacy, finance=b.finance,
             notices=p.notices, reconcile=b.reconcile, staff=self.staff.staff,
-            credit=b.credit, purchases=b.purchases)
+            credit=b.credit, purchases=b.purchases, refunds=self.refunds)
 
     async def check_schema(self) -> None:
         await self.ops.readiness.check_schema()
@@ -183,8 +187,10 @@ def build(settings: Settings, clock: Clock = utcnow,
     mail = build_mail(core)
     chains = build_chains_area(core, overrides)
     accounts = build_accounts(core, credentials, mail)
+    billing = build_billing(core, chains, mail)
     return Gateway(
         core=core, credentials=credentials, mail=mail, chain_area=chains,
-        accounts=accounts, billing=build_billing(core, chains, mail),
+        accounts=accounts, billing=billing,
+        refunds=build_refunds(core, credentials, accounts, chains, billing),
         webhooks=build_webhooks(core), privacy=build_privacy(core, credentials, accounts, mail),
         staff=build_staff(core, credentials), ops=build_ops(core, chains))

@@ -39,6 +39,11 @@ class EventType(StrEnum):
     INVOICE_INVALID = "invoice.invalid"
     INVOICE_PAYMENT_REVERTED = "invoice.payment_reverted"
     INVOICE_PROCESSING_REVERTED = "invoice.processing_reverted"
+    REFUND_REQUESTED = "refund.requested"
+    REFUND_APPROVED = "refund.approved"
+    REFUND_REFUSED = "refund.refused"
+    REFUND_CANCELLED = "refund.cancelled"
+    REFUND_COMPLETED = "refund.completed"
 
 
 ACCOUNT_CREATED = EventType.ACCOUNT_CREATED
@@ -60,6 +65,11 @@ INVOICE_EXPIRED = EventType.INVOICE_EXPIRED
 INVOICE_INVALID = EventType.INVOICE_INVALID
 INVOICE_PAYMENT_REVERTED = EventType.INVOICE_PAYMENT_REVERTED
 INVOICE_PROCESSING_REVERTED = EventType.INVOICE_PROCESSING_REVERTED
+REFUND_REQUESTED = EventType.REFUND_REQUESTED
+REFUND_APPROVED = EventType.REFUND_APPROVED
+REFUND_REFUSED = EventType.REFUND_REFUSED
+REFUND_CANCELLED = EventType.REFUND_CANCELLED
+REFUND_COMPLETED = EventType.REFUND_COMPLETED
 
 EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
 
@@ -316,6 +326,58 @@ class InvoiceProcessingReverted(InvoiceEvent):
     TYPE = EventType.INVOICE_PROCESSING_REVERTED
 
 
+@dataclass(frozen=True)
+class RefundEvent(DomainEvent):
+    """The refund summary every `refund.*` event carries; never the customer's address."""
+
+    refund_id: str
+    amount: str  # decimal string, in `currency`
+    currency: str
+    coin: str
+
+
+@dataclass(frozen=True)
+class RefundRequested(RefundEvent):
+    """The customer asked for credit back; the amount is held from the balance."""
+
+    TYPE = EventType.REFUND_REQUESTED
+    approvals_needed: int
+
+
+@dataclass(frozen=True)
+class RefundApproved(RefundEvent):
+    """The last approval needed: the coin amount is fixed at the rate of that moment and
+    the operator's wallet has what it signs and sends."""
+
+    TYPE = EventType.REFUND_APPROVED
+    amount_base_units: str
+    rate: str  # fiat per whole coin
+
+
+@dataclass(frozen=True)
+class RefundRefused(RefundEvent):
+    """Finance refused the refund, with a reason; the held amount is credited back."""
+
+    TYPE = EventType.REFUND_REFUSED
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefundCancelled(RefundEvent):
+    """The customer withdrew the request while it was pending; the amount is credited
+    back."""
+
+    TYPE = EventType.REFUND_CANCELLED
+
+
+@dataclass(frozen=True)
+class RefundCompleted(RefundEvent):
+    """The refund's payment reached the coin's depth."""
+
+    TYPE = EventType.REFUND_COMPLETED
+    txid: str
+
+
 EVENT_CLASSES: Mapping[EventType, type[DomainEvent]] = {
     cls.TYPE: cls for cls in (
         AccountCreated, AccountActivated, AccountDeletionScheduled, AccountDeletionCancelled,
@@ -323,7 +385,8 @@ EVENT_CLASSES: Mapping[EventType, type[DomainEvent]] = {
         AccountTimeRevoked, AccountCredited, InvoiceCreated, InvoicePaymentReceived,
         InvoiceProcessing,
         InvoiceSettled, InvoiceExpired, InvoiceInvalid, InvoicePaymentReverted,
-        InvoiceProcessingReverted,
+        InvoiceProcessingReverted, RefundRequested, RefundApproved, RefundRefused,
+        RefundCancelled, RefundCompleted,
     )
 }
 

@@ -23,6 +23,7 @@ from gateway.services.finance import FinanceService
 from gateway.services.invoices import InvoiceService
 from gateway.services.privacy import PrivacyService
 from gateway.services.recovery import RecoveryService
+from gateway.services.refunds import RefundService
 from gateway.services.two_factor import TwoFactorService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
@@ -55,6 +56,7 @@ class BillingArea:
     changes: ChangeHub | None = None  # None: streams look again every POLL_SECONDS
     credit: CreditService | None = None  # account credit (docs/credit.md)
     purchases: PlanPurchases | None = None  # buying a plan: credit first
+    refunds: RefundService | None = None  # credit asked back (docs/refunds.md)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -211,6 +211,14 @@ OPERATIONS: tuple[Op, ...] = (
     Op("delete", "/v1/me", "Ask for your account to be deleted", "customer", "session",
        req.DeletionBody, 202, out.DeletionScheduled,
        (*BODY, *SESSION_WRITE, 404, 409, 429, 503)),
+    Op("post", "/v1/me/refunds", "Ask for credit back to an address of yours (your password, "
+       "and a 2FA code when 2FA is on)", "customer", "session", req.RefundBody, 201,
+       out.Refund, (*BODY, *SESSION_WRITE, 404, 409, 429, 503)),
+    Op("get", "/v1/me/refunds", "Your refunds, newest first", "customer", "session", None,
+       200, out.RefundList, (401,)),
+    Op("post", "/v1/me/refunds/{refund_id}/cancel", "Cancel a refund while it is pending",
+       "customer", "session", None, 200, out.Refund, (*SESSION_WRITE, 404, 409),
+       params=(_id("refund_id", "rfd_"),)),
     Op("delete", "/v1/me/deletion", "Cancel a scheduled deletion", "customer", "session",
        None, 204, None, (*SESSION_WRITE, 409)),
     Op("get", "/v1/me/export", "Everything held about you", "customer", "session", None, 200,
@@ -286,7 +294,8 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("get", "/email-change"), ("post", "/email-change"), ("get", "/email-change/undo"),
     ("post", "/email-change/undo"), ("post", "/account/policy"), ("post", "/account/delete"),
     ("post", "/account/deletion/cancel"), ("post", "/account/optional-processing"),
-    ("post", "/logout"),
+    ("post", "/logout"), ("post", "/account/refunds"),
+    ("post", "/account/refunds/{refund_id}/cancel"),
 )
 
 STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content",

@@ -231,9 +231,12 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
     billing = billing_area.billing
     renewal = await billing.view(session.account_id) if billing is not None else None
     renewal_plans = sorted(billing.prepaid.periods) if billing is not None else []
+    refunds = billing_area.refunds
     credit = await _credit(request, session.account_id)
     return _render(request, "account.html", {
         **credit, "credit_bought": request.query.get("credit") == "1",
+        "refunds_enabled": refunds is not None,
+        "refunds": await refunds.mine(session.account_id) if refunds is not None else [],
         "plans": plans, "coins": billing_area.invoices.coins(),
         "renewal": renewal, "renewal_plans": renewal_plans,
         "csrf": request.app[CSRF].token(request, session.id),

@@ -98,6 +98,19 @@ class PasswordChangeBody(Body):
     new_password: StrictStr
 
 
+class RefundBody(Body):
+    """Credit back to an address of yours (docs/refunds.md): the amount in the account's
+    currency (a decimal string, "12.50"), the coin and the address to pay; your password,
+    and a code when two-factor is on."""
+
+    amount: StrictStr
+    currency: StrictStr | None = None
+    coin: StrictStr
+    address: StrictStr
+    current_password: StrictStr
+    totp_code: StrictStr | None = None
+
+
 class ProfileBody(Body):
     """Every field optional; only those present change. null clears an optional field.
     A new email needs `current_password` (and `totp_code` when two-factor is on) and is

@@ -267,3 +267,28 @@ class Accepted(Out):
 
 class Health(Out):
     status: str
+
+
+class RefundApproval(Out):
+    at: str
+
+
+class Refund(Out):
+    id: str
+    status: Literal["requested", "approved", "sent", "completed", "refused", "cancelled"]
+    amount: str = Field(description="in `currency`, a decimal string")
+    currency: str
+    coin: str
+    address: str | None = Field(description="yours; null once retention erased it")
+    approvals_needed: int
+    approvals: list[RefundApproval]
+    amount_base_units: str | None = Field(description="fixed by the last approval")
+    refusal_reason: str | None
+    txid: str | None
+    requested_at: str
+    decided_at: str | None
+    completed_at: str | None
+
+
+class RefundList(Out):
+    data: list[Refund]

@@ -11,6 +11,7 @@ from gateway.domain.accounts import Account, email_lookup_form
 from gateway.domain.credit import CreditEntry
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import format_units
+from gateway.domain.refunds import Refund
 from gateway.domain.throttle import ThrottlePolicy
 from gateway.domain.timestamps import rfc3339
 from gateway.services.accounts import AccountView
@@ -60,6 +61,10 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "credit_entries": ("id", "kind", "amount", "currency", "cause", "created_at",
                        "invoice_id", "refund_id", "coin", "txid", "output_index",
                        "crypto_amount", "decimals", "rate", "rate_source", "reason", "note"),
+    "refunds": ("id", "status", "amount", "currency", "coin", "address", "approvals_needed",
+                "approvals", "amount_base_units", "rate", "payment_request", "txid",
+                "tx_key", "refusal_reason", "requested_at", "decided_at", "sent_at",
+                "completed_at"),
 }
 
 # Every table that holds rows about one account, and the export table that carries them;
@@ -81,6 +86,8 @@ EXPORTED_FROM: dict[str, str] = {
     "paid_periods": "paid_periods",
     "renewals": "renewals",
     "credit_entries": "credit_entries",
+    "refunds": "refunds",
+    "refund_approvals": "refunds",  # each refund's approvals (time and reason)
 }
 # Tables with an account column that the export leaves out, and why (OPERATIONS.md says
 # the same under "Access audit").
@@ -168,7 +175,31 @@ EXPORTED_COLUMNS: dict[str, dict[str, str]] = {
     "events": {"id": "webhook_events.id", "type": "webhook_events.type",
                "body": "webhook_events.body", "created_at": "webhook_events.created_at"},
 }
+EXPORTED_COLUMNS.update({
+    "refunds": {
+        "id": "refunds.id", "status": "refunds.status", "amount_minor": "refunds.amount",
+        "currency": "refunds.currency", "coin": "refunds.coin",
+        "address_ct": "refunds.address", "approvals_needed": "refunds.approvals_needed",
+        "crypto_amount": "refunds.amount_base_units", "rate": "refunds.rate",
+        "uri_ct": "refunds.payment_request", "txid": "refunds.txid", "tx_key_ct": "refunds.tx_key",
+        "refusal_reason": "refunds.refusal_reason", "requested_at": "refunds.requested_at",
+        "decided_at": "refunds.decided_at", "sent_at": "refunds.sent_at",
+        "completed_at": "refunds.completed_at"},
+    "refund_approvals": {"refund_id": "refunds.id", "reason": "refunds.approvals",
+                         "at": "refunds.approvals"},
+})
+_OPERATOR_WALLET = ("what the operator's own wallet signs and sends; the amount, address "
+                    "and transaction are exported")
 UNEXPORTED_COLUMNS: dict[str, dict[str, str]] = {
+    "refunds": {
+        "account_id": _ACCOUNT,
+        "refused_by": "which of the operator's staff refused it (the reason is exported)",
+        "psbt_ct": _OPERATOR_WALLET, "fee": _OPERATOR_WALLET, "spends": _OPERATOR_WALLET,
+        "change_index": "which of the service's keys receives the change",
+        "erased_at": "when retention erased the address, tx key and payment request (then "
+                     "exported empty)"},
+    "refund_approvals": {"staff_id": "which of the operator's staff approved it (the time "
+                                     "and reason are exported)"},
     "accounts": {
         "email_index": "a keyed hash of the email, which is exported in clear",
         "password_hash": "a slow hash of the password: a copy would let whoever holds the "
@@ -293,6 +324,20 @@ def require_reason(reader: Reader) -> None:
         raise InvalidInput("reason", f"say why you read this customer's data ({problem}, "
                                      "spaces collapsed); the customer sees it in the "
                                      "access audit of their export")
+
+
+def _refund_row(r: Refund) -> dict[str, Any]:
+    q = r.quote
+    return {
+        "id": r.id, "status": r.status.value, "amount": r.amount_text,
+        "currency": r.currency, "coin": r.coin, "address": r.address,
+        "approvals_needed": r.approvals_needed,
+        "approvals": json.dumps([{"at": _ts(a.at), "reason": a.reason} for a in r.approvals]),
+        "amount_base_units": None if q is None else str(q.crypto_amount),
+        "rate": None if q is None else q.rate, "payment_request": None if q is None else q.uri,
+        "txid": r.txid, "tx_key": r.tx_key, "refusal_reason": r.refused_reason,
+        "requested_at": _ts(r.requested_at), "decided_at": _ts(r.decided_at),
+        "sent_at": _ts(r.sent_at), "completed_at": _ts(r.completed_at)}
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -483,6 +528,8 @@ class PrivacyService:
             "renewals": await uow.personal.renewals(account_id),
             "credit_entries": [_credit_row(e)
                                for e in await uow.credit.entries(account_id, 1_000_000)],
+            "refunds": [_refund_row(r)
+                        for r in await uow.refunds.of_account(account_id, 100_000)],
         }
 
 

@@ -62,6 +62,8 @@ class RetentionPeriods:
     # every backup that could restore the account: gateway.config checks it).
     legal_requests: timedelta = timedelta(days=1095)
     deletion_ledger: timedelta = timedelta(days=60)
+    # A refund's address and tx key, after the refund ended (docs/refunds.md).
+    refund_addresses: timedelta = timedelta(days=30)
 
 
 class RetentionService:
@@ -93,6 +95,7 @@ class RetentionService:
         # Before the inactivity notices: a notice the queue purge drops un-warns its
         # account, which is then warned again in this same run.
         await self._purges(run, counts)
+        await self._refund_addresses(run, counts)
         await self._inactive_accounts(run, counts)
         legal, ledger, prune_failed = await self._prune_registers(run.now, dry_run)
         counts["legal_requests"] = legal
@@ -143,6 +146,33 @@ class RetentionService:
             # Rows from before 0012a: nothing stays in clear after the first run.
             await run.guarded("encrypt_legacy", lambda: self._in_transaction(
                 self._encrypt_legacy, dry_run), 0)
+
+    async def _refund_addresses(self, run: "_Run", counts: dict[str, int]) -> None:
+        """The addresses and tx keys of refunds that ended `refund_addresses` ago (or whose
+        account is erased), refund by refund: one that fails holds back no other, stays
+        due and is retried at the next run."""
+        before = run.now - self._periods.refund_addresses
+
+        async def due() -> list[str]:
+            async with self._uow() as uow:
+                return await uow.refunds.addresses_due(before)
+
+        nothing: list[str] = []
+        ids = await run.guarded("refund_addresses", due, nothing)
+        counts["refund_addresses"] = len(ids)
+        counts["refund_address_failures"] = 0
+        if run.dry_run:
+            return
+
+        async def erase(refund_id: str) -> bool:
+            async with self._uow() as uow:
+                done = await uow.refunds.erase_address(refund_id, run.now)
+                await uow.commit()
+            return done
+
+        erased, failed = await self._each(ids, erase)
+        counts["refund_addresses"] = erased
+        counts["refund_address_failures"] = failed
 
     async def _inactive_accounts(self, run: "_Run", counts: dict[str, int]) -> None:
         """Inactivity notices, then the accounts warned long enough ago deleted, then

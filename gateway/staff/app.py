@@ -8,7 +8,13 @@ from aiohttp import web
 
 from gateway.http.csrf import Csrf
 from gateway.http.security import security_headers
-from gateway.staff import routes_admin, routes_auth, routes_finance, routes_support
+from gateway.staff import (
+    routes_admin,
+    routes_auth,
+    routes_finance,
+    routes_refunds,
+    routes_support,
+)
 from gateway.staff.context import (
     ADMIN,
     EDGE,
@@ -16,6 +22,7 @@ from gateway.staff.context import (
     LOOKS,
     MEMBERS,
     PREFIX,
+    REFUNDS,
     RUNS,
     STAFF_CSRF,
     SUPPORT,
@@ -40,6 +47,8 @@ def create_staff_app(areas: ConsoleAreas) -> web.Application:
     app[SUPPORT] = areas.support
     app[ADMIN] = areas.admin
     app[EDGE] = areas.edge
+    if areas.refunds is not None:
+        app[REFUNDS] = areas.refunds
     app[STAFF_CSRF] = Csrf(areas.edge.csrf_key + b":staff", areas.edge.trusted_proxies)
     app[RUNS] = RunHolder()
     app.on_response_prepare.append(security_headers)
@@ -49,5 +58,7 @@ def create_staff_app(areas: ConsoleAreas) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True))
     for module in (routes_auth, routes_support, routes_finance, routes_admin):
         app.router.add_routes(module.routes)
+    if areas.refunds is not None:
+        app.router.add_routes(routes_refunds.routes)
     app.router.add_static(PREFIX + "/static", STATIC, append_version=False)
     return app

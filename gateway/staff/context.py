@@ -18,6 +18,7 @@ from gateway.services.invoices import InvoiceService
 from gateway.services.ports import StaffSession
 from gateway.services.privacy import PrivacyService
 from gateway.services.reconcile import ReconcileService, Report
+from gateway.services.refunds import ProvenRefunds, RefundService
 from gateway.services.staff import StaffService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
@@ -49,6 +50,14 @@ class FinanceArea:
     finance: FinanceService
     reconcile: ReconcileService
     coins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundsArea:
+    """The refunds queue: approve, refuse; a Monero refund's txid and tx key (finance)."""
+
+    refunds: RefundService
+    proven: ProvenRefunds | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +102,7 @@ class ConsoleAreas:
     support: SupportArea
     admin: AdminArea
     edge: ConsoleEdge = field(default_factory=ConsoleEdge)
+    refunds: RefundsArea | None = None
 
 
 @dataclass
@@ -123,6 +133,7 @@ MEMBERS = web.AppKey("staff_members", MembersArea)
 LOOKS = web.AppKey("staff_looks", LooksArea)
 FINANCE = web.AppKey("staff_finance", FinanceArea)
 SUPPORT = web.AppKey("staff_support", SupportArea)
+REFUNDS = web.AppKey("staff_refunds", RefundsArea)
 ADMIN = web.AppKey("staff_admin", AdminArea)
 EDGE = web.AppKey("staff_edge", ConsoleEdge)
 STAFF_CSRF = web.AppKey("staff_csrf", Csrf)

@@ -18,7 +18,12 @@ from sqlalchemy import insert, inspect, update
 from sqlalchemy.engine import Connection
 
 from gateway.adapters.db import tables as t
-from gateway.adapters.db.encrypted import LEGAL_SUMMARY
+from gateway.adapters.db.encrypted import (
+    LEGAL_SUMMARY,
+    REFUND_ADDRESS,
+    REFUND_TX_KEY,
+    REFUND_URI,
+)
 from gateway.adapters.db.engine import make_engine
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import FieldCipher
@@ -144,6 +149,18 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
             t.renewals: [{"account_id": aid, "period_end": NOW + timedelta(days=30),
                           "invoice_id": "inv_1", "created_at": NOW,
                           "first_reminder_at": NOW, "second_reminder_at": NOW}],
+            t.refunds: [{
+                "id": "rfd_1", "account_id": aid, "status": "completed", "amount_minor": 250,
+                "currency": "EUR", "coin": "LTC", "approvals_needed": 1,
+                "address_ct": cipher.encrypt("ltc1qmine", REFUND_ADDRESS.ref("rfd_1")),
+                "tx_key_ct": cipher.encrypt("txkey", REFUND_TX_KEY.ref("rfd_1")),
+                "refusal_reason": "(filled for the test)", "crypto_amount": 312500,
+                "rate": "80", "txid": "tx9",
+                "uri_ct": cipher.encrypt("litecoin:ltc1qmine?amount=0.003125",
+                                         REFUND_URI.ref("rfd_1")),
+                "requested_at": NOW, "decided_at": NOW, "sent_at": NOW, "completed_at": NOW}],
+            t.refund_approvals: [{"refund_id": "rfd_1", "staff_id": "stf_1", "reason": "ok",
+                                  "at": NOW}],
             t.payments: [{"coin": "LTC", "txid": "tx1", "output_index": 0,
                           "invoice_id": "inv_1", "amount": 5000000, "status": "confirmed",
                           "block_height": 7, "seen_at": NOW}],
@@ -186,6 +203,11 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
         assert export["audit_log"][0]["reason"] == "asked"
         assert export["policy_notices"] == [{"version": "v2", "sent_at": "2026-06-01T12:00:00Z"}]
         assert export["legal_requests"][0]["summary"] == "court order 9"
+        refund = export["refunds"][0]
+        assert (refund["address"], refund["tx_key"], refund["amount"]) == (
+            "ltc1qmine", "txkey", "2.50")
+        assert json.loads(refund["approvals"]) == [{"at": "2026-06-01T12:00:00Z",
+                                                    "reason": "ok"}]
         assert export["optional_processing"] == [{"objected": True,
                                                   "since": "2026-06-01T12:00:00Z"}]
     finally:

@@ -88,7 +88,8 @@ async def test_retention_removes_exactly_what_is_past_its_period(database_url: s
                            "inactivity_notices": 0,
                            "inactive_deletions": 0, "erasure_failures": 0,
                            "legal_requests": 0, "deletion_ledger": 0, "prune_failures": 0,
-                           "flush_owed": 0, "stage_failures": 0}
+                           "flush_owed": 0, "stage_failures": 0, "refund_addresses": 0,
+                           "refund_address_failures": 0}
         assert await names(engine, t.security_log.c.event) == {"old", "edge", "new"}
 
         removed = await service.run()

@@ -168,14 +168,16 @@ FAMILY_PACKAGES = ("chains.utxo", "chains.evm", "chains.monero", "chains.jsonrpc
 
 def test_gateway_names_no_family_outside_the_registry() -> None:
     """Families are plug-ins: only gateway/families.py names one (as a module path);
-    everything else in gateway/ knows chains.base alone, and the family-neutral compact
-    watched set (chains.watchset) that the database's watchlist fills."""
+    everything else in gateway/ knows chains.base alone, the family-neutral compact
+    watched set (chains.watchset) that the database's watchlist fills, and the
+    family-neutral refund contract (chains.refunds: Refundable, TxKeyCheckable)."""
     for path in modules("gateway"):
         rel = path.relative_to(ROOT / "gateway")
         text = path.read_text()
         for name in imports(path):
             if name.startswith("chains"):
-                assert name in ("chains", "chains.base", "chains.watchset"), \
+                assert name in ("chains", "chains.base", "chains.watchset",
+                                "chains.refunds"), \
                     f"{rel} imports {name}"
         if rel != Path("families.py"):
             for family in FAMILY_PACKAGES:

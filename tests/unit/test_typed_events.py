@@ -95,8 +95,31 @@ def account_events() -> list[ev.DomainEvent]:
     return a.events + b.events + c.events
 
 
+def refund_events() -> list[ev.DomainEvent]:
+    from gateway.domain.refunds import Quote, Refund
+
+    r = Refund.request(id="rfd_1", account_id="acc_1", amount=1250, currency="EUR",
+                       coin="LTC", address="ltc1qsecret", now=T0, approvals_needed=2)
+    r.approve("stf_1", "checked", T0)
+    r.approve("stf_2", "ok", T0, Quote(15_527_950, "80.5", "litecoin:ltc1qsecret?amount=0.1552795"))
+    r.mark_sent("ab" * 32, T0)
+    r.complete(T0)
+    s = Refund.request(id="rfd_2", account_id="acc_1", amount=500, currency="EUR",
+                       coin="XMR", address="4secret", now=T0)
+    s.refuse("stf_1", "not paid by this account", T0)
+    t = Refund.request(id="rfd_3", account_id="acc_1", amount=500, currency="EUR",
+                       coin="XMR", address="4secret", now=T0)
+    t.cancel(T0)
+    return r.events + s.events + t.events
+
+
 def bodies() -> list[str]:
-    return [ev.webhook_body(e, NOW) for e in invoice_events() + account_events()]
+    return [ev.webhook_body(e, NOW)
+            for e in invoice_events() + account_events() + refund_events()]
+
+
+def test_no_refund_event_carries_the_address() -> None:
+    assert not any("secret" in ev.webhook_body(e, NOW) for e in refund_events())
 
 
 def test_bodies_are_byte_for_byte_those_of_the_string_typed_events() -> None:

@@ -13,6 +13,7 @@ from gateway.adapters.db.tables import (
     audit_log,
     legal_requests,
     mail_queue,
+    refunds,
     security_log,
     staff_log,
     staff_members,
@@ -65,11 +66,18 @@ MAIL_RECIPIENT = EncryptedColumn(mail_queue, "recipient_ct")
 MAIL_SUBJECT = EncryptedColumn(mail_queue, "subject_ct")
 MAIL_BODY = EncryptedColumn(mail_queue, "body_ct")
 STAFF_TOTP = EncryptedColumn(staff_members, "totp_secret_ct")
+# The customer's refund address and Monero's tx key, bound to the refund.
+REFUND_ADDRESS = EncryptedColumn(refunds, "address_ct")
+REFUND_TX_KEY = EncryptedColumn(refunds, "tx_key_ct")
+# What the operator's wallet is given: both name the customer's address.
+REFUND_URI = EncryptedColumn(refunds, "uri_ct")
+REFUND_PSBT = EncryptedColumn(refunds, "psbt_ct")
 
 ALL: tuple[EncryptedColumn, ...] = (
     ACCOUNT_EMAIL, ACCOUNT_DISPLAY_NAME, ACCOUNT_COMPANY, ACCOUNT_TOTP, AUDIT_REASON,
     SECURITY_IP, LEGAL_SUMMARY, WEBHOOK_SECRET, WEBHOOK_PREVIOUS_SECRET, MAIL_RECIPIENT,
-    MAIL_SUBJECT, MAIL_BODY, STAFF_TOTP, STAFF_LOG_IP,
+    MAIL_SUBJECT, MAIL_BODY, STAFF_TOTP, STAFF_LOG_IP, REFUND_ADDRESS, REFUND_TX_KEY,
+    REFUND_URI, REFUND_PSBT,
 )
 
 

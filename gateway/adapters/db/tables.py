@@ -469,3 +469,48 @@ credit_entries = Table(
     Column("staff_id", String(40)),
     UniqueConstraint("account_id", "cause", name="uq_credit_entries_account_id_cause"),
 )
+
+# Refunds (docs/refunds.md): credit a customer asked back to an address of theirs. The
+# address and Monero's tx key are personal data: encrypted, bound to the refund's id, and
+# erased by retention (`erased_at`) after [retention] payment_records_days. `quote_*`:
+# fixed by the last approval (base units at the median rate of that moment) with what the
+# operator's wallet signs and sends (PSBT, payment URI) and the outpoints a PSBT spends.
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("coin", String(10), nullable=False),
+    Column("address_ct", LargeBinary),
+    Column("approvals_needed", SmallInteger, nullable=False),
+    Column("refusal_reason", Text),
+    Column("refused_by", String(40)),
+    Column("crypto_amount", BaseUnits),
+    Column("rate", String(50)),
+    Column("uri_ct", LargeBinary),  # the payment request names the address: encrypted
+    Column("psbt_ct", LargeBinary),  # so does the PSBT's output
+    Column("fee", BaseUnits),
+    Column("spends", JSON),  # [[txid, output index], ...]
+    Column("change_index", Integer),
+    Column("txid", String(100)),
+    Column("tx_key_ct", LargeBinary),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("completed_at", UTCDateTime),
+    Column("erased_at", UTCDateTime),
+)
+
+# One row per approval: the primary key records one approval per member, whatever two
+# requests or instances do at once.
+refund_approvals = Table(
+    "refund_approvals",
+    metadata,
+    Column("refund_id", String(40), ForeignKey("refunds.id"), primary_key=True),
+    Column("staff_id", String(40), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)

@@ -24,6 +24,7 @@ from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.ledger import SqlLedger
 from gateway.adapters.db.legal import SqlLegalRegister
 from gateway.adapters.db.personal import SqlPersonalRecords
+from gateway.adapters.db.refunds import SqlRefunds
 from gateway.adapters.db.retention import SqlRetention
 from gateway.adapters.db.security_log import SqlSecurityLog
 from gateway.adapters.db.staff import SqlStaff
@@ -132,6 +133,7 @@ class SqlUnitOfWork:
         self.personal = SqlPersonalRecords(conn)
         self.legal = SqlLegalRegister(conn, self._cipher)
         self.mail = SqlMailOutbox(conn, self._cipher, self._mail_index)
+        self.refunds = SqlRefunds(conn, self._cipher)
         self.credit = SqlCreditLedger(conn)
 
     async def __aexit__(

@@ -45,6 +45,7 @@ from gateway.services.ports.privacy import (
     PersonalRecords,
     RetentionRepository,
 )
+from gateway.services.ports.refunds import RefundRepository
 from gateway.services.ports.staff import StaffRepository
 from gateway.services.ports.webhooks import EndpointRepository, EventRepository
 
@@ -201,6 +202,11 @@ class WithCredit(Protocol):
     def credit(self) -> CreditLedger: ...
 
 
+class WithRefunds(Protocol):
+    @property
+    def refunds(self) -> RefundRepository: ...
+
+
 # --- one unit per use case -----------------------------------------------------------
 class ThrottledUnit(Unit, WithAccountStore, WithThrottle, Protocol):
     """Password and sign-in attempts (`services/attempts.py`)."""
@@ -286,12 +292,13 @@ class LegalUnit(Unit, WithAccountStore, WithAudit, WithLegal, WithMail, Protocol
 
 
 class PrivacyUnit(Unit, WithPrivacyAccounts, WithSessions, WithSecurityLog, WithThrottle,
-                  WithInvoices, WithAudit, WithLegal, WithPersonal, WithCredit, Protocol):
+                  WithInvoices, WithAudit, WithLegal, WithPersonal, WithCredit, WithRefunds,
+                  Protocol):
     """Export, correction, deletion and the access audit (`services/privacy.py`)."""
 
 
 class RetentionUnit(Unit, WithRetentionAccounts, WithSessions, WithSecurityLog, WithAudit,
-                    WithLegal, WithRetention, Protocol):
+                    WithLegal, WithRetention, WithRefunds, Protocol):
     """Scheduled retention and erasure (`services/retention.py`)."""
 
 
@@ -300,10 +307,16 @@ class StaffUnit(Unit, WithStaff, WithThrottle, WithInvoices, WithLedger, WithEve
     """The staff console (`services/staff.py`)."""
 
 
+class RefundsUnit(Unit, WithAccountStore, WithRefunds, WithCredit, WithMail, Protocol):
+    """Refunds (`services/refunds.py`): the refund, the account row it locks, the credit
+    it holds and returns, the mail it queues."""
+
+
 class UnitOfWork(Unit, WithAccounts, WithSessions, WithApiKeys, WithInvoices, WithPayments,
                  WithCursors, WithEndpoints, WithIdempotency, WithEvents, WithThrottle,
                  WithSecurityLog, WithRetention, WithAudit, WithLedger, WithStaff,
-                 WithBilling, WithPersonal, WithLegal, WithMail, WithCredit, Protocol):
+                 WithBilling, WithPersonal, WithLegal, WithMail, WithCredit, WithRefunds,
+                 Protocol):
     """Every repository: what the SQL unit of work provides."""
 
 
