@@ -4,11 +4,13 @@ coincurve (libsecp256k1) does the point arithmetic: about 20x faster than pure P
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import base58
 from coincurve import PublicKey
+from Crypto.Hash import RIPEMD160
 
 _HARDENED = 0x80000000
 
@@ -64,3 +66,57 @@ def _branch(xpub: str, branch: int) -> ExtendedPublicKey:
 def receive_key(xpub: str, index: int) -> ExtendedPublicKey:
     """Key for m/.../0/index below the account-level xpub."""
     return _branch(xpub, 0).child(index)
+
+
+def change_key(xpub: str, index: int) -> ExtendedPublicKey:
+    """Key for m/.../1/index below the account-level xpub (the internal, change branch)."""
+    return _branch(xpub, 1).child(index)
+
+
+def hash160(data: bytes) -> bytes:
+    return RIPEMD160.new(hashlib.sha256(data).digest()).digest()
+
+
+def fingerprint(key: bytes) -> bytes:
+    """BIP32 key fingerprint: the first 4 bytes of HASH160 of the compressed public key."""
+    return hash160(key)[:4]
+
+
+_ORIGIN = re.compile(r"^\[([0-9a-fA-F]{8})((?:/[0-9]+['hH]?)*)\]$")
+
+
+@dataclass(frozen=True)
+class KeyOrigin:
+    """Where an account-level xpub sits below its wallet's master key, as descriptors
+    write it: `[d34db33f/84h/2h/0h]` (master fingerprint, then the account's path). A
+    PSBT names each key by this origin plus the branch and index below the xpub, which is
+    how the operator's wallet (Core, Sparrow, Electrum, a hardware wallet) finds it."""
+
+    fingerprint: bytes  # 4 bytes
+    path: tuple[int, ...]  # hardened elements carry the 0x80000000 bit
+
+    @classmethod
+    def parse(cls, text: str) -> "KeyOrigin":
+        found = _ORIGIN.match(text.strip())
+        if found is None:
+            raise ExtendedKeyError("key origin must look like [d34db33f/84h/2h/0h]: 8 hex "
+                                   "digits of master fingerprint, then the account's path")
+        path = []
+        for part in filter(None, found.group(2).split("/")):
+            hardened = part[-1] in "'hH"
+            number = int(part.rstrip("'hH"))
+            if number >= _HARDENED:
+                raise ExtendedKeyError(f"key origin: path element {part} is too large")
+            path.append(number | (_HARDENED if hardened else 0))
+        return cls(bytes.fromhex(found.group(1)), tuple(path))
+
+    @classmethod
+    def of_xpub(cls, xpub: str) -> "KeyOrigin":
+        """The default: the xpub as its own root (its fingerprint, an empty path), as a
+        wallet that imported the account-level key itself (no master) names its keys."""
+        return cls(fingerprint(ExtendedPublicKey.parse(xpub).key), ())
+
+    def describe(self) -> str:
+        parts = [self.fingerprint.hex()] + [
+            f"{p & ~_HARDENED}h" if p & _HARDENED else str(p) for p in self.path]
+        return "[" + "/".join(parts) + "]"

@@ -1,4 +1,5 @@
-"""Bitcoin-family networks: bech32 prefix and payment URI scheme."""
+"""Bitcoin-family networks: bech32 prefix, base58 version bytes, payment URI scheme and
+the dust relay fee their nodes apply by default."""
 
 from dataclasses import dataclass
 
@@ -8,18 +9,26 @@ class UtxoNetwork:
     name: str
     hrp: str
     uri_scheme: str
+    # base58 version bytes of P2PKH and P2SH addresses (Litecoin accepts two for P2SH: the
+    # old `3...`/`2...` and its own `M...`/`Q...`).
+    p2pkh: tuple[int, ...] = ()
+    p2sh: tuple[int, ...] = ()
+    # `-dustrelayfee`'s default, base units per 1000 virtual bytes: an output worth less
+    # than spending it would cost at this rate is not relayed.
+    dust_relay_fee: int = 3000
 
 
 NETWORKS: dict[str, UtxoNetwork] = {
     n.name: n
     for n in (
-        UtxoNetwork("bitcoin", "bc", "bitcoin"),
-        UtxoNetwork("bitcoin-testnet", "tb", "bitcoin"),
-        UtxoNetwork("bitcoin-signet", "tb", "bitcoin"),
-        UtxoNetwork("bitcoin-regtest", "bcrt", "bitcoin"),
-        UtxoNetwork("litecoin", "ltc", "litecoin"),
-        UtxoNetwork("litecoin-testnet", "tltc", "litecoin"),
-        UtxoNetwork("litecoin-regtest", "rltc", "litecoin"),
+        UtxoNetwork("bitcoin", "bc", "bitcoin", (0x00,), (0x05,)),
+        UtxoNetwork("bitcoin-testnet", "tb", "bitcoin", (0x6F,), (0xC4,)),
+        UtxoNetwork("bitcoin-signet", "tb", "bitcoin", (0x6F,), (0xC4,)),
+        UtxoNetwork("bitcoin-regtest", "bcrt", "bitcoin", (0x6F,), (0xC4,)),
+        # Litecoin Core's default dust relay fee is ten times Bitcoin's.
+        UtxoNetwork("litecoin", "ltc", "litecoin", (0x30,), (0x32, 0x05), 30_000),
+        UtxoNetwork("litecoin-testnet", "tltc", "litecoin", (0x6F,), (0x3A, 0xC4), 30_000),
+        UtxoNetwork("litecoin-regtest", "rltc", "litecoin", (0x6F,), (0x3A, 0xC4), 30_000),
     )
 }
 

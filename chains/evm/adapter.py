@@ -37,6 +37,7 @@ from chains.base import (
 )
 from chains.hd import receive_key
 from chains.mempool import MempoolTracker
+from chains.refunds import BadRefundAddress, CannotPrepare, RefundInstructions, Spendable
 from chains.uri import eip681_native, eip681_token
 
 # web3 imports py_ecc, which raises the interpreter's recursion limit to 100,000 for its
@@ -116,6 +117,28 @@ def eth_destination(xpub: str, index: int) -> Destination:
     """m/44'/60'/0' (the xpub) / 0 / index: keccak of the uncompressed key, last 20 bytes."""
     raw = keccak(receive_key(xpub, index).uncompressed()[1:])[-20:]
     return Destination(index, to_checksum_address(raw), raw)
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def checked_address(address: str) -> str:
+    """A customer's address, EIP-55 checksummed. All lower or all upper case carries no
+    checksum and is accepted; mixed case must be the right checksum (a typo changes it).
+    Raises BadRefundAddress."""
+    text = address.strip()
+    if not text:
+        raise BadRefundAddress("no address given")
+    body = text[2:] if text[:2] in ("0x", "0X") else ""
+    if len(body) != 40 or not set(body) <= _HEX:
+        raise BadRefundAddress("this is not an Ethereum address (0x and 40 hex digits)")
+    checksummed = to_checksum_address("0x" + body.lower())
+    if body != body.lower() and body != body.upper() and "0x" + body != checksummed:
+        raise BadRefundAddress("this address's capital letters (its EIP-55 checksum) are "
+                               "wrong: check it for typos")
+    if int(body, 16) == 0:
+        raise BadRefundAddress("the zero address burns what it is sent")
+    return checksummed
 
 
 def _int(v: Any) -> int:
@@ -219,6 +242,34 @@ class EvmChain:
             return eip681_native(destination.address, self.chain_id, base_units)
         return eip681_token(to_checksum_address(token.contract), self.chain_id,
                             destination.address, base_units)
+
+    # -- refunds (Refundable) --------------------------------------------------------------
+
+    def check_address(self, coin: str, address: str) -> str:
+        if coin not in self._decimals:
+            raise BadRefundAddress(f"{coin} is not paid through this node")
+        checksummed = checked_address(address)
+        if checksummed.lower() in self.tokens:
+            raise BadRefundAddress("this is a token's contract: what is sent to it is lost")
+        return checksummed
+
+    def refund_match_key(self, coin: str, address: str) -> bytes | None:
+        # The follower matches ETH (a transaction's `to`, a trace's) and a token's
+        # Transfer (its `to` topic) on the same 20 bytes.
+        return bytes.fromhex(self.check_address(coin, address)[2:])
+
+    async def prepare_refund(self, coin: str, address: str, amount: int,
+                             spendable: Sequence[Spendable], change_index: int,
+                             ) -> RefundInstructions:
+        """An EIP-681 payment request: the operator's wallet chooses what to spend and
+        where change goes, so `spendable` and `change_index` are not needed."""
+        _ = (spendable, change_index)
+        to = self.check_address(coin, address)
+        if amount <= 0:
+            raise CannotPrepare("a refund must be more than zero")
+        uri = self.payment_uri(Destination(-1, to, bytes.fromhex(to[2:])), coin, amount)
+        return RefundInstructions(coin=coin, address=to, amount=amount, uri=uri,
+                                  chain_id=self.chain_id)
 
     async def tip(self) -> BlockRef:
         await self._ready()

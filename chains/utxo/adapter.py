@@ -8,7 +8,6 @@ reports `addresses[]`, Bitcoin Core >= 22 `address`). Optional ZMQ notifications
 node (`hashblock`, `rawtx`) wake the loop early; polling stays the fallback."""
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -18,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 import bech32
-from Crypto.Hash import RIPEMD160
 
 from chains.base import (
     MATCH_POINT,
@@ -34,19 +32,19 @@ from chains.base import (
     Watched,
     wrong_network,
 )
-from chains.hd import receive_key
+from chains.hd import KeyOrigin, change_key, hash160, receive_key
 from chains.jsonrpc import JsonRpcClient, JsonRpcError
 from chains.mempool import MempoolTracker
 from chains.networks import UtxoNetwork
+from chains.refunds import BadRefundAddress, CannotPrepare, RefundInstructions, Spendable
 from chains.uri import bip21
+from chains.utxo.addresses import parse_address
 from chains.utxo.notify import Wakeup
 from chains.utxo.rawblock import Hit, RawBlock, Unsupported, scan_block, scan_transaction
+from chains.utxo.refund import Ask, build_psbt, p2wpkh_script, plan_refund
 
 log = logging.getLogger(__name__)
-
-
-def hash160(data: bytes) -> bytes:
-    return RIPEMD160.new(hashlib.sha256(data).digest()).digest()
+FEE_TARGET_BLOCKS = 6  # estimatesmartfee's confirmation target for a refund
 
 
 def block_time(block: dict[str, Any]) -> datetime:
@@ -80,10 +78,14 @@ class UtxoChain:
         zmq_block: str | None = None,
         zmq_tx: str | None = None,
         rest: bool = False,
+        key_origin: KeyOrigin | None = None,
+        fallback_fee_rate: int | None = None,
     ) -> None:
         self.coin = coin
         self.network = network
         self._xpub = xpub
+        self._origin = key_origin or KeyOrigin.of_xpub(xpub)
+        self._fallback_fee_rate = fallback_fee_rate  # base units per virtual byte
         self._rpc = rpc
         self._poll = poll_interval
         self._zmq = tuple(u for u in (zmq_block, zmq_tx) if u)
@@ -147,6 +149,57 @@ class UtxoChain:
 
     async def aclose(self) -> None:
         await self._rpc.aclose()
+
+    # -- refunds (Refundable) --------------------------------------------------------------
+
+    def _refund_script(self, coin: str, address: str) -> tuple[str, bytes]:
+        if coin != self.coin:
+            raise BadRefundAddress(f"{coin} is not paid through this node")
+        return parse_address(self.network, address)
+
+    def check_address(self, coin: str, address: str) -> str:
+        return self._refund_script(coin, address)[0]
+
+    def refund_match_key(self, coin: str, address: str) -> bytes | None:
+        return self._refund_script(coin, address)[1]
+
+    async def prepare_refund(self, coin: str, address: str, amount: int,
+                             spendable: Sequence[Spendable], change_index: int,
+                             ) -> RefundInstructions:
+        """A PSBT spending outputs paid to our receive addresses, the change (unless
+        dust) to the change branch's address `change_index`; fee rate from the node."""
+        normalised, script = self._refund_script(coin, address)
+        if not spendable:
+            raise CannotPrepare("no output paid to our addresses is known to spend")
+        change_script = p2wpkh_script(change_key(self._xpub, change_index).key)
+        ask = Ask(amount, script, change_script, await self.refund_fee_rate(),
+                  self.network.dust_relay_fee)
+        plan = plan_refund(ask, spendable)
+        psbt = build_psbt(self._xpub, self._origin, plan, amount, script, change_index)
+        return RefundInstructions(
+            coin=coin, address=normalised, amount=amount,
+            uri=bip21(self.network.uri_scheme, normalised, amount, self.DECIMALS),
+            psbt=psbt, fee=plan.fee,
+            spends=tuple((s.txid, s.output_index) for s in plan.spends))
+
+    async def refund_fee_rate(self) -> int:
+        """Base units per 1000 virtual bytes: the node's `estimatesmartfee`, else the
+        configured `fallback_fee_rate` (regtest, a node just started), never below
+        what the node's mempool accepts now."""
+        estimate = await self._rpc.call("estimatesmartfee", FEE_TARGET_BLOCKS)
+        if estimate.get("feerate") is not None:
+            rate = self._amount(estimate["feerate"])
+        elif self._fallback_fee_rate is not None:
+            rate = self._fallback_fee_rate * 1000
+        else:
+            raise CannotPrepare(
+                f"the {self.coin} node has no fee estimate yet "
+                f"({'; '.join(estimate.get('errors', [])) or 'no data'}) and "
+                f"coins.{self.coin}.fallback_fee_rate is not set")
+        pool = await self._rpc.call("getmempoolinfo")
+        floor = max(self._amount(pool.get("mempoolminfee", 0)),
+                    self._amount(pool.get("minrelaytxfee", 0)))
+        return max(rate, floor)
 
     def _amount(self, value: Decimal) -> int:
         return int(Decimal(value).scaleb(self.DECIMALS))
