@@ -38,6 +38,7 @@ class EventType(StrEnum):
     INVOICE_INVALID = "invoice.invalid"
     INVOICE_PAYMENT_REVERTED = "invoice.payment_reverted"
     INVOICE_PROCESSING_REVERTED = "invoice.processing_reverted"
+    REFUND_COMPLETED = "refund.completed"
 
 
 ACCOUNT_CREATED = EventType.ACCOUNT_CREATED
@@ -58,6 +59,7 @@ INVOICE_EXPIRED = EventType.INVOICE_EXPIRED
 INVOICE_INVALID = EventType.INVOICE_INVALID
 INVOICE_PAYMENT_REVERTED = EventType.INVOICE_PAYMENT_REVERTED
 INVOICE_PROCESSING_REVERTED = EventType.INVOICE_PROCESSING_REVERTED
+REFUND_COMPLETED = EventType.REFUND_COMPLETED
 
 EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
 
@@ -296,13 +298,26 @@ class InvoiceProcessingReverted(InvoiceEvent):
     TYPE = EventType.INVOICE_PROCESSING_REVERTED
 
 
+@dataclass(frozen=True)
+class RefundCompleted(DomainEvent):
+    """The refund's payment to the customer reached the coin's depth (seen by the watcher
+    at the customer's address, or proven by the Monero tx key). The address is never in
+    a webhook."""
+
+    TYPE = EventType.REFUND_COMPLETED
+    refund_id: str
+    coin: str
+    amount_base_units: str
+    txid: str
+
+
 EVENT_CLASSES: Mapping[EventType, type[DomainEvent]] = {
     cls.TYPE: cls for cls in (
         AccountCreated, AccountActivated, AccountDeletionScheduled, AccountDeletionCancelled,
         AccountDeleted, AccountRenewed, AccountExpiring, AccountGrace, AccountSuspended,
         AccountTimeRevoked, InvoiceCreated, InvoicePaymentReceived, InvoiceProcessing,
         InvoiceSettled, InvoiceExpired, InvoiceInvalid, InvoicePaymentReverted,
-        InvoiceProcessingReverted,
+        InvoiceProcessingReverted, RefundCompleted,
     )
 }
 

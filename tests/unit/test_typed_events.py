@@ -87,8 +87,17 @@ def account_events() -> list[ev.DomainEvent]:
     return a.events + b.events + c.events
 
 
+def refund_events() -> list[ev.DomainEvent]:
+    from gateway.domain.refund_chain import RefundWatch, Sighting
+
+    w = RefundWatch("rf_1", "acc_1", "LTC", b"k", 2_000_000, 3)
+    w.observe([Sighting("tx_r", 0, 2_000_000, 3)], T0)
+    return list(w.events)
+
+
 def bodies() -> list[str]:
-    return [ev.webhook_body(e, NOW) for e in invoice_events() + account_events()]
+    return [ev.webhook_body(e, NOW)
+            for e in invoice_events() + account_events() + refund_events()]
 
 
 def test_bodies_are_byte_for_byte_those_of_the_string_typed_events() -> None:

@@ -23,6 +23,7 @@ from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.ledger import SqlLedger
 from gateway.adapters.db.legal import SqlLegalRegister
 from gateway.adapters.db.personal import SqlPersonalRecords
+from gateway.adapters.db.refund_watches import SqlRefundWatches
 from gateway.adapters.db.retention import SqlRetention
 from gateway.adapters.db.security_log import SqlSecurityLog
 from gateway.adapters.db.staff import SqlStaff
@@ -128,6 +129,7 @@ class SqlUnitOfWork:
         self.personal = SqlPersonalRecords(conn)
         self.legal = SqlLegalRegister(conn, self._cipher)
         self.mail = SqlMailOutbox(conn, self._cipher, self._mail_index)
+        self.refund_watches = SqlRefundWatches(conn, self.collect)
 
     async def __aexit__(
         self, _et: type[BaseException] | None, ev: BaseException | None,

@@ -44,6 +44,7 @@ from gateway.services.ports.privacy import (
     PersonalRecords,
     RetentionRepository,
 )
+from gateway.services.ports.refund_watch import RefundWatchRepository
 from gateway.services.ports.staff import StaffRepository
 from gateway.services.ports.webhooks import EndpointRepository, EventRepository
 
@@ -123,6 +124,11 @@ class WithInvoices(Protocol):
 class WithPayments(Protocol):
     @property
     def payments(self) -> PaymentRepository: ...
+
+
+class WithRefundWatches(Protocol):
+    @property
+    def refund_watches(self) -> RefundWatchRepository: ...
 
 
 class WithCursors(Protocol):
@@ -244,9 +250,10 @@ class BillingUnit(InvoicesUnit, WithPayments, WithBilling, Protocol):
 
 
 class ChainEventsUnit(Unit, WithAccountStore, WithInvoices, WithPayments, WithCursors,
-                      WithBilling, Protocol):
+                      WithBilling, WithRefundWatches, Protocol):
     """Blocks and mempool batches into payments and invoice states
-    (`services/chain_events.py`); a settled plan invoice extends its account."""
+    (`services/chain_events.py`); a settled plan invoice extends its account; payments
+    to a watched refund address move the refund on."""
 
 
 class WalletUnit(Unit, WithInvoices, Protocol):
@@ -291,7 +298,8 @@ class StaffUnit(Unit, WithStaff, WithThrottle, WithInvoices, WithLedger, WithEve
 class UnitOfWork(Unit, WithAccounts, WithSessions, WithApiKeys, WithInvoices, WithPayments,
                  WithCursors, WithEndpoints, WithIdempotency, WithEvents, WithThrottle,
                  WithSecurityLog, WithRetention, WithAudit, WithLedger, WithStaff,
-                 WithBilling, WithPersonal, WithLegal, WithMail, Protocol):
+                 WithBilling, WithPersonal, WithLegal, WithMail, WithRefundWatches,
+                 Protocol):
     """Every repository: what the SQL unit of work provides."""
 
 
