@@ -35,6 +35,7 @@ from gateway.services.ports import (
     NewPayment,
     PaymentRecord,
 )
+from gateway.services.ports.refund_watch import RefundOutput
 
 
 @dataclass(frozen=True)
@@ -112,15 +113,18 @@ class PaymentTracker:
         batches = [found[i:i + self._batch] for i in range(0, len(found), self._batch)]
         for n, batch in enumerate(batches or [[]]):
             async with self._uow() as uow:
-                loaded = await self._record(uow, batch, event.block, now, event.time)
+                loaded, refunds = await self._record(uow, batch, event.block, now, event.time)
                 if n == max(len(batches) - 1, 0):
                     before = await uow.cursors.get(feed.name)
                     reaching = await self._reaching(uow, feed, before, event.block, now)
                     await uow.cursors.set(feed.name, event.block, now)
+                    # A new block may take a sent refund to its depth.
+                    refunds.update(await uow.refund_watches.sent(feed.coins))
                 else:
                     reaching = []
                 await self._reevaluate(uow, event.block, set(loaded) | set(reaching), now,
                                        loaded)
+                await self._review_refunds(uow, refunds, event.block, now)
                 await uow.commit()
 
     async def _reaching(self, uow: ChainEventsUnit, feed: Feed, before: BlockRef | None,
@@ -139,6 +143,9 @@ class PaymentTracker:
             touched = set(await uow.payments.disconnect(feed.coins, event.block.hash))
             await uow.cursors.set(feed.name, parent, now)
             await self._reevaluate(uow, parent, touched, now)
+            await self._review_refunds(
+                uow, await uow.refund_watches.disconnect(feed.coins, event.block.hash),
+                parent, now)
             await uow.commit()
 
     async def transactions_disconnected(self, feed: Feed,
@@ -148,14 +155,17 @@ class PaymentTracker:
             touched = set(await uow.payments.unconfirm(feed.coins, event.txids))
             tip = await uow.cursors.get(feed.name)
             await self._reevaluate(uow, tip, touched, now)
+            await self._review_refunds(
+                uow, await uow.refund_watches.unconfirm(feed.coins, event.txids), tip, now)
             await uow.commit()
 
     async def mempool_seen(self, feed: Feed, event: MempoolSeen) -> None:
         now = self._clock()
         async with self._uow() as uow:
             tip = await uow.cursors.get(feed.name)
-            loaded = await self._record(uow, event.payments, None, now, tip=tip)
+            loaded, refunds = await self._record(uow, event.payments, None, now, tip=tip)
             await self._reevaluate(uow, tip, set(loaded), now, loaded)
+            await self._review_refunds(uow, refunds, tip, now)
             await uow.commit()
 
     async def mempool_gone(self, feed: Feed, event: MempoolGone) -> None:
@@ -164,6 +174,8 @@ class PaymentTracker:
             touched = set(await uow.payments.revert(feed.coins, event.txids))
             tip = await uow.cursors.get(feed.name)
             await self._reevaluate(uow, tip, touched, now)
+            await self._review_refunds(
+                uow, await uow.refund_watches.revert(feed.coins, event.txids), tip, now)
             await uow.commit()
 
     async def sweep(self) -> int:
@@ -181,17 +193,21 @@ class PaymentTracker:
     async def _record(
         self, uow: ChainEventsUnit, found: Iterable[Observed], block: BlockRef | None,
         now: datetime, block_time: datetime | None = None, tip: BlockRef | None = None,
-    ) -> dict[str, Invoice]:
+    ) -> tuple[dict[str, Invoice], set[str]]:
         """Matches a batch to invoices (one query per coin) and records it (a few
-        statements); returns the invoices paid, locked, with their events."""
+        statements); returns the invoices paid, locked, with their events, and the
+        refunds whose watched addresses the rest of the batch pays."""
         by_coin: dict[str, list[Observed]] = {}
         for obs in found:
             by_coin.setdefault(obs.coin, []).append(obs)
         matched: list[tuple[Observed, Invoice]] = []
+        strays: list[Observed] = []
         for coin, group in sorted(by_coin.items()):
             invoices = await uow.invoices.by_match_keys(coin, [o.match_key for o in group])
             matched.extend((o, invoices[o.match_key]) for o in group
                            if o.match_key in invoices)
+            strays.extend(o for o in group if o.match_key not in invoices)
+        refunds = await self._refund_outputs(uow, strays, block, now)
         rows = [NewPayment(obs.coin, obs.txid, obs.index, invoice.id, obs.amount,
                            _first_seen(obs, now), obs.lock)
                 for obs, invoice in matched]
@@ -211,7 +227,32 @@ class PaymentTracker:
                     lock_height=lock.height if lock else None,
                     lock_time=lock.time if lock else None))
                 uow.collect(invoice)
-        return loaded
+        return loaded, refunds
+
+    async def _refund_outputs(self, uow: ChainEventsUnit, strays: list[Observed],
+                              block: BlockRef | None, now: datetime) -> set[str]:
+        """Outputs that pay no invoice may pay an approved refund's address: recorded
+        like payments; returns the refunds paid."""
+        rows: list[RefundOutput] = []
+        for coin in sorted({o.coin for o in strays}):
+            group = [o for o in strays if o.coin == coin]
+            watches = await uow.refund_watches.by_match_keys(
+                coin, [o.match_key for o in group])
+            rows.extend(RefundOutput(watches[o.match_key].refund_id, coin, o.txid, o.index,
+                                     o.amount) for o in group if o.match_key in watches)
+        return set(await uow.refund_watches.record_many(rows, block, now))
+
+    async def _review_refunds(self, uow: ChainEventsUnit, refund_ids: Iterable[str],
+                              tip: BlockRef | None, now: datetime) -> None:
+        """Each refund observes what pays its address: sent, completed, or back to
+        waiting after a reorg; `refund.completed` goes out with the change."""
+        ids = sorted(set(refund_ids))
+        if not ids:
+            return
+        seen = await uow.refund_watches.sightings(ids, tip)
+        for watch in await uow.refund_watches.get_many(ids):
+            if watch.observe(seen.get(watch.refund_id, []), now):
+                await uow.refund_watches.save(watch)
 
     async def _reevaluate(
         self, uow: ChainEventsUnit, tip: BlockRef | None, touched: set[str], now: datetime,

@@ -6,7 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from chains.base import BlockRef
 from chains.watchset import KeySet
 from gateway.adapters.db.engine import read_transaction
-from gateway.adapters.db.tables import chain_cursors, invoices
+from gateway.adapters.db.tables import chain_cursors, invoices, refund_watches
+from gateway.domain.refund_chain import ChainState
 
 
 class SqlCursors:
@@ -74,6 +75,15 @@ class SqlWatchlist:
                     i.address_space == self._space, wanted)
                 .order_by(i.derivation_index)  # ascending: only true gaps are missing
             )).all()
+            # A refund's address is watched like our own from its approval until it is
+            # completed. They are few: all of them each time, so one that committed
+            # after a later one is never missed.
+            refunds = (await conn.execute(
+                select(refund_watches.c.match_key).where(
+                    refund_watches.c.address_space == self._space,
+                    refund_watches.c.state != ChainState.COMPLETED.value))).scalars().all()
+        for key in refunds:
+            self._keys.add(bytes(key))
         top = self._top
         for index, key in rows:
             self._keys.add(bytes(key))

@@ -277,6 +277,47 @@ payments = Table(
     Index("ix_payments_coin_lock_time", "coin", "lock_time"),
 )
 
+# An approved refund whose payment the watcher looks for at the customer's address
+# (gateway/domain/refund_chain.py). `address_space`: the follower that watches it.
+refund_watches = Table(
+    "refund_watches",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("refund_id", String(40), nullable=False, unique=True),
+    Column("account_id", String(40), nullable=False, index=True),
+    Column("coin", String(10), nullable=False),
+    Column("address_space", String(100), nullable=False),
+    Column("match_key", LargeBinary, nullable=False),
+    Column("amount", BaseUnits, nullable=False),
+    Column("confirmations_required", Integer, nullable=False),
+    Column("state", String(20), nullable=False),  # waiting | sent | completed
+    Column("txid", String(100)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("completed_at", UTCDateTime),
+    Index("ix_refund_watches_coin_match_key", "coin", "match_key"),
+    Index("ix_refund_watches_space_state", "address_space", "state"),
+)
+
+# Outputs seen paying a watched refund address, kept like `payments` (reorgs move them
+# back to the mempool, a replaced transaction reverts them).
+refund_outputs = Table(
+    "refund_outputs",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("refund_id", String(40), nullable=False, index=True),
+    Column("coin", String(10), nullable=False),
+    Column("txid", String(100), nullable=False),
+    Column("output_index", Integer, nullable=False),
+    Column("amount", BaseUnits, nullable=False),
+    Column("block_hash", String(100)),
+    Column("block_height", Integer),
+    Column("status", String(20), nullable=False),  # pending | confirmed | reverted
+    Column("seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("coin", "txid", "output_index", name="uq_refund_outputs_coin_txid_output"),
+    Index("ix_refund_outputs_coin_block_hash", "coin", "block_hash"),
+)
+
 chain_cursors = Table(
     "chain_cursors",
     metadata,

@@ -46,6 +46,7 @@ from gateway.services.ports.privacy import (
     RetentionRepository,
 )
 from gateway.services.ports.refunds import RefundRepository
+from gateway.services.ports.refund_watch import RefundWatchRepository
 from gateway.services.ports.staff import StaffRepository
 from gateway.services.ports.webhooks import EndpointRepository, EventRepository
 
@@ -125,6 +126,11 @@ class WithInvoices(Protocol):
 class WithPayments(Protocol):
     @property
     def payments(self) -> PaymentRepository: ...
+
+
+class WithRefundWatches(Protocol):
+    @property
+    def refund_watches(self) -> RefundWatchRepository: ...
 
 
 class WithCursors(Protocol):
@@ -256,9 +262,11 @@ class BillingUnit(InvoicesUnit, WithPayments, WithBilling, WithCredit, Protocol)
 
 
 class ChainEventsUnit(Unit, WithAccountStore, WithInvoices, WithPayments, WithCursors,
-                      WithBilling, WithCredit, Protocol):
+                      WithBilling, WithCredit, WithRefundWatches,
+                      WithRefunds, Protocol):
     """Blocks and mempool batches into payments and invoice states
-    (`services/chain_events.py`); a settled plan invoice extends its account."""
+    (`services/chain_events.py`); a settled plan invoice extends its account; payments
+    to a watched refund address move the refund on."""
 
 
 class CreditUnit(Unit, WithAccountStore, WithInvoices, WithPayments, WithCursors,
@@ -316,7 +324,7 @@ class UnitOfWork(Unit, WithAccounts, WithSessions, WithApiKeys, WithInvoices, Wi
                  WithCursors, WithEndpoints, WithIdempotency, WithEvents, WithThrottle,
                  WithSecurityLog, WithRetention, WithAudit, WithLedger, WithStaff,
                  WithBilling, WithPersonal, WithLegal, WithMail, WithCredit, WithRefunds,
-                 Protocol):
+                 WithRefundWatches, Protocol):
     """Every repository: what the SQL unit of work provides."""
 
 

@@ -1,0 +1,169 @@
+"""Implements `RefundWatchRepository`: approved refunds' addresses (as match keys only)
+and the outputs seen paying them, stored as `payments` are (statuses, block refs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chains.base import BlockRef
+from gateway.adapters.db.tables import refund_outputs, refund_watches
+from gateway.domain.payments import PaymentStatus
+from gateway.domain.refund_chain import ChainState, RefundWatch, Sighting
+from gateway.services.ports import HasEvents
+from gateway.services.ports.refund_watch import RefundOutput
+
+_CHUNK = 300
+
+
+def _watch(row: Any) -> RefundWatch:
+    return RefundWatch(
+        refund_id=row.refund_id, account_id=row.account_id, coin=row.coin,
+        match_key=bytes(row.match_key), amount=int(row.amount),
+        confirmations_required=row.confirmations_required, state=ChainState(row.state),
+        txid=row.txid, sent_at=row.sent_at, completed_at=row.completed_at)
+
+
+def _block_values(block: BlockRef | None) -> dict[str, Any]:
+    status = PaymentStatus.CONFIRMED if block is not None else PaymentStatus.PENDING
+    return {"status": status.value, "block_hash": block.hash if block else None,
+            "block_height": block.height if block else None}
+
+
+class SqlRefundWatches:
+    def __init__(self, conn: AsyncConnection, collect: Callable[[HasEvents], None]) -> None:
+        self._conn = conn
+        self._collect = collect
+
+    async def add(self, watch: RefundWatch, address_space: str, now: datetime) -> bool:
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(insert(refund_watches).values(
+                    refund_id=watch.refund_id, account_id=watch.account_id, coin=watch.coin,
+                    address_space=address_space, match_key=watch.match_key,
+                    amount=watch.amount, confirmations_required=watch.confirmations_required,
+                    state=watch.state.value, txid=watch.txid, created_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    async def by_match_keys(self, coin: str, match_keys: Sequence[bytes]
+                            ) -> dict[bytes, RefundWatch]:
+        w = refund_watches.c
+        found: dict[bytes, RefundWatch] = {}
+        keys = sorted(set(match_keys))
+        for i in range(0, len(keys), _CHUNK):
+            rows = await self._conn.execute(select(refund_watches).where(
+                w.coin == coin, w.match_key.in_(keys[i:i + _CHUNK]),
+                w.state != ChainState.COMPLETED.value))
+            found.update({bytes(r.match_key): _watch(r) for r in rows})
+        return found
+
+    async def get_many(self, refund_ids: Sequence[str]) -> list[RefundWatch]:
+        if not refund_ids:
+            return []
+        rows = await self._conn.execute(select(refund_watches).where(
+            refund_watches.c.refund_id.in_(sorted(set(refund_ids))))
+            .order_by(refund_watches.c.refund_id))
+        return [_watch(r) for r in rows]
+
+    async def sent(self, coins: Sequence[str]) -> list[str]:
+        w = refund_watches.c
+        rows = await self._conn.execute(select(w.refund_id).where(
+            w.coin.in_(list(coins)), w.state == ChainState.SENT.value))
+        return list(rows.scalars())
+
+    async def record_many(self, rows: Sequence[RefundOutput], block: BlockRef | None,
+                          now: datetime) -> list[str]:
+        if not rows:
+            return []
+        known = await self._known(rows)
+        new = {(r.coin, r.txid, r.output_index): r for r in rows
+               if (r.coin, r.txid, r.output_index) not in known}
+        where = _block_values(block)
+        if new:
+            await self._conn.execute(insert(refund_outputs), [
+                {"refund_id": r.refund_id, "coin": r.coin, "txid": r.txid,
+                 "output_index": r.output_index, "amount": r.amount, "seen_at": now, **where}
+                for r in new.values()])
+        # A block confirms what the mempool showed; the mempool brings back a reverted one.
+        seen = [k for k, status in known.items()
+                if block is not None or status == PaymentStatus.REVERTED.value]
+        if seen:
+            o = refund_outputs.c
+            await self._conn.execute(
+                update(refund_outputs).where(tuple_(o.coin, o.txid, o.output_index).in_(seen))
+                .values(**where))
+        return sorted({r.refund_id for r in rows})
+
+    async def _known(self, rows: Sequence[RefundOutput]) -> dict[tuple[str, str, int], str]:
+        o = refund_outputs.c
+        keys = sorted({(r.coin, r.txid, r.output_index) for r in rows})
+        found = await self._conn.execute(
+            select(o.coin, o.txid, o.output_index, o.status)
+            .where(tuple_(o.coin, o.txid, o.output_index).in_(keys)))
+        return {(k.coin, k.txid, k.output_index): k.status for k in found}
+
+    async def sightings(self, refund_ids: Sequence[str], tip: BlockRef | None
+                        ) -> dict[str, list[Sighting]]:
+        found: dict[str, list[Sighting]] = {i: [] for i in refund_ids}
+        if not refund_ids:
+            return found
+        rows = await self._conn.execute(select(refund_outputs).where(
+            refund_outputs.c.refund_id.in_(sorted(set(refund_ids))))
+            .order_by(refund_outputs.c.id))
+        for r in rows:
+            depth = (tip.height - r.block_height + 1
+                     if tip is not None and r.block_height is not None
+                     and r.status == PaymentStatus.CONFIRMED.value else 0)
+            found[r.refund_id].append(Sighting(
+                r.txid, r.output_index, int(r.amount), max(depth, 0),
+                r.status == PaymentStatus.REVERTED.value))
+        return found
+
+    async def _unconfirm(self, *where: Any) -> list[str]:
+        o = refund_outputs.c
+        ids = sorted(set((await self._conn.execute(select(o.refund_id).where(*where))).scalars()))
+        if ids:
+            await self._conn.execute(update(refund_outputs).where(*where).values(
+                block_hash=None, block_height=None, status=PaymentStatus.PENDING.value))
+        return ids
+
+    async def disconnect(self, coins: Sequence[str], block_hash: str) -> list[str]:
+        o = refund_outputs.c
+        return await self._unconfirm(o.coin.in_(list(coins)), o.block_hash == block_hash)
+
+    async def unconfirm(self, coins: Sequence[str], txids: Sequence[str]) -> list[str]:
+        o = refund_outputs.c
+        return await self._unconfirm(o.coin.in_(list(coins)), o.txid.in_(list(txids)),
+                                     o.status == PaymentStatus.CONFIRMED.value)
+
+    async def revert(self, coins: Sequence[str], txids: Sequence[str]) -> list[str]:
+        o = refund_outputs.c
+        where = (o.coin.in_(list(coins)), o.txid.in_(list(txids)),
+                 o.status == PaymentStatus.PENDING.value)
+        ids = sorted(set((await self._conn.execute(select(o.refund_id).where(*where))).scalars()))
+        if ids:
+            await self._conn.execute(update(refund_outputs).where(*where).values(
+                status=PaymentStatus.REVERTED.value))
+        return ids
+
+    async def save(self, watch: RefundWatch) -> None:
+        await self._conn.execute(update(refund_watches).where(
+            refund_watches.c.refund_id == watch.refund_id).values(
+            state=watch.state.value, txid=watch.txid, sent_at=watch.sent_at,
+            completed_at=watch.completed_at))
+        if watch.events:
+            self._collect(watch)
+
+    async def keys_after(self, address_space: str, after_id: int
+                         ) -> list[tuple[int, bytes]]:
+        w = refund_watches.c
+        rows = await self._conn.execute(select(w.id, w.match_key).where(
+            w.address_space == address_space, w.id > after_id).order_by(w.id))
+        return [(r.id, bytes(r.match_key)) for r in rows]

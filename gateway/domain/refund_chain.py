@@ -1,0 +1,102 @@
+"""A refund on the chain: the gateway watches the customer's address like one of its own
+once a refund is approved, and decides from what it sees there whether the operator's
+wallet has sent it (`sent`) and whether that payment is at the coin's depth
+(`completed`). Pure: the caller computes confirmations from its tip.
+
+Completed is final, as settled is for an invoice: a payment at the coin's depth is not
+expected to leave the chain. Before that, a reorg or a replaced transaction takes a sent
+refund back to waiting, and the next payment seen counts instead."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from gateway.domain import events as ev
+
+
+class ChainState(StrEnum):
+    WAITING = "waiting"  # approved; nothing paid to the customer's address yet
+    SENT = "sent"  # enough paid to the address, not yet at the coin's depth
+    COMPLETED = "completed"  # at the coin's depth
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """An output paying the refund's address, as the chain shows it now."""
+
+    txid: str
+    output_index: int
+    amount: int
+    confirmations: int  # 0: in the mempool, or its block left the main chain
+    reverted: bool = False  # replaced or double-spent: gone for good
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: ChainState
+    txid: str | None  # the transaction that (last) completed the amount
+
+
+def progress(amount: int, required: int, sightings: Sequence[Sighting]) -> Progress:
+    """Where a refund of `amount` base units stands, needing `required` confirmations.
+    Outputs add up: an operator may send a refund in two transactions."""
+    live = [s for s in sightings if not s.reverted]
+    deep = [s for s in live if s.confirmations >= required]
+    if _total(deep) >= amount:
+        return Progress(ChainState.COMPLETED, _completing(deep, amount))
+    if _total(live) >= amount:
+        return Progress(ChainState.SENT, _completing(live, amount))
+    return Progress(ChainState.WAITING, None)
+
+
+def _total(sightings: Sequence[Sighting]) -> int:
+    return sum(s.amount for s in sightings)
+
+
+def _completing(sightings: Sequence[Sighting], amount: int) -> str:
+    """The txid of the output that brings the total to `amount`, deepest first."""
+    total = 0
+    ordered = sorted(sightings, key=lambda s: (-s.confirmations, s.txid, s.output_index))
+    for s in ordered:
+        total += s.amount
+        if total >= amount:
+            return s.txid
+    return ordered[-1].txid
+
+
+@dataclass
+class RefundWatch:
+    """What the watcher knows of one approved refund; `changed` tells the caller to save
+    it, `completed_now` to announce it."""
+
+    refund_id: str
+    account_id: str
+    coin: str
+    match_key: bytes
+    amount: int
+    confirmations_required: int
+    state: ChainState = ChainState.WAITING
+    txid: str | None = None
+    sent_at: datetime | None = None
+    completed_at: datetime | None = None
+    events: list[ev.DomainEvent] = field(default_factory=list)
+
+    def observe(self, sightings: Sequence[Sighting], now: datetime) -> bool:
+        """Brings the state in line with the sightings; True when it changed."""
+        if self.state is ChainState.COMPLETED:
+            return False
+        seen = progress(self.amount, self.confirmations_required, sightings)
+        if (seen.state, seen.txid) == (self.state, self.txid):
+            return False
+        self.state, self.txid = seen.state, seen.txid
+        if seen.state is ChainState.WAITING:
+            self.sent_at = None
+        elif self.sent_at is None:
+            self.sent_at = now
+        if seen.state is ChainState.COMPLETED:
+            self.completed_at = now
+            self.events.append(ev.RefundCompleted(
+                account_id=self.account_id, refund_id=self.refund_id, coin=self.coin,
+                amount_base_units=str(self.amount), txid=seen.txid or ""))
+        return True
