@@ -3,7 +3,7 @@ RefundChains`): its follower's `chains.refunds.Refundable` when it implements it
 follower that does not checks no address and prepares no PSBT: the quote then carries
 only the amount, which the operator pays by hand (docs/refunds.md)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from chains.refunds import (
     BadRefundAddress,
@@ -17,12 +17,22 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.money import format_units
 from gateway.domain.refunds import Quote
 from gateway.services.errors import Conflict
-from gateway.services.ports.refunds import PaidOutput, ProvenPayment
+from gateway.services.ports.refunds import PaidOutput, ProvenPayment, WatchTarget
 
 
 class FollowerRefunds:
-    def __init__(self, directory: ChainDirectory) -> None:
+    def __init__(self, directory: ChainDirectory,
+                 confirmations: Mapping[str, int] | None = None) -> None:
         self._directory = directory
+        self._confirmations = dict(confirmations or {})
+
+    def watch_target(self, coin: str, address: str) -> WatchTarget | None:
+        refundable = self._refundable(coin)
+        key = refundable.refund_match_key(coin, address) if refundable is not None else None
+        if key is None:
+            return None
+        return WatchTarget(key, self._directory.follower(coin).address_space,
+                           self._confirmations.get(coin, 1))
 
     def _refundable(self, coin: str) -> Refundable | None:
         follower = self._directory.follower(coin)

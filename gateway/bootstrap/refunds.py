@@ -26,10 +26,15 @@ def build_refunds(core: Core, creds: Credentials, accounts: AccountsArea,
         uow, PasswordCheck(uow, creds.passwords, core.index, creds.attempts),
         accounts.two_factor)
     return RefundService(
-        uow, chains=FollowerRefunds(chains.directory), directory=chains.directory,
+        uow, chains=_chains(core, chains), directory=chains.directory,
         rates=build_rates(core.settings, core.clock, billing.rates_http), proof=proof,
         policy=refund_policy(core, chains), clock=core.clock)
 
 
 def build_proven_refunds(core: Core, chains: ChainsArea) -> ProvenRefunds:
-    return ProvenRefunds(core.make_uow, FollowerRefunds(chains.directory), core.clock)
+    return ProvenRefunds(core.make_uow, _chains(core, chains), core.clock)
+
+
+def _chains(core: Core, chains: ChainsArea) -> FollowerRefunds:
+    return FollowerRefunds(chains.directory, {
+        coin: core.settings.confirmations(coin) for coin in chains.directory.coins()})

@@ -8,11 +8,11 @@ expected to leave the chain. Before that, a reorg or a replaced transaction take
 refund back to waiting, and the next payment seen counts instead."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from gateway.domain import events as ev
+from gateway.domain.refunds import Refund, RefundStatus
 
 
 class ChainState(StrEnum):
@@ -67,8 +67,8 @@ def _completing(sightings: Sequence[Sighting], amount: int) -> str:
 
 @dataclass
 class RefundWatch:
-    """What the watcher knows of one approved refund; `changed` tells the caller to save
-    it, `completed_now` to announce it."""
+    """What the watcher knows of one approved refund (the refund itself follows it:
+    `follow`)."""
 
     refund_id: str
     account_id: str
@@ -80,7 +80,6 @@ class RefundWatch:
     txid: str | None = None
     sent_at: datetime | None = None
     completed_at: datetime | None = None
-    events: list[ev.DomainEvent] = field(default_factory=list)
 
     def observe(self, sightings: Sequence[Sighting], now: datetime) -> bool:
         """Brings the state in line with the sightings; True when it changed."""
@@ -96,7 +95,20 @@ class RefundWatch:
             self.sent_at = now
         if seen.state is ChainState.COMPLETED:
             self.completed_at = now
-            self.events.append(ev.RefundCompleted(
-                account_id=self.account_id, refund_id=self.refund_id, coin=self.coin,
-                amount_base_units=str(self.amount), txid=seen.txid or ""))
         return True
+
+
+def follow(refund: Refund, watch: RefundWatch, now: datetime) -> bool:
+    """The refund takes the state its watch found on the chain (sent, completed, or
+    approved again after a reorg); True when it changed. Its own events (`refund.
+    completed`) go out with it."""
+    before = (refund.status, refund.txid)
+    if refund.status is RefundStatus.SENT and (
+            watch.state is ChainState.WAITING or watch.txid != refund.txid):
+        refund.unsend()
+    if watch.state is not ChainState.WAITING and refund.status is RefundStatus.APPROVED:
+        assert watch.txid is not None
+        refund.mark_sent(watch.txid, watch.sent_at or now)
+    if watch.state is ChainState.COMPLETED and refund.status is RefundStatus.SENT:
+        refund.complete(now)
+    return (refund.status, refund.txid) != before

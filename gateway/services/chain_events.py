@@ -28,6 +28,7 @@ from gateway.domain.invoices import (
     Status,
 )
 from gateway.domain.payments import PaymentStatus, is_locked
+from gateway.domain.refund_chain import follow
 from gateway.services.billing import PrepaidTime
 from gateway.services.ports import (
     ChainEventsUnit,
@@ -251,8 +252,13 @@ class PaymentTracker:
             return
         seen = await uow.refund_watches.sightings(ids, tip)
         for watch in await uow.refund_watches.get_many(ids):
-            if watch.observe(seen.get(watch.refund_id, []), now):
-                await uow.refund_watches.save(watch)
+            if not watch.observe(seen.get(watch.refund_id, []), now):
+                continue
+            await uow.refund_watches.save(watch)
+            refund = await uow.refunds.get(watch.refund_id, for_update=True)
+            if refund is not None and follow(refund, watch, now):
+                await uow.refunds.save(refund)
+                uow.collect(refund)
 
     async def _reevaluate(
         self, uow: ChainEventsUnit, tip: BlockRef | None, touched: set[str], now: datetime,

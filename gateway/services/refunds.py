@@ -20,6 +20,7 @@ from gateway.domain.money import (
     format_units,
     parse_fiat,
 )
+from gateway.domain.refund_chain import RefundWatch
 from gateway.domain.refunds import (
     Quote,
     Refund,
@@ -198,7 +199,8 @@ class RefundService:
 
     async def approve(self, refund_id: str, staff_id: str, reason: str) -> Refund:
         """One approval; the last one needed fixes the quote (rate fetched and
-        instructions prepared before the transaction that records it)."""
+        instructions prepared before the transaction that records it) and starts watching
+        the customer's address for the payment (`refund_chain`)."""
         clean_reason(reason)
         refund = await self.get(refund_id)
         quote = None
@@ -216,15 +218,23 @@ class RefundService:
                 raise Conflict(str(exc)) from None
             if last and quote is None:
                 raise Conflict("another approval was recorded meanwhile; approve again")
-            if quote is not None and quote.spends and set(quote.spends) & \
-                    await uow.refunds.spent_outputs(locked.coin):
-                raise Conflict("another refund spent those outputs meanwhile; approve again "
-                               "for instructions of its own")
             locked.approve(staff_id, reason, self._clock(), quote if last else None)
             await uow.refunds.save(locked)
+            if last and quote is not None:
+                await self._watch(uow, locked, quote)
             uow.collect(locked)
             await uow.commit()
         return locked
+
+    async def _watch(self, uow: RefundsUnit, refund: Refund, quote: Quote) -> None:
+        assert refund.address is not None
+        target = self._chains.watch_target(refund.coin, refund.address)
+        if target is None:
+            return  # proven by a tx key instead (Monero)
+        await uow.refund_watches.add(
+            RefundWatch(refund.id, refund.account_id, refund.coin, target.match_key,
+                        quote.crypto_amount, target.confirmations),
+            target.address_space, self._clock())
 
     async def _quote(self, refund: Refund) -> Quote:
         rate, _ = await self._rates.rate(refund.coin, refund.currency)

@@ -22,6 +22,7 @@ from gateway.adapters.db.tables import (
     mail_queue,
     payments,
     refund_approvals,
+    refund_watches,
     refunds,
 )
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
@@ -32,7 +33,12 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.refunds import Quote, RefundStatus
 from gateway.services.errors import Conflict
 from gateway.services.ports import Profile
-from gateway.services.ports.refunds import PaidOutput, ProvenPayment, RefundPolicy
+from gateway.services.ports.refunds import (
+    PaidOutput,
+    ProvenPayment,
+    RefundPolicy,
+    WatchTarget,
+)
 from gateway.services.refunds import ProvenRefunds, RefundAsk, RefundService
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -71,6 +77,8 @@ class Chains:
         return Quote(amount, rate, f"litecoin:{address}?amount=x", psbt="cHNidP8=",
                      change_index=change_index)
 
+    def watch_target(self, coin: str, address: str) -> WatchTarget | None:
+        return WatchTarget(b"key:" + address.encode(), "LTC", 3)
 
     def proves_payments(self, coin: str) -> bool:
         return True
@@ -190,6 +198,14 @@ async def test_cancel_and_refuse_return_the_amount_once(engine: AsyncEngine) -> 
                                                      "not the customer's coins")
 
 
+async def watched(engine: AsyncEngine) -> list[tuple[object, ...]]:
+    w = refund_watches.c
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(w.refund_id, w.match_key, w.address_space, w.amount,
+                                         w.confirmations_required, w.state))
+        return [(r[0], bytes(r[1]), *r[2:]) for r in rows]
+
+
 async def test_two_approvers_above_the_threshold_one_approval_per_member(
         engine: AsyncEngine) -> None:
     chains = Chains()
@@ -204,8 +220,12 @@ async def test_two_approvers_above_the_threshold_one_approval_per_member(
     with pytest.raises(Conflict, match="another finance member"):
         await svc.approve(refund.id, "stf_1", "once more")
     assert (await svc.get(refund.id)).status is RefundStatus.REQUESTED
+    assert await watched(engine) == []  # nothing to look for before it is approved
     done = await svc.approve(refund.id, "stf_2", "agreed")
     assert done.status is RefundStatus.APPROVED
+    # Approved: the watcher looks for its payment at the customer's address.
+    assert await watched(engine) == [(refund.id, b"key:" + ADDRESS.encode(), "LTC",
+                                      7_500_000, 3, "waiting")]
     assert done.quote is not None and done.quote.crypto_amount == 7_500_000  # 6 EUR / 80
     with pytest.raises(Conflict):
         await svc.cancel("acc_a", refund.id)

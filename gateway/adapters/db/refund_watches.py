@@ -3,7 +3,7 @@ and the outputs seen paying them, stored as `payments` are (statuses, block refs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,6 @@ from chains.base import BlockRef
 from gateway.adapters.db.tables import refund_outputs, refund_watches
 from gateway.domain.payments import PaymentStatus
 from gateway.domain.refund_chain import ChainState, RefundWatch, Sighting
-from gateway.services.ports import HasEvents
 from gateway.services.ports.refund_watch import RefundOutput
 
 _CHUNK = 300
@@ -36,9 +35,8 @@ def _block_values(block: BlockRef | None) -> dict[str, Any]:
 
 
 class SqlRefundWatches:
-    def __init__(self, conn: AsyncConnection, collect: Callable[[HasEvents], None]) -> None:
+    def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        self._collect = collect
 
     async def add(self, watch: RefundWatch, address_space: str, now: datetime) -> bool:
         try:
@@ -158,8 +156,6 @@ class SqlRefundWatches:
             refund_watches.c.refund_id == watch.refund_id).values(
             state=watch.state.value, txid=watch.txid, sent_at=watch.sent_at,
             completed_at=watch.completed_at))
-        if watch.events:
-            self._collect(watch)
 
     async def keys_after(self, address_space: str, after_id: int
                          ) -> list[tuple[int, bytes]]:

@@ -24,8 +24,8 @@ from gateway.adapters.db.invoices import SqlInvoices, SqlPayments
 from gateway.adapters.db.ledger import SqlLedger
 from gateway.adapters.db.legal import SqlLegalRegister
 from gateway.adapters.db.personal import SqlPersonalRecords
-from gateway.adapters.db.refunds import SqlRefunds
 from gateway.adapters.db.refund_watches import SqlRefundWatches
+from gateway.adapters.db.refunds import SqlRefunds
 from gateway.adapters.db.retention import SqlRetention
 from gateway.adapters.db.security_log import SqlSecurityLog
 from gateway.adapters.db.staff import SqlStaff
@@ -136,7 +136,7 @@ class SqlUnitOfWork:
         self.mail = SqlMailOutbox(conn, self._cipher, self._mail_index)
         self.refunds = SqlRefunds(conn, self._cipher)
         self.credit = SqlCreditLedger(conn)
-        self.refund_watches = SqlRefundWatches(conn, self.collect)
+        self.refund_watches = SqlRefundWatches(conn)
 
     async def __aexit__(
         self, _et: type[BaseException] | None, ev: BaseException | None,

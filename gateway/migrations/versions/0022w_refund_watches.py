@@ -4,7 +4,7 @@ customer's address (`refund_watches`), and the outputs it saw paying them
 refund (encrypted); a watch keeps only the bytes a payment is matched on.
 
 Revision ID: 0022w_refund_watches
-Revises: 0019s_staff_log_ip
+Revises: 0021f_refunds
 Create Date: 2026-12-07 18:20:00.000000
 """
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from alembic import op
 import gateway.adapters.db.types
 
 revision: str = '0022w_refund_watches'
-down_revision: str | None = '0019s_staff_log_ip'
+down_revision: str | None = '0021f_refunds'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

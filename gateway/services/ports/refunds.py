@@ -78,6 +78,10 @@ class RefundChains(Protocol):
         """What the operator's wallet signs and sends; `Conflict` with the chain's reason
         when it cannot be prepared."""
 
+    def watch_target(self, coin: str, address: str) -> WatchTarget | None:
+        """How the watcher finds the refund's payment at `address`; None when the coin's
+        family cannot watch someone else's address (Monero: a tx key proves it)."""
+
     def proves_payments(self, coin: str) -> bool:
         """Whether the coin's refunds are proven by a txid and tx key the operator enters
         (Monero: nobody can watch someone else's address)."""
@@ -85,6 +89,13 @@ class RefundChains(Protocol):
     async def check_tx_key(self, coin: str, txid: str, tx_key: str,
                            address: str) -> ProvenPayment:
         """`InvalidInput` with the chain's reason when the txid or key is wrong."""
+
+
+@dataclass(frozen=True)
+class WatchTarget:
+    match_key: bytes  # what a payment to the address is matched on
+    address_space: str  # the follower that watches it
+    confirmations: int  # the coin's depth, as for invoices
 
 
 @dataclass(frozen=True)

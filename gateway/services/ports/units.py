@@ -45,8 +45,8 @@ from gateway.services.ports.privacy import (
     PersonalRecords,
     RetentionRepository,
 )
-from gateway.services.ports.refunds import RefundRepository
 from gateway.services.ports.refund_watch import RefundWatchRepository
+from gateway.services.ports.refunds import RefundRepository
 from gateway.services.ports.staff import StaffRepository
 from gateway.services.ports.webhooks import EndpointRepository, EventRepository
 
@@ -315,9 +315,10 @@ class StaffUnit(Unit, WithStaff, WithThrottle, WithInvoices, WithLedger, WithEve
     """The staff console (`services/staff.py`)."""
 
 
-class RefundsUnit(Unit, WithAccountStore, WithRefunds, WithCredit, WithMail, Protocol):
+class RefundsUnit(Unit, WithAccountStore, WithRefunds, WithCredit, WithMail,
+                  WithRefundWatches, Protocol):
     """Refunds (`services/refunds.py`): the refund, the account row it locks, the credit
-    it holds and returns, the mail it queues."""
+    it holds and returns, the mail it queues, the watch its approval starts."""
 
 
 class UnitOfWork(Unit, WithAccounts, WithSessions, WithApiKeys, WithInvoices, WithPayments,
