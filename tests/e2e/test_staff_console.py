@@ -212,6 +212,9 @@ async def test_staff_console_roles_in_chromium(
     assert browser.find_element(By.CSS_SELECTOR, "#chart svg rect") is not None
     totals = browser.find_element(By.ID, "totals").text
     assert "LTC" in totals and "12.00 EUR" in totals
+    # The account credit of the period, once, in the page's body (docs/credit.md).
+    assert browser.page_source.count("Account credit") == 1
+    assert "No credit entries in this period." in browser.page_source
     if shots:
         browser.set_window_size(1200, 1000)
         browser.save_screenshot(str(Path(shots) / "staff-ledger.png"))
