@@ -218,6 +218,10 @@ class RefundService:
                 raise Conflict(str(exc)) from None
             if last and quote is None:
                 raise Conflict("another approval was recorded meanwhile; approve again")
+            if quote is not None and quote.spends and set(quote.spends) & \
+                    await uow.refunds.spent_outputs(locked.coin):
+                raise Conflict("another refund spent those outputs meanwhile; approve again "
+                               "for instructions of its own")
             locked.approve(staff_id, reason, self._clock(), quote if last else None)
             await uow.refunds.save(locked)
             if last and quote is not None:
