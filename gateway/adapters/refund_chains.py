@@ -32,7 +32,10 @@ class FollowerRefunds:
         if key is None:
             return None
         return WatchTarget(key, self._directory.follower(coin).address_space,
-                           self._confirmations.get(coin, 1))
+                           self.confirmations(coin))
+
+    def confirmations(self, coin: str) -> int:
+        return self._confirmations.get(coin, 1)
 
     def _refundable(self, coin: str) -> Refundable | None:
         follower = self._directory.follower(coin)

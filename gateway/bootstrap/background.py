@@ -12,6 +12,7 @@ from gateway.adapters.backup.files import Backups, prune
 from gateway.adapters.db import notify
 from gateway.adapters.db.chain_state import SqlWatchlist
 from gateway.adapters.db.leadership import AdvisoryLockLeadership, LocalLeadership
+from gateway.bootstrap.refunds import build_proven_refunds
 from gateway.bootstrap.root import Gateway
 from gateway.config import Settings
 from gateway.jobs import every, run_backups, run_retention, run_sweeper
@@ -79,6 +80,12 @@ def background_jobs(gw: Gateway) -> list[Job]:
         Job("credit", lambda: leadership.run_exclusively(
             "gateway:credit", lambda: every(settings.credit.interval_seconds,
                                             billing.credit.run, "credit run"))),
+        # Refunds proven by a tx key (Monero) are completed at the coin's depth, on the
+        # credit task's schedule.
+        Job("proven refunds", lambda: leadership.run_exclusively(
+            "gateway:proven-refunds", lambda: every(
+                settings.credit.interval_seconds, build_proven_refunds(
+                    gw.core, gw.chain_area).run, "proven refunds run"))),
     ]
     if postgres:
         # Every instance hears the others' changes for its open checkout streams.

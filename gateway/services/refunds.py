@@ -6,6 +6,7 @@ Money: the amount is held from the balance by a `refund` ledger entry written un
 account's row lock (two requests at once cannot both spend the same credit), and given
 back by a `refund_returned` entry when the refund is refused or cancelled."""
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,6 +26,7 @@ from gateway.domain.refunds import (
     Quote,
     Refund,
     RefundStateError,
+    RefundStatus,
     approvals_needed,
     clean_reason,
 )
@@ -42,6 +44,8 @@ from gateway.services.two_factor import TwoFactorService
 
 ADDRESS_MAX = 200
 MAIL_SUBJECT = "A refund was requested from your account"
+
+log = logging.getLogger(__name__)
 
 
 class Proof(Protocol):
@@ -311,6 +315,41 @@ class ProvenRefunds:
             await uow.refunds.save(locked)
             await uow.commit()
         return locked
+
+
+    async def run(self) -> int:
+        """Re-checks each refund proven sent by a tx key until its transaction is at the
+        coin's depth, then completes it (`refund.completed`). One refund's trouble (the
+        node down, a transaction gone) holds back no other; returns how many completed."""
+        async with self._uow() as uow:
+            sent = [r for r in await uow.refunds.open(10_000)
+                    if r.status is RefundStatus.SENT and r.tx_key
+                    and self._chains.proves_payments(r.coin)]
+        completed = 0
+        for refund in sent:
+            try:
+                completed += await self._recheck(refund)
+            except Exception as exc:  # tried again next run
+                log.warning("refunds: refund %s not re-checked yet (%s)", refund.id,
+                            type(exc).__name__)
+        return completed
+
+    async def _recheck(self, refund: Refund) -> int:
+        assert refund.txid and refund.tx_key and refund.address and refund.quote
+        proven = await self._chains.check_tx_key(refund.coin, refund.txid, refund.tx_key,
+                                                 refund.address)
+        if (proven.received < refund.quote.crypto_amount
+                or proven.confirmations < self._chains.confirmations(refund.coin)):
+            return 0
+        async with self._uow() as uow:
+            locked = await uow.refunds.get(refund.id, for_update=True)
+            if locked is None or locked.status is not RefundStatus.SENT:
+                return 0
+            locked.complete(self._clock())
+            await uow.refunds.save(locked)
+            uow.collect(locked)
+            await uow.commit()
+        return 1
 
 
 def _request_mail(refund: Refund) -> str:

@@ -63,6 +63,8 @@ class Rates:
 class Chains:
     def __init__(self) -> None:
         self.prepared: list[tuple[int, int, int]] = []
+        self.depth = 0  # what check_tx_key reports
+        self.unreachable: set[str] = set()
 
     def check_address(self, coin: str, address: str) -> str:
         if not address.startswith("ltc1"):
@@ -80,6 +82,9 @@ class Chains:
     def watch_target(self, coin: str, address: str) -> WatchTarget | None:
         return WatchTarget(b"key:" + address.encode(), "LTC", 3)
 
+    def confirmations(self, coin: str) -> int:
+        return 3
+
     def proves_payments(self, coin: str) -> bool:
         return True
 
@@ -87,7 +92,10 @@ class Chains:
                            address: str) -> ProvenPayment:
         if tx_key != "right key":
             raise InvalidInput("tx_key", "the tx key does not prove this transaction")
-        return ProvenPayment(7_500_000 if txid == "ab" * 32 else 1, 0)
+        if txid in self.unreachable:
+            raise ConnectionError("wallet-rpc down")
+        return ProvenPayment(7_500_000 if txid in ("ab" * 32, "ef" * 32) else 1,
+                             self.depth)  # enough for a refund of up to 6 EUR at 80
 
 
 class Proof:
@@ -288,6 +296,33 @@ async def test_a_tx_key_proves_a_refund_sent_and_stays_sealed(engine: AsyncEngin
         stored = (await conn.execute(select(refunds.c.tx_key_ct))).scalar_one()
     assert b"right key" not in stored
     assert (await svc.get(refund.id)).tx_key == "right key"
+
+
+async def test_proven_refunds_complete_at_depth_one_failing_holds_back_none(
+        engine: AsyncEngine) -> None:
+    chains = Chains()
+    svc = service(engine, chains)
+    proven = ProvenRefunds(lambda: SqlUnitOfWork(engine, CIPHER, clock=lambda: T0),
+                           chains, lambda: T0)
+    ids = []
+    for txid in ("ab" * 32, "ef" * 32):
+        refund = await svc.request("acc_a", ask("4.00"))
+        await svc.approve(refund.id, "stf_1", "ok")
+        await proven.record_tx_key(refund.id, txid, "right key")
+        ids.append(refund.id)
+    assert await proven.run() == 0  # sent, not yet at the depth (3)
+    chains.depth = 3
+    chains.unreachable = {"ab" * 32}  # the first one's check fails this time
+    assert await proven.run() == 1
+    assert [(await svc.get(i)).status for i in ids] == [RefundStatus.SENT,
+                                                        RefundStatus.COMPLETED]
+    chains.unreachable = set()
+    assert await proven.run() == 1  # the next run completes it too
+    assert await proven.run() == 0  # and nothing twice
+    async with engine.connect() as conn:
+        done = (await conn.execute(select(events.c.type).where(
+            events.c.type == "refund.completed"))).all()
+    assert len(done) == 2
 
 
 async def test_the_psbt_spends_only_our_confirmed_outputs_no_earlier_refund_spends(

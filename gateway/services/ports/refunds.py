@@ -82,6 +82,9 @@ class RefundChains(Protocol):
         """How the watcher finds the refund's payment at `address`; None when the coin's
         family cannot watch someone else's address (Monero: a tx key proves it)."""
 
+    def confirmations(self, coin: str) -> int:
+        """The coin's depth, as for invoices: a refund at it is completed."""
+
     def proves_payments(self, coin: str) -> bool:
         """Whether the coin's refunds are proven by a txid and tx key the operator enters
         (Monero: nobody can watch someone else's address)."""
