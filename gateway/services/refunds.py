@@ -140,6 +140,9 @@ class RefundService:
             if account is None or account.deleted:
                 raise NotFound("account")
             currency = account.currency
+            if currency is None:  # none chosen: the one its credit was kept in
+                latest = await uow.credit.entries(account_id, 1)
+                currency = latest[0].currency if latest else None
         if currency is None:
             raise InvalidInput("currency", "the account has no currency yet, so it holds no "
                                "credit to refund")

@@ -126,7 +126,7 @@ class InProcessGateway:
                                         name=f"gateway-{self.port}", daemon=True)
         self._thread.start()
         try:
-            await asyncio.wait_for(self._there(self._serve(sock)), timeout)
+            await asyncio.wait_for(self.within(self._serve(sock)), timeout)
         except BaseException:
             sock.close()
             await self.stop()
@@ -157,7 +157,7 @@ class InProcessGateway:
         self._runner = runner
         await web.SockSite(runner, sock).start()
 
-    async def _there(self, coro: Coroutine[Any, Any, T]) -> T:
+    async def within(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the gateway's loop; wait for it on the caller's."""
         assert self._loop is not None
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
@@ -169,9 +169,9 @@ class InProcessGateway:
         try:
             if self._loop is not None:
                 try:
-                    await asyncio.wait_for(self._there(self._shutdown()), timeout)
+                    await asyncio.wait_for(self.within(self._shutdown()), timeout)
                 except TimeoutError:
-                    pending = await self._there(_describe_tasks())
+                    pending = await self.within(_describe_tasks())
                     raise AssertionError(
                         f"the gateway did not stop in {timeout:.0f} s; still running:\n"
                         f"{pending}") from None
