@@ -217,7 +217,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/v1/me/refunds", "Your refunds, newest first", "customer", "session", None,
        200, out.RefundList, (401,)),
     Op("post", "/v1/me/refunds/{refund_id}/cancel", "Cancel a refund while it is pending",
-       "customer", "session", None, 200, out.Refund, (*SESSION_WRITE, 404, 409),
+       "customer", "session", None, 200, out.Refund, (*SESSION_WRITE, 404, 409, 422),
        params=(_id("refund_id", "rfd_"),)),
     Op("delete", "/v1/me/deletion", "Cancel a scheduled deletion", "customer", "session",
        None, 204, None, (*SESSION_WRITE, 409)),
@@ -406,6 +406,11 @@ def _fields(vocab: Vocabulary) -> dict[str, dict[str, dict[str, Any]]]:
                         "coin": _enum(vocab.coins),
                         "metadata": _nullable(_metadata())},
         "PlanInvoiceBody": {"plan": _enum(vocab.plans), "coin": _enum(vocab.coins)},
+        "RefundBody": {"amount": {**_text(), "description": 'in the account\'s currency, '
+                                                            'a decimal string: "12.50"'},
+                       "currency": _nullable(currencies), "coin": _enum(vocab.coins),
+                       "address": _text(200, 1), "current_password": SECRET,
+                       "totp_code": code},
         "EndpointBody": {"url": {"type": "string", "format": "uri", "maxLength": 2048,
                                  "pattern": "^https?://[^\\u0000]+$",
                                  "description": "where events are posted; its host must "
