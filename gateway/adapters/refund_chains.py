@@ -3,8 +3,10 @@ RefundChains`): its follower's `chains.refunds.Refundable` when it implements it
 follower that does not checks no address and prepares no PSBT: the quote then carries
 only the amount, which the operator pays by hand (docs/refunds.md)."""
 
+import logging
 from collections.abc import Mapping, Sequence
 
+from chains.base import Destination
 from chains.refunds import (
     BadRefundAddress,
     CannotPrepare,
@@ -16,8 +18,9 @@ from gateway.adapters.chain_directory import ChainDirectory
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import format_units
 from gateway.domain.refunds import Quote
-from gateway.services.errors import Conflict
 from gateway.services.ports.refunds import PaidOutput, ProvenPayment, WatchTarget
+
+log = logging.getLogger(__name__)
 
 
 class FollowerRefunds:
@@ -64,7 +67,14 @@ class FollowerRefunds:
             made = await refundable.prepare_refund(coin, address, amount, outputs,
                                                    change_index)
         except CannotPrepare as exc:
-            raise Conflict(f"the {coin} refund cannot be prepared: {exc}") from None
+            # No PSBT (the outputs the gateway saw do not cover it, no fee estimate): the
+            # operator pays the payment request from their wallet's other funds, and the
+            # watcher sees it all the same. Approving is never blocked by it.
+            log.warning("refunds: no PSBT for a %s refund (%s); the payment request only",
+                        coin, exc)
+            follower = self._directory.follower(coin)
+            uri = follower.payment_uri(Destination(-1, address, b""), coin, amount)
+            return Quote(amount, rate, uri)
         return Quote(made.amount, rate, made.uri, made.psbt, made.fee, made.spends,
                      change_index if made.psbt is not None else None)
 

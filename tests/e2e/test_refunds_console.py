@@ -2,9 +2,11 @@
 `gateway serve` following the session's litecoind: the customer sees their credit,
 asks for a refund in the portal (a plain form with the password), a finance member
 approves it in the staff console (saying why they look at the address), and the customer
-sees it approved. No page loads anything from another origin or needs a script."""
+sees it approved, then, once the operator's wallet has paid it and the payment is at
+the coin's depth, completed. No page loads anything from another origin or needs a script."""
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +96,21 @@ async def test_customer_asks_finance_approves_without_javascript(
         assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".refund-status")] \
             == ["cancelled", "approved"]
         assert not browser.find_elements(By.CSS_SELECTOR, ".cancel-refund")
+
+        # The operator's wallet pays it (here by hand: the stack's xpub is a random one);
+        # the gateway sees the payment at the customer's address and, at the coin's depth,
+        # the customer sees the refund completed.
+        stack.node.send(address, "0.15")
+        stack.node.mine(3)
+        deadline = time.monotonic() + 30
+        while True:
+            await asyncio.to_thread(browser.get, f"{base}/account")
+            shown = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".refund-status")]
+            if shown == ["cancelled", "completed"]:
+                break
+            assert time.monotonic() < deadline, f"the refund is not completed: {shown}"
+            await asyncio.sleep(0.3)
+        no_other_origin(browser.page_source)
     finally:
         await asyncio.to_thread(browser.quit)
     stack.secrets.add(PASSWORD)

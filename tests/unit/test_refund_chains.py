@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chains.base import Destination
 from chains.refunds import (
     BadRefundAddress,
     CannotPrepare,
@@ -19,7 +20,6 @@ from chains.refunds import (
 from gateway.adapters.chain_directory import ChainDirectory
 from gateway.adapters.refund_chains import FollowerRefunds
 from gateway.domain.errors import InvalidInput
-from gateway.services.errors import Conflict
 from gateway.services.ports.refunds import PaidOutput
 
 OUT = PaidOutput("aa" * 32, 1, 50_000, b"\x00\x14" + bytes(20), 7)
@@ -35,6 +35,9 @@ class Plain:
 
     def decimals(self, coin: str) -> int:
         return 8
+
+    def payment_uri(self, destination: Destination, coin: str, base_units: int) -> str:
+        return f"{coin.lower()}:{destination.address}?amount={base_units}"
 
     async def aclose(self) -> None: ...
 
@@ -86,8 +89,12 @@ async def test_a_refundable_follower_checks_and_prepares() -> None:
         40_000, "80", "cHNidP8=", 141, 3)
     assert quote.spends == (("aa" * 32, 1),)
     assert follower.spent == [Spendable("aa" * 32, 1, 50_000, OUT.match_key, 7)]
-    with pytest.raises(Conflict, match="the LTC refund cannot be prepared: the seen outputs"):
-        await refunds.prepare("LTC", "rltc1qabc", 60_000, [OUT], 3, "80")
+    # What the seen outputs cannot cover is still approved: the payment request alone,
+    # which the operator pays from other funds.
+    bare = await refunds.prepare("LTC", "rltc1qabc", 60_000, [OUT], 3, "80")
+    assert (bare.crypto_amount, bare.psbt, bare.spends, bare.change_index) == (
+        60_000, None, (), None)
+    assert bare.uri == "ltc:rltc1qabc?amount=60000"
     assert not refunds.proves_payments("LTC")
 
 
