@@ -44,7 +44,15 @@ from chains.base import (
     Watched,
 )
 from chains.mempool import MempoolTracker
+from chains.monero.addresses import NETWORK_OF_PRIMARY, parse_address
 from chains.monero.rpc import MoneroRpc, MoneroRpcError
+from chains.refunds import (
+    BadRefundAddress,
+    CannotPrepare,
+    RefundInstructions,
+    Spendable,
+    TxKeyCheck,
+)
 from chains.uri import decimal_units
 
 WALLET_NOT_OPEN = -13  # WALLET_RPC_ERROR_CODE_NOT_OPEN
@@ -77,6 +85,30 @@ def _since(tx: dict[str, Any]) -> datetime:
     # monerod counts whole seconds, truncated: the end of that second is the earliest
     # moment we may claim (as for the UTXO family's mempool time).
     return datetime.fromtimestamp(int(tx["received_timestamp"]) + 1, UTC)
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+ED25519_ORDER = 2**252 + 27742317777372353535851937790883648493  # l, of the base point
+
+
+def _scalars(tx_key: str) -> bool:
+    """Whether each 32-byte part (little-endian) is a reduced, non-zero scalar."""
+    parts = (int.from_bytes(bytes.fromhex(tx_key[i:i + 64]), "little")
+             for i in range(0, len(tx_key), 64))
+    return all(0 < p < ED25519_ORDER for p in parts)
+
+
+def _tx_key_refusal(message: str) -> str:
+    """wallet-rpc's reason, in the operator's words (it names no key)."""
+    lowered = message.lower()
+    if "failed to get transaction" in lowered or "not found" in lowered:
+        return "the node does not know this txid: check it (or wait until it is relayed)"
+    if "key" in lowered:
+        return f"the tx key was refused ({message})"
+    return f"the tx key could not be checked ({message})"
 
 
 def header_time(header: dict[str, Any]) -> datetime:
@@ -168,6 +200,61 @@ class MoneroChain:
     async def aclose(self) -> None:
         await self._daemon.aclose()
         await self._wallet_rpc.aclose()
+
+    # -- refunds (Refundable, TxKeyCheckable) ----------------------------------------
+    def check_address(self, coin: str, address: str) -> str:
+        """Standard, subaddress or integrated, of the configured address's network
+        (regtest uses mainnet's prefixes)."""
+        if coin != self.coin:
+            raise BadRefundAddress(f"{coin} is not paid through this wallet")
+        parse_address(address, NETWORK_OF_PRIMARY.get(self._address[0], "mainnet"))
+        return address.strip()
+
+    def refund_match_key(self, coin: str, address: str) -> bytes | None:
+        # A view key sees only payments to its own wallet: the operator proves the
+        # refund with its tx key instead (`check_tx_key`).
+        self.check_address(coin, address)
+        return None
+
+    async def prepare_refund(self, coin: str, address: str, amount: int,
+                             spendable: Sequence[Spendable], change_index: int,
+                             ) -> RefundInstructions:
+        """A `monero:` URI: the operator's own wallet sends it, then its txid and tx
+        key (`get_tx_key`, "Get tx key" in the GUI) are entered to prove it."""
+        _ = (spendable, change_index)  # the operator's wallet picks outputs and change
+        to = self.check_address(coin, address)
+        if amount <= 0:
+            raise CannotPrepare("a refund must be more than zero")
+        return RefundInstructions(coin=coin, address=to, amount=amount,
+                                  uri=f"monero:{to}?tx_amount="
+                                      f"{decimal_units(amount, self.DECIMALS)}")
+
+    async def check_tx_key(self, txid: str, tx_key: str, address: str) -> TxKeyCheck:
+        """What `txid` paid to `address`, as `tx_key` proves (wallet-rpc `check_tx_key`,
+        which needs no key of ours). A wrong key proves nothing: refused, as are an
+        unknown txid and a malformed one."""
+        txid, tx_key = txid.strip().lower(), tx_key.strip().lower()
+        to = self.check_address(self.coin, address)
+        if len(txid) != 64 or not _is_hex(txid):
+            raise CannotPrepare("the txid must be 64 hex digits")
+        if not tx_key or len(tx_key) % 64 or not _is_hex(tx_key):
+            raise CannotPrepare("the tx key must be 64 hex digits (or several times 64, "
+                                "with the additional keys of a payment to a subaddress)")
+        if not _scalars(tx_key):
+            # Checked here: monero-wallet-rpc 0.18 stops altogether on a key that is no
+            # reduced scalar (a typo would take the watcher's wallet down with it).
+            raise CannotPrepare("this is not a tx key (a typo?): each 64-digit part must "
+                                "be a key as the wallet shows it")
+        try:
+            found = await self._wallet("check_tx_key", txid=txid, tx_key=tx_key, address=to)
+        except MoneroRpcError as exc:
+            raise CannotPrepare(_tx_key_refusal(exc.message)) from None
+        received = int(found.get("received", 0))
+        if received <= 0:
+            raise CannotPrepare("this tx key does not prove any payment to that address: "
+                                "the key, the txid or the address is not the refund's")
+        return TxKeyCheck(received, int(found.get("confirmations", 0)),
+                          bool(found.get("in_pool", False)))
 
     async def tip(self) -> BlockRef:
         await self._check_network()

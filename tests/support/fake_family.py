@@ -5,7 +5,13 @@ space (as ETH and its tokens will); payments carry the coin they are in.
 Register it through the registry like any other family: `[families] extra =
 ["tests.support.fake_family"]` (or `gateway.families.register(FAMILY)`). Nodes live in
 this process (`node(name)`), so tests drive them directly: pay, mine, reorg, replace,
-lock, take down and bring back."""
+lock, take down and bring back.
+
+Refunds (chains.refunds): the follower is `Refundable` (deterministic instructions, a
+`fake:` URI) and `TxKeyCheckable`. With `refunds_watchable = false` it plays a family
+that cannot watch someone else's address (as Monero): `refund_match_key` is None and a
+refund is proven by a tx key (`FakeNode.pay_with_key`). `FakeNode.refund_refusal` makes
+`prepare_refund` refuse with that reason."""
 
 import asyncio
 import hashlib
@@ -34,6 +40,13 @@ from chains.base import (
     Observed,
     OutputLookup,
     Watched,
+)
+from chains.refunds import (
+    BadRefundAddress,
+    CannotPrepare,
+    RefundInstructions,
+    Spendable,
+    TxKeyCheck,
 )
 
 
@@ -74,6 +87,8 @@ class FakeNode:
         self.stale: dict[str, Block] = {}
         self.mempool: dict[str, Tx] = {}
         self.replaced: set[str] = set()
+        self.tx_keys: dict[str, str] = {}  # txid -> the tx key proving its outputs
+        self.refund_refusal: str | None = None  # prepare_refund raises CannotPrepare(it)
 
     def _hash(self) -> str:
         return hashlib.sha256(f"{self.name}:{next(self._ids)}".encode()).hexdigest()
@@ -88,6 +103,22 @@ class FakeNode:
         txid = self._hash()
         self.mempool[txid] = Tx(txid, tuple(Output(*o) for o in outputs), lock, self.clock())
         return txid
+
+    def pay_with_key(self, outputs: Iterable[tuple[str, bytes, int]]) -> tuple[str, str]:
+        """A payment whose outputs a tx key proves (as Monero's): (txid, tx key)."""
+        txid = self.pay(outputs)
+        self.tx_keys[txid] = hashlib.sha256(f"tx-key:{txid}".encode()).hexdigest()
+        return txid, self.tx_keys[txid]
+
+    def find(self, txid: str) -> tuple[Tx, Block | None] | None:
+        """The transaction and its main-chain block (None: in the mempool)."""
+        if txid in self.mempool:
+            return self.mempool[txid], None
+        for b in self.chain:
+            for tx in b.txs:
+                if tx.txid == txid:
+                    return tx, b
+        return None
 
     def mine(self, blocks: int = 1, txids: Sequence[str] | None = None) -> list[str]:
         """Mine blocks; the first takes the whole mempool (or just `txids`)."""
@@ -157,6 +188,18 @@ class FakeSettings(CoinSettings):
     seed: str = "fake-seed"  # plays the xpub: one seed per node, one address space
     decimals: int = Field(8, ge=0, le=30)
     poll_interval_seconds: float = Field(0.01, ge=0.001)
+    # False: a refund address cannot be watched (as Monero); a tx key proves the refund.
+    refunds_watchable: bool = True
+
+
+def fake_address_key(address: str) -> bytes:
+    """The match key of a fake address ("fake1" and 40 hex digits, any case)."""
+    text = address.strip().lower()
+    body = text.removeprefix("fake1")
+    if not text.startswith("fake1") or len(body) != 40 \
+            or any(c not in "0123456789abcdef" for c in body):
+        raise BadRefundAddress("this is not a fake address (fake1 and 40 hex digits)")
+    return bytes.fromhex(body)
 
 
 def fake_destination(seed: str, index: int) -> Destination:
@@ -173,6 +216,7 @@ class FakeFollower:
             raise ValueError(f"coins on fake node {name} must share one seed")
         self._seed = seeds.pop()
         self._poll = min(c.poll_interval_seconds for c in coins.values())
+        self._watchable = all(c.refunds_watchable for c in coins.values())
         self.allocations: list[tuple[int, ...]] = []
         self.passes = 0  # full passes over the node, for tests waiting for quiet
 
@@ -206,6 +250,54 @@ class FakeFollower:
     async def tip(self) -> BlockRef:
         self.node.check()
         return self.node.tip
+
+    # -- refunds (Refundable, TxKeyCheckable) --------------------------------------------
+    def check_address(self, coin: str, address: str) -> str:
+        if coin not in self._coins:
+            raise BadRefundAddress(f"{coin} is not paid through this node")
+        return "fake1" + fake_address_key(address).hex()
+
+    def refund_match_key(self, coin: str, address: str) -> bytes | None:
+        key = fake_address_key(self.check_address(coin, address))
+        return key if self._watchable else None
+
+    async def prepare_refund(self, coin: str, address: str, amount: int,
+                             spendable: Sequence[Spendable], change_index: int,
+                             ) -> RefundInstructions:
+        """Deterministic: the URI, and the largest spendables that cover the amount (no
+        fee, no change; none when they do not cover it)."""
+        to = self.check_address(coin, address)
+        self.node.check()
+        if self.node.refund_refusal is not None:
+            raise CannotPrepare(self.node.refund_refusal)
+        if amount <= 0:
+            raise CannotPrepare("a refund must be more than zero")
+        chosen: list[Spendable] = []
+        for s in sorted(spendable, key=lambda s: (-s.amount, s.txid, s.output_index)):
+            if sum(c.amount for c in chosen) >= amount:
+                break
+            chosen.append(s)
+        covered = sum(c.amount for c in chosen) >= amount
+        return RefundInstructions(
+            coin=coin, address=to, amount=amount,
+            uri=f"fake:{to}?coin={coin}&value={amount}",
+            spends=tuple((c.txid, c.output_index) for c in chosen) if covered else ())
+
+    async def check_tx_key(self, txid: str, tx_key: str, address: str) -> TxKeyCheck:
+        n = self.node
+        n.check()
+        key = fake_address_key(address)
+        found = n.find(txid.strip().lower())
+        if found is None:
+            raise CannotPrepare("the node does not know this txid")
+        tx, block = found
+        if n.tx_keys.get(tx.txid) != tx_key.strip().lower():
+            raise CannotPrepare("this tx key does not prove any payment to that address")
+        received = sum(o.amount for o in tx.outputs if o.match_key == key)
+        if not received:
+            raise CannotPrepare("this tx key does not prove any payment to that address")
+        confirmations = 0 if block is None else n.tip.height - block.ref.height + 1
+        return TxKeyCheck(received, confirmations, block is None)
 
     async def aclose(self) -> None:
         pass

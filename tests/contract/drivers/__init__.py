@@ -46,6 +46,19 @@ class Driver(Protocol):
 
     def expected_uri(self, destination: Destination, base_units: int) -> str: ...
 
+    def customer_address(self) -> str:
+        """A valid address of the node's network that is none of ours (a refund's)."""
+        ...
+
+    def denormalised(self, address: str) -> str:
+        """The same address as a customer may type it (case, spaces): `check_address`
+        gives `address` back."""
+        ...
+
+    def foreign_address(self) -> str:
+        """Well-formed, but not payable here: another network's, a wrong checksum."""
+        ...
+
     def coin_env(self, confirmations: int) -> dict[str, str]:
         """The configuration (GATEWAY_* variables) of the driver's coin, as its follower
         was built from."""

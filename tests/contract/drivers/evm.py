@@ -67,6 +67,17 @@ class EvmDriver:
     def expected_uri(self, destination: Destination, base_units: int) -> str:
         return f"ethereum:{destination.address}@{self.node.chain_id}?value={base_units}"
 
+    def customer_address(self) -> str:
+        return to_checksum_address(self.node.accounts[7])
+
+    def denormalised(self, address: str) -> str:
+        return address.lower()  # no checksum: accepted, and checksummed
+
+    def foreign_address(self) -> str:
+        address = self.customer_address()
+        at = next(i for i, c in enumerate(address) if i > 1 and c.isalpha())
+        return address[:at] + address[at].swapcase() + address[at + 1:]  # EIP-55 broken
+
     def coin_env(self, confirmations: int) -> dict[str, str]:
         c = f"GATEWAY_COINS__{self.coin}__"
         return {f"{c}KIND": "evm", f"{c}RPC_URL": self.node.rpc_url,

@@ -1,3 +1,4 @@
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from uuid import uuid4
@@ -51,6 +52,15 @@ class FakeDriver:
 
     def expected_uri(self, destination: Destination, base_units: int) -> str:
         return f"fake:{destination.address}?coin={self.coin}&value={base_units}"
+
+    def customer_address(self) -> str:
+        return "fake1" + secrets.token_hex(20)
+
+    def denormalised(self, address: str) -> str:
+        return address.upper()
+
+    def foreign_address(self) -> str:
+        return "fake2" + secrets.token_hex(20)
 
     def coin_env(self, confirmations: int) -> dict[str, str]:
         c = f"GATEWAY_COINS__{self.coin}__"

@@ -2,6 +2,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import bech32
+
 from chains.base import Destination, Follower
 from gateway import families
 from tests.support.keys import random_xpub
@@ -28,7 +30,7 @@ class LitecoinDriver:
         self._url = self.node.rpc_url
         settings = family.settings.model_validate({
             "kind": "utxo", "network": "litecoin-regtest", "rpc_url": self._url,
-            "xpub": self.xpub, "poll_interval_seconds": 0.1,
+            "xpub": self.xpub, "poll_interval_seconds": 0.1, "fallback_fee_rate": 10,
         })
         [follower] = family.build({self.coin: settings})
         return follower
@@ -67,11 +69,21 @@ class LitecoinDriver:
     def expected_uri(self, destination: Destination, base_units: int) -> str:
         return f"litecoin:{destination.address}?amount={_coins(base_units)}"
 
+    def customer_address(self) -> str:
+        return str(self.node.rpc("getnewaddress", "", "bech32", wallet=self.node.wallet))
+
+    def denormalised(self, address: str) -> str:
+        return address.upper()  # bech32 may be written in capitals (QR codes are)
+
+    def foreign_address(self) -> str:
+        return str(bech32.encode("ltc", 0, bytes(range(20))))  # Litecoin mainnet
+
     def coin_env(self, confirmations: int) -> dict[str, str]:
         c = f"GATEWAY_COINS__{self.coin}__"
         return {f"{c}KIND": "utxo", f"{c}NETWORK": "litecoin-regtest",
                 f"{c}RPC_URL": self.node.rpc_url, f"{c}XPUB": self.xpub,
-                f"{c}POLL_INTERVAL_SECONDS": "0.1", f"{c}CONFIRMATIONS": str(confirmations)}
+                f"{c}POLL_INTERVAL_SECONDS": "0.1", f"{c}FALLBACK_FEE_RATE": "10",
+                f"{c}CONFIRMATIONS": str(confirmations)}
 
     async def stop_node(self) -> None:
         # Open keep-alive connections hold up litecoind's shutdown: close ours first (the

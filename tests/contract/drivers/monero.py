@@ -6,6 +6,7 @@ from pathlib import Path
 from chains.base import Destination, Follower
 from chains.uri import decimal_units
 from gateway import families
+from tests.support.monero_address import STAGENET, with_prefix
 from tests.support.monero_nodes import MoneroRegtest, post
 
 
@@ -28,6 +29,7 @@ class MoneroDriver:
         (self._secrets / "view_key").write_text(self.view_key + "\n")
         (self._secrets / "password").write_text("wallet-password\n")
         self._paid: dict[str, tuple[Destination, int]] = {}
+        self._customer: str | None = None
         self.follower = self._build()
 
     def settings(self) -> dict[str, object]:
@@ -91,6 +93,17 @@ class MoneroDriver:
 
     def expected_uri(self, destination: Destination, base_units: int) -> str:
         return f"monero:{destination.address}?tx_amount={decimal_units(base_units, 12)}"
+
+    def customer_address(self) -> str:
+        if self._customer is None:
+            self._customer = self.node.new_keys()[0]
+        return self._customer
+
+    def denormalised(self, address: str) -> str:
+        return f"  {address}\n"
+
+    def foreign_address(self) -> str:
+        return with_prefix(self.customer_address(), STAGENET)
 
     def coin_env(self, confirmations: int) -> dict[str, str]:
         c = f"GATEWAY_COINS__{self.coin}__"
