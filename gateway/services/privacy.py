@@ -100,6 +100,11 @@ NOT_EXPORTED: dict[str, str] = {
     "staff_log": "what staff did in the console (an account or invoice id as its subject); "
                  "each look at a customer's personal data is also an access audit entry, "
                  "which is exported",
+    "refund_watches": "how the watcher finds an approved refund's payment on the chain (the "
+                      "bytes it matches, its state); the refund, with its status and txid, "
+                      "is exported",
+    "refund_outputs": "the outputs seen paying an approved refund's address (public chain "
+                      "data); the refund and its txid are exported",
 }
 
 # Column by column, for every table above (exported or not): the export field that
@@ -277,6 +282,15 @@ UNEXPORTED_COLUMNS: dict[str, dict[str, str]] = {
         "id", "delivery_id", "at", "status_code", "latency_ms", "error")},
     "staff_log": {column: "the staff's own security log: NOT_EXPORTED" for column in (
         "id", "staff", "action", "subject", "ip_ct", "at")},
+    "refund_watches": {column: "the watcher's bookkeeping of a refund: NOT_EXPORTED"
+                       for column in ("id", "refund_id", "account_id", "coin",
+                                      "address_space", "match_key", "amount",
+                                      "confirmations_required", "state", "txid",
+                                      "created_at", "sent_at", "completed_at")},
+    "refund_outputs": {column: "chain data of a refund's payment: NOT_EXPORTED"
+                       for column in ("id", "refund_id", "coin", "txid", "output_index",
+                                      "amount", "block_hash", "block_height", "status",
+                                      "seen_at")},
 }
 
 # The failure counters of the login-throttle table that belong to an account, by the name

@@ -22,6 +22,7 @@ from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import BlindIndex, FieldCipher, FieldCipherError
 from gateway.adapters.mail_queue import SqlMailQueue
 from gateway.domain.accounts import Account
+from gateway.domain.refunds import Quote, Refund
 from gateway.services.ports import (
     AuditEntry,
     EndpointRecord,
@@ -72,6 +73,16 @@ async def write_everything(url: str) -> None:
             await uow.staff.set_totp_secret("stf_1", "STAFFSECRET")
             await uow.staff.log(StaffLogEntry("sam", "login_succeeded", None, "198.51.100.4",
                                               NOW))
+            # A refund holds four: the address, the payment request and PSBT naming it,
+            # and (Monero) the tx key.
+            refund = Refund.request(id="rfd_1", account_id="acc_0", amount=500,
+                                    currency="EUR", coin="XMR", address="4refundaddress",
+                                    now=NOW)
+            refund.approve("stf_1", "ok", NOW, Quote(1, "80", "monero:4refundaddress",
+                                                     psbt="cHNidP8="))
+            refund.mark_sent("ab" * 32, NOW, tx_key="txkey")
+            await uow.refunds.add(refund)
+            await uow.refunds.save(refund)
             await uow.commit()
         await SqlMailQueue(engine, cipher, BlindIndex(os.urandom(32))).put(
             "user2@example.org", "Reset your password", "https://pay.example.org/r?t=x", NOW)
