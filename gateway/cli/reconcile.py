@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 def _summary(report: "Report") -> str:
     lines = [f"Reconciliation {report.start.isoformat()} .. {report.end.isoformat()} "
              f"({', '.join(report.coins)})",
-             f"  recorded payments checked: {report.checked_payments}"]
+             f"  recorded payments checked: {report.checked_payments}",
+             f"  refund payments checked: {report.checked_refund_outputs}"]
     for coin, (first, last) in report.scanned_blocks.items():
         lines.append(f"  {coin} blocks scanned: {first}..{last}")
     if report.clean:

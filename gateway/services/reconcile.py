@@ -43,6 +43,7 @@ class Report:
     end: datetime
     coins: list[str]
     checked_payments: int = 0
+    checked_refund_outputs: int = 0
     scanned_blocks: dict[str, list[int]] = field(default_factory=dict)  # [first, last]
     findings: list[Finding] = field(default_factory=list)
 
@@ -116,6 +117,7 @@ class ReconcileService:
                 break
             after = rows[-1].id
 
+        await self._refunds(coin, chain, report)
         for (txid, index), seen in sorted(scanned.items()):
             if (txid, index) in recorded:
                 continue
@@ -127,6 +129,25 @@ class ReconcileService:
                     "unrecorded", coin, txid, index, keys.get(seen.match_key),
                     f"{seen.amount} base units to an invoice address in block {where}, "
                     "never recorded"))
+
+    async def _refunds(self, coin: str, chain: Auditable, report: Report) -> None:
+        """Refunds paid: each output the watcher recorded at a customer's address is on
+        the node as recorded (main chain, address, amount). `refund_`-prefixed kinds."""
+        async with self._reader() as uow:
+            outputs = await uow.refund_watches.outputs_between(report.start, report.end, coin)
+        for out in outputs:
+            status = PaymentStatus(out.status)
+            rec = Recorded(out.amount, out.match_key, out.block_hash, out.block_height, status)
+            node: NodeView | None = None
+            if status is not PaymentStatus.REVERTED:
+                found = await chain.lookup(out.txid, out.output_index, out.block_hash)
+                node = NodeView(found.known, found.block.height if found.block else None,
+                                found.in_main_chain, found.match_key, found.amount)
+            for kind, detail in disagreements(rec, node, None):
+                report.findings.append(Finding(
+                    f"refund_{kind}", coin, out.txid, out.output_index, None,
+                    f"refund {out.refund_id}: {detail.replace('invoice', 'refund')}"))
+        report.checked_refund_outputs += len(outputs)
 
     async def _check(self, chain: Auditable, row: LedgerRow, mined: Observed | None,
                      report: Report) -> None:

@@ -164,3 +164,14 @@ async def test_underpaid_credit_spent_and_the_rest_refunded_with_a_signed_psbt(
     assert done["txid"] == txid
     received = node.rpc("getreceivedbyaddress", address, 3, wallet=customer_wallet)
     assert lits(received) == crypto
+
+    # Reconciliation checks the refund's payment against the node too.
+    gw = stack.gateway.gw
+    assert gw is not None
+    start, end = clock() - timedelta(days=1), clock() + timedelta(days=1)
+    report = await stack.gateway.within(gw.services.reconcile.run(start, end, "LTC"))
+    assert report.clean and report.checked_refund_outputs == 1, report.findings
+    await stack.rows("UPDATE refund_outputs SET amount = :a", a=str(crypto + 1))
+    report = await stack.gateway.within(gw.services.reconcile.run(start, end, "LTC"))
+    assert [(f.kind, f.txid) for f in report.findings] == [("refund_amount", txid)]
+    assert requested["id"] in report.findings[0].detail

@@ -15,7 +15,7 @@ from chains.base import BlockRef
 from gateway.adapters.db.tables import refund_outputs, refund_watches
 from gateway.domain.payments import PaymentStatus
 from gateway.domain.refund_chain import ChainState, RefundWatch, Sighting
-from gateway.services.ports.refund_watch import RefundOutput
+from gateway.services.ports.refund_watch import RecordedRefundOutput, RefundOutput
 
 _CHUNK = 300
 
@@ -156,6 +156,18 @@ class SqlRefundWatches:
             refund_watches.c.refund_id == watch.refund_id).values(
             state=watch.state.value, txid=watch.txid, sent_at=watch.sent_at,
             completed_at=watch.completed_at))
+
+    async def outputs_between(self, start: datetime, end: datetime, coin: str
+                              ) -> list[RecordedRefundOutput]:
+        o, w = refund_outputs.c, refund_watches.c
+        rows = await self._conn.execute(
+            select(o.refund_id, o.txid, o.output_index, o.amount, w.match_key, o.block_hash,
+                   o.block_height, o.status)
+            .join_from(refund_outputs, refund_watches, o.refund_id == w.refund_id)
+            .where(o.coin == coin, o.seen_at >= start, o.seen_at < end).order_by(o.id))
+        return [RecordedRefundOutput(r.refund_id, r.txid, r.output_index, int(r.amount),
+                                     bytes(r.match_key), r.block_hash, r.block_height,
+                                     r.status) for r in rows]
 
     async def keys_after(self, address_space: str, after_id: int
                          ) -> list[tuple[int, bytes]]:

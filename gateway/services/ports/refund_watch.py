@@ -22,6 +22,18 @@ class RefundOutput:
     amount: int
 
 
+@dataclass(frozen=True)
+class RecordedRefundOutput:
+    refund_id: str
+    txid: str
+    output_index: int
+    amount: int
+    match_key: bytes  # the customer's address, as watched
+    block_hash: str | None
+    block_height: int | None
+    status: str  # pending | confirmed | reverted
+
+
 class RefundWatchRepository(Protocol):
     async def add(self, watch: RefundWatch, address_space: str, now: datetime) -> bool:
         """False when the refund is watched already."""
@@ -50,6 +62,10 @@ class RefundWatchRepository(Protocol):
     async def revert(self, coins: Sequence[str], txids: Sequence[str]) -> list[str]: ...
 
     async def save(self, watch: RefundWatch) -> None: ...
+
+    async def outputs_between(self, start: datetime, end: datetime, coin: str
+                              ) -> list[RecordedRefundOutput]:
+        """The outputs first seen paying a refund in the period, for reconciliation."""
 
     async def keys_after(self, address_space: str, after_id: int
                          ) -> list[tuple[int, bytes]]:

@@ -283,8 +283,9 @@ class FinanceUnit(Unit, WithLedger, WithCursors, WithCredit, Protocol):
     """The payments export (`services/finance.py`)."""
 
 
-class ReconcileUnit(Unit, WithLedger, Protocol):
-    """Reconciling payments against the chain (`services/reconcile.py`)."""
+class ReconcileUnit(Unit, WithLedger, WithRefundWatches, Protocol):
+    """Reconciling payments, and refunds paid, against the chain
+    (`services/reconcile.py`)."""
 
 
 class EndpointsUnit(Unit, WithEndpoints, Protocol):
