@@ -51,8 +51,10 @@ def _watcher_jobs(gw: Gateway, leadership: LocalLeadership | AdvisoryLockLeaders
             f"gateway:watcher:{feed}", watcher.run))
 
     # One watcher per follower (per node).
+    # The cipher reads approved refunds' addresses into the watched set.
     return [job(ChainWatcher(follower, gw.billing.tracker,
-                             SqlWatchlist(gw.engine, follower.address_space)), follower.feed)
+                             SqlWatchlist(gw.engine, follower.address_space, gw.core.cipher)),
+                follower.feed)
             for follower in gw.chains.followers()]
 
 

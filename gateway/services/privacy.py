@@ -101,8 +101,8 @@ NOT_EXPORTED: dict[str, str] = {
                  "each look at a customer's personal data is also an access audit entry, "
                  "which is exported",
     "refund_watches": "how the watcher finds an approved refund's payment on the chain (the "
-                      "bytes it matches, its state); the refund, with its status and txid, "
-                      "is exported",
+                      "address in the form it matches, encrypted, and its state); the "
+                      "refund, with its address, status and txid, is exported",
     "refund_outputs": "the outputs seen paying an approved refund's address (public chain "
                       "data); the refund and its txid are exported",
 }
@@ -284,7 +284,8 @@ UNEXPORTED_COLUMNS: dict[str, dict[str, str]] = {
         "id", "staff", "action", "subject", "ip_ct", "at")},
     "refund_watches": {column: "the watcher's bookkeeping of a refund: NOT_EXPORTED"
                        for column in ("id", "refund_id", "account_id", "coin",
-                                      "address_space", "match_key", "amount",
+                                      "address_space", "match_key_ct", "match_index",
+                                      "amount",
                                       "confirmations_required", "state", "txid",
                                       "created_at", "sent_at", "completed_at")},
     "refund_outputs": {column: "chain data of a refund's payment: NOT_EXPORTED"

@@ -136,6 +136,8 @@ class ReconcileService:
         async with self._reader() as uow:
             outputs = await uow.refund_watches.outputs_between(report.start, report.end, coin)
         for out in outputs:
+            if not out.match_key:
+                continue  # the address was erased by retention: nothing left to compare
             status = PaymentStatus(out.status)
             rec = Recorded(out.amount, out.match_key, out.block_hash, out.block_height, status)
             node: NodeView | None = None

@@ -22,6 +22,7 @@ from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import BlindIndex, FieldCipher, FieldCipherError
 from gateway.adapters.mail_queue import SqlMailQueue
 from gateway.domain.accounts import Account
+from gateway.domain.refund_chain import RefundWatch
 from gateway.domain.refunds import Quote, Refund
 from gateway.services.ports import (
     AuditEntry,
@@ -53,7 +54,7 @@ async def write_everything(url: str) -> None:
     engine = make_engine(url)
     cipher = FieldCipher([OLD])
     try:
-        async with SqlUnitOfWork(engine, cipher) as uow:
+        async with SqlUnitOfWork(engine, cipher, mail_index=BlindIndex(os.urandom(32))) as uow:
             for i in range(5):
                 await uow.accounts.add(
                     Account(f"acc_{i}", NOW),
@@ -83,6 +84,8 @@ async def write_everything(url: str) -> None:
             refund.mark_sent("ab" * 32, NOW, tx_key="txkey")
             await uow.refunds.add(refund)
             await uow.refunds.save(refund)
+            await uow.refund_watches.add(RefundWatch("rfd_1", "acc_0", "LTC", b"\x00\x14" * 11,
+                                                     1, 3), "LTC", NOW)
             await uow.commit()
         await SqlMailQueue(engine, cipher, BlindIndex(os.urandom(32))).put(
             "user2@example.org", "Reset your password", "https://pay.example.org/r?t=x", NOW)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.adapters.db.encrypted import REFUND_ADDRESS, REFUND_TX_KEY, REFUND_URI
 from gateway.adapters.db.engine import make_engine
 from gateway.adapters.db.refunds import SqlRefunds
-from gateway.adapters.db.tables import accounts, refunds
+from gateway.adapters.db.tables import accounts, refund_watches, refunds
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import FieldCipher
 from gateway.services.retention import RetentionPeriods, RetentionService
@@ -65,6 +65,12 @@ async def seed(engine: AsyncEngine) -> None:
             row("rfd_recent", "acc_a", "completed", RECENT, tx_key=True),
             row("rfd_open", "acc_a", "approved", OLD),
             row("rfd_erased_account", "acc_gone", "requested", None)])
+        # Approved ones were watched on the chain: the watched form of the address too.
+        await conn.execute(insert(refund_watches), [
+            {"refund_id": rid, "account_id": "acc_a", "coin": "LTC", "address_space": "LTC",
+             "match_key_ct": b"sealed", "match_index": "ix-" + rid, "amount": 1,
+             "confirmations_required": 3, "state": "completed", "created_at": OLD}
+            for rid in ("rfd_old_1", "rfd_recent")])
 
 
 async def held(engine: AsyncEngine) -> dict[str, tuple[bool, bool, bool]]:
@@ -72,8 +78,14 @@ async def held(engine: AsyncEngine) -> dict[str, tuple[bool, bool, bool]]:
         rows = (await conn.execute(select(refunds.c.id, refunds.c.address_ct,
                                           refunds.c.tx_key_ct, refunds.c.erased_at,
                                           refunds.c.uri_ct))).all()
-    # The payment request names the address: it goes with it.
+        watched = {w.refund_id: (w.match_key_ct, w.match_index) for w in (await conn.execute(
+            select(refund_watches.c.refund_id, refund_watches.c.match_key_ct,
+                   refund_watches.c.match_index))).all()}
+    # The payment request and the watched form of the address go with the address.
     assert all((r.uri_ct is None) == (r.address_ct is None) for r in rows)
+    for r in rows:
+        if r.id in watched:
+            assert (watched[r.id] == (None, None)) == (r.address_ct is None), r.id
     return {r.id: (r.address_ct is not None, r.tx_key_ct is not None,
                    r.erased_at is not None) for r in rows}
 

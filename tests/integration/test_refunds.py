@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.db.encrypted import MAIL_BODY, MAIL_RECIPIENT
 from gateway.adapters.db.engine import make_engine
+from gateway.adapters.db.refund_watches import match_key_of
 from gateway.adapters.db.tables import (
     events,
     invoices,
@@ -207,11 +208,14 @@ async def test_cancel_and_refuse_return_the_amount_once(engine: AsyncEngine) -> 
 
 
 async def watched(engine: AsyncEngine) -> list[tuple[object, ...]]:
+    """The watches, their keys decrypted; the stored key must not be the plain one."""
     w = refund_watches.c
     async with engine.connect() as conn:
-        rows = await conn.execute(select(w.refund_id, w.match_key, w.address_space, w.amount,
-                                         w.confirmations_required, w.state))
-        return [(r[0], bytes(r[1]), *r[2:]) for r in rows]
+        rows = (await conn.execute(select(w.refund_id, w.match_key_ct, w.address_space,
+                                          w.amount, w.confirmations_required,
+                                          w.state))).all()
+    assert all(ADDRESS.encode() not in bytes(r[1]) for r in rows)  # sealed
+    return [(r[0], match_key_of(CIPHER, r), *r[2:]) for r in rows]
 
 
 async def test_two_approvers_above_the_threshold_one_approval_per_member(

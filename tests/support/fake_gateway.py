@@ -101,7 +101,8 @@ class World:
         if await self.tracker.start_cursor(feed) is None:
             await self.tracker.set_cursor(feed, self.node.tip)
         watcher = ChainWatcher(self.follower, self.tracker,
-                               SqlWatchlist(self.gw.engine, self.follower.address_space),
+                               SqlWatchlist(self.gw.engine, self.follower.address_space,
+                                            self.gw.core.cipher),
                                retry_delay=0.001)
         self._task = asyncio.create_task(watcher.run())
 

@@ -6,7 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from chains.base import BlockRef
 from chains.watchset import KeySet
 from gateway.adapters.db.engine import read_transaction
+from gateway.adapters.db.refund_watches import match_key_of
 from gateway.adapters.db.tables import chain_cursors, invoices, refund_watches
+from gateway.adapters.fields import FieldCipher
 from gateway.domain.refund_chain import ChainState
 
 
@@ -56,9 +58,11 @@ class SqlWatchlist:
 
     MAX_MISSING = 10_000  # the oldest unused indexes are forgotten beyond this
 
-    def __init__(self, engine: AsyncEngine, space: str) -> None:
+    def __init__(self, engine: AsyncEngine, space: str,
+                 cipher: FieldCipher | None = None) -> None:
         self._engine = engine
         self._space = space
+        self._cipher = cipher  # to read approved refunds' addresses (none: not watched)
         self._keys = KeySet()  # compact: a 64-bit hash per key (chains/watchset.py)
         self._top = -1  # the highest index seen
         self._missing: set[int] = set()  # below _top, not seen (yet)
@@ -78,12 +82,15 @@ class SqlWatchlist:
             # A refund's address is watched like our own from its approval until it is
             # completed. They are few: all of them each time, so one that committed
             # after a later one is never missed.
-            refunds = (await conn.execute(
-                select(refund_watches.c.match_key).where(
+            refunds = [] if self._cipher is None else (await conn.execute(
+                select(refund_watches.c.refund_id, refund_watches.c.match_key_ct).where(
                     refund_watches.c.address_space == self._space,
-                    refund_watches.c.state != ChainState.COMPLETED.value))).scalars().all()
-        for key in refunds:
-            self._keys.add(bytes(key))
+                    refund_watches.c.state != ChainState.COMPLETED.value))).all()
+        for row in refunds:
+            assert self._cipher is not None
+            key = match_key_of(self._cipher, row)
+            if key:
+                self._keys.add(key)
         top = self._top
         for index, key in rows:
             self._keys.add(bytes(key))

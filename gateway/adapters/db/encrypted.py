@@ -13,6 +13,7 @@ from gateway.adapters.db.tables import (
     audit_log,
     legal_requests,
     mail_queue,
+    refund_watches,
     refunds,
     security_log,
     staff_log,
@@ -72,12 +73,14 @@ REFUND_TX_KEY = EncryptedColumn(refunds, "tx_key_ct")
 # What the operator's wallet is given: both name the customer's address.
 REFUND_URI = EncryptedColumn(refunds, "uri_ct")
 REFUND_PSBT = EncryptedColumn(refunds, "psbt_ct")
+# The watched form of the refund address (its scriptPubKey, hex), bound to the refund.
+REFUND_MATCH_KEY = EncryptedColumn(refund_watches, "match_key_ct", "refund_id")
 
 ALL: tuple[EncryptedColumn, ...] = (
     ACCOUNT_EMAIL, ACCOUNT_DISPLAY_NAME, ACCOUNT_COMPANY, ACCOUNT_TOTP, AUDIT_REASON,
     SECURITY_IP, LEGAL_SUMMARY, WEBHOOK_SECRET, WEBHOOK_PREVIOUS_SECRET, MAIL_RECIPIENT,
     MAIL_SUBJECT, MAIL_BODY, STAFF_TOTP, STAFF_LOG_IP, REFUND_ADDRESS, REFUND_TX_KEY,
-    REFUND_URI, REFUND_PSBT,
+    REFUND_URI, REFUND_PSBT, REFUND_MATCH_KEY,
 )
 
 

@@ -12,20 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chains.base import BlockRef
+from gateway.adapters.db.encrypted import REFUND_MATCH_KEY
 from gateway.adapters.db.tables import refund_outputs, refund_watches
+from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.domain.payments import PaymentStatus
 from gateway.domain.refund_chain import ChainState, RefundWatch, Sighting
 from gateway.services.ports.refund_watch import RecordedRefundOutput, RefundOutput
 
 _CHUNK = 300
-
-
-def _watch(row: Any) -> RefundWatch:
-    return RefundWatch(
-        refund_id=row.refund_id, account_id=row.account_id, coin=row.coin,
-        match_key=bytes(row.match_key), amount=int(row.amount),
-        confirmations_required=row.confirmations_required, state=ChainState(row.state),
-        txid=row.txid, sent_at=row.sent_at, completed_at=row.completed_at)
 
 
 def _block_values(block: BlockRef | None) -> dict[str, Any]:
@@ -34,17 +28,44 @@ def _block_values(block: BlockRef | None) -> dict[str, Any]:
             "block_height": block.height if block else None}
 
 
+def match_key_of(cipher: FieldCipher, row: Any) -> bytes:
+    """The watched bytes, decrypted; empty once retention erased them with the address."""
+    text = cipher.decrypt_optional(row.match_key_ct, REFUND_MATCH_KEY.ref(row.refund_id))
+    return bytes.fromhex(text) if text else b""
+
+
 class SqlRefundWatches:
-    def __init__(self, conn: AsyncConnection) -> None:
+    """The watched bytes are the customer's address in another form: encrypted, bound to
+    the refund, and looked up by a keyed hash (`match_index`), as emails are."""
+
+    def __init__(self, conn: AsyncConnection, cipher: FieldCipher,
+                 index: BlindIndex | None) -> None:
         self._conn = conn
+        self._cipher = cipher
+        self._index = index
+
+    def _indexed(self, key: bytes) -> str:
+        if self._index is None:
+            raise RuntimeError("this unit of work has no blind index: refund watches need it")
+        return self._index(f"refund-watch:{key.hex()}")
+
+    def _watch(self, row: Any) -> RefundWatch:
+        return RefundWatch(
+            refund_id=row.refund_id, account_id=row.account_id, coin=row.coin,
+            match_key=match_key_of(self._cipher, row), amount=int(row.amount),
+            confirmations_required=row.confirmations_required, state=ChainState(row.state),
+            txid=row.txid, sent_at=row.sent_at, completed_at=row.completed_at)
 
     async def add(self, watch: RefundWatch, address_space: str, now: datetime) -> bool:
+        sealed = self._cipher.encrypt(watch.match_key.hex(),
+                                      REFUND_MATCH_KEY.ref(watch.refund_id))
         try:
             async with self._conn.begin_nested():
                 await self._conn.execute(insert(refund_watches).values(
                     refund_id=watch.refund_id, account_id=watch.account_id, coin=watch.coin,
-                    address_space=address_space, match_key=watch.match_key,
-                    amount=watch.amount, confirmations_required=watch.confirmations_required,
+                    address_space=address_space, match_key_ct=sealed,
+                    match_index=self._indexed(watch.match_key), amount=watch.amount,
+                    confirmations_required=watch.confirmations_required,
                     state=watch.state.value, txid=watch.txid, created_at=now))
         except IntegrityError:
             return False
@@ -54,12 +75,16 @@ class SqlRefundWatches:
                             ) -> dict[bytes, RefundWatch]:
         w = refund_watches.c
         found: dict[bytes, RefundWatch] = {}
-        keys = sorted(set(match_keys))
-        for i in range(0, len(keys), _CHUNK):
+        by_index = {self._indexed(k): k for k in set(match_keys)}
+        indexes = sorted(by_index)
+        for i in range(0, len(indexes), _CHUNK):
             rows = await self._conn.execute(select(refund_watches).where(
-                w.coin == coin, w.match_key.in_(keys[i:i + _CHUNK]),
+                w.coin == coin, w.match_index.in_(indexes[i:i + _CHUNK]),
                 w.state != ChainState.COMPLETED.value))
-            found.update({bytes(r.match_key): _watch(r) for r in rows})
+            for r in rows:
+                watch = self._watch(r)
+                if watch.match_key == by_index[r.match_index]:
+                    found[watch.match_key] = watch
         return found
 
     async def get_many(self, refund_ids: Sequence[str]) -> list[RefundWatch]:
@@ -68,7 +93,7 @@ class SqlRefundWatches:
         rows = await self._conn.execute(select(refund_watches).where(
             refund_watches.c.refund_id.in_(sorted(set(refund_ids))))
             .order_by(refund_watches.c.refund_id))
-        return [_watch(r) for r in rows]
+        return [self._watch(r) for r in rows]
 
     async def sent(self, coins: Sequence[str]) -> list[str]:
         w = refund_watches.c
@@ -161,17 +186,10 @@ class SqlRefundWatches:
                               ) -> list[RecordedRefundOutput]:
         o, w = refund_outputs.c, refund_watches.c
         rows = await self._conn.execute(
-            select(o.refund_id, o.txid, o.output_index, o.amount, w.match_key, o.block_hash,
-                   o.block_height, o.status)
+            select(o.refund_id, o.txid, o.output_index, o.amount, w.match_key_ct,
+                   o.block_hash, o.block_height, o.status)
             .join_from(refund_outputs, refund_watches, o.refund_id == w.refund_id)
             .where(o.coin == coin, o.seen_at >= start, o.seen_at < end).order_by(o.id))
         return [RecordedRefundOutput(r.refund_id, r.txid, r.output_index, int(r.amount),
-                                     bytes(r.match_key), r.block_hash, r.block_height,
-                                     r.status) for r in rows]
-
-    async def keys_after(self, address_space: str, after_id: int
-                         ) -> list[tuple[int, bytes]]:
-        w = refund_watches.c
-        rows = await self._conn.execute(select(w.id, w.match_key).where(
-            w.address_space == address_space, w.id > after_id).order_by(w.id))
-        return [(r.id, bytes(r.match_key)) for r in rows]
+                                     match_key_of(self._cipher, r), r.block_hash,
+                                     r.block_height, r.status) for r in rows]

@@ -19,6 +19,7 @@ from gateway.adapters.db.tables import (
     invoices,
     payments,
     refund_approvals,
+    refund_watches,
     refunds,
 )
 from gateway.adapters.fields import FieldCipher
@@ -163,6 +164,10 @@ class SqlRefunds:
         return [r.id for r in rows]
 
     async def erase_address(self, refund_id: str, now: datetime) -> bool:
+        # The watch's form of the address goes with it (and its keyed hash).
+        await self._conn.execute(update(refund_watches).where(
+            refund_watches.c.refund_id == refund_id).values(match_key_ct=None,
+                                                           match_index=None))
         result = await self._conn.execute(update(refunds).where(
             _r.id == refund_id, _PERSONAL).values(
             address_ct=None, tx_key_ct=None, uri_ct=None, psbt_ct=None, erased_at=now))

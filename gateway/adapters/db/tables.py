@@ -287,7 +287,11 @@ refund_watches = Table(
     Column("account_id", String(40), nullable=False, index=True),
     Column("coin", String(10), nullable=False),
     Column("address_space", String(100), nullable=False),
-    Column("match_key", LargeBinary, nullable=False),
+    # The customer's address in another form (its scriptPubKey, its EVM address): as
+    # personal as the address itself, so encrypted (bound to the refund) and found by a
+    # keyed hash; both erased with the refund's address.
+    Column("match_key_ct", LargeBinary),
+    Column("match_index", String(64)),
     Column("amount", BaseUnits, nullable=False),
     Column("confirmations_required", Integer, nullable=False),
     Column("state", String(20), nullable=False),  # waiting | sent | completed
@@ -295,7 +299,7 @@ refund_watches = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
     Column("completed_at", UTCDateTime),
-    Index("ix_refund_watches_coin_match_key", "coin", "match_key"),
+    Index("ix_refund_watches_coin_match_index", "coin", "match_index"),
     Index("ix_refund_watches_space_state", "address_space", "state"),
 )
 

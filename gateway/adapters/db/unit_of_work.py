@@ -136,7 +136,7 @@ class SqlUnitOfWork:
         self.mail = SqlMailOutbox(conn, self._cipher, self._mail_index)
         self.refunds = SqlRefunds(conn, self._cipher)
         self.credit = SqlCreditLedger(conn)
-        self.refund_watches = SqlRefundWatches(conn)
+        self.refund_watches = SqlRefundWatches(conn, self._cipher, self._mail_index)
 
     async def __aexit__(
         self, _et: type[BaseException] | None, ev: BaseException | None,

@@ -1,7 +1,8 @@
 """Refunds on the chain: the approved refunds whose payment the watcher looks for at the
 customer's address (`refund_watches`), and the outputs it saw paying them
-(`refund_outputs`). Both hold no personal data in clear: the address itself stays in the
-refund (encrypted); a watch keeps only the bytes a payment is matched on.
+(`refund_outputs`). A watch keeps the bytes a payment is matched on, which are the
+customer's address in another form: encrypted like the address, found by a keyed hash,
+erased with it.
 
 Revision ID: 0022w_refund_watches
 Revises: 0021f_refunds
@@ -29,7 +30,8 @@ def upgrade() -> None:
         sa.Column('account_id', sa.String(length=40), nullable=False),
         sa.Column('coin', sa.String(length=10), nullable=False),
         sa.Column('address_space', sa.String(length=100), nullable=False),
-        sa.Column('match_key', sa.LargeBinary(), nullable=False),
+        sa.Column('match_key_ct', sa.LargeBinary(), nullable=True),
+        sa.Column('match_index', sa.String(length=64), nullable=True),
         sa.Column('amount', gateway.adapters.db.types.BaseUnits(length=78), nullable=False),
         sa.Column('confirmations_required', sa.Integer(), nullable=False),
         sa.Column('state', sa.String(length=20), nullable=False),
@@ -44,7 +46,7 @@ def upgrade() -> None:
         sa.UniqueConstraint('refund_id', name=op.f('uq_refund_watches_refund_id')),
     )
     with op.batch_alter_table('refund_watches', schema=None) as batch_op:
-        batch_op.create_index('ix_refund_watches_coin_match_key', ['coin', 'match_key'],
+        batch_op.create_index('ix_refund_watches_coin_match_index', ['coin', 'match_index'],
                               unique=False)
         batch_op.create_index('ix_refund_watches_space_state', ['address_space', 'state'],
                               unique=False)

@@ -28,7 +28,7 @@ class RecordedRefundOutput:
     txid: str
     output_index: int
     amount: int
-    match_key: bytes  # the customer's address, as watched
+    match_key: bytes  # the customer's address, as watched (empty once erased)
     block_hash: str | None
     block_height: int | None
     status: str  # pending | confirmed | reverted
@@ -66,8 +66,3 @@ class RefundWatchRepository(Protocol):
     async def outputs_between(self, start: datetime, end: datetime, coin: str
                               ) -> list[RecordedRefundOutput]:
         """The outputs first seen paying a refund in the period, for reconciliation."""
-
-    async def keys_after(self, address_space: str, after_id: int
-                         ) -> list[tuple[int, bytes]]:
-        """(id, match key) of the space's watches added after `after_id`, for the
-        watched set."""
