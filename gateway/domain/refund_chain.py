@@ -35,34 +35,32 @@ class Sighting:
 @dataclass(frozen=True)
 class Progress:
     state: ChainState
-    txid: str | None  # the transaction that (last) completed the amount
+    txid: str | None  # the transaction that pays it
+
+
+# How much more than the refund one output may pay and still be it (an operator rounding
+# up by hand); anything else paid to the customer's address is not the refund.
+OVERPAY_SLACK_BASIS_POINTS = 100
+
+
+def pays_refund(amount: int, sighting: Sighting) -> bool:
+    """One output paying the refund: at least its amount, at most 1 % more. The customer's
+    address may receive other money (an exchange's deposit address does); a deposit of
+    another amount, or several small ones, never pass for the refund."""
+    slack = amount * OVERPAY_SLACK_BASIS_POINTS // 10_000
+    return amount <= sighting.amount <= amount + slack
 
 
 def progress(amount: int, required: int, sightings: Sequence[Sighting]) -> Progress:
-    """Where a refund of `amount` base units stands, needing `required` confirmations.
-    Outputs add up: an operator may send a refund in two transactions."""
-    live = [s for s in sightings if not s.reverted]
-    deep = [s for s in live if s.confirmations >= required]
-    if _total(deep) >= amount:
-        return Progress(ChainState.COMPLETED, _completing(deep, amount))
-    if _total(live) >= amount:
-        return Progress(ChainState.SENT, _completing(live, amount))
-    return Progress(ChainState.WAITING, None)
-
-
-def _total(sightings: Sequence[Sighting]) -> int:
-    return sum(s.amount for s in sightings)
-
-
-def _completing(sightings: Sequence[Sighting], amount: int) -> str:
-    """The txid of the output that brings the total to `amount`, deepest first."""
-    total = 0
-    ordered = sorted(sightings, key=lambda s: (-s.confirmations, s.txid, s.output_index))
-    for s in ordered:
-        total += s.amount
-        if total >= amount:
-            return s.txid
-    return ordered[-1].txid
+    """Where a refund of `amount` base units stands, needing `required` confirmations:
+    the deepest live output that pays it decides."""
+    paying = sorted((s for s in sightings if not s.reverted and pays_refund(amount, s)),
+                    key=lambda s: (-s.confirmations, s.txid, s.output_index))
+    if not paying:
+        return Progress(ChainState.WAITING, None)
+    best = paying[0]
+    state = ChainState.COMPLETED if best.confirmations >= required else ChainState.SENT
+    return Progress(state, best.txid)
 
 
 @dataclass

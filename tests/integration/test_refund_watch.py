@@ -90,19 +90,23 @@ async def test_sent_when_seen_and_completed_at_depth_once(world: World) -> None:
     assert CUSTOMER.hex() not in json.dumps(event)  # never the address
 
 
-async def test_too_little_is_not_sent_and_two_outputs_add_up(world: World) -> None:
+async def test_only_an_output_of_the_refund_s_amount_is_the_refund(world: World) -> None:
+    """The customer's address may be an exchange's deposit address: other deposits (too
+    little, several small ones, far more) are not the refund."""
     await watch(world)
     await world.start()
     world.node.pay([("FAK", CUSTOMER, AMOUNT - 1)])
+    world.node.pay([("FAK", CUSTOMER, 1)])
+    world.node.pay([("FAK", CUSTOMER, 10 * AMOUNT)])
     world.node.mine(4)
     await world.idle()
     assert await state(world) == ("waiting", None)
-    second = world.node.pay([("FAK", CUSTOMER, 1)])
+    rounded_up = world.node.pay([("FAK", CUSTOMER, AMOUNT + AMOUNT // 100)])  # 1 % more
     await world.idle()
-    assert await state(world) == ("sent", second)
+    assert await state(world) == ("sent", rounded_up)
     world.node.mine(3)
     await world.idle()
-    assert (await state(world))[0] == "completed"
+    assert await state(world) == ("completed", rounded_up)
 
 
 async def test_a_reorg_before_depth_takes_it_back_to_waiting(world: World) -> None:
@@ -165,10 +169,15 @@ async def test_a_watch_added_while_following_is_picked_up(world: World) -> None:
 def test_the_domain_rule_alone() -> None:
     from datetime import UTC, datetime
 
-    from gateway.domain.refund_chain import Sighting, progress
+    from gateway.domain.refund_chain import Progress, Sighting, progress
 
     assert progress(10, 3, []).state is ChainState.WAITING
     assert progress(10, 3, [Sighting("a", 0, 10, 0)]).state is ChainState.SENT
+    assert progress(10, 3, [Sighting("a", 0, 5, 3), Sighting("b", 0, 5, 3)]).state \
+        is ChainState.WAITING  # outputs do not add up
+    assert progress(1000, 3, [Sighting("a", 0, 1011, 3)]).state is ChainState.WAITING
+    assert progress(1000, 3, [Sighting("a", 0, 1010, 0), Sighting("b", 0, 1000, 4)]) \
+        == Progress(ChainState.COMPLETED, "b")  # the deepest that pays it
     assert progress(10, 3, [Sighting("a", 0, 10, 3)]).state is ChainState.COMPLETED
     assert progress(10, 3, [Sighting("a", 0, 10, 3, reverted=True)]).state \
         is ChainState.WAITING
