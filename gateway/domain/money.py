@@ -2,7 +2,7 @@
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from gateway.domain.errors import InvalidInput
 
@@ -76,12 +76,14 @@ def parse_rate(text: str) -> Decimal:
     return value
 
 
-def fiat_to_base_units(price: Fiat, rate: Decimal, decimals: int) -> int:
+def fiat_to_base_units(price: Fiat, rate: Decimal, decimals: int,
+                       round_up: bool = True) -> int:
     """Coin base units due for a fiat price at `rate` (fiat per whole coin), rounded up so
-    the merchant is never short by a rounding step."""
+    the merchant is never short by a rounding step; `round_up=False` for what the
+    merchant pays out (a refund never pays more than the credit was worth)."""
     whole_fiat = Decimal(price.minor).scaleb(-price.exponent)
     units = (whole_fiat / rate).scaleb(decimals)
-    return int(units.to_integral_value(rounding=ROUND_CEILING))
+    return int(units.to_integral_value(rounding=ROUND_CEILING if round_up else ROUND_FLOOR))
 
 
 def base_units_to_fiat_minor(amount: int, rate: Decimal, decimals: int, currency: str) -> int:

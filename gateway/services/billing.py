@@ -259,7 +259,7 @@ class BillingService:
         """None when credit alone renewed the period; else (credit to take, price left
         to invoice, the invoice's metadata)."""
         async with self._reader() as uow:
-            balance = await uow.credit.balance(seen.id)
+            balance = await uow.credit.balance(seen.id, price.currency)
         if balance >= price.minor and plan in self._prepaid.periods:
             if await self._renew_from_credit(seen, plan, coin, price, now):
                 return None

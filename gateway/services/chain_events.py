@@ -101,7 +101,10 @@ class PaymentTracker:
 
     async def unconfirmed(self, feed: Feed) -> list[str]:
         async with self._uow() as uow:
-            return await uow.payments.unconfirmed_txids(feed.coins)
+            # A refund's payment in the mempool too: one replaced or dropped while the
+            # gateway was down takes its refund back to approved.
+            return sorted(set(await uow.payments.unconfirmed_txids(feed.coins))
+                          | set(await uow.refund_watches.unconfirmed_txids(feed.coins)))
 
     async def block_connected(self, feed: Feed, event: BlockConnected) -> None:
         """Payments are matched, recorded and their invoices re-evaluated in batches of

@@ -95,7 +95,8 @@ class CreditService:
             if currency is None:  # no currency chosen: the one its credit was kept in
                 latest = entries or await uow.credit.entries(account_id, 1)
                 currency = latest[0].currency if latest else None
-            return CreditView(await uow.credit.balance(account_id), currency, entries)
+            balance = await uow.credit.balance(account_id, currency) if currency else 0
+            return CreditView(balance, currency, entries)
 
     async def balance(self, account_id: str) -> int:
         async with self._reader() as uow:
@@ -120,13 +121,13 @@ class CreditService:
             earlier = await uow.credit.find(account_id, cause)
             if earlier is not None:
                 return earlier
-            balance = await uow.credit.balance(account_id)
-            if balance + amount < 0:
-                raise InsufficientCredit(-amount, balance)
             latest = await uow.credit.entries(account_id, 1)
             currency = account.currency or (latest[0].currency if latest else None)
             if currency is None:
                 raise InvalidInput("account", "has no currency to keep credit in")
+            balance = await uow.credit.balance(account_id, currency)
+            if balance + amount < 0:
+                raise InsufficientCredit(-amount, balance)
             entry = CreditEntry(account_id, CreditKind.ADJUSTMENT, amount, currency, cause,
                                 self._clock(), reason=reason, note=note, staff_id=staff_id)
             await uow.credit.add(entry)
@@ -169,7 +170,8 @@ class CreditService:
             tip = await uow.cursors.get(self._feed_of(invoice.coin))
             payments = observed(paid.get(invoice_id, []), tip, now)
             bought = await uow.billing.paid_period(invoice_id)
-            writer = _Writer(uow, account, invoice, await uow.credit.balance(account.id), now)
+            writer = _Writer(uow, account, invoice, await uow.credit.balance(
+                account.id, credit_currency(account, invoice.price.currency)), now)
             for item in owed(invoice, payments, now, self._policy.rules,
                              bought.periods if bought else 1,
                              self._policy.block_time_tolerance):

@@ -45,7 +45,7 @@ async def buy_period(uow: BillingUnit, account: Account, plan: str, period: Peri
     entry's name (default: the period it extends)."""
     if account.deleted or price.minor <= 0:
         return None
-    if await uow.credit.balance(account.id) < price.minor:
+    if await uow.credit.balance(account.id, price.currency) < price.minor:
         return None
     extension = extend(account.paid_until, now, period, 1, account.paid_since)
     entry = CreditEntry(
@@ -86,7 +86,8 @@ class PlanPurchases:
             account = await uow.accounts.get(account_id)
             if account is None or account.deleted:
                 raise NotFound("account")
-            balance = await uow.credit.balance(account_id)
+            balance = await uow.credit.balance(
+                account_id, plan.price_in(account.currency).currency)
             replay = await uow.credit.find(account_id, cause) if cause else None
         if replay is not None:  # this request bought the period already
             return Bought(account, replay, None)

@@ -380,7 +380,7 @@ async def take_credit(uow: InvoicesUnit, invoice: Invoice, used: Fiat,
     """In the invoice's own transaction, the account locked: the credit that pays the rest
     of its price. Raises InsufficientCredit when the balance fell meanwhile (another
     instance spent it): the invoice is then not created."""
-    available = await uow.credit.balance(invoice.account_id)
+    available = await uow.credit.balance(invoice.account_id, used.currency)
     if available < used.minor:
         raise InsufficientCredit(used.minor, available)
     await uow.credit.add(CreditEntry(

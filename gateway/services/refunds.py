@@ -161,7 +161,7 @@ class RefundService:
             # this one's hold in the balance.
             account = await uow.accounts.get(account_id, for_update=True)
             assert account is not None
-            available = await uow.credit.balance(account_id)
+            available = await uow.credit.balance(account_id, refund.currency)
             if refund.amount > available:
                 raise InsufficientCredit(refund.amount, available)
             await uow.refunds.add(refund)
@@ -250,7 +250,7 @@ class RefundService:
     async def _quote(self, refund: Refund) -> Quote:
         rate, _ = await self._rates.rate(refund.coin, refund.currency)
         crypto = fiat_to_base_units(Fiat(refund.amount, refund.currency), rate,
-                                    self._directory.decimals(refund.coin))
+                                    self._directory.decimals(refund.coin), round_up=False)
         assert refund.address is not None
         async with self._uow() as uow:
             paid = await uow.refunds.paid_outputs(refund.coin)

@@ -187,3 +187,16 @@ def test_the_domain_rule_alone() -> None:
     assert not w.observe([Sighting("a", 0, 10, 1)], now)
     assert w.observe([Sighting("a", 0, 10, 3)], now) and w.state is ChainState.COMPLETED
     assert not w.observe([], now)  # completed is final
+
+
+async def test_a_payment_dropped_while_the_gateway_was_down_unsends_it(world: World) -> None:
+    await watch(world)
+    await world.start()
+    txid = world.node.pay([("FAK", CUSTOMER, AMOUNT)])
+    await world.idle()
+    assert await state(world) == ("sent", txid)
+    await world.stop()
+    world.node.drop(txid)  # evicted while nobody was watching
+    await world.start()
+    await world.idle()
+    assert await state(world) == ("waiting", None)

@@ -29,7 +29,7 @@ from gateway.adapters.db.tables import (
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.domain.accounts import Account
-from gateway.domain.credit import CreditEntry, CreditKind
+from gateway.domain.credit import CreditEntry, CreditKind, InsufficientCredit
 from gateway.domain.errors import InvalidInput
 from gateway.domain.refunds import Quote, RefundStatus
 from gateway.services.errors import Conflict
@@ -188,6 +188,21 @@ async def test_two_requests_at_once_never_overdraw_the_balance(engine: AsyncEngi
                                    return_exceptions=True)
     assert sorted(type(r).__name__ for r in results) == ["InsufficientCredit", "Refund"]
     assert await balance(engine) == 300
+
+
+async def test_credit_kept_in_another_currency_is_never_refunded_as_this_one(
+        engine: AsyncEngine) -> None:
+    """Credit kept in USD (the account's currency then) is not EUR: switching the profile
+    to EUR must not let 100.00 USD go out as 100.00 EUR."""
+    async with SqlUnitOfWork(engine, CIPHER) as uow:
+        await uow.credit.add(CreditEntry("acc_a", CreditKind.OVERPAID, 10_000, "USD",
+                                         "payment:LTC:usd:0", T0))
+        await uow.commit()
+    svc = service(engine)
+    with pytest.raises(InsufficientCredit, match="balance is 1000"):
+        await svc.request("acc_a", ask("100.00"))
+    held = await svc.request("acc_a", ask("10.00"))  # the EUR credit is there
+    assert held.currency == "EUR"
 
 
 async def test_cancel_and_refuse_return_the_amount_once(engine: AsyncEngine) -> None:

@@ -800,8 +800,9 @@ class MemoryCredit:
         return next((e for e in self._s.credit
                      if e.account_id == account_id and e.cause == cause), None)
 
-    async def balance(self, account_id: str) -> int:
-        return sum(e.amount for e in self._s.credit if e.account_id == account_id)
+    async def balance(self, account_id: str, currency: str | None = None) -> int:
+        return sum(e.amount for e in self._s.credit if e.account_id == account_id
+                   and (currency is None or e.currency == currency))
 
     async def entries(self, account_id: str, limit: int = 100,
                       before_id: int | None = None) -> list[CreditEntry]:

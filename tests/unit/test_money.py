@@ -39,6 +39,9 @@ def test_conversion_rounds_up_to_the_merchants_favour() -> None:
     assert fiat_to_base_units(parse_fiat("9.99", "EUR"), Decimal("80"), 8) == 12_487_500
     # 10 EUR at 3 EUR/coin = 3.333... -> rounded up in the last unit
     assert fiat_to_base_units(parse_fiat("10", "EUR"), Decimal("3"), 8) == 333_333_334
+    # Paid out (a refund): never more than the fiat was worth.
+    assert fiat_to_base_units(parse_fiat("10", "EUR"), Decimal("3"), 8,
+                              round_up=False) == 333_333_333
     # wei-sized amounts stay exact
     assert fiat_to_base_units(parse_fiat("1", "USD"), Decimal("1"), 18) == 10**18
 

@@ -83,10 +83,12 @@ class SqlCreditLedger:
             _c.account_id == account_id, _c.cause == cause))).first()
         return entry_of(row) if row else None
 
-    async def balance(self, account_id: str) -> int:
-        return int((await self._conn.execute(
-            select(func.coalesce(func.sum(_c.amount), 0))
-            .where(_c.account_id == account_id))).scalar_one())
+    async def balance(self, account_id: str, currency: str | None = None) -> int:
+        query = select(func.coalesce(func.sum(_c.amount), 0)).where(
+            _c.account_id == account_id)
+        if currency is not None:
+            query = query.where(_c.currency == currency)
+        return int((await self._conn.execute(query)).scalar_one())
 
     async def entries(self, account_id: str, limit: int = 100,
                       before_id: int | None = None) -> list[CreditEntry]:

@@ -149,6 +149,15 @@ class SqlRefundWatches:
                 r.status == PaymentStatus.REVERTED.value))
         return found
 
+    async def unconfirmed_txids(self, coins: Sequence[str]) -> list[str]:
+        o, w = refund_outputs.c, refund_watches.c
+        rows = await self._conn.execute(
+            select(o.txid).join_from(refund_outputs, refund_watches,
+                                     o.refund_id == w.refund_id)
+            .where(o.coin.in_(list(coins)), o.status == PaymentStatus.PENDING.value,
+                   w.state != ChainState.COMPLETED.value).distinct())
+        return list(rows.scalars())
+
     async def _unconfirm(self, *where: Any) -> list[str]:
         o = refund_outputs.c
         ids = sorted(set((await self._conn.execute(select(o.refund_id).where(*where))).scalars()))

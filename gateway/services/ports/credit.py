@@ -18,8 +18,11 @@ class CreditLedger(Protocol):
     async def find(self, account_id: str, cause: str) -> CreditEntry | None:
         """The account's entry for that cause, if written."""
 
-    async def balance(self, account_id: str) -> int:
-        """The sum of the account's entries, minor units of its currency."""
+    async def balance(self, account_id: str, currency: str | None = None) -> int:
+        """The sum of the account's entries in `currency` (minor units). Whatever moves
+        money names the currency it moves: entries kept in another currency (the account's
+        currency changed since) are never counted as this one's (None: all, for reads
+        that know there is one)."""
 
     async def entries(self, account_id: str, limit: int = 100,
                       before_id: int | None = None) -> list[CreditEntry]:

@@ -55,6 +55,9 @@ class RefundWatchRepository(Protocol):
     async def sightings(self, refund_ids: Sequence[str], tip: BlockRef | None
                         ) -> dict[str, list[Sighting]]: ...
 
+    async def unconfirmed_txids(self, coins: Sequence[str]) -> list[str]:
+        """Transactions paying a refund not yet completed that are not in a block."""
+
     async def disconnect(self, coins: Sequence[str], block_hash: str) -> list[str]: ...
 
     async def unconfirm(self, coins: Sequence[str], txids: Sequence[str]) -> list[str]: ...
