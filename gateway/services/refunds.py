@@ -238,10 +238,17 @@ class RefundService:
         return locked
 
     async def _watch(self, uow: RefundsUnit, refund: Refund, quote: Quote) -> None:
-        assert refund.address is not None
+        if refund.address is None:
+            raise Conflict("the refund address was erased meanwhile; refuse this refund")
         target = self._chains.watch_target(refund.coin, refund.address)
         if target is None:
             return  # proven by a tx key instead (Monero)
+        # Two open refunds to one address could not be told apart on the chain.
+        other = await uow.refund_watches.open_to(refund.coin, target.match_key)
+        if other is not None:
+            raise Conflict(f"refund {other} to the same address is approved and not yet "
+                           "completed; approve this one once it is (the chain cannot tell "
+                           "two payments to one address apart)")
         await uow.refund_watches.add(
             RefundWatch(refund.id, refund.account_id, refund.coin, target.match_key,
                         quote.crypto_amount, target.confirmations),
@@ -251,7 +258,9 @@ class RefundService:
         rate, _ = await self._rates.rate(refund.coin, refund.currency)
         crypto = fiat_to_base_units(Fiat(refund.amount, refund.currency), rate,
                                     self._directory.decimals(refund.coin), round_up=False)
-        assert refund.address is not None
+        if refund.address is None:
+            raise Conflict("the customer's account was deleted and the refund address "
+                           "erased with it; refuse this refund")
         async with self._uow() as uow:
             paid = await uow.refunds.paid_outputs(refund.coin)
             spent = await uow.refunds.spent_outputs(refund.coin)

@@ -64,7 +64,9 @@ async def seed(engine: AsyncEngine) -> None:
             row("rfd_old_3", "acc_a", "cancelled", OLD),
             row("rfd_recent", "acc_a", "completed", RECENT, tx_key=True),
             row("rfd_open", "acc_a", "approved", OLD),
-            row("rfd_erased_account", "acc_gone", "requested", None)])
+            row("rfd_erased_account", "acc_gone", "requested", None),
+            # On its way when the account went: kept until it is final.
+            row("rfd_gone_paying", "acc_gone", "sent", None)])
         # Approved ones were watched on the chain: the watched form of the address too.
         await conn.execute(insert(refund_watches), [
             {"refund_id": rid, "account_id": "acc_a", "coin": "LTC", "address_space": "LTC",
@@ -106,7 +108,8 @@ async def test_refund_addresses_go_after_their_period_one_by_one(database_url: s
         assert await held(engine) == {
             "rfd_old_1": (False, False, True), FAILING: (True, False, False),
             "rfd_old_3": (False, False, True), "rfd_recent": (True, True, False),
-            "rfd_open": (True, False, False), "rfd_erased_account": (False, False, True)}
+            "rfd_open": (True, False, False), "rfd_erased_account": (False, False, True),
+            "rfd_gone_paying": (True, False, False)}
 
         again = await RetentionService(lambda: SqlUnitOfWork(engine, CIPHER), lambda: NOW,
                                        periods=PERIODS).run()
@@ -120,8 +123,11 @@ async def test_refund_addresses_go_after_their_period_one_by_one(database_url: s
         async with engine.begin() as conn:  # the recent one's time comes
             await conn.execute(update(refunds).where(refunds.c.id == "rfd_recent").values(
                 completed_at=OLD))
+            await conn.execute(update(refunds).where(refunds.c.id == "rfd_gone_paying")
+                               .values(status="completed", completed_at=NOW))
         later = await RetentionService(lambda: SqlUnitOfWork(engine, CIPHER), lambda: NOW,
                                        periods=PERIODS).run()
-        assert later["refund_addresses"] == 1
+        assert later["refund_addresses"] == 2  # and the erased account's, now final
+        assert (await held(engine))["rfd_gone_paying"] == (False, False, True)
     finally:
         await engine.dispose()

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.db.encrypted import MAIL_BODY, MAIL_RECIPIENT
@@ -65,6 +65,7 @@ class Chains:
     def __init__(self) -> None:
         self.prepared: list[tuple[int, int, int]] = []
         self.depth = 0  # what check_tx_key reports
+        self.watchable = True
         self.unreachable: set[str] = set()
 
     def check_address(self, coin: str, address: str) -> str:
@@ -81,6 +82,8 @@ class Chains:
                      change_index=change_index)
 
     def watch_target(self, coin: str, address: str) -> WatchTarget | None:
+        if not self.watchable:
+            return None  # like Monero: proven by a tx key
         return WatchTarget(b"key:" + address.encode(), "LTC", 3)
 
     def confirmations(self, coin: str) -> int:
@@ -205,6 +208,20 @@ async def test_credit_kept_in_another_currency_is_never_refunded_as_this_one(
     assert held.currency == "EUR"
 
 
+async def test_a_second_open_refund_to_the_same_address_waits_for_the_first(
+        engine: AsyncEngine) -> None:
+    svc = service(engine)
+    first = await svc.request("acc_a", ask("4.00"))
+    second = await svc.request("acc_a", ask("4.00"))
+    await svc.approve(first.id, "stf_1", "ok")
+    with pytest.raises(Conflict, match=f"refund {first.id} to the same address"):
+        await svc.approve(second.id, "stf_1", "ok")
+    assert (await svc.get(second.id)).status is RefundStatus.REQUESTED  # nothing recorded
+    async with engine.begin() as conn:  # the first one completes on the chain
+        await conn.execute(update(refund_watches).values(state="completed"))
+    assert (await svc.approve(second.id, "stf_1", "ok")).status is RefundStatus.APPROVED
+
+
 async def test_cancel_and_refuse_return_the_amount_once(engine: AsyncEngine) -> None:
     svc = service(engine)
     a = await svc.request("acc_a", ask("4.00"))
@@ -320,6 +337,7 @@ async def test_a_tx_key_proves_a_refund_sent_and_stays_sealed(engine: AsyncEngin
 async def test_proven_refunds_complete_at_depth_one_failing_holds_back_none(
         engine: AsyncEngine) -> None:
     chains = Chains()
+    chains.watchable = False
     svc = service(engine, chains)
     proven = ProvenRefunds(lambda: SqlUnitOfWork(engine, CIPHER, clock=lambda: T0),
                            chains, lambda: T0)

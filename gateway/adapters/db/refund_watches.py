@@ -71,6 +71,13 @@ class SqlRefundWatches:
             return False
         return True
 
+    async def open_to(self, coin: str, match_key: bytes) -> str | None:
+        w = refund_watches.c
+        row = (await self._conn.execute(select(w.refund_id).where(
+            w.coin == coin, w.match_index == self._indexed(match_key),
+            w.state != ChainState.COMPLETED.value))).first()
+        return None if row is None else str(row.refund_id)
+
     async def by_match_keys(self, coin: str, match_keys: Sequence[bytes]
                             ) -> dict[bytes, RefundWatch]:
         w = refund_watches.c

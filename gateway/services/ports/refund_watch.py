@@ -38,6 +38,9 @@ class RefundWatchRepository(Protocol):
     async def add(self, watch: RefundWatch, address_space: str, now: datetime) -> bool:
         """False when the refund is watched already."""
 
+    async def open_to(self, coin: str, match_key: bytes) -> str | None:
+        """The refund not yet completed that is watched at this address, if any."""
+
     async def by_match_keys(self, coin: str, match_keys: Sequence[bytes]
                             ) -> dict[bytes, RefundWatch]:
         """The not yet completed watches of `coin` paid to by these keys."""
