@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from gateway.domain.credit import InsufficientCredit
+from gateway.domain.credit import CreditEntry, InsufficientCredit
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import (
     FIAT_EXPONENTS,
@@ -186,7 +186,7 @@ class RefundService:
                 entry = refund.cancel(self._clock())
             except RefundStateError as exc:
                 raise Conflict(str(exc)) from None
-            await uow.credit.add(entry)
+            await _give_back(uow, entry)
             await uow.refunds.save(refund)
             uow.collect(refund)
             await uow.commit()
@@ -278,7 +278,7 @@ class RefundService:
                 entry = refund.refuse(staff_id, reason, self._clock())
             except RefundStateError as exc:
                 raise Conflict(str(exc)) from None
-            await uow.credit.add(entry)
+            await _give_back(uow, entry)
             await uow.refunds.save(refund)
             uow.collect(refund)
             await uow.commit()
@@ -320,6 +320,11 @@ class ProvenRefunds:
         async with self._uow() as uow:
             locked = await uow.refunds.get(refund_id, for_update=True)
             assert locked is not None
+            # One transaction proves one refund: an earlier one to the same address (a
+            # previous refund) must not pass for this one.
+            other = await uow.refunds.paid_by(locked.coin, txid)
+            if other is not None and other != refund_id:
+                raise InvalidInput("txid", f"this transaction already proves refund {other}")
             try:
                 locked.mark_sent(txid, self._clock(), tx_key=tx_key)
             except RefundStateError as exc:
@@ -362,6 +367,18 @@ class ProvenRefunds:
             uow.collect(locked)
             await uow.commit()
         return 1
+
+
+async def _give_back(uow: RefundsUnit, entry: CreditEntry) -> None:
+    """The held amount back on the balance, announced like any credit
+    (`account.credited`, kind `refund_returned`)."""
+    if not await uow.credit.add(entry):
+        return
+    account = await uow.accounts.get(entry.account_id, for_update=True)
+    if account is None or account.deleted:
+        return
+    account.credited(entry, await uow.credit.balance(account.id, entry.currency))
+    await uow.accounts.save(account)
 
 
 def _request_mail(refund: Refund) -> str:

@@ -5,6 +5,7 @@ address and tx key are ciphertext in the database; the events and the mail go ou
 the transaction."""
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -237,6 +238,13 @@ async def test_cancel_and_refuse_return_the_amount_once(engine: AsyncEngine) -> 
     stored = await svc.get(b.id)
     assert (stored.status, stored.refused_reason) == (RefundStatus.REFUSED,
                                                      "not the customer's coins")
+    # Each return is announced like any credit, with the balance after it.
+    async with engine.connect() as conn:
+        bodies = (await conn.execute(select(events.c.body).where(
+            events.c.type == "account.credited"))).scalars().all()
+    credited = [json.loads(b)["data"] for b in bodies]
+    assert [(c["kind"], c["amount"], c["balance"]) for c in credited] == [
+        ("refund_returned", "4.00", "5.00"), ("refund_returned", "5.00", "10.00")]
 
 
 async def watched(engine: AsyncEngine) -> list[tuple[object, ...]]:
@@ -347,6 +355,10 @@ async def test_proven_refunds_complete_at_depth_one_failing_holds_back_none(
         await svc.approve(refund.id, "stf_1", "ok")
         await proven.record_tx_key(refund.id, txid, "right key")
         ids.append(refund.id)
+    third = await svc.request("acc_a", ask("1.00"))
+    await svc.approve(third.id, "stf_1", "ok")
+    with pytest.raises(InvalidInput, match=f"already proves refund {ids[0]}"):
+        await proven.record_tx_key(third.id, "ab" * 32, "right key")
     assert await proven.run() == 0  # sent, not yet at the depth (3)
     chains.depth = 3
     chains.unreachable = {"ab" * 32}  # the first one's check fails this time

@@ -149,6 +149,11 @@ class SqlRefunds:
             _r.coin == coin, _r.status.in_(SPENDING), _r.spends.is_not(None)))).all()
         return {(s[0], int(s[1])) for r in rows for s in r.spends or ()}
 
+    async def paid_by(self, coin: str, txid: str) -> str | None:
+        row = (await self._conn.execute(select(_r.id).where(
+            _r.coin == coin, _r.txid == txid))).first()
+        return None if row is None else str(row.id)
+
     async def next_change_index(self, coin: str) -> int:
         top = (await self._conn.execute(select(func.max(_r.change_index)).where(
             _r.coin == coin))).scalar_one()

@@ -45,6 +45,9 @@ class RefundRepository(Protocol):
     async def spent_outputs(self, coin: str) -> set[tuple[str, int]]:
         """The outpoints that an approved, sent or completed refund's PSBT spends."""
 
+    async def paid_by(self, coin: str, txid: str) -> str | None:
+        """The refund this transaction already pays (or proves), if any."""
+
     async def next_change_index(self, coin: str) -> int:
         """One past the highest change index a refund of this coin used (0 at first)."""
 
