@@ -10,6 +10,7 @@ from gateway.domain.credit import CreditEntry, signed_fiat
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import Fiat, base_units_to_fiat_minor, format_units
 from gateway.domain.payments import confirmations
+from gateway.domain.refunds import Refund
 from gateway.domain.timestamps import rfc3339
 from gateway.services.ports import FinanceUnit, LedgerRow
 
@@ -45,10 +46,15 @@ CREDIT_COLUMNS = ("time", "account_id", "kind", "amount", "currency", "invoice_i
                   "rate_source", "reason", "cause")
 
 
-def credit_line(e: CreditEntry) -> dict[str, str | int]:
+def credit_line(e: CreditEntry, refund: Refund | None = None) -> dict[str, str | int]:
     """One credit ledger entry for finance (docs/credit.md): credits and spends, with the
-    payment (txid) a credit came from and the rate it was converted at."""
+    payment (txid) a credit came from and the rate it was converted at; a refund's entry
+    with the refund's coin, base units, rate and txid once approved and paid."""
     c = e.conversion
+    if c is None and refund is not None and refund.quote is not None:
+        return {**credit_line(e), "coin": refund.coin, "txid": refund.txid or "",
+                "amount_base_units": str(refund.quote.crypto_amount),
+                "rate": refund.quote.rate, "rate_source": "median at approval"}
     return {
         "time": rfc3339(e.created_at), "account_id": e.account_id, "kind": e.kind.value,
         "amount": signed_fiat(e.amount, e.currency), "currency": e.currency,
@@ -127,8 +133,10 @@ class FinanceService:
         end = period.end or datetime(9999, 1, 1, tzinfo=UTC)
         async with self._reader() as uow:
             entries = await uow.credit.between(start, end)
-        return [credit_line(e) for e in entries
-                if period.coin is None or (e.conversion and e.conversion.coin == period.coin)]
+            refunds = {i: await uow.refunds.get(i)
+                       for i in sorted({e.refund_id for e in entries if e.refund_id})}
+        lines = [credit_line(e, refunds.get(e.refund_id or "")) for e in entries]
+        return [line for line in lines if period.coin is None or line["coin"] == period.coin]
 
     async def _lines(self, uow: FinanceUnit, rows: list[LedgerRow]) -> list[PaymentLine]:
         tips = {c: await uow.cursors.get(self._feed_of(c)) for c in {r.coin for r in rows}}

@@ -21,6 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from gateway.bootstrap import Overrides
 from gateway.domain.timestamps import parse_time
+from gateway.services.finance import Period
 from gateway.staff.context import COOKIE
 from tests.e2e.conftest import StackFactory
 from tests.e2e.test_account_credit import send_seen, wait_event
@@ -165,10 +166,16 @@ async def test_underpaid_credit_spent_and_the_rest_refunded_with_a_signed_psbt(
     received = node.rpc("getreceivedbyaddress", address, 3, wallet=customer_wallet)
     assert lits(received) == crypto
 
-    # Reconciliation checks the refund's payment against the node too.
+    # Finance sees the refund in the ledger export with its coin, base units and txid.
     gw = stack.gateway.gw
     assert gw is not None
     start, end = clock() - timedelta(days=1), clock() + timedelta(days=1)
+    lines = await stack.gateway.within(gw.services.finance.credit(Period(start, end)))
+    [out] = [line for line in lines if line["kind"] == "refund"]
+    assert (out["refund_id"], out["coin"], out["txid"], out["amount_base_units"]) == (
+        requested["id"], "LTC", txid, str(crypto))
+
+    # Reconciliation checks the refund's payment against the node too.
     report = await stack.gateway.within(gw.services.reconcile.run(start, end, "LTC"))
     assert report.clean and report.checked_refund_outputs == 1, report.findings
     await stack.rows("UPDATE refund_outputs SET amount = :a", a=str(crypto + 1))

@@ -279,7 +279,7 @@ class WalletUnit(Unit, WithInvoices, Protocol):
     """Address-space usage (`services/wallet.py`)."""
 
 
-class FinanceUnit(Unit, WithLedger, WithCursors, WithCredit, Protocol):
+class FinanceUnit(Unit, WithLedger, WithCursors, WithCredit, WithRefunds, Protocol):
     """The payments export (`services/finance.py`)."""
 
 
