@@ -9,6 +9,7 @@ Quirks of Debian's monero 0.18 (see /work/shared/NODES.md): wallet-rpc rejects
 `--regtest` (regtest uses mainnet prefixes); coinbase unlocks after 60 blocks;
 `stop_wallet` fails with no wallet open, so wallet-rpc is stopped by SIGTERM."""
 
+import http.client
 import json
 import os
 import secrets
@@ -39,9 +40,20 @@ def post(port: int, path: str, payload: dict[str, Any], timeout: float = 60) -> 
         return json.loads(resp.read())
 
 
+# Calls that change nothing: asked again once when wallet-rpc cut its answer short (seen
+# under load on a 2-core machine with a large `get_address` answer).
+_READS = frozenset({"get_address", "get_balance", "get_height", "get_transfers",
+                    "incoming_transfers", "get_version", "query_key", "get_accounts"})
+
+
 def rpc(port: int, method: str, timeout: float = 60, **params: Any) -> Any:
-    body = post(port, "/json_rpc", {"jsonrpc": "2.0", "id": "0", "method": method,
-                                    "params": params}, timeout)
+    payload = {"jsonrpc": "2.0", "id": "0", "method": method, "params": params}
+    try:
+        body = post(port, "/json_rpc", payload, timeout)
+    except http.client.IncompleteRead:
+        if method not in _READS:
+            raise
+        body = post(port, "/json_rpc", payload, timeout)
     if "error" in body:
         raise RuntimeError(f"{method}: {body['error'].get('message')}")
     return body["result"]

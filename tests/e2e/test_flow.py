@@ -51,7 +51,7 @@ async def test_signup_invoice_payment_settles_and_activates(
         assert doc["type"] == delivery.type and doc["timestamp"].endswith("Z")
     assert activated.doc["data"] == {
         "account_id": account["id"], "invoice_id": invoice["id"], "datacenter": "ch-zrh",
-        "metadata": {"plan": "vps-small"},
+        "metadata": {"plan": "vps-small"}, "via": "invoice",
     }
     assert settled.doc["data"]["status"] == "settled"
     payment_events = stack.receiver.of_type("invoice.payment_received")
