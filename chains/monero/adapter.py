@@ -295,8 +295,8 @@ class MoneroChain:
                 first_address=self._address, address_valid=None)
         await self.open_wallet()
         try:
-            opened = str((await self._wallet_rpc.call("get_address",
-                                                      account_index=0))["address"])
+            opened = str((await self._wallet_rpc.call(
+                "get_address", account_index=0, address_index=[0]))["address"])
         except MoneroRpcError as exc:
             checks.append((exc.code != WALLET_NOT_OPEN, (
                 f"no wallet is open in wallet-rpc: the gateway opens {self._wallet_name!r} "
@@ -357,7 +357,8 @@ class MoneroChain:
             if self._opened:
                 return
             try:  # already open (the gateway restarted, not wallet-rpc): keep it open
-                current = (await self._wallet_rpc.call("get_address", account_index=0))
+                current = (await self._wallet_rpc.call("get_address", account_index=0,
+                                                       address_index=[0]))
             except MoneroRpcError:
                 current = {}
             if current.get("address") != self._address:
@@ -371,7 +372,8 @@ class MoneroChain:
                     await self._wallet_rpc.call("close_wallet")
                     raise NodeProblem(f"wallet {self._wallet_name!r} holds a spend key: "
                                       "refused (the gateway uses view-only wallets)")
-            found = (await self._wallet_rpc.call("get_address", account_index=0))["address"]
+            found = (await self._wallet_rpc.call("get_address", account_index=0,
+                                                 address_index=[0]))["address"]
             if found != self._address:
                 await self._wallet_rpc.call("close_wallet")
                 raise NodeProblem(f"wallet {self._wallet_name!r} is not the configured "

@@ -9,7 +9,6 @@ Quirks of Debian's monero 0.18 (see /work/shared/NODES.md): wallet-rpc rejects
 `--regtest` (regtest uses mainnet prefixes); coinbase unlocks after 60 blocks;
 `stop_wallet` fails with no wallet open, so wallet-rpc is stopped by SIGTERM."""
 
-import http.client
 import json
 import os
 import secrets
@@ -40,20 +39,9 @@ def post(port: int, path: str, payload: dict[str, Any], timeout: float = 60) -> 
         return json.loads(resp.read())
 
 
-# Calls that change nothing: asked again once when wallet-rpc cut its answer short (seen
-# under load on a 2-core machine with a large `get_address` answer).
-_READS = frozenset({"get_address", "get_balance", "get_height", "get_transfers",
-                    "incoming_transfers", "get_version", "query_key", "get_accounts"})
-
-
 def rpc(port: int, method: str, timeout: float = 60, **params: Any) -> Any:
     payload = {"jsonrpc": "2.0", "id": "0", "method": method, "params": params}
-    try:
-        body = post(port, "/json_rpc", payload, timeout)
-    except http.client.IncompleteRead:
-        if method not in _READS:
-            raise
-        body = post(port, "/json_rpc", payload, timeout)
+    body = post(port, "/json_rpc", payload, timeout)
     if "error" in body:
         raise RuntimeError(f"{method}: {body['error'].get('message')}")
     return body["result"]
@@ -180,7 +168,8 @@ class MoneroRegtest:
         self.miner.start()
         self.merchant.start()
         self.miner.rpc("create_wallet", filename="miner", language="English")
-        self.miner_address = self.miner.rpc("get_address")["address"]
+        self.miner_address = self.miner.rpc("get_address", account_index=0,
+                                           address_index=[0])["address"]
         # Coinbase unlocks after 60 blocks: 100 give 40 spendable outputs to start with,
         # and every block the tests mine adds one more 60 blocks later.
         self.mine(blocks)
@@ -304,7 +293,8 @@ class MoneroRegtest:
         name = f"keys-{secrets.token_hex(6)}"
         self.merchant.rpc("create_wallet", filename=name, language="English")
         try:
-            address = self.merchant.rpc("get_address")["address"]
+            address = self.merchant.rpc("get_address", account_index=0,
+                                            address_index=[0])["address"]
             view = self.merchant.rpc("query_key", key_type="view_key")["key"]
             spend = self.merchant.rpc("query_key", key_type="spend_key")["key"]
         finally:

@@ -299,7 +299,8 @@ async def _confirmations_at_least(xmr: XmrStack, invoice_id: str, n: int) -> boo
 
 async def test_the_wallet_in_use_is_view_only_and_cannot_spend(xmr: XmrStack) -> None:
     wallet = xmr.node.merchant
-    assert wallet.rpc("get_address")["address"] == xmr.driver.address  # the gateway's
+    assert wallet.rpc("get_address", account_index=0,
+                      address_index=[0])["address"] == xmr.driver.address  # the gateway's
     with pytest.raises(RuntimeError, match="watch-only"):
         wallet.rpc("query_key", key_type="spend_key")
     # Asked to pay, a view-only wallet can at most prepare an unsigned transaction for a

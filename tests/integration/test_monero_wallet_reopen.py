@@ -23,6 +23,7 @@ async def test_restore_after_the_wallet_was_closed_reopens_it_and_restores_nothi
         assert not [r.getMessage() for r in caplog.records if "knows" in r.getMessage()]
         opened = monero.merchant.rpc("get_address", account_index=0, address_index=[5])
         assert opened["addresses"][0]["address"] == destination.address
-        assert monero.merchant.rpc("get_address", account_index=0)["address"] == driver.address
+        assert monero.merchant.rpc("get_address", account_index=0,
+                                   address_index=[0])["address"] == driver.address
     finally:
         await follower.aclose()
