@@ -181,7 +181,8 @@ OPERATIONS: tuple[Op, ...] = (
                    {"invoice_id": "$response.body#/data/0/id"}),)),
     Op("get", "/v1/me/credit", "Your credit: the balance and its entries, newest first",
        "customer", "session", None, 200, out.CreditPage, (401, 422),
-       (Param("before", "query", {"type": "integer", "minimum": 1},
+       (Param("before", "query", {"type": "integer", "minimum": 1,
+                                  "maximum": 10**18 - 1},  # what the server reads
               description="next_cursor of the last page"), _limit(500, 100))),
     Op("post", "/v1/me/invoices", "Buy a plan: credit first (200: your open invoice for it, "
        "again; or, when your credit pays it all, your account, no invoice)",
