@@ -27,6 +27,7 @@ from gateway.bootstrap.mail import MailArea, build_mail
 from gateway.bootstrap.ops import Monitoring, OpsArea, Readiness
 from gateway.bootstrap.privacy import PrivacyArea, build_privacy
 from gateway.bootstrap.refunds import build_refunds
+from gateway.bootstrap.cash import build_cash
 from gateway.bootstrap.resources import Resource
 from gateway.bootstrap.staff import StaffArea, build_staff
 from gateway.bootstrap.webhooks import WebhooksArea, build_webhooks
@@ -48,6 +49,7 @@ from gateway.services.privacy import PrivacyService
 from gateway.services.reconcile import ReconcileService
 from gateway.services.recovery import RecoveryService
 from gateway.services.refunds import RefundService
+from gateway.services.cash import CashService
 from gateway.services.retention import RetentionService
 from gateway.services.staff import StaffService
 from gateway.services.two_factor import TwoFactorService
@@ -82,6 +84,7 @@ class Services:
     credit: CreditService
     purchases: PlanPurchases
     refunds: RefundService
+    cash: CashService
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +103,7 @@ class Gateway:
     staff: StaffArea
     ops: OpsArea
     refunds: RefundService
+    cash: CashService
 
     # The shared base, as entry points read it.
     @property
@@ -152,7 +156,7 @@ class Gateway:
             events=self.webhooks.events, tracker=b.tracker, wallet=self.chain_area.wallet,
             retention=p.retention, legal=p.legal, privacy=p.privacy, finance=b.finance,
             notices=p.notices, reconcile=b.reconcile, staff=self.staff.staff,
-            credit=b.credit, purchases=b.purchases, refunds=self.refunds)
+            credit=b.credit, purchases=b.purchases, refunds=self.refunds, cash=self.cash)
 
     async def check_schema(self) -> None:
         await self.ops.readiness.check_schema()
@@ -192,5 +196,6 @@ def build(settings: Settings, clock: Clock = utcnow,
         core=core, credentials=credentials, mail=mail, chain_area=chains,
         accounts=accounts, billing=billing,
         refunds=build_refunds(core, credentials, accounts, chains, billing),
+        cash=build_cash(core),
         webhooks=build_webhooks(core), privacy=build_privacy(core, credentials, accounts, mail),
         staff=build_staff(core, credentials), ops=build_ops(core, chains))

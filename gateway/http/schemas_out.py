@@ -65,7 +65,8 @@ class CreditPayment(Out):
 class CreditEntry(Out):
     id: int
     kind: Literal["underpaid", "overpaid", "late_payment", "spent", "refund",
-                  "refund_returned", "adjustment", "expired", "spend_returned", "reverted"]
+                  "refund_returned", "adjustment", "expired", "spend_returned", "reverted",
+                  "cash"]
     amount: str
     amount_minor: int
     currency: str
