@@ -12,6 +12,7 @@ from gateway.adapters.fields import FieldCipher
 from gateway.adapters.passwords import Argon2Passwords
 from gateway.bootstrap.accounts import AccountsArea, build_accounts
 from gateway.bootstrap.billing import BillingArea, build_billing
+from gateway.bootstrap.cash import build_cash
 from gateway.bootstrap.chains import ChainsArea, build_chains_area
 from gateway.bootstrap.core import (
     Clock,
@@ -27,7 +28,6 @@ from gateway.bootstrap.mail import MailArea, build_mail
 from gateway.bootstrap.ops import Monitoring, OpsArea, Readiness
 from gateway.bootstrap.privacy import PrivacyArea, build_privacy
 from gateway.bootstrap.refunds import build_refunds
-from gateway.bootstrap.cash import build_cash
 from gateway.bootstrap.resources import Resource
 from gateway.bootstrap.staff import StaffArea, build_staff
 from gateway.bootstrap.webhooks import WebhooksArea, build_webhooks
@@ -35,6 +35,7 @@ from gateway.config import Settings
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.billing import BillingService
+from gateway.services.cash import CashService
 from gateway.services.chain_events import PaymentTracker
 from gateway.services.changes import ChangeHub
 from gateway.services.credit import CreditService
@@ -49,7 +50,6 @@ from gateway.services.privacy import PrivacyService
 from gateway.services.reconcile import ReconcileService
 from gateway.services.recovery import RecoveryService
 from gateway.services.refunds import RefundService
-from gateway.services.cash import CashService
 from gateway.services.retention import RetentionService
 from gateway.services.staff import StaffService
 from gateway.services.two_factor import TwoFactorService

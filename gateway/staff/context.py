@@ -66,6 +66,7 @@ class CashArea:
     """Cash by mail: recording an envelope against its token (finance)."""
 
     cash: CashService
+    currencies: tuple[str, ...] = ("EUR", "USD")  # [accounts] currencies
 
 
 @dataclass(frozen=True, kw_only=True)
