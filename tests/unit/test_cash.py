@@ -145,7 +145,7 @@ async def test_the_service_over_the_memory_unit() -> None:
         await cash.new_token("acc_nobody")
     with pytest.raises(InvalidInput, match="at most 200"):
         await cash.record(issued.token, "1.00", "EUR", "x" * 201, "stf_1")
-    with pytest.raises(InvalidInput, match="envelope.amount"):
+    with pytest.raises(InvalidInput, match=r"envelope\.amount"):
         await cash.record(issued.token, "1.005", "EUR", None, "stf_1")
     done = await cash.record(issued.token, "12.50", "EUR", " in  an envelope ", "stf_1")
     assert done.balance == 1250 and done.entry.cause == f"cash:{issued.record.id}"
