@@ -854,6 +854,10 @@ class MemoryCashTokens:
                        if t.account_id == account_id and t.used_at is None
                        and t.expires_at > now), key=lambda t: (t.created_at, t.id))
 
+    async def of_account(self, account_id: str) -> list[CashToken]:
+        return sorted((t for t, _ in self._s.cash_tokens.values()
+                       if t.account_id == account_id), key=lambda t: (t.created_at, t.id))
+
     async def delete(self, token_id: str) -> bool:
         return self._s.cash_tokens.pop(token_id, None) is not None
 

@@ -48,6 +48,11 @@ class SqlCashTokens:
             .order_by(_t.created_at, _t.id))
         return [self._token(r) for r in rows]
 
+    async def of_account(self, account_id: str) -> list[CashToken]:
+        rows = await self._conn.execute(select(cash_tokens).where(
+            _t.account_id == account_id).order_by(_t.created_at, _t.id))
+        return [self._token(r) for r in rows]
+
     async def delete(self, token_id: str) -> bool:
         done = await self._conn.execute(delete(cash_tokens).where(_t.id == token_id))
         return bool(done.rowcount)

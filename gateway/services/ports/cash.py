@@ -33,5 +33,9 @@ class CashTokenRepository(Protocol):
     async def erase(self, token_id: str, used_before: datetime, now: datetime) -> bool:
         """Deletes the token if it is still due (it may have been used since listed)."""
 
+    async def of_account(self, account_id: str) -> list[CashToken]:
+        """Every token the account holds (open, used, expired), oldest first: the
+        customer's export."""
+
     async def count_for(self, account_id: str) -> int:
         """How many rows the account has (what its erasure deletes)."""

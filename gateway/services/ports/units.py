@@ -308,7 +308,7 @@ class LegalUnit(Unit, WithAccountStore, WithAudit, WithLegal, WithMail, Protocol
 
 class PrivacyUnit(Unit, WithPrivacyAccounts, WithSessions, WithSecurityLog, WithThrottle,
                   WithInvoices, WithAudit, WithLegal, WithPersonal, WithCredit, WithRefunds,
-                  Protocol):
+                  WithCashTokens, Protocol):
     """Export, correction, deletion and the access audit (`services/privacy.py`)."""
 
 
