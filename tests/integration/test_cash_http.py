@@ -61,6 +61,12 @@ class Served:
                                          "Origin": self.portal}) as resp:
             return resp.status, await resp.text(), resp.headers
 
+    async def api(self, method: str, path: str) -> tuple[int, Any]:
+        token = (await self.world.gw.services.accounts.log_in(EMAIL, PASSWORD, None)).token
+        async with self.http.request(method, self.portal + path, headers={
+                "Authorization": f"Bearer {token}"}) as resp:
+            return resp.status, await resp.json(content_type=None)
+
     async def portal_form(self, path: str, form: dict[str, str]) -> tuple[int, str]:
         """GET the page for its CSRF token, then POST it in the same session."""
         token = (await self.world.gw.services.accounts.log_in(EMAIL, PASSWORD, None)).token
@@ -120,6 +126,8 @@ async def test_without_a_postal_address_cash_is_off(
         assert status == 200 and 'id="cash-off"' in page and "cash-form" not in page
         status, _, _ = await s.customer("POST", "/account/cash", {"csrf": "1.x"})
         assert status == 403  # the CSRF check comes first, as on every form
+        status, problem = await s.api("POST", "/v1/me/cash-tokens")
+        assert status == 409 and "not offered" in problem["detail"]
         async with s.world.gw.uow() as uow:
             assert await uow.cash_tokens.open_for(s.account_id, T0) == []
 
@@ -165,6 +173,22 @@ async def test_a_customer_gets_a_token_and_finance_records_the_envelope_once(
         assert 'id="credit-balance">50.00 EUR<' in page and "<td>cash</td>" in page
         log = await s.world.gw.services.staff.recent_log()
         assert [e.action for e in log].count("cash_recorded") == 1
+
+        # The API gives a token too (replacing an open one), with where to send it.
+        status, first = await s.api("POST", "/v1/me/cash-tokens")
+        assert status == 201 and first["postal_address"] == ADDRESS, first
+        assert not first["replaced"] and re.fullmatch(r"[2-9A-Z]{4}(-[2-9A-Z]{4}){2}",
+                                                      first["token"])
+        status, second = await s.api("POST", "/v1/me/cash-tokens")
+        assert status == 201 and second["replaced"] and second["token"] != first["token"]
+        status, page = await s.staff_post(finance, "/finance/cash", {
+            "token": first["token"], "amount": "5.00", "currency": "EUR", "note": ""})
+        assert status == 404 and "replaced by a newer one" in page
+        status, page = await s.staff_post(finance, "/finance/cash", {
+            "token": second["token"], "amount": "5.00", "currency": "EUR", "note": ""})
+        assert status == 200 and "5.00 EUR credited" in page
+        secrets = (first["token"], second["token"])
     text = caplog.text
-    assert token not in text and token.replace("-", "") not in text
-    assert token.lower() not in text
+    for shown in (token, *secrets):
+        assert shown not in text and shown.replace("-", "") not in text
+        assert shown.lower() not in text
