@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from gateway.bootstrap import build_app
 from gateway.http.auth import SESSION_COOKIE
 from gateway.services.accounts import Signup
+from gateway.services.finance import Period
 from gateway.staff.context import COOKIE
 from tests.support.fake_gateway import T0, World, fake_world
 from tests.support.nodes import free_port
@@ -188,6 +189,19 @@ async def test_a_customer_gets_a_token_and_finance_records_the_envelope_once(
             "token": second["token"], "amount": "5.00", "currency": "EUR", "note": ""})
         assert status == 200 and "5.00 EUR credited" in page
         secrets = (first["token"], second["token"])
+
+        # Finance's credit ledger (the console's ledger page, `payments export
+        # --credit-out`) lists the envelopes by the token's id, never the token.
+        lines = await s.world.gw.services.finance.credit(Period())
+        cash = [line for line in lines if line["kind"] == "cash"]
+        assert [(c["amount"], c["currency"], c["account_id"]) for c in cash] == [
+            ("50.00", "EUR", s.account_id), ("5.00", "EUR", s.account_id)]
+        assert all(str(c["cause"]).startswith("cash:ctk_") for c in cash)
+        status, ledger = await s.staff_page(finance, "/finance")
+        assert status == 200 and ledger.count("<td>cash</td>") == 2, ledger
+        for shown in (token, *secrets):
+            assert shown not in str(lines) and shown.replace("-", "") not in str(lines)
+            assert shown not in ledger
     text = caplog.text
     for shown in (token, *secrets):
         assert shown not in text and shown.replace("-", "") not in text
