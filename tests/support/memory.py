@@ -15,12 +15,11 @@ scenarios against it and against `SqlUnitOfWork`, so it cannot drift from the re
 What it models: accounts (sign-up, login, profile, two-factor, recovery codes), sessions,
 API keys, login throttle, security log, invoices and payments, chain cursors,
 idempotency keys, webhook endpoints, the event outbox with its deliveries, the credit
-ledger and cash tokens. Its
-account repository is the parts the sign-in units use (`SignInAccounts`: storage,
-credentials, second factor), plus the few lifecycle and consent calls the shared suite
-pins (deletion due, erasure, objection); the lifecycle queries of retention (inactive and
-lapsed accounts, policy notices) are not modelled, and no unit it claims to be needs them:
-their tests run on the database."""
+ledger and cash tokens. Its account repository is the parts the sign-in units use
+(`SignInAccounts`: storage, credentials, second factor), plus the few lifecycle and
+consent calls the shared suite pins (deletion due, erasure, objection); the lifecycle
+queries of retention (inactive and lapsed accounts, policy notices) are not modelled, and
+no unit it claims to be needs them: their tests run on the database."""
 
 from __future__ import annotations
 
