@@ -431,6 +431,9 @@ class CashConfig(_Section):
     # A used token (the only link between an envelope and its account) is erased this
     # long after its envelope was recorded.
     keep_used_days: int = Field(40, ge=1, le=365)
+    # A finance member's refused token lookups (unknown, mistyped, used, expired) per
+    # hour, per instance: beyond it the console refuses lookups until the hour has passed.
+    refused_lookups_per_hour: int = Field(20, ge=1, le=1000)
 
     @property
     def enabled(self) -> bool:

@@ -169,8 +169,9 @@ def console_areas(gw: Gateway, edge: http.EdgeArea) -> staff.ConsoleAreas:
                                             backup_times)),
         refunds=staff.RefundsArea(
             refunds=gw.refunds, proven=build_proven_refunds(gw.core, gw.chain_area)),
-        cash=staff.CashArea(cash=gw.cash,
-                            currencies=tuple(gw.settings.accounts.currencies)),
+        cash=staff.CashArea(
+            cash=gw.cash, currencies=tuple(gw.settings.accounts.currencies),
+            refusals=SlidingWindow(gw.settings.cash.refused_lookups_per_hour, 3600)),
         edge=staff.ConsoleEdge(
             trusted_proxies=edge.trusted_proxies,
             login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),

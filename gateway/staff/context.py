@@ -67,6 +67,9 @@ class CashArea:
 
     cash: CashService
     currencies: tuple[str, ...] = ("EUR", "USD")  # [accounts] currencies
+    # Refused token lookups per member ([cash] refused_lookups_per_hour): guessing
+    # tokens through the console is slow as well as hopeless (docs/cash.md).
+    refusals: SlidingWindow | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

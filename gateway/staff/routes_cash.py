@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.domain.credit import signed_fiat
 from gateway.domain.errors import DomainError
-from gateway.services.errors import NotFound
+from gateway.services.errors import NotFound, TooManyRequests
 from gateway.services.ports import StaffSession
 from gateway.staff.context import CASH, MEMBERS, PREFIX
 from gateway.staff.pages import action, ip, page, render, text
@@ -32,16 +32,29 @@ async def cash_page(request: web.Request, session: StaffSession) -> web.Response
     return _form(request)
 
 
+def _status(exc: DomainError) -> int:
+    if isinstance(exc, TooManyRequests):
+        return 429
+    return 404 if isinstance(exc, NotFound) else 422
+
+
 @routes.post(PREFIX + "/finance/cash")
 @action("finance")
 async def record(request: web.Request, session: StaffSession, form: Any) -> web.Response:
+    area, key = request.app[CASH], f"cash:{session.member.id}"
     try:
-        done = await request.app[CASH].cash.record(
+        if area.refusals is not None:
+            area.refusals.check(key, "refused token")
+        done = await area.cash.record(
             text(form, "token"), text(form, "amount"), text(form, "currency"),
             text(form, "note") or None, session.member.id)
     except DomainError as exc:
-        return _form(request, form, str(exc), status=404 if isinstance(exc, NotFound)
-                     else 422)
+        if area.refusals is not None and not isinstance(exc, TooManyRequests) and (
+                isinstance(exc, NotFound) or getattr(exc, "field", "") == "token"):
+            area.refusals.record(key)
+            await request.app[MEMBERS].staff.record(session, "cash_refused", None,
+                                                    ip(request))
+        return _form(request, form, str(exc), status=_status(exc))
     await request.app[MEMBERS].staff.record(session, "cash_recorded", done.token_id,
                                             ip(request))
     entry = done.entry

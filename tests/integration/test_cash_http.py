@@ -206,3 +206,28 @@ async def test_a_customer_gets_a_token_and_finance_records_the_envelope_once(
     for shown in (token, *secrets):
         assert shown not in text and shown.replace("-", "") not in text
         assert shown.lower() not in text
+
+
+async def test_a_members_refused_lookups_are_capped(
+        tmp_path: Path, template_dir: Path, database_url: str) -> None:
+    async with served(tmp_path, template_dir, database_url,
+                      GATEWAY_CASH__POSTAL_ADDRESS=ADDRESS,
+                      GATEWAY_CASH__REFUSED_LOOKUPS_PER_HOUR="3") as s:
+        status, page = await s.portal_form("/account/cash", {})
+        found = re.search(r'id="cash-token">([2-9A-Z-]{14})<', page)
+        assert found is not None
+        finance = await s.staff_token("fay", "finance")
+        other = await s.staff_token("fred", "finance")
+        guesses = ["ABCD-EFGH-JKMN", "2345-6789-ABCD", "ZZZZ-ZZZZ-ZZZ2"]
+        for guess in guesses:  # mistyped or unknown: each counts
+            status, page = await s.staff_post(finance, "/finance/cash", {
+                "token": guess, "amount": "5.00", "currency": "EUR", "note": ""})
+            assert status in (404, 422), page
+        form = {"token": found[1], "amount": "5.00", "currency": "EUR", "note": ""}
+        status, page = await s.staff_post(finance, "/finance/cash", form)
+        assert status == 429 and "too many refused token attempts" in page
+        # Another member is counted on their own; the envelope is recorded once.
+        status, page = await s.staff_post(other, "/finance/cash", form)
+        assert status == 200 and "5.00 EUR credited" in page
+        log = await s.world.gw.services.staff.recent_log()
+        assert [e.action for e in log].count("cash_refused") == 3
