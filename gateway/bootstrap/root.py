@@ -12,6 +12,7 @@ from gateway.adapters.fields import FieldCipher
 from gateway.adapters.passwords import Argon2Passwords
 from gateway.bootstrap.accounts import AccountsArea, build_accounts
 from gateway.bootstrap.billing import BillingArea, build_billing
+from gateway.bootstrap.cash import build_cash
 from gateway.bootstrap.chains import ChainsArea, build_chains_area
 from gateway.bootstrap.core import (
     Clock,
@@ -34,6 +35,7 @@ from gateway.config import Settings
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.billing import BillingService
+from gateway.services.cash import CashService
 from gateway.services.chain_events import PaymentTracker
 from gateway.services.changes import ChangeHub
 from gateway.services.credit import CreditService
@@ -82,6 +84,7 @@ class Services:
     credit: CreditService
     purchases: PlanPurchases
     refunds: RefundService
+    cash: CashService
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +103,7 @@ class Gateway:
     staff: StaffArea
     ops: OpsArea
     refunds: RefundService
+    cash: CashService
 
     # The shared base, as entry points read it.
     @property
@@ -152,7 +156,7 @@ class Gateway:
             events=self.webhooks.events, tracker=b.tracker, wallet=self.chain_area.wallet,
             retention=p.retention, legal=p.legal, privacy=p.privacy, finance=b.finance,
             notices=p.notices, reconcile=b.reconcile, staff=self.staff.staff,
-            credit=b.credit, purchases=b.purchases, refunds=self.refunds)
+            credit=b.credit, purchases=b.purchases, refunds=self.refunds, cash=self.cash)
 
     async def check_schema(self) -> None:
         await self.ops.readiness.check_schema()
@@ -192,5 +196,6 @@ def build(settings: Settings, clock: Clock = utcnow,
         core=core, credentials=credentials, mail=mail, chain_area=chains,
         accounts=accounts, billing=billing,
         refunds=build_refunds(core, credentials, accounts, chains, billing),
+        cash=build_cash(core),
         webhooks=build_webhooks(core), privacy=build_privacy(core, credentials, accounts, mail),
         staff=build_staff(core, credentials), ops=build_ops(core, chains))

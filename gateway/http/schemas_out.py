@@ -65,7 +65,8 @@ class CreditPayment(Out):
 class CreditEntry(Out):
     id: int
     kind: Literal["underpaid", "overpaid", "late_payment", "spent", "refund",
-                  "refund_returned", "adjustment", "expired", "spend_returned", "reverted"]
+                  "refund_returned", "adjustment", "expired", "spend_returned", "reverted",
+                  "cash"]
     amount: str
     amount_minor: int
     currency: str
@@ -292,3 +293,15 @@ class Refund(Out):
 
 class RefundList(Out):
     data: list[Refund]
+
+
+class CashToken(Out):
+    id: str
+    token: str = Field(description="write it on the slip in the envelope; shown only now "
+                                   "(stored as a keyed hash), three groups of four")
+    created_at: str
+    expires_at: str = Field(description="an envelope with it is refused after this")
+    replaced: bool = Field(description="an open token you had was replaced and no longer "
+                                       "works")
+    postal_address: str = Field(description="where to send the envelope")
+    instructions: str | None
