@@ -12,6 +12,7 @@ import concurrent.futures
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import argon2
@@ -28,6 +29,17 @@ def default_concurrency() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+@dataclass(frozen=True)
+class HashCost:
+    """argon2id's cost: OWASP's minimum by default. Production never lowers it (it is no
+    setting); the suite's in-process gateways take a cheaper one where no test measures
+    the hashing itself."""
+
+    time_cost: int = 2
+    memory_kib: int = 19456
+    parallelism: int = 1
+
+
 class Argon2Passwords:
     def __init__(self, *, time_cost: int = 2, memory_kib: int = 19456, parallelism: int = 1,
                  concurrency: int = 2, max_waiting: int = 64,
@@ -39,8 +51,10 @@ class Argon2Passwords:
             type=argon2.Type.ID,
         )
         # Verified against when the account does not exist, so an unknown email costs the
-        # same time as a wrong password.
-        self._dummy = self._hasher.hash("not-a-real-password-but-same-cost")
+        # same time as a wrong password. Made on first need, in a hashing thread: a
+        # process that never checks a password (a CLI command) never pays for it.
+        self._dummy: str | None = None
+        self._dummy_made = threading.Lock()
         self._concurrency = concurrency
         self._max_waiting = max_waiting
         self._max_wait = max_wait_seconds
@@ -62,9 +76,16 @@ class Argon2Passwords:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def _dummy_hash(self) -> str:
+        with self._dummy_made:
+            if self._dummy is None:
+                self._dummy = self._hasher.hash("not-a-real-password-but-same-cost")
+            return self._dummy
+
     def _verify(self, stored: str | None, password: str) -> bool:
         try:
-            return self._hasher.verify(stored or self._dummy, password) and stored is not None
+            return (self._hasher.verify(stored or self._dummy_hash(), password)
+                    and stored is not None)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

@@ -14,7 +14,7 @@ from gateway.adapters.db.engine import dispose, make_engine
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.metrics import Metrics
-from gateway.adapters.passwords import Argon2Passwords, default_concurrency
+from gateway.adapters.passwords import Argon2Passwords, HashCost, default_concurrency
 from gateway.adapters.totp import PyotpCodes
 from gateway.bootstrap.resources import Resource
 from gateway.config import Settings
@@ -49,11 +49,12 @@ class Keys:
 @dataclass(frozen=True)
 class Overrides:
     """What tests may inject into `build`: followers (a fake family's, say), a clock,
-    a unit-of-work factory."""
+    a unit-of-work factory, a cheaper password hash (where no test measures hashing)."""
 
     chains: Sequence[Follower] | None = None
     clock: Clock | None = None
     uow: UnitOfWorkFactory | None = None
+    hash_cost: HashCost | None = None
 
 
 class Doorbell:
@@ -151,15 +152,19 @@ class Credentials:
         self.passwords.close()
 
 
-def build_credentials(settings: Settings, clock: Clock) -> Credentials:
+def build_credentials(settings: Settings, clock: Clock,
+                      cost: HashCost | None = None) -> Credentials:
     sec = settings.security
+    cost = cost or HashCost()
     throttle = ThrottlePolicy(
         free_failures=sec.login_free_failures,
         max_delay=timedelta(seconds=sec.login_max_delay_seconds),
         max_failures_per_window=sec.login_failures_per_hour,
     )
     return Credentials(
-        passwords=Argon2Passwords(concurrency=sec.hash_concurrency or default_concurrency(),
+        passwords=Argon2Passwords(time_cost=cost.time_cost, memory_kib=cost.memory_kib,
+                                  parallelism=cost.parallelism,
+                                  concurrency=sec.hash_concurrency or default_concurrency(),
                                   max_waiting=sec.hash_max_waiting,
                                   max_wait_seconds=sec.hash_max_wait_seconds),
         codes=PyotpCodes(), throttle=throttle, attempts=Attempts(throttle, clock),

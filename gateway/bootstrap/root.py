@@ -187,7 +187,7 @@ def build(settings: Settings, clock: Clock = utcnow,
     """Wire every area. Performs no I/O: connections open on first use."""
     overrides = overrides or Overrides()
     core = build_core(settings, overrides.clock or clock, overrides)
-    credentials = build_credentials(settings, core.clock)
+    credentials = build_credentials(settings, core.clock, overrides.hash_cost)
     mail = build_mail(core)
     chains = build_chains_area(core, overrides)
     accounts = build_accounts(core, credentials, mail)

@@ -26,6 +26,7 @@ from gateway.watcher import ChainWatcher
 from tests.support import fake_family
 from tests.support.databases import fresh_database
 from tests.support.fake_family import FakeFollower, FakeNode
+from tests.support.inprocess import QUICK_HASHING
 from tests.support.keys import security_env
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -176,7 +177,7 @@ async def fake_world(tmp: Path, template_dir: Path, coins: tuple[str, ...] = ("F
         real.commit = crashing_commit
         return real
 
-    gw = build(settings, overrides=Overrides(clock=clock, uow=uow))
+    gw = build(settings, overrides=Overrides(clock=clock, uow=uow, hash_cost=QUICK_HASHING))
     [follower] = gw.chains.followers()
     assert isinstance(follower, FakeFollower)
     world = World(gw, node, follower, clock)

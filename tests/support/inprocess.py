@@ -19,12 +19,14 @@ import sys
 import threading
 import traceback
 from collections.abc import Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from aiohttp import web
 
 from gateway import logs
+from gateway.adapters.passwords import HashCost
 from gateway.bootstrap import Gateway, Overrides, build, build_app, startup_problems
 from gateway.config import load
 from tests.support.nodes import free_port
@@ -82,12 +84,30 @@ async def _describe_tasks() -> str:
     return "\n".join(lines) or "  (no task)"
 
 
+# argon2id at a cost of about a millisecond instead of OWASP's 25 ms: a fifth of the CPU
+# the suite's in-process gateways spent went to hashing the passwords of test accounts
+# (py-spy over a whole run). Same library, same code path; a test that measures the
+# hashing itself (the hash pool's cap, the flood, the cost of a check) asks for
+# `Overrides(hash_cost=HashCost())`, and every gateway in a process of its own (the load
+# and kill tests, the CLI) hashes at the production cost.
+QUICK_HASHING = HashCost(time_cost=1, memory_kib=1024)
+
+
+def quick_hashing(overrides: Overrides | None) -> Overrides:
+    """`overrides` with the quick hash, unless it names a cost of its own."""
+    if overrides is None:
+        return Overrides(hash_cost=QUICK_HASHING)
+    if overrides.hash_cost is None:
+        return replace(overrides, hash_cost=QUICK_HASHING)
+    return overrides
+
+
 class InProcessGateway:
     def __init__(self, env: dict[str, str], log_path: Path,
                  overrides: Overrides | None = None) -> None:
         self.env = env
         self.log_path = log_path
-        self.overrides = overrides
+        self.overrides = quick_hashing(overrides)
         self.port = int(env["GATEWAY_SERVER__PORT"])
         self.gw: Gateway | None = None
         self._runner: web.AppRunner | None = None
