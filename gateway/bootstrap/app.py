@@ -70,7 +70,7 @@ def http_areas(gw: Gateway) -> http.Areas:
                                      server.event_streams_total,
                                      server.event_streams_per_account),
             changes=gw.changes, credit=b.credit, purchases=b.purchases,
-            refunds=gw.refunds),
+            refunds=gw.refunds, vouchers=b.vouchers),
         webhooks=http.WebhooksArea(endpoints=gw.webhooks.endpoints,
                                    events=gw.webhooks.events),
         privacy=http.PrivacyArea(privacy=gw.privacy.privacy),

@@ -88,6 +88,8 @@ from gateway.services.ports.units import (
     Unit,
     UnitOfWork,
     UnitOfWorkFactory,
+    VouchersUnit,
+    VoucherStoreUnit,
     WalletUnit,
 )
 from gateway.services.ports.webhooks import (
@@ -185,5 +187,7 @@ __all__ = [
     "Unit",
     "UnitOfWork",
     "UnitOfWorkFactory",
+    "VoucherStoreUnit",
+    "VouchersUnit",
     "WalletUnit",
 ]
