@@ -11,11 +11,12 @@ before any lookup (tests/unit/test_vouchers.py tries them all)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import Fiat
+from gateway.domain.timestamps import parse_time
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 GROUPS, GROUP_SIZE = 4, 5
@@ -183,3 +184,17 @@ class Voucher:
 def voucher_cause(voucher_id: str) -> str:
     """The credit entry a voucher writes: once, whatever retries."""
     return f"voucher:{voucher_id}"
+
+
+def expiry_of(text: str) -> datetime:
+    """When codes stop working: a date (`2027-12-31`) means through that day, UTC (they
+    expire at the midnight after it); a time must name its zone."""
+    text = text.strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        try:
+            return parse_time(text)
+        except ValueError as exc:
+            raise InvalidInput("expires", f"{exc} (or a date, 2027-12-31)") from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)

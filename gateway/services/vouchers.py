@@ -12,7 +12,7 @@ one query), and counts as a failure against the account and the client network
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.domain.accounts import Account
@@ -55,10 +55,10 @@ class VoucherRefused(InvalidInput):
 
 @dataclass(frozen=True)
 class VoucherPolicy:
-    per_account: ThrottlePolicy = ThrottlePolicy(free_failures=3,
-                                                 max_failures_per_window=10)
-    per_network: ThrottlePolicy = ThrottlePolicy(free_failures=3,
-                                                 max_failures_per_window=30)
+    per_account: ThrottlePolicy = field(default_factory=lambda: ThrottlePolicy(
+        free_failures=3, max_failures_per_window=10))
+    per_network: ThrottlePolicy = field(default_factory=lambda: ThrottlePolicy(
+        free_failures=3, max_failures_per_window=30))
 
 
 @dataclass(frozen=True)

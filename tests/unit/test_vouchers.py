@@ -184,3 +184,14 @@ def test_a_batch_refuses_what_cannot_be_sold(kw: dict[str, object], field: str) 
 def test_a_plan_batch_names_its_periods() -> None:
     b = batch(plan="pro", periods=2)
     assert (b.plan, b.periods) == ("pro", 2)
+
+
+def test_an_expiry_date_means_through_that_day_in_utc() -> None:
+    from gateway.domain.vouchers import expiry_of
+
+    assert expiry_of("2027-12-31") == datetime(2028, 1, 1, tzinfo=UTC)
+    assert expiry_of("2027-12-31T12:00:00Z") == datetime(2027, 12, 31, 12, tzinfo=UTC)
+    with pytest.raises(InvalidInput, match="expires"):
+        expiry_of("2027-12-31T12:00:00")  # no zone
+    with pytest.raises(InvalidInput, match="expires"):
+        expiry_of("next year")

@@ -88,8 +88,8 @@ from gateway.services.ports.units import (
     Unit,
     UnitOfWork,
     UnitOfWorkFactory,
-    VouchersUnit,
     VoucherStoreUnit,
+    VouchersUnit,
     WalletUnit,
 )
 from gateway.services.ports.webhooks import (
