@@ -169,6 +169,9 @@ def console_areas(gw: Gateway, edge: http.EdgeArea) -> staff.ConsoleAreas:
                                             backup_times)),
         refunds=staff.RefundsArea(
             refunds=gw.refunds, proven=build_proven_refunds(gw.core, gw.chain_area)),
+        vouchers=staff.VouchersArea(
+            vouchers=gw.billing.vouchers, clock=gw.clock,
+            plans=tuple(sorted(gw.billing.billing.prepaid.periods))),
         edge=staff.ConsoleEdge(
             trusted_proxies=edge.trusted_proxies,
             login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),

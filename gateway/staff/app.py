@@ -14,6 +14,7 @@ from gateway.staff import (
     routes_finance,
     routes_refunds,
     routes_support,
+    routes_vouchers,
 )
 from gateway.staff.context import (
     ADMIN,
@@ -26,6 +27,7 @@ from gateway.staff.context import (
     RUNS,
     STAFF_CSRF,
     SUPPORT,
+    VOUCHERS,
     ConsoleAreas,
     RunHolder,
 )
@@ -49,6 +51,8 @@ def create_staff_app(areas: ConsoleAreas) -> web.Application:
     app[EDGE] = areas.edge
     if areas.refunds is not None:
         app[REFUNDS] = areas.refunds
+    if areas.vouchers is not None:
+        app[VOUCHERS] = areas.vouchers
     app[STAFF_CSRF] = Csrf(areas.edge.csrf_key + b":staff", areas.edge.trusted_proxies)
     app[RUNS] = RunHolder()
     app.on_response_prepare.append(security_headers)
@@ -60,5 +64,7 @@ def create_staff_app(areas: ConsoleAreas) -> web.Application:
         app.router.add_routes(module.routes)
     if areas.refunds is not None:
         app.router.add_routes(routes_refunds.routes)
+    if areas.vouchers is not None:
+        app.router.add_routes(routes_vouchers.routes)
     app.router.add_static(PREFIX + "/static", STATIC, append_version=False)
     return app

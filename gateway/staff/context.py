@@ -3,6 +3,7 @@ use): each page reads the key of its own area, never the whole gateway."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from gateway.services.privacy import PrivacyService
 from gateway.services.reconcile import ReconcileService, Report
 from gateway.services.refunds import ProvenRefunds, RefundService
 from gateway.services.staff import StaffService
+from gateway.services.vouchers import VoucherService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
 
@@ -58,6 +60,15 @@ class RefundsArea:
 
     refunds: RefundService
     proven: ProvenRefunds | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VouchersArea:
+    """Voucher batches: make (codes shown once), list, revoke (admin)."""
+
+    vouchers: VoucherService
+    plans: tuple[str, ...] = ()  # plans a voucher may buy (those with a period)
+    clock: Callable[[], datetime]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +114,7 @@ class ConsoleAreas:
     admin: AdminArea
     edge: ConsoleEdge = field(default_factory=ConsoleEdge)
     refunds: RefundsArea | None = None
+    vouchers: VouchersArea | None = None
 
 
 @dataclass
@@ -134,6 +146,7 @@ LOOKS = web.AppKey("staff_looks", LooksArea)
 FINANCE = web.AppKey("staff_finance", FinanceArea)
 SUPPORT = web.AppKey("staff_support", SupportArea)
 REFUNDS = web.AppKey("staff_refunds", RefundsArea)
+VOUCHERS = web.AppKey("staff_vouchers", VouchersArea)
 ADMIN = web.AppKey("staff_admin", AdminArea)
 EDGE = web.AppKey("staff_edge", ConsoleEdge)
 STAFF_CSRF = web.AppKey("staff_csrf", Csrf)

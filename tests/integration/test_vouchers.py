@@ -145,7 +145,7 @@ async def test_wrong_codes_are_capped_per_account_and_per_network(world: World) 
         await vouchers.redeem(guesser, codes[0], "192.0.2.200")  # even a right one
     assert 3000 < raised.value.retry_after_seconds <= 3600
     # Per network: accounts under their own cap, one network: 8 an hour.
-    for n in range(8):
+    for _ in range(8):
         await refusal(world, await world.account(), wrong, "2001:db8:1:2::1")
         world.clock.advance(seconds=20)
     with pytest.raises(TooManyRequests):
