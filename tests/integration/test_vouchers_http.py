@@ -221,6 +221,9 @@ async def test_admins_make_print_list_and_revoke_batches_in_the_console(
         status, doc, _ = await s.call("POST", "/v1/me/vouchers", await s.token(),
                                       {"code": codes[0]})
         assert status == 422 and "cannot be redeemed" in doc["detail"]
+        status, ledger = await s.page(finance, "/finance")
+        assert status == 200 and 'id="voucher-ledger"' in ledger and batch_id in ledger
+        assert not any(c in ledger for c in codes)
         status, bad, _ = await s.post(admin, "/admin/vouchers", {"count": "2"}, page)
         assert status == 422 and "value" in bad
         log = await s.world.sql("SELECT action, subject FROM staff_log ORDER BY id")
