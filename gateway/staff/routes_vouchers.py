@@ -38,6 +38,8 @@ def _int(form: Any, name: str, default: int) -> int:
 def _spec(form: Any, staff_id: str) -> BatchSpec:
     currency = text(form, "currency").upper() or None
     raw_value, plan = text(form, "value"), text(form, "plan") or None
+    if raw_value and currency is None:
+        raise InvalidInput("currency", "is required with a value (EUR, USD...)")
     value = parse_fiat(raw_value, currency, "value") if raw_value else None
     expires = expiry_of(text(form, "expires")) if text(form, "expires") else None
     return BatchSpec(_int(form, "count", 0), value, currency, plan,
