@@ -219,3 +219,39 @@ async def test_finance_sees_batches_sold_and_redeemed_and_reconciliation_the_lia
          "outstanding_minor": 0}]
     text = json.dumps([list(lines.values()), credit, report.voucher_liability])
     assert not any(c.replace("-", "") in text.replace("-", "") for c in sold + gone)
+
+
+async def test_every_refusal_runs_the_same_statements(world: World) -> None:
+    """Same answer and same work: a wrong, used, revoked or expired code costs one keyed
+    hash and the same statements, in the same order (so the timing tells nothing)."""
+    from sqlalchemy import event
+
+    _, used = await batch(world, 1, value=EUR10)
+    revoked_id, revoked = await batch(world, 1, value=EUR10)
+    _, ending = await batch(world, 1, value=EUR10,
+                            expires_at=world.clock() + timedelta(minutes=1))
+    await world.gw.services.vouchers.redeem(await world.account(), used[0], "192.0.2.9")
+    await world.gw.services.vouchers.revoke(revoked_id)
+    world.clock.advance(minutes=2)
+    seen: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        seen.append(" ".join(sql.split()))
+
+    from gateway.adapters.db.engine import inline_engine
+
+    # SQLite's units run on their own synchronous engine (`engine.inline_engine`).
+    engine = inline_engine(world.gw.engine) or world.gw.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", statement)
+    runs = []
+    try:
+        for n, code in enumerate([wrong_but_well_formed(used[0]), used[0], revoked[0],
+                                  ending[0]]):
+            seen.clear()
+            await refusal(world, await world.account(), code, f"198.51.100.{n}")
+            runs.append(list(seen))
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    assert all(run == runs[0] for run in runs), runs
+    assert sum("UPDATE vouchers" in s for s in runs[0]) == 1
+    assert not any("FROM vouchers" in s and "UPDATE" not in s for s in runs[0])
