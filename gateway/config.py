@@ -429,6 +429,28 @@ class VouchersConfig(_Section):
     max_delay_seconds: float = Field(900, gt=0, le=86400)
 
 
+class CashConfig(_Section):
+    """Cash by mail: docs/cash.md. Off until `postal_address` is set."""
+
+    # Where customers send the envelope, shown in the portal as written (lines kept).
+    postal_address: str | None = Field(None, min_length=1, max_length=500)
+    # What else the portal tells them (currencies taken, what to put in, how long it
+    # takes to be counted), shown as written.
+    instructions: str | None = Field(None, min_length=1, max_length=2000)
+    # A token can be used this long after it was given; unused, it is then erased.
+    token_days: int = Field(120, ge=1, le=365)
+    # A used token (the only link between an envelope and its account) is erased this
+    # long after its envelope was recorded.
+    keep_used_days: int = Field(40, ge=1, le=365)
+    # A finance member's refused token lookups (unknown, mistyped, used, expired) per
+    # hour, per instance: beyond it the console refuses lookups until the hour has passed.
+    refused_lookups_per_hour: int = Field(20, ge=1, le=1000)
+
+    @property
+    def enabled(self) -> bool:
+        return self.postal_address is not None
+
+
 class AccountsConfig(_Section):
     datacenters: list[str] = ["nl-ams", "is-rey", "ch-zrh"]
     currencies: list[str] = ["EUR", "USD"]
@@ -630,6 +652,7 @@ class Settings(_Section):
     billing: BillingConfig = BillingConfig()
     credit: CreditConfig = CreditConfig()
     vouchers: VouchersConfig = VouchersConfig()
+    cash: CashConfig = CashConfig()
     accounts: AccountsConfig = AccountsConfig()
     retention: RetentionConfig = RetentionConfig()
     webhooks: WebhooksConfig = WebhooksConfig()

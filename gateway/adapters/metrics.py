@@ -117,8 +117,9 @@ class Metrics:
         self.mail_attempts.labels(outcome).inc()
 
     def retention_run(self, counts: dict[str, int]) -> None:
-        # A refund address that cannot be erased is an erasure failing too.
-        failed = counts.get("erasure_failures", 0) + counts.get("refund_address_failures", 0)
+        # A refund address or a cash token that cannot be erased is an erasure failing too.
+        failed = (counts.get("erasure_failures", 0) + counts.get("refund_address_failures", 0)
+                  + counts.get("cash_token_failures", 0))
         self.erasure_failures.inc(failed)
         self.erasures_failing.set(failed)
         self.register_prune_failing.set(counts.get("prune_failures", 0))

@@ -70,7 +70,7 @@ def http_areas(gw: Gateway) -> http.Areas:
                                      server.event_streams_total,
                                      server.event_streams_per_account),
             changes=gw.changes, credit=b.credit, purchases=b.purchases,
-            refunds=gw.refunds, vouchers=b.vouchers),
+            refunds=gw.refunds, vouchers=b.vouchers, cash=gw.cash),
         webhooks=http.WebhooksArea(endpoints=gw.webhooks.endpoints,
                                    events=gw.webhooks.events),
         privacy=http.PrivacyArea(privacy=gw.privacy.privacy),
@@ -172,6 +172,9 @@ def console_areas(gw: Gateway, edge: http.EdgeArea) -> staff.ConsoleAreas:
         vouchers=staff.VouchersArea(
             vouchers=gw.billing.vouchers, clock=gw.clock,
             plans=tuple(sorted(gw.billing.billing.prepaid.periods))),
+        cash=staff.CashArea(
+            cash=gw.cash, currencies=tuple(gw.settings.accounts.currencies),
+            refusals=SlidingWindow(gw.settings.cash.refused_lookups_per_hour, 3600)),
         edge=staff.ConsoleEdge(
             trusted_proxies=edge.trusted_proxies,
             login_limit=SlidingWindow(gw.settings.security.login_per_ip_per_minute, 60),

@@ -39,7 +39,8 @@ def retention_periods(settings: Settings) -> RetentionPeriods:
         inactive_lapsed=timedelta(days=ret.inactive_lapsed_days),
         legal_requests=timedelta(days=ret.legal_request_days),
         deletion_ledger=timedelta(days=ret.deletion_ledger_days),
-        refund_addresses=timedelta(days=ret.refund_address_days))
+        refund_addresses=timedelta(days=ret.refund_address_days),
+        cash_tokens_after_use=timedelta(days=settings.cash.keep_used_days))
 
 
 def _ledger(settings: Settings) -> FileDeletionLedger | None:

@@ -12,6 +12,7 @@ from gateway.adapters.fields import FieldCipher
 from gateway.adapters.passwords import Argon2Passwords
 from gateway.bootstrap.accounts import AccountsArea, build_accounts
 from gateway.bootstrap.billing import BillingArea, build_billing
+from gateway.bootstrap.cash import build_cash
 from gateway.bootstrap.chains import ChainsArea, build_chains_area
 from gateway.bootstrap.core import (
     Clock,
@@ -34,6 +35,7 @@ from gateway.config import Settings
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.billing import BillingService
+from gateway.services.cash import CashService
 from gateway.services.chain_events import PaymentTracker
 from gateway.services.changes import ChangeHub
 from gateway.services.credit import CreditService
@@ -84,6 +86,7 @@ class Services:
     purchases: PlanPurchases
     refunds: RefundService
     vouchers: VoucherService
+    cash: CashService
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +105,7 @@ class Gateway:
     staff: StaffArea
     ops: OpsArea
     refunds: RefundService
+    cash: CashService
 
     # The shared base, as entry points read it.
     @property
@@ -155,7 +159,7 @@ class Gateway:
             retention=p.retention, legal=p.legal, privacy=p.privacy, finance=b.finance,
             notices=p.notices, reconcile=b.reconcile, staff=self.staff.staff,
             credit=b.credit, purchases=b.purchases, refunds=self.refunds,
-            vouchers=b.vouchers)
+            vouchers=b.vouchers, cash=self.cash)
 
     async def check_schema(self) -> None:
         await self.ops.readiness.check_schema()
@@ -195,5 +199,6 @@ def build(settings: Settings, clock: Clock = utcnow,
         core=core, credentials=credentials, mail=mail, chain_area=chains,
         accounts=accounts, billing=billing,
         refunds=build_refunds(core, credentials, accounts, chains, billing),
+        cash=build_cash(core),
         webhooks=build_webhooks(core), privacy=build_privacy(core, credentials, accounts, mail),
         staff=build_staff(core, credentials), ops=build_ops(core, chains))

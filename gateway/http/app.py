@@ -18,6 +18,7 @@ from gateway.http import (
     routes_payments,
     routes_portal,
     routes_portal_billing,
+    routes_portal_cash,
     routes_portal_privacy,
     routes_portal_recovery,
     routes_portal_refunds,
@@ -105,7 +106,7 @@ def create_app(areas: Areas, path_prefix: str = "") -> web.Application:
                    routes_ops, routes_pages, routes_portal, routes_portal_billing,
                    routes_portal_privacy, routes_portal_recovery, routes_privacy,
                    routes_payments, routes_refunds, routes_portal_refunds, routes_vouchers,
-                   routes_portal_vouchers):
+                   routes_portal_vouchers, routes_portal_cash):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC, append_version=False)
     if not path_prefix:

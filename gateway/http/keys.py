@@ -15,6 +15,7 @@ from gateway.http.vocabulary import Vocabulary
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.billing import BillingService
+from gateway.services.cash import CashService
 from gateway.services.changes import ChangeHub
 from gateway.services.credit import CreditService
 from gateway.services.credit_spending import PlanPurchases
@@ -59,6 +60,7 @@ class BillingArea:
     purchases: PlanPurchases | None = None  # buying a plan: credit first
     refunds: RefundService | None = None  # credit asked back (docs/refunds.md)
     vouchers: VoucherService | None = None  # codes redeemed (docs/vouchers.md)
+    cash: CashService | None = None  # cash by mail (docs/cash.md)
 
 
 @dataclass(frozen=True, kw_only=True)

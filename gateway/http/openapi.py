@@ -223,6 +223,9 @@ OPERATIONS: tuple[Op, ...] = (
     Op("post", "/v1/me/vouchers", "Redeem a voucher code: its value goes to your credit (a "
        "plan voucher then buys its periods)", "customer", "session", req.VoucherBody, 200,
        out.VoucherRedeemed, (*BODY, *SESSION_WRITE, 404, 429)),
+    Op("post", "/v1/me/cash-tokens", "A one-time token to pay by cash in an envelope (it "
+       "replaces an open one; docs/cash.md)", "customer", "session", None, 201,
+       out.CashToken, (*SESSION_WRITE, 404, 409)),
     Op("delete", "/v1/me/deletion", "Cancel a scheduled deletion", "customer", "session",
        None, 204, None, (*SESSION_WRITE, 409)),
     Op("get", "/v1/me/export", "Everything held about you", "customer", "session", None, 200,
@@ -300,6 +303,7 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("post", "/account/deletion/cancel"), ("post", "/account/optional-processing"),
     ("post", "/logout"), ("post", "/account/refunds"),
     ("post", "/account/refunds/{refund_id}/cancel"), ("post", "/account/vouchers"),
+    ("get", "/account/cash"), ("post", "/account/cash"),
 )
 
 STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content",

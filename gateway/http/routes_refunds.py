@@ -1,4 +1,5 @@
-"""Refunds, the customer's side of the API (docs/refunds.md): ask, list, cancel."""
+"""Refunds, the customer's side of the API (docs/refunds.md): ask, list, cancel; and a
+cash-by-mail token (docs/cash.md), the other way credit comes in from outside a chain."""
 
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from gateway.http.auth import customer
 from gateway.http.ids import checked_id
 from gateway.http.keys import BILLING
 from gateway.http.schemas import RefundBody, read_json
+from gateway.services.errors import Conflict
 from gateway.services.refunds import RefundAsk, RefundService
 
 routes = web.RouteTableDef()
@@ -52,6 +54,23 @@ async def list_refunds(request: web.Request) -> web.Response:
     account_id = await customer(request)
     found = await refunds(request).mine(account_id)
     return web.json_response({"data": [refund_json(r) for r in found]})
+
+
+@routes.post("/v1/me/cash-tokens")
+async def new_cash_token(request: web.Request) -> web.Response:
+    """Cash by mail (docs/cash.md): a new one-time token, shown in this answer only."""
+    account_id = await customer(request)
+    service = request.app[BILLING].cash
+    if service is None or service.instructions is None:
+        raise Conflict("cash by mail is not offered here")
+    issued = await service.new_token(account_id)
+    where = service.instructions
+    return web.json_response({
+        "id": issued.record.id, "token": issued.token,
+        "created_at": rfc3339(issued.record.created_at),
+        "expires_at": rfc3339(issued.record.expires_at), "replaced": issued.replaced,
+        "postal_address": where.postal_address, "instructions": where.instructions},
+        status=201, headers={"Cache-Control": "no-store"})
 
 
 @routes.post("/v1/me/refunds/{refund_id}/cancel")

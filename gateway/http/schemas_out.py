@@ -66,7 +66,7 @@ class CreditEntry(Out):
     id: int
     kind: Literal["underpaid", "overpaid", "late_payment", "spent", "refund",
                   "refund_returned", "adjustment", "expired", "spend_returned", "reverted",
-                  "voucher"]
+                  "voucher", "cash"]
     amount: str
     amount_minor: int
     currency: str
@@ -306,3 +306,15 @@ class VoucherRedeemed(Out):
     periods_bought: int = Field(description="plan periods bought from the credit at once")
     paid_until: str | None
     billing_state: Literal["active", "grace", "suspended"] | None
+
+
+class CashToken(Out):
+    id: str
+    token: str = Field(description="write it on the slip in the envelope; shown only now "
+                                   "(stored as a keyed hash), three groups of four")
+    created_at: str
+    expires_at: str = Field(description="an envelope with it is refused after this")
+    replaced: bool = Field(description="an open token you had was replaced and no longer "
+                                       "works")
+    postal_address: str = Field(description="where to send the envelope")
+    instructions: str | None

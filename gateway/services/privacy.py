@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.domain.accounts import Account, email_lookup_form
-from gateway.domain.credit import CreditEntry
+from gateway.domain.cash import CashToken
+from gateway.domain.credit import CreditEntry, signed_fiat
 from gateway.domain.errors import InvalidInput
 from gateway.domain.money import format_units
 from gateway.domain.refunds import Refund
@@ -65,6 +66,8 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
                 "approvals", "amount_base_units", "rate", "payment_request", "txid",
                 "tx_key", "refusal_reason", "requested_at", "decided_at", "sent_at",
                 "completed_at"),
+    "cash_tokens": ("id", "created_at", "expires_at", "used_at", "amount", "currency",
+                    "note"),
 }
 
 # Every table that holds rows about one account, and the export table that carries them;
@@ -88,6 +91,7 @@ EXPORTED_FROM: dict[str, str] = {
     "credit_entries": "credit_entries",
     "refunds": "refunds",
     "refund_approvals": "refunds",  # each refund's approvals (time and reason)
+    "cash_tokens": "cash_tokens",  # cash by mail: the tokens, never the token itself
 }
 # Tables with an account column that the export leaves out, and why (OPERATIONS.md says
 # the same under "Access audit").
@@ -195,6 +199,10 @@ EXPORTED_COLUMNS.update({
         "completed_at": "refunds.completed_at"},
     "refund_approvals": {"refund_id": "refunds.id", "reason": "refunds.approvals",
                          "at": "refunds.approvals"},
+    "cash_tokens": {"id": "cash_tokens.id", "created_at": "cash_tokens.created_at",
+                    "expires_at": "cash_tokens.expires_at",
+                    "used_at": "cash_tokens.used_at", "amount_minor": "cash_tokens.amount",
+                    "currency": "cash_tokens.currency", "note_ct": "cash_tokens.note"},
 })
 _OPERATOR_WALLET = ("what the operator's own wallet signs and sends; the amount, address "
                     "and transaction are exported")
@@ -208,6 +216,11 @@ UNEXPORTED_COLUMNS: dict[str, dict[str, str]] = {
                      "exported empty)"},
     "refund_approvals": {"staff_id": "which of the operator's staff approved it (the time "
                                      "and reason are exported)"},
+    "cash_tokens": {"account_id": _ACCOUNT,
+                    "token_hash": "a keyed hash of the token, which was shown to the "
+                                  "customer once and is kept nowhere in clear",
+                    "staff_id": "which staff member recorded the envelope: the "
+                                "operator's staff (the amount and time are exported)"},
     "accounts": {
         "email_index": "a keyed hash of the email, which is exported in clear",
         "password_hash": "a slow hash of the password: a copy would let whoever holds the "
@@ -553,7 +566,18 @@ class PrivacyService:
                                for e in await uow.credit.entries(account_id, 1_000_000)],
             "refunds": [_refund_row(r)
                         for r in await uow.refunds.of_account(account_id, 100_000)],
+            "cash_tokens": [_cash_row(c)
+                            for c in await uow.cash_tokens.of_account(account_id)],
         }
+
+
+def _cash_row(c: CashToken) -> dict[str, Any]:
+    """A cash-by-mail token (docs/cash.md): when given, until when, its envelope."""
+    return {"id": c.id, "created_at": _ts(c.created_at), "expires_at": _ts(c.expires_at),
+            "used_at": _ts(c.used_at),
+            "amount": (signed_fiat(c.amount, c.currency)
+                       if c.amount is not None and c.currency else None),
+            "currency": c.currency, "note": c.note}
 
 
 def _credit_row(e: CreditEntry) -> dict[str, Any]:

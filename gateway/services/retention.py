@@ -64,6 +64,9 @@ class RetentionPeriods:
     deletion_ledger: timedelta = timedelta(days=60)
     # A refund's address and tx key, after the refund ended (docs/refunds.md).
     refund_addresses: timedelta = timedelta(days=30)
+    # A cash token, after its envelope was recorded (`[cash] keep_used_days`); an unused
+    # one goes when its validity ends (docs/cash.md).
+    cash_tokens_after_use: timedelta = timedelta(days=40)
 
 
 class RetentionService:
@@ -96,6 +99,7 @@ class RetentionService:
         # account, which is then warned again in this same run.
         await self._purges(run, counts)
         await self._refund_addresses(run, counts)
+        await self._cash_tokens(run, counts)
         await self._inactive_accounts(run, counts)
         legal, ledger, prune_failed = await self._prune_registers(run.now, dry_run)
         counts["legal_requests"] = legal
@@ -173,6 +177,35 @@ class RetentionService:
         erased, failed = await self._each(ids, erase)
         counts["refund_addresses"] = erased
         counts["refund_address_failures"] = failed
+
+    async def _cash_tokens(self, run: "_Run", counts: dict[str, int]) -> None:
+        """Cash tokens used `cash_tokens_after_use` ago, or unused past their validity,
+        token by token: one that fails holds back no other, stays due and is retried at
+        the next run."""
+        used_before = run.now - self._periods.cash_tokens_after_use
+
+        async def due() -> list[str]:
+            async with self._uow() as uow:
+                return await uow.cash_tokens.due(used_before, run.now)
+
+        nothing: list[str] = []
+        ids = await run.guarded("cash_tokens", due, nothing)
+        counts["cash_tokens"] = len(ids)
+        counts["cash_token_failures"] = 0
+        if run.dry_run:
+            return
+
+        async def erase(token_id: str) -> bool:
+            async with self._uow() as uow:
+                done = await uow.cash_tokens.erase(token_id, used_before, run.now)
+                if done:
+                    await self._owe_flush(uow, run.now)
+                await uow.commit()
+            return done
+
+        erased, failed = await self._each(ids, erase)
+        counts["cash_tokens"] = erased
+        counts["cash_token_failures"] = failed
 
     async def _inactive_accounts(self, run: "_Run", counts: dict[str, int]) -> None:
         """Inactivity notices, then the accounts warned long enough ago deleted, then

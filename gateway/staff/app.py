@@ -11,6 +11,7 @@ from gateway.http.security import security_headers
 from gateway.staff import (
     routes_admin,
     routes_auth,
+    routes_cash,
     routes_finance,
     routes_refunds,
     routes_support,
@@ -18,6 +19,7 @@ from gateway.staff import (
 )
 from gateway.staff.context import (
     ADMIN,
+    CASH,
     EDGE,
     FINANCE,
     LOOKS,
@@ -53,6 +55,8 @@ def create_staff_app(areas: ConsoleAreas) -> web.Application:
         app[REFUNDS] = areas.refunds
     if areas.vouchers is not None:
         app[VOUCHERS] = areas.vouchers
+    if areas.cash is not None:
+        app[CASH] = areas.cash
     app[STAFF_CSRF] = Csrf(areas.edge.csrf_key + b":staff", areas.edge.trusted_proxies)
     app[RUNS] = RunHolder()
     app.on_response_prepare.append(security_headers)
@@ -66,5 +70,7 @@ def create_staff_app(areas: ConsoleAreas) -> web.Application:
         app.router.add_routes(routes_refunds.routes)
     if areas.vouchers is not None:
         app.router.add_routes(routes_vouchers.routes)
+    if areas.cash is not None:
+        app.router.add_routes(routes_cash.routes)
     app.router.add_static(PREFIX + "/static", STATIC, append_version=False)
     return app

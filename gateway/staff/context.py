@@ -14,6 +14,7 @@ from gateway.http.ratelimit import SlidingWindow
 from gateway.promise_checks import Check
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
+from gateway.services.cash import CashService
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import InvoiceService
 from gateway.services.ports import StaffSession
@@ -72,6 +73,17 @@ class VouchersArea:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CashArea:
+    """Cash by mail: recording an envelope against its token (finance)."""
+
+    cash: CashService
+    currencies: tuple[str, ...] = ("EUR", "USD")  # [accounts] currencies
+    # Refused token lookups per member ([cash] refused_lookups_per_hour): guessing
+    # tokens through the console is slow as well as hopeless (docs/cash.md).
+    refusals: SlidingWindow | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class SupportArea:
     """An invoice and its webhook events (redelivered on request), an account."""
 
@@ -115,6 +127,7 @@ class ConsoleAreas:
     edge: ConsoleEdge = field(default_factory=ConsoleEdge)
     refunds: RefundsArea | None = None
     vouchers: VouchersArea | None = None
+    cash: CashArea | None = None
 
 
 @dataclass
@@ -147,6 +160,7 @@ FINANCE = web.AppKey("staff_finance", FinanceArea)
 SUPPORT = web.AppKey("staff_support", SupportArea)
 REFUNDS = web.AppKey("staff_refunds", RefundsArea)
 VOUCHERS = web.AppKey("staff_vouchers", VouchersArea)
+CASH = web.AppKey("staff_cash", CashArea)
 ADMIN = web.AppKey("staff_admin", AdminArea)
 EDGE = web.AppKey("staff_edge", ConsoleEdge)
 STAFF_CSRF = web.AppKey("staff_csrf", Csrf)

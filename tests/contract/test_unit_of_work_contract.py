@@ -444,6 +444,47 @@ async def test_endpoints_and_redelivery(units: Units) -> None:
         assert await uow.events.get("evt_nope") is None
 
 
+async def test_cash_tokens_by_hash_used_once_due_and_erased(units: Units) -> None:
+    from gateway.domain.cash import CashRules, Envelope, issue
+
+    rules = CashRules(timedelta(days=120), timedelta(days=40))
+    await _account(units)
+    await _account(units, "acc_b", "b")
+    token = issue("ctk_1", "acc_a", T0, rules)
+    async with units() as uow:
+        await uow.cash_tokens.add(token, "hash-1")
+        await uow.cash_tokens.add(issue("ctk_2", "acc_a", T0 - timedelta(days=130), rules),
+                                  "hash-2")
+        await uow.cash_tokens.add(issue("ctk_3", "acc_b", T0, rules), "hash-3")
+        await uow.commit()
+    async with units() as uow:
+        assert await uow.cash_tokens.by_hash("hash-1") == token
+        assert await uow.cash_tokens.by_hash("nothing") is None
+        assert [t.id for t in await uow.cash_tokens.open_for("acc_a", T0)] == ["ctk_1"]
+        assert await uow.cash_tokens.due(T0 - timedelta(days=40), T0) == ["ctk_2"]
+        used = token.used(Envelope(500, "EUR", "stf_1", T0, "a note"))
+        assert await uow.cash_tokens.mark_used(used)
+        assert not await uow.cash_tokens.mark_used(used)  # once
+        await uow.commit()
+    async with units() as uow:
+        assert await uow.cash_tokens.get("ctk_1") == used
+        assert await uow.cash_tokens.open_for("acc_a", T0) == []
+        later = T0 + timedelta(days=41)
+        assert await uow.cash_tokens.due(later - timedelta(days=40), later) == [
+            "ctk_1", "ctk_2"]
+        assert not await uow.cash_tokens.erase("ctk_3", T0, T0)  # not due
+        assert await uow.cash_tokens.erase("ctk_2", T0, T0)
+        assert await uow.cash_tokens.delete("ctk_1")
+        assert not await uow.cash_tokens.delete("ctk_1")
+        await uow.commit()
+    async with units() as uow:
+        assert await uow.cash_tokens.count_for("acc_a") == 0
+        await uow.accounts.erase_personal_data("acc_b")
+        await uow.commit()
+    async with units() as uow:
+        assert await uow.cash_tokens.count_for("acc_b") == 0
+
+
 async def test_voucher_codes_are_redeemed_once_while_their_batch_is_live(
         units: Units) -> None:
     from gateway.domain.vouchers import VoucherBatch

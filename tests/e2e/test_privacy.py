@@ -56,7 +56,7 @@ async def test_export_holds_everything_about_the_account_and_nothing_else(
                         "audit_log", "sessions", "recovery_codes", "policy_notices",
                         "webhook_events", "login_throttle", "legal_requests",
                         "optional_processing", "paid_periods", "renewals",
-                        "credit_entries", "refunds"}
+                        "credit_entries", "refunds", "cash_tokens"}
     # The account's own webhook events are in it (account.created at least).
     assert "account.created" in {e["type"] for e in doc["webhook_events"]}
     assert doc["sessions"] and all(s["created_at"] for s in doc["sessions"])

@@ -22,6 +22,7 @@ from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import BlindIndex, FieldCipher, FieldCipherError
 from gateway.adapters.mail_queue import SqlMailQueue
 from gateway.domain.accounts import Account
+from gateway.domain.cash import CashRules, Envelope, issue
 from gateway.domain.refund_chain import RefundWatch
 from gateway.domain.refunds import Quote, Refund
 from gateway.services.ports import (
@@ -86,6 +87,11 @@ async def write_everything(url: str) -> None:
             await uow.refunds.save(refund)
             await uow.refund_watches.add(RefundWatch("rfd_1", "acc_0", "LTC", b"\x00\x14" * 11,
                                                      1, 3), "LTC", NOW)
+            # A cash token's note on its envelope (docs/cash.md).
+            token = issue("ctk_1", "acc_0", NOW, CashRules())
+            await uow.cash_tokens.add(token, "hash-of-the-token")
+            await uow.cash_tokens.mark_used(token.used(Envelope(500, "EUR", "stf_1", NOW,
+                                                                "one 5 note")))
             await uow.commit()
         await SqlMailQueue(engine, cipher, BlindIndex(os.urandom(32))).put(
             "user2@example.org", "Reset your password", "https://pay.example.org/r?t=x", NOW)

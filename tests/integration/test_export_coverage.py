@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.adapters.db import tables as t
 from gateway.adapters.db.encrypted import (
+    CASH_NOTE,
     LEGAL_SUMMARY,
     REFUND_ADDRESS,
     REFUND_TX_KEY,
@@ -174,6 +175,11 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
                                 "rate": "80", "rate_source": "locked",
                                 "reason": "goodwill", "note": "kept for you",
                                 "staff_id": "stf_1"}],
+            t.cash_tokens: [{"id": "ctk_1", "account_id": aid, "token_hash": "h" * 64,
+                             "created_at": NOW, "expires_at": NOW + timedelta(days=120),
+                             "used_at": NOW, "amount_minor": 5000, "currency": "EUR",
+                             "staff_id": "stf_1",
+                             "note_ct": cipher.encrypt("one 50", CASH_NOTE.ref("ctk_1"))}],
         }
         async with engine.begin() as conn:
             for table, values in rows.items():
@@ -210,6 +216,10 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
             "ltc1qmine", "txkey", "2.50")
         assert json.loads(refund["approvals"]) == [{"at": "2026-06-01T12:00:00Z",
                                                     "reason": "ok"}]
+        assert export["cash_tokens"] == [{
+            "id": "ctk_1", "created_at": "2026-06-01T12:00:00Z",
+            "expires_at": "2026-09-29T12:00:00Z", "used_at": "2026-06-01T12:00:00Z",
+            "amount": "50.00", "currency": "EUR", "note": "one 50"}]
         assert export["optional_processing"] == [{"objected": True,
                                                   "since": "2026-06-01T12:00:00Z"}]
     finally:

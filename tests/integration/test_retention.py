@@ -89,7 +89,8 @@ async def test_retention_removes_exactly_what_is_past_its_period(database_url: s
                            "inactive_deletions": 0, "erasure_failures": 0,
                            "legal_requests": 0, "deletion_ledger": 0, "prune_failures": 0,
                            "flush_owed": 0, "stage_failures": 0, "refund_addresses": 0,
-                           "refund_address_failures": 0}
+                           "refund_address_failures": 0, "cash_tokens": 0,
+                           "cash_token_failures": 0}
         assert await names(engine, t.security_log.c.event) == {"old", "edge", "new"}
 
         removed = await service.run()

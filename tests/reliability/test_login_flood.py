@@ -26,11 +26,16 @@ CLIENTS = 200
 LOGINS_PER_CLIENT = 3
 SPREAD_SECONDS = 12.0  # clients start at random moments in this window
 ACCOUNTS = 8
-P95_LIMIT_SECONDS = 0.100
 BASELINE_SAMPLES = 40  # per page, before the flood
 # The flood may slow the pages this much against that baseline (the hashing threads
 # take CPU the pages share on two cores; a loop blocked by hashing would take seconds).
 BASELINE_FACTOR = 8
+# ... or up to these absolute p95s, whichever is larger. /healthz does nothing but answer
+# from the loop: 100 ms. The checkout page also reads the invoice from the database and
+# renders a template, and on two cores shares them with the hashing threads and the rest
+# of the suite: a second is what a paying customer would still call working (a loop
+# frozen by argon2, 50+ hashes of tens of ms each, would take several).
+P95_FLOOR_SECONDS = {"/healthz": 0.100, "page": 1.0}
 TIMEOUT_SECONDS = 5.0
 
 
@@ -105,7 +110,9 @@ async def test_login_flood_leaves_pages_and_payments_alone(make_stack: StackFact
         await asyncio.sleep(0.05)
     quiet.set()
     await sampling
-    limit = max(P95_LIMIT_SECONDS, BASELINE_FACTOR * max(p95(s) for s in baseline.values()))
+    limits = {path: max(P95_FLOOR_SECONDS.get(path, P95_FLOOR_SECONDS["page"]),
+                        BASELINE_FACTOR * p95(samples))
+              for path, samples in baseline.items()}
 
     latencies: dict[str, list[float]] = {"/healthz": [], pay_path: []}
     stop = threading.Event()
@@ -144,8 +151,9 @@ async def test_login_flood_leaves_pages_and_payments_alone(make_stack: StackFact
     assert flood_seconds < 45, flood_seconds
     report = {path: (len(s), round(p95(s) * 1000, 1), round(max(s) * 1000, 1))
               for path, s in latencies.items()}
+    bounds = {path: round(limit * 1000, 1) for path, limit in limits.items()}
     print(f"flood {flood_seconds:.1f} s, {dict(statuses)}; (samples, p95 ms, max ms) {report}"
-          f"; bound {limit * 1000:.1f} ms")
-    for samples in latencies.values():
+          f"; bounds (ms) {bounds}")
+    for path, samples in latencies.items():
         assert len(samples) >= 20, report
-        assert p95(samples) < limit, (report, f"bound {limit * 1000:.1f} ms")
+        assert p95(samples) < limits[path], (report, f"bounds (ms) {bounds}")

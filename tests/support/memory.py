@@ -14,12 +14,12 @@ scenarios against it and against `SqlUnitOfWork`, so it cannot drift from the re
 
 What it models: accounts (sign-up, login, profile, two-factor, recovery codes), sessions,
 API keys, login throttle, security log, invoices and payments, chain cursors,
-idempotency keys, webhook endpoints and the event outbox with its deliveries. Its
-account repository is the parts the sign-in units use (`SignInAccounts`: storage,
-credentials, second factor), plus the few lifecycle and consent calls the shared suite
-pins (deletion due, erasure, objection); the lifecycle queries of retention (inactive and
-lapsed accounts, policy notices) are not modelled, and no unit it claims to be needs them:
-their tests run on the database."""
+idempotency keys, webhook endpoints, the event outbox with its deliveries, the credit
+ledger and cash tokens. Its account repository is the parts the sign-in units use
+(`SignInAccounts`: storage, credentials, second factor), plus the few lifecycle and
+consent calls the shared suite pins (deletion due, erasure, objection); the lifecycle
+queries of retention (inactive and lapsed accounts, policy notices) are not modelled, and
+no unit it claims to be needs them: their tests run on the database."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from typing import Self, TypeVar
 
 from chains.base import BlockRef, Destination, Lock
 from gateway.domain.accounts import Account
+from gateway.domain.cash import CashToken
 from gateway.domain.credit import CreditEntry
 from gateway.domain.events import DomainEvent, in_delivery_order
 from gateway.domain.invoices import Invoice, Status
@@ -48,6 +49,7 @@ from gateway.services.ports import (
     AccountsUnit,
     ApiKeyRecord,
     ApiKeysUnit,
+    CashUnit,
     Clock,
     DeliveryRecord,
     EmailChangeUnit,
@@ -145,6 +147,7 @@ class State:
     events: dict[str, EventRow] = field(default_factory=dict)
     deliveries: dict[str, tuple[str, DeliveryRecord, datetime]] = field(default_factory=dict)
     credit: list[CreditEntry] = field(default_factory=list)
+    cash_tokens: dict[str, tuple[CashToken, str]] = field(default_factory=dict)  # id: (, hash)
     voucher_batches: dict[str, VoucherBatch] = field(default_factory=dict)
     vouchers: dict[str, tuple[Voucher, str]] = field(default_factory=dict)  # id: (, hash)
     seq: int = 0
@@ -304,6 +307,9 @@ class MemoryAccounts:
                            if s.account_id == account_id]:
             del self._s.sessions[session_id]
         self._s.security_log = [e for e in self._s.security_log if e[0] != account_id]
+        for token_id in [i for i, (t, _) in self._s.cash_tokens.items()
+                         if t.account_id == account_id]:
+            del self._s.cash_tokens[token_id]
 
 
 class MemorySessions:
@@ -828,6 +834,63 @@ class MemoryCredit:
             e.amount for e in self._s.credit if e.account_id == a) > 0)[:limit]
 
 
+class MemoryCashTokens:
+    """Cash tokens by their keyed hash (`CashTokenRepository`)."""
+
+    def __init__(self, state: State) -> None:
+        self._s = state
+
+    async def add(self, token: CashToken, token_hash: str) -> None:
+        if token.id in self._s.cash_tokens or any(
+                h == token_hash for _, h in self._s.cash_tokens.values()):
+            raise Conflict("cash token exists")
+        self._s.cash_tokens[token.id] = (token, token_hash)
+
+    async def by_hash(self, token_hash: str) -> CashToken | None:
+        return next((t for t, h in self._s.cash_tokens.values() if h == token_hash), None)
+
+    async def get(self, token_id: str) -> CashToken | None:
+        found = self._s.cash_tokens.get(token_id)
+        return None if found is None else found[0]
+
+    async def open_for(self, account_id: str, now: datetime) -> list[CashToken]:
+        return sorted((t for t, _ in self._s.cash_tokens.values()
+                       if t.account_id == account_id and t.used_at is None
+                       and t.expires_at > now), key=lambda t: (t.created_at, t.id))
+
+    async def of_account(self, account_id: str) -> list[CashToken]:
+        return sorted((t for t, _ in self._s.cash_tokens.values()
+                       if t.account_id == account_id), key=lambda t: (t.created_at, t.id))
+
+    async def delete(self, token_id: str) -> bool:
+        return self._s.cash_tokens.pop(token_id, None) is not None
+
+    async def mark_used(self, token: CashToken) -> bool:
+        found = self._s.cash_tokens.get(token.id)
+        if found is None or found[0].used_at is not None:
+            return False
+        self._s.cash_tokens[token.id] = (token, found[1])
+        return True
+
+    @staticmethod
+    def _due(t: CashToken, used_before: datetime, now: datetime) -> bool:
+        return (t.used_at < used_before if t.used_at is not None else t.expires_at <= now)
+
+    async def due(self, used_before: datetime, now: datetime, limit: int = 500) -> list[str]:
+        return sorted(i for i, (t, _) in self._s.cash_tokens.items()
+                      if self._due(t, used_before, now))[:limit]
+
+    async def erase(self, token_id: str, used_before: datetime, now: datetime) -> bool:
+        found = self._s.cash_tokens.get(token_id)
+        if found is None or not self._due(found[0], used_before, now):
+            return False
+        del self._s.cash_tokens[token_id]
+        return True
+
+    async def count_for(self, account_id: str) -> int:
+        return sum(1 for t, _ in self._s.cash_tokens.values() if t.account_id == account_id)
+
+
 class MemoryVouchers:
     """Voucher batches and codes (by keyed hash); redeeming is one step, as the SQL
     conditional update is."""
@@ -932,6 +995,7 @@ class MemoryUnitOfWork:
         self.outbox = MemoryOutbox(s)
         self.credit = MemoryCredit(s)
         self.vouchers = MemoryVouchers(s)
+        self.cash_tokens = MemoryCashTokens(s)
 
     async def __aenter__(self) -> Self:
         self._begin()
@@ -961,6 +1025,6 @@ class MemoryUnitOfWork:
 
 def _conforms(uow: MemoryUnitOfWork) -> tuple[
         AccountsUnit, TwoFactorUnit, RecoveryUnit, EmailChangeUnit, ThrottledUnit, ApiKeysUnit,
-        InvoicesUnit, WalletUnit, EndpointsUnit, EventsUnit, VoucherStoreUnit]:
+        InvoicesUnit, WalletUnit, EndpointsUnit, EventsUnit, CashUnit, VoucherStoreUnit]:
     """mypy's proof that the memory unit is each of these services' unit of work."""
-    return uow, uow, uow, uow, uow, uow, uow, uow, uow, uow, uow
+    return uow, uow, uow, uow, uow, uow, uow, uow, uow, uow, uow, uow

@@ -15,6 +15,7 @@ from gateway.adapters.db.encrypted import (
 from gateway.adapters.db.tables import (
     accounts,
     api_keys,
+    cash_tokens,
     invoices,
     login_throttle,
     mail_queue,
@@ -331,7 +332,8 @@ class SqlAccounts:
         await self._conn.execute(update(renewals).where(
             renewals.c.account_id == account_id).values(
                 first_reminder_at=None, second_reminder_at=None))
-        for table in (recovery_codes, sessions, security_log, policy_notices):
+        # Cash tokens: the only link between an envelope and this account (docs/cash.md).
+        for table in (recovery_codes, sessions, security_log, policy_notices, cash_tokens):
             await self._conn.execute(delete(table).where(table.c.account_id == account_id))
 
     async def notice_recipients(self, version: str) -> list[str]:

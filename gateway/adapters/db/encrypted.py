@@ -11,6 +11,7 @@ from sqlalchemy import Column, Table
 from gateway.adapters.db.tables import (
     accounts,
     audit_log,
+    cash_tokens,
     legal_requests,
     mail_queue,
     refund_watches,
@@ -75,12 +76,14 @@ REFUND_URI = EncryptedColumn(refunds, "uri_ct")
 REFUND_PSBT = EncryptedColumn(refunds, "psbt_ct")
 # The watched form of the refund address (its scriptPubKey, hex), bound to the refund.
 REFUND_MATCH_KEY = EncryptedColumn(refund_watches, "match_key_ct", "refund_id")
+# Staff's note on a cash envelope, bound to the token's row (deleted with it).
+CASH_NOTE = EncryptedColumn(cash_tokens, "note_ct")
 
 ALL: tuple[EncryptedColumn, ...] = (
     ACCOUNT_EMAIL, ACCOUNT_DISPLAY_NAME, ACCOUNT_COMPANY, ACCOUNT_TOTP, AUDIT_REASON,
     SECURITY_IP, LEGAL_SUMMARY, WEBHOOK_SECRET, WEBHOOK_PREVIOUS_SECRET, MAIL_RECIPIENT,
     MAIL_SUBJECT, MAIL_BODY, STAFF_TOTP, STAFF_LOG_IP, REFUND_ADDRESS, REFUND_TX_KEY,
-    REFUND_URI, REFUND_PSBT, REFUND_MATCH_KEY,
+    REFUND_URI, REFUND_PSBT, REFUND_MATCH_KEY, CASH_NOTE,
 )
 
 

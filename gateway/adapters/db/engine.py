@@ -363,7 +363,7 @@ async def checkpoint(engine: AsyncEngine) -> bool:
 
 # The tables an account's erasure rewrites or deletes from (SqlAccounts.erase_personal_data).
 ERASED_TABLES = ("accounts", "recovery_codes", "sessions", "security_log", "policy_notices",
-                 "login_throttle", "mail_queue", "renewals")
+                 "login_throttle", "mail_queue", "renewals", "cash_tokens")
 
 
 async def erase_residue(engine: AsyncEngine, lock_timeout_seconds: float = 5.0,

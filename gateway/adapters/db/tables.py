@@ -589,3 +589,23 @@ vouchers = Table(
     Column("redeemed_at", UTCDateTime),
     Column("redeemed_by", String(40)),
 )
+
+# Cash by mail (docs/cash.md): one-time payment tokens. Never the token itself: its keyed
+# hash (`token_hash`, a blind index). The row is the only link between an envelope and
+# its account; retention deletes it `[cash] keep_used_days` after use, or once unused past
+# `expires_at`, and an account's erasure deletes its rows. `note_ct`: staff's note,
+# encrypted and bound to the row's id.
+cash_tokens = Table(
+    "cash_tokens",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    Column("used_at", UTCDateTime, index=True),
+    Column("amount_minor", BigInteger),
+    Column("currency", String(3)),
+    Column("staff_id", String(40)),
+    Column("note_ct", LargeBinary),
+)

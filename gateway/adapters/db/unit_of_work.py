@@ -10,6 +10,7 @@ from gateway.adapters.db import notify
 from gateway.adapters.db.accounts import SqlAccounts, SqlApiKeys, SqlSessions
 from gateway.adapters.db.audit import SqlAuditLog
 from gateway.adapters.db.billing import SqlBilling
+from gateway.adapters.db.cash_tokens import SqlCashTokens
 from gateway.adapters.db.chain_state import SqlCursors
 from gateway.adapters.db.credit import SqlCreditLedger
 from gateway.adapters.db.engine import (
@@ -139,6 +140,7 @@ class SqlUnitOfWork:
         self.credit = SqlCreditLedger(conn)
         self.refund_watches = SqlRefundWatches(conn, self._cipher, self._mail_index)
         self.vouchers = SqlVouchers(conn)
+        self.cash_tokens = SqlCashTokens(conn, self._cipher)
 
     async def __aexit__(
         self, _et: type[BaseException] | None, ev: BaseException | None,

@@ -32,6 +32,7 @@ from gateway.services.ports.accounts import (
     TotpState,
 )
 from gateway.services.ports.billing import BillingRepository, RenewalRecord
+from gateway.services.ports.cash import CashTokenRepository
 from gateway.services.ports.common import Clock, HasEvents
 from gateway.services.ports.credit import CreditLedger
 from gateway.services.ports.finance import Ledger, LedgerRow
@@ -67,6 +68,7 @@ from gateway.services.ports.units import (
     AccountsUnit,
     ApiKeysUnit,
     BillingUnit,
+    CashUnit,
     ChainEventsUnit,
     CreditUnit,
     EmailChangeUnit,
@@ -117,6 +119,8 @@ __all__ = [
     "AuditLog",
     "BillingRepository",
     "BillingUnit",
+    "CashTokenRepository",
+    "CashUnit",
     "ChainDirectory",
     "ChainEventsUnit",
     "Clock",

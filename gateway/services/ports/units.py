@@ -29,6 +29,7 @@ from gateway.services.ports.accounts import (
     ThrottleRepository,
 )
 from gateway.services.ports.billing import BillingRepository
+from gateway.services.ports.cash import CashTokenRepository
 from gateway.services.ports.common import HasEvents
 from gateway.services.ports.credit import CreditLedger
 from gateway.services.ports.finance import Ledger
@@ -219,6 +220,11 @@ class WithVouchers(Protocol):
     def vouchers(self) -> VoucherRepository: ...
 
 
+class WithCashTokens(Protocol):
+    @property
+    def cash_tokens(self) -> CashTokenRepository: ...
+
+
 # --- one unit per use case -----------------------------------------------------------
 class ThrottledUnit(Unit, WithAccountStore, WithThrottle, Protocol):
     """Password and sign-in attempts (`services/attempts.py`)."""
@@ -309,12 +315,12 @@ class LegalUnit(Unit, WithAccountStore, WithAudit, WithLegal, WithMail, Protocol
 
 class PrivacyUnit(Unit, WithPrivacyAccounts, WithSessions, WithSecurityLog, WithThrottle,
                   WithInvoices, WithAudit, WithLegal, WithPersonal, WithCredit, WithRefunds,
-                  Protocol):
+                  WithCashTokens, Protocol):
     """Export, correction, deletion and the access audit (`services/privacy.py`)."""
 
 
 class RetentionUnit(Unit, WithRetentionAccounts, WithSessions, WithSecurityLog, WithAudit,
-                    WithLegal, WithRetention, WithRefunds, Protocol):
+                    WithLegal, WithRetention, WithRefunds, WithCashTokens, Protocol):
     """Scheduled retention and erasure (`services/retention.py`)."""
 
 
@@ -338,11 +344,16 @@ class VoucherStoreUnit(Unit, WithVouchers, Protocol):
     """The voucher repository alone (the in-memory unit claims it)."""
 
 
+class CashUnit(Unit, WithAccountStore, WithCredit, WithCashTokens, Protocol):
+    """Cash by mail (`services/cash.py`): the tokens, the account row an envelope locks,
+    the credit it writes."""
+
+
 class UnitOfWork(Unit, WithAccounts, WithSessions, WithApiKeys, WithInvoices, WithPayments,
                  WithCursors, WithEndpoints, WithIdempotency, WithEvents, WithThrottle,
                  WithSecurityLog, WithRetention, WithAudit, WithLedger, WithStaff,
                  WithBilling, WithPersonal, WithLegal, WithMail, WithCredit, WithRefunds,
-                 WithRefundWatches, WithVouchers, Protocol):
+                 WithRefundWatches, WithVouchers, WithCashTokens, Protocol):
     """Every repository: what the SQL unit of work provides."""
 
 
