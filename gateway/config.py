@@ -418,6 +418,17 @@ class CreditConfig(_Section):
         return timedelta(days=self.expires_after_days)
 
 
+class VouchersConfig(_Section):
+    """Voucher codes: docs/vouchers.md. Wrong codes are counted per account and per client
+    network (an IPv4 address, an IPv6 /64), like failed logins: a few free, then
+    doubling delays, and never more than the hourly cap."""
+
+    free_failures: int = Field(3, ge=0, le=100)
+    failures_per_account_per_hour: int = Field(10, ge=1, le=1000)
+    failures_per_network_per_hour: int = Field(30, ge=1, le=10000)
+    max_delay_seconds: float = Field(900, gt=0, le=86400)
+
+
 class CashConfig(_Section):
     """Cash by mail: docs/cash.md. Off until `postal_address` is set."""
 
@@ -640,6 +651,7 @@ class Settings(_Section):
     plans: dict[str, PlanConfig] = {}
     billing: BillingConfig = BillingConfig()
     credit: CreditConfig = CreditConfig()
+    vouchers: VouchersConfig = VouchersConfig()
     cash: CashConfig = CashConfig()
     accounts: AccountsConfig = AccountsConfig()
     retention: RetentionConfig = RetentionConfig()

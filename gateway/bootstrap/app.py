@@ -70,7 +70,7 @@ def http_areas(gw: Gateway) -> http.Areas:
                                      server.event_streams_total,
                                      server.event_streams_per_account),
             changes=gw.changes, credit=b.credit, purchases=b.purchases,
-            refunds=gw.refunds, cash=gw.cash),
+            refunds=gw.refunds, vouchers=b.vouchers, cash=gw.cash),
         webhooks=http.WebhooksArea(endpoints=gw.webhooks.endpoints,
                                    events=gw.webhooks.events),
         privacy=http.PrivacyArea(privacy=gw.privacy.privacy),
@@ -169,6 +169,9 @@ def console_areas(gw: Gateway, edge: http.EdgeArea) -> staff.ConsoleAreas:
                                             backup_times)),
         refunds=staff.RefundsArea(
             refunds=gw.refunds, proven=build_proven_refunds(gw.core, gw.chain_area)),
+        vouchers=staff.VouchersArea(
+            vouchers=gw.billing.vouchers, clock=gw.clock,
+            plans=tuple(sorted(gw.billing.billing.prepaid.periods))),
         cash=staff.CashArea(
             cash=gw.cash, currencies=tuple(gw.settings.accounts.currencies),
             refusals=SlidingWindow(gw.settings.cash.refused_lookups_per_hour, 3600)),

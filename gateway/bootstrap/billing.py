@@ -13,6 +13,7 @@ from gateway.bootstrap.mail import MailArea
 from gateway.bootstrap.resources import Resource
 from gateway.config import Settings
 from gateway.domain.crediting import CreditRules
+from gateway.domain.throttle import ThrottlePolicy
 from gateway.services.billing import BillingPolicy, BillingService, PrepaidTime, Reminders
 from gateway.services.chain_events import PaymentTracker
 from gateway.services.credit import CreditPolicy, CreditService
@@ -22,6 +23,7 @@ from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, 
 from gateway.services.ports import RateProvider
 from gateway.services.rates import CountedRates, MedianRates, PreferFixed
 from gateway.services.reconcile import ReconcileService
+from gateway.services.vouchers import VoucherPolicy, VoucherService
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +36,7 @@ class BillingArea:
     rates_http: LazySession
     credit: CreditService
     purchases: PlanPurchases
+    vouchers: VoucherService
 
     def resources(self) -> list[Resource]:
         return [Resource("rate sources' HTTP session", self.rates_http.aclose)]
@@ -92,9 +95,30 @@ def _invoices(core: Core, chains: ChainsArea, rates: RateProvider) -> InvoiceSer
         core.make_uow, chains=directory, rates=rates, clock=core.clock,
         policy=invoice_policy(settings),
         coin_rules={c: CoinRules(settings.confirmations(c)) for c in directory.coins()},
-        plans={name: Plan(name, plan.fiat(), plan.description, plan.fiat_prices())
-               for name, plan in settings.plans.items()},
+        plans=_plans(settings),
         reader=core.reader)
+
+
+def _plans(settings: Settings) -> dict[str, Plan]:
+    return {name: Plan(name, plan.fiat(), plan.description, plan.fiat_prices())
+            for name, plan in settings.plans.items()}
+
+
+def voucher_policy(settings: Settings) -> VoucherPolicy:
+    v = settings.vouchers
+    delay = timedelta(seconds=v.max_delay_seconds)
+    return VoucherPolicy(
+        per_account=ThrottlePolicy(free_failures=v.free_failures, max_delay=delay,
+                                   max_failures_per_window=v.failures_per_account_per_hour),
+        per_network=ThrottlePolicy(free_failures=v.free_failures, max_delay=delay,
+                                   max_failures_per_window=v.failures_per_network_per_hour))
+
+
+def _vouchers(core: Core, chains: ChainsArea, prepaid: PrepaidTime) -> VoucherService:
+    return VoucherService(core.make_uow, hash_code=core.index, plans=_plans(core.settings),
+                          periods=dict(prepaid.periods), coins=chains.directory.coins,
+                          clock=core.clock, policy=voucher_policy(core.settings),
+                          reader=core.reader)
 
 
 def _tracker(core: Core, chains: ChainsArea, prepaid: PrepaidTime) -> PaymentTracker:
@@ -133,4 +157,5 @@ def build_billing(core: Core, chains: ChainsArea, mail: MailArea) -> BillingArea
                              policy=credit_policy(core.settings), feed_of=directory.feed,
                              reader=reader),
         purchases=PlanPurchases(uow, invoices, dict(prepaid.periods), core.clock,
-                                reader=reader))
+                                reader=reader),
+        vouchers=_vouchers(core, chains, prepaid))

@@ -53,6 +53,7 @@ from gateway.services.refunds import RefundService
 from gateway.services.retention import RetentionService
 from gateway.services.staff import StaffService
 from gateway.services.two_factor import TwoFactorService
+from gateway.services.vouchers import VoucherService
 from gateway.services.wallet import WalletService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
@@ -84,6 +85,7 @@ class Services:
     credit: CreditService
     purchases: PlanPurchases
     refunds: RefundService
+    vouchers: VoucherService
     cash: CashService
 
 
@@ -156,7 +158,8 @@ class Gateway:
             events=self.webhooks.events, tracker=b.tracker, wallet=self.chain_area.wallet,
             retention=p.retention, legal=p.legal, privacy=p.privacy, finance=b.finance,
             notices=p.notices, reconcile=b.reconcile, staff=self.staff.staff,
-            credit=b.credit, purchases=b.purchases, refunds=self.refunds, cash=self.cash)
+            credit=b.credit, purchases=b.purchases, refunds=self.refunds,
+            vouchers=b.vouchers, cash=self.cash)
 
     async def check_schema(self) -> None:
         await self.ops.readiness.check_schema()

@@ -28,6 +28,7 @@ from gateway.cli import (
     retention,
     serve,
     staff,
+    voucher,
     wallet,
     webhook,
 )
@@ -35,7 +36,7 @@ from gateway.cli.support import Commands, Formatter, deprecated, deprecation
 
 # In the order of `gateway --help`.
 GROUPS = (serve, db, config, doctor, apikey, webhook, payments, reconcile, wallet, account,
-          legal, notify, retention, backup, keys, staff, openapi, demo, reference)
+          voucher, legal, notify, retention, backup, keys, staff, openapi, demo, reference)
 
 
 def build() -> tuple[argparse.ArgumentParser, list[tuple[str, argparse.ArgumentParser]]]:

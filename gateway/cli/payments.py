@@ -58,7 +58,26 @@ def cmd_payments_export(args: argparse.Namespace) -> int:
                                  args.format == "json")
 
         print(f"wrote {with_gateway(args, credit)} credit entries to {credit_out}")
+    if args.vouchers_out:
+        print(_export_vouchers(args, period, Path(args.vouchers_out)))
     return 0
+
+
+def _export_vouchers(args: argparse.Namespace, period: "Period", out: Path) -> str:
+    """Every voucher batch: sold and redeemed, in all and within the period."""
+    from datetime import UTC, datetime
+
+    from gateway.services.finance import VOUCHER_COLUMNS
+    from gateway.tabular import csv_text
+
+    async def work(gw: "Gateway") -> int:
+        rows = await gw.services.finance.vouchers(period, datetime.now(UTC))
+        with private_text_file(out) as sink:
+            sink.write(json.dumps(rows, indent=1) + "\n" if args.format == "json"
+                       else csv_text(VOUCHER_COLUMNS, rows))
+        return len(rows)
+
+    return f"wrote {with_gateway(args, work)} voucher batches to {out}"
 
 
 def _write_credit(rows: list[dict[str, str | int]], out: Path, as_json: bool) -> int:
@@ -93,3 +112,6 @@ def register(cli: Commands) -> None:
     export.add_argument("--credit-out", metavar="FILE",
                         help="also write the period's account credit entries (credits, "
                              "spends, refunds, with their txids) to this file")
+    export.add_argument("--vouchers-out", metavar="FILE",
+                        help="also write every voucher batch (sold, redeemed in all and in "
+                             "the period) to this file")

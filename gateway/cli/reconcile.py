@@ -30,6 +30,9 @@ def _summary(report: "Report") -> str:
              f"  refund payments checked: {report.checked_refund_outputs}"]
     for coin, (first, last) in report.scanned_blocks.items():
         lines.append(f"  {coin} blocks scanned: {first}..{last}")
+    for v in report.voucher_liability:
+        lines.append(f"  vouchers {v['currency']}: sold {v['sold']}, redeemed "
+                     f"{v['redeemed']}, outstanding (owed) {v['outstanding']}")
     if report.clean:
         lines.append("  everything agrees with the nodes")
     else:

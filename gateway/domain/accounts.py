@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from gateway.domain import events as ev
 from gateway.domain.billing import BillingState, Extension
-from gateway.domain.credit import CreditEntry, signed_fiat
+from gateway.domain.credit import CreditEntry, CreditKind, signed_fiat
 from gateway.domain.errors import InvalidInput
 from gateway.domain.states import AccountState
 
@@ -177,7 +177,8 @@ class Account:
             self.id, kind=entry.kind.value,
             amount=signed_fiat(entry.amount, entry.currency),
             currency=entry.currency, balance=signed_fiat(balance, entry.currency),
-            invoice_id=entry.invoice_id, txid=c.txid if c else None))
+            invoice_id=entry.invoice_id, txid=c.txid if c else None,
+            via="voucher" if entry.kind is CreditKind.VOUCHER else None))
 
     def advance(self, now: datetime, grace: timedelta) -> list[BillingState]:
         """Move the announced state on as far as the time says: active -> grace at

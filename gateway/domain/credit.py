@@ -28,6 +28,7 @@ class CreditKind(StrEnum):
     EXPIRED = "expired"  # credit older than the configured lifetime (negative)
     SPEND_RETURNED = "spend_returned"  # a part-paid invoice expired: its credit comes back
     REVERTED = "reverted"  # a credited payment reverted for good (negative; may overdraw)
+    VOUCHER = "voucher"  # a voucher code redeemed (docs/vouchers.md)
     CASH = "cash"  # cash by mail: an envelope staff recorded with the account's token
 
 
@@ -42,7 +43,8 @@ class AdjustmentReason(StrEnum):
 
 # Kinds that only ever add to the balance, and those that only ever take from it.
 CREDITS = frozenset({CreditKind.UNDERPAID, CreditKind.OVERPAID, CreditKind.LATE,
-                     CreditKind.REFUND_RETURNED, CreditKind.SPEND_RETURNED, CreditKind.CASH})
+                     CreditKind.REFUND_RETURNED, CreditKind.SPEND_RETURNED,
+                     CreditKind.VOUCHER, CreditKind.CASH})
 DEBITS = frozenset({CreditKind.SPENT, CreditKind.REFUND, CreditKind.EXPIRED,
                     CreditKind.REVERTED})
 # Kinds that come from coins paid (one per output, `payment_cause`), and the kind that

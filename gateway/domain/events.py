@@ -251,6 +251,9 @@ class AccountCredited(DomainEvent):
     balance: str  # the balance after it, decimal string
     invoice_id: str | None
     txid: str | None
+    # Where money from outside the chain came in: "voucher" (docs/vouchers.md); absent
+    # for everything else, which `kind` describes (so earlier bodies stay as they were).
+    via: str | None = field(default=None, metadata=ABSENT_WHEN_NONE)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,10 @@ from gateway.http import (
     routes_portal_privacy,
     routes_portal_recovery,
     routes_portal_refunds,
+    routes_portal_vouchers,
     routes_privacy,
     routes_refunds,
+    routes_vouchers,
     routes_webhooks,
 )
 from gateway.http.access_log import timed
@@ -103,8 +105,8 @@ def create_app(areas: Areas, path_prefix: str = "") -> web.Application:
     for module in (routes_accounts, routes_email_change, routes_invoices, routes_webhooks,
                    routes_ops, routes_pages, routes_portal, routes_portal_billing,
                    routes_portal_privacy, routes_portal_recovery, routes_privacy,
-                   routes_payments, routes_refunds, routes_portal_refunds,
-                   routes_portal_cash):
+                   routes_payments, routes_refunds, routes_portal_refunds, routes_vouchers,
+                   routes_portal_vouchers, routes_portal_cash):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC, append_version=False)
     if not path_prefix:

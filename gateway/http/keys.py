@@ -26,6 +26,7 @@ from gateway.services.privacy import PrivacyService
 from gateway.services.recovery import RecoveryService
 from gateway.services.refunds import RefundService
 from gateway.services.two_factor import TwoFactorService
+from gateway.services.vouchers import VoucherService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
 
@@ -58,6 +59,7 @@ class BillingArea:
     credit: CreditService | None = None  # account credit (docs/credit.md)
     purchases: PlanPurchases | None = None  # buying a plan: credit first
     refunds: RefundService | None = None  # credit asked back (docs/refunds.md)
+    vouchers: VoucherService | None = None  # codes redeemed (docs/vouchers.md)
     cash: CashService | None = None  # cash by mail (docs/cash.md)
 
 

@@ -220,6 +220,9 @@ OPERATIONS: tuple[Op, ...] = (
     Op("post", "/v1/me/refunds/{refund_id}/cancel", "Cancel a refund while it is pending",
        "customer", "session", None, 200, out.Refund, (*SESSION_WRITE, 404, 409, 422),
        params=(_id("refund_id", "rfd_"),)),
+    Op("post", "/v1/me/vouchers", "Redeem a voucher code: its value goes to your credit (a "
+       "plan voucher then buys its periods)", "customer", "session", req.VoucherBody, 200,
+       out.VoucherRedeemed, (*BODY, *SESSION_WRITE, 404, 429)),
     Op("post", "/v1/me/cash-tokens", "A one-time token to pay by cash in an envelope (it "
        "replaces an open one; docs/cash.md)", "customer", "session", None, 201,
        out.CashToken, (*SESSION_WRITE, 404, 409)),
@@ -299,7 +302,7 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("post", "/email-change/undo"), ("post", "/account/policy"), ("post", "/account/delete"),
     ("post", "/account/deletion/cancel"), ("post", "/account/optional-processing"),
     ("post", "/logout"), ("post", "/account/refunds"),
-    ("post", "/account/refunds/{refund_id}/cancel"),
+    ("post", "/account/refunds/{refund_id}/cancel"), ("post", "/account/vouchers"),
     ("get", "/account/cash"), ("post", "/account/cash"),
 )
 

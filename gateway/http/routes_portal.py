@@ -236,6 +236,8 @@ async def _account(request: web.Request, session: SessionRecord, status: int = 2
     return _render(request, "account.html", {
         **credit, "credit_bought": request.query.get("credit") == "1",
         "refunds_enabled": refunds is not None,
+        "vouchers_enabled": billing_area.vouchers is not None,
+        "voucher_redeemed": request.query.get("voucher") == "1",
         "refunds": await refunds.mine(session.account_id) if refunds is not None else [],
         "plans": plans, "coins": billing_area.invoices.coins(),
         "renewal": renewal, "renewal_plans": renewal_plans,

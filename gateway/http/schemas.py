@@ -111,6 +111,13 @@ class RefundBody(Body):
     totp_code: StrictStr | None = None
 
 
+class VoucherBody(Body):
+    """A voucher code as printed (docs/vouchers.md): 20 characters in 4 groups of 5; case,
+    spaces and dashes do not matter."""
+
+    code: StrictStr = Field(max_length=100)
+
+
 class ProfileBody(Body):
     """Every field optional; only those present change. null clears an optional field.
     A new email needs `current_password` (and `totp_code` when two-factor is on) and is

@@ -66,7 +66,7 @@ class CreditEntry(Out):
     id: int
     kind: Literal["underpaid", "overpaid", "late_payment", "spent", "refund",
                   "refund_returned", "adjustment", "expired", "spend_returned", "reverted",
-                  "cash"]
+                  "voucher", "cash"]
     amount: str
     amount_minor: int
     currency: str
@@ -293,6 +293,19 @@ class Refund(Out):
 
 class RefundList(Out):
     data: list[Refund]
+
+
+class VoucherRedeemed(Out):
+    kind: Literal["voucher"]
+    amount: str = Field(description="credited, a decimal string in `currency`")
+    amount_minor: int
+    currency: str
+    credit: Credit = Field(description="the balance in `currency` after it (and after any "
+                                       "plan periods it bought)")
+    plan: str | None = Field(description="the plan a plan voucher buys")
+    periods_bought: int = Field(description="plan periods bought from the credit at once")
+    paid_until: str | None
+    billing_state: Literal["active", "grace", "suspended"] | None
 
 
 class CashToken(Out):

@@ -12,6 +12,7 @@ from gateway.domain.money import Fiat, base_units_to_fiat_minor, format_units
 from gateway.domain.payments import confirmations
 from gateway.domain.refunds import Refund
 from gateway.domain.timestamps import rfc3339
+from gateway.domain.vouchers import VoucherBatch, voucher_cause
 from gateway.services.ports import FinanceUnit, LedgerRow
 
 COLUMNS = ("time", "invoice_id", "account_id", "coin", "txid", "output_index", "amount",
@@ -43,10 +44,34 @@ class PaymentLine:
 
 CREDIT_COLUMNS = ("time", "account_id", "kind", "amount", "currency", "invoice_id",
                   "refund_id", "coin", "txid", "output_index", "amount_base_units", "rate",
-                  "rate_source", "reason", "cause")
+                  "rate_source", "reason", "cause", "voucher_batch")
+# Voucher batches for finance (docs/vouchers.md): what was sold, and redeemed.
+VOUCHER_COLUMNS = ("batch", "created_at", "label", "value", "currency", "plan", "periods",
+                   "count", "sold", "sold_value", "redeemed", "redeemed_value",
+                   "redeemed_in_period", "state", "expires_at", "revoked_at")
 
 
-def credit_line(e: CreditEntry, refund: Refund | None = None) -> dict[str, str | int]:
+def _time(value: datetime | None) -> str:
+    return rfc3339(value) if value is not None else ""
+
+
+def voucher_line(b: VoucherBatch, in_period: int, now: datetime) -> dict[str, str | int]:
+    """One batch: codes sold (all of them, or only those redeemed once it was revoked),
+    redeemed so far and within the period; never a code."""
+    sold = b.redeemed if b.revoked_at is not None else b.count
+    return {
+        "batch": b.id, "created_at": rfc3339(b.created_at), "label": b.label,
+        "value": b.value.as_decimal_string(), "currency": b.value.currency,
+        "plan": b.plan or "", "periods": b.periods, "count": b.count, "sold": sold,
+        "sold_value": signed_fiat(sold * b.value.minor, b.value.currency),
+        "redeemed": b.redeemed,
+        "redeemed_value": signed_fiat(b.redeemed_value, b.value.currency),
+        "redeemed_in_period": in_period, "state": b.state(now).value,
+        "expires_at": _time(b.expires_at), "revoked_at": _time(b.revoked_at)}
+
+
+def credit_line(e: CreditEntry, refund: Refund | None = None,
+                voucher_batch: str = "") -> dict[str, str | int]:
     """One credit ledger entry for finance (docs/credit.md): credits and spends, with the
     payment (txid) a credit came from and the rate it was converted at; a refund's entry
     with the refund's coin, base units, rate and txid once approved and paid."""
@@ -64,6 +89,7 @@ def credit_line(e: CreditEntry, refund: Refund | None = None) -> dict[str, str |
         "amount_base_units": str(c.crypto_amount) if c else "",
         "rate": c.rate if c else "", "rate_source": c.rate_source if c else "",
         "reason": e.reason.value if e.reason else "", "cause": e.cause,
+        "voucher_batch": voucher_batch,
     }
 
 
@@ -135,8 +161,24 @@ class FinanceService:
             entries = await uow.credit.between(start, end)
             refunds = {i: await uow.refunds.get(i)
                        for i in sorted({e.refund_id for e in entries if e.refund_id})}
-        lines = [credit_line(e, refunds.get(e.refund_id or "")) for e in entries]
+            batches = {voucher_cause(r.voucher.id): r.batch.id
+                       for r in await uow.vouchers.redeemed_between(start, end)}
+        lines = [credit_line(e, refunds.get(e.refund_id or ""), batches.get(e.cause, ""))
+                 for e in entries]
         return [line for line in lines if period.coin is None or line["coin"] == period.coin]
+
+    async def vouchers(self, period: Period, now: datetime) -> list[dict[str, str | int]]:
+        """Every voucher batch, newest first: sold and redeemed (in all, and within the
+        period)."""
+        start = period.start or datetime(1970, 1, 1, tzinfo=UTC)
+        end = period.end or datetime(9999, 1, 1, tzinfo=UTC)
+        async with self._reader() as uow:
+            batches = await uow.vouchers.batches(limit=10_000)
+            redeemed = await uow.vouchers.redeemed_between(start, end)
+        in_period: dict[str, int] = {}
+        for r in redeemed:
+            in_period[r.batch.id] = in_period.get(r.batch.id, 0) + 1
+        return [voucher_line(b, in_period.get(b.id, 0), now) for b in batches]
 
     async def _lines(self, uow: FinanceUnit, rows: list[LedgerRow]) -> list[PaymentLine]:
         tips = {c: await uow.cursors.get(self._feed_of(c)) for c in {r.coin for r in rows}}

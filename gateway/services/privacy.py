@@ -109,6 +109,9 @@ NOT_EXPORTED: dict[str, str] = {
                       "refund, with its address, status and txid, is exported",
     "refund_outputs": "the outputs seen paying an approved refund's address (public chain "
                       "data); the refund and its txid are exported",
+    "vouchers": "a voucher code's keyed hash, its batch, and when and by which account it "
+                "was redeemed; the credit entry the code wrote (kind voucher, its cause "
+                "naming the voucher) is exported",
 }
 
 # Column by column, for every table above (exported or not): the export field that
@@ -305,6 +308,11 @@ UNEXPORTED_COLUMNS: dict[str, dict[str, str]] = {
                        for column in ("id", "refund_id", "coin", "txid", "output_index",
                                       "amount", "block_hash", "block_height", "status",
                                       "seen_at")},
+    "vouchers": {"id": "the voucher, named by the exported credit entry's cause",
+                 "batch_id": "which batch (reseller) the code came from: NOT_EXPORTED",
+                 "code_hash": "a keyed hash of the code, useless without the index key",
+                 "redeemed_at": "the exported credit entry's time",
+                 "redeemed_by": _ACCOUNT},
 }
 
 # The failure counters of the login-throttle table that belong to an account, by the name

@@ -7,10 +7,12 @@ from datetime import datetime
 from typing import Protocol
 
 from chains.base import Auditable, Observed
+from gateway.domain.credit import signed_fiat
 from gateway.domain.errors import InvalidInput
 from gateway.domain.payments import PaymentStatus
 from gateway.domain.reconciliation import NodeView, Recorded, disagreements
 from gateway.services.ports import LedgerRow, ReconcileUnit
+from gateway.services.ports.vouchers import VoucherTotals
 
 
 class Progress(Protocol):
@@ -46,10 +48,20 @@ class Report:
     checked_refund_outputs: int = 0
     scanned_blocks: dict[str, list[int]] = field(default_factory=dict)  # [first, last]
     findings: list[Finding] = field(default_factory=list)
+    # Per currency (docs/vouchers.md): codes sold (not revoked before use), redeemed, and
+    # what is still owed: sold, unredeemed, neither revoked nor expired at `end`.
+    voucher_liability: list[dict[str, str | int]] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
         return not self.findings
+
+
+def liability(t: VoucherTotals) -> dict[str, str | int]:
+    return {"currency": t.currency, "sold": signed_fiat(t.sold, t.currency),
+            "redeemed": signed_fiat(t.redeemed, t.currency),
+            "outstanding": signed_fiat(t.outstanding, t.currency),
+            "outstanding_minor": t.outstanding}
 
 
 class _Keys:
@@ -83,6 +95,8 @@ class ReconcileService:
         bar = progress or _Silent()
         for code in coins:
             await self._coin(code, report, bar)
+        async with self._reader() as uow:
+            report.voucher_liability = [liability(t) for t in await uow.vouchers.totals(end)]
         return report
 
     async def _coin(self, coin: str, report: Report, bar: Progress) -> None:

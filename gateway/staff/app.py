@@ -15,6 +15,7 @@ from gateway.staff import (
     routes_finance,
     routes_refunds,
     routes_support,
+    routes_vouchers,
 )
 from gateway.staff.context import (
     ADMIN,
@@ -28,6 +29,7 @@ from gateway.staff.context import (
     RUNS,
     STAFF_CSRF,
     SUPPORT,
+    VOUCHERS,
     ConsoleAreas,
     RunHolder,
 )
@@ -51,6 +53,8 @@ def create_staff_app(areas: ConsoleAreas) -> web.Application:
     app[EDGE] = areas.edge
     if areas.refunds is not None:
         app[REFUNDS] = areas.refunds
+    if areas.vouchers is not None:
+        app[VOUCHERS] = areas.vouchers
     if areas.cash is not None:
         app[CASH] = areas.cash
     app[STAFF_CSRF] = Csrf(areas.edge.csrf_key + b":staff", areas.edge.trusted_proxies)
@@ -64,6 +68,8 @@ def create_staff_app(areas: ConsoleAreas) -> web.Application:
         app.router.add_routes(module.routes)
     if areas.refunds is not None:
         app.router.add_routes(routes_refunds.routes)
+    if areas.vouchers is not None:
+        app.router.add_routes(routes_vouchers.routes)
     if areas.cash is not None:
         app.router.add_routes(routes_cash.routes)
     app.router.add_static(PREFIX + "/static", STATIC, append_version=False)

@@ -3,6 +3,7 @@ use): each page reads the key of its own area, never the whole gateway."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from gateway.services.privacy import PrivacyService
 from gateway.services.reconcile import ReconcileService, Report
 from gateway.services.refunds import ProvenRefunds, RefundService
 from gateway.services.staff import StaffService
+from gateway.services.vouchers import VoucherService
 from gateway.services.webhook_endpoints import WebhookEndpointService
 from gateway.services.webhook_events import WebhookEventService
 
@@ -59,6 +61,15 @@ class RefundsArea:
 
     refunds: RefundService
     proven: ProvenRefunds | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VouchersArea:
+    """Voucher batches: make (codes shown once), list, revoke (admin)."""
+
+    vouchers: VoucherService
+    plans: tuple[str, ...] = ()  # plans a voucher may buy (those with a period)
+    clock: Callable[[], datetime]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +126,7 @@ class ConsoleAreas:
     admin: AdminArea
     edge: ConsoleEdge = field(default_factory=ConsoleEdge)
     refunds: RefundsArea | None = None
+    vouchers: VouchersArea | None = None
     cash: CashArea | None = None
 
 
@@ -147,6 +159,7 @@ LOOKS = web.AppKey("staff_looks", LooksArea)
 FINANCE = web.AppKey("staff_finance", FinanceArea)
 SUPPORT = web.AppKey("staff_support", SupportArea)
 REFUNDS = web.AppKey("staff_refunds", RefundsArea)
+VOUCHERS = web.AppKey("staff_vouchers", VouchersArea)
 CASH = web.AppKey("staff_cash", CashArea)
 ADMIN = web.AppKey("staff_admin", AdminArea)
 EDGE = web.AppKey("staff_edge", ConsoleEdge)

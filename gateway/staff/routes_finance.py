@@ -11,7 +11,13 @@ from aiohttp import web
 
 from gateway.domain.errors import InvalidInput
 from gateway.domain.timestamps import parse_time
-from gateway.services.finance import COLUMNS, CREDIT_COLUMNS, PaymentLine, Period
+from gateway.services.finance import (
+    COLUMNS,
+    CREDIT_COLUMNS,
+    VOUCHER_COLUMNS,
+    PaymentLine,
+    Period,
+)
 from gateway.services.ports import StaffSession
 from gateway.staff import looks
 from gateway.staff.chart import payments_chart
@@ -75,7 +81,9 @@ async def ledger(request: web.Request, session: StaffSession) -> web.Response:
         "chart": payments_chart(counts, coins), "coins": request.app[FINANCE].coins,
         "q": {"from": q.get("from", ""), "to": q.get("to", ""), "coin": q.get("coin", "")},
         "csv_query": query, "credit_columns": CREDIT_COLUMNS,
-        "credit": (await request.app[FINANCE].finance.credit(period))[:MAX_LINES]})
+        "credit": (await request.app[FINANCE].finance.credit(period))[:MAX_LINES],
+        "voucher_columns": VOUCHER_COLUMNS,
+        "vouchers": await request.app[FINANCE].finance.vouchers(period, datetime.now(UTC))})
 
 
 @routes.get(PREFIX + "/finance/payments.csv")

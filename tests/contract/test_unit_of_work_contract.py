@@ -483,3 +483,51 @@ async def test_cash_tokens_by_hash_used_once_due_and_erased(units: Units) -> Non
         await uow.commit()
     async with units() as uow:
         assert await uow.cash_tokens.count_for("acc_b") == 0
+
+
+async def test_voucher_codes_are_redeemed_once_while_their_batch_is_live(
+        units: Units) -> None:
+    from gateway.domain.vouchers import VoucherBatch
+    from gateway.services.ports.vouchers import NewVoucher
+
+    day = timedelta(days=1)
+    live = VoucherBatch("vbt_live", T0, 2, Fiat(1000, "EUR"), label="shop A")
+    ending = VoucherBatch("vbt_end", T0 + day, 1, Fiat(500, "USD"), expires_at=T0 + day)
+    async with units() as uow:
+        await uow.vouchers.add_batch(live, [NewVoucher("vou_1", "h1"),
+                                            NewVoucher("vou_2", "h2")])
+        await uow.vouchers.add_batch(ending, [NewVoucher("vou_3", "h3")])
+        await uow.commit()
+    async with units() as uow:
+        won = await uow.vouchers.redeem("h1", "acc_a", T0)
+        assert won is not None
+        assert (won.voucher.id, won.voucher.redeemed_by, won.batch.id) == (
+            "vou_1", "acc_a", "vbt_live")
+        assert won.batch.value == Fiat(1000, "EUR") and won.batch.label == "shop A"
+        assert await uow.vouchers.redeem("h1", "acc_b", T0) is None  # used
+        assert await uow.vouchers.redeem("nope", "acc_b", T0) is None  # unknown
+        assert await uow.vouchers.redeem("h3", "acc_b", T0 + day) is None  # expired
+        await uow.commit()
+    async with units() as uow:
+        assert await uow.vouchers.redeem("h2", "acc_a", T0) is not None
+        # Left without commit: rolled back, the code is still there to redeem.
+    async with units() as uow:
+        assert await uow.vouchers.revoke("vbt_live", T0)
+        assert not await uow.vouchers.revoke("vbt_live", T0)  # already
+        assert not await uow.vouchers.revoke("vbt_none", T0)
+        assert await uow.vouchers.redeem("h2", "acc_a", T0) is None  # revoked
+        await uow.commit()
+    async with units() as uow:
+        batches = await uow.vouchers.batches()
+        assert [(b.id, b.redeemed, b.revoked_at is not None) for b in batches] == [
+            ("vbt_end", 0, False), ("vbt_live", 1, True)]
+        assert (await uow.vouchers.batch("vbt_live")).redeemed_value == 1000  # type: ignore[union-attr]
+        assert await uow.vouchers.batch("vbt_none") is None
+        used = await uow.vouchers.redeemed_between(T0, T0 + day)
+        assert [r.voucher.id for r in used] == ["vou_1"]
+        totals = {t.currency: (t.sold, t.redeemed, t.outstanding)
+                  for t in await uow.vouchers.totals(T0)}
+        # EUR: one code redeemed, the other revoked (not sold); USD: one open.
+        assert totals == {"EUR": (1000, 1000, 0), "USD": (500, 0, 500)}
+        after = {t.currency: t.outstanding for t in await uow.vouchers.totals(T0 + day)}
+        assert after == {"EUR": 0, "USD": 0}  # expired: no longer owed

@@ -31,12 +31,13 @@ DEAD_HOOK = "http://127.254.254.254:9/hook"  # a loopback address where nothing 
 
 # Operations whose refusals of schema-valid data are decisions the document cannot
 # express: a password or code that is wrong, an email change without the right password,
-# a period whose end is not after its start.
+# a period whose end is not after its start, a voucher code that is not a valid one.
 # Everywhere else a schema-valid request must be accepted (2xx, or 401/403/404/409/429).
 REFUSED_BY_RULES = (
     ("GET", "/v1/payments"),  # `to` must be after `from`
     ("PATCH", "/v1/me"), ("POST", "/v1/me/password"), ("POST", "/v1/me/totp"),
     ("POST", "/v1/me/totp/confirm"), ("DELETE", "/v1/me/totp"), ("DELETE", "/v1/me"),
+    ("POST", "/v1/me/vouchers"),
 )
 
 

@@ -47,7 +47,9 @@ NOT_ABOUT_ACCOUNTS = {"alembic_version", "api_keys", "derivation_counters", "cha
                       # Staff accounts and sessions: the staff's, never a customer's.
                       "staff_members", "staff_sessions",
                       # Work a retention run owes (a flush of erased data).
-                      "retention_owed"}
+                      "retention_owed",
+                      # Voucher batches: what staff made and sold, no account in them.
+                      "voucher_batches"}
 # Columns that tie a row to an account, directly or through a blind index of its email.
 ACCOUNT_COLUMNS = {"account_id", "invoice_id", "event_id", "delivery_id", "recipient_index",
                    "email_index"}

@@ -41,6 +41,7 @@ from gateway.domain.payments import PaymentStatus
 from gateway.domain.states import IdempotencyState
 from gateway.domain.throttle import ThrottleState
 from gateway.domain.timestamps import rfc3339
+from gateway.domain.vouchers import Voucher, VoucherBatch, VoucherState
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.ids import new_id
 from gateway.services.ports import (
@@ -70,8 +71,10 @@ from gateway.services.ports import (
     ThrottledUnit,
     TotpState,
     TwoFactorUnit,
+    VoucherStoreUnit,
     WalletUnit,
 )
+from gateway.services.ports.vouchers import NewVoucher, Redeemed, VoucherTotals
 from webhooks.store import DeliveryStatus
 
 TOMBSTONE_HASH = "!deleted"
@@ -145,6 +148,8 @@ class State:
     deliveries: dict[str, tuple[str, DeliveryRecord, datetime]] = field(default_factory=dict)
     credit: list[CreditEntry] = field(default_factory=list)
     cash_tokens: dict[str, tuple[CashToken, str]] = field(default_factory=dict)  # id: (, hash)
+    voucher_batches: dict[str, VoucherBatch] = field(default_factory=dict)
+    vouchers: dict[str, tuple[Voucher, str]] = field(default_factory=dict)  # id: (, hash)
     seq: int = 0
 
     def next_seq(self) -> int:
@@ -886,6 +891,72 @@ class MemoryCashTokens:
         return sum(1 for t, _ in self._s.cash_tokens.values() if t.account_id == account_id)
 
 
+class MemoryVouchers:
+    """Voucher batches and codes (by keyed hash); redeeming is one step, as the SQL
+    conditional update is."""
+
+    def __init__(self, state: State) -> None:
+        self._s = state
+
+    def _counted(self, batch: VoucherBatch) -> VoucherBatch:
+        used = sum(1 for v, _ in self._s.vouchers.values()
+                   if v.batch_id == batch.id and v.redeemed_at is not None)
+        return replace(batch, redeemed=used, redeemed_value=used * batch.value.minor)
+
+    async def add_batch(self, batch: VoucherBatch, codes: Sequence[NewVoucher]) -> None:
+        hashes = {h for _, h in self._s.vouchers.values()}
+        if batch.id in self._s.voucher_batches or any(c.code_hash in hashes for c in codes):
+            raise Conflict("voucher code or batch exists")
+        self._s.voucher_batches[batch.id] = batch
+        for c in codes:
+            self._s.vouchers[c.id] = (Voucher(c.id, batch.id), c.code_hash)
+
+    async def batches(self, limit: int = 100) -> list[VoucherBatch]:
+        found = sorted(self._s.voucher_batches.values(),
+                       key=lambda b: (-b.created_at.timestamp(), b.id))
+        return [self._counted(b) for b in found[:limit]]
+
+    async def batch(self, batch_id: str) -> VoucherBatch | None:
+        found = self._s.voucher_batches.get(batch_id)
+        return None if found is None else self._counted(found)
+
+    async def revoke(self, batch_id: str, now: datetime) -> bool:
+        found = self._s.voucher_batches.get(batch_id)
+        if found is None or found.revoked_at is not None:
+            return False
+        self._s.voucher_batches[batch_id] = replace(found, revoked_at=now)
+        return True
+
+    async def redeem(self, code_hash: str, account_id: str, now: datetime) -> Redeemed | None:
+        for vid, (voucher, digest) in self._s.vouchers.items():
+            if digest != code_hash:
+                continue
+            batch = self._s.voucher_batches[voucher.batch_id]
+            if voucher.state(batch, now) is not VoucherState.ACTIVE:
+                return None
+            done = replace(voucher, redeemed_at=now, redeemed_by=account_id)
+            self._s.vouchers[vid] = (done, digest)
+            return Redeemed(done, batch)
+        return None
+
+    async def redeemed_between(self, start: datetime, end: datetime) -> list[Redeemed]:
+        found = [Redeemed(v, self._s.voucher_batches[v.batch_id])
+                 for v, _ in self._s.vouchers.values()
+                 if v.redeemed_at is not None and start <= v.redeemed_at < end]
+        return sorted(found, key=lambda r: (r.voucher.redeemed_at or start, r.voucher.id))
+
+    async def totals(self, now: datetime) -> list[VoucherTotals]:
+        sums: dict[str, list[int]] = {}
+        for v, _ in self._s.vouchers.values():
+            b = self._s.voucher_batches[v.batch_id]
+            row = sums.setdefault(b.value.currency, [0, 0, 0])
+            used, state = v.redeemed_at is not None, v.state(b, now)
+            row[0] += b.value.minor if used or b.revoked_at is None else 0
+            row[1] += b.value.minor if used else 0
+            row[2] += b.value.minor if state is VoucherState.ACTIVE else 0
+        return [VoucherTotals(c, *sums[c]) for c in sorted(sums)]
+
+
 class MemoryStore:
     """The database: committed state, and every commit's events (for assertions)."""
 
@@ -923,6 +994,7 @@ class MemoryUnitOfWork:
         self.events = MemoryEvents(s)
         self.outbox = MemoryOutbox(s)
         self.credit = MemoryCredit(s)
+        self.vouchers = MemoryVouchers(s)
         self.cash_tokens = MemoryCashTokens(s)
 
     async def __aenter__(self) -> Self:
@@ -953,6 +1025,6 @@ class MemoryUnitOfWork:
 
 def _conforms(uow: MemoryUnitOfWork) -> tuple[
         AccountsUnit, TwoFactorUnit, RecoveryUnit, EmailChangeUnit, ThrottledUnit, ApiKeysUnit,
-        InvoicesUnit, WalletUnit, EndpointsUnit, EventsUnit, CashUnit]:
+        InvoicesUnit, WalletUnit, EndpointsUnit, EventsUnit, CashUnit, VoucherStoreUnit]:
     """mypy's proof that the memory unit is each of these services' unit of work."""
-    return uow, uow, uow, uow, uow, uow, uow, uow, uow, uow, uow
+    return uow, uow, uow, uow, uow, uow, uow, uow, uow, uow, uow, uow

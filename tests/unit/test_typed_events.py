@@ -86,6 +86,8 @@ def account_events() -> list[ev.DomainEvent]:
                                "LTC", "a", 0, 4_375_000, 8, "80", "kraken")), 1350)
     b.credited(CreditEntry("acc_2", CreditKind.SPEND_RETURNED, 200, "EUR", "unspend:inv_6",
                            days(72), invoice_id="inv_6"), -50)
+    b.credited(CreditEntry("acc_2", CreditKind.VOUCHER, 1000, "EUR", "voucher:vou_1",
+                           days(72)), 950)
     b.take_back("inv_5", 1, days(80), days(75))
     b.take_back("inv_3", 2, days(20), days(75))
     b.erase(days(90))

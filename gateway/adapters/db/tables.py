@@ -560,6 +560,36 @@ refund_approvals = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
+# Vouchers (docs/vouchers.md): batches of prepaid codes, each code kept only as a keyed
+# hash (HMAC with the index key), never in clear. A code is redeemed once: one
+# conditional UPDATE of its row (`redeemed_at IS NULL`), whatever instances race.
+voucher_batches = Table(
+    "voucher_batches",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(40)),  # staff_members.id; null from the CLI
+    Column("count", Integer, nullable=False),
+    Column("value_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("plan", String(100)),
+    Column("periods", SmallInteger, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Column("label", String(200), nullable=False),
+)
+
+vouchers = Table(
+    "vouchers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("batch_id", String(40), ForeignKey("voucher_batches.id"), nullable=False,
+           index=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("redeemed_at", UTCDateTime),
+    Column("redeemed_by", String(40)),
+)
+
 # Cash by mail (docs/cash.md): one-time payment tokens. Never the token itself: its keyed
 # hash (`token_hash`, a blind index). The row is the only link between an envelope and
 # its account; retention deletes it `[cash] keep_used_days` after use, or once unused past

@@ -31,6 +31,7 @@ from gateway.adapters.db.retention import SqlRetention
 from gateway.adapters.db.security_log import SqlSecurityLog
 from gateway.adapters.db.staff import SqlStaff
 from gateway.adapters.db.throttle import SqlThrottle
+from gateway.adapters.db.vouchers import SqlVouchers
 from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.mail_queue import SqlMailOutbox
@@ -138,6 +139,7 @@ class SqlUnitOfWork:
         self.refunds = SqlRefunds(conn, self._cipher)
         self.credit = SqlCreditLedger(conn)
         self.refund_watches = SqlRefundWatches(conn, self._cipher, self._mail_index)
+        self.vouchers = SqlVouchers(conn)
         self.cash_tokens = SqlCashTokens(conn, self._cipher)
 
     async def __aexit__(

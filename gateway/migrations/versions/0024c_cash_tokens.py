@@ -3,7 +3,7 @@ keyed hash, with the envelope recorded against each; deleted by retention after 
 once unused past their validity, and with their account.
 
 Revision ID: 0024c_cash_tokens
-Revises: 0022w_refund_watches
+Revises: 0023v_vouchers
 Create Date: 2026-12-07 21:00:00.000000
 """
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ import gateway.adapters.db.types
 
 revision: str = '0024c_cash_tokens'
 # Re-chained after 0023v_vouchers when both branches are merged.
-down_revision: str | None = '0022w_refund_watches'
+down_revision: str | None = '0023v_vouchers'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

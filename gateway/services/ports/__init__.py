@@ -90,6 +90,8 @@ from gateway.services.ports.units import (
     Unit,
     UnitOfWork,
     UnitOfWorkFactory,
+    VoucherStoreUnit,
+    VouchersUnit,
     WalletUnit,
 )
 from gateway.services.ports.webhooks import (
@@ -189,5 +191,7 @@ __all__ = [
     "Unit",
     "UnitOfWork",
     "UnitOfWorkFactory",
+    "VoucherStoreUnit",
+    "VouchersUnit",
     "WalletUnit",
 ]

@@ -49,6 +49,7 @@ from gateway.services.ports.privacy import (
 from gateway.services.ports.refund_watch import RefundWatchRepository
 from gateway.services.ports.refunds import RefundRepository
 from gateway.services.ports.staff import StaffRepository
+from gateway.services.ports.vouchers import VoucherRepository
 from gateway.services.ports.webhooks import EndpointRepository, EventRepository
 
 
@@ -214,6 +215,11 @@ class WithRefunds(Protocol):
     def refunds(self) -> RefundRepository: ...
 
 
+class WithVouchers(Protocol):
+    @property
+    def vouchers(self) -> VoucherRepository: ...
+
+
 class WithCashTokens(Protocol):
     @property
     def cash_tokens(self) -> CashTokenRepository: ...
@@ -285,11 +291,12 @@ class WalletUnit(Unit, WithInvoices, Protocol):
     """Address-space usage (`services/wallet.py`)."""
 
 
-class FinanceUnit(Unit, WithLedger, WithCursors, WithCredit, WithRefunds, Protocol):
+class FinanceUnit(Unit, WithLedger, WithCursors, WithCredit, WithRefunds, WithVouchers,
+                  Protocol):
     """The payments export (`services/finance.py`)."""
 
 
-class ReconcileUnit(Unit, WithLedger, WithRefundWatches, Protocol):
+class ReconcileUnit(Unit, WithLedger, WithRefundWatches, WithVouchers, Protocol):
     """Reconciling payments, and refunds paid, against the chain
     (`services/reconcile.py`)."""
 
@@ -328,6 +335,15 @@ class RefundsUnit(Unit, WithAccountStore, WithRefunds, WithCredit, WithMail,
     it holds and returns, the mail it queues, the watch its approval starts."""
 
 
+class VouchersUnit(BillingUnit, WithThrottle, WithVouchers, Protocol):
+    """Vouchers (`services/vouchers.py`): batches and codes; redeeming locks the account,
+    credits it and may buy plan periods from that credit, throttled."""
+
+
+class VoucherStoreUnit(Unit, WithVouchers, Protocol):
+    """The voucher repository alone (the in-memory unit claims it)."""
+
+
 class CashUnit(Unit, WithAccountStore, WithCredit, WithCashTokens, Protocol):
     """Cash by mail (`services/cash.py`): the tokens, the account row an envelope locks,
     the credit it writes."""
@@ -337,7 +353,7 @@ class UnitOfWork(Unit, WithAccounts, WithSessions, WithApiKeys, WithInvoices, Wi
                  WithCursors, WithEndpoints, WithIdempotency, WithEvents, WithThrottle,
                  WithSecurityLog, WithRetention, WithAudit, WithLedger, WithStaff,
                  WithBilling, WithPersonal, WithLegal, WithMail, WithCredit, WithRefunds,
-                 WithRefundWatches, WithCashTokens, Protocol):
+                 WithRefundWatches, WithVouchers, WithCashTokens, Protocol):
     """Every repository: what the SQL unit of work provides."""
 
 
