@@ -2,6 +2,7 @@ import asyncio
 import time
 from typing import Any
 
+from gateway.adapters.passwords import HashCost
 from gateway.bootstrap import Overrides
 from tests.e2e.conftest import Stack, StackFactory
 from tests.support.clocks import MovableClock
@@ -97,8 +98,10 @@ async def test_hashes_beyond_the_cap_get_503_with_retry_after(make_stack: StackF
     import re
 
 
+    # The production cost: a burst must find the one hashing thread busy.
     stack = await make_stack(GATEWAY_SECURITY__HASH_CONCURRENCY="1",
-                             GATEWAY_SECURITY__HASH_MAX_WAITING="0")
+                             GATEWAY_SECURITY__HASH_MAX_WAITING="0",
+                             overrides=Overrides(hash_cost=HashCost()))
     await stack.signup("busy@example.org", "right password 1")
     burst = await asyncio.gather(*(stack.api.call(
         "POST", "/v1/sessions", {"email": f"busy{i}@example.org", "password": "wrong pw 99"})
