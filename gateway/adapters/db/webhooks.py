@@ -11,7 +11,7 @@ from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.db.encrypted import WEBHOOK_PREVIOUS_SECRET, WEBHOOK_SECRET
-from gateway.adapters.db.engine import write_transaction
+from gateway.adapters.db.engine import read_transaction, write_transaction
 from gateway.adapters.db.tables import (
     deliveries,
     delivery_attempts,
@@ -266,6 +266,8 @@ class SqlDeliveryStore:
         finished: Sequence[Attempt] = (), per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
     ) -> list[PendingDelivery]:
+        if not finished and limit > 0 and not await self._any_due(now):
+            return []  # idle: no write transaction, no turn to write, no claim query
         query = _due_deliveries(now, limit)
         room: dict[str, int] = {}
         if per_endpoint is not None:
@@ -287,6 +289,16 @@ class SqlDeliveryStore:
             log.error("%d deliveries failed: endpoint secret cannot be decrypted "
                       "(is its data key still configured?)", len(unreadable))
         return claimed
+
+    async def _any_due(self, now: datetime) -> bool:
+        """Whether any delivery may be due: one indexed read, without a lock. The worker
+        polls this every second or so while idle in every instance; the claim itself (a
+        write transaction, on SQLite the process's turn to write, and a statement with
+        three subqueries) is built and run only when it may find something. A delivery
+        committed just after this read is claimed at the next round: its commit wakes
+        this instance's worker, and another instance's polls again within the second."""
+        async with read_transaction(self._engine) as conn:
+            return (await conn.execute(_ANY_DUE, {"now": now})).first() is not None
 
     def _sort(self, rows: Sequence[Any], now: datetime, per_endpoint: int | None,
               room: dict[str, int]) -> tuple[list[PendingDelivery], list[str], list[str]]:
@@ -367,6 +379,15 @@ class SqlDeliveryStore:
         )
         await _hold_lanes(conn, attempts)
         await _disable_gone(conn, attempts)
+
+
+_ANY_DUE = (
+    select(deliveries.c.id)
+    .where(deliveries.c.status == DeliveryStatus.PENDING,
+           deliveries.c.next_attempt_at <= bindparam("now"),
+           deliveries.c.lease_until.is_(None) | (deliveries.c.lease_until < bindparam("now")))
+    .limit(1)
+)
 
 
 def _due_deliveries(now: datetime, limit: int) -> Any:
