@@ -48,7 +48,8 @@ def split_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.strip().rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if (not sep or not host or not (port.isascii() and port.isdigit())
+            or not 0 <= int(port) <= 65535):
         raise ValueError(f"{value!r} must be host:port, e.g. 127.0.0.1:9464 or [::1]:9464 "
                          '(or "" to turn the listener off)')
     return host, int(port)

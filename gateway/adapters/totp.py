@@ -23,7 +23,7 @@ class PyotpCodes:
     def matching_step(self, secret: str, code: str, now: datetime) -> int | None:
         """The time step the code belongs to (now, or one step either side), or None."""
         code = code.strip().replace(" ", "")
-        if len(code) != 6 or not code.isdigit():
+        if len(code) != 6 or not (code.isascii() and code.isdigit()):
             return None
         totp = pyotp.TOTP(secret)
         base = totp.timecode(now)

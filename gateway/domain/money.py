@@ -56,8 +56,8 @@ def parse_fiat(amount: object, currency: object, field: str = "price") -> Fiat:
         raise InvalidInput(
             f"{field}.amount", f"{currency} has {exponent} decimal places; got {amount!r}"
         )
-    minor = int(value.scaleb(exponent))
-    if minor >= 10**15:
+    # Before scaling: "1e999999" is finite, and scaling it overflows the context.
+    if value.adjusted() >= 15 or (minor := int(value.scaleb(exponent))) >= 10**15:
         raise InvalidInput(f"{field}.amount", "is too large")
     if not AMOUNT_FORM.fullmatch(amount):
         raise InvalidInput(f"{field}.amount", 'write it as digits and one point, e.g. "9.99" '

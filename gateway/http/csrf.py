@@ -105,7 +105,7 @@ class Csrf:
         if not token or "." not in token:
             raise web.HTTPForbidden(text="the form's CSRF token is missing; reload the page")
         issued_text, mac = token.split(".", 1)
-        if not issued_text.isdigit():
+        if not (issued_text.isascii() and issued_text.isdigit()):
             raise web.HTTPForbidden(text="the form's CSRF token is malformed")
         issued = int(issued_text)
         if time.time() - issued > MAX_AGE_SECONDS:

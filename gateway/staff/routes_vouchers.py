@@ -30,8 +30,9 @@ def _int(form: Any, name: str, default: int) -> int:
     raw = text(form, name)
     if not raw:
         return default
-    if not raw.isdigit():
-        raise InvalidInput(name, "must be a whole number")
+    # ASCII digits only: "²".isdigit() is true and int("²") raises.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise InvalidInput(name, "must be a whole number (digits 0-9)")
     return int(raw)
 
 

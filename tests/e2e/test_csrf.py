@@ -112,6 +112,11 @@ async def test_forms_refuse_a_null_origin_and_tokens_of_other_clients(
                          headers={**alice, "Origin": "null"}, allow_redirects=False) as resp:
         assert resp.status == 403 and "null" in await resp.text()
     assert await stack.count("accounts") == 0
+    # A token whose time is not ASCII digits ("²" passes str.isdigit, not int) is malformed,
+    # not a server error.
+    async with http.post(f"{base}/signup", data={**form, "csrf": "\u00b2.x"}, headers=alice,
+                         allow_redirects=False) as resp:
+        assert resp.status == 403 and "malformed" in await resp.text()
     # The login form alike.
     token = await form_token(stack, "login", mallory)
     async with http.post(f"{base}/login", data={**form, "csrf": token}, headers=alice,

@@ -27,6 +27,8 @@ def test_parse_fiat_minor_units() -> None:
         (" 9.99", "EUR", "digits and one point"), ("1e2", "EUR", "digits and one point"),
         ("09.99", "EUR", "digits and one point"), ("9.", "EUR", "digits and one point"),
         ("+5", "EUR", "digits and one point"), ("10000000000000", "EUR", "too large"),
+        # Finite, but its scaling overflowed Decimal's context (a 500 on every form).
+        ("1e999999", "EUR", "too large"), ("9e999999999", "JPY", "too large"),
     ],
 )
 def test_parse_fiat_rejects(amount: object, currency: str, fragment: str) -> None:

@@ -53,3 +53,10 @@ async def test_only_inputs_shaped_like_recovery_codes_cost_a_hash() -> None:
     assert hasher.verified == 0
     assert await factor.match_recovery(unused, codes.recovery_codes(1)[0].upper()) is None
     assert hasher.verified == 2
+
+
+def test_a_code_of_other_digits_is_no_code() -> None:
+    # "²²²²²²" passes str.isdigit; hmac.compare_digest refuses non-ASCII text (a 500).
+    codes = PyotpCodes()
+    secret = codes.new_secret()
+    assert codes.matching_step(secret, "\u00b2" * 6, datetime.now(UTC)) is None
