@@ -181,6 +181,21 @@ class Voucher:
         return batch.state(now)
 
 
+def on_the_books(voucher: "Voucher", batch: VoucherBatch, at: datetime
+                 ) -> tuple[bool, bool, bool]:
+    """(sold, redeemed, outstanding) for one code as the books stood at `at`: a batch made
+    later is not there yet, and a redemption or revocation after `at` has not happened
+    (a report for a past period is the same whenever it is made). A revoked batch's code
+    was never sold unless it had been redeemed; an outstanding code is one a customer
+    could still redeem: not redeemed, revoked or expired."""
+    if batch.created_at >= at:
+        return False, False, False
+    redeemed = voucher.redeemed_at is not None and voucher.redeemed_at < at
+    revoked = batch.revoked_at is not None and batch.revoked_at < at
+    expired = batch.expires_at is not None and at >= batch.expires_at
+    return (not revoked or redeemed), redeemed, not (redeemed or revoked or expired)
+
+
 def voucher_cause(voucher_id: str) -> str:
     """The credit entry a voucher writes: once, whatever retries."""
     return f"voucher:{voucher_id}"

@@ -526,8 +526,13 @@ async def test_voucher_codes_are_redeemed_once_while_their_batch_is_live(
         used = await uow.vouchers.redeemed_between(T0, T0 + day)
         assert [r.voucher.id for r in used] == ["vou_1"]
         totals = {t.currency: (t.sold, t.redeemed, t.outstanding)
-                  for t in await uow.vouchers.totals(T0)}
-        # EUR: one code redeemed, the other revoked (not sold); USD: one open.
-        assert totals == {"EUR": (1000, 1000, 0), "USD": (500, 0, 500)}
-        after = {t.currency: t.outstanding for t in await uow.vouchers.totals(T0 + day)}
-        assert after == {"EUR": 0, "USD": 0}  # expired: no longer owed
+                  for t in await uow.vouchers.totals(T0 + timedelta(seconds=1))}
+        # EUR: one code redeemed, the other revoked (not sold); the USD batch is made
+        # a day later: not on the books yet.
+        assert totals == {"EUR": (1000, 1000, 0)}
+        # As the books stood at T0 itself: nothing had happened yet (periods end there).
+        assert await uow.vouchers.totals(T0) == []
+        # Two days on: the USD code was sold, and has expired unredeemed (owed no more).
+        later = {t.currency: (t.sold, t.redeemed, t.outstanding)
+                 for t in await uow.vouchers.totals(T0 + 2 * day)}
+        assert later == {"EUR": (1000, 1000, 0), "USD": (500, 0, 0)}

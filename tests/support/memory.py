@@ -41,7 +41,7 @@ from gateway.domain.payments import PaymentStatus
 from gateway.domain.states import IdempotencyState
 from gateway.domain.throttle import ThrottleState
 from gateway.domain.timestamps import rfc3339
-from gateway.domain.vouchers import Voucher, VoucherBatch, VoucherState
+from gateway.domain.vouchers import Voucher, VoucherBatch, VoucherState, on_the_books
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.ids import new_id
 from gateway.services.ports import (
@@ -949,11 +949,11 @@ class MemoryVouchers:
         sums: dict[str, list[int]] = {}
         for v, _ in self._s.vouchers.values():
             b = self._s.voucher_batches[v.batch_id]
+            if b.created_at >= now:
+                continue
             row = sums.setdefault(b.value.currency, [0, 0, 0])
-            used, state = v.redeemed_at is not None, v.state(b, now)
-            row[0] += b.value.minor if used or b.revoked_at is None else 0
-            row[1] += b.value.minor if used else 0
-            row[2] += b.value.minor if state is VoucherState.ACTIVE else 0
+            for i, counted in enumerate(on_the_books(v, b, now)):
+                row[i] += b.value.minor if counted else 0
         return [VoucherTotals(c, *sums[c]) for c in sorted(sums)]
 
 

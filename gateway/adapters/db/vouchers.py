@@ -90,16 +90,19 @@ class SqlVouchers:
                          batch_of(r)) for r in rows]
 
     async def totals(self, now: datetime) -> list[VoucherTotals]:
+        """As the books stood at `now` (`domain.vouchers.on_the_books`, in SQL)."""
         value = _b.value_minor
-        open_code = and_(_v.redeemed_at.is_(None), _live(now))
+        redeemed = and_(_v.redeemed_at.is_not(None), _v.redeemed_at < now)
+        revoked = and_(_b.revoked_at.is_not(None), _b.revoked_at < now)
+        expired = and_(_b.expires_at.is_not(None), _b.expires_at <= now)
         rows = await self._conn.execute(
             select(_b.currency,
-                   func.sum(case((or_(_b.revoked_at.is_(None), _v.redeemed_at.is_not(None)),
-                                  value), else_=0)).label("sold"),
-                   func.sum(case((_v.redeemed_at.is_not(None), value), else_=0))
-                   .label("redeemed"),
-                   func.sum(case((open_code, value), else_=0)).label("outstanding"))
+                   func.sum(case((or_(~revoked, redeemed), value), else_=0)).label("sold"),
+                   func.sum(case((redeemed, value), else_=0)).label("redeemed"),
+                   func.sum(case((or_(redeemed, revoked, expired), 0), else_=value))
+                   .label("outstanding"))
             .join(voucher_batches, _b.id == _v.batch_id)
+            .where(_b.created_at < now)
             .group_by(_b.currency).order_by(_b.currency))
         return [VoucherTotals(r.currency, int(r.sold or 0), int(r.redeemed or 0),
                               int(r.outstanding or 0)) for r in rows]
