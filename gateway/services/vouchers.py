@@ -35,7 +35,7 @@ from gateway.domain.vouchers import (
     voucher_cause,
 )
 from gateway.services.credit_spending import buy_period
-from gateway.services.errors import NotFound, TooManyRequests
+from gateway.services.errors import Conflict, NotFound, TooManyRequests
 from gateway.services.ids import new_id
 from gateway.services.invoices import Plan
 from gateway.services.ports import Clock, VouchersUnit
@@ -210,6 +210,12 @@ class VoucherService:
                 raise NotFound("account")
             redeemed = await uow.vouchers.redeem(digest, account_id, now)
             if redeemed is None:
+                # Every refusal asks this too (the same work whatever the reason): a code
+                # this account redeemed already (a double click, a retry after a lost
+                # answer) gets its answer again, and is no wrong guess.
+                again = await uow.vouchers.redeemed_by(digest, account_id)
+                if again is not None:
+                    return await self._again(uow, account, again)
                 for (key, policy), state in zip(counters, states, strict=True):
                     await uow.throttle.put(key, after_failure(state, now, policy))
                 await uow.commit()
@@ -226,7 +232,10 @@ class VoucherService:
         entry = CreditEntry(account.id, CreditKind.VOUCHER, batch.value.minor,
                             batch.value.currency, voucher_cause(redeemed.voucher.id), now,
                             note=f"voucher batch {batch.id}")
-        await uow.credit.add(entry)
+        if not await uow.credit.add(entry):
+            # The code was free but its credit is written (rows restored from a backup,
+            # say): refused and rolled back rather than marked used with nothing credited.
+            raise Conflict("this voucher's credit is on the account already")
         account.credited(entry, await uow.credit.balance(account.id, entry.currency))
         await uow.accounts.save(account)
         bought = 0
@@ -234,6 +243,19 @@ class VoucherService:
             if await self._buy(uow, account, batch, f"spend:{entry.cause}:{n}", now):
                 bought += 1
         return Redemption(entry, batch, account, bought,
+                          await uow.credit.balance(account.id, entry.currency))
+
+    async def _again(self, uow: VouchersUnit, account: Account, redeemed: Redeemed
+                     ) -> Redemption:
+        """The answer to this account's first redemption of the code, read back."""
+        cause = voucher_cause(redeemed.voucher.id)
+        entry = await uow.credit.find(account.id, cause)
+        if entry is None:
+            raise VoucherRefused()
+        bought = [await uow.credit.find(account.id, f"spend:{cause}:{n}")
+                  for n in range(redeemed.batch.periods)]
+        return Redemption(entry, redeemed.batch, account,
+                          sum(1 for b in bought if b is not None),
                           await uow.credit.balance(account.id, entry.currency))
 
     async def _buy(self, uow: VouchersUnit, account: Account, batch: VoucherBatch,

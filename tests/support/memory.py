@@ -939,6 +939,12 @@ class MemoryVouchers:
             return Redeemed(done, batch)
         return None
 
+    async def redeemed_by(self, code_hash: str, account_id: str) -> Redeemed | None:
+        for voucher, digest in self._s.vouchers.values():
+            if digest == code_hash and voucher.redeemed_by == account_id:
+                return Redeemed(voucher, self._s.voucher_batches[voucher.batch_id])
+        return None
+
     async def redeemed_between(self, start: datetime, end: datetime) -> list[Redeemed]:
         found = [Redeemed(v, self._s.voucher_batches[v.batch_id])
                  for v, _ in self._s.vouchers.values()

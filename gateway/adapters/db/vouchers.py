@@ -79,6 +79,17 @@ class SqlVouchers:
             select(voucher_batches).where(_b.id == row.batch_id))).one()
         return Redeemed(Voucher(row.id, row.batch_id, now, account_id), batch_of(batch))
 
+    async def redeemed_by(self, code_hash: str, account_id: str) -> Redeemed | None:
+        row = (await self._conn.execute(
+            select(_v.id.label("voucher_id"), _v.redeemed_at, _v.redeemed_by,
+                   voucher_batches)
+            .join(voucher_batches, _b.id == _v.batch_id)
+            .where(_v.code_hash == code_hash, _v.redeemed_by == account_id))).first()
+        if row is None:
+            return None
+        return Redeemed(Voucher(row.voucher_id, row.id, row.redeemed_at, row.redeemed_by),
+                        batch_of(row))
+
     async def redeemed_between(self, start: datetime, end: datetime) -> list[Redeemed]:
         rows = await self._conn.execute(
             select(_v.id.label("voucher_id"), _v.redeemed_at, _v.redeemed_by,

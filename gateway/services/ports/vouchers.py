@@ -51,6 +51,9 @@ class VoucherRepository(Protocol):
         instances race, exactly one gets it; None for everyone else and for any code that
         does not exist, was used, revoked or expired (the caller cannot tell which)."""
 
+    async def redeemed_by(self, code_hash: str, account_id: str) -> Redeemed | None:
+        """The code with this hash, if `account_id` redeemed it (its own retry)."""
+
     async def redeemed_between(self, start: datetime, end: datetime
                                ) -> list[Redeemed]:
         """Codes redeemed in the period, oldest first (finance)."""
