@@ -173,7 +173,7 @@ class Voucher:
     id: str  # vou_...
     batch_id: str
     redeemed_at: datetime | None = None
-    redeemed_by: str | None = None  # the account; None once that account is erased
+    redeemed_by: str | None = None  # the account (kept as a billing link: docs/privacy.md)
 
     def state(self, batch: VoucherBatch, now: datetime) -> VoucherState:
         if self.redeemed_at is not None:
