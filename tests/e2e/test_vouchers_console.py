@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
+from gateway.domain.vouchers import check_character
 from tests.e2e.conftest import StackFactory
 from tests.e2e.test_portal import at, fill, submit, type_into
 from tests.e2e.test_staff_console import (
@@ -77,8 +78,16 @@ async def test_admin_prints_a_batch_and_a_new_customer_redeems_a_plan_code(
             By.CSS_SELECTOR, "#credit-entries tbody tr td:nth-child(2)")]
         assert sorted(kinds) == ["spent", "voucher"]
         no_other_origin(browser.page_source)
-        # The same code again: refused like any code that cannot be redeemed.
+        # The same code again (a second click): answered as redeemed, credited once.
         type_into(browser, "voucher-code", codes[1])
+        await asyncio.to_thread(submit, browser, "#voucher-button")
+        await at(browser, f"{base}/account?voucher=1#vouchers")
+        kinds = [e.text for e in browser.find_elements(
+            By.CSS_SELECTOR, "#credit-entries tbody tr td:nth-child(2)")]
+        assert sorted(kinds) == ["spent", "voucher"]
+        # A code that does not exist: refused like any code that cannot be redeemed.
+        wrong = codes[0].replace("-", "")[:-1][::-1]  # 19 other characters
+        type_into(browser, "voucher-code", wrong + check_character(wrong))
         await asyncio.to_thread(submit, browser, "#voucher-button")
         assert "cannot be redeemed" in browser.find_element(By.CSS_SELECTOR, ".error").text
     finally:
