@@ -112,8 +112,10 @@ class CashService:
                 await uow.cash_tokens.delete(old.id)
             await uow.cash_tokens.add(record, self._hash(normalize(token)))
             await uow.commit()
-        log.info("cash: account %s was given token %s%s", account_id, record.id,
-                 " (its open token replaced)" if earlier else "")
+        # Never the account beside the token's id: the token row is the only link between
+        # an envelope and its account, erased on schedule, and a log line would outlive it.
+        log.info("cash: token %s given%s", record.id,
+                 " (an open token replaced)" if earlier else "")
         return IssuedToken(token, record, bool(earlier))
 
     async def record(self, token_text: str, amount: str, currency: str, note: str | None,
@@ -150,7 +152,7 @@ class CashService:
             account.credited(entry, balance)
             await uow.accounts.save(account)
             await uow.commit()
-        log.info("cash: an envelope for token %s credited account %s", token_id, account.id)
+        log.info("cash: an envelope for token %s recorded", token_id)
         return RecordedEnvelope(token_id, account.id, entry, balance)
 
 

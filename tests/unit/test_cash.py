@@ -3,6 +3,7 @@ injected clock, and the service over the in-memory unit of work (no database).""
 
 import hashlib
 import itertools
+import logging
 import random
 import string
 from datetime import UTC, datetime, timedelta
@@ -123,10 +124,11 @@ def index(value: str) -> str:
     return hashlib.sha256(b"k" + value.encode()).hexdigest()
 
 
-async def test_the_service_over_the_memory_unit() -> None:
+async def test_the_service_over_the_memory_unit(caplog: pytest.LogCaptureFixture) -> None:
     from gateway.domain.accounts import Account
     from gateway.services.ports import Profile
 
+    caplog.set_level(logging.INFO, logger="gateway")
     store, clock = MemoryStore(), Clock()
     async with store.unit(clock) as uow:
         await uow.accounts.add(Account("acc_1", T0, "nl-ams", "EUR"),
@@ -154,3 +156,8 @@ async def test_the_service_over_the_memory_unit() -> None:
         await cash.record(issued.token, "12.50", "EUR", None, "stf_1")
     assert store.event_types().count("account.credited") == 1
     assert await cash.open_token("acc_1") is None
+    # The log names the token's id, never the token, and never with its account: the
+    # token row is the only link between envelope and account, and it is erased.
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("gateway"))
+    assert issued.record.id in logged
+    assert normalize(issued.token) not in logged.replace("-", "") and "acc_1" not in logged
