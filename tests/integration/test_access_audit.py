@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pyotp
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -28,6 +27,7 @@ from gateway.services.chain_events import Feed
 from gateway.staff.context import COOKIE
 from tests.support.fake_gateway import T0, World, fake_world
 from tests.support.nodes import free_port
+from tests.support.staff import enrolled_staff_token
 
 pytestmark = pytest.mark.integration
 
@@ -54,13 +54,8 @@ class Served:
 
     async def staff_token(self, name: str, role: str) -> str:
         """A member with TOTP on, logged in (what /staff/login and /staff/enrol do)."""
-        staff = self.world.gw.services.staff
-        await staff.add(name, role, STAFF_PASSWORD)
-        first = await staff.log_in(name, STAFF_PASSWORD, None, "192.0.2.1")
-        session = await staff.session(first.token)
-        enrolment = await staff.begin_enrolment(session)
-        return await staff.confirm_enrolment(
-            session, pyotp.TOTP(enrolment.secret).at(T0), "192.0.2.1")
+        return await enrolled_staff_token(self.world.gw.services.staff, name, role,
+                                          STAFF_PASSWORD, T0)
 
     async def page(self, token: str, path: str, **query: str) -> tuple[int, str, str]:
         async with self.http.get(self.staff + path, params=query, allow_redirects=False,
