@@ -469,6 +469,7 @@ class SqlSessions:
 class SqlApiKeys:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self.revoked = False  # the unit's commit tells every instance's key cache
 
     async def add(self, record: ApiKeyRecord, key_hash: str) -> None:
         await self._conn.execute(
@@ -499,4 +500,5 @@ class SqlApiKeys:
         result = await self._conn.execute(
             update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
             .values(revoked_at=at))
+        self.revoked = self.revoked or bool(result.rowcount)
         return bool(result.rowcount)

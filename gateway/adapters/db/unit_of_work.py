@@ -36,7 +36,7 @@ from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.mail_queue import SqlMailOutbox
 from gateway.domain.invoices import Invoice
-from gateway.services.changes import feed_key, invoice_key
+from gateway.services.changes import API_KEYS, feed_key, invoice_key
 from gateway.services.ports import HasEvents, UnitOfWork
 
 
@@ -166,8 +166,11 @@ class SqlUnitOfWork:
         keys = {invoice_key(a.id) for a in collected if isinstance(a, Invoice)}
         keys.update(invoice_key(i) for i in self.payments.touched)
         keys.update(feed_key(f) for f in self.cursors.changed)
+        if self.api_keys.revoked:
+            keys.add(API_KEYS)
         self.payments.touched = set()
         self.cursors.changed = set()
+        self.api_keys.revoked = False
         return keys
 
     def collect(self, aggregate: HasEvents) -> None:
