@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -438,6 +438,14 @@ class MemoryInvoices:
     async def read(self, invoice_id: str) -> InvoiceRecord | None:
         row = self._s.invoices.get(invoice_id)
         return self._record(row) if row else None
+
+    async def read_with_tip(self, invoice_id: str, feeds: Mapping[str, str]
+                            ) -> tuple[InvoiceRecord, BlockRef | None] | None:
+        record = await self.read(invoice_id)
+        if record is None:
+            return None
+        tip = self._s.cursors.get(feeds.get(record.invoice.coin, record.invoice.coin))
+        return record, tip[0] if tip else None
 
     async def page(self, account_id: str | None, status: Status | None, after: str | None,
                    limit: int) -> list[InvoiceRecord]:

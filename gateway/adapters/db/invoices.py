@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, exists, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, case, exists, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chains.base import BlockRef, Destination, Lock
-from gateway.adapters.db.tables import derivation_counters, invoices, payments
+from gateway.adapters.db.tables import chain_cursors, derivation_counters, invoices, payments
 from gateway.domain.invoices import (
     Invoice,
     InvoiceException,
@@ -61,6 +61,41 @@ def _payment(row: Any) -> PaymentRecord:
     return PaymentRecord(
         row.txid, row.output_index, row.amount, row.block_hash, row.block_height,
         PaymentStatus(row.status), row.seen_at, row.block_time, row.coin, lock,
+    )
+
+
+# An invoice with its payments and its feed's tip, in one statement. Built once per feed
+# mapping (the configured coins: one or two per process) and reused: a statement object
+# keeps its cache key, so executing it again skips building, keying and compiling.
+_PAID = tuple(payments.c[n].label(f"p_{n}") for n in (
+    "txid", "output_index", "amount", "block_hash", "block_height", "status", "seen_at",
+    "block_time", "coin", "lock_height", "lock_time"))
+_WITH_TIP: dict[tuple[tuple[str, str], ...], Any] = {}
+
+
+def _with_tip(feeds: Mapping[str, str]) -> Any:
+    key = tuple(sorted(feeds.items()))
+    statement = _WITH_TIP.get(key)
+    if statement is None:
+        feed = case(dict(key), value=invoices.c.coin, else_=invoices.c.coin) if key \
+            else invoices.c.coin
+        statement = _WITH_TIP[key] = (
+            select(invoices, *_PAID, chain_cursors.c.height.label("tip_height"),
+                   chain_cursors.c.hash.label("tip_hash"))
+            .select_from(invoices.outerjoin(payments, payments.c.invoice_id == invoices.c.id)
+                         .outerjoin(chain_cursors, chain_cursors.c.feed == feed))
+            .where(invoices.c.id == bindparam("invoice_id"))
+            .order_by(payments.c.seen_at, payments.c.id))
+    return statement
+
+
+def _labelled_payment(row: Any) -> PaymentRecord:
+    lock = None
+    if row.p_lock_height is not None or row.p_lock_time is not None:
+        lock = Lock(row.p_lock_height, row.p_lock_time)
+    return PaymentRecord(
+        row.p_txid, row.p_output_index, row.p_amount, row.p_block_hash, row.p_block_height,
+        PaymentStatus(row.p_status), row.p_seen_at, row.p_block_time, row.p_coin, lock,
     )
 
 
@@ -172,6 +207,16 @@ class SqlInvoices:
             _invoice(row), row.address, row.payment_uri,
             tuple(await self._payments(invoice_id)),
         )
+
+    async def read_with_tip(self, invoice_id: str, feeds: Mapping[str, str]
+                            ) -> tuple[InvoiceRecord, BlockRef | None] | None:
+        rows = (await self._conn.execute(_with_tip(feeds), {"invoice_id": invoice_id})).all()
+        if not rows:
+            return None
+        first = rows[0]
+        paid = tuple(_labelled_payment(r) for r in rows if r.p_txid is not None)
+        tip = None if first.tip_height is None else BlockRef(first.tip_height, first.tip_hash)
+        return InvoiceRecord(_invoice(first), first.address, first.payment_uri, paid), tip
 
     async def _payments(self, invoice_id: str) -> list[PaymentRecord]:
         rows = await self._conn.execute(
