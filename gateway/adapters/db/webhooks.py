@@ -186,6 +186,12 @@ class SqlEvents:
 URGENT, NORMAL = 0, 1  # deliveries.priority
 
 
+# Built once (every commit with events runs them): no building or compiling per call.
+_LIVE_ENDPOINTS = select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(
+    webhook_endpoints.c.enabled.is_(True), webhook_endpoints.c.deleted_at.is_(None))
+_INSERT_EVENT = insert(events)
+
+
 class SqlOutbox:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -194,18 +200,12 @@ class SqlOutbox:
     async def publish(self, evts: Sequence[DomainEvent], now: datetime) -> None:
         if not evts:
             return
-        endpoints = (
-            await self._conn.execute(
-                select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(
-                    webhook_endpoints.c.enabled.is_(True), webhook_endpoints.c.deleted_at.is_(None)
-                )
-            )
-        ).all()
+        endpoints = (await self._conn.execute(_LIVE_ENDPOINTS)).all()
         hurried: set[str] = set()  # lanes with an urgent event: their earlier ones go first
         for event, order in in_delivery_order(evts):
             event_id = new_id("evt_")
             await self._conn.execute(
-                insert(events).values(
+                _INSERT_EVENT, dict(
                     id=event_id,
                     type=event.type,
                     account_id=event.account_id,
