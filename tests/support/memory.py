@@ -789,12 +789,13 @@ class MemoryOutbox:
                               sort_keys=True)
             self._s.events[event_id] = EventRow(EventRecord(event_id, event.type, now, body),
                                                 event.account_id, self._s.next_seq())
-            for e in endpoints:
-                if not e.event_types or event.type in e.event_types:
-                    d_id = new_id("del_")
-                    self._s.deliveries[d_id] = (event_id, DeliveryRecord(
-                        d_id, e.id, DeliveryStatus.PENDING, 0, now, None, None), now)
-            self.published += 1
+            targets = [e for e in endpoints if not e.event_types or event.type in e.event_types]
+            for e in targets:
+                d_id = new_id("del_")
+                self._s.deliveries[d_id] = (event_id, DeliveryRecord(
+                    d_id, e.id, DeliveryStatus.PENDING, 0, now, None, None), now)
+            if targets:
+                self.published += 1  # events with deliveries, as the SQL outbox counts
 
 
 # --- the unit of work ------------------------------------------------------------------

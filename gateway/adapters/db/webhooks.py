@@ -195,7 +195,7 @@ _INSERT_EVENT = insert(events)
 class SqlOutbox:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        self.published = 0
+        self.published = 0  # events with deliveries: the worker is woken for those
 
     async def publish(self, evts: Sequence[DomainEvent], now: datetime) -> None:
         if not evts:
@@ -236,7 +236,7 @@ class SqlOutbox:
                 )
                 if order.urgent:
                     hurried.update(lane for lane in (order.lane, order.after) if lane)
-            self.published += 1
+                self.published += 1  # the worker is woken for these only
         await self._hurry(sorted(hurried))
 
     async def _hurry(self, lanes: list[str]) -> None:
