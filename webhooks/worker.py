@@ -85,14 +85,14 @@ class DeliveryWorker:
         self._max_response = max_response_bytes
         self._concurrency = concurrency
         self._per_endpoint = per_endpoint
-        # Up to twice `concurrency` deliveries are claimed ahead (ready while the store
-        # writes results); for one endpoint up to half of those, at least twice
-        # `per_endpoint`, refilled in batches (`_stocked`); `per_endpoint` in flight.
+        # Up to twice `concurrency` deliveries (twice `per_endpoint` for one endpoint)
+        # are claimed ahead, so the next ones are ready while the store writes results;
+        # an endpoint's are refilled in batches (`_stocked`).
         # Leases are short and renewed while a delivery is held here (queued, in flight
         # or not yet recorded): after a crash, another worker (or this one, restarted)
         # takes over within `lease_seconds`; the lane's later events wait until then.
         self._claim_ahead = 2 * concurrency
-        self._hold_per_endpoint = max(2 * per_endpoint, self._claim_ahead // 2)
+        self._hold_per_endpoint = 2 * per_endpoint
         self._lease = lease_seconds
         self._held: set[str] = set()
         self._renewed_at = 0.0
@@ -178,8 +178,7 @@ class DeliveryWorker:
         here still has more than half of its share queued, and the last claim is recent
         (within the idle interval: retries that fell due elsewhere wait no longer). A
         burst to one endpoint is then refilled in batches of half its share, not a claim
-        (a statement that walks the due deliveries) after every finished delivery. Its
-        share is half the claim-ahead: the other half stays for other endpoints."""
+        (a statement that walks the due deliveries) after every finished delivery."""
         if self._rung or time.monotonic() - self._claimed_at >= self._idle:
             return False
         return all(n > self._hold_per_endpoint // 2 for n in self._busy.values())

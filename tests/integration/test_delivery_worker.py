@@ -96,13 +96,15 @@ async def test_down_for_the_whole_window_then_redelivered(database_url: str) -> 
 async def test_a_burst_to_one_endpoint_is_claimed_in_batches(database_url: str) -> None:
     """300 deliveries to one endpoint: the worker refills its queue for the endpoint when
     half of it is gone, not with a claim (a walk of the due deliveries) per finished
-    delivery; every delivery arrives once."""
+    delivery; every delivery arrives once. (A claim per finished delivery made 246 on
+    SQLite; on PostgreSQL, where a claim takes longer, finished ones coalesce: 78.)"""
     engine = make_engine(database_url)
     cipher = FieldCipher([("k", os.urandom(32))])
     received: list[str] = []
 
     async def hook(request: web.Request) -> web.Response:
         received.append(request.headers["webhook-id"])
+        await asyncio.sleep(0.002 * (len(received) % 3))  # answers finish one by one
         return web.Response(status=204)
 
     app = web.Application()
@@ -128,7 +130,7 @@ async def test_a_burst_to_one_endpoint_is_claimed_in_batches(database_url: str) 
             await u.outbox.publish([AccountCreated(f"acc_{i}") for i in range(300)], T0)
             await u.commit()
         worker = DeliveryWorker(store, lambda: T0, targets=LOOPBACK, concurrency=8,
-                                per_endpoint=2)  # up to 8 held for the endpoint, 2 sent
+                                per_endpoint=4)  # up to 8 held for the endpoint, 4 sent
         task = asyncio.create_task(worker.run())
         try:
             async with asyncio.timeout(60):
@@ -140,7 +142,6 @@ async def test_a_burst_to_one_endpoint_is_claimed_in_batches(database_url: str) 
                 await task
         assert len(set(received)) == 300
         # Refilled 4 (half of 8) at a time, plus a claim per idle interval (1 s) at most.
-        # A claim after every finished delivery made 151 on SQLite.
         assert claims <= 300 // 4 + 15, claims
     finally:
         await runner.cleanup()
