@@ -86,7 +86,8 @@ class DeliveryWorker:
         self._concurrency = concurrency
         self._per_endpoint = per_endpoint
         # Up to twice `concurrency` deliveries (twice `per_endpoint` for one endpoint)
-        # are claimed ahead, so the next ones are ready while the store writes results.
+        # are claimed ahead, so the next ones are ready while the store writes results;
+        # an endpoint's are refilled in batches (`_stocked`).
         # Leases are short and renewed while a delivery is held here (queued, in flight
         # or not yet recorded): after a crash, another worker (or this one, restarted)
         # takes over within `lease_seconds`; the lane's later events wait until then.
@@ -104,6 +105,8 @@ class DeliveryWorker:
         self._idle = (idle_interval if idle_interval is not None
                       else min(1.0, max(MIN_IDLE_SECONDS, shortest)))
         self._wake = asyncio.Event()
+        self._rung = False  # `wake` was called: new deliveries may be due
+        self._claimed_at = 0.0  # monotonic time of the last claim
         self._session: aiohttp.ClientSession | None = None
         # Plain http goes only to listed private targets: its own connector refuses
         # every other address, whatever the name resolves to at send time.
@@ -119,6 +122,7 @@ class DeliveryWorker:
 
     def wake(self) -> None:
         """Called after a commit that wrote to the outbox, so delivery is not left to poll."""
+        self._rung = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -162,10 +166,22 @@ class DeliveryWorker:
         await self._renew()
         done, self._done = self._done, []
         free = self._claim_ahead - len(self._tasks)
-        if free < self._concurrency and self._tasks:
+        if (free < self._concurrency or self._stocked()) and self._tasks:
             await self._record(done)  # enough queued here; a finishing one wakes us
             return False
+        self._rung = False
+        self._claimed_at = time.monotonic()
         return await self._claim(free, done) == free
+
+    def _stocked(self) -> bool:
+        """No claim needed yet: nothing new was committed (`wake`), every endpoint held
+        here still has more than half of its share queued, and the last claim is recent
+        (within the idle interval: retries that fell due elsewhere wait no longer). A
+        burst to one endpoint is then refilled in batches of half its share, not a claim
+        (a statement that walks the due deliveries) after every finished delivery."""
+        if self._rung or time.monotonic() - self._claimed_at >= self._idle:
+            return False
+        return all(n > self._hold_per_endpoint // 2 for n in self._busy.values())
 
     async def _renew(self) -> None:
         now = time.monotonic()

@@ -78,4 +78,5 @@ def build_accounts(core: Core, creds: Credentials, mail: MailArea) -> AccountsAr
     return AccountsArea(
         accounts=accounts, two_factor=two_factor, recovery=recovery,
         email_changes=email_changes, links=links,
-        api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key, reader=core.reader))
+        api_keys=ApiKeyService(uow, clock, new_api_key, hash_api_key, reader=core.reader,
+                               cache=core.key_cache))

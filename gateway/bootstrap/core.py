@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chains.base import Follower
 from gateway.adapters.common_passwords import CommonPasswords
 from gateway.adapters.db.engine import dispose, make_engine
+from gateway.adapters.db.key_revisions import SqliteRevocations, revocations
 from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.metrics import Metrics
@@ -19,8 +20,9 @@ from gateway.adapters.totp import PyotpCodes
 from gateway.bootstrap.resources import Resource
 from gateway.config import Settings
 from gateway.domain.throttle import ThrottlePolicy
+from gateway.services.api_keys import KeyCache
 from gateway.services.attempts import Attempts
-from gateway.services.changes import ChangeHub
+from gateway.services.changes import API_KEYS, ChangeHub
 from gateway.services.ports import UnitOfWorkFactory
 
 Clock = Callable[[], datetime]
@@ -90,9 +92,15 @@ class Core:
     watcher_uow: UnitOfWorkFactory
     deliveries: Doorbell = field(default_factory=Doorbell)
     mail: Doorbell = field(default_factory=Doorbell)
+    # Every request's API key check, emptied by revocations (here, by notice, or seen in
+    # `revocations` on SQLite).
+    key_cache: KeyCache = field(default_factory=KeyCache)
+    revocations: SqliteRevocations | None = None
 
     def resources(self) -> list[Resource]:
         out = [Resource("database", lambda: dispose(self.engine))]
+        if self.revocations is not None:
+            out.append(Resource("revocation check", self.revocations.aclose))
         if self.allocator is not None:
             out.append(Resource("allocator pool", self.allocator.dispose))
         return out
@@ -110,6 +118,9 @@ def build_core(settings: Settings, clock: Clock, overrides: Overrides) -> Core:
     index = BlindIndex(keys.index)
     changes = ChangeHub()
     deliveries, mail = Doorbell(), Doorbell()
+    revoked = revocations(settings.database.url)
+    key_cache = KeyCache(revision=revoked)
+    changes.watch(API_KEYS, key_cache.clear)
 
     def sql_uow() -> SqlUnitOfWork:
         # Billing queues its reminder mail inside its own transactions.
@@ -130,7 +141,8 @@ def build_core(settings: Settings, clock: Clock, overrides: Overrides) -> Core:
                 changes=changes, make_uow=overrides.uow or sql_uow,
                 reader=overrides.uow or sql_reader, sql_uow=sql_uow,
                 watcher_uow=overrides.uow or watcher_uow,
-                deliveries=deliveries, mail=mail)
+                deliveries=deliveries, mail=mail, key_cache=key_cache,
+                revocations=revoked)
 
 
 @dataclass(frozen=True, kw_only=True)

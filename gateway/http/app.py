@@ -31,7 +31,7 @@ from gateway.http import (
 from gateway.http.access_log import timed
 from gateway.http.background import JOBS, BackgroundJobs, close_jobs
 from gateway.http.csrf import Csrf
-from gateway.http.forwarded import forwarded_middleware
+from gateway.http.forwarded import forwarded_middlewares
 from gateway.http.keys import (
     ACCOUNTS,
     BILLING,
@@ -80,10 +80,10 @@ def create_app(areas: Areas, path_prefix: str = "") -> web.Application:
     protocol_errors.install()
     # Outermost: everything after it sees the scheme and host a trusted proxy reports.
     edge = areas.edge
-    forwarded = forwarded_middleware(edge.trusted_proxies)
+    forwarded = forwarded_middlewares(edge.trusted_proxies)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[forwarded, request_log, problem_middleware],
+        middlewares=[*forwarded, request_log, problem_middleware],
     )
     app[ACCOUNTS] = areas.accounts
     app[BILLING] = areas.billing
@@ -114,7 +114,7 @@ def create_app(areas: Areas, path_prefix: str = "") -> web.Application:
     # Served below a prefix (a reverse proxy that does not strip it): pages link
     # relatively, so they need no knowledge of it.
     root = web.Application(client_max_size=MAX_BODY,
-                           middlewares=[forwarded, problem_middleware])
+                           middlewares=[*forwarded, problem_middleware])
     root.on_response_prepare.append(security_headers)
     root.add_subapp(path_prefix, app)
     return root

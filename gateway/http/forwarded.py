@@ -41,6 +41,12 @@ def forwarded_changes(request: web.BaseRequest, trusted: Sequence[Network]
     return changes
 
 
+def forwarded_middlewares(trusted: Sequence[Network]) -> tuple[Middleware, ...]:
+    """The middleware, or none at all without trusted proxies: every request would pay
+    for a middleware that can only pass it on."""
+    return (forwarded_middleware(trusted),) if trusted else ()
+
+
 def forwarded_middleware(trusted: Sequence[Network]) -> Middleware:
     @web.middleware
     async def forwarded(request: web.Request, handler: Handler) -> web.StreamResponse:

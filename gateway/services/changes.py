@@ -5,7 +5,10 @@ database. Across instances (PostgreSQL) the same keys travel by NOTIFY
 the database, so a lost or duplicate notice costs a heartbeat's delay at worst."""
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+# An API key was revoked: every instance's key cache (`api_keys.KeyCache`) empties.
+API_KEYS = "api-keys"
 
 
 def invoice_key(invoice_id: str) -> str:
@@ -54,6 +57,8 @@ class Subscription:
 class ChangeHub:
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = {}
+        # Called at once with the keys, for a key and for "*" (caches, not streams).
+        self._watchers: dict[str, list[Callable[[Iterable[str]], None]]] = {}
         # Set when the server stops: every waiting stream wakes and ends (its browser
         # reconnects, to another instance or to this one restarted), rather than holding
         # the shutdown until its customer closes the page.
@@ -69,8 +74,16 @@ class ChangeHub:
             self._subs.setdefault(key, set()).add(sub)
         return sub
 
+    def watch(self, key: str, callback: Callable[[Iterable[str]], None]) -> None:
+        """Call `callback` whenever `key` (or "*": a notice may have been missed) is
+        published."""
+        self._watchers.setdefault(key, []).append(callback)
+
     def publish(self, keys: Iterable[str]) -> None:
         """Wake the subscribers of these keys; the key "*" wakes every subscriber."""
+        keys = list(keys)
+        if self._watchers:
+            self._tell_watchers(keys)
         for key in keys:
             if key == "*":
                 for subs in list(self._subs.values()):
@@ -79,6 +92,13 @@ class ChangeHub:
                 continue
             for sub in self._subs.get(key, ()):
                 sub.notify()
+
+    def _tell_watchers(self, keys: list[str]) -> None:
+        every = "*" in keys
+        for key, callbacks in self._watchers.items():
+            if every or key in keys:
+                for callback in callbacks:
+                    callback(keys)
 
     def _remove(self, sub: Subscription) -> None:
         for key in sub.keys:

@@ -337,12 +337,14 @@ class InvoiceService:
         return InvoiceView(view.record, view.tip, reused=True, now=view.now)
 
     async def read(self, invoice_id: str) -> InvoiceView:
+        """The invoice, its payments and its feed's tip: one statement."""
+        feeds = {c: self._chains.feed(c) for c in self._chains.coins()}
         async with self._reader() as uow:
-            record = await uow.invoices.read(invoice_id)
-            if record is None:
-                raise NotFound("invoice")
-            return InvoiceView(record, await self._tip(uow, record.invoice.coin),
-                               now=self._clock())
+            found = await uow.invoices.read_with_tip(invoice_id, feeds)
+        if found is None:
+            raise NotFound("invoice")
+        record, tip = found
+        return InvoiceView(record, tip, now=self._clock())
 
     async def list(
         self,

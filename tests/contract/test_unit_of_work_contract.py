@@ -536,3 +536,31 @@ async def test_voucher_codes_are_redeemed_once_while_their_batch_is_live(
         later = {t.currency: (t.sold, t.redeemed, t.outstanding)
                  for t in await uow.vouchers.totals(T0 + 2 * day)}
         assert later == {"EUR": (1000, 1000, 0), "USD": (500, 0, 0)}
+
+
+async def test_an_invoice_is_read_with_its_payments_and_its_feeds_tip(units: Units) -> None:
+    await _account(units)
+    await _add_invoice(units, _invoice("inv_r"), b"r")
+    await _add_invoice(units, _invoice("inv_e"), b"e")
+    seen = T0 + timedelta(minutes=1)
+    async with units() as uow:
+        await uow.payments.record_many([
+            NewPayment("LTC", "tx2", 0, "inv_r", 8, seen + timedelta(seconds=1)),
+            NewPayment("LTC", "tx1", 1, "inv_r", 7, seen, Lock(9, None)),
+        ], BlockRef(6, "h6"), T0 + timedelta(minutes=10))
+        await uow.cursors.set("ltc-feed", BlockRef(8, "h8"), T0)
+        await uow.cursors.set("LTC", BlockRef(3, "h3"), T0)
+        await uow.commit()
+    async with units() as uow:
+        found = await uow.invoices.read_with_tip("inv_r", {"LTC": "ltc-feed", "X": "y"})
+        assert found is not None
+        record, tip = found
+        assert record == await uow.invoices.read("inv_r")
+        assert [(p.txid, p.index, p.lock) for p in record.payments] == [
+            ("tx1", 1, Lock(9, None)), ("tx2", 0, None)]
+        assert tip == BlockRef(8, "h8")
+        # A coin no longer configured counts against its own name's cursor.
+        assert (await uow.invoices.read_with_tip("inv_r", {}))[1] == BlockRef(3, "h3")
+        assert (await uow.invoices.read_with_tip("inv_e", {"LTC": "none"})) == (
+            await uow.invoices.read("inv_e"), None)
+        assert await uow.invoices.read_with_tip("inv_missing", {}) is None

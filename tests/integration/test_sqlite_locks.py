@@ -195,3 +195,35 @@ async def test_a_unit_that_goes_on_after_commit_waits_for_the_lock_again(
             await uow.commit()
         async with gw.uow() as uow:
             assert await uow.accounts.get(f"{first}-b") is not None
+
+
+async def test_a_unit_gives_the_loop_up_between_statements_only_after_its_slice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A short unit runs through (it holds its connection, and a writer its turn, for
+    its statements only); a long one lets other tasks run between its statements."""
+    async with gateway(tmp_path) as gw:
+        await add_account(gw)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        async def unit_of(statements: int) -> int:
+            before = ticks
+            async with gw.core.reader() as uow:
+                for _ in range(statements):
+                    await uow.cursors.get("none")
+            return ticks - before
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        try:
+            assert await unit_of(5) == 0
+            monkeypatch.setattr(db_engine, "SLICE_SECONDS", 0.0)  # every unit is long
+            assert await unit_of(5) >= 4
+        finally:
+            task.cancel()

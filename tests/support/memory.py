@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -439,6 +439,14 @@ class MemoryInvoices:
         row = self._s.invoices.get(invoice_id)
         return self._record(row) if row else None
 
+    async def read_with_tip(self, invoice_id: str, feeds: Mapping[str, str]
+                            ) -> tuple[InvoiceRecord, BlockRef | None] | None:
+        record = await self.read(invoice_id)
+        if record is None:
+            return None
+        tip = self._s.cursors.get(feeds.get(record.invoice.coin, record.invoice.coin))
+        return record, tip[0] if tip else None
+
     async def page(self, account_id: str | None, status: Status | None, after: str | None,
                    limit: int) -> list[InvoiceRecord]:
         rows = sorted(self._s.invoices.values(),
@@ -781,12 +789,13 @@ class MemoryOutbox:
                               sort_keys=True)
             self._s.events[event_id] = EventRow(EventRecord(event_id, event.type, now, body),
                                                 event.account_id, self._s.next_seq())
-            for e in endpoints:
-                if not e.event_types or event.type in e.event_types:
-                    d_id = new_id("del_")
-                    self._s.deliveries[d_id] = (event_id, DeliveryRecord(
-                        d_id, e.id, DeliveryStatus.PENDING, 0, now, None, None), now)
-            self.published += 1
+            targets = [e for e in endpoints if not e.event_types or event.type in e.event_types]
+            for e in targets:
+                d_id = new_id("del_")
+                self._s.deliveries[d_id] = (event_id, DeliveryRecord(
+                    d_id, e.id, DeliveryStatus.PENDING, 0, now, None, None), now)
+            if targets:
+                self.published += 1  # events with deliveries, as the SQL outbox counts
 
 
 # --- the unit of work ------------------------------------------------------------------

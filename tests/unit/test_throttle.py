@@ -100,3 +100,11 @@ def test_forwarded_scheme_and_host_only_from_trusted_proxies() -> None:
     assert changes("10.0.0.1", **{"X-Forwarded-Host": "[::1]:8443"}) == {"host": "[::1]:8443"}
     assert changes("192.0.2.1", **{"X-Forwarded-Proto": "https",
                                    "X-Forwarded-Host": "pay.example"}) == {}
+
+
+def test_without_trusted_proxies_no_forwarded_middleware_runs() -> None:
+    """A middleware that could only pass every request on is not installed."""
+    from gateway.http.forwarded import forwarded_middlewares
+
+    assert forwarded_middlewares(()) == ()
+    assert len(forwarded_middlewares([ipaddress.ip_network("10.0.0.0/8")])) == 1

@@ -2,7 +2,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -63,6 +63,12 @@ def _account(row: object) -> Account:
     )
 
 
+
+# Built once: every invoice creation reads its account (a statement object keeps its
+# cache key, so no building, keying or compiling per call).
+_ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
+_ACCOUNT_FOR_UPDATE = _ACCOUNT.with_for_update()
+
 class SqlAccounts:
     def __init__(self, conn: AsyncConnection, cipher: FieldCipher,
                  collect: Callable[[Account], None] = lambda _a: None) -> None:
@@ -99,10 +105,8 @@ class SqlAccounts:
             raise Conflict("an account with this email already exists") from None
 
     async def get(self, account_id: str, for_update: bool = False) -> Account | None:
-        query = select(accounts).where(accounts.c.id == account_id)
-        if for_update:
-            query = query.with_for_update()
-        row = (await self._conn.execute(query)).first()
+        query = _ACCOUNT_FOR_UPDATE if for_update else _ACCOUNT
+        row = (await self._conn.execute(query, {"account_id": account_id})).first()
         return _account(row) if row else None
 
     async def profile(self, account_id: str) -> Profile:
@@ -469,6 +473,7 @@ class SqlSessions:
 class SqlApiKeys:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self.revoked = False  # the unit's commit tells every instance's key cache
 
     async def add(self, record: ApiKeyRecord, key_hash: str) -> None:
         await self._conn.execute(
@@ -499,4 +504,5 @@ class SqlApiKeys:
         result = await self._conn.execute(
             update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
             .values(revoked_at=at))
+        self.revoked = self.revoked or bool(result.rowcount)
         return bool(result.rowcount)

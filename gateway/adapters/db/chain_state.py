@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chains.base import BlockRef
@@ -11,6 +11,9 @@ from gateway.adapters.db.tables import chain_cursors, invoices, refund_watches
 from gateway.adapters.fields import FieldCipher
 from gateway.domain.refund_chain import ChainState
 
+# Built once (every invoice creation reads its feed's tip): no building or compiling.
+_CURSOR = select(chain_cursors).where(chain_cursors.c.feed == bindparam("feed"))
+
 
 class SqlCursors:
     def __init__(self, conn: AsyncConnection) -> None:
@@ -18,9 +21,7 @@ class SqlCursors:
         self.changed: set[str] = set()  # feeds whose cursor this unit moved
 
     async def get(self, feed: str) -> BlockRef | None:
-        row = (
-            await self._conn.execute(select(chain_cursors).where(chain_cursors.c.feed == feed))
-        ).first()
+        row = (await self._conn.execute(_CURSOR, {"feed": feed})).first()
         return BlockRef(row.height, row.hash) if row else None
 
     async def set(self, feed: str, block: BlockRef, now: datetime) -> None:

@@ -2,7 +2,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self, cast
+from typing import Any, Self, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -36,7 +36,7 @@ from gateway.adapters.db.webhooks import SqlEndpoints, SqlEvents, SqlOutbox
 from gateway.adapters.fields import BlindIndex, FieldCipher
 from gateway.adapters.mail_queue import SqlMailOutbox
 from gateway.domain.invoices import Invoice
-from gateway.services.changes import feed_key, invoice_key
+from gateway.services.changes import API_KEYS, feed_key, invoice_key
 from gateway.services.ports import HasEvents, UnitOfWork
 
 
@@ -55,6 +55,32 @@ class SqlUnitOfWork:
     Repositories hand every aggregate they add or save to `collect`; at commit the
     events those aggregates recorded go to the outbox, in the same transaction. No
     service publishes an event itself."""
+
+    accounts: SqlAccounts
+    sessions: SqlSessions
+    api_keys: SqlApiKeys
+    invoices: SqlInvoices
+    payments: SqlPayments
+    cursors: SqlCursors
+    endpoints: SqlEndpoints
+    outbox: SqlOutbox
+    idempotency: SqlIdempotency
+    events: SqlEvents
+    throttle: SqlThrottle
+    security_log: SqlSecurityLog
+    retention: SqlRetention
+    audit: SqlAuditLog
+    ledger: SqlLedger
+    staff: SqlStaff
+    billing: SqlBilling
+    personal: SqlPersonalRecords
+    legal: SqlLegalRegister
+    mail: SqlMailOutbox
+    refunds: SqlRefunds
+    credit: SqlCreditLedger
+    refund_watches: SqlRefundWatches
+    vouchers: SqlVouchers
+    cash_tokens: SqlCashTokens
 
     def __init__(
         self,
@@ -116,31 +142,23 @@ class SqlUnitOfWork:
     def _start(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self._collected = []
-        self.accounts = SqlAccounts(conn, self._cipher, self.collect)
-        self.sessions = SqlSessions(conn)
-        self.api_keys = SqlApiKeys(conn)
-        self.invoices = SqlInvoices(conn, self.collect, self._allocator)
-        self.payments = SqlPayments(conn)
-        self.cursors = SqlCursors(conn)
-        self.endpoints = SqlEndpoints(conn, self._cipher)
-        self.outbox = SqlOutbox(conn)
-        self.idempotency = SqlIdempotency(conn)
-        self.events = SqlEvents(conn)
-        self.throttle = SqlThrottle(conn)
-        self.security_log = SqlSecurityLog(conn, self._cipher)
-        self.retention = SqlRetention(conn)
-        self.audit = SqlAuditLog(conn, self._cipher)
-        self.ledger = SqlLedger(conn)
-        self.staff = SqlStaff(conn, self._cipher)
-        self.billing = SqlBilling(conn, self._cipher, self._mail_index)
-        self.personal = SqlPersonalRecords(conn)
-        self.legal = SqlLegalRegister(conn, self._cipher)
-        self.mail = SqlMailOutbox(conn, self._cipher, self._mail_index)
-        self.refunds = SqlRefunds(conn, self._cipher)
-        self.credit = SqlCreditLedger(conn)
-        self.refund_watches = SqlRefundWatches(conn, self._cipher, self._mail_index)
-        self.vouchers = SqlVouchers(conn)
-        self.cash_tokens = SqlCashTokens(conn, self._cipher)
+        for name in _REPOSITORIES:  # made on first use (`__getattr__`), for this connection
+            self.__dict__.pop(name, None)
+
+    @property
+    def _live(self) -> AsyncConnection:
+        assert self._conn is not None
+        return self._conn
+
+    def __getattr__(self, name: str) -> Any:
+        """A repository, made the first time the unit uses it: a request's read uses one
+        of the 25 (making all of them was a tenth of a read's time)."""
+        make = _REPOSITORIES.get(name)
+        if make is None or self.__dict__.get("_conn") is None:
+            raise AttributeError(name)
+        repo = make(self)
+        self.__dict__[name] = repo
+        return repo
 
     async def __aexit__(
         self, _et: type[BaseException] | None, ev: BaseException | None,
@@ -164,10 +182,16 @@ class SqlUnitOfWork:
 
     def _changes(self, collected: list[HasEvents]) -> set[str]:
         keys = {invoice_key(a.id) for a in collected if isinstance(a, Invoice)}
-        keys.update(invoice_key(i) for i in self.payments.touched)
-        keys.update(feed_key(f) for f in self.cursors.changed)
-        self.payments.touched = set()
-        self.cursors.changed = set()
+        made = self.__dict__
+        if "payments" in made:
+            keys.update(invoice_key(i) for i in self.payments.touched)
+            self.payments.touched = set()
+        if "cursors" in made:
+            keys.update(feed_key(f) for f in self.cursors.changed)
+            self.cursors.changed = set()
+        if "api_keys" in made and self.api_keys.revoked:
+            keys.add(API_KEYS)
+            self.api_keys.revoked = False
         return keys
 
     def collect(self, aggregate: HasEvents) -> None:
@@ -194,14 +218,50 @@ class SqlUnitOfWork:
         in a fresh transaction, begun when first used."""
         if changes and self._on_change is not None:
             self._on_change(changes)
-        if (self.outbox.published or self.events.requeued) and self._on_events is not None:
+        if (self._taken("outbox", "published") + self._taken("events", "requeued")
+                and self._on_events is not None):
             self._on_events()
-        if (self.billing.mailed or self.mail.queued) and self._on_mail is not None:
+        if (self._taken("billing", "mailed") + self._taken("mail", "queued")
+                and self._on_mail is not None):
             self._on_mail()
-        self.billing.mailed = 0
-        self.mail.queued = 0
-        self.outbox.published = 0
-        self.events.requeued = 0
+
+    def _taken(self, repository: str, counter: str) -> int:
+        """A repository's counter, reset to 0; 0 for a repository this unit never used."""
+        repo = self.__dict__.get(repository)
+        if repo is None:
+            return 0
+        value: int = getattr(repo, counter)
+        setattr(repo, counter, 0)
+        return value
+
+
+_REPOSITORIES: dict[str, Callable[[SqlUnitOfWork], Any]] = {
+    "accounts": lambda u: SqlAccounts(u._live, u._cipher, u.collect),
+    "sessions": lambda u: SqlSessions(u._live),
+    "api_keys": lambda u: SqlApiKeys(u._live),
+    "invoices": lambda u: SqlInvoices(u._live, u.collect, u._allocator),
+    "payments": lambda u: SqlPayments(u._live),
+    "cursors": lambda u: SqlCursors(u._live),
+    "endpoints": lambda u: SqlEndpoints(u._live, u._cipher),
+    "outbox": lambda u: SqlOutbox(u._live),
+    "idempotency": lambda u: SqlIdempotency(u._live),
+    "events": lambda u: SqlEvents(u._live),
+    "throttle": lambda u: SqlThrottle(u._live),
+    "security_log": lambda u: SqlSecurityLog(u._live, u._cipher),
+    "retention": lambda u: SqlRetention(u._live),
+    "audit": lambda u: SqlAuditLog(u._live, u._cipher),
+    "ledger": lambda u: SqlLedger(u._live),
+    "staff": lambda u: SqlStaff(u._live, u._cipher),
+    "billing": lambda u: SqlBilling(u._live, u._cipher, u._mail_index),
+    "personal": lambda u: SqlPersonalRecords(u._live),
+    "legal": lambda u: SqlLegalRegister(u._live, u._cipher),
+    "mail": lambda u: SqlMailOutbox(u._live, u._cipher, u._mail_index),
+    "refunds": lambda u: SqlRefunds(u._live, u._cipher),
+    "credit": lambda u: SqlCreditLedger(u._live),
+    "refund_watches": lambda u: SqlRefundWatches(u._live, u._cipher, u._mail_index),
+    "vouchers": lambda u: SqlVouchers(u._live),
+    "cash_tokens": lambda u: SqlCashTokens(u._live, u._cipher),
+}
 
 
 def _conforms(uow: SqlUnitOfWork) -> "UnitOfWork":

@@ -186,26 +186,26 @@ class SqlEvents:
 URGENT, NORMAL = 0, 1  # deliveries.priority
 
 
+# Built once (every commit with events runs them): no building or compiling per call.
+_LIVE_ENDPOINTS = select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(
+    webhook_endpoints.c.enabled.is_(True), webhook_endpoints.c.deleted_at.is_(None))
+_INSERT_EVENT = insert(events)
+
+
 class SqlOutbox:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        self.published = 0
+        self.published = 0  # events with deliveries: the worker is woken for those
 
     async def publish(self, evts: Sequence[DomainEvent], now: datetime) -> None:
         if not evts:
             return
-        endpoints = (
-            await self._conn.execute(
-                select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(
-                    webhook_endpoints.c.enabled.is_(True), webhook_endpoints.c.deleted_at.is_(None)
-                )
-            )
-        ).all()
+        endpoints = (await self._conn.execute(_LIVE_ENDPOINTS)).all()
         hurried: set[str] = set()  # lanes with an urgent event: their earlier ones go first
         for event, order in in_delivery_order(evts):
             event_id = new_id("evt_")
             await self._conn.execute(
-                insert(events).values(
+                _INSERT_EVENT, dict(
                     id=event_id,
                     type=event.type,
                     account_id=event.account_id,
@@ -236,7 +236,7 @@ class SqlOutbox:
                 )
                 if order.urgent:
                     hurried.update(lane for lane in (order.lane, order.after) if lane)
-            self.published += 1
+                self.published += 1  # the worker is woken for these only
         await self._hurry(sorted(hurried))
 
     async def _hurry(self, lanes: list[str]) -> None:
@@ -268,19 +268,20 @@ class SqlDeliveryStore:
     ) -> list[PendingDelivery]:
         if not finished and limit > 0 and not await self._any_due(now):
             return []  # idle: no write transaction, no turn to write, no claim query
-        query = _due_deliveries(now, limit)
+        query, params = _DUE, {"c_now": now, "c_limit": limit}
         room: dict[str, int] = {}
         if per_endpoint is not None:
             held = dict(in_flight or {})
             full = sorted(e for e, n in held.items() if n >= per_endpoint)
             if full:
-                query = query.where(deliveries.c.endpoint_id.not_in(full))
+                query = _DUE_BUT
+                params["c_full"] = full
             room = {e: per_endpoint - n for e, n in held.items()}
         async with write_transaction(self._engine, urgent=True) as conn:
             await self._write(conn, finished)
             if limit <= 0:
                 return []
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(query, params)).all()
             if not rows:
                 return []
             claimed, disabled, unreadable = self._sort(rows, now, per_endpoint, room)
@@ -359,27 +360,27 @@ class SqlDeliveryStore:
     async def _write(self, conn: AsyncConnection, attempts: Sequence[Attempt]) -> None:
         if not attempts:
             return
-        d = deliveries
-        await conn.execute(insert(delivery_attempts), [
+        await conn.execute(_INSERT_ATTEMPT, [
             {"delivery_id": a.delivery.id, "at": a.result.at,
              "status_code": a.result.status_code, "latency_ms": a.result.latency_ms,
              "error": a.result.error}
             for a in attempts])
-        await conn.execute(
-            update(d).where(d.c.id == bindparam("b_id")).values(
-                status=bindparam("b_status"),
-                attempts=d.c.attempts + 1,
-                next_attempt_at=bindparam("b_next", type_=d.c.next_attempt_at.type),
-                lease_until=None,
-                last_status_code=bindparam("b_code"),
-                last_error=bindparam("b_error"),
-                updated_at=bindparam("b_at", type_=d.c.updated_at.type),
-            ),
-            [_outcome(a) for a in attempts],
-        )
+        await conn.execute(_AFTER_ATTEMPT, [_outcome(a) for a in attempts])
         await _hold_lanes(conn, attempts)
         await _disable_gone(conn, attempts)
 
+
+# Built once: each round of results only binds its parameters.
+_INSERT_ATTEMPT = insert(delivery_attempts)
+_AFTER_ATTEMPT = update(deliveries).where(deliveries.c.id == bindparam("b_id")).values(
+    status=bindparam("b_status"),
+    attempts=deliveries.c.attempts + 1,
+    next_attempt_at=bindparam("b_next", type_=deliveries.c.next_attempt_at.type),
+    lease_until=None,
+    last_status_code=bindparam("b_code"),
+    last_error=bindparam("b_error"),
+    updated_at=bindparam("b_at", type_=deliveries.c.updated_at.type),
+)
 
 _ANY_DUE = (
     select(deliveries.c.id)
@@ -390,9 +391,11 @@ _ANY_DUE = (
 )
 
 
-def _due_deliveries(now: datetime, limit: int) -> Any:
-    """Deliveries due now, unleased, at the head of their lane for their endpoint,
-    urgent ones first: locked for this transaction (skipping those another claim holds)."""
+def _due_deliveries() -> Any:
+    """Deliveries due at `c_now`, unleased, at the head of their lane for their endpoint,
+    urgent ones first, at most `c_limit`: locked for this transaction (skipping those
+    another claim holds). Built once (`_DUE`): each claim only binds its parameters."""
+    now = bindparam("c_now", type_=deliveries.c.next_attempt_at.type)
     d, e, w = deliveries, events, webhook_endpoints
     p, pe = deliveries.alias("earlier"), events.alias("earlier_event")
 
@@ -425,9 +428,18 @@ def _due_deliveries(now: datetime, limit: int) -> Any:
         )
         # By the index: no sort of every due row.
         .order_by(d.c.priority, d.c.next_attempt_at)
-        .limit(limit)
+        .limit(bindparam("c_limit"))
         .with_for_update(of=d, skip_locked=True)
     )
+
+
+_DUE = _due_deliveries()
+# The same, leaving out the endpoints that hold as many as they may (`c_full`).
+_DUE_BUT = _DUE.where(deliveries.c.endpoint_id.not_in(bindparam("c_full", expanding=True)))
+
+
+_LEASE = (update(deliveries).where(deliveries.c.id.in_(bindparam("l_ids", expanding=True)))
+          .values(lease_until=bindparam("l_until", type_=deliveries.c.lease_until.type)))
 
 
 async def _lease(conn: AsyncConnection, now: datetime, lease_seconds: float,
@@ -436,10 +448,8 @@ async def _lease(conn: AsyncConnection, now: datetime, lease_seconds: float,
     """Lease the claimed deliveries; the others are done: disabled, or failed."""
     d = deliveries
     if claimed:
-        await conn.execute(
-            update(d).where(d.c.id.in_([c.id for c in claimed]))
-            .values(lease_until=now + timedelta(seconds=lease_seconds))
-        )
+        await conn.execute(_LEASE, {"l_ids": [c.id for c in claimed],
+                                    "l_until": now + timedelta(seconds=lease_seconds)})
     if disabled:
         await conn.execute(
             update(d).where(d.c.id.in_(list(disabled)), d.c.status == DeliveryStatus.PENDING)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -72,6 +72,11 @@ class InvoiceRepository(Protocol):
     async def get(self, invoice_id: str, for_update: bool = False) -> Invoice | None: ...
 
     async def read(self, invoice_id: str) -> InvoiceRecord | None: ...
+
+    async def read_with_tip(self, invoice_id: str, feeds: Mapping[str, str]
+                            ) -> tuple[InvoiceRecord, BlockRef | None] | None:
+        """The invoice, its payments and the tip of its coin's feed (`feeds`: coin ->
+        feed; a coin not in it is its own feed), in one round trip."""
 
     async def page(
         self, account_id: str | None, status: Status | None, after: str | None, limit: int
