@@ -29,12 +29,14 @@ from chains.base import (
     ChainError,
     Destination,
     FollowItem,
+    NetworkFacts,
     NodeDiagnosis,
     NodeProblem,
     Observed,
     OutputLookup,
     Watched,
 )
+from chains.evm.networks import network_facts
 from chains.hd import receive_key
 from chains.mempool import MempoolTracker
 from chains.refunds import BadRefundAddress, CannotPrepare, RefundInstructions, Spendable
@@ -59,6 +61,7 @@ class Token:
     coin: str
     contract: str
     decimals: int
+    symbol: str | None = None  # what symbol() must answer; None: not checked
 
     @property
     def key(self) -> str:
@@ -93,6 +96,9 @@ class TokenReport:
                     f"{t.decimals}: every invoice would be priced 10^"
                     f"{abs(self.decimals - t.decimals)} off; set coins.{t.coin}.decimals = "
                     f"{self.decimals}")
+        if t.symbol is not None and self.symbol != t.symbol:
+            return (f"{where} says symbol {self.symbol!r}, the configuration says "
+                    f"{t.symbol!r}: another token at that address, or the wrong network")
         return None
 
     def describe(self) -> str:
@@ -186,9 +192,13 @@ class EvmChain:
 
     def __init__(self, coin: str, url: str, *, chain_id: int, xpub: str,
                  tokens: Sequence[Token] = (), poll_interval: float = 1.0,
-                 watch_pool: bool = True, trace_internal: bool = False) -> None:
+                 watch_pool: bool = True, trace_internal: bool = False,
+                 address_space: str | None = None, network: NetworkFacts | None = None
+                 ) -> None:
         self.coin = coin
         self.chain_id = chain_id
+        self._space = address_space or coin
+        self._network = network or network_facts(chain_id)
         self.tokens = {t.key: t for t in tokens}
         self._decimals = {coin: 18, **{t.coin: t.decimals for t in tokens}}
         self._xpub = xpub
@@ -218,7 +228,10 @@ class EvmChain:
 
     @property
     def address_space(self) -> str:
-        return self.coin
+        return self._space
+
+    def network(self, coin: str) -> NetworkFacts:
+        return self._network
 
     def decimals(self, coin: str) -> int:
         return self._decimals[coin]
