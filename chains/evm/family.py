@@ -84,6 +84,9 @@ class EvmSettings(CoinSettings):
                                  "(or a token: node, contract, decimals)")
             if self.contract is not None:
                 raise ValueError("contract is for a token: give node too")
+            if self.finality != "depth" and self.network is None:
+                raise ValueError("finality by block tag is for a [networks.*] table; this "
+                                 "form counts confirmations")
             if self.decimals not in (None, 18):
                 raise ValueError("decimals is for a token: a native coin has 18")
         else:
@@ -130,6 +133,13 @@ def network_coins(name: str, raw: Mapping[str, Any]
     tokens = raw.get("tokens", {})
     if not isinstance(tokens, dict):
         raise ValueError("tokens: must be a table of token tables")
+    if raw.get("finality", "depth") != "depth":
+        if "confirmations" in raw:
+            raise ValueError("confirmations: counts blocks for finality = \"depth\"; with "
+                             f"finality = {raw['finality']!r} a payment is final once that "
+                             "block tag reaches its block (remove one of the two)")
+        # Blocks are connected once final (chains.evm.adapter): one is enough.
+        raw = {**raw, "confirmations": 1}
     depth = {k: raw[k] for k in ("confirmations",) if k in raw}
     table = {k: v for k, v in raw.items() if k not in ("name", "native", "tokens")}
     coins = {f"{native}-{name}": (f"networks.{name}", {

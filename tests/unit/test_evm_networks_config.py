@@ -62,6 +62,8 @@ def test_a_network_table_stands_for_its_coins_beside_the_old_form(tmp_path: Path
         8453, "Base", "safe", 2)
     # The old form's coins are as they were: bare codes, their own asset.
     assert s.coins["USDC"].asset is None and s.confirmations("USDC") == 12
+    # With a finality tag a block is connected once final: one confirmation settles.
+    assert s.confirmations("ETH-BASE") == s.confirmations("USDC-BASE") == 1
     followers = {f.feed: f for f in build_chains(s)}
     assert sorted(followers) == ["ETH", "ETH-BASE"]
     assert followers["ETH-BASE"].coins == ("ETH-BASE", "USDC-BASE")
@@ -127,6 +129,13 @@ def test_a_network_is_set_from_the_environment(tmp_path: Path) -> None:
      "networks.BASE.tokens.USDC.decimals: Input should be less than or equal to 77"),
     (network("BASE", 8453, random_xpub(), extra='finality = "soon"\n'),
      "networks.BASE.finality: Input should be 'depth', 'safe' or 'finalized'"),
+    (network("BASE", 8453, random_xpub(), extra='finality = "safe"\nconfirmations = 3\n'),
+     'networks.BASE.confirmations: counts blocks for finality = "depth"; with finality = '
+     "'safe' a payment is final once that block tag reaches its block (remove one of the "
+     "two)"),
+    (LEGACY.replace("chain_id = 1\n", 'chain_id = 1\nfinality = "safe"\n'),
+     "coins.ETH: finality by block tag is for a [networks.*] table; this form counts "
+     "confirmations"),
     (network("BASE", 8453, random_xpub(), extra="blocks = 2\n"),
      "networks.BASE.blocks: is not a known key"),
 ])
