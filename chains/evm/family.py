@@ -144,6 +144,13 @@ def network_coins(name: str, raw: Mapping[str, Any]
     table = {k: v for k, v in raw.items() if k not in ("name", "native", "tokens")}
     coins = {f"{native}-{name}": (f"networks.{name}", {
         **table, "network": name, "network_name": raw["name"], "asset": native})}
+    coins.update(_token_tables(name, f"{native}-{name}", tokens, depth))
+    return coins
+
+
+def _token_tables(name: str, node: str, tokens: Mapping[str, Any], depth: Mapping[str, Any]
+                  ) -> dict[str, tuple[str, dict[str, Any]]]:
+    coins = {}
     for asset, token in tokens.items():
         where = f"networks.{name}.tokens.{asset}"
         if not isinstance(token, dict):
@@ -152,8 +159,7 @@ def network_coins(name: str, raw: Mapping[str, Any]
             if key not in _TOKEN_KEYS:
                 raise ValueError(f"tokens.{asset}.{key}: is not a known key")
         coins[f"{asset}-{name}"] = (where, {
-            "kind": "evm", "node": f"{native}-{name}", "network": name, "asset": asset,
-            **depth, **token})
+            "kind": "evm", "node": node, "network": name, "asset": asset, **depth, **token})
     return coins
 
 
