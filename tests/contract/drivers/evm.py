@@ -14,6 +14,8 @@ class EvmDriver:
 
     kind = "evm"
     coin = "ETH"
+    asset = "ETH"
+    others: tuple[Follower, ...] = ()
 
     def __init__(self, node: Anvil) -> None:
         self.node = node
