@@ -62,6 +62,7 @@ class Token:
     contract: str
     decimals: int
     symbol: str | None = None  # what symbol() must answer; None: not checked
+    setting: str = ""  # its configuration table, for the fix ("networks.BASE.tokens.USDC")
 
     @property
     def key(self) -> str:
@@ -94,8 +95,8 @@ class TokenReport:
         if self.decimals != t.decimals:
             return (f"{where} says decimals {self.decimals}, the configuration says "
                     f"{t.decimals}: every invoice would be priced 10^"
-                    f"{abs(self.decimals - t.decimals)} off; set coins.{t.coin}.decimals = "
-                    f"{self.decimals}")
+                    f"{abs(self.decimals - t.decimals)} off; set "
+                    f"{t.setting or 'coins.' + t.coin}.decimals = {self.decimals}")
         if t.symbol is not None and self.symbol != t.symbol:
             return (f"{where} says symbol {self.symbol!r}, the configuration says "
                     f"{t.symbol!r}: another token at that address, or the wrong network")

@@ -217,7 +217,10 @@ def build(coins: Mapping[str, Any]) -> list[Follower]:
     tokens: dict[str, list[Token]] = {c: [] for c in natives}
     for code, cfg in sorted(coins.items()):
         if cfg.is_token:
-            tokens[cfg.node].append(Token(code, cfg.contract, cfg.decimals, cfg.symbol))
+            setting = (f"networks.{cfg.network}.tokens.{cfg.asset}" if cfg.network
+                       else f"coins.{code}")
+            tokens[cfg.node].append(Token(code, cfg.contract, cfg.decimals, cfg.symbol,
+                                          setting))
     spaces = _address_spaces(natives)
     followers: list[Follower] = []
     for code, cfg in sorted(natives.items()):
