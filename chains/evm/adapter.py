@@ -235,7 +235,7 @@ class EvmChain:
     def address_space(self) -> str:
         return self._space
 
-    def network(self, coin: str) -> NetworkFacts:
+    def network_facts(self, coin: str) -> NetworkFacts:
         return self._network
 
     def decimals(self, coin: str) -> int:

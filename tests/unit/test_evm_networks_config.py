@@ -67,8 +67,8 @@ def test_a_network_table_stands_for_its_coins_beside_the_old_form(tmp_path: Path
     followers = {f.feed: f for f in build_chains(s)}
     assert sorted(followers) == ["ETH", "ETH-BASE"]
     assert followers["ETH-BASE"].coins == ("ETH-BASE", "USDC-BASE")
-    assert followers["ETH-BASE"].network("USDC-BASE").name == "Base"  # type: ignore[attr-defined]
-    assert followers["ETH"].network("USDC").name == "Ethereum"  # type: ignore[attr-defined]
+    assert followers["ETH-BASE"].network_facts("USDC-BASE").name == "Base"  # type: ignore[attr-defined]
+    assert followers["ETH"].network_facts("USDC").name == "Ethereum"  # type: ignore[attr-defined]
 
 
 def test_networks_on_one_key_share_one_address_space(tmp_path: Path) -> None:
