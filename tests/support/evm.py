@@ -37,12 +37,16 @@ def deploy(node: Anvil, bytecode: str, symbol: str, decimals: int,
     return DeployedToken(to_checksum_address(receipt["contractAddress"]), symbol, decimals)
 
 
+DEPLOYER = 9  # the anvil account deploy_on_each deploys from; the suite pays from it nowhere else
+
+
 def deploy_on_each(nodes: "list[Anvil]", bytecode: str, symbol: str, decimals: int,
                    supply: int = MAX_UINT256) -> DeployedToken:
     """One token deployed on each node at the same address (the same sender and nonce
     on every chain), as a token issuer often does: only the chain id tells them apart.
-    The nonce is random, so another module (or a chain not reverted) never collides."""
-    deployer = 9  # an anvil account the suite pays from nowhere else
+    The nonce is random, so another module (or a chain not reverted) never collides.
+    The supply belongs to account DEPLOYER on each node."""
+    deployer = DEPLOYER
     nonce = hex(secrets.randbelow(2**40) + 2**20)
     found = set()
     for node in nodes:
