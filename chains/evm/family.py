@@ -191,8 +191,9 @@ def _address_spaces(natives: Mapping[str, EvmSettings]) -> dict[str, str]:
     """An EVM address is the same on every chain: networks configured with one xpub share
     one address space, so an index is never handed out on two networks (a payment on the
     wrong one could otherwise be counted for another invoice). The single-network form's
-    space keeps its name (the native coin's code); a space of networks only is named
-    after the key, so adding or removing a network never renames it."""
+    space keeps its name (the native coin's code) and networks on its key join it; a
+    space of networks only is named after the key, so adding or removing a network never
+    renames it."""
     by_key: dict[str, list[str]] = {}
     for code, cfg in sorted(natives.items()):
         assert cfg.xpub is not None
@@ -200,9 +201,11 @@ def _address_spaces(natives: Mapping[str, EvmSettings]) -> dict[str, str]:
     spaces = {}
     for xpub, codes in by_key.items():
         legacy = [c for c in codes if natives[c].network is None]
-        name = legacy[0] if legacy else (
+        shared = legacy[0] if legacy else (
             "evm-" + hashlib.sha256(xpub.encode()).hexdigest()[:16])
-        spaces.update({c: name for c in codes})
+        # A single-network coin keeps the space it always had (its own code), even beside
+        # another such coin on the same key: its invoices' indexes were drawn from it.
+        spaces.update({c: c if c in legacy else shared for c in codes})
     return spaces
 
 

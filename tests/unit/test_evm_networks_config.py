@@ -85,6 +85,13 @@ def test_networks_on_one_key_share_one_address_space(tmp_path: Path) -> None:
                + network("BASE", 8453, xpub))
     assert {f.feed: f.address_space for f in build_chains(s)} == {"ETH": "ETH",
                                                                  "ETH-BASE": "ETH"}
+    # Two coins of the old form on one key keep the spaces they always drew from.
+    twice = LEGACY.replace('xpub = "', f'xpub = "{xpub}" #', 1)
+    twice += twice.split("[coins.USDC]")[0].replace("[coins.ETH]", "[coins.ETH2]").replace(
+        "chain_id = 1", "chain_id = 5")
+    s = loaded(tmp_path, twice + network("BASE", 8453, xpub))
+    assert {f.feed: f.address_space for f in build_chains(s)} == {
+        "ETH": "ETH", "ETH2": "ETH2", "ETH-BASE": "ETH"}
 
 
 def test_a_coin_is_priced_as_its_asset(tmp_path: Path) -> None:
