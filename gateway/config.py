@@ -735,6 +735,7 @@ class Settings(_Section):
 
 
 NETWORK_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
+MAX_COIN_CODE = 10  # String(10): payments.coin, invoices.coin, credit and refund rows
 
 
 def _network_family(name: str, raw: object) -> Family:
@@ -770,6 +771,10 @@ def network_coins(name: str, raw: object, taken: Iterable[str]
         raise ConfigError(f"networks.{name}.{exc}") from None
     coins = {}
     for code, (where, table) in tables.items():
+        if len(code) > MAX_COIN_CODE:
+            raise ConfigError(f"{where}: the coin code {code} has {len(code)} characters, at "
+                              f"most {MAX_COIN_CODE} fit the database's coin columns: choose "
+                              "a shorter network name (ARB1 rather than ARBITRUM)")
         if code in taken:
             raise ConfigError(f"{where}: the coin {code} is configured twice (also as "
                               f"[coins.{code}] or by another network)")

@@ -143,6 +143,9 @@ def test_a_network_is_set_from_the_environment(tmp_path: Path) -> None:
     (LEGACY.replace("chain_id = 1\n", 'chain_id = 1\nfinality = "safe"\n'),
      "coins.ETH: finality by block tag is for a [networks.*] table; this form counts "
      "confirmations"),
+    (network("ARBITRUM", 42161, random_xpub(), token("ARBITRUM", "USDC", USDC_BASE)),
+     "networks.ARBITRUM: the coin code ETH-ARBITRUM has 12 characters, at most 10 fit the "
+     "database's coin columns: choose a shorter network name (ARB1 rather than ARBITRUM)"),
     (network("BASE", 8453, random_xpub(), extra="blocks = 2\n"),
      "networks.BASE.blocks: is not a known key"),
 ])
