@@ -330,6 +330,9 @@ class CoinSettings(BaseModel):
 
     kind: str
     confirmations: int | None = Field(None, ge=1, le=1000)
+    # The asset whose price the rate sources are asked for: USDC-BASE is priced as USDC.
+    # None: the coin's own code.
+    asset: str | None = Field(None, pattern=r"^[A-Z][A-Z0-9]{0,15}$")
 
 
 @dataclass(frozen=True)
@@ -344,3 +347,32 @@ class Family:
     default_confirmations: Mapping[str, int] = field(default_factory=dict)
     fallback_confirmations: int = 12
     description: str = ""
+    # `[networks.NAME]` (optional): one network's table -> the raw coin tables it stands
+    # for, code -> (where in the file, table), each then validated by `settings`. Raises
+    # ValueError("<key>: <problem>") with the key relative to the network's table.
+    network_coins: Callable[[str, Mapping[str, Any]],
+                            dict[str, tuple[str, dict[str, Any]]]] | None = None
+    # Problems across the configured coins of this kind (two coins on one contract, a
+    # token whose node is not configured): one line each, naming the coins. No I/O.
+    check: Callable[[Mapping[str, Any]], list[str]] | None = None
+
+
+@dataclass(frozen=True)
+class NetworkFacts:
+    """What a customer is told about the network a coin is paid on: its name, its usual
+    block interval (to say honestly how long settlement takes) and when a payment is
+    final: after `required` blocks ("depth"), or once the node's block tag of that name
+    ("safe", "finalized") has reached its block. From the family and its configuration,
+    never from tables elsewhere."""
+
+    name: str  # "Base", "Litecoin"
+    block_seconds: float | None = None
+    finality: str = "depth"
+    chain_id: int | None = None  # an EVM network's
+
+
+@runtime_checkable
+class Described(Protocol):
+    """A follower that says which network each of its coins is paid on."""
+
+    def network_facts(self, coin: str) -> NetworkFacts: ...

@@ -1,7 +1,10 @@
-"""Bitcoin-family networks: bech32 prefix, base58 version bytes, payment URI scheme and
-the dust relay fee their nodes apply by default."""
+"""Bitcoin-family networks: bech32 prefix, base58 version bytes, payment URI scheme, the
+dust relay fee their nodes apply by default, and what a customer is told of them (name,
+typical block interval)."""
 
 from dataclasses import dataclass
+
+from chains.base import NetworkFacts
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,12 @@ class UtxoNetwork:
     # `-dustrelayfee`'s default, base units per 1000 virtual bytes: an output worth less
     # than spending it would cost at this rate is not relayed.
     dust_relay_fee: int = 3000
+
+    @property
+    def facts(self) -> NetworkFacts:
+        coin, _, variant = self.name.partition("-")
+        title = coin.title() + (f" {variant}" if variant else "")
+        return NetworkFacts(title, 150 if coin == "litecoin" else 600)
 
 
 NETWORKS: dict[str, UtxoNetwork] = {

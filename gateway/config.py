@@ -6,8 +6,9 @@ import binascii
 import ipaddress
 import json
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -23,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from chains.base import CoinSettings
+from chains.base import CoinSettings, Family
 from gateway import families
 from gateway.domain.billing import Period
 from gateway.domain.deletion_bound import DeletionBound
@@ -225,9 +226,10 @@ class FamiliesConfig(_Section):
         return v
 
 
-def _coin_settings(code: str, raw: object) -> CoinSettings:
-    """One coin's table, validated by the model of the family its `kind` names."""
-    where = f"coins.{code}"
+def _coin_settings(code: str, raw: object, where: str | None = None) -> CoinSettings:
+    """One coin's table, validated by the model of the family its `kind` names; `where`
+    names the table in messages (a coin a network's table stands for names that)."""
+    where = where or f"coins.{code}"
     if isinstance(raw, CoinSettings):
         return raw
     if not isinstance(raw, dict):
@@ -732,6 +734,81 @@ class Settings(_Section):
         return family.default_confirmations.get(coin, family.fallback_confirmations)
 
 
+NETWORK_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
+MAX_COIN_CODE = 10  # String(10): payments.coin, invoices.coin, credit and refund rows
+
+
+def _network_family(name: str, raw: object) -> Family:
+    where = f"networks.{name}"
+    if not NETWORK_NAME.match(name):
+        raise ConfigError(f"{where}: a network's name is upper-case letters and digits "
+                          "(BASE, ARB1): it ends its coins' codes (USDC-BASE)")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a table")
+    kind = raw.get("kind")
+    if kind is None:
+        raise ConfigError(f"{where}.kind: is required")
+    try:
+        family = families.get(str(kind))
+    except families.UnknownFamily:
+        raise ConfigError(f"{where}.kind: {kind!r} is not a known chain family "
+                          f"(known: {', '.join(families.kinds())})") from None
+    if family.network_coins is None:
+        raise ConfigError(f"{where}.kind: the {kind} family has no [networks.*] tables; "
+                          "configure its coins as [coins.*] tables")
+    return family
+
+
+def network_coins(name: str, raw: object, taken: Iterable[str]
+                  ) -> dict[str, CoinSettings]:
+    """The coins a `[networks.NAME]` table stands for (USDC-BASE, ...), validated; one
+    ConfigError naming the key otherwise. `taken`: the codes of coins configured so far."""
+    family = _network_family(name, raw)
+    assert family.network_coins is not None and isinstance(raw, dict)
+    try:
+        tables = family.network_coins(name, raw)
+    except ValueError as exc:
+        raise ConfigError(f"networks.{name}.{exc}") from None
+    coins = {}
+    for code, (where, table) in tables.items():
+        if len(code) > MAX_COIN_CODE:
+            raise ConfigError(f"{where}: the coin code {code} has {len(code)} characters, at "
+                              f"most {MAX_COIN_CODE} fit the database's coin columns: choose "
+                              "a shorter network name (ARB1 rather than ARBITRUM)")
+        if code in taken:
+            raise ConfigError(f"{where}: the coin {code} is configured twice (also as "
+                              f"[coins.{code}] or by another network)")
+        coins[code] = _coin_settings(code, table, where)
+    return coins
+
+
+def expand_networks(data: dict[str, Any]) -> None:
+    """Replace `networks` in the raw configuration by the coins its tables stand for."""
+    networks = data.pop("networks", {})
+    if not isinstance(networks, dict):
+        raise ConfigError("networks: must be a table of network tables")
+    coins = data.setdefault("coins", {})
+    if not isinstance(coins, dict):
+        return  # validation names it
+    if networks and "families" in data:  # extra families register before networks expand
+        FamiliesConfig.model_validate(data["families"])
+    for name, raw in networks.items():
+        coins.update(network_coins(name, raw, coins))
+
+
+def family_problems(settings: "Settings") -> list[str]:
+    """Each family's checks across its configured coins (see `Family.check`)."""
+    by_kind: dict[str, dict[str, CoinSettings]] = {}
+    for code, coin in settings.coins.items():
+        by_kind.setdefault(coin.kind, {})[code] = coin
+    problems = []
+    for kind, coins in sorted(by_kind.items()):
+        check = families.get(kind).check
+        if check is not None:
+            problems.extend(check(coins))
+    return problems
+
+
 def _days(span: timedelta) -> str:
     return f"{span / timedelta(days=1):.2f}".rstrip("0").rstrip(".")
 
@@ -754,7 +831,7 @@ def _setting_path(name: str) -> list[str] | None:
     path = name[len(ENV_PREFIX) :].split("__")
     # A whole section may come as one JSON table (GATEWAY_PLANS='{...}'); other
     # GATEWAY_* variables without a section (GATEWAY_CONFIG, a test's own...) are not ours.
-    if len(path) == 1 and path[0].lower() not in Settings.model_fields:
+    if len(path) == 1 and path[0].lower() not in (*Settings.model_fields, "networks"):
         return None
     return path
 
@@ -774,7 +851,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         node = data
         keys: list[str] = []
         for depth, part in enumerate(path):
-            key = _match_key(node, part, named=depth == 1 and keys[0] in ("coins", "plans"))
+            key = _match_key(node, part, named=_named(keys, depth))
             keys.append(key)
             if depth == len(path) - 1:
                 node[key] = _env_value(raw, name)
@@ -787,9 +864,17 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
                     raise ConfigError(f"{'.'.join(keys)}: is not a table")
 
 
+def _named(keys: list[str], depth: int) -> bool:
+    """The key at `depth` below `keys` names a coin, plan, network or network's token."""
+    if depth == 1:
+        return keys[0] in ("coins", "plans", "networks")
+    return depth == 3 and keys[0] == "networks" and keys[2] == "tokens"
+
+
 def _match_key(node: dict[str, Any], part: str, named: bool) -> str:
-    """Env names are upper case. Keys are lower case, except the names of coins and plans,
-    which keep the case they have in the file (or the env's, for a new one)."""
+    """Env names are upper case. Keys are lower case, except the names of coins, plans,
+    networks and a network's tokens, which keep the case they have in the file (or the
+    env's, for a new one)."""
     for existing in node:
         if existing.lower() == part.lower():
             return existing
@@ -837,6 +922,10 @@ def load(path: str | Path | None, environ: Mapping[str, str] | None = None) -> S
     _apply_env(data, environ)
     _resolve_files(data)
     try:
+        expand_networks(data)
+    except ValidationError as exc:
+        raise ConfigError(f"families.{_format_error(exc)}") from None
+    try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         # A check across sections (a model validator) has no key of its own: its text
@@ -847,4 +936,6 @@ def load(path: str | Path | None, environ: Mapping[str, str] | None = None) -> S
             plan.fiat_prices()
         except InvalidInput as exc:
             raise ConfigError(f"plans.{name}.price: {exc.detail}") from None
+    for problem in family_problems(settings):
+        raise ConfigError(problem)
     return settings

@@ -115,6 +115,7 @@ def _validate(data: dict[str, Any], report: Report) -> None:
                 _add(report, [str(exc)])
     else:
         report.problems.append("coins: must be a table of coin tables")
+    _networks(data.pop("networks", {}), valid_coins, report)
     try:
         settings = Settings.model_validate({**data, "coins": valid_coins})
     except ValidationError as exc:
@@ -127,6 +128,26 @@ def _validate(data: dict[str, Any], report: Report) -> None:
             report.problems.append(f"plans.{name}.price: {exc.detail}")
     if not report.problems:
         report.settings = settings
+
+
+def _networks(networks: object, coins: dict[str, Any], report: Report) -> None:
+    """Each `[networks.NAME]` table's coins, added to `coins`; a problem per bad table.
+    Their secrets' sources are the network table's keys."""
+    if not isinstance(networks, dict):
+        report.problems.append("networks: must be a table of network tables")
+        return
+    for name, raw in networks.items():
+        try:
+            found = config.network_coins(name, raw, coins)
+        except ConfigError as exc:
+            _add(report, [str(exc)])
+            continue
+        coins.update(found)
+        for code in found:
+            for key in ("rpc_url", "xpub"):
+                source = report.sources.get(_lower(("networks", name, key)))
+                if source is not None:
+                    report.sources[_lower(("coins", code, key))] = source
 
 
 def _add(report: Report, lines: list[str]) -> None:
@@ -153,6 +174,7 @@ def _cross_checks(s: Settings, report: Report) -> None:
     """Settings each valid alone that do not work together."""
     for check in (_server_checks, _storage_checks, _coin_checks):
         check(s, report)
+    report.problems.extend(config.family_problems(s))
     if not s.accounts.require_email_verification:
         report.warnings.append("accounts.require_email_verification = false: signup answers "
                                "409 for an address that has an account, so anyone can learn "
@@ -194,12 +216,14 @@ def _storage_checks(s: Settings, report: Report) -> None:
 def _coin_checks(s: Settings, report: Report) -> None:
     if not s.coins:
         report.warnings.append("coins: no coin is configured; no invoice can be created")
-    for code in s.coins:
-        pairs = [p for p in s.rates.fixed if p.upper().startswith(f"{code.upper()}-")]
+    for code, coin in s.coins.items():
+        asset = coin.asset or code
+        pairs = [p for p in s.rates.fixed if p.upper().startswith(f"{asset.upper()}-")]
         if not s.rates.sources and not pairs:
+            priced = "" if asset == code else f" (priced as {asset})"
             report.problems.append(
-                f"rates: no source and no fixed rate for {code}: every {code} invoice "
-                "would be refused")
+                f"rates: no source and no fixed rate for {asset}: every {code} invoice"
+                f"{priced} would be refused")
 
 
 def _can_create(folder: Path) -> bool:

@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("BCL_DATA_DIR", tempfile.mkdtemp(prefix="bitcoinlib-"))
 
 from tests.support.databases import drop_templates, fresh_database
-from tests.support.nodes import Anvil, LitecoinRegtest
+from tests.support.nodes import ANVIL_B_CHAIN_ID, Anvil, LitecoinRegtest
 
 DB_KINDS = ["sqlite", "postgresql"]
 
@@ -118,6 +118,33 @@ def anvil_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
         node.stop()
 
 
+@pytest.fixture(scope="session")
+def anvil_b_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
+    """A second anvil at another chain id (ANVIL_B_CHAIN_ID): a second EVM network beside
+    the first, for one gateway that follows both at once."""
+    node = Anvil(tmp_path_factory.mktemp("anvil-b"), ANVIL_B_CHAIN_ID).start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def anvil_b(anvil_b_node: Anvil) -> Iterator[Anvil]:
+    """The second anvil, put back after each module as `anvil` is."""
+    with _reverted(anvil_b_node):
+        yield anvil_b_node
+
+
+@contextlib.contextmanager
+def _reverted(node: Anvil) -> Iterator[None]:
+    snapshot = node.rpc("evm_snapshot")
+    yield
+    with contextlib.suppress(RuntimeError, OSError):  # restarted or stopped: a new chain
+        node.rpc("evm_revert", snapshot)
+        node.rpc("evm_setTime", int(time.time()))
+
+
 @pytest.fixture(scope="module")
 def anvil(anvil_node: Anvil) -> Iterator[Anvil]:
     """The session's anvil, its chain put back (`evm_revert`) after each module. Anvil
@@ -127,8 +154,5 @@ def anvil(anvil_node: Anvil) -> Iterator[Anvil]:
     minutes in the future (lateness and reconciliation windows are judged on them).
     `evm_revert` also winds anvil's clock back to the snapshot's: the next block would be
     stamped as long before now as the module ran, so the clock is set to now again."""
-    snapshot = anvil_node.rpc("evm_snapshot")
-    yield anvil_node
-    with contextlib.suppress(RuntimeError, OSError):  # restarted or stopped: a new chain
-        anvil_node.rpc("evm_revert", snapshot)
-        anvil_node.rpc("evm_setTime", int(time.time()))
+    with _reverted(anvil_node):
+        yield anvil_node

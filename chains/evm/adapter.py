@@ -29,12 +29,14 @@ from chains.base import (
     ChainError,
     Destination,
     FollowItem,
+    NetworkFacts,
     NodeDiagnosis,
     NodeProblem,
     Observed,
     OutputLookup,
     Watched,
 )
+from chains.evm.networks import network_facts
 from chains.hd import receive_key
 from chains.mempool import MempoolTracker
 from chains.refunds import BadRefundAddress, CannotPrepare, RefundInstructions, Spendable
@@ -59,6 +61,8 @@ class Token:
     coin: str
     contract: str
     decimals: int
+    symbol: str | None = None  # what symbol() must answer; None: not checked
+    setting: str = ""  # its configuration table, for the fix ("networks.BASE.tokens.USDC")
 
     @property
     def key(self) -> str:
@@ -91,8 +95,11 @@ class TokenReport:
         if self.decimals != t.decimals:
             return (f"{where} says decimals {self.decimals}, the configuration says "
                     f"{t.decimals}: every invoice would be priced 10^"
-                    f"{abs(self.decimals - t.decimals)} off; set coins.{t.coin}.decimals = "
-                    f"{self.decimals}")
+                    f"{abs(self.decimals - t.decimals)} off; set "
+                    f"{t.setting or 'coins.' + t.coin}.decimals = {self.decimals}")
+        if t.symbol is not None and self.symbol != t.symbol:
+            return (f"{where} says symbol {self.symbol!r}, the configuration says "
+                    f"{t.symbol!r}: another token at that address, or the wrong network")
         return None
 
     def describe(self) -> str:
@@ -186,9 +193,17 @@ class EvmChain:
 
     def __init__(self, coin: str, url: str, *, chain_id: int, xpub: str,
                  tokens: Sequence[Token] = (), poll_interval: float = 1.0,
-                 watch_pool: bool = True, trace_internal: bool = False) -> None:
+                 watch_pool: bool = True, trace_internal: bool = False,
+                 address_space: str | None = None, network: NetworkFacts | None = None
+                 ) -> None:
         self.coin = coin
         self.chain_id = chain_id
+        self._space = address_space or coin
+        self._network = network or network_facts(chain_id)
+        # "safe"/"finalized": blocks are connected only once that tag has reached them
+        # (see `follow`); blocks above it, by height, their transactions counted as pending.
+        self._tag = None if self._network.finality == "depth" else self._network.finality
+        self._above: dict[int, dict[str, Any]] = {}
         self.tokens = {t.key: t for t in tokens}
         self._decimals = {coin: 18, **{t.coin: t.decimals for t in tokens}}
         self._xpub = xpub
@@ -218,7 +233,10 @@ class EvmChain:
 
     @property
     def address_space(self) -> str:
-        return self.coin
+        return self._space
+
+    def network_facts(self, coin: str) -> NetworkFacts:
+        return self._network
 
     def decimals(self, coin: str) -> int:
         return self._decimals[coin]
@@ -273,7 +291,8 @@ class EvmChain:
 
     async def tip(self) -> BlockRef:
         await self._ready()
-        block = await self._call("eth_getBlockByNumber", ["latest", False])
+        # With a finality tag, the tag's block: the followed chain ends there.
+        block = await self._call("eth_getBlockByNumber", [self._tag or "latest", False])
         return BlockRef(_int(block["number"]), str(block["hash"]))
 
     async def aclose(self) -> None:
@@ -533,15 +552,57 @@ class EvmChain:
             raise ChainError(f"cannot walk back from unknown block {cursor.hash}")
         return str(parent["hash"]), ()
 
+    async def _final_height(self, head: int) -> int:
+        """The height of the node's `safe`/`finalized` block (the head without a tag)."""
+        if self._tag is None:
+            return head
+        block = await self._call("eth_getBlockByNumber", [self._tag, False])
+        if block is None:
+            raise NodeProblem(f"node has no {self._tag!r} block: set finality = \"depth\" "
+                              "for this network")
+        return min(_int(block["number"]), head)
+
+    async def _unfinal(self, final: int, head: int) -> dict[str, dict[str, Any]]:
+        """Transactions of the blocks above the finality tag, by hash. With a tag they are
+        not connected yet, so they count as still pending: a native payment among them is
+        seen (unconfirmed), and none is mistaken for one that left the pool unmined. Each
+        block is read once; from the head down, until the parent hashes agree."""
+        txs: dict[str, dict[str, Any]] = {}
+        expected: str | None = None
+        for height in range(head, final, -1):
+            cached = self._above.get(height)
+            if cached is None or cached["hash"] != (expected or (
+                    (await self._block_by_number(height, False)) or {}).get("hash")):
+                cached = await self._block_by_number(height, True)
+                if cached is None:
+                    break
+                self._above[height] = cached
+            expected = str(cached["parentHash"])
+            txs.update({str(tx["hash"]): tx for tx in cached["transactions"]})
+        for height in [h for h in self._above if h <= final or h > head]:
+            del self._above[height]
+        return txs
+
+    async def _snapshot(self) -> tuple[dict[str, dict[str, Any]], int | None]:
+        """The pool (with a finality tag: and the blocks above it), and the height up to
+        which blocks are connected (None: the node's head, read later)."""
+        pool = await self._pool()
+        if self._tag is None:
+            return pool, None
+        head = _int(await self._call("eth_blockNumber", []))
+        final = await self._final_height(head)
+        return {**await self._unfinal(final, head), **pool}, final
+
     async def follow(
         self, cursor: BlockRef, watched: Watched, unconfirmed: Iterable[str] = ()
     ) -> AsyncIterator[FollowItem]:
         book = MempoolTracker(unconfirmed)
         while True:
             await self._ready()
-            pool = await self._pool()  # the snapshot before the blocks (chains.mempool)
+            # The snapshot before the blocks (chains.mempool).
+            pool, final = await self._snapshot()
             book.start_pass(pool)
-            while (head := await self._main_chain_height(cursor)) is None:
+            while (head := await self._main_chain_height(cursor, final)) is None:
                 yield MATCH_POINT
                 parent_hash, txids = await self._stale(cursor, watched)
                 book.disconnected(txids)
@@ -567,13 +628,15 @@ class EvmChain:
                 yield gone
             await asyncio.sleep(self._poll)
 
-    async def _main_chain_height(self, cursor: BlockRef) -> int | None:
-        """The node's head if `cursor` is on its main chain; None: walk back."""
+    async def _main_chain_height(self, cursor: BlockRef, final: int | None = None
+                                 ) -> int | None:
+        """The node's head (or `final`: the finality tag's height) if `cursor` is on its
+        main chain; None: walk back."""
         head = _int(await self._call("eth_blockNumber", []))
         if cursor.height <= head:
             main = await self._block_by_number(cursor.height, False)
             if main is not None and main["hash"] == cursor.hash:
-                return head
+                return head if final is None else final
         return None
 
     async def _connect(self, cursor: BlockRef, block: dict[str, Any], watched: Watched

@@ -36,6 +36,7 @@ from chains.base import (
     Destination,
     FollowItem,
     Lock,
+    NetworkFacts,
     NodeDiagnosis,
     NodeProblem,
     Observed,
@@ -191,6 +192,9 @@ class MoneroChain:
 
     def decimals(self, coin: str) -> int:
         return self.DECIMALS
+
+    def network_facts(self, coin: str) -> NetworkFacts:
+        return NetworkFacts("Monero", 120)  # two-minute blocks
 
     def payment_uri(self, destination: Destination, coin: str, base_units: int) -> str:
         # The Monero URI scheme (monero-project/monero#1167): tx_amount in XMR.

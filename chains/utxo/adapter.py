@@ -25,6 +25,7 @@ from chains.base import (
     BlockRef,
     Destination,
     FollowItem,
+    NetworkFacts,
     NodeDiagnosis,
     NodeProblem,
     Observed,
@@ -114,6 +115,9 @@ class UtxoChain:
 
     def payment_uri(self, destination: Destination, coin: str, base_units: int) -> str:
         return bip21(self.network.uri_scheme, destination.address, base_units, self.DECIMALS)
+
+    def network_facts(self, coin: str) -> NetworkFacts:
+        return self.network.facts
 
     @property
     def expected_chain(self) -> str:

@@ -1,6 +1,6 @@
 from collections.abc import Iterable, Sequence
 
-from chains.base import Destination, Follower
+from chains.base import Described, Destination, Follower, NetworkFacts
 
 
 class ChainDirectory:
@@ -39,6 +39,10 @@ class ChainDirectory:
 
     def payment_uri(self, coin: str, destination: Destination, base_units: int) -> str:
         return self._by_coin[coin].payment_uri(destination, coin, base_units)
+
+    def network_facts(self, coin: str) -> NetworkFacts | None:
+        follower = self._by_coin[coin]
+        return follower.network_facts(coin) if isinstance(follower, Described) else None
 
     async def aclose(self) -> None:
         for follower in self._followers:

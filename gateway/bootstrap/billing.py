@@ -21,7 +21,7 @@ from gateway.services.credit_spending import PlanPurchases
 from gateway.services.finance import FinanceService
 from gateway.services.invoices import CoinRules, InvoicePolicy, InvoiceService, Plan
 from gateway.services.ports import RateProvider
-from gateway.services.rates import CountedRates, MedianRates, PreferFixed
+from gateway.services.rates import AssetRates, CountedRates, MedianRates, PreferFixed
 from gateway.services.reconcile import ReconcileService
 from gateway.services.vouchers import VoucherPolicy, VoucherService
 
@@ -51,7 +51,9 @@ def build_rates(settings: Settings, clock: Clock, http: LazySession) -> RateProv
         median = MedianRates(sources, clock, timedelta(seconds=cfg.cache_seconds),
                              quorum=cfg.quorum,
                              max_deviation=cfg.max_deviation_percent / 100)
-    return PreferFixed(FixedRates(cfg.fixed), set(cfg.fixed), median)
+    assets = {code: coin.asset for code, coin in settings.coins.items()
+              if coin.asset is not None and coin.asset != code}
+    return AssetRates(PreferFixed(FixedRates(cfg.fixed), set(cfg.fixed), median), assets)
 
 
 def invoice_policy(settings: Settings) -> InvoicePolicy:

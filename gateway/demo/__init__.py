@@ -120,16 +120,20 @@ class LitecoinChain:
 
 class EvmChain:
     """ETH on anvil, or (with a token) a demo stand-in for USDC deployed on it: 6
-    decimals, a `transfer` that returns bool, watched by its contract address."""
+    decimals, a `transfer` that returns bool, watched by its contract address. With a
+    `network` name, the same as a `[networks.<NAME>]` table on an anvil at another chain
+    id (NETWORK_CHAIN_ID), its coins ETH-<NAME> and USDC-<NAME>."""
 
     confirmations = 3
 
-    def __init__(self, workdir: Path, token: bool) -> None:
-        from gateway.demo.evm import Anvil
+    def __init__(self, workdir: Path, token: bool, network: str | None = None) -> None:
+        from gateway.demo.evm import CHAIN_ID, NETWORK_CHAIN_ID, Anvil
 
-        self.coin = "USDC" if token else "ETH"
+        asset = "USDC" if token else "ETH"
+        self.coin = f"{asset}-{network}" if network else asset
+        self.network = network
         self.pool_visible = not token
-        self.node = Anvil(workdir / "anvil")
+        self.node = Anvil(workdir / "anvil", NETWORK_CHAIN_ID if network else CHAIN_ID)
         self.contract: str | None = None
         self._token = token
 
@@ -143,9 +147,26 @@ class EvmChain:
             self.contract = self.node.deploy_token(code, "USDC", 6, 10**18)
             say(f"demo USDC (6 decimals) compiled with solcjs and deployed at {self.contract}")
 
+    def _network_environ(self) -> dict[str, str]:
+        from gateway.demo.evm import throwaway_xpub
+
+        n = f"GATEWAY_NETWORKS__{self.network}__"
+        env = {f"{n}KIND": "evm", f"{n}NAME": f"Demo network {self.network}",
+               f"{n}RPC_URL": self.node.rpc_url, f"{n}CHAIN_ID": str(self.node.chain_id),
+               f"{n}XPUB": throwaway_xpub(), f"{n}CONFIRMATIONS": str(self.confirmations),
+               f"{n}POLL_INTERVAL_SECONDS": "0.5"}
+        if self.contract is not None:
+            env |= {f"{n}TOKENS__USDC__CONTRACT": self.contract,
+                    f"{n}TOKENS__USDC__DECIMALS": "6", f"{n}TOKENS__USDC__SYMBOL": "USDC"}
+        return env
+
     def environ(self, workdir: Path) -> dict[str, str]:
         from gateway.demo.evm import CHAIN_ID, throwaway_xpub
 
+        if self.network is not None:  # priced as their assets: ETH, USDC
+            return self._network_environ() | {"GATEWAY_RATES__FIXED": json.dumps({
+                "ETH-EUR": "2000.00", "ETH-USD": "2150.00",
+                "USDC-EUR": "0.92", "USDC-USD": "1.00"})}
         env = {"GATEWAY_COINS__ETH__KIND": "evm",
                "GATEWAY_COINS__ETH__RPC_URL": self.node.rpc_url,
                "GATEWAY_COINS__ETH__CHAIN_ID": str(CHAIN_ID),
@@ -176,7 +197,8 @@ class EvmChain:
 
     def pay_hint(self) -> str:
         return (f"pay from anvil's first account (cast send, or any wallet on "
-                f"{self.node.rpc_url}, chain id 31337; the key is anvil's public test key)")
+                f"{self.node.rpc_url}, chain id {self.node.chain_id}; the key is anvil's "
+                "public test key)")
 
     def stop(self) -> None:
         self.node.stop()
@@ -244,11 +266,13 @@ DemoChain = LitecoinChain | EvmChain | MoneroChain
 def demo_chain(coin: str, workdir: Path) -> DemoChain:
     if coin == "LTC":
         return LitecoinChain(workdir)
-    if coin in ("ETH", "USDC"):
-        return EvmChain(workdir, token=coin == "USDC")
+    asset, _, network = coin.partition("-")
+    if asset in ("ETH", "USDC"):  # USDC-<NAME>: a [networks.<NAME>] of the EVM family
+        return EvmChain(workdir, token=asset == "USDC", network=network or None)
     if coin == "XMR":
         return MoneroChain(workdir)
-    raise RuntimeError(f"--coin must be one of {', '.join(COINS)}")
+    raise RuntimeError(f"--coin must be one of {', '.join(COINS)}, or ETH-<NETWORK> / "
+                       "USDC-<NETWORK>")
 
 
 async def mine_while_paying(chain: DemoChain) -> None:

@@ -24,6 +24,7 @@ from gateway.demo.node import NodeFailed, NodeMissing, free_port
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN_SOURCE = ROOT / "contracts" / "TestTokens.sol"
 CHAIN_ID = 31337
+NETWORK_CHAIN_ID = 31338  # `gateway demo --coin USDC-<NETWORK>`: a second network's
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"  # public
 _TRANSFER = keccak(b"transfer(address,uint256)")[:4].hex()
 

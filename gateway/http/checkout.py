@@ -6,7 +6,7 @@ from typing import Any
 
 import segno
 
-from chains.base import BlockRef, Lock
+from chains.base import BlockRef, Lock, NetworkFacts
 from gateway.domain.invoices import InvoiceException, Status
 from gateway.domain.payments import PaymentStatus
 from gateway.domain.timestamps import rfc3339
@@ -30,26 +30,30 @@ EXCEPTION_TEXT: dict[str, str] = {
 }
 
 
-# Typical block intervals, only to tell the customer honestly how long settlement takes.
-BLOCK_SECONDS = {"BTC": 600, "LTC": 150, "XMR": 120}
 TIME_FORMAT = "%H:%M UTC, %d %b %Y"
 
 
-def settlement_text(coin: str, required: int) -> str:
-    seconds = BLOCK_SECONDS.get(coin)
+def settlement_text(network: NetworkFacts | None, required: int) -> str:
+    """How long settlement takes, from the network's typical block interval (its family's
+    and configuration's) and its finality."""
+    if network is not None and network.finality != "depth":
+        return (f"Your payment is seen within seconds; settlement waits until {network.name} "
+                f"marks its block {network.finality}.")
+    seconds = network.block_seconds if network is not None else None
     about = f" (about {round(required * seconds / 60)} minutes)" if seconds else ""
     return (f"Your payment is seen within seconds; settlement waits for {required} "
             f"confirmations{about}.")
 
 
-def lock_text(coin: str, lock: Lock, tip: BlockRef | None, now: datetime) -> str:
+def lock_text(network: NetworkFacts | None, lock: Lock, tip: BlockRef | None,
+              now: datetime) -> str:
     """A payment held from counting by its lock, in a customer's words: "Received;
     spendable from block N, about <time>." (the estimate from the coin's typical block
     interval), or "... from <time>." for a time lock."""
     parts = []
     if lock.height is not None:
         part = f"block {lock.height}"
-        seconds = BLOCK_SECONDS.get(coin)
+        seconds = network.block_seconds if network is not None else None
         if seconds and tip is not None:
             # It may be spent in block N: once the chain's tip is N - 1.
             at = now + timedelta(seconds=max(lock.height - 1 - tip.height, 0) * seconds)
@@ -60,7 +64,7 @@ def lock_text(coin: str, lock: Lock, tip: BlockRef | None, now: datetime) -> str
     return f"Received; spendable from {' and not before '.join(parts)}."
 
 
-def status_doc(view: InvoiceView) -> dict[str, Any]:
+def status_doc(view: InvoiceView, network: NetworkFacts | None = None) -> dict[str, Any]:
     inv = view.record.invoice
     live = [p for p in view.record.payments if p.status != PaymentStatus.REVERTED]
     confirmations = min((view.confirmations(p) for p in live), default=0)
@@ -80,7 +84,7 @@ def status_doc(view: InvoiceView) -> dict[str, Any]:
         conf_text = f"{min(confirmations, required)} of {required} confirmations."
     held_text = None
     if lock is not None and inv.status is not Status.SETTLED:
-        held_text = lock_text(inv.coin, lock, view.tip, view.now or datetime.now(UTC))
+        held_text = lock_text(network, lock, view.tip, view.now or datetime.now(UTC))
         conf_text = f"{conf_text} {held_text}"
     return {
         "status": inv.status.value,
@@ -94,11 +98,7 @@ def status_doc(view: InvoiceView) -> dict[str, Any]:
     }
 
 
-CHAIN_NAMES = {1: "Ethereum mainnet", 11155111: "Sepolia testnet", 17000: "Holesky testnet",
-               31337: "local development chain"}
-
-
-def network_notice(payment_uri: str) -> dict[str, Any] | None:
+def network_notice(payment_uri: str, network: NetworkFacts | None) -> dict[str, Any] | None:
     """An EIP-681 URI names the chain and, for a token, its contract: the page shows both,
     because a wallet can send the same symbol on another network or from another token
     contract, and the gateway watches only this one."""
@@ -107,7 +107,7 @@ def network_notice(payment_uri: str) -> dict[str, Any] | None:
     target, _, rest = payment_uri.removeprefix("ethereum:").partition("@")
     chain_text = rest.split("/", 1)[0].split("?", 1)[0]
     chain_id = int(chain_text) if chain_text.isdigit() else 1
-    name = CHAIN_NAMES.get(chain_id, "EVM network")
+    name = network.name if network is not None else "EVM network"
     return {"network": f"{name} (chain id {chain_id})",
             "token_contract": target if "/transfer?" in rest else None}
 
@@ -122,11 +122,13 @@ def qr_svg(payment_uri: str) -> str:
     return str(qr.svg_inline(scale=5, border=2, title=f"QR code: {payment_uri}"))
 
 
-def page_context(view: InvoiceView, now: datetime) -> dict[str, Any]:
+def page_context(view: InvoiceView, now: datetime, network: NetworkFacts | None = None
+                 ) -> dict[str, Any]:
+    """`network`: what the coin's family says of its network (InvoiceService.network)."""
     from gateway.domain.money import format_units
 
     inv = view.record.invoice
-    doc = status_doc(view)
+    doc = status_doc(view, network)
     expires = inv.terms.expires_at
     return {
         **doc,
@@ -143,7 +145,8 @@ def page_context(view: InvoiceView, now: datetime) -> dict[str, Any]:
         "expires_text": expires.strftime(TIME_FORMAT),
         "minutes_left": max(int((expires - now).total_seconds() // 60), 0),
         "show_payment": inv.status in (Status.NEW, Status.PROCESSING),
-        "network_notice": network_notice(view.record.payment_uri),
-        "settlement_text": settlement_text(inv.coin, inv.terms.confirmations_required),
+        "network_notice": network_notice(view.record.payment_uri, network),
+        "network_name": network.name if network is not None else None,
+        "settlement_text": settlement_text(network, inv.terms.confirmations_required),
         "refresh_seconds": 10,
     }

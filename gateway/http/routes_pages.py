@@ -25,8 +25,9 @@ HEARTBEAT_SECONDS = 15
 
 @routes.get("/pay/{invoice_id}")
 async def pay_page(request: web.Request) -> web.Response:
-    view = await request.app[BILLING].invoices.read(request.match_info["invoice_id"])
-    context = page_context(view, datetime.now(UTC))
+    invoices = request.app[BILLING].invoices
+    view = await invoices.read(request.match_info["invoice_id"])
+    context = page_context(view, datetime.now(UTC), invoices.network(view.record.invoice.coin))
     context["static"] = "../static"
     return aiohttp_jinja2.render_template("pay.html", request, context)
 
@@ -100,13 +101,14 @@ async def _stream(request: web.Request, invoice_id: str) -> web.StreamResponse:
     sub = None
     try:
         view = await invoices.read(invoice_id)
+        network = invoices.network(view.record.invoice.coin)
         if area.changes is not None:
             # Subscribed before the first read that counts: no change slips in between.
             sub = area.changes.subscribe(
                 invoice_key(invoice_id), feed_key(invoices.feed(view.record.invoice.coin)))
             view = await invoices.read(invoice_id)
         while not stream.expired():
-            doc = status_doc(view)
+            doc = status_doc(view, network)
             if doc != last:
                 await stream.send(doc)
                 last = doc

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from chains.base import BlockRef, ChainError, Destination, describe_failure
+from chains.base import BlockRef, ChainError, Destination, NetworkFacts, describe_failure
 from gateway.domain.credit import CreditEntry, CreditKind, InsufficientCredit
 from gateway.domain.crediting import spend_cause
 from gateway.domain.errors import InvalidInput
@@ -363,6 +363,11 @@ class InvoiceService:
             tips = {c: await self._tip(uow, c) for c in {r.invoice.coin for r in records}}
         now = self._clock()
         return [InvoiceView(r, tips[r.invoice.coin], now=now) for r in records]
+
+    def network(self, coin: str) -> NetworkFacts | None:
+        """What the customer is told of the network the coin is paid on (None: its family
+        says nothing, or it is no longer configured)."""
+        return self._chains.network_facts(coin) if coin in self._chains.coins() else None
 
     def feed(self, coin: str) -> str:
         """The feed whose tip counts the coin's confirmations (the coin itself when it is

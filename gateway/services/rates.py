@@ -116,6 +116,18 @@ class PreferFixed:
         return await self._fallback.rate(coin, currency)
 
 
+class AssetRates:
+    """A coin is priced as its asset: USDC-BASE and USDC-ARB1 are both USDC (the rate
+    sources and `[rates] fixed` know assets, not networks)."""
+
+    def __init__(self, inner: RateProvider, assets: dict[str, str]) -> None:
+        self._inner = inner
+        self._assets = assets
+
+    async def rate(self, coin: str, currency: str) -> tuple[Decimal, str]:
+        return await self._inner.rate(self._assets.get(coin, coin), currency)
+
+
 class CountedRates:
     """Tells the metrics whether a rate could be had: `unavailable()` each time none could
     (the invoice is refused), `succeeded()` each time one was."""

@@ -50,6 +50,7 @@ def _status(data: dict[str, Any]) -> str:
 async def invoice_page(request: web.Request, session: StaffSession) -> web.Response:
     staff = request.app[MEMBERS].staff
     view = await request.app[SUPPORT].invoices.read(request.match_info["invoice_id"])
+    network = request.app[SUPPORT].invoices.network(view.record.invoice.coin)
     inv = view.record.invoice
     # The invoice is the customer's data (their export carries it): a look with a reason.
     redelivered = request.query.get("redelivered")
@@ -75,7 +76,7 @@ async def invoice_page(request: web.Request, session: StaffSession) -> web.Respo
                       "confirmations": view.confirmations(p), "seen_at": p.seen_at,
                       # Held from counting by its lock: said as the checkout page says it.
                       "locked": None if p.lock is None or view.locked_until(p) is None
-                      else lock_text(inv.coin, p.lock, view.tip, now).removeprefix(
+                      else lock_text(network, p.lock, view.tip, now).removeprefix(
                           "Received; ")}
                      for p in view.record.payments],
         "history": history, "events": events,

@@ -2,30 +2,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.contract.drivers import KINDS, Driver
+from tests.contract.drivers import DRIVERS, Driver
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=sorted(DRIVERS))
 async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
-    """Every registered family, through its driver: the fake in memory, the UTXO family on
-    a real litecoind, the EVM family on a real anvil, the Monero family on a real monerod
-    with a view-only wallet (fails, never skips, when the node is missing)."""
-    found: Driver
-    if request.param == "fake":
-        from tests.contract.drivers.fake import FakeDriver
-
-        found = FakeDriver()
-    elif request.param == "evm":
-        from tests.contract.drivers.evm import EvmDriver
-
-        found = EvmDriver(request.getfixturevalue("anvil"))
-    elif request.param == "monero":
-        from tests.contract.drivers.monero import MoneroDriver
-
-        found = MoneroDriver(request.getfixturevalue("monero"))
-    else:
-        from tests.contract.drivers.litecoin import LitecoinDriver
-
-        found = LitecoinDriver(request.getfixturevalue("litecoin"))
+    """Every registered family, through its drivers (tests.contract.drivers.DRIVERS); a
+    real node fails (never skips) when it is missing."""
+    found = DRIVERS[request.param].make(request.getfixturevalue)
     yield found
-    await found.follower.aclose()
+    for follower in (found.follower, *found.others):
+        await follower.aclose()

@@ -30,21 +30,25 @@ from tests.support.keys import security_env
 async def gateway(driver: Driver, tmp_path: Path) -> AsyncIterator[Gateway]:
     with fresh_database("sqlite", tmp_path) as url:
         env = {"GATEWAY_DATABASE__URL": url,
-               "GATEWAY_RATES__FIXED": json.dumps({f"{driver.coin}-EUR": "80.00"}),
+               "GATEWAY_RATES__FIXED": json.dumps({f"{driver.asset}-EUR": "80.00"}),
                **security_env(), **driver.coin_env(confirmations=2)}
-        gw = build(load(None, env), overrides=Overrides(chains=[driver.follower]))
-        follower = driver.follower
-        feed = Feed(follower.feed, tuple(follower.coins))
-        await gw.services.tracker.set_cursor(feed, await follower.tip())
-        watcher = ChainWatcher(follower, gw.services.tracker,
-                               SqlWatchlist(gw.engine, follower.address_space), retry_delay=0.1)
-        task = asyncio.create_task(watcher.run())
+        followers = [driver.follower, *driver.others]  # every network followed at once
+        gw = build(load(None, env), overrides=Overrides(chains=followers))
+        tasks = []
+        for follower in followers:
+            feed = Feed(follower.feed, tuple(follower.coins))
+            await gw.services.tracker.set_cursor(feed, await follower.tip())
+            watcher = ChainWatcher(follower, gw.services.tracker,
+                                   SqlWatchlist(gw.engine, follower.address_space),
+                                   retry_delay=0.1)
+            tasks.append(asyncio.create_task(watcher.run()))
         try:
             yield gw
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await gw.engine.dispose()
 
 

@@ -32,9 +32,10 @@ def test_demo_once_ends_with_verified_activation(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("gateway-demo-*"))
 
 
-@pytest.mark.parametrize("coin", ["ETH", "USDC"])
+@pytest.mark.parametrize("coin", ["ETH", "USDC", "USDC-L2"])
 def test_demo_on_anvil_ends_with_verified_activation(tmp_path: Path, coin: str) -> None:
-    """ETH, and a demo USDC token compiled with solcjs and deployed on the demo's anvil."""
+    """ETH, and a demo USDC token compiled with solcjs and deployed on the demo's anvil;
+    USDC-L2: the same on a second network ([networks.L2], another chain id)."""
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "demo", "--once", "--timeout", "120",
@@ -42,6 +43,8 @@ def test_demo_on_anvil_ends_with_verified_activation(tmp_path: Path, coin: str) 
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert f"{coin} to 0x" in out and "payment URI: ethereum:" in out
+    chain_id = 31338 if "-" in coin else 31337
+    assert f"@{chain_id}" in out.partition("payment URI: ")[2].splitlines()[0]
     assert "webhook verified: invoice.settled" in out
     assert "webhook verified: account.activated" in out
     assert "example.invalid" not in out  # the customer's email is printed nowhere

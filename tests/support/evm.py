@@ -2,6 +2,7 @@
 (--standard-json, no build output kept; the compiler call is the demo's), deployed and
 moved with plain JSON-RPC."""
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,25 @@ def deploy(node: Anvil, bytecode: str, symbol: str, decimals: int,
     receipt = node.rpc("eth_getTransactionReceipt", txid)
     assert int(receipt["status"], 16) == 1, receipt
     return DeployedToken(to_checksum_address(receipt["contractAddress"]), symbol, decimals)
+
+
+DEPLOYER = 9  # the anvil account deploy_on_each deploys from; the suite pays from it nowhere else
+
+
+def deploy_on_each(nodes: "list[Anvil]", bytecode: str, symbol: str, decimals: int,
+                   supply: int = MAX_UINT256) -> DeployedToken:
+    """One token deployed on each node at the same address (the same sender and nonce
+    on every chain), as a token issuer often does: only the chain id tells them apart.
+    The nonce is random, so another module (or a chain not reverted) never collides.
+    The supply belongs to account DEPLOYER on each node."""
+    deployer = DEPLOYER
+    nonce = hex(secrets.randbelow(2**40) + 2**20)
+    found = set()
+    for node in nodes:
+        node.rpc("anvil_setNonce", node.accounts[deployer], nonce)
+        found.add(deploy(node, bytecode, symbol, decimals, supply, sender=deployer))
+    [token] = found
+    return token
 
 
 TRANSFER = keccak(b"transfer(address,uint256)")[:4].hex()

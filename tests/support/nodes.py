@@ -14,5 +14,7 @@ from gateway.demo.node import (
     free_port,
 )
 
-__all__ = ["ANVIL_CHAIN_ID", "ANVIL_MNEMONIC", "LEASE_SECONDS", "Anvil", "LitecoinRegtest",
-           "NodeFailed", "NodeMissing", "anvil_binary", "free_port"]
+ANVIL_B_CHAIN_ID = 31338  # the second anvil's: another EVM network (`anvil_b` in conftest)
+
+__all__ = ["ANVIL_B_CHAIN_ID", "ANVIL_CHAIN_ID", "ANVIL_MNEMONIC", "LEASE_SECONDS", "Anvil",
+           "LitecoinRegtest", "NodeFailed", "NodeMissing", "anvil_binary", "free_port"]

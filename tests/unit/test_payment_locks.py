@@ -3,7 +3,7 @@ machine honouring a lock: received, but not counted towards settlement."""
 
 from datetime import UTC, datetime, timedelta
 
-from chains.base import BlockRef, Lock
+from chains.base import BlockRef, Lock, NetworkFacts
 from gateway.domain.invoices import Invoice, InvoiceTerms, LockedRate, ObservedPayment, Status
 from gateway.domain.money import Fiat
 from gateway.domain.payments import PaymentStatus, confirmations, is_locked, locked_until
@@ -70,9 +70,11 @@ def test_the_payment_received_webhook_carries_the_lock_while_it_holds() -> None:
 def test_the_checkout_words_for_a_lock() -> None:
     tip = BlockRef(100, "h")
     # Spendable in block 116: once the tip is 115, 15 blocks of about 2 minutes away.
-    assert lock_text("XMR", Lock(height=116), tip, T0) == \
+    monero = NetworkFacts("Monero", 120)  # what the Monero family says of its network
+    assert lock_text(monero, Lock(height=116), tip, T0) == \
         "Received; spendable from block 116, about 00:30 UTC, 01 Jan 2026."
-    assert lock_text("XMR", Lock(time=T0 + timedelta(hours=2)), tip, T0) == \
+    assert lock_text(monero, Lock(time=T0 + timedelta(hours=2)), tip, T0) == \
         "Received; spendable from 02:00 UTC, 01 Jan 2026."
-    assert lock_text("DOGE", Lock(height=116), tip, T0) == \
+    assert lock_text(NetworkFacts("Dogecoin"), Lock(height=116), tip, T0) == \
         "Received; spendable from block 116."  # no typical block interval known
+    assert lock_text(None, Lock(height=116), tip, T0) == "Received; spendable from block 116."

@@ -83,6 +83,9 @@ class Chains:
     def payment_uri(self, coin: str, destination: Destination, base_units: int) -> str:
         return f"litecoin:{destination.address}?amount={base_units}"
 
+    def network_facts(self, coin: str) -> None:
+        return None
+
 
 class World:
     def __init__(self) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from chains.base import BlockRef, Destination, Lock
+from chains.base import BlockRef, Destination, Lock, NetworkFacts
 from gateway.domain.invoices import Invoice
 from gateway.domain.payments import PaymentStatus, confirmations, is_locked
 from gateway.domain.states import IdempotencyState, Status
@@ -207,3 +207,8 @@ class ChainDirectory(Protocol):
     async def allocate(self, coin: str, indexes: Sequence[int]) -> list[Destination]: ...
 
     def payment_uri(self, coin: str, destination: Destination, base_units: int) -> str: ...
+
+    def network_facts(self, coin: str) -> NetworkFacts | None:
+        """The network the coin is paid on, as its family describes it (None: it says
+        nothing)."""
+        ...

@@ -1,10 +1,13 @@
-"""One driver per chain family: a small class that knows how to fund, pay, mine, reorg
-and replace on its node. Adding a family means adding a driver here; the contract suite
-(tests/contract/) is its definition of done."""
+"""One driver per chain family (or several: the EVM family on one network, and on two at
+once): a small class that knows how to fund, pay, mine, reorg and replace on its node.
+Adding a family means adding a driver module and one `DRIVERS` entry here, nothing else:
+the contract suite (tests/contract/) is its definition of done."""
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from chains.base import Destination, Follower
 
@@ -12,7 +15,11 @@ from chains.base import Destination, Follower
 class Driver(Protocol):
     kind: str
     coin: str  # the coin the suite pays in
+    asset: str  # what the coin is priced as (its code, or USDC for USDC-BASE)
     follower: Follower  # built through the family registry
+    # Followers the same gateway runs beside it (another network of the family): built
+    # from the same configuration, followed at once; the suite pays only on `follower`.
+    others: Sequence[Follower]
 
     def pay(self, destination: Destination, base_units: int, replaceable: bool = False
             ) -> str: ...
@@ -69,4 +76,30 @@ class Driver(Protocol):
     async def start_node(self) -> None: ...
 
 
-KINDS = ("fake", "utxo", "evm", "monero")  # a driver for each registered family
+@dataclass(frozen=True)
+class DriverEntry:
+    kind: str  # the family it drives
+    factory: str  # "module:Class"; the class takes the fixtures below, in order
+    fixtures: tuple[str, ...] = ()
+
+    def make(self, fixture: Callable[[str], Any]) -> Driver:
+        module, _, name = self.factory.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        found: Driver = cls(*(fixture(f) for f in self.fixtures))
+        return found
+
+
+# The contract suite runs once per entry: the fake in memory, the UTXO family on a real
+# litecoind, the EVM family on a real anvil and on two anvils at different chain ids at
+# once, the Monero family on a real monerod with a view-only wallet.
+DRIVERS: dict[str, DriverEntry] = {
+    "fake": DriverEntry("fake", "tests.contract.drivers.fake:FakeDriver"),
+    "utxo": DriverEntry("utxo", "tests.contract.drivers.litecoin:LitecoinDriver",
+                        ("litecoin",)),
+    "evm": DriverEntry("evm", "tests.contract.drivers.evm:EvmDriver", ("anvil",)),
+    "evm-networks": DriverEntry("evm", "tests.contract.drivers.evm_networks:NetworksDriver",
+                                ("anvil", "anvil_b")),
+    "monero": DriverEntry("monero", "tests.contract.drivers.monero:MoneroDriver",
+                          ("monero",)),
+}
+KINDS = tuple(sorted({entry.kind for entry in DRIVERS.values()}))  # families with a driver

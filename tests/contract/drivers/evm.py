@@ -1,3 +1,4 @@
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -14,6 +15,8 @@ class EvmDriver:
 
     kind = "evm"
     coin = "ETH"
+    asset = "ETH"
+    others: tuple[Follower, ...] = ()
 
     def __init__(self, node: Anvil) -> None:
         self.node = node
@@ -41,6 +44,10 @@ class EvmDriver:
 
     def invalidate(self, block_hash: str) -> None:
         self.node.invalidate(block_hash)
+        # anvil_rollback winds anvil's clock back to the remaining head's time: the next
+        # test on this session's anvil (the two-network driver's, say) would stamp its
+        # blocks seconds in the past, and heights_between would not find them.
+        self.node.rpc("evm_setTime", int(time.time()))
 
     def replace(self, txid: str) -> str:
         # Same sender and nonce, higher fees: the node drops the original.

@@ -12,6 +12,8 @@ from tests.support.fake_family import FakeNode, FakeSettings
 class FakeDriver:
     kind = "fake"
     coin = "FAK"
+    asset = "FAK"
+    others: tuple[Follower, ...] = ()
 
     def __init__(self) -> None:
         family = families.register(fake_family.FAMILY)

@@ -19,6 +19,8 @@ class LitecoinDriver:
 
     kind = "utxo"
     coin = "LTC"
+    asset = "LTC"
+    others: tuple[Follower, ...] = ()
 
     def __init__(self, node: LitecoinRegtest) -> None:
         self.node = node

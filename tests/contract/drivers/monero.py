@@ -16,6 +16,8 @@ class MoneroDriver:
 
     kind = "monero"
     coin = "XMR"
+    asset = "XMR"
+    others: tuple[Follower, ...] = ()
 
     def __init__(self, node: MoneroRegtest, own_wallet: bool = False) -> None:
         self.node = node
