@@ -148,7 +148,10 @@ def test_a_network_is_set_from_the_environment(tmp_path: Path) -> None:
      "database's coin columns: choose a shorter network name (ARB1 rather than ARBITRUM)"),
     (network("BASE", 8453, random_xpub(), extra="blocks = 2\n"),
      "networks.BASE.blocks: is not a known key"),
-])
+], ids=[  # the texts hold random keys: ids that are the same in every xdist worker
+    "same-contract-network", "same-contract-legacy", "token-without-node", "no-rpc-url",
+    "lower-case-name", "decimals-range", "unknown-finality", "finality-and-confirmations",
+    "finality-in-legacy", "code-too-long", "unknown-key"])
 def test_start_up_and_config_check_refuse_with_one_line(tmp_path: Path, text: str,
                                                         line: str) -> None:
     with pytest.raises(ConfigError) as info:
