@@ -1,3 +1,9 @@
+def N_(message: str) -> str:  # gettext's name for "mark, do not translate"
+    """Marks a message for extraction (gateway/locale/messages.pot) where it is written;
+    it is translated where a customer is shown it (gateway.i18n)."""
+    return message
+
+
 class DomainError(Exception):
     """A rule of the model was broken by the input; the message is safe to show."""
 

@@ -11,7 +11,9 @@ from aiohttp import web
 
 from gateway.http.auth import api_key, customer, session_token
 from gateway.http.checkout import page_context, status_doc
-from gateway.http.keys import BILLING, client_address
+from gateway.http.i18n import context as page_language
+from gateway.http.i18n import voice
+from gateway.http.keys import BILLING, PREFIX, client_address
 from gateway.services.changes import Subscription, feed_key, invoice_key
 from gateway.services.errors import NotFound
 
@@ -26,8 +28,10 @@ HEARTBEAT_SECONDS = 15
 @routes.get("/pay/{invoice_id}")
 async def pay_page(request: web.Request) -> web.Response:
     view = await request.app[BILLING].invoices.read(request.match_info["invoice_id"])
-    context = page_context(view, datetime.now(UTC))
+    context = page_context(view, datetime.now(UTC), voice(request))
+    context.update(page_language(request, request.app[PREFIX]))
     context["static"] = "../static"
+    context["root"] = "../"
     return aiohttp_jinja2.render_template("pay.html", request, context)
 
 
@@ -106,7 +110,7 @@ async def _stream(request: web.Request, invoice_id: str) -> web.StreamResponse:
                 invoice_key(invoice_id), feed_key(invoices.feed(view.record.invoice.coin)))
             view = await invoices.read(invoice_id)
         while not stream.expired():
-            doc = status_doc(view)
+            doc = status_doc(view, voice(request))
             if doc != last:
                 await stream.send(doc)
                 last = doc

@@ -70,9 +70,10 @@ def test_the_payment_received_webhook_carries_the_lock_while_it_holds() -> None:
 def test_the_checkout_words_for_a_lock() -> None:
     tip = BlockRef(100, "h")
     # Spendable in block 116: once the tip is 115, 15 blocks of about 2 minutes away.
+    # (English times as CLDR writes them: a narrow no-break space before AM.)
     assert lock_text("XMR", Lock(height=116), tip, T0) == \
-        "Received; spendable from block 116, about 00:30 UTC, 01 Jan 2026."
+        "Received; spendable from block 116, about Jan 1, 2026, 12:30\u202fAM UTC+00:00."
     assert lock_text("XMR", Lock(time=T0 + timedelta(hours=2)), tip, T0) == \
-        "Received; spendable from 02:00 UTC, 01 Jan 2026."
+        "Received; spendable from Jan 1, 2026, 2:00\u202fAM UTC+00:00."
     assert lock_text("DOGE", Lock(height=116), tip, T0) == \
         "Received; spendable from block 116."  # no typical block interval known
