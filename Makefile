@@ -89,12 +89,11 @@ demo: setup
 # fails when one differs from its .po, or the .pot from the code.
 LOCALE_DIR := gateway/locale
 i18n: $(VENV)/.installed
-	$(VENV)/bin/pybabel extract -q -F babel.cfg -o $(LOCALE_DIR)/messages.pot \
-		--add-location=file --sort-by-file --no-wrap -c "Translators:" \
-		--project=packetra-gateway --version=1 --msgid-bugs-address=none --omit-header gateway
-	$(VENV)/bin/pybabel update -q -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) \
-		--no-wrap --ignore-obsolete
-	$(VENV)/bin/pybabel compile -q -d $(LOCALE_DIR) --statistics
+	$(VENV)/bin/pybabel -q extract -F babel.cfg -o $(LOCALE_DIR)/messages.pot \
+		--add-location=file --sort-by-file --no-wrap -c "Translators:" --omit-header gateway
+	$(VENV)/bin/pybabel -q update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) \
+		--no-wrap --ignore-obsolete --ignore-pot-creation-date
+	$(VENV)/bin/pybabel -q compile -d $(LOCALE_DIR)
 
 PYTEST := $(VENV)/bin/pytest -q -p no:cacheprovider
 # Parallel: a module's tests stay on one worker (they share its fixtures), every test on
