@@ -37,9 +37,11 @@ def check_password(raw: object, field_name: str = "password",
     if not isinstance(raw, str) or not raw:
         raise InvalidInput(field_name, N_("is required"))
     if len(raw) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(field_name, f"must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidInput(field_name, N_("must be at least %(n)s characters"),
+                           n=MIN_PASSWORD_LENGTH)
     if len(raw) > MAX_PASSWORD_LENGTH:
-        raise InvalidInput(field_name, f"must be at most {MAX_PASSWORD_LENGTH} characters")
+        raise InvalidInput(field_name, N_("must be at most %(n)s characters"),
+                           n=MAX_PASSWORD_LENGTH)
     if common is not None and common(raw):
         raise InvalidInput(field_name, N_("is one of the most common passwords, the first "
                                           "ones an attacker tries; choose another"))
@@ -50,7 +52,8 @@ def check_choice(value: str | None, allowed: tuple[str, ...], field_name: str) -
     if value is None:
         return None
     if value not in allowed:
-        raise InvalidInput(field_name, f"must be one of {', '.join(allowed)}")
+        raise InvalidInput(field_name, N_("must be one of %(choices)s"),
+                           choices=", ".join(allowed))
     return value
 
 

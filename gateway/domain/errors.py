@@ -9,7 +9,13 @@ class DomainError(Exception):
 
 
 class InvalidInput(DomainError):
-    def __init__(self, field: str, detail: str) -> None:
-        super().__init__(f"{field}: {detail}")
+    """`detail` may name values (`"must be at least %(n)s characters", n=10`): the
+    message shows them filled in; a translation (the template, `N_`-marked) too."""
+
+    def __init__(self, field: str, detail: str, **values: object) -> None:
+        text = detail % values if values else detail
+        super().__init__(f"{field}: {text}")
         self.field = field
-        self.detail = detail
+        self.detail = text
+        self.template = detail
+        self.values = values

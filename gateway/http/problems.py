@@ -78,12 +78,16 @@ PLAIN: tuple[tuple[type[Exception], int], ...] = (
     (NotFound, 404), (Conflict, 409), (Forbidden, 403))
 
 
+def field_message(exc: InvalidInput, voice: Voice) -> str:
+    return voice.gettext(exc.template, **exc.values)
+
+
 def error_text(exc: Exception, voice: Voice) -> str:
     """A service's error in the customer's words: its message when the catalog has it
     (messages are marked with N_ where they are raised); an invalid field keeps its
     English name."""
     if isinstance(exc, InvalidInput):
-        return f"{exc.field}: {voice.gettext(exc.detail)}"
+        return f"{exc.field}: {field_message(exc, voice)}"
     if isinstance(exc, NotFound):
         return voice.gettext("%(what)s not found", what=exc.what)
     return voice.gettext(str(exc))
@@ -101,7 +105,7 @@ def _known_problem(exc: Exception, voice: Voice) -> web.Response | None:
     purpose; None for any other."""
     if isinstance(exc, InvalidInput):
         return problem(422, error_text(exc, voice), voice, errors=[
-            {"field": exc.field, "message": voice.gettext(exc.detail)}])
+            {"field": exc.field, "message": field_message(exc, voice)}])
     if isinstance(exc, ValidationError):
         detail, errors = validation_detail(exc)
         return problem(422, detail, voice, errors=errors)

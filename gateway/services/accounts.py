@@ -104,7 +104,7 @@ def _optional_text(value: str | None, field: str, limit: int = 200) -> str | Non
     if value is None:
         return None
     if len(value) > limit:  # as given: what the OpenAPI document's maxLength says
-        raise InvalidInput(field, f"must be at most {limit} characters")
+        raise InvalidInput(field, N_("must be at most %(n)s characters"), n=limit)
     return value.strip() or None
 
 

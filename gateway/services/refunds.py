@@ -153,7 +153,8 @@ class RefundService:
             raise InvalidInput("currency", N_("the account has no currency yet, so it holds no "
                                   "credit to refund"))
         if ask.currency is not None and ask.currency != currency:
-            raise InvalidInput("currency", f"the account's credit is in {currency}")
+            raise InvalidInput("currency", N_("the account's credit is in %(currency)s"),
+                               currency=currency)
         amount = parse_fiat(ask.amount, currency, "amount").minor
         await self._above_minimum(coin, amount, currency)
         return await self._hold(account_id, Refund.request(

@@ -128,3 +128,25 @@ def test_catalogs_are_read_when_asked_not_at_import(tmp_path: object) -> None:
         i18n.Catalogs.load(directory=tmp_path)  # type: ignore[arg-type]
     loaded = i18n.Catalogs.load()
     assert loaded("fa") is not loaded("de")
+
+
+def test_a_services_error_is_shown_in_the_customers_words() -> None:
+    from gateway.domain.accounts import check_password
+    from gateway.domain.errors import InvalidInput
+    from gateway.http.problems import error_text
+    from gateway.services.errors import NotFound, Unauthorized
+
+    voice = tiny_catalogs({"de": {
+        "must be at least %(n)s characters": "muss mindestens %(n)s Zeichen lang sein",
+        "this link is not valid": "dieser Link ist ungültig",
+        "%(what)s not found": "%(what)s nicht gefunden"}}).voice("de")
+    with pytest.raises(InvalidInput) as short:
+        check_password("short")
+    # The field's name stays as the API names it; the message is translated with its value.
+    assert error_text(short.value, voice) == "password: muss mindestens 10 Zeichen lang sein"
+    assert str(short.value) == "password: must be at least 10 characters"  # as before
+    assert error_text(Unauthorized("this link is not valid"), voice) == "dieser Link ist ungültig"
+    assert error_text(NotFound("invoice"), voice) == "invoice nicht gefunden"
+    # A message no catalog has (built with values) stays as written.
+    assert error_text(Unauthorized("until 2026-12-07T00:00:00Z"), voice) == \
+        "until 2026-12-07T00:00:00Z"
