@@ -219,7 +219,22 @@ async def login_submit(request: web.Request) -> web.Response:
             _status(exc, 401)), exc)
     resp = _redirect(request, "account")
     _set_session(request, resp, session)
+    await _remember_language(request, resp, session.account_id)
     return resp
+
+
+async def _remember_language(request: web.Request, resp: web.StreamResponse,
+                             account_id: str) -> None:
+    """At login: a language chosen in the menu before is the account's from now on (its
+    mails follow it); without one, the account's language comes back to this browser."""
+    accounts = request.app[ACCOUNTS].accounts
+    chosen = read_pref(request).language
+    if chosen is not None:
+        await accounts.choose_language(account_id, chosen)
+        return
+    view = await accounts.view(account_id)
+    if view.account.language is not None:
+        set_pref(request, resp, language=view.account.language)
 
 
 async def _account(request: web.Request, session: SessionRecord, status: int = 200,

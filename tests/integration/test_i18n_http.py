@@ -27,6 +27,7 @@ from gateway import i18n
 from gateway.bootstrap import build_app
 from gateway.domain.accounts import email_lookup_form
 from gateway.domain.money import format_units
+from gateway.services.accounts import Signup
 from tests.support.fake_gateway import World, fake_world
 from tests.support.i18n import tiny_catalogs
 from tests.support.inbox import Inbox, inbox, smtp_env  # noqa: F401 (the fixture)
@@ -231,3 +232,29 @@ async def test_mails_go_out_in_the_language_the_account_last_chose(
         await s.world.gw.services.recovery.request_reset(email)
         mails = await inbox.wait(email, 2)
         assert subject(mails[1]) == RESET_FA
+
+
+async def test_a_login_brings_the_accounts_language_and_takes_the_browsers_choice(
+        tmp_path: Path, template_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with served(tmp_path, template_dir, monkeypatch) as s:
+        email = "zuhause@example.org"
+        await s.world.gw.services.accounts.sign_up(Signup(email, PASSWORD, language="fa"))
+
+        async def log_in(cookie: str | None) -> Any:
+            headers = {"Cookie": cookie} if cookie else {}
+            _, page, _ = await s.get("/login", **headers)
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert csrf is not None
+            async with s.http.post(s.url + "/login", allow_redirects=False, data={
+                    "csrf": csrf[1], "email": email, "password": PASSWORD},
+                    headers={"Origin": s.url, **headers}) as resp:
+                assert resp.status == 303, await resp.text()
+                return resp
+
+        # A new browser, no choice made on it: the account's language comes back.
+        resp = await log_in(None)
+        assert resp.cookies["__Host-pref"].value == "||fa"
+        # Chosen in the menu before logging in: the account takes it (for its mails).
+        resp = await log_in("__Host-pref=EUR||de")
+        assert "__Host-pref" not in resp.cookies  # the browser already has it
+        assert await s.language_of(email) == "de"
