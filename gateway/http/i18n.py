@@ -20,6 +20,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from gateway import i18n
+from gateway.i18n import N_
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CATALOGS = web.AppKey("catalogs", i18n.Catalogs)
@@ -162,13 +163,40 @@ def _ltr(value: Any) -> Markup:
     return Markup('<bdi dir="ltr">{}</bdi>').format(value)  # value escaped
 
 
+# Stored codes a page shows as words (an invoice's or a refund's status, why credit
+# moved, the prepaid time's state): the code stays in the API and in `class` and `id`
+# attributes; the page shows its word in the request's language.
+WORDS = {
+    # Translators: an invoice's status, shown in the customer's list of invoices.
+    "new": N_("new"), "processing": N_("processing"), "settled": N_("settled"),
+    "expired": N_("expired"), "invalid": N_("invalid"),
+    # Translators: a refund's status.
+    "requested": N_("requested"), "approved": N_("approved"), "sent": N_("sent"),
+    "completed": N_("completed"), "refused": N_("refused"), "cancelled": N_("cancelled"),
+    # Translators: why the account's credit moved (a line of its credit history).
+    "underpaid": N_("underpaid"), "overpaid": N_("overpaid"),
+    "late_payment": N_("late payment"), "spent": N_("spent"), "refund": N_("refund"),
+    "refund_returned": N_("refund returned"), "adjustment": N_("adjustment"),
+    "spend_returned": N_("credit returned"), "reverted": N_("reverted"), "cash": N_("cash"),
+    "voucher": N_("voucher"),
+}
+
+
+@jinja2.pass_context
+def _word(ctx: jinja2.runtime.Context, code: object) -> str:
+    value = getattr(code, "value", code)
+    message = WORDS.get(str(value))
+    return _catalog(ctx).gettext(message) if message else str(value)
+
+
 def install(env: jinja2.Environment) -> None:
     """Jinja2's i18n extension with new-style gettext (placeholders by name, values
     escaped); the catalog comes from each render's context (`context`)."""
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(  # type: ignore[attr-defined]
         _gettext, _ngettext, newstyle=True)
-    env.filters.update(money=_money, amount=_amount, when=_when, day=_day, ltr=_ltr)
+    env.filters.update(money=_money, amount=_amount, when=_when, day=_day, ltr=_ltr,
+                       word=_word)
 
 
 def context(request: web.Request, prefix: str) -> dict[str, Any]:
