@@ -18,7 +18,6 @@ _T = TypeVar("_T")
 
 
 # Written in the account's language (`catalogs`).
-INACTIVITY_SUBJECT = N_("Your account will be deleted in %(days)s days")
 INACTIVITY_BODY = N_("""Hello,
 
 Your account has had no paid invoice and no login for %(inactive)s days. We keep data
@@ -372,7 +371,8 @@ class RetentionService:
         voice = self._catalogs.voice(account.language if account else None)
         # Named for the account: a notice the queue drops undelivered un-warns it.
         sent = await self._mailer.send(
-            profile.email, voice.gettext(INACTIVITY_SUBJECT, days=days),
+            profile.email, voice.ngettext("Your account will be deleted in %(n)s day",
+                                          "Your account will be deleted in %(n)s days", days),
             voice.gettext(body, inactive=period.days - days,
                           due=voice.day(now + self._periods.inactivity_notice),
                           login_url=self._login_url), notice_for=account_id)
