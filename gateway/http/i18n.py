@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from gateway import i18n
 from gateway.i18n import N_
+from gateway.services.api_keys import API_KEY_PREFIX
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CATALOGS = web.AppKey("catalogs", i18n.Catalogs)
@@ -81,7 +82,7 @@ def tr(request: web.Request, message: str, **values: object) -> str:
 
 
 def _by_api_key(request: web.Request) -> bool:
-    return request.headers.get("Authorization", "").startswith("Bearer gk_")
+    return request.headers.get("Authorization", "").startswith(f"Bearer {API_KEY_PREFIX}")
 
 
 @web.middleware
