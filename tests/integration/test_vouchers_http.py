@@ -3,13 +3,17 @@ console, as `gateway serve` wires them), in process, on SQLite and PostgreSQL
 (docs/vouchers.md): POST /v1/me/vouchers and the portal form redeem a code; a typo, a
 wrong and a used code are 422 problems (the last two identical); guessing is capped
 (429 with Retry-After); GET /v1/me/credit shows the voucher entry; only admins make,
-see and revoke batches in the console, whose sheet shows the codes once."""
+see and revoke batches in the console, whose sheet shows the codes once. And the portal's
+account page, where the voucher form sits, reads in the order a customer needs: the
+service and its one primary action, then invoices and payments, then settings."""
 
 import contextlib
+import itertools
 import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +198,99 @@ async def test_the_portal_form_redeems_a_plan_voucher(
         assert re.search(r'id="paid-until">\d{4}-', page)
         assert "<td>voucher</td>" in page and "<td>spent</td>" in page  # the history
         assert code not in page
+
+
+class Outline(HTMLParser):
+    """The account page's sections and headings, in document order: each heading and each
+    element with the class "primary" with the ids of the sections it sits in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.labelled: dict[str, str] = {}  # section id -> the id of its heading
+        self.headings: list[tuple[int, str, str, tuple[str, ...]]] = []
+        self.primary: list[tuple[str, dict[str, str | None], tuple[str, ...]]] = []
+        self.heading: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "section":
+            self.sections.append(found.get("id") or "")
+            if found.get("aria-labelledby"):
+                self.labelled[found.get("id") or ""] = found["aria-labelledby"] or ""
+        elif tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            self.heading = [tag, found.get("id") or "", ""]
+        if "primary" in (found.get("class") or "").split():
+            self.primary.append((tag, found, tuple(self.sections)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section":
+            self.sections.pop()
+        elif self.heading is not None and tag == self.heading[0]:
+            level, ident, text = self.heading
+            self.headings.append((int(level[1]), ident, text.strip(), tuple(self.sections)))
+            self.heading = None
+
+    def handle_data(self, data: str) -> None:
+        if self.heading is not None:
+            self.heading[2] += data
+
+
+def outline(page: str) -> Outline:
+    parsed = Outline()
+    parsed.feed(page)
+    assert parsed.sections == []  # every section closed
+    return parsed
+
+
+def check_outline(page: str) -> tuple[Outline, list[str]]:
+    """The page's outline is sound; returns it and its top-level (h2) section ids."""
+    parsed = outline(page)
+    levels = [h[0] for h in parsed.headings]
+    assert levels[0] == 1 and levels.count(1) == 1
+    assert all(b <= a + 1 for a, b in itertools.pairwise(levels)), parsed.headings  # no skips
+    ids = {h[1]: h for h in parsed.headings}
+    for section, heading in parsed.labelled.items():  # a landmark named by its own heading
+        assert heading in ids and ids[heading][3][-1] == section, (section, heading)
+    top = [h[3][-1] for h in parsed.headings if h[0] == 2]
+    return parsed, top
+
+
+async def test_the_account_page_puts_the_service_first_then_payments_then_settings(
+        tmp_path: Path, template_dir: Path, database_url: str) -> None:
+    async with served(tmp_path, template_dir, database_url) as s:
+        cookie = {"Cookie": f"__Host-session={await s.token()}"}
+        async with s.http.get(s.api + "/account", headers=cookie) as resp:
+            page = await resp.text()
+        parsed, top = check_outline(page)
+        assert top == ["status", "payments", "settings"]
+        assert [h[2] for h in parsed.headings if h[0] == 2] == [
+            "Service", "Invoices and payments", "Settings"]
+        placed = {h[3][-1]: h[3][0] for h in parsed.headings if h[0] == 3}
+        assert placed == {"buy": "status", "invoices": "payments", "credit": "payments",
+                          "vouchers": "payments", "refunds": "payments",
+                          "profile": "settings", "two-factor": "settings",
+                          "your-data": "settings", "deletion": "settings"}
+        # Nothing bought yet: the one primary action is buying, inside the service.
+        [(tag, attrs, within)] = parsed.primary
+        assert (tag, attrs["id"], within[0]) == ("button", "buy-button", "status")
+
+        async with s.http.post(s.api + "/account/buy",
+                               data={"plan": "vps", "coin": "FAK", "csrf": csrf_of(page)},
+                               headers={**cookie, "Origin": s.api},
+                               allow_redirects=False) as resp:
+            assert resp.status == 303
+            invoice = resp.headers["Location"].rsplit("/", 1)[1]
+        assert invoice.startswith("inv_")
+        async with s.http.get(s.api + "/account", headers=cookie) as resp:
+            page = await resp.text()
+        parsed, top = check_outline(page)
+        assert top == ["status", "payments", "settings"]
+        # An invoice is open: paying it is now the one primary action, still in the service.
+        [(tag, attrs, within)] = parsed.primary
+        assert (tag, within[0]) == ("a", "status")
+        assert (attrs["href"] or "").endswith(f"pay/{invoice}")
+        assert 'id="buy-button">' in page  # buying stays possible, no longer primary
 
 
 async def test_admins_make_print_list_and_revoke_batches_in_the_console(
