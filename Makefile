@@ -90,7 +90,7 @@ demo: setup
 LOCALE_DIR := gateway/locale
 i18n: $(VENV)/.installed
 	$(VENV)/bin/pybabel -q extract -F babel.cfg -o $(LOCALE_DIR)/messages.pot \
-		--add-location=file --sort-by-file --no-wrap -c "Translators:" --omit-header gateway
+		--add-location=file --sort-output --no-wrap -c "Translators:" --omit-header gateway
 	$(VENV)/bin/pybabel -q update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) \
 		--no-wrap --ignore-obsolete --ignore-pot-creation-date
 	$(VENV)/bin/pybabel -q compile -d $(LOCALE_DIR)

@@ -96,7 +96,7 @@ async def test_demo_journey_signup_buy_pay_settle(
         await at(browser, f"{base}/account")
         assert "Not active yet" in browser.find_element(By.ID, "account-status").text
         plan = browser.find_element(By.CSS_SELECTOR, "label[for=plan-vps-large]").text
-        assert "32.99 USD" in plan  # the plan's price in the customer's currency
+        assert "$32.99" in plan  # the plan's price in the customer's currency (English style)
         browser.find_element(By.ID, "plan-vps-large").click()
         browser.find_element(By.CSS_SELECTOR, "#coin option[value=LTC]").click()
         await asyncio.to_thread(submit, browser, "#buy-button")

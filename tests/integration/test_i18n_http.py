@@ -258,3 +258,22 @@ async def test_a_login_brings_the_accounts_language_and_takes_the_browsers_choic
         resp = await log_in("__Host-pref=EUR||de")
         assert "__Host-pref" not in resp.cookies  # the browser already has it
         assert await s.language_of(email) == "de"
+
+
+async def test_the_account_page_in_german_and_in_persian(
+        tmp_path: Path, template_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with served(tmp_path, template_dir, monkeypatch) as s:
+        email = "konto@example.org"
+        view = await s.world.gw.services.accounts.sign_up(Signup(email, PASSWORD))
+        invoice = await s.world.invoice(view.account.id, eur="1234.50")
+        token = (await s.world.gw.services.accounts.log_in(email, PASSWORD)).token
+        cookie = f"__Host-session={token}"
+        _, page, _ = await s.get("/account", Cookie=cookie, **{"Accept-Language": "de"})
+        assert html_tag(page) == '<html lang="de" dir="ltr">'
+        assert "1.234,50\xa0€" in page  # the invoice's price, German style
+        assert 'id="logout">Log out<' in page  # not translated in the tiny catalog: English
+        _, page, _ = await s.get("/account", Cookie=cookie, **{"Accept-Language": "fa"})
+        assert html_tag(page) == '<html lang="fa" dir="rtl">'
+        inv = invoice.record.invoice.id
+        assert f'class="mono" dir="ltr">{inv}</a>' in page  # an id reads left to right
+        assert '<bdi dir="ltr">‎€\xa01,234.50</bdi>' in page
