@@ -102,7 +102,7 @@ async def test_demo_journey_signup_buy_pay_settle(
         await asyncio.to_thread(submit, browser, "#buy-button")
         assert re.search(r"/pay/inv_[0-9a-z]+$", browser.current_url), browser.current_url
         no_other_origin(browser.page_source)
-        assert "32.99 USD" in browser.find_element(By.CSS_SELECTOR, ".price").text
+        assert "$32.99" in browser.find_element(By.CSS_SELECTOR, ".price").text
         address = browser.find_element(By.ID, "address").get_attribute("value")
         amount = browser.find_element(By.ID, "amount").get_attribute("value")
         assert address and amount
