@@ -10,7 +10,7 @@ APT_PACKAGES := litecoind monero chromium chromium-driver postgresql-client \
 	nginx tor prometheus systemd gcc libc6-dev
 export BCL_DATA_DIR := $(CURDIR)/var/bitcoinlib
 
-.PHONY: setup lock demo test check lint unit contract bench clean apt postgres
+.PHONY: setup lock demo test check lint unit contract bench clean apt postgres i18n
 
 setup: apt postgres node_modules/.installed $(VENV)/.installed
 
@@ -81,6 +81,19 @@ lock: $(VENV)/bin/uv
 
 demo: setup
 	$(VENV)/bin/gateway demo
+
+# Languages (issue 32, docs/i18n.md): extract every marked message of the code and the
+# templates into the template catalog, merge it into each language's catalog (new
+# messages arrive untranslated; obsolete ones are dropped), and compile the catalogs the
+# package ships. The compiled .mo files are committed: tests/unit/test_i18n_catalogs.py
+# fails when one differs from its .po, or the .pot from the code.
+LOCALE_DIR := gateway/locale
+i18n: $(VENV)/.installed
+	$(VENV)/bin/pybabel -q extract -F babel.cfg -o $(LOCALE_DIR)/messages.pot \
+		--add-location=file --sort-output --no-wrap -c "Translators:" --omit-header gateway
+	$(VENV)/bin/pybabel -q update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) \
+		--no-wrap --ignore-obsolete --ignore-pot-creation-date
+	$(VENV)/bin/pybabel -q compile -d $(LOCALE_DIR)
 
 PYTEST := $(VENV)/bin/pytest -q -p no:cacheprovider
 # Parallel: a module's tests stay on one worker (they share its fixtures), every test on

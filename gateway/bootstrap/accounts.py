@@ -58,7 +58,7 @@ def build_accounts(core: Core, creds: Credentials, mail: MailArea) -> AccountsAr
         ttl=timedelta(minutes=settings.accounts.password_reset_minutes),
         verifier=_tokens(core, "verify-email"),
         mails_per_recipient_per_hour=settings.mail.per_recipient_per_hour,
-        common_passwords=creds.common, reader=core.reader)
+        common_passwords=creds.common, reader=core.reader, catalogs=core.catalogs)
     email_changes = EmailChangeService(
         uow, mailer=mail.queued, confirm=_tokens(core, "email-change", sealed=True),
         undo=_tokens(core, "email-change-undo", sealed=True), blind_index=core.index,

@@ -79,7 +79,7 @@ def http_areas(gw: Gateway) -> http.Areas:
         edge=http.EdgeArea(
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False)
                                   for c in server.trusted_proxies),
-            csrf_key=gw.keys.session))
+            csrf_key=gw.keys.session, catalogs=gw.catalogs))
 
 
 def resource_context(resource: Resource) -> CleanupContext:

@@ -143,8 +143,8 @@ def build_billing(core: Core, chains: ChainsArea, mail: MailArea) -> BillingArea
     rates = _rates(core, rates_http)
     invoices = _invoices(core, chains, rates)
     prepaid = prepaid_time(core.settings)
-    reminders = (Reminders(f"{pages}/pay/", f"{pages}/account") if mail.configured
-                 else None)
+    reminders = (Reminders(f"{pages}/pay/", f"{pages}/account", core.catalogs)
+                 if mail.configured else None)
     directory = chains.directory
     return BillingArea(
         invoices=invoices,

@@ -21,6 +21,7 @@ from gateway.bootstrap.resources import Resource
 from gateway.config import Settings
 from gateway.domain.throttle import ThrottlePolicy
 from gateway.services.api_keys import KeyCache
+from gateway.i18n import Catalogs
 from gateway.services.attempts import Attempts
 from gateway.services.changes import API_KEYS, ChangeHub
 from gateway.services.ports import UnitOfWorkFactory
@@ -90,6 +91,7 @@ class Core:
     sql_uow: Callable[[], SqlUnitOfWork]  # the database's own, which an override may wrap
     # The watcher's: first in the queue for SQLite's one writer (`adapters/db/turn.py`).
     watcher_uow: UnitOfWorkFactory
+    catalogs: Catalogs  # every language's compiled messages (pages, answers, mails)
     deliveries: Doorbell = field(default_factory=Doorbell)
     mail: Doorbell = field(default_factory=Doorbell)
     # Every request's API key check, emptied by revocations (here, by notice, or seen in
@@ -107,7 +109,7 @@ class Core:
 
 
 def build_core(settings: Settings, clock: Clock, overrides: Overrides) -> Core:
-    """Performs no I/O: connections open on first use."""
+    """Opens no connection (they open on first use); reads the compiled catalogs."""
     keys = Keys.of(settings)
     engine = make_engine(settings.database.url, hide_parameters=True)
     # PostgreSQL: derivation indexes come from a pool of their own (SqlInvoices.allocate).
@@ -141,8 +143,8 @@ def build_core(settings: Settings, clock: Clock, overrides: Overrides) -> Core:
                 changes=changes, make_uow=overrides.uow or sql_uow,
                 reader=overrides.uow or sql_reader, sql_uow=sql_uow,
                 watcher_uow=overrides.uow or watcher_uow,
-                deliveries=deliveries, mail=mail, key_cache=key_cache,
-                revocations=revoked)
+                catalogs=Catalogs.load(), deliveries=deliveries, mail=mail,
+                key_cache=key_cache, revocations=revoked)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -64,12 +64,15 @@ def build_privacy(core: Core, creds: Credentials, accounts: AccountsArea,
             uow, clock, periods=retention_periods(settings),
             flush=lambda: erase_residue(engine),
             mailer=mail.queued if mail.configured else None,
-            login_url=accounts.links.login, ledger=_ledger(settings)),
+            login_url=accounts.links.login, ledger=_ledger(settings),
+            catalogs=core.catalogs),
         # The notification mail is queued in the transaction that allows it (the unit
         # of work holds the mail queue), and sent by the instances' mail senders.
         legal=LegalRegisterService(
             uow, clock, reader=core.reader,
-            notices=LegalNotices(f"{pages}/account") if mail.configured else None),
+            notices=LegalNotices(f"{pages}/account", core.catalogs)
+            if mail.configured else None),
         # Policy notices are sent by an operator's batch command that paces itself and
         # records each mail the SMTP server accepted, so it mails directly (OPERATIONS.md).
-        notices=PolicyNoticeService(uow, mail.direct, clock, version, f"{pages}/account"))
+        notices=PolicyNoticeService(uow, mail.direct, clock, version, f"{pages}/account",
+                                    core.catalogs))

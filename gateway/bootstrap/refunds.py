@@ -28,7 +28,7 @@ def build_refunds(core: Core, creds: Credentials, accounts: AccountsArea,
     return RefundService(
         uow, chains=_chains(core, chains), directory=chains.directory,
         rates=build_rates(core.settings, core.clock, billing.rates_http), proof=proof,
-        policy=refund_policy(core, chains), clock=core.clock)
+        policy=refund_policy(core, chains), clock=core.clock, catalogs=core.catalogs)
 
 
 def build_proven_refunds(core: Core, chains: ChainsArea) -> ProvenRefunds:

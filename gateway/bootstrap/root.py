@@ -32,6 +32,7 @@ from gateway.bootstrap.resources import Resource
 from gateway.bootstrap.staff import StaffArea, build_staff
 from gateway.bootstrap.webhooks import WebhooksArea, build_webhooks
 from gateway.config import Settings
+from gateway.i18n import Catalogs
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.billing import BillingService
@@ -131,6 +132,10 @@ class Gateway:
     @property
     def changes(self) -> ChangeHub:
         return self.core.changes
+
+    @property
+    def catalogs(self) -> Catalogs:
+        return self.core.catalogs
 
     @property
     def sql_uow(self) -> Callable[[], SqlUnitOfWork]:

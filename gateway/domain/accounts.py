@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from gateway.domain import events as ev
 from gateway.domain.billing import BillingState, Extension
 from gateway.domain.credit import CreditEntry, CreditKind, signed_fiat
-from gateway.domain.errors import InvalidInput
+from gateway.domain.errors import N_, InvalidInput
 from gateway.domain.states import AccountState
 
 MIN_PASSWORD_LENGTH = 10
@@ -18,10 +18,10 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 def normalize_email(raw: object) -> str:
     if not isinstance(raw, str) or not raw.strip():
-        raise InvalidInput("email", "is required")
+        raise InvalidInput("email", N_("is required"))
     email = raw.strip()
     if len(raw) > 254 or not _EMAIL.match(email):
-        raise InvalidInput("email", "is not a valid email address")
+        raise InvalidInput("email", N_("is not a valid email address"))
     local, domain = email.rsplit("@", 1)
     return f"{local}@{domain.lower()}"
 
@@ -35,14 +35,16 @@ def check_password(raw: object, field_name: str = "password",
                    common: Callable[[str], bool] | None = None) -> str:
     """`common`: whether a password is among the most common ones (an adapter's list)."""
     if not isinstance(raw, str) or not raw:
-        raise InvalidInput(field_name, "is required")
+        raise InvalidInput(field_name, N_("is required"))
     if len(raw) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(field_name, f"must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidInput(field_name, N_("must be at least %(n)s characters"),
+                           n=MIN_PASSWORD_LENGTH)
     if len(raw) > MAX_PASSWORD_LENGTH:
-        raise InvalidInput(field_name, f"must be at most {MAX_PASSWORD_LENGTH} characters")
+        raise InvalidInput(field_name, N_("must be at most %(n)s characters"),
+                           n=MAX_PASSWORD_LENGTH)
     if common is not None and common(raw):
-        raise InvalidInput(field_name, "is one of the most common passwords, the first ones "
-                                       "an attacker tries; choose another")
+        raise InvalidInput(field_name, N_("is one of the most common passwords, the first "
+                                          "ones an attacker tries; choose another"))
     return raw
 
 
@@ -50,7 +52,8 @@ def check_choice(value: str | None, allowed: tuple[str, ...], field_name: str) -
     if value is None:
         return None
     if value not in allowed:
-        raise InvalidInput(field_name, f"must be one of {', '.join(allowed)}")
+        raise InvalidInput(field_name, N_("must be one of %(choices)s"),
+                           choices=", ".join(allowed))
     return value
 
 
@@ -72,6 +75,7 @@ class Account:
     paid_since: datetime | None = None  # start of the unbroken run of paid time
     billing_state: BillingState | None = None
     renewal_reminders: bool = True
+    language: str | None = None  # the one the customer last chose: their mails use it
     events: list[ev.DomainEvent] = field(default_factory=list)
 
     @property
@@ -91,7 +95,7 @@ class Account:
     def schedule_deletion(self, now: datetime, grace: timedelta) -> datetime:
         """Asking again keeps the first date: a repeated request must not postpone it."""
         if self.deleted:
-            raise InvalidInput("account", "is already deleted")
+            raise InvalidInput("account", N_("is already deleted"))
         if self.deletion_due_at is None:
             self.deletion_due_at = now + grace
             self.events.append(ev.AccountDeletionScheduled(self.id, self.deletion_due_at))
@@ -126,6 +130,7 @@ class Account:
         self.paid_since = None
         self.billing_state = None
         self.renewal_reminders = True  # the customer's choice: back to the default
+        self.language = None
         self.events.append(ev.AccountDeleted(self.id))
 
     def accept_policy(self, version: str) -> None:

@@ -13,6 +13,7 @@ from gateway.http import (
     routes_accounts,
     routes_email_change,
     routes_invoices,
+    routes_language,
     routes_ops,
     routes_pages,
     routes_payments,
@@ -32,6 +33,8 @@ from gateway.http.access_log import timed
 from gateway.http.background import JOBS, BackgroundJobs, close_jobs
 from gateway.http.csrf import Csrf
 from gateway.http.forwarded import forwarded_middlewares
+from gateway.http.i18n import CATALOGS, language_middleware
+from gateway.http.i18n import install as install_i18n
 from gateway.http.keys import (
     ACCOUNTS,
     BILLING,
@@ -83,7 +86,8 @@ def create_app(areas: Areas, path_prefix: str = "") -> web.Application:
     forwarded = forwarded_middlewares(edge.trusted_proxies)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[*forwarded, request_log, problem_middleware],
+        # The language before the problems: an error's title and detail are translated.
+        middlewares=[*forwarded, request_log, language_middleware, problem_middleware],
     )
     app[ACCOUNTS] = areas.accounts
     app[BILLING] = areas.billing
@@ -93,20 +97,22 @@ def create_app(areas: Areas, path_prefix: str = "") -> web.Application:
     app[EDGE] = edge
     app[CSRF] = Csrf(edge.csrf_key, edge.trusted_proxies)
     app[PREFIX] = path_prefix
+    app[CATALOGS] = edge.catalogs
     app[JOBS] = BackgroundJobs()
     app.on_shutdown.append(close_jobs)  # before cleanup closes the database
     app.on_shutdown.append(end_streams)  # before the server waits for open requests
     app.on_response_prepare.append(security_headers)
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("gateway.http", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    install_i18n(env)
     for module in (routes_accounts, routes_email_change, routes_invoices, routes_webhooks,
                    routes_ops, routes_pages, routes_portal, routes_portal_billing,
                    routes_portal_privacy, routes_portal_recovery, routes_privacy,
                    routes_payments, routes_refunds, routes_portal_refunds, routes_vouchers,
-                   routes_portal_vouchers, routes_portal_cash):
+                   routes_portal_vouchers, routes_portal_cash, routes_language):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC, append_version=False)
     if not path_prefix:

@@ -2,6 +2,7 @@ from aiohttp import web
 
 from gateway.http.csrf import cookie_request
 from gateway.http.keys import ACCOUNTS
+from gateway.i18n import N_
 from gateway.services.api_keys import API_KEY_PREFIX
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import ApiKeyRecord
@@ -44,5 +45,5 @@ def session_token(request: web.Request) -> str | None:
 async def customer(request: web.Request) -> str:
     token = session_token(request)
     if token is None:
-        raise Unauthorized("log in first: a session cookie or bearer token is required")
+        raise Unauthorized(N_("log in first: a session cookie or bearer token is required"))
     return await request.app[ACCOUNTS].accounts.authenticate(token)

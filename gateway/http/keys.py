@@ -12,6 +12,7 @@ from gateway.http.csrf import Csrf
 from gateway.http.ratelimit import SlidingWindow
 from gateway.http.streams import StreamSlots
 from gateway.http.vocabulary import Vocabulary
+from gateway.i18n import ENGLISH, Catalogs
 from gateway.services.accounts import AccountService
 from gateway.services.api_keys import ApiKeyService
 from gateway.services.billing import BillingService
@@ -91,6 +92,9 @@ class EdgeArea:
 
     trusted_proxies: tuple[Network, ...] = ()
     csrf_key: bytes = b""
+    # The languages' compiled catalogs (read once when the gateway is built); without
+    # them, every page and answer is in English.
+    catalogs: Catalogs = ENGLISH
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -303,7 +303,7 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("post", "/account/deletion/cancel"), ("post", "/account/optional-processing"),
     ("post", "/logout"), ("post", "/account/refunds"),
     ("post", "/account/refunds/{refund_id}/cancel"), ("post", "/account/vouchers"),
-    ("get", "/account/cash"), ("post", "/account/cash"),
+    ("get", "/account/cash"), ("post", "/account/cash"), ("get", "/lang"),
 )
 
 STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content",

@@ -7,7 +7,14 @@ from collections import deque
 from collections.abc import Callable
 
 from gateway.http.client_ip import limit_key
+from gateway.i18n import N_
 from gateway.services.errors import TooManyRequests
+
+# What a customer is told, per kind of limit (translated where it is shown).
+TOO_MANY = {
+    "login": N_("too many login attempts from your address; wait and retry"),
+    "signup": N_("too many signup attempts from your address; wait and retry"),
+}
 
 
 class SlidingWindow:
@@ -29,8 +36,9 @@ class SlidingWindow:
         while hits and now - hits[0] >= self._seconds:
             hits.popleft()
         if len(hits) >= self._limit:
-            raise TooManyRequests(f"too many {what} attempts from your address; wait and retry",
-                                  self._seconds - (now - hits[0]))
+            raise TooManyRequests(
+                TOO_MANY.get(what, f"too many {what} attempts from your address; wait and retry"),
+                self._seconds - (now - hits[0]))
 
     def record(self, key: str) -> None:
         now = self._clock()

@@ -7,6 +7,7 @@ from gateway.domain.errors import InvalidInput
 from gateway.domain.timestamps import rfc3339
 from gateway.http.auth import SESSION_COOKIE, customer, session_token
 from gateway.http.background import JOBS
+from gateway.http.i18n import language
 from gateway.http.ids import checked_id
 from gateway.http.keys import ACCOUNTS, BILLING, client_address
 from gateway.http.paging import integer
@@ -64,7 +65,9 @@ async def create_account(request: web.Request) -> web.Response:
     body = SignupBody.model_validate(await read_json(request))
     area = request.app[ACCOUNTS]
     svc = area.accounts
-    view = await svc.sign_up(Signup(**body.model_dump()))
+    # The request's language (Accept-Language, the menu's cookie) is the account's first:
+    # the confirmation mail is already in it.
+    view = await svc.sign_up(Signup(**body.model_dump(), language=language(request)))
     resp = web.json_response(account_json(view), status=201)
     resp.headers["Location"] = f"/v1/accounts/{view.account.id}"
     if svc.requires_verification:

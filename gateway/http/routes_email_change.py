@@ -8,25 +8,26 @@ from aiohttp import web
 from gateway.domain.errors import DomainError
 from gateway.http.forms import read_form
 from gateway.http.keys import ACCOUNTS, CSRF, client_address
-from gateway.http.routes_portal import _render, _text
+from gateway.http.routes_portal import _error, _render, _text
+from gateway.i18n import N_
 from gateway.services.email_change import EmailChangeService
 
 routes = web.RouteTableDef()
 
 PAGES: dict[str, dict[str, str]] = {
-    "confirm": {"heading": "Confirm your new email address",
-                "text": "Confirm to move your Packetra account to this address.",
-                "button": "Confirm the new address",
-                "done": "Email address changed",
-                "done_text": "Your account now uses this address. Log in with it."},
-    "undo": {"heading": "Undo the email change",
-             "text": "This gives your account this address back, ends every session and "
-                     "asks you for a new password: a reset link follows by mail. If you "
-                     "turned two-factor authentication on, type a code from your app.",
-             "button": "Undo the change",
-             "done": "Email change undone",
-             "done_text": "Your account has this address again and every session has "
-                          "ended. Set a new password with the link we just mailed you."},
+    "confirm": {"heading": N_("Confirm your new email address"),
+                "text": N_("Confirm to move your Packetra account to this address."),
+                "button": N_("Confirm the new address"),
+                "done": N_("Email address changed"),
+                "done_text": N_("Your account now uses this address. Log in with it.")},
+    "undo": {"heading": N_("Undo the email change"),
+             "text": N_("This gives your account this address back, ends every session and "
+                        "asks you for a new password: a reset link follows by mail. If you "
+                        "turned two-factor authentication on, type a code from your app."),
+             "button": N_("Undo the change"),
+             "done": N_("Email change undone"),
+             "done_text": N_("Your account has this address again and every session has "
+                             "ended. Set a new password with the link we just mailed you.")},
 }
 
 
@@ -58,7 +59,7 @@ async def _submit(request: web.Request, kind: str) -> web.Response:
             await service.undo(token, _text(form, "totp_code"), ip)
     except DomainError as exc:
         return _render(request, "email_change.html", {
-            "heading": "This link does not work", "text": str(exc)}, 400)
+            "heading": N_("This link does not work"), "text": _error(request, exc)}, 400)
     page = PAGES[kind]
     return _render(request, "email_change.html", {"heading": page["done"],
                                                   "text": page["done_text"]})

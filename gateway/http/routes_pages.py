@@ -11,7 +11,9 @@ from aiohttp import web
 
 from gateway.http.auth import api_key, customer, session_token
 from gateway.http.checkout import page_context, status_doc
-from gateway.http.keys import BILLING, client_address
+from gateway.http.i18n import context as page_language
+from gateway.http.i18n import voice
+from gateway.http.keys import BILLING, PREFIX, client_address
 from gateway.services.changes import Subscription, feed_key, invoice_key
 from gateway.services.errors import NotFound
 
@@ -27,8 +29,11 @@ HEARTBEAT_SECONDS = 15
 async def pay_page(request: web.Request) -> web.Response:
     invoices = request.app[BILLING].invoices
     view = await invoices.read(request.match_info["invoice_id"])
-    context = page_context(view, datetime.now(UTC), invoices.network(view.record.invoice.coin))
+    context = page_context(view, datetime.now(UTC), invoices.network(view.record.invoice.coin),
+                           voice(request))
+    context.update(page_language(request, request.app[PREFIX]))
     context["static"] = "../static"
+    context["root"] = "../"
     return aiohttp_jinja2.render_template("pay.html", request, context)
 
 
@@ -108,7 +113,7 @@ async def _stream(request: web.Request, invoice_id: str) -> web.StreamResponse:
                 invoice_key(invoice_id), feed_key(invoices.feed(view.record.invoice.coin)))
             view = await invoices.read(invoice_id)
         while not stream.expired():
-            doc = status_doc(view, network)
+            doc = status_doc(view, network, voice(request))
             if doc != last:
                 await stream.send(doc)
                 last = doc

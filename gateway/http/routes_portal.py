@@ -13,9 +13,13 @@ from gateway.domain.credit import FROM_PAYMENTS, signed_fiat
 from gateway.domain.errors import DomainError
 from gateway.http.auth import SESSION_COOKIE
 from gateway.http.forms import read_form
+from gateway.http.i18n import context as page_language
+from gateway.http.i18n import language, read_pref, set_pref, voice
 from gateway.http.keys import ACCOUNTS, BILLING, CSRF, PREFIX, PRIVACY, client_address
+from gateway.http.problems import error_text
 from gateway.http.routes_accounts import log_in
 from gateway.http.views import credit_json
+from gateway.i18n import N_
 from gateway.services.accounts import NewSession, ProfileChanges, Signup
 from gateway.services.errors import (
     Conflict,
@@ -27,7 +31,6 @@ from gateway.services.errors import (
 from gateway.services.ports import SessionRecord
 
 routes = web.RouteTableDef()
-PREF_COOKIE = "__Host-pref"  # the preference cookie: currency and datacenter, nothing else
 
 
 def _root(request: web.Request) -> str:
@@ -40,29 +43,28 @@ def _root(request: web.Request) -> str:
     return "../" * depth if depth else "./"
 
 
+# What a page's context may carry as a message marked with N_ (or a service's error
+# already in words): written out in the request's language here.
+TRANSLATED = ("heading", "text", "message", "button")
+
+
 def _render(request: web.Request, template: str, context: dict[str, Any],
             status: int = 200) -> web.Response:
     root = _root(request)
+    spoken = voice(request)
+    words = {k: spoken.gettext(v) for k in TRANSLATED if isinstance(v := context.get(k), str)}
     # Not no-referrer: under it browsers send `Origin: null` with our own forms, which
     # the CSRF check refuses. same-origin still tells no other site anything.
     resp = aiohttp_jinja2.render_template(template, request, {
-        **context, "root": root, "static": f"{root}static", "referrer_policy": "same-origin"},
-        status=status)
+        **context, **words, **page_language(request, request.app[PREFIX]), "root": root,
+        "static": f"{root}static", "referrer_policy": "same-origin"}, status=status)
     resp.headers["Referrer-Policy"] = "same-origin"
     return resp
 
 
-def _pref(request: web.Request) -> tuple[str | None, str | None]:
-    currency, _, datacenter = request.cookies.get(PREF_COOKIE, "").partition("|")
-    return currency or None, datacenter or None
-
-
-def _set_pref(request: web.Request, resp: web.StreamResponse, currency: str | None,
-              datacenter: str | None) -> None:
-    if currency or datacenter:
-        resp.set_cookie(PREF_COOKIE, f"{currency or ''}|{datacenter or ''}",
-                        max_age=365 * 86400, path="/", httponly=True, samesite="Strict",
-                        secure=True)
+def _error(request: web.Request, exc: Exception) -> str:
+    """A service's error in the request's language."""
+    return error_text(exc, voice(request))
 
 
 def _set_session(request: web.Request, resp: web.StreamResponse, session: NewSession) -> None:
@@ -98,7 +100,8 @@ async def signup_page(request: web.Request) -> web.Response:
 def _signup(request: web.Request, form: Any, error: str | None, status: int = 200
             ) -> web.Response:
     accounts_area = request.app[ACCOUNTS]
-    currency, datacenter = _pref(request)
+    pref = read_pref(request)
+    currency, datacenter = pref.currency, pref.datacenter
     return _render(request, "signup.html", {
         "csrf": request.app[CSRF].token(request), "form": form, "error": error,
         "datacenters": accounts_area.datacenters, "currencies": accounts_area.currencies,
@@ -117,7 +120,7 @@ async def signup_submit(request: web.Request) -> web.Response:
             accounts_area.signup_limit.hit(ip, "signup")
         req = Signup(str(form.get("email", "")), str(form.get("password", "")),
                      _text(form, "display_name"), _text(form, "company"),
-                     _text(form, "datacenter"), _text(form, "currency"))
+                     _text(form, "datacenter"), _text(form, "currency"), language(request))
         view = await accounts_area.accounts.sign_up(req)
         if accounts_area.accounts.requires_verification:
             # A taken address gets this same page; its owner is mailed instead.
@@ -126,17 +129,18 @@ async def signup_submit(request: web.Request) -> web.Response:
             else:
                 await accounts_area.recovery.send_verification(view.account.id)
             resp = _render(request, "message.html", {
-                "heading": "Check your inbox",
-                "text": "We mailed you a link. Open it to confirm your address, then log in."},
-                201)
-            _set_pref(request, resp, req.currency, req.datacenter)
+                "heading": N_("Check your inbox"),
+                "text": N_("We mailed you a link. Open it to confirm your address, then "
+                           "log in.")}, 201)
+            set_pref(request, resp, req.currency, req.datacenter)
             return resp
         session = await accounts_area.accounts.log_in(req.email, req.password, ip=ip)
     except DomainError as exc:
-        return _retry_after(_signup(request, form, str(exc), _status(exc, 422)), exc)
+        return _retry_after(_signup(request, form, _error(request, exc), _status(exc, 422)),
+                            exc)
     resp = _redirect(request, "account")
     _set_session(request, resp, session)
-    _set_pref(request, resp, req.currency, req.datacenter)
+    set_pref(request, resp, req.currency, req.datacenter)
     return resp
 
 
@@ -161,9 +165,9 @@ async def verify_email_page(request: web.Request) -> web.Response:
     # Opening the link only shows a button: mail scanners fetch links, and a fetch must
     # not confirm an address (the email-change pages work the same way).
     return _render(request, "email_change.html", {
-        "heading": "Confirm your email address",
-        "text": "Confirm that this address belongs to your new Packetra account.",
-        "button": "Confirm the address", "token": request.query.get("token"),
+        "heading": N_("Confirm your email address"),
+        "text": N_("Confirm that this address belongs to your new Packetra account."),
+        "button": N_("Confirm the address"), "token": request.query.get("token"),
         "action": "verify-email", "csrf": request.app[CSRF].token(request)})
 
 
@@ -174,18 +178,18 @@ async def verify_email_submit(request: web.Request) -> web.Response:
     try:
         await request.app[ACCOUNTS].recovery.verify_email(_text(form, "token") or "")
     except Unauthorized as exc:
-        return _render(request, "message.html", {"heading": "This link does not work",
-                                                 "text": str(exc)}, 400)
-    return _render(request, "message.html", {"heading": "Email address confirmed",
-                                             "text": "Thank you. You can log in now."})
+        return _render(request, "message.html", {"heading": N_("This link does not work"),
+                                                 "text": _error(request, exc)}, 400)
+    return _render(request, "message.html", {"heading": N_("Email address confirmed"),
+                                             "text": N_("Thank you. You can log in now.")})
 
 
 # Why a customer was sent (back) to the login page; keyed by a query value we set.
 LOGIN_MESSAGES = {
-    "reset": "Your password was changed. Log in with the new one.",
-    "session": "Please log in. If you just did, your browser did not keep the session "
-               "cookie: allow cookies for this site (we set only two, both essential).",
-    "logout": "You are logged out.",
+    "reset": N_("Your password was changed. Log in with the new one."),
+    "session": N_("Please log in. If you just did, your browser did not keep the session "
+                  "cookie: allow cookies for this site (we set only two, both essential)."),
+    "logout": N_("You are logged out."),
 }
 
 
@@ -210,11 +214,27 @@ async def login_submit(request: web.Request) -> web.Response:
                                _text(form, "totp_code"))
     except (Unauthorized, TooManyRequests, ServiceUnavailable) as exc:
         return _retry_after(_render(request, "login.html", {
-            "csrf": request.app[CSRF].token(request), "email": email, "error": str(exc)},
+            "csrf": request.app[CSRF].token(request), "email": email,
+            "error": _error(request, exc)},
             _status(exc, 401)), exc)
     resp = _redirect(request, "account")
     _set_session(request, resp, session)
+    await _remember_language(request, resp, session.account_id)
     return resp
+
+
+async def _remember_language(request: web.Request, resp: web.StreamResponse,
+                             account_id: str) -> None:
+    """At login: a language chosen in the menu before is the account's from now on (its
+    mails follow it); without one, the account's language comes back to this browser."""
+    accounts = request.app[ACCOUNTS].accounts
+    chosen = read_pref(request).language
+    if chosen is not None:
+        await accounts.choose_language(account_id, chosen)
+        return
+    view = await accounts.view(account_id)
+    if view.account.language is not None:
+        set_pref(request, resp, language=view.account.language)
 
 
 async def _account(request: web.Request, session: SessionRecord, status: int = 200,
@@ -301,7 +321,7 @@ async def account_page(request: web.Request) -> web.Response:
     if session is None:
         return _redirect(request, "login?done=session")
     saved = request.query.get("saved") == "1"
-    return await _account(request, session, message="Saved." if saved else None)
+    return await _account(request, session, message=N_("Saved.") if saved else None)
 
 
 @routes.post("/account/profile")
@@ -328,14 +348,14 @@ async def account_profile(
                                   client_address(request), session.id)
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
-        return await _account(request, session, status, error=str(exc))
+        return await _account(request, session, status, error=_error(request, exc))
     if changes_email:
-        resp = await _account(request, session, message=(
+        resp = await _account(request, session, message=N_(
             "Saved. We mailed a link to the new address: the email changes when it is "
             "opened."))
     else:
         resp = _redirect(request, "account?saved=1")
-    _set_pref(request, resp, view.account.currency, view.account.datacenter)
+    set_pref(request, resp, view.account.currency, view.account.datacenter)
     return resp
 
 
@@ -356,9 +376,9 @@ async def account_totp_begin(
     except DomainError as exc:
         status = (429 if isinstance(exc, TooManyRequests)
                   else 409 if isinstance(exc, Conflict) else 422)
-        return await _account(request, session, status, error=str(exc))
+        return await _account(request, session, status, error=_error(request, exc))
     qr = segno.make(enrolment.otpauth_uri, error="m").svg_inline(
-        scale=4, title="Two-factor authentication QR code")
+        scale=4, title=voice(request).gettext("Two-factor authentication QR code"))
     return await _account(request, session, enrolment={"secret": enrolment.secret,
                                                        "qr_svg": qr})
 
@@ -373,9 +393,9 @@ async def account_totp_confirm(
             session.account_id, str(form.get("code", "")),
             client_address(request), session.id)
     except DomainError as exc:
-        return await _account(request, session, 422, error=str(exc))
+        return await _account(request, session, 422, error=_error(request, exc))
     return await _account(request, session, recovery_codes=codes,
-                          message="Two-factor authentication is on.")
+                          message=N_("Two-factor authentication is on."))
 
 
 @routes.post("/account/totp/disable")
@@ -389,7 +409,7 @@ async def account_totp_disable(
             client_address(request))
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
-        return await _account(request, session, status, error=str(exc))
+        return await _account(request, session, status, error=_error(request, exc))
     await request.app[ACCOUNTS].recovery.notify(session.account_id, "totp_disabled")
     return _redirect(request, "account?saved=1")
 

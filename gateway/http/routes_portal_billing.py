@@ -10,6 +10,7 @@ from gateway.http.invoice_limits import created_invoice, may_create_invoice
 from gateway.http.keys import ACCOUNTS, BILLING
 from gateway.http.routes_portal import (
     _account,
+    _error,
     _redirect,
     _retry_after,
     _status,
@@ -45,7 +46,7 @@ async def account_buy(request: web.Request, session: SessionRecord, form: Any) -
             created_invoice(request)
     except DomainError as exc:
         return _retry_after(
-            await _account(request, session, _status(exc, 422), error=str(exc)), exc)
+            await _account(request, session, _status(exc, 422), error=_error(request, exc)), exc)
     return _redirect(request, f"pay/{view.record.invoice.id}")
 
 
@@ -62,7 +63,7 @@ async def account_pay_again(
             created_invoice(request)
     except DomainError as exc:
         return _retry_after(
-            await _account(request, session, _status(exc, 422), error=str(exc)), exc)
+            await _account(request, session, _status(exc, 422), error=_error(request, exc)), exc)
     return _redirect(request, f"pay/{view.record.invoice.id}")
 
 
@@ -81,5 +82,5 @@ async def account_renewal(
                              reminders=form.get("reminders") == "on")
     except DomainError as exc:
         return _retry_after(
-            await _account(request, session, _status(exc, 422), error=str(exc)), exc)
+            await _account(request, session, _status(exc, 422), error=_error(request, exc)), exc)
     return _redirect(request, "account?saved=1")

@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.domain.errors import DomainError
 from gateway.http.keys import BILLING, CSRF
 from gateway.http.routes_portal import (
+    _error,
     _redirect,
     _render,
     _session,
@@ -51,5 +52,5 @@ async def cash_token(request: web.Request, session: SessionRecord, form: Any) ->
     try:
         issued = await service.new_token(session.account_id)
     except DomainError as exc:
-        return await _page(request, session, _status(exc, 409), error=str(exc))
+        return await _page(request, session, _status(exc, 409), error=_error(request, exc))
     return await _page(request, session, issued=issued)

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.domain.errors import DomainError
 from gateway.http.auth import SESSION_COOKIE
 from gateway.http.keys import PRIVACY, client_address
-from gateway.http.routes_portal import _account, _redirect, _text, session_form
+from gateway.http.routes_portal import _account, _error, _redirect, _text, session_form
 from gateway.services.errors import TooManyRequests
 from gateway.services.ports import SessionRecord
 
@@ -36,7 +36,7 @@ async def account_delete(
             client_address(request))
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
-        return await _account(request, session, status, error=str(exc))
+        return await _account(request, session, status, error=_error(request, exc))
     # Every session ended with the request, this one too.
     resp = _redirect(request, "login")
     resp.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True,

@@ -8,16 +8,18 @@ from aiohttp import web
 from gateway.domain.errors import DomainError
 from gateway.http.background import JOBS
 from gateway.http.forms import read_form
+from gateway.http.i18n import tr
 from gateway.http.keys import ACCOUNTS, CSRF, client_address
-from gateway.http.routes_portal import _redirect, _render, _text
+from gateway.http.routes_portal import _error, _redirect, _render, _text
+from gateway.i18n import N_
 from gateway.services.errors import TooManyRequests, Unauthorized
 
 routes = web.RouteTableDef()
 
 # One answer whatever the address: the page never tells whether an account exists.
-SENT = ("Check your inbox",
-        "If an account uses this address, we mailed it a link to choose a new password. "
-        "The link works once and for a short time.")
+SENT = (N_("Check your inbox"),
+        N_("If an account uses this address, we mailed it a link to choose a new password. "
+           "The link works once and for a short time."))
 
 
 def _limit(request: web.Request) -> None:
@@ -39,7 +41,7 @@ async def forgot_submit(request: web.Request) -> web.Response:
         _limit(request)
     except TooManyRequests as exc:
         return _render(request, "forgot.html", {"csrf": request.app[CSRF].token(request),
-                                                "error": str(exc)}, 429)
+                                                "error": _error(request, exc)}, 429)
     # As in the API: the lookup runs after the answer, so known and unknown addresses
     # take the same time.
     if not request.app[JOBS].spawn(
@@ -47,7 +49,8 @@ async def forgot_submit(request: web.Request) -> web.Response:
             "password-reset request"):
         return _render(request, "forgot.html", {
             "csrf": request.app[CSRF].token(request),
-            "error": "Too many requests right now; please try again in a minute."}, 503)
+            "error": tr(request, "Too many requests right now; please try again in a minute.")
+        }, 503)
     heading, text = SENT
     return _render(request, "message.html", {"heading": heading, "text": text}, 202)
 
@@ -61,8 +64,9 @@ def _reset_form(request: web.Request, token: str, needs_code: bool,
 
 def _dead_link(request: web.Request, exc: Exception) -> web.Response:
     return _render(request, "message.html", {
-        "heading": "This link does not work",
-        "text": f"{exc}. You can ask for a new link.", "forgot": True}, 400)
+        "heading": N_("This link does not work"),
+        "text": tr(request, "%(reason)s. You can ask for a new link.",
+                   reason=_error(request, exc)), "forgot": True}, 400)
 
 
 @routes.get("/reset")
@@ -85,7 +89,8 @@ async def reset_submit(request: web.Request) -> web.Response:
     except Unauthorized as exc:
         return _dead_link(request, exc)
     if form.get("new_password", "") != form.get("confirm_password", ""):
-        return _reset_form(request, token, needs_code, "the two passwords differ", 422)
+        return _reset_form(request, token, needs_code,
+                           tr(request, "the two passwords differ"), 422)
     try:
         _limit(request)
         await request.app[ACCOUNTS].recovery.confirm_reset(
@@ -93,5 +98,5 @@ async def reset_submit(request: web.Request) -> web.Response:
             client_address(request))
     except DomainError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
-        return _reset_form(request, token, needs_code, str(exc), status)
+        return _reset_form(request, token, needs_code, _error(request, exc), status)
     return _redirect(request, "login?done=reset")

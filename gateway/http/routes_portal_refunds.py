@@ -9,6 +9,7 @@ from gateway.http.ids import checked_id
 from gateway.http.keys import BILLING
 from gateway.http.routes_portal import (
     _account,
+    _error,
     _redirect,
     _retry_after,
     _status,
@@ -39,7 +40,7 @@ async def account_refund(request: web.Request, session: SessionRecord,
             _password(form), _text(form, "totp_code")))
     except DomainError as exc:
         return _retry_after(
-            await _account(request, session, _status(exc, 422), error=str(exc)), exc)
+            await _account(request, session, _status(exc, 422), error=_error(request, exc)), exc)
     return _redirect(request, "account?saved=1#refunds")
 
 
@@ -56,5 +57,5 @@ async def account_refund_cancel(request: web.Request, session: SessionRecord,
         await service.cancel(session.account_id, refund_id)
     except DomainError as exc:
         return _retry_after(
-            await _account(request, session, _status(exc, 422), error=str(exc)), exc)
+            await _account(request, session, _status(exc, 422), error=_error(request, exc)), exc)
     return _redirect(request, "account?saved=1#refunds")

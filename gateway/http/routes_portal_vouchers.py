@@ -8,6 +8,7 @@ from gateway.domain.errors import DomainError
 from gateway.http.keys import BILLING, client_address
 from gateway.http.routes_portal import (
     _account,
+    _error,
     _redirect,
     _retry_after,
     _status,
@@ -31,5 +32,5 @@ async def account_voucher(request: web.Request, session: SessionRecord,
                              client_address(request))
     except DomainError as exc:
         return _retry_after(
-            await _account(request, session, _status(exc, 422), error=str(exc)), exc)
+            await _account(request, session, _status(exc, 422), error=_error(request, exc)), exc)
     return _redirect(request, "account?voucher=1#vouchers")

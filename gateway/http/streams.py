@@ -7,6 +7,7 @@ invoices, watched from many addresses, cannot take the server's whole allowance.
 from collections.abc import Callable
 
 from gateway.http.client_ip import limit_key
+from gateway.i18n import N_
 from gateway.services.errors import ServiceUnavailable, TooManyRequests
 
 RETRY_SECONDS = 15
@@ -39,8 +40,8 @@ class StreamSlots:
                 "too many open event streams for this account's invoices (at most "
                 f"{self._per_account}); close one, or reload the page later", RETRY_SECONDS)
         if self._count >= self._total:
-            raise ServiceUnavailable("too many open event streams on this server; the page "
-                                     "works without one, or retry later", RETRY_SECONDS)
+            raise ServiceUnavailable(N_("too many open event streams on this server; the page "
+                                        "works without one, or retry later"), RETRY_SECONDS)
         keys = [key] if account is None else [key, account]
         for k in keys:
             self._open[k] = self._open.get(k, 0) + 1

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
+from gateway import i18n
 from gateway.domain.accounts import (
     Account,
     check_choice,
@@ -10,7 +11,7 @@ from gateway.domain.accounts import (
     email_lookup_form,
     normalize_email,
 )
-from gateway.domain.errors import InvalidInput
+from gateway.domain.errors import N_, InvalidInput
 from gateway.domain.throttle import ThrottlePolicy, after_failure, retry_after
 from gateway.services.attempts import Attempts, PasswordCheck, network_key, password_key
 from gateway.services.errors import (
@@ -69,6 +70,7 @@ class Signup:
     company: str | None = None
     datacenter: str | None = None
     currency: str | None = None
+    language: str | None = None  # the signup page's: the account's mails are in it
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def _optional_text(value: str | None, field: str, limit: int = 200) -> str | Non
     if value is None:
         return None
     if len(value) > limit:  # as given: what the OpenAPI document's maxLength says
-        raise InvalidInput(field, f"must be at most {limit} characters")
+        raise InvalidInput(field, N_("must be at most %(n)s characters"), n=limit)
     return value.strip() or None
 
 
@@ -145,7 +147,8 @@ class AccountService:
         datacenter = check_choice(req.datacenter, self._policy.datacenters, "datacenter")
         currency = check_choice(req.currency, self._policy.currencies, "currency")
         now = self._clock()
-        account = Account(new_id("acc_"), now, datacenter, currency)
+        account = Account(new_id("acc_"), now, datacenter, currency,
+                          language=i18n.supported(req.language))
         account.created()
         password_hash = await self._passwords.hash(password)
         async with self._uow() as uow:
@@ -281,7 +284,7 @@ class AccountService:
         for key in keys:
             wait = retry_after(await uow.throttle.get(key), self._clock())
             if wait is not None:
-                raise TooManyRequests("too many failed logins for this email; wait and retry",
+                raise TooManyRequests(N_("too many failed logins for this email; wait and retry"),
                                       wait.total_seconds())
 
     async def authenticate(self, token: str) -> str:
@@ -306,7 +309,7 @@ class AccountService:
             if now - seen > self._policy.session_idle:
                 await uow.sessions.revoke(session.id, now)
                 await uow.commit()
-                raise Unauthorized("session ended after inactivity; log in again")
+                raise Unauthorized(N_("session ended after inactivity; log in again"))
             if now - seen >= min(TOUCH_EVERY, self._policy.session_idle / 4):
                 await uow.sessions.touch(session.id, now)
                 await uow.commit()
@@ -322,7 +325,7 @@ class AccountService:
             or session.revoked_at is not None
             or session.expires_at <= now
         ):
-            raise Unauthorized("session is not valid")
+            raise Unauthorized(N_("session is not valid"))
         return session
 
     async def change_password(self, token: str, current: str, new: str,
@@ -371,6 +374,20 @@ class AccountService:
             await uow.accounts.save(account)
             await uow.commit()
         return AccountView(account, profile)
+
+    async def choose_language(self, account_id: str, language: str) -> None:
+        """The language the customer chose (the pages' menu): their mails use it."""
+        chosen = i18n.supported(language)
+        if chosen is None:
+            raise InvalidInput("language", f"must be one of {', '.join(i18n.LOCALES)}")
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id, for_update=True)
+            if account is None or account.deleted:
+                raise NotFound("account")
+            if account.language != chosen:
+                account.language = chosen
+                await uow.accounts.save(account)
+                await uow.commit()
 
     async def log_out(self, token: str) -> None:
         now = self._clock()

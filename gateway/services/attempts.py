@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.domain.accounts import email_lookup_form
-from gateway.domain.errors import InvalidInput
+from gateway.domain.errors import N_, InvalidInput
 from gateway.domain.throttle import (
     ThrottlePolicy,
     ThrottleState,
@@ -51,6 +51,11 @@ def network_key(blind_index: Callable[[str], str], email_key: str, ip: str | Non
     return blind_index(f"login-net:{email_key}:{client_network(ip)}")
 
 
+# The customer's words for each counter's lock (translated where they are shown).
+TOO_MANY = {"password attempts": N_("too many failed password attempts; wait and retry"),
+            "two-factor codes": N_("too many failed two-factor codes; wait and retry")}
+
+
 class Attempts:
     def __init__(self, policy: ThrottlePolicy, clock: Clock) -> None:
         self._policy = policy
@@ -61,7 +66,7 @@ class Attempts:
         state = await uow.throttle.get(key)
         wait = retry_after(state, self._clock())
         if wait is not None:
-            raise TooManyRequests(f"too many failed {what}; wait and retry",
+            raise TooManyRequests(TOO_MANY.get(what, f"too many failed {what}; wait and retry"),
                                   wait.total_seconds())
         return state
 
@@ -99,7 +104,7 @@ class PasswordCheck:
         """Outside any transaction: `InvalidInput` when wrong (the failure is counted and
         committed), `TooManyRequests` while the counter is locked."""
         if not password:
-            raise InvalidInput(field, "is required")
+            raise InvalidInput(field, N_("is required"))
         counter = password_key(account_id)
         async with self._uow() as uow:
             profile = await uow.accounts.profile(account_id)
@@ -110,7 +115,7 @@ class PasswordCheck:
             async with self._uow() as uow:
                 # Read again: failures counted meanwhile by requests alongside add up.
                 await self._attempts.failed(uow, counter, await uow.throttle.get(counter))
-            raise InvalidInput(field, "is wrong")
+            raise InvalidInput(field, N_("is wrong"))
         return CheckedPassword(account_id, key, login.password_hash, state is not None)
 
     async def still(self, uow: ThrottledUnit, checked: CheckedPassword) -> None:
@@ -119,6 +124,6 @@ class PasswordCheck:
         login = await uow.accounts.find_login(checked.key)
         if (login is None or login.account.id != checked.account_id
                 or login.password_hash != checked.password_hash):
-            raise Conflict("your password or email changed meanwhile; try again")
+            raise Conflict(N_("your password or email changed meanwhile; try again"))
         if checked.had_failures:
             await uow.throttle.clear(password_key(checked.account_id))

@@ -21,6 +21,7 @@ from gateway.domain.invoices import (
     completion_time,
 )
 from gateway.domain.money import Fiat
+from gateway.i18n import ENGLISH, N_, Catalogs
 from gateway.logs import failure
 from gateway.services.credit_spending import buy_period
 from gateway.services.errors import NotFound
@@ -140,6 +141,15 @@ class Reminders:
 
     pay_url: str  # + invoice id
     account_url: str
+    catalogs: Catalogs = ENGLISH  # the mail is in the account's language
+
+
+REMINDER_SUBJECT = N_("Your service is paid until %(ends)s")
+SECOND_REMINDER_SUBJECT = N_("Reminder: your service is paid until %(ends)s")
+REMINDER_BODY = N_("Your %(plan)s service is paid until %(ends)s.\n\n"
+                   "To keep it running, pay the renewal invoice:\n%(link)s\n\n"
+                   "You can change the coin or the plan, or turn these reminders off, at\n"
+                   "%(account_url)s\n")
 
 
 @dataclass(frozen=True)
@@ -308,15 +318,13 @@ class BillingService:
             email = (await uow.accounts.profile(account.id)).email
         except NotFound:
             return
-        ends = account.paid_until.strftime("%Y-%m-%d %H:%M UTC")
-        subject = ("Your service is paid until " + ends if first
-                   else "Reminder: your service is paid until " + ends)
-        body = (
-            f"Your {account.plan} service is paid until {ends}.\n\n"
-            f"To keep it running, pay the renewal invoice:\n"
-            f"{self._reminders.pay_url}{invoice_id}\n\n"
-            f"You can change the coin or the plan, or turn these reminders off, at\n"
-            f"{self._reminders.account_url}\n")
+        voice = self._reminders.catalogs.voice(account.language)
+        ends = voice.when(account.paid_until)
+        subject = voice.gettext(REMINDER_SUBJECT if first else SECOND_REMINDER_SUBJECT,
+                                ends=ends)
+        body = voice.gettext(REMINDER_BODY, plan=account.plan, ends=ends,
+                             link=self._reminders.pay_url + invoice_id,
+                             account_url=self._reminders.account_url)
         await uow.billing.queue_mail(email, subject, body, now)
 
     # -- the customer's side ----------------------------------------------------------

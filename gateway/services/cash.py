@@ -23,7 +23,7 @@ from gateway.domain.cash import (
     normalize,
 )
 from gateway.domain.credit import CreditEntry, CreditKind
-from gateway.domain.errors import InvalidInput
+from gateway.domain.errors import N_, InvalidInput
 from gateway.domain.money import parse_fiat
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.ids import new_id
@@ -89,7 +89,7 @@ class CashService:
 
     def _require_on(self) -> None:
         if self._instructions is None:
-            raise Conflict("cash by mail is not offered here")
+            raise Conflict(N_("cash by mail is not offered here"))
 
     async def open_token(self, account_id: str) -> CashToken | None:
         """The account's open token, if any (its record: the token itself is not kept)."""

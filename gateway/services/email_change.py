@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from gateway.domain.accounts import email_lookup_form, normalize_email
 from gateway.domain.throttle import ThrottlePolicy
 from gateway.domain.timestamps import rfc3339
+from gateway.i18n import N_
 from gateway.services.attempts import Attempts, PasswordCheck
 from gateway.services.errors import Conflict, Unauthorized
 from gateway.services.ports import (
@@ -23,6 +24,28 @@ from gateway.services.ports import (
 )
 from gateway.services.recovery import Links, Mailer, RecoveryService, SealedTokens, fingerprint
 from gateway.services.two_factor import TwoFactorService
+
+# The mails, in the account's language (the recovery service's catalogs).
+TAKEN_SUBJECT = N_("Someone tried to move an account to this address")
+TAKEN_BODY = N_("Someone asked to move another Packetra account to this email address, which "
+                "already belongs to an account. Nothing was changed, and your account is "
+                "not affected.\n\nIf this was you, log in to that other account with its own "
+                "address. Otherwise, ignore this mail.")
+CONFIRM_SUBJECT = N_("Confirm your new email address")
+CONFIRM_BODY = N_("Someone asked to move a Packetra account to this email address.\n\n"
+                  "Open this link within %(hours)s hours to confirm it:\n\n%(link)s\n\n"
+                  "Until then the account keeps its old address. If you did not ask for "
+                  "this, ignore this mail.")
+CHANGED_SUBJECT = N_("Your account email was changed")
+CHANGED_BODY = N_("The email address of your Packetra account was just changed away from "
+                  "this address.\n\nIf this was not you, open this link within %(days)s "
+                  "days to undo it:\n\n%(link)s\n\nUndoing gives the account this address "
+                  "back, ends every session and asks you for a new password (a reset link "
+                  "follows by mail).")
+UNDONE_SUBJECT = N_("Your account email was changed back")
+UNDONE_BODY = N_("The email address of your Packetra account was changed back to the "
+                 "previous one, through the link mailed to it, and every session has "
+                 "ended.\n\nIf this was not you, contact support at once.")
 
 # Not an argon2 hash: no password matches it. After an undo the password must be reset
 # (whoever changed the address knew it).
@@ -77,29 +100,22 @@ class EmailChangeService:
             assert login is not None
             owner = await uow.accounts.find_login(new_index)
             taken = owner is not None and owner.account.id != account_id
+            language = (owner.account if taken and owner else login.account).language
             await uow.security_log.add(account_id, "email_change_requested", ip, now)
             await uow.commit()
         if not await self._recovery.may_mail(new):
             return  # the same answer; the address has had enough mail from us this hour
-        if taken:
-            await self._mailer.send(
-                new, "Someone tried to move an account to this address",
-                "Someone asked to move another Packetra account to this email address, which "
-                "already belongs to an account. Nothing was changed, and your account is "
-                "not affected.\n\nIf this was you, log in to that other account with its own "
-                "address. Otherwise, ignore this mail.")
+        voice = self._recovery.voice(language)
+        if taken:  # told in its owner's language
+            await self._mailer.send(new, voice.gettext(TAKEN_SUBJECT), voice.gettext(TAKEN_BODY))
             return
         # The session that asked is the one that survives the change (see `confirm`).
         stamp = f"{fingerprint(login.password_hash, index)}.{new_index}.{session_id or ''}"
         token = self._confirm.issue(account_id, stamp, self._confirm_ttl, new)
         hours = int(self._confirm_ttl.total_seconds() // 3600)
         await self._mailer.send(
-            new, "Confirm your new email address",
-            "Someone asked to move a Packetra account to this email address.\n\n"
-            f"Open this link within {hours} hours to confirm it:\n\n"
-            f"{self._links.email_change}{token}\n\n"
-            "Until then the account keeps its old address. If you did not ask for this, "
-            "ignore this mail.")
+            new, voice.gettext(CONFIRM_SUBJECT),
+            voice.gettext(CONFIRM_BODY, hours=hours, link=self._links.email_change + token))
 
     @staticmethod
     async def _no_undo_pending(uow: EmailChangeUnit, account_id: str, now: datetime) -> None:
@@ -121,14 +137,14 @@ class EmailChangeService:
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
             if account is None or account.deleted:
-                raise Unauthorized("this link is not valid")
+                raise Unauthorized(N_("this link is not valid"))
             old = await uow.accounts.profile(account_id)
             index = self._index(email_lookup_form(old.email))
             login = await uow.accounts.find_login(index)
             expected = (f"{fingerprint(login.password_hash, index)}.{new_index}."
                         if login is not None else None)
             if expected is None or not stamp.startswith(expected):
-                raise Unauthorized("this link was already used or is out of date")
+                raise Unauthorized(N_("this link was already used or is out of date"))
             keep = stamp[len(expected):] or None
             await self._no_undo_pending(uow, account_id, now)
             await uow.accounts.update_profile(  # Conflict: taken since the request
@@ -142,13 +158,11 @@ class EmailChangeService:
         undo = self._undo.issue(account_id, new_index, self._undo_ttl, old.email)
         days = int(self._undo_ttl.total_seconds() // 86400)
         # To the old address: the one an attacker who took the account cannot read.
+        voice = self._recovery.voice(account.language)
         await self._mailer.send(
-            old.email, "Your account email was changed",
-            "The email address of your Packetra account was just changed away from this "
-            "address.\n\nIf this was not you, open this link within "
-            f"{days} days to undo it:\n\n{self._links.email_change_undo}{undo}\n\n"
-            "Undoing gives the account this address back, ends every session and asks you "
-            "for a new password (a reset link follows by mail).")
+            old.email, voice.gettext(CHANGED_SUBJECT),
+            voice.gettext(CHANGED_BODY, days=days,
+                          link=self._links.email_change_undo + undo))
 
     async def undo(self, token: str, code: str | None = None, ip: str | None = None) -> None:
         """Restores the previous address while the account still has the one the change
@@ -162,26 +176,24 @@ class EmailChangeService:
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id, for_update=True)
             if account is None or account.deleted:
-                raise Unauthorized("this link is not valid")
+                raise Unauthorized(N_("this link is not valid"))
             current = await uow.accounts.profile(account_id)
             if self._index(email_lookup_form(current.email)) != changed_index:
-                raise Unauthorized("this link was already used or is out of date")
+                raise Unauthorized(N_("this link was already used or is out of date"))
             await self._two_factor.require(uow, account_id, second)
             try:
                 await uow.accounts.update_profile(
                     account_id, Profile(previous, current.display_name, current.company),
                     self._index(email_lookup_form(previous)))
             except Conflict:
-                raise Conflict("another account has this address now; contact support"
+                raise Conflict(N_("another account has this address now; contact support")
                                ) from None
             await uow.accounts.set_password_hash(account_id, RESET_REQUIRED)
             await uow.accounts.set_email_undo_until(account_id, None)
             await uow.sessions.revoke_all(account_id, now)
             await uow.security_log.add(account_id, "email_change_undone", ip, now)
             await uow.commit()
-        await self._mailer.send(
-            current.email, "Your account email was changed back",
-            "The email address of your Packetra account was changed back to the previous "
-            "one, through the link mailed to it, and every session has ended.\n\n"
-            "If this was not you, contact support at once.")
+        voice = self._recovery.voice(account.language)
+        await self._mailer.send(current.email, voice.gettext(UNDONE_SUBJECT),
+                                voice.gettext(UNDONE_BODY))
         await self._recovery.request_reset(previous)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gateway.domain.errors import InvalidInput
+from gateway.i18n import ENGLISH, N_, Catalogs
 from gateway.services.errors import NotFound
 from gateway.services.ids import new_id
 from gateway.services.ports import (
@@ -27,17 +28,18 @@ from gateway.services.ports import (
 
 # Plain text, nothing remote. The summary stays on the account page, behind the login: a
 # mail crosses servers the operator does not control.
-NOTICE_SUBJECT = "A legal request concerning your account"
-NOTICE_BODY = """Hello,
+# Written in each account's language (`LegalNotices.catalogs`).
+NOTICE_SUBJECT = N_("A legal request concerning your account")
+NOTICE_BODY = N_("""Hello,
 
-On {received} we received a legal request concerning the data of your account. We tell
+On %(received)s we received a legal request concerning the data of your account. We tell
 you as soon as the law allows us to.
 
 What was asked, and when, is shown on your account page (log in first):
-{account_url}
+%(account_url)s
 
 It is also part of the export of your data you can download there.
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class LegalNotices:
     the requests stay pending (`gateway legal notify-pending`)."""
 
     account_url: str
+    catalogs: Catalogs = ENGLISH
 
 
 def legal_mark(request_id: str) -> str:
@@ -145,8 +148,6 @@ class LegalRegisterService:
         if self._notices is None or not await uow.legal.mark_notice_queued(
                 request.id, now, again):
             return False
-        body = NOTICE_BODY.format(received=request.received_at.date().isoformat(),
-                                  account_url=self._notices.account_url)
         for account_id in request.account_ids:
             account = await uow.accounts.get(account_id)
             if account is None or account.deleted:
@@ -155,7 +156,10 @@ class LegalRegisterService:
                 email = (await uow.accounts.profile(account_id)).email
             except NotFound:
                 continue
-            await uow.mail.queue(email, NOTICE_SUBJECT, body, now)
+            voice = self._notices.catalogs.voice(account.language)
+            body = voice.gettext(NOTICE_BODY, received=voice.day(request.received_at),
+                                 account_url=self._notices.account_url)
+            await uow.mail.queue(email, voice.gettext(NOTICE_SUBJECT), body, now)
         return True
 
     async def all(self) -> list[LegalRequest]:

@@ -3,15 +3,23 @@
 from collections.abc import Callable
 
 from gateway.domain.errors import InvalidInput
+from gateway.i18n import ENGLISH, N_, Catalogs
 from gateway.services.errors import NotFound
 from gateway.services.ports import Clock, PolicyNoticesUnit
 from gateway.services.recovery import Mailer
 
+NOTICE_SUBJECT = N_("Privacy policy update (%(version)s)")
+NOTICE_BODY = N_("Our privacy policy has changed (version %(version)s).\n\n%(summary)s\n\n"
+                 "Please read the summary and acknowledge it on your account page:\n"
+                 "%(account_url)s\n")
+
 
 class PolicyNoticeService:
     def __init__(self, uow: Callable[[], PolicyNoticesUnit], mailer: Mailer, clock: Clock,
-                 current_version: str, account_url: str) -> None:
+                 current_version: str, account_url: str, catalogs: Catalogs = ENGLISH
+                 ) -> None:
         self._uow = uow
+        self._catalogs = catalogs
         self._mailer = mailer
         self._clock = clock
         self._current = current_version
@@ -50,10 +58,12 @@ class PolicyNoticeService:
                 email = (await uow.accounts.profile(account_id)).email
             except NotFound:
                 return False
-        body = (f"Our privacy policy has changed (version {version}).\n\n{summary.strip()}\n\n"
-                f"Please read the summary and acknowledge it on your account page:\n"
-                f"{self._account_url}\n")
-        if not await self._mailer.send(email, f"Privacy policy update ({version})", body):
+        # The operator's summary as written; the words around it in the account's language.
+        voice = self._catalogs.voice(account.language)
+        body = voice.gettext(NOTICE_BODY, version=version, summary=summary.strip(),
+                             account_url=self._account_url)
+        if not await self._mailer.send(email, voice.gettext(NOTICE_SUBJECT, version=version),
+                                       body):
             return False
         async with self._uow() as uow:
             await uow.accounts.record_notice(account_id, version, self._clock())

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from gateway.domain.accounts import check_password, email_lookup_form, normalize_email
+from gateway.domain.accounts import Account, check_password, email_lookup_form, normalize_email
 from gateway.domain.errors import InvalidInput
 from gateway.domain.throttle import ThrottlePolicy, after_failure
+from gateway.i18n import ENGLISH, N_, Catalogs, Voice
 from gateway.services.attempts import network_key, password_key
 from gateway.services.errors import Unauthorized
 from gateway.services.ports import (
@@ -61,14 +62,33 @@ class Links:
     login: str = ""
 
 
+# Every mail is written in the language the account last chose (`Account.language`),
+# through the catalogs the service is given; messages are marked with N_ here and
+# translated when the mail is written.
 NOTICES = {
-    "password_changed": ("Your password was changed",
-                         "The password of your Packetra account was just changed.\n\n"
-                         "If this was not you, reset your password at once and contact support."),
-    "totp_disabled": ("Two-factor authentication was turned off",
-                      "Two-factor authentication was just turned off for your Packetra "
-                      "account.\n\nIf this was not you, reset your password at once."),
+    "password_changed": (N_("Your password was changed"),
+                         N_("The password of your Packetra account was just changed.\n\n"
+                            "If this was not you, reset your password at once and contact "
+                            "support.")),
+    "totp_disabled": (N_("Two-factor authentication was turned off"),
+                      N_("Two-factor authentication was just turned off for your Packetra "
+                         "account.\n\nIf this was not you, reset your password at once.")),
 }
+RESET_SUBJECT = N_("Reset your Packetra password")
+RESET_BODY = N_("Someone asked to reset the password of your Packetra account.\n\n"
+                "Open this link within %(minutes)s minutes to choose a new one:\n\n"
+                "%(link)s\n\n"
+                "The link works once. If you did not ask for this, ignore this mail.")
+VERIFY_SUBJECT = N_("Confirm your email address")
+VERIFY_BODY = N_("Open this link within 24 hours and press its button to confirm the email "
+                 "address of your new Packetra account:\n\n%(link)s\n\n"
+                 "If you did not sign up, ignore this mail.")
+TAKEN_SUBJECT = N_("Someone tried to sign up with your address")
+TAKEN_BODY = N_("Someone tried to create a Packetra account with this email address, which "
+                "already has one. Nothing was changed.\n\n"
+                "If it was you: log in at %(login)s. If you forgot your password, ask for a "
+                "reset link there (\"Forgot your password\") or with "
+                "POST /v1/password-resets.\n\nIf it was not you, ignore this mail.")
 
 
 class RecoveryService:
@@ -79,8 +99,10 @@ class RecoveryService:
                  verifier: ResetTokens | None = None,
                  mails_per_recipient_per_hour: int = 5,
                  common_passwords: Callable[[str], bool] | None = None,
-                 reader: Callable[[], RecoveryUnit] | None = None) -> None:
+                 reader: Callable[[], RecoveryUnit] | None = None,
+                 catalogs: Catalogs = ENGLISH) -> None:
         self._uow = uow
+        self._catalogs = catalogs
         self._reader = reader or uow  # reads only: no write turn, no write lock
         self._mailer = mailer
         self._tokens = tokens
@@ -95,6 +117,10 @@ class RecoveryService:
         self._mails_per_hour = mails_per_recipient_per_hour
         self._mail_policy = ThrottlePolicy(free_failures=mails_per_recipient_per_hour,
                                            max_failures_per_window=mails_per_recipient_per_hour)
+
+    def voice(self, language: str | None) -> Voice:
+        """The catalog and formats a mail to an account in `language` is written with."""
+        return self._catalogs.voice(language)
 
     async def may_mail(self, email: str) -> bool:
         """Whether one more of the mails anyone can cause (reset and confirmation links,
@@ -129,34 +155,33 @@ class RecoveryService:
         token = self._tokens.issue(login.account.id, fingerprint(login.password_hash, lookup),
                                    self._ttl)
         minutes = int(self._ttl.total_seconds() // 60)
+        voice = self._catalogs.voice(login.account.language)
         await self._mailer.send(
-            profile.email, "Reset your Packetra password",
-            f"Someone asked to reset the password of your Packetra account.\n\n"
-            f"Open this link within {minutes} minutes to choose a new one:\n\n"
-            f"{self._links.reset}{token}\n\n"
-            "The link works once. If you did not ask for this, ignore this mail.")
+            profile.email, voice.gettext(RESET_SUBJECT),
+            voice.gettext(RESET_BODY, minutes=minutes, link=self._links.reset + token))
 
     async def reset_needs_code(self, token: str) -> bool:
         """Whether the page a reset link opens must ask for a second factor. Refuses a link
         that is invalid, expired or already used, so the page can say so before the form."""
         async with self._reader() as uow:
-            account_id, _ = await self._live_reset(uow, token, lock=False)
-            return (await uow.accounts.totp(account_id)).enabled
+            account, _ = await self._live_reset(uow, token, lock=False)
+            return (await uow.accounts.totp(account.id)).enabled
 
     async def _live_reset(self, uow: RecoveryUnit, token: str, lock: bool = True
-                          ) -> tuple[str, Profile]:
+                          ) -> tuple[Account, Profile]:
         """The account a reset link is for, while the link still works: its password and
         email are those it was issued for (so it works once, and dies with an email
         change). Locks the account for the transaction (`lock`)."""
         account_id, fp = self._tokens.read(token)
-        if await uow.accounts.get(account_id, for_update=lock) is None:
-            raise Unauthorized("this reset link is not valid")
+        account = await uow.accounts.get(account_id, for_update=lock)
+        if account is None:
+            raise Unauthorized(N_("this reset link is not valid"))
         profile = await uow.accounts.profile(account_id)
         lookup = self._index(email_lookup_form(profile.email))
         login = await uow.accounts.find_login(lookup)
         if login is None or fingerprint(login.password_hash, lookup) != fp:
-            raise Unauthorized("this reset link was already used or is out of date")
-        return account_id, profile
+            raise Unauthorized(N_("this reset link was already used or is out of date"))
+        return account, profile
 
     async def confirm_reset(self, token: str, new_password: str, second: str | None,
                             ip: str | None = None) -> None:
@@ -170,7 +195,8 @@ class RecoveryService:
         checked = await self._two_factor.check(linked, second)  # so is a recovery code
         now = self._clock()
         async with self._uow() as uow:
-            account_id, profile = await self._live_reset(uow, token)
+            account, profile = await self._live_reset(uow, token)
+            account_id = account.id
             await self._two_factor.require(uow, account_id, checked)
             await uow.accounts.set_password_hash(account_id, new_hash)
             await uow.sessions.revoke_all(account_id, now)
@@ -182,30 +208,30 @@ class RecoveryService:
                 await uow.throttle.clear(key)
             await uow.security_log.add(account_id, "password_reset", ip, now)
             await uow.commit()
-        await self.notify_email(profile.email, "password_changed")
+        await self.notify_email(profile.email, "password_changed", account.language)
 
     async def send_verification(self, account_id: str) -> None:
         """A link that confirms the address; bound to it, so it cannot confirm another."""
         async with self._uow() as uow:
             profile = await uow.accounts.profile(account_id)
+            account = await uow.accounts.get(account_id)
         if not await self.may_mail(profile.email):
             return
         token = self._verifier.issue(account_id, self._index(email_lookup_form(profile.email)),
                                      timedelta(hours=24))
+        voice = self._catalogs.voice(account.language if account else None)
         await self._mailer.send(
-            profile.email, "Confirm your email address",
-            "Open this link within 24 hours and press its button to confirm the email "
-            f"address of your new Packetra account:\n\n{self._links.verify}{token}\n\n"
-            "If you did not sign up, ignore this mail.")
+            profile.email, voice.gettext(VERIFY_SUBJECT),
+            voice.gettext(VERIFY_BODY, link=self._links.verify + token))
 
     async def verify_email(self, token: str) -> None:
         account_id, fp = self._verifier.read(token)
         async with self._uow() as uow:
             if await uow.accounts.get(account_id) is None:
-                raise Unauthorized("this link is not valid")
+                raise Unauthorized(N_("this link is not valid"))
             profile = await uow.accounts.profile(account_id)
             if self._index(email_lookup_form(profile.email)) != fp:
-                raise Unauthorized("this link is for an address the account no longer has")
+                raise Unauthorized(N_("this link is for an address the account no longer has"))
             await uow.accounts.mark_email_verified(account_id, self._clock())
             await uow.commit()
 
@@ -214,22 +240,23 @@ class RecoveryService:
         one a free address gets; the mail goes to the address' owner instead."""
         if not await self.may_mail(email):
             return
-        await self._mailer.send(
-            email, "Someone tried to sign up with your address",
-            "Someone tried to create a Packetra account with this email address, which "
-            "already has one. Nothing was changed.\n\n"
-            f"If it was you: log in at {self._links.login}. If you forgot your password, "
-            "ask for a reset link there (\"Forgot your password\") or with "
-            "POST /v1/password-resets.\n\nIf it was not you, ignore this mail.")
+        async with self._reader() as uow:  # the owner's language
+            owner = await uow.accounts.find_login(self._index(email_lookup_form(email)))
+        voice = self._catalogs.voice(owner.account.language if owner else None)
+        await self._mailer.send(email, voice.gettext(TAKEN_SUBJECT),
+                                voice.gettext(TAKEN_BODY, login=self._links.login))
 
     async def notify(self, account_id: str, kind: str) -> None:
         async with self._uow() as uow:
             profile = await uow.accounts.profile(account_id)
-        await self.notify_email(profile.email, kind)
+            account = await uow.accounts.get(account_id)
+        await self.notify_email(profile.email, kind, account.language if account else None)
 
-    async def notify_email(self, email: str, kind: str) -> None:
+    async def notify_email(self, email: str, kind: str, language: str | None = None) -> None:
+        """One of the NOTICES, in `language` (the account's)."""
         subject, body = NOTICES[kind]
-        await self._mailer.send(email, subject, body)
+        voice = self._catalogs.voice(language)
+        await self._mailer.send(email, voice.gettext(subject), voice.gettext(body))
 
 
 class BlindIndexFn(Protocol):

@@ -30,6 +30,7 @@ from gateway.domain.refunds import (
     approvals_needed,
     clean_reason,
 )
+from gateway.i18n import ENGLISH, N_, Catalogs, Voice
 from gateway.services.attempts import PasswordCheck
 from gateway.services.errors import Conflict, NotFound
 from gateway.services.ids import new_id
@@ -43,7 +44,11 @@ from gateway.services.ports.refunds import Coins, RefundChains, RefundPolicy
 from gateway.services.two_factor import TwoFactorService
 
 ADDRESS_MAX = 200
-MAIL_SUBJECT = "A refund was requested from your account"
+MAIL_SUBJECT = N_("A refund was requested from your account")
+MAIL_BODY = N_("A refund of %(amount)s in %(coin)s was requested from your Packetra "
+               "account. The amount is held from your credit until our finance team has "
+               "looked at it.\n\nIf it wasn't you, cancel it in your account page at once, "
+               "change your password and contact support.")
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +92,7 @@ class RefundAsk:
 def _text(value: object, field: str, limit: int) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
-        raise InvalidInput(field, "is required")
+        raise InvalidInput(field, N_("is required"))
     if len(text) > limit:
         raise InvalidInput(field, f"at most {limit} characters")
     return text
@@ -96,8 +101,9 @@ def _text(value: object, field: str, limit: int) -> str:
 class RefundService:
     def __init__(self, uow: Callable[[], RefundsUnit], *, chains: RefundChains,
                  directory: Coins, rates: RateProvider, proof: Proof,
-                 policy: RefundPolicy, clock: Clock) -> None:
+                 policy: RefundPolicy, clock: Clock, catalogs: Catalogs = ENGLISH) -> None:
         self._uow = uow
+        self._catalogs = catalogs  # the mail is in the account's language
         self._chains = chains
         self._directory = directory
         self._rates = rates
@@ -144,10 +150,11 @@ class RefundService:
                 latest = await uow.credit.entries(account_id, 1)
                 currency = latest[0].currency if latest else None
         if currency is None:
-            raise InvalidInput("currency", "the account has no currency yet, so it holds no "
-                               "credit to refund")
+            raise InvalidInput("currency", N_("the account has no currency yet, so it holds no "
+                                  "credit to refund"))
         if ask.currency is not None and ask.currency != currency:
-            raise InvalidInput("currency", f"the account's credit is in {currency}")
+            raise InvalidInput("currency", N_("the account's credit is in %(currency)s"),
+                               currency=currency)
         amount = parse_fiat(ask.amount, currency, "amount").minor
         await self._above_minimum(coin, amount, currency)
         return await self._hold(account_id, Refund.request(
@@ -167,8 +174,9 @@ class RefundService:
             await uow.refunds.add(refund)
             await uow.credit.add(refund.hold_entry())
             profile = await uow.accounts.profile(account_id)
-            await uow.mail.queue(profile.email, MAIL_SUBJECT, _request_mail(refund),
-                                 self._clock())
+            voice = self._catalogs.voice(account.language)
+            await uow.mail.queue(profile.email, voice.gettext(MAIL_SUBJECT),
+                                 _request_mail(refund, voice), self._clock())
             uow.collect(refund)
             await uow.commit()
         return refund
@@ -381,10 +389,7 @@ async def _give_back(uow: RefundsUnit, entry: CreditEntry) -> None:
     await uow.accounts.save(account)
 
 
-def _request_mail(refund: Refund) -> str:
-    return (f"A refund of {refund.amount_text} {refund.currency} in {refund.coin} was "
-            "requested from your Packetra account. The amount is held from your credit "
-            "until our finance team has looked at it.\n\n"
-            "If it wasn't you, cancel it in your account page at once, change your "
-            "password and contact support.")
+def _request_mail(refund: Refund, voice: Voice) -> str:
+    return voice.gettext(MAIL_BODY, amount=voice.money(refund.amount_text, refund.currency),
+                         coin=refund.coin)
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
+from gateway.i18n import ENGLISH, N_, Catalogs
 from gateway.logs import describe
 from gateway.services.ports import Clock, DeletionLedger, RetentionUnit
 from gateway.services.recovery import Mailer
@@ -16,30 +17,30 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
-INACTIVITY_SUBJECT = "Your account will be deleted in {days} days"
-INACTIVITY_BODY = """Hello,
+# Written in the account's language (`catalogs`).
+INACTIVITY_BODY = N_("""Hello,
 
-Your account has had no paid invoice and no login for {inactive} days. We keep data
+Your account has had no paid invoice and no login for %(inactive)s days. We keep data
 only while an account is in use, so it will be deleted, with everything we hold about
-you, on or after {due}.
+you, on or after %(due)s.
 
-To keep it, log in before then: {login_url}
+To keep it, log in before then: %(login_url)s
 
 Nothing else is needed, and if you do not want the account any more you need do nothing.
-"""
+""")
 
-LAPSED_BODY = """Hello,
+LAPSED_BODY = N_("""Hello,
 
 The paid time of your account has ended, and it has had no payment, no login and no
-session for {inactive} days. We keep data only while an account is in use, so it will be
-deleted, with everything we hold about you, on or after {due}. Your invoices and
+session for %(inactive)s days. We keep data only while an account is in use, so it will be
+deleted, with everything we hold about you, on or after %(due)s. Your invoices and
 payments stay as the billing records the law requires us to keep, without your email or
 anything else that identifies you.
 
-To keep it, log in before then: {login_url}
+To keep it, log in before then: %(login_url)s
 
 Nothing else is needed, and if you do not want the account any more you need do nothing.
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,13 @@ class RetentionService:
     def __init__(self, uow: Callable[[], RetentionUnit], clock: Clock, *, periods: RetentionPeriods,
                  flush: Callable[[], Awaitable[bool | None]] | None = None,
                  mailer: Mailer | None = None, login_url: str = "",
-                 ledger: DeletionLedger | None = None) -> None:
+                 ledger: DeletionLedger | None = None, catalogs: Catalogs = ENGLISH) -> None:
         """`flush` makes erased data leave the disk now, where the store keeps old copies
         (SQLite's write-ahead log, PostgreSQL's dead tuples). `mailer` (the durable mail
         queue) carries inactivity notices; without one, no inactive account is deleted,
         as none can be warned."""
         self._flush = flush
+        self._catalogs = catalogs
         self._ledger = ledger
         self._mailer = mailer
         self._login_url = login_url
@@ -364,13 +366,16 @@ class RetentionService:
         assert self._mailer is not None
         async with self._uow() as uow:
             profile = await uow.accounts.profile(account_id)
+            account = await uow.accounts.get(account_id)
         days = self._periods.inactivity_notice.days
+        voice = self._catalogs.voice(account.language if account else None)
         # Named for the account: a notice the queue drops undelivered un-warns it.
         sent = await self._mailer.send(
-            profile.email, INACTIVITY_SUBJECT.format(days=days),
-            body.format(inactive=period.days - days,
-                        due=(now + self._periods.inactivity_notice).date().isoformat(),
-                        login_url=self._login_url), notice_for=account_id)
+            profile.email, voice.ngettext("Your account will be deleted in %(n)s day",
+                                          "Your account will be deleted in %(n)s days", days),
+            voice.gettext(body, inactive=period.days - days,
+                          due=voice.day(now + self._periods.inactivity_notice),
+                          login_url=self._login_url), notice_for=account_id)
         if not sent:  # not queued durably: retried next run
             return False
         async with self._uow() as uow:

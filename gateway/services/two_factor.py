@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.domain.errors import InvalidInput
+from gateway.domain.errors import N_, InvalidInput
 from gateway.domain.throttle import retry_after
 from gateway.services.attempts import Attempts, PasswordCheck, second_factor_key
 from gateway.services.errors import Conflict, Unauthorized
@@ -110,7 +110,7 @@ class TwoFactorService:
         checked = await self._passwords.verify(account_id, password)
         async with self._uow() as uow:
             if (await uow.accounts.totp(account_id)).enabled:
-                raise Conflict("two-factor authentication is already on; turn it off first")
+                raise Conflict(N_("two-factor authentication is already on; turn it off first"))
             await self._passwords.still(uow, checked)
             await uow.accounts.set_totp(account_id, secret, None, None)
             await uow.commit()
@@ -142,12 +142,12 @@ class TwoFactorService:
         """The pending secret and the time step of `code` if it turns two-factor on now;
         else why not."""
         if state.enabled:
-            raise Conflict("two-factor authentication is already on")
+            raise Conflict(N_("two-factor authentication is already on"))
         if state.secret is None:
-            raise InvalidInput("code", "start with POST /v1/me/totp first")
+            raise InvalidInput("code", N_("start with POST /v1/me/totp first"))
         step = self._codes.matching_step(state.secret, code, now)
         if step is None:
-            raise InvalidInput("code", "is not the current code of your authenticator")
+            raise InvalidInput("code", N_("is not the current code of your authenticator"))
         return state.secret, step
 
     async def disable(self, account_id: str, password: str | None, code: str,
@@ -156,7 +156,7 @@ class TwoFactorService:
         second = await self.check(account_id, code)
         async with self._uow() as uow:
             if not (await uow.accounts.totp(account_id)).enabled:
-                raise Conflict("two-factor authentication is not on")
+                raise Conflict(N_("two-factor authentication is not on"))
             await self._passwords.still(uow, checked)
             await self.require_field(uow, account_id, second, "code")
             await uow.accounts.set_totp(account_id, None, None, None)
@@ -174,10 +174,10 @@ class TwoFactorService:
         key = second_factor_key(account_id)
         state = await self._attempts.open(uow, key, "two-factor codes")
         if not checked.code:
-            raise Unauthorized("a two-factor code is required (totp_code)")
+            raise Unauthorized(N_("a two-factor code is required (totp_code)"))
         if not await self._factor.accept(uow, account_id, checked):
             await self._attempts.failed(uow, key, state)
-            raise Unauthorized("the two-factor code is wrong or was already used")
+            raise Unauthorized(N_("the two-factor code is wrong or was already used"))
         await self._attempts.passed(uow, key, state)
 
     async def require_field(self, uow: TwoFactorUnit, account_id: str, checked: CheckedCode,

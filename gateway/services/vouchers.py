@@ -18,7 +18,7 @@ from datetime import datetime
 from gateway.domain.accounts import Account
 from gateway.domain.billing import Period
 from gateway.domain.credit import CreditEntry, CreditKind
-from gateway.domain.errors import InvalidInput
+from gateway.domain.errors import N_, InvalidInput
 from gateway.domain.money import Fiat
 from gateway.domain.throttle import (
     ThrottlePolicy,
@@ -190,7 +190,7 @@ class VoucherService:
         states = [await uow.throttle.get(key) for key, _ in counters]
         waits = [w for s in states if (w := retry_after(s, now)) is not None]
         if waits:
-            raise TooManyRequests("too many voucher codes tried; wait and retry",
+            raise TooManyRequests(N_("too many voucher codes tried; wait and retry"),
                                   max(waits).total_seconds())
         return states
 
@@ -235,7 +235,7 @@ class VoucherService:
         if not await uow.credit.add(entry):
             # The code was free but its credit is written (rows restored from a backup,
             # say): refused and rolled back rather than marked used with nothing credited.
-            raise Conflict("this voucher's credit is on the account already")
+            raise Conflict(N_("this voucher's credit is on the account already"))
         account.credited(entry, await uow.credit.balance(account.id, entry.currency))
         await uow.accounts.save(account)
         bought = 0

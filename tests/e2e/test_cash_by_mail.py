@@ -84,14 +84,14 @@ async def test_cash_token_envelope_credit_and_service_without_javascript(
         assert "used already" in browser.find_element(By.ID, "cash-error").text
 
         await asyncio.to_thread(browser.get, f"{base}/account")
-        assert browser.find_element(By.ID, "credit-balance").text == "20.00 EUR"
+        assert browser.find_element(By.ID, "credit-balance").text == "€20.00"
         assert "cash" in browser.find_element(By.ID, "credit-entries").text
         browser.find_element(By.ID, "plan-vps").click()
         await asyncio.to_thread(submit, browser, "#buy-button")
         await at(browser, f"{base}/account?credit=1")
         assert browser.find_element(By.ID, "credit-bought").text
         assert browser.find_element(By.ID, "paid-until").text
-        assert browser.find_element(By.ID, "credit-balance").text == "10.01 EUR"
+        assert browser.find_element(By.ID, "credit-balance").text == "€10.01"
         no_other_origin(browser.page_source)
     finally:
         await asyncio.to_thread(browser.quit)

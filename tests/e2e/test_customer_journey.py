@@ -96,13 +96,13 @@ async def test_demo_journey_signup_buy_pay_settle(
         await at(browser, f"{base}/account")
         assert "Not active yet" in browser.find_element(By.ID, "account-status").text
         plan = browser.find_element(By.CSS_SELECTOR, "label[for=plan-vps-large]").text
-        assert "32.99 USD" in plan  # the plan's price in the customer's currency
+        assert "$32.99" in plan  # the plan's price in the customer's currency (English style)
         browser.find_element(By.ID, "plan-vps-large").click()
         browser.find_element(By.CSS_SELECTOR, "#coin option[value=LTC]").click()
         await asyncio.to_thread(submit, browser, "#buy-button")
         assert re.search(r"/pay/inv_[0-9a-z]+$", browser.current_url), browser.current_url
         no_other_origin(browser.page_source)
-        assert "32.99 USD" in browser.find_element(By.CSS_SELECTOR, ".price").text
+        assert "$32.99" in browser.find_element(By.CSS_SELECTOR, ".price").text
         address = browser.find_element(By.ID, "address").get_attribute("value")
         amount = browser.find_element(By.ID, "amount").get_attribute("value")
         assert address and amount

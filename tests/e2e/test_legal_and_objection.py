@@ -74,7 +74,7 @@ async def test_held_legal_requests_are_withheld_until_the_hold_is_lifted(
                                        datetime(2026, 11, 21, 9, tzinfo=UTC),
                                        "Preservation request 12", True)
     [mail] = await wait_for_notices(inbox, "target@example.org", 1)
-    assert "2026-11-21" in str(mail.get_payload()) and "/account" in str(mail.get_payload())
+    assert "Nov 21, 2026" in str(mail.get_payload()) and "/account" in str(mail.get_payload())
     assert notices(inbox, "other@example.org") == []  # held: not told
     # The export made for the held request is marked with it.
     out = stack.tmp / "for-court.json"

@@ -150,7 +150,7 @@ async def test_buy_a_plan_and_pay_an_expired_invoice_again(
         await asyncio.to_thread(submit, browser)
         await at(browser, f"{base}/account")
         label = browser.find_element(By.CSS_SELECTOR, "label[for=plan-vps-small]").text
-        assert "9.99 EUR" in label
+        assert "€9.99" in label  # English style: the symbol first
         browser.find_element(By.ID, "plan-vps-small").click()
         await asyncio.to_thread(submit, browser, "#buy-button")
         first = browser.current_url.rsplit("/", 1)[1]

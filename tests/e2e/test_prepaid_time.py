@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from gateway.bootstrap import Overrides
 from gateway.domain.timestamps import parse_time
+from gateway.i18n import when
 from tests.e2e.conftest import Stack, StackFactory
 from tests.support.clocks import MovableClock
 from tests.support.inbox import Inbox, smtp_env
@@ -142,8 +143,8 @@ async def test_renewal_grace_suspension_and_reactivation(
     assert page.status == 200
     assert re.search(r'id="prepaid-plan">vps<', html)
     shown = re.search(r'id="paid-until">([^<]+)<', html)
-    assert shown and shown.group(1) == parse_time(reactivated["paid_until"]).strftime(
-        "%Y-%m-%d %H:%M UTC")
+    # In the page's language (English here), in UTC with the offset (docs/i18n.md).
+    assert shown and shown.group(1) == when(parse_time(reactivated["paid_until"]), "en")
     assert re.search(r'id="billing-state">active<', html)
     assert 'id="next-invoice"' in html
     csrf = re.search(r'name="csrf" value="([^"]+)"', html)

@@ -172,6 +172,7 @@ PAGES = {"customer signup", "customer login", "customer password reset request",
          "staff ledger (logged in)", "staff reason question", "staff account (logged in)"}
 OTHERS = {"customer export (JSON download)", "customer export (CSV download)",
           "checkout event stream", "API", "API error (problem+json)",
+          "customer language menu (redirect)",
           "staff console, unknown path", "staff CSV download"}
 
 
@@ -191,6 +192,7 @@ async def whole_visit(stack: Stack) -> list[Answer]:
             "email": email, "password": password, "currency": "USD",
             "datacenter": "is-rey", "csrf": _form_token(page.body)})
         await v.go("customer login", f"{base}/login", 200)
+        await v.go("customer language menu (redirect)", f"{base}/lang?l=de&next=login", 303)
         await v.go("customer password reset request", f"{base}/forgot", 200)
         await v.go("customer error page (dead reset link)", f"{base}/reset?token=nope", 400)
         page = await v.go("customer account (logged in)", f"{base}/account", 200)
@@ -273,8 +275,9 @@ async def test_only_the_essential_cookies_are_set(make_stack: StackFactory) -> N
             assert m["secure"] and m["httponly"], (kind, m.OutputString())
             assert m["samesite"].lower() == "strict", (kind, m.OutputString())
             assert m["path"] == path and not m["domain"], (kind, m.OutputString())
-            if m.key == "__Host-pref":  # a preference: currency and datacenter, a year
-                assert m.value == "USD|is-rey" and 0 < int(m["max-age"]) <= 365 * 86400
+            if m.key == "__Host-pref":  # currency, datacenter and language, a year
+                assert m.value in ("USD|is-rey|", "USD|is-rey|de"), m.value
+                assert 0 < int(m["max-age"]) <= 365 * 86400
             elif m.value:  # a session cookie: gone when the browser closes
                 assert not m["max-age"] and not m["expires"], (kind, m.OutputString())
 

@@ -52,7 +52,7 @@ async def test_customer_asks_finance_approves_without_javascript(
         fill(browser, email=EMAIL, password=CUSTOMER_PASSWORD)
         await asyncio.to_thread(submit, browser)
         await at(browser, f"{base}/account")
-        assert browser.find_element(By.ID, "credit-balance").text == "20.00 EUR"
+        assert browser.find_element(By.ID, "credit-balance").text == "€20.00"
         type_into(browser, "refund-amount", "12.00")
         browser.find_element(By.CSS_SELECTOR, "#refund-coin option[value=LTC]").click()
         type_into(browser, "refund-address", address)
@@ -60,7 +60,7 @@ async def test_customer_asks_finance_approves_without_javascript(
         await asyncio.to_thread(submit, browser, "#refund-button")
         await at(browser, f"{base}/account?saved=1#refunds")
         assert browser.find_element(By.CSS_SELECTOR, ".refund-status").text == "requested"
-        assert browser.find_element(By.ID, "credit-balance").text == "8.00 EUR"
+        assert browser.find_element(By.ID, "credit-balance").text == "€8.00"
         no_other_origin(browser.page_source)
         # A second one, withdrawn with its Cancel button: the amount comes back.
         type_into(browser, "refund-amount", "3.00")
@@ -68,12 +68,12 @@ async def test_customer_asks_finance_approves_without_javascript(
         type_into(browser, "refund-password", CUSTOMER_PASSWORD)
         await asyncio.to_thread(submit, browser, "#refund-button")
         await at(browser, f"{base}/account?saved=1#refunds")
-        assert browser.find_element(By.ID, "credit-balance").text == "5.00 EUR"
+        assert browser.find_element(By.ID, "credit-balance").text == "€5.00"
         await asyncio.to_thread(submit, browser, ".cancel-refund")  # the newest first
         await at(browser, f"{base}/account?saved=1#refunds")
         assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".refund-status")] \
             == ["cancelled", "requested"]
-        assert browser.find_element(By.ID, "credit-balance").text == "8.00 EUR"
+        assert browser.find_element(By.ID, "credit-balance").text == "€8.00"
 
         await enrol(browser, staff, "fiona")
         await asyncio.to_thread(browser.get, f"{staff}/finance/refunds")

@@ -72,7 +72,7 @@ async def test_admin_prints_a_batch_and_a_new_customer_redeems_a_plan_code(
         await at(browser, f"{base}/account?voucher=1#vouchers")
         assert browser.find_element(By.ID, "voucher-redeemed").is_displayed()
         assert browser.find_element(By.ID, "prepaid-plan").text == "vps-small"
-        assert browser.find_element(By.ID, "paid-until").text.endswith("UTC")
+        assert browser.find_element(By.ID, "paid-until").text.endswith("UTC+00:00")
         assert browser.find_element(By.ID, "billing-state").text == "active"
         kinds = [e.text for e in browser.find_elements(
             By.CSS_SELECTOR, "#credit-entries tbody tr td:nth-child(2)")]

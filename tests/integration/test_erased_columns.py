@@ -44,7 +44,7 @@ OTHER_CLEARED = {"display_name_ct": b"name-ct", "company_ct": b"company-ct",
                  "datacenter": "dc-erase-me", "currency": "XTS",
                  "totp_secret_ct": b"totp-ct", "totp_enabled_at": moment(11),
                  "totp_last_step": 987654321, "email_verified_at": moment(12),
-                 "deletion_due_at": NOW - timedelta(days=1)}
+                 "deletion_due_at": NOW - timedelta(days=1), "language": "fa"}
 # The columns an erased account keeps a value in, each with why and the value it keeps.
 # Every other column of `accounts` must be empty after the erasure: a new column fails
 # this test until someone decides which it is.

@@ -115,7 +115,7 @@ async def test_every_table_with_an_account_column_is_exported_or_explained(
                 email_undo_until=NOW, deletion_due_at=NOW + timedelta(days=7), plan="basic",
                 renewal_coin="LTC", paid_until=NOW + timedelta(days=30), paid_since=NOW,
                 billing_state="active", last_login_at=NOW, inactivity_notice_at=NOW,
-                optional_processing_objected_at=NOW))
+                optional_processing_objected_at=NOW, language="de"))
         rows: dict[Any, list[dict[str, Any]]] = {
             t.sessions: [{"id": "ses_1", "account_id": aid, "created_at": NOW,
                           "expires_at": NOW + timedelta(hours=8), "last_seen_at": NOW,

@@ -14,6 +14,7 @@ from gateway.adapters.db.unit_of_work import SqlUnitOfWork
 from gateway.adapters.fields import FieldCipher
 from gateway.adapters.mail_queue import QueuedMailer, SqlMailQueue
 from gateway.domain.accounts import Account
+from gateway.i18n import day
 from gateway.services.ports import Profile
 from gateway.services.retention import RetentionPeriods, RetentionService
 
@@ -67,7 +68,7 @@ async def test_never_paid_idle_accounts_are_warned_then_deleted(database_url: st
         assert sorted(m.to for m in mails) == ["back@example.org", "idle@example.org"]
         notice = next(m for m in mails if m.to == "idle@example.org")
         assert "deleted" in notice.subject and "https://pay.example/login" in notice.body
-        assert (START + timedelta(days=7)).date().isoformat() in notice.body
+        assert day(START + timedelta(days=7), "en") in notice.body  # "Jan 8, 2026"
         await queue.remove([m.id for m in mails])
         assert (await service.run())["inactivity_notices"] == 0  # warned once only
 

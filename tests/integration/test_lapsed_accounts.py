@@ -20,6 +20,7 @@ from gateway.adapters.fields import FieldCipher
 from gateway.adapters.mail_queue import QueuedMailer, SqlMailQueue
 from gateway.adapters.metrics import Metrics
 from gateway.domain.accounts import Account
+from gateway.i18n import day
 from gateway.services.ports import Profile
 from gateway.services.retention import RetentionPeriods, RetentionService
 from tests.support.failing_ledger import FailingFor
@@ -156,7 +157,7 @@ async def test_lapsed_idle_accounts_are_warned_then_erased_keeping_billing(
         notice = next(m for m in mails if m.to == "lapsed@example.org")
         assert "paid time of your account has ended" in notice.body
         assert "billing records" in notice.body and "https://pay.example/login" in notice.body
-        assert (START + PERIODS.inactivity_notice).date().isoformat() in notice.body
+        assert day(START + PERIODS.inactivity_notice, "en") in notice.body
         await queue.remove([m.id for m in mails])
         assert (await service.run())["inactivity_notices"] == 0  # warned once only
 

@@ -149,7 +149,7 @@ async def test_a_request_recorded_with_notification_allowed_mails_each_customer_
         assert alice["Subject"] == NOTICE_SUBJECT
         assert alice.get_content_type() == "text/plain" and not alice.is_multipart()
         body = str(alice.get_payload())
-        assert "2026-05-30" in body and ACCOUNT_URL in body
+        assert "May 30, 2026" in body and ACCOUNT_URL in body  # the date in English words
         # Plain text with one link, to the account page; the summary stays behind the login.
         assert "Production order" not in body and "<" not in body
         assert body.count("http") == 1

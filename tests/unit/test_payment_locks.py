@@ -71,10 +71,11 @@ def test_the_checkout_words_for_a_lock() -> None:
     tip = BlockRef(100, "h")
     # Spendable in block 116: once the tip is 115, 15 blocks of about 2 minutes away.
     monero = NetworkFacts("Monero", 120)  # what the Monero family says of its network
+    # (English times as CLDR writes them: a narrow no-break space before AM.)
     assert lock_text(monero, Lock(height=116), tip, T0) == \
-        "Received; spendable from block 116, about 00:30 UTC, 01 Jan 2026."
+        "Received; spendable from block 116, about Jan 1, 2026, 12:30\u202fAM UTC+00:00."
     assert lock_text(monero, Lock(time=T0 + timedelta(hours=2)), tip, T0) == \
-        "Received; spendable from 02:00 UTC, 01 Jan 2026."
+        "Received; spendable from Jan 1, 2026, 2:00\u202fAM UTC+00:00."
     assert lock_text(NetworkFacts("Dogecoin"), Lock(height=116), tip, T0) == \
         "Received; spendable from block 116."  # no typical block interval known
     assert lock_text(None, Lock(height=116), tip, T0) == "Received; spendable from block 116."

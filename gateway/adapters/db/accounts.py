@@ -60,6 +60,7 @@ def _account(row: object) -> Account:
         paid_since=r["paid_since"],
         billing_state=BillingState(r["billing_state"]) if r["billing_state"] else None,
         renewal_reminders=bool(r["renewal_reminders"]),
+        language=r["language"],
     )
 
 
@@ -96,6 +97,7 @@ class SqlAccounts:
                         password_hash=password_hash,
                         datacenter=account.datacenter,
                         currency=account.currency,
+                        language=account.language,
                         policy_version=policy_version,
                         created_at=account.created_at,
                         activated_at=account.activated_at,
@@ -150,6 +152,7 @@ class SqlAccounts:
                 paid_since=account.paid_since,
                 billing_state=account.billing_state.value if account.billing_state else None,
                 renewal_reminders=account.renewal_reminders,
+                language=account.language,
             )
         )
 
@@ -323,6 +326,7 @@ class SqlAccounts:
         await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(
             email_index=f"deleted:{account_id}", email_ct=b"", display_name_ct=None,
             company_ct=None, password_hash=TOMBSTONE_HASH, datacenter=None, currency=None,
+            language=None,
             totp_secret_ct=None, totp_enabled_at=None, totp_last_step=None,
             email_verified_at=None,
             # Times of the person's use, not of any billing: when they last logged in,

@@ -74,6 +74,8 @@ accounts = Table(
     Column("inactivity_notice_at", UTCDateTime),
     # The customer objects to optional processing: no optional notices are mailed.
     Column("optional_processing_objected_at", UTCDateTime),
+    # The language the customer last chose (gateway.i18n.LOCALES): their mails use it.
+    Column("language", String(16)),
 )
 
 # One renewal invoice per account and period (the period is named by the `paid_until` it
