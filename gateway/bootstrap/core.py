@@ -20,8 +20,8 @@ from gateway.adapters.totp import PyotpCodes
 from gateway.bootstrap.resources import Resource
 from gateway.config import Settings
 from gateway.domain.throttle import ThrottlePolicy
-from gateway.services.api_keys import KeyCache
 from gateway.i18n import Catalogs
+from gateway.services.api_keys import KeyCache
 from gateway.services.attempts import Attempts
 from gateway.services.changes import API_KEYS, ChangeHub
 from gateway.services.ports import UnitOfWorkFactory

@@ -111,8 +111,8 @@ def test_the_checkout_words_come_from_the_catalog_of_the_language() -> None:
     from chains.base import Lock, NetworkFacts
 
     voice = catalogs.voice("de")
-    assert lock_text(NetworkFacts("Dogecoin"), Lock(height=116), None, datetime(2026, 1, 1, tzinfo=UTC),
-                     voice) == "Erhalten; ausgebbar ab Block 116."
+    assert lock_text(NetworkFacts("Dogecoin"), Lock(height=116), None,
+                     datetime(2026, 1, 1, tzinfo=UTC), voice) == "Erhalten; ausgebbar ab Block 116."
     # Not translated yet: the English message, with its values (and plural) filled in.
     assert settlement_text(NetworkFacts("Bitcoin", 600), 1, voice) == (
         "Your payment is seen within seconds; settlement waits for 1 confirmation "
