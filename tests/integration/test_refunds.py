@@ -160,7 +160,7 @@ async def test_a_request_holds_the_amount_mails_and_keeps_the_address_sealed(
     to = CIPHER.decrypt(mail.recipient_ct, MAIL_RECIPIENT.ref(mail.id))
     body = CIPHER.decrypt(mail.body_ct, MAIL_BODY.ref(mail.id))
     assert to == "a@example.org"
-    assert "6.50 EUR in LTC was requested" in body and "If it wasn't you" in body
+    assert "€6.50 in LTC was requested" in body and "If it wasn't you" in body
     assert ADDRESS not in body and refund.id not in body  # nothing to act on or steal
     [mine] = await svc.mine("acc_a")
     assert mine.address == ADDRESS and mine.id == refund.id
