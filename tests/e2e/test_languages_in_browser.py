@@ -100,7 +100,7 @@ async def sign_up_and_buy(stack: Stack, browser: WebDriver, locale: str, email: 
     assert invoice.startswith("inv_")
     no_other_origin(browser.page_source)
     in_language(browser, locale, "section.pay h2", "Send exactly")
-    in_language(browser, locale, "#status-box h2", "Status")
+    in_language(browser, locale, "label[for=address]", "To this %(coin)s address", coin="LTC")
     return invoice
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from email.header import decode_header, make_header
 from email.message import Message
+from functools import cache
 from pathlib import Path
 
 import aiohttp
@@ -24,27 +25,36 @@ from tests.support.inprocess import InProcessGateway
 from tests.support.nodes import LitecoinRegtest, free_port
 from tests.support.stack import Api, Receiver, gateway_env
 
-CATALOGS = Catalogs.load()
+
+@cache
+def catalogs() -> Catalogs:
+    return Catalogs.load()
 
 
 def said(locale: str, message: str, **values: object) -> str:
     """`message` as a page or mail in `locale` says it. Fails while the catalog lacks it:
     a page that shows the English text in another language is not in that language."""
-    text = CATALOGS.voice(locale).gettext(message, **values)
+    text = catalogs().voice(locale).gettext(message, **values)
     if locale != DEFAULT:
-        assert CATALOGS(locale).gettext(message) != message, \
+        assert catalogs()(locale).gettext(message) != message, \
             f"{locale}: {message!r} is not translated"
     return text
 
 
-def in_language(browser: WebDriver, locale: str, css: str, message: str) -> None:
+def words(text: str) -> str:
+    """Spaces as a browser's text gives them (French's no-break space before "?" too)."""
+    return " ".join(text.split())
+
+
+def in_language(browser: WebDriver, locale: str, css: str, message: str,
+                **values: object) -> None:
     """The page is `locale`'s: its lang and dir, and the element `css` says `message`."""
     html = browser.find_element(By.TAG_NAME, "html")
     where = browser.current_url
     assert html.get_attribute("lang") == tag(locale), where
     assert html.get_attribute("dir") == direction(locale), where
-    assert browser.find_element(By.CSS_SELECTOR, css).text.strip() == said(locale, message), \
-        where
+    shown = words(browser.find_element(By.CSS_SELECTOR, css).text)
+    assert shown == words(said(locale, message, **values)), where
 
 
 def subject_of(mail: Message) -> str:
