@@ -166,7 +166,7 @@ async def test_a_customer_gets_a_token_and_finance_records_the_envelope_once(
         assert status == 422 and "used already" in page
 
         status, page, _ = await s.customer("GET", "/account")
-        assert 'id="credit-balance">50.00 EUR<' in page and "<td>cash</td>" in page
+        assert 'id="credit-balance"><bdi dir="ltr">€50.00</bdi><' in page and "<td>cash</td>" in page
         log = await s.world.gw.services.staff.recent_log()
         assert [e.action for e in log].count("cash_recorded") == 1
 
